@@ -1,0 +1,191 @@
+"""The ``envfence`` command line: a thin layer over the session API.
+
+Commands live one module each in this package and are imported only when
+invoked (or listed by ``--help``), so start-up pays for click, pluggy and the
+plugins' own modules, nothing more. Plugins add commands through the
+``register_commands`` hook.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from typing import Any, Callable
+
+import click
+
+from ..errors import EXIT_FINDINGS, EnvfenceError
+
+#: command name -> module in this package defining a click command of that name.
+COMMANDS = {
+    "detect": "detect",
+    "config": "config",
+    "plugins": "plugins",
+}
+
+_HELP = """Make automation scripts environment-aware and safe.
+
+\b
+Exit codes: 0 ok, 1 findings at error level or a failed run, 2 usage,
+3 blocked by safety, 4 configuration cannot be loaded.
+"""
+
+
+class State:
+    """What the global options decided, and the session they open (once)."""
+
+    def __init__(self, root=None, env=None, disabled=(), json=False, verbosity=0, overrides=None) -> None:
+        self.root = root
+        self.env = env
+        self.disabled = tuple(disabled)
+        self.json = json
+        self.verbosity = verbosity
+        self.overrides = dict(overrides or {})
+        self._session = None
+        self._plugins = None
+
+    @property
+    def plugins(self):
+        """The plugin manager; failed plugins are reported on stderr once."""
+        if self._plugins is None:
+            from ..plugins import default_manager
+
+            self._plugins = default_manager(self.disabled)
+            for record in self._plugins.failed:
+                click.echo(
+                    f"envfence: warning: plugin {record.name!r} failed to load ({record.reason}); "
+                    "see `envfence plugins`",
+                    err=True,
+                )
+        return self._plugins
+
+    def session(self, **extra: Any):
+        """Open the session for this invocation (cached)."""
+        if self._session is None:
+            from ..pipeline import Session
+
+            self._session = Session.open(
+                env=self.env, overrides=self.overrides, root=self.root, plugins=self.plugins, **extra
+            )
+        return self._session
+
+    def verbose(self, session=None) -> bool:
+        """Human output for people (development) or terse (production), ``-v``/``-q`` winning."""
+        if self.verbosity > 0:
+            return True
+        if self.verbosity < 0:
+            return False
+        return session.profile.verbose if session is not None else True
+
+
+def parse_assignments(values: tuple[str, ...], option: str = "--set") -> dict[str, str]:
+    """``KEY=VALUE`` strings to a dict, with a usage error naming a bad one."""
+    result = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item.split('=')[0]!r} is not KEY=VALUE", param_hint=option)
+        result[key.strip()] = value
+    return result
+
+
+class EnvfenceGroup(click.Group):
+    """A group whose commands load lazily and whose errors become exit codes."""
+
+    _plugin_commands_added = False
+
+    def _add_plugin_commands(self, ctx: click.Context) -> None:
+        if self._plugin_commands_added:
+            return
+        self._plugin_commands_added = True
+        state = ctx.find_object(State)
+        if state is None:  # --help before the group's callback ran
+            disabled = tuple(p[3:] for p in ctx.params.get("plugin_options", ()) if p.startswith("no:"))
+            state = State(disabled=disabled)
+        state.plugins.call("register_commands", cli=self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands(ctx)
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS and name not in self.commands:
+            module = importlib.import_module(f"{__name__}.{COMMANDS[name]}")
+            self.add_command(getattr(module, name.replace("-", "_")), name)
+        if name not in self.commands:
+            self._add_plugin_commands(ctx)
+        return self.commands.get(name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EnvfenceError as exc:
+            report_error(ctx, exc.message, exc.hint, exc.exit_code)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:  # a bug: say so without a bare traceback or a secret
+            state = ctx.find_object(State)
+            session = getattr(state, "_session", None)
+            from ..redaction import Redactor
+
+            redactor = session.redactor() if session is not None else Redactor()
+            message = redactor(f"{type(exc).__name__}: {exc}")
+            show_trace = (state is not None and state.verbosity > 0) or (
+                session is not None and session.profile.tracebacks
+            )
+            if show_trace:
+                click.echo(redactor("".join(traceback.format_exc())), err=True)
+            report_error(ctx, f"internal error: {message}", "this is a bug in envfence or a plugin; run with -v for the traceback", EXIT_FINDINGS)
+
+
+def report_error(ctx: click.Context, message: str, hint: str, code: int) -> None:
+    """Print an error (JSON on stdout with ``--json``) and exit with ``code``."""
+    state = ctx.find_object(State)
+    if state is not None and state.json:
+        from .output import dumps
+
+        click.echo(dumps({"error": message, "hint": hint, "exit_code": code}))
+    else:
+        click.echo(f"envfence: error: {message}", err=True)
+        if hint:
+            click.echo(f"  hint: {hint}", err=True)
+    ctx.exit(code)
+
+
+@click.group(cls=EnvfenceGroup, help=_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--root", type=click.Path(file_okay=False), help="The project root (default: found from the working directory).")
+@click.option("--env", "env", metavar="NAME", help="The intended environment, a name or alias (wins over ENVIRONMENT and the hostname).")
+@click.option("-p", "plugin_options", multiple=True, metavar="no:NAME", help="Disable plugin NAME (repeatable).")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Runtime override, the top configuration layer (repeatable).")
+@click.option("--json", "json_output", is_flag=True, help="Machine output on stdout.")
+@click.option("-v", "--verbose", count=True, help="More output (development style).")
+@click.option("-q", "--quiet", count=True, help="Less output (production style).")
+@click.version_option(package_name="envfence", prog_name="envfence")
+@click.pass_context
+def cli(ctx: click.Context, root, env, plugin_options, assignments, json_output, verbose, quiet) -> None:
+    disabled = []
+    for option in plugin_options:
+        if not option.startswith("no:") or len(option) == 3:
+            raise click.BadParameter(f"{option!r}: write -p no:NAME to disable plugin NAME", param_hint="-p")
+        disabled.append(option[3:])
+    ctx.obj = State(
+        root=root,
+        env=env,
+        disabled=disabled,
+        json=json_output,
+        verbosity=verbose - quiet,
+        overrides=parse_assignments(assignments),
+    )
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    cli.main(args=argv, prog_name="envfence")
+
+
+__all__ = ["cli", "main", "State", "pass_state", "COMMANDS", "parse_assignments", "report_error"]

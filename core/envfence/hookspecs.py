@@ -1,0 +1,284 @@
+"""Every hook envfence calls, grouped by pipeline phase.
+
+These docstrings are the hook reference. Hooks are always called with keyword
+arguments; an implementation may accept fewer arguments than the spec names.
+"Stops at first non-None result" marks a firstresult hook: the first plugin to
+answer decides, in pluggy's call order (last registered first, ``tryfirst`` and
+``trylast`` adjusting). Every other hook collects the answers of all plugins.
+
+A plugin is a module or object with functions decorated by
+``envfence.hookimpl``, registered under the ``envfence`` entry-point group.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover
+    import click
+
+    from .models import (
+        AuditEvent,
+        Automation,
+        ConfigLayer,
+        Environment,
+        EnvPaths,
+        Failure,
+        Finding,
+        HostInfo,
+        ProjectRoot,
+        RunOutcome,
+        RunRequest,
+        SettingSpec,
+    )
+    from .pipeline import Session
+    from .settings import ProjectSettings
+
+hookspec = pluggy.HookspecMarker("envfence")
+
+
+# --- Discovery -------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def find_project_root(start: Path, environ: Mapping[str, str]) -> ProjectRoot | None:
+    """Find the project's root directory.
+
+    :param start: the directory to search from (the working directory, or
+        ``--root`` when given).
+    :param environ: the process environment.
+    :returns: a :class:`~envfence.models.ProjectRoot` recording the path and
+        the method that found it, or None to let the next plugin try.
+
+    Stops at first non-None result. When no plugin answers, the core uses
+    ``start`` with the method ``working directory``.
+    """
+
+
+@hookspec(firstresult=True)
+def classify_host(hostname: str, settings: ProjectSettings) -> HostInfo | None:
+    """Decide the host's own class from its name.
+
+    :param hostname: the host's name (``ENVFENCE_HOSTNAME`` when set, else
+        the system's).
+    :param settings: the project settings, with each environment's
+        hostname patterns.
+    :returns: a :class:`~envfence.models.HostInfo`, or None.
+
+    Stops at first non-None result. The class is kept on the session even
+    when the environment was decided otherwise: the safety guards compare
+    the intended environment with the host's class.
+    """
+
+
+@hookspec(firstresult=True)
+def detect_environment(
+    settings: ProjectSettings, environ: Mapping[str, str], host: HostInfo
+) -> Environment | None:
+    """Decide which environment the process is in.
+
+    Called only when no ``--env`` flag was given (the flag always wins).
+
+    :param settings: the project settings (declared environments, aliases,
+        the name of the environment variable).
+    :param environ: the process environment.
+    :param host: the host's class from :func:`classify_host`.
+    :returns: an :class:`~envfence.models.Environment` naming a declared
+        environment, with its method and evidence, or None.
+
+    Stops at first non-None result. The built-ins answer in the order the
+    design fixes: the ``ENVIRONMENT`` variable (``tryfirst``), then the
+    hostname (``trylast``); when no plugin answers the core falls back to
+    the default environment. Raise :class:`envfence.ConfigurationError` for
+    a value that names no declared environment.
+    """
+
+
+# --- Configuration ---------------------------------------------------------
+
+
+@hookspec
+def declare_settings(settings: ProjectSettings) -> list[SettingSpec] | None:
+    """Declare the configuration settings a plugin knows.
+
+    :param settings: the project settings.
+    :returns: a list of :class:`~envfence.models.SettingSpec` (name, secret
+        or not, credential or not, the environments that require it, a
+        format, a default, a one-line doc).
+
+    All results are collected. Declared secrets are masked everywhere;
+    declared defaults form the lowest configuration layer.
+    """
+
+
+@hookspec
+def load_config(
+    root: Path,
+    environment: Environment,
+    settings: ProjectSettings,
+    environ: Mapping[str, str],
+) -> list[ConfigLayer] | None:
+    """Contribute configuration layers.
+
+    :param root: the project root.
+    :param environment: the decided environment.
+    :param settings: the project settings.
+    :param environ: the process environment.
+    :returns: a list of :class:`~envfence.models.ConfigLayer`. A layer for a
+        file that does not exist may be returned with ``exists=False``. An
+        ``overlay`` layer (the process environment) only sets keys that a
+        lower layer, a declared setting or a credential prefix makes known.
+
+    All results are collected and merged by precedence (lowest first):
+    defaults < ``.env`` < ``.env.<environment>`` < ``.env.local`` <
+    ``.env.<environment>.local`` < process environment < runtime overrides.
+    Problems that do not stop loading (a malformed line) travel on the
+    layer's ``findings`` and join the session's report. Raise :class:`envfence.ConfigurationError` when the configuration
+    cannot be loaded at all (an unreadable file).
+    """
+
+
+@hookspec
+def validate(session: Session, live: bool) -> list[Finding] | None:
+    """Check the session's configuration.
+
+    :param session: the open session (environment, profile, config, settings).
+    :param live: True when the user asked for live checks against the real
+        services (``envfence check --live``); offline checks must not touch
+        the network.
+    :returns: a list of :class:`~envfence.models.Finding`.
+
+    All results are collected into the session's report. An exception in
+    one plugin becomes a ``PLUGIN_ERROR`` finding; the others still run.
+    """
+
+
+# --- Isolation and logging -------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def environment_paths(session: Session) -> EnvPaths | None:
+    """Compute the environment's directory tree, without creating anything.
+
+    :param session: the open session.
+    :returns: an :class:`~envfence.models.EnvPaths`, or None.
+
+    Stops at first non-None result.
+    """
+
+
+@hookspec
+def prepare_environment(session: Session, paths: EnvPaths) -> list[Finding] | None:
+    """Create and secure the environment's directories.
+
+    :param session: the open session.
+    :param paths: the tree from :func:`environment_paths`.
+    :returns: findings about what could not be prepared, or None.
+
+    All results are collected. Never called for a dry run.
+    """
+
+
+@hookspec(firstresult=True)
+def configure_logging(session: Session, embedded: bool) -> Any:
+    """Install log sinks for the environment.
+
+    :param session: the open session; its profile says verbose or terse.
+    :param embedded: True when envfence runs as a library inside another
+        tool; a strategy then adds no sink unless the embedding code asked.
+    :returns: a value describing the strategy that was installed, or None.
+
+    Stops at first non-None result, so a plugin replaces the built-in
+    strategy by answering first (``tryfirst``).
+    """
+
+
+# --- Commands and automations ----------------------------------------------
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add commands to the ``envfence`` command line.
+
+    :param cli: the top-level click group; call ``cli.add_command(...)``.
+    """
+
+
+@hookspec
+def register_automations(session: Session, register: Callable[[Automation], None]) -> None:
+    """Make automations known.
+
+    :param session: the open session.
+    :param register: call it with each :class:`~envfence.models.Automation`.
+    """
+
+
+# --- Runs ------------------------------------------------------------------
+
+
+@hookspec
+def pre_run_safety(session: Session, request: RunRequest) -> list[Finding] | None:
+    """Decide whether a run may go ahead.
+
+    :param session: the open session.
+    :param request: the automation and the flags (dry run, force, reason).
+    :returns: findings; any at error level blocks the run (exit 3) unless
+        the request is forced.
+
+    All results are collected.
+    """
+
+
+@hookspec
+def on_run_start(session: Session, request: RunRequest, run_id: str) -> None:
+    """A run is starting (not called for a blocked run).
+
+    :param session: the open session.
+    :param request: the run request.
+    :param run_id: the run's id.
+    """
+
+
+@hookspec
+def on_run_finish(session: Session, request: RunRequest, outcome: RunOutcome) -> None:
+    """A run has ended, whatever its status.
+
+    :param session: the open session.
+    :param request: the run request.
+    :param outcome: the :class:`~envfence.models.RunOutcome`.
+    """
+
+
+@hookspec(firstresult=True)
+def classify_error(error: BaseException) -> str | None:
+    """Classify a failure: ``configuration``, ``credential``, ``network``, ``data`` or ``bug``.
+
+    :param error: the exception.
+    :returns: the class name, or None to let the next plugin try.
+
+    Stops at first non-None result; unclassified failures are ``bug``.
+    """
+
+
+@hookspec
+def on_error(session: Session | None, failure: Failure) -> None:
+    """A failure happened: report it.
+
+    :param session: the open session, or None when the failure stopped the
+        session from opening.
+    :param failure: the classified :class:`~envfence.models.Failure`; its
+        message is already redacted.
+    """
+
+
+@hookspec
+def audit_event(session: Session, event: AuditEvent) -> None:
+    """Record a decision worth a trail.
+
+    :param session: the open session.
+    :param event: the :class:`~envfence.models.AuditEvent`; its data never
+        holds a secret value.
+    """

@@ -1,0 +1,437 @@
+"""The values that flow through the pipeline.
+
+Every model is an attrs class, frozen where it can be. Secret values are
+wrapped in :class:`Secret`, whose ``repr``, ``str`` and JSON form never show
+the value; anything that prints a model prints it masked.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import attrs
+
+MASK = "********"
+
+#: Severity names, lowest first.
+SEVERITIES = ("info", "warning", "error")
+
+
+def utcnow() -> _dt.datetime:
+    """The current time, timezone-aware, in UTC."""
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+@attrs.frozen(repr=False, eq=True)
+class Secret:
+    """A secret value that never shows itself.
+
+    ``str()``, ``repr()``, f-strings and the JSON encoder all print a mask.
+    Call :meth:`reveal` where the real value is needed, and only there.
+    """
+
+    _value: str = attrs.field(repr=False)
+
+    def reveal(self) -> str:
+        """Return the real value. Never print or log what this returns."""
+        return self._value
+
+    def fingerprint(self) -> str:
+        """A masked description safe to show: the value's kind and length."""
+        return f"{secret_kind(self._value)}, {len(self._value)} chars"
+
+    def __repr__(self) -> str:
+        return f"Secret('{MASK}')"
+
+    def __str__(self) -> str:
+        return MASK
+
+    def __format__(self, spec: str) -> str:
+        return MASK
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __reduce__(self):  # pickling would write the value to disk or a pipe
+        raise TypeError("Secret values cannot be pickled")
+
+
+def secret_kind(value: str) -> str:
+    """Name the shape of a secret value without revealing it."""
+    if value.startswith("pat") and "." in value:
+        return "Airtable personal access token"
+    if value.startswith("key") and len(value) == 17:
+        return "legacy Airtable API key"
+    if value.startswith("whsec_"):
+        return "Standard Webhooks secret"
+    if value.lower().startswith("bearer "):
+        return "bearer token"
+    if not value:
+        return "empty"
+    return "secret"
+
+
+def reveal(value: Any) -> Any:
+    """Return the real value of a :class:`Secret`, or the value itself."""
+    return value.reveal() if isinstance(value, Secret) else value
+
+
+def mask(value: Any) -> Any:
+    """Return the value, or the mask when it is a :class:`Secret`."""
+    return MASK if isinstance(value, Secret) else value
+
+
+@attrs.frozen
+class ProjectRoot:
+    """Where the project lives and how that was decided."""
+
+    path: Path
+    method: str  #: e.g. ``--root``, ``ENVFENCE_ROOT``, ``envfence.toml``, ``setup.py``, ``working directory``
+    evidence: str = ""  #: the file that marked the root, or the variable's value
+
+
+@attrs.frozen
+class HostInfo:
+    """The host's own class, decided from its name.
+
+    ``matches`` holds every ``(environment, token)`` pair whose pattern matched
+    a token of the hostname. ``environment`` is set only when exactly one
+    environment matched; a name that matches two is ``ambiguous``.
+    """
+
+    hostname: str
+    source: str = "socket.gethostname()"  #: or ``ENVFENCE_HOSTNAME``
+    tokens: tuple[str, ...] = ()
+    matches: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def environments(self) -> tuple[str, ...]:
+        """The distinct environments whose patterns matched, in match order."""
+        seen: list[str] = []
+        for env, _ in self.matches:
+            if env not in seen:
+                seen.append(env)
+        return tuple(seen)
+
+    @property
+    def environment(self) -> str | None:
+        """The host's class, or None when no or more than one environment matched."""
+        envs = self.environments
+        return envs[0] if len(envs) == 1 else None
+
+    @property
+    def ambiguous(self) -> bool:
+        """True when the name carries markers of more than one environment."""
+        return len(self.environments) > 1
+
+    def describe(self) -> str:
+        """One line for people: the class and the token that decided it."""
+        if not self.matches:
+            return "unclassified (no environment pattern matched)"
+        tokens = ", ".join(f"{env}: '{tok}'" for env, tok in self.matches)
+        if self.ambiguous:
+            return f"ambiguous ({tokens})"
+        return f"{self.environment} ({tokens})"
+
+
+@attrs.frozen
+class Environment:
+    """The environment a process runs in, and how that was decided."""
+
+    name: str
+    method: str  #: ``flag``, ``ENVIRONMENT variable``, ``hostname`` or ``default``
+    evidence: str = ""  #: e.g. ``ENVIRONMENT=prod``, ``web-prod-01``
+    decided_at: _dt.datetime = attrs.field(factory=utcnow)
+
+    def describe(self) -> str:
+        """One line for people: the method and its evidence."""
+        return f"{self.method}: {self.evidence}" if self.evidence else self.method
+
+
+# Precedence of the standard layers, lowest first. Plugins may place their
+# own layers between these numbers.
+PRECEDENCE = {
+    "defaults": 0,
+    ".env": 10,
+    ".env.<environment>": 20,
+    ".env.local": 30,
+    ".env.<environment>.local": 40,
+    "process environment": 50,
+    "runtime override": 60,
+}
+
+
+@attrs.frozen
+class ConfigLayer:
+    """One source of configuration values.
+
+    ``source`` names it for people (a file path relative to the root,
+    ``process environment``, ``runtime override``, ``defaults``). A layer
+    whose file does not exist is kept with ``exists=False`` so that
+    ``config show --explain`` can list it as missing.
+    """
+
+    source: str
+    values: Mapping[str, str]
+    precedence: int
+    path: Path | None = None
+    exists: bool = True
+    plugin: str = ""
+    findings: tuple["Finding", ...] = ()  #: problems met while reading it (a malformed line)
+    #: Only set keys already known (from a lower layer, a declared setting or a
+    #: credential prefix); the process environment is such a layer.
+    overlay: bool = False
+    digest: str = ""  #: sha256 of the file's bytes, for the audit trail
+
+
+@attrs.frozen
+class ConfigEntry:
+    """A key's merged value and its provenance."""
+
+    key: str
+    value: str | Secret
+    source: str  #: the layer that set the value
+    overridden: tuple[tuple[str, str | Secret], ...] = ()  #: (layer, value) pairs it replaced, lowest first
+    prefix_environment: str | None = None  #: the environment whose credential prefix the key carries
+
+    @property
+    def secret(self) -> bool:
+        """True when the value is wrapped in :class:`Secret`."""
+        return isinstance(self.value, Secret)
+
+
+@attrs.frozen
+class Config(Mapping[str, Any]):
+    """The merged configuration of one environment.
+
+    A read-only mapping from key to value (``str``, or :class:`Secret` for
+    secrets). :meth:`entry` gives the provenance of a key; :meth:`credential`
+    reads a credential through the environment's prefix.
+    """
+
+    environment: str
+    prefix: str  #: this environment's credential prefix, without the underscore
+    entries: Mapping[str, ConfigEntry]
+    layers: tuple[ConfigLayer, ...] = ()
+
+    def __getitem__(self, key: str) -> Any:
+        return self.entries[key].value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def entry(self, key: str) -> ConfigEntry | None:
+        """The provenance of ``key``, or None when it is not set."""
+        return self.entries.get(key)
+
+    def credential_key(self, name: str) -> str | None:
+        """The key that holds credential ``name`` in this environment.
+
+        The environment's prefixed key (``DEV_AIRTABLE_API_KEY``) wins over
+        the plain one (``AIRTABLE_API_KEY``); another environment's prefixed
+        key is never used.
+        """
+        prefixed = f"{self.prefix}_{name}" if self.prefix else name
+        if prefixed in self.entries:
+            return prefixed
+        if name in self.entries and self.entries[name].prefix_environment is None:
+            return name
+        return None
+
+    def credential(self, name: str) -> Any:
+        """The value of credential ``name`` (see :meth:`credential_key`), or None.
+
+        This lookup is not audited; :meth:`envfence.Session.credential` is.
+        """
+        key = self.credential_key(name)
+        return None if key is None else self.entries[key].value
+
+    def environment_view(self) -> dict[str, Any]:
+        """This environment's values under their plain names.
+
+        Keys with this environment's prefix are stripped of it and win over
+        plain keys; keys with another environment's prefix are left out.
+        Used to hand configuration to a subprocess.
+        """
+        view: dict[str, Any] = {}
+        own: dict[str, Any] = {}
+        head = f"{self.prefix}_" if self.prefix else None
+        for key, entry in self.entries.items():
+            if entry.prefix_environment is None:
+                view[key] = entry.value
+            elif head and entry.prefix_environment == self.environment:
+                own[key[len(head):]] = entry.value
+        view.update(own)
+        return view
+
+    def masked(self) -> dict[str, str]:
+        """Every key with its value, secrets masked."""
+        return {k: mask(e.value) for k, e in self.entries.items()}
+
+
+@attrs.frozen
+class Finding:
+    """A problem, or a fact worth telling, found in a project.
+
+    ``code`` is stable (``AIRTABLE_BASE_ID_FORMAT``) so that scripts and
+    tests can rely on it; ``message`` and ``remediation`` are for people and
+    never contain a secret value.
+    """
+
+    code: str
+    severity: str
+    message: str
+    remediation: str = ""
+    key: str | None = None
+    plugin: str | None = None
+    file: str | None = None
+    line: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"Finding severity must be one of {SEVERITIES}, not {self.severity!r}")
+
+    @property
+    def location(self) -> str:
+        """``file:line`` or the key, whichever the finding has."""
+        if self.file:
+            return f"{self.file}:{self.line}" if self.line else self.file
+        return self.key or ""
+
+
+@attrs.frozen
+class Report:
+    """All findings of a validation, in the order they were found."""
+
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        """Findings at error level."""
+        return tuple(f for f in self.findings if f.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        """Findings at warning level."""
+        return tuple(f for f in self.findings if f.severity == "warning")
+
+    @property
+    def ok(self) -> bool:
+        """True when no finding is at error level."""
+        return not self.errors
+
+    def codes(self) -> list[str]:
+        """The codes of all findings, in order."""
+        return [f.code for f in self.findings]
+
+    def extend(self, findings: Iterable[Finding]) -> "Report":
+        """A new report with ``findings`` appended."""
+        return Report(self.findings + tuple(findings))
+
+
+@attrs.frozen
+class SettingSpec:
+    """A configuration setting a plugin knows about (``declare_settings``)."""
+
+    name: str  #: the plain name, e.g. ``AIRTABLE_API_KEY``
+    doc: str = ""
+    secret: bool = False
+    credential: bool = False  #: read through the environment's prefix
+    required_in: tuple[str, ...] = ()  #: environment names, or profile bases (``production``)
+    format: str | None = None  #: a regular expression the value must match
+    default: str | None = None
+    plugin: str | None = None
+
+
+@attrs.frozen
+class EnvPaths:
+    """One environment's directory tree."""
+
+    environment: str
+    base: Path
+    dirs: Mapping[str, Path] = attrs.field(factory=dict)  #: name -> path, e.g. ``csv/incoming``
+
+    def __getitem__(self, name: str) -> Path:
+        return self.dirs[name]
+
+    def log_file(self, stem: str = "automation") -> Path:
+        """A log file name that carries the environment: ``logs/automation_production.log``."""
+        return self.dirs.get("logs", self.base / "logs") / f"{stem}_{self.environment}.log"
+
+
+@attrs.frozen
+class AuditEvent:
+    """A decision worth a trail. ``data`` never holds a secret value."""
+
+    event: str  #: e.g. ``environment.detected``, ``credential.accessed``, ``run.forced``
+    environment: str
+    data: Mapping[str, Any] = attrs.field(factory=dict)
+    at: _dt.datetime = attrs.field(factory=utcnow)
+
+
+@attrs.frozen
+class Automation:
+    """A job envfence can run.
+
+    Exactly one of ``function`` (called with a :class:`RunContext`) or
+    ``command`` (a command line run as a subprocess) is set.
+    """
+
+    name: str
+    description: str = ""
+    environments: tuple[str, ...] = ()  #: where it may run; empty means every environment
+    settings: tuple[str, ...] = ()  #: the settings it needs
+    schedule: str | None = None  #: a cron expression
+    function: Callable[..., Any] | None = None
+    command: tuple[str, ...] | None = None
+    plugin: str | None = None
+
+
+@attrs.frozen
+class RunRequest:
+    """What a user asked to run, and how."""
+
+    automation: Automation
+    dry_run: bool = False
+    force: bool = False
+    reason: str | None = None
+    overrides: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class RunOutcome:
+    """How a run ended."""
+
+    run_id: str
+    automation: str
+    environment: str
+    status: str  #: ``succeeded``, ``failed``, ``blocked``, ``dry-run``
+    exit_code: int
+    started_at: _dt.datetime
+    finished_at: _dt.datetime
+    error_class: str | None = None
+    error_id: str | None = None
+    forced: bool = False
+    reason: str | None = None
+    metrics: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def duration(self) -> float:
+        """Seconds from start to finish."""
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@attrs.frozen
+class Failure:
+    """A failure on its way to ``on_error``: classified, its message redacted."""
+
+    error_id: str
+    classification: str  #: ``configuration``, ``credential``, ``network``, ``data`` or ``bug``
+    message: str
+    automation: str | None = None
+    exception: BaseException | None = attrs.field(default=None, eq=False)

@@ -1,0 +1,333 @@
+"""The session: one environment's view of a project, built by the pipeline.
+
+``Session.open`` runs discovery, detection, loading and validation through the
+plugins and returns everything a command or an embedding tool needs: the root,
+the environment and how it was decided, the host's class, the profile, the
+merged configuration with provenance, and the report.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import attrs
+
+from .errors import ConfigurationError, UsageError
+from .models import (
+    PRECEDENCE,
+    AuditEvent,
+    ConfigEntry,
+    ConfigLayer,
+    Config,
+    Environment,
+    EnvPaths,
+    Finding,
+    HostInfo,
+    ProjectRoot,
+    Report,
+    Secret,
+    SettingSpec,
+)
+from .plugins import PluginError, PluginManager, default_manager
+from .profiles import Profile, profile_for
+from .settings import ProjectSettings, load_settings
+
+#: Key endings that make a value secret without being declared.
+SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
+
+
+def plugin_finding(error: PluginError) -> Finding:
+    """The finding that reports a plugin's exception (its message is redacted by callers)."""
+    return Finding(
+        code="PLUGIN_ERROR",
+        severity="error",
+        message=str(error),
+        remediation=f"update or disable the plugin (envfence -p no:{error.plugin} ...)",
+        plugin=error.plugin,
+    )
+
+
+@attrs.define
+class Session:
+    """An environment's view of a project. Build one with :meth:`open`."""
+
+    root: ProjectRoot
+    settings: ProjectSettings
+    host: HostInfo
+    environment: Environment
+    profile: Profile
+    config: Config
+    report: Report
+    plugins: PluginManager = attrs.field(repr=False)
+    settings_specs: tuple[SettingSpec, ...] = ()
+    #: Findings met while loading (malformed lines, unknown settings), before validation.
+    load_findings: tuple[Finding, ...] = ()
+    environ: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    _paths: EnvPaths | None = attrs.field(default=None, repr=False)
+    _pending_audit: list[AuditEvent] = attrs.field(factory=list, repr=False)
+
+    # --- building ------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        start: str | Path | None = None,
+        env: str | None = None,
+        overrides: Mapping[str, str] | None = None,
+        *,
+        root: str | Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        hostname: str | None = None,
+        plugins: PluginManager | None = None,
+        disabled_plugins: Iterable[str] = (),
+    ) -> "Session":
+        """Run the pipeline and return the session.
+
+        :param start: where to search for the project root (default: the
+            working directory).
+        :param env: the intended environment (``--env``); a name or alias.
+        :param overrides: runtime overrides (``--set KEY=VALUE``), the top layer.
+        :param root: the project root, skipping discovery (``--root``).
+        :param environ: the process environment (default ``os.environ``).
+        :param hostname: the host's name (default ``ENVFENCE_HOSTNAME``, then
+            the system's).
+        :param plugins: a plugin manager (default: the entry-point plugins).
+        :param disabled_plugins: plugin names to block (``-p no:NAME``).
+        :raises UsageError: ``env`` names no declared environment.
+        :raises ConfigurationError: settings or configuration cannot be loaded.
+        """
+        environ = dict(os.environ if environ is None else environ)
+        pm = plugins if plugins is not None else default_manager(disabled_plugins, environ)
+
+        # Project root.
+        if root is not None:
+            project = ProjectRoot(Path(root).resolve(), "--root", str(root))
+            if not project.path.is_dir():
+                raise UsageError(f"--root {root}: not a directory", "give the project's directory")
+        else:
+            begin = Path(start or os.getcwd()).resolve()
+            project = pm.call("find_project_root", start=begin, environ=environ) or ProjectRoot(
+                begin, "working directory", str(begin)
+            )
+        settings = load_settings(project.path)
+
+        # The host's own class, then the intended environment.
+        if hostname is not None:
+            name, source = hostname, "hostname argument"
+        elif environ.get("ENVFENCE_HOSTNAME"):
+            name, source = environ["ENVFENCE_HOSTNAME"], "ENVFENCE_HOSTNAME"
+        else:
+            name, source = socket.gethostname(), "socket.gethostname()"
+        host = pm.call("classify_host", hostname=name, settings=settings) or HostInfo(name)
+        host = attrs.evolve(host, source=source)
+
+        if env is not None:
+            resolved = settings.resolve(env)
+            if resolved is None:
+                from .settings import unknown_environment
+
+                raise UsageError(unknown_environment(settings, env, "--env").message, "pass one of the declared names to --env")
+            environment = Environment(resolved, "flag", f"--env {env}")
+        else:
+            environment = pm.call("detect_environment", settings=settings, environ=environ, host=host) or Environment(
+                settings.default_environment, "default", "no variable or hostname decided"
+            )
+            if environment.name not in settings.environments:
+                raise ConfigurationError(
+                    f"a plugin detected environment {environment.name!r}, which is not declared in {settings.source}",
+                    "declare it, or fix or disable the plugin",
+                )
+        spec = settings.environments[environment.name]
+        profile = profile_for(spec.name, spec.based_on, spec.profile)
+
+        # Configuration.
+        findings: list[Finding] = []
+        spec_results, errors = pm.call("declare_settings", settings=settings)
+        specs = tuple(s for group in spec_results for s in group)
+        findings += [plugin_finding(e) for e in errors]
+        layer_results, errors = pm.call(
+            "load_config", root=project.path, environment=environment, settings=settings, environ=environ
+        )
+        findings += [plugin_finding(e) for e in errors]
+        layers = [layer for group in layer_results for layer in group]
+        defaults = {s.name: s.default for s in specs if s.default is not None}
+        layers.append(ConfigLayer("defaults", defaults, PRECEDENCE["defaults"]))
+        if overrides:
+            layers.append(ConfigLayer("runtime override", dict(overrides), PRECEDENCE["runtime override"]))
+        config = merge_layers(layers, environment.name, settings, specs)
+        for layer in config.layers:
+            findings += layer.findings
+
+        unknown = settings.unknown_keys(pm.names())
+        for key, guess in unknown:
+            findings.append(
+                Finding(
+                    code="SETTINGS_UNKNOWN_KEY",
+                    severity="warning",
+                    message=f"{settings.source}: unknown key {key!r}",
+                    remediation=f"did you mean {guess!r}?" if guess else "remove it, or install the plugin that reads it",
+                    key=key,
+                    file=str(settings.path) if settings.path else None,
+                )
+            )
+
+        session = cls(
+            root=project,
+            settings=settings,
+            host=host,
+            environment=environment,
+            profile=profile,
+            config=config,
+            report=Report(tuple(findings)),
+            plugins=pm,
+            settings_specs=specs,
+            load_findings=tuple(findings),
+            environ=environ,
+        )
+        session.report = session.report.extend(session.validate(live=False))
+        session.audit(
+            "environment.detected",
+            method=environment.method,
+            evidence=environment.evidence,
+            host=host.hostname,
+            host_class=host.environment,
+            at=environment.decided_at.isoformat(),
+        )
+        session.audit(
+            "config.loaded",
+            layers=[layer.source for layer in config.layers if layer.exists],
+            keys=len(config),
+        )
+        return session
+
+    # --- using ---------------------------------------------------------------
+
+    def validate(self, live: bool = False) -> list[Finding]:
+        """Run the ``validate`` hook and return its findings (not stored)."""
+        results, errors = self.plugins.call("validate", session=self, live=live)
+        findings = [f for group in results for f in group]
+        redactor = self.redactor()
+        findings += [attrs.evolve(f, message=redactor(f.message)) for f in map(plugin_finding, errors)]
+        return findings
+
+    def credential(self, name: str, by: str = "envfence") -> Any:
+        """Read credential ``name`` through this environment's prefix, audited.
+
+        :param name: the plain name (``AIRTABLE_API_KEY``).
+        :param by: who reads it (a plugin or automation name), for the audit trail.
+        :returns: the :class:`Secret` (or plain value), or None when unset.
+        """
+        key = self.config.credential_key(name)
+        self.audit("credential.accessed", name=name, key=key, by=by, found=key is not None)
+        return None if key is None else self.config[key]
+
+    def secret_values(self) -> list[str]:
+        """Every secret value of this session, for redaction. Never print this."""
+        return [e.value.reveal() for e in self.config.entries.values() if isinstance(e.value, Secret)]
+
+    def redactor(self):
+        """A :class:`~envfence.redaction.Redactor` for this session's secrets."""
+        from .redaction import Redactor
+
+        return Redactor(self.secret_values())
+
+    @property
+    def paths(self) -> EnvPaths | None:
+        """The environment's directory tree, from the ``environment_paths`` hook (not created)."""
+        if self._paths is None:
+            self._paths = self.plugins.call("environment_paths", session=self)
+        return self._paths
+
+    def audit(self, event: str, **data: Any) -> None:
+        """Emit an audit event to every ``audit_event`` plugin. ``data`` must hold no secret."""
+        record = AuditEvent(event=event, environment=self.environment.name, data=data)
+        self.plugins.call("audit_event", session=self, event=record)
+
+
+def is_secret_key(plain: str, declared: frozenset[str] | set[str]) -> bool:
+    """True when a key (without its environment prefix) names a secret."""
+    return plain in declared or plain.upper().endswith(SECRET_SUFFIXES)
+
+
+def merge_layers(
+    layers: Iterable[ConfigLayer],
+    environment: str,
+    settings: ProjectSettings,
+    specs: Iterable[SettingSpec] = (),
+) -> Config:
+    """Merge layers by precedence into a :class:`Config` with provenance.
+
+    Layers are applied lowest precedence first; a key keeps the layer that set
+    it last and the (layer, value) pairs it replaced. An overlay layer only
+    sets keys that are already known. Secret values are wrapped in
+    :class:`Secret`.
+    """
+    specs = list(specs)
+    ordered = sorted(layers, key=lambda layer: layer.precedence)
+    declared_secrets = set(settings.secrets) | {s.name for s in specs if s.secret}
+    prefixes = {f"{spec.prefix}_": spec.name for spec in settings.environments.values()}
+    known = {s.name for s in specs}
+
+    def prefix_of(key: str) -> tuple[str | None, str]:
+        head, sep, _ = key.partition("_")
+        if sep:
+            env = prefixes.get(head + "_")
+            if env is not None:
+                return env, key[len(head) + 1 :]
+        return None, key
+
+    values: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    history: dict[str, list[tuple[str, str]]] = {}
+    for layer in ordered:
+        source = layer.source
+        for key, value in layer.values.items():
+            if value is None:
+                continue
+            if key in values:
+                history.setdefault(key, []).append((sources[key], values[key]))
+            elif layer.overlay and key not in known and prefix_of(key)[0] is None:
+                continue
+            values[key] = value
+            sources[key] = source
+
+    entries: dict[str, ConfigEntry] = {}
+    for key, value in values.items():
+        env, plain = prefix_of(key)
+        secret = is_secret_key(plain, declared_secrets) or key in declared_secrets
+        wrap = Secret if secret else str
+        overridden = tuple((src, wrap(old)) for src, old in history.get(key, ()))
+        entries[key] = ConfigEntry(key, wrap(value), sources[key], overridden, env)
+    spec = settings.environments[environment]
+    return Config(environment=environment, prefix=spec.prefix, entries=entries, layers=tuple(ordered))
+
+
+# --- the process-wide session ----------------------------------------------------
+
+_current: Session | None = None
+
+
+def session(**kwargs: Any) -> Session:
+    """The process-wide session, opened on first use (the configuration wrapper).
+
+    Later calls return the same object whatever their arguments; call
+    :func:`reset_session` to open a new one.
+    """
+    global _current
+    if _current is None:
+        _current = Session.open(**kwargs)
+    return _current
+
+
+def reset_session() -> None:
+    """Forget the process-wide session (for tests, or after a configuration change)."""
+    global _current
+    _current = None
+
+
+def open_session(*args: Any, **kwargs: Any) -> Session:
+    """Open a fresh session; the arguments are those of :meth:`Session.open`."""
+    return Session.open(*args, **kwargs)

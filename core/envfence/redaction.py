@@ -1,0 +1,52 @@
+"""Removing secret values from text before anyone sees it.
+
+Used for error messages, tracebacks, log records, subprocess output and audit
+records: every known secret value of a session is replaced by the mask, and
+so is anything shaped like a token, known to the session or not.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+from .models import MASK
+
+#: Token shapes that are secret wherever they appear.
+TOKEN_PATTERNS = (
+    re.compile(r"\bpat[A-Za-z0-9]{14}\.[0-9a-fA-F]{64}\b"),  # Airtable personal access token
+    re.compile(r"\bwhsec_[A-Za-z0-9+/=]{16,}"),  # Standard Webhooks secret
+    re.compile(r"(?i)\b(bearer|token)\s+[A-Za-z0-9._~+/=-]{12,}"),  # Authorization header values
+    re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/]+"),  # Slack incoming webhook URL
+)
+
+# Values shorter than this are not replaced by value: masking every "1" or
+# "yes" in a message would destroy it, and such values are no secret anyway.
+_MIN_SECRET_LENGTH = 4
+
+
+class Redactor:
+    """Replaces a fixed set of secret values, and token shapes, with the mask."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        values = sorted({s for s in secrets if s and len(s) >= _MIN_SECRET_LENGTH}, key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(v) for v in values)) if values else None
+
+    def __call__(self, text: str) -> str:
+        if not text:
+            return text
+        if self._pattern is not None:
+            text = self._pattern.sub(MASK, text)
+        for pattern in TOKEN_PATTERNS:
+            text = pattern.sub(_mask_token, text)
+        return text
+
+
+def _mask_token(match: re.Match[str]) -> str:
+    word = match.group(1) if match.lastindex else None
+    return f"{word} {MASK}" if word else MASK
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Return ``text`` with ``secrets`` and token-shaped strings masked."""
+    return Redactor(secrets)(text)
