@@ -174,8 +174,8 @@ class ConfigLayer:
     """
 
     source: str
-    values: Mapping[str, str]
-    precedence: int
+    values: Mapping[str, str] = attrs.field(repr=lambda v: f"<{len(v)} values>")  # may hold secrets
+    precedence: int = 0
     path: Path | None = None
     exists: bool = True
     plugin: str = ""

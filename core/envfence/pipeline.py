@@ -174,6 +174,10 @@ class Session:
                 )
             )
 
+        # A plugin's exception text may quote a value: mask before anyone sees it.
+        redactor = _redactor(config, environ)
+        findings = [attrs.evolve(f, message=redactor(f.message)) if f.code == "PLUGIN_ERROR" else f for f in findings]
+
         session = cls(
             root=project,
             settings=settings,
@@ -225,14 +229,15 @@ class Session:
         return None if key is None else self.config[key]
 
     def secret_values(self) -> list[str]:
-        """Every secret value of this session, for redaction. Never print this."""
-        return [e.value.reveal() for e in self.config.entries.values() if isinstance(e.value, Secret)]
+        """Every secret value of this session and of its process environment, for redaction.
+
+        Never print what this returns.
+        """
+        return _secret_values(self.config, self.environ)
 
     def redactor(self):
         """A :class:`~envfence.redaction.Redactor` for this session's secrets."""
-        from .redaction import Redactor
-
-        return Redactor(self.secret_values())
+        return _redactor(self.config, self.environ)
 
     @property
     def paths(self) -> EnvPaths | None:
@@ -245,6 +250,19 @@ class Session:
         """Emit an audit event to every ``audit_event`` plugin. ``data`` must hold no secret."""
         record = AuditEvent(event=event, environment=self.environment.name, data=data)
         self.plugins.call("audit_event", session=self, event=record)
+
+
+def _secret_values(config: Config, environ: Mapping[str, str]) -> list[str]:
+    from .redaction import environ_secrets
+
+    values = [e.value.reveal() for e in config.entries.values() if isinstance(e.value, Secret)]
+    return values + environ_secrets(environ)
+
+
+def _redactor(config: Config, environ: Mapping[str, str]):
+    from .redaction import Redactor
+
+    return Redactor(_secret_values(config, environ))
 
 
 def is_secret_key(plain: str, declared: frozenset[str] | set[str]) -> bool:

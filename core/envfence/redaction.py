@@ -47,6 +47,13 @@ def _mask_token(match: re.Match[str]) -> str:
     return f"{word} {MASK}" if word else MASK
 
 
+def environ_secrets(environ) -> list[str]:
+    """The values of secret-named variables (``*_KEY``, ``*_TOKEN``…) of an environment."""
+    from .pipeline import is_secret_key
+
+    return [value for key, value in environ.items() if is_secret_key(key, set())]
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """Return ``text`` with ``secrets`` and token-shaped strings masked."""
     return Redactor(secrets)(text)

@@ -128,9 +128,10 @@ class EnvfenceGroup(click.Group):
         except Exception as exc:  # a bug: say so without a bare traceback or a secret
             state = ctx.find_object(State)
             session = getattr(state, "_session", None)
-            from ..redaction import Redactor
+            from ..redaction import Redactor, environ_secrets
 
-            redactor = session.redactor() if session is not None else Redactor()
+            # Without a session, the process environment is where secrets are.
+            redactor = session.redactor() if session is not None else Redactor(environ_secrets(os.environ))
             message = redactor(f"{type(exc).__name__}: {exc}")
             show_trace = (state is not None and state.verbosity > 0) or (
                 session is not None and session.profile.tracebacks

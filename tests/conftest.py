@@ -1,0 +1,74 @@
+"""Shared fixtures: a project made in tmp_path, and the CLI run in it as a user would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+#: Variables that would let the machine running the tests leak into them.
+CONTROL_VARIABLES = (
+    "ENVIRONMENT",
+    "ENVFENCE_ROOT",
+    "ENVFENCE_HOSTNAME",
+    "ENVFENCE_PLUGINS",
+    "ENVFENCE_DISABLE_PLUGINS",
+    "ENVFENCE_TRACE_PLUGINS",
+    "NO_COLOR",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_process(monkeypatch):
+    """Each test starts with no environment hints and a host whose name says nothing."""
+    from envfence.pipeline import reset_session
+    from envfence.plugins import reset_default_managers
+
+    for var in CONTROL_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("ENVFENCE_HOSTNAME", "build-box-01")
+    reset_default_managers()
+    reset_session()
+    yield
+    reset_default_managers()
+    reset_session()
+
+
+@pytest.fixture
+def make_project(tmp_path):
+    """Write a project: ``make_project({".env": "A=1"}, settings="...")`` returns its root."""
+
+    def make(files: dict[str, str | bytes] | None = None, settings: str | None = "", name: str = "proj") -> Path:
+        root = tmp_path / name
+        root.mkdir(exist_ok=True)
+        if settings is not None:
+            (root / "envfence.toml").write_text(settings, encoding="utf-8")
+        for rel, content in (files or {}).items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content, encoding="utf-8")
+        return root
+
+    return make
+
+
+@pytest.fixture
+def run_cli(monkeypatch):
+    """Run ``envfence ARGS`` in a directory; returns click's Result (stdout, stderr, exit_code)."""
+    from envfence.cli import cli
+
+    def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, input: str | None = None):
+        runner = CliRunner()
+        with monkeypatch.context() as m:
+            if cwd is not None:
+                m.chdir(cwd)
+            result = runner.invoke(cli, list(args), env=env, input=input)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return result
+
+    return run

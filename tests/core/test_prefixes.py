@@ -1,0 +1,72 @@
+"""Credentials are read through the environment's prefix, never another's."""
+
+from __future__ import annotations
+
+import envfence
+
+ENV_FILE = (
+    "DEV_AIRTABLE_API_KEY=dev-token-value\n"
+    "PROD_AIRTABLE_API_KEY=prod-token-value\n"
+    "PROD_HOUSECALLPRO_API_KEY=prod-hcp-value\n"
+    "WEBHOOK_SECRET=shared-plain-secret\n"
+    "APP_NAME=sync\n"
+)
+
+
+def test_development_reads_the_dev_prefix(make_project):
+    config = envfence.open_session(make_project({".env": ENV_FILE}), environ={}).config
+    assert config.credential_key("AIRTABLE_API_KEY") == "DEV_AIRTABLE_API_KEY"
+    assert config.credential("AIRTABLE_API_KEY").reveal() == "dev-token-value"
+
+
+def test_production_reads_the_prod_prefix(make_project):
+    config = envfence.open_session(make_project({".env": ENV_FILE}), env="prod", environ={}).config
+    assert config.credential("AIRTABLE_API_KEY").reveal() == "prod-token-value"
+
+
+def test_never_falls_back_to_another_environments_prefix(make_project):
+    config = envfence.open_session(make_project({".env": ENV_FILE}), environ={}).config
+    # Only production has a HousecallPro key: development must not see it.
+    assert config.credential("HOUSECALLPRO_API_KEY") is None
+
+
+def test_an_unprefixed_credential_is_used_when_no_prefixed_one_exists(make_project):
+    config = envfence.open_session(make_project({".env": ENV_FILE}), environ={}).config
+    assert config.credential_key("WEBHOOK_SECRET") == "WEBHOOK_SECRET"
+
+
+def test_prefix_is_a_setting(make_project):
+    root = make_project({".env": "LOCAL_API_TOKEN=abc-local\nDEV_API_TOKEN=abc-dev\n"}, settings='[environments.development]\nprefix = "LOCAL"\n')
+    assert envfence.open_session(root, environ={}).config.credential("API_TOKEN").reveal() == "abc-local"
+
+
+def test_environment_view_strips_own_prefix_and_drops_others(make_project):
+    view = envfence.open_session(make_project({".env": ENV_FILE}), environ={}).config.environment_view()
+    assert view["AIRTABLE_API_KEY"].reveal() == "dev-token-value"
+    assert "PROD_AIRTABLE_API_KEY" not in view and "HOUSECALLPRO_API_KEY" not in view
+    assert view["APP_NAME"] == "sync"
+
+
+def test_credential_access_through_the_session_is_audited_without_the_value(make_project):
+    events = []
+
+    class Recorder:
+        @envfence.hookimpl
+        def audit_event(self, event):
+            events.append(event)
+
+    from envfence.plugins import PluginManager
+
+    pm = PluginManager.from_entry_points()
+    pm.register(Recorder(), "recorder")
+    session = envfence.open_session(make_project({".env": ENV_FILE}), environ={}, plugins=pm)
+    assert session.credential("AIRTABLE_API_KEY", by="sync-job").reveal() == "dev-token-value"
+    [event] = [e for e in events if e.event == "credential.accessed"]
+    assert event.data == {"name": "AIRTABLE_API_KEY", "key": "DEV_AIRTABLE_API_KEY", "by": "sync-job", "found": True}
+    assert "dev-token-value" not in repr(events)
+
+
+def test_config_show_marks_other_environments_credentials_as_unreadable(make_project, run_cli):
+    result = run_cli("config", "show", cwd=make_project({".env": ENV_FILE}))
+    [line] = [l for l in result.stdout.splitlines() if l.startswith("PROD_AIRTABLE_API_KEY")]
+    assert "production credential, not read in development" in line

@@ -1,0 +1,100 @@
+"""A secret value never reaches output: a canary proves it in every mode."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+
+import envfence
+from envfence.models import Secret
+
+CANARY = "canary-7f3a9c-never-show-me"
+FILES = {
+    ".env": f"DEV_AIRTABLE_API_KEY={CANARY}-dev\nPROD_AIRTABLE_API_KEY={CANARY}-prod\nAPP=demo\n",
+    ".env.development": f"WEBHOOK_SECRET={CANARY}-hook\nDB_PASSWORD={CANARY}-db\nSERVICE_TOKEN={CANARY}-tok\n",
+    ".env.production": f"CUSTOM_CRED={CANARY}-custom\n",
+    ".env.local": f"DEV_AIRTABLE_API_KEY={CANARY}-local\nbroken line {CANARY}-in-a-bad-line\n",
+}
+SETTINGS = 'secrets = ["CUSTOM_CRED"]\n'
+
+MODES = [
+    ("config", "show"),
+    ("config", "show", "--explain"),
+    ("--json", "config", "show"),
+    ("--json", "config", "show", "--explain"),
+    ("-q", "config", "show"),
+    ("--env", "production", "config", "show", "--explain"),
+    ("--env", "production", "--json", "config", "show"),
+    ("--env", "production", "-v", "config", "show"),
+    ("detect",),
+    ("--json", "detect"),
+    ("--set", f"EXTRA_TOKEN={CANARY}-override", "config", "show", "--explain"),
+]
+
+
+@pytest.mark.parametrize("args", MODES, ids=" ".join)
+def test_canary_never_appears(make_project, run_cli, args):
+    root = make_project(FILES, settings=SETTINGS)
+    result = run_cli(*args, cwd=root, env={"PROD_HOUSECALLPRO_API_KEY": f"{CANARY}-process"})
+    assert result.exit_code in (0, 1), result.output
+    assert CANARY not in result.stdout
+    assert CANARY not in result.stderr
+
+
+def test_secrets_are_masked_but_keys_shown(make_project, run_cli):
+    root = make_project(FILES, settings=SETTINGS)
+    values = json.loads(run_cli("--env", "production", "--json", "config", "show", cwd=root).stdout)["values"]
+    for key in ("DEV_AIRTABLE_API_KEY", "PROD_AIRTABLE_API_KEY", "CUSTOM_CRED"):
+        assert values[key] == "********"
+    assert values["APP"] == "demo"
+
+
+@pytest.mark.parametrize("key", ["AIRTABLE_API_KEY", "SERVICE_TOKEN", "WEBHOOK_SECRET", "DB_PASSWORD", "DEV_SERVICE_TOKEN"])
+def test_secret_by_name(make_project, key):
+    config = envfence.open_session(make_project({".env": f"{key}=value-{key}\n"}), environ={}).config
+    assert config.entry(key).secret
+
+
+def test_secret_wrapper_never_shows_the_value():
+    secret = Secret(CANARY)
+    for shown in (str(secret), repr(secret), f"{secret}", f"{secret!r}", "%s" % secret, json.dumps({"k": str(secret)})):
+        assert CANARY not in shown
+    assert secret.reveal() == CANARY
+    assert CANARY not in secret.fingerprint() and "27 chars" in secret.fingerprint()
+    with pytest.raises(TypeError):
+        pickle.dumps(secret)
+
+
+def test_session_repr_holds_no_secret(make_project):
+    session = envfence.open_session(make_project(FILES, settings=SETTINGS), environ={})
+    assert CANARY not in repr(session)
+    assert CANARY not in repr(session.config)
+
+
+def explode(*args, **kwargs):
+    raise RuntimeError(f"boom with {CANARY}-process inside")
+
+
+def test_bug_before_the_session_exists_masks_the_process_environments_secrets(make_project, run_cli, monkeypatch):
+    import envfence_builtins.hostname as hostname
+
+    monkeypatch.setattr(hostname, "classify", explode)
+    root = make_project(FILES, settings=SETTINGS)
+    result = run_cli("-v", "detect", cwd=root, env={"PROD_HOUSECALLPRO_API_KEY": f"{CANARY}-process"})
+    assert result.exit_code == 1
+    assert "internal error" in result.stderr
+    assert "Traceback" in result.stderr  # -v asked for it
+    assert CANARY not in result.output
+
+
+def test_plugin_error_while_loading_is_reported_masked(make_project, run_cli, monkeypatch):
+    import envfence_builtins.process_environment as process_environment
+
+    monkeypatch.setattr(process_environment, "ConfigLayer", explode)
+    root = make_project(FILES, settings=SETTINGS)
+    result = run_cli("config", "show", cwd=root, env={"PROD_HOUSECALLPRO_API_KEY": f"{CANARY}-process"})
+    assert "PLUGIN_ERROR" in result.stderr and "process_environment" in result.stderr
+    assert "boom with ******** inside" in result.stderr
+    assert CANARY not in result.output
