@@ -72,3 +72,27 @@ def run_cli(monkeypatch):
         return result
 
     return run
+
+
+@pytest.fixture
+def recorded():
+    """A plugin manager with the installed plugins plus a recorder of audit events.
+
+    ``recorded.plugins`` goes to ``open_session(plugins=...)``; ``recorded.events``
+    fills as the session emits.
+    """
+    import types
+
+    import envfence
+    from envfence.plugins import PluginManager
+
+    events: list = []
+
+    class Recorder:
+        @envfence.hookimpl
+        def audit_event(self, event):
+            events.append(event)
+
+    pm = PluginManager.from_entry_points()
+    pm.register(Recorder(), "recorder")
+    return types.SimpleNamespace(plugins=pm, events=events)

@@ -81,20 +81,9 @@ def test_declared_environment_with_its_aliases(make_project, run_cli):
     assert data["profile"] == {"name": "staging", "based_on": "production", "strict": True}
 
 
-def test_detection_is_recorded_with_time_method_and_evidence(make_project):
-    events = []
-
-    class Recorder:
-        @envfence.hookimpl
-        def audit_event(self, event):
-            events.append(event)
-
-    from envfence.plugins import PluginManager
-
-    pm = PluginManager.from_entry_points()
-    pm.register(Recorder(), "recorder")
-    session = envfence.open_session(make_project(), environ={"ENVIRONMENT": "prod"}, plugins=pm)
-    detected = [e for e in events if e.event == "environment.detected"]
+def test_detection_is_recorded_with_time_method_and_evidence(make_project, recorded):
+    session = envfence.open_session(make_project(), environ={"ENVIRONMENT": "prod"}, plugins=recorded.plugins)
+    detected = [e for e in recorded.events if e.event == "environment.detected"]
     assert len(detected) == 1
     assert detected[0].environment == "production"
     assert detected[0].data["method"] == "ENVIRONMENT variable"

@@ -47,23 +47,12 @@ def test_environment_view_strips_own_prefix_and_drops_others(make_project):
     assert view["APP_NAME"] == "sync"
 
 
-def test_credential_access_through_the_session_is_audited_without_the_value(make_project):
-    events = []
-
-    class Recorder:
-        @envfence.hookimpl
-        def audit_event(self, event):
-            events.append(event)
-
-    from envfence.plugins import PluginManager
-
-    pm = PluginManager.from_entry_points()
-    pm.register(Recorder(), "recorder")
-    session = envfence.open_session(make_project({".env": ENV_FILE}), environ={}, plugins=pm)
+def test_credential_access_through_the_session_is_audited_without_the_value(make_project, recorded):
+    session = envfence.open_session(make_project({".env": ENV_FILE}), environ={}, plugins=recorded.plugins)
     assert session.credential("AIRTABLE_API_KEY", by="sync-job").reveal() == "dev-token-value"
-    [event] = [e for e in events if e.event == "credential.accessed"]
+    [event] = [e for e in recorded.events if e.event == "credential.accessed"]
     assert event.data == {"name": "AIRTABLE_API_KEY", "key": "DEV_AIRTABLE_API_KEY", "by": "sync-job", "found": True}
-    assert "dev-token-value" not in repr(events)
+    assert "dev-token-value" not in repr(recorded.events)
 
 
 def test_config_show_marks_other_environments_credentials_as_unreadable(make_project, run_cli):
