@@ -7,6 +7,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+# envfence.testing's fixtures (envfence_project, envfence_plugin, audit_events)
+# arrive through the pytest11 entry point; pytester tests that plugin itself.
+pytest_plugins = ["pytester"]
+
 #: Variables that would let the machine running the tests leak into them.
 CONTROL_VARIABLES = (
     "ENVIRONMENT",
@@ -15,6 +19,7 @@ CONTROL_VARIABLES = (
     "ENVFENCE_PLUGINS",
     "ENVFENCE_DISABLE_PLUGINS",
     "ENVFENCE_TRACE_PLUGINS",
+    "ENVFENCE_STRICT_PLUGINS",
     "NO_COLOR",
 )
 

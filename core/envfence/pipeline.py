@@ -83,6 +83,7 @@ class Session:
         hostname: str | None = None,
         plugins: PluginManager | None = None,
         disabled_plugins: Iterable[str] = (),
+        strict_plugins: bool = False,
     ) -> "Session":
         """Run the pipeline and return the session.
 
@@ -96,8 +97,11 @@ class Session:
             the system's).
         :param plugins: a plugin manager (default: the entry-point plugins).
         :param disabled_plugins: plugin names to block (``-p no:NAME``).
+        :param strict_plugins: a plugin that failed to load is an error
+            (``--strict-plugins``; the ``strict_plugins`` setting does the same).
         :raises UsageError: ``env`` names no declared environment.
-        :raises ConfigurationError: settings or configuration cannot be loaded.
+        :raises ConfigurationError: settings or configuration cannot be
+            loaded, or a plugin failed to load in strict mode.
         """
         environ = dict(os.environ if environ is None else environ)
         pm = plugins if plugins is not None else default_manager(disabled_plugins, environ)
@@ -113,6 +117,8 @@ class Session:
                 begin, "working directory", str(begin)
             )
         settings = load_settings(project.path)
+        if strict_plugins or settings.strict_plugins:
+            pm.raise_if_failed("--strict-plugins" if strict_plugins else f"strict_plugins = true in {settings.source}")
 
         # The host's own class, then the intended environment.
         if hostname is not None:
@@ -161,6 +167,18 @@ class Session:
         for layer in config.layers:
             findings += layer.findings
 
+        for name, why in pm.missing(settings.required_plugins):
+            findings.append(
+                Finding(
+                    code="PLUGIN_REQUIRED_MISSING",
+                    severity="error",
+                    message=f"required plugin {name!r} is not loaded ({why})",
+                    remediation=f"install the distribution that provides it (usually envfence-{name}), enable it, or remove it from required_plugins",
+                    key="required_plugins",
+                    plugin=name,
+                    file=str(settings.path) if settings.path else None,
+                )
+            )
         unknown = settings.unknown_keys(pm.names())
         for key, guess in unknown:
             findings.append(

@@ -51,7 +51,12 @@ def _split(value: str | None) -> list[str]:
 
 
 class PluginManager:
-    """The set of plugins a session calls, and the record of how each loaded."""
+    """The set of plugins a session calls, and the record of how each loaded.
+
+    Order of registration, and so of calls in reverse: entry-point plugins in
+    the order ``importlib.metadata`` lists them, then inline plugins (see
+    :func:`add_inline_plugin`), which are therefore called first.
+    """
 
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager("envfence")
@@ -107,7 +112,27 @@ class PluginManager:
                 )
                 continue
             manager.register(plugin, ep.name, **meta)
+        for name, plugin in _inline.items():
+            if name in blocked or (allowed is not None and name not in allowed):
+                manager.records[name] = PluginRecord(name, "disabled", module="inline", reason="blocked or not allowed")
+                continue
+            manager.register(plugin, name, distribution="inline")
         return manager
+
+    def raise_if_failed(self, why: str) -> None:
+        """Raise :class:`~envfence.errors.ConfigurationError` when any plugin failed to load.
+
+        :param why: what asked for strictness (``--strict-plugins``, a setting), for the message.
+        """
+        from .errors import ConfigurationError
+
+        failed = self.failed
+        if failed:
+            listing = "; ".join(f"{r.name}: {r.reason}" for r in failed)
+            raise ConfigurationError(
+                f"plugin(s) failed to load and {why} makes that an error: {listing}",
+                "fix or reinstall the plugin, or disable it with -p no:NAME (see `envfence plugins`)",
+            )
 
     def register(self, plugin: Any, name: str, distribution: str = "", version: str = "", module: str = "") -> PluginRecord:
         """Register ``plugin`` under ``name``, checking it against the hookspecs.
@@ -150,6 +175,17 @@ class PluginManager:
         """The plugins that failed to load."""
         return [r for r in self.records.values() if r.status == "failed"]
 
+    def missing(self, required: Iterable[str]) -> list[tuple[str, str]]:
+        """``(name, why)`` for each required plugin that is not loaded."""
+        result = []
+        for name in required:
+            record = self.records.get(name)
+            if record is None:
+                result.append((name, "not installed"))
+            elif record.status != "loaded":
+                result.append((name, f"{record.status}: {record.reason}"))
+        return result
+
     def names(self) -> set[str]:
         """Every plugin name known, whatever its status."""
         return set(self.records)
@@ -178,34 +214,79 @@ class PluginManager:
         impls = list(reversed(caller.get_hookimpls()))
         if any(impl.hookwrapper or impl.wrapper for impl in impls):
             # Wrappers need pluggy's own loop; they lose per-plugin isolation.
-            result = caller(**kwargs)
+            began = time.perf_counter()
+            try:
+                result = caller(**kwargs)
+            finally:
+                if self.trace:
+                    names = ", ".join(impl.plugin_name for impl in impls)
+                    self._trace(hook, impls, [f"{names} (through a wrapper: no per-plugin timings)"], began, wrapped=True)
             return result if firstresult else (list(result), [])
         results: list[Any] = []
         errors: list[PluginError] = []
-        for impl in impls:
-            args = [kwargs[name] for name in impl.argnames]
-            started = time.perf_counter()
-            try:
-                value = impl.function(*args)
-            except EnvfenceError:
-                raise
-            except Exception as exc:
-                if firstresult:
-                    raise PluginError(impl.plugin_name, hook, exc) from exc
-                errors.append(PluginError(impl.plugin_name, hook, exc))
-                value = None
-            finally:
-                if self.trace:
-                    took = (time.perf_counter() - started) * 1000
-                    print(f"envfence: trace: {hook} -> {impl.plugin_name} ({took:.2f} ms)", file=sys.stderr)
-            if value is not None:
-                if firstresult:
-                    return value
-                results.append(value)
+        timings: list[str] = []
+        began = time.perf_counter()
+        try:
+            for impl in impls:
+                args = [kwargs[name] for name in impl.argnames]
+                started = time.perf_counter()
+                value, outcome = None, "no answer"
+                try:
+                    value = impl.function(*args)
+                    if value is not None:
+                        outcome = "answered"
+                except EnvfenceError as exc:
+                    outcome = f"raised {type(exc).__name__}"
+                    raise
+                except Exception as exc:
+                    outcome = f"raised {type(exc).__name__}"
+                    if firstresult:
+                        raise PluginError(impl.plugin_name, hook, exc) from exc
+                    errors.append(PluginError(impl.plugin_name, hook, exc))
+                finally:
+                    if self.trace:
+                        took = (time.perf_counter() - started) * 1000
+                        timings.append(f"{impl.plugin_name} {took:.2f} ms ({outcome})")
+                if value is not None:
+                    if firstresult:
+                        return value
+                    results.append(value)
+        finally:
+            if self.trace:
+                self._trace(hook, impls, timings, began)
         return None if firstresult else (results, errors)
+
+    def _trace(self, hook: str, impls: list[Any], timings: list[str], began: float, wrapped: bool = False) -> None:
+        """Print one line for a hook call: every plugin in call order, its time and what it did."""
+        total = (time.perf_counter() - began) * 1000
+        skipped = [] if wrapped else [impl.plugin_name for impl in impls[len(timings):]]
+        parts = timings + [f"{name} (not called)" for name in skipped]
+        body = "; ".join(parts) if parts else "no plugin implements it"
+        print(f"envfence: trace: {hook} [{total:.2f} ms]: {body}", file=sys.stderr)
 
 
 _default: dict[tuple, PluginManager] = {}
+_inline: dict[str, Any] = {}
+
+
+def add_inline_plugin(plugin: Any, name: str | None = None) -> str:
+    """Register ``plugin`` (a module or object with hookimpls) for every manager loaded from now on.
+
+    For an embedding tool that brings its own hooks without an entry point,
+    and for tests (``envfence.testing``'s ``envfence_plugin`` fixture). Inline
+    plugins are registered after the entry-point plugins, so they are called
+    first. Returns the name it was registered under.
+    """
+    name = name or getattr(plugin, "__name__", None) or f"inline-{id(plugin)}"
+    _inline[name] = plugin
+    reset_default_managers()
+    return name
+
+
+def remove_inline_plugin(name: str) -> None:
+    """Undo :func:`add_inline_plugin`."""
+    if _inline.pop(name, None) is not None:
+        reset_default_managers()
 
 
 def default_manager(disabled: Iterable[str] = (), environ: Mapping[str, str] | None = None) -> PluginManager:

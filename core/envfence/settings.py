@@ -38,6 +38,8 @@ _CORE_KEYS = {
     "default_environment": "the environment used when nothing decides (default development)",
     "secrets": "extra keys whose values are secret",
     "environments": "one table per environment",
+    "strict_plugins": "true makes a plugin that failed to load an error",
+    "required_plugins": "plugins the project needs; `envfence check` reports missing ones",
 }
 _ENV_KEYS = ("prefix", "aliases", "hostname_patterns", "based_on", "profile")
 
@@ -64,6 +66,8 @@ class ProjectSettings:
     default_environment: str = "development"
     secrets: frozenset[str] = frozenset()
     raw: Mapping[str, Any] = attrs.field(factory=dict)
+    strict_plugins: bool = False
+    required_plugins: tuple[str, ...] = ()
 
     @property
     def source(self) -> str:
@@ -209,6 +213,11 @@ def parse_settings(table: Mapping[str, Any], path: Path | None) -> ProjectSettin
             raise fail(key, f"must be a list of strings, not {value!r}", f'write it as {key.split(".")[-1]} = ["a", "b"]')
         return tuple(v.strip() for v in value)
 
+    def boolean(value: Any, key: str) -> bool:
+        if not isinstance(value, bool):
+            raise fail(key, f"must be true or false, not {value!r}", f"write it as {key} = true")
+        return value
+
     declared = table.get("environments", {})
     if not isinstance(declared, dict):
         raise fail("environments", "must be a table of environment tables", "write [environments.NAME] sections")
@@ -272,6 +281,8 @@ def parse_settings(table: Mapping[str, Any], path: Path | None) -> ProjectSettin
         environment_variable=variable,
         secrets=frozenset(strings(table.get("secrets", []), "secrets")),
         raw=dict(table),
+        strict_plugins=boolean(table.get("strict_plugins", False), "strict_plugins"),
+        required_plugins=strings(table.get("required_plugins", []), "required_plugins"),
     )
     default = string(table.get("default_environment", "development"), "default_environment")
     resolved = settings.resolve(default)

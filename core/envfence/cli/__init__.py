@@ -36,7 +36,8 @@ Exit codes: 0 ok, 1 findings at error level or a failed run, 2 usage,
 class State:
     """What the global options decided, and the session they open (once)."""
 
-    def __init__(self, root=None, env=None, disabled=(), json=False, verbosity=0, overrides=None) -> None:
+    def __init__(self, root=None, env=None, disabled=(), json=False, verbosity=0, overrides=None, strict_plugins=False) -> None:
+        self.strict_plugins = strict_plugins
         self.root = root
         self.env = env
         self.disabled = tuple(disabled)
@@ -67,7 +68,8 @@ class State:
             from ..pipeline import Session
 
             self._session = Session.open(
-                env=self.env, overrides=self.overrides, root=self.root, plugins=self.plugins, **extra
+                env=self.env, overrides=self.overrides, root=self.root, plugins=self.plugins,
+                strict_plugins=self.strict_plugins, **extra
             )
         return self._session
 
@@ -159,13 +161,14 @@ def report_error(ctx: click.Context, message: str, hint: str, code: int) -> None
 @click.option("--root", type=click.Path(file_okay=False), help="The project root (default: found from the working directory).")
 @click.option("--env", "env", metavar="NAME", help="The intended environment, a name or alias (wins over ENVIRONMENT and the hostname).")
 @click.option("-p", "plugin_options", multiple=True, metavar="no:NAME", help="Disable plugin NAME (repeatable).")
+@click.option("--strict-plugins", is_flag=True, envvar="ENVFENCE_STRICT_PLUGINS", help="A plugin that failed to load is an error (exit 4), not a warning.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Runtime override, the top configuration layer (repeatable).")
 @click.option("--json", "json_output", is_flag=True, help="Machine output on stdout.")
 @click.option("-v", "--verbose", count=True, help="More output (development style).")
 @click.option("-q", "--quiet", count=True, help="Less output (production style).")
 @click.version_option(package_name="envfence", prog_name="envfence")
 @click.pass_context
-def cli(ctx: click.Context, root, env, plugin_options, assignments, json_output, verbose, quiet) -> None:
+def cli(ctx: click.Context, root, env, plugin_options, strict_plugins, assignments, json_output, verbose, quiet) -> None:
     disabled = []
     for option in plugin_options:
         if not option.startswith("no:") or len(option) == 3:
@@ -178,6 +181,7 @@ def cli(ctx: click.Context, root, env, plugin_options, assignments, json_output,
         json=json_output,
         verbosity=verbose - quiet,
         overrides=parse_assignments(assignments),
+        strict_plugins=strict_plugins,
     )
 
 

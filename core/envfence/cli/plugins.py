@@ -1,4 +1,4 @@
-"""``envfence plugins``: every plugin, its distribution, hooks and status."""
+"""``envfence plugins``: every plugin, its distribution, hooks and status; or every hook and its plugins."""
 
 from __future__ import annotations
 
@@ -11,10 +11,49 @@ from .output import dumps, style
 _STATUS_COLOURS = {"loaded": "green", "disabled": "yellow", "failed": "red"}
 
 
+def hook_table(manager) -> list[dict]:
+    """Every hookspec with the plugins implementing it, in call order."""
+    from .. import hookspecs
+
+    table = []
+    for name in hookspec_names(hookspecs):
+        caller = getattr(manager.pm.hook, name)
+        impls = []
+        for plugin, impl in manager.implementations(name):
+            order = "tryfirst" if impl.tryfirst else "trylast" if impl.trylast else ""
+            impls.append({"plugin": plugin, "order": order or None, "wrapper": bool(impl.wrapper or impl.hookwrapper)})
+        table.append({"hook": name, "firstresult": bool(caller.spec.opts.get("firstresult")), "plugins": impls})
+    return table
+
+
+def hookspec_names(module) -> list[str]:
+    """The hookspecs of ``module``, in source order."""
+    return [name for name, value in vars(module).items() if callable(value) and hasattr(value, "envfence_spec")]
+
+
 @click.command()
+@click.option("--hooks", "by_hook", is_flag=True, help="List every hook with the plugins implementing it, in call order.")
 @pass_state
-def plugins(state: State) -> None:
-    """List plugins: name, distribution, version, hooks, status (and why)."""
+def plugins(state: State, by_hook: bool) -> None:
+    """List plugins: name, distribution, version, hooks, status (and why).
+
+    With --hooks, list each hook instead, with its plugins in the order they
+    are called (for a firstresult hook, the first to answer decides).
+    """
+    if by_hook:
+        table = hook_table(state.plugins)
+        if state.json:
+            click.echo(dumps(table))
+            return
+        for row in table:
+            kind = " (firstresult)" if row["firstresult"] else ""
+            click.echo(style(row["hook"], bold=True) + kind)
+            if not row["plugins"]:
+                click.echo("    (no plugin)")
+            for position, impl in enumerate(row["plugins"], 1):
+                notes = [n for n in (impl["order"], "wrapper" if impl["wrapper"] else None) if n]
+                click.echo(f"    {position}. {impl['plugin']}" + (f" [{', '.join(notes)}]" if notes else ""))
+        return
     records = sorted(state.plugins.records.values(), key=lambda r: (r.status != "loaded", r.name))
     if state.json:
         click.echo(dumps([attrs.asdict(r) for r in records]))

@@ -1,0 +1,86 @@
+"""A throwaway envfence project for tests: files, variables, a hostname, the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import textwrap
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+#: Variables of the developer's shell that would change what a test sees.
+LEAKY_PREFIXES = ("ENVFENCE_", "DEV_", "PROD_")
+LEAKY_NAMES = ("ENVIRONMENT",)
+
+#: A hostname none of the default patterns match, so the host has no class.
+NEUTRAL_HOSTNAME = "unclassified-host"
+
+
+class Project:
+    """A project directory with its own variables and hostname.
+
+    ``environ`` and ``hostname`` apply to every :meth:`run` and
+    :meth:`session`, on top of the process environment (which the pytest
+    fixture has cleared of ``ENVIRONMENT``, ``ENVFENCE_*``, ``DEV_*`` and
+    ``PROD_*``).
+    """
+
+    def __init__(self, path: Path, hostname: str = NEUTRAL_HOSTNAME, environ: Mapping[str, str] | None = None) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.hostname = hostname
+        self.environ: dict[str, str] = dict(environ or {})
+
+    def __repr__(self) -> str:
+        return f"<Project {self.path} hostname={self.hostname!r}>"
+
+    def write(self, name: str, text: str = "") -> Path:
+        """Write ``text`` (dedented) to ``name`` under the project, creating folders."""
+        target = self.path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return target
+
+    def settings(self, text: str) -> Path:
+        """Write the project's ``envfence.toml``."""
+        return self.write("envfence.toml", text)
+
+    def setenv(self, **values: str) -> None:
+        """Set variables for the project's runs and sessions."""
+        self.environ.update(values)
+
+    def _environ(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+        return {"ENVFENCE_HOSTNAME": self.hostname, **self.environ, **(extra or {})}
+
+    @contextlib.contextmanager
+    def _inside(self) -> Iterator[None]:
+        from envfence.pipeline import reset_session
+
+        previous = os.getcwd()
+        os.chdir(self.path)
+        reset_session()
+        try:
+            yield
+        finally:
+            reset_session()
+            os.chdir(previous)
+
+    def run(self, *args: str, env: Mapping[str, str] | None = None, input: str | None = None) -> Any:
+        """Run ``envfence ARGS`` in the project, in this process, and return click's result.
+
+        The result has ``exit_code``, ``stdout``, ``stderr`` and ``output``.
+        """
+        from click.testing import CliRunner
+
+        from envfence.cli import cli
+
+        with self._inside():
+            return CliRunner().invoke(cli, list(args), env=self._environ(env), input=input, catch_exceptions=True)
+
+    def session(self, env: str | None = None, **kwargs: Any):
+        """Open a :class:`~envfence.Session` on the project, as the CLI would."""
+        from envfence.pipeline import Session
+
+        environ = {**os.environ, **self._environ(kwargs.pop("environ", None))}
+        with self._inside():
+            return Session.open(self.path, env=env, environ=environ, **kwargs)

@@ -1,0 +1,69 @@
+"""pytest fixtures for envfence and its plugins (loaded through the ``pytest11`` entry point).
+
+- ``envfence_project``: a :class:`~envfence.testing.project.Project` in a
+  temporary directory, its runs isolated from the developer's shell.
+- ``envfence_plugin``: register a plugin object for one test.
+- ``audit_events``: the audit events emitted during the test.
+
+This module imports nothing from envfence at import time: pytest loads it
+in every test run of an environment where envfence is installed.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Iterator
+
+import pytest
+
+
+@pytest.fixture
+def envfence_project(tmp_path, monkeypatch) -> Iterator[Any]:
+    """A project directory with an empty ``envfence.toml``, ready for ``run`` and ``session``."""
+    from envfence.plugins import reset_default_managers
+    from envfence.testing.project import LEAKY_NAMES, LEAKY_PREFIXES, Project
+
+    for name in list(os.environ):
+        if name in LEAKY_NAMES or name.startswith(LEAKY_PREFIXES):
+            monkeypatch.delenv(name)
+    reset_default_managers()
+    project = Project(tmp_path / "project")
+    project.settings("# envfence settings for a test project\n")
+    yield project
+    reset_default_managers()
+
+
+@pytest.fixture
+def envfence_plugin() -> Iterator[Callable[..., str]]:
+    """``register(plugin, name=None)``: make a plugin object known for this test only.
+
+    The plugin is called before the installed ones. Returns the name it was
+    registered under.
+    """
+    from envfence.plugins import add_inline_plugin, remove_inline_plugin
+
+    names: list[str] = []
+
+    def register(plugin: Any, name: str | None = None) -> str:
+        names.append(add_inline_plugin(plugin, name))
+        return names[-1]
+
+    yield register
+    for name in names:
+        remove_inline_plugin(name)
+
+
+@pytest.fixture
+def audit_events(envfence_plugin) -> list[Any]:
+    """The :class:`~envfence.models.AuditEvent` objects emitted during the test, in order."""
+    from envfence import hookimpl
+
+    events: list[Any] = []
+
+    class AuditRecorder:
+        @hookimpl
+        def audit_event(self, event) -> None:
+            events.append(event)
+
+    envfence_plugin(AuditRecorder(), "envfence-testing-audit")
+    return events
