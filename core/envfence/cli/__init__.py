@@ -23,6 +23,7 @@ COMMANDS = {
     "detect": "detect",
     "config": "config",
     "plugins": "plugins",
+    "emulate": "emulate",
 }
 
 _HELP = """Make automation scripts environment-aware and safe.

@@ -1,0 +1,203 @@
+"""A fake HousecallPro public API on 127.0.0.1, for tests and the demo.
+
+Answers, with ``Authorization: Token <key>`` (or ``Bearer <key>``):
+
+- ``GET /company``
+- ``GET /customers`` (``page``, ``page_size``, ``q``), ``GET /customers/{id}``, ``POST /customers``
+- ``GET /jobs`` (``page``, ``page_size``, ``customer_id``, ``work_status[]``),
+  ``GET /jobs/{id}``, ``POST /jobs``
+
+401 for a missing or unknown key, 404 for an unknown id or path, 422 for a
+body without the required fields, and 429 past ``rate_limit`` requests a
+second when a limit is set.
+
+::
+
+    with FakeHousecallPro() as fake:                # seeded with the demo's keys
+        requests.get(f"{fake.url}/company", headers={"Authorization": f"Token {DEMO_DEV_KEY}"})
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as _dt
+import math
+import time
+import uuid
+from typing import Any, Iterable, Mapping
+
+from ._server import FakeService, HTTPError, Request, Response
+
+#: The demo project's keys (``contrib/demo-project/.env``): fake values.
+DEMO_DEV_KEY = "hcp_dev_3f9a7c1e5b2d4f6a8c0e2b4d6f8a0c2e"
+DEMO_PROD_KEY = "hcp_prod_7b1d9f3a5c7e9b1d3f5a7c9e1b3d5f7a"
+
+_UNAUTHORIZED = {"error": {"message": "Unauthorized: the API key is missing, invalid or revoked", "code": 401}}
+_NOT_FOUND = {"error": {"message": "Not Found", "code": 404}}
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class FakeHousecallPro(FakeService):
+    """A fake HousecallPro holding API keys, one company, customers and jobs.
+
+    :param seed: start with the demo project's keys, company, two customers
+        and two jobs.
+    :param port: the port to bind on 127.0.0.1 (0: a free one).
+    :param rate_limit: requests a second before 429 (None: no limit).
+    """
+
+    label = "fake HousecallPro"
+
+    def __init__(self, seed: bool = True, port: int = 0, rate_limit: int | None = None) -> None:
+        super().__init__(port)
+        self.rate_limit = rate_limit
+        self.keys: set[str] = set()
+        self.company: dict[str, Any] = {
+            "id": "com_" + uuid.UUID(int=1).hex,
+            "name": "Acme Home Services",
+            "phone_number": "5555550100",
+            "support_email": "support@acme.example",
+            "time_zone": "America/Denver",
+            "website": "https://acme.example",
+        }
+        self.customers: dict[str, dict[str, Any]] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self._hits: collections.deque[float] = collections.deque()
+        self._counter = 0
+        if seed:
+            self.seed_demo()
+
+    # --- seeding -------------------------------------------------------------------
+
+    def _id(self, prefix: str) -> str:
+        self._counter += 1
+        return f"{prefix}_{uuid.UUID(int=self._counter * 7919).hex}"
+
+    def add_key(self, key: str) -> None:
+        """Accept ``key``."""
+        with self.lock:
+            self.keys.add(key)
+
+    def add_customer(self, first_name: str, last_name: str = "", **fields: Any) -> dict[str, Any]:
+        """Add a customer; returns it as the API shows it."""
+        with self.lock:
+            customer = {
+                "id": self._id("cus"),
+                "first_name": first_name,
+                "last_name": last_name,
+                "email": fields.pop("email", None),
+                "mobile_number": fields.pop("mobile_number", None),
+                "company": fields.pop("company", None),
+                "notifications_enabled": fields.pop("notifications_enabled", False),
+                "tags": list(fields.pop("tags", [])),
+                "addresses": list(fields.pop("addresses", [])),
+                "created_at": _now(),
+                "updated_at": _now(),
+                **fields,
+            }
+            self.customers[customer["id"]] = customer
+            return dict(customer)
+
+    def add_job(self, customer_id: str, description: str = "", total_amount: int = 0, work_status: str = "scheduled", **fields: Any) -> dict[str, Any]:
+        """Add a job for a customer (amounts in cents); returns it as the API shows it."""
+        with self.lock:
+            if customer_id not in self.customers:
+                raise KeyError(f"no customer {customer_id!r} in the fake")
+            customer = self.customers[customer_id]
+            job = {
+                "id": self._id("job"),
+                "invoice_number": str(1000 + len(self.jobs) + 1),
+                "description": description,
+                "customer": {k: customer[k] for k in ("id", "first_name", "last_name", "email", "mobile_number", "company")},
+                "work_status": work_status,
+                "total_amount": total_amount,
+                "outstanding_balance": fields.pop("outstanding_balance", total_amount),
+                "schedule": fields.pop("schedule", {"scheduled_start": None, "scheduled_end": None}),
+                "assigned_employees": list(fields.pop("assigned_employees", [])),
+                "tags": list(fields.pop("tags", [])),
+                "created_at": _now(),
+                "updated_at": _now(),
+                **fields,
+            }
+            self.jobs[job["id"]] = job
+            return dict(job)
+
+    def seed_demo(self) -> None:
+        """Add the demo project's keys, two customers and two jobs."""
+        self.add_key(DEMO_DEV_KEY)
+        self.add_key(DEMO_PROD_KEY)
+        ada = self.add_customer("Ada", "Lovelace", email="ada@example.com", mobile_number="5555550101")
+        alan = self.add_customer("Alan", "Turing", email="alan@example.com")
+        self.add_job(ada["id"], "Replace water heater", 185000, "scheduled")
+        self.add_job(alan["id"], "Annual furnace tune-up", 12900, "complete unrated", outstanding_balance=0)
+
+    # --- answering -----------------------------------------------------------------
+
+    def handle(self, request: Request, token: str | None) -> Response:
+        with self.lock:
+            if request.scheme.lower() not in ("token", "bearer") or token not in self.keys:
+                raise HTTPError(401, _UNAUTHORIZED)
+            self._throttle()
+            parts = [p for p in request.path.split("/") if p]
+            method = request.method
+            if parts == ["company"] and method == "GET":
+                return Response(200, dict(self.company))
+            if parts and parts[0] in ("customers", "jobs"):
+                store = self.customers if parts[0] == "customers" else self.jobs
+                if len(parts) == 2 and method == "GET":
+                    item = store.get(parts[1])
+                    if item is None:
+                        raise HTTPError(404, _NOT_FOUND)
+                    return Response(200, dict(item))
+                if len(parts) == 1 and method == "GET":
+                    return Response(200, self._page(parts[0], store.values(), request.query))
+                if len(parts) == 1 and method == "POST":
+                    return Response(201, self._create(parts[0], request.body))
+            raise HTTPError(404, _NOT_FOUND)
+
+    def _throttle(self) -> None:
+        if self.rate_limit is None:
+            return
+        now = time.monotonic()
+        while self._hits and now - self._hits[0] >= 1.0:
+            self._hits.popleft()
+        if len(self._hits) >= self.rate_limit:
+            raise HTTPError(429, {"error": {"message": "Too Many Requests", "code": 429}}, {"Retry-After": "1"})
+        self._hits.append(now)
+
+    def _page(self, name: str, items: Iterable[Mapping[str, Any]], query: Mapping[str, list[str]]) -> dict[str, Any]:
+        rows = list(items)
+        if name == "customers" and query.get("q"):
+            needle = query["q"][0].lower()
+            rows = [c for c in rows if needle in " ".join(str(c.get(k) or "") for k in ("first_name", "last_name", "email", "company")).lower()]
+        if name == "jobs" and query.get("customer_id"):
+            rows = [j for j in rows if j["customer"]["id"] == query["customer_id"][0]]
+        if name == "jobs" and query.get("work_status[]"):
+            rows = [j for j in rows if j["work_status"] in query["work_status[]"]]
+        try:
+            page = max(int((query.get("page") or ["1"])[0]), 1)
+            size = min(max(int((query.get("page_size") or ["10"])[0]), 1), 200)
+        except ValueError:
+            raise HTTPError(422, {"error": {"message": "page and page_size must be whole numbers", "code": 422}}) from None
+        chunk = rows[(page - 1) * size : page * size]
+        return {
+            "page": page,
+            "page_size": size,
+            "total_pages": max(math.ceil(len(rows) / size), 1),
+            "total_items": len(rows),
+            name: [dict(r) for r in chunk],
+        }
+
+    def _create(self, name: str, body: Any) -> dict[str, Any]:
+        body = dict(body) if isinstance(body, dict) else {}
+        if name == "customers":
+            if not (body.get("first_name") or body.get("last_name") or body.get("email") or body.get("mobile_number")):
+                raise HTTPError(422, {"error": {"message": "a customer needs a name, an email or a mobile number", "code": 422}})
+            return self.add_customer(body.pop("first_name", ""), body.pop("last_name", ""), **body)
+        customer_id = body.pop("customer_id", None)
+        if customer_id not in self.customers:
+            raise HTTPError(422, {"error": {"message": "customer_id must name an existing customer", "code": 422}})
+        return self.add_job(customer_id, body.pop("description", ""), int(body.pop("total_amount", 0) or 0), body.pop("work_status", "scheduled"), **body)

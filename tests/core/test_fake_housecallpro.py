@@ -1,0 +1,71 @@
+"""The fake HousecallPro, as requests sees it over real HTTP."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from envfence.testing import DEMO_DEV_KEY, FakeHousecallPro
+
+
+@pytest.fixture
+def fake():
+    with FakeHousecallPro() as server:
+        yield server
+
+
+def get(fake, path, key=DEMO_DEV_KEY, **params):
+    return requests.get(f"{fake.url}{path}", headers={"Authorization": f"Token {key}"}, params=params, timeout=5)
+
+
+def test_company_answers_for_a_seeded_key(fake):
+    response = get(fake, "/company")
+    assert response.status_code == 200
+    assert response.json()["name"] == "Acme Home Services"
+
+
+def test_bad_or_missing_key_gets_401(fake):
+    assert get(fake, "/company", key="hcp_wrong_key_000000000000").status_code == 401
+    assert requests.get(f"{fake.url}/company", timeout=5).status_code == 401
+
+
+def test_customers_are_paged(fake):
+    for i in range(12):
+        fake.add_customer(f"Test{i}", "Customer")
+    first = get(fake, "/customers", page=1, page_size=10).json()
+    assert first["total_items"] == 14 and first["total_pages"] == 2 and len(first["customers"]) == 10
+    second = get(fake, "/customers", page=2, page_size=10).json()
+    assert len(second["customers"]) == 4
+    assert get(fake, "/customers", q="lovelace").json()["customers"][0]["first_name"] == "Ada"
+
+
+def test_jobs_list_filter_and_fetch(fake):
+    jobs = get(fake, "/jobs").json()["jobs"]
+    assert {j["description"] for j in jobs} == {"Replace water heater", "Annual furnace tune-up"}
+    ada = jobs[0]["customer"]["id"]
+    assert [j["customer"]["id"] for j in get(fake, "/jobs", customer_id=ada).json()["jobs"]] == [ada]
+    assert get(fake, f"/jobs/{jobs[0]['id']}").json()["total_amount"] == jobs[0]["total_amount"]
+    assert get(fake, "/jobs/job_nope").status_code == 404
+
+
+def test_create_customer_and_job(fake):
+    headers = {"Authorization": f"Token {DEMO_DEV_KEY}"}
+    customer = requests.post(f"{fake.url}/customers", json={"first_name": "Grace", "last_name": "Hopper"}, headers=headers, timeout=5)
+    assert customer.status_code == 201
+    job = requests.post(f"{fake.url}/jobs", json={"customer_id": customer.json()["id"], "description": "Fix leak"}, headers=headers, timeout=5)
+    assert job.status_code == 201 and job.json()["customer"]["first_name"] == "Grace"
+    bad = requests.post(f"{fake.url}/jobs", json={"customer_id": "cus_nope"}, headers=headers, timeout=5)
+    assert bad.status_code == 422
+
+
+def test_rate_limit_when_set():
+    with FakeHousecallPro(rate_limit=2) as fake:
+        codes = [get(fake, "/company").status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+
+
+def test_empty_fake_knows_no_key():
+    with FakeHousecallPro(seed=False) as fake:
+        assert get(fake, "/company").status_code == 401
+        fake.add_key("hcp_custom_key_123456789012")
+        assert get(fake, "/company", key="hcp_custom_key_123456789012").status_code == 200
