@@ -67,7 +67,8 @@ class Session:
     load_findings: tuple[Finding, ...] = ()
     environ: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     _paths: EnvPaths | None = attrs.field(default=None, repr=False)
-    _pending_audit: list[AuditEvent] = attrs.field(factory=list, repr=False)
+    #: The arguments ``open`` was called with, so that :meth:`reload` can repeat it.
+    opened_with: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
 
     # --- building ------------------------------------------------------------
 
@@ -103,6 +104,10 @@ class Session:
         :raises ConfigurationError: settings or configuration cannot be
             loaded, or a plugin failed to load in strict mode.
         """
+        opened_with = dict(
+            start=start, env=env, overrides=overrides, root=root, environ=environ, hostname=hostname,
+            plugins=plugins, disabled_plugins=tuple(disabled_plugins), strict_plugins=strict_plugins,
+        )
         environ = dict(os.environ if environ is None else environ)
         pm = plugins if plugins is not None else default_manager(disabled_plugins, environ)
 
@@ -208,6 +213,7 @@ class Session:
             settings_specs=specs,
             load_findings=tuple(findings),
             environ=environ,
+            opened_with=opened_with,
         )
         session.report = session.report.extend(session.validate(live=False))
         session.audit(
@@ -226,6 +232,32 @@ class Session:
         return session
 
     # --- using ---------------------------------------------------------------
+
+    def changed_layers(self) -> list[str]:
+        """The file layers that changed on disk since the session was opened.
+
+        A file that appeared, disappeared or whose bytes differ counts; the
+        comparison is by content digest, so touching a file is no change.
+        """
+        import hashlib
+
+        changed = []
+        for layer in self.config.layers:
+            if layer.path is None:
+                continue
+            try:
+                digest = hashlib.sha256(layer.path.read_bytes()).hexdigest()
+            except FileNotFoundError:
+                digest = None
+            except OSError:
+                digest = "unreadable"
+            if (digest is None) != (not layer.exists) or (digest is not None and digest != layer.digest):
+                changed.append(layer.source)
+        return changed
+
+    def reload(self) -> "Session":
+        """Open a new session with the same arguments (the process environment is read again)."""
+        return type(self).open(**self.opened_with)
 
     def validate(self, live: bool = False) -> list[Finding]:
         """Run the ``validate`` hook and return its findings (not stored)."""
@@ -346,15 +378,22 @@ def merge_layers(
 _current: Session | None = None
 
 
-def session(**kwargs: Any) -> Session:
+def session(reload_if_changed: bool = False, **kwargs: Any) -> Session:
     """The process-wide session, opened on first use (the configuration wrapper).
 
     Later calls return the same object whatever their arguments; call
-    :func:`reset_session` to open a new one.
+    :func:`reset_session` to open a new one. With ``reload_if_changed=True``,
+    a long-running process picks up edited ``.env`` files: the session is
+    reopened when a layer file changed on disk, and the reload is audited.
     """
     global _current
     if _current is None:
         _current = Session.open(**kwargs)
+    elif reload_if_changed:
+        changed = _current.changed_layers()
+        if changed:
+            _current = _current.reload()
+            _current.audit("config.reloaded", changed=changed)
     return _current
 
 

@@ -74,6 +74,14 @@ class State:
             )
         return self._session
 
+    def session_for(self, env: str):
+        """A separate session for environment ``env`` with this invocation's options."""
+        from ..pipeline import Session
+
+        return Session.open(
+            env=env, overrides=self.overrides, root=self.root, plugins=self.plugins, strict_plugins=self.strict_plugins
+        )
+
     def verbose(self, session=None) -> bool:
         """Human output for people (development) or terse (production), ``-v``/``-q`` winning."""
         if self.verbosity > 0:

@@ -95,3 +95,82 @@ def show(state: State, explain: bool) -> None:
     if findings:
         echo_findings(findings, err=True)
     click.get_current_context().exit(code)
+
+
+def drift(a, b) -> dict:
+    """Keys one environment has and the other lacks, compared under plain names."""
+    view_a, view_b = a.config.environment_view(), b.config.environment_view()
+    differ = sorted(
+        k for k in set(view_a) & set(view_b)
+        if not isinstance(view_a[k], Secret) and view_a[k] != view_b[k]
+    )
+    return {
+        "environments": [a.environment.name, b.environment.name],
+        "only_in": {
+            a.environment.name: sorted(set(view_a) - set(view_b)),
+            b.environment.name: sorted(set(view_b) - set(view_a)),
+        },
+        "differ": differ,
+        "same": sorted(k for k in set(view_a) & set(view_b) if k not in differ),
+    }
+
+
+@config.command("diff")
+@click.argument("first")
+@click.argument("second")
+@pass_state
+def diff(state: State, first: str, second: str) -> None:
+    """Configuration drift between two environments (exit 1 when keys are missing in one).
+
+    Keys are compared under their plain names (DEV_X and PROD_X are both X).
+    Values that differ are listed by key only; a secret's value is never compared
+    or shown here.
+    """
+    a, b = state.session_for(first), state.session_for(second)
+    data = drift(a, b)
+    missing = any(data["only_in"].values())
+    if state.json:
+        click.echo(dumps(data))
+    else:
+        for env, keys in data["only_in"].items():
+            if keys:
+                click.echo(style(f"only in {env}:", bold=True))
+                for key in keys:
+                    click.echo(f"  {key}")
+        if data["differ"]:
+            click.echo(style("different values:", bold=True) + " " + ", ".join(data["differ"]))
+        if not missing:
+            click.echo(f"no drift: {first} and {second} define the same {len(data['same']) + len(data['differ'])} keys")
+    click.get_current_context().exit(EXIT_FINDINGS if missing else 0)
+
+
+@config.command("template")
+@pass_state
+def template(state: State) -> None:
+    """Print a .env template: every known key, secrets left empty.
+
+    Declared settings come first with their documentation; a credential gets
+    one line per environment prefix. Use it to set up a new machine or to keep
+    a committed `.env.example` current.
+    """
+    session = state.session()
+    envs = session.settings.environments.values()
+    lines = ["# .env template from `envfence config template`: secret values are left empty"]
+    done: set[str] = set()
+    for spec in sorted(session.settings_specs, key=lambda s: s.name):
+        notes = [n for n in ("credential" if spec.credential else "", "secret" if spec.secret else "") if n]
+        if spec.required_in:
+            notes.append("required in " + ", ".join(spec.required_in))
+        lines.append(f"# {spec.name}: {spec.doc}" + (f" ({'; '.join(notes)})" if notes else ""))
+        keys = [f"{env.prefix}_{spec.name}" for env in envs] if spec.credential else [spec.name]
+        for key in keys:
+            value = "" if spec.secret or spec.default is None else spec.default
+            lines.append(f"{key}={value}")
+            done.add(key)
+    rest = [k for k in sorted(session.config.entries) if k not in done]
+    if rest:
+        lines.append("# other keys of this project")
+        for key in rest:
+            entry = session.config.entries[key]
+            lines.append(f"{key}={'' if entry.secret else entry.value}")
+    click.echo("\n".join(lines))
