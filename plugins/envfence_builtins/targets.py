@@ -1,0 +1,116 @@
+"""Environments own their external targets: a production base is not touched from development.
+
+The ``[targets]`` settings table names, per environment, the identifiers that
+belong to it (Airtable base IDs, a HousecallPro company, a host, a URL)::
+
+    [targets]
+    production = ["appLiveBase000001"]
+    development = ["appSandboxBase001"]
+
+Any configuration value this environment reads that names another
+environment's target is an error (``TARGET_OF_OTHER_ENVIRONMENT``).
+:func:`owner_of` answers the same question for the run-time guards.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from envfence import hookimpl
+from envfence.errors import ConfigurationError
+from envfence.models import Finding, Secret
+
+SECTION = "targets"
+
+
+def owned_targets(settings) -> dict[str, str]:
+    """Every declared target identifier with the environment that owns it.
+
+    :raises ConfigurationError: the ``[targets]`` table names an undeclared
+        environment, holds something other than lists of strings, or gives
+        one identifier to two environments.
+    """
+    table: Mapping[str, Any] = settings.section(SECTION)
+    where = f"{settings.source}: [{SECTION}]"
+    owners: dict[str, str] = {}
+    for env_name, identifiers in table.items():
+        env = settings.resolve(env_name)
+        if env is None:
+            declared = ", ".join(settings.environments)
+            raise ConfigurationError(
+                f"{where}: {env_name!r} is not a declared environment ({declared})",
+                f"name each environment's targets under its name, e.g. production = [\"app...\"]",
+            )
+        if isinstance(identifiers, str):
+            identifiers = [identifiers]
+        if not isinstance(identifiers, list) or not all(isinstance(i, str) and i.strip() for i in identifiers):
+            raise ConfigurationError(
+                f"{where}.{env_name}: must be a list of identifiers, not {identifiers!r}",
+                f'write it as {env_name} = ["appXXXXXXXXXXXXXX"]',
+            )
+        for identifier in identifiers:
+            identifier = identifier.strip()
+            other = owners.setdefault(identifier, env)
+            if other != env:
+                raise ConfigurationError(
+                    f"{where}: {identifier!r} is listed for both {other} and {env}",
+                    "a target belongs to one environment: remove it from the other list",
+                )
+    return owners
+
+
+def owner_of(settings, value: Any) -> str | None:
+    """The environment that owns ``value``, or a target named inside it; None when no one does.
+
+    ``value`` is an identifier or a text holding one as a whole word (a URL
+    with a base ID in its path). Secrets are never examined.
+
+    :raises ConfigurationError: the ``[targets]`` table is malformed.
+    """
+    if value is None or isinstance(value, Secret):
+        return None
+    text = str(value)
+    for identifier, env in owned_targets(settings).items():
+        if identifier == text or _mentions(text, identifier):
+            return env
+    return None
+
+
+def _mentions(text: str, identifier: str) -> bool:
+    return re.search(rf"(?<![A-Za-z0-9]){re.escape(identifier)}(?![A-Za-z0-9])", text) is not None
+
+
+@hookimpl
+def validate(session) -> list[Finding]:
+    """One error per configuration value, read in this environment, that names another environment's target."""
+    settings = session.settings
+    if not settings.section(SECTION):
+        return []
+    try:
+        owned_targets(settings)
+    except ConfigurationError as exc:
+        return [Finding("TARGETS_INVALID", "error", exc.message, exc.hint, key=SECTION, plugin="targets",
+                        file=str(settings.path) if settings.path else None)]
+    here = session.environment.name
+    config = session.config
+    findings = []
+    for plain, value in config.environment_view().items():
+        owner = owner_of(settings, value)
+        if owner is None or owner == here:
+            continue
+        key = config.credential_key(plain) or plain
+        entry = config.entry(key)
+        mine = sorted(t for t, env in owned_targets(settings).items() if env == here)
+        instead = f" (this environment's targets: {', '.join(mine)})" if mine else ""
+        findings.append(
+            Finding(
+                code="TARGET_OF_OTHER_ENVIRONMENT",
+                severity="error",
+                message=f"{key}={value} is a {owner} target, configured for {here} (set in {entry.source if entry else 'configuration'})",
+                remediation=f"point {plain} at a {here} target{instead}, or move the value to .env.{owner}",
+                key=key,
+                plugin="targets",
+            )
+        )
+    return findings
