@@ -1,0 +1,157 @@
+"""Acme's envfence plugin: what one company adds to every project that opts in.
+
+It acts only in a project whose settings have an ``[acme]`` table::
+
+    [acme]
+    table_prefix = "acme_"                                      # naming policy
+    host_codes = { p = "production", d = "development" }        # server names
+    keep_days = 30                                               # tidy-processed
+
+- **Naming policy** (``validate``): every Airtable table named in the
+  configuration (a key ``AIRTABLE_..._TABLE...``) carries the company
+  prefix. Table IDs (``tbl...``) carry no name and pass.
+- **Server names** (``classify_host``): Acme names its servers
+  ``<site>-<code><number>`` (``nyc-p01``, ``ber-d12.acme.internal``). The
+  code letter is the environment, which the built-in token matcher cannot
+  see (``p`` alone is no environment word elsewhere). So this plugin answers
+  ``classify_host`` first (``tryfirst``) for names of that shape only, and
+  returns None for every other name, leaving it to the built-in matcher.
+  Adding words to ``hostname_patterns`` would not do: the built-in matcher
+  compares whole tokens, and making ``p`` a production token would misclassify
+  any host with a stray ``p`` in its name.
+- **An automation** (``register_automations``): ``acme-tidy-processed`` moves
+  processed CSV files older than ``keep_days`` into the environment's archive.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from envfence import hookimpl
+from envfence.models import Automation, Finding, HostInfo
+
+NAME = "acme"
+DEFAULT_PREFIX = "acme_"
+DEFAULT_HOST_CODES = {"p": "production", "d": "development"}
+DEFAULT_KEEP_DAYS = 30
+
+_SERVER = re.compile(r"^(?P<site>[a-z]{3})-(?P<code>[a-z])(?P<number>\d{2,})(\.acme\.internal)?$", re.IGNORECASE)
+_TABLE_KEY = re.compile(r"^AIRTABLE_(\w+_)?TABLES?(_\w+)?$")
+_TABLE_ID = re.compile(r"^tbl[A-Za-z0-9]{14}$")
+
+
+def _section(settings) -> dict[str, Any] | None:
+    """The ``[acme]`` table, or None when the project has not opted in."""
+    return dict(settings.section(NAME)) if NAME in settings.raw else None
+
+
+@hookimpl(tryfirst=True)
+def classify_host(hostname: str, settings) -> HostInfo | None:
+    """Classify Acme server names by their code letter; leave every other name alone."""
+    section = _section(settings)
+    match = _SERVER.match(hostname)
+    if section is None or match is None:
+        return None
+    codes = {**DEFAULT_HOST_CODES, **_host_codes(section)}
+    environment = codes.get(match["code"].lower())
+    if environment not in settings.environments:
+        return None
+    token = f"{match['code']}{match['number']}".lower()
+    return HostInfo(hostname=hostname, tokens=(match["site"].lower(), token), matches=((environment, token),))
+
+
+def _host_codes(section: dict[str, Any]) -> dict[str, str]:
+    """The valid part of ``acme.host_codes`` (``validate`` reports the rest)."""
+    codes = section.get("host_codes", {})
+    if not isinstance(codes, dict):
+        return {}
+    return {k.lower(): v for k, v in codes.items() if len(k) == 1 and isinstance(v, str)}
+
+
+def _settings_findings(section: dict[str, Any], source: str) -> list[Finding]:
+    findings = []
+    prefix = section.get("table_prefix", DEFAULT_PREFIX)
+    if not isinstance(prefix, str) or not prefix:
+        findings.append(
+            Finding("ACME_SETTING_INVALID", "error", f"{source}: acme.table_prefix must be a non-empty string, not {prefix!r}",
+                    'write it as table_prefix = "acme_"', key="acme.table_prefix", plugin=NAME)
+        )
+    codes = section.get("host_codes", {})
+    if not isinstance(codes, dict) or len(_host_codes(section)) != len(codes):
+        findings.append(
+            Finding("ACME_SETTING_INVALID", "error", f"{source}: acme.host_codes must map single letters to environment names, not {codes!r}",
+                    'write it as host_codes = { p = "production", d = "development" }', key="acme.host_codes", plugin=NAME)
+        )
+    keep = section.get("keep_days", DEFAULT_KEEP_DAYS)
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
+        findings.append(
+            Finding("ACME_SETTING_INVALID", "error", f"{source}: acme.keep_days must be a whole number of days, at least 1, not {keep!r}",
+                    "write it as keep_days = 30", key="acme.keep_days", plugin=NAME)
+        )
+    return findings
+
+
+@hookimpl
+def validate(session) -> list[Finding] | None:
+    """Every Airtable table name in the configuration carries the company prefix."""
+    section = _section(session.settings)
+    if section is None:
+        return None
+    findings = _settings_findings(section, session.settings.source)
+    if findings:
+        return findings
+    prefix = section.get("table_prefix", DEFAULT_PREFIX)
+    severity = session.profile.escalate("warning")
+    for key, value in session.config.environment_view().items():
+        if not _TABLE_KEY.match(key) or not isinstance(value, str):
+            continue
+        for name in (v.strip() for v in value.split(",")):
+            if name and not _TABLE_ID.match(name) and not name.startswith(prefix):
+                entry = session.config.entry(key) or session.config.entry(f"{session.config.prefix}_{key}")
+                findings.append(
+                    Finding(
+                        code="ACME_TABLE_PREFIX",
+                        severity=severity,
+                        message=f"Airtable table {name!r} in {key} does not carry the Acme prefix {prefix!r}",
+                        remediation=f"rename the table to {prefix}{name} in Airtable and in the configuration, or use its tbl... ID",
+                        key=key,
+                        plugin=NAME,
+                        file=entry.source if entry else None,
+                    )
+                )
+    return findings
+
+
+@hookimpl
+def register_automations(session, register) -> None:
+    """Ship ``acme-tidy-processed`` to projects that opted in."""
+    if _section(session.settings) is None:
+        return
+    register(
+        Automation(
+            name="acme-tidy-processed",
+            description="Move processed CSV files older than acme.keep_days into the archive",
+            function=tidy_processed,
+            schedule="30 2 * * *",
+            plugin=NAME,
+        )
+    )
+
+
+def tidy_processed(ctx) -> None:
+    """Move ``csv/processed`` files older than ``keep_days`` to ``archive``; a dry run only lists them."""
+    section = _section(ctx.session.settings) or {}
+    keep_days = section.get("keep_days", DEFAULT_KEEP_DAYS)
+    processed, archive = ctx.paths["csv/processed"], ctx.paths["archive"]
+    cutoff = time.time() - keep_days * 86400
+    old = sorted(p for p in processed.glob("*.csv") if p.is_file() and p.stat().st_mtime < cutoff) if processed.is_dir() else []
+    for path in old:
+        if ctx.dry_run:
+            ctx.say(f"would archive {path.name}")
+        else:
+            archive.mkdir(parents=True, exist_ok=True)
+            path.replace(archive / path.name)
+            ctx.say(f"archived {path.name}")
+    ctx.say(f"{len(old)} file(s) older than {keep_days} days{' (dry run: nothing moved)' if ctx.dry_run else ' archived'}")

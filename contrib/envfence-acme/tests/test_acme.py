@@ -1,0 +1,89 @@
+"""envfence-acme: naming policy, Acme server names, and nothing at all for projects that do not opt in."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+ACME = '[acme]\ntable_prefix = "acme_"\n'
+
+
+def _detect(project) -> dict:
+    result = project.run("--json", "detect")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize(
+    "hostname, host_class",
+    [
+        ("nyc-p01", "production"),
+        ("NYC-P01.acme.internal", "production"),
+        ("ber-d12.acme.internal", "development"),
+        ("web-prod-01", "production"),  # not an Acme name: the built-in matcher decides
+        ("lab-x07", None),  # an Acme shape with an unknown code
+        ("nyc-p01.example.com", None),  # not Acme's domain
+    ],
+)
+def test_acme_server_names_are_classified_by_their_code(envfence_project, hostname, host_class):
+    envfence_project.settings(ACME)
+    envfence_project.hostname = hostname
+    data = _detect(envfence_project)
+    assert data["host"]["class"] == host_class
+    if host_class:
+        assert data["environment"] == host_class and data["method"] == "hostname"
+
+
+def test_host_codes_can_name_a_declared_environment(envfence_project):
+    envfence_project.settings(
+        ACME + 'host_codes = { s = "staging" }\n\n[environments.staging]\nprefix = "STG"\nbased_on = "production"\n'
+    )
+    envfence_project.hostname = "fra-s03"
+    assert _detect(envfence_project)["host"]["class"] == "staging"
+
+
+def test_without_an_acme_table_server_names_are_left_alone(envfence_project):
+    envfence_project.hostname = "nyc-p01"
+    assert _detect(envfence_project)["host"]["class"] is None
+
+
+def test_plugins_hooks_shows_acme_answering_classify_host_first(envfence_project):
+    out = envfence_project.run("plugins", "--hooks").stdout
+    block = out.split("classify_host (firstresult)\n")[1].split("detect_environment")[0]
+    assert block.splitlines()[0] == "    1. acme [tryfirst]"
+
+
+def test_table_names_without_the_prefix_are_reported(envfence_project):
+    envfence_project.settings(ACME)
+    envfence_project.write(
+        ".env",
+        "AIRTABLE_TABLE=Customers\nAIRTABLE_STATUS_TABLE=acme_runs\nAIRTABLE_TABLES=acme_jobs, Invoices, tblAbCdEfGh123456\n",
+    )
+    findings = [f for f in envfence_project.session().report.findings if f.code == "ACME_TABLE_PREFIX"]
+    assert sorted((f.key, f.severity) for f in findings) == [("AIRTABLE_TABLE", "warning"), ("AIRTABLE_TABLES", "warning")]
+    customers = next(f for f in findings if f.key == "AIRTABLE_TABLE")
+    assert "'Customers'" in customers.message and customers.file == ".env"
+    assert "acme_Customers" in customers.remediation
+
+
+def test_the_naming_policy_is_an_error_in_production(envfence_project):
+    envfence_project.settings(ACME)
+    envfence_project.write(".env", "PROD_AIRTABLE_TABLE=Customers\n")
+    findings = [f for f in envfence_project.session(env="production").report.findings if f.code == "ACME_TABLE_PREFIX"]
+    assert [(f.key, f.severity) for f in findings] == [("AIRTABLE_TABLE", "error")]
+
+
+def test_projects_that_do_not_opt_in_get_no_findings(envfence_project):
+    envfence_project.write(".env", "AIRTABLE_TABLE=Customers\n")
+    codes = envfence_project.session().report.codes()
+    assert not [c for c in codes if c.startswith("ACME_")]
+
+
+def test_bad_acme_settings_are_findings_and_detection_still_works(envfence_project):
+    envfence_project.settings('[acme]\ntable_prefix = ""\nhost_codes = "p"\nkeep_days = 0\n')
+    envfence_project.hostname = "web-prod-01"
+    session = envfence_project.session()
+    assert session.host.environment == "production"
+    keys = sorted(f.key for f in session.report.findings if f.code == "ACME_SETTING_INVALID")
+    assert keys == ["acme.host_codes", "acme.keep_days", "acme.table_prefix"]

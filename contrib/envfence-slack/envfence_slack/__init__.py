@@ -1,0 +1,146 @@
+"""Post failed envfence runs, and optionally finished ones, to a Slack incoming webhook.
+
+The webhook URL is a secret credential, read through the environment's
+prefix (``PROD_SLACK_WEBHOOK_URL`` in production), so each environment posts
+to its own channel and the URL is masked wherever envfence prints
+configuration. Settings, all optional::
+
+    [slack]
+    notify = "failures"   # or "all": also post runs that succeeded
+    timeout = 5           # seconds to wait for Slack
+
+Every message passes through the session's redactor, so no secret value of
+the session reaches Slack. A failure to post is a warning on stderr and an
+audit event (``notification.failed``); it never changes a run's result.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from envfence import hookimpl
+from envfence.models import Finding, SettingSpec
+
+NAME = "slack"
+URL_SETTING = "SLACK_WEBHOOK_URL"
+NOTIFY_CHOICES = ("failures", "all")
+DEFAULT_TIMEOUT = 5.0
+
+
+@hookimpl
+def declare_settings() -> list[SettingSpec]:
+    """The webhook URL: a secret, read through the environment's prefix."""
+    return [
+        SettingSpec(
+            URL_SETTING,
+            doc="Slack incoming-webhook URL that receives run notifications",
+            secret=True,
+            credential=True,
+            format=r"https?://\S+",
+            plugin=NAME,
+        )
+    ]
+
+
+def _options(settings) -> tuple[str, float, list[Finding]]:
+    section = settings.section(NAME)
+    findings = []
+    notify = section.get("notify", "failures")
+    if notify not in NOTIFY_CHOICES:
+        findings.append(
+            Finding("SLACK_SETTING_INVALID", "error", f"{settings.source}: slack.notify must be one of {', '.join(NOTIFY_CHOICES)}, not {notify!r}",
+                    'write it as notify = "failures" or notify = "all"', key="slack.notify", plugin=NAME)
+        )
+        notify = "failures"
+    timeout = section.get("timeout", DEFAULT_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        findings.append(
+            Finding("SLACK_SETTING_INVALID", "error", f"{settings.source}: slack.timeout must be a positive number of seconds, not {timeout!r}",
+                    "write it as timeout = 5", key="slack.timeout", plugin=NAME)
+        )
+        timeout = DEFAULT_TIMEOUT
+    return notify, float(timeout), findings
+
+
+@hookimpl
+def validate(session) -> list[Finding]:
+    """The ``[slack]`` settings are usable, and the URL, when set, is an http(s) URL."""
+    findings = _options(session.settings)[2]
+    url = session.config.credential(URL_SETTING)
+    if url is not None and not str(_reveal(url)).startswith(("https://", "http://")):
+        findings.append(
+            Finding("SLACK_WEBHOOK_URL_FORMAT", "error", f"{session.config.credential_key(URL_SETTING)} is not an http(s) URL",
+                    "copy the incoming-webhook URL from the Slack app's settings (it starts with https://hooks.slack.com/)",
+                    key=session.config.credential_key(URL_SETTING), plugin=NAME)
+        )
+    return findings
+
+
+@hookimpl
+def on_error(session, failure) -> None:
+    """Post the failure: automation, environment, host, classification, message and error id."""
+    if session is None:  # the session did not open: no configuration, so no webhook
+        return
+    what = failure.automation or "envfence"
+    text = (
+        f":rotating_light: *{what}* failed in *{session.environment.name}* on `{session.host.hostname}`\n"
+        f"{failure.classification} error {failure.error_id}: {failure.message}"
+    )
+    post(session, text, kind="failure")
+
+
+@hookimpl
+def on_run_finish(session, outcome) -> None:
+    """With ``notify = "all"``, post runs that succeeded (failures go through ``on_error``)."""
+    if _options(session.settings)[0] != "all" or outcome.status != "succeeded":
+        return
+    forced = f" (forced: {outcome.reason})" if outcome.forced else ""
+    text = (
+        f":white_check_mark: *{outcome.automation}* succeeded in *{outcome.environment}* "
+        f"in {outcome.duration:.1f}s, run {outcome.run_id}{forced}"
+    )
+    post(session, text, kind="success")
+
+
+def _reveal(value: Any) -> Any:
+    return value.reveal() if hasattr(value, "reveal") else value
+
+
+def post(session, text: str, kind: str) -> bool:
+    """Send ``text``, redacted, to the environment's webhook. Returns True when Slack accepted it.
+
+    Never raises: a failure is a warning on stderr and a ``notification.failed``
+    audit event, neither of which holds the URL.
+    """
+    key = session.config.credential_key(URL_SETTING)
+    if key is None:
+        return False
+    url = str(_reveal(session.credential(URL_SETTING, by=NAME)))
+    payload = {"text": session.redactor()(text)}
+    timeout = _options(session.settings)[1]
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode("utf-8"), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        problem = f"Slack answered HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        problem = f"could not reach Slack ({type(reason).__name__ if not isinstance(reason, str) else reason})"
+    else:
+        session.audit("notification.sent", channel=NAME, kind=kind, key=key, status=status)
+        return True
+    print(
+        f"envfence-slack: warning: {problem} for the {kind} notification; "
+        f"the run's result is unchanged (check {key})",
+        file=sys.stderr,
+    )
+    session.audit("notification.failed", channel=NAME, kind=kind, key=key, problem=problem)
+    return False
