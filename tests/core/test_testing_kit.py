@@ -44,10 +44,19 @@ def test_fixtures_work_in_a_plugin_authors_test_suite(pytester):
             detected = [e for e in audit_events if e.event == "environment.detected"]
             assert detected[0].environment == "production"
             assert detected[0].data["method"] == "flag"
+
+        def test_emulated_services_answer_real_clients(fake_airtable, fake_housecallpro):
+            import requests
+            from pyairtable import Api
+            from envfence.testing import DEMO_DEV_KEY, DEMO_DEV_TOKEN
+
+            assert Api(DEMO_DEV_TOKEN, endpoint_url=fake_airtable.url).whoami()["id"]
+            answer = requests.get(f"{fake_housecallpro.url}/company", headers={"Authorization": f"Token {DEMO_DEV_KEY}"}, timeout=5)
+            assert answer.status_code == 200
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
 
 
 def test_developer_shell_does_not_leak_into_the_project(envfence_project, monkeypatch):

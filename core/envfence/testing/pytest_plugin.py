@@ -4,6 +4,8 @@
   temporary directory, its runs isolated from the developer's shell.
 - ``envfence_plugin``: register a plugin object for one test.
 - ``audit_events``: the audit events emitted during the test.
+- ``fake_airtable``, ``fake_housecallpro``: the emulated services, running
+  on 127.0.0.1 for the test.
 
 This module imports nothing from envfence at import time: pytest loads it
 in every test run of an environment where envfence is installed.
@@ -67,3 +69,27 @@ def audit_events(envfence_plugin) -> list[Any]:
 
     envfence_plugin(AuditRecorder(), "envfence-testing-audit")
     return events
+
+
+@pytest.fixture
+def fake_airtable() -> Iterator[Any]:
+    """A running :class:`~envfence.testing.airtable.FakeAirtable` seeded with the demo's tokens and bases.
+
+    Point a project at it with ``AIRTABLE_ENDPOINT_URL=fake_airtable.url``.
+    """
+    from envfence.testing import FakeAirtable
+
+    with FakeAirtable() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_housecallpro() -> Iterator[Any]:
+    """A running :class:`~envfence.testing.housecallpro.FakeHousecallPro` seeded with the demo's keys.
+
+    Point a project at it with ``HOUSECALLPRO_API_URL=fake_housecallpro.url``.
+    """
+    from envfence.testing import FakeHousecallPro
+
+    with FakeHousecallPro() as server:
+        yield server
