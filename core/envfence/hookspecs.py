@@ -141,6 +141,30 @@ def load_config(
     """
 
 
+@hookspec(firstresult=True)
+def decrypt_value(
+    key: str, value: str, source: str, environment: Environment, settings: ProjectSettings, root: Path, environ: Mapping[str, str]
+) -> str | None:
+    """Decrypt a value stored encrypted at rest (one that starts with ``enc:``).
+
+    Called only for keys this environment may read (plain keys and its own
+    prefix); another environment's encrypted credential stays encrypted.
+
+    :param key: the key, e.g. ``PROD_AIRTABLE_API_KEY``.
+    :param value: the stored value, ``enc:<scheme>:<ciphertext>``.
+    :param source: the layer it came from, for messages.
+    :param environment: the decided environment (its key decrypts).
+    :param settings: the project settings (the environment's prefix).
+    :param root: the project root.
+    :param environ: the process environment.
+    :returns: the plain value, or None when the plugin does not know the scheme.
+
+    Stops at first non-None result. Raise :class:`envfence.ConfigurationError`
+    naming the key and the layer when the value cannot be decrypted. The
+    decrypted value is always treated as a secret.
+    """
+
+
 @hookspec
 def validate(session: Session, live: bool) -> list[Finding] | None:
     """Check the session's configuration.

@@ -164,11 +164,12 @@ class Session:
         )
         findings += [plugin_finding(e) for e in errors]
         layers = [layer for group in layer_results for layer in group]
+        layers, decrypted = _decrypt_layers(pm, layers, environment, settings, project.path, environ)
         defaults = {s.name: s.default for s in specs if s.default is not None}
         layers.append(ConfigLayer("defaults", defaults, PRECEDENCE["defaults"]))
         if overrides:
             layers.append(ConfigLayer("runtime override", dict(overrides), PRECEDENCE["runtime override"]))
-        config = merge_layers(layers, environment.name, settings, specs)
+        config = merge_layers(layers, environment.name, settings, specs, extra_secrets=decrypted)
         for layer in config.layers:
             findings += layer.findings
 
@@ -302,6 +303,47 @@ class Session:
         self.plugins.call("audit_event", session=self, event=record)
 
 
+#: Values that start with this are encrypted at rest (see the ``decrypt_value`` hook).
+ENCRYPTED_PREFIX = "enc:"
+
+
+def _decrypt_layers(pm, layers, environment, settings, root, environ):
+    """Decrypt the encrypted values this environment may read; return the layers and those keys.
+
+    Another environment's prefixed values are left encrypted: this
+    environment's key cannot, and must not, open them.
+    """
+    own = f"{settings.environments[environment.name].prefix}_"
+    others = tuple(f"{spec.prefix}_" for spec in settings.environments.values() if f"{spec.prefix}_" != own)
+    decrypted: set[str] = set()
+    result = []
+    for layer in layers:
+        encrypted = [
+            k for k, v in layer.values.items()
+            if isinstance(v, str) and v.startswith(ENCRYPTED_PREFIX)
+        ]
+        if not encrypted:
+            result.append(layer)
+            continue
+        values = dict(layer.values)
+        for key in encrypted:
+            decrypted.add(key)  # secret whether it is opened here or not
+            if key.startswith(others):
+                continue
+            plain = pm.call(
+                "decrypt_value", key=key, value=values[key], source=layer.source,
+                environment=environment, settings=settings, root=root, environ=environ,
+            )
+            if plain is None:
+                raise ConfigurationError(
+                    f"{layer.source}: {key} is encrypted ({values[key].split(':')[1]}) and no plugin can decrypt it",
+                    "install envfence's encryption support (pip install 'envfence[encryption]') or the plugin for that scheme",
+                )
+            values[key] = plain
+        result.append(attrs.evolve(layer, values=values))
+    return result, decrypted
+
+
 def _secret_values(config: Config, environ: Mapping[str, str]) -> list[str]:
     from .redaction import environ_secrets
 
@@ -325,6 +367,7 @@ def merge_layers(
     environment: str,
     settings: ProjectSettings,
     specs: Iterable[SettingSpec] = (),
+    extra_secrets: Iterable[str] = (),
 ) -> Config:
     """Merge layers by precedence into a :class:`Config` with provenance.
 
@@ -335,7 +378,7 @@ def merge_layers(
     """
     specs = list(specs)
     ordered = sorted(layers, key=lambda layer: layer.precedence)
-    declared_secrets = set(settings.secrets) | {s.name for s in specs if s.secret}
+    declared_secrets = set(settings.secrets) | {s.name for s in specs if s.secret} | set(extra_secrets)
     prefixes = {f"{spec.prefix}_": spec.name for spec in settings.environments.values()}
     known = {s.name for s in specs}
 

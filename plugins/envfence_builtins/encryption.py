@@ -1,0 +1,154 @@
+"""Configuration values encrypted at rest, one key per environment.
+
+A value written as ``enc:fernet:<token>`` in any ``.env`` file is decrypted
+with the current environment's key when the session opens, and is a secret
+from then on. Each environment has its own key, so a development machine that
+holds only the development key cannot open production's values, and another
+environment's encrypted credentials are never even tried.
+
+The key is ``ENVFENCE_KEY_<PREFIX>`` (``ENVFENCE_KEY_PROD``) when set, else the
+file ``.envfence/keys/<environment>.key`` under the project root, which must be
+readable by its owner only. ``envfence secret keygen`` creates it and
+``envfence secret encrypt KEY`` prints the line to paste into a ``.env`` file.
+
+Needs the ``cryptography`` package (``pip install 'envfence[encryption]'``),
+imported only when a value is encrypted or decrypted.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Mapping
+
+from envfence import hookimpl
+from envfence.errors import ConfigurationError, UsageError
+
+SCHEME = "enc:fernet:"
+KEY_DIR = Path(".envfence") / "keys"
+
+
+def key_variable(prefix: str) -> str:
+    """The variable that may hold an environment's key."""
+    return f"ENVFENCE_KEY_{prefix}"
+
+
+def key_file(root: Path, environment: str) -> Path:
+    """Where an environment's key file lives."""
+    return root / KEY_DIR / f"{environment}.key"
+
+
+def _fernet(key: bytes, where: str):
+    try:
+        from cryptography.fernet import Fernet
+    except ImportError:
+        raise ConfigurationError(
+            "encrypted configuration needs the cryptography package", "pip install 'envfence[encryption]'"
+        ) from None
+    try:
+        return Fernet(key.strip())
+    except (ValueError, TypeError):
+        raise ConfigurationError(f"{where}: not a valid key", "create one with `envfence secret keygen`") from None
+
+
+def load_key(root: Path, environment: str, prefix: str, environ: Mapping[str, str]):
+    """The environment's Fernet, from the variable or the owner-only key file."""
+    variable = key_variable(prefix)
+    if environ.get(variable):
+        return _fernet(environ[variable].encode(), variable)
+    path = key_file(root, environment)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ConfigurationError(
+            f"no {environment} key: set {variable} or create {path}",
+            f"run `envfence --env {environment} secret keygen` on a machine allowed to hold it",
+        ) from None
+    if info.st_mode & 0o077:
+        raise ConfigurationError(
+            f"{path}: the key file is readable by others (mode {stat.filemode(info.st_mode)})",
+            f"chmod 600 {path}",
+        )
+    return _fernet(path.read_bytes(), str(path))
+
+
+@hookimpl
+def decrypt_value(key: str, value: str, source: str, environment, settings, root: Path, environ: Mapping[str, str]) -> str | None:
+    """Decrypt ``enc:fernet:`` values with the environment's key."""
+    if not value.startswith(SCHEME):
+        return None
+    prefix = settings.environments[environment.name].prefix
+    fernet = load_key(root, environment.name, prefix, environ)
+    from cryptography.fernet import InvalidToken
+
+    try:
+        return fernet.decrypt(value[len(SCHEME):].encode()).decode("utf-8")
+    except (InvalidToken, UnicodeDecodeError):
+        raise ConfigurationError(
+            f"{source}: {key} cannot be decrypted with the {environment.name} key",
+            f"was it encrypted for another environment? re-encrypt it with `envfence --env {environment.name} secret encrypt {key}`",
+        ) from None
+
+
+@hookimpl
+def register_commands(cli) -> None:
+    """``envfence secret keygen`` and ``envfence secret encrypt KEY``."""
+    import click
+
+    from envfence.cli import State, pass_state
+    from envfence.cli.output import dumps
+
+    @click.group()
+    def secret() -> None:
+        """Encrypt configuration values at rest, one key per environment."""
+
+    @secret.command()
+    @pass_state
+    def keygen(state: State) -> None:
+        """Create this environment's key file (owner-only; never overwritten)."""
+        from cryptography.fernet import Fernet
+
+        session = state.session()
+        path = key_file(session.root.path, session.environment.name)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ignore = path.parent.parent / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# envfence keys: never commit them\n*\n")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise UsageError(f"{path} exists; a key is never overwritten", "move it away first if you really mean to replace it") from None
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(Fernet.generate_key() + b"\n")
+        session.audit("secret.key_created", path=str(path))
+        click.echo(dumps({"key_file": str(path)}) if state.json else f"created {path} (mode 600); keep it out of version control")
+
+    @secret.command()
+    @click.argument("key")
+    @pass_state
+    def encrypt(state: State, key: str) -> None:
+        """Print KEY=enc:fernet:... for a value read from stdin or a hidden prompt."""
+        session = state.session()
+        settings, env = session.settings, session.environment.name
+        for spec in settings.environments.values():
+            if spec.name != env and key.startswith(f"{spec.prefix}_"):
+                raise UsageError(
+                    f"{key} belongs to {spec.name}, but this is {env}",
+                    f"run `envfence --env {spec.name} secret encrypt {key}` with the {spec.name} key",
+                )
+        if sys.stdin.isatty():
+            value = click.prompt(f"value of {key}", hide_input=True, confirmation_prompt=True)
+        else:
+            value = sys.stdin.read().rstrip("\n")
+        if not value:
+            raise UsageError("the value is empty", "pipe the value on stdin or type it at the prompt")
+        prefix = settings.environments[env].prefix
+        fernet = load_key(session.root.path, env, prefix, session.environ)
+        token = fernet.encrypt(value.encode("utf-8")).decode()
+        session.audit("secret.encrypted", key=key)
+        line = f"{key}={SCHEME}{token}"
+        click.echo(dumps({"key": key, "line": line}) if state.json else line)
+
+    cli.add_command(secret)
