@@ -305,4 +305,11 @@ def audit_event(session: Session, event: AuditEvent) -> None:
     :param session: the open session.
     :param event: the :class:`~envfence.models.AuditEvent`; its data never
         holds a secret value.
+
+    Called as each event happens. A plugin that persists events writes
+    only for a prepared session (``session.prepared``, see
+    :meth:`envfence.Session.prepare`): before that it holds them in memory
+    and writes them on the ``environment.prepared`` event, so a dry run or a
+    read-only command leaves no record. Once prepared, an exception here
+    stops the action.
     """

@@ -8,6 +8,7 @@ the value; anything that prints a model prints it masked.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -362,6 +363,50 @@ class EnvPaths:
     def log_file(self, stem: str = "automation") -> Path:
         """A log file name that carries the environment: ``logs/automation_production.log``."""
         return self.dirs.get("logs", self.base / "logs") / f"{stem}_{self.environment}.log"
+
+    def stage(self, name: str) -> Path:
+        """The directory of a CSV stage: ``incoming``, ``processing``, ``processed``, ``failed``."""
+        for key in (name, f"csv/{name}"):
+            if key in self.dirs:
+                return self.dirs[key]
+        from .errors import UsageError
+
+        stages = ", ".join(k.removeprefix("csv/") for k in self.dirs if k.startswith("csv/"))
+        raise UsageError(f"unknown CSV stage {name!r} in the {self.environment} tree", f"use one of: {stages}")
+
+    def move(self, file: str | Path, to: str | Path) -> Path:
+        """Move ``file`` into stage ``to`` (a stage name, or a directory) by one atomic rename.
+
+        Both the file and the destination must lie inside this environment's
+        tree once symlinks are resolved, so one environment's data never
+        lands in another's. An existing file of the same name is never
+        replaced.
+
+        :returns: the file's new path.
+        :raises SafetyError: the file or the destination is outside this tree.
+        :raises EnvfenceError: the file is missing, or the destination holds one of that name.
+        """
+        from .errors import EnvfenceError, SafetyError
+
+        source = Path(file)
+        target = self.stage(to) if isinstance(to, str) and "/" not in to else Path(to)
+        tree = self.base.resolve()
+        for what, path in (("file", source), ("destination", target)):
+            if not path.resolve().is_relative_to(tree):
+                raise SafetyError(
+                    f"refusing to move {source}: the {what} {path} is outside the {self.environment} tree ({self.base})",
+                    "each environment's files stay in its own tree; use this environment's stages",
+                )
+        if not source.is_file():
+            raise EnvfenceError(f"cannot move {source}: no such file", "check the file's name and stage")
+        destination = target.resolve() / source.name
+        if os.path.lexists(destination):
+            raise EnvfenceError(
+                f"cannot move {source} to {destination}: a file of that name is already there",
+                "rename one of them; envfence never overwrites a staged file",
+            )
+        os.rename(source, destination)
+        return destination
 
 
 @attrs.frozen

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 
 import attrs
 
-from .errors import ConfigurationError, UsageError
+from .errors import ConfigurationError, EnvfenceError, SafetyError, UsageError
 from .models import (
     PRECEDENCE,
     AuditEvent,
@@ -69,6 +69,10 @@ class Session:
     _paths: EnvPaths | None = attrs.field(default=None, repr=False)
     #: The arguments ``open`` was called with, so that :meth:`reload` can repeat it.
     opened_with: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    #: True once :meth:`prepare` ran: the tree exists and audit trails may be written.
+    prepared: bool = attrs.field(default=False, repr=False)
+    #: What the ``configure_logging`` strategy installed, once :meth:`configure_logging` ran.
+    logging: Any = attrs.field(default=None, repr=False)
 
     # --- building ------------------------------------------------------------
 
@@ -227,9 +231,18 @@ class Session:
         )
         session.audit(
             "config.loaded",
-            layers=[layer.source for layer in config.layers if layer.exists],
+            layers=[
+                {"source": layer.source, "precedence": layer.precedence, "sha256": layer.digest or None}
+                for layer in config.layers
+                if layer.exists
+            ],
             keys=len(config),
         )
+        if session.report.errors:
+            session.audit(
+                "validation.failed",
+                findings=[{"code": f.code, "key": f.key, "plugin": f.plugin} for f in session.report.errors],
+            )
         return session
 
     # --- using ---------------------------------------------------------------
@@ -262,11 +275,70 @@ class Session:
 
     def validate(self, live: bool = False) -> list[Finding]:
         """Run the ``validate`` hook and return its findings (not stored)."""
-        results, errors = self.plugins.call("validate", session=self, live=live)
+        return self._findings("validate", live=live)
+
+    def _findings(self, hook: str, **kwargs: Any) -> list[Finding]:
+        results, errors = self.plugins.call(hook, session=self, **kwargs)
         findings = [f for group in results for f in group]
         redactor = self.redactor()
         findings += [attrs.evolve(f, message=redactor(f.message)) for f in map(plugin_finding, errors)]
         return findings
+
+    def prepare(self) -> list[Finding]:
+        """Create and secure the environment's tree; from then on audit trails are written.
+
+        Call it before the session writes anything: a real run, ``envfence
+        init``, a cleanup. Never call it for a dry run or a read-only
+        command: until it runs nothing touches the disk, and a plugin that
+        persists audit events holds them in memory (see ``audit_event``).
+        Ends with an ``environment.prepared`` event. Calling it twice is harmless.
+
+        :returns: the ``prepare_environment`` findings (what was created or fixed).
+        :raises SafetyError: the tree cannot be used safely (a symlink leading
+            elsewhere, another owner, an overlap with another environment's tree).
+        """
+        if self.prepared:
+            return []
+        paths = self.paths
+        if paths is None:
+            raise ConfigurationError(
+                "no plugin computes the environment's directories", "enable the directories plugin (drop -p no:directories)"
+            )
+        findings = self._findings("prepare_environment", paths=paths)
+        refused = [f for f in findings if f.severity == "error"]
+        if refused:
+            raise SafetyError("; ".join(f.message for f in refused), refused[0].remediation)
+        self.prepared = True
+        self.audit("environment.prepared", base=str(paths.base), changes=[f.key for f in findings])
+        return findings
+
+    def configure_logging(self, embedded: bool = True) -> Any:
+        """Install this environment's log sinks through the ``configure_logging`` hook.
+
+        :param embedded: True (library use) adds no sink; the command line
+            passes False. File sinks are added only once the session is
+            prepared, so a dry run writes no log file.
+        :returns: what the strategy installed (also kept as :attr:`logging`).
+        """
+        self.logging = self.plugins.call("configure_logging", session=self, embedded=embedded)
+        return self.logging
+
+    def logger(self, **context: Any) -> Any:
+        """A loguru logger bound to this environment and ``context`` (``automation="sync"``).
+
+        Its records are redacted (this session's secrets and token shapes,
+        in the message, the extra fields and the exception) before any sink
+        sees them. When no strategy was configured yet, the embedded one is:
+        envfence adds no sink of its own.
+        """
+        from loguru import logger
+
+        from .redaction import record_patcher
+
+        if self.logging is None:
+            self.configure_logging(embedded=True)
+        patcher = record_patcher(self.redactor(), detailed=self.profile.tracebacks)
+        return logger.patch(patcher).bind(environment=self.environment.name, **context)
 
     def credential(self, name: str, by: str = "envfence") -> Any:
         """Read credential ``name`` through this environment's prefix, audited.
@@ -298,9 +370,18 @@ class Session:
         return self._paths
 
     def audit(self, event: str, **data: Any) -> None:
-        """Emit an audit event to every ``audit_event`` plugin. ``data`` must hold no secret."""
+        """Emit an audit event to every ``audit_event`` plugin. ``data`` must hold no secret.
+
+        :raises EnvfenceError: once the session is prepared, a plugin could not
+            record it: an action whose trail cannot be kept does not go ahead.
+        """
         record = AuditEvent(event=event, environment=self.environment.name, data=data)
-        self.plugins.call("audit_event", session=self, event=record)
+        _, errors = self.plugins.call("audit_event", session=self, event=record)
+        if errors and self.prepared:
+            raise EnvfenceError(
+                self.redactor(f"the audit trail could not record {record.event}: {errors[0]}"),
+                "check the environment's tree and its permissions (envfence check)",
+            )
 
 
 #: Values that start with this are encrypted at rest (see the ``decrypt_value`` hook).

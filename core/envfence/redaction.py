@@ -8,7 +8,7 @@ so is anything shaped like a token, known to the session or not.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from .models import MASK
 
@@ -40,6 +40,45 @@ class Redactor:
         for pattern in TOKEN_PATTERNS:
             text = pattern.sub(_mask_token, text)
         return text
+
+
+    def data(self, value: Any) -> Any:
+        """``value`` with every string inside it (dict values, list items) redacted."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, Mapping):
+            return {k: self.data(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.data(v) for v in value]
+        if isinstance(value, (int, float, bool)) or value is None:
+            return value
+        return self(str(value))
+
+
+def record_patcher(redactor: Redactor, detailed: bool = False) -> Callable[[dict], None]:
+    """A loguru patcher that redacts a record before any sink sees it.
+
+    The message and the extra fields are redacted; an exception is formatted
+    here (with each frame's local variables when ``detailed``), redacted, and
+    appended to the message, so no sink formats the raw exception itself.
+    """
+
+    def patch(record: dict) -> None:
+        exc = record.get("exception")
+        message = record["message"]
+        if exc is not None:
+            import traceback
+
+            trace = traceback.TracebackException(
+                exc.type or BaseException, exc.value or BaseException(), exc.traceback, capture_locals=detailed
+            )
+            message = f"{message}\n{''.join(trace.format()).rstrip()}"
+            record["exception"] = None
+        record["message"] = redactor(message)
+        for key, value in list(record["extra"].items()):
+            record["extra"][key] = redactor.data(value)
+
+    return patch
 
 
 def _mask_token(match: re.Match[str]) -> str:

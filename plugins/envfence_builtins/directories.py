@@ -6,32 +6,240 @@ The tree is ``var/<environment>/`` under the project root unless the
     [directories]
     base = "var/{environment}"
     dirs = ["csv/incoming", "csv/processing", "csv/processed", "csv/failed", "logs", "backups", "archive"]
+    clean = ["csv/processed", "csv/failed", "logs", "backups", "archive"]
+
+    [directories.paths]            # optional: one environment's tree elsewhere
+    production = "/srv/acme/production"
+
+Permissions come from the profile's ``dir_mode`` (production ``0o700``,
+development ``0o755``; set ``dir_mode`` in ``[environments.NAME.profile]``).
+A tree is refused when it, or a directory in it, is a symlink leading outside
+the project or into another environment's tree, is owned by another user, or
+overlaps another environment's tree. ``envfence check`` reports those and
+wrong permissions; ``envfence init`` creates the tree and fixes permissions;
+``envfence clean --older-than AGE`` removes old files from this tree only.
 """
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
+
 from envfence import hookimpl
 from envfence.errors import ConfigurationError
-from envfence.models import EnvPaths
+from envfence.models import EnvPaths, Finding
 
 DEFAULT_BASE = "var/{environment}"
 DEFAULT_DIRS = ("csv/incoming", "csv/processing", "csv/processed", "csv/failed", "logs", "backups", "archive")
+#: Cleanup never touches files still on their way (incoming, processing).
+DEFAULT_CLEAN = ("csv/processed", "csv/failed", "logs", "backups", "archive")
 
 
-@hookimpl
-def environment_paths(session) -> EnvPaths:
-    """The tree of the session's environment (nothing is created here)."""
-    section = session.settings.section("directories")
-    where = f"{session.settings.source}: directories"
+def _where(settings) -> str:
+    return f"{settings.source}: directories"
+
+
+def tree_for(settings, root: Path, environment: str) -> Path:
+    """The (unresolved) base of ``environment``'s tree under the project ``root``."""
+    section = settings.section("directories")
+    where = _where(settings)
+    explicit = section.get("paths", {})
+    if not isinstance(explicit, dict) or not all(isinstance(v, str) and v for v in explicit.values()):
+        raise ConfigurationError(f"{where}.paths must map environment names to directories", 'e.g. production = "/srv/acme/production"')
+    if environment in explicit:
+        return Path(root, os.path.expanduser(explicit[environment]))
     base = section.get("base", DEFAULT_BASE)
-    dirs = section.get("dirs", list(DEFAULT_DIRS))
     if not isinstance(base, str) or "{environment}" not in base:
         raise ConfigurationError(
             f"{where}.base must be a string holding {{environment}}, not {base!r}",
             'keep environments apart, e.g. base = "var/{environment}"',
         )
-    if not isinstance(dirs, list) or not all(isinstance(d, str) and d and not d.startswith("/") and ".." not in d for d in dirs):
-        raise ConfigurationError(f"{where}.dirs must be a list of relative paths inside the tree", 'e.g. dirs = ["csv/incoming", "logs"]')
+    return root / base.format(environment=environment)
+
+
+def _relative_dirs(settings, key: str, default: tuple[str, ...]) -> list[str]:
+    value = settings.section("directories").get(key, list(default))
+    if not isinstance(value, list) or not all(isinstance(d, str) and d and not d.startswith("/") and ".." not in d for d in value):
+        raise ConfigurationError(f"{_where(settings)}.{key} must be a list of relative paths inside the tree", 'e.g. dirs = ["csv/incoming", "logs"]')
+    return value
+
+
+@hookimpl
+def environment_paths(session) -> EnvPaths:
+    """The tree of the session's environment (nothing is created here)."""
+    dirs = _relative_dirs(session.settings, "dirs", DEFAULT_DIRS)
     env = session.environment.name
-    root = (session.root.path / base.format(environment=env)).resolve()
-    return EnvPaths(environment=env, base=root, dirs={d: root / d for d in dirs})
+    base = tree_for(session.settings, session.root.path, env)
+    return EnvPaths(environment=env, base=base, dirs={d: base / d for d in dirs})
+
+
+def _tree_dirs(paths: EnvPaths) -> list[Path]:
+    """The base and every directory of the tree, parents before children."""
+    found = {paths.base}
+    for path in paths.dirs.values():
+        for parent in [path, *path.parents]:
+            if parent == paths.base:
+                break
+            found.add(parent)
+    return sorted(found, key=lambda p: (len(p.parts), str(p)))
+
+
+def _show(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def _nested(a: Path, b: Path) -> bool:
+    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+
+
+def inspect_tree(session, paths: EnvPaths) -> list[Finding]:
+    """Every isolation problem of the tree as it is on disk; creates nothing.
+
+    Errors (``DIR_SYMLINK_OUTSIDE``, ``DIR_SYMLINK_OTHER_ENV``, ``DIR_OVERLAP``,
+    ``DIR_OWNER``, ``DIR_NOT_A_DIRECTORY``) refuse the tree; ``DIR_PERMISSIONS``
+    is a warning (an error under a strict profile) that ``envfence init`` fixes.
+    """
+    root = session.root.path
+    env = session.environment.name
+    base_real = paths.base.resolve()
+    linked = base_real != paths.base  # the base, or a parent of it, is a symlink
+    logical = {n: tree_for(session.settings, root, n) for n in session.settings.environments if n != env}
+    others = {n: p.resolve() for n, p in logical.items()}
+    explicit = env in session.settings.section("directories").get("paths", {})
+    findings: list[Finding] = []
+
+    def finding(code: str, severity: str, path: Path, message: str, remediation: str) -> None:
+        findings.append(
+            Finding(code, severity, message, remediation, key=_show(path, root), plugin="directories", file=str(path))
+        )
+
+    for name, other in logical.items():
+        if _nested(paths.base, other) or (not linked and _nested(base_real, others[name])):
+            finding(
+                "DIR_OVERLAP", "error", paths.base,
+                f"the {env} tree {_show(paths.base, root)} overlaps the {name} tree {_show(other, root)}",
+                "give every environment its own tree ([directories] base or [directories.paths])",
+            )
+    mode = session.profile.dir_mode
+    uid = os.geteuid()
+    for path in _tree_dirs(paths):
+        if not os.path.lexists(path):
+            continue
+        real = path.resolve()
+        shown = _show(path, root)
+        into = next((n for n, other in others.items() if real.is_relative_to(other)), None)
+        if into is not None and real != path:
+            finding(
+                "DIR_SYMLINK_OTHER_ENV", "error", path,
+                f"{shown} leads into the {into} tree ({real}); the {env} environment would use {into}'s files",
+                f"remove the link ({shown}) and run `envfence init` to create a real directory",
+            )
+            continue
+        if path == paths.base:
+            inside, what = explicit or real.is_relative_to(root), "the project"
+        else:
+            inside, what = real.is_relative_to(base_real), f"the {env} tree"
+        if not inside:
+            finding(
+                "DIR_SYMLINK_OUTSIDE", "error", path,
+                f"{shown} leads outside {what}, to {real}",
+                f"remove the link ({shown}), or set the tree's real place in [directories.paths]",
+            )
+            continue
+        try:
+            info = os.stat(path)
+        except OSError as exc:
+            finding("DIR_UNREADABLE", "error", path, f"{shown}: cannot be inspected ({exc.strerror})", "check the path and its permissions")
+            continue
+        if not stat.S_ISDIR(info.st_mode):
+            finding("DIR_NOT_A_DIRECTORY", "error", path, f"{shown} is not a directory", f"move it away; the {env} tree needs a directory there")
+            continue
+        if info.st_uid != uid:
+            finding(
+                "DIR_OWNER", "error", path,
+                f"{shown} is owned by uid {info.st_uid}, not by this user (uid {uid})",
+                f"run as the tree's owner, or chown it to this user ({shown})",
+            )
+            continue
+        actual = stat.S_IMODE(info.st_mode)
+        if actual != mode:
+            looser = bool(actual & ~mode)
+            finding(
+                "DIR_PERMISSIONS",
+                session.profile.escalate("warning") if looser else "info",
+                path,
+                f"{shown} has mode {actual:04o}, the {session.profile.name} profile wants {mode:04o}"
+                + (" (others can read it)" if looser else ""),
+                f"run `envfence --env {env} init` (or chmod {mode:04o} {shown})",
+            )
+    return findings
+
+
+@hookimpl
+def validate(session) -> list[Finding]:
+    """The tree's isolation problems and wrong permissions (what ``envfence check`` shows)."""
+    paths = session.paths
+    return inspect_tree(session, paths) if paths is not None else []
+
+
+@hookimpl
+def prepare_environment(session, paths: EnvPaths) -> list[Finding]:
+    """Create the tree with the profile's mode, fix wrong modes; refuse an unsafe tree.
+
+    Idempotent. Returns ``DIR_CREATED`` and ``DIR_MODE_FIXED`` findings (info)
+    saying what changed, or the refusals (errors) with nothing changed.
+    """
+    refusals = [f for f in inspect_tree(session, paths) if f.severity == "error" and f.code != "DIR_PERMISSIONS"]
+    if refusals:
+        return refusals
+    mode = session.profile.dir_mode
+    root = session.root.path
+    done: list[Finding] = []
+    for path in _tree_dirs(paths):
+        shown = _show(path, root)
+        if not path.exists():
+            path.mkdir(parents=True, exist_ok=True)
+            os.chmod(path, mode)  # mkdir's mode is filtered by the umask
+            done.append(Finding("DIR_CREATED", "info", f"created {shown} ({mode:04o})", key=shown, plugin="directories", file=str(path)))
+        elif stat.S_IMODE(path.stat().st_mode) != mode:
+            old = stat.S_IMODE(path.stat().st_mode)
+            os.chmod(path, mode)
+            done.append(
+                Finding("DIR_MODE_FIXED", "info", f"{shown}: mode {old:04o} -> {mode:04o}", key=shown, plugin="directories", file=str(path))
+            )
+    return done
+
+
+def cleanable(session, paths: EnvPaths) -> list[Path]:
+    """The directories ``envfence clean`` may remove files from."""
+    names = _relative_dirs(session.settings, "clean", DEFAULT_CLEAN)
+    return [paths.dirs[n] if n in paths.dirs else paths.base / n for n in names]
+
+
+def old_files(session, paths: EnvPaths, cutoff: float) -> list[Path]:
+    """Regular files last modified before ``cutoff`` (a timestamp) in the cleanable directories.
+
+    Symlinks are never followed nor listed, and nothing outside the
+    environment's resolved tree is ever returned.
+    """
+    tree = paths.base.resolve()
+    found: list[Path] = []
+    for directory in cleanable(session, paths):
+        if not directory.is_dir() or directory.is_symlink() or not directory.resolve().is_relative_to(tree):
+            continue
+        for dirpath, dirnames, filenames in os.walk(directory, followlinks=False):
+            for name in filenames:
+                path = Path(dirpath, name)
+                info = path.lstat()
+                if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff and path.resolve().is_relative_to(tree):
+                    found.append(path)
+    return sorted(found)
+
+
+@hookimpl
+def register_commands(cli) -> None:
+    """Add ``envfence clean``."""
+    from .directories_cli import clean
+
+    cli.add_command(clean)

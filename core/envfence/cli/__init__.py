@@ -24,6 +24,7 @@ COMMANDS = {
     "config": "config",
     "plugins": "plugins",
     "emulate": "emulate",
+    "init": "init",
 }
 
 _HELP = """Make automation scripts environment-aware and safe.
