@@ -24,14 +24,14 @@ from typing import Any, Iterator
 
 from envfence import hookimpl
 from envfence.errors import EnvfenceError
-from envfence.models import EnvPaths, Finding
+from envfence.models import EnvPaths
 
 GENESIS = "0" * 64
 
 
 def trail_path(paths: EnvPaths) -> Path:
     """The environment's audit file: ``<tree>/audit/audit_<environment>.jsonl``."""
-    return paths.base / "audit" / f"audit_{paths.environment}.jsonl"
+    return paths.dirs.get("audit", paths.base / "audit") / f"audit_{paths.environment}.jsonl"
 
 
 def _head_path(trail: Path) -> Path:
@@ -221,21 +221,6 @@ def audit_event(session, event) -> None:
     held = _held.pop(id(session), None)
     earlier = held[1] if held is not None and held[0]() is session else []
     append(trail_path(paths), *(_entry(session, e) for e in [*earlier, event]))
-
-
-@hookimpl
-def prepare_environment(session, paths: EnvPaths) -> list[Finding]:
-    """Create the owner-only audit directory."""
-    directory = trail_path(paths).parent
-    if directory.exists() and not directory.is_symlink():
-        if directory.stat().st_mode & 0o077:
-            os.chmod(directory, 0o700)
-            return [Finding("DIR_MODE_FIXED", "info", f"{directory}: now owner-only (0700)", key=str(directory), plugin="audit")]
-        return []
-    _ensure_dir(directory)
-    root = session.root.path
-    shown = directory.relative_to(root) if directory.is_relative_to(root) else directory
-    return [Finding("DIR_CREATED", "info", f"created {shown} (0700, the audit trail)", key=str(shown), plugin="audit")]
 
 
 @hookimpl

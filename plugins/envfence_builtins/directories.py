@@ -32,6 +32,8 @@ from envfence.models import EnvPaths, Finding
 
 DEFAULT_BASE = "var/{environment}"
 DEFAULT_DIRS = ("csv/incoming", "csv/processing", "csv/processed", "csv/failed", "logs", "backups", "archive")
+#: Owner-only (0700) whatever the profile: the audit trail.
+PRIVATE_DIRS = ("audit",)
 #: Cleanup never touches files still on their way (incoming, processing).
 DEFAULT_CLEAN = ("csv/processed", "csv/failed", "logs", "backups", "archive")
 
@@ -69,6 +71,7 @@ def _relative_dirs(settings, key: str, default: tuple[str, ...]) -> list[str]:
 def environment_paths(session) -> EnvPaths:
     """The tree of the session's environment (nothing is created here)."""
     dirs = _relative_dirs(session.settings, "dirs", DEFAULT_DIRS)
+    dirs += [d for d in PRIVATE_DIRS if d not in dirs]
     env = session.environment.name
     base = tree_for(session.settings, session.root.path, env)
     return EnvPaths(environment=env, base=base, dirs={d: base / d for d in dirs})
@@ -83,6 +86,11 @@ def _tree_dirs(paths: EnvPaths) -> list[Path]:
                 break
             found.add(parent)
     return sorted(found, key=lambda p: (len(p.parts), str(p)))
+
+
+def _mode_for(path: Path, paths: EnvPaths, profile_mode: int) -> int:
+    private = [paths.base / d for d in PRIVATE_DIRS]
+    return 0o700 if any(path == p or path.is_relative_to(p) for p in private) else profile_mode
 
 
 def _show(path: Path, root: Path) -> str:
@@ -121,7 +129,6 @@ def inspect_tree(session, paths: EnvPaths) -> list[Finding]:
                 f"the {env} tree {_show(paths.base, root)} overlaps the {name} tree {_show(other, root)}",
                 "give every environment its own tree ([directories] base or [directories.paths])",
             )
-    mode = session.profile.dir_mode
     uid = os.geteuid()
     for path in _tree_dirs(paths):
         if not os.path.lexists(path):
@@ -163,6 +170,7 @@ def inspect_tree(session, paths: EnvPaths) -> list[Finding]:
             )
             continue
         actual = stat.S_IMODE(info.st_mode)
+        mode = _mode_for(path, paths, session.profile.dir_mode)
         if actual != mode:
             looser = bool(actual & ~mode)
             finding(
@@ -193,11 +201,11 @@ def prepare_environment(session, paths: EnvPaths) -> list[Finding]:
     refusals = [f for f in inspect_tree(session, paths) if f.severity == "error" and f.code != "DIR_PERMISSIONS"]
     if refusals:
         return refusals
-    mode = session.profile.dir_mode
     root = session.root.path
     done: list[Finding] = []
     for path in _tree_dirs(paths):
         shown = _show(path, root)
+        mode = _mode_for(path, paths, session.profile.dir_mode)
         if not path.exists():
             path.mkdir(parents=True, exist_ok=True)
             os.chmod(path, mode)  # mkdir's mode is filtered by the umask
