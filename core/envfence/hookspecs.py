@@ -313,3 +313,20 @@ def audit_event(session: Session, event: AuditEvent) -> None:
     read-only command leaves no record. Once prepared, an exception here
     stops the action.
     """
+
+
+@hookspec(firstresult=True)
+def run_history(session: Session, automation: str | None, limit: int) -> list[RunOutcome] | None:
+    """Read the environment's run history, newest first.
+
+    :param session: the open session; only its environment's runs are read.
+    :param automation: only this automation's runs, or None for all.
+    :param limit: at most this many runs.
+    :returns: a list of :class:`~envfence.models.RunOutcome` (``metrics``
+        holding ``host``, ``cpu_seconds``, ``peak_memory_kb``), or None when
+        the plugin keeps no history.
+
+    Stops at first non-None result, so a plugin that keeps history elsewhere
+    replaces the built-in SQLite store by answering first (``tryfirst``).
+    Used by ``envfence status`` and ``envfence list``.
+    """

@@ -431,10 +431,21 @@ class Automation:
     description: str = ""
     environments: tuple[str, ...] = ()  #: where it may run; empty means every environment
     settings: tuple[str, ...] = ()  #: the settings it needs
-    schedule: str | None = None  #: a cron expression
+    #: a cron expression, or a mapping of environment name to cron expression
+    schedule: str | Mapping[str, str] | None = None
     function: Callable[..., Any] | None = None
     command: tuple[str, ...] | None = None
     plugin: str | None = None
+
+    def allows(self, environment: str) -> bool:
+        """True when the automation may run in ``environment``."""
+        return not self.environments or environment in self.environments
+
+    def schedule_for(self, environment: str) -> str | None:
+        """The cron expression that schedules it in ``environment``, or None."""
+        if isinstance(self.schedule, Mapping):
+            return self.schedule.get(environment)
+        return self.schedule if self.allows(environment) else None
 
 
 @attrs.frozen

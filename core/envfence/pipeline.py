@@ -73,6 +73,10 @@ class Session:
     prepared: bool = attrs.field(default=False, repr=False)
     #: What the ``configure_logging`` strategy installed, once :meth:`configure_logging` ran.
     logging: Any = attrs.field(default=None, repr=False)
+    _pending_audit: list[AuditEvent] = attrs.field(factory=list, repr=False)
+    #: A dry-run session writes nothing: its audit events stay in memory
+    #: (:attr:`held_audit`) instead of reaching the ``audit_event`` plugins.
+    dry_run: bool = False
 
     # --- building ------------------------------------------------------------
 
@@ -89,6 +93,7 @@ class Session:
         plugins: PluginManager | None = None,
         disabled_plugins: Iterable[str] = (),
         strict_plugins: bool = False,
+        dry_run: bool = False,
     ) -> "Session":
         """Run the pipeline and return the session.
 
@@ -104,13 +109,14 @@ class Session:
         :param disabled_plugins: plugin names to block (``-p no:NAME``).
         :param strict_plugins: a plugin that failed to load is an error
             (``--strict-plugins``; the ``strict_plugins`` setting does the same).
+        :param dry_run: hold audit events in memory instead of recording them.
         :raises UsageError: ``env`` names no declared environment.
         :raises ConfigurationError: settings or configuration cannot be
             loaded, or a plugin failed to load in strict mode.
         """
         opened_with = dict(
             start=start, env=env, overrides=overrides, root=root, environ=environ, hostname=hostname,
-            plugins=plugins, disabled_plugins=tuple(disabled_plugins), strict_plugins=strict_plugins,
+            plugins=plugins, disabled_plugins=tuple(disabled_plugins), strict_plugins=strict_plugins, dry_run=dry_run,
         )
         environ = dict(os.environ if environ is None else environ)
         pm = plugins if plugins is not None else default_manager(disabled_plugins, environ)
@@ -219,6 +225,7 @@ class Session:
             load_findings=tuple(findings),
             environ=environ,
             opened_with=opened_with,
+            dry_run=dry_run,
         )
         session.report = session.report.extend(session.validate(live=False))
         session.audit(
@@ -376,12 +383,20 @@ class Session:
             record it: an action whose trail cannot be kept does not go ahead.
         """
         record = AuditEvent(event=event, environment=self.environment.name, data=data)
+        if self.dry_run:
+            self._pending_audit.append(record)
+            return
         _, errors = self.plugins.call("audit_event", session=self, event=record)
         if errors and self.prepared:
             raise EnvfenceError(
                 self.redactor(f"the audit trail could not record {record.event}: {errors[0]}"),
                 "check the environment's tree and its permissions (envfence check)",
             )
+
+    @property
+    def held_audit(self) -> tuple[AuditEvent, ...]:
+        """The audit events a dry-run session held back instead of recording."""
+        return tuple(self._pending_audit)
 
 
 #: Values that start with this are encrypted at rest (see the ``decrypt_value`` hook).

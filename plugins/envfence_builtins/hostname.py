@@ -12,7 +12,7 @@ import fnmatch
 import re
 
 from envfence import hookimpl
-from envfence.models import Environment, HostInfo
+from envfence.models import Environment, Finding, HostInfo
 
 _SPLIT = re.compile(r"[-._\d]+")
 
@@ -48,3 +48,45 @@ def detect_environment(host: HostInfo) -> Environment | None:
         return None
     token = next(tok for env, tok in host.matches if env == host.environment)
     return Environment(host.environment, "hostname", f"{host.hostname} (token '{token}')")
+
+
+@hookimpl
+def pre_run_safety(session, request) -> list[Finding]:
+    """Block a run whose intended environment disagrees with the host's class.
+
+    Both directions: a development run on a host whose name says production,
+    and a production run on a host whose name says development. An
+    unclassified host, or one whose name matches several environments, is
+    not blocked here (an ambiguous name is reported as a warning).
+    """
+    host, env = session.host, session.environment
+    if host.ambiguous:
+        return [
+            Finding(
+                code="HOSTNAME_AMBIGUOUS",
+                severity="warning",
+                message=f"host {host.hostname!r} carries markers of several environments: {host.describe()}",
+                remediation="rename the host, or narrow hostname_patterns in the settings",
+                plugin="hostname",
+            )
+        ]
+    if host.environment is None or host.environment == env.name:
+        return []
+    token = next(tok for e, tok in host.matches if e == host.environment)
+    return [
+        Finding(
+            code="HOSTNAME_MISMATCH",
+            severity="error",
+            message=(
+                f"{request.automation.name} would run in {env.name} ({env.describe()}) on host "
+                f"{host.hostname!r}, whose name says {host.environment} (token {token!r})"
+            ),
+            remediation=(
+                f"run it on a {env.name} host, or choose the environment this host is for "
+                f"(--env {host.environment}); to override, pass --force"
+                + (" --reason TEXT" if session.profile.strict else "")
+                + " (the override is recorded in the audit trail)"
+            ),
+            plugin="hostname",
+        )
+    ]

@@ -25,6 +25,9 @@ COMMANDS = {
     "plugins": "plugins",
     "emulate": "emulate",
     "init": "init",
+    "list": "automations",
+    "run": "run",
+    "status": "status",
 }
 
 _HELP = """Make automation scripts environment-aware and safe.

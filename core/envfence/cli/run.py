@@ -1,0 +1,165 @@
+"""``envfence run NAME``: run an automation where it belongs, or say why not."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import UsageError
+from . import State, parse_assignments, pass_state
+from .output import dumps, echo_findings, finding_dict, style
+
+
+@click.command()
+@click.argument("name")
+@click.option("--dry-run", is_flag=True, help="Detect, load, validate and check safety, show the plan; write nothing.")
+@click.option("--force", is_flag=True, help="Run despite a blocking safety finding (recorded in the audit trail).")
+@click.option("--reason", metavar="TEXT", help="Why the run is forced; required with --force in a strict (production) profile.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Runtime override for this run (repeatable).")
+@click.option("--wait", is_flag=True, help="If the automation is already running here, wait for it instead of refusing.")
+@click.option("--json", "json_output", is_flag=True, help="Machine output on stdout.")
+@pass_state
+def run(state: State, name, dry_run, force, reason, assignments, wait, json_output) -> None:
+    """Run automation NAME in the current environment.
+
+    \b
+    Exit codes: 0 the run succeeded, 1 it failed, 3 it was blocked by a
+    safety guard or is already running, 2 usage.
+    """
+    from ..models import RunRequest
+    from ..runner import Runner, current_user, find_automation
+
+    if reason is not None and not force:
+        raise UsageError("--reason goes with --force", "add --force, or drop --reason")
+    state.json = state.json or json_output
+    overrides = parse_assignments(assignments)
+    state.overrides.update(overrides)
+    session = state.session(dry_run=dry_run)
+    _quiet_default_log_handler()
+    automation = find_automation(session, name)
+    verbose = state.verbose(session)
+    printing = not state.json
+
+    def echo(line: str) -> None:
+        click.echo(line, err=state.json)  # with --json, stdout holds only the JSON
+
+    confirm = None
+    if force and session.profile.interactive and sys.stdin.isatty() and printing:
+        def confirm(env: str) -> bool:
+            click.echo(style(f"You are forcing {name} past a safety guard in {env}.", fg="yellow"), err=True)
+            return click.prompt(f"Type the environment's name ({env}) to go on", default="", show_default=False, err=True) == env
+
+    if printing and verbose:
+        mode = "dry run of" if dry_run else "running"
+        click.echo(style(f"{mode} {name} in {session.environment.name} ({session.environment.describe()})", bold=True), err=True)
+    runner = Runner(session, echo=echo, confirm=confirm, wait=wait)
+    result = runner.run(RunRequest(automation, dry_run=dry_run, force=force, reason=reason, overrides=overrides))
+    outcome = result.outcome
+    if state.json:
+        click.echo(dumps(result_data(result)))
+        click.get_current_context().exit(result.exit_code)
+
+    env = session.environment.name
+    if outcome.status == "blocked":
+        _explain_block(result, session, name, force)
+    else:
+        warnings = [f for f in result.findings if f.severity != "error"]
+        if warnings and verbose:
+            echo_findings(warnings, err=True)
+        for finding in result.overridden:
+            who = f"user {current_user()}, host {session.host.hostname}" + (f", reason {reason!r}" if reason else "")
+            click.echo(
+                style(f"warning: forced past {finding.code}: {finding.message}", fg="yellow")
+                + f"\n  recorded in the audit trail ({who})",
+                err=True,
+            )
+    if outcome.status == "dry-run":
+        click.echo(f"dry run: {name} would {'be forced to ' if result.overridden else ''}run in {env}; nothing was written", err=True)
+    elif outcome.status == "succeeded":
+        if verbose:
+            click.echo(style(f"{name} succeeded in {env} ({outcome.duration:.2f}s, {outcome.run_id})", fg="green"), err=True)
+        else:
+            click.echo(f"{outcome.run_id} {name} succeeded {outcome.duration:.2f}s", err=True)
+    elif outcome.status == "failed":
+        _explain_failure(result, session, name, verbose)
+    click.get_current_context().exit(result.exit_code)
+
+
+def _explain_block(result, session, name, force) -> None:
+    failure = result.failure
+    env = session.environment.name
+    blocking = [f for f in result.findings if f.severity == "error"]
+    click.echo(style(f"envfence: blocked: {name} will not run in {env}", fg="red", bold=True), err=True)
+    if failure is not None and not blocking:  # the lock
+        click.echo(f"  {failure.message}", err=True)
+        if getattr(failure.exception, "hint", ""):
+            click.echo(f"  fix: {failure.exception.hint}", err=True)
+        return
+    echo_findings(blocking, err=True)
+    if force and failure is not None:
+        click.echo(f"  override refused: {failure.message}", err=True)
+    override = "--force --reason TEXT" if session.profile.strict else "--force"
+    click.echo(
+        f"  to override: envfence run {name} {override}; every override is recorded in the audit trail "
+        "(user, host, reason)",
+        err=True,
+    )
+
+
+def _explain_failure(result, session, name, verbose) -> None:
+    failure = result.failure
+    paths = session.paths
+    log = paths.log_file() if paths is not None else "the log"
+    if session.profile.tracebacks or verbose:
+        if result.detail:
+            click.echo(result.detail.rstrip("\n"), err=True)
+        click.echo(
+            style(f"envfence: {name} failed ({failure.classification}): {failure.message}", fg="red")
+            + f"\n  error id {failure.error_id}; details in {log}",
+            err=True,
+        )
+    else:
+        click.echo(
+            f"envfence: error {failure.error_id}: {name} failed in {session.environment.name} "
+            f"({failure.classification}, exit {result.exit_code}); details: grep {failure.error_id} {log}",
+            err=True,
+        )
+
+
+def result_data(result) -> dict:
+    """A run's result as JSON data (no traceback, no secret)."""
+    outcome, failure = result.outcome, result.failure
+    return {
+        "run_id": outcome.run_id,
+        "automation": outcome.automation,
+        "environment": outcome.environment,
+        "status": outcome.status,
+        "exit_code": outcome.exit_code,
+        "started_at": outcome.started_at,
+        "finished_at": outcome.finished_at,
+        "duration": round(outcome.duration, 3),
+        "forced": outcome.forced,
+        "reason": outcome.reason,
+        "metrics": dict(outcome.metrics),
+        "findings": [finding_dict(f) for f in result.findings],
+        "overridden": [f.code for f in result.overridden],
+        "plan": list(result.plan),
+        "error": None
+        if failure is None
+        else {"id": failure.error_id, "class": failure.classification, "message": failure.message},
+    }
+
+
+def _quiet_default_log_handler() -> None:
+    """Drop loguru's default stderr handler: it would print records unredacted.
+
+    The CLI owns the process, so it decides where records go: the
+    ``configure_logging`` strategy, or the runner's redacting fallback.
+    """
+    from loguru import logger
+
+    try:
+        logger.remove(0)
+    except ValueError:
+        pass

@@ -1,0 +1,271 @@
+"""Automations declared in the project settings, and whether they may run here.
+
+Each key of the ``[automations]`` table is an automation's name. The short
+form names what to run: ``"module:function"`` (called with a run context) or
+a command line (run as a subprocess)::
+
+    [automations]
+    sync-jobs = "acme.jobs:sync"
+
+    [automations.import-csv]
+    run = "python scripts/import_csv.py"
+    description = "Load the day's CSV into Airtable"
+    environments = ["development", "production"]
+    settings = ["AIRTABLE_API_KEY", "AIRTABLE_BASE_ID"]
+    schedule = { development = "*/30 * * * *", production = "0 2 * * *" }
+
+This plugin also guards runs: an automation outside its environments, one
+whose settings are missing, and any run in a strict profile whose validation
+found errors are blocked. It reports schedules whose cron times collide
+across environments through ``validate``, so ``envfence check`` shows them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from envfence import hookimpl
+from envfence.errors import ConfigurationError
+from envfence.models import Automation, Finding
+
+_FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_KEYS = ("run", "description", "environments", "settings", "schedule")
+
+
+class FunctionTarget:
+    """A ``module:function`` imported from the project root when first called."""
+
+    def __init__(self, spec: str, root, where: str) -> None:
+        self.spec = spec
+        self.root = root
+        self.where = where
+
+    def __call__(self, ctx: Any) -> Any:
+        return self.load()(ctx)
+
+    def load(self):
+        """Import the module (the project root first on ``sys.path``) and return the function."""
+        import importlib
+        import sys
+
+        module_name, _, name = self.spec.partition(":")
+        root = str(self.root)
+        added = root not in sys.path
+        if added:
+            sys.path.insert(0, root)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"{self.where}: cannot import {module_name!r} ({exc})",
+                "check the module name; it is imported from the project root",
+            ) from None
+        finally:
+            if added:
+                sys.path.remove(root)
+        function = getattr(module, name, None)
+        if not callable(function):
+            raise ConfigurationError(f"{self.where}: {module_name!r} has no function {name!r}", "check the function name")
+        return function
+
+    def __repr__(self) -> str:
+        return self.spec
+
+
+def parse_automations(settings) -> list[Automation]:
+    """The automations of the ``[automations]`` table; :class:`ConfigurationError` names a bad key."""
+    import shlex
+
+    table = settings.section("automations")
+    source = settings.source
+    found: list[Automation] = []
+    for name, body in table.items():
+        where = f"{source}: automations.{name}"
+        if isinstance(body, str):
+            body = {"run": body}
+        if not isinstance(body, Mapping):
+            raise ConfigurationError(f"{where}: must be a string or a table, not {body!r}", 'write name = "module:function" or a [automations.NAME] table')
+        unknown = [k for k in body if k not in _KEYS]
+        if unknown:
+            raise ConfigurationError(f"{where}.{unknown[0]}: unknown key", f"known keys: {', '.join(_KEYS)}")
+        run = body.get("run")
+        if isinstance(run, list) and run and all(isinstance(p, str) for p in run):
+            command: tuple[str, ...] | None = tuple(run)
+            function = None
+        elif isinstance(run, str) and run.strip():
+            if _FUNCTION.match(run.strip()):
+                command, function = None, FunctionTarget(run.strip(), settings.path.parent if settings.path else ".", where)
+            else:
+                try:
+                    command, function = tuple(shlex.split(run)), None
+                except ValueError as exc:
+                    raise ConfigurationError(f"{where}.run: cannot split the command line ({exc})", "check its quotes") from None
+        else:
+            raise ConfigurationError(f"{where}.run: missing", 'say what to run: run = "module:function" or a command line')
+        environments = []
+        for env in _strings(body.get("environments", []), f"{where}.environments"):
+            resolved = settings.resolve(env)
+            if resolved is None:
+                raise ConfigurationError(
+                    f"{where}.environments: {env!r} is no declared environment",
+                    f"use one of: {', '.join(settings.environments)}",
+                )
+            environments.append(resolved)
+        schedule = body.get("schedule")
+        if schedule is not None:
+            schedule = _schedule(schedule, where, settings)
+        description = body.get("description", "")
+        if not isinstance(description, str):
+            raise ConfigurationError(f"{where}.description: must be a string", "write it in quotes")
+        found.append(
+            Automation(
+                name=name,
+                description=description,
+                environments=tuple(environments),
+                settings=_strings(body.get("settings", []), f"{where}.settings"),
+                schedule=schedule,
+                function=function,
+                command=command,
+                plugin="automations",
+            )
+        )
+    return found
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigurationError(f"{where}: must be a list of strings, not {value!r}", 'write it as ["a", "b"]')
+    return tuple(v.strip() for v in value)
+
+
+def _schedule(value: Any, where: str, settings) -> str | dict[str, str]:
+    from envfence.cron import CronError, parse
+
+    items = value.items() if isinstance(value, Mapping) else [(None, value)]
+    result: dict[str, str] = {}
+    for env, expression in items:
+        key = f"{where}.schedule" + (f".{env}" if env else "")
+        if env is not None and settings.resolve(env) is None:
+            raise ConfigurationError(f"{key}: {env!r} is no declared environment", f"use one of: {', '.join(settings.environments)}")
+        try:
+            parse(expression)
+        except CronError as exc:
+            raise ConfigurationError(f"{key}: {exc}", "write five fields, e.g. '0 2 * * *' for 02:00 every day") from None
+        result[settings.resolve(env) if env else ""] = expression.strip()
+    return result[""] if "" in result else result
+
+
+@hookimpl
+def register_automations(session, register) -> None:
+    """Register the automations of the project settings."""
+    for automation in parse_automations(session.settings):
+        register(automation)
+
+
+@hookimpl
+def validate(session) -> list[Finding]:
+    """Report a broken ``[automations]`` table, and cron times that collide across environments."""
+    try:
+        parse_automations(session.settings)
+        from envfence.runner import collect_automations
+
+        automations = collect_automations(session)
+    except ConfigurationError as exc:
+        return [
+            Finding(
+                code="AUTOMATION_INVALID",
+                severity="error",
+                message=exc.message,
+                remediation=exc.hint,
+                plugin="automations",
+                file=str(session.settings.path) if session.settings.path else None,
+            )
+        ]
+    return schedule_collisions(automations.values(), session.settings)
+
+
+def schedule_collisions(automations, settings) -> list[Finding]:
+    """A warning for each pair of schedules in different environments that fire at the same minute."""
+    from envfence.cron import CronError, parse
+
+    slots = []
+    for automation in automations:
+        for env in settings.environments:
+            expression = automation.schedule_for(env)
+            if expression:
+                try:
+                    slots.append((automation.name, env, parse(expression)))
+                except CronError:
+                    continue  # an automation registered by a plugin with a bad schedule: its plugin's problem
+    findings = []
+    for i, (name_a, env_a, cron_a) in enumerate(slots):
+        for name_b, env_b, cron_b in slots[i + 1 :]:
+            if env_a == env_b:
+                continue
+            when = cron_a.common_time(cron_b)
+            if when is None:
+                continue
+            findings.append(
+                Finding(
+                    code="SCHEDULE_COLLISION",
+                    severity="warning",
+                    message=(
+                        f"{name_a} in {env_a} ({cron_a.expression!r}) and {name_b} in {env_b} "
+                        f"({cron_b.expression!r}) are scheduled at the same time, e.g. {when:%a %d %b %H:%M}"
+                    ),
+                    remediation="stagger them: give each environment its own time, "
+                    'e.g. schedule = { development = "30 * * * *", production = "0 2 * * *" }',
+                    key=f"automations.{name_a}.schedule",
+                    plugin="automations",
+                )
+            )
+    return findings
+
+
+@hookimpl
+def pre_run_safety(session, request) -> list[Finding]:
+    """Block an automation outside its environments, with missing settings, or on strict validation errors."""
+    automation, env = request.automation, session.environment.name
+    findings: list[Finding] = []
+    if not automation.allows(env):
+        findings.append(
+            Finding(
+                code="AUTOMATION_NOT_ALLOWED",
+                severity="error",
+                message=f"{automation.name} may run in {', '.join(automation.environments)}, not in {env}",
+                remediation=f"run it with --env {automation.environments[0]}, or add {env!r} to its environments; "
+                "to override, pass --force (the override is recorded in the audit trail)",
+                plugin="automations",
+            )
+        )
+    config = session.config
+    missing = [
+        name for name in automation.settings if config.credential_key(name) is None and name not in config
+    ]
+    if missing:
+        prefix = config.prefix
+        findings.append(
+            Finding(
+                code="AUTOMATION_SETTING_MISSING",
+                severity="error",
+                message=f"{automation.name} needs {', '.join(missing)}, not set in {env}",
+                remediation=f"set them in .env.{env} (credentials as {prefix}_NAME) or pass --set KEY=VALUE",
+                key=missing[0],
+                plugin="automations",
+            )
+        )
+    if session.profile.strict and session.report.errors:
+        first = session.report.errors[0]
+        findings.append(
+            Finding(
+                code="VALIDATION_FAILED_STRICT",
+                severity="error",
+                message=f"{env} is strict and validation found {len(session.report.errors)} error(s), "
+                f"first: {first.code}: {first.message}",
+                remediation="fix them (see `envfence check`); to override, pass --force --reason TEXT "
+                "(the override is recorded in the audit trail)",
+                plugin="automations",
+            )
+        )
+    return findings
