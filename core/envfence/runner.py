@@ -440,6 +440,8 @@ class Runner:
             automation=automation,
             exception=error,
         )
+        if traceback_text is None and isinstance(error, EnvfenceError):
+            traceback_text = ""  # an expected error: its message and hint say it all
         if traceback_text is None:
             traceback_text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         self.details[failure.error_id] = redactor(traceback_text)

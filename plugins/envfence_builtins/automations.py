@@ -23,6 +23,7 @@ across environments through ``validate``, so ``envfence check`` shows them.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any, Mapping
 
 from envfence import hookimpl
@@ -50,10 +51,17 @@ class FunctionTarget:
         import sys
 
         module_name, _, name = self.spec.partition(":")
-        root = str(self.root)
+        root = str(Path(self.root).resolve())
         added = root not in sys.path
         if added:
             sys.path.insert(0, root)
+        top = module_name.split(".")[0]
+        cached = sys.modules.get(top)
+        if cached is not None and _in_project(self.root, top) and not str(getattr(cached, "__file__", "")).startswith(root):
+            # Another project's module of the same name (a long-lived process
+            # that opened several projects): this project's own must run.
+            for stale in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
+                del sys.modules[stale]
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
@@ -71,6 +79,10 @@ class FunctionTarget:
 
     def __repr__(self) -> str:
         return self.spec
+
+
+def _in_project(root, top: str) -> bool:
+    return (Path(root) / f"{top}.py").is_file() or (Path(root) / top / "__init__.py").is_file()
 
 
 def parse_automations(settings) -> list[Automation]:

@@ -20,9 +20,9 @@ def automation_data(session, automation, last) -> dict:
         "name": automation.name,
         "description": automation.description,
         "kind": "command" if automation.command is not None else "function",
-        "environments": list(automation.environments) or ["*"],
+        "environments": [*automation.environments] or ["*"],
         "allowed_here": automation.allows(env),
-        "settings": list(automation.settings),
+        "settings": [*automation.settings],
         "schedule": schedule,
         "next_run": upcoming,
         "last_run": None

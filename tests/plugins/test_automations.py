@@ -1,0 +1,114 @@
+"""Automations declared in settings or by plugins; schedule collisions across environments."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def codes(session):
+    return [f.code for f in session.report.findings]
+
+
+def test_settings_shorthand_function_and_command(make_project):
+    from envfence.pipeline import Session
+    from envfence.runner import collect_automations
+
+    root = make_project(
+        settings='[automations]\nsync = "acme.jobs:sync"\nbackup = "tar czf backup.tgz data --exclude \'*.tmp\'"\n'
+    )
+    automations = collect_automations(Session.open(root=root))
+    assert automations["sync"].command is None and repr(automations["sync"].function) == "acme.jobs:sync"
+    assert automations["backup"].command == ("tar", "czf", "backup.tgz", "data", "--exclude", "*.tmp")
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ('[automations.x]\nrun = "a:b"\nwhen = "never"\n', "automations.x.when: unknown key"),
+        ("[automations.x]\ndescription = 'no run'\n", "automations.x.run: missing"),
+        ('[automations.x]\nrun = "a:b"\nenvironments = ["staging"]\n', "'staging' is no declared environment"),
+        ('[automations.x]\nrun = "a:b"\nschedule = "0 25 * * *"\n', "automations.x.schedule: '0 25 * * *': hour field"),
+        ('[automations.x]\nrun = "a:b"\nschedule = { live = "0 61 * * *" }\n', "automations.x.schedule.live"),
+    ],
+)
+def test_bad_automation_settings_are_findings_naming_the_key(make_project, run_cli, body, words):
+    from envfence.pipeline import Session
+
+    root = make_project(settings=body)
+    session = Session.open(root=root)
+    found = [f for f in session.report.findings if f.code == "AUTOMATION_INVALID"]
+    assert found and words in found[0].message
+    assert str(root / "envfence.toml") in found[0].message
+    result = run_cli("run", "x", cwd=root)
+    assert result.exit_code == 4 and words in result.stderr
+
+
+def test_plugin_registered_automation_runs(make_project, run_cli, envfence_plugin):
+    from envfence import hookimpl
+    from envfence.models import Automation
+
+    seen = []
+
+    class Shipper:
+        @hookimpl
+        def register_automations(self, register):
+            register(Automation("ship", "Ship orders", function=lambda ctx: seen.append(ctx.environment), plugin="shipper"))
+
+    envfence_plugin(Shipper(), "shipper")
+    root = make_project()
+    assert run_cli("run", "ship", cwd=root).exit_code == 0
+    assert seen == ["development"]
+    assert "Ship orders" in run_cli("list", cwd=root).stdout
+
+
+def test_a_name_registered_twice_is_an_error(make_project, run_cli, envfence_plugin):
+    from envfence import hookimpl
+    from envfence.models import Automation
+
+    class Other:
+        @hookimpl
+        def register_automations(self, register):
+            register(Automation("sync", function=lambda ctx: None, plugin="other"))
+
+    envfence_plugin(Other(), "other")
+    root = make_project(settings='[automations]\nsync = "jobs:sync"\n')
+    result = run_cli("run", "sync", cwd=root)
+    assert result.exit_code == 4
+    assert "'sync' is registered twice" in result.stderr
+
+
+def test_schedules_colliding_across_environments_are_reported(make_project):
+    from envfence.pipeline import Session
+
+    root = make_project(
+        settings="""
+[automations.sync]
+run = "jobs:sync"
+schedule = "0 2 * * *"
+
+[automations.report]
+run = "jobs:report"
+schedule = { development = "*/30 * * * *", production = "15 2 * * *" }
+"""
+    )
+    session = Session.open(root=root)
+    collisions = [f for f in session.report.findings if f.code == "SCHEDULE_COLLISION"]
+    # sync runs at 02:00 in both environments; report's development */30 meets sync's production 02:00
+    messages = " | ".join(f.message for f in collisions)
+    assert "sync in development ('0 2 * * *') and sync in production ('0 2 * * *')" in messages
+    assert "report in development ('*/30 * * * *') and sync in production" in messages
+    assert all(f.severity == "warning" and "stagger" in f.remediation for f in collisions)
+
+
+def test_staggered_schedules_do_not_collide(make_project):
+    from envfence.pipeline import Session
+
+    root = make_project(
+        settings="""
+[automations.sync]
+run = "jobs:sync"
+schedule = { development = "10 * * * *", production = "0 2 * * *" }
+environments = ["development", "production"]
+"""
+    )
+    assert "SCHEDULE_COLLISION" not in codes(Session.open(root=root))
