@@ -23,6 +23,7 @@ COMMANDS = {
     "detect": "detect",
     "config": "config",
     "plugins": "plugins",
+    "plugin": "scaffold",
     "emulate": "emulate",
     "init": "init",
     "list": "automations",

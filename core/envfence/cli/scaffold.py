@@ -1,0 +1,174 @@
+"""``envfence plugin new NAME``: a new plugin distribution, ready to install and test."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from ..errors import UsageError
+from . import State, pass_state
+from .output import dumps
+
+_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+_PYPROJECT = """\
+[build-system]
+requires = ["hatchling>=1.24"]
+build-backend = "hatchling.build"
+
+[project]
+name = "{dist}"
+version = "0.1.0"
+description = "An envfence plugin: {name}."
+readme = "README.md"
+requires-python = ">=3.11"
+dependencies = ["envfence"]
+
+[project.optional-dependencies]
+test = ["pytest>=8"]
+
+# envfence finds the plugin through this entry point; its name is the
+# plugin's name in `envfence plugins`, `-p no:NAME` and the settings table.
+[project.entry-points.envfence]
+{entry} = "{module}"
+
+[tool.hatch.build.targets.wheel]
+packages = ["{module}"]
+"""
+
+_MODULE = '''\
+"""{dist}: an envfence plugin.
+
+Settings, in the project's envfence.toml::
+
+    [{entry}]
+    required = ["API_URL"]   # keys that must be set in every environment
+"""
+
+from __future__ import annotations
+
+from envfence import hookimpl
+from envfence.models import Finding
+
+
+@hookimpl
+def validate(session):
+    """Every key listed in ``[{entry}] required`` is set in this environment."""
+    section = session.settings.section("{entry}")
+    findings = []
+    for key in section.get("required", []):
+        if session.config.credential_key(key) is None:
+            findings.append(
+                Finding(
+                    code="{code}_MISSING",
+                    severity=session.profile.escalate("warning"),
+                    message=f"{{key}} is not set in {{session.environment.name}}",
+                    remediation=f"set {{key}} in .env or .env.{{session.environment.name}}",
+                    key=key,
+                    plugin="{entry}",
+                )
+            )
+    return findings
+'''
+
+_TEST = '''\
+"""Tests for {dist}, with the fixtures of envfence.testing."""
+
+
+def test_plugin_is_listed(envfence_project):
+    result = envfence_project.run("plugins")
+    assert result.exit_code == 0
+    assert "{entry}" in result.stdout
+
+
+def test_a_missing_required_key_is_reported(envfence_project):
+    envfence_project.settings('[{entry}]\\nrequired = ["API_URL"]\\n')
+    findings = envfence_project.session().report.findings
+    assert [(f.code, f.key) for f in findings if f.plugin == "{entry}"] == [("{code}_MISSING", "API_URL")]
+
+
+def test_a_set_key_passes(envfence_project):
+    envfence_project.settings('[{entry}]\\nrequired = ["API_URL"]\\n')
+    envfence_project.write(".env", "API_URL=https://example.invalid\\n")
+    assert "{code}_MISSING" not in envfence_project.session().report.codes()
+'''
+
+_README = """\
+# {dist}
+
+An envfence plugin. It checks that the keys listed in its settings table are
+set in every environment:
+
+```toml
+[{entry}]
+required = ["API_URL"]
+```
+
+## Develop
+
+```sh
+pip install -e '.[test]'
+envfence plugins            # lists "{entry}"
+envfence plugins --hooks    # shows where it is called
+pytest                      # the envfence.testing fixtures come with envfence
+```
+
+Add hooks in `{module}/__init__.py`; the hook reference lists them all.
+"""
+
+
+def scaffold(name: str, where: Path) -> tuple[Path, list[Path]]:
+    """Write a plugin distribution for ``name`` under ``where``; return its folder and files."""
+    name = name.strip().lower().removeprefix("envfence-")
+    if not _NAME.match(name):
+        raise UsageError(
+            f"plugin name {name!r} is not usable",
+            "use lower-case letters, digits and single hyphens, starting with a letter (e.g. acme-billing)",
+        )
+    dist = f"envfence-{name}"
+    entry = name.replace("-", "_")
+    module = f"envfence_{entry}"
+    target = where / dist
+    if target.exists():
+        raise UsageError(f"{target} already exists", "choose another name or --dir, or remove the folder")
+    values = {"name": name, "dist": dist, "entry": entry, "module": module, "code": entry.upper()}
+    files = {
+        "pyproject.toml": _PYPROJECT,
+        "README.md": _README,
+        f"{module}/__init__.py": _MODULE,
+        f"tests/test_{entry}.py": _TEST,
+    }
+    written = []
+    for rel, template in files.items():
+        path = target / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(template.format(**values), encoding="utf-8")
+        written.append(path)
+    return target, written
+
+
+@click.group()
+def plugin() -> None:
+    """Create plugins."""
+
+
+@plugin.command("new")
+@click.argument("name")
+@click.option("--dir", "where", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
+              help="Where to create the envfence-NAME folder.")
+@pass_state
+def new(state: State, name: str, where: Path) -> None:
+    """Scaffold envfence-NAME: an entry point, one hook, a passing test and a README."""
+    target, written = scaffold(name, where)
+    if state.json:
+        click.echo(dumps({"path": str(target), "files": [str(p.relative_to(target)) for p in written]}))
+        return
+    click.echo(f"created {target}")
+    for path in written:
+        click.echo(f"  {path.relative_to(target)}")
+    click.echo("next:")
+    click.echo(f"  pip install -e '{target}[test]'")
+    click.echo("  envfence plugins")
+    click.echo(f"  cd {target} && pytest")
