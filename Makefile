@@ -11,7 +11,7 @@ CONTRIB := contrib/envfence-slack contrib/envfence-acme
 $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(CONTRIB))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]' $(addprefix -e ,$(CONTRIB))
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]' $(addprefix -e ,$(CONTRIB))
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -21,6 +21,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m mkdocs build --strict --quiet
 
 clean:
 	rm -rf $(VENV) .pytest_cache

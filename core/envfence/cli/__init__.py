@@ -110,27 +110,37 @@ def parse_assignments(values: tuple[str, ...], option: str = "--set") -> dict[st
 class EnvfenceGroup(click.Group):
     """A group whose commands load lazily and whose errors become exit codes."""
 
-    _plugin_commands_added = False
+    #: The plugin manager whose commands are added, and the names they took:
+    #: a process that loads another manager (a test, an embedding tool) gets
+    #: that manager's commands, not the last one's.
+    _plugin_manager: Any = None
+    _plugin_command_names: frozenset[str] = frozenset()
 
     def _add_plugin_commands(self, ctx: click.Context) -> None:
-        if self._plugin_commands_added:
-            return
-        self._plugin_commands_added = True
         state = ctx.find_object(State)
         if state is None:  # --help before the group's callback ran
             disabled = tuple(p[3:] for p in ctx.params.get("plugin_options", ()) if p.startswith("no:"))
             state = State(disabled=disabled)
-        state.plugins.call("register_commands", cli=self)
+        manager = state.plugins
+        if manager is self._plugin_manager:
+            return
+        for name in self._plugin_command_names:
+            self.commands.pop(name, None)
+        before = set(self.commands)
+        self._plugin_manager = manager
+        manager.call("register_commands", cli=self)
+        self._plugin_command_names = frozenset(set(self.commands) - before)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._add_plugin_commands(ctx)
         return sorted(set(COMMANDS) | set(self.commands))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name in COMMANDS and name not in self.commands:
-            module = importlib.import_module(f"{__name__}.{COMMANDS[name]}")
-            self.add_command(getattr(module, name.replace("-", "_")), name)
-        if name not in self.commands:
+        if name in COMMANDS:
+            if name not in self.commands:
+                module = importlib.import_module(f"{__name__}.{COMMANDS[name]}")
+                self.add_command(getattr(module, name.replace("-", "_")), name)
+        else:
             self._add_plugin_commands(ctx)
         return self.commands.get(name)
 

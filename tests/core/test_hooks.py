@@ -1,0 +1,174 @@
+"""Every hook, exercised through the core the way a plugin meets it.
+
+Each test is named ``test_hook_<hook>`` so that the meta-test in
+tests/docs/test_reference.py can see that every hookspec has one.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from envfence import hookimpl
+from envfence.models import ConfigLayer, Environment, EnvPaths, Finding, HostInfo, ProjectRoot, SettingSpec
+
+
+def _json(result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_hook_find_project_root(envfence_project, envfence_plugin, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    class Root:
+        @hookimpl(tryfirst=True)
+        def find_project_root(self, start, environ):
+            return ProjectRoot(elsewhere, "team convention", str(start))
+
+    envfence_plugin(Root())
+    root = _json(envfence_project.run("--json", "detect"))["root"]
+    assert root == {"path": str(elsewhere), "method": "team convention"}
+
+
+def test_hook_classify_host(envfence_project, envfence_plugin):
+    class Inventory:
+        @hookimpl(tryfirst=True)
+        def classify_host(self, hostname, settings):
+            if hostname == "box-17":
+                return HostInfo(hostname, tokens=("box",), matches=(("production", "inventory"),))
+
+    envfence_plugin(Inventory())
+    envfence_project.hostname = "box-17"
+    data = _json(envfence_project.run("--json", "detect"))
+    assert data["host"]["class"] == "production"
+    assert data["host"]["matches"] == [{"environment": "production", "token": "inventory"}]
+
+
+def test_hook_detect_environment(envfence_project, envfence_plugin):
+    class FromFile:
+        @hookimpl
+        def detect_environment(self, settings, environ, host):
+            return Environment("production", "marker file", "/etc/role says prod")
+
+    envfence_plugin(FromFile())
+    data = _json(envfence_project.run("--json", "detect"))
+    assert (data["environment"], data["method"], data["evidence"]) == ("production", "marker file", "/etc/role says prod")
+    # The flag still wins over any plugin.
+    assert _json(envfence_project.run("--json", "--env", "dev", "detect"))["method"] == "flag"
+
+
+def test_hook_declare_settings(envfence_project, envfence_plugin):
+    class Declares:
+        @hookimpl
+        def declare_settings(self, settings):
+            return [
+                SettingSpec("SIGNING_PHRASE", secret=True, doc="not secret by its name"),
+                SettingSpec("BATCH_SIZE", default="50"),
+            ]
+
+    envfence_plugin(Declares())
+    envfence_project.write(".env", "SIGNING_PHRASE=correct-horse-canary\n")
+    result = envfence_project.run("--json", "config", "show")
+    entries = {e["key"]: e for e in _json(result)["entries"]}
+    assert entries["SIGNING_PHRASE"]["secret"] is True
+    assert "correct-horse-canary" not in result.output
+    assert (entries["BATCH_SIZE"]["value"], entries["BATCH_SIZE"]["source"]) == ("50", "defaults")
+
+
+def test_hook_load_config(envfence_project, envfence_plugin):
+    class Vault:
+        @hookimpl
+        def load_config(self, root, environment, settings, environ):
+            return [ConfigLayer(f"vault:{environment.name}", {"REGION": "eu-west"}, precedence=15, plugin="vault")]
+
+    envfence_plugin(Vault())
+    envfence_project.write(".env", "REGION=us-east\n")
+    envfence_project.write(".env.development", "OTHER=1\n")
+    entries = {e["key"]: e for e in _json(envfence_project.run("--json", "config", "show"))["entries"]}
+    # Precedence 15 sits between .env (10) and .env.<environment> (20).
+    assert entries["REGION"]["value"] == "eu-west"
+    assert entries["REGION"]["source"] == "vault:development"
+    assert entries["REGION"]["overridden"] == [{"source": ".env", "value": "us-east"}]
+
+
+def test_hook_validate(envfence_project, envfence_plugin):
+    seen = []
+
+    class Rule:
+        @hookimpl
+        def validate(self, session, live):
+            seen.append(live)
+            return [Finding("TEAM_RULE", "error", "always wrong", key="X", plugin="rule")]
+
+    envfence_plugin(Rule())
+    session = envfence_project.session()
+    assert [f.code for f in session.report.errors] == ["TEAM_RULE"]
+    assert not session.report.ok
+    assert seen == [False]  # opening a session never runs live checks
+
+
+def test_hook_environment_paths(envfence_project, envfence_plugin, tmp_path):
+    class Shared:
+        @hookimpl(tryfirst=True)
+        def environment_paths(self, session):
+            base = tmp_path / "srv" / session.environment.name
+            return EnvPaths(session.environment.name, base, {"logs": base / "log"})
+
+    envfence_plugin(Shared())
+    paths = envfence_project.session(env="production").paths
+    assert paths.base == tmp_path / "srv" / "production"
+    assert paths.log_file() == tmp_path / "srv" / "production" / "log" / "automation_production.log"
+    assert not paths.base.exists()  # computing paths creates nothing
+
+
+def test_hook_register_commands(envfence_project, envfence_plugin):
+    class Hello:
+        @hookimpl
+        def register_commands(self, cli):
+            @cli.command()
+            def hello():
+                """Say hello from a plugin."""
+                click.echo("hello from a plugin")
+
+    envfence_plugin(Hello(), "hello-plugin")
+    assert "hello" in envfence_project.run("--help").stdout
+    assert envfence_project.run("hello").stdout == "hello from a plugin\n"
+
+
+def test_register_commands_follow_the_plugins_of_each_run(envfence_project, envfence_plugin):
+    test_hook_register_commands(envfence_project, envfence_plugin)
+    envfence_project.run("--help")
+    result = envfence_project.run("-p", "no:hello-plugin", "hello")
+    assert result.exit_code == 2 and "No such command 'hello'" in result.stderr
+
+
+def test_hook_audit_event(envfence_project, audit_events):
+    envfence_project.write(".env", "DEV_API_TOKEN=tok-canary-998877\n")
+    session = envfence_project.session()
+    session.credential("API_TOKEN", by="test")
+    names = [e.event for e in audit_events]
+    assert names[:2] == ["environment.detected", "config.loaded"]
+    accessed = [e for e in audit_events if e.event == "credential.accessed"]
+    assert accessed[-1].data == {"name": "API_TOKEN", "key": "DEV_API_TOKEN", "by": "test", "found": True}
+    assert "tok-canary-998877" not in repr(audit_events)
+
+
+def test_hook_decrypt_value(envfence_project, envfence_plugin):
+    import codecs
+
+    class Rot13:
+        @hookimpl(tryfirst=True)
+        def decrypt_value(self, key, value, source, environment):
+            scheme, _, text = value.removeprefix("enc:").partition(":")
+            return codecs.decode(text, "rot13") if scheme == "rot13" else None
+
+    envfence_plugin(Rot13())
+    envfence_project.write(".env", "DEV_SERVICE_TOKEN=enc:rot13:pnanel-gbxra\n")
+    session = envfence_project.session()
+    token = session.credential("SERVICE_TOKEN")
+    assert token.reveal() == "canary-token"
+    result = envfence_project.run("-q", "config", "show")
+    assert "canary-token" not in result.output and "DEV_SERVICE_TOKEN=********" in result.stdout
