@@ -41,7 +41,6 @@ class Redactor:
             text = pattern.sub(_mask_token, text)
         return text
 
-
     def data(self, value: Any) -> Any:
         """``value`` with every string inside it (dict values, list items) redacted."""
         if isinstance(value, str):

@@ -20,6 +20,8 @@ def init(state: State) -> None:
     session = state.session()
     changes = session.prepare()
     paths = session.paths
+    session.configure_logging(embedded=False)
+    session.logger(command="init").info(f"{paths.environment} tree ready at {paths.base}: {len(changes)} change(s)")
     if state.json:
         click.echo(dumps({"environment": paths.environment, "base": str(paths.base), "changes": [finding_dict(f) for f in changes]}))
         return

@@ -1,0 +1,113 @@
+"""Logging strategies on loguru, chosen by the environment's profile.
+
+- development: a coloured console at the profile's level (DEBUG) and a plain
+  text file, with detailed tracebacks (each frame's local variables, redacted).
+- production: a file only, one JSON object a line, rotated, retained and
+  compressed as the ``[logging]`` settings say, written through a queue
+  (``enqueue=True``) so several processes can log safely, ``diagnose=False``.
+
+::
+
+    [logging]
+    rotation = "10 MB"       # loguru's rotation: a size, a time ("00:00") or an interval ("1 week")
+    retention = "30 days"    # or a number of files
+    compression = "gz"
+    file = "automation"      # logs/<file>_<environment>.log
+
+Every record is redacted before a sink sees it (see
+:func:`envfence.redaction.record_patcher`). File sinks are added only for a
+prepared session, so a dry run writes no log. Embedded in another tool
+(``embedded=True``), envfence adds no sink and follows loguru's library
+convention: ``logger.disable("envfence")`` until the tool enables it.
+A plugin replaces these strategies by answering ``configure_logging`` first
+(``tryfirst``). loguru is imported only when a strategy is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from envfence import hookimpl
+from envfence.errors import ConfigurationError
+
+CONSOLE_FORMAT = (
+    "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <8}</level> "
+    "<cyan>{extra[environment]}</cyan> <level>{message}</level>"
+)
+FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSSZ} {level: <8} {extra[environment]} {process} {name}:{function}:{line} {message}"
+DEFAULTS = {"rotation": "10 MB", "retention": "30 days", "compression": "gz", "file": "automation"}
+
+
+@attrs.frozen
+class LoggingStrategy:
+    """What a strategy installed: its name, level and sinks (``console``, the file's path)."""
+
+    name: str  #: ``development``, ``production`` or ``embedded``
+    level: str
+    console: bool = False
+    file: Path | None = None
+
+
+def logging_settings(settings) -> dict[str, Any]:
+    """The ``[logging]`` table with its defaults, checked."""
+    section = settings.section("logging")
+    merged = {**DEFAULTS, **section}
+    for key, value in merged.items():
+        if key not in DEFAULTS:
+            raise ConfigurationError(f"{settings.source}: logging.{key}: unknown key", f"known keys: {', '.join(DEFAULTS)}")
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise ConfigurationError(f"{settings.source}: logging.{key}: must be a string, not {value!r}", f'e.g. {key} = "{DEFAULTS[key]}"')
+    return merged
+
+
+@hookimpl
+def configure_logging(session, embedded: bool) -> LoggingStrategy:
+    """Install the profile's strategy, or, embedded, no sink at all."""
+    from loguru import logger
+
+    from envfence.redaction import record_patcher
+
+    level = session.profile.log_level
+    if embedded:
+        logger.disable("envfence")
+        return LoggingStrategy("embedded", level)
+    name = "production" if session.profile.based_on == "production" else "development"
+    options = logging_settings(session.settings)
+    # The command line owns the process: its sinks replace loguru's default one.
+    logger.remove()
+    logger.configure(
+        patcher=record_patcher(session.redactor(), detailed=session.profile.tracebacks),
+        extra={"environment": session.environment.name},
+    )
+    if session.profile.console_logging:
+        colour = None if not os.environ.get("NO_COLOR") else False
+        logger.add(sys.stderr, level=level, format=CONSOLE_FORMAT, colorize=colour, backtrace=False, diagnose=False)
+    log_file = None
+    if session.prepared and session.paths is not None:
+        log_file = session.paths.log_file(str(options["file"]))
+        common = dict(
+            level=level,
+            rotation=options["rotation"],
+            retention=options["retention"],
+            compression=options["compression"],
+            enqueue=True,
+            backtrace=False,
+            diagnose=False,
+            encoding="utf-8",
+        )
+        try:
+            if name == "production":
+                logger.add(str(log_file), serialize=True, **common)
+            else:
+                logger.add(str(log_file), format=FILE_FORMAT, **common)
+        except (ValueError, TypeError) as exc:
+            raise ConfigurationError(
+                f"{session.settings.source}: [logging]: {exc}", 'e.g. rotation = "10 MB", retention = "30 days", compression = "gz"'
+            ) from None
+    logger.enable("envfence")
+    return LoggingStrategy(name, level, session.profile.console_logging, log_file)
