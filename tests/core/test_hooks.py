@@ -11,7 +11,7 @@ import json
 import click
 
 from envfence import hookimpl
-from envfence.models import ConfigLayer, Environment, EnvPaths, Finding, HostInfo, ProjectRoot, SettingSpec
+from envfence.models import Automation, ConfigLayer, Environment, EnvPaths, Finding, HostInfo, ProjectRoot, SettingSpec
 
 
 def _json(result) -> dict:
@@ -172,3 +172,159 @@ def test_hook_decrypt_value(envfence_project, envfence_plugin):
     assert token.reveal() == "canary-token"
     result = envfence_project.run("-q", "config", "show")
     assert "canary-token" not in result.output and "DEV_SERVICE_TOKEN=********" in result.stdout
+
+
+# --- runs ---------------------------------------------------------------------------
+
+CANARY = "patCANARYhooks0001.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+
+class Stale(Exception):
+    """An automation's own error type, for classify_error."""
+
+
+class Jobs:
+    """Registers two automations and records what the run hooks see."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    @hookimpl
+    def register_automations(self, session, register):
+        register(Automation("greet", "say hello", function=lambda ctx: ctx.say(f"hello from {ctx.environment}")))
+        register(Automation("stale", "fails", function=self._stale))
+
+    def _stale(self, ctx):
+        raise Stale(f"export is stale; token {CANARY}")
+
+    @hookimpl
+    def on_run_start(self, session, request, run_id):
+        self.calls.append(("start", request.automation.name, run_id))
+
+    @hookimpl
+    def on_run_finish(self, session, request, outcome):
+        self.calls.append(("finish", outcome.automation, outcome.status, outcome.run_id))
+
+    @hookimpl
+    def on_error(self, session, failure):
+        self.calls.append(("error", failure.automation, failure.classification, failure.message))
+
+
+def test_hook_register_automations(envfence_project, envfence_plugin):
+    envfence_plugin(Jobs(), "jobs")
+    listing = envfence_project.run("list")
+    assert "greet  say hello" in listing.stdout and "stale  fails" in listing.stdout
+    result = envfence_project.run("run", "greet")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "hello from development\n"
+
+
+def test_hook_on_run_start(envfence_project, envfence_plugin):
+    jobs = Jobs()
+    envfence_plugin(jobs, "jobs")
+    envfence_project.run("run", "greet")
+    [start, finish] = jobs.calls
+    assert start[:2] == ("start", "greet")
+    assert start[2] == finish[3]  # the same run id from start to finish
+    assert not envfence_project.run("run", "greet", "--dry-run").exit_code
+    assert len(jobs.calls) == 2  # a dry run neither starts nor finishes
+
+
+def test_hook_on_run_finish(envfence_project, envfence_plugin):
+    jobs = Jobs()
+    envfence_plugin(jobs, "jobs")
+    envfence_project.run("run", "greet")
+    envfence_project.run("run", "stale")
+    finishes = [c[:3] for c in jobs.calls if c[0] == "finish"]
+    assert finishes == [("finish", "greet", "succeeded"), ("finish", "stale", "failed")]
+
+
+def test_hook_on_error(envfence_project, envfence_plugin):
+    jobs = Jobs()
+    envfence_plugin(jobs, "jobs")
+    envfence_project.write(".env", f"DEV_AIRTABLE_API_KEY={CANARY}\n")
+    result = envfence_project.run("run", "stale")
+    assert result.exit_code == 1
+    [error] = [c for c in jobs.calls if c[0] == "error"]
+    assert error[1] == "stale" and "export is stale" in error[3]
+    assert CANARY not in error[3] and CANARY not in result.output
+
+
+def test_hook_classify_error(envfence_project, envfence_plugin):
+    jobs = Jobs()
+
+    class Classes:
+        @hookimpl(tryfirst=True)
+        def classify_error(self, error):
+            return "data" if isinstance(error, Stale) else None
+
+    envfence_plugin(jobs, "jobs")
+    envfence_plugin(Classes(), "classes")
+    result = envfence_project.run("run", "stale")
+    assert "stale failed (data)" in result.stderr
+    assert [c[2] for c in jobs.calls if c[0] == "error"] == ["data"]
+
+
+def test_hook_pre_run_safety(envfence_project, envfence_plugin):
+    class Freeze:
+        @hookimpl
+        def pre_run_safety(self, session, request):
+            if request.automation.name == "greet":
+                return [Finding("TEAM_FREEZE", "error", "change freeze until Monday", "wait, or force with a reason")]
+
+    envfence_plugin(Jobs(), "jobs")
+    envfence_plugin(Freeze(), "freeze")
+    blocked = envfence_project.run("run", "greet")
+    assert blocked.exit_code == 3
+    assert "TEAM_FREEZE: change freeze until Monday" in blocked.stderr
+    forced = envfence_project.run("run", "greet", "--force", "--reason", "hotfix")
+    assert forced.exit_code == 0 and "forced past TEAM_FREEZE" in forced.stderr
+
+
+def test_hook_prepare_environment(envfence_project, envfence_plugin):
+    class Spool:
+        @hookimpl
+        def prepare_environment(self, session, paths):
+            (paths.base / "spool").mkdir(parents=True, exist_ok=True)
+            return [Finding("SPOOL_READY", "info", "spool directory ready")]
+
+    envfence_plugin(Jobs(), "jobs")
+    envfence_plugin(Spool(), "spool")
+    spool = envfence_project.path / "var" / "development" / "spool"
+    envfence_project.run("run", "greet", "--dry-run")
+    assert not spool.exists()  # a dry run prepares nothing
+    assert envfence_project.run("run", "greet").exit_code == 0
+    assert spool.is_dir()
+
+
+def test_hook_configure_logging(envfence_project, envfence_plugin):
+    seen = []
+
+    class Quiet:
+        @hookimpl(tryfirst=True)
+        def configure_logging(self, session, embedded):
+            seen.append((session.environment.name, embedded))
+            return "quiet strategy"
+
+    envfence_plugin(Jobs(), "jobs")
+    envfence_plugin(Quiet(), "quiet")
+    assert envfence_project.run("run", "greet").exit_code == 0
+    assert seen == [("development", False)]  # the CLI is no embedding tool
+
+
+def test_hook_run_history(envfence_project, envfence_plugin):
+    import datetime as dt
+
+    from envfence.models import RunOutcome
+
+    at = dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.timezone.utc)
+
+    class Remote:
+        @hookimpl(tryfirst=True)
+        def run_history(self, session, automation, limit):
+            return [RunOutcome("run-remote1", "greet", session.environment.name, "succeeded", 0, at, at, metrics={"host": "elsewhere"})][:limit]
+
+    envfence_plugin(Jobs(), "jobs")
+    envfence_plugin(Remote(), "remote")
+    runs = _json(envfence_project.run("--json", "status"))["runs"]
+    assert [(r["run_id"], r["host"]) for r in runs] == [("run-remote1", "elsewhere")]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import inspect
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,23 @@ def test_every_hookspec_is_documented(reference):
             assert f"- `{param}`: " in body, f"hook reference for {name} does not list {param!r}"
         firstresult = function.envfence_spec.get("firstresult", False)
         assert ("*firstresult" in body) == firstresult, f"hook reference gets {name}'s firstresult wrong"
+
+
+def _test_function_names() -> set[str]:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    names = set()
+    for folder in config["tool"]["pytest"]["ini_options"]["testpaths"]:
+        for path in (REPO / folder).rglob("test_*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                    names.add(node.name)
+    return names
+
+
+def test_every_hookspec_is_exercised_by_a_test():
+    names = _test_function_names()
+    untested = [hook for hook in _hookspecs() if not any(n == f"test_hook_{hook}" or n.startswith(f"test_hook_{hook}_") for n in names)]
+    assert not untested, f"no test_hook_<name> test for: {', '.join(untested)}"
 
 
 def test_cli_reference_covers_every_command_and_option(reference):

@@ -87,3 +87,37 @@ def test_bad_acme_settings_are_findings_and_detection_still_works(envfence_proje
     assert session.host.environment == "production"
     keys = sorted(f.key for f in session.report.findings if f.code == "ACME_SETTING_INVALID")
     assert keys == ["acme.host_codes", "acme.keep_days", "acme.table_prefix"]
+
+
+def _processed(project, name: str, days_old: float):
+    import os
+    import time
+
+    path = project.write(f"var/development/csv/processed/{name}", "id,total\n1,10\n")
+    then = time.time() - days_old * 86400
+    os.utime(path, (then, then))
+    return path
+
+
+def test_tidy_processed_archives_old_files_and_a_dry_run_moves_nothing(envfence_project):
+    envfence_project.settings(ACME + "keep_days = 7\n")
+    old = _processed(envfence_project, "2026-01-01.csv", days_old=30)
+    fresh = _processed(envfence_project, "today.csv", days_old=0)
+    archive = envfence_project.path / "var" / "development" / "archive"
+
+    dry = envfence_project.run("run", "acme-tidy-processed", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "would archive 2026-01-01.csv" in dry.stdout and "today.csv" not in dry.stdout
+    assert old.exists() and not (archive / old.name).exists()
+
+    result = envfence_project.run("run", "acme-tidy-processed")
+    assert result.exit_code == 0, result.output
+    assert "archived 2026-01-01.csv" in result.stdout
+    assert (archive / "2026-01-01.csv").is_file() and not old.exists() and fresh.exists()
+
+
+def test_tidy_processed_is_listed_only_for_projects_that_opt_in(envfence_project):
+    assert "acme-tidy-processed" not in envfence_project.run("list").stdout
+    envfence_project.settings(ACME)
+    listing = envfence_project.run("list").stdout
+    assert "acme-tidy-processed" in listing and "Move processed CSV files" in listing

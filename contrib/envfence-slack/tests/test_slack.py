@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from envfence import hookimpl
 from envfence.models import Automation, Failure, RunOutcome, RunRequest
 
 AIRTABLE_CANARY = "patCANARYslack0001.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -106,3 +107,38 @@ def test_bad_settings_are_findings_naming_the_key(envfence_project):
     assert ("SLACK_SETTING_INVALID", "slack.notify") in findings
     assert ("SLACK_SETTING_INVALID", "slack.timeout") in findings
     assert ("SLACK_WEBHOOK_URL_FORMAT", "DEV_SLACK_WEBHOOK_URL") in findings
+
+
+class Jobs:
+    """Two automations for `envfence run`: one fails with a secret in its message."""
+
+    @hookimpl
+    def register_automations(self, register):
+        register(Automation("sync-customers", "fails", function=self.fail))
+        register(Automation("nightly", "succeeds", function=lambda ctx: None))
+
+    @staticmethod
+    def fail(ctx):
+        raise RuntimeError(f"Airtable refused token {AIRTABLE_CANARY}")
+
+
+def test_a_failed_run_is_posted_and_keeps_its_exit_code(envfence_project, envfence_plugin, webhook):
+    envfence_plugin(Jobs(), "jobs")
+    project = _project(envfence_project, webhook.url)
+    result = project.run("run", "sync-customers")
+    assert result.exit_code == 1
+    [post] = webhook.posts
+    text = post["body"]["text"]
+    assert "*sync-customers* failed in *development*" in text and "Airtable refused token" in text
+    assert AIRTABLE_CANARY not in text and AIRTABLE_CANARY not in result.output
+
+
+def test_a_slack_outage_never_fails_a_run(envfence_project, envfence_plugin, webhook):
+    envfence_plugin(Jobs(), "jobs")
+    webhook.status = 503
+    project = _project(envfence_project, webhook.url, '[slack]\nnotify = "all"\n')
+    result = project.run("run", "nightly")
+    assert result.exit_code == 0, result.output
+    assert "envfence-slack: warning: Slack answered HTTP 503" in result.stderr
+    assert "hooksecretCANARY42" not in result.output
+    assert project.run("run", "sync-customers").exit_code == 1  # its own failure, not Slack's
