@@ -15,7 +15,6 @@ Records are kept only for a prepared session (see
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import os
@@ -25,6 +24,7 @@ from typing import Any, Iterator
 from envfence import hookimpl
 from envfence.errors import EnvfenceError
 from envfence.models import EnvPaths
+from envfence.runner import current_user
 
 GENESIS = "0" * 64
 
@@ -171,13 +171,6 @@ def _check_chain(handle) -> tuple[int, dict[str, Any] | None, tuple[int, str]]:
     return count, None, (seq, prev)
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no name for this uid (containers)
-        return str(os.getuid())
-
-
 #: Events of sessions not yet prepared, by session id: (a weak reference to the session, its events).
 _held: dict[int, tuple[Any, list[Any]]] = {}
 
@@ -198,7 +191,7 @@ def _entry(session, event) -> dict[str, Any]:
         "at": event.at.isoformat(),
         "event": event.event,
         "environment": event.environment,
-        "user": _user(),
+        "user": current_user(),
         "host": session.host.hostname,
         "pid": os.getpid(),
         "data": session.redactor().data(dict(event.data)),
@@ -221,36 +214,6 @@ def audit_event(session, event) -> None:
     held = _held.pop(id(session), None)
     earlier = held[1] if held is not None and held[0]() is session else []
     append(trail_path(paths), *(_entry(session, e) for e in [*earlier, event]))
-
-
-@hookimpl
-def on_run_start(session, request, run_id: str) -> None:
-    """Record the start of a run, and who forced it and why."""
-    session.audit(
-        "run.started",
-        run_id=run_id,
-        automation=request.automation.name,
-        dry_run=request.dry_run,
-        forced=request.force,
-        reason=request.reason,
-        user=_user(),
-        host=session.host.hostname,
-    )
-
-
-@hookimpl
-def on_run_finish(session, request, outcome) -> None:
-    """Record how a run ended."""
-    session.audit(
-        "run.finished",
-        run_id=outcome.run_id,
-        automation=outcome.automation,
-        status=outcome.status,
-        exit_code=outcome.exit_code,
-        duration=outcome.duration,
-        error_class=outcome.error_class,
-        error_id=outcome.error_id,
-    )
 
 
 @hookimpl

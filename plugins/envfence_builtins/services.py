@@ -1,0 +1,103 @@
+"""Service isolation: each environment binds its own ports.
+
+An environment's ports are the values of its configuration keys named
+``PORT`` or ending in ``_PORT`` (``WEBHOOK_PORT``, ``API_PORT``), read through
+its prefix (``DEV_WEBHOOK_PORT`` wins in development). The ``[services]``
+table can name the keys instead::
+
+    [services]
+    ports = ["WEBHOOK_PORT", "METRICS_PORT"]
+
+``envfence check`` reports two environments that would bind the same port
+(``SERVICE_PORT_COLLISION``) and a value that is no port number
+(``SERVICE_PORT_INVALID``). Other environments are read from their files and
+declared defaults only: this process's environment variables and ``--set``
+belong to the current environment.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from envfence import hookimpl
+from envfence.errors import ConfigurationError, EnvfenceError
+from envfence.models import PRECEDENCE, ConfigLayer, Environment, Finding, Secret
+
+_PORT_KEY = re.compile(r"(^|_)PORT$")
+
+
+def _port_keys(settings) -> set[str] | None:
+    keys = settings.section("services").get("ports")
+    if keys is None:
+        return None
+    if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
+        raise ConfigurationError(f"{settings.source}: services.ports must be a list of key names", 'e.g. ports = ["WEBHOOK_PORT"]')
+    return set(keys)
+
+
+def ports(view: Mapping[str, Any], keys: set[str] | None) -> dict[str, Any]:
+    """The port settings of one environment's view (plain key names)."""
+    return {
+        k: v
+        for k, v in view.items()
+        if not isinstance(v, Secret) and (k in keys if keys is not None else bool(_PORT_KEY.search(k)))
+    }
+
+
+def file_view(session, name: str) -> dict[str, Any] | None:
+    """Environment ``name``'s values from its files and declared defaults, under plain names.
+
+    None when its files cannot be read (the environment's own session reports why).
+    """
+    from envfence.pipeline import merge_layers
+
+    environment = Environment(name, "services", "port check")
+    try:
+        results, _ = session.plugins.call(
+            "load_config", root=session.root.path, environment=environment, settings=session.settings, environ=session.environ
+        )
+    except EnvfenceError:
+        return None
+    layers = [layer for group in results for layer in group if not layer.overlay]
+    defaults = {s.name: s.default for s in session.settings_specs if s.default is not None}
+    layers.append(ConfigLayer("defaults", defaults, PRECEDENCE["defaults"]))
+    return merge_layers(layers, name, session.settings, session.settings_specs).environment_view()
+
+
+@hookimpl
+def validate(session) -> list[Finding]:
+    """Ports that are no numbers here, and ports two environments would both bind."""
+    keys = _port_keys(session.settings)
+    current = session.environment.name
+    findings: list[Finding] = []
+    own = ports(session.config.environment_view(), keys)
+    for key, value in own.items():
+        if not str(value).strip().isdigit() or not 0 < int(str(value).strip()) < 65536:
+            findings.append(
+                Finding(
+                    "SERVICE_PORT_INVALID", "error", f"{key}={value!r} is not a port number (1-65535)",
+                    f"set {key} to this environment's own port, e.g. {key}=8001", key=key, plugin="services",
+                )
+            )
+    bound: dict[int, list[tuple[str, str]]] = {}
+    for name in session.settings.environments:
+        view = own if name == current else ports(file_view(session, name) or {}, keys)
+        for key, value in view.items():
+            text = str(value).strip()
+            if text.isdigit():
+                bound.setdefault(int(text), []).append((name, key))
+    for port, users in sorted(bound.items()):
+        envs = sorted({env for env, _ in users})
+        if len(envs) < 2:
+            continue
+        who = ", ".join(f"{env} ({key})" for env, key in users)
+        findings.append(
+            Finding(
+                "SERVICE_PORT_COLLISION", "error",
+                f"port {port} is bound by more than one environment: {who}",
+                "give each environment its own port in its .env.<environment> file (or its prefixed key)",
+                key=users[0][1], plugin="services",
+            )
+        )
+    return findings
