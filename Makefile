@@ -23,5 +23,14 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 	$(BIN)/python -m mkdocs build --strict --quiet
 
+# The contenders go into .venv through the `bench` extra, beside envfence, never into its dependencies.
+$(VENV)/.bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
+.PHONY: bench
+bench: $(VENV)/.bench
+	$(BIN)/python -m benchmarks
+
 clean:
 	rm -rf $(VENV) .pytest_cache
