@@ -54,7 +54,7 @@ def table(t: Table) -> list[str]:
 
 def targets(items: Iterable[Target]) -> list[str]:
     """The targets as a table: the goal, this run's measurement, met or missed."""
-    lines = ["### Targets", "", "| target | measured | |", "|---|---|---|"]
+    lines = ["### Against the targets", "", "| target | measured | |", "|---|---|---|"]
     for t in items:
         lines.append(f"| {t.goal} | {t.measured} | {'met' if t.met else '**missed**'} |")
     return lines + [""]

@@ -27,7 +27,7 @@ def test_benchmarks_run_at_the_smallest_size_and_clean_up(tmp_path):
     assert done.returncode == 0, done.stderr
     text = report.read_text()
     assert text.strip() == done.stdout.strip()
-    for title in ("### In process", "### Cold command", "### Import", "### Plugin scaling", "### Targets"):
+    for title in ("### In process", "### Cold command", "### Import", "### Plugin scaling", "### Against the targets"):
         assert title in text
     # envfence and python-dotenv are always there; the others are measured or marked as skipped.
     assert "| 10 keys | envfence | " in text
