@@ -37,6 +37,8 @@ def main() -> None:
     step("The development configuration, with provenance and masked secrets", "config", "show", "--explain")
     step("The same project as production sees it", "--env", "production", "config", "show", "--explain")
     step("Production, as automation reads it", "--env", "prod", "--json", "detect")
+    step("Every hook, and the plugins that answer it in call order", "plugins", "--hooks")
+    step("Each hook call traced: plugins, timings, who answered", "-q", "detect", env={"ENVFENCE_TRACE_PLUGINS": "1"})
     print("\ndemo finished")
 
 
