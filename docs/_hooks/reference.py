@@ -65,7 +65,8 @@ def cli_reference() -> str:
         records = [
             p.get_help_record(ctx)
             for p in command.get_params(ctx)
-            if isinstance(p, click.Option) and (command is cli or p.name != "help")
+            # --help is on every command; the reference shows it once, on envfence itself.
+            if isinstance(p, click.Option) and (command is cli or "--help" not in p.opts)
         ]
         records = [r for r in records if r]
         if records:
@@ -108,12 +109,13 @@ def hookspecs() -> list[tuple[str, str, Any]]:
     return result
 
 
-_ROLE = re.compile(r":(?:class|func|meth|attr|data|mod):`~?([\w.]+)`")
+_ROLE = re.compile(r":(class|func|meth|attr|data|mod):`~?([\w.]+)`")
 
 
 def _inline(text: str, hooks: set[str]) -> str:
     def role(match: re.Match) -> str:
-        name = match[1].rsplit(".", 1)[-1]
+        # A method keeps its class (Session.prepare); anything else its last name.
+        name = ".".join(match[2].split(".")[-2 if match[1] == "meth" else -1:])
         return f"[`{name}`](#{name})" if name in hooks else f"`{name}`"
 
     return _ROLE.sub(role, text).replace("``", "`")

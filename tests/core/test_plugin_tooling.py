@@ -131,3 +131,17 @@ def test_inline_plugin_is_listed_and_can_be_disabled(envfence_project, envfence_
     assert "always" in listing and "inline" in listing
     assert envfence_project.session().environment.name == "production"
     assert envfence_project.session(disabled_plugins=["always"]).environment.name == "development"
+
+
+def test_trace_names_a_hook_called_through_a_wrapper(envfence_project, envfence_plugin):
+    class Timing:
+        @hookimpl(wrapper=True)
+        def validate(self):
+            findings = yield
+            return findings
+
+    envfence_plugin(Timing(), "timing")
+    result = envfence_project.run("-q", "detect", env={"ENVFENCE_TRACE_PLUGINS": "1"})
+    assert result.exit_code == 0, result.output
+    line = next(l for l in result.stderr.splitlines() if l.startswith("envfence: trace: validate ["))
+    assert "timing" in line and "(through a wrapper: no per-plugin timings)" in line
