@@ -12,7 +12,7 @@ import time
 
 import envfence
 
-CANARY = "patCanaryAuditTok1." + "c0ffee" * 10 + "c0ff"
+CANARY = "patCanaryAuditTok." + "c0ffee" * 10 + "c0ff"  # a well-formed token: no validation finding
 ENV_FILE = f"DEV_AIRTABLE_API_KEY={CANARY}\nAPP_NAME=sync\n"
 
 

@@ -29,6 +29,7 @@ COMMANDS = {
     "list": "automations",
     "run": "run",
     "status": "status",
+    "check": "check",
 }
 
 _HELP = """Make automation scripts environment-aware and safe.

@@ -1,0 +1,94 @@
+"""``envfence check [--live]``: every finding about the configuration, grouped by severity."""
+
+from __future__ import annotations
+
+import attrs
+import click
+
+from ..errors import EXIT_FINDINGS
+from ..models import SEVERITIES
+from . import State, pass_state
+from .output import SEVERITY_COLOURS, dumps, finding_dict, style
+
+#: Section titles, most severe first.
+TITLES = {"error": "errors", "warning": "warnings", "info": "info"}
+
+
+def check_findings(session, live: bool) -> list:
+    """Loading findings plus the ``validate`` hook's, live or not, each redacted."""
+    if live:
+        findings = list(session.load_findings) + session.validate(live=True)
+    else:
+        findings = list(session.report.findings)
+    redact = session.redactor()
+    return [
+        attrs.evolve(f, message=redact(f.message), remediation=redact(f.remediation or ""), key=redact(f.key) if f.key else f.key)
+        for f in findings
+    ]
+
+
+def counts(findings) -> dict[str, int]:
+    """How many findings of each severity."""
+    return {s: sum(1 for f in findings if f.severity == s) for s in reversed(SEVERITIES)}
+
+
+@click.command()
+@click.option("--live", is_flag=True, help="Also call the services (Airtable, HousecallPro) with the configured credentials.")
+@pass_state
+def check(state: State, live: bool) -> None:
+    """Validate the configuration and credentials; exit 1 on any error.
+
+    Prints every finding, grouped by severity, with its code, the key it
+    concerns, what is wrong and what to do. Secrets are shown only as a
+    masked fingerprint (kind and length). Production is stricter than
+    development: some warnings are errors there (see docs/validation.md).
+    """
+    session = state.session()
+    findings = check_findings(session, live)
+    tally = counts(findings)
+    code = EXIT_FINDINGS if tally["error"] else 0
+    env = session.environment
+    if state.json:
+        click.echo(dumps({
+            "environment": env.name,
+            "decided_by": env.describe(),
+            "profile": session.profile.based_on,
+            "live": live,
+            "ok": not tally["error"],
+            "counts": tally,
+            "findings": [finding_dict(f) for f in sorted(findings, key=_rank)],
+        }))
+        click.get_current_context().exit(code)
+
+    verbose = state.verbose(session)
+    if verbose:
+        mode = "offline and live" if live else "offline (add --live to call the services)"
+        click.echo(style(f"# check of {env.name} ({env.describe()}), {mode}", bold=True))
+    for severity in reversed(SEVERITIES):
+        group = [f for f in findings if f.severity == severity]
+        if not group or (severity == "info" and not verbose):
+            continue
+        colour = SEVERITY_COLOURS.get(severity)
+        if verbose:
+            click.echo(style(f"\n{TITLES[severity]} ({len(group)})", fg=colour, bold=True))
+        for f in group:
+            where = f" [{f.location}]" if f.location else ""
+            if verbose:
+                click.echo(f"  {style(f.code, fg=colour, bold=True)}{where}")
+                click.echo(f"    {f.message}")
+                if f.remediation:
+                    click.echo(f"    fix: {f.remediation}")
+            else:
+                fix = f" | fix: {f.remediation}" if f.remediation else ""
+                click.echo(f"{severity} {f.code}{where}: {f.message}{fix}")
+    summary = ", ".join(f"{n} {TITLES[s] if n != 1 else s}" for s, n in tally.items())
+    if verbose:
+        verdict = style("failed", fg="red", bold=True) if code else style("passed", fg="green", bold=True)
+        click.echo(f"\ncheck {verdict}: {summary}")
+    else:
+        click.echo(f"check {'failed' if code else 'passed'}: {summary}")
+    click.get_current_context().exit(code)
+
+
+def _rank(finding) -> int:
+    return -SEVERITIES.index(finding.severity)

@@ -1,0 +1,178 @@
+"""Credentials across environments: prefixes kept, no secret shared between environments.
+
+- ``CREDENTIAL_UNPREFIXED``: a credential read under its plain name
+  (``AIRTABLE_API_KEY`` instead of ``PROD_AIRTABLE_API_KEY``) is shared by
+  every environment that has no prefixed one. A warning in development, an
+  error in production.
+- ``CREDENTIAL_OTHER_PREFIX``: another environment's credential written in
+  this environment's own file (``DEV_...`` in ``.env.production``) is never
+  read here; the real one is probably missing. Warning, error in production.
+- ``CREDENTIAL_SHARED_ACROSS_ENVIRONMENTS``: the same secret value read by two
+  environments under different keys; the environments are not isolated.
+  Always an error. The finding names both keys, never the value.
+
+The module also holds the shape checks the service validators share
+(:func:`placeholder`, :func:`entropy_bits`, :func:`describe`, :func:`required_in`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from typing import Any
+
+from envfence import hookimpl
+from envfence.models import Finding, Secret, reveal
+
+#: Values people leave in place of a real credential (compared lower-case).
+PLACEHOLDERS = frozenset(
+    {
+        "changeme", "change-me", "change_me", "change me", "your-token-here", "your_token_here", "your-key-here",
+        "your_key_here", "your-api-key", "your_api_key", "your-secret-here", "insert-token-here", "replace-me",
+        "replaceme", "todo", "tbd", "fixme", "placeholder", "secret", "password", "token", "apikey", "api_key",
+        "test", "dummy", "example", "sample", "none", "null", "undefined", "xxx", "default",
+    }
+)
+_PLACEHOLDER_SHAPES = (
+    re.compile(r"^(.)\1*$"),  # xxxx, 0000, ****
+    re.compile(r"^<[^>]*>$|^\$\{[^}]*\}$|^\{\{.*\}\}$"),  # <token>, ${TOKEN}, {{token}}
+    re.compile(r"(changeme|change[-_ ]me|replace[-_ ]?me|your[-_ ]?(api[-_ ]?)?(token|key|secret)|[-_ ]here$)", re.I),
+)
+
+
+def placeholder(value: str) -> bool:
+    """True when ``value`` is a stand-in (``changeme``, ``your-token-here``, ``xxx``...), not a credential."""
+    text = value.strip()
+    return text.lower() in PLACEHOLDERS or any(p.search(text) for p in _PLACEHOLDER_SHAPES)
+
+
+def entropy_bits(value: str) -> float:
+    """An estimate of the randomness in ``value``: Shannon entropy per character times length."""
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    per_char = -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+    return per_char * len(value)
+
+
+def describe(key: str, value: Any) -> str:
+    """``KEY (kind, N chars)``: how a finding names a credential without showing it."""
+    if isinstance(value, Secret):
+        return f"{key} ({value.fingerprint()})"
+    return f"{key} ({Secret(str(value)).fingerprint()})"
+
+
+def text_problem(value: str) -> str | None:
+    """What makes ``value`` unusable as a token whatever the service, or None."""
+    if not value.strip():
+        return "is empty"
+    if value != value.strip():
+        return "has leading or trailing whitespace"
+    if any(ch.isspace() for ch in value):
+        return "contains whitespace"
+    if placeholder(value):
+        return "is a placeholder, not a real credential"
+    return None
+
+
+def required_in(settings, section: str) -> tuple[str, ...]:
+    """Where a service's credentials are required: nowhere without its settings table, else
+    the table's ``required_in`` list (default: every environment)."""
+    if section not in settings.raw:
+        return ()
+    listed = settings.section(section).get("required_in", list(settings.environments))
+    return tuple(str(e) for e in listed) if isinstance(listed, list) else tuple(settings.environments)
+
+
+def credential_names(session) -> set[str]:
+    """The plain names of every credential the session knows: declared, or secret-shaped keys."""
+    names = {s.name for s in session.settings_specs if s.credential}
+    for key, entry in session.config.entries.items():
+        if isinstance(entry.value, Secret):
+            if entry.prefix_environment is not None:
+                prefix = session.settings.environments[entry.prefix_environment].prefix
+                names.add(key[len(prefix) + 1 :])
+            else:
+                names.add(key)
+    return names
+
+
+def _reads(session) -> dict[str, dict[str, tuple[str, Any]]]:
+    """For every declared environment: plain name -> (key it reads, value), from this session's files."""
+    entries = session.config.entries
+    views: dict[str, dict[str, tuple[str, Any]]] = {}
+    for env in session.settings.environments.values():
+        view = {k: (k, e.value) for k, e in entries.items() if e.prefix_environment is None}
+        head = f"{env.prefix}_"
+        view.update({k[len(head):]: (k, e.value) for k, e in entries.items() if e.prefix_environment == env.name})
+        views[env.name] = view
+    return views
+
+
+@hookimpl
+def validate(session) -> list[Finding]:
+    """Prefix discipline and isolation between environments."""
+    findings: list[Finding] = []
+    config = session.config
+    here = session.environment.name
+    escalate = session.profile.escalate
+    prefix = config.prefix
+
+    for name in sorted(credential_names(session)):
+        key = config.credential_key(name)
+        if key is not None and key == name and isinstance(config[key], Secret):
+            entry = config.entry(key)
+            findings.append(
+                Finding(
+                    "CREDENTIAL_UNPREFIXED",
+                    escalate("warning"),
+                    f"{describe(key, entry.value)} is read without an environment prefix (set in {entry.source}); "
+                    "every environment without its own prefixed key shares it",
+                    f"rename it {prefix}_{name} (and give other environments their own key)",
+                    key=key,
+                    plugin="credentials",
+                )
+            )
+
+    own_files = {f".env.{here}", f".env.{here}.local"}
+    for key, entry in config.entries.items():
+        if entry.prefix_environment not in (None, here) and entry.source in own_files:
+            plain = key.split("_", 1)[1]
+            findings.append(
+                Finding(
+                    "CREDENTIAL_OTHER_PREFIX",
+                    escalate("warning"),
+                    f"{key} is set in {entry.source} but {here} never reads {entry.prefix_environment} credentials",
+                    f"name it {prefix}_{plain} in {entry.source}",
+                    key=key,
+                    file=entry.source,
+                    plugin="credentials",
+                )
+            )
+
+    reported: set[frozenset[str]] = set()
+    views = _reads(session)
+    names = sorted(views)
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            for plain, (key_a, value_a) in views[first].items():
+                other = views[second].get(plain)
+                if other is None or not isinstance(value_a, Secret) or not isinstance(other[1], Secret):
+                    continue
+                key_b, value_b = other
+                pair = frozenset((key_a, key_b))
+                if key_a == key_b or pair in reported or reveal(value_a) != reveal(value_b):
+                    continue
+                reported.add(pair)
+                findings.append(
+                    Finding(
+                        "CREDENTIAL_SHARED_ACROSS_ENVIRONMENTS",
+                        "error",
+                        f"{key_a} ({first}) and {key_b} ({second}) hold the same secret: the environments are not isolated",
+                        "issue a separate credential for each environment and revoke the shared one",
+                        key=key_a,
+                        plugin="credentials",
+                    )
+                )
+    return findings

@@ -1,0 +1,70 @@
+"""Check configuration against the settings plugins declare (``declare_settings``).
+
+- ``SETTING_REQUIRED_MISSING``: a setting required in this environment is
+  not set (or empty). Error.
+- ``SETTING_FORMAT``: a value does not match its declared format. Error.
+- ``SETTING_MISSPELLED``: a key no plugin declares that is one typo away
+  from a declared one (``DEV_AIRTABLE_API_KY``). Warning; error in production,
+  where the real setting is then usually missing too.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+from envfence import hookimpl
+from envfence.models import Finding, reveal
+
+
+def required_here(spec, environment) -> bool:
+    """True when ``spec`` is required in ``environment`` (by name or by its base profile)."""
+    return environment.name in spec.required_in or environment.based_on in spec.required_in
+
+
+@hookimpl
+def validate(session) -> list[Finding]:
+    """Missing required settings, malformed values and likely misspellings."""
+    config = session.config
+    env = session.settings.environments[session.environment.name]
+    findings: list[Finding] = []
+    declared = {spec.name: spec for spec in session.settings_specs}
+
+    for spec in session.settings_specs:
+        key = config.credential_key(spec.name) if spec.credential else (spec.name if spec.name in config else None)
+        value = None if key is None else str(reveal(config[key]))
+        if value is None or not value.strip():
+            if required_here(spec, env):
+                target = f"{config.prefix}_{spec.name}" if spec.credential and config.prefix else spec.name
+                what = f" ({spec.doc})" if spec.doc else ""
+                findings.append(Finding(
+                    "SETTING_REQUIRED_MISSING", "error",
+                    f"{target} is required in {env.name} and is {'empty' if value is not None else 'not set'}{what}",
+                    f"set {target} in .env.{env.name} (or .env.{env.name}.local for a secret kept out of version control)",
+                    key=target, plugin=spec.plugin,
+                ))
+            continue
+        if spec.format and not re.fullmatch(spec.format, value):
+            shown = "a value" if spec.secret else repr(value)
+            findings.append(Finding(
+                "SETTING_FORMAT", "error", f"{key} holds {shown} that does not match the format {spec.format}",
+                f"fix {key}{': ' + spec.doc if spec.doc else ''}", key=key, plugin=spec.plugin,
+            ))
+
+    if not declared:
+        return findings
+    names = sorted(declared)
+    prefixes = {f"{e.prefix}_" for e in session.settings.environments.values()}
+    for key, entry in config.entries.items():
+        head = next((p for p in prefixes if key.startswith(p)), "")
+        plain = key[len(head):]
+        if plain in declared or entry.source == "defaults":
+            continue
+        guess = difflib.get_close_matches(plain, names, n=1, cutoff=0.85)
+        if guess:
+            findings.append(Finding(
+                "SETTING_MISSPELLED", session.profile.escalate("warning"),
+                f"{key} (set in {entry.source}) is not a known setting; it looks like a misspelling of {head}{guess[0]}",
+                f"rename it {head}{guess[0]}", key=key, plugin=declared[guess[0]].plugin,
+            ))
+    return findings

@@ -1,0 +1,196 @@
+"""Verifying and making webhook signatures: HousecallPro, Standard Webhooks, GitHub.
+
+Not a plugin: helpers for whatever receives webhooks. Every comparison is
+constant-time; every scheme that signs a timestamp checks it against a
+tolerance (five minutes unless told otherwise), so an old delivery cannot be
+replayed. A failure raises :class:`SignatureError` whose message never holds
+the secret or the expected signature.
+
+- HousecallPro: ``api-signature`` is the hex HMAC-SHA256 of
+  ``"{api-timestamp}.{raw body}"`` keyed with the webhook secret.
+- Standard Webhooks (https://www.standardwebhooks.com): ``webhook-id``,
+  ``webhook-timestamp`` and ``webhook-signature`` (space-separated
+  ``v1,<base64>`` entries); the key is the base64 part of a ``whsec_`` secret
+  and the signed content ``"{id}.{timestamp}.{raw body}"``.
+- GitHub: ``X-Hub-Signature-256`` is ``sha256=`` and the hex HMAC-SHA256 of the
+  raw body. GitHub signs no timestamp.
+
+::
+
+    verify("github", secret, request.headers, raw_body)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import time
+from typing import Mapping
+
+#: Seconds a signed timestamp may be away from now (either way).
+DEFAULT_TOLERANCE = 300
+
+#: Standard Webhooks secrets: ``whsec_`` and the base64 of this many bytes.
+STANDARD_SECRET_BYTES = (24, 64)
+
+
+class SignatureError(ValueError):
+    """A delivery's signature is missing, malformed, stale or wrong."""
+
+
+def constant_time_equal(a: str | bytes, b: str | bytes) -> bool:
+    """Compare two signatures in time that does not depend on where they differ."""
+    if isinstance(a, str):
+        a = a.encode()
+    if isinstance(b, str):
+        b = b.encode()
+    return hmac.compare_digest(a, b)
+
+
+def _key(secret: str | bytes) -> bytes:
+    return secret.encode() if isinstance(secret, str) else secret
+
+
+def _body(body: str | bytes) -> bytes:
+    return body.encode() if isinstance(body, str) else body
+
+
+def _timestamp(value: str | int | float, now: float | None, tolerance: int) -> int:
+    try:
+        stamp = int(str(value).strip())
+    except ValueError:
+        raise SignatureError("the timestamp is not a whole number of seconds") from None
+    seconds = stamp / 1000 if stamp > 10**11 else stamp  # milliseconds are accepted too
+    current = time.time() if now is None else now
+    if abs(current - seconds) > tolerance:
+        raise SignatureError(f"the timestamp is {int(current - seconds)} s away from now (tolerance {tolerance} s): stale or replayed")
+    return stamp
+
+
+# --- GitHub ------------------------------------------------------------------------
+
+
+def sign_github(secret: str | bytes, body: str | bytes) -> str:
+    """The ``X-Hub-Signature-256`` value GitHub would send for ``body``."""
+    return "sha256=" + hmac.new(_key(secret), _body(body), hashlib.sha256).hexdigest()
+
+
+def verify_github(secret: str | bytes, body: str | bytes, header: str | None) -> None:
+    """Check ``X-Hub-Signature-256``; raises :class:`SignatureError` when it does not match."""
+    if not header:
+        raise SignatureError("the X-Hub-Signature-256 header is missing")
+    if not header.startswith("sha256="):
+        raise SignatureError("the X-Hub-Signature-256 header does not start with sha256=")
+    if not constant_time_equal(sign_github(secret, body), header.strip()):
+        raise SignatureError("the X-Hub-Signature-256 signature does not match the body")
+
+
+# --- HousecallPro ------------------------------------------------------------------
+
+
+def sign_housecallpro(secret: str | bytes, body: str | bytes, timestamp: str | int) -> str:
+    """The ``api-signature`` HousecallPro would send for ``body`` at ``timestamp``."""
+    content = str(timestamp).encode() + b"." + _body(body)
+    return hmac.new(_key(secret), content, hashlib.sha256).hexdigest()
+
+
+def verify_housecallpro(
+    secret: str | bytes,
+    body: str | bytes,
+    signature: str | None,
+    timestamp: str | int | None,
+    *,
+    now: float | None = None,
+    tolerance: int = DEFAULT_TOLERANCE,
+) -> None:
+    """Check ``api-signature`` against ``api-timestamp`` and the raw body."""
+    if not signature:
+        raise SignatureError("the api-signature header is missing")
+    if timestamp is None or str(timestamp).strip() == "":
+        raise SignatureError("the api-timestamp header is missing")
+    _timestamp(timestamp, now, tolerance)
+    expected = sign_housecallpro(secret, body, str(timestamp).strip())
+    if not constant_time_equal(expected, signature.strip().lower()):
+        raise SignatureError("the api-signature does not match the timestamp and body")
+
+
+# --- Standard Webhooks --------------------------------------------------------------
+
+
+def decode_standard_secret(secret: str) -> bytes:
+    """The key inside a ``whsec_`` secret; raises :class:`SignatureError` for a malformed one."""
+    if not secret.startswith("whsec_"):
+        raise SignatureError("a Standard Webhooks secret starts with whsec_")
+    try:
+        key = base64.b64decode(secret[len("whsec_"):], validate=True)
+    except (binascii.Error, ValueError):
+        raise SignatureError("the part after whsec_ is not valid base64") from None
+    low, high = STANDARD_SECRET_BYTES
+    if not low <= len(key) <= high:
+        raise SignatureError(f"the key is {len(key)} bytes; a Standard Webhooks key is {low} to {high} bytes")
+    return key
+
+
+def sign_standard(secret: str, msg_id: str, timestamp: int | str, body: str | bytes) -> str:
+    """The ``webhook-signature`` value (``v1,<base64>``) for one delivery."""
+    content = f"{msg_id}.{timestamp}.".encode() + _body(body)
+    digest = hmac.new(decode_standard_secret(secret), content, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def verify_standard(
+    secret: str,
+    msg_id: str | None,
+    timestamp: str | int | None,
+    body: str | bytes,
+    header: str | None,
+    *,
+    now: float | None = None,
+    tolerance: int = DEFAULT_TOLERANCE,
+) -> None:
+    """Check ``webhook-signature``: any of its space-separated ``v1,`` entries may match."""
+    if not msg_id or timestamp is None or not header:
+        raise SignatureError("webhook-id, webhook-timestamp and webhook-signature are all required")
+    _timestamp(timestamp, now, tolerance)
+    expected = sign_standard(secret, msg_id, str(timestamp).strip(), body)
+    candidates = [part for part in header.split() if part.startswith("v1,")]
+    if not candidates:
+        raise SignatureError("webhook-signature holds no v1 signature")
+    # Compare against every candidate so the time taken does not say which one matched.
+    matched = False
+    for candidate in candidates:
+        matched |= constant_time_equal(expected, candidate)
+    if not matched:
+        raise SignatureError("no webhook-signature entry matches the id, timestamp and body")
+
+
+# --- one entry point -----------------------------------------------------------------
+
+#: The schemes :func:`verify` knows.
+SCHEMES = ("housecallpro", "standard", "github")
+
+
+def verify(
+    scheme: str,
+    secret: str,
+    headers: Mapping[str, str],
+    body: str | bytes,
+    *,
+    now: float | None = None,
+    tolerance: int = DEFAULT_TOLERANCE,
+) -> None:
+    """Verify a delivery by its scheme, reading the headers case-insensitively."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    if scheme == "github":
+        verify_github(secret, body, lower.get("x-hub-signature-256"))
+    elif scheme == "housecallpro":
+        verify_housecallpro(secret, body, lower.get("api-signature"), lower.get("api-timestamp"), now=now, tolerance=tolerance)
+    elif scheme == "standard":
+        verify_standard(
+            secret, lower.get("webhook-id"), lower.get("webhook-timestamp"), body, lower.get("webhook-signature"),
+            now=now, tolerance=tolerance,
+        )
+    else:
+        raise ValueError(f"unknown webhook scheme {scheme!r}; known: {', '.join(SCHEMES)}")
