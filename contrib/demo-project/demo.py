@@ -39,7 +39,33 @@ def main() -> None:
     step("Production, as automation reads it", "--env", "prod", "--json", "detect")
     step("Every hook, and the plugins that answer it in call order", "plugins", "--hooks")
     step("Each hook call traced: plugins, timings, who answered", "-q", "detect", env={"ENVFENCE_TRACE_PLUGINS": "1"})
+    runs_demo()
     print("\ndemo finished")
+
+
+def runs_demo() -> None:
+    """The sample automation: listed, dry-run, run against the emulated Airtable, refused in production."""
+    from envfence.testing.airtable import DEMO_DEV_BASE, DEMO_PROD_BASE, FakeAirtable
+
+    status_fields = ["Run", "Automation", "Environment", "Host", "Status", {"name": "Exit code", "type": "number"},
+                     "Started", "Finished", {"name": "Duration (s)", "type": "number"}, "Error class", "Error id",
+                     {"name": "Forced", "type": "checkbox"}, "Reason"]
+    with FakeAirtable() as airtable:
+        for base in (DEMO_DEV_BASE, DEMO_PROD_BASE):
+            airtable.add_table(base, "Runs", status_fields)
+        os.environ["AIRTABLE_ENDPOINT_URL"] = airtable.url
+        print(f"\n(the emulated Airtable listens on {airtable.url}; AIRTABLE_ENDPOINT_URL points there)")
+        step("The automations, where they may run, and when they run next", "-v", "list")
+        step("A dry run: the plan, and nothing written", "run", "import-jobs", "--dry-run")
+        step("The real run in development: the CSV goes through its stages into the sandbox base", "run", "import-jobs")
+        jobs = [r["fields"]["Name"] for r in airtable.records(DEMO_DEV_BASE, "Jobs")]
+        print(f"(the emulated sandbox base now holds Jobs {', '.join(jobs)}; the live base was not touched: "
+              f"{len(airtable.records(DEMO_PROD_BASE, 'Jobs'))} records)")
+        step("Production on this developer laptop is refused, with the reason and the way to override",
+             "--env", "production", "run", "import-jobs", expect=3)
+        step("The run history of development", "status")
+        runs = airtable.records(DEMO_DEV_BASE, "Runs")
+        print(f"(and the status table in the sandbox base holds {len(runs)} run record(s))")
 
 
 if __name__ == "__main__":

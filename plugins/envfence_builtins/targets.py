@@ -114,3 +114,40 @@ def validate(session) -> list[Finding]:
             )
         )
     return findings
+
+
+@hookimpl
+def pre_run_safety(session, request) -> list[Finding]:
+    """Block a run that would touch another environment's target.
+
+    The run touches what its configuration (runtime overrides included) and
+    its command line name. Unlike the ``validate`` error, which blocks only
+    in a strict profile, this guard blocks in every environment.
+    """
+    settings = session.settings
+    if not settings.section(SECTION):
+        return []
+    here = session.environment.name
+    config = session.config
+    touched = [(config.credential_key(plain) or plain, value) for plain, value in config.environment_view().items()]
+    touched += [("its command line", arg) for arg in request.automation.command or ()]
+    findings = []
+    for where, value in touched:
+        owner = owner_of(settings, value)
+        if owner is None or owner == here:
+            continue
+        entry = config.entry(where)
+        source = f"{where} from {entry.source}" if entry else where
+        findings.append(
+            Finding(
+                code="TARGET_GUARD",
+                severity="error",
+                message=f"{request.automation.name} would touch {value}, a {owner} target ({source}), while running in {here}",
+                remediation=f"point it at a {here} target; to override, pass --force"
+                + (" --reason TEXT" if session.profile.strict else "")
+                + " (the override is recorded in the audit trail)",
+                key=where if entry else None,
+                plugin="targets",
+            )
+        )
+    return findings

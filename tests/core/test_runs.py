@@ -493,3 +493,23 @@ def test_canary_secrets_appear_in_no_output_and_no_record(project, run_cli):
         if path.is_file():
             data = path.read_bytes()
             assert CANARY_DEV.encode() not in data and CANARY_PROD.encode() not in data, path
+
+
+# --- the target guard ------------------------------------------------------------------------
+
+
+def test_a_development_run_touching_a_production_target_is_blocked(make_project, run_cli):
+    root = make_project(
+        {"jobs.py": JOBS, ".env.development": "AIRTABLE_BASE_ID=appSandboxBase001\n"},
+        settings='[automations]\ntouch = "jobs:touch"\nship = "tool --base appLiveBase000001"\n\n'
+        '[targets]\nproduction = ["appLiveBase000001"]\ndevelopment = ["appSandboxBase001"]\n',
+    )
+    assert run_cli("run", "touch", cwd=root).exit_code == 0
+    result = run_cli("run", "touch", "--set", "AIRTABLE_BASE_ID=appLiveBase000001", cwd=root)
+    assert result.exit_code == 3
+    assert "TARGET_GUARD" in result.stderr
+    assert "would touch appLiveBase000001, a production target (AIRTABLE_BASE_ID from runtime override)" in result.stderr
+    result = run_cli("run", "ship", "--dry-run", cwd=root)
+    assert result.exit_code == 3 and "(its command line)" in result.stderr
+    forced = run_cli("run", "touch", "--set", "AIRTABLE_BASE_ID=appLiveBase000001", "--force", cwd=root)
+    assert forced.exit_code == 0 and "forced past TARGET_GUARD" in forced.stderr

@@ -100,8 +100,9 @@ def _explain_block(result, session, name, force) -> None:
     if force and failure is not None:
         click.echo(f"  override refused: {failure.message}", err=True)
     override = "--force --reason TEXT" if session.profile.strict else "--force"
+    chosen = f"--env {env} " if session.environment.method == "flag" else ""
     click.echo(
-        f"  to override: envfence run {name} {override}; every override is recorded in the audit trail "
+        f"  to override: envfence {chosen}run {name} {override}; every override is recorded in the audit trail "
         "(user, host, reason)",
         err=True,
     )

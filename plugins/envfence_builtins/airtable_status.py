@@ -1,0 +1,152 @@
+"""Status tracking in Airtable: each run recorded in its environment's own base.
+
+When an environment configures ``AIRTABLE_STATUS_TABLE``, every run that
+starts is also written to that table, in the base ``AIRTABLE_STATUS_BASE_ID``
+(default ``AIRTABLE_BASE_ID``), with the environment's ``AIRTABLE_API_KEY``
+credential, through pyairtable. The table needs these fields (the first is
+the primary field): Run, Automation, Environment, Host, Status, Exit code,
+Started, Finished, Duration (s), Error class, Error id, Forced, Reason.
+
+If Airtable cannot be reached, or refuses the record, the record is kept in
+``<environment tree>/airtable-status-queue.jsonl`` and sent, oldest first,
+after the next run. Nothing is lost, and the run's own exit code never
+changes because of Airtable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from envfence import hookimpl
+from envfence.models import SettingSpec
+
+QUEUE_FILE = "airtable-status-queue.jsonl"
+DEFAULT_ENDPOINT = "https://api.airtable.com"
+#: Airtable accepts at most this many records in one create request.
+BATCH = 10
+
+
+@hookimpl
+def declare_settings() -> list[SettingSpec]:
+    """The settings status tracking reads."""
+    return [
+        SettingSpec("AIRTABLE_STATUS_TABLE", "Airtable table (name or tbl id) that records each run; unset: no tracking", plugin="airtable_status"),
+        SettingSpec("AIRTABLE_STATUS_BASE_ID", "base of the status table (default AIRTABLE_BASE_ID)", plugin="airtable_status"),
+        SettingSpec("AIRTABLE_ENDPOINT_URL", f"the Airtable API's address (default {DEFAULT_ENDPOINT})", plugin="airtable_status"),
+    ]
+
+
+def status_fields(session, outcome) -> dict[str, Any]:
+    """The Airtable fields of one run; never a secret (the reason is redacted)."""
+    return {
+        "Run": outcome.run_id,
+        "Automation": outcome.automation,
+        "Environment": outcome.environment,
+        "Host": outcome.metrics.get("host", session.host.hostname),
+        "Status": outcome.status,
+        "Exit code": outcome.exit_code,
+        "Started": outcome.started_at.isoformat(),
+        "Finished": outcome.finished_at.isoformat(),
+        "Duration (s)": round(outcome.duration, 3),
+        "Error class": outcome.error_class or "",
+        "Error id": outcome.error_id or "",
+        "Forced": outcome.forced,
+        "Reason": session.redactor()(outcome.reason or ""),
+    }
+
+
+def queue_file(session) -> Path | None:
+    """Where unsent status records wait, or None without an environment tree."""
+    paths = session.paths
+    return None if paths is None else paths.base / QUEUE_FILE
+
+
+def read_queue(path: Path) -> list[dict[str, Any]]:
+    """The records waiting to be sent, oldest first (a damaged line is skipped, not lost: it stays in the file's backup)."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                _keep_damaged(path, line)
+    return records
+
+
+def _keep_damaged(path: Path, line: str) -> None:
+    with open(path.with_suffix(".damaged"), "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+
+
+def write_queue(path: Path, records: list[dict[str, Any]]) -> None:
+    """Replace the queue atomically (a crash leaves the old queue or the new one, never half)."""
+    if not records:
+        path.unlink(missing_ok=True)
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(r, sort_keys=True) + "\n" for r in records)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+@hookimpl
+def on_run_finish(session, outcome) -> None:
+    """Send this run's record, and any queued before it; queue what could not be sent."""
+    config = session.config
+    table_name = config.get("AIRTABLE_STATUS_TABLE")
+    path = queue_file(session)
+    if not table_name or path is None or session.dry_run:
+        return
+    pending = read_queue(path) + [status_fields(session, outcome)]
+    logger = session.logger(automation=outcome.automation, run_id=outcome.run_id)
+    sent, error = send(session, str(table_name), pending)
+    if error is not None:
+        logger.warning(session.redactor()(f"Airtable status tracking failed ({type(error).__name__}: {error})"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_queue(path, pending[sent:])
+    if sent < len(pending):
+        logger.warning(f"{len(pending) - sent} status record(s) queued in {path} for the next run")
+
+
+def send(session, table_name: str, records: list[dict[str, Any]]) -> tuple[int, Exception | None]:
+    """Create ``records`` in the status table, oldest first, in batches.
+
+    Stops at the first batch that fails. Returns how many were sent and the
+    error that stopped it (None when all were sent); never raises, so the
+    run's result cannot change because of Airtable.
+    """
+    try:
+        from pyairtable import Api
+    except ImportError as exc:
+        return 0, exc
+
+    from envfence.models import reveal
+    from envfence.retry import retry_call
+
+    config = session.config
+    token = session.credential("AIRTABLE_API_KEY", by="airtable_status")
+    base = config.get("AIRTABLE_STATUS_BASE_ID") or config.get("AIRTABLE_BASE_ID")
+    if token is None or not base:
+        return 0, LookupError("AIRTABLE_API_KEY and AIRTABLE_STATUS_BASE_ID (or AIRTABLE_BASE_ID) are needed for status tracking")
+    endpoint = str(config.get("AIRTABLE_ENDPOINT_URL") or DEFAULT_ENDPOINT)
+    api = Api(str(reveal(token)), endpoint_url=endpoint, timeout=(3, 10), retry_strategy=None)
+    table = api.table(str(base), table_name)
+    sent = 0
+    try:
+        for start in range(0, len(records), BATCH):
+            batch = records[start : start + BATCH]
+            retry_call(table.batch_create, batch, typecast=True, attempts=3, base_delay=0.3, max_delay=2.0)
+            sent += len(batch)
+    except Exception as exc:  # whatever Airtable or the network did, the rest waits in the queue
+        return sent, exc
+    finally:
+        api.session.close()
+    return sent, None

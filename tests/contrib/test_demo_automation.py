@@ -1,0 +1,57 @@
+"""The demo project's sample automation, run as `make demo` runs it, on a copy of the project."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from envfence.testing.airtable import DEMO_DEV_BASE, DEMO_PROD_BASE
+
+DEMO = Path(__file__).resolve().parents[2] / "contrib" / "demo-project"
+
+
+@pytest.fixture
+def demo(tmp_path, fake_airtable, monkeypatch):
+    root = tmp_path / "demo"
+    shutil.copytree(DEMO, root, ignore=shutil.ignore_patterns("var", "__pycache__"))
+    monkeypatch.setenv("ENVFENCE_HOSTNAME", "dev-laptop-07")
+    monkeypatch.setenv("AIRTABLE_ENDPOINT_URL", fake_airtable.url)
+    return root
+
+
+def test_dry_run_shows_the_plan_and_writes_nothing(demo, run_cli, fake_airtable):
+    result = run_cli("run", "import-jobs", "--dry-run", cwd=demo)
+    assert result.exit_code == 0, result.output
+    assert "plan: create 3 record(s) in Jobs of base appDemoDevBase001" in result.stdout
+    assert not (demo / "var").exists()
+    assert len(fake_airtable.records(DEMO_DEV_BASE, "Jobs")) == 2  # the seeded ones only
+
+
+def test_the_run_loads_the_csv_into_the_sandbox_base_only(demo, run_cli, fake_airtable):
+    result = run_cli("run", "import-jobs", cwd=demo)
+    assert result.exit_code == 0, result.output
+    names = [r["fields"]["Name"] for r in fake_airtable.records(DEMO_DEV_BASE, "Jobs")]
+    assert names[-3:] == ["JOB-2001", "JOB-2002", "JOB-2003"]
+    assert fake_airtable.records(DEMO_PROD_BASE, "Jobs") == []
+    processed = list((demo / "var" / "development" / "csv" / "processed").iterdir())
+    assert len(processed) == 1 and processed[0].name.endswith("jobs.csv")
+    # no status table in the seeded fake: the record waits in the queue, the run still succeeded
+    assert (demo / "var" / "development" / "airtable-status-queue.jsonl").exists()
+    assert "import-jobs" in run_cli("status", cwd=demo).stdout
+
+
+def test_production_on_the_demo_laptop_is_refused(demo, run_cli, fake_airtable):
+    result = run_cli("--env", "production", "run", "import-jobs", cwd=demo)
+    assert result.exit_code == 3
+    assert "whose name says development" in result.stderr
+    assert "envfence --env production run import-jobs --force --reason TEXT" in result.stderr
+    assert fake_airtable.records(DEMO_PROD_BASE, "Jobs") == []
+
+
+def test_a_bad_row_fails_as_data_naming_its_line(demo, run_cli, fake_airtable):
+    (demo / "data" / "jobs.csv").write_text("job,customer,status,amount,paid\nJOB-9,X,lost,1,no\n")
+    result = run_cli("run", "import-jobs", cwd=demo)
+    assert result.exit_code == 1
+    assert "failed (data)" in result.stderr and "jobs.csv:2: status 'lost'" in result.stderr
