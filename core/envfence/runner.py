@@ -100,10 +100,7 @@ class RunContext:
 
     def say(self, text: str) -> None:
         """Print a line for the user (secrets redacted) and log it."""
-        text = self.session.redactor()(str(text))
-        self.echo(text)
-        if self.logger is not None:
-            self.logger.info(text)
+        show(self.session, self.echo, self.logger, self.session.redactor()(str(text)))
 
     def retry(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call ``fn`` with retry and backoff for retryable network failures (see :mod:`envfence.retry`)."""
@@ -398,9 +395,7 @@ class Runner:
             ) from None
         assert proc.stdout is not None
         for line in proc.stdout:
-            line = redactor(line.rstrip("\n"))
-            self.echo(line)
-            ctx.logger.info(line)
+            show(self.session, self.echo, ctx.logger, redactor(line.rstrip("\n")))
         return proc.wait()
 
     def subprocess_environment(self, run_id: str, dry_run: bool) -> dict[str, str]:
@@ -511,6 +506,14 @@ class Runner:
             reason=request.reason if forced else None,
             metrics=metrics or {},
         )
+
+
+def show(session, echo: Callable[[str], None], logger: Any, line: str) -> None:
+    """Log a line of the run's output, and print it unless the console log sink already does."""
+    if logger is not None:
+        logger.info(line)
+    if logger is None or not getattr(session.logging, "console", False):
+        echo(line)
 
 
 def current_user() -> str:
