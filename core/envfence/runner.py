@@ -509,11 +509,14 @@ class Runner:
 
 
 def show(session, echo: Callable[[str], None], logger: Any, line: str) -> None:
-    """Log a line of the run's output, and print it unless the console log sink already does."""
+    """Print a line of the run's output for the user and log it.
+
+    The record is marked ``echoed`` so that a console log sink can leave it
+    out: the user sees the line once, on stdout, and the log file keeps it.
+    """
+    echo(line)
     if logger is not None:
-        logger.info(line)
-    if logger is None or not getattr(session.logging, "console", False):
-        echo(line)
+        logger.bind(echoed=True).info(line)
 
 
 def current_user() -> str:

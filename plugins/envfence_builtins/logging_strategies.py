@@ -86,7 +86,11 @@ def configure_logging(session, embedded: bool) -> LoggingStrategy:
     )
     if session.profile.console_logging:
         colour = None if not os.environ.get("NO_COLOR") else False
-        logger.add(sys.stderr, level=level, format=CONSOLE_FORMAT, colorize=colour, backtrace=False, diagnose=False)
+        # A run's output lines are printed on stdout already (``echoed``): the console shows them once.
+        logger.add(
+            sys.stderr, level=level, format=CONSOLE_FORMAT, colorize=colour, backtrace=False, diagnose=False,
+            filter=lambda record: not record["extra"].get("echoed"),
+        )
     log_file = None
     if session.prepared and session.paths is not None:
         log_file = session.paths.log_file(str(options["file"]))

@@ -389,7 +389,7 @@ def test_command_subprocess_sees_only_its_environments_configuration(project, ru
     assert "UNRELATED_PARENT_VARIABLE" not in child
     assert "PATH" in child
     # the streamed output reached the user with the secret masked
-    assert "key is ********" in result.output
+    assert "key is ********" in result.stdout
     assert CANARY_DEV not in result.output
 
 
@@ -404,7 +404,7 @@ def test_production_subprocess_never_gets_a_development_credential(project, run_
 def test_failed_command_exit_code_is_the_runs_and_classified(project, run_cli):
     result = run_cli("run", "fail-cmd", cwd=project)
     assert result.exit_code == 65
-    assert "half done" in result.output
+    assert "half done" in result.stdout
     assert "failed (data)" in result.stderr  # EX_DATAERR
 
 
