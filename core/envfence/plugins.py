@@ -78,7 +78,7 @@ class PluginManager:
         :param environ: read for ``ENVFENCE_DISABLE_PLUGINS`` (a block list),
             ``ENVFENCE_PLUGINS`` (an allow-list) and ``ENVFENCE_TRACE_PLUGINS``.
         """
-        from importlib.metadata import entry_points
+        from .entrypoints import entry_points
 
         environ = os.environ if environ is None else environ
         manager = cls()
@@ -86,7 +86,7 @@ class PluginManager:
         blocked = set(disabled) | set(_split(environ.get("ENVFENCE_DISABLE_PLUGINS")))
         allowed = set(_split(environ.get("ENVFENCE_PLUGINS"))) or None
         seen: set[str] = set()
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
+        for ep in entry_points(ENTRY_POINT_GROUP):
             if ep.name in seen:  # the same distribution seen twice on sys.path
                 continue
             seen.add(ep.name)
