@@ -20,11 +20,48 @@ def step(title: str, *args: str, env: dict[str, str] | None = None, expect: int 
     """Run one envfence command and show it as a user would type it."""
     bold = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     print(f"\n\033[1m== {title}\033[0m" if bold else f"\n== {title}")
-    shown = " ".join(f"{k}={v}" for k, v in (env or {}).items())
+    # Credentials given to a step are shown masked, as envfence shows them.
+    shown = " ".join(f"{k}={'********' if k.endswith(('_KEY', '_TOKEN', '_SECRET')) else v}" for k, v in (env or {}).items())
     print(f"$ {shown + ' ' if shown else ''}envfence {shlex.join(args)}", flush=True)
     proc = subprocess.run([*ENVFENCE, *args], cwd=HERE, env={**os.environ, **(env or {})})
     if proc.returncode != expect:
         sys.exit(f"demo step failed: expected exit {expect}, got {proc.returncode}")
+
+
+def emulator(service: str) -> tuple[subprocess.Popen, str]:
+    """Start `envfence emulate SERVICE` on a free port; its first line holds the URL."""
+    proc = subprocess.Popen([*ENVFENCE, "emulate", service, "--port", "0"], cwd=HERE, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if "listening on " not in line:
+        proc.kill()
+        sys.exit(f"demo step failed: the {service} emulator did not start")
+    print(f"  {line.strip()}")
+    return proc, line.split("listening on ")[1].split()[0]
+
+
+def credential_checks() -> None:
+    """`envfence check`, offline, then live against emulated Airtable and HousecallPro."""
+    step("Credentials and settings checked offline", "check")
+    print("\n== The services, emulated on 127.0.0.1 (no account, no network)")
+    print("$ envfence emulate airtable --port 0 &  envfence emulate housecallpro --port 0 &", flush=True)
+    servers = []
+    try:
+        airtable, airtable_url = emulator("airtable")
+        servers.append(airtable)
+        hcp, hcp_url = emulator("housecallpro")
+        servers.append(hcp)
+        urls = {"AIRTABLE_ENDPOINT_URL": airtable_url, "HOUSECALLPRO_API_URL": hcp_url}
+        step("Live: the tokens are accepted, the base and its tables are there", "check", "--live", env=urls)
+        # A revoked token: well-formed, so only the live check can tell.
+        revoked = "patRevokedToken01." + "0123456789abcdef" * 4
+        step(
+            "Live, with a revoked Airtable token: the finding says what to do",
+            "check", "--live", env={**urls, "DEV_AIRTABLE_API_KEY": revoked}, expect=1,
+        )
+    finally:
+        for proc in servers:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 def main() -> None:
@@ -40,6 +77,7 @@ def main() -> None:
     step("Every hook, and the plugins that answer it in call order", "plugins", "--hooks")
     step("Each hook call traced: plugins, timings, who answered", "-q", "detect", env={"ENVFENCE_TRACE_PLUGINS": "1"})
     runs_demo()
+    credential_checks()
     print("\ndemo finished")
 
 

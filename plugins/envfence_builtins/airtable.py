@@ -66,7 +66,9 @@ def _tables(session) -> list[tuple[str, str]]:
         tables.append((str(session.config[key]).strip(), key))
     listed = session.settings.section(SECTION).get("tables", [])
     if isinstance(listed, list):
-        tables += [(str(t).strip(), f"[{SECTION}] tables") for t in listed if str(t).strip()]
+        for name in (str(t).strip() for t in listed):
+            if name and name not in (t for t, _ in tables):
+                tables.append((name, f"[{SECTION}] tables"))
     return tables
 
 

@@ -64,6 +64,8 @@ def check(state: State, live: bool) -> None:
     if verbose:
         mode = "offline and live" if live else "offline (add --live to call the services)"
         click.echo(style(f"# check of {env.name} ({env.describe()}), {mode}", bold=True))
+    if verbose and not findings:
+        click.echo("\n  no findings")
     for severity in reversed(SEVERITIES):
         group = [f for f in findings if f.severity == severity]
         if not group or (severity == "info" and not verbose):
