@@ -133,6 +133,21 @@ class RunResult:
         return self.outcome.exit_code
 
 
+def fail_unopened(plugins, error: BaseException, automation: str | None) -> Failure:
+    """Report a failure that stopped the session from opening: ``on_error`` with no session."""
+    from .redaction import Redactor
+
+    failure = Failure(
+        error_id=new_id("E"),
+        classification=plugins.call("classify_error", error=error) or "bug",
+        message=Redactor()(error.message if isinstance(error, EnvfenceError) else f"{type(error).__name__}: {error}"),
+        automation=automation,
+        exception=error,
+    )
+    plugins.call("on_error", session=None, failure=failure)
+    return failure
+
+
 def collect_automations(session) -> dict[str, Automation]:
     """Every automation the plugins register, by name.
 

@@ -513,3 +513,26 @@ def test_a_development_run_touching_a_production_target_is_blocked(make_project,
     assert result.exit_code == 3 and "(its command line)" in result.stderr
     forced = run_cli("run", "touch", "--set", "AIRTABLE_BASE_ID=appLiveBase000001", "--force", cwd=root)
     assert forced.exit_code == 0 and "forced past TARGET_GUARD" in forced.stderr
+
+
+def test_invalid_runs_go_through_on_error_too(project, run_cli, envfence_plugin):
+    from envfence import hookimpl
+
+    seen = []
+
+    class Collector:
+        @hookimpl
+        def on_error(self, session, failure):
+            seen.append((session is None, failure.classification, failure.automation))
+
+    envfence_plugin(Collector(), "collector")
+    assert run_cli("run", "no-such-job", cwd=project).exit_code == 2
+    assert run_cli("--env", "staging", "run", "touch", cwd=project).exit_code == 2
+    assert seen == [(False, "configuration", "no-such-job"), (True, "configuration", "touch")]
+
+
+def test_colliding_schedules_show_in_envfence_check(make_project, run_cli):
+    root = make_project(settings='[automations.sync]\nrun = "jobs:sync"\nschedule = "0 2 * * *"\n')
+    result = run_cli("check", cwd=root)
+    assert "SCHEDULE_COLLISION" in result.output
+    assert "sync in development ('0 2 * * *') and sync in production ('0 2 * * *')" in result.output

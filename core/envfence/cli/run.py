@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..errors import UsageError
+from ..errors import EnvfenceError, UsageError
 from . import State, parse_assignments, pass_state
 from .output import dumps, echo_findings, finding_dict, style
 
@@ -28,16 +28,24 @@ def run(state: State, name, dry_run, force, reason, assignments, wait, json_outp
     safety guard or is already running, 2 usage.
     """
     from ..models import RunRequest
-    from ..runner import Runner, current_user, find_automation
+    from ..runner import Runner, current_user, fail_unopened, find_automation
 
     if reason is not None and not force:
         raise UsageError("--reason goes with --force", "add --force, or drop --reason")
     state.json = state.json or json_output
     overrides = parse_assignments(assignments)
     state.overrides.update(overrides)
-    session = state.session(dry_run=dry_run)
+    try:
+        session = state.session(dry_run=dry_run)
+    except EnvfenceError as exc:  # an invalid run is a failure like any other
+        fail_unopened(state.plugins, exc, name)
+        raise
     _quiet_default_log_handler()
-    automation = find_automation(session, name)
+    try:
+        automation = find_automation(session, name)
+    except EnvfenceError as exc:
+        Runner(session).fail(exc, name)
+        raise
     verbose = state.verbose(session)
     printing = not state.json
 
