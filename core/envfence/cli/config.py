@@ -174,3 +174,66 @@ def template(state: State) -> None:
             entry = session.config.entries[key]
             lines.append(f"{key}={'' if entry.secret else entry.value}")
     click.echo("\n".join(lines))
+
+
+@config.command("snapshot")
+@click.option("--note", default="", help="Why this snapshot was taken (recorded in the manifest and the audit trail).")
+@pass_state
+def snapshot(state: State, note: str) -> None:
+    """Save this environment's configuration files into its backups tree."""
+    from .. import snapshots
+
+    taken = snapshots.take(state.session(), note=note)
+    saved = sorted(source for source, digest in taken.files.items() if digest)
+    if state.json:
+        click.echo(dumps({"id": taken.id, "path": taken.path, "files": taken.files, "note": note}))
+    else:
+        click.echo(f"snapshot {taken.id}: {', '.join(saved) or 'no files'} saved in {taken.path}")
+
+
+@config.command("rollback")
+@click.argument("snapshot_id", required=False)
+@click.option("--list", "list_only", is_flag=True, help="List this environment's snapshots, newest first.")
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@click.option("--reason", help="Why (required in a strict profile such as production; recorded).")
+@pass_state
+def rollback(state: State, snapshot_id: str | None, list_only: bool, dry_run: bool, reason: str | None) -> None:
+    """Put a snapshot's configuration files back (the current ones are snapshotted first)."""
+    from .. import snapshots
+    from ..errors import UsageError
+
+    session = state.session()
+    if list_only or not snapshot_id:
+        found = snapshots.listing(session)
+        if state.json:
+            click.echo(dumps([{"id": s.id, "created": s.created, "note": s.note, "files": s.files} for s in found]))
+        elif not found:
+            click.echo(f"no snapshots of the {session.environment.name} configuration yet (`envfence config snapshot`)")
+        for s in [] if state.json else found:
+            click.echo(f"{s.id}  {s.created}  {', '.join(k for k, v in s.files.items() if v)}" + (f"  # {s.note}" if s.note else ""))
+        if not list_only and not found:
+            click.get_current_context().exit(EXIT_FINDINGS)
+        return
+    target = snapshots.find(session, snapshot_id)
+    if dry_run:
+        changes = snapshots.plan(session, target)
+        if state.json:
+            click.echo(dumps({"id": target.id, "dry_run": True, "changes": changes}))
+        else:
+            for c in changes:
+                click.echo(f"would {c['action']} {c['source']}")
+            if not changes:
+                click.echo(f"nothing to do: the files already match {target.id}")
+        return
+    if session.profile.strict and not reason:
+        raise UsageError(
+            f"rolling back the {session.environment.name} configuration needs --reason in a strict profile",
+            f'envfence --env {session.environment.name} config rollback {target.id} --reason "why"',
+        )
+    before, changes = snapshots.rollback(session, target, reason)
+    if state.json:
+        click.echo(dumps({"id": target.id, "saved_as": before.id, "changes": changes}))
+    else:
+        for c in changes:
+            click.echo(f"{c['action']}d {c['source']}")  # removed, created, restored
+        click.echo(f"rolled back to {target.id}; the previous files are snapshot {before.id}")

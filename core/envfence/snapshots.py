@@ -1,0 +1,150 @@
+"""Configuration snapshots and rollback, kept in the environment's own tree.
+
+A snapshot copies the file layers of one environment (``.env``,
+``.env.<environment>``, the ``.local`` files: whatever file layers the
+plugins loaded) into ``backups/config/<id>/`` with a manifest of their
+digests. Rolling back first snapshots the current files, so a rollback can
+itself be rolled back, then puts the snapshot's files in place, each by an
+atomic replace. Snapshot files hold secrets: directories are 0700, files 0600.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .errors import UsageError
+
+MANIFEST = "manifest.json"
+
+
+@attrs.frozen
+class Snapshot:
+    """One saved state of an environment's configuration files."""
+
+    id: str
+    path: Path
+    created: str
+    note: str
+    files: dict[str, str | None]  #: layer source -> sha256, or None when the file did not exist
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def _store(session) -> Path:
+    paths = session.paths
+    if paths is None:
+        raise UsageError("no plugin computes the environment's directories", "enable the directories plugin")
+    return paths.dirs.get("backups", paths.base / "backups") / "config"
+
+
+def _file_layers(session) -> dict[str, Path]:
+    return {layer.source: layer.path for layer in session.config.layers if layer.path is not None}
+
+
+def take(session, note: str = "") -> Snapshot:
+    """Snapshot the session's file layers; the session must be prepared."""
+    session.prepare()
+    store = _store(session)
+    store.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    target = store / stamp
+    target.mkdir(mode=0o700)
+    files: dict[str, str | None] = {}
+    for source, path in _file_layers(session).items():
+        digest = _digest(path)
+        files[source] = digest
+        if digest is not None:
+            copy = target / source
+            shutil.copyfile(path, copy)
+            os.chmod(copy, 0o600)
+    manifest = {
+        "id": stamp,
+        "environment": session.environment.name,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+        "host": socket.gethostname(),
+        "note": note,
+        "files": files,
+    }
+    (target / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    os.chmod(target / MANIFEST, 0o600)
+    session.audit("config.snapshot", id=stamp, files=files, note=note)
+    return Snapshot(stamp, target, manifest["created"], note, files)
+
+
+def listing(session) -> list[Snapshot]:
+    """The environment's snapshots, newest first (reads only)."""
+    store = _store(session)
+    found = []
+    for manifest in sorted(store.glob(f"*/{MANIFEST}"), reverse=True):
+        try:
+            data = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            continue  # a damaged snapshot is skipped, not fatal
+        found.append(Snapshot(data["id"], manifest.parent, data["created"], data.get("note", ""), data["files"]))
+    return found
+
+
+def find(session, snapshot_id: str) -> Snapshot:
+    """The snapshot with this id (or unique id prefix)."""
+    snapshots = listing(session)
+    matches = [s for s in snapshots if s.id.startswith(snapshot_id)]
+    if len(matches) != 1:
+        known = ", ".join(s.id for s in snapshots[:5]) or "none yet"
+        problem = "matches several snapshots" if matches else "is no snapshot"
+        raise UsageError(
+            f"{snapshot_id!r} {problem} of the {session.environment.name} configuration (newest: {known})",
+            "list them with `envfence config rollback --list`",
+        )
+    return matches[0]
+
+
+def plan(session, snapshot: Snapshot) -> list[dict[str, Any]]:
+    """What a rollback would change: one entry per file layer that differs."""
+    changes = []
+    current = _file_layers(session)
+    for source, wanted in snapshot.files.items():
+        path = current.get(source, session.root.path / source)
+        now = _digest(path)
+        if now != wanted:
+            action = "remove" if wanted is None else ("create" if now is None else "restore")
+            changes.append({"source": source, "action": action, "path": str(path)})
+    return changes
+
+
+def rollback(session, snapshot: Snapshot, reason: str | None = None) -> tuple[Snapshot, list[dict[str, Any]]]:
+    """Put ``snapshot``'s files back; returns the snapshot taken first and the changes."""
+    changes = plan(session, snapshot)
+    before = take(session, note=f"automatic, before rollback to {snapshot.id}")
+    for change in changes:
+        path = Path(change["path"])
+        if change["action"] == "remove":
+            path.unlink(missing_ok=True)
+            continue
+        # Keep the live file's mode; a file that comes back gets owner-only.
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+        temporary = path.with_name(f".{path.name}.envfence-rollback")
+        shutil.copyfile(snapshot.path / change["source"], temporary)
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    session.audit(
+        "config.rolled_back",
+        to=snapshot.id,
+        saved_as=before.id,
+        changes=[{"source": c["source"], "action": c["action"]} for c in changes],
+        reason=reason,
+    )
+    return before, changes

@@ -1,0 +1,74 @@
+"""Configuration snapshots and rollback: in the environment's tree, reversible, audited."""
+
+from __future__ import annotations
+
+import json
+
+CANARY = "canary-snap-9e21-never-show"
+
+
+def test_snapshot_then_rollback_restores_the_files(make_project, run_cli):
+    root = make_project({".env": f"APP=v1\nDEV_API_TOKEN={CANARY}\n", ".env.development": "BASE=appOld\n"})
+    taken = run_cli("--json", "config", "snapshot", "--note", "before the migration", cwd=root)
+    assert taken.exit_code == 0, taken.output
+    snap = json.loads(taken.stdout)
+    assert snap["files"][".env.local"] is None and snap["files"][".env"]
+    # A bad change: a new local file and an edited one.
+    (root / ".env.development").write_text("BASE=appBroken\n")
+    (root / ".env.local").write_text("DEBUG=1\n")
+    result = run_cli("config", "rollback", snap["id"][:12], cwd=root)
+    assert result.exit_code == 0, result.output
+    assert "restored .env.development" in result.stdout and "removed .env.local" in result.stdout
+    assert (root / ".env.development").read_text() == "BASE=appOld\n"
+    assert not (root / ".env.local").exists()
+    assert CANARY not in result.output and CANARY not in taken.output
+
+
+def test_rollback_is_itself_reversible(make_project, run_cli):
+    root = make_project({".env": "APP=v1\n"})
+    first = json.loads(run_cli("--json", "config", "snapshot", cwd=root).stdout)["id"]
+    (root / ".env").write_text("APP=v2\n")
+    undo = json.loads(run_cli("--json", "config", "rollback", first, cwd=root).stdout)["saved_as"]
+    assert (root / ".env").read_text() == "APP=v1\n"
+    run_cli("config", "rollback", undo, cwd=root)
+    assert (root / ".env").read_text() == "APP=v2\n"
+
+
+def test_snapshots_live_in_the_environments_own_tree_owner_only(make_project, run_cli):
+    root = make_project({".env": "APP=v1\n", ".env.production": "BASE=live\n"})
+    snap = json.loads(run_cli("--env", "prod", "--json", "config", "snapshot", cwd=root).stdout)
+    path = root / "var" / "production" / "backups" / "config" / snap["id"]
+    assert oct(path.stat().st_mode & 0o777) == "0o700"
+    assert oct((path / ".env.production").stat().st_mode & 0o777) == "0o600"
+    assert json.loads(run_cli("--json", "config", "rollback", "--list", cwd=root).stdout) == []  # development has none
+
+
+def test_dry_run_changes_nothing(make_project, run_cli):
+    root = make_project({".env": "APP=v1\n"})
+    snap = json.loads(run_cli("--json", "config", "snapshot", cwd=root).stdout)["id"]
+    (root / ".env").write_text("APP=v2\n")
+    before = sorted(p.name for p in (root / "var" / "development" / "backups" / "config").iterdir())
+    result = run_cli("config", "rollback", snap, "--dry-run", cwd=root)
+    assert result.stdout.strip() == "would restore .env"
+    assert (root / ".env").read_text() == "APP=v2\n"
+    assert sorted(p.name for p in (root / "var" / "development" / "backups" / "config").iterdir()) == before
+
+
+def test_production_rollback_needs_a_reason_and_is_audited(make_project, run_cli):
+    root = make_project({".env.production": "BASE=live\n"})
+    snap = json.loads(run_cli("--env", "prod", "--json", "config", "snapshot", cwd=root).stdout)["id"]
+    (root / ".env.production").write_text("BASE=broken\n")
+    refused = run_cli("--env", "prod", "config", "rollback", snap, cwd=root)
+    assert refused.exit_code == 2 and "--reason" in refused.stderr
+    assert (root / ".env.production").read_text() == "BASE=broken\n"
+    done = run_cli("--env", "prod", "config", "rollback", snap, "--reason", "INC-42 bad base id", cwd=root)
+    assert done.exit_code == 0, done.output
+    events = json.loads(run_cli("--env", "prod", "--json", "audit", "show", cwd=root).stdout)
+    [rolled] = [e for e in events if e["event"] == "config.rolled_back"]
+    assert rolled["data"]["reason"] == "INC-42 bad base id" and rolled["data"]["to"] == snap
+
+
+def test_unknown_snapshot_is_a_usage_error(make_project, run_cli):
+    root = make_project({".env": "APP=v1\n"})
+    result = run_cli("config", "rollback", "2099", cwd=root)
+    assert result.exit_code == 2 and "is no snapshot" in result.stderr
