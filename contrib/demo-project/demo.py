@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -76,8 +77,17 @@ def main() -> None:
     step("Production, as automation reads it", "--env", "prod", "--json", "detect")
     step("Every hook, and the plugins that answer it in call order", "plugins", "--hooks")
     step("Each hook call traced: plugins, timings, who answered", "-q", "detect", env={"ENVFENCE_TRACE_PLUGINS": "1"})
+    # Isolation: the demo starts from a fresh checkout's state (var/ is not in git).
+    shutil.rmtree(HERE / "var", ignore_errors=True)
+    step("Create the development tree: CSV stages, logs, backups, the audit trail", "init")
+    step("Production's tree is owner-only", "--env", "prod", "init")
     runs_demo()
     credential_checks()
+    step("The development audit trail: detection, configuration files with their hashes, the runs",
+         "audit", "show", "--event", "environment.detected", "--event", "config.loaded", "--event", "run.*")
+    step("The refused production run is on production's trail", "--env", "prod", "audit", "show", "--event", "run.blocked")
+    step("The trail's hash chain is intact", "audit", "verify")
+    step("Cleanup touches this environment's tree only", "clean", "--older-than", "30d", "--dry-run")
     print("\ndemo finished")
 
 

@@ -171,6 +171,11 @@ def _check_chain(handle) -> tuple[int, dict[str, Any] | None, tuple[int, str]]:
     return count, None, (seq, prev)
 
 
+#: Events written at once even for a session that is not prepared, when the
+#: trail already exists (it is never created for them): a refused run is
+#: worth a record, and its session is never prepared.
+KEPT_UNPREPARED = ("run.blocked",)
+
 #: Events of sessions not yet prepared, by session id: (a weak reference to the session, its events).
 _held: dict[int, tuple[Any, list[Any]]] = {}
 
@@ -204,16 +209,18 @@ def audit_event(session, event) -> None:
 
     Before that the event is held in memory; the session's
     ``environment.prepared`` event writes the held ones first, in order.
+    A refused run (``run.blocked``) is written at once when the trail exists.
     """
     paths = session.paths
     if paths is None:
         return
-    if not session.prepared:
+    trail = trail_path(paths)
+    if not session.prepared and not (event.event in KEPT_UNPREPARED and trail.is_file()):
         _hold(session, event)
         return
     held = _held.pop(id(session), None)
     earlier = held[1] if held is not None and held[0]() is session else []
-    append(trail_path(paths), *(_entry(session, e) for e in [*earlier, event]))
+    append(trail, *(_entry(session, e) for e in [*earlier, event]))
 
 
 @hookimpl

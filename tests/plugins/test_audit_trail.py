@@ -198,3 +198,45 @@ def test_two_processes_appending_at_once_lose_nothing(make_project, run_cli):
     assert len(records) == start + 2 * (per_writer + 3)
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
     assert run_cli("audit", "verify", cwd=root).exit_code == 0
+
+
+# --- runs, through `envfence run` --------------------------------------------------
+
+RUN_SETTINGS = '[automations.touch]\nrun = "jobs:touch"\n'
+RUN_JOBS = "def touch(ctx):\n    if not ctx.dry_run:\n        ctx.paths.base.joinpath('marker').write_text('x')\n"
+
+
+def events(root, env):
+    return [json.loads(l)["event"] for l in lines(root, env)]
+
+
+def test_a_forced_run_is_on_the_trail_with_who_where_and_why(make_project, run_cli):
+    root = make_project({"jobs.py": RUN_JOBS}, settings=RUN_SETTINGS)
+    host = {"ENVFENCE_HOSTNAME": "db-dev-03"}
+    result = run_cli("--env", "prod", "run", "touch", "--force", "--reason", "hotfix 42", cwd=root, env=host)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(l) for l in lines(root, "production")]
+    kinds = [r["event"] for r in records]
+    assert kinds[:2] == ["environment.detected", "config.loaded"]
+    assert kinds.index("run.forced") < kinds.index("environment.prepared") < kinds.index("run.started") < kinds.index("run.finished")
+    forced = records[kinds.index("run.forced")]["data"]
+    assert forced["reason"] == "hotfix 42" and forced["host"] == "db-dev-03" and forced["user"]
+    assert run_cli("--env", "prod", "audit", "verify", cwd=root).exit_code == 0
+
+
+def test_a_dry_run_leaves_no_trail(make_project, run_cli):
+    root = make_project({"jobs.py": RUN_JOBS}, settings=RUN_SETTINGS)
+    run_cli("init", cwd=root)
+    before = lines(root, "development")
+    assert run_cli("run", "touch", "--dry-run", cwd=root).exit_code == 0
+    assert lines(root, "development") == before
+
+
+def test_a_blocked_run_is_recorded_where_a_trail_exists_and_creates_nothing_elsewhere(make_project, run_cli):
+    root = make_project({"jobs.py": RUN_JOBS}, settings=RUN_SETTINGS)
+    on_dev_host = {"ENVFENCE_HOSTNAME": "db-dev-03"}
+    assert run_cli("--env", "prod", "run", "touch", cwd=root, env=on_dev_host).exit_code == 3
+    assert not (root / "var" / "production").exists()  # no tree made just to record a refusal
+    run_cli("--env", "prod", "init", cwd=root)
+    assert run_cli("--env", "prod", "run", "touch", cwd=root, env=on_dev_host).exit_code == 3
+    assert events(root, "production")[-3:] == ["environment.detected", "config.loaded", "run.blocked"]

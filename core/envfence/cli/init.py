@@ -21,7 +21,7 @@ def init(state: State) -> None:
     changes = session.prepare()
     paths = session.paths
     session.configure_logging(embedded=False)
-    session.logger(command="init").info(f"{paths.environment} tree ready at {paths.base}: {len(changes)} change(s)")
+    session.logger(command="init").info(f"init: {len(changes)} change(s) under {paths.base}")
     if state.json:
         click.echo(dumps({"environment": paths.environment, "base": str(paths.base), "changes": [finding_dict(f) for f in changes]}))
         return
