@@ -216,3 +216,44 @@ def test_same_secret_under_two_prefixes_names_both_keys(make_project, run_cli):
     [shared] = [f for f in data["findings"] if f["code"] == "CREDENTIAL_SHARED_ACROSS_ENVIRONMENTS"]
     assert "DEV_AIRTABLE_API_KEY" in shared["message"] and "PROD_AIRTABLE_API_KEY" in shared["message"]
     assert shared["severity"] == "error"
+
+
+def test_offline_check_imports_no_http_client(make_project):
+    import subprocess
+    import sys
+
+    root = project(make_project, "http://127.0.0.1:9", "http://127.0.0.1:9")
+    script = (
+        "import sys, json\nfrom envfence.cli import main\ntry:\n    main(['check'])\nexcept SystemExit:\n    pass\n"
+        "print(json.dumps([m for m in ('pyairtable', 'requests') if m in sys.modules]))"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True)
+    assert proc.stdout.splitlines()[-1] == "[]", proc.stderr
+
+
+def test_the_demo_project_passes_live_against_the_seeded_fakes(tmp_path, run_cli, fake_airtable, fake_housecallpro):
+    import shutil
+    from pathlib import Path
+
+    demo = Path(__file__).resolve().parents[2] / "contrib" / "demo-project"
+    root = tmp_path / "demo"
+    shutil.copytree(demo, root, ignore=shutil.ignore_patterns("var", "__pycache__"))
+    env = {"AIRTABLE_ENDPOINT_URL": fake_airtable.url, "HOUSECALLPRO_API_URL": fake_housecallpro.url, "ENVFENCE_HOSTNAME": "dev-laptop-07"}
+    data = json.loads(run_cli("--json", "check", "--live", cwd=root, env=env).stdout)
+    assert data["ok"], data["findings"]
+    assert {"AIRTABLE_LIVE_OK", "HOUSECALLPRO_LIVE_OK"} <= {f["code"] for f in data["findings"]}
+
+
+def test_a_failing_validator_is_reported_without_the_secret_it_quoted(make_project, run_cli, envfence_plugin):
+    import envfence
+
+    class Leaky:
+        @envfence.hookimpl
+        def validate(self, session):
+            raise RuntimeError(f"boom with {session.config['DEV_AIRTABLE_API_KEY'].reveal()}")
+
+    envfence_plugin(Leaky(), "leaky")
+    root = project(make_project, "http://127.0.0.1:9", "http://127.0.0.1:9", token=CANARY_TOKEN)
+    plain, data = check(run_cli, root)
+    assert plain.exit_code == 1
+    assert [f["plugin"] for f in data["findings"] if f["code"] == "PLUGIN_ERROR"] == ["leaky"]
