@@ -119,7 +119,7 @@ def inspect_tree(session, paths: EnvPaths) -> list[Finding]:
 
     def finding(code: str, severity: str, path: Path, message: str, remediation: str) -> None:
         findings.append(
-            Finding(code, severity, message, remediation, key=_show(path, root), plugin="directories", file=str(path))
+            Finding(code, severity, message, remediation, key=_show(path, root), plugin="directories")
         )
 
     for name, other in logical.items():
@@ -178,7 +178,7 @@ def inspect_tree(session, paths: EnvPaths) -> list[Finding]:
                 session.profile.escalate("warning") if looser else "info",
                 path,
                 f"{shown} has mode {actual:04o}, the {session.profile.name} profile wants {mode:04o}"
-                + (" (others can read it)" if looser else ""),
+                + (" (more open than that)" if looser else ""),
                 f"run `envfence --env {env} init` (or chmod {mode:04o} {shown})",
             )
     return findings
@@ -209,12 +209,12 @@ def prepare_environment(session, paths: EnvPaths) -> list[Finding]:
         if not path.exists():
             path.mkdir(parents=True, exist_ok=True)
             os.chmod(path, mode)  # mkdir's mode is filtered by the umask
-            done.append(Finding("DIR_CREATED", "info", f"created {shown} ({mode:04o})", key=shown, plugin="directories", file=str(path)))
+            done.append(Finding("DIR_CREATED", "info", f"created {shown} ({mode:04o})", key=shown, plugin="directories"))
         elif stat.S_IMODE(path.stat().st_mode) != mode:
             old = stat.S_IMODE(path.stat().st_mode)
             os.chmod(path, mode)
             done.append(
-                Finding("DIR_MODE_FIXED", "info", f"{shown}: mode {old:04o} -> {mode:04o}", key=shown, plugin="directories", file=str(path))
+                Finding("DIR_MODE_FIXED", "info", f"{shown}: mode {old:04o} -> {mode:04o}", key=shown, plugin="directories")
             )
     return done
 

@@ -111,6 +111,7 @@ def register_commands(cli) -> None:
         from cryptography.fernet import Fernet
 
         session = state.session()
+        session.prepare()  # creating a key is an action: it goes on the audit trail
         path = key_file(session.root.path, session.environment.name)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         ignore = path.parent.parent / ".gitignore"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import time
@@ -75,6 +76,18 @@ def test_wrong_permissions_are_reported_and_init_fixes_them(make_project, run_cl
     assert "var/production/logs: mode 0755 -> 0700" in fixed.stdout
     assert mode(logs) == 0o700
     assert "DIR_PERMISSIONS" not in envfence.open_session(root=root, env="production").report.codes()
+
+
+def test_check_shows_a_tree_with_wrong_permissions(make_project, run_cli):
+    root = make_project()
+    run_cli("--env", "production", "init", cwd=root)
+    os.chmod(root / "var" / "production" / "csv" / "failed", 0o775)
+    result = run_cli("--env", "production", "check", cwd=root)
+    assert result.exit_code == 1
+    assert "DIR_PERMISSIONS [var/production/csv/failed]" in result.stdout
+    assert "envfence --env production init" in result.stdout
+    data = json.loads(run_cli("--env", "production", "--json", "check", cwd=root).stdout)
+    assert any(f["code"] == "DIR_PERMISSIONS" and f["severity"] == "error" for f in data["findings"])
 
 
 def test_a_looser_development_tree_is_a_warning(make_project):

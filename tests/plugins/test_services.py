@@ -53,3 +53,10 @@ def test_the_port_keys_can_be_named(make_project):
     root = make_project({".env": "LISTEN_ON=7000\nDEBUG_PORT=5678\n"}, settings='[services]\nports = ["LISTEN_ON"]\n')
     [finding] = findings(root, "SERVICE_PORT_COLLISION")
     assert "LISTEN_ON" in finding.message and "DEBUG_PORT" not in finding.message
+
+
+def test_check_reports_the_collision_and_fails(make_project, run_cli):
+    root = make_project({".env": "WEBHOOK_PORT=8001\n"})
+    result = run_cli("check", cwd=root)
+    assert result.exit_code == 1
+    assert "SERVICE_PORT_COLLISION" in result.stdout and "port 8001" in result.stdout
