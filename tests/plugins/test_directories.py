@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 import time
 
 import pytest
@@ -254,3 +255,35 @@ def test_clean_wants_an_age_it_understands(make_project, run_cli):
     result = run_cli("clean", "--older-than", "soon", cwd=make_project())
     assert result.exit_code == 2
     assert "'soon' is not an age" in result.output
+
+
+# --- a real run stays in its tree -------------------------------------------------
+
+JOB = '''
+def import_jobs(ctx):
+    incoming = ctx.paths.stage("incoming") / "jobs.csv"
+    incoming.write_text("id\\n1\\n")
+    working = ctx.paths.move(incoming, "processing")
+    ctx.credential("AIRTABLE_API_KEY")
+    ctx.logger.info("importing {}", working.name)
+    ctx.paths.move(working, "processed")
+'''
+
+
+def test_a_development_run_writes_nothing_outside_the_development_tree(make_project, run_cli, monkeypatch):
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # Python's own caches are not the run's writing
+    root = make_project(
+        {"jobs.py": JOB, ".env": "DEV_AIRTABLE_API_KEY=dev-token-1234\nPROD_AIRTABLE_API_KEY=prod-token-5678\n"},
+        settings='[automations.import-jobs]\nrun = "jobs:import_jobs"\n',
+    )
+    run_cli("--env", "prod", "init", cwd=root)
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
+    result = run_cli("run", "import-jobs", cwd=root)
+    assert result.exit_code == 0, result.output
+    tree = root / "var" / "development"
+    assert (tree / "csv" / "processed" / "jobs.csv").exists()
+    changed = [p for p in root.rglob("*") if before.get(p) != p.stat().st_mtime_ns]
+    outside = [p for p in changed if not p.is_relative_to(tree) and p != tree.parent]  # var/ gains the entry
+    assert changed and outside == []
+    assert (tree / "logs" / "automation_development.log").exists()
+    assert "import-jobs" in (tree / "audit" / "audit_development.jsonl").read_text()
