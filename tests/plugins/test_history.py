@@ -120,3 +120,10 @@ def test_list_shows_description_environments_last_run_and_next_time(project, run
 def test_dry_run_leaves_no_history(project, run_cli):
     run_cli("run", "ok", "--dry-run", cwd=project)
     assert "no runs recorded" in run_cli("status", cwd=project).stdout
+
+
+def test_status_in_production_is_terse(project, run_cli):
+    run_cli("--env", "production", "run", "ok", cwd=project)
+    lines = run_cli("--env", "production", "status", cwd=project).stdout.splitlines()
+    assert len(lines) == 2 and not any(line.startswith("#") or not line.strip() for line in lines)
+    assert "succeeded" in lines[0] and "0/1 failed" in lines[1]

@@ -85,6 +85,7 @@ def status(state: State, automation, limit, json_output) -> None:
         if run.forced:
             line += f"  forced ({run.reason or 'no reason given'})"
         click.echo(line)
-    click.echo(style("# error rate per automation over these runs", bold=True) if state.verbose(session) else "")
+    if state.verbose(session):
+        click.echo(style("# error rate per automation over these runs", bold=True))
     for name, entry in rates.items():
         click.echo(f"{name:<20} {entry['failed']}/{entry['runs']} failed ({entry['error_rate']:.0%})")
