@@ -68,9 +68,11 @@ def record_patcher(redactor: Redactor, detailed: bool = False) -> Callable[[dict
         if exc is not None:
             import traceback
 
-            trace = traceback.TracebackException(
-                exc.type or BaseException, exc.value or BaseException(), exc.traceback, capture_locals=detailed
-            )
+            args = (exc.type or BaseException, exc.value or BaseException(), exc.traceback)
+            try:
+                trace = traceback.TracebackException(*args, capture_locals=detailed)
+            except Exception:  # a local whose repr() fails must not lose the record
+                trace = traceback.TracebackException(*args)
             message = f"{message}\n{''.join(trace.format()).rstrip()}"
             record["exception"] = None
         record["message"] = redactor(message)

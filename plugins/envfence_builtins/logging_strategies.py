@@ -34,6 +34,7 @@ import attrs
 
 from envfence import hookimpl
 from envfence.errors import ConfigurationError
+from envfence.models import Finding
 
 CONSOLE_FORMAT = (
     "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <8}</level> "
@@ -63,6 +64,16 @@ def logging_settings(settings) -> dict[str, Any]:
         if not isinstance(value, (str, int)) or isinstance(value, bool):
             raise ConfigurationError(f"{settings.source}: logging.{key}: must be a string, not {value!r}", f'e.g. {key} = "{DEFAULTS[key]}"')
     return merged
+
+
+@hookimpl
+def validate(session) -> list[Finding]:
+    """A malformed ``[logging]`` table, before a command that logs stops on it."""
+    try:
+        logging_settings(session.settings)
+    except ConfigurationError as exc:
+        return [Finding("LOGGING_SETTINGS", "error", exc.message, exc.hint, plugin="logging")]
+    return []
 
 
 @hookimpl

@@ -110,6 +110,27 @@ def test_bad_logging_settings_name_the_key(make_project, run_cli):
     assert "[logging]" in result.stderr and "sometimes" in result.stderr
 
 
+def test_check_reports_an_unknown_logging_key(make_project, run_cli):
+    result = run_cli("check", cwd=make_project(settings='[logging]\nrotate = "1 day"\n'))
+    assert result.exit_code == 1
+    assert "LOGGING_SETTINGS" in result.stdout and "logging.rotate: unknown key" in result.stdout
+
+
+def test_a_local_whose_repr_fails_does_not_lose_the_record(make_project, capsys, fresh_loguru):
+    class Awkward:
+        def __repr__(self):
+            raise RuntimeError("no repr")
+
+    session = envfence.open_session(root=make_project())
+    session.configure_logging(embedded=False)
+    try:
+        thing = Awkward()  # noqa: F841 - a local the detailed traceback would show
+        raise KeyError("missing row")
+    except KeyError:
+        session.logger().exception("lookup failed")
+    assert "KeyError: 'missing row'" in capsys.readouterr().err
+
+
 def test_a_dry_run_session_logs_to_no_file(make_project, capsys):
     root = make_project({".env": ENV_FILE})
     session = envfence.open_session(root=root)
