@@ -9,7 +9,6 @@ merged configuration with provenance, and the report.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -37,6 +36,19 @@ from .settings import ProjectSettings, load_settings
 
 #: Key endings that make a value secret without being declared.
 SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
+
+
+def system_hostname() -> str:
+    """The host's name as ``socket.gethostname()`` gives it.
+
+    On POSIX that is the kernel's node name, read here without importing
+    ``socket`` (2 ms of every command's start-up).
+    """
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()
 
 
 def plugin_finding(error: PluginError) -> Finding:
@@ -141,7 +153,7 @@ class Session:
         elif environ.get("ENVFENCE_HOSTNAME"):
             name, source = environ["ENVFENCE_HOSTNAME"], "ENVFENCE_HOSTNAME"
         else:
-            name, source = socket.gethostname(), "socket.gethostname()"
+            name, source = system_hostname(), "socket.gethostname()"
         host = pm.call("classify_host", hostname=name, settings=settings) or HostInfo(name)
         host = attrs.evolve(host, source=source)
 

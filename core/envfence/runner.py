@@ -16,12 +16,8 @@ the automation with ``ctx.dry_run`` set; it writes nothing.
 from __future__ import annotations
 
 import datetime as _dt
-import getpass
 import os
-import secrets as _secrets
-import subprocess
 import sys
-import traceback
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -57,7 +53,9 @@ class AlreadyRunning(SafetyError):
 
 def new_id(prefix: str) -> str:
     """A short random id, e.g. ``run-5f2c9a1e`` or ``E7d01b3c4``."""
-    return f"{prefix}{_secrets.token_hex(4)}"
+    import secrets
+
+    return f"{prefix}{secrets.token_hex(4)}"
 
 
 @attrs.define
@@ -390,6 +388,8 @@ class Runner:
 
     def _run_command(self, automation: Automation, run_id: str, ctx: RunContext) -> int:
         """Run a command automation, streaming its redacted output; return its exit code."""
+        import subprocess
+
         redactor = self.session.redactor()
         try:
             proc = subprocess.Popen(
@@ -453,6 +453,8 @@ class Runner:
         if traceback_text is None and isinstance(error, EnvfenceError):
             traceback_text = ""  # an expected error: its message and hint say it all
         if traceback_text is None:
+            import traceback
+
             traceback_text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         self.details[failure.error_id] = redactor(traceback_text)
         logger = session.logger(error_id=failure.error_id, automation=automation)
@@ -535,6 +537,8 @@ def show(session, echo: Callable[[str], None], logger: Any, line: str) -> None:
 
 
 def current_user() -> str:
+    import getpass
+
     try:
         return getpass.getuser()
     except Exception:  # no user name in some containers
