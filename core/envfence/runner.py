@@ -198,6 +198,9 @@ class Runner:
         returns True to go on. The CLI passes one only on a development
         terminal; without it no question is ever asked.
     :param wait: wait for a running run of the same automation instead of refusing.
+    :param embedded: True (library use): the embedding code owns logging and
+        envfence adds no sink; the command line passes False to install the
+        environment's log sinks.
     """
 
     def __init__(
@@ -207,8 +210,10 @@ class Runner:
         echo: Callable[[str], None] = print,
         confirm: Callable[[str], bool] | None = None,
         wait: bool = False,
+        embedded: bool = True,
     ) -> None:
         self.session = session
+        self.embedded = embedded
         self.echo = echo
         self.confirm = confirm
         self.wait = wait
@@ -495,12 +500,17 @@ class Runner:
         finds its detail.
         """
         session = self.session
+        if self.embedded:
+            if session.logging is None:
+                session.configure_logging(embedded=True)
+            return None
         if session.configure_logging(embedded=False) is not None:
             return None
         from loguru import logger
 
         path = paths.log_file()
         path.parent.mkdir(parents=True, exist_ok=True)
+        logger.enable("envfence")  # the command line owns the process (an embedded setup may have disabled it)
         return logger.add(
             path,
             level=session.profile.log_level,

@@ -6,8 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
-import threading
 import time
 
 import pytest
@@ -536,3 +534,29 @@ def test_colliding_schedules_show_in_envfence_check(make_project, run_cli):
     result = run_cli("check", cwd=root)
     assert "SCHEDULE_COLLISION" in result.output
     assert "sync in development ('0 2 * * *') and sync in production ('0 2 * * *')" in result.output
+
+
+def test_without_a_logging_strategy_the_error_id_still_finds_its_detail(project, run_cli):
+    result = run_cli("-p", "no:logging", "--env", "production", "run", "boom", cwd=project)
+    assert result.exit_code == 1
+    error_id = result.stderr.split("error ")[1].split(":")[0]
+    log = (project / "var" / "production" / "logs" / "automation_production.log").read_text()
+    assert error_id in log and "Traceback" in log and CANARY_PROD not in log
+
+
+def test_the_runner_as_a_library(project):
+    import envfence
+    from envfence.models import RunRequest
+    from envfence.runner import Runner, find_automation
+
+    session = envfence.open_session(root=project, env="production", hostname=DEV_HOST)
+    lines: list[str] = []
+    result = Runner(session, echo=lines.append).run(RunRequest(find_automation(session, "touch")))
+    assert result.outcome.status == "blocked" and result.exit_code == 3
+    assert [f.code for f in result.findings] == ["HOSTNAME_MISMATCH"]
+    forced = Runner(session, echo=lines.append).run(RunRequest(find_automation(session, "touch"), force=True, reason="drill"))
+    assert forced.outcome.status == "succeeded" and forced.outcome.forced and forced.outcome.reason == "drill"
+    assert [f.code for f in forced.overridden] == ["HOSTNAME_MISMATCH"]
+    assert lines == ["wrote a marker in production"]
+    # as a library envfence adds no log sink: the embedding code owns logging
+    assert not (project / "var" / "production" / "logs" / "automation_production.log").exists()

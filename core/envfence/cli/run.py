@@ -52,16 +52,14 @@ def run(state: State, name, dry_run, force, reason, assignments, wait, json_outp
     def echo(line: str) -> None:
         click.echo(line, err=state.json)  # with --json, stdout holds only the JSON
 
-    confirm = None
-    if force and session.profile.interactive and sys.stdin.isatty() and printing:
-        def confirm(env: str) -> bool:
-            click.echo(style(f"You are forcing {name} past a safety guard in {env}.", fg="yellow"), err=True)
-            return click.prompt(f"Type the environment's name ({env}) to go on", default="", show_default=False, err=True) == env
+    # Only a person at a terminal is asked; cron and CI have no stdin.
+    on_terminal = force and session.profile.interactive and sys.stdin.isatty() and printing
+    confirm = _confirm_by_typing(name) if on_terminal else None
 
     if printing and verbose:
         mode = "dry run of" if dry_run else "running"
         click.echo(style(f"{mode} {name} in {session.environment.name} ({session.environment.describe()})", bold=True), err=True)
-    runner = Runner(session, echo=echo, confirm=confirm, wait=wait)
+    runner = Runner(session, echo=echo, confirm=confirm, wait=wait, embedded=False)
     result = runner.run(RunRequest(automation, dry_run=dry_run, force=force, reason=reason, overrides=overrides))
     outcome = result.outcome
     if state.json:
@@ -92,6 +90,14 @@ def run(state: State, name, dry_run, force, reason, assignments, wait, json_outp
     elif outcome.status == "failed":
         _explain_failure(result, session, name, verbose)
     click.get_current_context().exit(result.exit_code)
+
+
+def _confirm_by_typing(name: str):
+    def confirm(env: str) -> bool:
+        click.echo(style(f"You are forcing {name} past a safety guard in {env}.", fg="yellow"), err=True)
+        return click.prompt(f"Type the environment's name ({env}) to go on", default="", show_default=False, err=True) == env
+
+    return confirm
 
 
 def _explain_block(result, session, name, force) -> None:
