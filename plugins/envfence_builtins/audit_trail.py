@@ -18,12 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any, Iterator
 
 from envfence import hookimpl
 from envfence.errors import EnvfenceError
-from envfence.models import EnvPaths
+from envfence.models import EnvPaths, Finding
 from envfence.runner import current_user
 
 GENESIS = "0" * 64
@@ -221,6 +222,26 @@ def audit_event(session, event) -> None:
     held = _held.pop(id(session), None)
     earlier = held[1] if held is not None and held[0]() is session else []
     append(trail, *(_entry(session, e) for e in [*earlier, event]))
+
+
+@hookimpl
+def validate(session) -> list[Finding]:
+    """The trail's files must stay owner-only (0600)."""
+    paths = session.paths
+    if paths is None:
+        return []
+    trail = trail_path(paths)
+    findings = []
+    for path in (trail, _head_path(trail)):
+        if path.is_file() and not path.is_symlink() and path.stat().st_mode & 0o077:
+            findings.append(
+                Finding(
+                    "AUDIT_PERMISSIONS", session.profile.escalate("warning"),
+                    f"{path.name} has mode {stat.S_IMODE(path.stat().st_mode):04o}; the audit trail is owner-only (0600)",
+                    f"chmod 600 {path}", key=path.name, plugin="audit",
+                )
+            )
+    return findings
 
 
 @hookimpl

@@ -42,6 +42,15 @@ def test_init_starts_the_trail_with_detection_configuration_and_preparation(make
     assert verified.exit_code == 0 and "ok: 3 record(s), chain intact" in verified.stdout
 
 
+def test_a_trail_readable_by_others_is_reported(make_project, run_cli):
+    root = make_project()
+    run_cli("--env", "prod", "init", cwd=root)
+    os.chmod(trail(root, "production"), 0o644)
+    result = run_cli("--env", "prod", "check", cwd=root)
+    assert result.exit_code == 1
+    assert "AUDIT_PERMISSIONS" in result.stdout and "chmod 600" in result.stdout
+
+
 def test_read_only_commands_and_unprepared_sessions_write_no_record(make_project, run_cli):
     root = make_project({".env": ENV_FILE})
     run_cli("init", cwd=root)
