@@ -127,3 +127,12 @@ def test_status_in_production_is_terse(project, run_cli):
     lines = run_cli("--env", "production", "status", cwd=project).stdout.splitlines()
     assert len(lines) == 2 and not any(line.startswith("#") or not line.strip() for line in lines)
     assert "succeeded" in lines[0] and "0/1 failed" in lines[1]
+
+
+def test_list_in_production_is_one_line_per_automation(project, run_cli):
+    run_cli("--env", "production", "run", "ok", cwd=project)
+    lines = run_cli("--env", "production", "list", cwd=project).stdout.splitlines()
+    assert len(lines) == 2
+    ok = next(line for line in lines if line.startswith("ok "))
+    assert "environments=* allowed=true last=succeeded@" in ok and ok.endswith(":05Z")  # 5 3 * * *
+    assert "last=never next=unscheduled" in next(line for line in lines if line.startswith("bad "))

@@ -58,10 +58,16 @@ def list_automations(state: State, json_output) -> None:
         return
     verbose = state.verbose(session)
     for item in items:
+        if not verbose:  # one line each, for scripts and operators
+            last = item["last_run"]
+            click.echo(
+                f"{item['name']} environments={','.join(item['environments'])} allowed={str(item['allowed_here']).lower()} "
+                f"last={last['status'] + '@' + last['started_at'].strftime('%Y-%m-%dT%H:%M:%SZ') if last else 'never'} "
+                f"next={item['next_run'].strftime('%Y-%m-%dT%H:%MZ') if item['next_run'] else 'unscheduled'}"
+            )
+            continue
         allowed = "" if item["allowed_here"] else style(f" (not allowed in {env})", fg="yellow")
         click.echo(style(item["name"], bold=True) + allowed + (f"  {item['description']}" if item["description"] else ""))
-        if not verbose:
-            continue
         click.echo(f"    environments: {', '.join(item['environments'])}")
         last = item["last_run"]
         click.echo(
