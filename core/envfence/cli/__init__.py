@@ -186,7 +186,7 @@ def report_error(ctx: click.Context, message: str, hint: str, code: int) -> None
 @click.option("--root", type=click.Path(file_okay=False), help="The project root (default: found from the working directory).")
 @click.option("--env", "env", metavar="NAME", help="The intended environment, a name or alias (wins over ENVIRONMENT and the hostname).")
 @click.option("-p", "plugin_options", multiple=True, metavar="no:NAME", help="Disable plugin NAME (repeatable).")
-@click.option("--strict-plugins", is_flag=True, envvar="ENVFENCE_STRICT_PLUGINS", help="A plugin that failed to load is an error (exit 4), not a warning.")
+@click.option("--strict-plugins", is_flag=True, envvar="ENVFENCE_STRICT_PLUGINS", help="A plugin that failed to load stops every command that opens a session (exit 4), instead of a warning.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Runtime override, the top configuration layer (repeatable).")
 @click.option("--json", "json_output", is_flag=True, help="Machine output on stdout.")
 @click.option("-v", "--verbose", count=True, help="More output (development style).")
