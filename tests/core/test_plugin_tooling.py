@@ -104,6 +104,18 @@ def test_required_plugins_missing_or_disabled_are_findings(envfence_project):
     assert "disabled" in disabled["hostname"]
 
 
+def test_check_reports_each_missing_required_plugin(envfence_project):
+    envfence_project.settings('required_plugins = ["hostname", "warehouse", "audit"]\n')
+    result = envfence_project.run("-p", "no:audit", "--json", "check")
+    assert result.exit_code == 1
+    missing = {f["plugin"]: f for f in json.loads(result.stdout)["findings"] if f["code"] == "PLUGIN_REQUIRED_MISSING"}
+    assert sorted(missing) == ["audit", "warehouse"]
+    assert "(not installed)" in missing["warehouse"]["message"]
+    assert "disabled" in missing["audit"]["message"]
+    text = envfence_project.run("check").stdout
+    assert "required plugin 'warehouse' is not loaded" in text and "remove it from required_plugins" in text
+
+
 def test_required_plugins_present_give_no_finding(envfence_project):
     envfence_project.settings('required_plugins = ["hostname", "dotenv_files"]\n')
     assert "PLUGIN_REQUIRED_MISSING" not in envfence_project.session().report.codes()

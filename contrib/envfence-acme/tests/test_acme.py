@@ -121,3 +121,15 @@ def test_tidy_processed_is_listed_only_for_projects_that_opt_in(envfence_project
     envfence_project.settings(ACME)
     listing = envfence_project.run("list").stdout
     assert "acme-tidy-processed" in listing and "Move processed CSV files" in listing
+
+
+def test_check_shows_the_naming_policy(envfence_project):
+    envfence_project.settings(ACME)
+    envfence_project.write(".env", "AIRTABLE_TABLE=Customers\n")
+    dev = envfence_project.run("--json", "check")
+    found = [f for f in json.loads(dev.stdout)["findings"] if f["code"] == "ACME_TABLE_PREFIX"]
+    assert [(f["severity"], f["key"]) for f in found] == [("warning", "AIRTABLE_TABLE")]
+    prod = envfence_project.run("--env", "prod", "--json", "check")
+    assert prod.exit_code == 1
+    found = [f for f in json.loads(prod.stdout)["findings"] if f["code"] == "ACME_TABLE_PREFIX"]
+    assert [f["severity"] for f in found] == ["error"]
