@@ -112,3 +112,18 @@ environments = ["development", "production"]
 """
     )
     assert "SCHEDULE_COLLISION" not in codes(Session.open(root=root))
+
+
+def test_a_plugins_bad_schedule_does_not_break_list(make_project, run_cli, envfence_plugin):
+    from envfence import hookimpl
+    from envfence.models import Automation
+
+    class Sloppy:
+        @hookimpl
+        def register_automations(self, register):
+            register(Automation("nightly", schedule="every night", function=lambda ctx: None, plugin="sloppy"))
+
+    envfence_plugin(Sloppy(), "sloppy")
+    result = run_cli("--json", "list", cwd=make_project())
+    assert result.exit_code == 0
+    assert '"next_run": null' in result.stdout

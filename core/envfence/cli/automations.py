@@ -10,12 +10,15 @@ from .output import dumps, style
 
 def automation_data(session, automation, last) -> dict:
     """One automation as JSON data, seen from the session's environment."""
-    from ..cron import parse
+    from ..cron import CronError, parse
     from ..models import utcnow
 
     env = session.environment.name
     schedule = automation.schedule_for(env)
-    upcoming = parse(schedule).next_after(utcnow()) if schedule else None
+    try:
+        upcoming = parse(schedule).next_after(utcnow()) if schedule else None
+    except CronError:  # a plugin registered a schedule that is no cron expression: list it, with no next time
+        upcoming = None
     return {
         "name": automation.name,
         "description": automation.description,
