@@ -70,10 +70,9 @@ def cli_reference() -> str:
         ]
         records = [r for r in records if r]
         if records:
-            lines += ["| Option | Description |", "| --- | --- |"]
-            for names, help_text in records:
-                cell = help_text.replace("|", "\\|").replace("\n", " ")
-                lines.append(f"| `{names}` | {cell} |")
+            # A list, not a table: the theme does not wrap table cells.
+            lines += ["**Options**", ""]
+            lines += [f"- `{names}`: {help_text}" for names, help_text in records]
             lines.append("")
         if isinstance(command, click.Group):
             subs = [n for n in command.list_commands(ctx) if command.get_command(ctx, n) is not None]

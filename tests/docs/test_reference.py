@@ -68,8 +68,8 @@ def test_cli_reference_covers_every_command_and_option(reference):
 
     for name in COMMANDS:
         assert f"\n## envfence {name}\n" in page
-    assert "| `--strict-plugins` |" in page
-    assert "\n## envfence plugin new\n" in page and "| `--dir DIRECTORY` |" in page
+    assert "- `--strict-plugins`: " in page
+    assert "\n## envfence plugin new\n" in page and "- `--dir DIRECTORY`: Where to create" in page
     assert "\b" not in page
 
 
