@@ -166,6 +166,20 @@ class EnvfenceGroup(click.Group):
             if show_trace:
                 click.echo(redactor("".join(traceback.format_exc())), err=True)
             report_error(ctx, f"internal error: {message}", "this is a bug in envfence or a plugin; run with -v for the traceback", EXIT_FINDINGS)
+        finally:
+            _flush_logs()
+
+
+def _flush_logs() -> None:
+    """Wait for enqueued log records: a command's log is on disk when it returns.
+
+    File sinks are enqueued (several processes may share a file), so without
+    this an embedding tool calling ``main()`` could read a log before its last
+    lines arrive. loguru is only touched when a command already loaded it.
+    """
+    loguru = sys.modules.get("loguru")
+    if loguru is not None:
+        loguru.logger.complete()
 
 
 def report_error(ctx: click.Context, message: str, hint: str, code: int) -> None:
