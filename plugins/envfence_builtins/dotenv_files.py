@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import weakref
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from envfence import hookimpl
 from envfence.errors import ConfigurationError
@@ -32,8 +33,15 @@ def layer_files(environment: str) -> list[tuple[str, int]]:
     ]
 
 
-def read_layer(path: Path, source: str, precedence: int, context: Mapping[str, str]) -> ConfigLayer:
-    """Parse one file into a layer; ``context`` resolves ``${NAME}`` references."""
+def read_layer(
+    path: Path, source: str, precedence: int, context: Mapping[str, str], parsed: dict[tuple[str, str], Any] | None = None
+) -> ConfigLayer:
+    """Parse one file into a layer; ``context`` resolves ``${NAME}`` references.
+
+    :param parsed: files already parsed for this session, by path and digest;
+        a file without ``$`` (whose values do not depend on ``context``) is
+        taken from there instead of being parsed again.
+    """
     if not path.exists() and not path.is_symlink():
         return ConfigLayer(source, {}, precedence, path=path, exists=False, plugin="dotenv_files")
     if path.is_dir():
@@ -60,6 +68,12 @@ def read_layer(path: Path, source: str, precedence: int, context: Mapping[str, s
             f"{path}:{line}: not valid UTF-8 (byte {exc.start})",
             "save the file as UTF-8",
         ) from None
+
+    digest = hashlib.sha256(raw).hexdigest()
+    known = (str(path), digest) if parsed is not None and "$" not in text else None
+    if known is not None and known in parsed:
+        values, findings = parsed[known]
+        return ConfigLayer(source, dict(values), precedence, path=path, plugin="dotenv_files", findings=findings, digest=digest)
 
     from dotenv.parser import parse_stream
 
@@ -93,19 +107,41 @@ def read_layer(path: Path, source: str, precedence: int, context: Mapping[str, s
             env = {**context, **values}
             value = "".join(atom.resolve(env) for atom in resolve(value))
         values[binding.key] = value
+    if known is not None:
+        parsed[known] = (dict(values), tuple(findings))
     return ConfigLayer(
-        source, values, precedence, path=path, plugin="dotenv_files",
-        findings=tuple(findings), digest=hashlib.sha256(raw).hexdigest(),
+        source, values, precedence, path=path, plugin="dotenv_files", findings=tuple(findings), digest=digest,
     )
 
 
+# The files parsed for the session being opened, known by its settings object.
+# A validator that loads another environment's layers (the services plugin's
+# port check) would otherwise parse .env and .env.local a second time: half of
+# a large project's load time. A new session starts afresh, so every session
+# reads and parses its files itself.
+_parsed: tuple[Any, dict] = (lambda: None, {})
+
+
+def _parsed_for(settings) -> dict[tuple[str, str], Any] | None:
+    global _parsed
+    owner, parsed = _parsed
+    if owner() is not settings:
+        try:
+            owner = weakref.ref(settings)
+        except TypeError:  # a settings object that cannot be referenced weakly: no reuse
+            return None
+        _parsed = owner, (parsed := {})
+    return parsed
+
+
 @hookimpl
-def load_config(root: Path, environment, environ: Mapping[str, str]) -> list[ConfigLayer]:
+def load_config(root: Path, environment, settings, environ: Mapping[str, str]) -> list[ConfigLayer]:
     """The four file layers, missing ones included with ``exists=False``."""
     layers = []
     context = dict(environ)
+    parsed = _parsed_for(settings)
     for name, precedence in layer_files(environment.name):
-        layer = read_layer(root / name, name, precedence, context)
+        layer = read_layer(root / name, name, precedence, context, parsed)
         context.update(layer.values)
         layers.append(layer)
     return layers

@@ -104,3 +104,51 @@ def test_set_needs_key_equals_value(make_project, run_cli):
     result = run_cli("--set", "NOPE", "config", "show", cwd=make_project())
     assert result.exit_code == 2
     assert "KEY=VALUE" in result.output
+
+
+def count_parses(monkeypatch) -> list[str]:
+    """Record each .env file python-dotenv's parser is run over."""
+    import dotenv.parser
+
+    seen: list[str] = []
+    real = dotenv.parser.parse_stream
+
+    def parse_stream(stream):
+        seen.append(stream.getvalue().splitlines()[0])
+        return real(stream)
+
+    monkeypatch.setattr(dotenv.parser, "parse_stream", parse_stream)
+    return seen
+
+
+def test_a_session_parses_each_file_once_though_the_port_check_loads_every_environment(make_project, monkeypatch):
+    root = make_project({".env": "# base\nWEBHOOK_PORT=8000\n", ".env.production": "# prod\nWEBHOOK_PORT=8001\n"})
+    parses = count_parses(monkeypatch)
+    session = envfence.open_session(root, env="development", environ={})
+    assert session.config["WEBHOOK_PORT"] == "8000"
+    # The port check read production's files too, and still saw the collision-free ports.
+    assert "SERVICE_PORT_COLLISION" not in session.report.codes()
+    assert sorted(parses) == ["# base", "# prod"]
+
+
+def test_a_changed_file_is_parsed_again_and_the_next_session_parses_afresh(make_project, monkeypatch):
+    root = make_project({".env": "# base\nWEBHOOK_PORT=8000\n"})
+    parses = count_parses(monkeypatch)
+    envfence.open_session(root, env="development", environ={})
+    (root / ".env").write_text("# base, edited\nWEBHOOK_PORT=9000\n")
+    session = envfence.open_session(root, env="development", environ={})
+    assert session.config["WEBHOOK_PORT"] == "9000"
+    assert parses == ["# base", "# base, edited"]
+    envfence.open_session(root, env="development", environ={})
+    assert parses[-1] == "# base, edited" and len(parses) == 3
+
+
+def test_a_file_with_references_is_expanded_in_each_environment_s_own_context(make_project):
+    root = make_project({
+        ".env": "# base\n",
+        ".env.production": "HOST=prod.example\n",
+        ".env.development": "HOST=dev.example\n",
+        ".env.local": "URL=https://${HOST}/api\n",
+    })
+    assert envfence.open_session(root, env="production", environ={}).config["URL"] == "https://prod.example/api"
+    assert envfence.open_session(root, env="development", environ={}).config["URL"] == "https://dev.example/api"
