@@ -48,20 +48,108 @@ def error_rates(runs) -> dict[str, dict]:
     return rates
 
 
+#: A run this many times slower than its environment's median is an anomaly.
+SLOW_FACTOR = 3.0
+
+
+def _median(values: list[float]) -> float | None:
+    values = sorted(values)
+    if not values:
+        return None
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+def comparison(runs_by_env: dict[str, list]) -> dict:
+    """Each automation's runs compared across environments, with what stands out.
+
+    ``runs_by_env`` maps an environment to its runs, newest first. Notes name
+    automations that fail in more than one environment (a shared cause) and
+    latest runs slower than ``SLOW_FACTOR`` times their environment's median
+    (each environment is its own baseline).
+    """
+    rows, notes = [], []
+    automations = sorted({r.automation for runs in runs_by_env.values() for r in runs})
+    for name in automations:
+        failing = []
+        for env, runs in runs_by_env.items():
+            mine = [r for r in runs if r.automation == name]
+            if not mine:
+                continue
+            durations = [r.duration for r in mine if r.status in ("succeeded", "failed")]
+            cpu = [r.metrics.get("cpu_seconds") for r in mine if r.metrics.get("cpu_seconds") is not None]
+            failed = sum(r.status != "succeeded" for r in mine)
+            rows.append({
+                "automation": name,
+                "environment": env,
+                "runs": len(mine),
+                "failed": failed,
+                "error_rate": round(failed / len(mine), 3),
+                "median_seconds": _median(durations),
+                "max_seconds": max(durations) if durations else None,
+                "median_cpu_seconds": _median(cpu),
+                "peak_memory_kb": max((r.metrics.get("peak_memory_kb") or 0 for r in mine), default=0) or None,
+                "last_status": mine[0].status,
+            })
+            if failed:
+                failing.append(env)
+            baseline = _median(durations[1:])
+            if baseline and durations and durations[0] > SLOW_FACTOR * baseline and durations[0] - baseline > 0.05:
+                notes.append(
+                    f"{name} in {env}: the latest run took {durations[0]:.2f}s, "
+                    f"{durations[0] / baseline:.0f}x its median of {baseline:.2f}s"
+                )
+        if len(failing) > 1:
+            notes.append(f"{name} fails in {' and '.join(failing)}: look for a cause they share")
+    return {"environments": list(runs_by_env), "automations": rows, "notes": notes}
+
+
+def _show_comparison(state: State, automation, limit) -> None:
+    runs_by_env = {}
+    for env in state.session().settings.environments:
+        runs = read_history(state.session_for(env), automation, limit)
+        if runs is None:
+            raise click.ClickException("no plugin keeps run history here (is the `history` plugin disabled?)")
+        runs_by_env[env] = runs
+    data = comparison(runs_by_env)
+    if state.json:
+        click.echo(dumps(data))
+        return
+    if not data["automations"]:
+        click.echo("no runs recorded in any environment")
+        return
+    click.echo(style(f"# each automation across environments (last {limit} runs of each)", bold=True))
+    for row in data["automations"]:
+        median = "-" if row["median_seconds"] is None else f"{row['median_seconds']:.2f}s"
+        cpu = "" if row["median_cpu_seconds"] is None else f"  cpu {row['median_cpu_seconds']:.2f}s"
+        click.echo(
+            f"{row['automation']:<20} {row['environment']:<12} {row['runs']:>4} run(s)  "
+            f"{row['failed']} failed ({row['error_rate']:.0%})  median {median}{cpu}  last {row['last_status']}"
+        )
+    for note in data["notes"]:
+        click.echo(style(f"note: {note}", fg="yellow"))
+
+
 @click.command()
 @click.option("--automation", "automation", metavar="NAME", help="Only this automation's runs.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000), help="How many recent runs.")
+@click.option("--compare", is_flag=True, help="Compare every environment: error rates, durations, anomalies.")
 @click.option("--json", "json_output", is_flag=True, help="Machine output on stdout.")
 @pass_state
-def status(state: State, automation, limit, json_output) -> None:
-    """Show the current environment's recent runs and error rates."""
+def status(state: State, automation, limit, compare, json_output) -> None:
+    """Show the current environment's recent runs and error rates (--compare: every environment)."""
+    if json_output:
+        state.json = True
+    if compare:
+        _show_comparison(state, automation, limit)
+        return
     session = state.session()
     runs = read_history(session, automation, limit)
     env = session.environment.name
     if runs is None:
         raise click.ClickException("no plugin keeps run history here (is the `history` plugin disabled?)")
     rates = error_rates(runs)
-    if state.json or json_output:
+    if state.json:
         click.echo(dumps({"environment": env, "runs": [run_dict(r) for r in runs], "error_rates": rates}))
         return
     if not runs:

@@ -1,0 +1,56 @@
+"""status --compare: each automation across environments, and what stands out."""
+
+from __future__ import annotations
+
+import json
+
+JOBS = '''
+import time
+
+def flaky(ctx):
+    if ctx.config.get("FAIL") == "yes":
+        raise RuntimeError("the export was rejected")
+
+def napper(ctx):
+    time.sleep(float(ctx.config.get("NAP", "0")))
+'''
+SETTINGS = '[automations]\nflaky = "jobs:flaky"\nnapper = "jobs:napper"\n'
+
+
+def runs(run_cli, root, env, name, times, *sets):
+    for _ in range(times):
+        args = ["--env", env, *[a for s in sets for a in ("--set", s)], "run", name]
+        assert run_cli(*args, cwd=root).exit_code in (0, 1)
+
+
+def test_compare_reports_each_environment_and_shared_failures(make_project, run_cli):
+    root = make_project({"jobs.py": JOBS}, settings=SETTINGS)
+    runs(run_cli, root, "development", "flaky", 3)
+    runs(run_cli, root, "development", "flaky", 1, "FAIL=yes")
+    runs(run_cli, root, "production", "flaky", 1, "FAIL=yes")
+    runs(run_cli, root, "production", "flaky", 1)
+    result = run_cli("status", "--compare", "--json", cwd=root)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["environments"] == ["development", "production"]
+    rows = {(r["automation"], r["environment"]): r for r in data["automations"]}
+    assert (rows[("flaky", "development")]["runs"], rows[("flaky", "development")]["failed"]) == (4, 1)
+    assert rows[("flaky", "production")]["error_rate"] == 0.5
+    assert rows[("flaky", "production")]["last_status"] == "succeeded"
+    assert "flaky fails in development and production: look for a cause they share" in data["notes"]
+
+
+def test_compare_flags_a_run_far_slower_than_its_environments_median(make_project, run_cli):
+    root = make_project({"jobs.py": JOBS}, settings=SETTINGS)
+    runs(run_cli, root, "development", "napper", 3)
+    runs(run_cli, root, "development", "napper", 1, "NAP=0.3")
+    out = run_cli("status", "--compare", cwd=root).stdout
+    assert "napper               development     4 run(s)  0 failed (0%)" in out
+    assert "note: napper in development: the latest run took 0.3" in out
+    # Production has no runs of its own: no row, no note.
+    assert "production" not in out
+
+
+def test_compare_with_no_runs(make_project, run_cli):
+    root = make_project({"jobs.py": JOBS}, settings=SETTINGS)
+    assert run_cli("status", "--compare", cwd=root).stdout.strip() == "no runs recorded in any environment"
