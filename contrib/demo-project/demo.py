@@ -71,23 +71,28 @@ def main() -> None:
     base = {"ENVFENCE_HOSTNAME": "dev-laptop-07"}
     os.environ.update(base)
     os.environ.pop("ENVIRONMENT", None)
+    # 1. Where am I, and what does this environment see?
     step("Which environment is this, and why?", "detect")
+    step("Production, as automation reads it", "--env", "prod", "--json", "detect")
     step("The development configuration, with provenance and masked secrets", "config", "show", "--explain")
     step("The same project as production sees it", "--env", "production", "config", "show", "--explain")
-    step("Production, as automation reads it", "--env", "prod", "--json", "detect")
-    step("Every hook, and the plugins that answer it in call order", "plugins", "--hooks")
-    step("Each hook call traced: plugins, timings, who answered", "-q", "detect", env={"ENVFENCE_TRACE_PLUGINS": "1"})
-    # Isolation: the demo starts from a fresh checkout's state (var/ is not in git).
+    # 2. Is it safe to run? Credentials checked offline, then live.
+    credential_checks()
+    # 3. Isolation: the demo starts from a fresh checkout's state (var/ is not in git).
     shutil.rmtree(HERE / "var", ignore_errors=True)
     step("Create the development tree: CSV stages, logs, backups, the audit trail", "init")
     step("Production's tree is owner-only", "--env", "prod", "init")
+    # 4. The main job: the automation listed, dry-run, run, and refused where it does not belong.
     runs_demo()
-    credential_checks()
+    # 5. The record of what happened.
     step("The development audit trail: detection, configuration files with their hashes, the runs",
          "audit", "show", "--event", "environment.detected", "--event", "config.loaded", "--event", "run.*")
     step("The refused production run is on production's trail", "--env", "prod", "audit", "show", "--event", "run.blocked")
     step("The trail's hash chain is intact", "audit", "verify")
     step("Cleanup touches this environment's tree only", "clean", "--older-than", "30d", "--dry-run")
+    # 6. Under the hood: every behaviour above is a plugin.
+    step("Every hook, and the plugins that answer it in call order", "plugins", "--hooks")
+    step("Each hook call traced: plugins, timings, who answered", "-q", "detect", env={"ENVFENCE_TRACE_PLUGINS": "1"})
     print("\ndemo finished")
 
 
