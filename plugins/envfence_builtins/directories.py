@@ -129,6 +129,8 @@ def inspect_tree(session, paths: EnvPaths) -> list[Finding]:
                 f"the {env} tree {_show(paths.base, root)} overlaps the {name} tree {_show(other, root)}",
                 "give every environment its own tree ([directories] base or [directories.paths])",
             )
+    if not os.path.lexists(paths.base):
+        return findings  # nothing of the tree exists yet, so nothing in it can be wrong
     uid = os.geteuid()
     for path in _tree_dirs(paths):
         if not os.path.lexists(path):
