@@ -97,6 +97,8 @@ def _plain_search_path() -> bool:
         if getattr(finder, "find_distributions", None) is not None and finder is not importlib.machinery.PathFinder:
             return False
     for entry in sys.path:
+        if not isinstance(entry, str):
+            continue  # the import system skips such entries too
         if entry.lower().endswith(".egg") or os.path.isfile(entry or "."):
             return False
     return True
@@ -129,6 +131,8 @@ def scan(group: str) -> list[EntryPoint]:
     found: list[EntryPoint] = []
     seen: set[str] = set()
     for entry in sys.path:
+        if not isinstance(entry, str):
+            continue
         try:
             children = os.listdir(entry or ".")
         except OSError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import sys
 import zipfile
 
 import pytest
@@ -73,3 +74,10 @@ def test_a_zip_on_sys_path_is_left_to_importlib_metadata(tmp_path, monkeypatch):
     assert ("zipped", "zipped_mod", "envfence-zipped", "1.0") in found
     assert found == expected("envfence")
     assert ("zipped", "zipped_mod", "envfence-zipped", "1.0") not in as_tuples(scan("envfence"))
+
+
+def test_a_sys_path_entry_that_is_no_string_does_not_break_discovery(sites, monkeypatch):
+    first, _ = sites
+    dist_info(first, "envfence-delta", "1.0", "[envfence]\ndelta = delta_mod\n")
+    monkeypatch.setattr(sys, "path", [first, *sys.path])  # a Path object, as some tools leave there
+    assert "delta" in [e.name for e in entry_points("envfence")]
