@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
+from typing import Iterable
 
 from envfence import hookimpl
 from envfence.models import Finding, reveal
@@ -20,6 +22,33 @@ from envfence.models import Finding, reveal
 def required_here(spec, environment) -> bool:
     """True when ``spec`` is required in ``environment`` (by name or by its base profile)."""
     return environment.name in spec.required_in or environment.based_on in spec.required_in
+
+
+#: How alike a key and a declared name must be to call the key a misspelling (difflib's ratio).
+CUTOFF = 0.85
+
+
+def close_match(word: str, names: Iterable[str]) -> list[str]:
+    """The declared name ``word`` is most likely a misspelling of, as ``[name]``, or ``[]``.
+
+    difflib's ratio counts matching characters, and a character of ``word``
+    that a name does not contain can never match; that bound, computed in C
+    by ``str.translate``, rules out most names before difflib's slower checks,
+    which would otherwise run for every key of the configuration against every
+    declared name. The answer is difflib's own.
+    """
+    size = len(word)
+    candidates = [
+        name for name, length, absent in _prepared(tuple(names))
+        if 2 * min(length, size - len(word.translate(absent))) >= CUTOFF * (length + size)
+    ]
+    return difflib.get_close_matches(word, candidates, n=1, cutoff=CUTOFF) if candidates else []
+
+
+@functools.lru_cache(maxsize=8)
+def _prepared(names: tuple[str, ...]) -> list[tuple[str, int, dict[int, None]]]:
+    """Each name with its length and a ``str.translate`` table deleting its characters."""
+    return [(name, len(name), str.maketrans("", "", name)) for name in names]
 
 
 @hookimpl
@@ -60,7 +89,7 @@ def validate(session) -> list[Finding]:
         plain = key[len(head):]
         if plain in declared or entry.source == "defaults":
             continue
-        guess = difflib.get_close_matches(plain, names, n=1, cutoff=0.85)
+        guess = close_match(plain, names)
         if guess:
             findings.append(Finding(
                 "SETTING_MISSPELLED", session.profile.escalate("warning"),

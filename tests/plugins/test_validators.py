@@ -172,3 +172,18 @@ def test_declared_format_is_checked_without_showing_a_secret(make_project, envfe
     messages = {f.key: f.message for f in by_code(found, "SETTING_FORMAT")}
     assert "'Europe'" in messages["REGION"]
     assert "canary-pin-77" not in messages["PIN_SECRET"]
+
+
+def test_the_misspelling_check_answers_as_difflib_does():
+    import difflib
+    import itertools
+
+    from envfence_builtins.declared_settings import close_match
+
+    names = ["AIRTABLE_API_KEY", "AIRTABLE_BASE_ID", "HOUSECALLPRO_API_URL", "WEBHOOK_SECRET", "HCP_API_KEY", "ACME_X"]
+    typos = {name[:i] + name[i + 1:] for name in names for i in range(len(name))}  # a character left out
+    typos |= {name[:i] + name[i + 1] + name[i] + name[i + 2:] for name in names for i in range(len(name) - 1)}  # swapped
+    typos |= {a[: len(a) // 2] + b[len(b) // 2:] for a, b in itertools.permutations(names, 2)}  # halves of two names
+    others = {"DATABASE_URL", "SETTING_00042", "AIRTABLE_KEY", "WEBHOOK_PORT", "HCP_APIKEY", "X", ""}
+    for word in sorted(typos | others):
+        assert close_match(word, names) == difflib.get_close_matches(word, names, n=1, cutoff=0.85), word
