@@ -245,6 +245,10 @@ class Session:
             method=environment.method,
             evidence=environment.evidence,
             host=host.hostname,
+            # ENVFENCE_HOSTNAME stands in for the real name (containers,
+            # tests); the trail shows when it did, so it cannot hide a host.
+            host_source=host.source,
+            real_host=system_hostname(),
             host_class=host.environment,
             at=environment.decided_at.isoformat(),
         )

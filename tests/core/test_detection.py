@@ -91,6 +91,16 @@ def test_detection_is_recorded_with_time_method_and_evidence(make_project, recor
     assert detected[0].data["at"] == session.environment.decided_at.isoformat()
 
 
+def test_a_stand_in_hostname_is_on_the_record(make_project, recorded):
+    import socket
+
+    envfence.open_session(make_project(), environ={"ENVFENCE_HOSTNAME": "dev-laptop"}, plugins=recorded.plugins)
+    [detected] = [e for e in recorded.events if e.event == "environment.detected"]
+    assert detected.data["host"] == "dev-laptop"
+    assert detected.data["host_source"] == "ENVFENCE_HOSTNAME"
+    assert detected.data["real_host"] == socket.gethostname()
+
+
 def test_production_output_is_terse_and_development_verbose(make_project, run_cli):
     root = make_project()
     prod = run_cli("--env", "prod", "detect", cwd=root)
