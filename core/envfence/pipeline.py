@@ -72,7 +72,6 @@ class Session:
     environment: Environment
     profile: Profile
     config: Config
-    report: Report
     plugins: PluginManager = attrs.field(repr=False)
     settings_specs: tuple[SettingSpec, ...] = ()
     #: Findings met while loading (malformed lines, unknown settings), before validation.
@@ -89,6 +88,7 @@ class Session:
     #: A dry-run session writes nothing: its audit events stay in memory
     #: (:attr:`held_audit`) instead of reaching the ``audit_event`` plugins.
     dry_run: bool = False
+    _report: Report | None = attrs.field(default=None, repr=False)
 
     # --- building ------------------------------------------------------------
 
@@ -231,7 +231,6 @@ class Session:
             environment=environment,
             profile=profile,
             config=config,
-            report=Report(tuple(findings)),
             plugins=pm,
             settings_specs=specs,
             load_findings=tuple(findings),
@@ -239,7 +238,6 @@ class Session:
             opened_with=opened_with,
             dry_run=dry_run,
         )
-        session.report = session.report.extend(session.validate(live=False))
         session.audit(
             "environment.detected",
             method=environment.method,
@@ -261,12 +259,24 @@ class Session:
             ],
             keys=len(config),
         )
-        if session.report.errors:
-            session.audit(
-                "validation.failed",
-                findings=[{"code": f.code, "key": f.key, "plugin": f.plugin} for f in session.report.errors],
-            )
         return session
+
+    @property
+    def report(self) -> Report:
+        """The loading findings and the offline ``validate`` findings, in that order.
+
+        Validation runs the first time the report is read, not when the session
+        opens: a command that shows no findings (``detect``, ``config show``)
+        does not pay for it. A report with errors is audited as ``validation.failed``.
+        """
+        if self._report is None:
+            self._report = Report(self.load_findings).extend(self.validate(live=False))
+            if self._report.errors:
+                self.audit(
+                    "validation.failed",
+                    findings=[{"code": f.code, "key": f.key, "plugin": f.plugin} for f in self._report.errors],
+                )
+        return self._report
 
     # --- using ---------------------------------------------------------------
 

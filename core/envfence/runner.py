@@ -224,6 +224,9 @@ class Runner:
 
     def check(self, request: RunRequest) -> list[Finding]:
         """The ``pre_run_safety`` findings for ``request``; a failing guard blocks."""
+        # Validation is lazy; a run always validates first, so that its
+        # failures reach the audit trail in every profile, strict or not.
+        self.session.report.findings
         results, errors = self.session.plugins.call("pre_run_safety", session=self.session, request=request)
         findings = [f for group in results for f in group]
         redactor = self.session.redactor()

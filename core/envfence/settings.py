@@ -7,7 +7,6 @@ is the project's own values (``.env`` files and the process environment).
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -120,6 +119,8 @@ def unknown_environment(settings: ProjectSettings, name: str, where: str) -> Con
 
 
 def _close(word: str, options: set[str]) -> str | None:
+    import difflib  # only a misspelled key pays for it
+
     matches = difflib.get_close_matches(word, sorted(options), n=1)
     return matches[0] if matches else None
 

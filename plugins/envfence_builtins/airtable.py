@@ -25,7 +25,6 @@ from envfence import hookimpl
 from envfence.models import Finding, SettingSpec, reveal
 
 from .credentials import describe, required_in, text_problem
-from .live_checks import Service, http_status_finding, network_finding, timeout_setting
 
 SECTION = "airtable"
 DEFAULT_ENDPOINT = "https://api.airtable.com"
@@ -163,6 +162,8 @@ def validate(session, live: bool) -> list[Finding]:
 def _live(session, token_key, base_key, base, tables, url_key, url) -> list[Finding]:
     import requests
     from pyairtable import Api
+
+    from .live_checks import Service, http_status_finding, network_finding, timeout_setting
 
     config = session.config
     timeout, bad_timeout = timeout_setting(config, "AIRTABLE_TIMEOUT")

@@ -25,7 +25,6 @@ from typing import Any, Iterator
 from envfence import hookimpl
 from envfence.errors import EnvfenceError
 from envfence.models import EnvPaths, Finding
-from envfence.runner import current_user
 
 GENESIS = "0" * 64
 
@@ -193,6 +192,8 @@ def _hold(session, event) -> None:
 
 
 def _entry(session, event) -> dict[str, Any]:
+    from envfence.runner import current_user  # the runner is heavy; most commands never run
+
     return {
         "at": event.at.isoformat(),
         "event": event.event,

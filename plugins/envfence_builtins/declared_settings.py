@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 from typing import Iterable
@@ -42,6 +41,8 @@ def close_match(word: str, names: Iterable[str]) -> list[str]:
         name for name, length, absent in _prepared(tuple(names))
         if 2 * min(length, size - len(word.translate(absent))) >= CUTOFF * (length + size)
     ]
+    import difflib
+
     return difflib.get_close_matches(word, candidates, n=1, cutoff=CUTOFF) if candidates else []
 
 

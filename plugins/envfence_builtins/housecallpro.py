@@ -17,7 +17,6 @@ from envfence import hookimpl
 from envfence.models import Finding, SettingSpec, reveal
 
 from .credentials import describe, required_in, text_problem
-from .live_checks import Service, http_status_finding, network_finding, timeout_setting
 
 SECTION = "housecallpro"
 DEFAULT_URL = "https://api.housecallpro.com"
@@ -89,6 +88,8 @@ def validate(session, live: bool) -> list[Finding]:
 
 def _live(session, key: str, shown: str, token: str, url_key: str, url: str) -> list[Finding]:
     import requests
+
+    from .live_checks import Service, http_status_finding, network_finding, timeout_setting
 
     timeout, bad_timeout = timeout_setting(session.config, "HOUSECALLPRO_TIMEOUT")
     service = Service(

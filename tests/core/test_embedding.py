@@ -65,3 +65,20 @@ def test_profiles_follow_their_base(make_project):
     assert session.profile.strict and session.profile.output == "verbose"
     dev = envfence.open_session(root, environ={}).profile
     assert isinstance(dev, envfence.DevelopmentProfile) and dev.interactive and not dev.strict
+
+
+def test_validation_runs_when_the_report_is_first_read(make_project, recorded):
+    class Counting:
+        calls = 0
+
+        @envfence.hookimpl
+        def validate(self):
+            Counting.calls += 1
+            return [envfence.Finding("TEAM_RULE", "error", "broken")]
+
+    recorded.plugins.register(Counting(), "counting")
+    session = envfence.open_session(make_project(), environ={}, plugins=recorded.plugins)
+    assert Counting.calls == 0  # opening (detect, config show) does not validate
+    assert "TEAM_RULE" in session.report.codes() and session.report.codes() == session.report.codes()
+    assert Counting.calls == 1
+    assert [e.event for e in recorded.events].count("validation.failed") == 1

@@ -153,7 +153,7 @@ def test_trace_names_a_hook_called_through_a_wrapper(envfence_project, envfence_
             return findings
 
     envfence_plugin(Timing(), "timing")
-    result = envfence_project.run("-q", "detect", env={"ENVFENCE_TRACE_PLUGINS": "1"})
+    result = envfence_project.run("-q", "check", env={"ENVFENCE_TRACE_PLUGINS": "1"})
     assert result.exit_code == 0, result.output
     line = next(l for l in result.stderr.splitlines() if l.startswith("envfence: trace: validate ["))
     assert "timing" in line and "(through a wrapper: no per-plugin timings)" in line

@@ -84,7 +84,9 @@ def test_validation_failures_are_recorded_by_code(make_project, envfence_plugin)
 
     envfence_plugin(Strict(), "strict")
     root = make_project({".env": ENV_FILE})
-    envfence.open_session(root=root).prepare()
+    session = envfence.open_session(root=root)
+    assert session.report.errors  # validation runs when the report is read
+    session.prepare()
     failed = [json.loads(l) for l in lines(root) if '"validation.failed"' in l]
     assert failed[0]["data"]["findings"] == [{"code": "TEAM_RULE", "key": "APP_NAME", "plugin": None}]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import traceback
 from typing import Any, Callable
 
 import click
@@ -164,6 +163,8 @@ class EnvfenceGroup(click.Group):
                 session is not None and session.profile.tracebacks
             )
             if show_trace:
+                import traceback
+
                 click.echo(redactor("".join(traceback.format_exc())), err=True)
             report_error(ctx, f"internal error: {message}", "this is a bug in envfence or a plugin; run with -v for the traceback", EXIT_FINDINGS)
         finally:

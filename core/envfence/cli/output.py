@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 from pathlib import Path
 from typing import Any, Iterable
@@ -30,6 +29,8 @@ def _default(value: Any) -> Any:
 
 def dumps(data: Any) -> str:
     """JSON for ``--json``: secrets masked, paths and times as strings."""
+    import json
+
     return json.dumps(data, default=_default, indent=2, sort_keys=False)
 
 
