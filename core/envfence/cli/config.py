@@ -12,7 +12,7 @@ from .output import dumps, echo_findings, finding_dict, style
 
 @click.group()
 def config() -> None:
-    """Inspect the configuration."""
+    """Inspect, compare, snapshot and roll back the configuration."""
 
 
 def _shown(value) -> str:
