@@ -9,6 +9,7 @@ merged configuration with provenance, and the report.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -89,6 +90,7 @@ class Session:
     #: (:attr:`held_audit`) instead of reaching the ``audit_event`` plugins.
     dry_run: bool = False
     _report: Report | None = attrs.field(default=None, repr=False)
+    _redactor: Any = attrs.field(default=None, repr=False)
 
     # --- building ------------------------------------------------------------
 
@@ -220,10 +222,6 @@ class Session:
                 )
             )
 
-        # A plugin's exception text may quote a value: mask before anyone sees it.
-        redactor = _redactor(config, environ)
-        findings = [attrs.evolve(f, message=redactor(f.message)) if f.code == "PLUGIN_ERROR" else f for f in findings]
-
         session = cls(
             root=project,
             settings=settings,
@@ -233,11 +231,12 @@ class Session:
             config=config,
             plugins=pm,
             settings_specs=specs,
-            load_findings=tuple(findings),
             environ=environ,
             opened_with=opened_with,
             dry_run=dry_run,
         )
+        # A plugin's exception text may quote a value: mask before anyone sees it.
+        session.load_findings = session.redact_findings(findings)
         session.audit(
             "environment.detected",
             method=environment.method,
@@ -308,14 +307,26 @@ class Session:
 
     def validate(self, live: bool = False) -> list[Finding]:
         """Run the ``validate`` hook and return its findings (not stored)."""
-        return self._findings("validate", live=live)
+        return list(self._findings("validate", live=live))
 
     def _findings(self, hook: str, **kwargs: Any) -> list[Finding]:
         results, errors = self.plugins.call(hook, session=self, **kwargs)
-        findings = [f for group in results for f in group]
-        redactor = self.redactor()
-        findings += [attrs.evolve(f, message=redactor(f.message)) for f in map(plugin_finding, errors)]
-        return findings
+        return self.redact_findings([f for group in results for f in group] + [plugin_finding(e) for e in errors])
+
+    def redact_findings(self, findings: Iterable[Finding]) -> tuple[Finding, ...]:
+        """``findings`` with secrets masked in message, remediation and key.
+
+        Every finding the session hands out passes here, so a plugin that
+        quotes a value by mistake cannot put it on a screen or in a record.
+        """
+        findings = tuple(findings)
+        if not findings:
+            return findings
+        redact = self.redactor()
+        return tuple(
+            attrs.evolve(f, message=redact(f.message), remediation=redact(f.remediation or ""), key=redact(f.key) if f.key else f.key)
+            for f in findings
+        )
 
     def prepare(self) -> list[Finding]:
         """Create and secure the environment's tree; from then on audit trails are written.
@@ -389,11 +400,19 @@ class Session:
 
         Never print what this returns.
         """
-        return _secret_values(self.config, self.environ)
+        from .redaction import environ_secrets
+
+        declared = set(self.settings.secrets) | {s.name for s in self.settings_specs if s.secret}
+        values = [e.value.reveal() for e in self.config.entries.values() if isinstance(e.value, Secret)]
+        return values + environ_secrets(self.environ, declared)
 
     def redactor(self):
-        """A :class:`~envfence.redaction.Redactor` for this session's secrets."""
-        return _redactor(self.config, self.environ)
+        """The :class:`~envfence.redaction.Redactor` for this session's secrets (built once)."""
+        if self._redactor is None:
+            from .redaction import Redactor
+
+            self._redactor = Redactor(self.secret_values())
+        return self._redactor
 
     @property
     def paths(self) -> EnvPaths | None:
@@ -408,7 +427,7 @@ class Session:
         :raises EnvfenceError: once the session is prepared, a plugin could not
             record it: an action whose trail cannot be kept does not go ahead.
         """
-        record = AuditEvent(event=event, environment=self.environment.name, data=data)
+        record = AuditEvent(event=event, environment=self.environment.name, data=self.redactor().data(data))
         if self.dry_run:
             self._pending_audit.append(record)
             return
@@ -457,26 +476,15 @@ def _decrypt_layers(pm, layers, environment, settings, root, environ):
                 environment=environment, settings=settings, root=root, environ=environ,
             )
             if plain is None:
+                # Name the scheme only when the value has one: ``enc:`` may prefix a plain secret.
+                scheme = re.match(r"enc:([a-z0-9]+):", values[key])
                 raise ConfigurationError(
-                    f"{layer.source}: {key} is encrypted ({values[key].split(':')[1]}) and no plugin can decrypt it",
+                    f"{layer.source}: {key} is encrypted ({scheme.group(1) if scheme else 'no scheme named'}) and no plugin can decrypt it",
                     "install envfence's encryption support (pip install 'envfence[encryption]') or the plugin for that scheme",
                 )
             values[key] = plain
         result.append(attrs.evolve(layer, values=values))
     return result, decrypted
-
-
-def _secret_values(config: Config, environ: Mapping[str, str]) -> list[str]:
-    from .redaction import environ_secrets
-
-    values = [e.value.reveal() for e in config.entries.values() if isinstance(e.value, Secret)]
-    return values + environ_secrets(environ)
-
-
-def _redactor(config: Config, environ: Mapping[str, str]):
-    from .redaction import Redactor
-
-    return Redactor(_secret_values(config, environ))
 
 
 def is_secret_key(plain: str, declared: frozenset[str] | set[str]) -> bool:

@@ -29,14 +29,17 @@ class Redactor:
     """Replaces a fixed set of secret values, and token shapes, with the mask."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        values = sorted({s for s in secrets if s and len(s) >= _MIN_SECRET_LENGTH}, key=len, reverse=True)
-        self._pattern = re.compile("|".join(re.escape(v) for v in values)) if values else None
+        # Longest first, so a secret that contains another is masked whole.
+        # No pattern is compiled: a session builds its redactor on every
+        # command, and most texts it sees hold none of the values.
+        self._values = sorted({s for s in secrets if s and len(s) >= _MIN_SECRET_LENGTH}, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         if not text:
             return text
-        if self._pattern is not None:
-            text = self._pattern.sub(MASK, text)
+        for value in self._values:
+            if value in text:
+                text = text.replace(value, MASK)
         for pattern in TOKEN_PATTERNS:
             text = pattern.sub(_mask_token, text)
         return text
@@ -87,11 +90,13 @@ def _mask_token(match: re.Match[str]) -> str:
     return f"{word} {MASK}" if word else MASK
 
 
-def environ_secrets(environ) -> list[str]:
-    """The values of secret-named variables (``*_KEY``, ``*_TOKEN``…) of an environment."""
+def environ_secrets(environ, declared: Iterable[str] = ()) -> list[str]:
+    """The values of an environment's secret variables: secret-named (``*_KEY``,
+    ``*_TOKEN``…) or ``declared`` secret (settings' ``secrets``, declared settings)."""
     from .pipeline import is_secret_key
 
-    return [value for key, value in environ.items() if is_secret_key(key, set())]
+    declared = set(declared)
+    return [value for key, value in environ.items() if is_secret_key(key, declared)]
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:

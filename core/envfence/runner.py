@@ -133,12 +133,12 @@ class RunResult:
 
 def fail_unopened(plugins, error: BaseException, automation: str | None) -> Failure:
     """Report a failure that stopped the session from opening: ``on_error`` with no session."""
-    from .redaction import Redactor
+    from .redaction import Redactor, environ_secrets
 
     failure = Failure(
         error_id=new_id("E"),
         classification=plugins.call("classify_error", error=error) or "bug",
-        message=Redactor()(error.message if isinstance(error, EnvfenceError) else f"{type(error).__name__}: {error}"),
+        message=Redactor(environ_secrets(os.environ))(error.message if isinstance(error, EnvfenceError) else f"{type(error).__name__}: {error}"),
         automation=automation,
         exception=error,
     )
@@ -229,24 +229,26 @@ class Runner:
         self.session.report.findings
         results, errors = self.session.plugins.call("pre_run_safety", session=self.session, request=request)
         findings = [f for group in results for f in group]
-        redactor = self.session.redactor()
         for error in errors:
             findings.append(
                 Finding(
                     code="SAFETY_GUARD_FAILED",
                     severity="error",
-                    message=redactor(f"the safety guard could not decide: {error}"),
+                    message=f"the safety guard could not decide: {error}",
                     remediation=f"fix or disable the plugin (-p no:{error.plugin}); a guard that cannot decide blocks",
                     plugin=error.plugin,
                 )
             )
-        return findings
+        return list(self.session.redact_findings(findings))
 
     # --- running -----------------------------------------------------------------
 
     def run(self, request: RunRequest) -> RunResult:
         """Decide, then run ``request``; never raises for a failure of the automation."""
         session = self.session
+        if request.reason:
+            # The reason goes to the screen, the trail, the history and Airtable: mask it once here.
+            request = attrs.evolve(request, reason=session.redactor()(request.reason))
         run_id = new_id("run-")
         started = utcnow()
         findings = tuple(self.check(request))

@@ -62,7 +62,7 @@ def _tables(session) -> list[tuple[str, str]]:
     tables = []
     key = session.config.credential_key("AIRTABLE_TABLE")
     if key is not None:
-        tables.append((str(session.config[key]).strip(), key))
+        tables.append((reveal(session.config[key]).strip(), key))
     listed = session.settings.section(SECTION).get("tables", [])
     if isinstance(listed, list):
         for name in (str(t).strip() for t in listed):
@@ -113,7 +113,7 @@ def validate(session, live: bool) -> list[Finding]:
 
     base = None
     if base_key is not None:
-        base = str(config[base_key]).strip()
+        base = reveal(config[base_key]).strip()
         if not BASE_RE.fullmatch(base):
             findings.append(_finding(
                 "AIRTABLE_BASE_ID_FORMAT", "error",
@@ -132,7 +132,7 @@ def validate(session, live: bool) -> list[Finding]:
             ))
 
     url_key = config.credential_key("AIRTABLE_ENDPOINT_URL")
-    url = str(config[url_key]).strip().rstrip("/") if url_key else DEFAULT_ENDPOINT
+    url = reveal(config[url_key]).strip().rstrip("/") if url_key else DEFAULT_ENDPOINT
     url_ok = True
     if url_key is not None:
         parts = urlsplit(url)

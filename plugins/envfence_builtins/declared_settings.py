@@ -75,7 +75,7 @@ def validate(session) -> list[Finding]:
                 ))
             continue
         if spec.format and not re.fullmatch(spec.format, value):
-            shown = "a value" if spec.secret else repr(value)
+            shown = "a value" if config.entry(key).secret else repr(value)
             findings.append(Finding(
                 "SETTING_FORMAT", "error", f"{key} holds {shown} that does not match the format {spec.format}",
                 f"fix {key}{': ' + spec.doc if spec.doc else ''}", key=key, plugin=spec.plugin,

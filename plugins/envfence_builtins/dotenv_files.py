@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import weakref
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,6 +22,7 @@ from envfence.errors import ConfigurationError
 from envfence.models import PRECEDENCE, ConfigLayer, Finding
 
 _BOM = b"\xef\xbb\xbf"
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 
 def layer_files(environment: str) -> list[tuple[str, int]]:
@@ -91,6 +93,14 @@ def read_layer(
             continue
         if binding.key is None:
             continue  # a comment or a blank line
+        if binding.value is None and not _IDENTIFIER.fullmatch(binding.key):
+            # Not a name: most likely a value that wrapped onto its own line. Never echo it.
+            findings.append(
+                Finding("DOTENV_PARSE_ERROR", "error", f"{source}:{line}: the line cannot be parsed and was ignored",
+                        "write it as KEY=VALUE; a value that wrapped onto its own line belongs after the =",
+                        file=source, line=line, plugin="dotenv_files")
+            )
+            continue
         if binding.value is None:
             findings.append(
                 Finding("DOTENV_NO_VALUE", "warning", f"{source}:{line}: {binding.key} has no '=' and was ignored",

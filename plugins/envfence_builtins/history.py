@@ -72,7 +72,7 @@ def on_run_finish(session, request, outcome) -> None:
         outcome.run_id, outcome.automation, outcome.environment, metrics.get("host", session.host.hostname),
         outcome.started_at.isoformat(), outcome.finished_at.isoformat(), outcome.status, outcome.exit_code,
         outcome.error_class, outcome.error_id, outcome.duration, metrics.get("cpu_seconds"),
-        metrics.get("peak_memory_kb"), int(outcome.forced), session.redactor()(outcome.reason or "") or None,
+        metrics.get("peak_memory_kb"), int(outcome.forced), outcome.reason or None,
     )
     db = _connect(path, create=True)
     try:

@@ -65,7 +65,7 @@ def validate(session, live: bool) -> list[Finding]:
         ))
 
     url_key = config.credential_key("HOUSECALLPRO_API_URL")
-    url = str(config[url_key]).strip().rstrip("/") if url_key else DEFAULT_URL
+    url = reveal(config[url_key]).strip().rstrip("/") if url_key else DEFAULT_URL
     parts = urlsplit(url)
     if url_key is not None and (parts.scheme not in ("http", "https") or not parts.hostname):
         findings.append(_finding("HOUSECALLPRO_API_URL_INVALID", "error", f"{url_key}={url!r} is not an http(s) URL",

@@ -12,7 +12,7 @@ from typing import Mapping
 
 import attrs
 
-from envfence.models import Finding
+from envfence.models import Finding, reveal
 
 #: Seconds a live check waits for an answer unless ``<SERVICE>_TIMEOUT`` says otherwise.
 DEFAULT_TIMEOUT = 10.0
@@ -42,7 +42,7 @@ def timeout_setting(config, name: str) -> tuple[float, Finding | None]:
     key = config.credential_key(name)
     if key is None:
         return DEFAULT_TIMEOUT, None
-    raw = str(config[key]).strip()
+    raw = reveal(config[key]).strip()
     try:
         value = float(raw)
         if value <= 0:

@@ -98,3 +98,41 @@ def test_plugin_error_while_loading_is_reported_masked(make_project, run_cli, mo
     assert "PLUGIN_ERROR" in result.stderr and "process_environment" in result.stderr
     assert "boom with ******** inside" in result.stderr
     assert CANARY not in result.output
+
+
+def test_a_value_wrapped_onto_its_own_line_is_never_echoed(make_project, run_cli):
+    root = make_project({".env": f"HOUSECALLPRO_API_KEY=\n9f8e7d6c5b4a{CANARY}\nAPP=demo\n"})
+    result = run_cli("config", "show", cwd=root)
+    assert "DOTENV_PARSE_ERROR [.env:2]" in result.stderr
+    assert CANARY not in result.output
+
+
+def test_an_unknown_encryption_prefix_does_not_quote_the_value(make_project, run_cli):
+    result = run_cli("config", "show", cwd=make_project({".env": f"DEV_API_KEY=enc:{CANARY}\n"}))
+    assert result.exit_code == 4 and "no scheme named" in result.stderr
+    assert CANARY not in result.output
+
+
+def test_declared_secret_held_only_by_the_process_environment_is_masked(make_project):
+    root = make_project(settings='secrets = ["DATABASE_URL"]\n')
+    session = envfence.open_session(root, environ={"DATABASE_URL": f"postgres://u:{CANARY}@h/db"})
+    assert CANARY not in session.redactor()(f"connect failed: postgres://u:{CANARY}@h/db")
+
+
+def test_a_finding_that_quotes_a_secret_is_masked_by_the_session(make_project, recorded):
+    class Careless:
+        @envfence.hookimpl
+        def validate(self, session):
+            token = session.config["SERVICE_TOKEN"].reveal()
+            return [envfence.Finding("CARELESS", "error", f"bad token {token}", f"replace {token}", key="SERVICE_TOKEN")]
+
+    recorded.plugins.register(Careless(), "careless")
+    session = envfence.open_session(make_project(FILES, settings=SETTINGS), environ={}, plugins=recorded.plugins)
+    [finding] = [f for f in session.report.findings if f.code == "CARELESS"]
+    assert CANARY not in finding.message + finding.remediation
+
+
+def test_audit_data_is_masked_whoever_emits_it(make_project, recorded):
+    session = envfence.open_session(make_project(FILES, settings=SETTINGS), environ={}, plugins=recorded.plugins)
+    session.audit("team.note", text=f"used {CANARY}-tok", nested={"items": [f"{CANARY}-db"]})
+    assert CANARY not in repr(recorded.events[-1].data)

@@ -154,10 +154,7 @@ class EnvfenceGroup(click.Group):
         except Exception as exc:  # a bug: say so without a bare traceback or a secret
             state = ctx.find_object(State)
             session = getattr(state, "_session", None)
-            from ..redaction import Redactor, environ_secrets
-
-            # Without a session, the process environment is where secrets are.
-            redactor = session.redactor() if session is not None else Redactor(environ_secrets(os.environ))
+            redactor = _redactor(state)
             message = redactor(f"{type(exc).__name__}: {exc}")
             show_trace = (state is not None and state.verbosity > 0) or (
                 session is not None and session.profile.tracebacks
@@ -183,9 +180,21 @@ def _flush_logs() -> None:
         loguru.logger.complete()
 
 
+def _redactor(state: State | None):
+    """The open session's redactor; without a session, the process environment holds the secrets."""
+    session = getattr(state, "_session", None)
+    if session is not None:
+        return session.redactor()
+    from ..redaction import Redactor, environ_secrets
+
+    return Redactor(environ_secrets(os.environ))
+
+
 def report_error(ctx: click.Context, message: str, hint: str, code: int) -> None:
-    """Print an error (JSON on stdout with ``--json``) and exit with ``code``."""
+    """Print an error (JSON on stdout with ``--json``) and exit with ``code``; secrets masked."""
     state = ctx.find_object(State)
+    redact = _redactor(state)
+    message, hint = redact(message), redact(hint)
     if state is not None and state.json:
         from .output import dumps
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import attrs
 import click
 
 from ..errors import EXIT_FINDINGS
@@ -15,16 +14,10 @@ TITLES = {"error": "errors", "warning": "warnings", "info": "info"}
 
 
 def check_findings(session, live: bool) -> list:
-    """Loading findings plus the ``validate`` hook's, live or not, each redacted."""
+    """Loading findings plus the ``validate`` hook's, live or not (the session redacts them)."""
     if live:
-        findings = list(session.load_findings) + session.validate(live=True)
-    else:
-        findings = list(session.report.findings)
-    redact = session.redactor()
-    return [
-        attrs.evolve(f, message=redact(f.message), remediation=redact(f.remediation or ""), key=redact(f.key) if f.key else f.key)
-        for f in findings
-    ]
+        return list(session.load_findings) + session.validate(live=True)
+    return list(session.report.findings)
 
 
 def counts(findings) -> dict[str, int]:

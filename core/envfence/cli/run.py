@@ -74,7 +74,7 @@ def run(state: State, name, dry_run, force, reason, assignments, wait, json_outp
         if warnings and verbose:
             echo_findings(warnings, err=True)
         for finding in result.overridden:
-            who = f"user {current_user()}, host {session.host.hostname}" + (f", reason {reason!r}" if reason else "")
+            who = f"user {current_user()}, host {session.host.hostname}" + (f", reason {outcome.reason!r}" if outcome.reason else "")
             click.echo(
                 style(f"warning: forced past {finding.code}: {finding.message}", fg="yellow")
                 + f"\n  recorded in the audit trail ({who})",
