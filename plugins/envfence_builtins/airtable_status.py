@@ -15,16 +15,16 @@ changes because of Airtable.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from envfence import hookimpl
-from envfence.models import SettingSpec
+from envfence.models import SettingSpec, reveal
+
+from .airtable import DEFAULT_ENDPOINT
 
 QUEUE_FILE = "airtable-status-queue.jsonl"
-DEFAULT_ENDPOINT = "https://api.airtable.com"
 #: Airtable accepts at most this many records in one create request.
 BATCH = 10
 
@@ -35,8 +35,17 @@ def declare_settings() -> list[SettingSpec]:
     return [
         SettingSpec("AIRTABLE_STATUS_TABLE", "Airtable table (name or tbl id) that records each run; unset: no tracking", plugin="airtable_status"),
         SettingSpec("AIRTABLE_STATUS_BASE_ID", "base of the status table (default AIRTABLE_BASE_ID)", plugin="airtable_status"),
-        SettingSpec("AIRTABLE_ENDPOINT_URL", f"the Airtable API's address (default {DEFAULT_ENDPOINT})", plugin="airtable_status"),
     ]
+
+
+def _setting(config, name: str) -> str | None:
+    """``name`` read as this environment reads it: its own prefix first, never another's.
+
+    The status record goes to this environment's base through this
+    environment's endpoint, with this environment's token.
+    """
+    value = config.credential(name)
+    return None if value is None else str(reveal(value)).strip() or None
 
 
 def status_fields(session, outcome) -> dict[str, Any]:
@@ -66,6 +75,8 @@ def queue_file(session) -> Path | None:
 
 def read_queue(path: Path) -> list[dict[str, Any]]:
     """The records waiting to be sent, oldest first (a damaged line is skipped, not lost: it stays in the file's backup)."""
+    import json
+
     if not path.exists():
         return []
     records = []
@@ -85,6 +96,8 @@ def _keep_damaged(path: Path, line: str) -> None:
 
 def write_queue(path: Path, records: list[dict[str, Any]]) -> None:
     """Replace the queue atomically (a crash leaves the old queue or the new one, never half)."""
+    import json
+
     if not records:
         path.unlink(missing_ok=True)
         return
@@ -100,8 +113,7 @@ def write_queue(path: Path, records: list[dict[str, Any]]) -> None:
 @hookimpl
 def on_run_finish(session, outcome) -> None:
     """Send this run's record, and any queued before it; queue what could not be sent."""
-    config = session.config
-    table_name = config.get("AIRTABLE_STATUS_TABLE")
+    table_name = _setting(session.config, "AIRTABLE_STATUS_TABLE")
     path = queue_file(session)
     if not table_name or path is None or session.dry_run:
         return
@@ -128,15 +140,14 @@ def send(session, table_name: str, records: list[dict[str, Any]]) -> tuple[int, 
     except ImportError as exc:
         return 0, exc
 
-    from envfence.models import reveal
     from envfence.retry import retry_call
 
     config = session.config
     token = session.credential("AIRTABLE_API_KEY", by="airtable_status")
-    base = config.get("AIRTABLE_STATUS_BASE_ID") or config.get("AIRTABLE_BASE_ID")
+    base = _setting(config, "AIRTABLE_STATUS_BASE_ID") or _setting(config, "AIRTABLE_BASE_ID")
     if token is None or not base:
         return 0, LookupError("AIRTABLE_API_KEY and AIRTABLE_STATUS_BASE_ID (or AIRTABLE_BASE_ID) are needed for status tracking")
-    endpoint = str(config.get("AIRTABLE_ENDPOINT_URL") or DEFAULT_ENDPOINT)
+    endpoint = _setting(config, "AIRTABLE_ENDPOINT_URL") or DEFAULT_ENDPOINT
     api = Api(str(reveal(token)), endpoint_url=endpoint, timeout=(3, 10), retry_strategy=None)
     table = api.table(str(base), table_name)
     sent = 0

@@ -105,3 +105,22 @@ def test_without_a_status_table_nothing_is_sent(make_project, run_cli, fake):
     assert run_cli("run", "ok", "--set", f"AIRTABLE_ENDPOINT_URL={fake.url}", cwd=root).exit_code == 0
     assert fake.records(DEMO_DEV_BASE, "Runs") == []
     assert not (root / "var" / "development" / "airtable-status-queue.jsonl").exists()
+
+
+def test_prefixed_settings_are_read_through_the_environments_prefix(make_project, run_cli, fake):
+    """DEV_ endpoint, base and table are development's; production's are never used here."""
+    root = make_project(
+        {
+            "jobs.py": JOBS,
+            ".env": (
+                f"DEV_AIRTABLE_API_KEY={DEMO_DEV_TOKEN}\nDEV_AIRTABLE_STATUS_TABLE=Runs\n"
+                f"DEV_AIRTABLE_BASE_ID={DEMO_DEV_BASE}\nDEV_AIRTABLE_ENDPOINT_URL={fake.url}\n"
+                f"PROD_AIRTABLE_BASE_ID={DEMO_PROD_BASE}\nPROD_AIRTABLE_ENDPOINT_URL={closed_port_url()}\n"
+            ),
+        },
+        settings='[automations]\nok = "jobs:ok"\n',
+    )
+    assert run_cli("run", "ok", cwd=root).exit_code == 0
+    assert [r["fields"]["Automation"] for r in fake.records(DEMO_DEV_BASE, "Runs")] == ["ok"]
+    assert fake.records(DEMO_PROD_BASE, "Runs") == []
+    assert queue(root) == []
