@@ -27,10 +27,14 @@ CONTROL_VARIABLES = (
 @pytest.fixture(autouse=True)
 def clean_process(monkeypatch):
     """Each test starts with no environment hints and a host whose name says nothing."""
+    import os
+
     from envfence.pipeline import reset_session
     from envfence.plugins import reset_default_managers
+    from envfence.testing.project import LEAKY_NAMES, LEAKY_PREFIXES
 
-    for var in CONTROL_VARIABLES:
+    # The developer's shell (DEV_*, PROD_* credentials) must not reach a test's project.
+    for var in CONTROL_VARIABLES + tuple(n for n in os.environ if n in LEAKY_NAMES or n.startswith(LEAKY_PREFIXES)):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("ENVFENCE_HOSTNAME", "build-box-01")
     reset_default_managers()

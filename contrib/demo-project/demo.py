@@ -99,13 +99,11 @@ def main() -> None:
 def runs_demo() -> None:
     """The sample automation: listed, dry-run, run against the emulated Airtable, refused in production."""
     from envfence.testing.airtable import DEMO_DEV_BASE, DEMO_PROD_BASE, FakeAirtable
+    from envfence_builtins.airtable_status import STATUS_FIELDS
 
-    status_fields = ["Run", "Automation", "Environment", "Host", "Status", {"name": "Exit code", "type": "number"},
-                     "Started", "Finished", {"name": "Duration (s)", "type": "number"}, "Error class", "Error id",
-                     {"name": "Forced", "type": "checkbox"}, "Reason"]
     with FakeAirtable() as airtable:
         for base in (DEMO_DEV_BASE, DEMO_PROD_BASE):
-            airtable.add_table(base, "Runs", status_fields)
+            airtable.add_table(base, "Runs", STATUS_FIELDS)
         os.environ["AIRTABLE_ENDPOINT_URL"] = airtable.url
         print(f"\n(the emulated Airtable listens on {airtable.url}; AIRTABLE_ENDPOINT_URL points there)")
         step("The automations, where they may run, and when they run next", "-v", "list")

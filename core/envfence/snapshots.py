@@ -58,6 +58,7 @@ def _file_layers(session) -> dict[str, Path]:
 def take(session, note: str = "") -> Snapshot:
     """Snapshot the session's file layers; the session must be prepared."""
     session.prepare()
+    note = session.redactor()(note)  # the manifest is a record too
     store = _store(session)
     store.mkdir(mode=0o700, parents=True, exist_ok=True)
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")

@@ -25,6 +25,14 @@ from envfence.models import SettingSpec, reveal
 from .airtable import DEFAULT_ENDPOINT
 
 QUEUE_FILE = "airtable-status-queue.jsonl"
+#: The status table's fields, as ``FakeAirtable.add_table`` and Airtable's
+#: "create table" take them: create the table with these to turn tracking on.
+STATUS_FIELDS = (
+    "Run", "Automation", "Environment", "Host", "Status",
+    {"name": "Exit code", "type": "number"}, "Started", "Finished",
+    {"name": "Duration (s)", "type": "number"}, "Error class", "Error id",
+    {"name": "Forced", "type": "checkbox"}, "Reason",
+)
 #: Airtable accepts at most this many records in one create request.
 BATCH = 10
 

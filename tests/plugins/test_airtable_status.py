@@ -9,12 +9,7 @@ import pytest
 
 from envfence.testing.airtable import DEMO_DEV_BASE, DEMO_DEV_TOKEN, DEMO_PROD_BASE, FakeAirtable
 
-STATUS_FIELDS = [
-    "Run", "Automation", "Environment", "Host", "Status",
-    {"name": "Exit code", "type": "number"}, "Started", "Finished",
-    {"name": "Duration (s)", "type": "number"}, "Error class", "Error id",
-    {"name": "Forced", "type": "checkbox"}, "Reason",
-]
+from envfence_builtins.airtable_status import STATUS_FIELDS
 
 JOBS = '''
 def ok(ctx):
