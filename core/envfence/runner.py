@@ -36,7 +36,6 @@ PASSTHROUGH_VARIABLES = (
 PASSTHROUGH_PREFIXES = ("LC_",)
 
 #: Exit code of a run whose lock is held by another run.
-EXIT_LOCKED = EXIT_BLOCKED
 
 
 class RunFailed(EnvfenceError):
@@ -343,7 +342,7 @@ class Runner:
                         logger.remove(sink)
         except AlreadyRunning as exc:
             failure = self.fail(exc, automation.name, traceback_text="")
-            outcome = self._outcome(run_id, request, "blocked", EXIT_LOCKED, started, failure=failure)
+            outcome = self._outcome(run_id, request, "blocked", EXIT_BLOCKED, started, failure=failure)
             return RunResult(outcome, findings, failure, blocking, detail=self._detail(failure))
 
     def _execute(self, request, run_id, paths, findings, blocking) -> RunResult:
@@ -599,12 +598,6 @@ def _usage_since(before: tuple) -> dict[str, Any]:
 
 
 # --- the lock ---------------------------------------------------------------------
-
-
-class _Lock:
-    def __init__(self, path: Path, handle) -> None:
-        self.path = path
-        self.handle = handle
 
 
 def lock_path(paths: EnvPaths, automation: str) -> Path:

@@ -15,13 +15,13 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from .errors import UsageError
+from .pipeline import system_hostname
 
 MANIFEST = "manifest.json"
 
@@ -76,7 +76,7 @@ def take(session, note: str = "") -> Snapshot:
         "id": stamp,
         "environment": session.environment.name,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
-        "host": socket.gethostname(),
+        "host": system_hostname(),
         "note": note,
         "files": files,
     }

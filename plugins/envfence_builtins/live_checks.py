@@ -88,7 +88,7 @@ def http_status_finding(service: Service, status: int, during: str) -> Finding:
         return service.finding(
             "SERVER_ERROR", "error",
             f"{service.name} answered {status} on {during} at {where}",
-            f"the service is failing; check its status page, then run `envfence check --live` again",
+            "the service is failing; check its status page, then run `envfence check --live` again",
             key=service.url_key,
         )
     return service.finding(
@@ -128,7 +128,7 @@ def network_finding(service: Service, error: BaseException, during: str, timeout
         return service.finding(
             "URL_INVALID", "error",
             f"{service.url_key}={service.url!r} is not a usable URL",
-            f"write it as https://host[:port], e.g. the service's default",
+            "write it as https://host[:port], e.g. the service's default",
             key=service.url_key,
         )
     return service.finding(

@@ -40,7 +40,7 @@ def owned_targets(settings) -> dict[str, str]:
             declared = ", ".join(settings.environments)
             raise ConfigurationError(
                 f"{where}: {env_name!r} is not a declared environment ({declared})",
-                f"name each environment's targets under its name, e.g. production = [\"app...\"]",
+                "name each environment's targets under its name, e.g. production = [\"app...\"]",
             )
         if isinstance(identifiers, str):
             identifiers = [identifiers]

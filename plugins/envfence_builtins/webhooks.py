@@ -115,7 +115,7 @@ def validate(session) -> list[Finding]:
         if len(value) < MIN_LENGTH:
             add("WEBHOOK_SECRET_SHORT", "error", f"is shorter than {MIN_LENGTH} characters",
                 "generate a long random secret (python -c \"import secrets;print(secrets.token_hex(32))\") "
-                f"and set it on both sides")
+                "and set it on both sides")
         elif entropy_bits(value) < MIN_BITS:
             add("WEBHOOK_SECRET_WEAK", session.profile.escalate("warning"),
                 "repeats too few characters to be random (guessable)",

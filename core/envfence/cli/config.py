@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import EXIT_FINDINGS
-from ..models import MASK, Secret, mask
+from ..models import Secret, mask
 from . import State, pass_state
 from .output import dumps, echo_findings, finding_dict, style
 
@@ -13,10 +13,6 @@ from .output import dumps, echo_findings, finding_dict, style
 @click.group()
 def config() -> None:
     """Inspect, compare, snapshot and roll back the configuration."""
-
-
-def _shown(value) -> str:
-    return MASK if isinstance(value, Secret) else value
 
 
 def config_data(session) -> dict:
@@ -28,7 +24,7 @@ def config_data(session) -> dict:
         entries.append(
             {
                 "key": key,
-                "value": _shown(e.value),
+                "value": mask(e.value),
                 "secret": e.secret,
                 "source": e.source,
                 "overridden": [{"source": s, "value": mask(v)} for s, v in e.overridden],

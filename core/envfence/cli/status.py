@@ -106,8 +106,10 @@ def comparison(runs_by_env: dict[str, list]) -> dict:
 
 def _show_comparison(state: State, automation, limit) -> None:
     runs_by_env = {}
-    for env in state.session().settings.environments:
-        runs = read_history(state.session_for(env), automation, limit)
+    current = state.session()
+    for env in current.settings.environments:
+        session = current if env == current.environment.name else state.session_for(env)
+        runs = read_history(session, automation, limit)
         if runs is None:
             raise click.ClickException("no plugin keeps run history here (is the `history` plugin disabled?)")
         runs_by_env[env] = runs
