@@ -60,6 +60,7 @@ def test_create_customer_and_job(fake):
 
 def test_rate_limit_when_set():
     with FakeHousecallPro(rate_limit=2) as fake:
+        fake.clock = lambda: 0.0  # every request in the same second
         codes = [get(fake, "/company").status_code for _ in range(3)]
     assert codes == [200, 200, 429]
 

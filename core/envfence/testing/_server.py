@@ -8,6 +8,7 @@ never the token) so that tests can say what a client did.
 
 from __future__ import annotations
 
+import collections
 import json
 import threading
 import time
@@ -62,10 +63,26 @@ class FakeService:
     def __init__(self, port: int = 0) -> None:
         self.port = port
         self.delay = 0.0
+        #: The clock rate limits count by; a test may freeze it (``fake.clock = lambda: 0.0``).
+        self.clock = time.monotonic
+        self._hits: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         self.requests: list[Request] = []
         self.lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    def over_rate(self, key: str, limit: int | None) -> bool:
+        """Count a request against ``key``; True when it is past ``limit`` in the last second."""
+        if limit is None:
+            return False
+        now = self.clock()
+        hits = self._hits[key]
+        while hits and now - hits[0] >= 1.0:
+            hits.popleft()
+        if len(hits) >= limit:
+            return True
+        hits.append(now)
+        return False
 
     # --- life cycle --------------------------------------------------------------
 

@@ -29,12 +29,10 @@ or path, 422 for an unknown field or a bad request, 429 past
 
 from __future__ import annotations
 
-import collections
 import datetime as _dt
 import random
 import re
 import string
-import time
 from typing import Any, Iterable, Mapping
 
 from ._server import FakeService, HTTPError, Request, Response
@@ -108,7 +106,6 @@ class FakeAirtable(FakeService):
         self.rate_limit = rate_limit
         self.tokens: dict[str, dict[str, Any]] = {}
         self.bases: dict[str, dict[str, Any]] = {}
-        self._hits: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         self._random = random.Random(20240201)
         if seed:
             self.seed_demo()
@@ -231,13 +228,8 @@ class FakeAirtable(FakeService):
         return self.bases[base_id]
 
     def _throttle(self, base_id: str) -> None:
-        now = time.monotonic()
-        hits = self._hits[base_id]
-        while hits and now - hits[0] >= 1.0:
-            hits.popleft()
-        if len(hits) >= self.rate_limit:
+        if self.over_rate(base_id, self.rate_limit):
             raise HTTPError(429, _RATE_LIMITED)
-        hits.append(now)
 
     def _table(self, base_id: str, name: str) -> dict[str, Any]:
         if base_id not in self.bases:

@@ -19,10 +19,8 @@ second when a limit is set.
 
 from __future__ import annotations
 
-import collections
 import datetime as _dt
 import math
-import time
 import uuid
 from typing import Any, Iterable, Mapping
 
@@ -65,7 +63,6 @@ class FakeHousecallPro(FakeService):
         }
         self.customers: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
-        self._hits: collections.deque[float] = collections.deque()
         self._counter = 0
         if seed:
             self.seed_demo()
@@ -159,14 +156,8 @@ class FakeHousecallPro(FakeService):
             raise HTTPError(404, _NOT_FOUND)
 
     def _throttle(self) -> None:
-        if self.rate_limit is None:
-            return
-        now = time.monotonic()
-        while self._hits and now - self._hits[0] >= 1.0:
-            self._hits.popleft()
-        if len(self._hits) >= self.rate_limit:
+        if self.over_rate("company", self.rate_limit):
             raise HTTPError(429, {"error": {"message": "Too Many Requests", "code": 429}}, {"Retry-After": "1"})
-        self._hits.append(now)
 
     def _page(self, name: str, items: Iterable[Mapping[str, Any]], query: Mapping[str, list[str]]) -> dict[str, Any]:
         rows = list(items)
