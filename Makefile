@@ -9,7 +9,9 @@ CONTRIB := contrib/envfence-slack contrib/envfence-acme
 .PHONY: demo test venv clean
 
 $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(CONTRIB))
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "envfence needs Python 3.11 or newer; run make PYTHON=python3.11 ...")'
+	@# A venv without pip (Debian without python3-venv) is removed, so the next try starts clean.
+	test -x $(BIN)/pip || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "cannot create $(VENV): install your Python's venv module (Debian: apt install python3-venv)"; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,docs]' $(addprefix -e ,$(CONTRIB))
 	touch $(STAMP)
