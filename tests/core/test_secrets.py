@@ -73,14 +73,13 @@ def test_session_repr_holds_no_secret(make_project):
     assert CANARY not in repr(session.config)
 
 
-def explode(*args, **kwargs):
-    raise RuntimeError(f"boom with {CANARY}-process inside")
+def test_bug_before_the_session_exists_masks_the_process_environments_secrets(make_project, run_cli, envfence_plugin):
+    class HostFails:
+        @envfence.hookimpl(tryfirst=True)
+        def classify_host(self):
+            raise RuntimeError(f"boom with {CANARY}-process inside")
 
-
-def test_bug_before_the_session_exists_masks_the_process_environments_secrets(make_project, run_cli, monkeypatch):
-    import envfence_builtins.hostname as hostname
-
-    monkeypatch.setattr(hostname, "classify", explode)
+    envfence_plugin(HostFails(), "host-fails")
     root = make_project(FILES, settings=SETTINGS)
     result = run_cli("-v", "detect", cwd=root, env={"PROD_HOUSECALLPRO_API_KEY": f"{CANARY}-process"})
     assert result.exit_code == 1
@@ -89,13 +88,16 @@ def test_bug_before_the_session_exists_masks_the_process_environments_secrets(ma
     assert CANARY not in result.output
 
 
-def test_plugin_error_while_loading_is_reported_masked(make_project, run_cli, monkeypatch):
-    import envfence_builtins.process_environment as process_environment
+def test_plugin_error_while_loading_is_reported_masked(make_project, run_cli, envfence_plugin):
+    class LoadFails:
+        @envfence.hookimpl
+        def load_config(self):
+            raise RuntimeError(f"boom with {CANARY}-process inside")
 
-    monkeypatch.setattr(process_environment, "ConfigLayer", explode)
+    envfence_plugin(LoadFails(), "load-fails")
     root = make_project(FILES, settings=SETTINGS)
     result = run_cli("config", "show", cwd=root, env={"PROD_HOUSECALLPRO_API_KEY": f"{CANARY}-process"})
-    assert "PLUGIN_ERROR" in result.stderr and "process_environment" in result.stderr
+    assert "PLUGIN_ERROR" in result.stderr and "load-fails" in result.stderr
     assert "boom with ******** inside" in result.stderr
     assert CANARY not in result.output
 

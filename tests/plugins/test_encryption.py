@@ -106,8 +106,7 @@ def test_unknown_scheme_needs_a_plugin(make_project, run_cli):
     assert result.exit_code == 4 and "A is encrypted (vault) and no plugin can decrypt it" in result.stderr
 
 
-def test_encryption_is_audited_without_the_value(project, run_cli, recorded, monkeypatch):
-    monkeypatch.setattr("envfence.plugins.default_manager", lambda *a, **k: recorded.plugins)
+def test_encryption_is_audited_without_the_value(project, run_cli, audit_events):
     encrypt(run_cli, project, "development", "DEV_SYNC_TOKEN", CANARY)
-    [event] = [e for e in recorded.events if e.event == "secret.encrypted"]
-    assert event.data == {"key": "DEV_SYNC_TOKEN"} and CANARY not in repr(recorded.events)
+    [event] = [e for e in audit_events if e.event == "secret.encrypted"]
+    assert event.data == {"key": "DEV_SYNC_TOKEN"} and CANARY not in repr(audit_events)
