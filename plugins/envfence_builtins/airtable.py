@@ -24,7 +24,7 @@ import attrs
 from envfence import hookimpl
 from envfence.models import Finding, SettingSpec, reveal
 
-from .credentials import describe, required_in, text_problem
+from .credentials import PLACEHOLDER, describe, required_in, text_problem
 
 SECTION = "airtable"
 DEFAULT_ENDPOINT = "https://api.airtable.com"
@@ -100,7 +100,7 @@ def validate(session, live: bool) -> list[Finding]:
                 f"{shown} is a legacy Airtable API key; such keys stopped working on 1 February 2024",
                 f"{CREATE_TOKEN}, then put it in {token_key}", token_key,
             ))
-        elif problem == "is a placeholder, not a real credential":
+        elif problem == PLACEHOLDER:
             findings.append(_finding("AIRTABLE_TOKEN_PLACEHOLDER", "error", f"{shown} {problem}", CREATE_TOKEN, token_key))
         elif problem is not None or not TOKEN_RE.fullmatch(token):
             detail = problem or "is not shaped like a personal access token ('pat' + 14 letters or digits + '.' + 64 hex digits)"

@@ -63,6 +63,10 @@ def describe(key: str, value: Any) -> str:
     return f"{key} ({Secret(str(value)).fingerprint()})"
 
 
+#: What :func:`text_problem` says of a placeholder; validators compare with it to pick their code.
+PLACEHOLDER = "is a placeholder, not a real credential"
+
+
 def text_problem(value: str) -> str | None:
     """What makes ``value`` unusable as a token whatever the service, or None."""
     if not value.strip():
@@ -72,7 +76,7 @@ def text_problem(value: str) -> str | None:
     if any(ch.isspace() for ch in value):
         return "contains whitespace"
     if placeholder(value):
-        return "is a placeholder, not a real credential"
+        return PLACEHOLDER
     return None
 
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from envfence import hookimpl
 from envfence.models import Finding, SettingSpec, reveal
 
-from .credentials import describe, required_in, text_problem
+from .credentials import PLACEHOLDER, describe, required_in, text_problem
 
 SECTION = "housecallpro"
 DEFAULT_URL = "https://api.housecallpro.com"
@@ -52,7 +52,7 @@ def validate(session, live: bool) -> list[Finding]:
     shown = describe(key, config[key])
     problem = text_problem(token)
     findings = []
-    if problem == "is a placeholder, not a real credential":
+    if problem == PLACEHOLDER:
         findings.append(_finding("HOUSECALLPRO_TOKEN_PLACEHOLDER", "error", f"{shown} {problem}", GET_KEY, key))
     elif problem is not None:
         findings.append(_finding("HOUSECALLPRO_TOKEN_FORMAT", "error", f"{shown} {problem}",

@@ -22,7 +22,7 @@ import attrs
 from envfence import hookimpl
 from envfence.models import Finding, SettingSpec, reveal
 
-from .credentials import describe, entropy_bits, text_problem
+from .credentials import PLACEHOLDER, describe, entropy_bits, text_problem
 from .webhook_signatures import SCHEMES, SignatureError, decode_standard_secret
 
 SECTION = "webhooks"
@@ -101,7 +101,7 @@ def validate(session) -> list[Finding]:
 
         problem = text_problem(value)
         if problem is not None:
-            add("WEBHOOK_SECRET_PLACEHOLDER" if "placeholder" in problem else "WEBHOOK_SECRET_FORMAT", "error", problem,
+            add("WEBHOOK_SECRET_PLACEHOLDER" if problem == PLACEHOLDER else "WEBHOOK_SECRET_FORMAT", "error", problem,
                 f"copy the signing secret from {source.name}'s webhook settings into {key}")
             continue
         if source.scheme == "standard":
