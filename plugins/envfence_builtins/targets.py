@@ -60,18 +60,20 @@ def owned_targets(settings) -> dict[str, str]:
     return owners
 
 
-def owner_of(settings, value: Any) -> str | None:
+def owner_of(settings, value: Any, owners: Mapping[str, str] | None = None) -> str | None:
     """The environment that owns ``value``, or a target named inside it; None when no one does.
 
     ``value`` is an identifier or a text holding one as a whole word (a URL
     with a base ID in its path). Secrets are never examined.
 
+    :param owners: :func:`owned_targets` of ``settings``, when the caller asks
+        about many values and has read the table once already.
     :raises ConfigurationError: the ``[targets]`` table is malformed.
     """
     if value is None or isinstance(value, Secret):
         return None
     text = str(value)
-    for identifier, env in owned_targets(settings).items():
+    for identifier, env in (owned_targets(settings) if owners is None else owners).items():
         if identifier == text or _mentions(text, identifier):
             return env
     return None
@@ -88,20 +90,20 @@ def validate(session) -> list[Finding]:
     if not settings.section(SECTION):
         return []
     try:
-        owned_targets(settings)
+        owners = owned_targets(settings)
     except ConfigurationError as exc:
         return [Finding("TARGETS_INVALID", "error", exc.message, exc.hint, key=SECTION, plugin="targets",
                         file=str(settings.path) if settings.path else None)]
     here = session.environment.name
     config = session.config
     findings = []
+    mine = sorted(t for t, env in owners.items() if env == here)
     for plain, value in config.environment_view().items():
-        owner = owner_of(settings, value)
+        owner = owner_of(settings, value, owners)
         if owner is None or owner == here:
             continue
         key = config.credential_key(plain) or plain
         entry = config.entry(key)
-        mine = sorted(t for t, env in owned_targets(settings).items() if env == here)
         instead = f" (this environment's targets: {', '.join(mine)})" if mine else ""
         findings.append(
             Finding(
@@ -131,9 +133,10 @@ def pre_run_safety(session, request) -> list[Finding]:
     config = session.config
     touched = [(config.credential_key(plain) or plain, value) for plain, value in config.environment_view().items()]
     touched += [("its command line", arg) for arg in request.automation.command or ()]
+    owners = owned_targets(settings)
     findings = []
     for where, value in touched:
-        owner = owner_of(settings, value)
+        owner = owner_of(settings, value, owners)
         if owner is None or owner == here:
             continue
         entry = config.entry(where)
