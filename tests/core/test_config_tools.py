@@ -87,3 +87,11 @@ def test_singleton_reloads_only_when_asked_and_audits_it(make_project, monkeypat
     assert second is not first and second.config["APP"] == "renamed"
     [event] = [e for e in recorded.events if e.event == "config.reloaded"]
     assert event.data == {"changed": [".env"]}
+
+
+def test_json_after_a_command_gives_json_errors_too(make_project, run_cli):
+    root = make_project(settings="[environments.production\n")  # broken TOML
+    for command in (("list", "--json"), ("status", "--json"), ("run", "x", "--json")):
+        result = run_cli(*command, cwd=root)
+        assert result.exit_code == 4
+        assert json.loads(result.stdout)["exit_code"] == 4, command

@@ -237,9 +237,21 @@ def cli(ctx: click.Context, root, env, plugin_options, strict_plugins, assignmen
 pass_state = click.make_pass_decorator(State)
 
 
+def _json_after_command(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(State).json = True
+
+
+#: ``--json`` after a command's name, for commands that people type that way;
+#: the same as the global ``envfence --json COMMAND`` (errors included).
+json_option = click.option(
+    "--json", is_flag=True, expose_value=False, callback=_json_after_command, help="Machine output on stdout."
+)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     cli.main(args=argv, prog_name="envfence")
 
 
-__all__ = ["cli", "main", "State", "pass_state", "COMMANDS", "parse_assignments", "report_error"]
+__all__ = ["cli", "main", "State", "pass_state", "json_option", "COMMANDS", "parse_assignments", "report_error"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import State, pass_state
+from . import State, json_option, pass_state
 from .output import dumps, style
 
 
@@ -41,9 +41,9 @@ def automation_data(session, automation, last) -> dict:
 
 
 @click.command("list")
-@click.option("--json", "json_output", is_flag=True, help="Machine output on stdout.")
+@json_option
 @pass_state
-def list_automations(state: State, json_output) -> None:
+def list_automations(state: State) -> None:
     """List automations: description, environments, last run and next scheduled time here."""
     from ..runner import collect_automations
 
@@ -53,7 +53,7 @@ def list_automations(state: State, json_output) -> None:
     for automation in collect_automations(session).values():
         runs = session.plugins.call("run_history", session=session, automation=automation.name, limit=1) or []
         items.append(automation_data(session, automation, runs[0] if runs else None))
-    if state.json or json_output:
+    if state.json:
         click.echo(dumps({"environment": env, "automations": items}))
         return
     if not items:

@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..errors import EnvfenceError, UsageError
-from . import State, parse_assignments, pass_state
+from . import State, json_option, parse_assignments, pass_state
 from .output import dumps, echo_findings, finding_dict, style
 
 
@@ -18,9 +18,9 @@ from .output import dumps, echo_findings, finding_dict, style
 @click.option("--reason", metavar="TEXT", help="Why the run is forced; required with --force in a strict (production) profile.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Runtime override for this run (repeatable).")
 @click.option("--wait", is_flag=True, help="If the automation is already running here, wait for it instead of refusing.")
-@click.option("--json", "json_output", is_flag=True, help="Machine output on stdout.")
+@json_option
 @pass_state
-def run(state: State, name, dry_run, force, reason, assignments, wait, json_output) -> None:
+def run(state: State, name, dry_run, force, reason, assignments, wait) -> None:
     """Run automation NAME in the current environment.
 
     \b
@@ -32,7 +32,6 @@ def run(state: State, name, dry_run, force, reason, assignments, wait, json_outp
 
     if reason is not None and not force:
         raise UsageError("--reason goes with --force", "add --force, or drop --reason")
-    state.json = state.json or json_output
     overrides = parse_assignments(assignments)
     state.overrides.update(overrides)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import State, pass_state
+from . import State, json_option, pass_state
 from .output import dumps, style
 
 _STATUS_COLOURS = {"succeeded": "green", "failed": "red", "blocked": "yellow"}
@@ -136,12 +136,10 @@ def _show_comparison(state: State, automation, limit) -> None:
 @click.option("--automation", "automation", metavar="NAME", help="Only this automation's runs.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000), help="How many recent runs.")
 @click.option("--compare", is_flag=True, help="Compare every environment: error rates, durations, anomalies.")
-@click.option("--json", "json_output", is_flag=True, help="Machine output on stdout.")
+@json_option
 @pass_state
-def status(state: State, automation, limit, compare, json_output) -> None:
+def status(state: State, automation, limit, compare) -> None:
     """Show the current environment's recent runs and error rates (--compare: every environment)."""
-    if json_output:
-        state.json = True
     if compare:
         _show_comparison(state, automation, limit)
         return
