@@ -152,6 +152,7 @@ def tidy_processed(ctx) -> None:
             ctx.say(f"would archive {path.name}")
         else:
             archive.mkdir(parents=True, exist_ok=True)
-            path.replace(archive / path.name)
+            # EnvPaths.move keeps the file in this environment's tree and never overwrites.
+            ctx.paths.move(path, "archive")
             ctx.say(f"archived {path.name}")
     ctx.say(f"{len(old)} file(s) older than {keep_days} days{' (dry run: nothing moved)' if ctx.dry_run else ' archived'}")
