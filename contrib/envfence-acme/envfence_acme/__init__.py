@@ -31,6 +31,7 @@ from typing import Any
 
 from envfence import hookimpl
 from envfence.models import Automation, Finding, HostInfo
+from envfence_builtins.airtable import TABLE_ID_RE
 
 NAME = "acme"
 DEFAULT_PREFIX = "acme_"
@@ -39,7 +40,6 @@ DEFAULT_KEEP_DAYS = 30
 
 _SERVER = re.compile(r"^(?P<site>[a-z]{3})-(?P<code>[a-z])(?P<number>\d{2,})(\.acme\.internal)?$", re.IGNORECASE)
 _TABLE_KEY = re.compile(r"^AIRTABLE_(\w+_)?TABLES?(_\w+)?$")
-_TABLE_ID = re.compile(r"^tbl[A-Za-z0-9]{14}$")
 
 
 def _section(settings) -> dict[str, Any] | None:
@@ -108,7 +108,7 @@ def validate(session) -> list[Finding] | None:
         if not _TABLE_KEY.match(key) or not isinstance(value, str):
             continue
         for name in (v.strip() for v in value.split(",")):
-            if name and not _TABLE_ID.match(name) and not name.startswith(prefix):
+            if name and not TABLE_ID_RE.fullmatch(name) and not name.startswith(prefix):
                 entry = session.config.entry(key) or session.config.entry(f"{session.config.prefix}_{key}")
                 findings.append(
                     Finding(

@@ -16,12 +16,10 @@ audit event (``notification.failed``); it never changes a run's result.
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any
 
 from envfence import hookimpl
-from envfence.models import Finding, SettingSpec
+from envfence.models import Finding, SettingSpec, reveal
 
 NAME = "slack"
 URL_SETTING = "SLACK_WEBHOOK_URL"
@@ -69,7 +67,7 @@ def validate(session) -> list[Finding]:
     """The ``[slack]`` settings are usable, and the URL, when set, is an http(s) URL."""
     findings = _options(session.settings)[2]
     url = session.config.credential(URL_SETTING)
-    if url is not None and not str(_reveal(url)).startswith(("https://", "http://")):
+    if url is not None and not str(reveal(url)).startswith(("https://", "http://")):
         findings.append(
             Finding("SLACK_WEBHOOK_URL_FORMAT", "error", f"{session.config.credential_key(URL_SETTING)} is not an http(s) URL",
                     "copy the incoming-webhook URL from the Slack app's settings (it starts with https://hooks.slack.com/)",
@@ -104,10 +102,6 @@ def on_run_finish(session, outcome) -> None:
     post(session, text, kind="success")
 
 
-def _reveal(value: Any) -> Any:
-    return value.reveal() if hasattr(value, "reveal") else value
-
-
 def post(session, text: str, kind: str) -> bool:
     """Send ``text``, redacted, to the environment's webhook. Returns True when Slack accepted it.
 
@@ -117,9 +111,10 @@ def post(session, text: str, kind: str) -> bool:
     key = session.config.credential_key(URL_SETTING)
     if key is None:
         return False
-    url = str(_reveal(session.credential(URL_SETTING, by=NAME)))
+    url = str(reveal(session.credential(URL_SETTING, by=NAME)))
     payload = {"text": session.redactor()(text)}
     timeout = _options(session.settings)[1]
+    import json
     import urllib.error
     import urllib.request
 
