@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from envfence.retry import is_retryable, retry_call
-from envfence.testing.airtable import DEMO_DEV_BASE, DEMO_DEV_TOKEN, FakeAirtable
+from envfence_builtins.airtable_emulator import DEMO_DEV_BASE, DEMO_DEV_TOKEN, FakeAirtable
 
 
 def airtable_table(fake):

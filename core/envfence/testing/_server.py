@@ -191,3 +191,22 @@ def _handler_for(service: FakeService) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+def registered_emulators(manager: Any = None) -> tuple[dict[str, type[FakeService]], list[Any]]:
+    """The emulators plugins register, and the errors of plugins that raised.
+
+    Returns ``({name: class}, [PluginError, ...])``. ``manager`` is a
+    :class:`~envfence.plugins.PluginManager` (default: the process's). The
+    one place the ``register_emulators`` hook is called.
+    """
+    if manager is None:
+        from ..plugins import default_manager
+
+        manager = default_manager()
+    answers, errors = manager.call("register_emulators")
+    found: dict[str, type[FakeService]] = {}
+    for answer in answers:
+        for name, cls in dict(answer).items():
+            found.setdefault(name, cls)  # call order: the first answer wins
+    return found, list(errors)

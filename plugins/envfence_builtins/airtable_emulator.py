@@ -35,7 +35,7 @@ import re
 import string
 from typing import Any, Iterable, Mapping
 
-from ._server import FakeService, HTTPError, Request, Response
+from envfence.testing import FakeService, HTTPError, Request, Response
 
 #: The demo project's tokens and bases (``contrib/demo-project/.env``): fake values.
 DEMO_DEV_TOKEN = "patDemoDevToken01.0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"

@@ -24,7 +24,7 @@ import math
 import uuid
 from typing import Any, Iterable, Mapping
 
-from ._server import FakeService, HTTPError, Request, Response
+from envfence.testing import FakeService, HTTPError, Request, Response
 
 #: The demo project's keys (``contrib/demo-project/.env``): fake values.
 DEMO_DEV_KEY = "hcp_dev_3f9a7c1e5b2d4f6a8c0e2b4d6f8a0c2e"
