@@ -84,6 +84,10 @@ class FakeService:
         hits.append(now)
         return False
 
+    def forget_rate(self, key: str) -> None:
+        """Forget the requests counted against ``key``."""
+        self._hits.pop(key, None)
+
     # --- life cycle --------------------------------------------------------------
 
     @property
