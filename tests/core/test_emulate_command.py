@@ -69,7 +69,7 @@ def test_emulate_lists_what_plugins_register():
     assert [e["name"] for e in json.loads(listed.output)["emulators"]] == ["airtable", "housecallpro"]
 
 
-def test_a_plugin_registers_its_own_emulator_and_a_failing_one_is_named(envfence_plugin):
+def test_hook_register_emulators_a_plugin_adds_its_fake_and_a_failing_one_is_named(envfence_plugin):
     """A third-party fake is listed and started by name; a plugin that raises is reported, the others still listed."""
     from click.testing import CliRunner
 
