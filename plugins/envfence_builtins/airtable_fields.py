@@ -75,7 +75,9 @@ def schema_field(spec: Mapping[str, Any], new_id: Callable[[str], str], linked_t
 def is_empty(value: Any) -> bool:
     """Airtable leaves these out of its answers: no value, "", [], an unchecked checkbox.
 
-    0 and 0.0 are values and are kept.
+    "List records": 'Returned records do not include any fields with "empty"
+    values, e.g. "", [], or false' (hence pyairtable's ``CheckboxField``
+    reads a missing checkbox as False). 0 and 0.0 are values and are kept.
     """
     return value is None or value is False or (isinstance(value, (str, list)) and not value)
 

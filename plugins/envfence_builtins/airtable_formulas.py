@@ -232,7 +232,11 @@ def parse(text: str, fields: set[str]) -> tuple:
 
 
 def truthy(value: Any) -> bool:
-    """Airtable's truth: empty, 0, "" and errors are false."""
+    """Airtable's truth for ``filterByFormula``.
+
+    "List records": a record is included "if the result is not 0, false, "",
+    NaN, [], or #Error!".
+    """
     if value is None or value is ERROR:
         return False
     if isinstance(value, float) and math.isnan(value):
