@@ -225,7 +225,10 @@ class _Parser:
 
 def parse(text: str, fields: set[str]) -> tuple:
     """Parse ``text`` to an AST, checking field and function names; raises a 422 :class:`HTTPError`."""
-    return _Parser(text, fields).parse()
+    try:
+        return _Parser(text, fields).parse()
+    except RecursionError:
+        raise _syntax() from None
 
 
 # --- evaluation ---------------------------------------------------------------------
@@ -448,4 +451,7 @@ class Evaluator:
 
 def matches(node: tuple, values: Mapping[str, Any], record_id: str) -> bool:
     """True when the formula is true for this record (an error is not)."""
-    return truthy(Evaluator(values, record_id)(node))
+    try:
+        return truthy(Evaluator(values, record_id)(node))
+    except (ArithmeticError, ValueError):  # an overflow, say: #ERROR! for this record
+        return False

@@ -104,3 +104,18 @@ def test_hook_register_emulators_a_plugin_adds_its_fake_and_a_failing_one_is_nam
     assert "broken-plugin" in result.stderr and "no emulator today" in result.stderr
     with emulator("weather")() as fake:
         assert requests.get(f"{fake.url}/today", timeout=5).json() == {"sky": "clear"}
+
+
+def test_a_fake_that_fails_answers_500_and_keeps_serving():
+    from envfence.testing import FakeService, Response
+
+    class Flaky(FakeService):
+        def handle(self, request, token):
+            if request.path == "/boom":
+                raise KeyError("a bug in the fake")
+            return Response(200, {"ok": True})
+
+    with Flaky() as fake:
+        response = requests.get(f"{fake.url}/boom", timeout=5)
+        assert response.status_code == 500 and response.json()["error"]["message"] == "fake service failed: KeyError"
+        assert requests.get(f"{fake.url}/fine", timeout=5).json() == {"ok": True}

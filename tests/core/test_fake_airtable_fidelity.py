@@ -296,3 +296,15 @@ def test_list_records_by_post_takes_the_same_formula(server, rows):
         timeout=5,
     )
     assert [r["fields"]["Name"] for r in response.json()["records"]] == ["back\\slash"]
+
+
+def test_a_formula_nested_too_deeply_is_a_422_not_a_dropped_connection(rows):
+    formula = "NOT(" * 5000 + "{Paid}" + ")" * 5000
+    response = requests.post(
+        f"{rows.api.endpoint_url}/v0/{DEMO_DEV_BASE}/Jobs/listRecords",
+        json={"filterByFormula": formula},
+        headers={"Authorization": f"Bearer {DEMO_DEV_TOKEN}"},
+        timeout=10,
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["type"] == "INVALID_FILTER_BY_FORMULA"

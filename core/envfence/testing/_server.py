@@ -161,6 +161,8 @@ class FakeService:
             return self.handle(request, token.strip() or None)
         except HTTPError as exc:
             return exc.response
+        except Exception as exc:  # a fault in the fake: answer 500 rather than drop the connection
+            return Response(500, {"error": {"type": "SERVER_ERROR", "message": f"{self.label} failed: {type(exc).__name__}"}})
 
 
 class _Server(ThreadingHTTPServer):
