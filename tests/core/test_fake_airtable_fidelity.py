@@ -22,9 +22,9 @@ def server():
 @pytest.fixture
 def jobs(server):
     """The seeded Jobs table, emptied, with its own rows for each test."""
-    table = server._table(DEMO_DEV_BASE, "Jobs")
-    table["records"].clear()
-    return Api(DEMO_DEV_TOKEN, endpoint_url=server.url, retry_strategy=None, timeout=(2, 5)).table(DEMO_DEV_BASE, "Jobs")
+    table = Api(DEMO_DEV_TOKEN, endpoint_url=server.url, retry_strategy=None, timeout=(2, 5)).table(DEMO_DEV_BASE, "Jobs")
+    table.batch_delete([r["id"] for r in table.all()])
+    return table
 
 
 def refused(call, *args, **kwargs):
