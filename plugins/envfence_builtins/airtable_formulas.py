@@ -2,7 +2,7 @@
 
 It covers the language pyairtable's ``formulas`` module writes (``match()``,
 ``EQ``/``NE``/``GT``/``GTE``/``LT``/``LTE``, ``AND``/``OR``/``NOT``,
-``to_formula_str``: ``{Field}`` references with ``\\}`` escaped, strings in
+``to_formula_str``: ``{Field}`` references, strings in
 single quotes with ``\\'`` and ``\\\\`` escaped by ``quoted()``, ``TRUE()``,
 ``FALSE()``, ``DATETIME_PARSE('2023-12-01T12:34:56.000Z')``) and what people
 write by hand in ``filterByFormula``: double-quoted strings, arithmetic,
@@ -84,7 +84,7 @@ def _syntax() -> HTTPError:
 
 _TOKEN = re.compile(
     r"""\s*(?:
-    (?P<field>\{(?:[^}\\]|\\.)*\})
+    (?P<field>\{[^}]*\})
   | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
   | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
   | (?P<op>!=|>=|<=|=|<|>|&|\+|-|\*|/|\(|\)|,)
@@ -114,7 +114,9 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
         kind = match.lastgroup
         raw = match.group(kind)
         if kind == "field":
-            out.append(("field", _unescape(raw[1:-1])))
+            # No escape inside braces: pyairtable writes \} for a "}" in a
+            # field name, and Airtable fails such a formula (field_name()'s note).
+            out.append(("field", raw[1:-1]))
         elif kind == "string":
             out.append(("lit", _unescape(raw[1:-1])))
         elif kind == "number":

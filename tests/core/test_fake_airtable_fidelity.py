@@ -308,3 +308,9 @@ def test_a_formula_nested_too_deeply_is_a_422_not_a_dropped_connection(rows):
     )
     assert response.status_code == 422
     assert response.json()["error"]["type"] == "INVALID_FILTER_BY_FORMULA"
+
+
+def test_a_field_name_with_a_closing_brace_fails_as_pyairtable_warns_airtable_does(server):
+    server.add_table(DEMO_DEV_BASE, "Odd", ["Name", "Odd}Name"])
+    table = Api(DEMO_DEV_TOKEN, endpoint_url=server.url).table(DEMO_DEV_BASE, "Odd")
+    assert refused(table.all, formula=match({"Odd}Name": "x"}))["type"] == "INVALID_FILTER_BY_FORMULA"
