@@ -350,3 +350,36 @@ def register_emulators() -> Mapping[str, type[FakeService]] | None:
     Every plugin's answer is collected (not firstresult). When two plugins
     register the same name, the one called first (registered last) wins.
     """
+
+
+# --- A shared store (several machines) ---------------------------------------
+
+
+@hookspec(firstresult=True)
+def acquire_run_lock(session: Session, automation: str, wait: bool, on_wait: Callable[[str], None] | None) -> Any:
+    """Provide the lock a run holds, instead of the environment's lock file.
+
+    :param session: the open, prepared session.
+    :param automation: the automation's name; the lock is per automation and environment.
+    :param wait: wait for a running holder instead of refusing.
+    :param on_wait: call it with a line for the user before waiting.
+    :returns: a context manager held for the run (entering it raises
+        :class:`envfence.runner.AlreadyRunning` when another run holds the
+        lock and ``wait`` is false), or None to let the core take its file lock.
+
+    Stops at first non-None result. Raise :class:`envfence.ConfigurationError`
+    when the lock must come from a store that cannot be reached: the run is
+    refused (exit 4).
+    """
+
+
+@hookspec
+def verify_audit_store(session: Session) -> Mapping[str, Any] | None:
+    """Check the environment's audit chain kept outside its tree (``envfence audit verify``).
+
+    :param session: the open session.
+    :returns: ``{"store": name, "records": n, "ok": bool, "broken": {"seq": n, "reason": text} | None}``,
+        or None when the plugin keeps no such trail.
+
+    All results are collected; any that is not ok makes ``audit verify`` exit 1.
+    """

@@ -331,7 +331,16 @@ class Runner:
             return RunResult(outcome, findings, failure, blocking)
         paths = session.paths
         try:
-            with run_lock(paths, automation.name, wait=self.wait, on_wait=self.echo):
+            # A shared store may hold the lock across hosts; the file lock is the default.
+            lock = session.plugins.call(
+                "acquire_run_lock", session=session, automation=automation.name, wait=self.wait, on_wait=self.echo
+            ) or run_lock(paths, automation.name, wait=self.wait, on_wait=self.echo)
+        except ConfigurationError as exc:  # the store that holds the lock cannot be reached
+            failure = self.fail(exc, automation.name)
+            outcome = self._outcome(run_id, request, "failed", exc.exit_code, started, failure=failure)
+            return RunResult(outcome, findings, failure, blocking, detail=self._detail(failure))
+        try:
+            with lock:
                 sink = self._logging(paths)
                 try:
                     return self._execute(request, run_id, paths, findings, blocking)

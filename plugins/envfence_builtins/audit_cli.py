@@ -90,8 +90,9 @@ def verify_cmd(state: State) -> None:
         count, problem = 0, None
     else:
         count, problem = verify(trail)
+    stores, _ = session.plugins.call("verify_audit_store", session=session)  # a chain kept in a shared store
     if state.json:
-        click.echo(dumps({"trail": str(trail), "exists": trail.exists(), "records": count, "ok": problem is None, "broken": problem}))
+        click.echo(dumps({"trail": str(trail), "exists": trail.exists(), "records": count, "ok": problem is None, "broken": problem, "stores": stores}))
     elif problem is None:
         click.echo(f"ok: {count} record(s), chain intact ({trail})" if trail.exists() else f"no audit trail yet ({trail})")
     else:
@@ -99,6 +100,12 @@ def verify_cmd(state: State) -> None:
         seq = f" (record #{problem['seq']})" if problem.get("seq") is not None else ""
         click.echo(f"broken: {trail}: {where}{seq}: {problem['reason']}", err=True)
         click.echo(f"  {count} record(s) before it are intact; keep the file as evidence and investigate", err=True)
-    if problem is not None:
+    for kept in [] if state.json else stores:
+        if kept["ok"]:
+            click.echo(f"ok: {kept['records']} record(s), chain intact ({kept['store']})")
+        else:
+            seq = f" record #{kept['broken']['seq']}:" if kept["broken"].get("seq") is not None else ""
+            click.echo(f"broken: {kept['store']}:{seq} {kept['broken']['reason']}", err=True)
+    if problem is not None or not all(kept["ok"] for kept in stores):
         click.get_current_context().exit(EXIT_FINDINGS)
 

@@ -1,0 +1,577 @@
+"""The shared store: run history, run locks and the audit trail in PostgreSQL, for several machines.
+
+Selected by the settings::
+
+    [store]
+    url = "postgresql://envfence@db.internal:5432/envfence"   # no password here
+    fallback = "refuse"                                      # or "local"
+
+The password comes from the credential ``STORE_PASSWORD`` and the whole URL
+may come from ``STORE_URL``, both read through the environment's prefix
+(``PROD_STORE_PASSWORD``), so each environment connects with its own role.
+``STORE_ADMIN_URL`` is the owning role's URL, used only by ``envfence store
+init``, ``migrate`` and ``import``.
+
+What the store does, once selected:
+
+- ``acquire_run_lock``: a PostgreSQL advisory lock per automation and
+  environment, held by a connection of its own for the run: two hosts never
+  run the same automation at once, and the lock goes when the process dies.
+- ``on_run_finish`` / ``run_history``: the same records and queries as the
+  SQLite history, for every environment in one place (``status --compare``).
+- ``audit_event``: a hash-chained, append-only table, checked by ``envfence
+  audit verify``.
+
+The local SQLite history and file audit trail keep being written beside it.
+When the database cannot be reached, ``fallback = "refuse"`` (the default)
+refuses the run (exit 4); ``"local"`` runs under the local file lock and
+spools the run's records in the environment's tree (``store-spool.jsonl``),
+forwarded the next time the store is reached: each record carries an id the
+database keeps unique, so nothing is lost or recorded twice.
+
+psycopg is imported only inside the functions that talk to the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import weakref
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+from envfence import hookimpl
+from envfence.errors import ConfigurationError, EnvfenceError
+from envfence.models import SettingSpec, reveal
+
+from .postgres_schema import AUDIT, RUNS
+
+SECTION = "store"
+FALLBACKS = ("refuse", "local")
+SPOOL_NAME = "store-spool.jsonl"
+_RUN_COLUMNS = (
+    "run_id", "automation", "environment", "host", "started_at", "finished_at", "status", "exit_code",
+    "error_class", "error_id", "duration", "cpu_seconds", "peak_memory_kb", "forced", "reason",
+)
+
+
+class StoreUnavailable(ConfigurationError):
+    """The shared store cannot be reached or refused the connection (exit 4)."""
+
+
+def masked_url(url: str) -> str:
+    """The URL with its password and query left out: the store's name in messages."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        user = f"{parts.username}@" if parts.username else ""
+        return urlunsplit((parts.scheme, user + host, parts.path, "", ""))
+    except ValueError:
+        return "(an unreadable store URL)"
+
+
+def advisory_key(*parts: str) -> int:
+    """A signed 64-bit advisory-lock key for ``parts`` (stable across hosts and versions)."""
+    digest = hashlib.sha256("\0".join(("envfence", *parts)).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class Store:
+    """One environment's connection details to the shared store. Never prints its URL."""
+
+    def __init__(self, url: str, environment: str, fallback: str, timeout: float, spool: Path | None, redactor) -> None:
+        self._url = url
+        self.name = masked_url(url)
+        self.environment = environment
+        self.fallback = fallback
+        self.timeout = timeout
+        self.spool = spool
+        self._redact = redactor
+
+    def __repr__(self) -> str:
+        return f"Store({self.name}, environment={self.environment!r})"
+
+    def unavailable(self, error: BaseException, doing: str) -> StoreUnavailable:
+        """The error for a store that cannot be reached: names it, says what to do, shows no secret."""
+        detail = self._redact(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+        detail = detail.replace(self._url, self.name)
+        return StoreUnavailable(
+            f"the shared store {self.name} cannot be reached to {doing}: {detail}",
+            "start the database or fix [store] url / the STORE_URL and STORE_PASSWORD credentials "
+            "(`envfence store check`); to run anyway with a local lock, set [store] fallback = \"local\"",
+        )
+
+    def connect(self, application: str = "envfence", pooled: bool = True, doing: str = "connect"):
+        """A connection (autocommit); the pooled one is reused by this process.
+
+        :raises StoreUnavailable: the database cannot be reached.
+        """
+        import psycopg
+
+        key = (os.getpid(), self._url)
+        if pooled:
+            db = _pool.get(key)
+            if db is not None and not db.closed and not db.broken:
+                return db
+        try:
+            db = psycopg.connect(self._url, autocommit=True, connect_timeout=max(1, int(self.timeout)), application_name=application[:63])
+        except psycopg.Error as exc:
+            raise self.unavailable(exc, doing) from None
+        if pooled:
+            _pool[key] = db
+        return db
+
+    @contextlib.contextmanager
+    def using(self, doing: str) -> Iterator[Any]:
+        """The pooled connection, with a dropped connection turned into :class:`StoreUnavailable`."""
+        import psycopg
+
+        db = self.connect()
+        try:
+            yield db
+        except psycopg.errors.UndefinedTable:
+            raise ConfigurationError(
+                f"the shared store {self.name} has no envfence tables (cannot {doing})",
+                "run `envfence store init` as the owning role (see `envfence store check`)",
+            ) from None
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise ConfigurationError(
+                f"the shared store {self.name} refused to {doing}: {self._redact(str(exc).splitlines()[0])}",
+                "grant the role what docs/several-machines.md lists (`envfence store check` shows what is missing)",
+            ) from None
+        except psycopg.OperationalError as exc:
+            _pool.pop((os.getpid(), self._url), None)
+            with contextlib.suppress(Exception):
+                db.close()
+            raise self.unavailable(exc, doing) from None
+
+
+#: One reused connection per process and URL.
+_pool: dict[tuple[int, str], Any] = {}
+
+
+def settings_of(settings) -> dict[str, Any] | None:
+    """The ``[store]`` table, or None when the project does not use a shared store."""
+    table = settings.section(SECTION)
+    return dict(table) if table else None
+
+
+#: Sessions whose store is being resolved (reading its credential emits an audit event).
+_resolving: set[int] = set()
+#: Each session's store (or None), keyed by session id with a weak reference.
+_stores: dict[int, tuple[Any, Store | None]] = {}
+
+
+def store_for(session, purpose: str = "envfence") -> Store | None:
+    """The session's store, or None when ``[store]`` is absent.
+
+    :raises ConfigurationError: ``[store]`` is present but gives no URL, or a
+        value is invalid; the message names the key.
+    """
+    table = settings_of(session.settings)
+    if table is None:
+        return None
+    key = id(session)
+    cached = _stores.get(key)
+    if cached is not None and cached[0]() is session:
+        return cached[1]
+    source = session.settings.source
+    fallback = str(table.get("fallback", "refuse"))
+    if fallback not in FALLBACKS:
+        raise ConfigurationError(f"{source}: [store] fallback = {fallback!r} is not one of {', '.join(FALLBACKS)}",
+                                 'use "refuse" (the default: no run without the shared lock) or "local"')
+    _resolving.add(key)
+    try:
+        url = reveal(session.credential("STORE_URL", by="store")) or str(table.get("url", "") or "")
+        password = reveal(session.credential("STORE_PASSWORD", by="store"))
+    finally:
+        _resolving.discard(key)
+    if not url:
+        prefix = session.settings.environments[session.environment.name].prefix
+        raise ConfigurationError(
+            f"{source}: [store] gives no url for {session.environment.name}",
+            f'set [store] url = "postgresql://user@host/database", or the credential {prefix}_STORE_URL',
+        )
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigurationError(f"{source}: [store] url must start with postgresql://", "write it as postgresql://user@host:port/database")
+    if password:
+        parts = urlsplit(url)
+        if parts.password is None:
+            from urllib.parse import quote
+
+            netloc = f"{quote(parts.username or '', safe='')}:{quote(password, safe='')}@{parts.hostname or ''}"
+            if parts.port:
+                netloc += f":{parts.port}"
+            url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    paths = session.paths
+    store = Store(
+        url, session.environment.name, fallback, float(table.get("connect_timeout", 5)),
+        paths.base / SPOOL_NAME if paths is not None else None, session.redactor(),
+    )
+    _stores[key] = (weakref.ref(session, lambda _ref: _stores.pop(key, None)), store)
+    return store
+
+
+def admin_store(session) -> Store:
+    """The store as its owning role (``STORE_ADMIN_URL``), else as the runtime role; for schema commands."""
+    store = store_for(session)
+    if store is None:
+        raise ConfigurationError(f"{session.settings.source} has no [store] table", 'add [store] url = "postgresql://..." (see docs/several-machines.md)')
+    admin = reveal(session.credential("STORE_ADMIN_URL", by="store"))
+    if not admin:
+        return store
+    return Store(admin, store.environment, store.fallback, store.timeout, store.spool, session.redactor())
+
+
+# --- the spool: records kept locally while the store is away ----------------------------
+
+
+def spool(store: Store, *items: dict[str, Any]) -> None:
+    """Append records to the environment's spool, each line whole and fsynced.
+
+    :raises EnvfenceError: there is no environment tree to spool into.
+    """
+    import fcntl
+
+    if store.spool is None or not store.spool.parent.is_dir():
+        raise EnvfenceError(f"the shared store {store.name} is away and there is no environment tree to keep records in",
+                            "run `envfence init`, or bring the database back")
+    fd = os.open(store.spool, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, b"".join(json.dumps(i, sort_keys=True, default=str).encode("utf-8") + b"\n" for i in items))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def forward(store: Store, db) -> int:
+    """Send the spooled records to the store, then empty the spool; returns how many were sent.
+
+    Runs are keyed by run id and audit records by event id, both unique in
+    the database: a spool sent twice (a crash before it was emptied) adds
+    nothing the second time.
+    """
+    import fcntl
+
+    path = store.spool
+    if path is None or not path.is_file() or path.is_symlink() or path.stat().st_size == 0:
+        return 0
+    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        raw = b""
+        while chunk := os.read(fd, 1 << 16):
+            raw += chunk
+        items = []
+        for line in raw.splitlines():
+            with contextlib.suppress(ValueError):  # a line torn by a crash mid-write was never a whole record
+                items.append(json.loads(line))
+        runs = [i["row"] for i in items if i.get("kind") == "run"]
+        audit = [(i["event_id"], i["entry"]) for i in items if i.get("kind") == "audit"]
+        for row in runs:
+            insert_run(db, row)
+        by_env: dict[str, list] = {}
+        for event_id, entry in audit:
+            by_env.setdefault(entry["environment"], []).append((event_id, entry))
+        for environment, entries in by_env.items():
+            append_audit(db, environment, entries)
+        os.ftruncate(fd, 0)
+        os.fsync(fd)
+        return len(items)
+    finally:
+        os.close(fd)
+
+
+def forward_quietly(store: Store, db, session) -> None:
+    """Forward the spool if there is one; a failure leaves it for next time and is logged."""
+    try:
+        sent = forward(store, db)
+    except Exception as exc:  # the spool stays; the next reach of the store tries again
+        session.logger().warning(session.redactor()(f"could not forward the spooled records to {store.name}: {exc}"))
+        return
+    if sent:
+        session.logger().info(f"forwarded {sent} spooled record(s) to {store.name}")
+
+
+# --- history ----------------------------------------------------------------------------
+
+
+def run_row(session, outcome) -> dict[str, Any]:
+    """A run as a row of the runs table."""
+    metrics = outcome.metrics
+    return {
+        "run_id": outcome.run_id, "automation": outcome.automation, "environment": outcome.environment,
+        "host": metrics.get("host", session.host.hostname), "started_at": outcome.started_at.isoformat(),
+        "finished_at": outcome.finished_at.isoformat(), "status": outcome.status, "exit_code": outcome.exit_code,
+        "error_class": outcome.error_class, "error_id": outcome.error_id, "duration": outcome.duration,
+        "cpu_seconds": metrics.get("cpu_seconds"), "peak_memory_kb": metrics.get("peak_memory_kb"),
+        "forced": bool(outcome.forced), "reason": outcome.reason or None,
+    }
+
+
+def insert_run(db, row: dict[str, Any]) -> None:
+    """Record a run once (a run id already there is left as it is)."""
+    db.execute(
+        f"INSERT INTO {RUNS} ({', '.join(_RUN_COLUMNS)}) VALUES ({', '.join('%s' for _ in _RUN_COLUMNS)}) "
+        "ON CONFLICT (run_id) DO NOTHING",
+        [row.get(c) for c in _RUN_COLUMNS],
+    )
+
+
+def read_runs(db, environment: str, automation: str | None, limit: int):
+    """An environment's runs, newest first, as :class:`~envfence.models.RunOutcome`."""
+    from envfence.models import RunOutcome
+
+    query = f"SELECT {', '.join(_RUN_COLUMNS)} FROM {RUNS} WHERE environment = %s"
+    args: list[Any] = [environment]
+    if automation:
+        query += " AND automation = %s"
+        args.append(automation)
+    query += " ORDER BY started_at DESC LIMIT %s"
+    args.append(int(limit))
+    runs = []
+    for values in db.execute(query, args).fetchall():
+        r = dict(zip(_RUN_COLUMNS, values))
+        runs.append(
+            RunOutcome(
+                run_id=r["run_id"], automation=r["automation"], environment=r["environment"], status=r["status"],
+                exit_code=r["exit_code"], started_at=r["started_at"], finished_at=r["finished_at"],
+                error_class=r["error_class"], error_id=r["error_id"], forced=r["forced"], reason=r["reason"],
+                metrics={"host": r["host"], "cpu_seconds": r["cpu_seconds"], "peak_memory_kb": r["peak_memory_kb"]},
+            )
+        )
+    return runs
+
+
+@hookimpl
+def declare_settings(settings) -> list[SettingSpec]:
+    """The store's credentials, secret wherever they appear (only when ``[store]`` is used)."""
+    if settings_of(settings) is None:
+        return []
+    return [
+        SettingSpec("STORE_URL", "the shared store's URL, password included (replaces [store] url)", secret=True, credential=True, plugin="store"),
+        SettingSpec("STORE_PASSWORD", "the password of the [store] url's role", secret=True, credential=True, plugin="store"),
+        SettingSpec("STORE_ADMIN_URL", "the owning role's URL, for envfence store init/migrate/import", secret=True, credential=True, plugin="store"),
+    ]
+
+
+@hookimpl
+def on_run_finish(session, request, outcome) -> None:
+    """Record the run in the store; spooled locally when the store is away, never lost."""
+    store = store_for(session)
+    if store is None or session.dry_run:
+        return
+    row = run_row(session, outcome)
+    try:
+        with store.using("record the run") as db:
+            insert_run(db, row)
+    except StoreUnavailable as exc:
+        spool(store, {"kind": "run", "row": row})
+        session.logger().warning(f"{exc.message}; the run's record is kept in {store.spool} and sent when the store is back")
+
+
+@hookimpl(tryfirst=True)
+def run_history(session, automation, limit):
+    """The environment's runs from the store; with ``fallback = "local"`` and the store away, the local history answers."""
+    store = store_for(session)
+    if store is None:
+        return None
+    try:
+        with store.using("read the run history") as db:
+            return read_runs(db, session.environment.name, automation, limit)
+    except StoreUnavailable:
+        if store.fallback == "local":
+            return None
+        raise
+
+
+# --- locks --------------------------------------------------------------------------------
+
+
+@hookimpl
+def acquire_run_lock(session, automation, wait, on_wait):
+    """The run's lock in the store: an advisory lock on a connection held for the run.
+
+    With the store away: ``fallback = "local"`` answers None (the core takes
+    its file lock); otherwise the run is refused (exit 4).
+    """
+    store = store_for(session)
+    if store is None:
+        return None
+    host = session.host.hostname
+    try:
+        db = store.connect(f"envfence {host} pid {os.getpid()} {automation}", pooled=False, doing="take the run's lock")
+    except StoreUnavailable as exc:
+        if store.fallback == "local":
+            session.logger().warning(f"{exc.message}; running with the local lock ([store] fallback = \"local\")")
+            return None
+        raise
+    with contextlib.suppress(StoreUnavailable), store.using("forward spooled records") as pooled:
+        forward_quietly(store, pooled, session)
+    return _advisory_lock(db, store, automation, wait, on_wait)
+
+
+@contextlib.contextmanager
+def _advisory_lock(db, store: Store, automation: str, wait: bool, on_wait) -> Iterator[None]:
+    from envfence.runner import AlreadyRunning
+
+    key = advisory_key("run", store.environment, automation)
+    try:
+        if not db.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+            holder = _holder(db, key)
+            if not wait:
+                raise AlreadyRunning(
+                    f"{automation} is already running in {store.environment} ({holder})",
+                    "wait for it to finish, or pass --wait to start when it does",
+                )
+            if on_wait is not None:
+                on_wait(f"waiting: {automation} is already running ({holder})")
+            db.execute("SELECT pg_advisory_lock(%s)", (key,))
+        yield
+    finally:
+        # Closing the connection ends its session and so releases the lock, as a dead process would.
+        with contextlib.suppress(Exception):
+            db.close()
+
+
+def _holder(db, key: int) -> str:
+    """Who holds advisory lock ``key``: the holder's application name (host and pid) and since when."""
+    high, low = (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF
+    row = db.execute(
+        "SELECT a.application_name, a.backend_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.objsubid = 1",
+        (high, low),
+    ).fetchone()
+    if row is None:
+        return "held by another host"
+    name, since = row
+    return f"{name.removeprefix('envfence ') or 'another host'}, since {since:%Y-%m-%d %H:%M:%S %Z}"
+
+
+# --- the audit trail ------------------------------------------------------------------------
+
+
+def append_audit(db, environment: str, entries: list[tuple[str, dict[str, Any]]]) -> int:
+    """Chain ``entries`` (event id, record without seq/prev/hash) onto the environment's trail.
+
+    Serialised per environment by a transaction-level advisory lock; an event
+    id already recorded is skipped, so a forwarded spool never doubles a record.
+    Returns how many were added.
+    """
+    from .audit_trail import GENESIS, _canonical, record_hash
+
+    added = 0
+    with db.transaction():
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key("audit", environment),))
+        last = db.execute(f"SELECT seq, hash FROM {AUDIT} WHERE environment = %s ORDER BY seq DESC LIMIT 1", (environment,)).fetchone()
+        seq, prev = last if last else (0, GENESIS)
+        for event_id, entry in entries:
+            record = {**entry, "seq": seq + 1, "prev": prev}
+            digest = record_hash(record)
+            inserted = db.execute(
+                f"INSERT INTO {AUDIT} (environment, seq, event_id, at, event, host, record, prev, hash) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING RETURNING seq",
+                (environment, seq + 1, event_id, str(record.get("at")), str(record.get("event")), record.get("host"),
+                 _canonical(record).decode("utf-8"), prev, digest),
+            ).fetchone()
+            if inserted:
+                seq, prev, added = seq + 1, digest, added + 1
+    return added
+
+
+def verify_audit(db, environment: str) -> tuple[int, dict[str, Any] | None]:
+    """Check the environment's chain in the store: ``(records checked, the first problem or None)``."""
+    from .audit_trail import GENESIS, record_hash
+
+    prev, expected, count = GENESIS, 1, 0
+    rows = db.execute(
+        f"SELECT seq, at, event, record, prev, hash FROM {AUDIT} WHERE environment = %s ORDER BY seq", (environment,)
+    )
+    for seq, at, event, text, row_prev, digest in rows:
+        try:
+            record = json.loads(text)
+        except ValueError:
+            return count, {"seq": seq, "reason": "its record is not valid JSON (edited)"}
+        if seq != expected:
+            return count, {"seq": seq, "reason": f"record #{expected} is missing (removed)"}
+        if record_hash(record) != digest or record.get("seq") != seq:
+            return count, {"seq": seq, "reason": "its content does not match its hash (edited)"}
+        if record.get("prev") != prev or row_prev != prev:
+            return count, {"seq": seq, "reason": "it does not follow the record before it (removed, inserted or reordered)"}
+        if (record.get("at"), record.get("event"), record.get("environment")) != (at, event, environment):
+            return count, {"seq": seq, "reason": "its columns disagree with its hashed record (edited)"}
+        prev, expected, count = digest, expected + 1, count + 1
+    return count, None
+
+
+#: Events of sessions not yet prepared, by session id, as the file trail holds them.
+_held: dict[int, tuple[Any, list[Any]]] = {}
+
+
+def _hold(session, event) -> None:
+    key = id(session)
+    entry = _held.get(key)
+    if entry is None or entry[0]() is not session:
+        entry = (weakref.ref(session, lambda _ref: _held.pop(key, None)), [])
+        _held[key] = entry
+    entry[1].append(event)
+
+
+@hookimpl
+def audit_event(session, event) -> None:
+    """Chain the event onto the environment's trail in the store, once the session is prepared.
+
+    Before that, events are held in memory, as the file trail holds them; a
+    refused run (``run.blocked``) is recorded at once. With the store away
+    the events are spooled in the environment's tree and forwarded later.
+    """
+    import uuid
+
+    from .audit_trail import KEPT_UNPREPARED, _entry
+
+    if settings_of(session.settings) is None:
+        return
+    if id(session) in _resolving or (not session.prepared and event.event not in KEPT_UNPREPARED):
+        _hold(session, event)
+        return
+    store = store_for(session)
+    if store is None:
+        return
+    held = _held.pop(id(session), None)
+    earlier = held[1] if held is not None and held[0]() is session else []
+    entries = [(uuid.uuid4().hex, _entry(session, e)) for e in [*earlier, event]]
+    try:
+        with store.using("record an audit event") as db:
+            append_audit(db, store.environment, entries)
+    except StoreUnavailable:
+        if store.spool is not None and store.spool.parent.is_dir():
+            spool(store, *({"kind": "audit", "event_id": i, "entry": e} for i, e in entries))
+        # else: a refused run on an environment never prepared; the run was not started
+
+
+@hookimpl
+def verify_audit_store(session):
+    """``envfence audit verify``'s check of the store's chain for this environment, or None without a store."""
+    store = store_for(session)
+    if store is None:
+        return None
+    try:
+        with store.using("verify the audit trail") as db:
+            count, problem = verify_audit(db, store.environment)
+    except StoreUnavailable as exc:
+        return {"store": store.name, "records": 0, "ok": False, "broken": {"seq": None, "reason": exc.message}}
+    return {"store": store.name, "records": count, "ok": problem is None, "broken": problem}
+
+
+@hookimpl
+def register_commands(cli) -> None:
+    """Add ``envfence store init|migrate|check|import``."""
+    from .store_cli import store
+
+    cli.add_command(store)
