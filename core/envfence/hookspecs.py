@@ -356,13 +356,14 @@ def register_emulators() -> Mapping[str, type[FakeService]] | None:
 
 
 @hookspec(firstresult=True)
-def acquire_run_lock(session: Session, automation: str, wait: bool, on_wait: Callable[[str], None] | None) -> Any:
+def acquire_run_lock(session: Session, automation: str, wait: bool, echo: Callable[[str], None]) -> Any:
     """Provide the lock a run holds, instead of the environment's lock file.
 
     :param session: the open, prepared session.
     :param automation: the automation's name; the lock is per automation and environment.
     :param wait: wait for a running holder instead of refusing.
-    :param on_wait: call it with a line for the user before waiting.
+    :param echo: prints a line for the user: that the run waits, or that it
+        runs under a lock weaker than the store's.
     :returns: a context manager held for the run (entering it raises
         :class:`envfence.runner.AlreadyRunning` when another run holds the
         lock and ``wait`` is false), or None to let the core take its file lock.

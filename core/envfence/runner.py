@@ -333,7 +333,7 @@ class Runner:
         try:
             # A shared store may hold the lock across hosts; the file lock is the default.
             lock = session.plugins.call(
-                "acquire_run_lock", session=session, automation=automation.name, wait=self.wait, on_wait=self.echo
+                "acquire_run_lock", session=session, automation=automation.name, wait=self.wait, echo=self.echo
             ) or run_lock(paths, automation.name, wait=self.wait, on_wait=self.echo)
         except ConfigurationError as exc:  # the store that holds the lock cannot be reached
             failure = self.fail(exc, automation.name)

@@ -142,19 +142,16 @@ def check(db) -> dict[str, Any]:
     import psycopg
 
     try:
-        version = current_version(db)
-    except psycopg.errors.InsufficientPrivilege:
-        version = -1
-    if version == -1:
-        problems.append(f"the role cannot read {VERSIONS}: GRANT SELECT ON {VERSIONS} TO <role>")
-        version = None
-    elif version is None:
+        version, readable = current_version(db), True
+    except psycopg.errors.InsufficientPrivilege:  # reported with the other privileges below
+        version, readable = None, False
+    if readable and version is None:
         problems.append("the store was never initialised: run `envfence store init` (as the owning role)")
-    elif version < LATEST:
+    elif version is not None and version < LATEST:
         problems.append(f"the schema is at version {version}, envfence needs {LATEST}: run `envfence store migrate`")
-    elif version > LATEST:
+    elif version is not None and version > LATEST:
         problems.append(f"the schema is at version {version}, newer than this envfence ({LATEST}): upgrade envfence")
-    granted = privileges(db) if version or problems else {}
+    granted = privileges(db) if version or not readable else {}
     for table, held in granted.items():
         for privilege in NEEDED[table]:
             if not held[privilege]:

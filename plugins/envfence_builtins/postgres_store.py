@@ -61,6 +61,8 @@ _RUN_COLUMNS = (
 class StoreUnavailable(ConfigurationError):
     """The shared store cannot be reached or refused the connection (exit 4)."""
 
+    reason = ""  #: what happened, without the advice
+
 
 def masked_url(url: str) -> str:
     """The URL with its password and query left out: the store's name in messages."""
@@ -100,11 +102,13 @@ class Store:
         """The error for a store that cannot be reached: names it, says what to do, shows no secret."""
         detail = self._redact(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
         detail = detail.replace(self._url, self.name)
-        return StoreUnavailable(
-            f"the shared store {self.name} cannot be reached to {doing}: {detail}",
-            "start the database or fix [store] url / the STORE_URL and STORE_PASSWORD credentials "
-            "(`envfence store check`); to run anyway with a local lock, set [store] fallback = \"local\"",
+        error = StoreUnavailable(
+            f"the shared store {self.name} cannot be reached to {doing}: {detail} "
+            "(start the database, or set [store] fallback = \"local\" to run with a local lock)",
+            "check [store] url and the STORE_URL / STORE_PASSWORD credentials with `envfence store check`",
         )
+        error.reason = f"the shared store {self.name} cannot be reached ({detail})"
+        return error
 
     def connect(self, application: str = "envfence", pooled: bool = True, doing: str = "connect"):
         """A connection (autocommit); the pooled one is reused by this process.
@@ -373,7 +377,7 @@ def on_run_finish(session, request, outcome) -> None:
             insert_run(db, row)
     except StoreUnavailable as exc:
         spool(store, {"kind": "run", "row": row})
-        session.logger().warning(f"{exc.message}; the run's record is kept in {store.spool} and sent when the store is back")
+        session.logger().warning(f"{exc.reason}; the run's record is kept in {store.spool} and sent when the store is back")
 
 
 @hookimpl(tryfirst=True)
@@ -395,7 +399,7 @@ def run_history(session, automation, limit):
 
 
 @hookimpl
-def acquire_run_lock(session, automation, wait, on_wait):
+def acquire_run_lock(session, automation, wait, echo):
     """The run's lock in the store: an advisory lock on a connection held for the run.
 
     With the store away: ``fallback = "local"`` answers None (the core takes
@@ -409,16 +413,16 @@ def acquire_run_lock(session, automation, wait, on_wait):
         db = store.connect(f"envfence {host} pid {os.getpid()} {automation}", pooled=False, doing="take the run's lock")
     except StoreUnavailable as exc:
         if store.fallback == "local":
-            session.logger().warning(f"{exc.message}; running with the local lock ([store] fallback = \"local\")")
+            echo(f"warning: {exc.reason}; running with the local lock ([store] fallback = \"local\")")
             return None
         raise
     with contextlib.suppress(StoreUnavailable), store.using("forward spooled records") as pooled:
         forward_quietly(store, pooled, session)
-    return _advisory_lock(db, store, automation, wait, on_wait)
+    return _advisory_lock(db, store, automation, wait, echo)
 
 
 @contextlib.contextmanager
-def _advisory_lock(db, store: Store, automation: str, wait: bool, on_wait) -> Iterator[None]:
+def _advisory_lock(db, store: Store, automation: str, wait: bool, echo) -> Iterator[None]:
     from envfence.runner import AlreadyRunning
 
     key = advisory_key("run", store.environment, automation)
@@ -430,8 +434,7 @@ def _advisory_lock(db, store: Store, automation: str, wait: bool, on_wait) -> It
                     f"{automation} is already running in {store.environment} ({holder})",
                     "wait for it to finish, or pass --wait to start when it does",
                 )
-            if on_wait is not None:
-                on_wait(f"waiting: {automation} is already running ({holder})")
+            echo(f"waiting: {automation} is already running ({holder})")
             db.execute("SELECT pg_advisory_lock(%s)", (key,))
         yield
     finally:

@@ -66,4 +66,5 @@ def grant_app(store_db) -> None:
     import psycopg
 
     with psycopg.connect(store_db.owner, autocommit=True) as db:
+        db.execute(f"GRANT SELECT ON envfence_schema TO {APP}")
         db.execute(f"GRANT SELECT, INSERT ON envfence_runs, envfence_audit TO {APP}")
