@@ -16,6 +16,9 @@ import pytest
 #: The role that owns the tables (runs `envfence store init`) and the role envfence runs as.
 OWNER, OWNER_PASSWORD = "envfence_owner", secrets.token_hex(8)
 APP, APP_PASSWORD = "envfence_app", "app-pw-" + secrets.token_hex(6)
+#: Another environment's runtime role (environments never share a secret), and a role that only reads.
+OTHER, OTHER_PASSWORD = "envfence_other", "other-pw-" + secrets.token_hex(6)
+READER, READER_PASSWORD = "envfence_reader", "reader-pw-" + secrets.token_hex(6)
 
 _numbers = itertools.count(1)
 
@@ -36,7 +39,8 @@ def postgres():
     server.start()
     try:
         server.execute(f"CREATE ROLE {OWNER} LOGIN PASSWORD '{OWNER_PASSWORD}'")
-        server.execute(f"CREATE ROLE {APP} LOGIN PASSWORD '{APP_PASSWORD}'")
+        for role, password in ((APP, APP_PASSWORD), (OTHER, OTHER_PASSWORD), (READER, READER_PASSWORD)):
+            server.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
         yield server
     finally:
         server.remove()
@@ -53,6 +57,8 @@ def store_db(postgres):
         name=name,
         owner=postgres.url_for(OWNER, OWNER_PASSWORD, name),
         app=postgres.url_for(APP, APP_PASSWORD, name),
+        other=postgres.url_for(OTHER, None, name),
+        reader=postgres.url_for(READER, READER_PASSWORD, name),
         superuser=postgres.url_for("postgres", postgres.password, name),
         url=postgres.url_for(APP, None, name),  # what [store] url holds: no password
         server=postgres,
@@ -62,9 +68,9 @@ def store_db(postgres):
 
 
 def grant_app(store_db) -> None:
-    """Give the runtime role what docs/several-machines.md lists: SELECT and INSERT, nothing more."""
+    """Give the runtime roles what docs/several-machines.md lists (SELECT and INSERT, nothing more), the reader SELECT."""
     import psycopg
 
     with psycopg.connect(store_db.owner, autocommit=True) as db:
-        db.execute(f"GRANT SELECT ON envfence_schema TO {APP}")
-        db.execute(f"GRANT SELECT, INSERT ON envfence_runs, envfence_audit TO {APP}")
+        db.execute(f"GRANT SELECT ON envfence_schema, envfence_runs, envfence_audit TO {APP}, {OTHER}, {READER}")
+        db.execute(f"GRANT INSERT ON envfence_runs, envfence_audit TO {APP}, {OTHER}")
