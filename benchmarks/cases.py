@@ -265,6 +265,8 @@ def plugin_case(project: Project, workdir: Path, plan: Plan) -> tuple[Table, lis
 
 def run_all(workdir: Path, plan: Plan) -> tuple[list[Table], list[Target]]:
     """Generate the projects under ``workdir`` and run every case."""
+    from .store_case import store_case
+
     projects = {size: generate_project(workdir / f"project-{size}", size) for size in plan.sizes}
     tables: list[Table] = []
     targets: list[Target] = []
@@ -273,6 +275,7 @@ def run_all(workdir: Path, plan: Plan) -> tuple[list[Table], list[Target]]:
         lambda: cold_command_case(projects, plan),
         lambda: import_case(workdir, plan),
         lambda: plugin_case(projects[min(plan.sizes)], workdir, plan),
+        lambda: store_case(workdir, plan),
     )
     for case in cases:
         table, met = case()

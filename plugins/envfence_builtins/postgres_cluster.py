@@ -112,6 +112,17 @@ class TemporaryPostgres:
 
     # --- life cycle ----------------------------------------------------------------
 
+    def _reachable_tmp(self) -> str | None:
+        """The temporary directory, or /tmp when the server's user could not reach it (a root-only TMPDIR)."""
+        if not self._as_user:
+            return None
+        path = Path(tempfile.gettempdir()).resolve()
+        for part in (path, *path.parents):
+            mode = part.stat().st_mode
+            if part.stat().st_uid != self._as_user.pw_uid and not mode & 0o001:
+                return "/tmp"
+        return str(path)
+
     @property
     def data(self) -> Path:
         """The cluster's data directory."""
@@ -130,7 +141,7 @@ class TemporaryPostgres:
 
     def create(self) -> "TemporaryPostgres":
         """``initdb`` into a new temporary directory (owned by the server's user)."""
-        self.directory = Path(tempfile.mkdtemp(prefix="envfence-pg-"))
+        self.directory = Path(tempfile.mkdtemp(prefix="envfence-pg-", dir=self._reachable_tmp()))
         if self._as_user:
             os.chown(self.directory, self._as_user.pw_uid, self._as_user.pw_gid)
         pwfile = self.directory / "pw"
