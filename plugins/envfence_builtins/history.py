@@ -179,7 +179,7 @@ def _open(session, write: bool):
         if write:
             db.executescript(_SCHEMA)
             _migrate(db)
-    except sqlite3.DatabaseError:
+    except BaseException:
         db.close()
         raise
     return db
@@ -191,23 +191,44 @@ def _migrate(db) -> None:
         db.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
 
 
-def _write(session, statement: str, args: tuple) -> int:
-    """Run one write; a database found damaged meanwhile is moved aside and the write done in a fresh one."""
+def _damaged(exc: Exception) -> bool:
+    """True for SQLite's "not a database" and "malformed" errors (never for a full disk or a lock)."""
     import sqlite3
 
+    name = getattr(exc, "sqlite_errorname", None)
+    if name is not None:
+        return name in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+    return type(exc) is sqlite3.DatabaseError
+
+
+def _write(session, statement: str, args: tuple) -> int:
+    """Run one write; a database found damaged meanwhile is moved aside and the write done in a fresh one.
+
+    :raises RuntimeError: the write failed otherwise (a full disk): said on stderr too, naming the file.
+    """
+    import sqlite3
+
+    import click
+
     for attempt in (1, 2):
-        db = _open(session, write=True)
-        if db is None:
-            return 0
+        db = None
         try:
+            db = _open(session, write=True)
+            if db is None:
+                return 0
             with db:
                 return db.execute(statement, args).rowcount
         except sqlite3.DatabaseError as exc:
-            if attempt == 2 or isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-                raise
-            db.close()
-            db = None
-            _move_aside(session, history_file(session), str(exc))
+            if db is not None:
+                db.close()
+                db = None
+            if attempt == 1 and _damaged(exc):
+                _move_aside(session, history_file(session), str(exc))
+                continue
+            shown = _shown(session, history_file(session))
+            message = f"cannot record in {shown}: {exc}"
+            click.echo(f"envfence: warning: {message}; the audit trail keeps the run", err=True)
+            raise RuntimeError(message) from None
         finally:
             if db is not None:
                 db.close()
@@ -228,6 +249,8 @@ def _read(session, query: str, args: tuple) -> list[tuple]:
             return []
         raise
     except sqlite3.DatabaseError as exc:
+        if not _damaged(exc):
+            raise
         db.close()
         db = None
         _move_aside(session, history_file(session), str(exc))
