@@ -79,14 +79,18 @@ def take(session, note: str = "") -> Snapshot:
     target = _store(session) / stamp
     files.make_dirs(tree, target, mode=files.PRIVATE_DIR)
     saved: dict[str, str | None] = {}
-    for source, path in _file_layers(session).items():
-        try:
-            content = path.read_bytes()
-        except FileNotFoundError:
-            saved[source] = None
-            continue
-        saved[source] = hashlib.sha256(content).hexdigest()
-        files.write_atomic(tree, target / source, content, mode=files.PRIVATE_FILE)
+    try:
+        for source, path in _file_layers(session).items():
+            try:
+                content = path.read_bytes()
+            except FileNotFoundError:
+                saved[source] = None
+                continue
+            saved[source] = hashlib.sha256(content).hexdigest()
+            files.write_atomic(tree, target / source, content, mode=files.PRIVATE_FILE)
+    except BaseException:
+        files.remove_dir(tree, target)  # no half snapshot left behind (a full disk)
+        raise
     manifest = {
         "id": stamp,
         "environment": session.environment.name,
@@ -116,6 +120,8 @@ def listing(session) -> list[Snapshot]:
     store = _store(session)
     found = []
     for manifest in sorted(store.glob(f"*/{MANIFEST}"), reverse=True):
+        if files.check_file(session.paths, manifest) is not None:
+            continue  # a link planted in the store is never read, listed or rolled back to
         try:
             data = json.loads(manifest.read_text())
         except (OSError, ValueError):
