@@ -18,7 +18,7 @@ decision, checked by ``envfence check``.
 - :func:`move_no_replace` moves a file and never overwrites one: ``renameat2``
   with ``RENAME_NOREPLACE`` where the kernel has it, ``link`` then ``unlink``
   otherwise; both fail atomically when the name is taken.
-- :func:`remove` unlinks a file found through the same walk.
+- :func:`remove` unlinks a file (or, ``recursive``, a directory) found through the same walk.
 
 Failures are :class:`~envfence.errors.SafetyError` (a link, or a path leaving
 the tree: exit 3) or :class:`FileWriteError` (the disk is full, a directory
@@ -430,35 +430,24 @@ def move_no_replace(paths_or_base: Any, source: str | os.PathLike[str], target_d
     return Path(base, *target)
 
 
-def remove(paths_or_base: Any, path: str | os.PathLike[str]) -> bool:
-    """Unlink file ``path`` of the tree, reached through no link; False when it was already gone."""
-    base, parents, name = _split(paths_or_base, path)
-    try:
-        with directory(base, Path(*parents) if parents else ".") as fd:
-            os.unlink(name, dir_fd=fd)
-    except FileNotFoundError:
-        return False
-    except FileWriteError:
-        return False  # its directory is gone
-    except OSError as exc:
-        raise _failed(base, (*parents, name), exc, "remove") from None
-    return True
+def remove(paths_or_base: Any, path: str | os.PathLike[str], *, recursive: bool = False) -> bool:
+    """Unlink file ``path`` of the tree, reached through no link; False when it was already gone.
 
-
-def remove_dir(paths_or_base: Any, path: str | os.PathLike[str]) -> bool:
-    """Remove directory ``path`` of the tree and everything in it, following no link (a link is removed, not its target).
-
-    :returns: False when it was already gone.
+    With ``recursive``, ``path`` is a directory removed with everything in it;
+    a link inside is removed, never what it points to.
     """
     base, parents, name = _split(paths_or_base, path)
     try:
         with directory(base, Path(*parents) if parents else ".") as fd:
-            _empty(fd, name)
-            os.rmdir(name, dir_fd=fd)
+            if recursive:
+                _empty(fd, name)
+                os.rmdir(name, dir_fd=fd)
+            else:
+                os.unlink(name, dir_fd=fd)
     except FileNotFoundError:
         return False
     except FileWriteError:
-        return False  # its parent is gone
+        return False  # its directory is gone
     except OSError as exc:
         raise _failed(base, (*parents, name), exc, "remove") from None
     return True
@@ -501,6 +490,6 @@ def move_aside(paths_or_base: Any, path: str | os.PathLike[str], suffix: str) ->
 
 __all__ = [
     "FileWriteError", "PRIVATE_DIR", "PRIVATE_FILE", "check_file", "directory", "ensure_file", "file_mode", "inside",
-    "lock_file", "make_dirs", "move_aside", "move_no_replace", "open_append", "open_lock", "profile_modes", "remove", "remove_dir",
+    "lock_file", "make_dirs", "move_aside", "move_no_replace", "open_append", "open_lock", "profile_modes", "remove",
     "tree_parts", "write_atomic",
 ]

@@ -89,7 +89,7 @@ def take(session, note: str = "") -> Snapshot:
             saved[source] = hashlib.sha256(content).hexdigest()
             files.write_atomic(tree, target / source, content, mode=files.PRIVATE_FILE)
     except BaseException:
-        files.remove_dir(tree, target)  # no half snapshot left behind (a full disk)
+        files.remove(tree, target, recursive=True)  # no half snapshot left behind (a full disk)
         raise
     manifest = {
         "id": stamp,
@@ -110,7 +110,7 @@ def _prune(session, keep: int, current: str) -> None:
     """Remove the oldest snapshots beyond ``keep``; the one just taken always stays."""
     old = [s for s in listing(session) if s.id != current][keep - 1:]
     for snapshot in old:
-        files.remove_dir(session.paths, snapshot.path)
+        files.remove(session.paths, snapshot.path, recursive=True)
     if old:
         session.audit("config.snapshots_pruned", removed=[s.id for s in old], keep=keep)
 

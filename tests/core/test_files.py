@@ -137,7 +137,7 @@ def test_move_no_replace_works_without_renameat2(tree, monkeypatch):
     assert (incoming / "b.csv").read_text() == "other b"
 
 
-def test_remove_dir_removes_links_not_what_they_point_to(tree, tmp_path):
+def test_removing_a_directory_removes_links_not_what_they_point_to(tree, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "keep").write_text("x")
@@ -145,9 +145,9 @@ def test_remove_dir_removes_links_not_what_they_point_to(tree, tmp_path):
     (folder / "nested").mkdir()
     (folder / "nested" / ".env").write_text("A=1")
     (folder / "link").symlink_to(outside)
-    assert files.remove_dir(tree, folder)
+    assert files.remove(tree, folder, recursive=True)
     assert not folder.exists() and (outside / "keep").exists()
-    assert not files.remove_dir(tree, folder)
+    assert not files.remove(tree, folder, recursive=True)
 
 
 def test_move_aside_never_replaces_an_earlier_copy(tree):

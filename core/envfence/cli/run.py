@@ -55,7 +55,10 @@ def run(state: State, name, dry_run, force, reason, assignments, wait) -> None:
         except BrokenPipeError:
             # The reader left (`envfence run X | head -1`): the run goes on, its lines still logged,
             # and keeps its real status; the rest of its output goes nowhere.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):  # no file descriptor behind stdout (embedded, tests)
+                pass
 
     # Only a person at a terminal is asked; cron and CI have no stdin.
     on_terminal = force and session.profile.interactive and sys.stdin.isatty() and printing
