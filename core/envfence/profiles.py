@@ -100,9 +100,9 @@ def check_profile_overrides(overrides: Mapping[str, Any], where: str) -> None:
     if level not in LOG_LEVELS:
         raise ConfigurationError(f"{where}.log_level: {level!r} is not a log level", f"use one of: {', '.join(LOG_LEVELS)}")
     mode = overrides.get("dir_mode", 0o700)
-    if not 0 <= mode <= 0o777 or mode & 0o700 != 0o700 or mode & 0o022:
+    if not 0 <= mode <= 0o777 or mode & 0o700 != 0o700 or mode & 0o002:
         raise ConfigurationError(
-            f"{where}.dir_mode: {mode:#o} must give the owner full access and nobody else write access",
+            f"{where}.dir_mode: {mode:#o} must give the owner full access and others no write access",
             "e.g. dir_mode = 0o700 (owner only) or 0o755",
         )
     if overrides.get("output", "verbose") not in ("verbose", "terse"):

@@ -22,7 +22,7 @@ from envfence.errors import EnvfenceError, SafetyError
 
 CANARY = "canary-faults-Vb7Kq2Lx9"
 JOBS = "def ok(ctx):\n    for i in range(50):\n        ctx.say(f'line {i}')\n"
-SETTINGS = '[automations]\nok = "jobs:ok"\n'
+SETTINGS = '[automations]\nok = "jobs:ok"\ncounting = "seq 1 500"\n'
 
 
 def clear(output: str) -> None:
@@ -42,6 +42,33 @@ def envfence_cli(*args, cwd, stdout=subprocess.PIPE):
         [sys.executable, "-m", "envfence", *args], cwd=cwd, stdout=stdout, stderr=subprocess.PIPE, text=True,
         env={k: v for k, v in os.environ.items() if k not in ("ENVIRONMENT", "ENVFENCE_ROOT")},
     )
+
+
+# --- settings that name paths, settings of the wrong type --------------------------------
+
+
+@pytest.mark.parametrize(
+    "table, key, check_code",
+    [
+        ('[history]\nfile = "../../../x"', "history.file", 1),
+        ("[history]\nfile = 5", "history.file", 1),
+        ('[logging]\nfile = "../../../x"', "logging.file", 1),
+        ('[directories]\ndirs = ["logs", "../../x"]', "directories.dirs", 4),
+        ('[environments.development.profile]\nlog_level = "LOUD"', "log_level", 4),
+        ("[environments.development.profile]\ndir_mode = 0o777", "dir_mode", 4),
+        ('[snapshots]\nkeep = "all"', "snapshots", 4),
+    ],
+)
+def test_a_bad_path_or_value_in_the_settings_is_named_by_check_and_refused_by_a_run(make_project, run_cli, tmp_path, table, key, check_code):
+    root = make_project({"jobs.py": "def ok(ctx):\n    open('ran', 'w').close()\n"}, settings=SETTINGS + table + "\n")
+    check = run_cli("check", cwd=root)
+    assert check.exit_code == check_code, check.output
+    assert key in check.output and "envfence.toml" in check.output
+    result = run_cli("run", "ok", cwd=root)
+    assert result.exit_code == 4, result.output
+    assert key in result.output and "envfence.toml" in result.output
+    clear(check.output + result.output)
+    assert not (root / "ran").exists() and not (tmp_path / "x").exists()
 
 
 # --- a full disk -------------------------------------------------------------------
@@ -265,7 +292,7 @@ def test_a_damaged_history_never_crashes_a_command_and_the_next_run_is_recorded(
 # --- a closed pipe ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [["detect"], ["config", "show"], ["run", "ok"]])
+@pytest.mark.parametrize("command", [["detect"], ["config", "show"], ["run", "ok"], ["run", "counting"]])
 def test_a_reader_that_leaves_ends_the_command_quietly(project, command):
     read, write = os.pipe()
     os.close(read)  # like `| head -1` that has already gone
@@ -274,7 +301,7 @@ def test_a_reader_that_leaves_ends_the_command_quietly(project, command):
     _, err = proc.communicate(timeout=60)
     clear(err)
     assert "BrokenPipe" not in err and "Exception ignored" not in err
-    if command == ["run", "ok"]:
+    if command[0] == "run":
         assert proc.returncode == 0, err
         db = sqlite3.connect(project / "var" / "development" / "history.sqlite3")
         (status,) = db.execute("SELECT status || ' ' || coalesce(error_class, '-') FROM runs").fetchone()
