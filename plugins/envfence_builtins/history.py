@@ -245,7 +245,7 @@ def _read(session, query: str, args: tuple) -> list[tuple]:
     try:
         return db.execute(query, args).fetchall()
     except sqlite3.OperationalError as exc:
-        if "no such" in str(exc):  # created, not yet written (an empty file is an empty database)
+        if "no such" in str(exc):  # created, not yet written (an empty file is an empty database), or older columns
             return []
         raise
     except sqlite3.DatabaseError as exc:
@@ -331,8 +331,7 @@ def _lock_free(paths, automation: str) -> bool:
 
 def find_abandoned(session) -> list[dict[str, Any]]:
     """``running`` rows of this host whose process is gone and whose automation's lock is free."""
-    if "pid" not in {row[1] for row in _read(session, "PRAGMA table_info(runs)", ())}:
-        return []  # written before runs were recorded at their start
+    # One query; a history written before runs were recorded at their start has no pid column: no such column, no rows.
     rows = _read(
         session,
         "SELECT run_id, automation, host, pid, started_at FROM runs WHERE environment = ? AND status = ?",

@@ -305,3 +305,23 @@ def test_a_running_row_whose_lock_is_held_is_not_abandoned(project):
     finally:
         lock.close()
     assert [r["run_id"] for r in history.find_abandoned(session)] == ["run-held"]
+
+
+def test_a_history_written_before_runs_had_a_pid_is_read_and_upgraded(project, run_cli):
+    path = _history(project)
+    path.parent.mkdir(parents=True)
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE runs (run_id TEXT PRIMARY KEY, automation TEXT NOT NULL, environment TEXT NOT NULL, host TEXT,"
+        " started_at TEXT NOT NULL, finished_at TEXT NOT NULL, status TEXT NOT NULL, exit_code INTEGER NOT NULL,"
+        " error_class TEXT, error_id TEXT, duration REAL, cpu_seconds REAL, peak_memory_kb INTEGER,"
+        " forced INTEGER NOT NULL DEFAULT 0, reason TEXT);"
+        "INSERT INTO runs VALUES ('run-old', 'ok', 'development', 'build-box-01', '2026-01-01T00:00:00+00:00',"
+        " '2026-01-01T00:00:01+00:00', 'succeeded', 0, NULL, NULL, 1.0, 0.1, 100, 0, NULL);"
+    )
+    db.close()
+    data = json.loads(run_cli("--json", "status", cwd=project).stdout)
+    assert [r["run_id"] for r in data["runs"]] == ["run-old"]
+    assert run_cli("run", "ok", cwd=project).exit_code == 0
+    assert [(r["run_id"] == "run-old", r["pid"]) for r in rows(project)][0] == (True, None)
+    assert len(rows(project)) == 2
