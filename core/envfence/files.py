@@ -247,7 +247,7 @@ def write_atomic(
     payload = data.encode("utf-8") if isinstance(data, str) else data
     parts = (*parents, name)
     with directory(base, Path(*parents) if parents else ".", create=True, mode=dir_mode) as fd:
-        temporary = f".{name}.{os.getpid()}.tmp"
+        temporary = f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"  # unique even between threads
         try:
             out = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, mode, dir_fd=fd)
         except OSError as exc:

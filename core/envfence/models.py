@@ -465,7 +465,7 @@ class RunOutcome:
     run_id: str
     automation: str
     environment: str
-    status: str  #: ``succeeded``, ``failed``, ``blocked``, ``dry-run``
+    status: str  #: ``succeeded``, ``failed``, ``blocked``, ``dry-run``; in history also ``running`` and ``abandoned``
     exit_code: int
     started_at: _dt.datetime
     finished_at: _dt.datetime
