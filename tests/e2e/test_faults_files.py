@@ -216,6 +216,24 @@ def test_a_linked_log_file_is_refused_and_its_target_untouched(project, run_cli,
     assert victim.read_text() == "production's log\n"
 
 
+def test_a_linked_status_queue_is_refused_and_its_target_untouched(make_project, run_cli, tmp_path):
+    import socket
+
+    root = make_project({"jobs.py": JOBS, ".env": "AIRTABLE_STATUS_TABLE=Runs\nDEV_AIRTABLE_API_KEY=x\nAIRTABLE_BASE_ID=appAAAAAAAAAAAAAA\n"}, settings=SETTINGS)
+    run_cli("init", cwd=root)
+    other = tmp_path / "production-queue.jsonl"
+    other.write_text('{"Automation": "production record"}\n')
+    (root / "var" / "development" / "airtable-status-queue.jsonl").symlink_to(other)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    result = run_cli("run", "ok", "--set", f"AIRTABLE_ENDPOINT_URL={down}", cwd=root)
+    assert result.exit_code == 3, result.output
+    assert "airtable-status-queue.jsonl: it is a symlink" in result.output
+    clear(result.output)
+    assert other.read_text() == '{"Automation": "production record"}\n'
+
+
 def test_a_move_refuses_a_linked_stage_and_keeps_the_file(project, tmp_path):
     session = envfence.open_session(root=project)
     session.prepare()
