@@ -77,7 +77,7 @@ def tree_parts(base: Path, path: str | os.PathLike[str]) -> tuple[str, ...]:
             raise _outside(base, path)
         candidate = candidate.relative_to(base)
     parts = tuple(p for p in PurePosixPath(candidate.as_posix()).parts if p != ".")
-    if not parts or ".." in parts or parts[0] == "/":
+    if not parts or ".." in parts:
         raise _outside(base, path)
     return parts
 
