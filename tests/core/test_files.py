@@ -169,22 +169,10 @@ def test_check_file_tells_what_is_wrong_without_creating_anything(tree, tmp_path
 
 
 def test_concurrent_atomic_writes_leave_one_whole_version(tree):
-    import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     versions = [f"version {i}\n" * 2000 for i in range(8)]
-    errors = []
-
-    def write(text):
-        try:
-            files.write_atomic(tree, "state.txt", text)
-        except Exception as exc:  # any failure is the bug this test looks for
-            errors.append(exc)
-
-    threads = [threading.Thread(target=write, args=(v,)) for v in versions]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    with ThreadPoolExecutor(len(versions)) as pool:
+        list(pool.map(lambda text: files.write_atomic(tree, "state.txt", text), versions))  # raises any failure
     assert (tree.base / "state.txt").read_text() in versions
     assert os.listdir(tree.base) == ["state.txt"]
