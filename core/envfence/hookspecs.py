@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
         SettingSpec,
     )
     from .pipeline import Session
+    from .redaction import SecretShape
     from .settings import ProjectSettings
 
 hookspec = pluggy.HookspecMarker("envfence")
@@ -329,4 +330,19 @@ def run_history(session: Session, automation: str | None, limit: int) -> list[Ru
     Stops at first non-None result, so a plugin that keeps history elsewhere
     replaces the built-in SQLite store by answering first (``tryfirst``).
     Used by ``envfence status`` and ``envfence list``.
+    """
+
+
+@hookspec
+def secret_shapes() -> list[SecretShape]:
+    """Shapes of secret this plugin knows: masked wherever they appear, known to the session or not.
+
+    :returns: a list of :class:`~envfence.redaction.SecretShape` (a regular
+        expression and the kind of secret it finds, such as "Airtable personal
+        access token"); a group named ``secret`` narrows what is masked.
+
+    Every session's redactor masks the shapes of all plugins (a bearer token
+    is always masked), and ``check`` reports a non-secret value that holds one
+    (``SECRET_IN_VALUE``). Keep a shape specific (a fixed prefix, a length):
+    anything it matches disappears from every output.
     """

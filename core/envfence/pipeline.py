@@ -411,7 +411,8 @@ class Session:
         if self._redactor is None:
             from .redaction import Redactor
 
-            self._redactor = Redactor(self.secret_values())
+            results, _ = self.plugins.call("secret_shapes")  # a plugin that fails here masks nothing more
+            self._redactor = Redactor(self.secret_values(), shapes=[s for shapes in results for s in shapes])
         return self._redactor
 
     @property
