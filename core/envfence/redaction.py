@@ -44,12 +44,9 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import re
 import sys
-import threading
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
-from urllib.parse import quote, quote_plus
 
 import attrs
 
@@ -96,6 +93,9 @@ def forms(value: str) -> set[str]:
 
     Only forms of at least :data:`MIN_MASKED_LENGTH` characters are returned.
     """
+    import json
+    from urllib.parse import quote, quote_plus
+
     base = {value, value.strip("\n")}
     if "\n" in value:
         base.update(line.rstrip("\r") for line in value.split("\n"))
@@ -118,6 +118,12 @@ def _py_escape(value: str) -> str:
 def _py_escape_both_quotes(value: str) -> str:
     # With both quote kinds present repr() uses single quotes and escapes them.
     return repr("'\"" + value)[4:-1]
+
+
+def _lock() -> Any:
+    import threading  # not at import: plugins import this module on every command
+
+    return threading.Lock()
 
 
 def _whole_word_only(form: str) -> bool:
@@ -144,7 +150,7 @@ class Redactor:
         self._secrets = [s for s in dict.fromkeys(secrets) if s and len(s) >= MIN_MASKED_LENGTH]
         self._shapes = tuple(dict.fromkeys((*shapes, BEARER)))
         self._automaton: Any = None
-        self._lock = threading.Lock()
+        self._lock = _lock()
 
     def _built(self) -> Any:
         if self._automaton is None:
@@ -318,7 +324,7 @@ class _RedactingWriter(io.TextIOBase):
         super().__init__()
         self._lines = lines
         self._partial = ""
-        self._lock = threading.Lock()
+        self._lock = _lock()
 
     def writable(self) -> bool:
         return True
