@@ -76,7 +76,7 @@ def validate(session) -> list[Finding]:
         named = sorted({k for m in matches if m.secret is not None for k in holders.get(m.secret, [])})
         kinds = sorted({m.kind for m in matches if m.kind is not None})
         what = " and ".join(
-            ([f"the value of {', '.join(named)}"] if named else []) + ([f"something shaped like a {', '.join(kinds)}"] if kinds else [])
+            ([f"the value of {', '.join(named)}"] if named else []) + [f"what looks like {'an' if k[0].lower() in 'aeiou' else 'a'} {k}" for k in kinds]
         ) or "a secret's value"
         findings.append(Finding(
             "SECRET_IN_VALUE", escalate("warning"),

@@ -164,7 +164,7 @@ def test_hook_secret_shapes(envfence_project, envfence_plugin):
     result = envfence_project.run("-q", "config", "show")
     assert "NOTE=rotated ******** today" in result.output
     result = envfence_project.run("check")
-    assert "SECRET_IN_VALUE" in result.output and "shaped like a service key" in result.output
+    assert "SECRET_IN_VALUE" in result.output and "looks like a service key" in result.output
     assert "acme_0123456789" not in result.output
 
 
@@ -174,3 +174,22 @@ def test_builtin_shapes_mask_tokens_the_session_does_not_know(envfence_project):
     envfence_project.write(".env", f"NOTE=use {token} or {hook}\n")
     result = envfence_project.run("--json", "config", "show")
     assert token not in result.output and hook not in result.output
+
+
+def test_a_short_secret_is_a_warning_in_development_and_an_error_in_production(envfence_project):
+    envfence_project.write(".env", "DEV_API_TOKEN=Ab3$xy\nPROD_API_TOKEN=Zq9!\nLONG_TOKEN=long-enough-secret\n")
+    for env, key, severity in (("dev", "DEV_API_TOKEN", "warning"), ("prod", "PROD_API_TOKEN", "error")):
+        result = envfence_project.run("--env", env, "--json", "check")
+        short = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "SECRET_TOO_SHORT"]
+        assert [(f["key"], f["severity"]) for f in short] == [(key, severity)]
+        assert "Ab3$xy" not in result.output and "Zq9!" not in result.output
+
+
+def test_a_secret_inside_a_non_secret_value_names_both_keys_never_the_value(envfence_project):
+    envfence_project.write(".env", "DB_PASSWORD=pw-canary-8812\nDATABASE_URL=postgres://u:pw-canary-8812@h/db\n")
+    result = envfence_project.run("--env", "prod", "check")
+    assert result.exit_code == 1
+    assert "DATABASE_URL (set in .env) is not secret but holds the value of DB_PASSWORD" in result.output
+    assert "pw-canary-8812" not in result.output
+    template = envfence_project.run("config", "template").output
+    assert "DATABASE_URL=postgres://u:********@h/db" in template
