@@ -409,10 +409,9 @@ class Session:
     def redactor(self):
         """The :class:`~envfence.redaction.Redactor` for this session's secrets (built once)."""
         if self._redactor is None:
-            from .redaction import Redactor
+            from .redaction import Redactor, plugin_shapes
 
-            results, _ = self.plugins.call("secret_shapes")  # a plugin that fails here masks nothing more
-            self._redactor = Redactor(self.secret_values(), shapes=[s for shapes in results for s in shapes])
+            self._redactor = Redactor(self.secret_values(), shapes=plugin_shapes(self.plugins))
         return self._redactor
 
     @property

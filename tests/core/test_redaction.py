@@ -193,3 +193,9 @@ def test_a_secret_inside_a_non_secret_value_names_both_keys_never_the_value(envf
     assert "pw-canary-8812" not in result.output
     template = envfence_project.run("config", "template").output
     assert "DATABASE_URL=postgres://u:********@h/db" in template
+
+
+def test_each_masks_several_texts_as_if_alone():
+    redact = Redactor(["canary-each-1", "word"])
+    texts = ["a canary-each-1", "", "word", "Bearer abcdefghijklmn", "swordfish"]
+    assert redact.each(texts) == [redact(t) for t in texts] == ["a ********", "", "********", "Bearer ********", "swordfish"]
