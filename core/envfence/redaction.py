@@ -297,8 +297,10 @@ class LineStream:
             state = self._state(self._held)
             if state == "pending":
                 return
-            if state == "complete":
-                self._flush_joined()
+            if isinstance(state, tuple):  # a whole secret: one line, its text before and after kept
+                first, last = self._held[0].rstrip("\r"), self._held[-1]
+                self._emit(self._redactor(first[: len(first) - len(state[0])] + MASK + last.rstrip("\r")[len(state[-1]):]))
+                self._held = []
                 return
             self._emit(self._redactor(self._held.pop(0)))
 
@@ -308,13 +310,8 @@ class LineStream:
             self._emit(self._redactor(line))
         self._held = []
 
-    def _flush_joined(self) -> None:
-        for line in self._redactor("\n".join(self._held)).split("\n"):
-            self._emit(line)
-        self._held = []
-
-    def _state(self, held: list[str]) -> str:
-        """``complete`` when ``held`` spans a whole secret, ``pending`` when it may begin one, else ``free``."""
+    def _state(self, held: list[str]) -> Any:
+        """The secret's lines when ``held`` spans a whole secret, ``pending`` when it may begin one, else ``free``."""
         pending = False
         n = len(held)
         for lines in self._secrets:
@@ -324,7 +321,7 @@ class LineStream:
                 continue
             if n == len(lines):
                 if held[-1].rstrip("\r").startswith(lines[-1]):
-                    return "complete"
+                    return lines
                 continue
             pending = True
         return "pending" if pending else "free"

@@ -98,8 +98,8 @@ def test_a_multi_line_secret_printed_line_by_line_is_masked_whole():
     stream = LineStream(Redactor([PEM]), lines.append)
     for line in f"key follows\n{PEM}\ndone\n{PEM.splitlines()[0]}\nnot the key".split("\n"):
         stream.feed(line)
-    # Nothing that may start the secret is held past the point where it cannot.
-    assert lines[-1] == "not the key" or lines[-2:] == [MASK, "not the key"]
+    # Nothing is held past the point where no secret can be pending: all is out before close().
+    assert lines == ["key follows", MASK, "done", MASK, "not the key"]
     stream.close()
     assert lines == ["key follows", MASK, "done", MASK, "not the key"]
     assert "Zz" not in "\n".join(lines)  # a line too short to mask alone
@@ -199,3 +199,27 @@ def test_each_masks_several_texts_as_if_alone():
     redact = Redactor(["canary-each-1", "word"])
     texts = ["a canary-each-1", "", "word", "Bearer abcdefghijklmn", "swordfish"]
     assert redact.each(texts) == [redact(t) for t in texts] == ["a ********", "", "********", "Bearer ********", "swordfish"]
+
+
+def test_a_command_printing_a_multi_line_secret_line_by_line_shows_none_of_it():
+    """What the runner's command streaming will do once it feeds LineStream (the runner is not wired yet)."""
+    import subprocess
+
+    done = subprocess.run(["sh", "-c", 'echo "key: $(printf "%s" "$PEM_KEY" | head -n 1)"; printf "%s\\n" "$PEM_KEY"; echo end'],
+                          env={"PEM_KEY": PEM, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=True)
+    lines: list[str] = []
+    stream = LineStream(Redactor([PEM]), lines.append)
+    for line in done.stdout.splitlines():
+        stream.feed(line)
+    stream.close()
+    assert lines == [f"key: {MASK}", MASK, "end"]
+
+
+def test_a_multi_line_secret_inside_lines_with_text_around_it_and_crlf():
+    lines: list[str] = []
+    stream = LineStream(Redactor([PEM]), lines.append)
+    body = PEM.split("\n")
+    for line in [f"pem={body[0]}\r", *[b + "\r" for b in body[1:-1]], f"{body[-1]} (end)\r", "after"]:
+        stream.feed(line)
+    stream.close()
+    assert "Zz" not in "".join(lines) and lines[-1] == "after" and lines[0].startswith("pem=")
