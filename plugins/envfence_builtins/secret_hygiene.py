@@ -5,7 +5,8 @@
   ``DATABASE_URL=postgres://u:<DB_PASSWORD>@h/db``, or something shaped like a
   secret (a plugin's ``secret_shapes``). envfence masks it wherever it shows
   the value, but every other tool prints it. The finding names both keys,
-  never the value. Warning; error in strict profiles (production).
+  never the value. A warning in every profile: envfence's own output is
+  masked, and a connection string holding its password is common practice.
 - ``SECRET_TOO_SHORT``: a secret of fewer than 8 characters: guessable, and
   under 4 characters never masked in output at all (masking every ``1`` or
   ``no`` would wreck messages and point at the secret). The finding says
@@ -79,7 +80,7 @@ def validate(session) -> list[Finding]:
             ([f"the value of {', '.join(named)}"] if named else []) + [f"what looks like {'an' if k[0].lower() in 'aeiou' else 'a'} {k}" for k in kinds]
         ) or "a secret's value"
         findings.append(Finding(
-            "SECRET_IN_VALUE", escalate("warning"),
+            "SECRET_IN_VALUE", "warning",
             f"{key} (set in {entry.source}) is not secret but holds {what}: "
             "envfence masks it, every other tool that shows it prints it",
             f"mark {key} secret (add it to `secrets` in envfence.toml), or build it from "
