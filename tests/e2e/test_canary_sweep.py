@@ -194,8 +194,11 @@ def forms_sweep(project, commands=FORMS_COMMANDS, modes=MODES, environments=("de
                     for form in _shown_forms(secret):
                         if form in result.output:
                             leaks.append(f"`envfence {' '.join(argv)}` printed {form!r}")
-    for path in Path(project.path, "var").rglob("*"):
-        if path.is_file() and not ("backups/config" in path.as_posix() and path.name.startswith(".env")):
+    root = Path(project.path)
+    for path in root.rglob("*"):
+        # Everything envfence wrote, wherever it is; the project's own .env files and their
+        # owner-only snapshot copies hold the secrets by design.
+        if path.is_file() and not (path.name.startswith(".env") and (path.parent == root or "backups/config" in path.as_posix())):
             data = path.read_text(errors="replace")
             for secret in FORMS_SECRETS:
                 for form in _shown_forms(secret):
