@@ -32,8 +32,8 @@ The rules (docs/secrets.md says them for users):
   :data:`MIN_SECRET_LENGTH` characters (``SECRET_TOO_SHORT``).
 
 Cost: the values and their forms go into one Aho-Corasick automaton
-(pyahocorasick), built the first time the redactor sees text, so a command
-that prints nothing secret-bearing (``detect``) never builds it. Redacting a
+(pyahocorasick), built the first time the redactor sees text, so a session
+that masks nothing never builds it. Redacting a
 text then costs one pass over it, whatever the number of secrets; building
 costs one pass over the secrets' forms. ``benchmarks/redaction.py`` compares
 it with one compiled regular expression of all the forms, which is slower
