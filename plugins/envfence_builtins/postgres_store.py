@@ -86,14 +86,19 @@ def advisory_key(*parts: str) -> int:
 class Store:
     """One environment's connection details to the shared store. Never prints its URL."""
 
-    def __init__(self, url: str, environment: str, fallback: str, timeout: float, spool: Path | None, redactor) -> None:
+    def __init__(self, url: str, environment: str, fallback: str, timeout: float, paths, redactor) -> None:
         self._url = url
         self.name = masked_url(url)
         self.environment = environment
         self.fallback = fallback
         self.timeout = timeout
-        self.spool = spool
+        self.paths = paths  #: the environment's tree, which holds the spool
         self._redact = redactor
+
+    @property
+    def spool(self) -> Path | None:
+        """Where records wait while the store is away: ``<tree>/store-spool.jsonl``."""
+        return self.paths.base / SPOOL_NAME if self.paths is not None else None
 
     def __repr__(self) -> str:
         return f"Store({self.name}, environment={self.environment!r})"
@@ -212,11 +217,7 @@ def store_for(session, purpose: str = "envfence") -> Store | None:
             if parts.port:
                 netloc += f":{parts.port}"
             url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    paths = session.paths
-    store = Store(
-        url, session.environment.name, fallback, float(table.get("connect_timeout", 5)),
-        paths.base / SPOOL_NAME if paths is not None else None, session.redactor(),
-    )
+    store = Store(url, session.environment.name, fallback, float(table.get("connect_timeout", 5)), session.paths, session.redactor())
     _stores[key] = (weakref.ref(session, lambda _ref: _stores.pop(key, None)), store)
     return store
 
@@ -229,10 +230,27 @@ def admin_store(session) -> Store:
     admin = reveal(session.credential("STORE_ADMIN_URL", by="store"))
     if not admin:
         return store
-    return Store(admin, store.environment, store.fallback, store.timeout, store.spool, session.redactor())
+    return Store(admin, store.environment, store.fallback, store.timeout, store.paths, session.redactor())
 
 
 # --- the spool: records kept locally while the store is away ----------------------------
+
+
+def can_spool(store: Store) -> bool:
+    """True when the environment's tree exists to keep records in (it is never created for them)."""
+    return store.paths is not None and store.paths.base.is_dir()
+
+
+@contextlib.contextmanager
+def _spool_lock(store: Store) -> Iterator[None]:
+    """The spool's lock (``locks/store-spool.lock``): appends and forwarding never interleave."""
+    import fcntl
+
+    from envfence import files
+
+    with files.open_lock(store.paths, "store-spool") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def spool(store: Store, *items: dict[str, Any]) -> None:
@@ -240,56 +258,46 @@ def spool(store: Store, *items: dict[str, Any]) -> None:
 
     :raises EnvfenceError: there is no environment tree to spool into.
     """
-    import fcntl
+    from envfence import files
 
-    if store.spool is None or not store.spool.parent.is_dir():
+    if not can_spool(store):
         raise EnvfenceError(f"the shared store {store.name} is away and there is no environment tree to keep records in",
                             "run `envfence init`, or bring the database back")
-    fd = os.open(store.spool, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, b"".join(json.dumps(i, sort_keys=True, default=str).encode("utf-8") + b"\n" for i in items))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with _spool_lock(store), files.open_append(store.paths, SPOOL_NAME, binary=True) as out:
+        out.write(b"".join(json.dumps(i, sort_keys=True, default=str).encode("utf-8") + b"\n" for i in items))
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def forward(store: Store, db) -> int:
-    """Send the spooled records to the store, then empty the spool; returns how many were sent.
+    """Send the spooled records to the store, then remove the spool; returns how many were sent.
 
     Runs are keyed by run id and audit records by event id, both unique in
-    the database: a spool sent twice (a crash before it was emptied) adds
+    the database: a spool sent twice (a crash before it was removed) adds
     nothing the second time.
     """
-    import fcntl
+    from envfence import files
 
-    path = store.spool
-    if path is None or not path.is_file() or path.is_symlink() or path.stat().st_size == 0:
+    if not can_spool(store) or not (store.spool.exists() or store.spool.is_symlink()):
         return 0
-    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        raw = b""
-        while chunk := os.read(fd, 1 << 16):
-            raw += chunk
+    with _spool_lock(store):
+        fd = os.open(store.spool, os.O_RDONLY | os.O_NOFOLLOW)  # a link here is refused, never read through
+        with os.fdopen(fd, "rb") as handle:
+            raw = handle.read()
         items = []
         for line in raw.splitlines():
             with contextlib.suppress(ValueError):  # a line torn by a crash mid-write was never a whole record
                 items.append(json.loads(line))
-        runs = [i["row"] for i in items if i.get("kind") == "run"]
-        audit = [(i["event_id"], i["entry"]) for i in items if i.get("kind") == "audit"]
-        for row in runs:
+        for row in (i["row"] for i in items if i.get("kind") == "run"):
             insert_run(db, row)
         by_env: dict[str, list] = {}
-        for event_id, entry in audit:
-            by_env.setdefault(entry["environment"], []).append((event_id, entry))
+        for item in items:
+            if item.get("kind") == "audit":
+                by_env.setdefault(item["entry"]["environment"], []).append((item["event_id"], item["entry"]))
         for environment, entries in by_env.items():
             append_audit(db, environment, entries)
-        os.ftruncate(fd, 0)
-        os.fsync(fd)
+        files.remove(store.paths, SPOOL_NAME)
         return len(items)
-    finally:
-        os.close(fd)
 
 
 def forward_quietly(store: Store, db, session) -> None:
@@ -553,7 +561,7 @@ def audit_event(session, event) -> None:
         with store.using("record an audit event") as db:
             append_audit(db, store.environment, entries)
     except StoreUnavailable:
-        if store.spool is not None and store.spool.parent.is_dir():
+        if can_spool(store):
             spool(store, *({"kind": "audit", "event_id": i, "entry": e} for i, e in entries))
         # else: a refused run on an environment never prepared; the run was not started
 

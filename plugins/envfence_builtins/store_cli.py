@@ -141,7 +141,7 @@ def _local_runs(session) -> list[dict]:
         rows = [dict(r) for r in db.execute("SELECT * FROM runs WHERE environment = ?", (session.environment.name,))]
     finally:
         db.close()
-    finished = [r for r in rows if r.get("finished_at")]  # a run still going is imported once it ends
+    finished = [r for r in rows if r.get("status") != "running"]  # a run still going is imported once it ends
     for row in finished:
         row["forced"] = bool(row.get("forced"))
     return finished
