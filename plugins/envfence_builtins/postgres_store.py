@@ -140,7 +140,7 @@ class Store:
         """The pooled connection, with a dropped connection turned into :class:`StoreUnavailable`."""
         import psycopg
 
-        db = self.connect()
+        db = self.connect(doing=doing)
         try:
             yield db
         except psycopg.errors.UndefinedTable:

@@ -37,6 +37,13 @@ def ready(project, store_db, run_cli):
     return project
 
 
+def assert_nowhere(project, secret: str) -> None:
+    """No file envfence wrote in the project's tree holds ``secret``."""
+    for path in (project / "var").rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert secret.encode() not in path.read_bytes(), path
+
+
 def query(url: str, sql: str, *args):
     with psycopg.connect(url, autocommit=True) as db:
         return db.execute(sql, args).fetchall()
@@ -129,6 +136,9 @@ def test_an_unreachable_store_refuses_the_run_with_exit_4_naming_the_store(make_
     assert f"the shared store postgresql://envfence@127.0.0.1:{url.rsplit(':', 1)[1].split('/')[0]}/envfence cannot be reached" in result.output
     assert "fallback" in result.output and "fine" not in result.output
     assert "canary-Zx81" not in result.output
+    status = run_cli("status", cwd=project)
+    assert status.exit_code == 4 and "cannot be reached to read the run history" in status.output
+    assert_nowhere(project, "canary-Zx81")
 
 
 def test_a_store_without_a_url_is_a_configuration_error_naming_the_credential(make_project, run_cli):
@@ -173,6 +183,26 @@ def test_with_fallback_local_runs_go_on_while_the_database_is_down_and_nothing_i
     assert in_store == on_file
     verified = run_cli("audit", "verify", "--json", cwd=project)
     assert verified.exit_code == 0 and json.loads(verified.stdout)["stores"][0]["records"] == len(on_file)
+    assert_nowhere(project, APP_PASSWORD)
+
+
+def test_a_spool_that_is_a_symlink_is_never_written_through(make_project, store_db, run_cli, tmp_path):
+    from envfence_builtins.postgres_cluster import free_port
+
+    url = f"postgresql://envfence@127.0.0.1:{free_port()}/envfence"
+    project = make_project({"jobs.py": JOBS}, settings=settings(url, 'fallback = "local"\nconnect_timeout = 1'))
+    assert run_cli("init", cwd=project).exit_code == 0
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("untouched\n")
+    spool = project / "var" / "development" / "store-spool.jsonl"
+    assert spool.is_file()  # init's audit events wait there for the store
+    spool.unlink()
+    spool.symlink_to(elsewhere)
+    result = run_cli("run", "ok", cwd=project)
+    # A record that cannot be kept stops the action, as the file trail's would.
+    assert result.exit_code == 3, result.output
+    assert "store-spool.jsonl" in result.output and "fine" not in result.output
+    assert elsewhere.read_text() == "untouched\n"
 
 
 def test_a_spool_forwarded_twice_adds_nothing_the_second_time(ready, store_db, run_cli):

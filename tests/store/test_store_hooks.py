@@ -1,0 +1,68 @@
+"""The seams a shared store answers: the run's lock and a second audit chain to verify. No database needed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+from envfence import ConfigurationError, hookimpl
+
+SETTINGS = '[automations.ok]\nrun = "jobs:ok"\n'
+JOBS = "def ok(ctx):\n    ctx.say('ran')\n"
+
+
+def test_hook_acquire_run_lock_holds_the_plugins_lock_for_the_run_or_refuses_with_exit_4(envfence_project, envfence_plugin):
+    held = []
+
+    class Lock:
+        refuse = False
+
+        @hookimpl
+        def acquire_run_lock(self, session, automation, wait, echo):
+            if self.refuse:
+                raise ConfigurationError("the lock server is away", "bring it back")
+
+            @contextlib.contextmanager
+            def lock():
+                held.append(("taken", automation, session.environment.name, wait))
+                echo("holding the shared lock")
+                yield
+                held.append(("released", automation))
+
+            return lock()
+
+    plugin = Lock()
+    envfence_plugin(plugin)
+    envfence_project.settings(SETTINGS)
+    envfence_project.write("jobs.py", JOBS)
+    result = envfence_project.run("run", "ok", "--wait")
+    assert result.exit_code == 0, result.output
+    assert "holding the shared lock" in result.output and "ran" in result.output
+    assert held == [("taken", "ok", "development", True), ("released", "ok")]
+    # The plugin's lock replaced the file lock: none was created.
+    assert not (envfence_project.path / "var" / "development" / "locks" / "ok.lock").exists()
+
+    plugin.refuse = True
+    refused = envfence_project.run("run", "ok")
+    assert refused.exit_code == 4
+    assert "the lock server is away" in refused.output and "ran" not in refused.output
+
+
+def test_hook_verify_audit_store_makes_audit_verify_report_and_fail_on_a_broken_chain(envfence_project, envfence_plugin):
+    class Kept:
+        broken = None
+
+        @hookimpl
+        def verify_audit_store(self, session):
+            return {"store": "remote://trail", "records": 7, "ok": self.broken is None, "broken": self.broken}
+
+    plugin = Kept()
+    envfence_plugin(plugin)
+    ok = envfence_project.run("audit", "verify")
+    assert ok.exit_code == 0 and "ok: 7 record(s), chain intact (remote://trail)" in ok.output
+    plugin.broken = {"seq": 3, "reason": "its content does not match its hash (edited)"}
+    broken = envfence_project.run("audit", "verify", "--json")
+    assert broken.exit_code == 1
+    assert json.loads(broken.stdout)["stores"][0]["broken"]["seq"] == 3
+    text = envfence_project.run("audit", "verify")
+    assert text.exit_code == 1 and "broken: remote://trail: record #3: its content does not match its hash" in text.output
