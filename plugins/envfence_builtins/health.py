@@ -77,6 +77,10 @@ def automation_checks(session, now: _dt.datetime) -> list[Check]:
             found.append(Check(f"{automation.name}.history", "UNKNOWN", "no plugin keeps run history", automation.name))
             continue
         pause = pause_of(session, automation.name)
+        if pause is not None:
+            found.append(Check(f"{automation.name}.paused", "OK", f"{automation.name} is paused until "
+                               f"{pause.get('until') or 'resumed'} (by {pause.get('by')}: {pause.get('reason')})",
+                               automation.name, "paused", limit=pause.get("until")))
         for crossing in evaluate(session, automation, runs, now):
             if crossing.check == "expected_every" and crossing.crossed and pause is not None:
                 found.append(Check(f"{automation.name}.{crossing.check}", "OK",

@@ -80,6 +80,9 @@ def test_a_paused_automation_is_not_reported_missing(project, run_cli):
     code, data = health(run_cli, project)
     assert code == 0
     assert "paused" in by_name(data)["hourly.expected_every"]["message"] and "upstream down" in by_name(data)["hourly.expected_every"]["message"]
+    assert by_name(data)["hourly.paused"]["message"].startswith("hourly is paused until resumed")
+    shown = run_cli("-v", "health", cwd=project)
+    assert "OK hourly.paused: hourly is paused until resumed" in shown.stdout
 
 
 def test_failure_error_rate_duration_and_memory_against_thresholds(project, run_cli):

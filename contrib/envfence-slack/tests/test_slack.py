@@ -144,16 +144,19 @@ def test_a_slack_outage_never_fails_a_run(envfence_project, envfence_plugin, web
     assert project.run("run", "sync-customers").exit_code == 1  # its own failure, not Slack's
 
 
+#: An automation whose every run crosses its memory threshold, escalated to Slack.
+ALERTING = """
+[automations.sync-customers]
+run = "jobs:ok"
+[thresholds.sync-customers]
+max_memory = "1KB"
+[alerts.escalation]
+development = ["slack"]
+"""
+
+
 def test_hook_alert_slack_posts_one_alert_per_incident_then_its_recovery(envfence_project, webhook):
-    settings = """
-        [automations.sync-customers]
-        run = "jobs:ok"
-        [thresholds.sync-customers]
-        max_memory = "1KB"
-        [alerts.escalation]
-        development = ["slack"]
-        """
-    project = _project(envfence_project, webhook.url, settings)
+    project = _project(envfence_project, webhook.url, ALERTING)
     project.write("jobs.py", "def ok(ctx):\n    pass\n")
     assert project.run("run", "sync-customers").exit_code == 0
     [post] = webhook.posts
@@ -162,7 +165,7 @@ def test_hook_alert_slack_posts_one_alert_per_incident_then_its_recovery(envfenc
     assert "hooksecretCANARY42" not in text
     assert project.run("run", "sync-customers").exit_code == 0
     assert len(webhook.posts) == 1  # the same incident: no second alert
-    project.settings(settings.replace('"1KB"', '"64GB"'))
+    project.settings(ALERTING.replace('"1KB"', '"64GB"'))
     assert project.run("run", "sync-customers").exit_code == 0
     assert len(webhook.posts) == 2 and "max_memory recovered" in webhook.posts[1]["body"]["text"]
 
@@ -170,14 +173,7 @@ def test_hook_alert_slack_posts_one_alert_per_incident_then_its_recovery(envfenc
 def test_hook_alert_slack_refusal_keeps_the_alert_for_the_next_try(envfence_project, webhook):
     import json as _json
 
-    project = _project(envfence_project, webhook.url, """
-        [automations.sync-customers]
-        run = "jobs:ok"
-        [thresholds.sync-customers]
-        max_memory = "1KB"
-        [alerts.escalation]
-        development = ["slack"]
-        """)
+    project = _project(envfence_project, webhook.url, ALERTING)
     project.write("jobs.py", "def ok(ctx):\n    pass\n")
     webhook.status = 500
     ran = project.run("run", "sync-customers")
