@@ -36,7 +36,7 @@ from typing import Any, Iterable
 import attrs
 
 from envfence import hookimpl
-from envfence.errors import ConfigurationError
+from envfence.errors import ConfigurationError, EnvfenceError
 from envfence.models import Alert, Finding, SettingSpec, utcnow
 
 SECTION = "alerts"
@@ -301,9 +301,12 @@ def on_run_finish(session, request, outcome) -> None:
         runs = [outcome, *runs]
     # Missed runs are noticed by `envfence health --alert`: a run that happens is no missed run.
     crossings = [c for c in evaluate(session, request.automation, runs) if c.check != "expected_every"]
-    alerts = incidents_from(session, crossings)
-    if alerts or load_state(session)["pending"]:
-        dispatch(session, alerts)
+    try:
+        alerts = incidents_from(session, crossings)
+        if alerts or load_state(session)["pending"]:
+            dispatch(session, alerts)
+    except EnvfenceError as exc:  # the alert state cannot be kept: say so, but the run's result stands
+        print(f"envfence: warning: alerts: {exc.message} ({exc.hint})", file=sys.stderr)
 
 
 @hookimpl

@@ -49,11 +49,11 @@ def worst(checks) -> str:
 
 
 def _options(settings) -> tuple[_dt.timedelta, str]:
-    from .thresholds import _age
+    from .thresholds import parse_duration
 
     table = settings.section(SECTION)
     where = f"{settings.source}: {SECTION}"
-    max_lock = _age(table.get("max_lock_age", "6h"), f"{where}.max_lock_age")
+    max_lock = parse_duration(table.get("max_lock_age", "6h"), f"{where}.max_lock_age")
     free = str(table.get("min_free_disk", "10%"))
     if not re.match(r"^\s*\d+(\.\d+)?\s*(%|kb|mb|gb)?\s*$", free, re.I):
         raise ConfigurationError(f"{where}.min_free_disk: {free!r} is not a size or a percentage", 'write "10%" or "2GB"')
@@ -122,7 +122,7 @@ def lock_checks(session, max_age: _dt.timedelta, now: _dt.datetime) -> list[Chec
 
 def disk_check(session, minimum: str) -> Check:
     """Free space on the tree's file system against ``minimum`` (a percentage or a size)."""
-    from .thresholds import _size
+    from .thresholds import parse_size
 
     base = session.paths.base
     where = base if base.exists() else session.root.path
@@ -130,7 +130,7 @@ def disk_check(session, minimum: str) -> Check:
     if minimum.strip().endswith("%"):
         limit = usage.total * float(minimum.strip()[:-1]) / 100
     else:
-        limit = _size(minimum, "health.min_free_disk") * 1024
+        limit = parse_size(minimum, "health.min_free_disk") * 1024
     state = "CRITICAL" if usage.free < limit / 2 else "WARNING" if usage.free < limit else "OK"
     return Check("disk", state, f"{usage.free / 2**30:.1f} GiB free of {usage.total / 2**30:.1f} GiB under {where} "
                  f"(minimum {minimum})", value=usage.free, limit=int(limit))

@@ -63,7 +63,8 @@ class Crossing:
     run_id: str | None = None
 
 
-def _age(value: Any, where: str) -> _dt.timedelta:
+def parse_duration(value: Any, where: str) -> _dt.timedelta:
+    """An age (``15m``, ``2h``) or a number of seconds; :class:`ConfigurationError` names ``where``."""
     import click
 
     from envfence.cli.params import Age
@@ -76,7 +77,8 @@ def _age(value: Any, where: str) -> _dt.timedelta:
         raise ConfigurationError(f"{where}: {value!r} is not a duration", 'write an age ("15m", "2h", "1d") or seconds') from None
 
 
-def _size(value: Any, where: str) -> int:
+def parse_size(value: Any, where: str) -> int:
+    """A size (``512MB``, ``2GB``) or a number of kilobytes, in kilobytes; :class:`ConfigurationError` names ``where``."""
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     match = _SIZE.match(value) if isinstance(value, str) else None
@@ -101,11 +103,11 @@ def limits(settings, automation: str) -> Limits:
     result: dict[str, Any] = {}
     for key, (value, where) in merged.items():
         if key in ("max_duration",):
-            result[key] = _age(value, where).total_seconds()
+            result[key] = parse_duration(value, where).total_seconds()
         elif key in ("expected_every", "grace"):
-            result[key] = _age(value, where)
+            result[key] = parse_duration(value, where)
         elif key == "max_memory":
-            result[key] = _size(value, where)
+            result[key] = parse_size(value, where)
         elif key == "max_error_rate":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ConfigurationError(f"{where}: {value!r} is not a rate", "write a fraction between 0 and 1, e.g. 0.2")

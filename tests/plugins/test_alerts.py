@@ -171,3 +171,49 @@ def test_health_alert_sends_a_missed_run_once(make_project, run_cli):
     assert "envfence: ALERT [critical] development sync expected_every" in first.stderr
     second = run_cli("health", "--alert", cwd=root)
     assert second.exit_code == 2 and "ALERT" not in second.stderr
+
+
+def test_hook_alert_a_plugin_that_raises_is_named_and_its_alert_kept(make_project, run_cli, envfence_plugin):
+    import envfence
+
+    class Pager:
+        @envfence.hookimpl
+        def alert(self, alert, channels):
+            if "pager" in channels:
+                raise ConnectionError("pager service is down")
+            return None
+
+    envfence_plugin(Pager(), "pager")
+    root = make_project({"jobs.py": JOBS}, settings=settings(free_port()).replace('["console", "email"]', '["console", "pager"]'))
+    ran = run_cli("run", "sync", cwd=root)
+    assert ran.exit_code == 0, ran.output
+    assert "pager: " in ran.stderr and "pager service is down" in ran.stderr and "kept and retried" in ran.stderr
+    [pending] = json.loads(run_cli("alerts", "show", "--json", cwd=root).stdout)["pending"]
+    assert pending["channels"] == ["pager"] and "pager service is down" in pending["last_error"]
+
+
+def test_bad_thresholds_and_escalation_are_reported_by_check(make_project, run_cli):
+    root = make_project({"jobs.py": JOBS}, settings='[automations.sync]\nrun = "jobs:ok"\n'
+                        '[thresholds.sync]\nmax_duration = "soon"\n[thresholds.synk]\nmax_memory = "1GB"\n'
+                        '[alerts.escalation]\nstaging = ["console"]\n')
+    findings = json.loads(run_cli("--json", "check", cwd=root).stdout)["findings"]
+    messages = {f["code"]: [] for f in findings}
+    for f in findings:
+        messages[f["code"]].append(f["message"])
+    assert any("thresholds.sync.max_duration: 'soon' is not a duration" in m for m in messages["THRESHOLD_INVALID"])
+    assert any("no automation named 'synk'" in m for m in messages["THRESHOLD_INVALID"])
+    assert any("'staging' is no declared environment" in m for m in messages["ALERTS_INVALID"])
+
+
+def test_alert_state_behind_a_symlink_is_refused_and_its_target_untouched(make_project, run_cli, tmp_path):
+    root = make_project({"jobs.py": JOBS}, settings=settings(free_port()).replace('["console", "email"]', '["console"]'))
+    run_cli("init", cwd=root)
+    outside = tmp_path / "outside.json"
+    outside.write_text("{}")
+    state = root / "var" / "development" / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "alerts.json").symlink_to(outside)
+    ran = run_cli("run", "sync", cwd=root)
+    assert ran.exit_code == 0, ran.output  # the run's own result stands
+    assert outside.read_text() == "{}"
+    assert "envfence: warning: alerts: refusing to write" in ran.stderr and "it is a symlink" in ran.stderr

@@ -132,3 +132,32 @@ def test_the_key_is_archived_only_when_asked(project, run_cli, tmp_path):
     key.unlink()
     assert run_cli("restore", with_key["archive"], cwd=project).exit_code == 0
     assert key.read_bytes() == original and (key.stat().st_mode & 0o777) == 0o600
+
+
+def test_progress_shows_on_a_terminal_only(project, run_cli):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    quiet = run_cli("backup", cwd=project)
+    assert quiet.exit_code == 0 and quiet.stderr == ""  # not a terminal: no progress
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "ENVFENCE_HOSTNAME": "build-box-01"}
+    try:
+        done = subprocess.run([sys.executable, "-m", "envfence", "backup"], cwd=project, env=env, stdout=subprocess.PIPE,
+                              stderr=secondary, timeout=60)
+        os.close(secondary)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # the terminal closed: all read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(primary)
+    assert done.returncode == 0
+    assert b"history.sqlite3" in shown and b"audit/audit_development.jsonl" in shown

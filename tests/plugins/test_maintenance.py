@@ -123,3 +123,13 @@ def test_window_past_midnight_holds_on_the_next_day(project, run_cli):
     assert window.active(monday_one) == _dt.datetime(2026, 11, 30, 2, 0)
     assert window.active(_dt.datetime(2026, 11, 30, 2, 0)) is None
     assert parse_window("fri-mon 00:00-01:00", "test").days == {4, 5, 6, 0}
+
+
+def test_pause_refuses_to_write_through_a_symlink(project, run_cli, tmp_path):
+    run_cli("init", cwd=project)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (project / "var" / "development" / "state").symlink_to(elsewhere, target_is_directory=True)
+    result = run_cli("pause", "sync", "--reason", "x", cwd=project)
+    assert result.exit_code == 3 and "leads outside" in result.stderr
+    assert list(elsewhere.iterdir()) == []
