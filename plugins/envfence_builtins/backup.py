@@ -212,6 +212,11 @@ def restore(session, archive: Path, dry_run: bool = False, progress: Callable[[s
             f"restore it with --env {manifest['environment']}",
         )
     paths = session.paths
+    from .directories import inspect_tree
+
+    unsafe = [f for f in inspect_tree(session, paths) if f.severity == "error" and f.code != "DIR_PERMISSIONS"]
+    if unsafe:
+        raise SafetyError(f"refusing to restore into the {env} tree: {unsafe[0].message}", unsafe[0].remediation or "")
     present = [str(p.relative_to(paths.base)) for p in paths.base.rglob("*") if p.is_file() or p.is_symlink()] if paths.base.exists() else []
     if present:
         raise EnvfenceError(

@@ -161,3 +161,14 @@ def test_progress_shows_on_a_terminal_only(project, run_cli):
         os.close(primary)
     assert done.returncode == 0
     assert b"history.sqlite3" in shown and b"audit/audit_development.jsonl" in shown
+
+
+def test_restore_refuses_a_tree_that_leads_into_another_environment(project, run_cli, tmp_path):
+    manifest = backup(run_cli, project, "--output", str(tmp_path / "offsite"))
+    tree(project).rename(tmp_path / "moved")
+    prod = tree(project, "production")
+    prod.mkdir(parents=True)
+    tree(project).symlink_to(prod, target_is_directory=True)  # development's tree is production's
+    result = run_cli("restore", manifest["archive"], cwd=project)
+    assert result.exit_code == 3 and "refusing to restore into the development tree" in result.stderr
+    assert list(prod.iterdir()) == []
