@@ -37,7 +37,7 @@ import attrs
 
 from envfence import hookimpl
 from envfence.errors import ConfigurationError, EnvfenceError
-from envfence.models import Alert, Finding, SettingSpec, utcnow
+from envfence.models import Alert, Finding, SettingSpec
 
 SECTION = "alerts"
 BUILTIN = ("console", "email", "webhook")

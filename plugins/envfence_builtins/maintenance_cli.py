@@ -23,7 +23,7 @@ class Until(click.ParamType):
         if isinstance(value, _dt.datetime):
             return value
         try:
-            return utcnow() + Age().convert(value, param, ctx)
+            return (utcnow() + Age().convert(value, param, ctx)).replace(microsecond=0)
         except click.BadParameter:
             pass
         try:
