@@ -151,6 +151,8 @@ class EnvfenceGroup(click.Group):
             report_error(ctx, exc.message, exc.hint, exc.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except BrokenPipeError:
+            raise  # the reader left (`envfence detect | head -1`): click ends quietly
         except Exception as exc:  # a bug: say so without a bare traceback or a secret
             state = ctx.find_object(State)
             session = getattr(state, "_session", None)
