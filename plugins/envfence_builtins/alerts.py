@@ -90,7 +90,7 @@ def load_state(session) -> dict[str, Any]:
 def _save(session, state: dict[str, Any]) -> None:
     from .state_files import write_json
 
-    write_json(state_file(session.paths), state, inside=session.paths.base)
+    write_json(session.paths, state_file(session.paths), state)
 
 
 def _alert_data(alert: Alert) -> dict[str, Any]:

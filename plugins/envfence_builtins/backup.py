@@ -115,8 +115,10 @@ def read_trail(trail: Path) -> tuple[bytes, bytes | None]:
 
 def create(session, output: Path | None = None, include_key: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Write the archive; returns its manifest with ``archive`` (its path) added."""
+    from envfence import files
+
     from .encryption import key_file
-    from .state_files import write_atomic
+    from .state_files import write_outside
 
     paths = session.paths
     env = session.environment.name
@@ -147,7 +149,10 @@ def create(session, output: Path | None = None, include_key: bool = False, progr
             tar.addfile(info, io.BytesIO(data))
     directory = Path(output) if output else archive_dir(paths)
     target = directory / f"envfence_{env}_{created:%Y%m%dT%H%M%S.%fZ}.tar.gz"
-    write_atomic(target, buffer.getvalue(), inside=None if output else paths.base)
+    if output:
+        write_outside(target, buffer.getvalue(), mode=0o600)
+    else:
+        files.write_atomic(paths, target, buffer.getvalue())
     return {**manifest, "archive": str(target)}
 
 
@@ -201,8 +206,9 @@ def read_archive(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
 
 def restore(session, archive: Path, dry_run: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Verify ``archive`` and write its files into the environment's empty tree."""
+    from envfence import files as tree_files
+
     from .encryption import key_file
-    from .state_files import write_atomic
 
     manifest, files = read_archive(archive)
     env = session.environment.name
@@ -232,9 +238,9 @@ def restore(session, archive: Path, dry_run: bool = False, progress: Callable[[s
             if progress:
                 progress(name)
             if name == KEY_MEMBER:
-                write_atomic(key, data)
+                tree_files.write_atomic(key.parent, key.name, data)  # owner-only, as `secret keygen` makes it
             else:
-                write_atomic(paths.base / name, data, inside=paths.base)
+                tree_files.write_atomic(paths, name, data)
             written.append(name)
     return {"archive": str(archive), "environment": env, "created_at": manifest["created_at"], "dry_run": dry_run,
             "files": sorted(files), "written": written}

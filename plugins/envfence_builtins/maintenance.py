@@ -159,7 +159,7 @@ def set_pause(session, name: str, pause: dict[str, Any] | None) -> None:
         kept.pop(name, None)
     else:
         kept[name] = pause
-    write_json(pauses_file(session.paths), kept, inside=session.paths.base)
+    write_json(session.paths, pauses_file(session.paths), kept)
 
 
 def pause_of(session, automation: str) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from .backup_cli import progress_printer
 @pass_state
 def report(state: State, since, output) -> None:
     """Runs, failures, durations (with anomalies), resources, findings and drift across every environment."""
-    from .state_files import write_atomic
+    from .state_files import write_outside
 
     session = state.session()
     sessions = {env: session if env == session.environment.name else state.session_for(env) for env in session.settings.environments}
@@ -31,7 +31,7 @@ def report(state: State, since, output) -> None:
     if output:
         drawn = pages.charts(data, k, progress_printer(state))
         page = pages.render_html(str(session.root.path), since, data, numbers, drawn)
-        write_atomic(Path(output), page.encode("utf-8"), mode=0o644)
+        write_outside(Path(output), page)
     if state.json:
         click.echo(dumps({"since": since, "html": output, "k": k, "environments": numbers, "drift": data["drift"],
                           "findings": {env: len(f) for env, f in data["findings"].items()}}))

@@ -66,10 +66,10 @@ def schedule(ctx: click.Context, form: str, output) -> None:
 def _write_units(directory: str, units: dict[str, str]) -> None:
     from pathlib import Path
 
-    from .state_files import write_atomic
+    from .state_files import write_outside
 
     for name, text in units.items():
-        write_atomic(Path(directory) / name, text.encode("utf-8"), mode=0o644)
+        write_outside(Path(directory) / name, text)
 
 
 def _installed(session):

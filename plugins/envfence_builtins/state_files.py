@@ -1,44 +1,22 @@
-"""Small state files in an environment's tree: read as JSON, written atomically, never through a symlink.
+"""Small JSON state files in an environment's tree (pauses, alert state), written through :mod:`envfence.files`.
 
-Not a plugin: the operations plugins (maintenance pauses, alert state,
-restored backups) keep their state through these two functions, so a crash
-leaves the old file or the new one, never a torn one.
+Not a plugin: the operations plugins keep their state through these
+functions, so a crash leaves the old file or the new one, and a link planted
+in the tree is never written through.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from envfence.errors import EnvfenceError, SafetyError
+from envfence.errors import EnvfenceError
 
 
 def state_dir(paths) -> Path:
     """``<tree>/state``: where the operations plugins keep their files."""
     return paths.base / "state"
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600, inside: Path | None = None) -> None:
-    """Write ``data`` to ``path`` by a rename of a fresh temporary file.
-
-    :param inside: when given, ``path`` must lie inside it once symlinks are
-        resolved (an environment's tree), else :class:`SafetyError`.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if inside is not None and not path.parent.resolve().is_relative_to(inside.resolve()):
-        raise SafetyError(f"refusing to write {path}: it leads outside {inside}", "remove the symlink that leads elsewhere")
-    if path.is_symlink():
-        raise SafetyError(f"refusing to write {path}: it is a symlink", "remove it; envfence never writes through a symlink")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def read_json(path: Path, default: Any) -> Any:
@@ -51,6 +29,15 @@ def read_json(path: Path, default: Any) -> Any:
         raise EnvfenceError(f"{path} is damaged ({exc})", f"move it aside (mv {path} {path}.damaged); envfence starts a new one") from None
 
 
-def write_json(path: Path, data: Any, inside: Path | None = None) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (see :func:`write_atomic`)."""
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str).encode("utf-8"), inside=inside)
+def write_json(paths, path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` of the environment's tree, atomically."""
+    from envfence import files
+
+    files.write_atomic(paths, path, json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def write_outside(path: Path, data: bytes | str, mode: int = 0o644) -> Path:
+    """Write a file the user named outside any tree (a report, unit files, an off-site archive), atomically."""
+    from envfence import files
+
+    return files.write_atomic(path.parent, path.name, data, mode=mode, dir_mode=0o755)
