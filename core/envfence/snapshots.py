@@ -126,7 +126,8 @@ def listing(session) -> list[Snapshot]:
             data = json.loads(manifest.read_text())
         except (OSError, ValueError):
             continue  # a damaged snapshot is skipped, not fatal
-        found.append(Snapshot(data["id"], manifest.parent, data["created"], data.get("note", ""), data["files"]))
+        note = session.redactor()(data.get("note", ""))  # a manifest written by hand, or before notes were masked
+        found.append(Snapshot(data["id"], manifest.parent, data["created"], note, data["files"]))
     return found
 
 

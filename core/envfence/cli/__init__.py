@@ -187,9 +187,10 @@ def _redactor(state: State | None):
     session = getattr(state, "_session", None)
     if session is not None:
         return session.redactor()
-    from ..redaction import Redactor, environ_secrets
+    from ..redaction import Redactor, environ_secrets, plugin_shapes
 
-    return Redactor(environ_secrets(os.environ))
+    plugins = getattr(state, "_plugins", None)  # never loaded here: loading them may be what failed
+    return Redactor(environ_secrets(os.environ), shapes=plugin_shapes(plugins) if plugins is not None else ())
 
 
 def report_error(ctx: click.Context, message: str, hint: str, code: int) -> None:
