@@ -123,3 +123,17 @@ def test_an_unknown_timezone_is_a_check_error(make_project, run_cli):
     result = run_cli("check", cwd=root)
     assert result.exit_code == 1
     assert "timezone = 'Mars/Olympus' is no time zone" in result.stdout
+
+
+def test_daylight_saving_is_handled_as_cronie_does():
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    cron = parse("30 2 * * *")
+    # 29 March 2026 has no 02:30: the job runs as the clock jumps, at 03:00.
+    spring = cron.next_after(dt.datetime(2026, 3, 28, 12, 0, tzinfo=berlin))
+    assert (spring.day, spring.hour, spring.minute) == (29, 3, 0)
+    # 25 October 2026 has 02:30 twice: the job runs once.
+    first = cron.next_after(dt.datetime(2026, 10, 24, 12, 0, tzinfo=berlin))
+    second = cron.next_after(first)
+    assert (first.day, first.hour, first.minute) == (25, 2, 30) and (second.day, second.hour) == (26, 2)
