@@ -149,9 +149,13 @@ def test_a_lower_file_sees_the_final_value_set_in_a_higher_one(make_project, run
     assert values == {"URL": "https://db.internal/api", "HOST": "db.internal", "PATH_LIST": "/a:/b"}
 
 
-def test_a_fifo_is_refused_without_blocking(make_project, run_cli):
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_fifo_or_device_is_refused_without_blocking(make_project, run_cli, kind):
     root = make_project({".env": "A=1\n"})
-    os.mkfifo(root / ".env.development")
+    if kind == "fifo":
+        os.mkfifo(root / ".env.development")  # reading it would wait for a writer forever
+    else:
+        os.symlink("/dev/zero", root / ".env.development")  # reading it would never end
     result = run_cli("config", "show", cwd=root)
     assert result.exit_code == 4
     assert ".env.development: is not a regular file" in result.stderr
