@@ -433,3 +433,20 @@ def verify_audit_store(session: Session) -> Mapping[str, Any] | None:
 
     All results are collected; any that is not ok makes ``audit verify`` exit 1.
     """
+
+
+@hookspec(firstresult=True)
+def hold_state(session: Session, name: str, write: bool) -> Any:
+    """Hold an environment's named state (``alerts``) where every host sees it.
+
+    :param session: the open session.
+    :param name: the state's name, the plugin that owns it.
+    :param write: True for a read-modify-write: holders queue behind each
+        other across hosts, and the value is saved when the block ends
+        without an exception; False to read only.
+    :returns: a context manager whose value is the state (a dict, empty
+        when none was saved), changed in place by the holder; or None to
+        let the owning plugin keep it in its own file.
+
+    Stops at first non-None result.
+    """

@@ -29,9 +29,10 @@ is delivered by plugins implementing the ``alert`` hook (envfence-slack: ``slack
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import uuid
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import attrs
 
@@ -83,14 +84,47 @@ def load_state(session) -> dict[str, Any]:
     """The persisted alert state (``incidents``, ``pending``)."""
     from .state_files import read_json
 
-    data = read_json(state_file(session.paths), {})
+    data = _shared.get(id(session))
+    if data is None:
+        shared = session.plugins.call("hold_state", session=session, name=SECTION, write=False)
+        if shared is not None:  # a shared store keeps it for every host
+            with shared as data:
+                data = dict(data)
+    if data is None:
+        data = read_json(state_file(session.paths), {})
     return {"incidents": dict(data.get("incidents", {})), "pending": list(data.get("pending", []))}
 
 
 def _save(session, state: dict[str, Any]) -> None:
     from .state_files import write_json
 
+    if id(session) in _shared:
+        _shared[id(session)].clear()
+        _shared[id(session)].update(state)
+        return
     write_json(session.paths, state_file(session.paths), state)
+
+
+#: The state a shared store holds for a session's read-modify-write, by session id (see ``hold_state``).
+_shared: dict[int, dict[str, Any]] = {}
+
+
+@contextlib.contextmanager
+def held_state(session) -> Iterator[None]:
+    """Hold the alert state from reading the open incidents to saving them, across hosts when a store keeps it.
+
+    Two hosts crossing the same threshold then open one incident and send one alert.
+    """
+    shared = None if id(session) in _shared else session.plugins.call("hold_state", session=session, name=SECTION, write=True)
+    if shared is None:
+        yield
+        return
+    with shared as data:
+        _shared[id(session)] = data
+        try:
+            yield
+        finally:
+            _shared.pop(id(session), None)
 
 
 def _alert_data(alert: Alert) -> dict[str, Any]:
@@ -145,6 +179,11 @@ def dispatch(session, alerts: list[Alert]) -> dict[str, list]:
     worked: an alert that could not be delivered waits in ``pending`` for
     the next try. :returns: ``sent`` (alert, channel) and ``pending`` lists.
     """
+    with held_state(session):
+        return _dispatch(session, alerts)
+
+
+def _dispatch(session, alerts: list[Alert]) -> dict[str, list]:
     state = load_state(session)
     channels = channels_for(session.settings, session.environment.name)
     queue = [(p["alert"], p["channels"], p.get("attempts", 0), p.get("message_id")) for p in state["pending"]]
@@ -302,9 +341,10 @@ def on_run_finish(session, request, outcome) -> None:
     # Missed runs are noticed by `envfence health --alert`: a run that happens is no missed run.
     crossings = [c for c in evaluate(session, request.automation, runs) if c.check != "expected_every"]
     try:
-        alerts = incidents_from(session, crossings)
-        if alerts or load_state(session)["pending"]:
-            dispatch(session, alerts)
+        with held_state(session):
+            alerts = incidents_from(session, crossings)
+            if alerts or load_state(session)["pending"]:
+                dispatch(session, alerts)
     except EnvfenceError as exc:  # the alert state cannot be kept: say so, but the run's result stands
         print(f"envfence: warning: alerts: {exc.message} ({exc.hint})", file=sys.stderr)
 

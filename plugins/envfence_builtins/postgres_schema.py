@@ -17,6 +17,7 @@ import attrs
 RUNS = "envfence_runs"
 AUDIT = "envfence_audit"
 VERSIONS = "envfence_schema"
+STATE = "envfence_state"
 
 #: The advisory lock key that serialises migrations (any constant no other tool uses).
 _MIGRATION_LOCK = 0x656E7666_00000001
@@ -80,12 +81,25 @@ MIGRATIONS: tuple[Migration, ...] = (
             FOR EACH STATEMENT EXECUTE FUNCTION {AUDIT}_append_only();
         """,
     ),
+    Migration(
+        2,
+        "state shared by every host (alert incidents)",
+        f"""
+        CREATE TABLE {STATE} (
+            environment text NOT NULL,
+            name text NOT NULL,
+            value text NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (environment, name)
+        );
+        """,
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
 
 #: What the runtime role needs on each table, and what it must not have.
-NEEDED = {VERSIONS: ("SELECT",), RUNS: ("SELECT", "INSERT"), AUDIT: ("SELECT", "INSERT")}
+NEEDED = {VERSIONS: ("SELECT",), RUNS: ("SELECT", "INSERT"), AUDIT: ("SELECT", "INSERT"), STATE: ("SELECT", "INSERT", "UPDATE")}
 FORBIDDEN = {AUDIT: ("UPDATE", "DELETE", "TRUNCATE")}
 
 

@@ -47,7 +47,7 @@ from envfence import hookimpl
 from envfence.errors import ConfigurationError, EnvfenceError
 from envfence.models import SettingSpec, reveal
 
-from .postgres_schema import AUDIT, RUNS
+from .postgres_schema import AUDIT, RUNS, STATE
 
 SECTION = "store"
 FALLBACKS = ("refuse", "local")
@@ -578,6 +578,41 @@ def verify_audit_store(session):
     except StoreUnavailable as exc:
         return {"store": store.name, "records": 0, "ok": False, "broken": {"seq": None, "reason": exc.message}}
     return {"store": store.name, "records": count, "ok": problem is None, "broken": problem}
+
+
+# --- state shared by every host ----------------------------------------------------------
+
+
+@hookimpl
+def hold_state(session, name, write):
+    """The environment's state ``name`` in the store, locked across hosts while held (see the hookspec)."""
+    store = store_for(session)
+    if store is None:
+        return None
+    try:
+        store.connect(doing=f"hold the {name} state")
+    except StoreUnavailable:
+        if store.fallback == "local":
+            return None  # the plugin's own file keeps it meanwhile
+        raise
+    return _held_state(store, name, write)
+
+
+@contextlib.contextmanager
+def _held_state(store: Store, name: str, write: bool) -> Iterator[dict[str, Any]]:
+    key = (store.environment, name)
+    with store.using(f"hold the {name} state") as db, db.transaction():
+        if write:  # readers never wait; writers queue behind each other
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key("state", *key),))
+        row = db.execute(f"SELECT value FROM {STATE} WHERE environment = %s AND name = %s", key).fetchone()
+        value = json.loads(row[0]) if row else {}
+        yield value
+        if write:
+            db.execute(
+                f"INSERT INTO {STATE} (environment, name, value) VALUES (%s, %s, %s) "
+                "ON CONFLICT (environment, name) DO UPDATE SET value = excluded.value, updated_at = now()",
+                (*key, json.dumps(value, sort_keys=True, default=str)),
+            )
 
 
 @hookimpl

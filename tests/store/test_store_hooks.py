@@ -66,3 +66,35 @@ def test_hook_verify_audit_store_makes_audit_verify_report_and_fail_on_a_broken_
     assert json.loads(broken.stdout)["stores"][0]["broken"]["seq"] == 3
     text = envfence_project.run("audit", "verify")
     assert text.exit_code == 1 and "broken: remote://trail: record #3: its content does not match its hash" in text.output
+
+
+def test_hook_hold_state_keeps_the_alert_incidents_where_the_plugin_says(envfence_project, envfence_plugin):
+    kept: dict = {}
+    calls = []
+
+    class Shared:
+        @hookimpl
+        def hold_state(self, session, name, write):
+            calls.append((name, write))
+
+            @contextlib.contextmanager
+            def held():
+                value = json.loads(json.dumps(kept.get(name, {})))
+                yield value
+                if write:
+                    kept[name] = value
+
+            return held()
+
+    envfence_plugin(Shared())
+    envfence_project.settings(SETTINGS + '\n[thresholds.ok]\nmax_memory = "1KB"\n\n[alerts.escalation]\ndevelopment = ["console"]\n')
+    envfence_project.write("jobs.py", JOBS)
+    first = envfence_project.run("run", "ok")
+    assert first.exit_code == 0 and "envfence: ALERT" in first.output
+    assert list(kept["alerts"]["incidents"]) == ["ok:max_memory"] and ("alerts", True) in calls
+    # The incident is open in the plugin's state: the next run sends nothing, and no file was written.
+    second = envfence_project.run("run", "ok")
+    assert second.exit_code == 0 and "envfence: ALERT" not in second.output
+    assert not (envfence_project.path / "var" / "development" / "state" / "alerts.json").exists()
+    shown = json.loads(envfence_project.run("alerts", "show", "--json").stdout)
+    assert list(shown["incidents"]) == ["ok:max_memory"] and ("alerts", False) in calls

@@ -33,7 +33,25 @@ def ok(ctx):
 @pytest.fixture
 def hosts(make_project, store_db, tmp_path):
     """Three machines' copies of one project: two production VMs and a laptop, one database."""
-    settings = f'[store]\nurl = "{store_db.url}"\n\n[automations.hold]\nrun = "jobs:hold"\n\n[automations.ok]\nrun = "jobs:ok"\n'
+    settings = f'''[store]
+url = "{store_db.url}"
+
+[automations.hold]
+run = "jobs:hold"
+
+[automations.ok]
+run = "jobs:ok"
+
+[automations.heavy]
+run = "jobs:ok"
+
+[thresholds.heavy]
+max_memory = "1KB"
+
+[alerts.escalation]
+production = ["console"]
+development = ["console"]
+'''
     machines = {
         name: make_project({"jobs.py": JOBS}, settings=settings, name=name)
         for name in ("web-prod-01", "web-prod-02", "laptop-dev-01")
@@ -141,3 +159,13 @@ def test_status_compare_on_a_laptop_shows_production_runs_from_the_vms(hosts, st
     text = envfence("laptop-dev-01", hosts["laptop-dev-01"], "status", "--compare", **reader)
     assert "production" in text.stdout and "development" in text.stdout
     assert READER_PASSWORD not in text.stdout + text.stderr and OTHER_PASSWORD not in text.stdout + text.stderr
+
+
+def test_a_threshold_crossed_on_both_hosts_opens_one_incident_and_sends_one_alert(hosts):
+    first = envfence("web-prod-01", hosts["web-prod-01"], "run", "heavy")
+    second = envfence("web-prod-02", hosts["web-prod-02"], "run", "heavy")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    alerts = [line for line in (first.stderr + second.stderr).splitlines() if line.startswith("envfence: ALERT")]
+    assert len(alerts) == 1 and "production heavy max_memory" in alerts[0]
+    shown = envfence("web-prod-02", hosts["web-prod-02"], "alerts", "show", "--json")
+    assert list(json.loads(shown.stdout)["incidents"]) == ["heavy:max_memory"]
