@@ -330,3 +330,20 @@ def run_history(session: Session, automation: str | None, limit: int) -> list[Ru
     replaces the built-in SQLite store by answering first (``tryfirst``).
     Used by ``envfence status`` and ``envfence list``.
     """
+
+
+# --- Webhooks ----------------------------------------------------------------
+
+
+@hookspec
+def register_webhook_providers(register: Callable[[Any], None]) -> None:
+    """Add webhook providers that routes can name (``provider = "..."``).
+
+    :param register: call it once per provider with a
+        :class:`envfence_builtins.webhook_providers.WebhookProvider` (a name,
+        how to verify a delivery's signature, and where its event id and
+        type are). A name registered twice is a configuration error.
+
+    All implementations are called; the built-ins register
+    ``housecallpro``, ``standard`` and ``github``.
+    """
