@@ -58,12 +58,14 @@ def _decide(state: State, force: bool, reason: str | None, what: str) -> Any:
         elif session.profile.strict and not (reason or "").strip():
             refusal = f"--force in {env} (a strict profile) needs --reason TEXT, which the audit trail records"
         if refusal is not None:
-            session.audit(f"{what}.blocked", codes=codes, host=session.host.hostname, user=current_user())
+            # Recorded as the refused run it is (the trail keeps run.blocked even before the tree is prepared).
+            session.audit("run.blocked", automation=RECEIVER_NAME, command=what, codes=codes,
+                          host=session.host.hostname, user=current_user(), dry_run=False)
             override = "--force --reason TEXT" if session.profile.strict else "--force"
             raise SafetyError(f"{what} will not start in {env}: {refusal}",
                               f"to override: envfence {what} {override}; the override is recorded in the audit trail")
-        session.audit(f"{what}.forced", user=current_user(), host=session.host.hostname,
-                      reason=session.redactor()(reason or ""), overridden=codes)
+        session.audit("run.forced", automation=RECEIVER_NAME, command=what, user=current_user(),
+                      host=session.host.hostname, reason=session.redactor()(reason or ""), overridden=codes, dry_run=False)
         click.echo(f"envfence: warning: {what} forced past {', '.join(codes)}; recorded in the audit trail", err=True)
     return session
 
@@ -101,7 +103,8 @@ def _port(session) -> tuple[str, int]:
     port = int(raw)
     for finding in session.report.findings:
         if finding.code == "SERVICE_PORT_COLLISION" and (f"port {port} " in finding.message or finding.key == "WEBHOOK_PORT"):
-            session.audit("serve.blocked", codes=[finding.code], port=port)
+            session.audit("run.blocked", automation=RECEIVER_NAME, command="serve", codes=[finding.code], port=port,
+                          host=session.host.hostname, dry_run=False)
             raise SafetyError(f"serve will not start in {env}: {finding.message}", finding.remediation or "")
     return host, port
 
