@@ -263,6 +263,12 @@ def plugin_case(project: Project, workdir: Path, plan: Plan) -> tuple[Table, lis
     return table, targets
 
 
+def _webhook_case(workdir: Path, plan: Plan) -> tuple[Table, list[Target]]:
+    from .webhooks import webhook_case  # starts servers: imported only when this case runs
+
+    return webhook_case(workdir, plan)
+
+
 def run_all(workdir: Path, plan: Plan) -> tuple[list[Table], list[Target]]:
     """Generate the projects under ``workdir`` and run every case."""
     projects = {size: generate_project(workdir / f"project-{size}", size) for size in plan.sizes}
@@ -273,6 +279,7 @@ def run_all(workdir: Path, plan: Plan) -> tuple[list[Table], list[Target]]:
         lambda: cold_command_case(projects, plan),
         lambda: import_case(workdir, plan),
         lambda: plugin_case(projects[min(plan.sizes)], workdir, plan),
+        lambda: _webhook_case(workdir, plan),
     )
     for case in cases:
         table, met = case()

@@ -121,7 +121,7 @@ def _echo(line: str) -> None:
 @click.command()
 @click.option("--force", is_flag=True, help="Start despite a blocking safety finding (recorded in the audit trail).")
 @click.option("--reason", metavar="TEXT", help="Why; required with --force in a strict (production) profile.")
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Request threads.")
+@click.option("--threads", default=16, show_default=True, type=click.IntRange(1, 64), help="Request threads.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(0, 16),
               help="Worker threads running queued events (0: leave them to `envfence worker`).")
 @click.option("--backlog-limit", default=1000, show_default=True, type=click.IntRange(1),

@@ -139,6 +139,17 @@ def _confined_file(path: Path) -> None:
     os.close(fd)
 
 
+class _Pending:
+    """A delivery waiting for the group commit that stores it."""
+
+    __slots__ = ("row", "result", "stored")
+
+    def __init__(self, row: tuple) -> None:
+        self.row = row
+        self.result: bool | None = None
+        self.stored: bool | BaseException | None = None  #: set once the commit is done (or failed)
+
+
 def queue_path(paths) -> Path:
     """The queue file of an environment's tree (not created)."""
     return paths.base / QUEUE_DIR / QUEUE_FILE
@@ -156,6 +167,9 @@ class WebhookQueue:
         self.path = directory / QUEUE_FILE
         _confined_file(self.path)
         self._lock = threading.Lock()
+        self._group = threading.Condition()
+        self._waiting: list[_Pending] = []
+        self._syncing = False
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # each commit reaches the disk before the 2xx
@@ -183,17 +197,53 @@ class WebhookQueue:
         self, *, route: str, event_id: str, provider: str, event_type: str | None, automation: str,
         body: bytes, headers: Mapping[str, str], max_attempts: int, ignored: bool = False,
     ) -> bool:
-        """Store a verified delivery, synced to disk; False when ``(route, event_id)`` is already known."""
+        """Store a verified delivery, synced to disk; False when ``(route, event_id)`` is already known.
+
+        Group commit: deliveries that arrive while a commit is syncing wait
+        and go to disk together in the next one, so concurrent requests share
+        one sync instead of queueing for one each. Each caller still returns
+        only once its own row is on disk.
+        """
         now = time.time()
-        with self._transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO events (route, event_id, provider, event_type, automation, payload, headers, received_at,"
-                " status, max_attempts, next_attempt_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT (route, event_id) DO NOTHING",
-                (route, event_id, provider, event_type, automation, body, json.dumps(dict(headers)), now,
-                 "ignored" if ignored else "pending", max_attempts, now),
-            )
-            return cursor.rowcount == 1
+        row = (route, event_id, provider, event_type, automation, body, json.dumps(dict(headers)), now,
+               "ignored" if ignored else "pending", max_attempts, now)
+        entry = _Pending(row)
+        with self._group:
+            self._waiting.append(entry)
+            while entry.stored is None:
+                if self._syncing:
+                    self._group.wait()
+                    continue
+                self._syncing = True
+                batch, self._waiting = self._waiting, []
+                self._group.release()
+                try:
+                    self._store(batch)
+                finally:
+                    self._group.acquire()
+                    self._syncing = False
+                    self._group.notify_all()
+        if isinstance(entry.stored, BaseException):
+            raise entry.stored
+        return entry.stored
+
+    def _store(self, batch: list["_Pending"]) -> None:
+        try:
+            with self._transaction() as db:
+                for entry in batch:
+                    cursor = db.execute(
+                        "INSERT INTO events (route, event_id, provider, event_type, automation, payload, headers,"
+                        " received_at, status, max_attempts, next_attempt_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+                        " ON CONFLICT (route, event_id) DO NOTHING",
+                        entry.row,
+                    )
+                    entry.result = cursor.rowcount == 1
+        except BaseException as exc:  # nothing of the batch is stored: every caller hears why
+            for entry in batch:
+                entry.stored = exc
+            raise
+        for entry in batch:
+            entry.stored = entry.result
 
     # --- claiming ------------------------------------------------------------
 
