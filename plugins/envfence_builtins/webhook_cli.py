@@ -189,6 +189,7 @@ def serve(state: State, force, reason, threads, workers, backlog_limit, retry_ba
         thread.join()
     for worker in pool:
         worker.close()
+    receiver.access.close()
     setup.queue.close()
     session.audit("serve.stopped", port=port)
     _echo(f"envfence: receiver for {env} stopped")
