@@ -107,7 +107,7 @@ class WebhookEvent:
         }
 
 
-def _confined_dir(base: Path, relative: str) -> Path:
+def confined_dir(base: Path, relative: str) -> Path:
     """Create ``base/relative`` one component at a time, refusing any symlink on the way."""
     path = base
     for part in Path(relative).parts:
@@ -163,7 +163,7 @@ class WebhookQueue:
     """
 
     def __init__(self, paths) -> None:
-        directory = _confined_dir(paths.base.resolve(), QUEUE_DIR)
+        directory = confined_dir(paths.base.resolve(), QUEUE_DIR)
         self.path = directory / QUEUE_FILE
         _confined_file(self.path)
         self._lock = threading.Lock()

@@ -22,7 +22,7 @@ from typing import Callable
 
 from envfence.models import Automation, RunRequest
 
-from .webhook_queue import QUEUE_DIR, WebhookEvent, WebhookQueue, _confined_dir
+from .webhook_queue import QUEUE_DIR, WebhookEvent, WebhookQueue, confined_dir
 
 #: Seconds between looks at the queue when nothing woke the worker.
 POLL_SECONDS = 0.5
@@ -49,7 +49,7 @@ class Worker:
         self.retry_base = retry_base
         self.log = session.logger(component="webhooks")
         self.token = "w" + secrets.token_hex(8)
-        self._workers_dir = _confined_dir(session.paths.base.resolve(), f"{QUEUE_DIR}/workers")
+        self._workers_dir = confined_dir(session.paths.base.resolve(), f"{QUEUE_DIR}/workers")
         # Held while this worker lives: recovery knows a claim is orphaned when this lock is free.
         self._lock_fd = os.open(self._workers_dir / f"{self.token}.lock",
                                 os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_EXCL, 0o600)

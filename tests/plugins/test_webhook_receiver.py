@@ -76,20 +76,28 @@ def import_job(ctx):
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports (each socket held until all are chosen, so none is handed out twice)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def make_receiver_project(root: Path, ports: dict[str, int], attempts: int = 3) -> Path:
+    """A project with three routes; an environment without a port in ``ports`` gets another one (never the same)."""
+    spare = iter(p for p in free_ports(3) if p not in ports.values())
     root.mkdir(parents=True, exist_ok=True)
     (root / "envfence.toml").write_text(SETTINGS.format(attempts=attempts))
     (root / "hooks.py").write_text(HOOKS)
     for env, prefix in (("development", "DEV_"), ("production", "PROD_")):
         hcp, std, gh = SECRETS[env]
         (root / f".env.{env}").write_text(
-            f"WEBHOOK_PORT={ports.get(env, free_port())}\n{prefix}HOUSECALLPRO_WEBHOOK_SECRET={hcp}\n"
+            f"WEBHOOK_PORT={ports.get(env) or next(spare)}\n{prefix}HOUSECALLPRO_WEBHOOK_SECRET={hcp}\n"
             f"{prefix}ORDERS_WEBHOOK_SECRET={std}\n{prefix}GITHUB_WEBHOOK_SECRET={gh}\n"
         )
     return root
@@ -174,7 +182,7 @@ def cli(root: Path, *args: str, env: str = "development") -> subprocess.Complete
 @pytest.fixture(scope="module")
 def receivers(tmp_path_factory):
     """Development and production receivers of one project, side by side."""
-    ports = {"development": free_port(), "production": free_port()}
+    ports = dict(zip(("development", "production"), free_ports(2)))
     root = make_receiver_project(tmp_path_factory.mktemp("hooks") / "proj", ports)
     started = {}
     try:
@@ -334,7 +342,7 @@ def test_health_and_readiness(receivers):
 
 
 def test_kill_9_during_accept_loses_no_accepted_event_and_runs_none_twice(tmp_path):
-    port = free_port()
+    (port,) = free_ports(1)
     root = make_receiver_project(tmp_path / "proj", {"development": port})
     receiver = Receiver(root, "development", port, "--workers", "0")
     accepted: list[str] = []
@@ -375,7 +383,7 @@ def test_kill_9_during_accept_loses_no_accepted_event_and_runs_none_twice(tmp_pa
 
 
 def test_kill_9_during_dispatch_reruns_the_interrupted_event_once_and_nothing_else(tmp_path):
-    port = free_port()
+    (port,) = free_ports(1)
     root = make_receiver_project(tmp_path / "proj", {"development": port})
     receiver = Receiver(root, "development", port)
     first, slow = job(), job(sleep=30)
@@ -399,7 +407,7 @@ def test_kill_9_during_dispatch_reruns_the_interrupted_event_once_and_nothing_el
 
 
 def test_sigterm_finishes_the_request_and_the_run_in_flight_then_exits_0(tmp_path):
-    port = free_port()
+    (port,) = free_ports(1)
     root = make_receiver_project(tmp_path / "proj", {"development": port})
     receiver = Receiver(root, "development", port)
     slow = job(sleep=1)
