@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import click
@@ -22,8 +22,9 @@ from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps
 from envfence.errors import EXIT_FINDINGS, ConfigurationError, SafetyError, UsageError
 
-from .webhook_queue import WebhookQueue, queue_path
-from .webhook_receiver import Receiver, Route, route_secrets, routes
+if TYPE_CHECKING:  # the queue (sqlite3) and the receiver load only for the command that runs
+    from .webhook_queue import WebhookQueue
+    from .webhook_receiver import Route
 
 #: The automation name the safety guards see when deciding whether the receiver may start.
 RECEIVER_NAME = "webhook-receiver"
@@ -74,6 +75,8 @@ def _setup(state: State, force: bool, reason: str | None, what: str) -> Setup:
     from envfence.runner import find_automation
 
     from .webhook_providers import collect_providers
+    from .webhook_queue import WebhookQueue
+    from .webhook_receiver import routes
 
     session = _decide(state, force, reason, what)
     declared = routes(session.settings)
@@ -157,6 +160,7 @@ def serve(state: State, force, reason, threads, workers, backlog_limit, retry_ba
     from waitress.server import create_server
 
     from .webhook_providers import collect_providers
+    from .webhook_receiver import Receiver, route_secrets
     from .webhook_worker import Worker
 
     setup = _setup(state, force, reason, "serve")
@@ -253,6 +257,8 @@ def queue() -> None:
 
 
 def _queue(state: State, write: bool = False) -> tuple[Any, WebhookQueue | None]:
+    from .webhook_queue import WebhookQueue, queue_path
+
     session = state.session()
     if session.paths is None:
         raise UsageError("no plugin computes the environment's directories", "enable the directories plugin")
@@ -340,11 +346,7 @@ def _json_or_text(text: str) -> Any:
 @pass_state
 def retry(state: State, ref) -> None:
     """Give a dead or dropped event fresh tries."""
-    session, q, event = _find(state, ref, write=True)
-    if not q.retry(event.seq):
-        _refuse(state, f"event {event.id} is {event.status}; only a dead or dropped event is retried")
-    session.audit("webhook.retried", event_id=event.id, route=event.route, was=event.status)
-    _done(state, event, "pending", f"event {event.id} is pending again ({event.max_attempts} tries)")
+    _change(state, ref, "retry")
 
 
 @queue.command("drop")
@@ -353,11 +355,26 @@ def retry(state: State, ref) -> None:
 @pass_state
 def drop(state: State, ref) -> None:
     """Give up on a pending or dead event (its id stays known, so a replay is still refused)."""
+    _change(state, ref, "drop")
+
+
+#: What ``queue retry`` and ``queue drop`` do: the status they leave, which events they take, the audit event.
+_CHANGES = {
+    "retry": ("pending", "a dead or dropped event is retried", "webhook.retried"),
+    "drop": ("dropped", "a pending or dead event is dropped", "webhook.dropped"),
+}
+
+
+def _change(state: State, ref: str, change: str) -> None:
+    status, rule, audited = _CHANGES[change]
     session, q, event = _find(state, ref, write=True)
-    if not q.drop(event.seq):
-        _refuse(state, f"event {event.id} is {event.status}; only a pending or dead event is dropped")
-    session.audit("webhook.dropped", event_id=event.id, route=event.route, was=event.status)
-    _done(state, event, "dropped", f"event {event.id} dropped")
+    if not getattr(q, change)(event.seq):
+        _refuse(state, f"event {event.id} is {event.status}; only {rule}")
+    session.audit(audited, event_id=event.id, route=event.route, was=event.status)
+    if state.json:
+        click.echo(dumps({"id": event.id, "seq": event.seq, "status": status}))
+    else:
+        click.echo(f"event {event.id} is {status} now")
 
 
 def _refuse(state: State, message: str) -> None:
@@ -366,10 +383,3 @@ def _refuse(state: State, message: str) -> None:
     else:
         click.echo(f"envfence: error: {message}", err=True)
     click.get_current_context().exit(EXIT_FINDINGS)
-
-
-def _done(state: State, event, status: str, message: str) -> None:
-    if state.json:
-        click.echo(dumps({"id": event.id, "seq": event.seq, "status": status}))
-    else:
-        click.echo(message)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Mapping
+from typing import Mapping
 
 import attrs
 
