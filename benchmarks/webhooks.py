@@ -251,16 +251,20 @@ def webhook_case(workdir: Path, plan) -> tuple:
     from .cases import Row, Table, Target
 
     smoke = not plan.warmup
-    rounds, per_round, seconds = (1, 100, 1.0) if smoke else (max(3, plan.rounds // 3), 1000, 5.0)
+    rounds, per_round, seconds = (1, 100, 1.0) if smoke else (max(3, plan.rounds * 2 // 3), 500, 5.0)
     results = measure(workdir, rounds, per_round, seconds)
     floor_rps = statistics.median(results["floor"]["rps"])
     ours_rps = statistics.median(results["envfence"]["rps"])
-    share = ours_rps / floor_rps
+    # Each round measures both servers back to back: the ratio within a round is what a busy
+    # machine's drift changes least, so the share is the median of the rounds' ratios.
+    shares = [ours / floor for ours, floor in zip(results["envfence"]["rps"], results["floor"]["rps"])]
+    share = statistics.median(shares)
     spread = lambda xs: f"{min(xs):.0f}-{max(xs):.0f} req/s"  # noqa: E731
     rows = (
         Row("throughput", "bare waitress (floor)", 1000 / floor_rps, 1.0, f"{floor_rps:.0f} req/s ({spread(results['floor']['rps'])})"),
         Row("throughput", "envfence serve", 1000 / ours_rps, floor_rps / ours_rps,
-            f"{ours_rps:.0f} req/s ({spread(results['envfence']['rps'])}), {share:.0%} of the floor"),
+            f"{ours_rps:.0f} req/s ({spread(results['envfence']['rps'])}); {share:.0%} of the floor, "
+            f"rounds {min(shares):.0%}-{max(shares):.0%}"),
         Row("p99 at 100 req/s", "bare waitress (floor)", p99(results["floor"]["lat"]), 1.0,
             f"median {statistics.median(results['floor']['lat']):.2f} ms"),
         Row("p99 at 100 req/s", "envfence serve", p99(results["envfence"]["lat"]),
@@ -278,7 +282,9 @@ def webhook_case(workdir: Path, plan) -> tuple:
     )
     ours_p99 = p99(results["envfence"]["lat"])
     targets = [
-        Target("webhook throughput at least 50% of a bare waitress app", f"{share:.0%} ({ours_rps:.0f} of {floor_rps:.0f} req/s)", share >= 0.5),
+        Target("webhook throughput at least 50% of a bare waitress app",
+               f"{share:.0%} (median of rounds, {min(shares):.0%}-{max(shares):.0%}; {ours_rps:.0f} and {floor_rps:.0f} req/s)",
+               share >= 0.5),
         Target("webhook p99 under 50 ms at 100 req/s", f"{ours_p99:.1f} ms", ours_p99 < 50),
     ]
     return table, targets
