@@ -110,6 +110,30 @@ def test_the_queue_is_never_written_through_a_symlink(project, run_cli, tmp_path
     assert list(elsewhere.iterdir()) == []
 
 
+def test_a_symlink_where_the_queue_file_belongs_is_refused(project, run_cli, tmp_path):
+    target = tmp_path / "elsewhere.sqlite3"
+    target.write_bytes(b"")
+    (project / "var/development/queue").mkdir(parents=True)
+    os.symlink(target, project / "var/development/queue/webhooks.sqlite3")
+    result = run_cli("worker", "--once", cwd=project)
+    assert result.exit_code == 3 and "symlink" in result.stderr
+    assert target.read_bytes() == b""
+
+
+def test_a_provider_plugin_that_raises_stops_the_receiver_with_its_name(project, run_cli, envfence_plugin):
+    from envfence import hookimpl
+
+    class Broken:
+        @hookimpl
+        def register_webhook_providers(self, register):
+            raise RuntimeError("no provider today")
+
+    envfence_plugin(Broken(), "broken-provider")
+    result = run_cli("worker", "--once", cwd=project)
+    assert result.exit_code == 4
+    assert "broken-provider" in result.stderr and "-p no:broken-provider" in result.stderr
+
+
 def test_serve_refuses_a_port_another_environment_declares(project, run_cli):
     (project / ".env.production").write_text("WEBHOOK_PORT=18001\nPROD_HOUSECALLPRO_WEBHOOK_SECRET=prod-secret-0a1b2c3d4e5f6a7b8c9d0e1f\n")
     result = run_cli("serve", cwd=project)

@@ -27,7 +27,7 @@ DEV_HCP = "devcanary-7f3a9c2e41b85d60a1f4e9c3b7d2086e"
 PROD_HCP = "prodcanary-5c1e8a7d3b9f2064e8a1c7d5b3f9e261"
 DEV_STD = "whsec_ZGV2ZGV2ZGV2ZGV2ZGV2ZGV2ZGV2ZGV2ZGV2ZGV2"  # base64 of 30 bytes
 PROD_STD = "whsec_cHJvZHByb2Rwcm9kcHJvZHByb2Rwcm9kcHJvZHBy"
-DEV_GH = "devghcanary-0b6d4f2a8c1e7395d2a6f0b4c8e1d3a5"
+DEV_GH = 'devgh"canary\\back-0b6d4f2a8c1e7395d2a6f0b4c8e1d3a5'  # a quote and a backslash in a secret
 PROD_GH = "prodghcanary-9e2c6a4f1d8b3057c9e1a5d3f7b2c4e6"
 SECRETS = {"development": (DEV_HCP, DEV_STD, DEV_GH), "production": (PROD_HCP, PROD_STD, PROD_GH)}
 
@@ -98,7 +98,7 @@ def make_receiver_project(root: Path, ports: dict[str, int], attempts: int = 3) 
         hcp, std, gh = SECRETS[env]
         (root / f".env.{env}").write_text(
             f"WEBHOOK_PORT={ports.get(env) or next(spare)}\n{prefix}HOUSECALLPRO_WEBHOOK_SECRET={hcp}\n"
-            f"{prefix}ORDERS_WEBHOOK_SECRET={std}\n{prefix}GITHUB_WEBHOOK_SECRET={gh}\n"
+            f"{prefix}ORDERS_WEBHOOK_SECRET={std}\n{prefix}GITHUB_WEBHOOK_SECRET='{gh}'\n"
         )
     return root
 
