@@ -178,7 +178,8 @@ class Receiver:
     :param providers: the providers, by name.
     :param secrets: each route's signing secret, by path (never logged).
     :param queue: the environment's :class:`~envfence_builtins.webhook_queue.WebhookQueue`.
-    :param backlog_limit: ``/readyz`` answers 503 from this many pending events on.
+    :param backlog_limit: ``/readyz`` answers 503 from this many pending events on, and
+        while the configuration has errors (it also lists the files changed since the start).
     """
 
     def __init__(self, session, routes: Mapping[str, Route], providers, secrets: Mapping[str, str], queue,
@@ -194,6 +195,8 @@ class Receiver:
         self.log = session.logger(component="webhooks")
         self.access = AccessLog(session.logger(component="webhooks", access=True))
         self._audit_lock = threading.Lock()
+        #: The codes of the configuration's errors at start (a strict profile does not start with any).
+        self._config_errors = sorted({f.code for f in session.report.findings if f.severity == "error"})
 
     def __call__(self, environ, start_response):
         began = time.perf_counter()
@@ -224,10 +227,12 @@ class Receiver:
             return 200, {"status": "alive"}
         writable = self.queue.writable()
         backlog = self.queue.counts()["pending"]
-        ready = writable and backlog < self.backlog_limit
+        ready = writable and backlog < self.backlog_limit and not self._config_errors
         return (200 if ready else 503), {
             "status": "ready" if ready else "not ready", "queue_writable": writable, "backlog": backlog,
-            "backlog_limit": self.backlog_limit, "routes": sorted(self.routes),
+            "backlog_limit": self.backlog_limit, "configuration_errors": self._config_errors,
+            # Files changed since the start are read by the next start, not by this process.
+            "configuration_changed": self.session.changed_layers(), "routes": sorted(self.routes),
         }
 
     def _receive(self, path: str, method: str, environ) -> tuple[int, dict]:

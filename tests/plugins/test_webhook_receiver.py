@@ -336,6 +336,7 @@ def test_health_and_readiness(receivers):
     assert requests.get(dev.url + "/healthz", timeout=5).json() == {"status": "alive"}
     ready = requests.get(dev.url + "/readyz", timeout=5)
     assert ready.status_code == 200 and ready.json()["queue_writable"] is True
+    assert ready.json()["configuration_errors"] == [] and ready.json()["configuration_changed"] == []
 
 
 # --- durability --------------------------------------------------------------------------
@@ -344,7 +345,7 @@ def test_health_and_readiness(receivers):
 def test_kill_9_during_accept_loses_no_accepted_event_and_runs_none_twice(tmp_path):
     (port,) = free_ports(1)
     root = make_receiver_project(tmp_path / "proj", {"development": port})
-    receiver = Receiver(root, "development", port, "--workers", "0")
+    receiver = Receiver(root, "development", port, "--workers", "0", "--backlog-limit", "30")
     accepted: list[str] = []
     stop = threading.Event()
 
@@ -364,6 +365,9 @@ def test_kill_9_during_accept_loses_no_accepted_event_and_runs_none_twice(tmp_pa
     for thread in senders:
         thread.start()
     wait_until(lambda: len(accepted) >= 30, what="some accepted events")
+    # Nothing runs them (no workers): the backlog makes the receiver not ready.
+    ready = requests.get(receiver.url + "/readyz", timeout=5)
+    assert ready.status_code == 503 and ready.json()["backlog"] >= 30
     receiver.kill()
     stop.set()
     for thread in senders:
