@@ -3,6 +3,8 @@
 One SQLite file in the environment's own tree (``queue/webhooks.sqlite3``),
 in WAL mode with ``synchronous=FULL``: an event is on disk before the
 receiver answers 2xx, so a crash or a kill -9 loses no accepted event.
+The file, SQLite's side files and the workers' lock files are checked and
+created through :mod:`envfence.files`, so none is reached through a link.
 
 An event's life::
 
@@ -23,7 +25,6 @@ same delivery is never queued twice (replay protection that survives restarts).
 from __future__ import annotations
 
 import json
-import os
 import random
 import sqlite3
 import threading
@@ -34,7 +35,8 @@ from typing import Any, Iterator, Mapping
 
 import attrs
 
-from envfence.errors import SafetyError
+from envfence import files
+from envfence.errors import EnvfenceError
 
 #: Where the queue lives, relative to the environment's tree.
 QUEUE_DIR = "queue"
@@ -107,38 +109,6 @@ class WebhookEvent:
         }
 
 
-def confined_dir(base: Path, relative: str) -> Path:
-    """Create ``base/relative`` one component at a time, refusing any symlink on the way."""
-    path = base
-    for part in Path(relative).parts:
-        path = path / part
-        try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            pass
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        except OSError:
-            raise SafetyError(
-                f"{path} is a symlink or not a directory; the webhook queue stays inside the environment's tree",
-                f"remove {path} (envfence creates it)",
-            ) from None
-        os.close(fd)
-    return path
-
-
-def _confined_file(path: Path) -> None:
-    """Create ``path`` (and SQLite's side files' places) without following a symlink."""
-    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
-        if candidate.is_symlink():
-            raise SafetyError(
-                f"{candidate} is a symlink; the webhook queue is written only inside the environment's tree",
-                f"remove the link {candidate}",
-            )
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    os.close(fd)
-
-
 class _Pending:
     """A delivery waiting for the group commit that stores it."""
 
@@ -148,6 +118,11 @@ class _Pending:
         self.row = row
         self.result: bool | None = None
         self.stored: bool | BaseException | None = None  #: set once the commit is done (or failed)
+
+
+def worker_lock(token: str) -> str:
+    """The lock file a worker holds while it lives, relative to the environment's tree."""
+    return f"{QUEUE_DIR}/workers/{token}.lock"
 
 
 def queue_path(paths) -> Path:
@@ -163,9 +138,14 @@ class WebhookQueue:
     """
 
     def __init__(self, paths) -> None:
-        directory = confined_dir(paths.base.resolve(), QUEUE_DIR)
-        self.path = directory / QUEUE_FILE
-        _confined_file(self.path)
+        relative = f"{QUEUE_DIR}/{QUEUE_FILE}"
+        # SQLite opens its files by name: each is checked (and the database created) through
+        # envfence.files first, so none is reached through a link.
+        for side in ("-wal", "-shm", "-journal"):
+            if files.check_file(paths, relative + side) == "symlink":
+                files.ensure_file(paths, relative + side)  # raises the SafetyError naming the link
+        self.path = files.ensure_file(paths, relative)
+        self.paths = paths
         self._lock = threading.Lock()
         self._group = threading.Condition()
         self._waiting: list[_Pending] = []
@@ -291,7 +271,7 @@ class WebhookQueue:
             )
         return status
 
-    def recover(self, workers_dir: Path) -> int:
+    def recover(self) -> int:
         """Put back to pending the running events of workers that are gone; returns how many."""
         import fcntl
 
@@ -299,19 +279,16 @@ class WebhookQueue:
             owners = [r[0] for r in self._db.execute("SELECT DISTINCT claimed_by FROM events WHERE status='running'")]
         freed = 0
         for owner in owners:
-            lock = workers_dir / f"{owner}.lock"
+            lock = worker_lock(owner)
             try:
-                fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW)
-            except FileNotFoundError:
-                fd = None
-            except OSError:
-                continue  # a symlink or worse: leave it for a person to look at
-            try:
-                if fd is not None:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    except BlockingIOError:
-                        continue  # its worker is alive
+                handle = files.open_append(self.paths, lock, binary=True)
+            except EnvfenceError:
+                continue  # a link or worse where the lock belongs: leave it for `envfence check`
+            with handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its worker is alive
                 with self._transaction() as db:
                     freed += db.execute(
                         "UPDATE events SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'pending' END,"
@@ -319,11 +296,7 @@ class WebhookQueue:
                         " WHERE status='running' AND claimed_by=?",
                         (owner,),
                     ).rowcount
-                if fd is not None:
-                    os.unlink(lock)
-            finally:
-                if fd is not None:
-                    os.close(fd)
+                files.remove(self.paths, lock)
         return freed
 
     # --- managing ------------------------------------------------------------

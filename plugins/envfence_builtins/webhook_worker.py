@@ -15,14 +15,14 @@ at once, and a finished event is never run again.
 from __future__ import annotations
 
 import fcntl
-import os
 import secrets
 import threading
 from typing import Callable
 
+from envfence import files
 from envfence.models import Automation, RunRequest
 
-from .webhook_queue import QUEUE_DIR, WebhookEvent, WebhookQueue, confined_dir
+from .webhook_queue import WebhookEvent, WebhookQueue, worker_lock
 
 #: Seconds between looks at the queue when nothing woke the worker.
 POLL_SECONDS = 0.5
@@ -49,24 +49,19 @@ class Worker:
         self.retry_base = retry_base
         self.log = session.logger(component="webhooks")
         self.token = "w" + secrets.token_hex(8)
-        self._workers_dir = confined_dir(session.paths.base.resolve(), f"{QUEUE_DIR}/workers")
         # Held while this worker lives: recovery knows a claim is orphaned when this lock is free.
-        self._lock_fd = os.open(self._workers_dir / f"{self.token}.lock",
-                                os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_EXCL, 0o600)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        self._lock = files.open_append(session.paths, worker_lock(self.token), binary=True)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
         self._dispatching = threading.Lock()
 
     def close(self) -> None:
         """Let go of the worker's lock (its claims are all finished by then)."""
-        try:
-            os.unlink(self._workers_dir / f"{self.token}.lock")
-        except OSError:
-            pass
-        os.close(self._lock_fd)
+        files.remove(self.session.paths, worker_lock(self.token))
+        self._lock.close()
 
     def recover(self) -> None:
         """Return the claims of dead workers to the queue."""
-        freed = self.queue.recover(self._workers_dir)
+        freed = self.queue.recover()
         if freed:
             self.log.warning(f"{freed} webhook event(s) interrupted by a stopped worker are queued again")
 
