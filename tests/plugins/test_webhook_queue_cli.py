@@ -212,3 +212,9 @@ def test_hook_register_webhook_providers_adds_a_provider_routes_can_name(make_pr
 
     envfence_plugin(Twice(), "twice")
     assert "registered twice" in findings()[0]["message"]
+
+
+def test_clean_never_touches_the_webhook_queue(make_project, run_cli):
+    root = make_project(settings='[directories]\nclean = ["queue"]\n')
+    found = json.loads(run_cli("--json", "check", cwd=root).stdout)["findings"]
+    assert any(f["code"] == "DIR_CLEAN_PROTECTED" and "queue" in f["message"] for f in found)
