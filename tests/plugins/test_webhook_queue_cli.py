@@ -218,3 +218,22 @@ def test_clean_never_touches_the_webhook_queue(make_project, run_cli):
     root = make_project(settings='[directories]\nclean = ["queue"]\n')
     found = json.loads(run_cli("--json", "check", cwd=root).stdout)["findings"]
     assert any(f["code"] == "DIR_CLEAN_PROTECTED" and "queue" in f["message"] for f in found)
+
+
+def test_two_worker_processes_never_run_the_same_event(project):
+    import subprocess
+    import sys
+
+    for n in range(12):
+        enqueue(project, f"evt-{n}", {"n": n})
+    variables = {k: v for k, v in os.environ.items() if not k.startswith(("ENVFENCE_", "DEV_", "PROD_"))}
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "envfence", "worker", "--once"], cwd=project,
+                         env={**variables, "ENVFENCE_HOSTNAME": "build-box-01"}, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    for worker in workers:
+        assert worker.wait(timeout=120) == 0, worker.stderr.read()
+    ran = [json.loads(line)["id"] for line in (project / "var/development/runs.jsonl").read_text().splitlines()]
+    assert sorted(ran) == sorted(f"evt-{n}" for n in range(12))
