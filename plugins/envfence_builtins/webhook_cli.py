@@ -20,7 +20,7 @@ import click
 
 from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps
-from envfence.errors import EXIT_FINDINGS, ConfigurationError, SafetyError, UsageError
+from envfence.errors import EXIT_FINDINGS, ConfigurationError, EnvfenceError, SafetyError, UsageError
 
 if TYPE_CHECKING:  # the queue (sqlite3) and the receiver load only for the command that runs
     from .webhook_queue import WebhookQueue
@@ -168,8 +168,14 @@ def serve(state: State, force, reason, threads, workers, backlog_limit, retry_ba
     host, port = _port(session)
     receiver = Receiver(session, setup.routes, collect_providers(session.plugins),
                         route_secrets(session, list(setup.routes.values())), setup.queue, backlog_limit)
-    server = create_server(receiver, host=host, port=port, threads=threads, ident="envfence",
-                           clear_untrusted_proxy_headers=True)
+    try:
+        server = create_server(receiver, host=host, port=port, threads=threads, ident="envfence",
+                               clear_untrusted_proxy_headers=True)
+    except OSError as exc:
+        receiver.access.close()
+        setup.queue.close()
+        raise EnvfenceError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                            f"stop what holds port {port}, or give {session.environment.name} another WEBHOOK_PORT") from None
     stop, done = threading.Event(), threading.Event()
     _stop_on_signals(stop)
     pool = [Worker(session, setup.queue, setup.automations, echo=_echo, retry_base=retry_base) for _ in range(workers)]

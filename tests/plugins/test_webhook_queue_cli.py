@@ -134,6 +134,19 @@ def test_a_provider_plugin_that_raises_stops_the_receiver_with_its_name(project,
     assert "broken-provider" in result.stderr and "-p no:broken-provider" in result.stderr
 
 
+def test_serve_says_which_port_is_taken_when_another_process_holds_it(project, run_cli):
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        (project / ".env.development").write_text(f"WEBHOOK_PORT={port}\nDEV_HOUSECALLPRO_WEBHOOK_SECRET={CANARY}\n")
+        result = run_cli("serve", cwd=project)
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "internal error" not in result.stderr
+
+
 def test_serve_refuses_a_port_another_environment_declares(project, run_cli):
     (project / ".env.production").write_text("WEBHOOK_PORT=18001\nPROD_HOUSECALLPRO_WEBHOOK_SECRET=prod-secret-0a1b2c3d4e5f6a7b8c9d0e1f\n")
     result = run_cli("serve", cwd=project)
