@@ -401,6 +401,23 @@ def alert(session: Session, alert: Alert, channels: tuple[str, ...]) -> list[str
     """
 
 
+# --- Webhooks ----------------------------------------------------------------
+
+
+@hookspec
+def register_webhook_providers(register: Callable[[Any], None]) -> None:
+    """Add webhook providers that routes can name (``provider = "..."``).
+
+    :param register: call it once per provider with a
+        :class:`envfence_builtins.webhook_providers.WebhookProvider` (a name,
+        how to verify a delivery's signature, and where its event id and
+        type are). A name registered twice is a configuration error.
+
+    All implementations are called; the built-ins register
+    ``housecallpro``, ``standard`` and ``github``.
+    """
+
+
 # --- A shared store (several machines) ---------------------------------------
 
 

@@ -456,6 +456,7 @@ class RunRequest:
     force: bool = False
     reason: str | None = None
     overrides: Mapping[str, str] = attrs.field(factory=dict)
+    event: Any = None  #: what triggered the run (a webhook event), handed to the automation as ``ctx.event``
 
 
 @attrs.frozen

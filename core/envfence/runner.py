@@ -63,7 +63,8 @@ class RunContext:
 
     Attributes: ``session``, ``automation``, ``run_id``, ``dry_run``,
     ``forced``, ``reason``, ``paths`` (the environment's :class:`EnvPaths`,
-    not created in a dry run) and ``logger`` (loguru, bound to the run).
+    not created in a dry run), ``logger`` (loguru, bound to the run) and
+    ``event`` (the webhook event that triggered it, or None).
     """
 
     session: Any
@@ -75,6 +76,7 @@ class RunContext:
     paths: EnvPaths | None = None
     logger: Any = None
     echo: Callable[[str], None] = print
+    event: Any = None  #: the webhook event that triggered the run (id, payload, headers), or None
 
     @property
     def environment(self) -> str:
@@ -505,6 +507,7 @@ class Runner:
             paths=self.session.paths,
             logger=bound,
             echo=self.echo,
+            event=request.event,
         )
 
     def _logging(self, paths: EnvPaths) -> int | None:
