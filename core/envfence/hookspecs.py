@@ -467,3 +467,19 @@ def hold_state(session: Session, name: str, write: bool) -> Any:
 
     Stops at first non-None result.
     """
+
+
+@hookspec(firstresult=True)
+def open_webhook_queue(session: Session) -> Any:
+    """Open the environment's webhook queue somewhere other than its tree.
+
+    :param session: the open, prepared session.
+    :returns: an object with the methods of
+        :class:`envfence_builtins.webhook_queue.WebhookQueue` (``accept``,
+        ``claim``, ``finish``, ``recover``, ``list``, ``get``, ``retry``,
+        ``drop``, ``counts``, ``writable``, ``close``), or None to use the
+        SQLite queue in the environment's tree.
+
+    Stops at first non-None result. ``envfence serve``, ``worker`` and
+    ``queue`` use what it returns.
+    """

@@ -18,6 +18,7 @@ RUNS = "envfence_runs"
 AUDIT = "envfence_audit"
 VERSIONS = "envfence_schema"
 STATE = "envfence_state"
+QUEUE = "envfence_webhook_events"
 
 #: The advisory lock key that serialises migrations (any constant no other tool uses).
 _MIGRATION_LOCK = 0x656E7666_00000001
@@ -94,12 +95,41 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        3,
+        "the webhook queue",
+        f"""
+        CREATE TABLE {QUEUE} (
+            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            environment text NOT NULL,
+            route text NOT NULL,
+            event_id text NOT NULL,
+            provider text NOT NULL,
+            event_type text,
+            automation text NOT NULL,
+            payload bytea NOT NULL,
+            headers text NOT NULL,
+            received_at double precision NOT NULL,
+            status text NOT NULL,
+            attempts integer NOT NULL DEFAULT 0,
+            max_attempts integer NOT NULL,
+            next_attempt_at double precision NOT NULL,
+            claimed_by text,
+            run_id text,
+            last_error text,
+            finished_at double precision,
+            UNIQUE (environment, route, event_id)
+        );
+        CREATE INDEX {QUEUE}_due ON {QUEUE} (environment, status, next_attempt_at);
+        """,
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
 
 #: What the runtime role needs on each table, and what it must not have.
-NEEDED = {VERSIONS: ("SELECT",), RUNS: ("SELECT", "INSERT"), AUDIT: ("SELECT", "INSERT"), STATE: ("SELECT", "INSERT", "UPDATE")}
+NEEDED = {VERSIONS: ("SELECT",), RUNS: ("SELECT", "INSERT"), AUDIT: ("SELECT", "INSERT"), STATE: ("SELECT", "INSERT", "UPDATE"),
+          QUEUE: ("SELECT", "INSERT", "UPDATE")}
 FORBIDDEN = {AUDIT: ("UPDATE", "DELETE", "TRUNCATE")}
 
 

@@ -138,11 +138,23 @@ class Store:
     @contextlib.contextmanager
     def using(self, doing: str) -> Iterator[Any]:
         """The pooled connection, with a dropped connection turned into :class:`StoreUnavailable`."""
-        import psycopg
-
         db = self.connect(doing=doing)
         try:
-            yield db
+            with self.translated(doing):
+                yield db
+        except StoreUnavailable:
+            _pool.pop((os.getpid(), self._url), None)
+            with contextlib.suppress(Exception):
+                db.close()
+            raise
+
+    @contextlib.contextmanager
+    def translated(self, doing: str) -> Iterator[None]:
+        """psycopg's errors as envfence's: a missing table, a missing privilege, a store gone away."""
+        import psycopg
+
+        try:
+            yield
         except psycopg.errors.UndefinedTable:
             raise ConfigurationError(
                 f"the shared store {self.name} has no envfence tables (cannot {doing})",
@@ -154,9 +166,6 @@ class Store:
                 "grant the role what docs/several-machines.md lists (`envfence store check` shows what is missing)",
             ) from None
         except psycopg.OperationalError as exc:
-            _pool.pop((os.getpid(), self._url), None)
-            with contextlib.suppress(Exception):
-                db.close()
             raise self.unavailable(exc, doing) from None
 
 
@@ -578,6 +587,20 @@ def verify_audit_store(session):
     except StoreUnavailable as exc:
         return {"store": store.name, "records": 0, "ok": False, "broken": {"seq": None, "reason": exc.message}}
     return {"store": store.name, "records": count, "ok": problem is None, "broken": problem}
+
+
+# --- the webhook queue ------------------------------------------------------------------------
+
+
+@hookimpl
+def open_webhook_queue(session):
+    """The environment's webhook queue in the store, shared by receivers and workers on every host."""
+    store = store_for(session)
+    if store is None:
+        return None
+    from .postgres_queue import PostgresQueue
+
+    return PostgresQueue(store)
 
 
 # --- state shared by every host ----------------------------------------------------------

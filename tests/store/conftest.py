@@ -74,5 +74,5 @@ def grant_app(store_db) -> None:
     with psycopg.connect(store_db.owner, autocommit=True) as db:
         db.execute(f"GRANT SELECT ON envfence_schema, envfence_runs, envfence_audit TO {APP}, {OTHER}, {READER}")
         db.execute(f"GRANT INSERT ON envfence_runs, envfence_audit TO {APP}, {OTHER}")
-        db.execute(f"GRANT SELECT, INSERT, UPDATE ON envfence_state TO {APP}, {OTHER}")
+        db.execute(f"GRANT SELECT, INSERT, UPDATE ON envfence_state, envfence_webhook_events TO {APP}, {OTHER}")
         db.execute(f"GRANT SELECT ON envfence_state TO {READER}")

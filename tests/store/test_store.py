@@ -57,7 +57,7 @@ def test_store_init_is_idempotent_and_check_reports_migrations_and_privileges(pr
     assert any("store init" in p for p in data["problems"])
 
     first = json.loads(run_cli("store", "init", "--json", cwd=project).stdout)
-    assert first["applied"] == [1, 2] and first["to"] == 2
+    assert first["applied"] == [1, 2, 3] and first["to"] == 3
     again = run_cli("store", "init", "--json", cwd=project)
     assert again.exit_code == 0 and json.loads(again.stdout)["applied"] == []
     assert json.loads(run_cli("store", "migrate", "--json", cwd=project).stdout)["applied"] == []

@@ -98,3 +98,29 @@ def test_hook_hold_state_keeps_the_alert_incidents_where_the_plugin_says(envfenc
     assert not (envfence_project.path / "var" / "development" / "state" / "alerts.json").exists()
     shown = json.loads(envfence_project.run("alerts", "show", "--json").stdout)
     assert list(shown["incidents"]) == ["ok:max_memory"] and ("alerts", False) in calls
+
+
+def test_hook_open_webhook_queue_gives_the_queue_commands_the_plugins_queue(envfence_project, envfence_plugin):
+    from envfence_builtins.webhook_queue import STATUSES, WebhookEvent
+
+    event = WebhookEvent(seq=7, id="evt_1", route="/hooks", provider="housecallpro", type="job.created", automation="ok",
+                         body=b"{}", headers={}, received_at=0.0, status="pending", attempt=0, max_attempts=5,
+                         next_attempt_at=0.0)
+
+    class Elsewhere:
+        def list(self, status=None, limit=100):
+            return [event]
+
+        def counts(self):
+            return {s: 0 for s in STATUSES} | {"pending": 1}
+
+    class Shared:
+        @hookimpl
+        def open_webhook_queue(self, session):
+            return Elsewhere()
+
+    envfence_plugin(Shared())
+    listed = json.loads(envfence_project.run("queue", "list", "--json").stdout)
+    assert [e["id"] for e in listed["events"]] == ["evt_1"] and listed["counts"]["pending"] == 1
+    # The tree's own queue was never created.
+    assert not (envfence_project.path / "var" / "development" / "queue").exists()
