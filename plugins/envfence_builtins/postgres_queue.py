@@ -16,14 +16,13 @@ changes across hosts:
 from __future__ import annotations
 
 import json
-import random
 import threading
 import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping
 
 from .postgres_store import Store, advisory_key
-from .webhook_queue import STATUSES, WebhookEvent
+from .webhook_queue import STATUSES, WebhookEvent, next_status
 
 TABLE = "envfence_webhook_events"
 _COLUMNS = (
@@ -103,14 +102,7 @@ class PostgresQueue:
             ).fetchone()
             if row is None:
                 return "lost"
-            attempts, max_attempts = row
-            if succeeded:
-                status, due = "succeeded", now
-            elif final or attempts >= max_attempts:
-                status, due = "dead", now
-            else:
-                status = "pending"
-                due = now + min(retry_max, retry_base * 2 ** (attempts - 1)) * (0.5 + random.random() / 2)
+            status, due = next_status(*row, succeeded=succeeded, final=final, now=now, retry_base=retry_base, retry_max=retry_max)
             db.execute(
                 f"UPDATE {TABLE} SET status=%s, next_attempt_at=%s, run_id=%s, last_error=%s, claimed_by=NULL,"
                 " finished_at=%s WHERE seq=%s",
