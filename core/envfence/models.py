@@ -10,9 +10,12 @@ from __future__ import annotations
 import datetime as _dt
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 import attrs
+
+if TYPE_CHECKING:
+    from .naming import CredentialNaming
 
 MASK = "********"
 
@@ -209,11 +212,12 @@ class Config(Mapping[str, Any]):
 
     A read-only mapping from key to value (``str``, or :class:`Secret` for
     secrets). :meth:`entry` gives the provenance of a key; :meth:`credential`
-    reads a credential through the environment's prefix.
+    reads a credential through the environment's prefix, as :attr:`naming`
+    (the project's one :class:`~envfence.naming.CredentialNaming`) says.
     """
 
     environment: str
-    prefix: str  #: this environment's credential prefix, without the underscore
+    naming: "CredentialNaming"
     entries: Mapping[str, ConfigEntry]
     layers: tuple[ConfigLayer, ...] = ()
 
@@ -226,9 +230,18 @@ class Config(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self.entries)
 
+    @property
+    def prefix(self) -> str:
+        """This environment's credential prefix, without the underscore (for messages)."""
+        return self.naming.prefix(self.environment)
+
     def entry(self, key: str) -> ConfigEntry | None:
         """The provenance of ``key``, or None when it is not set."""
         return self.entries.get(key)
+
+    def key_for(self, name: str) -> str:
+        """The key credential ``name`` is stored under in this environment (``DEV_AIRTABLE_API_KEY``)."""
+        return self.naming.key(self.environment, name)
 
     def credential_key(self, name: str) -> str | None:
         """The key that holds credential ``name`` in this environment.
@@ -237,10 +250,10 @@ class Config(Mapping[str, Any]):
         the plain one (``AIRTABLE_API_KEY``); another environment's prefixed
         key is never used.
         """
-        prefixed = f"{self.prefix}_{name}" if self.prefix else name
-        if prefixed in self.entries:
-            return prefixed
-        if name in self.entries and self.entries[name].prefix_environment is None:
+        own = self.key_for(name)
+        if own in self.entries and self.naming.readable_in(own, self.environment):
+            return own
+        if name in self.entries and self.naming.environment_of(name) is None:
             return name
         return None
 
@@ -259,16 +272,7 @@ class Config(Mapping[str, Any]):
         plain keys; keys with another environment's prefix are left out.
         Used to hand configuration to a subprocess.
         """
-        view: dict[str, Any] = {}
-        own: dict[str, Any] = {}
-        head = f"{self.prefix}_" if self.prefix else None
-        for key, entry in self.entries.items():
-            if entry.prefix_environment is None:
-                view[key] = entry.value
-            elif head and entry.prefix_environment == self.environment:
-                own[key[len(head):]] = entry.value
-        view.update(own)
-        return view
+        return self.naming.view({k: e.value for k, e in self.entries.items()}, self.environment)
 
     def masked(self) -> dict[str, str]:
         """Every key with its value, secrets masked."""

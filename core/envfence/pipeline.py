@@ -454,8 +454,7 @@ def _decrypt_layers(pm, layers, environment, settings, root, environ):
     Another environment's prefixed values are left encrypted: this
     environment's key cannot, and must not, open them.
     """
-    own = f"{settings.environments[environment.name].prefix}_"
-    others = tuple(f"{spec.prefix}_" for spec in settings.environments.values() if f"{spec.prefix}_" != own)
+    naming = settings.naming
     decrypted: set[str] = set()
     result = []
     for layer in layers:
@@ -469,7 +468,7 @@ def _decrypt_layers(pm, layers, environment, settings, root, environ):
         values = dict(layer.values)
         for key in encrypted:
             decrypted.add(key)  # secret whether it is opened here or not
-            if key.startswith(others):
+            if not naming.readable_in(key, environment.name):
                 continue
             plain = pm.call(
                 "decrypt_value", key=key, value=values[key], source=layer.source,
@@ -509,16 +508,8 @@ def merge_layers(
     specs = list(specs)
     ordered = sorted(layers, key=lambda layer: layer.precedence)
     declared_secrets = set(settings.secrets) | {s.name for s in specs if s.secret} | set(extra_secrets)
-    prefixes = {f"{spec.prefix}_": spec.name for spec in settings.environments.values()}
+    naming = settings.naming
     known = {s.name for s in specs}
-
-    def prefix_of(key: str) -> tuple[str | None, str]:
-        head, sep, _ = key.partition("_")
-        if sep:
-            env = prefixes.get(head + "_")
-            if env is not None:
-                return env, key[len(head) + 1 :]
-        return None, key
 
     values: dict[str, str] = {}
     sources: dict[str, str] = {}
@@ -530,20 +521,19 @@ def merge_layers(
                 continue
             if key in values:
                 history.setdefault(key, []).append((sources[key], values[key]))
-            elif layer.overlay and key not in known and prefix_of(key)[0] is None:
+            elif layer.overlay and key not in known and naming.environment_of(key) is None:
                 continue
             values[key] = value
             sources[key] = source
 
     entries: dict[str, ConfigEntry] = {}
     for key, value in values.items():
-        env, plain = prefix_of(key)
+        env, plain = naming.split(key)
         secret = is_secret_key(plain, declared_secrets) or key in declared_secrets
         wrap = Secret if secret else str
         overridden = tuple((src, wrap(old)) for src, old in history.get(key, ()))
         entries[key] = ConfigEntry(key, wrap(value), sources[key], overridden, env)
-    spec = settings.environments[environment]
-    return Config(environment=environment, prefix=spec.prefix, entries=entries, layers=tuple(ordered))
+    return Config(environment=environment, naming=naming, entries=entries, layers=tuple(ordered))
 
 
 # --- the process-wide session ----------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import attrs
 
 from .errors import ConfigurationError
+from .naming import CredentialNaming
 
 #: The base profiles every environment builds on.
 BASE_PROFILES = ("development", "production")
@@ -67,6 +68,11 @@ class ProjectSettings:
     raw: Mapping[str, Any] = attrs.field(factory=dict)
     strict_plugins: bool = False
     required_plugins: tuple[str, ...] = ()
+    #: The one credential naming of these environments (built from their prefixes).
+    naming: CredentialNaming = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "naming", CredentialNaming.from_settings(self))
 
     @property
     def source(self) -> str:

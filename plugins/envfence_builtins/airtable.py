@@ -88,7 +88,7 @@ def validate(session, live: bool) -> list[Finding]:
             findings.append(_finding(
                 "AIRTABLE_TOKEN_MISSING", "error",
                 f"AIRTABLE_BASE_ID is set but no Airtable token is configured for {session.environment.name}",
-                f"set {config.prefix}_AIRTABLE_API_KEY: {CREATE_TOKEN}", f"{config.prefix}_AIRTABLE_API_KEY",
+                f"set {config.key_for('AIRTABLE_API_KEY')}: {CREATE_TOKEN}", config.key_for("AIRTABLE_API_KEY"),
             ))
     else:
         token = str(reveal(config[token_key]))

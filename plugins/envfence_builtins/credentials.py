@@ -92,26 +92,16 @@ def required_in(settings, section: str) -> tuple[str, ...]:
 def credential_names(session) -> set[str]:
     """The plain names of every credential the session knows: declared, or secret-shaped keys."""
     names = {s.name for s in session.settings_specs if s.credential}
-    for key, entry in session.config.entries.items():
-        if isinstance(entry.value, Secret):
-            if entry.prefix_environment is not None:
-                prefix = session.settings.environments[entry.prefix_environment].prefix
-                names.add(key[len(prefix) + 1 :])
-            else:
-                names.add(key)
+    split = session.config.naming.split
+    names.update(split(key)[1] for key, entry in session.config.entries.items() if isinstance(entry.value, Secret))
     return names
 
 
 def _reads(session) -> dict[str, dict[str, tuple[str, Any]]]:
     """For every declared environment: plain name -> (key it reads, value), from this session's files."""
-    entries = session.config.entries
-    views: dict[str, dict[str, tuple[str, Any]]] = {}
-    for env in session.settings.environments.values():
-        view = {k: (k, e.value) for k, e in entries.items() if e.prefix_environment is None}
-        head = f"{env.prefix}_"
-        view.update({k[len(head):]: (k, e.value) for k, e in entries.items() if e.prefix_environment == env.name})
-        views[env.name] = view
-    return views
+    config = session.config
+    pairs = {key: (key, entry.value) for key, entry in config.entries.items()}
+    return {env: config.naming.view(pairs, env) for env in session.settings.environments}
 
 
 @hookimpl
@@ -121,7 +111,6 @@ def validate(session) -> list[Finding]:
     config = session.config
     here = session.environment.name
     escalate = session.profile.escalate
-    prefix = config.prefix
 
     for name in sorted(credential_names(session)):
         key = config.credential_key(name)
@@ -133,7 +122,7 @@ def validate(session) -> list[Finding]:
                     escalate("warning"),
                     f"{describe(key, entry.value)} is read without an environment prefix (set in {entry.source}); "
                     "every environment without its own prefixed key shares it",
-                    f"rename it {prefix}_{name} (and give other environments their own key)",
+                    f"rename it {config.key_for(name)} (and give other environments their own key)",
                     key=key,
                     plugin="credentials",
                 )
@@ -142,13 +131,13 @@ def validate(session) -> list[Finding]:
     own_files = {f".env.{here}", f".env.{here}.local"}
     for key, entry in config.entries.items():
         if entry.prefix_environment not in (None, here) and entry.source in own_files:
-            plain = key.split("_", 1)[1]
+            plain = config.naming.split(key)[1]
             findings.append(
                 Finding(
                     "CREDENTIAL_OTHER_PREFIX",
                     escalate("warning"),
                     f"{key} is set in {entry.source} but {here} never reads {entry.prefix_environment} credentials",
-                    f"name it {prefix}_{plain} in {entry.source}",
+                    f"name it {config.key_for(plain)} in {entry.source}",
                     key=key,
                     file=entry.source,
                     plugin="credentials",
