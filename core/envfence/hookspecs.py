@@ -12,6 +12,7 @@ A plugin is a module or object with functions decorated by
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -40,9 +41,40 @@ if TYPE_CHECKING:  # pragma: no cover
 hookspec = pluggy.HookspecMarker("envfence")
 
 
+class OnError(enum.Enum):
+    """What becomes of an exception a plugin raises in a hook; declared beside each hookspec.
+
+    The plugin manager applies it (see :class:`envfence.hookcalls.HookCalls`):
+    the other plugins still run, a firstresult hook asks the next plugin, and
+    the error is never dropped.
+    """
+
+    #: A ``PLUGIN_ERROR`` finding (``SAFETY_GUARD_FAILED`` for a guard) naming the plugin; the command goes on.
+    FINDING = "finding"
+    #: Logged as a warning and audited as ``plugin.failed``, naming the plugin; the command goes on.
+    LOG = "log"
+    #: A :class:`~envfence.errors.ConfigurationError` naming the plugin; the command stops.
+    CONFIGURATION = "configuration"
+
+
+#: Each hook's failure policy, by hook name.
+POLICIES: dict[str, OnError] = {}
+
+
+def failure_policy(policy: OnError) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare what a plugin's exception in the decorated hookspec becomes."""
+
+    def mark(spec: Callable[..., Any]) -> Callable[..., Any]:
+        POLICIES[spec.__name__] = policy
+        return spec
+
+    return mark
+
+
 # --- Discovery -------------------------------------------------------------
 
 
+@failure_policy(OnError.FINDING)
 @hookspec(firstresult=True)
 def find_project_root(start: Path, environ: Mapping[str, str]) -> ProjectRoot | None:
     """Find the project's root directory.
@@ -58,6 +90,7 @@ def find_project_root(start: Path, environ: Mapping[str, str]) -> ProjectRoot | 
     """
 
 
+@failure_policy(OnError.FINDING)
 @hookspec(firstresult=True)
 def classify_host(hostname: str, settings: ProjectSettings) -> HostInfo | None:
     """Decide the host's own class from its name.
@@ -74,6 +107,7 @@ def classify_host(hostname: str, settings: ProjectSettings) -> HostInfo | None:
     """
 
 
+@failure_policy(OnError.FINDING)
 @hookspec(firstresult=True)
 def detect_environment(
     settings: ProjectSettings, environ: Mapping[str, str], host: HostInfo
@@ -100,6 +134,7 @@ def detect_environment(
 # --- Configuration ---------------------------------------------------------
 
 
+@failure_policy(OnError.FINDING)
 @hookspec
 def declare_settings(settings: ProjectSettings) -> list[SettingSpec] | None:
     """Declare the configuration settings a plugin knows.
@@ -114,6 +149,7 @@ def declare_settings(settings: ProjectSettings) -> list[SettingSpec] | None:
     """
 
 
+@failure_policy(OnError.FINDING)
 @hookspec
 def load_config(
     root: Path,
@@ -141,6 +177,7 @@ def load_config(
     """
 
 
+@failure_policy(OnError.CONFIGURATION)
 @hookspec(firstresult=True)
 def decrypt_value(
     key: str, value: str, source: str, environment: Environment, settings: ProjectSettings, root: Path, environ: Mapping[str, str]
@@ -165,6 +202,7 @@ def decrypt_value(
     """
 
 
+@failure_policy(OnError.FINDING)
 @hookspec
 def validate(session: Session, live: bool) -> list[Finding] | None:
     """Check the session's configuration.
@@ -183,6 +221,7 @@ def validate(session: Session, live: bool) -> list[Finding] | None:
 # --- Isolation and logging -------------------------------------------------
 
 
+@failure_policy(OnError.CONFIGURATION)
 @hookspec(firstresult=True)
 def environment_paths(session: Session) -> EnvPaths | None:
     """Compute the environment's directory tree, without creating anything.
@@ -194,6 +233,7 @@ def environment_paths(session: Session) -> EnvPaths | None:
     """
 
 
+@failure_policy(OnError.FINDING)
 @hookspec
 def prepare_environment(session: Session, paths: EnvPaths) -> list[Finding] | None:
     """Create and secure the environment's directories.
@@ -206,6 +246,7 @@ def prepare_environment(session: Session, paths: EnvPaths) -> list[Finding] | No
     """
 
 
+@failure_policy(OnError.LOG)
 @hookspec(firstresult=True)
 def configure_logging(session: Session, embedded: bool) -> Any:
     """Install log sinks for the environment.
@@ -223,6 +264,7 @@ def configure_logging(session: Session, embedded: bool) -> Any:
 # --- Commands and automations ----------------------------------------------
 
 
+@failure_policy(OnError.LOG)
 @hookspec
 def register_commands(cli: click.Group) -> None:
     """Add commands to the ``envfence`` command line.
@@ -231,6 +273,7 @@ def register_commands(cli: click.Group) -> None:
     """
 
 
+@failure_policy(OnError.CONFIGURATION)
 @hookspec
 def register_automations(session: Session, register: Callable[[Automation], None]) -> None:
     """Make automations known.
@@ -243,6 +286,7 @@ def register_automations(session: Session, register: Callable[[Automation], None
 # --- Runs ------------------------------------------------------------------
 
 
+@failure_policy(OnError.FINDING)
 @hookspec
 def pre_run_safety(session: Session, request: RunRequest) -> list[Finding] | None:
     """Decide whether a run may go ahead.
@@ -256,6 +300,7 @@ def pre_run_safety(session: Session, request: RunRequest) -> list[Finding] | Non
     """
 
 
+@failure_policy(OnError.LOG)
 @hookspec
 def on_run_start(session: Session, request: RunRequest, run_id: str) -> None:
     """A run is starting (not called for a blocked run).
@@ -266,6 +311,7 @@ def on_run_start(session: Session, request: RunRequest, run_id: str) -> None:
     """
 
 
+@failure_policy(OnError.LOG)
 @hookspec
 def on_run_finish(session: Session, request: RunRequest, outcome: RunOutcome) -> None:
     """A run has ended, whatever its status.
@@ -276,6 +322,7 @@ def on_run_finish(session: Session, request: RunRequest, outcome: RunOutcome) ->
     """
 
 
+@failure_policy(OnError.LOG)
 @hookspec(firstresult=True)
 def classify_error(error: BaseException) -> str | None:
     """Classify a failure: ``configuration``, ``credential``, ``network``, ``data`` or ``bug``.
@@ -287,6 +334,7 @@ def classify_error(error: BaseException) -> str | None:
     """
 
 
+@failure_policy(OnError.LOG)
 @hookspec
 def on_error(session: Session | None, failure: Failure) -> None:
     """A failure happened: report it.
@@ -298,6 +346,7 @@ def on_error(session: Session | None, failure: Failure) -> None:
     """
 
 
+@failure_policy(OnError.CONFIGURATION)
 @hookspec
 def audit_event(session: Session, event: AuditEvent) -> None:
     """Record a decision worth a trail.
@@ -315,6 +364,7 @@ def audit_event(session: Session, event: AuditEvent) -> None:
     """
 
 
+@failure_policy(OnError.LOG)
 @hookspec(firstresult=True)
 def run_history(session: Session, automation: str | None, limit: int) -> list[RunOutcome] | None:
     """Read the environment's run history, newest first.

@@ -31,7 +31,8 @@ from .models import (
     Secret,
     SettingSpec,
 )
-from .plugins import PluginError, PluginManager, default_manager
+from .hookcalls import PluginError, PluginFailed
+from .plugins import PluginManager, default_manager
 from .profiles import Profile, profile_for
 from .settings import ProjectSettings, load_settings
 
@@ -50,17 +51,6 @@ def system_hostname() -> str:
     import socket
 
     return socket.gethostname()
-
-
-def plugin_finding(error: PluginError) -> Finding:
-    """The finding that reports a plugin's exception (its message is redacted by callers)."""
-    return Finding(
-        code="PLUGIN_ERROR",
-        severity="error",
-        message=str(error),
-        remediation=f"update or disable the plugin (envfence -p no:{error.plugin} ...)",
-        plugin=error.plugin,
-    )
 
 
 @attrs.define
@@ -91,6 +81,7 @@ class Session:
     dry_run: bool = False
     _report: Report | None = attrs.field(default=None, repr=False)
     _redactor: Any = attrs.field(default=None, repr=False)
+    _other_configs: dict[str, Config] = attrs.field(factory=dict, repr=False)
 
     # --- building ------------------------------------------------------------
 
@@ -135,6 +126,7 @@ class Session:
         environ = dict(os.environ if environ is None else environ)
         pm = plugins if plugins is not None else default_manager(disabled_plugins, environ)
 
+        findings: list[Finding] = []
         # Project root.
         if root is not None:
             project = ProjectRoot(Path(root).resolve(), "--root", str(root))
@@ -142,9 +134,9 @@ class Session:
                 raise UsageError(f"--root {root}: not a directory", "give the project's directory")
         else:
             begin = Path(start or os.getcwd()).resolve()
-            project = pm.call("find_project_root", start=begin, environ=environ) or ProjectRoot(
-                begin, "working directory", str(begin)
-            )
+            found = pm.find_project_root(start=begin, environ=environ)
+            findings += found.findings()
+            project = found.first or ProjectRoot(begin, "working directory", str(begin))
         settings = load_settings(project.path)
         if strict_plugins or settings.strict_plugins:
             pm.raise_if_failed("--strict-plugins" if strict_plugins else f"strict_plugins = true in {settings.source}")
@@ -156,7 +148,9 @@ class Session:
             name, source = environ["ENVFENCE_HOSTNAME"], "ENVFENCE_HOSTNAME"
         else:
             name, source = system_hostname(), "socket.gethostname()"
-        host = pm.call("classify_host", hostname=name, settings=settings) or HostInfo(name)
+        classified = pm.classify_host(hostname=name, settings=settings)
+        findings += classified.findings()
+        host = classified.first or HostInfo(name)
         host = attrs.evolve(host, source=source)
 
         if env is not None:
@@ -167,7 +161,9 @@ class Session:
                 raise UsageError(unknown_environment(settings, env, "--env").message, "pass one of the declared names to --env")
             environment = Environment(resolved, "flag", f"--env {env}")
         else:
-            environment = pm.call("detect_environment", settings=settings, environ=environ, host=host) or Environment(
+            detected = pm.detect_environment(settings=settings, environ=environ, host=host)
+            findings += detected.findings()
+            environment = detected.first or Environment(
                 settings.default_environment, "default", "no variable or hostname decided"
             )
             if environment.name not in settings.environments:
@@ -179,15 +175,12 @@ class Session:
         profile = profile_for(spec.name, spec.based_on, spec.profile)
 
         # Configuration.
-        findings: list[Finding] = []
-        spec_results, errors = pm.call("declare_settings", settings=settings)
-        specs = tuple(s for group in spec_results for s in group)
-        findings += [plugin_finding(e) for e in errors]
-        layer_results, errors = pm.call(
-            "load_config", root=project.path, environment=environment, settings=settings, environ=environ
-        )
-        findings += [plugin_finding(e) for e in errors]
-        layers = [layer for group in layer_results for layer in group]
+        declared = pm.declare_settings(settings=settings)
+        specs = tuple(declared.flat())
+        findings += declared.findings()
+        loaded = pm.load_config(root=project.path, environment=environment, settings=settings, environ=environ)
+        findings += loaded.findings()
+        layers = loaded.flat()
         layers, decrypted = _decrypt_layers(pm, layers, environment, settings, project.path, environ)
         defaults = {s.name: s.default for s in specs if s.default is not None}
         layers.append(ConfigLayer("defaults", defaults, PRECEDENCE["defaults"]))
@@ -301,6 +294,34 @@ class Session:
                 changed.append(layer.source)
         return changed
 
+    def config_for(self, environment: str) -> Config:
+        """Environment ``environment``'s configuration as its files and declared defaults give it.
+
+        For a check that compares environments (the services plugin's ports):
+        plugins never call hooks themselves to see another environment. The
+        process environment and runtime overrides belong to this environment
+        and are left out; another environment's encrypted values stay
+        encrypted. Built once per environment; this environment's own is
+        :attr:`config`.
+
+        :raises ConfigurationError: a plugin failed to load that environment's files.
+        """
+        if environment == self.environment.name:
+            return self.config
+        if environment not in self._other_configs:
+            other = Environment(environment, "config_for", f"read from {self.environment.name}")
+            loaded = self.plugins.load_config(root=self.root.path, environment=other, settings=self.settings, environ=self.environ)
+            if loaded.errors:
+                error = loaded.errors[0]
+                raise ConfigurationError(self.redactor()(str(error)), f"fix or disable the plugin (-p no:{error.plugin})")
+            layers = [layer for layer in loaded.flat() if not layer.overlay]
+            layers.append(ConfigLayer("defaults", self._defaults(), PRECEDENCE["defaults"]))
+            self._other_configs[environment] = merge_layers(layers, environment, self.settings, self.settings_specs)
+        return self._other_configs[environment]
+
+    def _defaults(self) -> dict[str, str]:
+        return {s.name: s.default for s in self.settings_specs if s.default is not None}
+
     def reload(self) -> "Session":
         """Open a new session with the same arguments (the process environment is read again)."""
         return type(self).open(**self.opened_with)
@@ -310,8 +331,8 @@ class Session:
         return list(self._findings("validate", live=live))
 
     def _findings(self, hook: str, **kwargs: Any) -> list[Finding]:
-        results, errors = self.plugins.call(hook, session=self, **kwargs)
-        return self.redact_findings([f for group in results for f in group] + [plugin_finding(e) for e in errors])
+        result = getattr(self.plugins, hook)(session=self, **kwargs)
+        return self.redact_findings(result.flat() + result.findings())
 
     def redact_findings(self, findings: Iterable[Finding]) -> tuple[Finding, ...]:
         """``findings`` with secrets masked in message, remediation and key.
@@ -364,7 +385,7 @@ class Session:
             prepared, so a dry run writes no log file.
         :returns: what the strategy installed (also kept as :attr:`logging`).
         """
-        self.logging = self.plugins.call("configure_logging", session=self, embedded=embedded)
+        self.logging = self.plugins.configure_logging(session=self, embedded=embedded).first
         return self.logging
 
     def logger(self, **context: Any) -> Any:
@@ -418,7 +439,7 @@ class Session:
     def paths(self) -> EnvPaths | None:
         """The environment's directory tree, from the ``environment_paths`` hook (not created)."""
         if self._paths is None:
-            self._paths = self.plugins.call("environment_paths", session=self)
+            self._paths = self.plugins.environment_paths(session=self).first
         return self._paths
 
     def audit(self, event: str, **data: Any) -> None:
@@ -431,12 +452,20 @@ class Session:
         if self.dry_run:
             self._pending_audit.append(record)
             return
-        _, errors = self.plugins.call("audit_event", session=self, event=record)
-        if errors and self.prepared:
+        try:
+            self.plugins.audit_event(session=self, event=record)
+        except PluginFailed as exc:
             raise EnvfenceError(
-                self.redactor(f"the audit trail could not record {record.event}: {errors[0]}"),
+                f"the audit trail could not record {record.event}: {exc.message}",
                 "check the environment's tree and its permissions (envfence check)",
-            )
+            ) from None
+
+    def plugin_failed(self, error: PluginError) -> None:
+        """Log and audit a plugin's exception in a hook whose failure policy is ``LOG``."""
+        message = self.redactor()(str(error))
+        self.audit("plugin.failed", plugin=error.plugin, hook=error.hook, error=message)
+        if error.hook != "configure_logging" and self.logging is not None:
+            self.logger(plugin=error.plugin).warning(message)
 
     @property
     def held_audit(self) -> tuple[AuditEvent, ...]:
@@ -470,10 +499,10 @@ def _decrypt_layers(pm, layers, environment, settings, root, environ):
             decrypted.add(key)  # secret whether it is opened here or not
             if not naming.readable_in(key, environment.name):
                 continue
-            plain = pm.call(
-                "decrypt_value", key=key, value=values[key], source=layer.source,
+            plain = pm.decrypt_value(
+                key=key, value=values[key], source=layer.source,
                 environment=environment, settings=settings, root=root, environ=environ,
-            )
+            ).first
             if plain is None:
                 # Name the scheme only when the value has one: ``enc:`` may prefix a plain secret.
                 scheme = re.match(r"enc:([a-z0-9]+):", values[key])

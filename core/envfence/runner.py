@@ -136,12 +136,12 @@ def fail_unopened(plugins, error: BaseException, automation: str | None) -> Fail
 
     failure = Failure(
         error_id=new_id("E"),
-        classification=plugins.call("classify_error", error=error) or "bug",
+        classification=plugins.classify_error(error=error).first or "bug",
         message=Redactor(environ_secrets(os.environ))(error.message if isinstance(error, EnvfenceError) else f"{type(error).__name__}: {error}"),
         automation=automation,
         exception=error,
     )
-    plugins.call("on_error", session=None, failure=failure)
+    plugins.on_error(session=None, failure=failure)
     return failure
 
 
@@ -165,9 +165,7 @@ def collect_automations(session) -> dict[str, Automation]:
             return
         found[automation.name] = automation
 
-    _, errors = session.plugins.call("register_automations", session=session, register=register)
-    if errors:
-        raise ConfigurationError(session.redactor()(str(errors[0])), f"fix or disable the plugin (-p no:{errors[0].plugin})")
+    session.plugins.register_automations(session=session, register=register)
     if problems:
         raise ConfigurationError(problems[0], "rename one of them")
     return dict(sorted(found.items()))
@@ -226,19 +224,9 @@ class Runner:
         # Validation is lazy; a run always validates first, so that its
         # failures reach the audit trail in every profile, strict or not.
         self.session.report.findings
-        results, errors = self.session.plugins.call("pre_run_safety", session=self.session, request=request)
-        findings = [f for group in results for f in group]
-        for error in errors:
-            findings.append(
-                Finding(
-                    code="SAFETY_GUARD_FAILED",
-                    severity="error",
-                    message=f"the safety guard could not decide: {error}",
-                    remediation=f"fix or disable the plugin (-p no:{error.plugin}); a guard that cannot decide blocks",
-                    plugin=error.plugin,
-                )
-            )
-        return list(self.session.redact_findings(findings))
+        result = self.session.plugins.pre_run_safety(session=self.session, request=request)
+        failed = result.findings("SAFETY_GUARD_FAILED", "the safety guard could not decide: ")
+        return list(self.session.redact_findings(result.flat() + failed))
 
     # --- running -----------------------------------------------------------------
 
@@ -350,7 +338,7 @@ class Runner:
         ctx = self._context(request, run_id, dry_run=False)
         forced = bool(blocking)
         session.audit("run.started", automation=automation.name, run_id=run_id, forced=forced, host=session.host.hostname)
-        session.plugins.call("on_run_start", session=session, request=request, run_id=run_id)
+        session.plugins.on_run_start(session=session, request=request, run_id=run_id)
         started = utcnow()
         before = _usage()
         failure, code, status = None, 0, "succeeded"
@@ -380,9 +368,8 @@ class Runner:
         outcome = self._outcome(
             run_id, request, status, code, started, failure=failure, forced=forced, metrics=metrics
         )
-        _, errors = session.plugins.call("on_run_finish", session=session, request=request, outcome=outcome)
-        for error in errors:  # a tracker's trouble never changes the run's result
-            ctx.logger.warning(session.redactor()(f"on_run_finish: {error}"))
+        # A tracker's trouble never changes the run's result: it is logged and audited.
+        session.plugins.on_run_finish(session=session, request=request, outcome=outcome)
         session.audit(
             "run.finished",
             automation=automation.name,
@@ -451,7 +438,7 @@ class Runner:
         """Classify ``error``, log its redacted detail under a new error id, and call ``on_error``."""
         session = self.session
         redactor = session.redactor()
-        classification = session.plugins.call("classify_error", error=error) or "bug"
+        classification = session.plugins.classify_error(error=error, session=session).first or "bug"
         failure = Failure(
             error_id=new_id("E"),
             classification=classification,
@@ -471,9 +458,7 @@ class Runner:
             f"[{failure.error_id}] {classification} failure in {automation}: {failure.message}"
             + (f"\n{self.details[failure.error_id]}" if traceback_text else "")
         )
-        _, errors = session.plugins.call("on_error", session=session, failure=failure)
-        for problem in errors:
-            logger.warning(redactor(f"on_error: {problem}"))
+        session.plugins.on_error(session=session, failure=failure)
         return failure
 
     # --- helpers -----------------------------------------------------------------

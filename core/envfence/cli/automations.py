@@ -51,7 +51,7 @@ def list_automations(state: State) -> None:
     env = session.environment.name
     items = []
     for automation in collect_automations(session).values():
-        runs = session.plugins.call("run_history", session=session, automation=automation.name, limit=1) or []
+        runs = session.plugins.run_history(session=session, automation=automation.name, limit=1).first or []
         items.append(automation_data(session, automation, runs[0] if runs else None))
     if state.json:
         click.echo(dumps({"environment": env, "automations": items}))
