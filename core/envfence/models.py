@@ -42,9 +42,9 @@ class Secret:
         """Return the real value. Never print or log what this returns."""
         return self._value
 
-    def fingerprint(self) -> str:
-        """A masked description safe to show: the value's kind and length."""
-        return f"{secret_kind(self._value)}, {len(self._value)} chars"
+    def fingerprint(self, kind: str | None = None) -> str:
+        """A masked description safe to show: the value's kind (``kind`` when the caller knows it) and length."""
+        return f"{kind or secret_kind(self._value)}, {len(self._value)} chars"
 
     def __repr__(self) -> str:
         return f"Secret('{MASK}')"
@@ -63,13 +63,7 @@ class Secret:
 
 
 def secret_kind(value: str) -> str:
-    """Name the shape of a secret value without revealing it."""
-    if value.startswith("pat") and "." in value:
-        return "Airtable personal access token"
-    if value.startswith("key") and len(value) == 17:
-        return "legacy Airtable API key"
-    if value.startswith("whsec_"):
-        return "Standard Webhooks secret"
+    """Name the shape of a secret value without revealing it (a service's plugin names its own kinds)."""
     if value.lower().startswith("bearer "):
         return "bearer token"
     if not value:
@@ -321,11 +315,6 @@ class Report:
         return tuple(f for f in self.findings if f.severity == "error")
 
     @property
-    def warnings(self) -> tuple[Finding, ...]:
-        """Findings at warning level."""
-        return tuple(f for f in self.findings if f.severity == "warning")
-
-    @property
     def ok(self) -> bool:
         """True when no finding is at error level."""
         return not self.errors
@@ -460,7 +449,6 @@ class RunRequest:
     dry_run: bool = False
     force: bool = False
     reason: str | None = None
-    overrides: Mapping[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen

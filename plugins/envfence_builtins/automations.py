@@ -179,9 +179,7 @@ def register_automations(session, register) -> None:
 def validate(session) -> list[Finding]:
     """Report a broken ``[automations]`` table, and cron times that collide across environments."""
     try:
-        from envfence.runner import collect_automations
-
-        automations = collect_automations(session)
+        automations = session.automations
     except ConfigurationError as exc:
         return [
             Finding(

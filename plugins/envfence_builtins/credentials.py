@@ -56,11 +56,13 @@ def entropy_bits(value: str) -> float:
     return per_char * len(value)
 
 
-def describe(key: str, value: Any) -> str:
-    """``KEY (kind, N chars)``: how a finding names a credential without showing it."""
-    if isinstance(value, Secret):
-        return f"{key} ({value.fingerprint()})"
-    return f"{key} ({Secret(str(value)).fingerprint()})"
+def describe(key: str, value: Any, kind: str | None = None) -> str:
+    """``KEY (kind, N chars)``: how a finding names a credential without showing it.
+
+    :param kind: what the value is, when the calling plugin knows its service's shapes.
+    """
+    secret = value if isinstance(value, Secret) else Secret(str(value))
+    return f"{key} ({secret.fingerprint(kind)})"
 
 
 #: What :func:`text_problem` says of a placeholder; validators compare with it to pick their code.

@@ -45,12 +45,10 @@ def automation_data(session, automation, last) -> dict:
 @pass_state
 def list_automations(state: State) -> None:
     """List automations: description, environments, last run and next scheduled time here."""
-    from ..runner import collect_automations
-
     session = state.session()
     env = session.environment.name
     items = []
-    for automation in collect_automations(session).values():
+    for automation in session.automations.values():
         runs = session.plugins.run_history(session=session, automation=automation.name, limit=1).first or []
         items.append(automation_data(session, automation, runs[0] if runs else None))
     if state.json:

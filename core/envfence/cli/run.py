@@ -59,7 +59,7 @@ def run(state: State, name, dry_run, force, reason, assignments, wait) -> None:
         mode = "dry run of" if dry_run else "running"
         click.echo(style(f"{mode} {name} in {session.environment.name} ({session.environment.describe()})", bold=True), err=True)
     runner = Runner(session, echo=echo, confirm=confirm, wait=wait, embedded=False)
-    result = runner.run(RunRequest(automation, dry_run=dry_run, force=force, reason=reason, overrides=overrides))
+    result = runner.run(RunRequest(automation, dry_run=dry_run, force=force, reason=reason))
     outcome = result.outcome
     if state.json:
         click.echo(dumps(result_data(result)))
@@ -123,8 +123,7 @@ def _explain_block(result, session, name, force) -> None:
 
 def _explain_failure(result, session, name, verbose) -> None:
     failure = result.failure
-    paths = session.paths
-    log = paths.log_file() if paths is not None else "the log"
+    log = session.log_file or "the log"  # the logging strategy names its file
     if session.profile.tracebacks or verbose:
         if result.detail:
             click.echo(result.detail.rstrip("\n"), err=True)
