@@ -78,3 +78,20 @@ def test_config_for_gives_another_environments_files_without_this_process_enviro
     assert production.credential("SYNC_TOKEN").reveal() == CANARY
     assert session.config_for("development") is session.config
     assert session.config_for("production") is production  # built once
+
+
+def test_a_failed_runs_message_points_at_the_log_file_the_logging_plugin_names(make_project, run_cli):
+    settings = f"""
+[logging]
+file = "jobs"
+
+[automations.fails]
+run = [{json.dumps(sys.executable)}, "-c", "import sys; sys.exit(3)"]
+"""
+    root = make_project(settings=settings)
+    result = run_cli("--env", "production", "run", "fails", cwd=root, env={"ENVFENCE_HOSTNAME": "web-prod-01"})
+    assert result.exit_code == 3, result.output  # the command's own status
+    log = root / "var" / "production" / "logs" / "jobs_production.log"
+    assert f"grep {result.stderr.split('error ')[1].split(':')[0]} {log}" in result.stderr
+    error_id = result.stderr.split("error ")[1].split(":")[0]
+    assert error_id in log.read_text()
