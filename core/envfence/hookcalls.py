@@ -337,6 +337,10 @@ class HookCalls:
         """``register_automations`` (CONFIGURATION)."""
         return self._call("register_automations", session=session, register=register)
 
+    def register_emulators(self) -> HookResult[Any]:
+        """``register_emulators``: mappings of name to fake service class (FINDING: the caller names failed plugins)."""
+        return self._call("register_emulators")
+
     # --- runs ------------------------------------------------------------------------
 
     def pre_run_safety(self, *, session: Any, request: "RunRequest") -> HookResult[Any]:

@@ -383,6 +383,7 @@ def run_history(session: Session, automation: str | None, limit: int) -> list[Ru
     """
 
 
+@failure_policy(OnError.FINDING)
 @hookspec
 def register_emulators() -> Mapping[str, type[FakeService]] | None:
     """Make fake services known to ``envfence emulate`` and ``envfence.testing.emulator``.
