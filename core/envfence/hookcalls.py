@@ -337,6 +337,10 @@ class HookCalls:
         """``register_automations`` (CONFIGURATION)."""
         return self._call("register_automations", session=session, register=register)
 
+    def secret_shapes(self) -> HookResult[Any]:
+        """``secret_shapes``: lists of :class:`~envfence.redaction.SecretShape` (LOG: a warning naming the plugin)."""
+        return self._call("secret_shapes")
+
     def register_emulators(self) -> HookResult[Any]:
         """``register_emulators``: mappings of name to fake service class (FINDING: the caller names failed plugins)."""
         return self._call("register_emulators")

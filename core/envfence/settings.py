@@ -40,6 +40,7 @@ _CORE_KEYS = {
     "environments": "one table per environment",
     "strict_plugins": "true makes a plugin that failed to load an error",
     "required_plugins": "plugins the project needs; `envfence check` reports missing ones",
+    "snapshots": "configuration snapshots: keep = how many the environment keeps (default 20)",
 }
 _ENV_KEYS = ("prefix", "aliases", "hostname_patterns", "based_on", "profile")
 
@@ -282,6 +283,10 @@ def parse_settings(table: Mapping[str, Any], path: Path | None) -> ProjectSettin
     names = list(_DEFAULT_ENVIRONMENTS) + [n for n in declared if n not in _DEFAULT_ENVIRONMENTS]
     specs = {name: read.environment(name, declared.get(name, {})) for name in names}
     read.check_unique(specs)
+    snapshots = table.get("snapshots", {})
+    keep = snapshots.get("keep", 1) if isinstance(snapshots, dict) else None
+    if not isinstance(snapshots, dict) or set(snapshots) - {"keep"} or type(keep) is not int or keep < 1:
+        raise read.fail("snapshots", f"keep must be a whole number of at least 1, not {keep!r}", "write it as [snapshots] keep = 20")
     settings = ProjectSettings(
         path=path,
         environments=specs,

@@ -25,6 +25,7 @@ ORDER = (
     "logging",
     "services",
     "credentials",
+    "secret_hygiene",
     "declared_settings",
     "airtable",
     "housecallpro",

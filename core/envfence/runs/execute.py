@@ -192,8 +192,9 @@ def usage_since(before: tuple) -> dict[str, Any]:
 
 def lock_path(paths: EnvPaths, automation: str) -> Path:
     """Where the lock of ``automation`` lives in the environment's tree."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in automation)
-    return paths.base / "locks" / f"{safe}.lock"
+    from ..files import lock_file
+
+    return lock_file(paths, automation)
 
 
 def lock_holder(path: Path) -> tuple[str, str]:
@@ -210,15 +211,17 @@ def run_lock(paths: EnvPaths, automation: str, wait: bool = False, on_wait: Call
     """Hold the environment's lock of ``automation`` for the duration of a run.
 
     The lock is an ``flock`` on a file in the environment's ``locks``
-    directory, released by the kernel if the process dies. A second run
+    directory (opened through :func:`envfence.files.open_lock`: owner-only,
+    never through a link), released by the kernel if the process dies. A second run
     raises :class:`AlreadyRunning` with the holder's pid and start time,
     or waits for it when ``wait`` is true.
     """
     import fcntl
 
+    from ..files import open_lock
+
     path = lock_path(paths, automation)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+", encoding="utf-8")
+    handle = open_lock(paths, automation)
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
