@@ -341,6 +341,14 @@ class HookCalls:
         """``secret_shapes``: lists of :class:`~envfence.redaction.SecretShape` (LOG: a warning naming the plugin)."""
         return self._call("secret_shapes")
 
+    def automation_state(self, *, session: Any, automation: Any) -> HookResult[Any]:
+        """``automation_state``: mappings merged into an automation's state (LOG)."""
+        return self._call("automation_state", session=session, automation=automation)
+
+    def alert(self, *, session: Any, alert: Any, channels: tuple[str, ...]) -> HookResult[Any]:
+        """``alert``: the channels delivered to (FINDING: the caller keeps the alert and retries)."""
+        return self._call("alert", session=session, alert=alert, channels=channels)
+
     def register_emulators(self) -> HookResult[Any]:
         """``register_emulators``: mappings of name to fake service class (FINDING: the caller names failed plugins)."""
         return self._call("register_emulators")

@@ -52,7 +52,9 @@ class OnError(enum.Enum):
     the error is never dropped.
     """
 
-    #: A ``PLUGIN_ERROR`` finding (``SAFETY_GUARD_FAILED`` for a guard) naming the plugin; the command goes on.
+    #: Reported by the caller with its results, naming the plugin: a ``PLUGIN_ERROR`` finding
+    #: (``SAFETY_GUARD_FAILED`` for a guard), or as the caller says where it has no findings
+    #: (``register_emulators`` lists them, ``alert`` keeps the alert to retry); the command goes on.
     FINDING = "finding"
     #: Logged as a warning and audited as ``plugin.failed``, naming the plugin; the command goes on.
     LOG = "log"
@@ -424,6 +426,7 @@ def secret_shapes() -> list[SecretShape]:
 # --- Operations --------------------------------------------------------------
 
 
+@failure_policy(OnError.LOG)
 @hookspec
 def automation_state(session: Session, automation: Automation) -> Mapping[str, Any] | None:
     """Say something about an automation's state here, for ``envfence list`` and ``envfence health``.
@@ -437,6 +440,7 @@ def automation_state(session: Session, automation: Automation) -> Mapping[str, A
     """
 
 
+@failure_policy(OnError.FINDING)
 @hookspec
 def alert(session: Session, alert: Alert, channels: tuple[str, ...]) -> list[str] | None:
     """Deliver an alert (a threshold crossed, or its recovery) through your channel.

@@ -31,4 +31,12 @@ ORDER = (
     "housecallpro",
     "webhooks",
     "airtable_status",
+    "schedule",
+    "maintenance",
+    "thresholds",
+    "health",
+    "alerts",
+    "metrics",
+    "backup",
+    "report",
 )

@@ -72,7 +72,7 @@ def automation_checks(session, now: _dt.datetime) -> list[Check]:
     for automation in collect_automations(session).values():
         if not automation.allows(env):
             continue
-        runs = session.plugins.call("run_history", session=session, automation=automation.name, limit=HISTORY_LIMIT)
+        runs = session.plugins.run_history(session=session, automation=automation.name, limit=HISTORY_LIMIT).first
         if runs is None:
             found.append(Check(f"{automation.name}.history", "UNKNOWN", "no plugin keeps run history", automation.name))
             continue

@@ -149,3 +149,12 @@ def test_plugins_are_listed_in_registration_order(envfence_project, envfence_plu
     third_party = names[len(builtins):-1]
     assert third_party == sorted(third_party) and names[-1] == "zz-inline"
     assert names.index("zz-inline") > max(names.index(n) for n in builtins)
+
+
+def test_the_builtins_order_names_every_builtin_entry_point_once():
+    from envfence.entrypoints import entry_points
+    from envfence.plugins import BUILTIN_PACKAGE
+    from envfence_builtins import ORDER
+
+    builtins = {ep.name for ep in entry_points("envfence") if ep.value.startswith(BUILTIN_PACKAGE + ".")}
+    assert sorted(ORDER) == sorted(builtins) and len(set(ORDER)) == len(ORDER)

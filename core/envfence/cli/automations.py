@@ -45,9 +45,8 @@ def automation_data(session, automation, last) -> dict:
 
 def automation_state(session, automation) -> dict:
     """What plugins say of the automation's state here (``paused``...), merged."""
-    results, _ = session.plugins.call("automation_state", session=session, automation=automation)
     state: dict = {}
-    for result in results:
+    for result in session.plugins.automation_state(session=session, automation=automation).values:
         state.update(result)
     return state
 
