@@ -349,6 +349,10 @@ class HookCalls:
         """``alert``: the channels delivered to (FINDING: the caller keeps the alert and retries)."""
         return self._call("alert", session=session, alert=alert, channels=channels)
 
+    def register_webhook_providers(self, *, register: Callable[[Any], None]) -> HookResult[Any]:
+        """``register_webhook_providers`` (CONFIGURATION: a route's provider that cannot register is unverifiable)."""
+        return self._call("register_webhook_providers", register=register)
+
     def register_emulators(self) -> HookResult[Any]:
         """``register_emulators``: mappings of name to fake service class (FINDING: the caller names failed plugins)."""
         return self._call("register_emulators")

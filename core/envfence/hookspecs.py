@@ -455,3 +455,21 @@ def alert(session: Session, alert: Alert, channels: tuple[str, ...]) -> list[str
     All results are collected. Raise when delivery failed: the alert is kept
     and retried on the next run; the others' deliveries are not repeated.
     """
+
+
+# --- Webhooks ----------------------------------------------------------------
+
+
+@failure_policy(OnError.CONFIGURATION)
+@hookspec
+def register_webhook_providers(register: Callable[[Any], None]) -> None:
+    """Add webhook providers that routes can name (``provider = "..."``).
+
+    :param register: call it once per provider with a
+        :class:`envfence_builtins.webhook_providers.WebhookProvider` (a name,
+        how to verify a delivery's signature, and where its event id and
+        type are). A name registered twice is a configuration error.
+
+    All implementations are called; the built-ins register
+    ``housecallpro``, ``standard`` and ``github``.
+    """

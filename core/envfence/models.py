@@ -448,6 +448,7 @@ class RunRequest:
     dry_run: bool = False
     force: bool = False
     reason: str | None = None
+    event: Any = None  #: what triggered the run (a webhook event), handed to the automation as ``ctx.event``
 
 
 @attrs.frozen

@@ -39,4 +39,6 @@ ORDER = (
     "metrics",
     "backup",
     "report",
+    "webhook_providers",
+    "webhook_receiver",
 )
