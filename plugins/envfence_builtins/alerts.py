@@ -86,7 +86,7 @@ def load_state(session) -> dict[str, Any]:
 
     data = _shared.get(id(session))
     if data is None:
-        shared = session.plugins.call("hold_state", session=session, name=SECTION, write=False)
+        shared = session.plugins.hold_state(session=session, name=SECTION, write=False).first
         if shared is not None:  # a shared store keeps it for every host
             with shared as data:
                 data = dict(data)
@@ -115,7 +115,7 @@ def held_state(session) -> Iterator[None]:
 
     Two hosts crossing the same threshold then open one incident and send one alert.
     """
-    shared = None if id(session) in _shared else session.plugins.call("hold_state", session=session, name=SECTION, write=True)
+    shared = None if id(session) in _shared else session.plugins.hold_state(session=session, name=SECTION, write=True).first
     if shared is None:
         yield
         return
@@ -228,7 +228,8 @@ def deliver(session, alert: Alert, channel: str, message_id: str) -> None:
     elif channel == "webhook":
         send_webhook(session, alert, message_id)
     else:
-        results, errors = session.plugins.call("alert", session=session, alert=alert, channels=(channel,))
+        delivered = session.plugins.alert(session=session, alert=alert, channels=(channel,))
+        results, errors = delivered.values, delivered.errors
         if errors:
             raise DeliveryError(f"{channel}: {errors[0]}")
         if not any(channel in (r or []) for r in results):
@@ -335,7 +336,7 @@ def on_run_finish(session, request, outcome) -> None:
 
     if session.dry_run or session.paths is None or outcome.status not in ("succeeded", "failed"):
         return
-    runs = session.plugins.call("run_history", session=session, automation=outcome.automation, limit=HISTORY_LIMIT) or []
+    runs = session.plugins.run_history(session=session, automation=outcome.automation, limit=HISTORY_LIMIT).first or []
     if all(r.run_id != outcome.run_id for r in runs):  # the history plugin may record it after this hook
         runs = [outcome, *runs]
     # Missed runs are noticed by `envfence health --alert`: a run that happens is no missed run.

@@ -90,7 +90,9 @@ def verify_cmd(state: State) -> None:
         count, problem = 0, None
     else:
         count, problem = verify(trail)
-    stores, _ = session.plugins.call("verify_audit_store", session=session)  # a chain kept in a shared store
+    checked = session.plugins.verify_audit_store(session=session)  # a chain kept in a shared store
+    stores = [*checked.values, *({"store": f"plugin {e.plugin}", "records": 0, "ok": False,
+                                  "broken": {"seq": None, "reason": session.redactor()(str(e))}} for e in checked.errors)]
     if state.json:
         click.echo(dumps({"trail": str(trail), "exists": trail.exists(), "records": count, "ok": problem is None, "broken": problem, "stores": stores}))
     elif problem is None:

@@ -92,7 +92,7 @@ def _setup(state: State, force: bool, reason: str | None, what: str) -> Setup:
     session.prepare()
     session.configure_logging(embedded=False)
     # A shared store's queue, else the one in the environment's tree.
-    queue = session.plugins.call("open_webhook_queue", session=session) or WebhookQueue(session.paths)
+    queue = session.plugins.open_webhook_queue(session=session).first or WebhookQueue(session.paths)
     return Setup(session, {r.path: r for r in declared}, queue, automations)
 
 
@@ -272,7 +272,7 @@ def _queue(state: State, write: bool = False) -> tuple[Any, WebhookQueue | None]
         raise UsageError("no plugin computes the environment's directories", "enable the directories plugin")
     if write:
         session.prepare()
-    shared = session.plugins.call("open_webhook_queue", session=session)  # a shared store's queue
+    shared = session.plugins.open_webhook_queue(session=session).first  # a shared store's queue
     if shared is not None:
         return session, shared
     if not write and not queue_path(session.paths).exists():
