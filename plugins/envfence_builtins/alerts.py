@@ -39,6 +39,7 @@ import attrs
 from envfence import hookimpl
 from envfence.errors import ConfigurationError, EnvfenceError
 from envfence.models import Alert, Finding, SettingSpec
+from envfence.stash import StashKey
 
 SECTION = "alerts"
 BUILTIN = ("console", "email", "webhook")
@@ -84,7 +85,7 @@ def load_state(session) -> dict[str, Any]:
     """The persisted alert state (``incidents``, ``pending``)."""
     from .state_files import read_json
 
-    data = _shared.get(id(session))
+    data = session.stash.get(SHARED_STATE, None)
     if data is None:
         shared = session.plugins.hold_state(session=session, name=SECTION, write=False).first
         if shared is not None:  # a shared store keeps it for every host
@@ -98,15 +99,15 @@ def load_state(session) -> dict[str, Any]:
 def _save(session, state: dict[str, Any]) -> None:
     from .state_files import write_json
 
-    if id(session) in _shared:
-        _shared[id(session)].clear()
-        _shared[id(session)].update(state)
+    if SHARED_STATE in session.stash:
+        session.stash[SHARED_STATE].clear()
+        session.stash[SHARED_STATE].update(state)
         return
     write_json(session.paths, state_file(session.paths), state)
 
 
-#: The state a shared store holds for a session's read-modify-write, by session id (see ``hold_state``).
-_shared: dict[int, dict[str, Any]] = {}
+#: The state a shared store holds for the session's read-modify-write (see ``hold_state``).
+SHARED_STATE = StashKey[dict]()
 
 
 @contextlib.contextmanager
@@ -115,16 +116,16 @@ def held_state(session) -> Iterator[None]:
 
     Two hosts crossing the same threshold then open one incident and send one alert.
     """
-    shared = None if id(session) in _shared else session.plugins.hold_state(session=session, name=SECTION, write=True).first
+    shared = None if SHARED_STATE in session.stash else session.plugins.hold_state(session=session, name=SECTION, write=True).first
     if shared is None:
         yield
         return
     with shared as data:
-        _shared[id(session)] = data
+        session.stash[SHARED_STATE] = data
         try:
             yield
         finally:
-            _shared.pop(id(session), None)
+            del session.stash[SHARED_STATE]
 
 
 def _alert_data(alert: Alert) -> dict[str, Any]:

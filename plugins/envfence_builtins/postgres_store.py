@@ -38,7 +38,6 @@ import contextlib
 import hashlib
 import json
 import os
-import weakref
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -46,6 +45,7 @@ from urllib.parse import urlsplit, urlunsplit
 from envfence import hookimpl
 from envfence.errors import ConfigurationError, EnvfenceError
 from envfence.models import SettingSpec, reveal
+from envfence.stash import StashKey
 
 from .postgres_schema import AUDIT, RUNS, STATE
 
@@ -179,10 +179,13 @@ def settings_of(settings) -> dict[str, Any] | None:
     return dict(table) if table else None
 
 
-#: Sessions whose store is being resolved (reading its credential emits an audit event).
-_resolving: set[int] = set()
-#: Each session's store (or None), keyed by session id with a weak reference.
-_stores: dict[int, tuple[Any, Store | None]] = {}
+#: The session's store, once resolved.
+STORE = StashKey[Store]()
+#: True while the store's credentials are read (reading one emits an audit event).
+RESOLVING = StashKey[bool]()
+#: Audit events of the session the store has not written yet (the session's audit
+#: log hands its held events to one plugin, the file trail; the store keeps its own).
+UNWRITTEN = StashKey[list]()
 
 
 def store_for(session, purpose: str = "envfence") -> Store | None:
@@ -194,21 +197,19 @@ def store_for(session, purpose: str = "envfence") -> Store | None:
     table = settings_of(session.settings)
     if table is None:
         return None
-    key = id(session)
-    cached = _stores.get(key)
-    if cached is not None and cached[0]() is session:
-        return cached[1]
+    if STORE in session.stash:
+        return session.stash[STORE]
     source = session.settings.source
     fallback = str(table.get("fallback", "refuse"))
     if fallback not in FALLBACKS:
         raise ConfigurationError(f"{source}: [store] fallback = {fallback!r} is not one of {', '.join(FALLBACKS)}",
                                  'use "refuse" (the default: no run without the shared lock) or "local"')
-    _resolving.add(key)
+    session.stash[RESOLVING] = True
     try:
         url = reveal(session.credential("STORE_URL", by="store")) or str(table.get("url", "") or "")
         password = reveal(session.credential("STORE_PASSWORD", by="store"))
     finally:
-        _resolving.discard(key)
+        session.stash[RESOLVING] = False
     if not url:
         prefix = session.settings.environments[session.environment.name].prefix
         raise ConfigurationError(
@@ -227,7 +228,7 @@ def store_for(session, purpose: str = "envfence") -> Store | None:
                 netloc += f":{parts.port}"
             url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
     store = Store(url, session.environment.name, fallback, float(table.get("connect_timeout", 5)), session.paths, session.redactor())
-    _stores[key] = (weakref.ref(session, lambda _ref: _stores.pop(key, None)), store)
+    session.stash[STORE] = store
     return store
 
 
@@ -530,26 +531,14 @@ def verify_audit(db, environment: str) -> tuple[int, dict[str, Any] | None]:
     return count, None
 
 
-#: Events of sessions not yet prepared, by session id, as the file trail holds them.
-_held: dict[int, tuple[Any, list[Any]]] = {}
-
-
-def _hold(session, event) -> None:
-    key = id(session)
-    entry = _held.get(key)
-    if entry is None or entry[0]() is not session:
-        entry = (weakref.ref(session, lambda _ref: _held.pop(key, None)), [])
-        _held[key] = entry
-    entry[1].append(event)
-
-
 @hookimpl
 def audit_event(session, event) -> None:
     """Chain the event onto the environment's trail in the store, once the session is prepared.
 
-    Before that, events are held in memory, as the file trail holds them; a
-    refused run (``run.blocked``) is recorded at once. With the store away
-    the events are spooled in the environment's tree and forwarded later.
+    Before that, the store keeps the events in the session's stash and writes
+    them first, in order, as the file trail does with the ones the audit log
+    held; a refused run (``run.blocked``) is recorded at once. With the store
+    away the events are spooled in the environment's tree and forwarded later.
     """
     import uuid
 
@@ -557,15 +546,15 @@ def audit_event(session, event) -> None:
 
     if settings_of(session.settings) is None:
         return
-    if id(session) in _resolving or (not session.prepared and event.event not in KEPT_UNPREPARED):
-        _hold(session, event)
+    unwritten = session.stash.setdefault(UNWRITTEN, [])
+    unwritten.append(event)
+    if session.stash.get(RESOLVING, False) or (not session.prepared and event.event not in KEPT_UNPREPARED):
         return
     store = store_for(session)
     if store is None:
         return
-    held = _held.pop(id(session), None)
-    earlier = held[1] if held is not None and held[0]() is session else []
-    entries = [(uuid.uuid4().hex, _entry(session, e)) for e in [*earlier, event]]
+    entries = [(uuid.uuid4().hex, _entry(session, e)) for e in unwritten]
+    unwritten.clear()
     try:
         with store.using("record an audit event") as db:
             append_audit(db, store.environment, entries)
