@@ -23,6 +23,7 @@ from typing import Any, Iterator, Mapping
 
 from .postgres_store import Store, advisory_key
 from .webhook_queue import STATUSES, WebhookEvent, next_status
+from .webhook_queue import _event as event_from_row
 
 TABLE = "envfence_webhook_events"
 _COLUMNS = (
@@ -187,11 +188,4 @@ class PostgresQueue:
 
 
 def _event(row: tuple) -> WebhookEvent:
-    r = dict(zip(_COLUMNS, row))
-    return WebhookEvent(
-        seq=r["seq"], id=r["event_id"], route=r["route"], provider=r["provider"], type=r["event_type"],
-        automation=r["automation"], body=bytes(r["payload"]), headers=json.loads(r["headers"]),
-        received_at=r["received_at"], status=r["status"], attempt=r["attempts"], max_attempts=r["max_attempts"],
-        next_attempt_at=r["next_attempt_at"], run_id=r["run_id"], last_error=r["last_error"],
-        finished_at=r["finished_at"],
-    )
+    return event_from_row(dict(zip(_COLUMNS, row)))  # the same columns as the SQLite queue's
