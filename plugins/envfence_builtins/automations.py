@@ -213,6 +213,8 @@ def schedule_collisions(automations, settings, host=None) -> list[Finding]:
 
     from .schedule import share_host
 
+    if settings.section("schedule").get("stagger") is True:
+        return []  # the schedule plugin moves them apart and reports what still meets (SCHEDULE_STAGGER_COLLISION)
     shared = {(a, b) for a in settings.environments for b in settings.environments if share_host(settings, host, a, b)}
 
     slots = []

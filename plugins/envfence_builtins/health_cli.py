@@ -67,7 +67,8 @@ def health(state: State, send: bool, every: bool) -> None:
         if every:
             states = ", ".join(f"{r['environment']} {r['status']}" for r in reports)
             click.echo(f"{status} - {len(reports)} environment(s): {states}")
-        verbose = state.verbose(state.session())
+        # Across environments, OK checks only with -v: one environment's profile does not speak for the others.
+        verbose = state.verbosity > 0 if every else state.verbose(state.session())
         for report in reports:
             click.echo(report["summary"])
             for check in report["checks"]:

@@ -169,7 +169,8 @@ def _overdue(session, automation, limit: Limits, runs, now) -> list[Crossing]:
         expected = parse(installed).previous_before((now - limit.grace).astimezone(zone(session)))
         if expected is None:
             return []
-        missed = latest is None or latest < expected - _dt.timedelta(minutes=1)
+        # In UTC: a minute before 03:00 on a spring-forward day is a wall time that never existed.
+        missed = latest is None or latest < expected.astimezone(_dt.timezone.utc) - _dt.timedelta(minutes=1)
         return [Crossing(name, "expected_every", missed,
                          f"{name} was due at {expected:%Y-%m-%d %H:%M %Z} ({installed}) and "
                          + ("has not run since" if missed else "ran"),
