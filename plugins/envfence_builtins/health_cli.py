@@ -47,7 +47,7 @@ def _every_environment(state: State, send: bool) -> list[dict]:
               help="Check every declared environment: one summary line each, the exit code of the worst.")
 @pass_state
 def health(state: State, send: bool, every: bool) -> None:
-    """Check this environment's health: missed runs, failures, thresholds, locks, disk, audit chain.
+    """Check this environment's health (every environment's with --all-environments): missed runs, failures, thresholds, locks, disk, audit chain.
 
     \b
     Exit codes follow the Nagios plugin convention:
