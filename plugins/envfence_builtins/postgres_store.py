@@ -38,6 +38,8 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -426,9 +428,9 @@ def acquire_run_lock(session, automation, wait, echo):
     store = store_for(session)
     if store is None:
         return None
-    host = session.host.hostname
     try:
-        db = store.connect(f"envfence {host} pid {os.getpid()} {automation}", pooled=False, doing="take the run's lock")
+        db = _lock_connection(store, f"envfence {session.host.hostname} pid {os.getpid()} {automation} since "
+                              f"{time.strftime('%H:%M:%SZ', time.gmtime())}")
     except StoreUnavailable as exc:
         if store.fallback == "local":
             echo(f"warning: {exc.reason}; running with the local lock ([store] fallback = \"local\")")
@@ -439,24 +441,64 @@ def acquire_run_lock(session, automation, wait, echo):
     return _advisory_lock(db, store, automation, wait, echo)
 
 
+#: Connections that held a run's lock and let it go, per process and URL: the next run
+#: reuses one instead of paying for a new connection. One run, one connection: a
+#: session-level advisory lock is re-entrant within its connection, so two threads
+#: never share one.
+_idle_locks: dict[tuple[int, str], list[Any]] = {}
+_idle_guard = threading.Lock()
+
+
+def _lock_connection(store: Store, name: str):
+    """A connection for one run's lock, named after its holder (``pg_stat_activity`` shows who holds it)."""
+    import psycopg
+
+    with _idle_guard:
+        idle = _idle_locks.setdefault((os.getpid(), store._url), [])
+        while idle:
+            db = idle.pop()
+            try:
+                db.execute("SELECT set_config('application_name', %s, false)", (name[:63],))
+                return db
+            except psycopg.Error:  # the server restarted since: this one is dead
+                with contextlib.suppress(Exception):
+                    db.close()
+    return store.connect(name, pooled=False, doing="take the run's lock")
+
+
 @contextlib.contextmanager
 def _advisory_lock(db, store: Store, automation: str, wait: bool, echo) -> Iterator[None]:
     from envfence.runner import AlreadyRunning
 
     key = advisory_key("run", store.environment, automation)
+    held = False
     try:
-        if not db.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
-            holder = _holder(db, key)
-            if not wait:
-                raise AlreadyRunning(
-                    f"{automation} is already running in {store.environment} ({holder})",
-                    "wait for it to finish, or pass --wait to start when it does",
-                )
-            echo(f"waiting: {automation} is already running ({holder})")
-            db.execute("SELECT pg_advisory_lock(%s)", (key,))
+        with store.translated("take the run's lock"):
+            held = db.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
+            if not held:
+                holder = _holder(db, key)
+                if not wait:
+                    raise AlreadyRunning(
+                        f"{automation} is already running in {store.environment} ({holder})",
+                        "wait for it to finish, or pass --wait to start when it does",
+                    )
+                echo(f"waiting: {automation} is already running ({holder})")
+                db.execute("SELECT pg_advisory_lock(%s)", (key,))
+                held = True
         yield
     finally:
-        # Closing the connection ends its session and so releases the lock, as a dead process would.
+        _release(db, store, key if held else None)
+
+
+def _release(db, store: Store, key: int | None) -> None:
+    """Let go of the lock and keep the connection for the next run; a connection in doubt is closed,
+    which ends its session and so releases the lock, as a dead process would."""
+    try:
+        if key is not None:
+            db.execute("SELECT pg_advisory_unlock(%s), set_config('application_name', 'envfence idle', false)", (key,))
+        with _idle_guard:
+            _idle_locks.setdefault((os.getpid(), store._url), []).append(db)
+    except Exception:
         with contextlib.suppress(Exception):
             db.close()
 
@@ -472,7 +514,7 @@ def _holder(db, key: int) -> str:
     if row is None:
         return "held by another host"
     name, since = row
-    return f"{name.removeprefix('envfence ') or 'another host'}, since {since:%Y-%m-%d %H:%M:%S %Z}"
+    return name.removeprefix("envfence ") or f"another host, connected since {since:%Y-%m-%d %H:%M:%S %Z}"
 
 
 # --- the audit trail ------------------------------------------------------------------------
@@ -481,15 +523,28 @@ def _holder(db, key: int) -> str:
 def append_audit(db, environment: str, entries: list[tuple[str, dict[str, Any]]]) -> int:
     """Chain ``entries`` (event id, record without seq/prev/hash) onto the environment's trail.
 
-    Serialised per environment by a transaction-level advisory lock; an event
-    id already recorded is skipped, so a forwarded spool never doubles a record.
-    Returns how many were added.
+    Optimistic: the next number is read and the records inserted in one
+    transaction; a host that took the same number first makes the insert
+    fail on the table's key, and the batch is chained again after it. An
+    event id already recorded is skipped, so a forwarded spool never doubles
+    a record. Returns how many were added.
     """
+    import psycopg
+
+    for _ in range(50):
+        try:
+            return _chain(db, environment, entries)
+        except psycopg.errors.UniqueViolation:  # another writer chained that number first
+            continue
+    raise EnvfenceError(f"could not chain {len(entries)} audit record(s) for {environment}: too many writers at once",
+                        "try again; if it persists, look for a process writing the trail in a loop")
+
+
+def _chain(db, environment: str, entries: list[tuple[str, dict[str, Any]]]) -> int:
     from .audit_trail import GENESIS, _canonical, record_hash
 
     added = 0
     with db.transaction():
-        db.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key("audit", environment),))
         last = db.execute(f"SELECT seq, hash FROM {AUDIT} WHERE environment = %s ORDER BY seq DESC LIMIT 1", (environment,)).fetchone()
         seq, prev = last if last else (0, GENESIS)
         for event_id, entry in entries:
