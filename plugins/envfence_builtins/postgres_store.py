@@ -428,9 +428,11 @@ def acquire_run_lock(session, automation, wait, echo):
     store = store_for(session)
     if store is None:
         return None
-    try:
-        db = _lock_connection(store, f"envfence {session.host.hostname} pid {os.getpid()} {automation} since "
-                              f"{time.strftime('%H:%M:%SZ', time.gmtime())}")
+    name = f"envfence {session.host.hostname} pid {os.getpid()} {automation} since {time.strftime('%H:%M:%SZ', time.gmtime())}"
+    key = advisory_key("run", store.environment, automation)
+    try:  # tried here, so that a store gone away is known while the run can still fall back
+        with store.translated("take the run's lock"):
+            db, taken = _try_lock(_lock_connection(store, name), store, key, name)
     except StoreUnavailable as exc:
         if store.fallback == "local":
             echo(f"warning: {exc.reason}; running with the local lock ([store] fallback = \"local\")")
@@ -438,7 +440,7 @@ def acquire_run_lock(session, automation, wait, echo):
         raise
     with contextlib.suppress(StoreUnavailable), store.using("forward spooled records") as pooled:
         forward_quietly(store, pooled, session)
-    return _advisory_lock(db, store, automation, wait, echo)
+    return _advisory_lock(db, store, automation, wait, echo, key, taken)
 
 
 #: Connections that held a run's lock and let it go, per process and URL: the next run
@@ -450,32 +452,37 @@ _idle_guard = threading.Lock()
 
 
 def _lock_connection(store: Store, name: str):
-    """A connection for one run's lock, named after its holder (``pg_stat_activity`` shows who holds it)."""
-    import psycopg
-
+    """A connection for one run's lock: an idle one of this process, or a new one."""
     with _idle_guard:
         idle = _idle_locks.setdefault((os.getpid(), store._url), [])
-        while idle:
-            db = idle.pop()
-            try:
-                db.execute("SELECT set_config('application_name', %s, false)", (name[:63],))
-                return db
-            except psycopg.Error:  # the server restarted since: this one is dead
-                with contextlib.suppress(Exception):
-                    db.close()
+        if idle:
+            return idle.pop()
     return store.connect(name, pooled=False, doing="take the run's lock")
 
 
+def _try_lock(db, store: Store, key: int, name: str):
+    """``(connection, taken)``: try the lock, naming the connection after its holder
+    (``pg_stat_activity`` shows who holds it); an idle connection the server dropped is replaced."""
+    import psycopg
+
+    try:
+        return db, db.execute("SELECT pg_try_advisory_lock(%s), set_config('application_name', %s, false)",
+                              (key, name[:63])).fetchone()[0]
+    except psycopg.OperationalError:  # the server restarted since this connection was idle
+        with contextlib.suppress(Exception):
+            db.close()
+    db = store.connect(name, pooled=False, doing="take the run's lock")
+    return db, db.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
+
+
 @contextlib.contextmanager
-def _advisory_lock(db, store: Store, automation: str, wait: bool, echo) -> Iterator[None]:
+def _advisory_lock(db, store: Store, automation: str, wait: bool, echo, key: int, held: bool) -> Iterator[None]:
+    """Hold the run's lock (already ``held``, or waited for) for the run; refuse when another holds it."""
     from envfence.runner import AlreadyRunning
 
-    key = advisory_key("run", store.environment, automation)
-    held = False
     try:
-        with store.translated("take the run's lock"):
-            held = db.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
-            if not held:
+        if not held:
+            with store.translated("take the run's lock"):
                 holder = _holder(db, key)
                 if not wait:
                     raise AlreadyRunning(
@@ -496,6 +503,8 @@ def _release(db, store: Store, key: int | None) -> None:
     try:
         if key is not None:
             db.execute("SELECT pg_advisory_unlock(%s), set_config('application_name', 'envfence idle', false)", (key,))
+        else:
+            db.execute("SELECT set_config('application_name', 'envfence idle', false)")
         with _idle_guard:
             _idle_locks.setdefault((os.getpid(), store._url), []).append(db)
     except Exception:
@@ -544,7 +553,8 @@ def _chain(db, environment: str, entries: list[tuple[str, dict[str, Any]]]) -> i
     from .audit_trail import GENESIS, _canonical, record_hash
 
     added = 0
-    with db.transaction():
+    # One record is one INSERT, atomic on its own; a batch is chained in one transaction.
+    with db.transaction() if len(entries) > 1 else contextlib.nullcontext():
         last = db.execute(f"SELECT seq, hash FROM {AUDIT} WHERE environment = %s ORDER BY seq DESC LIMIT 1", (environment,)).fetchone()
         seq, prev = last if last else (0, GENESIS)
         for event_id, entry in entries:
@@ -673,8 +683,9 @@ def _held_state(store: Store, name: str, write: bool) -> Iterator[dict[str, Any]
             db.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key("state", *key),))
         row = db.execute(f"SELECT value FROM {STATE} WHERE environment = %s AND name = %s", key).fetchone()
         value = json.loads(row[0]) if row else {}
+        before = json.dumps(value, sort_keys=True, default=str)
         yield value
-        if write:
+        if write and json.dumps(value, sort_keys=True, default=str) != before:
             db.execute(
                 f"INSERT INTO {STATE} (environment, name, value) VALUES (%s, %s, %s) "
                 "ON CONFLICT (environment, name) DO UPDATE SET value = excluded.value, updated_at = now()",
