@@ -15,8 +15,9 @@ init``, ``migrate`` and ``import``.
 What the store does, once selected:
 
 - ``acquire_run_lock``: a PostgreSQL advisory lock per automation and
-  environment, held by a connection of its own for the run: two hosts never
-  run the same automation at once, and the lock goes when the process dies.
+  environment, on a connection only that run uses while it holds it (kept by
+  the process for its next run): two hosts never run the same automation at
+  once, and the lock goes when the process dies.
 - ``on_run_finish`` / ``run_history``: the same records and queries as the
   SQLite history, for every environment in one place (``status --compare``).
 - ``audit_event``: a hash-chained, append-only table, checked by ``envfence
@@ -420,7 +421,7 @@ def run_history(session, automation, limit):
 
 @hookimpl
 def acquire_run_lock(session, automation, wait, echo):
-    """The run's lock in the store: an advisory lock on a connection held for the run.
+    """The run's lock in the store: an advisory lock on a connection only this run uses while it holds it.
 
     With the store away: ``fallback = "local"`` answers None (the core takes
     its file lock); otherwise the run is refused (exit 4).
