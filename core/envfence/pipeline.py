@@ -434,7 +434,7 @@ class Session:
         _, errors = self.plugins.call("audit_event", session=self, event=record)
         if errors and self.prepared:
             raise EnvfenceError(
-                self.redactor(f"the audit trail could not record {record.event}: {errors[0]}"),
+                self.redactor()(f"the audit trail could not record {record.event}: {errors[0]}"),
                 "check the environment's tree and its permissions (envfence check)",
             )
 
