@@ -160,7 +160,7 @@ def sign(key: bytes, environment: str, name: str, seq: int, digest: str) -> str:
 def _refusal(path: Path, exc: OSError, doing: str) -> EnvfenceError:
     """A clear error for a file operation on the trail that failed."""
     code = exc.errno
-    if code == errno.ELOOP:
+    if code == errno.ELOOP or (code == errno.ENOTDIR and os.path.islink(path)):
         return EnvfenceError(
             f"{path} is a symbolic link; the audit trail is never read or written through one",
             f"remove the link (ls -l {path}) and put the environment's own file back",

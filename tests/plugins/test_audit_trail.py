@@ -133,7 +133,7 @@ def test_records_cut_off_the_end_are_found(make_project, run_cli):
     assert f"ends at record {len(content) - 2}, but its head says record {len(content)}" in result.stderr
 
 
-def test_a_record_cut_in_half_is_found_and_not_extended(make_project, run_cli):
+def test_a_sealed_record_cut_in_half_is_tampering_and_not_extended(make_project, run_cli):
     root = make_project()
     session = _prepared(root)
     data = trail(root).read_bytes()
