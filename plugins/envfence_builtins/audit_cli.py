@@ -14,7 +14,7 @@ import os
 import click
 
 from envfence.cli import State, json_option, pass_state
-from envfence.cli.output import dumps, style
+from envfence.cli.output import color_enabled, dumps, style
 from envfence.cli.params import Since
 from envfence.errors import EXIT_FINDINGS, EnvfenceError, UsageError
 
@@ -44,13 +44,27 @@ def _matches(record: dict, since, events) -> bool:
     return not events or any(fnmatch.fnmatchcase(str(record.get("event")), e) for e in events)
 
 
-def _line(record: dict) -> str:
+def _line(record: dict, colour: bool) -> str:
     data = record.get("data") or {}
     details = " ".join(f"{k}={json_short(v)}" for k, v in data.items()) if isinstance(data, dict) else json_short(data)
-    return (
-        f"{style(str(record.get('at')), dim=True)} #{record.get('seq')} {style(str(record.get('event')), bold=True)} "
-        f"{record.get('user')}@{record.get('host')} {details}"
-    )
+    at, event = str(record.get("at")), str(record.get("event"))
+    if colour:
+        at, event = style(at, dim=True), style(event, bold=True)
+    return f"{at} #{record.get('seq')} {event} {record.get('user')}@{record.get('host')} {details}"
+
+
+def _echo_in_batches(lines, size: int = 2000) -> int:
+    """Print ``lines`` a batch at a time (one write per line is most of the cost on a long trail); how many."""
+    batch, count = [], 0
+    for line in lines:
+        batch.append(line)
+        count += 1
+        if len(batch) == size:
+            click.echo("\n".join(batch))
+            batch = []
+    if batch:
+        click.echo("\n".join(batch))
+    return count
 
 
 @audit.command("show")
@@ -69,17 +83,13 @@ def show(state: State, since, events, last) -> None:
     else:
         found = (r for r in trail_mod.records(paths) if _matches(r, since, events))
     if state.json:
-        # Streamed, one record at a time: a long trail never sits in memory as one document.
+        # Streamed a record at a time: a long trail never sits in memory as one document.
         click.echo("[", nl=False)
-        for n, record in enumerate(found):
-            click.echo(("," if n else "") + "\n" + dumps(record), nl=False)
-        click.echo("\n]")
+        _echo_in_batches(("," if n else "") + "\n" + dumps(record) for n, record in enumerate(found))
+        click.echo("]")
         return
-    shown = 0
-    for record in found:
-        click.echo(_line(record))
-        shown += 1
-    if shown:
+    colour = color_enabled()
+    if _echo_in_batches(_line(record, colour) for record in found):
         return
     if not _exists(paths):
         click.echo(f"no audit trail yet for {session.environment.name} ({trail}); it starts with `envfence init` or the first run")

@@ -72,8 +72,12 @@ def genesis(environment: str, name: str) -> str:
     return hashlib.sha256(f"envfence audit trail\0{environment}\0{name}".encode()).hexdigest()
 
 
+#: Built once: ``json.dumps`` and ``json.loads`` with options build a new coder per call.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def _canonical(record: Mapping[str, Any]) -> bytes:
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+    return _ENCODER.encode(record).encode("utf-8")
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
@@ -94,12 +98,15 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
+_STRICT = json.JSONDecoder(object_pairs_hook=_unique)
+
+
 def parse_record(raw: bytes) -> dict[str, Any]:
     """One line of a trail as a record; a duplicate key is an error, not the last one winning.
 
     :raises ValueError: not a JSON object (:class:`DuplicateKey` for a key given twice).
     """
-    record = json.loads(raw, object_pairs_hook=_unique)
+    record = _STRICT.decode(raw.decode("utf-8"))
     if not isinstance(record, dict):
         raise ValueError("not a JSON object")
     return record

@@ -27,8 +27,9 @@ def test_benchmarks_run_at_the_smallest_size_and_clean_up(tmp_path):
     assert done.returncode == 0, done.stderr
     text = report.read_text()
     assert text.strip() == done.stdout.strip()
-    for title in ("### In process", "### Cold command", "### Import", "### Plugin scaling", "### Against the targets"):
+    for title in ("### In process", "### Cold command", "### Import", "### Plugin scaling", "### Audit trail scaling", "### Against the targets"):
         assert title in text
+    assert "| 1,000 records | audit show --last 10 | " in text and "peak memory at most 50 MiB" in text
     # envfence and python-dotenv are always there; the others are measured or marked as skipped.
     assert "| 10 keys | envfence | " in text
     assert "| 10 keys | python-dotenv | " in text
