@@ -79,7 +79,7 @@ def show(state: State, since, events, last) -> None:
     paths = session.paths
     trail = trail_mod.trail_path(paths)
     if last is not None:
-        found = iter(_last_matching(paths, last, since, events))
+        found = iter(trail_mod.records_from_end(paths, last, lambda r: _matches(r, since, events)))
     else:
         found = (r for r in trail_mod.records(paths) if _matches(r, since, events))
     if state.json:
@@ -100,17 +100,6 @@ def show(state: State, since, events, last) -> None:
 def _exists(paths) -> bool:
     with trail_mod.open_snapshot(paths) as snapshot:
         return snapshot.fd is not None
-
-
-def _last_matching(paths, count: int, since, events) -> list[dict]:
-    """The last ``count`` matching records: read backwards in growing windows until enough match."""
-    window = count
-    while True:
-        tail = trail_mod.records_from_end(paths, window)
-        found = [r for r in tail if _matches(r, since, events)]
-        if len(found) >= count or len(tail) < window:
-            return found[-count:]
-        window *= 4
 
 
 def json_short(value) -> str:

@@ -32,6 +32,7 @@ import datetime as _dt
 import errno
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import stat
@@ -335,23 +336,25 @@ def parse_anchor(line: str) -> Head:
 # --- appending ----------------------------------------------------------------------
 
 
-def _lines_back(fd: int, end: int, count: int) -> list[bytes]:
-    """Up to ``count`` complete lines ending at ``end`` (which is just after a newline), oldest first."""
-    found: list[bytes] = []
+def _reverse_lines(fd: int, end: int) -> Iterator[bytes]:
+    """The complete lines ending at ``end`` (just after a newline), newest first, read in blocks from the end."""
     buf, pos = b"", end
-    while pos > 0 and len(found) < count:
+    while pos > 0:
         step = min(65536, pos)
         pos -= step
         buf = os.pread(fd, step, pos) + buf
-        while len(found) < count:
-            cut = buf.rfind(b"\n", 0, len(buf) - 1)
-            if cut == -1:
-                break
-            found.append(buf[cut + 1 :])
+        cut = buf.rfind(b"\n", 0, len(buf) - 1)
+        while cut != -1:
+            yield buf[cut + 1 :]
             buf = buf[: cut + 1]
-    if pos == 0 and buf and len(found) < count:
-        found.append(buf)
-    return found[::-1]
+            cut = buf.rfind(b"\n", 0, len(buf) - 1)
+    if buf:
+        yield buf
+
+
+def _lines_back(fd: int, end: int, count: int) -> list[bytes]:
+    """Up to ``count`` complete lines ending at ``end``, oldest first."""
+    return list(itertools.islice(_reverse_lines(fd, end), count))[::-1]
 
 
 def _torn_tail(fd: int, size: int) -> int:
@@ -532,12 +535,11 @@ class Snapshot:
                 left -= len(raw)
                 yield raw
 
-    def last_lines(self, count: int) -> list[bytes]:
-        """The last ``count`` complete lines, read from the end."""
-        if self.fd is None or count <= 0:
-            return []
-        end = self.size - _torn_tail(self.fd, self.size)
-        return _lines_back(self.fd, end, count)
+    def lines_from_end(self) -> Iterator[bytes]:
+        """The complete lines, newest first (a last line cut short is left out)."""
+        if self.fd is None:
+            return iter(())
+        return _reverse_lines(self.fd, self.size - _torn_tail(self.fd, self.size))
 
 
 def open_snapshot(paths: EnvPaths) -> Snapshot:
@@ -584,16 +586,23 @@ def records(paths: EnvPaths) -> Iterator[dict[str, Any]]:
                 continue
 
 
-def records_from_end(paths: EnvPaths, count: int) -> list[dict[str, Any]]:
-    """The last ``count`` records, read from the end of the trail (time independent of its length)."""
+def records_from_end(paths: EnvPaths, count: int, keep=lambda record: True) -> list[dict[str, Any]]:
+    """The last ``count`` records that ``keep`` accepts, oldest first, read backwards from the end.
+
+    The time depends on how far back they are, not on the trail's length.
+    """
+    found: list[dict[str, Any]] = []
     with open_snapshot(paths) as snapshot:
-        found = []
-        for raw in snapshot.last_lines(count):
+        for raw in snapshot.lines_from_end():
             try:
-                found.append(json.loads(raw))
+                record = json.loads(raw)
             except ValueError:
                 continue
-        return found
+            if keep(record):
+                found.append(record)
+                if len(found) == count:
+                    break
+    return found[::-1]
 
 
 # --- verifying ----------------------------------------------------------------------
