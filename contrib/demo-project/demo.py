@@ -98,7 +98,7 @@ def main() -> None:
 
 def runs_demo() -> None:
     """The sample automation: listed, dry-run, run against the emulated Airtable, refused in production."""
-    from envfence.testing.airtable import DEMO_DEV_BASE, DEMO_PROD_BASE, FakeAirtable
+    from envfence_builtins.airtable_emulator import DEMO_DEV_BASE, DEMO_PROD_BASE, FakeAirtable
     from envfence_builtins.airtable_status import STATUS_FIELDS
 
     with FakeAirtable() as airtable:

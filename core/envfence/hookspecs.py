@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .pipeline import Session
     from .settings import ProjectSettings
+    from .testing import FakeService
 
 hookspec = pluggy.HookspecMarker("envfence")
 
@@ -329,4 +330,23 @@ def run_history(session: Session, automation: str | None, limit: int) -> list[Ru
     Stops at first non-None result, so a plugin that keeps history elsewhere
     replaces the built-in SQLite store by answering first (``tryfirst``).
     Used by ``envfence status`` and ``envfence list``.
+    """
+
+
+@hookspec
+def register_emulators() -> Mapping[str, type[FakeService]] | None:
+    """Make fake services known to ``envfence emulate`` and ``envfence.testing.emulator``.
+
+    Receives nothing. Import the fakes inside the implementation, so that
+    loading the plugin stays light: the hook is called only when an emulator
+    is listed or started.
+
+    :returns: a mapping of emulator name (``airtable``) to a
+        :class:`~envfence.testing.FakeService` subclass, built as
+        ``cls(seed=True, port=0)``: ``seed`` starts it with demonstration
+        data, ``port`` is the 127.0.0.1 port to bind (0: a free one).
+        None when the plugin ships no emulator.
+
+    Every plugin's answer is collected (not firstresult). When two plugins
+    register the same name, the one called first (registered last) wins.
     """

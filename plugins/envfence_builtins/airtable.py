@@ -215,3 +215,11 @@ def _live(session, token_key, base_key, base, tables, url_key, url) -> list[Find
             facts.append("tables " + ", ".join(t for t, _ in tables) + " found")
     findings.append(_finding("AIRTABLE_LIVE_OK", "info", "; ".join(facts), "", token_key))
     return findings
+
+
+@hookimpl
+def register_emulators() -> dict[str, type]:
+    """The fake Airtable, for ``envfence emulate airtable`` and tests."""
+    from .airtable_emulator import FakeAirtable
+
+    return {"airtable": FakeAirtable}

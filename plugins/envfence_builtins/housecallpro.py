@@ -115,3 +115,11 @@ def _live(session, key: str, shown: str, token: str, url_key: str, url: str) -> 
             f"check that {url_key} points at the HousecallPro API", key=url_key,
         )]
     return findings + [_finding("HOUSECALLPRO_LIVE_OK", "info", f"{key} accepted (company {company!r})", "", key)]
+
+
+@hookimpl
+def register_emulators() -> dict[str, type]:
+    """The fake HousecallPro, for ``envfence emulate housecallpro`` and tests."""
+    from .housecallpro_emulator import FakeHousecallPro
+
+    return {"housecallpro": FakeHousecallPro}

@@ -147,7 +147,7 @@ def test_unknown_record_gets_404(fake):
     assert info.value.response.status_code == 404
 
 
-def test_sixth_request_in_a_second_on_one_base_gets_429():
+def test_sixth_request_in_a_second_on_one_base_gets_429_for_thirty_seconds():
     with FakeAirtable(seed=False) as fake:
         fake.add_token(TOKEN, bases=[BASE])
         fake.add_table(BASE, "Status")
@@ -162,12 +162,18 @@ def test_sixth_request_in_a_second_on_one_base_gets_429():
                 statuses.append(exc.response.status_code)
         assert statuses == [200] * 5 + [429]
         assert fake.requests[-1].path == f"/v0/{BASE}/Status"
-        fake.clock = lambda: 1001.5  # a second later the base is served again
+        fake.clock = lambda: 1029.9  # Airtable's penalty: 30 s of 429, whatever the rate meanwhile
+        with pytest.raises(HTTPError) as info:
+            table.all()
+        assert info.value.response.status_code == 429
+        assert info.value.response.json()["errors"][0]["error"] == "RATE_LIMIT_REACHED"
+        fake.clock = lambda: 1030.0  # then the base is served again
         assert table.all() == []
 
 
 def test_pyairtable_default_retry_waits_out_the_rate_limit():
-    with FakeAirtable(seed=False, rate_limit=2) as fake:
+    # a short penalty, so that pyairtable's own backoff (about 1.5 s) outlasts it
+    with FakeAirtable(seed=False, rate_limit=2, penalty=0.3) as fake:
         fake.add_token(TOKEN, bases=[BASE])
         fake.add_table(BASE, "Status")
         table = Api(TOKEN, endpoint_url=fake.url).table(BASE, "Status")

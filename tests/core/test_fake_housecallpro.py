@@ -70,3 +70,68 @@ def test_empty_fake_knows_no_key():
         assert get(fake, "/company").status_code == 401
         fake.add_key("hcp_custom_key_123456789012")
         assert get(fake, "/company", key="hcp_custom_key_123456789012").status_code == 200
+
+
+@pytest.mark.parametrize("params", [{"page": 0}, {"page_size": 0}, {"page_size": 201}, {"page": "two"}])
+def test_pages_out_of_bounds_get_422_in_the_error_shape(fake, params):
+    response = get(fake, "/customers", **params)
+    assert response.status_code == 422
+    assert set(response.json()["error"]) == {"message", "code"} and response.json()["error"]["code"] == 422
+
+
+def test_a_page_past_the_end_is_empty(fake):
+    body = get(fake, "/customers", page=5, page_size=10).json()
+    assert body["customers"] == [] and body["total_pages"] == 1 and body["page"] == 5
+
+
+def test_jobs_filter_by_work_status_and_schedule(fake):
+    assert [j["description"] for j in get(fake, "/jobs", **{"work_status[]": "complete unrated"}).json()["jobs"]] == ["Annual furnace tune-up"]
+    assert get(fake, "/jobs", **{"work_status[]": "finished"}).status_code == 422
+    window = get(fake, "/jobs", scheduled_start_min="2024-03-01T00:00:00Z", scheduled_start_max="2024-03-02T00:00:00Z").json()
+    assert [j["description"] for j in window["jobs"]] == ["Replace water heater"]
+    assert get(fake, "/jobs", scheduled_start_min="2024-03-02T00:00:00Z").json()["jobs"] == []
+    assert get(fake, "/jobs", scheduled_start_min="yesterday").status_code == 422
+
+
+def test_a_job_with_an_unknown_work_status_is_refused(fake):
+    headers = {"Authorization": f"Bearer {DEMO_DEV_KEY}"}
+    customer = get(fake, "/customers").json()["customers"][0]["id"]
+    bad = requests.post(f"{fake.url}/jobs", json={"customer_id": customer, "work_status": "done"}, headers=headers, timeout=5)
+    assert bad.status_code == 422 and "work_status" in bad.json()["error"]["message"]
+
+
+def test_deliver_sends_a_webhook_that_envfence_s_verifier_accepts(fake):
+    import http.server
+    import threading
+
+    from envfence_builtins.webhook_signatures import SignatureError, verify_housecallpro
+
+    received = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((dict(self.headers), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        job = get(fake, "/jobs").json()["jobs"][0]
+        status = fake.deliver(f"http://127.0.0.1:{server.server_address[1]}/hook", "job.created", job, secret="whk-secret")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert status == 204
+    headers, body = received[0]
+    lower = {k.lower(): v for k, v in headers.items()}
+    verify_housecallpro("whk-secret", body, lower["api-signature"], lower["api-timestamp"])
+    with pytest.raises(SignatureError):
+        verify_housecallpro("another-secret", body, lower["api-signature"], lower["api-timestamp"])
+    import json
+
+    assert json.loads(body)["job"]["id"] == job["id"] and json.loads(body)["event"] == "job.created"

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from envfence.retry import is_retryable, retry_call
-from envfence.testing.airtable import DEMO_DEV_BASE, DEMO_DEV_TOKEN, FakeAirtable
+from envfence_builtins.airtable_emulator import DEMO_DEV_BASE, DEMO_DEV_TOKEN, FakeAirtable
 
 
 def airtable_table(fake):
@@ -20,7 +20,7 @@ def airtable_table(fake):
 
 def test_rate_limited_calls_succeed_after_backing_off():
     retries = []
-    with FakeAirtable(rate_limit=2) as fake:
+    with FakeAirtable(rate_limit=2, penalty=0.3) as fake:  # Airtable's 30 s penalty, shortened
         table = airtable_table(fake)
         for _ in range(5):
             records = retry_call(table.all, attempts=6, base_delay=0.2, on_retry=lambda n, e, w: retries.append(e))
@@ -79,7 +79,7 @@ def test_which_http_statuses_are_retried(status, retryable):
 
 
 def test_run_context_retry_logs_each_retry(make_project, run_cli):
-    with FakeAirtable(rate_limit=1) as fake:
+    with FakeAirtable(rate_limit=1, penalty=0.3) as fake:  # Airtable's 30 s penalty, shortened
         root = make_project(
             {
                 "jobs.py": f'''

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from envfence.testing.airtable import DEMO_DEV_BASE, DEMO_DEV_TOKEN, DEMO_PROD_BASE, FakeAirtable
+from envfence_builtins.airtable_emulator import DEMO_DEV_BASE, DEMO_DEV_TOKEN, DEMO_PROD_BASE, FakeAirtable
 
 from envfence_builtins.airtable_status import STATUS_FIELDS
 

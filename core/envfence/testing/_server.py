@@ -84,6 +84,10 @@ class FakeService:
         hits.append(now)
         return False
 
+    def forget_rate(self, key: str) -> None:
+        """Forget the requests counted against ``key``."""
+        self._hits.pop(key, None)
+
     # --- life cycle --------------------------------------------------------------
 
     @property
@@ -157,6 +161,8 @@ class FakeService:
             return self.handle(request, token.strip() or None)
         except HTTPError as exc:
             return exc.response
+        except Exception as exc:  # a fault in the fake: answer 500 rather than drop the connection
+            return Response(500, {"error": {"type": "SERVER_ERROR", "message": f"{self.label} failed: {type(exc).__name__}"}})
 
 
 class _Server(ThreadingHTTPServer):
@@ -191,3 +197,22 @@ def _handler_for(service: FakeService) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+def registered_emulators(manager: Any = None) -> tuple[dict[str, type[FakeService]], list[Any]]:
+    """The emulators plugins register, and the errors of plugins that raised.
+
+    Returns ``({name: class}, [PluginError, ...])``. ``manager`` is a
+    :class:`~envfence.plugins.PluginManager` (default: the process's). The
+    one place the ``register_emulators`` hook is called.
+    """
+    if manager is None:
+        from ..plugins import default_manager
+
+        manager = default_manager()
+    answers, errors = manager.call("register_emulators")
+    found: dict[str, type[FakeService]] = {}
+    for answer in answers:
+        for name, cls in dict(answer).items():
+            found.setdefault(name, cls)  # call order: the first answer wins
+    return found, list(errors)

@@ -5,26 +5,39 @@ so pyairtable talks to it unchanged through ``Api(token, endpoint_url=fake.url)`
 
 - ``GET /v0/meta/whoami``, ``GET /v0/meta/bases``, ``GET /v0/meta/bases/{base}/tables``
 - ``GET /v0/{base}/{table}`` (and ``POST .../listRecords``) with ``pageSize``,
-  ``offset``, ``maxRecords``, ``fields[]``, ``sort[n]`` and simple
-  ``filterByFormula`` equalities; ``GET /v0/{base}/{table}/{record}``
+  ``offset``, ``maxRecords``, ``fields[]``, ``sort[n]``, ``view`` and
+  ``filterByFormula`` (see :mod:`.airtable_formulas`); ``GET /v0/{base}/{table}/{record}``
 - ``POST`` (create one or up to 10), ``PATCH``/``PUT`` (update one or up to
   10, ``performUpsert`` too), ``DELETE`` records
 
-and fails as Airtable does: 401 for a missing or unknown token, 403 for a base
-that does not exist or that the token cannot see, 404 for an unknown record
-or path, 422 for an unknown field or a bad request, 429 past
-``rate_limit`` requests a second on one base.
+Followed, from Airtable's Web API reference (https://airtable.com/developers/web/api):
+
+- "Rate limits": 5 requests a second per base; past that a 429, and "you will
+  need to wait 30 seconds before subsequent requests will succeed". The 30 s
+  are counted on :attr:`FakeService.clock`, which tests freeze and advance.
+- "Update multiple records", Upserts: a record that carries an ``id`` is
+  updated by id and ``fieldsToMergeOn`` is ignored for it; an unknown id fails
+  the request; without an id, zero matches create, one match updates, several
+  matches fail the request. ``fieldsToMergeOn`` names one to three fields.
+- "List records": ``view`` filters and sorts as the view does and an explicit
+  ``sort`` overrides the view's; an unknown view, field or sort field is a 422.
+- "Errors": 401 ``AUTHENTICATION_REQUIRED``, 403
+  ``INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND`` for a base that does not exist or
+  that the token cannot see, 404 for an unknown record, 422 for bad input.
+- Field types and typecast: :mod:`.airtable_fields`. Empty cells (no value,
+  "", [], an unchecked checkbox) are left out of answers; 0 is a value.
 
 ::
 
     with FakeAirtable() as fake:                    # seeded with the demo's tokens and bases
         api = pyairtable.Api(DEMO_DEV_TOKEN, endpoint_url=fake.url)
-        api.table(DEMO_DEV_BASE, "Jobs").all()
+        api.table(DEMO_DEV_BASE, "Jobs").all(formula="AND({Amount} > 100, NOT({Paid}))")
 
     with FakeAirtable(seed=False) as fake:          # or bring your own data
         fake.add_token("pat...", bases=["appXXXXXXXXXXXXXX"])
         fake.add_base("appXXXXXXXXXXXXXX", "Ops")
-        fake.add_table("appXXXXXXXXXXXXXX", "Status", ["Automation", "State"])
+        fake.add_table("appXXXXXXXXXXXXXX", "Status", ["Automation", {"name": "Runs", "type": "number"}])
+        fake.add_view("appXXXXXXXXXXXXXX", "Status", "Busy", formula="{Runs} > 10", sort=[{"field": "Runs", "direction": "desc"}])
 """
 
 from __future__ import annotations
@@ -35,7 +48,10 @@ import re
 import string
 from typing import Any, Iterable, Mapping
 
-from ._server import FakeService, HTTPError, Request, Response
+from envfence.testing import FakeService, HTTPError, Request, Response
+
+from . import airtable_formulas as formulas
+from .airtable_fields import Cells, error, formula_value, is_empty, schema_field
 
 #: The demo project's tokens and bases (``contrib/demo-project/.env``): fake values.
 DEMO_DEV_TOKEN = "patDemoDevToken01.0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -43,17 +59,27 @@ DEMO_PROD_TOKEN = "patDemoProdTokn01.a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f
 DEMO_DEV_BASE = "appDemoDevBase001"
 DEMO_PROD_BASE = "appDemoLiveBase01"
 
-#: The fields of the seeded ``Jobs`` table.
+#: The seeded ``Customers`` table: the target of ``Jobs.Client``.
+CUSTOMERS_FIELDS = ("Name", {"name": "Email", "type": "email"})
+
+#: The fields of the seeded ``Jobs`` table: one of each type the fake models.
 JOBS_FIELDS = (
     "Name",
     {"name": "Customer", "type": "singleLineText"},
     {"name": "Status", "type": "singleSelect", "choices": ["scheduled", "in progress", "done"]},
     {"name": "Amount", "type": "number"},
     {"name": "Paid", "type": "checkbox"},
+    {"name": "Notes", "type": "multilineText"},
+    {"name": "Due", "type": "date"},
+    {"name": "Tags", "type": "multipleSelects", "choices": ["urgent", "warranty", "repeat"]},
+    {"name": "Photos", "type": "multipleAttachments"},
+    {"name": "Client", "type": "multipleRecordLinks", "table": "Customers"},
 )
 
 MAX_RECORDS_PER_REQUEST = 10
 MAX_PAGE_SIZE = 100
+#: Airtable's lock-out after a 429, in seconds ("Rate limits").
+RATE_LIMIT_PENALTY = 30.0
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -68,20 +94,7 @@ _FORBIDDEN = {
 }
 _NOT_FOUND = {"error": "NOT_FOUND"}
 _RATE_LIMITED = {"errors": [{"error": "RATE_LIMIT_REACHED", "message": "Rate limit exceeded. Please try again later"}]}
-
-# Options that pyairtable's schema models require for these field types.
-_DEFAULT_OPTIONS: dict[str, Any] = {
-    "number": {"precision": 0},
-    "currency": {"precision": 2, "symbol": "$"},
-    "percent": {"precision": 0},
-    "checkbox": {"color": "greenBright", "icon": "check"},
-    "date": {"dateFormat": {"name": "iso", "format": "YYYY-MM-DD"}},
-}
-_NUMERIC = {"number", "currency", "percent"}
-
-
-def _error(status: int, kind: str, message: str) -> HTTPError:
-    return HTTPError(status, {"error": {"type": kind, "message": message}})
+_BAD_REQUEST = "Invalid request: parameter validation failed. Check your request data."
 
 
 def _now() -> str:
@@ -89,24 +102,30 @@ def _now() -> str:
 
 
 class FakeAirtable(FakeService):
-    """A fake Airtable holding tokens, bases, tables and records in memory.
+    """A fake Airtable holding tokens, bases, tables, views and records in memory.
 
-    :param seed: start with the demo project's tokens, bases and ``Jobs``
-        tables (:data:`DEMO_DEV_TOKEN` sees :data:`DEMO_DEV_BASE` only,
-        :data:`DEMO_PROD_TOKEN` sees :data:`DEMO_PROD_BASE` only).
+    :param seed: start with the demo project's tokens, bases and ``Jobs`` and
+        ``Customers`` tables (:data:`DEMO_DEV_TOKEN` sees
+        :data:`DEMO_DEV_BASE` only, :data:`DEMO_PROD_TOKEN` sees
+        :data:`DEMO_PROD_BASE` only).
     :param port: the port to bind on 127.0.0.1 (0: a free one).
     :param rate_limit: requests a second allowed on one base before 429
         (Airtable's limit is 5).
+    :param penalty: seconds, on :attr:`clock`, that a base answers 429 after
+        going over the limit (Airtable's is 30).
     """
 
     label = "fake Airtable"
 
-    def __init__(self, seed: bool = True, port: int = 0, rate_limit: int = 5) -> None:
+    def __init__(self, seed: bool = True, port: int = 0, rate_limit: int = 5, penalty: float = RATE_LIMIT_PENALTY) -> None:
         super().__init__(port)
         self.rate_limit = rate_limit
+        self.penalty = penalty
         self.tokens: dict[str, dict[str, Any]] = {}
         self.bases: dict[str, dict[str, Any]] = {}
         self._random = random.Random(20240201)
+        self._locked_until: dict[str, float] = {}
+        self.cells = Cells(self.new_id, self._table_by_id, self._create)
         if seed:
             self.seed_demo()
 
@@ -132,57 +151,58 @@ class FakeAirtable(FakeService):
             self.bases.setdefault(base_id, {"id": base_id, "name": name or base_id, "tables": {}})
 
     def add_table(self, base_id: str, name: str, fields: Iterable[str | Mapping[str, Any]] = ("Name",), table_id: str | None = None) -> str:
-        """Create a table; each field is a name (single line text) or ``{"name", "type", "choices"}``.
+        """Create a table; each field is a name (single line text) or ``{"name", "type", ...}``.
 
-        The first field is the primary field. Returns the table id.
+        ``type`` is one of :data:`.airtable_fields.KNOWN`; a select takes
+        ``choices`` (names), a linked record ``table`` (the linked table's
+        name or id in the same base). The first field is the primary field.
+        The table has one view, ``Grid view``. Returns the table id.
         """
         self.add_base(base_id)
         with self.lock:
+            base = self.bases[base_id]
             tid = table_id or self.new_id("tbl")
-            schema = []
-            for spec in fields:
-                spec = {"name": spec} if isinstance(spec, str) else dict(spec)
-                kind = spec.get("type", "singleLineText")
-                field: dict[str, Any] = {"id": spec.get("id") or self.new_id("fld"), "name": spec["name"], "type": kind}
-                if kind in ("singleSelect", "multipleSelects"):
-                    field["options"] = {"choices": [{"id": self.new_id("sel"), "name": c, "color": "blueLight2"} for c in spec.get("choices", [])]}
-                elif kind in _DEFAULT_OPTIONS:
-                    field["options"] = spec.get("options", _DEFAULT_OPTIONS[kind])
-                schema.append(field)
-            self.bases[base_id]["tables"][tid] = {
-                "id": tid,
-                "name": name,
-                "fields": schema,
-                "views": [{"id": self.new_id("viw"), "name": "Grid view", "type": "grid"}],
-                "records": {},
-            }
+            schema = [
+                schema_field({"name": spec} if isinstance(spec, str) else spec, self.new_id, lambda t: self._find_table(base, t)["id"])
+                for spec in fields
+            ]
+            base["tables"][tid] = {"id": tid, "name": name, "fields": schema, "views": [], "records": {}}
+            self.add_view(base_id, tid, "Grid view")
             return tid
 
-    def add_records(self, base_id: str, table: str, rows: Iterable[Mapping[str, Any]]) -> list[str]:
-        """Insert records (field name -> value) without any check; returns their ids."""
+    def add_view(self, base_id: str, table: str, name: str, formula: str | None = None, sort: Iterable[Mapping[str, str]] = ()) -> str:
+        """Add a view: a named filter (a formula) and sort (``[{"field", "direction"}]``); returns its id."""
         with self.lock:
             found = self._table(base_id, table)
-            ids = []
-            for fields in rows:
-                record = {"id": self.new_id("rec"), "createdTime": _now(), "fields": dict(fields)}
-                found["records"][record["id"]] = record
-                ids.append(record["id"])
-            return ids
+            if formula:
+                formulas.parse(formula, {f["name"] for f in found["fields"]})  # refuse a bad view now, not on use
+            view = {"id": self.new_id("viw"), "name": name, "type": "grid", "formula": formula, "sort": [dict(s) for s in sort]}
+            found["views"].append(view)
+            return view["id"]
+
+    def add_records(self, base_id: str, table: str, rows: Iterable[Mapping[str, Any]], typecast: bool = False) -> list[str]:
+        """Insert records (field name -> value), checked as a create is; returns their ids."""
+        with self.lock:
+            found = self._table(base_id, table)
+            return [self._create(found, self._clean(found, dict(fields), typecast))["id"] for fields in rows]
 
     def records(self, base_id: str, table: str) -> list[dict[str, Any]]:
         """The table's records as Airtable returns them (copies), oldest first."""
         with self.lock:
-            return [self._shown(r, self._table(base_id, table), False) for r in self._table(base_id, table)["records"].values()]
+            found = self._table(base_id, table)
+            return [self._shown(r, found, False) for r in found["records"].values()]
 
     def seed_demo(self) -> None:
-        """Add the demo project's tokens, bases and ``Jobs`` tables."""
+        """Add the demo project's tokens, bases, and ``Customers`` and ``Jobs`` tables."""
         self.add_base(DEMO_DEV_BASE, "Acme (sandbox)")
         self.add_base(DEMO_PROD_BASE, "Acme")
         for base in (DEMO_DEV_BASE, DEMO_PROD_BASE):
+            self.add_table(base, "Customers", CUSTOMERS_FIELDS)
             self.add_table(base, "Jobs", JOBS_FIELDS)
+        (customer,) = self.add_records(DEMO_DEV_BASE, "Customers", [{"Name": "Test Customer", "Email": "test@example.com"}])
         self.add_records(DEMO_DEV_BASE, "Jobs", [
-            {"Name": "JOB-1001", "Customer": "Test Customer", "Status": "scheduled", "Amount": 120},
-            {"Name": "JOB-1002", "Customer": "Test Customer", "Status": "done", "Amount": 80, "Paid": True},
+            {"Name": "JOB-1001", "Customer": "Test Customer", "Status": "scheduled", "Amount": 120, "Due": "2024-03-01", "Client": [customer]},
+            {"Name": "JOB-1002", "Customer": "Test Customer", "Status": "done", "Amount": 80, "Paid": True, "Tags": ["repeat"], "Client": [customer]},
         ])
         self.add_token(DEMO_DEV_TOKEN, bases=[DEMO_DEV_BASE], user_id="usrDemoDeveloper")
         self.add_token(DEMO_PROD_TOKEN, bases=[DEMO_PROD_BASE], user_id="usrDemoProdRobot")
@@ -228,13 +248,26 @@ class FakeAirtable(FakeService):
         return self.bases[base_id]
 
     def _throttle(self, base_id: str) -> None:
+        # Past the limit, the base answers 429 until the penalty is over,
+        # whatever the rate meanwhile ("Rate limits").
+        now = self.clock()
+        if now < self._locked_until.get(base_id, float("-inf")):
+            raise HTTPError(429, _RATE_LIMITED)
         if self.over_rate(base_id, self.rate_limit):
+            self._locked_until[base_id] = now + self.penalty
+            self.forget_rate(base_id)  # after the penalty, counting starts afresh
             raise HTTPError(429, _RATE_LIMITED)
 
     def _table(self, base_id: str, name: str) -> dict[str, Any]:
         if base_id not in self.bases:
             raise KeyError(f"no base {base_id!r} in the fake")
         return self._find_table(self.bases[base_id], name)
+
+    def _table_by_id(self, table_id: str) -> dict[str, Any]:
+        for base in self.bases.values():
+            if table_id in base["tables"]:
+                return base["tables"][table_id]
+        raise KeyError(f"no table {table_id!r} in the fake")
 
     @staticmethod
     def _find_table(base: Mapping[str, Any], id_or_name: str) -> dict[str, Any]:
@@ -250,7 +283,7 @@ class FakeAirtable(FakeService):
             "name": table["name"],
             "primaryFieldId": table["fields"][0]["id"],
             "fields": [dict(f) for f in table["fields"]],
-            "views": [dict(v) for v in table["views"]],
+            "views": [{"id": v["id"], "name": v["name"], "type": v["type"]} for v in table["views"]],
         }
 
     # --- records -------------------------------------------------------------------
@@ -265,7 +298,7 @@ class FakeAirtable(FakeService):
         if rest is not None:
             record = table["records"].get(rest)
             if record is None:
-                raise _error(404, "MODEL_ID_NOT_FOUND", f"Could not find record {rest}")
+                raise error(404, "MODEL_ID_NOT_FOUND", f"Could not find record {rest}")
             if method == "GET":
                 return Response(200, self._shown(record, table, by_id))
             if method in ("PATCH", "PUT"):
@@ -279,8 +312,8 @@ class FakeAirtable(FakeService):
         if method == "POST":
             typecast = bool(body.get("typecast"))
             if "records" in body:
-                rows = self._batch(body["records"])
-                created = [self._create(table, self._clean(table, r.get("fields"), typecast)) for r in rows]
+                rows = [self._clean(table, r.get("fields"), typecast) for r in self._batch(body["records"])]
+                created = [self._create(table, fields) for fields in rows]
                 return Response(200, {"records": [self._shown(r, table, by_id) for r in created]})
             return Response(200, self._shown(self._create(table, self._clean(table, body.get("fields"), typecast)), table, by_id))
         if method in ("PATCH", "PUT"):
@@ -290,7 +323,7 @@ class FakeAirtable(FakeService):
             rows = self._batch([{"id": i} for i in ids])
             missing = [r["id"] for r in rows if r["id"] not in table["records"]]
             if missing:
-                raise _error(404, "MODEL_ID_NOT_FOUND", f"Could not find record {missing[0]}")
+                raise error(404, "MODEL_ID_NOT_FOUND", f"Could not find record {missing[0]}")
             for r in rows:
                 del table["records"][r["id"]]
             return Response(200, {"records": [{"id": r["id"], "deleted": True} for r in rows]})
@@ -298,42 +331,61 @@ class FakeAirtable(FakeService):
 
     def _batch(self, rows: Any) -> list[dict[str, Any]]:
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise _error(422, "INVALID_REQUEST_UNKNOWN", "Invalid request: parameter validation failed. Check your request data.")
+            raise error(422, "INVALID_REQUEST_UNKNOWN", _BAD_REQUEST)
         if len(rows) > MAX_RECORDS_PER_REQUEST:
-            raise _error(422, "INVALID_RECORDS", f"You can only send up to {MAX_RECORDS_PER_REQUEST} records per request")
+            raise error(422, "INVALID_RECORDS", f"You can only send up to {MAX_RECORDS_PER_REQUEST} records per request")
         return rows
 
     def _batch_update(self, table: dict[str, Any], body: Mapping[str, Any], replace: bool, by_id: bool) -> Response:
         rows = self._batch(body.get("records"))
         typecast = bool(body.get("typecast"))
         upsert = body.get("performUpsert")
-        if upsert is not None:
-            merge_on = list((upsert or {}).get("fieldsToMergeOn") or [])
-            known = {f["name"] for f in table["fields"]} | {f["id"] for f in table["fields"]}
-            if not merge_on or any(m not in known for m in merge_on):
-                raise _error(422, "INVALID_VALUE_FOR_COLUMN", "fieldsToMergeOn must name existing fields")
-            created, updated, result = [], [], []
-            for row in rows:
-                fields = self._clean(table, row.get("fields"), typecast)
-                match = next(
-                    (r for r in table["records"].values() if all(r["fields"].get(m) == fields.get(m) for m in merge_on)),
-                    None,
+        merge_on = self._merge_fields(table, upsert) if upsert is not None else None
+        # Every row is checked and matched before anything is written: a
+        # request that fails changes nothing.
+        plan: list[tuple[dict[str, Any] | None, dict[str, Any]]] = []
+        for row in rows:
+            fields = self._clean(table, row.get("fields"), typecast)
+            if row.get("id") is not None or merge_on is None:
+                record = table["records"].get(row.get("id") or "")
+                if record is None:
+                    raise error(404, "MODEL_ID_NOT_FOUND", f"Could not find record {row.get('id')}")
+                plan.append((record, fields))
+                continue
+            if any(m not in fields for m in merge_on):
+                raise error(422, "INVALID_VALUE_FOR_COLUMN", f"An upserted record without an id needs every field of fieldsToMergeOn: {', '.join(merge_on)}")
+            found = [r for r in table["records"].values() if all(r["fields"].get(m) == fields[m] for m in merge_on)]
+            if len(found) > 1:
+                raise error(
+                    422,
+                    "INVALID_VALUE_FOR_COLUMN",
+                    f"Cannot upsert: {len(found)} records match fieldsToMergeOn ({', '.join(merge_on)}); the request must match at most one",
                 )
-                if match is None:
-                    match = self._create(table, fields)
-                    created.append(match["id"])
-                else:
-                    self._write(match, fields, replace)
-                    updated.append(match["id"])
-                result.append(self._shown(match, table, by_id))
-            return Response(200, {"records": result, "createdRecords": created, "updatedRecords": updated})
-        missing = [r.get("id") for r in rows if r.get("id") not in table["records"]]
-        if missing:
-            raise _error(404, "MODEL_ID_NOT_FOUND", f"Could not find record {missing[0]}")
-        cleaned = [(table["records"][r["id"]], self._clean(table, r.get("fields"), typecast)) for r in rows]
-        for record, fields in cleaned:
-            self._write(record, fields, replace)
-        return Response(200, {"records": [self._shown(r, table, by_id) for r, _ in cleaned]})
+            plan.append((found[0] if found else None, fields))
+        created, updated, result = [], [], []
+        for record, fields in plan:
+            if record is None:
+                record = self._create(table, fields)
+                created.append(record["id"])
+            else:
+                self._write(record, fields, replace)
+                updated.append(record["id"])
+            result.append(self._shown(record, table, by_id))
+        answer: dict[str, Any] = {"records": result}
+        if merge_on is not None:
+            answer.update(createdRecords=created, updatedRecords=updated)
+        return Response(200, answer)
+
+    @staticmethod
+    def _merge_fields(table: Mapping[str, Any], upsert: Any) -> list[str]:
+        merge_on = (upsert or {}).get("fieldsToMergeOn") if isinstance(upsert, dict) else None
+        if not isinstance(merge_on, list) or not 1 <= len(merge_on) <= 3:
+            raise error(422, "INVALID_REQUEST_UNKNOWN", "performUpsert.fieldsToMergeOn must name one to three fields")
+        by_key = {f["name"]: f["name"] for f in table["fields"]} | {f["id"]: f["name"] for f in table["fields"]}
+        unknown = [m for m in merge_on if m not in by_key]
+        if unknown:
+            raise error(422, "UNKNOWN_FIELD_NAME", f'Unknown field name: "{unknown[0]}"')
+        return [by_key[m] for m in merge_on]
 
     def _create(self, table: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
         record = {"id": self.new_id("rec"), "createdTime": _now(), "fields": fields}
@@ -352,64 +404,58 @@ class FakeAirtable(FakeService):
         if fields is None:
             fields = {}
         if not isinstance(fields, dict):
-            raise _error(422, "INVALID_REQUEST_UNKNOWN", "Invalid request: parameter validation failed. Check your request data.")
+            raise error(422, "INVALID_REQUEST_UNKNOWN", _BAD_REQUEST)
         by_key = {f["name"]: f for f in table["fields"]} | {f["id"]: f for f in table["fields"]}
         cleaned: dict[str, Any] = {}
         for key, value in fields.items():
             field = by_key.get(key)
             if field is None:
-                raise _error(422, "UNKNOWN_FIELD_NAME", f'Unknown field name: "{key}"')
-            cleaned[field["name"]] = self._value(field, value, typecast)
+                raise error(422, "UNKNOWN_FIELD_NAME", f'Unknown field name: "{key}"')
+            cleaned[field["name"]] = self.cells.clean(field, value, typecast)
         return cleaned
-
-    def _value(self, field: dict[str, Any], value: Any, typecast: bool) -> Any:
-        kind = field["type"]
-        bad = _error(422, "INVALID_VALUE_FOR_COLUMN", f'Field "{field["name"]}" cannot accept the provided value')
-        if value is None:
-            return None
-        if kind in _NUMERIC:
-            if isinstance(value, bool):
-                raise bad
-            if isinstance(value, (int, float)):
-                return value
-            if typecast:
-                try:
-                    return float(value) if "." in str(value) else int(value)
-                except ValueError:
-                    raise bad from None
-            raise bad
-        if kind == "checkbox":
-            if isinstance(value, bool):
-                return value
-            raise bad
-        if kind == "singleSelect":
-            if not isinstance(value, str):
-                raise bad
-            names = [c["name"] for c in field["options"]["choices"]]
-            if value not in names:
-                if not typecast:
-                    raise _error(422, "INVALID_MULTIPLE_CHOICE_OPTIONS", f'Insufficient permissions to create new select option ""{value}""')
-                field["options"]["choices"].append({"id": self.new_id("sel"), "name": value, "color": "blueLight2"})
-            return value
-        if not isinstance(value, (str, int, float, list, dict)):
-            raise bad
-        return value
 
     def _shown(self, record: Mapping[str, Any], table: Mapping[str, Any], by_id: bool) -> dict[str, Any]:
         ids = {f["name"]: f["id"] for f in table["fields"]}
-        # Airtable leaves empty fields (None, "", [], False) out of its answers.
-        fields = {(ids.get(k, k) if by_id else k): v for k, v in record["fields"].items() if v not in (None, "", [], False)}
+        fields = {(ids.get(k, k) if by_id else k): v for k, v in record["fields"].items() if not is_empty(v)}
         return {"id": record["id"], "createdTime": record["createdTime"], "fields": fields}
+
+    def _formula_values(self, table: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
+        """The record's cells as formulas see them (see :func:`.airtable_fields.formula_value`)."""
+        schema = {f["name"]: f for f in table["fields"]}
+        return {name: formula_value(schema.get(name), value, self._primary_value) for name, value in record["fields"].items()}
+
+    def _primary_value(self, table_id: str, record_id: str) -> Any:
+        table = self._table_by_id(table_id)
+        record = table["records"].get(record_id)
+        return record["fields"].get(table["fields"][0]["name"]) if record else record_id
+
+    def _filter(self, table: Mapping[str, Any], rows: list[dict[str, Any]], formula: str) -> list[dict[str, Any]]:
+        tree = formulas.parse(formula, {f["name"] for f in table["fields"]})
+        return [r for r in rows if formulas.matches(tree, self._formula_values(table, r), r["id"])]
+
+    def _sorted(self, table: Mapping[str, Any], rows: list[dict[str, Any]], rules: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        names = {f["name"] for f in table["fields"]}
+        for rule in reversed(rules):
+            name = rule.get("field")
+            if name not in names:
+                raise error(422, "UNKNOWN_FIELD_NAME", f'Unknown field name: "{name}"')
+            if rule.get("direction", "asc") not in ("asc", "desc"):
+                raise error(422, "INVALID_SORT_DIRECTION", f'Invalid sort direction: "{rule.get("direction")}"')
+            rows.sort(key=lambda r: _sort_key(self._formula_values(table, r).get(name)), reverse=rule.get("direction") == "desc")
+        return rows
 
     def _list(self, table: Mapping[str, Any], options: Mapping[str, Any], by_id: bool) -> dict[str, Any]:
         rows = list(table["records"].values())
-        formula = options.get("filterByFormula")
-        if formula:
-            test = _formula(formula, {f["name"] for f in table["fields"]})
-            rows = [r for r in rows if test(r["fields"])]
-        for rule in reversed(options.get("sort") or []):
-            name = rule.get("field")
-            rows.sort(key=lambda r: (r["fields"].get(name) is None, r["fields"].get(name)), reverse=rule.get("direction") == "desc")
+        view = None
+        if options.get("view"):
+            view = next((v for v in table["views"] if options["view"] in (v["id"], v["name"])), None)
+            if view is None:
+                raise error(422, "VIEW_NAME_NOT_FOUND", f'Could not find view "{options["view"]}" in table "{table["name"]}"')
+            if view["formula"]:
+                rows = self._filter(table, rows, view["formula"])
+        if options.get("filterByFormula"):
+            rows = self._filter(table, rows, str(options["filterByFormula"]))
+        rows = self._sorted(table, rows, list(options.get("sort") or (view["sort"] if view else [])))
         if options.get("maxRecords"):
             rows = rows[: int(options["maxRecords"])]
         size = min(int(options.get("pageSize") or MAX_PAGE_SIZE), MAX_PAGE_SIZE)
@@ -417,12 +463,15 @@ class FakeAirtable(FakeService):
         if options.get("offset"):
             match = re.fullmatch(r"itr(\d+)/rec\w+", str(options["offset"]))
             if match is None:
-                raise _error(422, "LIST_RECORDS_ITERATOR_NOT_AVAILABLE", "The offset is not valid; start again without it")
+                raise error(422, "LIST_RECORDS_ITERATOR_NOT_AVAILABLE", "The offset is not valid; start again without it")
             start = int(match.group(1))
-        page = rows[start : start + size]
-        wanted = options.get("fields")
+        wanted = options.get("fields") or []
+        known = {f["name"] for f in table["fields"]} | {f["id"] for f in table["fields"]}
+        for name in wanted:
+            if name not in known:
+                raise error(422, "UNKNOWN_FIELD_NAME", f'Unknown field name: "{name}"')
         shown = []
-        for record in page:
+        for record in rows[start : start + size]:
             item = self._shown(record, table, by_id)
             if wanted:
                 item["fields"] = {k: v for k, v in item["fields"].items() if k in wanted}
@@ -431,6 +480,17 @@ class FakeAirtable(FakeService):
         if start + size < len(rows):
             result["offset"] = f"itr{start + size}/{rows[start + size]['id']}"
         return result
+
+
+def _sort_key(value: Any) -> tuple:
+    # Empty cells sort first in ascending order; numbers before text before dates.
+    if value is None or value == "":
+        return (0, 0)
+    if isinstance(value, (bool, int, float)):
+        return (1, float(value))
+    if isinstance(value, _dt.datetime):
+        return (3, value.timestamp())
+    return (2, str(value))
 
 
 def _flag(query: Mapping[str, list[str]], name: str) -> bool:
@@ -448,57 +508,3 @@ def _query_options(query: Mapping[str, list[str]]) -> dict[str, Any]:
             sort.setdefault(int(match.group(1)), {})[match.group(2)] = values[0]
     options["sort"] = [sort[i] for i in sorted(sort)]
     return options
-
-
-_EQUALITY = re.compile(r"""\{([^}]+)\}\s*=\s*('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?|TRUE\(\)|FALSE\(\))""")
-
-
-def _formula(text: str, known: set[str]):
-    """A predicate for the formulas pyairtable's ``match()`` writes: equalities, joined by AND()."""
-    body = text.strip()
-    inner = re.fullmatch(r"AND\((.*)\)", body, re.S)
-    terms = _split_terms(inner.group(1)) if inner else [body]
-    tests = []
-    for term in terms:
-        match = _EQUALITY.fullmatch(term.strip())
-        if match is None:
-            raise _error(
-                422,
-                "INVALID_FILTER_BY_FORMULA",
-                "The formula for filtering records is invalid: the fake Airtable understands {Field}=value and AND() of those",
-            )
-        name, raw = match.groups()
-        if name not in known:
-            raise _error(422, "INVALID_FILTER_BY_FORMULA", f"The formula for filtering records is invalid: Unknown field names: {name.lower()}")
-        if raw[0] in "'\"":
-            value: Any = re.sub(r"\\(.)", r"\1", raw[1:-1])
-        elif raw in ("TRUE()", "FALSE()"):
-            value = raw == "TRUE()"
-        else:
-            value = float(raw) if "." in raw else int(raw)
-        tests.append((name, value))
-
-    def predicate(fields: Mapping[str, Any]) -> bool:
-        return all(fields.get(name, False if isinstance(value, bool) else None) == value for name, value in tests)
-
-    return predicate
-
-
-def _split_terms(text: str) -> list[str]:
-    terms, depth, quote, current = [], 0, "", []
-    for ch in text:
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            terms.append("".join(current))
-            current = []
-            continue
-        current.append(ch)
-    terms.append("".join(current))
-    return terms

@@ -4,12 +4,26 @@ Answers, with ``Authorization: Token <key>`` (or ``Bearer <key>``):
 
 - ``GET /company``
 - ``GET /customers`` (``page``, ``page_size``, ``q``), ``GET /customers/{id}``, ``POST /customers``
-- ``GET /jobs`` (``page``, ``page_size``, ``customer_id``, ``work_status[]``),
-  ``GET /jobs/{id}``, ``POST /jobs``
+- ``GET /jobs`` (``page``, ``page_size``, ``customer_id``, ``work_status[]``,
+  ``scheduled_start_min``, ``scheduled_start_max``), ``GET /jobs/{id}``, ``POST /jobs``
 
-401 for a missing or unknown key, 404 for an unknown id or path, 422 for a
-body without the required fields, and 429 past ``rate_limit`` requests a
-second when a limit is set.
+and sends signed webhooks with :meth:`FakeHousecallPro.deliver`.
+
+Followed, from HousecallPro's public API reference (https://docs.housecallpro.com/,
+and the OpenAPI description of it at
+https://github.com/api-evangelist/housecall-pro, openapi/housecall-pro-public-api-openapi.yml):
+the two authorization schemes (``Token`` and ``Bearer`` with the API key), the
+list parameters above, page-numbered pagination (``page`` from 1,
+``page_size``), the customer and job fields, amounts in cents, and the job
+``work_status`` values.
+
+envfence's assumptions, where nothing is published (docs/fakes.md lists them):
+the list envelope (``page``, ``page_size``, ``total_pages``, ``total_items``
+and the items under the resource's name), the error body
+``{"error": {"message", "code"}}``, the largest ``page_size`` (200), the 429
+and its ``Retry-After`` (HousecallPro publishes no rate limit: off unless
+``rate_limit`` is set), and the webhook body ``{"event", "company_id", <resource>}``.
+The webhook signature is the scheme :mod:`.webhook_signatures` verifies.
 
 ::
 
@@ -24,7 +38,7 @@ import math
 import uuid
 from typing import Any, Iterable, Mapping
 
-from ._server import FakeService, HTTPError, Request, Response
+from envfence.testing import FakeService, HTTPError, Request, Response
 
 #: The demo project's keys (``contrib/demo-project/.env``): fake values.
 DEMO_DEV_KEY = "hcp_dev_3f9a7c1e5b2d4f6a8c0e2b4d6f8a0c2e"
@@ -32,6 +46,14 @@ DEMO_PROD_KEY = "hcp_prod_7b1d9f3a5c7e9b1d3f5a7c9e1b3d5f7a"
 
 _UNAUTHORIZED = {"error": {"message": "Unauthorized: the API key is missing, invalid or revoked", "code": 401}}
 _NOT_FOUND = {"error": {"message": "Not Found", "code": 404}}
+MAX_PAGE_SIZE = 200
+
+#: A job's ``work_status`` values, as HousecallPro's API reference lists them.
+WORK_STATUSES = ("unscheduled", "scheduled", "in progress", "complete rated", "complete unrated", "user canceled", "pro canceled")
+
+
+def _unprocessable(message: str) -> HTTPError:
+    return HTTPError(422, {"error": {"message": message, "code": 422}})
 
 
 def _now() -> str:
@@ -103,6 +125,8 @@ class FakeHousecallPro(FakeService):
         with self.lock:
             if customer_id not in self.customers:
                 raise KeyError(f"no customer {customer_id!r} in the fake")
+            if work_status not in WORK_STATUSES:
+                raise ValueError(f"work_status {work_status!r} is not one of {', '.join(WORK_STATUSES)}")
             customer = self.customers[customer_id]
             job = {
                 "id": self._id("job"),
@@ -128,7 +152,8 @@ class FakeHousecallPro(FakeService):
         self.add_key(DEMO_PROD_KEY)
         ada = self.add_customer("Ada", "Lovelace", email="ada@example.com", mobile_number="5555550101")
         alan = self.add_customer("Alan", "Turing", email="alan@example.com")
-        self.add_job(ada["id"], "Replace water heater", 185000, "scheduled")
+        self.add_job(ada["id"], "Replace water heater", 185000, "scheduled",
+                     schedule={"scheduled_start": "2024-03-01T15:00:00Z", "scheduled_end": "2024-03-01T17:00:00Z"})
         self.add_job(alan["id"], "Annual furnace tune-up", 12900, "complete unrated", outstanding_balance=0)
 
     # --- answering -----------------------------------------------------------------
@@ -167,12 +192,19 @@ class FakeHousecallPro(FakeService):
         if name == "jobs" and query.get("customer_id"):
             rows = [j for j in rows if j["customer"]["id"] == query["customer_id"][0]]
         if name == "jobs" and query.get("work_status[]"):
+            unknown = [w for w in query["work_status[]"] if w not in WORK_STATUSES]
+            if unknown:
+                raise _unprocessable(f"work_status {unknown[0]!r} is not one of {', '.join(WORK_STATUSES)}")
             rows = [j for j in rows if j["work_status"] in query["work_status[]"]]
+        if name == "jobs":
+            rows = self._scheduled_between(rows, query)
         try:
-            page = max(int((query.get("page") or ["1"])[0]), 1)
-            size = min(max(int((query.get("page_size") or ["10"])[0]), 1), 200)
+            page = int((query.get("page") or ["1"])[0])
+            size = int((query.get("page_size") or ["10"])[0])
         except ValueError:
-            raise HTTPError(422, {"error": {"message": "page and page_size must be whole numbers", "code": 422}}) from None
+            raise _unprocessable("page and page_size must be whole numbers") from None
+        if page < 1 or not 1 <= size <= MAX_PAGE_SIZE:
+            raise _unprocessable(f"page must be 1 or more and page_size between 1 and {MAX_PAGE_SIZE}")
         chunk = rows[(page - 1) * size : page * size]
         return {
             "page": page,
@@ -182,13 +214,67 @@ class FakeHousecallPro(FakeService):
             name: [dict(r) for r in chunk],
         }
 
+    @staticmethod
+    def _scheduled_between(rows: list[Mapping[str, Any]], query: Mapping[str, list[str]]) -> list[Mapping[str, Any]]:
+        bounds = {}
+        for key in ("scheduled_start_min", "scheduled_start_max"):
+            if query.get(key):
+                try:
+                    bounds[key] = _dt.datetime.fromisoformat(query[key][0].replace("Z", "+00:00"))
+                except ValueError:
+                    raise _unprocessable(f"{key} must be an ISO 8601 date-time") from None
+        if not bounds:
+            return rows
+        kept = []
+        for job in rows:
+            start = (job.get("schedule") or {}).get("scheduled_start")
+            if not start:
+                continue
+            when = _dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
+            if "scheduled_start_min" in bounds and when < bounds["scheduled_start_min"]:
+                continue
+            if "scheduled_start_max" in bounds and when > bounds["scheduled_start_max"]:
+                continue
+            kept.append(job)
+        return kept
+
     def _create(self, name: str, body: Any) -> dict[str, Any]:
         body = dict(body) if isinstance(body, dict) else {}
         if name == "customers":
             if not (body.get("first_name") or body.get("last_name") or body.get("email") or body.get("mobile_number")):
-                raise HTTPError(422, {"error": {"message": "a customer needs a name, an email or a mobile number", "code": 422}})
+                raise _unprocessable("a customer needs a name, an email or a mobile number")
             return self.add_customer(body.pop("first_name", ""), body.pop("last_name", ""), **body)
         customer_id = body.pop("customer_id", None)
         if customer_id not in self.customers:
-            raise HTTPError(422, {"error": {"message": "customer_id must name an existing customer", "code": 422}})
+            raise _unprocessable("customer_id must name an existing customer")
+        if body.get("work_status", "scheduled") not in WORK_STATUSES:
+            raise _unprocessable(f"work_status must be one of {', '.join(WORK_STATUSES)}")
         return self.add_job(customer_id, body.pop("description", ""), int(body.pop("total_amount", 0) or 0), body.pop("work_status", "scheduled"), **body)
+
+    # --- webhooks ------------------------------------------------------------------
+
+    def deliver(self, url: str, event: str, resource: Mapping[str, Any], secret: str, timestamp: int | None = None, timeout: float = 5.0) -> int:
+        """POST a signed webhook to ``url``, as HousecallPro sends one; returns the HTTP status.
+
+        ``event`` is e.g. ``job.created``; the body is ``{"event", "company_id",
+        <resource kind>: resource}`` and carries ``api-timestamp`` (Unix
+        seconds, now unless given) and ``api-signature`` (see
+        :func:`.webhook_signatures.sign_housecallpro`).
+        """
+        import json
+        import time
+        import urllib.error
+        import urllib.request
+
+        from .webhook_signatures import sign_housecallpro
+
+        kind = event.split(".", 1)[0]
+        body = json.dumps({"event": event, "company_id": self.company["id"], kind: dict(resource)}).encode()
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        headers = {"Content-Type": "application/json", "api-timestamp": stamp, "api-signature": sign_housecallpro(secret, body, stamp)}
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
