@@ -483,7 +483,14 @@ def _append_locked(paths, dir_fd, fd, entries, key, context, restart_reason) -> 
             pass  # the next append removes the cut-short line
         raise _refusal(trail, exc, "written") from None
     mac = sign(key, env, name, seq, prev) if key else None
-    _replace(dir_fd, head_file, Head(seq, prev, mac, env, name).to_bytes())
+    try:
+        _replace(dir_fd, head_file, Head(seq, prev, mac, env, name).to_bytes())
+    except EnvfenceError:
+        # The records go with the head that could not be written: the action
+        # stops, and the trail is as it was (a kill here leaves a valid trail too).
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+        raise
     return written
 
 
