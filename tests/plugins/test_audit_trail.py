@@ -667,3 +667,39 @@ def test_a_real_full_disk_is_a_clear_error_and_nothing_is_lost(tmp_path, run_cli
         assert verify(run_cli, root).exit_code == 0
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)  # lazily: a log sink may still hold a file open
+
+
+def test_the_audit_key_is_never_overwritten_and_must_be_owner_only(make_project, run_cli):
+    root = make_project()
+    run_cli("init", cwd=root)
+    created = run_cli("audit", "keygen", cwd=root)
+    key = root / ".envfence" / "keys" / "development.audit.key"
+    assert created.exit_code == 0 and stat.S_IMODE(key.stat().st_mode) == 0o600
+    secret = key.read_text().strip()
+    assert secret not in created.output
+    assert "signed head" in verify(run_cli, root).stdout  # keygen signed the existing head at once
+    again = run_cli("audit", "keygen", cwd=root)
+    assert again.exit_code == 2 and "never overwritten" in again.stderr and key.read_text().strip() == secret
+    os.chmod(key, 0o644)
+    refused = run_cli("init", cwd=root)
+    assert refused.exit_code == 1 and f"chmod 600 {key}" in refused.stderr and secret not in refused.output
+
+
+def test_the_key_in_the_environment_signs_and_another_key_is_refused(make_project, run_cli):
+    root = make_project()
+    keyed = {"ENVFENCE_AUDIT_KEY_DEV": "k" * 64}
+    assert run_cli("init", cwd=root, env=keyed).exit_code == 0
+    assert json.loads(head(root).read_text())["mac"]
+    assert run_cli("audit", "verify", cwd=root, env=keyed).exit_code == 0
+    wrong = run_cli("audit", "verify", cwd=root, env={"ENVFENCE_AUDIT_KEY_DEV": "x" * 64})
+    assert wrong.exit_code == 1 and "signature the audit key does not make" in wrong.stderr
+
+
+def test_a_restart_reason_never_records_a_secret(make_project, run_cli):
+    root = make_project({".env": ENV_FILE})
+    run_cli("init", cwd=root)
+    head(root).unlink()
+    assert run_cli("audit", "restart", "--reason", f"lost; token was {CANARY}", cwd=root).exit_code == 0
+    assert CANARY not in trail(root).read_text()
+    assert any(p.name.startswith("audit_development.jsonl.broken-") for p in trail(root).parent.iterdir())
+    assert run_cli("audit", "restart", "--reason", "again", cwd=root).exit_code == 2  # a whole trail is never started over
