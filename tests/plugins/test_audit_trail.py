@@ -703,3 +703,18 @@ def test_a_restart_reason_never_records_a_secret(make_project, run_cli):
     assert CANARY not in trail(root).read_text()
     assert any(p.name.startswith("audit_development.jsonl.broken-") for p in trail(root).parent.iterdir())
     assert run_cli("audit", "restart", "--reason", "again", cwd=root).exit_code == 2  # a whole trail is never started over
+
+
+def test_a_trail_plugin_that_fails_stops_the_action_with_a_clear_error(make_project, run_cli, envfence_plugin):
+    class Broken:
+        @envfence.hookimpl
+        def audit_event(self, session, event):
+            if session.prepared:
+                raise OSError(f"store unreachable while holding {CANARY}")
+
+    envfence_plugin(Broken(), "broken-trail")
+    root = make_project({".env": ENV_FILE})
+    result = run_cli("init", cwd=root)
+    assert result.exit_code == 1 and "internal error" not in result.output
+    assert "the audit trail could not record environment.prepared" in result.stderr and "store unreachable" in result.stderr
+    assert CANARY not in result.output
