@@ -53,17 +53,20 @@ def _line(record: dict, colour: bool) -> str:
     return f"{at} #{record.get('seq')} {event} {record.get('user')}@{record.get('host')} {details}"
 
 
-def _echo_in_batches(lines, size: int = 2000) -> int:
-    """Print ``lines`` a batch at a time (one write per line is most of the cost on a long trail); how many."""
+def _echo_in_batches(lines, size: int = 2000, sep: str = "\n") -> int:
+    """Print ``lines`` a batch at a time (one write per line is most of the cost on a long trail); how many.
+
+    Each line is followed by ``sep``.
+    """
     batch, count = [], 0
     for line in lines:
         batch.append(line)
         count += 1
         if len(batch) == size:
-            click.echo("\n".join(batch))
+            click.echo(sep.join(batch) + sep, nl=False)
             batch = []
     if batch:
-        click.echo("\n".join(batch))
+        click.echo(sep.join(batch) + sep, nl=False)
     return count
 
 
@@ -83,10 +86,12 @@ def show(state: State, since, events, last) -> None:
     else:
         found = (r for r in trail_mod.records(paths) if _matches(r, since, events))
     if state.json:
-        # Streamed a record at a time: a long trail never sits in memory as one document.
-        click.echo("[", nl=False)
-        _echo_in_batches(("," if n else "") + "\n" + dumps(record) for n, record in enumerate(found))
-        click.echo("]")
+        # Streamed, one record a line (compact: the indenting encoder is pure
+        # Python, several times slower): a long trail never sits in memory.
+        encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+        click.echo("[")
+        _echo_in_batches(((",\n" if n else "") + encode(record) for n, record in enumerate(found)), sep="")
+        click.echo("\n]")
         return
     colour = color_enabled()
     if _echo_in_batches(_line(record, colour) for record in found):
