@@ -1,4 +1,4 @@
-"""The four cases, each a table of medians and ratios, and the targets they are held to."""
+"""The cases, each a table of medians and ratios, and the targets they are held to."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Iterable
 
 import attrs
 
+from . import redaction
 from .contenders import CONTENDERS, NOTES
 from .plugin_dists import PREFIX, write_plugins
 from .projects import Project, generate_project
@@ -275,6 +276,8 @@ def run_all(workdir: Path, plan: Plan) -> tuple[list[Table], list[Target]]:
         lambda: cold_command_case(projects, plan),
         lambda: import_case(workdir, plan),
         lambda: plugin_case(projects[min(plan.sizes)], workdir, plan),
+        lambda: redaction.engine_case(plan),
+        lambda: redaction.validation_case(projects, plan, base_environ(), BIN),
         lambda: audit_case(workdir, plan.audit_sizes, plan.audit_rounds),
     )
     from .audit_case import audit_case

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
         SettingSpec,
     )
     from .pipeline import Session
+    from .redaction import SecretShape
     from .settings import ProjectSettings
     from .testing import FakeService
 
@@ -349,4 +350,19 @@ def register_emulators() -> Mapping[str, type[FakeService]] | None:
 
     Every plugin's answer is collected (not firstresult). When two plugins
     register the same name, the one called first (registered last) wins.
+    """
+
+
+@hookspec
+def secret_shapes() -> list[SecretShape]:
+    """Shapes of secret this plugin knows: masked wherever they appear, known to the session or not.
+
+    :returns: a list of :class:`~envfence.redaction.SecretShape` (a regular
+        expression and the kind of secret it finds, such as "Airtable personal
+        access token"); a group named ``secret`` narrows what is masked.
+
+    Every session's redactor masks the shapes of all plugins (a bearer token
+    is always masked), and ``check`` reports a non-secret value that holds one
+    (``SECRET_IN_VALUE``). Keep a shape specific (a fixed prefix, a length):
+    anything it matches disappears from every output.
     """

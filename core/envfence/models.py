@@ -8,7 +8,6 @@ the value; anything that prints a model prints it masked.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -383,30 +382,30 @@ class EnvPaths:
         replaced.
 
         :returns: the file's new path.
-        :raises SafetyError: the file or the destination is outside this tree.
+        :raises SafetyError: the file or the destination is outside this tree, or reached through a link.
         :raises EnvfenceError: the file is missing, or the destination holds one of that name.
         """
-        from .errors import EnvfenceError, SafetyError
+        from .errors import SafetyError
+        from .files import move_no_replace
 
         source = Path(file)
         target = self.stage(to) if isinstance(to, str) and "/" not in to else Path(to)
         tree = self.base.resolve()
+        where = {}
         for what, path in (("file", source), ("destination", target)):
-            if not path.resolve().is_relative_to(tree):
+            # Given through the tree's real place (a configured link), or as the tree names it.
+            absolute = path if path.is_absolute() else Path.cwd() / path
+            if absolute.is_relative_to(self.base):
+                where[what] = absolute.relative_to(self.base)
+            elif absolute.is_relative_to(tree):
+                where[what] = absolute.relative_to(tree)
+            else:
                 raise SafetyError(
                     f"refusing to move {source}: the {what} {path} is outside the {self.environment} tree ({self.base})",
                     "each environment's files stay in its own tree; use this environment's stages",
                 )
-        if not source.is_file():
-            raise EnvfenceError(f"cannot move {source}: no such file", "check the file's name and stage")
-        destination = target.resolve() / source.name
-        if os.path.lexists(destination):
-            raise EnvfenceError(
-                f"cannot move {source} to {destination}: a file of that name is already there",
-                "rename one of them; envfence never overwrites a staged file",
-            )
-        os.rename(source, destination)
-        return destination
+        # One atomic no-replace rename, each directory reached without following a link.
+        return move_no_replace(self.base, where["file"], where["destination"])
 
 
 @attrs.frozen
@@ -466,7 +465,7 @@ class RunOutcome:
     run_id: str
     automation: str
     environment: str
-    status: str  #: ``succeeded``, ``failed``, ``blocked``, ``dry-run``
+    status: str  #: ``succeeded``, ``failed``, ``blocked``, ``dry-run``; in history also ``running`` and ``abandoned``
     exit_code: int
     started_at: _dt.datetime
     finished_at: _dt.datetime

@@ -409,9 +409,9 @@ class Session:
     def redactor(self):
         """The :class:`~envfence.redaction.Redactor` for this session's secrets (built once)."""
         if self._redactor is None:
-            from .redaction import Redactor
+            from .redaction import Redactor, plugin_shapes
 
-            self._redactor = Redactor(self.secret_values())
+            self._redactor = Redactor(self.secret_values(), shapes=plugin_shapes(self.plugins))
         return self._redactor
 
     @property

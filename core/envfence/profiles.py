@@ -75,6 +75,9 @@ PROFILE_CLASSES: dict[str, type[Profile]] = {
     "production": ProductionProfile,
 }
 
+#: The levels a profile's ``log_level`` may name (loguru's).
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+
 _OVERRIDABLE = {
     a.name: a.type for a in attrs.fields(Profile) if a.name not in ("name", "based_on")
 }
@@ -93,6 +96,15 @@ def check_profile_overrides(overrides: Mapping[str, Any], where: str) -> None:
             raise ConfigurationError(
                 f"{where}.{key}: must be {_OVERRIDABLE[key]}, not {value!r}", "fix the value's type"
             )
+    level = overrides.get("log_level", "INFO")
+    if level not in LOG_LEVELS:
+        raise ConfigurationError(f"{where}.log_level: {level!r} is not a log level", f"use one of: {', '.join(LOG_LEVELS)}")
+    mode = overrides.get("dir_mode", 0o700)
+    if not 0 <= mode <= 0o777 or mode & 0o700 != 0o700 or mode & 0o002:
+        raise ConfigurationError(
+            f"{where}.dir_mode: {mode:#o} must give the owner full access and others no write access",
+            "e.g. dir_mode = 0o700 (owner only) or 0o755",
+        )
     if overrides.get("output", "verbose") not in ("verbose", "terse"):
         raise ConfigurationError(f"{where}.output: must be 'verbose' or 'terse'", "pick one of the two")
 

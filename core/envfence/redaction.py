@@ -1,48 +1,215 @@
-"""Removing secret values from text before anyone sees it.
+"""Removing secret values from text before anyone sees it: the one redaction engine.
 
-Used for error messages, tracebacks, log records, subprocess output and audit
-records: every known secret value of a session is replaced by the mask, and
-so is anything shaped like a token, known to the session or not.
+Every boundary where text leaves envfence passes through a :class:`Redactor`:
+envfence's own output and JSON, error messages and tracebacks, log records
+(:func:`record_patcher`), audit, history and status records, snapshot notes,
+and a run's streams (:class:`LineStream` for a command's output,
+:func:`redirected_output` for a function automation's ``print``).
+
+What is masked (``********``), for every secret value of the session:
+
+- the value as it is, and the forms Python and the web give it: ``repr()`` and
+  ``str()`` escapes (backslashes, quotes, ``\\n``, also escaped twice, as a
+  traceback shows an exception holding a ``repr``), JSON string escaping and
+  URL-encoding (``%XX`` and ``+`` for spaces);
+- a value of several lines as a whole, and each of its lines on its own
+  (:class:`LineStream` also catches it printed line by line);
+- anything matching a secret shape plugins contribute through the
+  ``secret_shapes`` hook (an Airtable token, a ``whsec_`` secret), known to
+  the session or not, and a bearer token in an ``Authorization`` header.
+
+The rules (docs/secrets.md says them for users):
+
+- A secret made only of letters, or only of digits (an ordinary word or
+  number), is masked where it stands as a whole token, never inside a longer
+  word: masking ``short`` in "shorter" would print "********er" and tell the
+  reader the secret. Letters, digits and ``_`` make up words; an escape such
+  as ``\\n`` just before the value counts as a boundary.
+- Any other secret is masked wherever it occurs, even glued to other text.
+- Values shorter than :data:`MIN_MASKED_LENGTH` are never masked by value:
+  masking every ``1`` or ``no`` would wreck every message and point at the
+  secret. ``envfence check`` reports any secret under
+  :data:`MIN_SECRET_LENGTH` characters (``SECRET_TOO_SHORT``).
+
+Cost: the values and their forms go into one Aho-Corasick automaton
+(pyahocorasick), built the first time the redactor sees text, so a session
+that masks nothing never builds it. Redacting a
+text then costs one pass over it, whatever the number of secrets; building
+costs one pass over the secrets' forms. ``benchmarks/redaction.py`` compares
+it with one compiled regular expression of all the forms, which is slower
+from a few hundred secrets on and needs seconds to compile at 10,000.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
-from typing import Any, Callable, Iterable, Mapping
+import sys
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+import attrs
 
 from .models import MASK
 
-#: Token shapes that are secret wherever they appear.
-TOKEN_PATTERNS = (
-    re.compile(r"\bpat[A-Za-z0-9]{14}\.[0-9a-fA-F]{64}\b"),  # Airtable personal access token
-    re.compile(r"\bwhsec_[A-Za-z0-9+/=]{16,}"),  # Standard Webhooks secret
-    re.compile(r"(?i)\b(bearer|token)\s+[A-Za-z0-9._~+/=-]{12,}"),  # Authorization header values
-    re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/]+"),  # Slack incoming webhook URL
-)
+#: Values shorter than this are never masked by value (see the module's rules).
+MIN_MASKED_LENGTH = 4
+#: Secrets shorter than this are a ``SECRET_TOO_SHORT`` finding.
+MIN_SECRET_LENGTH = 8
 
-# Values shorter than this are not replaced by value: masking every "1" or
-# "yes" in a message would destroy it, and such values are no secret anyway.
-_MIN_SECRET_LENGTH = 4
+
+@attrs.frozen
+class SecretShape:
+    """A shape of secret that is masked wherever it appears, known to the session or not.
+
+    Contributed by plugins through the ``secret_shapes`` hook; also used by
+    ``check`` to find a secret pasted into a non-secret value.
+    """
+
+    pattern: str  #: a regular expression; a group named ``secret`` narrows what is masked
+    kind: str  #: what it is, for people ("Airtable personal access token")
+
+    def compiled(self) -> re.Pattern[str]:
+        """The pattern, compiled (cached by :mod:`re`)."""
+        return re.compile(self.pattern)
+
+
+#: The shape every session masks: a bearer token after ``Bearer`` or ``token``.
+BEARER = SecretShape(r"(?i)\b(?:bearer|token)\s+(?P<secret>[A-Za-z0-9._~+/=-]{12,})", "bearer token")
+
+
+@attrs.frozen
+class Match:
+    """Where a secret or a shape was found in a text."""
+
+    start: int
+    end: int
+    secret: str | None  #: the secret's value when a known value matched (never print it)
+    kind: str | None  #: the shape's kind when a shape matched
+
+
+def forms(value: str) -> set[str]:
+    """The forms ``value`` takes in output: itself, its lines, and their escapes.
+
+    Only forms of at least :data:`MIN_MASKED_LENGTH` characters are returned.
+    """
+    import json
+    from urllib.parse import quote, quote_plus
+
+    base = {value, value.strip("\n")}
+    if "\n" in value:
+        base.update(line.rstrip("\r") for line in value.split("\n"))
+    found = set(base)
+    for v in base:
+        once = {_py_escape(v), _py_escape_both_quotes(v), json.dumps(v)[1:-1], json.dumps(v, ensure_ascii=False)[1:-1],
+                quote(v, safe=""), quote(v), quote_plus(v, safe="")}
+        found |= once
+        # Escaped twice: a traceback's locals show repr(KeyError(repr(value))).
+        found.update(_py_escape(f) for f in once)
+        found.update(_py_escape_both_quotes(f) for f in once)
+    return {f for f in found if len(f) >= MIN_MASKED_LENGTH}
+
+
+def _py_escape(value: str) -> str:
+    # repr() picks double quotes for a value holding ' and no ", else single quotes.
+    return repr(value)[1:-1]
+
+
+def _py_escape_both_quotes(value: str) -> str:
+    # With both quote kinds present repr() uses single quotes and escapes them.
+    return repr("'\"" + value)[4:-1]
+
+
+def _lock() -> Any:
+    import threading  # not at import: plugins import this module on every command
+
+    return threading.Lock()
+
+
+def _whole_word_only(form: str) -> bool:
+    return form.isalpha() or form.isdigit()
+
+
+def _wordy(char: str) -> bool:
+    return char.isalnum() or char == "_"
 
 
 class Redactor:
-    """Replaces a fixed set of secret values, and token shapes, with the mask."""
+    """Replaces a fixed set of secret values, in all their forms, and secret shapes with the mask.
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        # Longest first, so a secret that contains another is masked whole.
-        # No pattern is compiled: a session builds its redactor on every
-        # command, and most texts it sees hold none of the values.
-        self._values = sorted({s for s in secrets if s and len(s) >= _MIN_SECRET_LENGTH}, key=len, reverse=True)
+    ``Redactor(values)(text)`` returns ``text`` masked; :meth:`data` masks every
+    string inside a structure. Build one per set of secrets (a session keeps
+    one, see ``Session.redactor``): the automaton is built on first use.
+
+    :param secrets: the secret values (never printed).
+    :param shapes: the shapes masked wherever they appear (plugins' ``secret_shapes``);
+        :data:`BEARER` is always added.
+    """
+
+    def __init__(self, secrets: Iterable[str] = (), *, shapes: Iterable[SecretShape] = ()) -> None:
+        self._secrets = [s for s in dict.fromkeys(secrets) if s and len(s) >= MIN_MASKED_LENGTH]
+        self._shapes = tuple(dict.fromkeys((*shapes, BEARER)))
+        self._automaton: Any = None
+        self._lock = _lock()
+
+    def _built(self) -> Any:
+        if self._automaton is None:
+            with self._lock:
+                if self._automaton is None:
+                    self._automaton = _build(self._secrets)
+        return self._automaton
+
+    def find(self, text: str) -> list[Match]:
+        """Every place in ``text`` where a secret (in any of its forms) or a shape stands."""
+        found: list[Match] = []
+        if not text:
+            return found
+        automaton = self._built()
+        if automaton is not False:
+            secrets = self._secrets
+            last = len(text) - 1
+            for end, (length, whole, index) in automaton.iter(text):
+                start = end - length + 1
+                if whole and (_wordy(text[end + 1]) if end < last else False):
+                    continue
+                if whole and start > 0 and _wordy(text[start - 1]) and not (start > 1 and text[start - 2] == "\\" and text[start - 1] in "ntr"):
+                    continue
+                found.append(Match(start, end + 1, secrets[index], None))
+        for shape in self._shapes:
+            pattern = shape.compiled()
+            narrowed = "secret" in pattern.groupindex
+            for m in pattern.finditer(text):
+                start, end = m.span("secret") if narrowed else m.span()
+                found.append(Match(start, end, None, shape.kind))
+        return found
 
     def __call__(self, text: str) -> str:
+        """``text`` with every secret and shape masked."""
         if not text:
             return text
-        for value in self._values:
-            if value in text:
-                text = text.replace(value, MASK)
-        for pattern in TOKEN_PATTERNS:
-            text = pattern.sub(_mask_token, text)
-        return text
+        spans = sorted((m.start, m.end) for m in self.find(text))
+        if not spans:
+            return text
+        out, at = [], 0
+        cur_start, cur_end = spans[0]
+        for start, end in spans[1:]:
+            if start <= cur_end:  # overlapping forms of secrets: mask their union
+                cur_end = max(cur_end, end)
+                continue
+            out += [text[at:cur_start], MASK]
+            at, (cur_start, cur_end) = cur_end, (start, end)
+        out += [text[at:cur_start], MASK, text[cur_end:]]
+        return "".join(out)
+
+    def each(self, texts: Sequence[str]) -> list[str]:
+        """``texts`` masked in one pass (a finding's message, remediation and key), in order.
+
+        The texts are joined by a NUL, which no secret holds and no word or
+        shape continues through, so the answer is that of masking each alone.
+        """
+        if not any(texts):
+            return list(texts)
+        return self("\0".join(texts)).split("\0")
 
     def data(self, value: Any) -> Any:
         """``value`` with every string inside it (dict values, list items) redacted."""
@@ -55,6 +222,188 @@ class Redactor:
         if isinstance(value, (int, float, bool)) or value is None:
             return value
         return self(str(value))
+
+    def multiline(self) -> list[tuple[str, ...]]:
+        """The lines of each secret of several lines (for :class:`LineStream`; never print them)."""
+        found = []
+        for value in self._secrets:
+            lines = tuple(line.rstrip("\r") for line in value.strip("\n").split("\n"))
+            if len(lines) > 1:
+                found.append(lines)
+        return found
+
+
+def plugin_shapes(plugins: Any) -> list[SecretShape]:
+    """Every plugin's ``secret_shapes``, in one list; a plugin that raises contributes none."""
+    results, _ = plugins.call("secret_shapes")
+    return [shape for shapes in results for shape in shapes]
+
+
+def _build(secrets: Sequence[str]) -> Any:
+    """The automaton of every form of ``secrets``, or False when there is nothing to find."""
+    if not secrets:
+        return False
+    import ahocorasick
+
+    automaton = ahocorasick.Automaton()
+    add, seen = automaton.add_word, set()
+    for index, value in enumerate(secrets):
+        for form in (value,) if _plain(value) else forms(value):
+            if form not in seen:  # the first secret to claim a form names it
+                seen.add(form)
+                add(form, (len(form), _whole_word_only(form), index))
+    automaton.make_automaton()
+    return automaton
+
+
+_ESCAPED = re.compile(r"[^A-Za-z0-9._~-]")
+
+
+def _plain(value: str) -> bool:
+    """True when every form of ``value`` is the value itself (no escape or encoding changes it)."""
+    return _ESCAPED.search(value) is None
+
+
+class LineStream:
+    """Redacts a stream of lines, holding back only lines that may start a multi-line secret.
+
+    For a command automation's output, which arrives line by line: a value of
+    several lines (a PEM key printed with ``printf '%s\\n' "$KEY"``) is masked
+    whole even though no single line holds it. A line is emitted as soon as no
+    secret of several lines can be pending through it, so output stays prompt.
+
+    Intended call site: the runner's command streaming (``Runner._run_command``
+    in ``runner.py``)::
+
+        lines = LineStream(session.redactor(), lambda text: show(session, echo, logger, text))
+        for line in process.stdout:
+            lines.feed(line.rstrip("\\n"))
+        lines.close()
+
+    :param redactor: the session's redactor.
+    :param emit: called with each redacted line, without its newline.
+    """
+
+    def __init__(self, redactor: Redactor, emit: Callable[[str], None]) -> None:
+        self._redactor = redactor
+        self._emit = emit
+        self._secrets = redactor.multiline()
+        self._held: list[str] = []
+
+    def feed(self, line: str) -> None:
+        """One line of output, without its newline."""
+        self._held.append(line)
+        while self._held:
+            state = self._state(self._held)
+            if state == "pending":
+                return
+            if isinstance(state, tuple):  # a whole secret: one line, its text before and after kept
+                first, last = self._held[0].rstrip("\r"), self._held[-1]
+                self._emit(self._redactor(first[: len(first) - len(state[0])] + MASK + last.rstrip("\r")[len(state[-1]):]))
+                self._held = []
+                return
+            self._emit(self._redactor(self._held.pop(0)))
+
+    def close(self) -> None:
+        """The stream ended: emit what is held, each line redacted."""
+        for line in self._held:
+            self._emit(self._redactor(line))
+        self._held = []
+
+    def _state(self, held: list[str]) -> Any:
+        """The secret's lines when ``held`` spans a whole secret, ``pending`` when it may begin one, else ``free``."""
+        pending = False
+        n = len(held)
+        for lines in self._secrets:
+            if n > len(lines) or not held[0].rstrip("\r").endswith(lines[0]):
+                continue
+            if any(held[i].rstrip("\r") != lines[i] for i in range(1, min(n, len(lines) - 1))):
+                continue
+            if n == len(lines):
+                if held[-1].rstrip("\r").startswith(lines[-1]):
+                    return lines
+                continue
+            pending = True
+        return "pending" if pending else "free"
+
+
+class _RedactingWriter(io.TextIOBase):
+    """A text stream that passes complete lines through a :class:`LineStream`."""
+
+    #: A line longer than this is let through without waiting for its end.
+    LIMIT = 64 * 1024
+
+    def __init__(self, lines: LineStream) -> None:
+        super().__init__()
+        self._lines = lines
+        self._partial = ""
+        self._lock = _lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._partial += text
+            *complete, self._partial = self._partial.split("\n")
+            for line in complete:
+                self._lines.feed(line)
+            if len(self._partial) > self.LIMIT:
+                self._lines.feed(self._partial)
+                self._partial = ""
+        return len(text)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._partial:
+                self._lines.feed(self._partial)
+                self._partial = ""
+            self._lines.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def redirected_output(
+    redactor: Redactor,
+    stdout: Callable[[str], None] | None = None,
+    stderr: Callable[[str], None] | None = None,
+) -> Iterator[None]:
+    """Capture ``sys.stdout`` and ``sys.stderr`` for a block and pass them through ``redactor``.
+
+    For a function automation's run: whatever it prints or writes to
+    ``sys.stderr`` reaches its destination line by line, redacted, a value of
+    several lines masked whole (see :class:`LineStream`). A partial line waits
+    for its newline (or the end of the block), so a secret written in two
+    pieces on one line is still caught.
+
+    Intended call site: the runner, around the call of a function automation
+    (``Runner._run_function`` in ``runner.py``)::
+
+        with redirected_output(session.redactor()):
+            result = function(ctx)
+
+    :param stdout: called with each redacted line of standard output
+        (default: written, with its newline, to the ``sys.stdout`` of entry).
+    :param stderr: the same for standard error.
+    """
+    old_out, old_err = sys.stdout, sys.stderr
+    out = _RedactingWriter(LineStream(redactor, stdout or _writer(old_out)))
+    err = _RedactingWriter(LineStream(redactor, stderr or _writer(old_err)))
+    sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = old_out, old_err
+        out.close()
+        err.close()
+
+
+def _writer(stream: Any) -> Callable[[str], None]:
+    def write(line: str) -> None:
+        stream.write(line + "\n")
+        stream.flush()
+
+    return write
 
 
 def record_patcher(redactor: Redactor, detailed: bool = False) -> Callable[[dict], None]:
@@ -85,11 +434,6 @@ def record_patcher(redactor: Redactor, detailed: bool = False) -> Callable[[dict
     return patch
 
 
-def _mask_token(match: re.Match[str]) -> str:
-    word = match.group(1) if match.lastindex else None
-    return f"{word} {MASK}" if word else MASK
-
-
 def environ_secrets(environ, declared: Iterable[str] = ()) -> list[str]:
     """The values of an environment's secret variables: secret-named (``*_KEY``,
     ``*_TOKEN``…) or ``declared`` secret (settings' ``secrets``, declared settings)."""
@@ -99,6 +443,6 @@ def environ_secrets(environ, declared: Iterable[str] = ()) -> list[str]:
     return [value for key, value in environ.items() if is_secret_key(key, declared)]
 
 
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Return ``text`` with ``secrets`` and token-shaped strings masked."""
-    return Redactor(secrets)(text)
+def redact(text: str, secrets: Iterable[str] = (), shapes: Iterable[SecretShape] = ()) -> str:
+    """Return ``text`` with ``secrets`` and secret shapes masked."""
+    return Redactor(secrets, shapes=shapes)(text)

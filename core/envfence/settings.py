@@ -39,6 +39,7 @@ _CORE_KEYS = {
     "environments": "one table per environment",
     "strict_plugins": "true makes a plugin that failed to load an error",
     "required_plugins": "plugins the project needs; `envfence check` reports missing ones",
+    "snapshots": "configuration snapshots: keep = how many the environment keeps (default 20)",
 }
 _ENV_KEYS = ("prefix", "aliases", "hostname_patterns", "based_on", "profile")
 
@@ -274,6 +275,11 @@ def parse_settings(table: Mapping[str, Any], path: Path | None) -> ProjectSettin
                     f"{label} is also used by environment {other!r}",
                     "give every environment its own prefix and aliases",
                 )
+
+    snapshots = table.get("snapshots", {})
+    keep = snapshots.get("keep", 1) if isinstance(snapshots, dict) else None
+    if not isinstance(snapshots, dict) or set(snapshots) - {"keep"} or type(keep) is not int or keep < 1:
+        raise fail("snapshots", f"keep must be a whole number of at least 1, not {keep!r}", "write it as [snapshots] keep = 20")
 
     variable = string(table.get("environment_variable", "ENVIRONMENT"), "environment_variable")
     settings = ProjectSettings(

@@ -6,6 +6,14 @@ plugins loaded) into ``backups/config/<id>/`` with a manifest of their
 digests. Rolling back first snapshots the current files, so a rollback can
 itself be rolled back, then puts the snapshot's files in place, each by an
 atomic replace. Snapshot files hold secrets: directories are 0700, files 0600.
+Every file is written through :mod:`envfence.files`, so a link planted at
+``backups/config`` (or anywhere on the way) is refused, never copied through.
+
+Snapshots age out by number, not by ``envfence clean``: taking one removes the
+oldest beyond ``[snapshots] keep`` (default 20)::
+
+    [snapshots]
+    keep = 20
 """
 
 from __future__ import annotations
@@ -13,17 +21,18 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from . import files
 from .errors import UsageError
 from .pipeline import system_hostname
 
 MANIFEST = "manifest.json"
+#: How many snapshots an environment keeps when ``[snapshots] keep`` is not set.
+DEFAULT_KEEP = 20
 
 
 @attrs.frozen
@@ -51,39 +60,59 @@ def _store(session) -> Path:
     return paths.dirs.get("backups", paths.base / "backups") / "config"
 
 
+def keep_setting(settings) -> int:
+    """``[snapshots] keep``: how many snapshots an environment keeps (checked when the settings load)."""
+    return settings.section("snapshots").get("keep", DEFAULT_KEEP)
+
+
 def _file_layers(session) -> dict[str, Path]:
     return {layer.source: layer.path for layer in session.config.layers if layer.path is not None}
 
 
 def take(session, note: str = "") -> Snapshot:
     """Snapshot the session's file layers; the session must be prepared."""
+    keep = keep_setting(session.settings)
     session.prepare()
     note = session.redactor()(note)  # the manifest is a record too
-    store = _store(session)
-    store.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tree = session.paths
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    target = store / stamp
-    target.mkdir(mode=0o700)
-    files: dict[str, str | None] = {}
-    for source, path in _file_layers(session).items():
-        digest = _digest(path)
-        files[source] = digest
-        if digest is not None:
-            copy = target / source
-            shutil.copyfile(path, copy)
-            os.chmod(copy, 0o600)
+    target = _store(session) / stamp
+    files.make_dirs(tree, target, mode=files.PRIVATE_DIR)
+    saved: dict[str, str | None] = {}
+    try:
+        for source, path in _file_layers(session).items():
+            try:
+                content = path.read_bytes()
+            except FileNotFoundError:
+                saved[source] = None
+                continue
+            saved[source] = hashlib.sha256(content).hexdigest()
+            files.write_atomic(tree, target / source, content, mode=files.PRIVATE_FILE)
+    except BaseException:
+        files.remove(tree, target, recursive=True)  # no half snapshot left behind (a full disk)
+        raise
     manifest = {
         "id": stamp,
         "environment": session.environment.name,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
         "host": system_hostname(),
         "note": note,
-        "files": files,
+        "files": saved,
     }
-    (target / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    os.chmod(target / MANIFEST, 0o600)
-    session.audit("config.snapshot", id=stamp, files=files, note=note)
-    return Snapshot(stamp, target, manifest["created"], note, files)
+    # The manifest last: a snapshot without one is incomplete and never listed.
+    files.write_atomic(tree, target / MANIFEST, json.dumps(manifest, indent=2), mode=files.PRIVATE_FILE)
+    session.audit("config.snapshot", id=stamp, files=saved, note=note)
+    _prune(session, keep, stamp)
+    return Snapshot(stamp, target, manifest["created"], note, saved)
+
+
+def _prune(session, keep: int, current: str) -> None:
+    """Remove the oldest snapshots beyond ``keep``; the one just taken always stays."""
+    old = [s for s in listing(session) if s.id != current][keep - 1:]
+    for snapshot in old:
+        files.remove(session.paths, snapshot.path, recursive=True)
+    if old:
+        session.audit("config.snapshots_pruned", removed=[s.id for s in old], keep=keep)
 
 
 def listing(session) -> list[Snapshot]:
@@ -91,11 +120,14 @@ def listing(session) -> list[Snapshot]:
     store = _store(session)
     found = []
     for manifest in sorted(store.glob(f"*/{MANIFEST}"), reverse=True):
+        if files.check_file(session.paths, manifest) is not None:
+            continue  # a link planted in the store is never read, listed or rolled back to
         try:
             data = json.loads(manifest.read_text())
         except (OSError, ValueError):
             continue  # a damaged snapshot is skipped, not fatal
-        found.append(Snapshot(data["id"], manifest.parent, data["created"], data.get("note", ""), data["files"]))
+        note = session.redactor()(data.get("note", ""))  # a manifest written by hand, or before notes were masked
+        found.append(Snapshot(data["id"], manifest.parent, data["created"], note, data["files"]))
     return found
 
 
@@ -137,10 +169,7 @@ def rollback(session, snapshot: Snapshot, reason: str | None = None) -> tuple[Sn
             continue
         # Keep the live file's mode; a file that comes back gets owner-only.
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
-        temporary = path.with_name(f".{path.name}.envfence-rollback")
-        shutil.copyfile(snapshot.path / change["source"], temporary)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
+        files.write_atomic(path.parent, path.name, (snapshot.path / change["source"]).read_bytes(), mode=mode)
     session.audit(
         "config.rolled_back",
         to=snapshot.id,

@@ -23,6 +23,7 @@ import attrs
 
 from envfence import hookimpl
 from envfence.models import Finding, SettingSpec, reveal
+from envfence.redaction import SecretShape
 
 from .credentials import PLACEHOLDER, describe, required_in, text_problem
 
@@ -40,6 +41,12 @@ CREATE_TOKEN = (
 
 def _finding(code: str, severity: str, message: str, remediation: str, key: str | None) -> Finding:
     return Finding(code, severity, message, remediation, key=key, plugin="airtable")
+
+
+@hookimpl
+def secret_shapes() -> list[SecretShape]:
+    """A personal access token is secret wherever it appears."""
+    return [SecretShape(r"\bpat[A-Za-z0-9]{14}\.[0-9a-fA-F]{64}\b", "Airtable personal access token")]
 
 
 @hookimpl

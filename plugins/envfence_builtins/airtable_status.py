@@ -15,12 +15,11 @@ changes because of Airtable.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-from envfence import hookimpl
-from envfence.models import SettingSpec, reveal
+from envfence import files, hookimpl
+from envfence.models import EnvPaths, SettingSpec, reveal
 
 from .airtable import DEFAULT_ENDPOINT
 
@@ -81,10 +80,12 @@ def queue_file(session) -> Path | None:
     return None if paths is None else paths.base / QUEUE_FILE
 
 
-def read_queue(path: Path) -> list[dict[str, Any]]:
+def read_queue(tree: EnvPaths, path: Path) -> list[dict[str, Any]]:
     """The records waiting to be sent, oldest first (a damaged line is skipped, not lost: it stays in the file's backup)."""
     import json
 
+    if files.check_file(tree, path) == "symlink":
+        files.ensure_file(tree, path)  # raises the clear refusal naming the link: never read another queue through it
     if not path.exists():
         return []
     records = []
@@ -93,29 +94,23 @@ def read_queue(path: Path) -> list[dict[str, Any]]:
             try:
                 records.append(json.loads(line))
             except ValueError:
-                _keep_damaged(path, line)
+                _keep_damaged(tree, path, line)
     return records
 
 
-def _keep_damaged(path: Path, line: str) -> None:
-    with open(path.with_suffix(".damaged"), "a", encoding="utf-8") as handle:
+def _keep_damaged(tree: EnvPaths, path: Path, line: str) -> None:
+    with files.open_append(tree, path.with_suffix(".damaged")) as handle:
         handle.write(line + "\n")
 
 
-def write_queue(path: Path, records: list[dict[str, Any]]) -> None:
-    """Replace the queue atomically (a crash leaves the old queue or the new one, never half)."""
+def write_queue(tree: EnvPaths, path: Path, records: list[dict[str, Any]]) -> None:
+    """Replace the queue atomically (a crash leaves the old queue or the new one, never half), never through a link."""
     import json
 
     if not records:
-        path.unlink(missing_ok=True)
+        files.remove(tree, path)
         return
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(r, sort_keys=True) + "\n" for r in records)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    files.write_atomic(tree, path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
 
 
 @hookimpl
@@ -125,13 +120,12 @@ def on_run_finish(session, outcome) -> None:
     path = queue_file(session)
     if not table_name or path is None or session.dry_run:
         return
-    pending = read_queue(path) + [status_fields(session, outcome)]
+    pending = read_queue(session.paths, path) + [status_fields(session, outcome)]
     logger = session.logger(automation=outcome.automation, run_id=outcome.run_id)
     sent, error = send(session, str(table_name), pending)
     if error is not None:
         logger.warning(session.redactor()(f"Airtable status tracking failed ({type(error).__name__}: {error})"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_queue(path, pending[sent:])
+    write_queue(session.paths, path, pending[sent:])
     if sent < len(pending):
         logger.warning(f"{len(pending) - sent} status record(s) queued in {path} for the next run")
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from envfence import hookimpl
 from envfence.models import Finding, Secret, reveal
+from envfence.redaction import MIN_SECRET_LENGTH
 
 #: Values people leave in place of a real credential (compared lower-case).
 PLACEHOLDERS = frozenset(
@@ -57,10 +58,15 @@ def entropy_bits(value: str) -> float:
 
 
 def describe(key: str, value: Any) -> str:
-    """``KEY (kind, N chars)``: how a finding names a credential without showing it."""
-    if isinstance(value, Secret):
-        return f"{key} ({value.fingerprint()})"
-    return f"{key} ({Secret(str(value)).fingerprint()})"
+    """``KEY (kind, N chars)``: how a finding names a credential without showing it.
+
+    Of a value shorter than 8 characters nothing is said: its kind and length
+    would go a long way to guessing it.
+    """
+    secret = value if isinstance(value, Secret) else Secret(str(value))
+    if len(secret.reveal()) < MIN_SECRET_LENGTH:
+        return f"{key} (secret, under {MIN_SECRET_LENGTH} chars)"
+    return f"{key} ({secret.fingerprint()})"
 
 
 #: What :func:`text_problem` says of a placeholder; validators compare with it to pick their code.

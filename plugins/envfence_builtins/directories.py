@@ -6,7 +6,7 @@ The tree is ``var/<environment>/`` under the project root unless the
     [directories]
     base = "var/{environment}"
     dirs = ["csv/incoming", "csv/processing", "csv/processed", "csv/failed", "logs", "backups", "archive"]
-    clean = ["csv/processed", "csv/failed", "logs", "backups", "archive"]
+    clean = ["csv/processed", "csv/failed", "logs", "archive"]
 
     [directories.paths]            # optional: one environment's tree elsewhere
     production = "/srv/acme/production"
@@ -15,27 +15,40 @@ Permissions come from the profile's ``dir_mode`` (production ``0o700``,
 development ``0o755``; set ``dir_mode`` in ``[environments.NAME.profile]``).
 A tree is refused when it, or a directory in it, is a symlink leading outside
 the project or into another environment's tree, is owned by another user, or
-overlaps another environment's tree. ``envfence check`` reports those and
-wrong permissions; ``envfence init`` creates the tree and fixes permissions;
-``envfence clean --older-than AGE`` removes old files from this tree only.
+overlaps another environment's tree, or when a directory below the base is a
+symlink at all (envfence writes through :mod:`envfence.files`, which never
+follows one). ``envfence check`` reports those and wrong permissions;
+``envfence init`` creates the tree and fixes permissions; ``envfence clean
+--older-than AGE`` removes old files from this tree only, and only from what
+ages out by design: history, the audit trail, locks, configuration snapshots
+and CSV files still on their way are never cleaned, and naming one of them in
+``clean`` is an error.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from envfence import hookimpl
+from envfence import files, hookimpl
 from envfence.errors import ConfigurationError
+from envfence.files import inside, tree_parts
 from envfence.models import EnvPaths, Finding
 
 DEFAULT_BASE = "var/{environment}"
 DEFAULT_DIRS = ("csv/incoming", "csv/processing", "csv/processed", "csv/failed", "logs", "backups", "archive")
 #: Owner-only (0700) whatever the profile: the audit trail.
 PRIVATE_DIRS = ("audit",)
-#: Cleanup never touches files still on their way (incoming, processing).
-DEFAULT_CLEAN = ("csv/processed", "csv/failed", "logs", "backups", "archive")
+#: Part of every tree, with the profile's mode: the runs' lock files.
+RUNTIME_DIRS = ("locks",)
+#: What ages out by design: processed and failed CSVs, logs, the archive.
+DEFAULT_CLEAN = ("csv/processed", "csv/failed", "logs", "archive")
+#: Never cleaned, whatever ``clean`` says: the audit trail, locks,
+#: configuration snapshots and CSV files still on their way. The history
+#: file (``[history] file``) is added to these.
+NEVER_CLEANED = ("audit", "locks", "backups/config", "csv/incoming", "csv/processing")
+DEFAULT_HISTORY_FILE = "history.sqlite3"
 
 
 def _where(settings) -> str:
@@ -62,16 +75,52 @@ def tree_for(settings, root: Path, environment: str) -> Path:
 
 def _relative_dirs(settings, key: str, default: tuple[str, ...]) -> list[str]:
     value = settings.section("directories").get(key, list(default))
-    if not isinstance(value, list) or not all(isinstance(d, str) and d and not d.startswith("/") and ".." not in d for d in value):
-        raise ConfigurationError(f"{_where(settings)}.{key} must be a list of relative paths inside the tree", 'e.g. dirs = ["csv/incoming", "logs"]')
+    if not isinstance(value, list) or not all(isinstance(d, str) and d and inside(Path("/tree"), d) for d in value):
+        raise ConfigurationError(
+            f"{_where(settings)}.{key} must be a list of relative paths inside the tree, not {value!r}",
+            'e.g. dirs = ["csv/incoming", "logs"] (no absolute path, no "..")',
+        )
     return value
+
+
+def protected(settings) -> list[PurePosixPath]:
+    """What ``clean`` never touches, relative to the tree: :data:`NEVER_CLEANED` and the history file."""
+    history = settings.section("history").get("file", DEFAULT_HISTORY_FILE)
+    extra = [history] if isinstance(history, str) and inside(Path("/tree"), history) else []
+    return [PurePosixPath(*tree_parts(Path("/tree"), p)) for p in (*NEVER_CLEANED, *extra)]
+
+
+def clean_settings(settings) -> list[str]:
+    """The ``clean`` list, checked: refused when an entry is, holds or lies in something never cleaned."""
+    names = settings.section("directories").get("clean", list(DEFAULT_CLEAN))
+    if isinstance(names, list):
+        # The tree itself ("." or "") names everything in it.
+        everything = [n for n in names if isinstance(n, str) and not n.strip("./")]
+        if everything:
+            raise _never_cleaned(settings, everything[0], protected(settings)[0])
+    names = _relative_dirs(settings, "clean", DEFAULT_CLEAN)
+    never = protected(settings)
+    for name in names:
+        entry = PurePosixPath(*tree_parts(Path("/tree"), name))
+        hit = next((p for p in never if entry == p or entry.is_relative_to(p) or p.is_relative_to(entry)), None)
+        if hit is not None:
+            raise _never_cleaned(settings, name, hit)
+    return names
+
+
+def _never_cleaned(settings, name: str, hit: PurePosixPath) -> ConfigurationError:
+    return ConfigurationError(
+        f"{_where(settings)}.clean: {name!r} would clean {hit}, which envfence never cleans",
+        "clean names only what ages out (csv/processed, csv/failed, logs, archive); "
+        "snapshots keep their own number ([snapshots] keep)",
+    )
 
 
 @hookimpl
 def environment_paths(session) -> EnvPaths:
     """The tree of the session's environment (nothing is created here)."""
     dirs = _relative_dirs(session.settings, "dirs", DEFAULT_DIRS)
-    dirs += [d for d in PRIVATE_DIRS if d not in dirs]
+    dirs += [d for d in (*PRIVATE_DIRS, *RUNTIME_DIRS) if d not in dirs]
     env = session.environment.name
     base = tree_for(session.settings, session.root.path, env)
     return EnvPaths(environment=env, base=base, dirs={d: base / d for d in dirs})
@@ -137,6 +186,13 @@ def inspect_tree(session, paths: EnvPaths) -> list[Finding]:
             continue
         real = path.resolve()
         shown = _show(path, root)
+        if path != paths.base and real.is_relative_to(base_real) and os.path.islink(path):
+            finding(
+                "DIR_SYMLINK", "error", path,
+                f"{shown} is a symlink; envfence writes only through real directories of the {env} tree",
+                f"remove the link ({shown}) and run `envfence init` to create a real directory",
+            )
+            continue
         into = next((n for n, other in others.items() if real.is_relative_to(other)), None)
         if into is not None and real != path:
             finding(
@@ -188,9 +244,14 @@ def inspect_tree(session, paths: EnvPaths) -> list[Finding]:
 
 @hookimpl
 def validate(session) -> list[Finding]:
-    """The tree's isolation problems and wrong permissions (what ``envfence check`` shows)."""
+    """The tree's isolation problems, wrong permissions and a ``clean`` list that names what is never cleaned."""
+    findings = []
+    try:
+        clean_settings(session.settings)
+    except ConfigurationError as exc:
+        findings.append(Finding("DIR_CLEAN_PROTECTED", "error", exc.message, exc.hint, key="directories.clean", plugin="directories"))
     paths = session.paths
-    return inspect_tree(session, paths) if paths is not None else []
+    return findings + (inspect_tree(session, paths) if paths is not None else [])
 
 
 @hookimpl
@@ -208,13 +269,15 @@ def prepare_environment(session, paths: EnvPaths) -> list[Finding]:
     for path in _tree_dirs(paths):
         shown = _show(path, root)
         mode = _mode_for(path, paths, session.profile.dir_mode)
-        if not path.exists():
-            path.mkdir(parents=True, exist_ok=True)
-            os.chmod(path, mode)  # mkdir's mode is filtered by the umask
+        existed = os.path.lexists(path)
+        relative = "." if path == paths.base else path.relative_to(paths.base)
+        with files.directory(paths, relative, create=True, mode=mode) as fd:
+            old = stat.S_IMODE(os.fstat(fd).st_mode)
+            if old != mode:
+                os.fchmod(fd, mode)  # the descriptor, never a link's target
+        if not existed:
             done.append(Finding("DIR_CREATED", "info", f"created {shown} ({mode:04o})", key=shown, plugin="directories"))
-        elif stat.S_IMODE(path.stat().st_mode) != mode:
-            old = stat.S_IMODE(path.stat().st_mode)
-            os.chmod(path, mode)
+        elif old != mode:
             done.append(
                 Finding("DIR_MODE_FIXED", "info", f"{shown}: mode {old:04o} -> {mode:04o}", key=shown, plugin="directories")
             )
@@ -222,8 +285,11 @@ def prepare_environment(session, paths: EnvPaths) -> list[Finding]:
 
 
 def cleanable(session, paths: EnvPaths) -> list[Path]:
-    """The directories ``envfence clean`` may remove files from."""
-    names = _relative_dirs(session.settings, "clean", DEFAULT_CLEAN)
+    """The directories ``envfence clean`` may remove files from.
+
+    :raises ConfigurationError: ``clean`` names something never cleaned.
+    """
+    names = clean_settings(session.settings)
     return [paths.dirs[n] if n in paths.dirs else paths.base / n for n in names]
 
 
@@ -234,6 +300,7 @@ def old_files(session, paths: EnvPaths, cutoff: float) -> list[Path]:
     environment's resolved tree is ever returned.
     """
     tree = paths.base.resolve()
+    never = [paths.base.joinpath(*p.parts) for p in protected(session.settings)]
     found: list[Path] = []
     for directory in cleanable(session, paths):
         if not directory.is_dir() or directory.is_symlink() or not directory.resolve().is_relative_to(tree):
@@ -242,6 +309,8 @@ def old_files(session, paths: EnvPaths, cutoff: float) -> list[Path]:
             for name in filenames:
                 path = Path(dirpath, name)
                 info = path.lstat()
+                if any(path == p or path.is_relative_to(p) for p in never):
+                    continue  # whatever the settings say
                 if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff and path.resolve().is_relative_to(tree):
                     found.append(path)
     return sorted(found)

@@ -10,6 +10,8 @@ from envfence.cli import State, pass_state
 from envfence.cli.output import dumps
 from envfence.cli.params import Age
 
+from envfence.files import remove
+
 from .directories import cleanable, old_files
 
 
@@ -18,10 +20,11 @@ from .directories import cleanable, old_files
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 @pass_state
 def clean(state: State, age, dry_run: bool) -> None:
-    """Remove old files from this environment's tree (processed and failed CSVs, logs, backups, archive).
+    """Remove old files from this environment's tree (processed and failed CSVs, logs, archive).
 
-    Files still on their way (csv/incoming, csv/processing) and the audit
-    trail are never touched, nor anything in another environment's tree.
+    Files still on their way (csv/incoming, csv/processing), the history, the
+    audit trail, locks and configuration snapshots are never touched, whatever
+    the ``clean`` setting says, nor anything in another environment's tree.
     """
     session = state.session()
     if not dry_run:
@@ -33,7 +36,7 @@ def clean(state: State, age, dry_run: bool) -> None:
     shown = [str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in files]
     if not dry_run:
         for path in files:
-            path.unlink()
+            remove(paths, path)
         session.audit("environment.cleaned", older_than=str(age), removed=len(files))
         session.configure_logging(embedded=False)
         session.logger(command="clean").info(f"removed {len(files)} file(s) older than {_human(age)}")

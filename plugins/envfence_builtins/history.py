@@ -2,19 +2,36 @@
 
 One row per run that started (blocked runs and dry runs leave no row: the
 audit trail records the first, the second writes nothing): run id,
-automation, environment, host, start, end, status, exit code, error class and
-id, duration, CPU time, peak memory, whether it was forced and why. The file
-is ``<environment tree>/history.sqlite3``, or ``[history] file`` relative to
-the tree.
+automation, environment, host, pid, start, end, status, exit code, error class
+and id, duration, CPU time, peak memory, whether it was forced and why. The
+file is ``<environment tree>/history.sqlite3``, or ``[history] file`` relative
+to the tree (a path inside it: ``..`` and absolute paths are refused).
+
+A run can be recorded when it starts (:func:`record_start`, status
+``running`` with its pid and host) and finished in place
+(:func:`record_finish`). A ``running`` row of this host whose process is gone
+and whose lock is free was abandoned (the process was killed):
+:func:`reap_abandoned` marks it so, with a ``run.abandoned`` audit event;
+``status`` and ``list`` do it before they read.
+
+A history file that is not a SQLite database (damaged, or a directory in its
+place) is moved aside to ``<file>.corrupt-<time>`` with a warning and a
+``history.moved_aside`` audit event, and a fresh one is started: reading
+never crashes, and the run being recorded is not lost.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from pathlib import Path
+from typing import Any
 
-from envfence import hookimpl
+from envfence import files, hookimpl
+from envfence.errors import ConfigurationError
+from envfence.models import Finding
 
+DEFAULT_FILE = "history.sqlite3"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -34,11 +51,32 @@ CREATE TABLE IF NOT EXISTS runs (
     reason TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_automation ON runs (automation, started_at);
+CREATE INDEX IF NOT EXISTS runs_by_environment ON runs (environment, started_at);
 """
 _COLUMNS = (
     "run_id", "automation", "environment", "host", "started_at", "finished_at", "status", "exit_code",
     "error_class", "error_id", "duration", "cpu_seconds", "peak_memory_kb", "forced", "reason",
 )
+#: Status of a run recorded at its start and not finished yet.
+RUNNING = "running"
+#: Status of a run whose process died before it finished.
+ABANDONED = "abandoned"
+#: Exit code stored for a run with no exit code (running, abandoned).
+NO_EXIT = -1
+
+
+def history_setting(settings) -> str:
+    """``[history] file``, checked: a relative path inside the environment's tree.
+
+    :raises ConfigurationError: not a string, or a path that leaves the tree.
+    """
+    name = settings.section("history").get("file", DEFAULT_FILE)
+    if not isinstance(name, str) or not name or not files.inside(Path("/tree"), name):
+        raise ConfigurationError(
+            f"{settings.source}: history.file must be a path inside the environment's tree, not {name!r}",
+            f'e.g. file = "{DEFAULT_FILE}" (relative to the tree, no absolute path, no "..")',
+        )
+    return name
 
 
 def history_file(session) -> Path | None:
@@ -46,26 +84,203 @@ def history_file(session) -> Path | None:
     paths = session.paths
     if paths is None:
         return None
-    name = session.settings.section("history").get("file", "history.sqlite3")
-    return paths.base / name
-
-
-def _connect(path: Path, create: bool):
-    import sqlite3
-
-    if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, timeout=10)
-        db.executescript(_SCHEMA)
-        return db
-    return sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=10)
+    return paths.base / history_setting(session.settings)
 
 
 @hookimpl
-def on_run_finish(session, request, outcome) -> None:
-    """Record the run (never for a dry-run session)."""
+def validate(session) -> list[Finding]:
+    """A ``[history] file`` that is no path inside the tree, a link, or no SQLite database."""
+    try:
+        path = history_file(session)
+    except ConfigurationError as exc:
+        return [Finding("HISTORY_FILE", "error", exc.message, exc.hint, key="history.file", plugin="history")]
+    if path is None:
+        return []
+    problem = files.check_file(session.paths, path)
+    shown = _shown(session, path)
+    if problem == "symlink":
+        return [Finding(
+            "HISTORY_FILE", "error", f"{shown} (or a directory on the way) is a symlink; history is written only inside the tree",
+            f"remove the link ({shown}); a fresh history is started", key="history.file", plugin="history",
+        )]
+    if problem is None and path.exists() and not _is_database(path):
+        problem = "not a database"
+    if problem:
+        return [Finding(
+            "HISTORY_CORRUPT", session.profile.escalate("warning"),
+            f"{shown} is not a SQLite database ({problem})",
+            "the next run or `envfence status` moves it aside and starts a fresh history; keep the moved file if you need its rows",
+            key="history.file", plugin="history",
+        )]
+    return []
+
+
+@hookimpl
+def prepare_environment(session, paths) -> list[Finding]:
+    """Refuse a wrong ``[history] file`` before anything runs (a run would otherwise lose its row at the end)."""
+    history_setting(session.settings)
+    return []
+
+
+def _shown(session, path: Path) -> str:
+    root = session.root.path
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def _is_database(path: Path) -> bool:
+    import sqlite3
+
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=10)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads the header and the schema only
+        finally:
+            db.close()
+    except sqlite3.DatabaseError:
+        return False
+    return True
+
+
+def _move_aside(session, path: Path, why: str) -> Path:
+    """Move a damaged history file aside (a warning and an audit event) so a fresh one can start."""
+    import click
+
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    aside = files.move_aside(session.paths, path, f"corrupt-{stamp}")
+    shown, kept = _shown(session, path), _shown(session, aside)
+    click.echo(f"envfence: warning: {shown} was not a SQLite database ({why}); moved aside to {kept}, a fresh history starts", err=True)
+    session.audit("history.moved_aside", file=shown, moved_to=kept, reason=why)
+    return aside
+
+
+def _open(session, write: bool):
+    """A connection to the history (created with ``write``), or None when there is none to read.
+
+    A damaged file is moved aside first. The file is checked and created
+    through :mod:`envfence.files`, so SQLite never opens a link.
+    """
+    import sqlite3
+
     path = history_file(session)
-    if path is None or session.dry_run:
+    if path is None:
+        return None
+    problem = files.check_file(session.paths, path)
+    if problem == "symlink":
+        files.ensure_file(session.paths, path)  # raises the clear SafetyError naming the link
+    if problem == "not a file" or (problem is None and path.exists() and not _is_database(path)):
+        _move_aside(session, path, "a directory or another non-file" if problem else "damaged")
+    if not path.exists():
+        if not write:
+            return None
+        dir_mode, file_mode = files.profile_modes(session.profile)
+        files.ensure_file(session.paths, path, mode=file_mode, dir_mode=dir_mode)
+    db = sqlite3.connect(path if write else f"{path.as_uri()}?mode=ro", uri=not write, timeout=10)
+    try:
+        if write:
+            db.executescript(_SCHEMA)
+            _migrate(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _migrate(db) -> None:
+    columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    if "pid" not in columns:
+        db.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
+
+
+def _damaged(exc: Exception) -> bool:
+    """True for SQLite's "not a database" and "malformed" errors (never for a full disk or a lock)."""
+    import sqlite3
+
+    name = getattr(exc, "sqlite_errorname", None)
+    if name is not None:
+        return name in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+    return type(exc) is sqlite3.DatabaseError
+
+
+def _write(session, statement: str, args: tuple) -> int:
+    """Run one write; a database found damaged meanwhile is moved aside and the write done in a fresh one.
+
+    :raises RuntimeError: the write failed otherwise (a full disk): said on stderr too, naming the file.
+    """
+    import sqlite3
+
+    import click
+
+    for attempt in (1, 2):
+        db = None
+        try:
+            db = _open(session, write=True)
+            if db is None:
+                return 0
+            with db:
+                return db.execute(statement, args).rowcount
+        except sqlite3.DatabaseError as exc:
+            if db is not None:
+                db.close()
+                db = None
+            if attempt == 1 and _damaged(exc):
+                _move_aside(session, history_file(session), str(exc))
+                continue
+            shown = _shown(session, history_file(session))
+            message = f"cannot record in {shown}: {exc}"
+            click.echo(f"envfence: warning: {message}; the audit trail keeps the run", err=True)
+            raise RuntimeError(message) from None
+        finally:
+            if db is not None:
+                db.close()
+    return 0
+
+
+def _read(session, query: str, args: tuple) -> list[tuple]:
+    """Rows of one query; none from a missing or empty history, and a database found damaged is moved aside."""
+    import sqlite3
+
+    db = _open(session, write=False)
+    if db is None:
+        return []
+    try:
+        return db.execute(query, args).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such" in str(exc):  # created, not yet written (an empty file is an empty database), or older columns
+            return []
+        raise
+    except sqlite3.DatabaseError as exc:
+        if not _damaged(exc):
+            raise
+        db.close()
+        db = None
+        _move_aside(session, history_file(session), str(exc))
+        return []
+    finally:
+        if db is not None:
+            db.close()
+
+
+def record_start(session, run_id: str, automation: str, started_at: _dt.datetime, *, pid: int | None = None,
+                 host: str | None = None, forced: bool = False, reason: str | None = None) -> None:
+    """Record a run as ``running`` when it starts, with its pid and host; :func:`record_finish` completes the row.
+
+    Nothing is written for a dry-run session.
+    """
+    if session.dry_run or session.paths is None:
+        return
+    stamp = started_at.isoformat()
+    _write(
+        session,
+        "INSERT INTO runs (run_id, automation, environment, host, pid, started_at, finished_at, status, exit_code, forced, reason)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (run_id, automation, session.environment.name, host or session.host.hostname, os.getpid() if pid is None else pid,
+         stamp, stamp, RUNNING, NO_EXIT, int(forced), reason),
+    )
+
+
+def record_finish(session, outcome) -> None:
+    """Record how a run ended: finishes its ``running`` row in place, or adds the row (never for a dry run)."""
+    if session.dry_run or session.paths is None:
         return
     metrics = outcome.metrics
     row = (
@@ -74,24 +289,102 @@ def on_run_finish(session, request, outcome) -> None:
         outcome.error_class, outcome.error_id, outcome.duration, metrics.get("cpu_seconds"),
         metrics.get("peak_memory_kb"), int(outcome.forced), outcome.reason or None,
     )
-    db = _connect(path, create=True)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "run_id")
+    _write(
+        session,
+        f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+        f" ON CONFLICT(run_id) DO UPDATE SET {updates}",
+        row,
+    )
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid or pid <= 0:
+        return False
     try:
-        with db:
-            db.execute(f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", row)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def _lock_free(paths, automation: str) -> bool:
+    import fcntl
+
+    path = files.lock_file(paths, automation)
+    if not path.exists():
+        return True
+    try:
+        handle = files.open_lock(paths, automation)
+    except Exception:
+        return False  # cannot tell: not abandoned
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
     finally:
-        db.close()
+        handle.close()  # releases the probe's lock
+    return True
+
+
+def find_abandoned(session) -> list[dict[str, Any]]:
+    """``running`` rows of this host whose process is gone and whose automation's lock is free."""
+    # One query; a history written before runs were recorded at their start has no pid column: no such column, no rows.
+    rows = _read(
+        session,
+        "SELECT run_id, automation, host, pid, started_at FROM runs WHERE environment = ? AND status = ?",
+        (session.environment.name, RUNNING),
+    )
+    here = session.host.hostname
+    found = []
+    for run_id, automation, host, pid, started_at in rows:
+        if host == here and not _alive(pid) and _lock_free(session.paths, automation):
+            found.append({"run_id": run_id, "automation": automation, "host": host, "pid": pid, "started_at": started_at})
+    return found
+
+
+def mark_abandoned(session, run: dict[str, Any]) -> bool:
+    """Mark one :func:`find_abandoned` run abandoned (finished now), with a ``run.abandoned`` audit event.
+
+    :returns: False when the row was no longer running (another process marked or finished it).
+    """
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat()
+    changed = _write(
+        session,
+        "UPDATE runs SET status = ?, finished_at = ?, exit_code = ?, error_class = ? WHERE run_id = ? AND status = ?",
+        (ABANDONED, now, NO_EXIT, "abandoned", run["run_id"], RUNNING),
+    )
+    if changed:
+        session.audit("run.abandoned", automation=run["automation"], run_id=run["run_id"], pid=run["pid"], host=run["host"])
+    return bool(changed)
+
+
+def reap_abandoned(session) -> list[dict[str, Any]]:
+    """Find and mark every abandoned run of the environment (see :func:`find_abandoned`); returns those marked."""
+    if session.dry_run or session.paths is None:
+        return []
+    return [run for run in find_abandoned(session) if mark_abandoned(session, run)]
+
+
+@hookimpl
+def on_run_finish(session, request, outcome) -> None:
+    """Record the run (never for a dry-run session)."""
+    record_finish(session, outcome)
 
 
 @hookimpl
 def run_history(session, automation, limit):
-    """The environment's runs, newest first; an empty list when none was recorded."""
+    """The environment's runs, newest first; an empty list when none was recorded.
+
+    Abandoned runs are marked first; a damaged history is moved aside.
+    """
     from envfence.models import RunOutcome
 
-    path = history_file(session)
-    if path is None:
+    if history_file(session) is None:
         return None
-    if not path.exists():
-        return []
+    reap_abandoned(session)
     query = f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE environment = ?"
     args: list = [session.environment.name]
     if automation:
@@ -99,11 +392,7 @@ def run_history(session, automation, limit):
         args.append(automation)
     query += " ORDER BY started_at DESC LIMIT ?"
     args.append(int(limit))
-    db = _connect(path, create=False)
-    try:
-        rows = db.execute(query, args).fetchall()
-    finally:
-        db.close()
+    rows = _read(session, query, tuple(args))
     runs = []
     for values in rows:
         r = dict(zip(_COLUMNS, values))

@@ -32,7 +32,7 @@ from typing import Any
 
 import attrs
 
-from envfence import hookimpl
+from envfence import files, hookimpl
 from envfence.errors import ConfigurationError
 from envfence.models import Finding
 
@@ -63,6 +63,12 @@ def logging_settings(settings) -> dict[str, Any]:
             raise ConfigurationError(f"{settings.source}: logging.{key}: unknown key", f"known keys: {', '.join(DEFAULTS)}")
         if not isinstance(value, (str, int)) or isinstance(value, bool):
             raise ConfigurationError(f"{settings.source}: logging.{key}: must be a string, not {value!r}", f'e.g. {key} = "{DEFAULTS[key]}"')
+    # The file is a name in the tree's logs directory, never a path that leaves it.
+    if not isinstance(merged["file"], str) or not merged["file"] or set("/\\") & set(merged["file"]) or merged["file"].startswith("."):
+        raise ConfigurationError(
+            f"{settings.source}: logging.file: must be a plain name (logs/<file>_<environment>.log), not {merged['file']!r}",
+            'e.g. file = "automation"; the log stays in the environment\'s logs directory',
+        )
     return merged
 
 
@@ -105,6 +111,9 @@ def configure_logging(session, embedded: bool) -> LoggingStrategy:
     log_file = None
     if session.prepared and session.paths is not None:
         log_file = session.paths.log_file(str(options["file"]))
+        # A real file of the tree, created with the profile's mode (never through a link, never world-writable).
+        dir_mode, file_mode = files.profile_modes(session.profile)
+        files.ensure_file(session.paths, log_file, mode=file_mode, dir_mode=dir_mode)
         common = dict(
             level=level,
             rotation=options["rotation"],

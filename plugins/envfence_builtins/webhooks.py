@@ -21,6 +21,7 @@ import attrs
 
 from envfence import hookimpl
 from envfence.models import Finding, SettingSpec, reveal
+from envfence.redaction import SecretShape
 
 from .credentials import PLACEHOLDER, describe, entropy_bits, text_problem
 from .webhook_signatures import SCHEMES, SignatureError, decode_standard_secret
@@ -71,6 +72,12 @@ def sources(settings) -> tuple[list[Source], list[Finding]]:
 def _invalid(settings, message: str, remediation: str) -> Finding:
     return Finding("WEBHOOKS_INVALID", "error", message, remediation, key=SECTION, plugin="webhooks",
                    file=str(settings.path) if settings.path else None)
+
+
+@hookimpl
+def secret_shapes() -> list[SecretShape]:
+    """A Standard Webhooks secret is secret wherever it appears."""
+    return [SecretShape(r"\bwhsec_[A-Za-z0-9+/=]{16,}", "Standard Webhooks secret")]
 
 
 @hookimpl

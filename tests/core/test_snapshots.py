@@ -72,3 +72,34 @@ def test_unknown_snapshot_is_a_usage_error(make_project, run_cli):
     root = make_project({".env": "APP=v1\n"})
     result = run_cli("config", "rollback", "2099", cwd=root)
     assert result.exit_code == 2 and "is no snapshot" in result.stderr
+
+
+def test_a_snapshot_store_linked_outside_the_tree_is_refused_and_nothing_is_copied(make_project, run_cli, tmp_path):
+    root = make_project({".env": f"DEV_API_TOKEN={CANARY}\n"})
+    assert run_cli("init", cwd=root).exit_code == 0
+    outside = tmp_path / "x"
+    outside.mkdir()
+    (root / "var" / "development" / "backups" / "config").symlink_to(outside)
+    result = run_cli("config", "snapshot", cwd=root)
+    assert result.exit_code != 0
+    assert "backups/config" in result.output and "symlink" in result.output and "saved" not in result.output
+    assert list(outside.iterdir()) == []
+    assert CANARY not in result.output
+
+
+def test_snapshots_keep_the_last_n_and_say_so_in_the_trail(make_project, run_cli):
+    root = make_project({".env": "APP=v1\n"}, settings="[snapshots]\nkeep = 2\n")
+    ids = [json.loads(run_cli("--json", "config", "snapshot", "--note", str(i), cwd=root).stdout)["id"] for i in range(4)]
+    store = root / "var" / "development" / "backups" / "config"
+    assert sorted(p.name for p in store.iterdir()) == ids[-2:]
+    listed = json.loads(run_cli("--json", "config", "rollback", "--list", cwd=root).stdout)
+    assert [s["id"] for s in listed] == ids[:-3:-1]
+    trail = "".join(p.read_text() for p in (root / "var" / "development" / "audit").glob("*.jsonl"))
+    assert '"config.snapshots_pruned"' in trail
+
+
+def test_a_wrong_snapshot_retention_is_a_configuration_error(make_project, run_cli):
+    root = make_project({".env": "APP=v1\n"}, settings='[snapshots]\nkeep = "all"\n')
+    result = run_cli("config", "snapshot", cwd=root)
+    assert result.exit_code == 4 and "snapshots: keep must be a whole number" in result.output
+    assert not (root / "var").exists()

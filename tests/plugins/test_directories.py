@@ -290,3 +290,88 @@ def test_a_development_run_writes_nothing_outside_the_development_tree(make_proj
     assert changed and outside == []
     assert (tree / "logs" / "automation_development.log").exists()
     assert "import-jobs" in (tree / "audit" / "audit_development.jsonl").read_text()
+
+
+# --- what clean may touch, locks, modes -------------------------------------------
+
+
+@pytest.mark.parametrize("entry", [".", "csv", "csv/incoming", "audit", "locks", "backups", "backups/config", "history.sqlite3"])
+def test_clean_refuses_a_setting_that_names_what_is_never_cleaned(make_project, run_cli, entry):
+    root = make_project(settings=f'[directories]\nclean = ["logs", "{entry}"]\n')
+    run_cli("init", cwd=root)
+    tree = root / "var" / "development"
+    keep = [tree / "csv" / "incoming" / "new.csv", tree / "backups" / "config" / "1" / ".env", tree / "locks" / "job.lock"]
+    for path in keep:
+        _aged(path, 400)
+    _aged(tree / "logs" / "old.log", 400)
+    check = run_cli("check", cwd=root)
+    assert check.exit_code == 1 and "never cleans" in check.output
+    result = run_cli("clean", "--older-than", "1d", cwd=root)
+    assert result.exit_code == 4, result.output
+    assert f"{entry!r} would clean" in result.output and "envfence.toml" in result.output
+    assert all(p.exists() for p in keep) and (tree / "logs" / "old.log").exists()  # refused: nothing removed
+
+
+def test_clean_by_default_leaves_history_snapshots_locks_and_files_on_their_way(make_project, run_cli):
+    root = make_project()
+    run_cli("init", cwd=root)
+    tree = root / "var" / "development"
+    kept = [tree / "history.sqlite3", tree / "backups" / "config" / "1" / "manifest.json", tree / "locks" / "job.lock",
+            tree / "csv" / "incoming" / "a.csv", tree / "csv" / "processing" / "b.csv", tree / "audit" / "x.jsonl"]
+    gone = [tree / "csv" / "processed" / "c.csv", tree / "csv" / "failed" / "d.csv", tree / "logs" / "e.log", tree / "archive" / "f.csv"]
+    for path in kept + gone:
+        _aged(path, 400)
+    result = run_cli("clean", "--older-than", "30d", cwd=root)
+    assert result.exit_code == 0, result.output
+    assert all(p.exists() for p in kept)
+    assert not any(p.exists() for p in gone)
+
+
+def test_an_age_too_large_to_count_is_a_usage_error(make_project, run_cli):
+    root = make_project()
+    result = run_cli("clean", "--older-than", "99999999999d", cwd=root)
+    assert result.exit_code == 2
+    assert "longer than any age" in result.output and "Traceback" not in result.output
+
+
+def test_locks_are_part_of_the_tree_with_the_profiles_mode(make_project, run_cli):
+    root = make_project()
+    assert run_cli("--env", "production", "init", cwd=root).exit_code == 0
+    assert mode(root / "var" / "production" / "locks") == 0o700
+    (root / "var" / "production" / "locks").chmod(0o777)
+    check = run_cli("--env", "production", "check", cwd=root)
+    assert "locks has mode 0777" in check.output
+
+
+def test_a_link_inside_the_tree_is_refused_even_when_it_stays_inside(make_project, run_cli):
+    root = make_project()
+    run_cli("init", cwd=root)
+    tree = root / "var" / "development"
+    (tree / "locks").rmdir()
+    (tree / "locks").symlink_to(tree / "archive")
+    result = run_cli("check", cwd=root)
+    assert result.exit_code == 1 and "var/development/locks is a symlink" in result.output
+    assert run_cli("init", cwd=root).exit_code != 0
+
+
+def _run_under_umask_000(make_project, run_cli):
+    root = make_project({"jobs.py": "def ok(ctx):\n    ctx.say('hi')\n"}, settings='[automations]\nok = "jobs:ok"\n')
+    old = os.umask(0)
+    try:
+        assert run_cli("run", "ok", cwd=root).exit_code == 0
+    finally:
+        os.umask(old)
+    return root / "var" / "development"
+
+
+def test_files_written_under_umask_000_are_not_world_writable(make_project, run_cli):
+    tree = _run_under_umask_000(make_project, run_cli)
+    written = [p for p in tree.rglob("*") if p.is_file()]
+    assert tree / "history.sqlite3" in written and any(p.suffix == ".log" for p in written)
+    assert [p for p in [tree, *tree.rglob("*")] if mode(p) & 0o002 and p.parent.name != "locks"] == []
+
+
+@pytest.mark.xfail(strict=True, reason="the runner opens its lock with envfence.files.open_lock once runner.py is split")
+def test_a_lock_file_written_under_umask_000_is_not_world_writable(make_project, run_cli):
+    tree = _run_under_umask_000(make_project, run_cli)
+    assert mode(tree / "locks" / "ok.lock") == 0o600

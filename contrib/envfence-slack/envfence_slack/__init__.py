@@ -20,11 +20,18 @@ import sys
 
 from envfence import hookimpl
 from envfence.models import Finding, SettingSpec, reveal
+from envfence.redaction import SecretShape
 
 NAME = "slack"
 URL_SETTING = "SLACK_WEBHOOK_URL"
 NOTIFY_CHOICES = ("failures", "all")
 DEFAULT_TIMEOUT = 5.0
+
+
+@hookimpl
+def secret_shapes() -> list[SecretShape]:
+    """An incoming-webhook URL is secret wherever it appears."""
+    return [SecretShape(r"https://hooks\.slack\.com/services/[A-Za-z0-9/]+", "Slack incoming-webhook URL")]
 
 
 @hookimpl

@@ -151,6 +151,8 @@ class EnvfenceGroup(click.Group):
             report_error(ctx, exc.message, exc.hint, exc.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except BrokenPipeError:
+            raise  # the reader left (`envfence detect | head -1`): click ends quietly
         except Exception as exc:  # a bug: say so without a bare traceback or a secret
             state = ctx.find_object(State)
             session = getattr(state, "_session", None)
@@ -185,9 +187,10 @@ def _redactor(state: State | None):
     session = getattr(state, "_session", None)
     if session is not None:
         return session.redactor()
-    from ..redaction import Redactor, environ_secrets
+    from ..redaction import Redactor, environ_secrets, plugin_shapes
 
-    return Redactor(environ_secrets(os.environ))
+    plugins = getattr(state, "_plugins", None)  # never loaded here: loading them may be what failed
+    return Redactor(environ_secrets(os.environ), shapes=plugin_shapes(plugins) if plugins is not None else ())
 
 
 def report_error(ctx: click.Context, message: str, hint: str, code: int) -> None:

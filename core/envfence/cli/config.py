@@ -16,18 +16,19 @@ def config() -> None:
 
 
 def config_data(session) -> dict:
-    """The configuration as JSON data; secret values are masked."""
+    """The configuration as JSON data; secret values are masked, and secrets inside other values."""
     cfg = session.config
+    shown = _shown(session)
     entries = []
     for key in sorted(cfg.entries):
         e = cfg.entries[key]
         entries.append(
             {
                 "key": key,
-                "value": mask(e.value),
+                "value": shown(e.value),
                 "secret": e.secret,
                 "source": e.source,
-                "overridden": [{"source": s, "value": mask(v)} for s, v in e.overridden],
+                "overridden": [{"source": s, "value": shown(v)} for s, v in e.overridden],
                 "prefix_environment": e.prefix_environment,
                 "readable": e.prefix_environment in (None, cfg.environment),
             }
@@ -49,6 +50,12 @@ def config_data(session) -> dict:
         ],
         "findings": [finding_dict(f) for f in session.load_findings],
     }
+
+
+def _shown(session):
+    """How a value is shown: a secret as the mask, any other value with the secrets inside it masked."""
+    redact = session.redactor()
+    return lambda value: mask(value) if isinstance(value, Secret) else redact(value)
 
 
 @config.command("show")
@@ -151,6 +158,7 @@ def template(state: State) -> None:
     """
     session = state.session()
     envs = session.settings.environments.values()
+    shown = _shown(session)
     lines = ["# .env template from `envfence config template`: secret values are left empty"]
     done: set[str] = set()
     for spec in sorted(session.settings_specs, key=lambda s: s.name):
@@ -160,7 +168,7 @@ def template(state: State) -> None:
         lines.append(f"# {spec.name}: {spec.doc}" + (f" ({'; '.join(notes)})" if notes else ""))
         keys = [f"{env.prefix}_{spec.name}" for env in envs] if spec.credential else [spec.name]
         for key in keys:
-            value = "" if spec.secret or spec.default is None else spec.default
+            value = "" if spec.secret or spec.default is None else shown(spec.default)
             lines.append(f"{key}={value}")
             done.add(key)
     rest = [k for k in sorted(session.config.entries) if k not in done]
@@ -168,7 +176,7 @@ def template(state: State) -> None:
         lines.append("# other keys of this project")
         for key in rest:
             entry = session.config.entries[key]
-            lines.append(f"{key}={'' if entry.secret else entry.value}")
+            lines.append(f"{key}={'' if entry.secret else shown(entry.value)}")
     click.echo("\n".join(lines))
 
 
@@ -182,7 +190,7 @@ def snapshot(state: State, note: str) -> None:
     taken = snapshots.take(state.session(), note=note)
     saved = sorted(source for source, digest in taken.files.items() if digest)
     if state.json:
-        click.echo(dumps({"id": taken.id, "path": taken.path, "files": taken.files, "note": note}))
+        click.echo(dumps({"id": taken.id, "path": taken.path, "files": taken.files, "note": taken.note}))
     else:
         click.echo(f"snapshot {taken.id}: {', '.join(saved) or 'no files'} saved in {taken.path}")
 

@@ -22,7 +22,10 @@ class Age(click.ParamType):
         match = _AGE.match(str(value))
         if not match:
             self.fail(f"{value!r} is not an age; write a number and a unit: 45m, 12h, 30d, 2w", param, ctx)
-        return _dt.timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
+        try:
+            return _dt.timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
+        except OverflowError:
+            self.fail(f"{value!r} is longer than any age envfence can count; write at most {_dt.timedelta.max.days}d", param, ctx)
 
 
 class Since(click.ParamType):

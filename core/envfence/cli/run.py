@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -49,7 +50,15 @@ def run(state: State, name, dry_run, force, reason, assignments, wait) -> None:
     printing = not state.json
 
     def echo(line: str) -> None:
-        click.echo(line, err=state.json)  # with --json, stdout holds only the JSON
+        try:
+            click.echo(line, err=state.json)  # with --json, stdout holds only the JSON
+        except BrokenPipeError:
+            # The reader left (`envfence run X | head -1`): the run goes on, its lines still logged,
+            # and keeps its real status; the rest of its output goes nowhere.
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):  # no file descriptor behind stdout (embedded, tests)
+                pass
 
     # Only a person at a terminal is asked; cron and CI have no stdin.
     on_terminal = force and session.profile.interactive and sys.stdin.isatty() and printing
