@@ -202,7 +202,12 @@ def keygen(state: State) -> None:
 @click.option("--reason", required=True, help="Why the trail is started over (recorded as its first record).")
 @pass_state
 def restart(state: State, reason: str) -> None:
-    """Move a broken or missing trail aside (kept as evidence) and start a new one, on the record."""
+    """Start over a trail that fails verification, on the record.
+
+    A broken trail is moved aside (kept as evidence) and a new one starts with
+    the reason. A trail that a run started over because the old one was gone
+    is kept, and the acknowledgement is recorded in it.
+    """
     session = _session(state)
     if not reason.strip():
         raise UsageError("--reason is empty", "say why the trail is started over")
@@ -210,11 +215,18 @@ def restart(state: State, reason: str) -> None:
     verdict = trail_mod.verify(paths, key=trail_mod.audit_key(session), has_runs=lambda: trail_mod.has_runs(session))
     if verdict.ok:
         raise UsageError(f"{verdict.trail} verifies; it is not started over", "nothing to do")
-    moved = trail_mod.move_aside(paths)
     common = trail_mod.context(session)
+    reason = session.redactor()(reason)
+    if verdict.unacknowledged and verdict.problem["reason"].startswith(trail_mod.LOST):
+        # Runs went on in a trail an append started over: keep it, and record the acknowledgement.
+        entry = {"at": _dt.datetime.now(_dt.timezone.utc).isoformat(), "event": trail_mod.ACKNOWLEDGED, "environment": paths.environment, **common, "data": {"reason": reason}}
+        trail_mod.append(paths, [entry], key=trail_mod.audit_key(session), context=common)
+        click.echo(f"recorded the acknowledgement in {verdict.trail}")
+        return
+    moved = trail_mod.move_aside(paths)
     data = {"problem": (verdict.problem or {}).get("reason"), "moved": [p.name for p in moved]}
     entry = {"at": _dt.datetime.now(_dt.timezone.utc).isoformat(), "event": "audit.moved_aside", "environment": paths.environment, **common, "data": data}
-    trail_mod.append(paths, [entry], key=trail_mod.audit_key(session), context=common, restart_reason=session.redactor()(reason))
+    trail_mod.append(paths, [entry], key=trail_mod.audit_key(session), context=common, restart_reason=reason)
     for path in moved:
         click.echo(f"kept {path}")
     click.echo(f"started a new trail: {verdict.trail}")

@@ -51,8 +51,13 @@ GENESIS = "0" * 64
 FORMAT = 2
 #: The event an append writes when it removes a last line an interrupted append cut short.
 REPAIRED = "audit.repaired"
-#: The first record of a trail started over by ``envfence audit restart``.
+#: The first record of a trail started over: by ``envfence audit restart``,
+#: or by an append that found the trail gone while the run history shows runs.
 RESTARTED = "audit.restarted"
+#: ``envfence audit restart`` on a trail that an append started over: the loss is acknowledged.
+ACKNOWLEDGED = "audit.acknowledged"
+#: Why an append started a trail over by itself.
+LOST = "the trail and its head were missing although the run history shows runs"
 ANCHOR_TAG = "envfence-audit-anchor/1"
 #: More records than this past the head are not what an interrupted append leaves.
 _MAX_UNSEALED = 10_000
@@ -392,8 +397,9 @@ def append(
     :param context: fields of an ``audit.repaired`` record written first when
         the last line was cut short by an interrupted append (user, host, pid).
     :param has_runs: called when the trail does not exist yet: True when the
-        history shows runs, so the trail was removed (it is not started again
-        silently).
+        history shows runs, so the trail was removed; the new trail then starts
+        with an ``audit.restarted`` record saying so, which ``verify`` reports
+        until the loss is acknowledged (runs go on meanwhile).
     :param restart_reason: start a new trail (``envfence audit restart``); the
         old files must already have been moved aside.
     :returns: the records as written (with ``v``, ``seq``, ``prev`` and ``hash``).
@@ -410,7 +416,7 @@ def append(
         if existed is not None:
             os.close(existed)
         elif restart_reason is None and _read_small(dir_fd, head_file) is None and has_runs():
-            raise _broken(trail, "the trail is missing although the run history shows runs")
+            restart_reason = LOST
         fd = _open_file(dir_fd, trail, os.O_RDWR | os.O_APPEND | os.O_CREAT, "written")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -438,7 +444,8 @@ def _append_locked(paths, dir_fd, fd, entries, key, context, restart_reason) -> 
             _replace(dir_fd, head_file, Head(0, genesis(env, name), None, env, name).to_bytes())
         prev, seq = genesis(env, name), 0
         if restart_reason is not None:
-            entries = [{**context, "at": _now(), "event": RESTARTED, "environment": env, "data": {"reason": restart_reason}}, *entries]
+            data = {"reason": restart_reason, "automatic": restart_reason == LOST}
+            entries = [{**context, "at": _now(), "event": RESTARTED, "environment": env, "data": data}, *entries]
     else:
         if head is None:
             raise _broken(trail, f"its head {head_file.name} is missing")
@@ -626,6 +633,8 @@ class Verdict:
     notes: list[str] = attrs.field(factory=list)  #: not tampering, but worth saying
     head: Head | None = None
     signed: bool = False  #: the head's signature was checked with the audit key
+    #: The trail was started over by an append because it was gone; nobody acknowledged it yet.
+    unacknowledged: str | None = None
     anchored: bool = False  #: an anchor was given and the trail extends it
 
     @property
@@ -700,8 +709,15 @@ def _check(snapshot: Snapshot, paths: EnvPaths, verdict: Verdict, key, anchor, h
         if record.get("environment") != env:
             verdict.problem = _problem(line, record.get("seq"), f"it belongs to {record.get('environment')!r}, not {env}: trails were swapped")
             return
+        data = record.get("data") if isinstance(record.get("data"), dict) else {}
         if record.get("event") == RESTARTED and record.get("seq") == 1:
-            verdict.notes.append(f"the trail was started over at {record.get('at')}: {(record.get('data') or {}).get('reason')}")
+            if data.get("automatic"):
+                verdict.unacknowledged = str(record.get("at"))
+            else:
+                verdict.notes.append(f"the trail was started over at {record.get('at')}: {data.get('reason')}")
+        elif record.get("event") == ACKNOWLEDGED and verdict.unacknowledged:
+            verdict.notes.append(f"the trail was lost before {verdict.unacknowledged}; acknowledged: {data.get('reason')}")
+            verdict.unacknowledged = None
         prev, seq, count = claimed, record["seq"], count + 1
         if head is not None and seq == head.seq:
             at_head = claimed
@@ -753,6 +769,11 @@ def _check_ends(snapshot, paths, verdict, key, anchor, has_runs, seq, at_head, a
             verdict.problem = _problem(None, anchor.seq, "the anchor's signature is not the audit key's: it was not made by `audit anchor`")
         else:
             verdict.anchored = True
+    if verdict.problem is None and verdict.unacknowledged:
+        verdict.problem = _problem(
+            1, 1, f"{LOST}; a new trail started at {verdict.unacknowledged}: the earlier records are gone "
+            "(acknowledge with `envfence audit restart --reason TEXT`)",
+        )
 
 
 # --- sealing and starting over --------------------------------------------------------

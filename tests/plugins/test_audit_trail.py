@@ -506,13 +506,29 @@ def test_deleting_the_trail_and_its_head_is_found_where_runs_are_recorded(make_p
     head(root).unlink()
     result = verify(run_cli, root)
     assert result.exit_code == 1 and "run history shows runs" in result.stderr
-    refused = run_cli("run", "touch", cwd=root)
-    assert refused.exit_code == 1 and "audit restart" in refused.output
     started = run_cli("audit", "restart", "--reason", "trail lost with the old disk", cwd=root)
     assert started.exit_code == 0, started.output
     result = verify(run_cli, root)
     assert result.exit_code == 0 and "started over" in result.stdout and "old disk" in result.stdout
     assert run_cli("run", "touch", cwd=root).exit_code == 0
+
+
+def test_runs_go_on_after_the_trail_is_deleted_and_verify_reports_it_until_acknowledged(make_project, run_cli):
+    root = make_project({"jobs.py": RUN_JOBS}, settings=RUN_SETTINGS)
+    assert run_cli("run", "touch", cwd=root).exit_code == 0
+    trail(root).unlink()
+    head(root).unlink()
+    assert run_cli("run", "touch", cwd=root).exit_code == 0  # a deleted trail stops no job...
+    assert read_records(root)[0]["event"] == audit_trail.RESTARTED
+    for _ in range(2):  # ...but verify keeps saying what happened, however many runs follow
+        result = verify(run_cli, root)
+        assert result.exit_code == 1 and "the earlier records are gone" in result.stderr
+        assert run_cli("run", "touch", cwd=root).exit_code == 0
+    acknowledged = run_cli("audit", "restart", "--reason", "INC-42: cleaned by mistake", cwd=root)
+    assert acknowledged.exit_code == 0 and "acknowledgement" in acknowledged.stdout
+    result = verify(run_cli, root)
+    assert result.exit_code == 0 and "acknowledged: INC-42" in result.stdout
+    assert not any(".broken-" in p.name for p in trail(root).parent.iterdir())  # the runs since were kept in place
 
 
 def test_a_project_without_runs_and_without_a_trail_verifies(make_project, run_cli):
