@@ -186,7 +186,10 @@ def _refusal(path: Path, exc: OSError, doing: str) -> EnvfenceError:
     if code in (errno.EACCES, errno.EPERM):
         return EnvfenceError(f"{path} cannot be {doing}: permission denied", f"as its owner: chmod 600 {path} (its directory 700)")
     if code in (errno.ENOSPC, errno.EDQUOT):
-        return EnvfenceError(f"{path}: the disk is full; nothing was written", "free space on that disk, then run the action again")
+        return EnvfenceError(
+            f"cannot write {path}: {exc.strerror or 'No space left on device'}",
+            f"free space on the disk holding {path.parent}; the trail is as it was",
+        )
     return EnvfenceError(f"{path} cannot be {doing}: {exc.strerror or exc}", "check the environment's tree (envfence check)")
 
 
@@ -260,24 +263,11 @@ def _read_small(dir_fd: int, path: Path) -> bytes | None:
         os.close(fd)
 
 
-def _replace(dir_fd: int, path: Path, data: bytes) -> None:
-    """Replace ``path`` atomically: a temporary file beside it, fsynced, renamed, the directory fsynced."""
-    tmp = f".{path.name}.{os.getpid()}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        os.fsync(dir_fd)
-    except OSError as exc:
-        try:
-            os.unlink(tmp, dir_fd=dir_fd)
-        except OSError:
-            pass
-        raise _refusal(path, exc, "written") from None
+def _replace(paths: EnvPaths, path: Path, data: bytes) -> None:
+    """Replace ``path`` whole (temporary file, fsync, rename, directory fsync), never through a link."""
+    from envfence import files
+
+    files.write_atomic(paths, path, data)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -441,7 +431,7 @@ def _append_locked(paths, dir_fd, fd, entries, key, context, restart_reason) -> 
         if head is None:
             # The head exists before the first record, so a head missing beside
             # a non-empty trail is never what a crash leaves.
-            _replace(dir_fd, head_file, Head(0, genesis(env, name), None, env, name).to_bytes())
+            _replace(paths, head_file, Head(0, genesis(env, name), None, env, name).to_bytes())
         prev, seq = genesis(env, name), 0
         if restart_reason is not None:
             data = {"reason": restart_reason, "automatic": restart_reason == LOST}
@@ -491,7 +481,7 @@ def _append_locked(paths, dir_fd, fd, entries, key, context, restart_reason) -> 
         raise _refusal(trail, exc, "written") from None
     mac = sign(key, env, name, seq, prev) if key else None
     try:
-        _replace(dir_fd, head_file, Head(seq, prev, mac, env, name).to_bytes())
+        _replace(paths, head_file, Head(seq, prev, mac, env, name).to_bytes())
     except EnvfenceError:
         # The records go with the head that could not be written: the action
         # stops, and the trail is as it was (a kill here leaves a valid trail too).
@@ -803,7 +793,7 @@ def seal(paths: EnvPaths, key: bytes | None) -> Head:
                 seq, digest = 0, genesis(paths.environment, trail.name)
             mac = sign(key, paths.environment, trail.name, seq, digest) if key else None
             head = Head(seq, digest, mac, paths.environment, trail.name)
-            _replace(dir_fd, head_path(trail), head.to_bytes())
+            _replace(paths, head_path(trail), head.to_bytes())
             return head
         finally:
             os.close(fd)
@@ -812,30 +802,15 @@ def seal(paths: EnvPaths, key: bytes | None) -> Head:
 
 
 def move_aside(paths: EnvPaths) -> list[Path]:
-    """Rename the trail and its head to ``<name>.broken-<time>`` in the audit directory (never overwriting)."""
+    """Rename the trail and its head to ``<name>.broken-<time>`` beside them (never replacing anything)."""
+    from envfence import files
+
     trail = trail_path(paths)
-    dir_fd = _open_dir(paths, trail.parent, create=False)
-    if dir_fd is None:
-        return []
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     moved = []
-    try:
-        for path in (trail, head_path(trail)):
-            target = f"{path.name}.broken-{stamp}"
-            try:
-                os.stat(target, dir_fd=dir_fd, follow_symlinks=False)
-                raise EnvfenceError(f"{path.parent / target} exists", "wait a second and run the command again")
-            except FileNotFoundError:
-                pass
-            try:
-                os.rename(path.name, target, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise _refusal(path, exc, "moved") from None
-            moved.append(path.parent / target)
-    finally:
-        os.close(dir_fd)
+    for path in (trail, head_path(trail)):
+        if os.path.lexists(path):
+            moved.append(files.move_aside(paths, path, f"broken-{stamp}"))
     return moved
 
 
