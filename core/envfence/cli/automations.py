@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from . import State, json_option, pass_state
@@ -37,7 +39,17 @@ def automation_data(session, automation, last) -> dict:
             "duration": round(last.duration, 3),
         },
         "plugin": automation.plugin,
+        "state": automation_state(session, automation),
     }
+
+
+def automation_state(session, automation) -> dict:
+    """What plugins say of the automation's state here (``paused``...), merged."""
+    results, _ = session.plugins.call("automation_state", session=session, automation=automation)
+    state: dict = {}
+    for result in results:
+        state.update(result)
+    return state
 
 
 @click.command("list")
@@ -67,6 +79,7 @@ def list_automations(state: State) -> None:
                 f"{item['name']} environments={','.join(item['environments'])} allowed={str(item['allowed_here']).lower()} "
                 f"last={last['status'] + '@' + last['started_at'].strftime('%Y-%m-%dT%H:%M:%SZ') if last else 'never'} "
                 f"next={item['next_run'].strftime('%Y-%m-%dT%H:%MZ') if item['next_run'] else 'unscheduled'}"
+                + "".join(f" {key}={json.dumps(value, separators=(',', ':'), default=str)}" for key, value in item["state"].items())
             )
             continue
         allowed = "" if item["allowed_here"] else style(f" (not allowed in {env})", fg="yellow")
@@ -79,6 +92,15 @@ def list_automations(state: State) -> None:
         )
         if item["schedule"] and item["next_run"]:
             click.echo(f"    schedule:     {item['schedule']}, next {item['next_run']:%Y-%m-%d %H:%M} UTC")
+        for key, value in item["state"].items():
+            click.echo(style(f"    {key + ':':<14}{_short(value)}", fg="yellow"))
+
+
+def _short(value) -> str:
+    """A state value on one line: a mapping as ``until=... reason=...``."""
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items() if v is not None) or "yes"
+    return str(value)
 
 
 list = list_automations  # noqa: A001  the name COMMANDS looks up
