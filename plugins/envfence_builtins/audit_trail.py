@@ -818,11 +818,27 @@ def move_aside(paths: EnvPaths) -> list[Path]:
 
 
 def has_runs(session) -> bool:
-    """Whether the environment's run history shows any run (read-only; False when it cannot tell)."""
+    """Whether the environment's run history shows any run; False when there is none or it cannot be read.
+
+    The database is opened read-only and only queried: reading it through the
+    ``run_history`` hook would mark abandoned runs, which audits, which appends.
+    """
+    import sqlite3
+
+    from .history import history_file
+
     try:
-        return bool(session.plugins.call("run_history", session=session, automation=None, limit=1))
-    except Exception:  # a damaged history is reported by its own plugin, not here
+        path = history_file(session)
+        if path is None or not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=2)
+        try:
+            row = db.execute("SELECT 1 FROM runs WHERE environment = ? LIMIT 1", (session.environment.name,)).fetchone()
+        finally:
+            db.close()
+    except (OSError, sqlite3.Error, EnvfenceError):  # no file, or a damaged one: its own plugin reports that
         return False
+    return row is not None
 
 
 #: Events written at once even for a session that is not prepared, when the
