@@ -846,22 +846,6 @@ def has_runs(session) -> bool:
 #: worth a record, and its session is never prepared.
 KEPT_UNPREPARED = ("run.blocked",)
 
-#: Events of sessions not yet prepared, by session id: (a weak reference to the session, its events).
-#: Goes once the session itself holds its events until it is prepared.
-_held: dict[int, tuple[Any, list[Any]]] = {}
-
-
-def _hold(session, event) -> None:
-    import weakref
-
-    key = id(session)
-    entry = _held.get(key)
-    if entry is None or entry[0]() is not session:
-        entry = (weakref.ref(session, lambda _ref: _held.pop(key, None)), [])
-        _held[key] = entry
-    entry[1].append(event)
-
-
 def context(session) -> dict[str, Any]:
     """The fields every record of this process carries: user, host, pid."""
     from envfence.runner import current_user  # the runner is heavy; most commands never run
@@ -883,19 +867,17 @@ def _entry(common: Mapping[str, Any], event) -> dict[str, Any]:
 def audit_event(session, event) -> None:
     """Append the event to the environment's trail, once the session is prepared.
 
-    Before that the event is held in memory; the session's
-    ``environment.prepared`` event writes the held ones first, in order.
-    A refused run (``run.blocked``) is written at once when the trail exists.
+    Before that the session's audit log holds the events; the first event
+    written (``environment.prepared``, or a refused run, ``run.blocked``,
+    written at once when the trail exists) takes the held ones first, in order.
     """
     paths = session.paths
     if paths is None:
         return
     trail = trail_path(paths)
     if not session.prepared and not (event.event in KEPT_UNPREPARED and trail.is_file()):
-        _hold(session, event)
-        return
-    held = _held.pop(id(session), None)
-    earlier = held[1] if held is not None and held[0]() is session else []
+        return  # the session's audit log holds it until the session is prepared
+    earlier = session.audit_log.release()
     common = context(session)
     append(
         paths, [_entry(common, e) for e in [*earlier, event]],

@@ -179,9 +179,7 @@ def register_automations(session, register) -> None:
 def validate(session) -> list[Finding]:
     """Report a broken ``[automations]`` table, and cron times that collide across environments."""
     try:
-        from envfence.runner import collect_automations
-
-        automations = collect_automations(session)
+        automations = session.automations
     except ConfigurationError as exc:
         return [
             Finding(
@@ -193,6 +191,13 @@ def validate(session) -> list[Finding]:
                 file=str(session.settings.path) if session.settings.path else None,
             )
         ]
+    from envfence.cron import CronError, schedule_zone
+
+    try:
+        schedule_zone(session.environ, session.settings.raw.get("timezone"))
+    except CronError as exc:
+        return [Finding("AUTOMATION_INVALID", "error", str(exc), "set timezone to a name from the time zone database",
+                        key="timezone", plugin="automations")]
     return schedule_collisions(automations.values(), session.settings)
 
 
@@ -255,13 +260,12 @@ def pre_run_safety(session, request) -> list[Finding]:
         name for name in automation.settings if config.credential_key(name) is None and name not in config
     ]
     if missing:
-        prefix = config.prefix
         findings.append(
             Finding(
                 code="AUTOMATION_SETTING_MISSING",
                 severity="error",
                 message=f"{automation.name} needs {', '.join(missing)}, not set in {env}",
-                remediation=f"set them in .env.{env} (credentials as {prefix}_NAME) or pass --set KEY=VALUE",
+                remediation=f"set them in .env.{env} (credentials as {config.key_for('NAME')}) or pass --set KEY=VALUE",
                 key=missing[0],
                 plugin="automations",
             )

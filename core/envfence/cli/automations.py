@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import click
@@ -12,14 +13,14 @@ from .output import dumps, style
 
 def automation_data(session, automation, last) -> dict:
     """One automation as JSON data, seen from the session's environment."""
-    from ..cron import CronError, parse
-    from ..models import utcnow
+    from ..cron import CronError, parse, schedule_zone
 
     env = session.environment.name
     schedule = automation.schedule_for(env)
     try:
-        upcoming = parse(schedule).next_after(utcnow()) if schedule else None
-    except CronError:  # a plugin registered a schedule that is no cron expression: list it, with no next time
+        zone = schedule_zone(session.environ, session.settings.raw.get("timezone"))
+        upcoming = parse(schedule).next_after(datetime.datetime.now(zone)) if schedule else None
+    except CronError:  # a bad schedule or zone (check reports it): list the automation, with no next time
         upcoming = None
     return {
         "name": automation.name,
@@ -45,9 +46,8 @@ def automation_data(session, automation, last) -> dict:
 
 def automation_state(session, automation) -> dict:
     """What plugins say of the automation's state here (``paused``...), merged."""
-    results, _ = session.plugins.call("automation_state", session=session, automation=automation)
     state: dict = {}
-    for result in results:
+    for result in session.plugins.automation_state(session=session, automation=automation).values:
         state.update(result)
     return state
 
@@ -57,13 +57,11 @@ def automation_state(session, automation) -> dict:
 @pass_state
 def list_automations(state: State) -> None:
     """List automations: description, environments, last run and next scheduled time here."""
-    from ..runner import collect_automations
-
     session = state.session()
     env = session.environment.name
     items = []
-    for automation in collect_automations(session).values():
-        runs = session.plugins.call("run_history", session=session, automation=automation.name, limit=1) or []
+    for automation in session.automations.values():
+        runs = session.plugins.run_history(session=session, automation=automation.name, limit=1).first or []
         items.append(automation_data(session, automation, runs[0] if runs else None))
     if state.json:
         click.echo(dumps({"environment": env, "automations": items}))
@@ -75,10 +73,12 @@ def list_automations(state: State) -> None:
     for item in items:
         if not verbose:  # one line each, for scripts and operators
             last = item["last_run"]
+            # In UTC, as last= is, so scripts compare them without a zone database.
+            upcoming = item["next_run"] and item["next_run"].astimezone(datetime.timezone.utc)
             click.echo(
                 f"{item['name']} environments={','.join(item['environments'])} allowed={str(item['allowed_here']).lower()} "
                 f"last={last['status'] + '@' + last['started_at'].strftime('%Y-%m-%dT%H:%M:%SZ') if last else 'never'} "
-                f"next={item['next_run'].strftime('%Y-%m-%dT%H:%MZ') if item['next_run'] else 'unscheduled'}"
+                f"next={upcoming.strftime('%Y-%m-%dT%H:%MZ') if upcoming else 'unscheduled'}"
                 + "".join(f" {key}={json.dumps(value, separators=(',', ':'), default=str)}" for key, value in item["state"].items())
             )
             continue
@@ -91,7 +91,7 @@ def list_automations(state: State) -> None:
             + (f"{last['started_at']:%Y-%m-%d %H:%M:%S} {last['status']} ({last['duration']:.2f}s)" if last else "never")
         )
         if item["schedule"] and item["next_run"]:
-            click.echo(f"    schedule:     {item['schedule']}, next {item['next_run']:%Y-%m-%d %H:%M} UTC")
+            click.echo(f"    schedule:     {item['schedule']}, next {item['next_run']:%Y-%m-%d %H:%M %Z}")
         for key, value in item["state"].items():
             click.echo(style(f"    {key + ':':<14}{_short(value)}", fg="yellow"))
 
