@@ -651,38 +651,23 @@ def test_show_last_reads_the_newest_records_and_json_streams_a_valid_document(ma
     assert run_cli("audit", "show", "--last", "0", cwd=root).exit_code == 2
 
 
-def _mount_small_disk(path) -> bool:
-    path.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(path)], capture_output=True)
-    return done.returncode == 0
-
-
-def test_a_real_full_disk_is_a_clear_error_and_nothing_is_lost(tmp_path, run_cli):
-    disk = tmp_path / "disk"
-    if os.geteuid() != 0 or not _mount_small_disk(disk):
+def test_a_real_full_disk_is_a_clear_error_and_nothing_is_lost(small_disk, fill_disk, run_cli):
+    if small_disk is None:
         pytest.skip("mounting a small tmpfs needs root (the failing-writer test covers the rest)")
-    try:
-        root = disk / "proj"
-        root.mkdir()
-        (root / "envfence.toml").write_text("")
-        assert run_cli("init", cwd=root).exit_code == 0
-        before = trail(root).read_bytes()
-        with open(disk / "filler", "wb", buffering=0) as filler:
-            try:
-                while True:
-                    filler.write(b"x" * 512)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-        result = run_cli("init", cwd=root)
-        assert result.exit_code == 1 and "internal error" not in result.output
-        assert "No space left on device" in result.stderr
-        assert trail(root).read_bytes() == before
-        assert verify(run_cli, root).exit_code == 0
-        (disk / "filler").unlink()
-        assert run_cli("init", cwd=root).exit_code == 0
-        assert verify(run_cli, root).exit_code == 0
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)  # lazily: a log sink may still hold a file open
+    root = small_disk / "proj"
+    root.mkdir()
+    (root / "envfence.toml").write_text("")
+    assert run_cli("init", cwd=root).exit_code == 0
+    before = trail(root).read_bytes()
+    fill_disk(small_disk)
+    result = run_cli("init", cwd=root)
+    assert result.exit_code == 1 and "internal error" not in result.output
+    assert "No space left on device" in result.stderr
+    assert trail(root).read_bytes() == before
+    assert verify(run_cli, root).exit_code == 0
+    (small_disk / "filler").unlink()
+    assert run_cli("init", cwd=root).exit_code == 0
+    assert verify(run_cli, root).exit_code == 0
 
 
 def test_the_audit_key_is_never_overwritten_and_must_be_owner_only(make_project, run_cli):
