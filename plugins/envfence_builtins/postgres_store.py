@@ -551,13 +551,13 @@ def append_audit(db, environment: str, entries: list[tuple[str, dict[str, Any]]]
 
 
 def _chain(db, environment: str, entries: list[tuple[str, dict[str, Any]]]) -> int:
-    from .audit_trail import GENESIS, _canonical, record_hash
+    from .audit_trail import _canonical, record_hash
 
     added = 0
     # One record is one INSERT, atomic on its own; a batch is chained in one transaction.
     with db.transaction() if len(entries) > 1 else contextlib.nullcontext():
         last = db.execute(f"SELECT seq, hash FROM {AUDIT} WHERE environment = %s ORDER BY seq DESC LIMIT 1", (environment,)).fetchone()
-        seq, prev = last if last else (0, GENESIS)
+        seq, prev = last if last else (0, chain_genesis(environment))
         for event_id, entry in entries:
             record = {**entry, "seq": seq + 1, "prev": prev}
             digest = record_hash(record)
@@ -572,11 +572,25 @@ def _chain(db, environment: str, entries: list[tuple[str, dict[str, Any]]]) -> i
     return added
 
 
+def chain_genesis(environment: str) -> str:
+    """``prev`` of the first record the store chains: binds the chain to its environment and table."""
+    from .audit_trail import genesis
+
+    return genesis(environment, AUDIT)
+
+
+def _first_prevs(environment: str) -> set[str]:
+    """What the first record's ``prev`` may be: the store's own start, or that of an imported file trail."""
+    from .audit_trail import GENESIS, genesis
+
+    return {chain_genesis(environment), GENESIS, genesis(environment, f"audit_{environment}.jsonl")}
+
+
 def verify_audit(db, environment: str) -> tuple[int, dict[str, Any] | None]:
     """Check the environment's chain in the store: ``(records checked, the first problem or None)``."""
-    from .audit_trail import GENESIS, record_hash
+    from .audit_trail import record_hash
 
-    prev, expected, count = GENESIS, 1, 0
+    prev, expected, count = None, 1, 0
     rows = db.execute(
         f"SELECT seq, at, event, record, prev, hash FROM {AUDIT} WHERE environment = %s ORDER BY seq", (environment,)
     )
@@ -589,6 +603,8 @@ def verify_audit(db, environment: str) -> tuple[int, dict[str, Any] | None]:
             return count, {"seq": seq, "reason": f"record #{expected} is missing (removed)"}
         if record_hash(record) != digest or record.get("seq") != seq:
             return count, {"seq": seq, "reason": "its content does not match its hash (edited)"}
+        if prev is None and row_prev in _first_prevs(environment):
+            prev = row_prev  # the chain's start: the store's own, or an imported trail's
         if record.get("prev") != prev or row_prev != prev:
             return count, {"seq": seq, "reason": "it does not follow the record before it (removed, inserted or reordered)"}
         if (record.get("at"), record.get("event"), record.get("environment")) != (at, event, environment):
@@ -608,7 +624,7 @@ def audit_event(session, event) -> None:
     """
     import uuid
 
-    from .audit_trail import KEPT_UNPREPARED, _entry
+    from .audit_trail import KEPT_UNPREPARED, _entry, context
 
     if settings_of(session.settings) is None:
         return
@@ -619,7 +635,8 @@ def audit_event(session, event) -> None:
     store = store_for(session)
     if store is None:
         return
-    entries = [(uuid.uuid4().hex, _entry(session, e)) for e in unwritten]
+    common = context(session)
+    entries = [(uuid.uuid4().hex, _entry(common, e)) for e in unwritten]
     unwritten.clear()
     try:
         with store.using("record an audit event") as db:

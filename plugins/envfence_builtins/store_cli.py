@@ -148,20 +148,21 @@ def _local_runs(session) -> list[dict]:
 
 
 def _local_trail(session):
-    """The environment's file trail records, checked first: a broken chain is not copied."""
-    from .audit_trail import records, trail_path, verify
+    """The environment's file trail records, verified first (chain, head, signature): a broken trail is not copied."""
+    from .audit_trail import audit_key, has_runs, records, trail_path, verify
 
     paths = session.paths
     trail = trail_path(paths) if paths is not None else None
     if trail is None or not trail.is_file():
         return [], trail
-    count, problem = verify(trail)
-    if problem is not None:
+    verdict = verify(paths, key=audit_key(session), has_runs=lambda: has_runs(session))
+    if not verdict.ok:
+        problem = verdict.problem or {}
         raise ConfigurationError(
-            f"{trail}: the audit trail is broken at record #{problem.get('seq')} ({problem['reason']}); it is not imported",
+            f"{trail}: the audit trail is broken at record #{problem.get('seq')} ({problem.get('reason')}); it is not imported",
             "run `envfence audit verify`, keep the file as evidence, and import once the cause is understood",
         )
-    return list(records(trail)), trail
+    return list(records(paths)), trail
 
 
 def _import_trail(db, target, records: list[dict], trail) -> int:
