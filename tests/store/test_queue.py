@@ -27,6 +27,9 @@ WORKER = textwrap.dedent('''
         event = queue.claim(token)
         print(event.seq, flush=True)
         time.sleep(60)
+    print("ready", flush=True)
+    while not os.path.exists("../go"):  # both hosts start claiming together
+        time.sleep(0.01)
     claimed = []
     while (event := queue.claim(token)) is not None:
         claimed.append(event.seq)
@@ -75,6 +78,9 @@ def test_workers_on_two_hosts_claim_every_event_once(shared_queue, monkeypatch):
     queue = open_queue(shared_queue["web-prod-01"], monkeypatch)
     accept(queue, 40)
     procs = [worker(shared_queue[h], h) for h in ("web-prod-01", "web-prod-02")]
+    for proc in procs:
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+    (shared_queue["web-prod-01"].parent / "go").touch()
     claimed = []
     for proc in procs:
         out, err = proc.communicate(timeout=60)
