@@ -157,7 +157,12 @@ class Session:
         else:
             name, source = system_hostname(), "socket.gethostname()"
         host = pm.call("classify_host", hostname=name, settings=settings) or HostInfo(name)
-        host = attrs.evolve(host, source=source)
+        real_name = system_hostname() if source != "socket.gethostname()" else name
+        real = None
+        if real_name != name:
+            # A stand-in name may only tighten: the guards also apply the system's own class.
+            real = pm.call("classify_host", hostname=real_name, settings=settings) or HostInfo(real_name)
+        host = attrs.evolve(host, source=source, real=real)
 
         if env is not None:
             resolved = settings.resolve(env)
