@@ -63,7 +63,8 @@ class RunContext:
 
     Attributes: ``session``, ``automation``, ``run_id``, ``dry_run``,
     ``forced``, ``reason``, ``paths`` (the environment's :class:`EnvPaths`,
-    not created in a dry run) and ``logger`` (loguru, bound to the run).
+    not created in a dry run), ``logger`` (loguru, bound to the run) and
+    ``event`` (the webhook event that triggered it, or None).
     """
 
     session: Any
@@ -75,6 +76,7 @@ class RunContext:
     paths: EnvPaths | None = None
     logger: Any = None
     echo: Callable[[str], None] = print
+    event: Any = None  #: the webhook event that triggered the run (id, payload, headers), or None
 
     @property
     def environment(self) -> str:
@@ -100,7 +102,10 @@ class RunContext:
         show(self.session, self.echo, self.logger, self.session.redactor()(str(text)))
 
     def retry(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call ``fn`` with retry and backoff for retryable network failures (see :mod:`envfence.retry`)."""
+        """Call ``fn``, trying again only where that cannot duplicate a write (see :mod:`envfence.retry`).
+
+        Pass ``idempotent=True`` for a call that is safe to repeat (a read, an upsert on a key field).
+        """
         from .retry import retry_call
 
         def note(attempt: int, error: BaseException, wait: float) -> None:
@@ -493,6 +498,7 @@ class Runner:
             paths=self.session.paths,
             logger=bound,
             echo=self.echo,
+            event=request.event,
         )
 
     def _logging(self, paths: EnvPaths) -> int | None:
