@@ -94,9 +94,9 @@ def test_detection_is_recorded_with_time_method_and_evidence(make_project, recor
 def test_a_stand_in_hostname_is_on_the_record(make_project, recorded, monkeypatch):
     import socket
 
-    import envfence.pipeline
+    import envfence.opening
 
-    monkeypatch.setattr(envfence.pipeline, "system_hostname", socket.gethostname)  # the machine's own name
+    monkeypatch.setattr(envfence.opening, "system_hostname", socket.gethostname)  # the machine's own name
     envfence.open_session(make_project(), environ={"ENVFENCE_HOSTNAME": "dev-laptop"}, plugins=recorded.plugins)
     [detected] = [e for e in recorded.events if e.event == "environment.detected"]
     assert detected.data["host"] == "dev-laptop"

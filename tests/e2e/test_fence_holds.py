@@ -28,9 +28,9 @@ def project(make_project):
 
 def _on(monkeypatch, real: str) -> None:
     """The system's own name is ``real`` (the core's seam)."""
-    import envfence.pipeline
+    import envfence.opening
 
-    monkeypatch.setattr(envfence.pipeline, "system_hostname", lambda: real)
+    monkeypatch.setattr(envfence.opening, "system_hostname", lambda: real)
 
 
 # --- 1. unclassified hosts ---------------------------------------------------------------

@@ -82,9 +82,9 @@ def project(tmp_path_factory):
 @pytest.mark.parametrize("source", ["--env", "ENVIRONMENT"])
 @pytest.mark.parametrize(("env", "host", "real", "column", "code", "ran"), CELLS)
 def test_verdict(project, run_cli, monkeypatch, source, env, host, real, column, code, ran):
-    import envfence.pipeline
+    import envfence.opening
 
-    monkeypatch.setattr(envfence.pipeline, "system_hostname", lambda: real or host)
+    monkeypatch.setattr(envfence.opening, "system_hostname", lambda: real or host)
     marker = project / "var" / env / "marker"
     marker.unlink(missing_ok=True)
     variables = {"ENVFENCE_HOSTNAME": host}

@@ -24,14 +24,14 @@ def system_hostname_as(name: str) -> Iterator[None]:
     system's own name applies too. A test that pretends to be on a host
     names both, so that the machine running the tests does not leak in.
     """
-    from envfence import pipeline
+    from envfence import opening
 
-    saved = pipeline.system_hostname
-    pipeline.system_hostname = lambda: name
+    saved = opening.system_hostname
+    opening.system_hostname = lambda: name
     try:
         yield
     finally:
-        pipeline.system_hostname = saved
+        opening.system_hostname = saved
 
 
 class Project:
