@@ -472,7 +472,7 @@ class RunOutcome:
     automation: str
     environment: str
     status: str  #: ``succeeded``, ``failed``, ``blocked``, ``dry-run``; in history also ``running`` and ``abandoned``
-    exit_code: int
+    exit_code: int  #: the job's own exit code when it ran; for a run that never started, envfence's (3 blocked, 4 configuration)
     started_at: _dt.datetime
     finished_at: _dt.datetime
     error_class: str | None = None

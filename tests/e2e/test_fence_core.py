@@ -119,7 +119,7 @@ def test_the_jobs_code_is_passed_through_only_when_asked(project, run_cli):
 def test_envfence_s_own_outcomes_keep_their_codes(project, run_cli):
     assert run_cli("run", "touch", cwd=project).exit_code == 0
     assert run_cli("run", "nosuch", cwd=project).exit_code == 2
-    assert run_cli("run", "touch", cwd=project, env={"ENVFENCE_HOSTNAME": "web-prod-01"}).exit_code == 3
+    assert run_cli("--env", "development", "run", "touch", cwd=project, env={"ENVFENCE_HOSTNAME": "web-prod-01"}).exit_code == 3
     (project / ".env").write_text("A='unterminated\n")
     (project / "envfence.toml").write_text("environments = 3\n")
     assert run_cli("run", "touch", cwd=project).exit_code == 4
