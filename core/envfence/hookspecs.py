@@ -303,7 +303,8 @@ def pre_run_safety(session: Session, request: RunRequest) -> list[Finding] | Non
     :returns: findings; any at error level blocks the run (exit 3) unless
         the request is forced.
 
-    All results are collected.
+    All results are collected. A plugin implementing this hook is a guard:
+    disabling it blocks a run (``GUARD_DISABLED``) unless forced.
     """
 
 

@@ -50,16 +50,16 @@ def detect(state: State) -> None:
     """Show the environment, how it was decided, and the host's class."""
     session = state.session()
     data = detection_data(session)
-    notes = host_notes(session)
-    data["notes"] = [{"code": f.code, "message": f.message, "remediation": f.remediation} for f in notes]
-    if state.json:
-        click.echo(dumps(data))
-        return
-    if not state.verbose(session):
+    if not state.json and not state.verbose(session):
         click.echo(
             f"environment={data['environment']} method={data['method'].replace(' ', '_')} "
             f"host_class={data['host']['class'] or 'none'} root={data['root']['path']}"
         )
+        return
+    notes = host_notes(session)
+    data["notes"] = [{"code": f.code, "message": f.message, "remediation": f.remediation} for f in notes]
+    if state.json:
+        click.echo(dumps(data))
         return
     env, host = session.environment, session.host
     click.echo(f"environment  {style(env.name, bold=True)}")

@@ -172,20 +172,20 @@ def _explain_failure(result, session, name, verbose) -> None:
         if result.detail:
             click.echo(result.detail.rstrip("\n"), err=True)
         click.echo(
-            style(f"envfence: {name} failed ({failure.classification}{_job_exit(result)}): {failure.message}", fg="red")
-            + f"\n  error id {failure.error_id}; details in {log}",
+            style(f"envfence: {name} failed ({failure.classification}): {failure.message}", fg="red")
+            + f"\n  {_job_exit(result)}; error id {failure.error_id}; details in {log}",
             err=True,
         )
     else:
         click.echo(
             f"envfence: error {failure.error_id}: {name} failed in {session.environment.name} "
-            f"({failure.classification}{_job_exit(result)}); details: grep {failure.error_id} {log}",
+            f"({failure.classification}, {_job_exit(result)}); details: grep {failure.error_id} {log}",
             err=True,
         )
 
 
 def _job_exit(result) -> str:
-    return f", job exit {result.job_exit_code}" if result.job_exit_code is not None else f", exit {result.exit_code}"
+    return f"job exit {result.job_exit_code}" if result.job_exit_code is not None else f"exit {result.exit_code}"
 
 
 def result_data(result) -> dict:
