@@ -39,6 +39,12 @@ def clean_process(monkeypatch):
     for var in CONTROL_VARIABLES + tuple(n for n in os.environ if n in LEAKY_NAMES or n.startswith(LEAKY_PREFIXES)):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("ENVFENCE_HOSTNAME", "build-box-01")
+    # The machine's own name would tighten every guard (a stand-in may only
+    # tighten): a test's host is the one it names. Tests of the stand-in set
+    # the system's name apart (the seam, or a new UTS namespace).
+    import envfence.opening
+
+    monkeypatch.setattr(envfence.opening, "system_hostname", lambda: os.environ.get("ENVFENCE_HOSTNAME") or "build-box-01")
     reset_default_managers()
     reset_session()
     yield
