@@ -167,12 +167,22 @@ def _local_trail(session):
 
 def _import_trail(db, target, records: list[dict], trail) -> int:
     """Copy the file records verbatim after the ones the store already has from the same trail."""
+    import psycopg
+
+    try:
+        return _copy_trail(db, target, records, trail)
+    except psycopg.errors.UniqueViolation:  # the table's key: another writer chained a record meanwhile
+        raise ConfigurationError(
+            f"records were added to {target.environment}'s trail in {target.name} during the import; nothing was imported",
+            "run `envfence store import` again (it compares the store's trail with the file first)",
+        ) from None
+
+
+def _copy_trail(db, target, records: list[dict], trail) -> int:
     from .audit_trail import _canonical
-    from .postgres_store import advisory_key
 
     added = 0
     with db.transaction():
-        db.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key("audit", target.environment),))
         present = [h for (h,) in db.execute(f"SELECT hash FROM {AUDIT} WHERE environment = %s ORDER BY seq", (target.environment,))]
         if present != [r["hash"] for r in records[: len(present)]]:
             raise ConfigurationError(
