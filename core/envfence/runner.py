@@ -186,8 +186,11 @@ class Runner:
             for line in lines:
                 self.echo(line)
         else:
+            from .runs.execute import call_function
+
+            ctx = self._context(request, run_id, dry_run=True)
             try:
-                code = exit_code(automation.function(self._context(request, run_id, dry_run=True)))
+                code = exit_code(call_function(self.session, automation, ctx, lambda line: show(self.echo, ctx.logger, line)))
             except SystemExit as exc:
                 code = exit_code(exc.code)
             except Exception as exc:

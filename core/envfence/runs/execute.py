@@ -73,6 +73,8 @@ def run_command(session: Any, automation: Automation, run_id: str, show: Callabl
     """Run a command automation, passing each redacted output line to ``show``; return its exit code."""
     import subprocess
 
+    from ..redaction import LineStream
+
     assert automation.command is not None
     redactor = session.redactor()
     try:
@@ -93,8 +95,11 @@ def run_command(session: Any, automation: Automation, run_id: str, show: Callabl
             "check the command line in the settings, and that the program is on PATH",
         ) from None
     assert proc.stdout is not None
+    # Redacted as a stream: a value of several lines is masked whole though no line holds it.
+    lines = LineStream(redactor, show)
     for line in proc.stdout:
-        show(redactor(line.rstrip("\n")))
+        lines.feed(line.rstrip("\n"))
+    lines.close()
     return proc.wait()
 
 
@@ -106,10 +111,41 @@ def execute(session: Any, automation: Automation, ctx: Any, show: Callable[[str]
             raise RunFailed(shell_join(automation.command), code)
         return 0
     assert automation.function is not None
-    code = exit_code(automation.function(ctx))
+    code = exit_code(call_function(session, automation, ctx, show))
     if code:
         raise RunFailed(automation.name, code)
     return 0
+
+
+def call_function(session: Any, automation: Automation, ctx: Any, show: Callable[[str], None]) -> Any:
+    """Call a function automation with ``ctx``; what it prints or writes to ``sys.stderr`` is redacted and shown.
+
+    Its output is redacted as a stream (:func:`envfence.redaction.redirected_output`),
+    each line passed to ``show`` (printed and logged, like a command's). ``ctx.say``
+    and ``show`` write to the streams of entry, so their lines are not captured twice.
+    """
+    from ..redaction import redirected_output
+
+    assert automation.function is not None
+    entry = sys.stdout, sys.stderr
+
+    def outside(write: Callable[[str], None]) -> Callable[[str], None]:
+        def call(text: str) -> None:
+            inside = sys.stdout, sys.stderr
+            sys.stdout, sys.stderr = entry
+            try:
+                write(text)
+            finally:
+                sys.stdout, sys.stderr = inside
+
+        return call
+
+    echo, ctx.echo = ctx.echo, outside(ctx.echo)
+    try:
+        with redirected_output(session.redactor(), stdout=outside(show), stderr=outside(show)):
+            return automation.function(ctx)
+    finally:
+        ctx.echo = echo
 
 
 def install_logging(session: Any, paths: EnvPaths, embedded: bool) -> int | None:
