@@ -213,11 +213,12 @@ class Runner:
             outcome = record.outcome(session, run_id, request, status, code, started, failure=failure)
             return RunResult(outcome, decision.findings, failure, decision.blocking)
         paths = session.paths
+        session.plugins.reap_abandoned_runs(session=session)  # a run killed earlier is marked before this one starts
         try:
-            with run_lock(paths, automation.name, wait=self.wait, on_wait=self.echo):
+            with run_lock(paths, automation.name, wait=self.wait, on_wait=self.echo) as lock:
                 sink = install_logging(session, paths, self.embedded)
                 try:
-                    return self._execute(request, run_id, decision)
+                    return self._execute(request, run_id, decision, lock.fd)
                 finally:
                     remove_sink(sink)
         except AlreadyRunning as exc:
@@ -225,7 +226,7 @@ class Runner:
             outcome = record.outcome(session, run_id, request, "blocked", EXIT_BLOCKED, started, failure=failure)
             return RunResult(outcome, decision.findings, failure, decision.blocking, detail=self._detail(failure))
 
-    def _execute(self, request: RunRequest, run_id: str, decision: Decision) -> RunResult:
+    def _execute(self, request: RunRequest, run_id: str, decision: Decision, lock_fd: int) -> RunResult:
         session, automation = self.session, request.automation
         from .runs.execute import execute
 
@@ -234,7 +235,7 @@ class Runner:
         started, before = utcnow(), usage()
         failure, code = None, 0
         try:
-            code = execute(session, automation, ctx, lambda line: show(self.echo, ctx.logger, line))
+            code = execute(session, automation, ctx, lambda line: show(self.echo, ctx.logger, line), (lock_fd,))
         except SystemExit as exc:
             code = exit_code(exc.code)
             if code:

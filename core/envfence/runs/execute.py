@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import attrs
+
 from ..errors import EXIT_FINDINGS, ConfigurationError, EnvfenceError, SafetyError
 from ..models import Automation, EnvPaths, reveal
 
@@ -69,8 +71,22 @@ def plan(session: Any, automation: Automation, run_id: str) -> list[str]:
     ]
 
 
-def run_command(session: Any, automation: Automation, run_id: str, show: Callable[[str], None]) -> int:
-    """Run a command automation, passing each redacted output line to ``show``; return its exit code."""
+#: Seconds a command's process group has to end after SIGTERM before it gets SIGKILL.
+GRACE_SECONDS = 5.0
+
+
+def run_command(session: Any, automation: Automation, run_id: str, show: Callable[[str], None], keep_fds: tuple[int, ...] = ()) -> int:
+    """Run a command automation, passing each redacted output line to ``show``; return its exit code.
+
+    The command runs in its own process group, which inherits ``keep_fds``
+    (the run's lock: it stays held while any process of the group lives, even
+    if envfence is killed). A watchdog process ends the group when envfence
+    dies, even by SIGKILL. SIGINT or SIGTERM to envfence ends the group
+    (SIGTERM, then SIGKILL after :data:`GRACE_SECONDS`) and fails the run with
+    128 plus the signal's number; processes of the group left when the command
+    exits are ended the same way, so the lock is released only once the whole
+    group has exited.
+    """
     import subprocess
 
     from ..redaction import LineStream
@@ -88,6 +104,8 @@ def run_command(session: Any, automation: Automation, run_id: str, show: Callabl
             text=True,
             errors="replace",
             bufsize=1,
+            start_new_session=True,
+            pass_fds=keep_fds,
         )
     except OSError as exc:
         raise ConfigurationError(
@@ -95,18 +113,100 @@ def run_command(session: Any, automation: Automation, run_id: str, show: Callabl
             "check the command line in the settings, and that the program is on PATH",
         ) from None
     assert proc.stdout is not None
-    # Redacted as a stream: a value of several lines is masked whole though no line holds it.
-    lines = LineStream(redactor, show)
-    for line in proc.stdout:
-        lines.feed(line.rstrip("\n"))
-    lines.close()
-    return proc.wait()
+    with _watchdog(proc.pid):
+        try:
+            with _interruptions_fail(shell_join(automation.command)):
+                # Redacted as a stream: a value of several lines is masked whole though no line holds it.
+                lines = LineStream(redactor, show)
+                for line in proc.stdout:
+                    lines.feed(line.rstrip("\n"))
+                lines.close()
+                return proc.wait()
+        finally:
+            end_group(proc)
 
 
-def execute(session: Any, automation: Automation, ctx: Any, show: Callable[[str], None]) -> int:
-    """Run ``automation`` (its function with ``ctx``, or its command); return 0 or raise :class:`RunFailed`."""
+#: The watchdog of a command's process group: when its stdin ends (envfence exited
+#: without stopping it, killed), it ends the group: SIGTERM, then SIGKILL after the grace period.
+_WATCHDOG = 'read _; kill -TERM "-$1" 2>/dev/null || exit 0; sleep "$2"; kill -KILL "-$1" 2>/dev/null; exit 0'
+
+
+@contextmanager
+def _watchdog(pgid: int) -> Iterator[None]:
+    """Keep a watchdog beside process group ``pgid`` that ends the group if envfence dies (even by SIGKILL)."""
+    import subprocess
+
+    read, write = os.pipe()  # the write end is envfence's alone (not inheritable): it closes when envfence dies
+    try:
+        dog = subprocess.Popen(
+            ["/bin/sh", "-c", _WATCHDOG, "envfence-watchdog", str(pgid), str(GRACE_SECONDS)],
+            stdin=read, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+    finally:
+        os.close(read)
+    try:
+        yield
+    finally:
+        dog.kill()  # stopped first: closing the pipe would make it end the group
+        dog.wait()
+        os.close(write)
+
+
+@contextmanager
+def _interruptions_fail(command: str) -> Iterator[None]:
+    """While a command runs, SIGINT and SIGTERM to envfence fail the run (:class:`RunFailed`, 128 + signal)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only; its own handlers stay
+        return
+
+    def interrupted(signum: int, frame: Any) -> None:
+        raise RunFailed(f"{command} (interrupted by {signal.Signals(signum).name})", 128 + signum)
+
+    previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def end_group(proc: Any, grace: float = GRACE_SECONDS) -> None:
+    """End every process of ``proc``'s group (SIGTERM, then SIGKILL after ``grace`` seconds); wait until it is gone."""
+    import signal
+    import time
+
+    def alive() -> bool:
+        proc.poll()  # reaps the command itself
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 1.0)):
+        if not alive():
+            return
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):  # gone, or a member that is no longer ours to end
+            return
+        deadline = time.monotonic() + wait
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def execute(session: Any, automation: Automation, ctx: Any, show: Callable[[str], None], keep_fds: tuple[int, ...] = ()) -> int:
+    """Run ``automation`` (its function with ``ctx``, or its command); return 0 or raise :class:`RunFailed`.
+
+    :param keep_fds: file descriptors a command's processes inherit (the run's lock).
+    """
     if automation.command is not None:
-        code = run_command(session, automation, ctx.run_id, show)
+        code = run_command(session, automation, ctx.run_id, show, keep_fds)
         if code:
             raise RunFailed(shell_join(automation.command), code)
         return 0
@@ -242,15 +342,25 @@ def lock_holder(path: Path) -> tuple[str, str]:
         return "?", "?"
 
 
+@attrs.frozen
+class HeldLock:
+    """A run's lock while it is held: the file, and the descriptor a command's process group inherits."""
+
+    path: Path
+    fd: int
+
+
 @contextmanager
-def run_lock(paths: EnvPaths, automation: str, wait: bool = False, on_wait: Callable[[str], None] | None = None) -> Iterator[Path]:
+def run_lock(paths: EnvPaths, automation: str, wait: bool = False, on_wait: Callable[[str], None] | None = None) -> Iterator[HeldLock]:
     """Hold the environment's lock of ``automation`` for the duration of a run.
 
     The lock is an ``flock`` on a file in the environment's ``locks``
     directory (opened through :func:`envfence.files.open_lock`: owner-only,
     never through a link), released by the kernel if the process dies. A second run
     raises :class:`AlreadyRunning` with the holder's pid and start time,
-    or waits for it when ``wait`` is true.
+    or waits for it when ``wait`` is true. A command automation's process
+    group inherits the lock (:func:`run_command`), so it stays held until
+    the last of those processes exits, even when envfence itself was killed.
     """
     import fcntl
 
@@ -275,7 +385,7 @@ def run_lock(paths: EnvPaths, automation: str, wait: bool = False, on_wait: Call
         handle.truncate()
         handle.write(f"{os.getpid()}\n{_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}\n")
         handle.flush()
-        yield path
+        yield HeldLock(path, handle.fileno())
     finally:
         try:
             handle.seek(0)
