@@ -271,10 +271,9 @@ class LineStream:
     whole even though no single line holds it. A line is emitted as soon as no
     secret of several lines can be pending through it, so output stays prompt.
 
-    Intended call site: the runner's command streaming (``Runner._run_command``
-    in ``runner.py``)::
+    Used by the runner for a command's output (:func:`envfence.runs.execute.run_command`)::
 
-        lines = LineStream(session.redactor(), lambda text: show(session, echo, logger, text))
+        lines = LineStream(session.redactor(), show)
         for line in process.stdout:
             lines.feed(line.rstrip("\\n"))
         lines.close()
@@ -375,10 +374,10 @@ def redirected_output(
     for its newline (or the end of the block), so a secret written in two
     pieces on one line is still caught.
 
-    Intended call site: the runner, around the call of a function automation
-    (``Runner._run_function`` in ``runner.py``)::
+    Used by the runner around a function automation's call
+    (:func:`envfence.runs.execute.call_function`)::
 
-        with redirected_output(session.redactor()):
+        with redirected_output(session.redactor(), stdout=show, stderr=show):
             result = function(ctx)
 
     :param stdout: called with each redacted line of standard output

@@ -173,8 +173,9 @@ def _check_chain(handle) -> tuple[int, dict[str, Any] | None, tuple[int, str]]:
 
 #: Events written at once even for a session that is not prepared, when the
 #: trail already exists (it is never created for them): a refused run is
-#: worth a record, and its session is never prepared.
-KEPT_UNPREPARED = ("run.blocked",)
+#: worth a record, and its session is never prepared; so are a run marked
+#: abandoned and a damaged history moved aside by ``status`` or ``list``.
+KEPT_UNPREPARED = ("run.blocked", "run.abandoned", "history.moved_aside")
 
 def _entry(session, event) -> dict[str, Any]:
     from envfence.runner import current_user  # the runner is heavy; most commands never run

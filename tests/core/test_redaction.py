@@ -204,7 +204,7 @@ def test_each_masks_several_texts_as_if_alone():
 
 
 def test_a_command_printing_a_multi_line_secret_line_by_line_shows_none_of_it():
-    """What the runner's command streaming will do once it feeds LineStream (the runner is not wired yet)."""
+    """What the runner's command streaming does (tests/e2e/test_canary_sweep.py runs it through `envfence run`)."""
     import subprocess
 
     done = subprocess.run(["sh", "-c", 'echo "key: $(printf "%s" "$PEM_KEY" | head -n 1)"; printf "%s\\n" "$PEM_KEY"; echo end'],
@@ -225,3 +225,23 @@ def test_a_multi_line_secret_inside_lines_with_text_around_it_and_crlf():
         stream.feed(line)
     stream.close()
     assert "Zz" not in "".join(lines) and lines[-1] == "after" and lines[0].startswith("pem=")
+
+
+def test_detect_never_builds_the_automaton_and_audit_data_is_still_masked_when_read(envfence_project, monkeypatch):
+    """The automaton's cost grows with the secrets: a command that masks nothing must not pay it."""
+    import envfence.redaction as redaction
+
+    envfence_project.write(".env", "DEV_API_TOKEN=canary-detect-88fQ/Zx\n")
+    build = redaction._build
+
+    def refuse(secrets):
+        raise AssertionError("the redaction automaton was built")
+
+    monkeypatch.setattr(redaction, "_build", refuse)
+    result = envfence_project.run("detect")
+    assert result.exit_code == 0, result.output
+    monkeypatch.setattr(redaction, "_build", build)
+    session = envfence_project.session()
+    session.audit("note.kept", text="token canary-detect-88fQ/Zx")
+    (event,) = [e for e in session.audit_log.held if e.event == "note.kept"]
+    assert dict(event.data) == {"text": f"token {MASK}"}

@@ -182,8 +182,8 @@ def status(state: State, automation, limit, compare) -> None:
             line += f"  cpu {data['cpu_seconds']:.2f}s"
         if data["peak_memory_kb"]:
             line += f"  mem {data['peak_memory_kb'] / 1024:.0f} MiB"
-        if run.error_class:
-            line += f"  {run.error_class} [{run.error_id}]"
+        if run.error_class and run.error_class != run.status:  # an abandoned run says so once, with no error id
+            line += f"  {run.error_class}" + (f" [{run.error_id}]" if run.error_id else "")
         if run.forced:
             line += f"  forced ({run.reason or 'no reason given'})"
         click.echo(line)

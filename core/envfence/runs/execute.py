@@ -75,7 +75,37 @@ def plan(session: Any, automation: Automation, run_id: str) -> list[str]:
 GRACE_SECONDS = 5.0
 
 
-def run_command(session: Any, automation: Automation, run_id: str, show: Callable[[str], None], keep_fds: tuple[int, ...] = ()) -> int:
+@contextmanager
+def event_variables(session: Any, run_id: str, event: Any) -> Iterator[dict[str, str]]:
+    """The variables that hand a webhook ``event`` to a command automation, for the length of its run.
+
+    ``ENVFENCE_EVENT_ID``, ``ENVFENCE_EVENT_TYPE`` (empty when the provider
+    names none), ``ENVFENCE_EVENT_ATTEMPT`` and ``ENVFENCE_EVENT_FILE``: the
+    body as received, in ``events/<run id>.json`` of the environment's tree
+    (owner-only, written atomically, removed when the run ends). None without
+    an event.
+    """
+    if event is None:
+        yield {}
+        return
+    from ..files import profile_modes, remove, write_atomic
+
+    dir_mode, file_mode = profile_modes(session.profile)
+    path = write_atomic(session.paths, Path("events", f"{run_id}.json"), event.body, mode=file_mode, dir_mode=dir_mode)
+    try:
+        yield {
+            "ENVFENCE_EVENT_ID": str(event.id),
+            "ENVFENCE_EVENT_TYPE": event.type or "",
+            "ENVFENCE_EVENT_ATTEMPT": str(event.attempt),
+            "ENVFENCE_EVENT_FILE": str(path),
+        }
+    finally:
+        remove(session.paths, path)
+
+
+def run_command(
+    session: Any, automation: Automation, run_id: str, show: Callable[[str], None], keep_fds: tuple[int, ...] = (), event: Any = None
+) -> int:
     """Run a command automation, passing each redacted output line to ``show``; return its exit code.
 
     The command runs in its own process group, which inherits ``keep_fds``
@@ -86,7 +116,14 @@ def run_command(session: Any, automation: Automation, run_id: str, show: Callabl
     128 plus the signal's number; processes of the group left when the command
     exits are ended the same way, so the lock is released only once the whole
     group has exited.
+    ``event`` (a webhook event, or None) reaches the command through :func:`event_variables`.
     """
+    assert automation.command is not None
+    with event_variables(session, run_id, event) as variables:
+        return _run_command(session, automation, show, keep_fds, {**subprocess_environment(session, run_id, dry_run=False), **variables})
+
+
+def _run_command(session: Any, automation: Automation, show: Callable[[str], None], keep_fds: tuple[int, ...], env: dict[str, str]) -> int:
     import subprocess
 
     from ..redaction import LineStream
@@ -97,7 +134,7 @@ def run_command(session: Any, automation: Automation, run_id: str, show: Callabl
         proc = subprocess.Popen(
             list(automation.command),
             cwd=session.root.path,
-            env=subprocess_environment(session, run_id, dry_run=False),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -206,7 +243,7 @@ def execute(session: Any, automation: Automation, ctx: Any, show: Callable[[str]
     :param keep_fds: file descriptors a command's processes inherit (the run's lock).
     """
     if automation.command is not None:
-        code = run_command(session, automation, ctx.run_id, show, keep_fds)
+        code = run_command(session, automation, ctx.run_id, show, keep_fds, ctx.event)
         if code:
             raise RunFailed(shell_join(automation.command), code)
         return 0
@@ -264,8 +301,11 @@ def install_logging(session: Any, paths: EnvPaths, embedded: bool) -> int | None
         return None
     from loguru import logger
 
-    path = paths.log_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from ..files import ensure_file, profile_modes
+
+    dir_mode, file_mode = profile_modes(session.profile)
+    # Created inside the tree, through no link, with the profile's mode; loguru then opens it by name.
+    path = ensure_file(paths, paths.log_file(), mode=file_mode, dir_mode=dir_mode)
     session.log_file = path
     logger.enable("envfence")  # the command line owns the process (an embedded setup may have disabled it)
     return logger.add(
