@@ -109,7 +109,17 @@ def test_a_process_left_by_a_killed_run_keeps_the_lock_so_no_second_copy_starts(
     finally:
         os.kill(child, signal.SIGKILL)
     assert gone_within(child, 5)
-    assert "abandoned" in run_cli("status", cwd=project).output
+    # The next run (of any automation) marks it abandoned before it takes its lock.
+    assert run_cli("run", "quick", cwd=project).exit_code == 0
+    assert rows(project) == [("deaf", "abandoned", -1), ("quick", "succeeded", 0)]
+
+
+def test_a_damaged_history_moved_aside_by_status_is_on_the_trail(project, run_cli):
+    assert run_cli("run", "quick", cwd=project).exit_code == 0
+    (project / "var" / "development" / "history.sqlite3").write_bytes(b"not a database at all" * 100)
+    assert run_cli("status", cwd=project).exit_code == 0
+    assert "history.moved_aside" in run_cli("audit", "show", cwd=project).output
+    assert run_cli("audit", "verify", cwd=project).exit_code == 0
 
 
 def test_sigterm_ends_the_commands_group_and_records_the_run_failed(project):
