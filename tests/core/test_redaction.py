@@ -245,3 +245,31 @@ def test_detect_never_builds_the_automaton_and_audit_data_is_still_masked_when_r
     session.audit("note.kept", text="token canary-detect-88fQ/Zx")
     (event,) = [e for e in session.audit_log.held if e.event == "note.kept"]
     assert dict(event.data) == {"text": f"token {MASK}"}
+
+
+def test_threads_capturing_side_by_side_each_keep_their_own_output(capsys):
+    """Webhook workers run function automations in threads: one's capture must not end or take another's."""
+    import threading
+
+    from envfence.redaction import redirected_output
+
+    got: dict[str, list[str]] = {"a": [], "b": []}
+    inside = threading.Barrier(2)
+
+    def work(name: str, secret: str) -> None:
+        with redirected_output(Redactor([secret]), stdout=got[name].append):
+            inside.wait()
+            print(f"{name} says {secret}")
+            inside.wait()  # both capture until both printed
+            print(f"{name} again {secret}")
+
+    threads = [threading.Thread(target=work, args=("a", "canary-thread-a1")),
+               threading.Thread(target=work, args=("b", "canary-thread-b2"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("after both")
+    assert got == {"a": [f"a says {MASK}", f"a again {MASK}"], "b": [f"b says {MASK}", f"b again {MASK}"]}
+    out = capsys.readouterr().out
+    assert out == "after both\n"

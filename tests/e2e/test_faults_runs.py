@@ -73,6 +73,23 @@ def gone_within(pid: int, seconds: float) -> bool:
     return not alive(pid)
 
 
+def lock_freed_within(path, seconds: float) -> bool:
+    import fcntl
+
+    deadline = time.monotonic() + seconds
+    with open(path, "rb") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.05)
+                continue
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return True
+
+
 def rows(project) -> list[tuple]:
     db = sqlite3.connect(project / "var" / "development" / "history.sqlite3")
     try:
@@ -88,6 +105,7 @@ def test_a_killed_run_is_abandoned_its_commands_group_ended_and_nothing_lost(pro
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     assert gone_within(child, 5), "the command's child outlived envfence"
+    assert lock_freed_within(project / "var" / "development" / "locks" / "long.lock", 5)  # once the whole group ended
     status = run_cli("status", cwd=project)
     assert status.exit_code == 0, status.output
     assert "abandoned" in status.output and "long                 1/1 failed (100%)" in status.output
@@ -109,6 +127,7 @@ def test_a_process_left_by_a_killed_run_keeps_the_lock_so_no_second_copy_starts(
     finally:
         os.kill(child, signal.SIGKILL)
     assert gone_within(child, 5)
+    assert lock_freed_within(project / "var" / "development" / "locks" / "deaf.lock", 5)
     # The next run (of any automation) marks it abandoned before it takes its lock.
     assert run_cli("run", "quick", cwd=project).exit_code == 0
     assert rows(project) == [("deaf", "abandoned", -1), ("quick", "succeeded", 0)]

@@ -257,29 +257,24 @@ def execute(session: Any, automation: Automation, ctx: Any, show: Callable[[str]
 def call_function(session: Any, automation: Automation, ctx: Any, show: Callable[[str], None]) -> Any:
     """Call a function automation with ``ctx``; what it prints or writes to ``sys.stderr`` is redacted and shown.
 
-    Its output is redacted as a stream (:func:`envfence.redaction.redirected_output`),
+    Its output (this thread's) is redacted as a stream (:func:`envfence.redaction.redirected_output`),
     each line passed to ``show`` (printed and logged, like a command's). ``ctx.say``
-    and ``show`` write to the streams of entry, so their lines are not captured twice.
+    writes to the streams of entry (:func:`envfence.redaction.uncaptured`), so its lines are not captured twice.
     """
-    from ..redaction import redirected_output
+    from ..redaction import redirected_output, uncaptured
 
     assert automation.function is not None
-    entry = sys.stdout, sys.stderr
 
     def outside(write: Callable[[str], None]) -> Callable[[str], None]:
         def call(text: str) -> None:
-            inside = sys.stdout, sys.stderr
-            sys.stdout, sys.stderr = entry
-            try:
+            with uncaptured():
                 write(text)
-            finally:
-                sys.stdout, sys.stderr = inside
 
         return call
 
     echo, ctx.echo = ctx.echo, outside(ctx.echo)
     try:
-        with redirected_output(session.redactor(), stdout=outside(show), stderr=outside(show)):
+        with redirected_output(session.redactor(), stdout=show, stderr=show):
             return automation.function(ctx)
     finally:
         ctx.echo = echo
