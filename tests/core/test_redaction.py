@@ -273,3 +273,22 @@ def test_threads_capturing_side_by_side_each_keep_their_own_output(capsys):
     assert got == {"a": [f"a says {MASK}", f"a again {MASK}"], "b": [f"b says {MASK}", f"b again {MASK}"]}
     out = capsys.readouterr().out
     assert out == "after both\n"
+
+
+def test_a_run_that_cannot_open_its_session_hands_on_error_no_secret_shape(envfence_project, envfence_plugin):
+    """The failure reaches trackers before any session (or its secrets) exists: shapes still mask it."""
+    from envfence import hookimpl
+
+    token = "patOpenFails00001." + "d00d" * 16  # Airtable-shaped, known to no configuration
+    messages = []
+
+    class Tracker:
+        @hookimpl
+        def on_error(self, session, failure):
+            messages.append(failure.message)
+
+    envfence_plugin(Tracker(), "tracker")
+    result = envfence_project.run("--env", token, "run", "anything")
+    assert result.exit_code != 0 and messages, result.output
+    assert all(token not in m and "patOpenFails00001" not in m for m in messages), messages
+    assert any(MASK in m for m in messages), messages
