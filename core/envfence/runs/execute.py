@@ -179,13 +179,16 @@ def _watchdog(pgid: int) -> Iterator[None]:
             ["/bin/sh", "-c", _WATCHDOG, "envfence-watchdog", str(pgid), str(GRACE_SECONDS)],
             stdin=read, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
+    except OSError:  # no process to spare: the run still ends its group itself, only a kill -9 is not covered
+        dog = None
     finally:
         os.close(read)
     try:
         yield
     finally:
-        dog.kill()  # stopped first: closing the pipe would make it end the group
-        dog.wait()
+        if dog is not None:
+            dog.kill()  # stopped first: closing the pipe would make it end the group
+            dog.wait()
         os.close(write)
 
 
