@@ -90,3 +90,16 @@ def generate_project(directory: Path, keys: int, interpolated: bool = False) -> 
     (directory / "envfence.toml").write_text(_SETTINGS)
     secrets = frozenset(k for k in expected if k.endswith(_SECRET_ENDINGS))
     return Project(directory, keys, expected, secrets, overridden=key_name(0))
+
+
+def job_project(directory: Path, keys: int, automations: tuple[str, ...] = ("noop",)) -> Path:
+    """A project that production lets run: ``keys`` plain settings, its one secret under the production prefix.
+
+    Each automation runs ``jobs:noop``, a function that returns at once.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / ".env").write_text("".join(_line(key_name(i * 7 + 1), _value(i, "base")) + "\n" for i in range(keys - 1)))
+    (directory / ".env.production").write_text("PROD_API_TOKEN=bench-4f1e9a7c3b5d8e2f6a0c4e8b2d6f0a3c\n")
+    (directory / "envfence.toml").write_text(_SETTINGS + "".join(f'\n[automations.{name}]\nrun = "jobs:noop"\n' for name in automations))
+    (directory / "jobs.py").write_text("def noop(ctx):\n    pass\n")
+    return directory
