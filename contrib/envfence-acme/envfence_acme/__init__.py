@@ -113,7 +113,7 @@ def validate(session) -> list[Finding] | None:
             continue
         for name in (v.strip() for v in value.split(",")):
             if name and not TABLE_ID_RE.fullmatch(name) and not name.startswith(prefix):
-                entry = session.config.entry(key) or session.config.entry(f"{session.config.prefix}_{key}")
+                entry = session.config.entry(key) or session.config.entry(session.config.key_for(key))
                 findings.append(
                     Finding(
                         code="ACME_TABLE_PREFIX",

@@ -157,7 +157,7 @@ def template(state: State) -> None:
     a committed `.env.example` current.
     """
     session = state.session()
-    envs = session.settings.environments.values()
+    envs, naming = list(session.settings.environments), session.settings.naming
     shown = _shown(session)
     lines = ["# .env template from `envfence config template`: secret values are left empty"]
     done: set[str] = set()
@@ -166,7 +166,7 @@ def template(state: State) -> None:
         if spec.required_in:
             notes.append("required in " + ", ".join(spec.required_in))
         lines.append(f"# {spec.name}: {spec.doc}" + (f" ({'; '.join(notes)})" if notes else ""))
-        keys = [f"{env.prefix}_{spec.name}" for env in envs] if spec.credential else [spec.name]
+        keys = [naming.key(env, spec.name) for env in envs] if spec.credential else [spec.name]
         for key in keys:
             value = "" if spec.secret or spec.default is None else shown(spec.default)
             lines.append(f"{key}={value}")
