@@ -96,7 +96,7 @@ class Plan:
         if size <= 100:
             return self.rounds * 2, 20
         if size <= 1_000:
-            return self.rounds, 3
+            return max(1, min(self.rounds, 11)), 3
         if size <= 10_000:
             return max(1, min(self.rounds, 5)), 1
         return max(1, min(self.rounds, 3)), 1
@@ -145,8 +145,9 @@ def check_agreement(project: Project, contenders=CONTENDERS) -> None:
             raise BenchmarkError(f"{name} loaded {len(wrong)} of {project.keys} keys wrongly, e.g. {wrong[:3]}")
 
 
-#: Contenders left out above 10,000 keys: they grow with the square of the keys (minutes a call at 100,000).
-QUADRATIC = ("python-dotenv", "dynaconf", "pydantic-settings")
+#: Contenders left out above a size: they grow with the square of the keys (Dynaconf takes 13 s a call at
+#: 10,000 keys, the others minutes at 100,000), and their ratio is settled well before.
+LARGEST = {"dynaconf": 1_000, "python-dotenv": 10_000, "pydantic-settings": 10_000}
 #: The reference of the in-process targets: python-dotenv's parse of the same files, without expansion.
 FLOOR = "python-dotenv, interpolate=False"
 
@@ -158,7 +159,7 @@ def in_process_case(projects: dict[int, Project], plan: Plan) -> tuple[Table, li
     counts = []
     per_key: dict[str, dict[int, float]] = {"envfence, load only": {}, "envfence": {}}
     for size, project in projects.items():
-        contenders = [c for c in CONTENDERS if c.available and not (size > 10_000 and c.name in QUADRATIC)]
+        contenders = [c for c in CONTENDERS if c.available and size <= LARGEST.get(c.name, size)]
         check_agreement(project, contenders)
         rounds, batch = plan.in_process_rounds(size)
         counts.append(f"{rounds} of {batch} call{'s' if batch > 1 else ''} at {size:,} keys")
@@ -168,7 +169,7 @@ def in_process_case(projects: dict[int, Project], plan: Plan) -> tuple[Table, li
         times = alternate(measures, rounds, warmup=False)
         rows += _rows(group, times, FLOOR, NOTES)
         rows += [Row(group, c.name, None, note="not installed") for c in CONTENDERS if not c.available]
-        rows += [Row(group, c.name, None, note="left out above 10,000 keys: quadratic")
+        rows += [Row(group, c.name, None, note=f"left out above {LARGEST[c.name]:,} keys: quadratic")
                  for c in CONTENDERS if c.available and c not in contenders]
         for name, limit in (("envfence, load only", 1.2), ("envfence", 2.0)):
             ratio = paired_ratio(times, name, FLOOR)

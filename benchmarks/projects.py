@@ -46,6 +46,8 @@ def key_name(index: int) -> str:
 
 
 def _value(index: int, environment: str) -> str:
+    if index % 7 == 3:  # a secret: a shape no other value holds (envfence masks a secret found inside any value)
+        return f"{environment}-secret-{index:05d}-k{index * 7919 % 100_003:05d}"
     if index % 11 == 5:
         return f"a value with spaces for {environment} number {index}"
     return f"{environment}-value-{index:05d}-{'x' * (index % 17)}"
