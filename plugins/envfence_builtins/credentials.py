@@ -105,11 +105,34 @@ def credential_names(session) -> set[str]:
     return names
 
 
-def _reads(session) -> dict[str, dict[str, tuple[str, Any]]]:
-    """For every declared environment: plain name -> (key it reads, value), from this session's files."""
+def _shared_reads(session) -> list[tuple[int, int, str, str]]:
+    """Pairs of environments that read one secret value under two keys: (first, second, key_a, key_b).
+
+    ``first`` and ``second`` index the environments in name order. Each key is
+    split and each value revealed once, and only names some environment sets
+    under its own prefix are compared (environments that all read the plain key
+    read the same key): linear in keys, not in keys times pairs of environments.
+    """
     config = session.config
-    pairs = {key: (key, entry.value) for key, entry in config.entries.items()}
-    return {env: config.naming.view(pairs, env) for env in session.settings.environments}
+    names = sorted(session.settings.environments)
+    by_plain: dict[str, dict[str | None, tuple[str, Any]]] = {}
+    for key, entry in config.entries.items():
+        env, plain = config.naming.split(key)
+        by_plain.setdefault(plain, {})[env] = (key, entry.value)
+    pairs = []
+    for plain, keys in by_plain.items():
+        if set(keys) == {None} or not any(isinstance(value, Secret) for _, value in keys.values()):
+            continue
+        revealed = {env: reveal(value) for env, (_, value) in keys.items() if isinstance(value, Secret)}
+        by_value: dict[str, list[tuple[int, str]]] = {}
+        for index, env in enumerate(names):
+            reads = env if env in keys else None  # its own prefixed key wins, whatever it holds
+            if reads in revealed:
+                by_value.setdefault(revealed[reads], []).append((index, keys[reads][0]))
+        for readers in by_value.values():
+            for n, (first, key_a) in enumerate(readers):
+                pairs += [(first, second, key_a, key_b) for second, key_b in readers[n + 1 :] if key_b != key_a]
+    return sorted(pairs, key=lambda pair: pair[:2])
 
 
 @hookimpl
@@ -153,27 +176,20 @@ def validate(session) -> list[Finding]:
             )
 
     reported: set[frozenset[str]] = set()
-    views = _reads(session)
-    names = sorted(views)
-    for i, first in enumerate(names):
-        for second in names[i + 1 :]:
-            for plain, (key_a, value_a) in views[first].items():
-                other = views[second].get(plain)
-                if other is None or not isinstance(value_a, Secret) or not isinstance(other[1], Secret):
-                    continue
-                key_b, value_b = other
-                pair = frozenset((key_a, key_b))
-                if key_a == key_b or pair in reported or reveal(value_a) != reveal(value_b):
-                    continue
-                reported.add(pair)
-                findings.append(
-                    Finding(
-                        "CREDENTIAL_SHARED_ACROSS_ENVIRONMENTS",
-                        "error",
-                        f"{key_a} ({first}) and {key_b} ({second}) hold the same secret: the environments are not isolated",
-                        "issue a separate credential for each environment and revoke the shared one",
-                        key=key_a,
-                        plugin="credentials",
-                    )
-                )
+    names = sorted(session.settings.environments)
+    for first, second, key_a, key_b in _shared_reads(session):
+        pair = frozenset((key_a, key_b))
+        if pair in reported:
+            continue
+        reported.add(pair)
+        findings.append(
+            Finding(
+                "CREDENTIAL_SHARED_ACROSS_ENVIRONMENTS",
+                "error",
+                f"{key_a} ({names[first]}) and {key_b} ({names[second]}) hold the same secret: the environments are not isolated",
+                "issue a separate credential for each environment and revoke the shared one",
+                key=key_a,
+                plugin="credentials",
+            )
+        )
     return findings
