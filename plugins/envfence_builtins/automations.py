@@ -202,41 +202,54 @@ def validate(session) -> list[Finding]:
 
 
 def schedule_collisions(automations, settings) -> list[Finding]:
-    """A warning for each pair of schedules in different environments that fire at the same minute."""
+    """A warning for schedules in different environments that fire at the same minute.
+
+    Schedules are grouped by their five fields (the same fields fire at the same
+    times): a group spanning environments is one warning naming all of it, and
+    two groups are compared once, so 50 environments on one schedule cost one
+    comparison and one warning, not 1,225 of each.
+    """
     from envfence.cron import CronError, parse
 
-    slots = []
+    groups: dict[str, list[tuple[str, str, Any]]] = {}
     for automation in automations:
         for env in settings.environments:
             expression = automation.schedule_for(env)
             if expression:
                 try:
-                    slots.append((automation.name, env, parse(expression)))
+                    cron = parse(expression)
                 except CronError:
                     continue  # an automation registered by a plugin with a bad schedule: its plugin's problem
+                groups.setdefault(cron.fields, []).append((automation.name, env, cron))
     findings = []
-    for i, (name_a, env_a, cron_a) in enumerate(slots):
-        for name_b, env_b, cron_b in slots[i + 1 :]:
-            if env_a == env_b:
-                continue
-            when = cron_a.common_time(cron_b)
-            if when is None:
-                continue
-            findings.append(
-                Finding(
-                    code="SCHEDULE_COLLISION",
-                    severity="warning",
-                    message=(
-                        f"{name_a} in {env_a} ({cron_a.expression!r}) and {name_b} in {env_b} "
-                        f"({cron_b.expression!r}) are scheduled at the same time, e.g. {when:%a %d %b %H:%M}"
-                    ),
-                    remediation="stagger them: give each environment its own time, "
-                    'e.g. schedule = { development = "30 * * * *", production = "0 2 * * *" }',
-                    key=f"automations.{name_a}.schedule",
-                    plugin="automations",
-                )
-            )
+    texts = list(groups)
+    for i, text in enumerate(texts):
+        group = groups[text]
+        if len({env for _, env, _ in group}) > 1 and (when := group[0][2].common_time(group[0][2])) is not None:
+            findings.append(_collision(group, when))
+        for other in texts[i + 1 :]:
+            when = group[0][2].common_time(groups[other][0][2])
+            if when is not None:
+                findings += [_collision([a, b], when) for a in group for b in groups[other] if a[1] != b[1]]
     return findings
+
+
+def _collision(slots: list[tuple[str, str, Any]], when) -> Finding:
+    """The warning for ``slots`` (automation, environment, cron) that all fire at ``when``."""
+    shown = [f"{name} in {env} ({cron.expression!r})" for name, env, cron in slots[:6]]
+    if len(slots) > 6:
+        shown[-1] = f"{len(slots) - 5} more"
+    return Finding(
+        code="SCHEDULE_COLLISION",
+        severity="warning",
+        message=(
+            f"{', '.join(shown[:-1])} and {shown[-1]} are scheduled at the same time, e.g. {when:%a %d %b %H:%M}"
+        ),
+        remediation="stagger them: give each environment its own time, "
+        'e.g. schedule = { development = "30 * * * *", production = "0 2 * * *" }',
+        key=f"automations.{slots[0][0]}.schedule",
+        plugin="automations",
+    )
 
 
 @hookimpl
