@@ -135,14 +135,15 @@ def generate_environments(directory: Path, environments: int, keys: int) -> Proj
 
     Each environment has a ``.env.<name>`` overriding a tenth of the keys,
     with its own prefixed credential and its own port, and one automation is
-    scheduled at the same time in every environment.
+    scheduled at the same time in every environment, all on one machine.
     """
     project = generate_project(directory, keys)
     names = ["development", "production"] + [f"env{i:02d}" for i in range(environments - 2)]
     settings = ['[automations.sync]', 'run = "jobs:sync"', 'schedule = "0 2 * * *"', ""]
     for index, name in enumerate(names):
         prefix = {"development": "DEV", "production": "PROD"}.get(name, name.upper())
-        settings += [f"[environments.{name}]", f'prefix = "{prefix}"']
+        # All on one machine ("box" in every name pattern), so their schedules compete and are compared.
+        settings += [f"[environments.{name}]", f'prefix = "{prefix}"', f'hostname_patterns = ["{name}", "box"]']
         settings += [] if name in ("development", "production") else ['based_on = "development"']
         settings.append("")
         if name == "production":

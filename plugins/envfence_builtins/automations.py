@@ -198,18 +198,26 @@ def validate(session) -> list[Finding]:
     except CronError as exc:
         return [Finding("AUTOMATION_INVALID", "error", str(exc), "set timezone to a name from the time zone database",
                         key="timezone", plugin="automations")]
-    return schedule_collisions(automations.values(), session.settings)
+    return schedule_collisions(automations.values(), session.settings, session.host)
 
 
-def schedule_collisions(automations, settings) -> list[Finding]:
-    """A warning for schedules in different environments that fire at the same minute.
+def schedule_collisions(automations, settings, host=None) -> list[Finding]:
+    """A warning for schedules in different environments sharing a host that fire at the same minute.
 
-    Schedules are grouped by their five fields (the same fields fire at the same
-    times): a group spanning environments is one warning naming all of it, and
-    two groups are compared once, so 50 environments on one schedule cost one
+    Environments on machines of their own never compete (see
+    :func:`envfence_builtins.schedule.share_host`). Schedules are grouped by
+    their five fields (the same fields fire at the same times): the slots of a
+    group joined by shared hosts are one warning naming them all, and two
+    groups are compared once, so 50 environments on one schedule cost one
     comparison and one warning, not 1,225 of each.
     """
     from envfence.cron import CronError, parse
+
+    from .schedule import share_host
+
+    if settings.section("schedule").get("stagger") is True:
+        return []  # the schedule plugin moves them apart and reports what still meets (SCHEDULE_STAGGER_COLLISION)
+    shared = {(a, b) for a in settings.environments for b in settings.environments if share_host(settings, host, a, b)}
 
     groups: dict[str, list[tuple[str, str, Any]]] = {}
     for automation in automations:
@@ -225,13 +233,32 @@ def schedule_collisions(automations, settings) -> list[Finding]:
     texts = list(groups)
     for i, text in enumerate(texts):
         group = groups[text]
-        if len({env for _, env, _ in group}) > 1 and (when := group[0][2].common_time(group[0][2])) is not None:
-            findings.append(_collision(group, when))
+        if (when := group[0][2].common_time(group[0][2])) is not None:
+            findings += [_collision(together, when) for together in _sharing(group, shared)]
         for other in texts[i + 1 :]:
             when = group[0][2].common_time(groups[other][0][2])
             if when is not None:
-                findings += [_collision([a, b], when) for a in group for b in groups[other] if a[1] != b[1]]
+                findings += [_collision([a, b], when) for a in group for b in groups[other]
+                             if a[1] != b[1] and (a[1], b[1]) in shared]
     return findings
+
+
+def _sharing(slots: list[tuple[str, str, Any]], shared: set[tuple[str, str]]) -> list[list[tuple[str, str, Any]]]:
+    """``slots`` (firing together) joined by environments sharing a host; those spanning two environments or more."""
+    joined = {i: {i} for i in range(len(slots))}
+    for i, a in enumerate(slots):
+        for j in range(i + 1, len(slots)):
+            if slots[j][1] != a[1] and (a[1], slots[j][1]) in shared and joined[i] is not joined[j]:
+                union = joined[i] | joined[j]
+                for k in union:
+                    joined[k] = union
+    seen, out = set(), []
+    for members in joined.values():
+        key = min(members)
+        if key not in seen and len({slots[k][1] for k in members}) > 1:
+            seen.add(key)
+            out.append([slots[k] for k in sorted(members)])
+    return out
 
 
 def _collision(slots: list[tuple[str, str, Any]], when) -> Finding:

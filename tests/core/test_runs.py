@@ -531,6 +531,9 @@ def test_invalid_runs_go_through_on_error_too(project, run_cli, envfence_plugin)
 
 def test_colliding_schedules_show_in_envfence_check(make_project, run_cli):
     root = make_project(settings='[automations.sync]\nrun = "jobs:sync"\nschedule = "0 2 * * *"\n')
+    assert "SCHEDULE_COLLISION" not in run_cli("check", cwd=root).output  # dev... and prod... hosts are different machines
+    shared = '[environments.development]\nhostname_patterns = ["box"]\n[environments.production]\nhostname_patterns = ["box"]\n'
+    (root / "envfence.toml").write_text('[automations.sync]\nrun = "jobs:sync"\nschedule = "0 2 * * *"\n' + shared)
     result = run_cli("check", cwd=root)
     assert "SCHEDULE_COLLISION" in result.output
     assert "sync in development ('0 2 * * *') and sync in production ('0 2 * * *')" in result.output
