@@ -55,19 +55,20 @@ def main(argv: list[str] | None = None) -> int:
         plan = Plan(plugin_counts=args.plugins, rounds=args.rounds)
     if args.sizes and not args.smoke:
         plan = attrs.evolve(plan, sizes=args.sizes)
+    head = header()  # before anything is written: it says whether the measured tree had uncommitted changes
     with tempfile.TemporaryDirectory(prefix="envfence-bench-") as tmp:
         try:
             tables, met = run_all(Path(tmp), plan)
         except BenchmarkError as exc:
             print(f"benchmarks: error: {exc}", file=sys.stderr)
             return 1
-    report = render(tables, met)
+    report = render(tables, met, head)
     print(report)
     if args.output:
         args.output.write_text(report + "\n")
     if args.write:
         write_section(README, report.replace("\n### ", "\n#### "))
-        write_section(PERFORMANCE, "\n".join(header() + [""] + targets(met)[2:]))
+        write_section(PERFORMANCE, "\n".join(head + [""] + targets(met)[2:]))
     return 0
 
 

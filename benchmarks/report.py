@@ -88,9 +88,9 @@ def targets(items: Iterable[Target]) -> list[str]:
     return lines + [""]
 
 
-def render(tables: Iterable[Table], items: Iterable[Target]) -> str:
-    """The whole report."""
-    lines = header() + [""]
+def render(tables: Iterable[Table], items: Iterable[Target], head: list[str] | None = None) -> str:
+    """The whole report, under ``head`` (default :func:`header`)."""
+    lines = (head or header()) + [""]
     for t in tables:
         lines += table(t)
     lines += targets(items)
