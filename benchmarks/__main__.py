@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=defaults.rounds, help="rounds of the cold cases (default %(default)s)")
     parser.add_argument("--large", action="store_true", help="the issue's full sizes: 100,000 keys, 50 environments at 10,000 keys")
     parser.add_argument("--smoke", action="store_true", help="the smallest sizes, one round, no warm-up")
+    parser.add_argument("--audit", type=_counts, help="audit trail lengths in records (default 1000,100000,1000000)")
     parser.add_argument("--output", type=Path, help="also write the report to this file")
     parser.add_argument("--write", action="store_true",
                         help="put the report into benchmarks/README.md and the targets into docs/performance.md")
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.sizes and not args.smoke:
         plan = attrs.evolve(plan, sizes=args.sizes)
     head = header()  # before anything is written: it says whether the measured tree had uncommitted changes
+    if args.audit and not args.smoke:
+        plan = attrs.evolve(plan, audit_sizes=args.audit)
     with tempfile.TemporaryDirectory(prefix="envfence-bench-") as tmp:
         try:
             tables, met = run_all(Path(tmp), plan)

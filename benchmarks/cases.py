@@ -65,6 +65,8 @@ class Plan:
     sizes: tuple[int, ...] = (10, 1_000, 10_000)
     plugin_counts: tuple[int, ...] = (0, 10, 50)
     rounds: int = 21  #: rounds of the cold cases; the in-process case scales it by size
+    audit_sizes: tuple[int, ...] = (1_000, 100_000, 1_000_000)  #: audit trail lengths, in records
+    audit_rounds: int = 3
     warmup: bool = True
     key_sizes: tuple[int, ...] = (1_000, 10_000)  #: the keys curve
     environment_counts: tuple[int, ...] = (2, 10, 50)  #: the environments curve ...
@@ -75,7 +77,8 @@ class Plan:
     def quick(cls, plugin_counts: tuple[int, ...] = (0, 10, 50)) -> "Plan":
         """The smallest sizes, one round, no warm-up: does every case still run (the smoke test)?"""
         return cls(sizes=(10,), plugin_counts=plugin_counts, rounds=1, warmup=False, key_sizes=(10, 100),
-                   environment_counts=(2, 3), environment_keys=10, history_rows=(10, 100))
+                   environment_counts=(2, 3), environment_keys=10, history_rows=(10, 100), audit_sizes=(100, 1_000),
+                   audit_rounds=1)
 
     @classmethod
     def large(cls, rounds: int = 21) -> "Plan":
@@ -436,8 +439,11 @@ def run_all(workdir: Path, plan: Plan) -> tuple[list[Table], list[Target]]:
         lambda: scaling.history_case(workdir, plan, environ),
         lambda: redaction.engine_case(plan),
         lambda: redaction.validation_case(projects, plan, environ, BIN),
+        lambda: audit_case(workdir, plan.audit_sizes, plan.audit_rounds),
         lambda: _webhook_case(workdir, plan),
     )
+    from .audit_case import audit_case
+
     for case in cases:
         started = time.monotonic()
         table, met = case()

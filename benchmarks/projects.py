@@ -102,6 +102,13 @@ def job_project(directory: Path, keys: int, automations: tuple[str, ...] = ("noo
     directory.mkdir(parents=True, exist_ok=True)
     (directory / ".env").write_text("".join(_line(key_name(i * 7 + 1), _value(i, "base")) + "\n" for i in range(keys - 1)))
     (directory / ".env.production").write_text("PROD_API_TOKEN=bench-4f1e9a7c3b5d8e2f6a0c4e8b2d6f0a3c\n")
-    (directory / "envfence.toml").write_text(_SETTINGS + "".join(f'\n[automations.{name}]\nrun = "jobs:noop"\n' for name in automations))
+    # Production runs only on an enrolled host: this machine is enrolled.
+    import json
+    import socket
+
+    enrolled = f"\n[hostname.production]\nhosts = [{json.dumps(socket.gethostname())}]\n"
+    (directory / "envfence.toml").write_text(
+        _SETTINGS + enrolled + "".join(f'\n[automations.{name}]\nrun = "jobs:noop"\n' for name in automations)
+    )
     (directory / "jobs.py").write_text("def noop(ctx):\n    pass\n")
     return directory

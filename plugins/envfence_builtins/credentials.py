@@ -105,34 +105,48 @@ def credential_names(session) -> set[str]:
     return names
 
 
-def _shared_reads(session) -> list[tuple[int, int, str, str]]:
+def _reads(session) -> dict[str, dict[str, tuple[str, Any]]]:
+    """For every declared environment: plain name -> (key it reads, value), from that environment's own layers.
+
+    Each environment's configuration comes from :meth:`Session.config_for`
+    (its ``.env.<environment>`` files included); one that cannot be loaded
+    is left out here, its own session reports why.
+    """
+    from envfence.errors import ConfigurationError
+
+    views = {}
+    for env in session.settings.environments:
+        try:
+            config = session.config_for(env)
+        except ConfigurationError:
+            continue
+        pairs = {key: (key, entry.value) for key, entry in config.entries.items()}
+        views[env] = config.naming.view(pairs, env)
+    return views
+
+
+def _shared_reads(views: dict[str, dict[str, tuple[str, Any]]]) -> list[tuple[str, str, str, str]]:
     """Pairs of environments that read one secret value under two keys: (first, second, key_a, key_b).
 
-    ``first`` and ``second`` index the environments in name order. Each key is
-    split and each value revealed once, and only names some environment sets
-    under its own prefix are compared (environments that all read the plain key
-    read the same key): linear in keys, not in keys times pairs of environments.
+    ``views`` is :func:`_reads`. Each environment's secrets are revealed once
+    and grouped by plain name and value; within a group, each pair of keys is
+    reported at the first pair of environments (in name order) that reads
+    them: linear in environments times keys, not in pairs of environments.
     """
-    config = session.config
-    names = sorted(session.settings.environments)
-    by_plain: dict[str, dict[str | None, tuple[str, Any]]] = {}
-    for key, entry in config.entries.items():
-        env, plain = config.naming.split(key)
-        by_plain.setdefault(plain, {})[env] = (key, entry.value)
+    names = sorted(views)
+    groups: dict[tuple[str, str], dict[str, list[int]]] = {}
+    for index, env in enumerate(names):
+        for plain, (key, value) in views[env].items():
+            if isinstance(value, Secret):
+                groups.setdefault((plain, reveal(value)), {}).setdefault(key, []).append(index)
     pairs = []
-    for plain, keys in by_plain.items():
-        if set(keys) == {None} or not any(isinstance(value, Secret) for _, value in keys.values()):
-            continue
-        revealed = {env: reveal(value) for env, (_, value) in keys.items() if isinstance(value, Secret)}
-        by_value: dict[str, list[tuple[int, str]]] = {}
-        for index, env in enumerate(names):
-            reads = env if env in keys else None  # its own prefixed key wins, whatever it holds
-            if reads in revealed:
-                by_value.setdefault(revealed[reads], []).append((index, keys[reads][0]))
-        for readers in by_value.values():
-            for n, (first, key_a) in enumerate(readers):
-                pairs += [(first, second, key_a, key_b) for second, key_b in readers[n + 1 :] if key_b != key_a]
-    return sorted(pairs, key=lambda pair: pair[:2])
+    for readers in groups.values():
+        keys = list(readers)
+        for n, key_a in enumerate(keys):
+            for key_b in keys[n + 1 :]:
+                (first, one), (second, other) = sorted(((readers[key_a][0], key_a), (readers[key_b][0], key_b)))
+                pairs.append((first, second, one, other))
+    return [(names[i], names[j], a, b) for i, j, a, b in sorted(pairs, key=lambda pair: pair[:2])]
 
 
 @hookimpl
@@ -176,8 +190,7 @@ def validate(session) -> list[Finding]:
             )
 
     reported: set[frozenset[str]] = set()
-    names = sorted(session.settings.environments)
-    for first, second, key_a, key_b in _shared_reads(session):
+    for first, second, key_a, key_b in _shared_reads(_reads(session)):
         pair = frozenset((key_a, key_b))
         if pair in reported:
             continue
@@ -186,7 +199,7 @@ def validate(session) -> list[Finding]:
             Finding(
                 "CREDENTIAL_SHARED_ACROSS_ENVIRONMENTS",
                 "error",
-                f"{key_a} ({names[first]}) and {key_b} ({names[second]}) hold the same secret: the environments are not isolated",
+                f"{key_a} ({first}) and {key_b} ({second}) hold the same secret: the environments are not isolated",
                 "issue a separate credential for each environment and revoke the shared one",
                 key=key_a,
                 plugin="credentials",

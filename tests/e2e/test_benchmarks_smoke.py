@@ -29,13 +29,14 @@ def test_benchmarks_run_at_the_smallest_size_and_clean_up(tmp_path):
     assert text.strip() == done.stdout.strip()
     for title in ("### In process", "### Cold command", "### Run", "### Import", "### Plugin scaling",
                   "### Scaling with keys", "### Scaling with environments", "### Scaling with history",
-                  "### Webhook receiver", "### Against the targets"):
+                  "### Webhook receiver", "### Audit trail scaling", "### Against the targets"):
         assert title in text
     # Every measured row has a spread, and the scaling cases a peak memory.
     tables = text.split("### Against the targets")[0]
     measured = [line for line in tables.splitlines() if line.startswith("| ") and " ms | " in line]
     assert measured and all("one round" in line or "range " in line for line in measured), measured
     assert "| 100 keys | envfence --json config show | " in text and " MiB |" in text
+    assert "| 1,000 records | audit show --last 10 | " in text and "peak memory at most 50 MiB" in text
     # envfence and python-dotenv are always there; the others are measured or marked as skipped.
     assert "| 10 keys | envfence | " in text and "| 10 keys | envfence, load only | " in text
     assert "| 10 keys | python-dotenv, interpolate=False | " in text
