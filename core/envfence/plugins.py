@@ -14,6 +14,7 @@ methods of :class:`~envfence.hookcalls.HookCalls`.
 from __future__ import annotations
 
 import os
+import types
 from typing import Any, Iterable, Mapping
 
 import attrs
@@ -62,6 +63,33 @@ def registration_order(found: Iterable[Any]) -> list[Any]:
     return builtins + sorted(others, key=lambda ep: ep.name)
 
 
+_HOOKABLE = (types.FunctionType, types.MethodType, staticmethod, classmethod)
+#: Names a module's type may answer through a descriptor: left to pluggy's lookup.
+_MODULE_TYPE_NAMES = frozenset(dir(types.ModuleType))
+
+
+class _Pluggy(pluggy.PluginManager):
+    """pluggy's manager, with a quick answer for the names of a plugin module that cannot be hooks.
+
+    pluggy looks every name of a module up with ``inspect.getattr_static``,
+    imported names and constants included: on every command that was most of
+    the cost of registering the built-in plugins. A module's own value that
+    is no function, or a plain function without the marker, is no hook;
+    every other name goes through pluggy's own check.
+    """
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str):
+        if type(plugin) is types.ModuleType and name not in _MODULE_TYPE_NAMES:
+            value = plugin.__dict__.get(name)
+            if not isinstance(value, _HOOKABLE):
+                return None
+            if type(value) is types.FunctionType and not (
+                "envfence_impl" in value.__dict__ or "__func__" in value.__dict__
+            ):
+                return None
+        return super().parse_hookimpl_opts(plugin, name)
+
+
 class PluginManager(HookCalls):
     """The set of plugins a session calls, and the record of how each loaded.
 
@@ -70,7 +98,7 @@ class PluginManager(HookCalls):
     """
 
     def __init__(self, trace: bool = False) -> None:
-        self.pm = pluggy.PluginManager("envfence")
+        self.pm = _Pluggy("envfence")
         self.pm.add_hookspecs(hookspecs)
         self.records: dict[str, PluginRecord] = {}
         self.trace = trace
@@ -164,9 +192,10 @@ class PluginManager(HookCalls):
             record = PluginRecord(name, "failed", distribution, version, module, reason=f"invalid: {exc}")
         else:
             # pluggy's check_pending rule: an unknown hook is an error unless its impl is optionalhook.
+            callers = self.pm.get_hookcallers(plugin) or []
             unknown = [
                 caller.name
-                for caller in self.pm.get_hookcallers(plugin) or []
+                for caller in callers
                 if caller.spec is None
                 and any(impl.plugin is plugin and not impl.optionalhook for impl in caller.get_hookimpls())
             ]
@@ -178,7 +207,7 @@ class PluginManager(HookCalls):
                 )
             else:
                 guard_plugin(self.pm, plugin)
-                hooks = tuple(sorted(c.name for c in self.pm.get_hookcallers(plugin) or [] if c.spec is not None))
+                hooks = tuple(sorted(c.name for c in callers if c.spec is not None))
                 record = PluginRecord(name, "loaded", distribution, version, module, hooks)
         self.records[name] = record
         return record
