@@ -27,8 +27,6 @@ the secret or the expected signature.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import math
@@ -132,6 +130,10 @@ def _standard_key(secret: str | bytes) -> bytes:
     if isinstance(secret, bytes):
         key = secret
     else:
+        # base64 is loaded when a key is read, not on every command that registers the webhooks plugin.
+        import base64
+        import binascii
+
         body = secret.removeprefix("whsec_")
         try:
             key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
@@ -157,6 +159,8 @@ def decode_standard_secret(secret: str) -> bytes:
 
 def sign_standard(secret: str | bytes, msg_id: str, timestamp: int | str, body: str | bytes) -> str:
     """The ``webhook-signature`` value (``v1,<base64>``) for one delivery."""
+    import base64
+
     content = f"{msg_id}.{timestamp}.".encode() + _body(body)
     digest = hmac.new(_standard_key(secret), content, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
@@ -173,6 +177,9 @@ def verify_standard(
     tolerance: int = DEFAULT_TOLERANCE,
 ) -> None:
     """Check ``webhook-signature``: any of its space-separated ``v1,`` entries may match."""
+    import base64
+    import binascii
+
     if not msg_id or timestamp is None or not header:
         raise SignatureError("webhook-id, webhook-timestamp and webhook-signature are all required")
     seconds = _timestamp(timestamp, now, tolerance)
