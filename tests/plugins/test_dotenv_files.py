@@ -203,3 +203,57 @@ def test_deep_and_cyclic_references_are_findings(make_project, run_cli):
     messages = {f["key"]: f["message"] for f in findings if f["code"] == "DOTENV_INTERPOLATION"}
     assert "cycle" in messages["A"]
     assert any("deeper than 32" in m for m in messages.values())
+
+
+def test_every_key_of_a_three_key_cycle_is_kept_as_written_with_a_finding(make_project, run_cli):
+    root = make_project({".env": "A=${B}\nB=${C}\nC=${A}\nD=x${B}\nOK=${E:-fine}\n"})
+    data = json.loads(run_cli("--json", "config", "show", cwd=root).stdout)
+    assert data["values"] == {"A": "${B}", "B": "${C}", "C": "${A}", "D": "x${B}", "OK": "fine"}
+    flagged = {f["key"]: f for f in data["findings"] if f["code"] == "DOTENV_INTERPOLATION"}
+    assert set(flagged) == {"A", "B", "C", "D"}
+    assert all(f["file"] == ".env" and f["line"] for f in flagged.values())
+
+
+def test_a_chain_past_the_depth_bound_keeps_its_head_as_written(make_project, run_cli):
+    chain = "\n".join([f"D{i}=${{D{i + 1}}}" for i in range(40)] + ["D40=end"])
+    data = json.loads(run_cli("--json", "config", "show", cwd=make_project({".env": chain + "\n"})).stdout)
+    # D0 nests 40 deep: kept as written, not a half-expanded "${D33}".
+    assert data["values"]["D0"] == "${D1}"
+    assert data["values"]["D20"] == "end"  # 20 deep: within the bound
+
+
+def test_a_reference_never_pulls_another_environments_credential(make_project, run_cli):
+    canary = "prod-canary-9f8e7d6c"
+    root = make_project({
+        ".env": f"PROD_AIRTABLE_API_KEY={canary}\nCOPY_TOKEN=${{PROD_AIRTABLE_API_KEY}}\n"
+                "URL=https://x/${PROD_AIRTABLE_API_KEY:-none}\nPROD_URL=https://${PROD_AIRTABLE_API_KEY}/\n",
+    })
+    session = envfence.open_session(root, env="development", environ={"PROD_OTHER_KEY": canary})
+    assert session.config["URL"] == "https://x/none"
+    assert session.config["COPY_TOKEN"].reveal() == ""
+    assert session.credential("AIRTABLE_API_KEY") is None
+    # Production reads its own key through its own reference.
+    prod = envfence.open_session(root, env="production", environ={})
+    assert prod.config["PROD_URL"].reveal() == f"https://{canary}/"
+    result = run_cli("--json", "config", "show", cwd=root, env={"PROD_OTHER_KEY": canary})
+    findings = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "DOTENV_FOREIGN_REFERENCE"]
+    assert {f["key"] for f in findings} == {"COPY_TOKEN", "URL"}
+    assert all(f["file"] == ".env" and "production" in f["message"] for f in findings)
+    assert canary not in result.output
+    # The process environment is no way round it.
+    root2 = make_project({".env": "URL=${PROD_OTHER_KEY}\n"}, name="p2")
+    assert envfence.open_session(root2, env="development", environ={"PROD_OTHER_KEY": canary}).config["URL"] == ""
+
+
+def test_a_value_built_from_a_secret_is_secret(make_project, run_cli):
+    root = make_project({
+        ".env": "DB_PASSWORD=development\nPIN_TOKEN=abc\nURL=pg://u:${DB_PASSWORD}x@h/db\n"
+                "SHORT=${PIN_TOKEN}\nTWICE=${URL}\nEXT=${HOOK_SECRET}\nPLAIN=${HOST}\nHOST=h\n",
+    })
+    result = run_cli("--json", "config", "show", cwd=root, env={"HOOK_SECRET": "from-the-process-1"})
+    entries = {e["key"]: e for e in json.loads(result.stdout)["entries"]}
+    for key in ("URL", "SHORT", "TWICE", "EXT"):
+        assert entries[key]["secret"] and entries[key]["value"] == "********", key
+    assert entries["PLAIN"] == {**entries["PLAIN"], "secret": False, "value": "h"}
+    plain = run_cli("config", "show", cwd=root, env={"HOOK_SECRET": "from-the-process-1"}).stdout
+    assert "developmentx" not in plain and "=abc" not in plain and "from-the-process-1" not in plain
