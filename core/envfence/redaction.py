@@ -96,18 +96,35 @@ def forms(value: str) -> set[str]:
     import json
     from urllib.parse import quote, quote_plus
 
+    import unicodedata
+
     base = {value, value.strip("\n")}
     if "\n" in value:
         base.update(line.rstrip("\r") for line in value.split("\n"))
+    if not value.isascii():
+        # The same text composed or decomposed (é as one code point or as e and an accent).
+        base.update({unicodedata.normalize(form, v) for v in base for form in ("NFC", "NFD")})
     found = set(base)
     for v in base:
+        encoded = {quote(v, safe=""), quote(v), quote_plus(v, safe="")}
+        # Lower-case hex digits (%2f) are as valid as upper-case ones and some encoders write them.
+        encoded |= {_PERCENT.sub(lambda m: m.group().lower(), f) for f in encoded}
         once = {_py_escape(v), _py_escape_both_quotes(v), json.dumps(v)[1:-1], json.dumps(v, ensure_ascii=False)[1:-1],
-                quote(v, safe=""), quote(v), quote_plus(v, safe="")}
+                *encoded}
+        if not v.isascii():
+            once.add(repr(v.encode("utf-8", "surrogatepass"))[2:-1])  # what repr() of its bytes shows: \xc3\xa9
         found |= once
-        # Escaped twice: a traceback's locals show repr(KeyError(repr(value))).
-        found.update(_py_escape(f) for f in once)
-        found.update(_py_escape_both_quotes(f) for f in once)
+        # Escaped twice: a traceback's locals show repr(KeyError(repr(value))),
+        # a JSON document embedded as a string in another shows it JSON-escaped twice.
+        for f in once:
+            if _CHANGED_BY_ESCAPING.search(f):  # else every escape of it is itself
+                found.update((_py_escape(f), _py_escape_both_quotes(f), json.dumps(f)[1:-1]))
     return {f for f in found if len(f) >= MIN_MASKED_LENGTH}
+
+
+_PERCENT = re.compile(r"%[0-9A-F]{2}")
+#: Anything but printable ASCII other than a quote or a backslash: what repr() or JSON would escape.
+_CHANGED_BY_ESCAPING = re.compile(r"""[^ !#-&(-\[\]-~]""")
 
 
 def _py_escape(value: str) -> str:

@@ -225,3 +225,39 @@ def test_a_multi_line_secret_inside_lines_with_text_around_it_and_crlf():
         stream.feed(line)
     stream.close()
     assert "Zz" not in "".join(lines) and lines[-1] == "after" and lines[0].startswith("pem=")
+
+
+def _more_forms(value: str) -> list[str]:
+    import unicodedata
+
+    import re
+
+    lower_hex = re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), quote(value, safe=""))
+    return [
+        lower_hex,  # %2f is as valid as %2F
+        repr(value.encode()),  # repr of its bytes: \xc3\xa9
+        json.dumps(json.dumps({"v": value})),  # a JSON document inside a JSON string
+        unicodedata.normalize("NFD", value),  # é as e and a combining accent
+        unicodedata.normalize("NFC", unicodedata.normalize("NFD", value)),
+    ]
+
+
+@pytest.mark.parametrize("secret", ["caf\u00e9/s3cr3t@x", "cafe\u0301/s3cr3t\"q", "emoji\U0001F600/x1"])
+def test_lower_case_hex_bytes_repr_json_twice_and_either_unicode_form_are_masked(secret):
+    import unicodedata
+
+    redact = Redactor([secret])
+    for shown in _more_forms(secret):
+        text = redact(f"before {shown} after")
+        assert MASK in text, (shown, text)
+        for variant in (secret, unicodedata.normalize("NFC", secret), unicodedata.normalize("NFD", secret), "s3cr3t"):
+            assert variant not in text, (shown, text)
+
+
+def test_a_secret_in_lower_case_hex_inside_a_url_is_masked_and_reported(envfence_project):
+    envfence_project.write(".env", "DB_PASSWORD=p@ss/w0rd-canary\nDATABASE_URL=postgres://u:p%40ss%2fw0rd-canary@h/db\n")
+    shown = envfence_project.run("config", "show").output
+    assert "postgres://u:********@h/db" in shown and "canary" not in shown
+    result = envfence_project.run("--json", "check")
+    assert [f["key"] for f in json.loads(result.stdout)["findings"] if f["code"] == "SECRET_IN_VALUE"] == ["DATABASE_URL"]
+    assert "w0rd-canary" not in result.output
