@@ -192,3 +192,17 @@ def test_the_port_is_released_after_the_block():
         url = fake.url
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/v0/meta/whoami", timeout=2)
+
+
+@pytest.mark.parametrize("formula", ["-" * 900 + "1", "&".join(['"x"'] * 3000), "(" * 2000 + "1" + ")" * 2000])
+def test_a_formula_nested_too_deep_is_a_422_never_a_server_error(fake, formula):
+    response = requests.get(
+        f"{fake.url}/v0/{BASE}/Status", params={"filterByFormula": formula},
+        headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10,
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["type"] == "INVALID_FILTER_BY_FORMULA"
+    # The server is still there for the next request.
+    ok = requests.get(f"{fake.url}/v0/{BASE}/Status", params={"filterByFormula": "1"},
+                      headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert ok.status_code == 200
