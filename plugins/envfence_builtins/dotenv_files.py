@@ -30,6 +30,7 @@ import attrs
 
 from envfence import hookimpl
 from envfence.errors import ConfigurationError
+from envfence.layers import ENCRYPTED_PREFIX
 from envfence.models import PRECEDENCE, ConfigLayer, Finding
 
 _BOM = b"\xef\xbb\xbf"
@@ -226,6 +227,7 @@ class _Expander:
         self.values: list[str | None] = [None] * len(definitions)
         self.failed = [False] * len(definitions)
         self.secret = [False] * len(definitions)
+        self.encrypted = [False] * len(definitions)  # refers to an encrypted value, directly
         self.active = [False] * len(definitions)
         self.findings: list[Finding] = []
         self.budget = MAX_TOTAL_CHARS
@@ -279,6 +281,15 @@ class _Expander:
         self.budget -= size
         result = "".join(parts)
         self.values[index] = result
+        if self.encrypted[index] and not result.startswith(ENCRYPTED_PREFIX):
+            # Decryption opens whole values only: this one would carry the encrypted text.
+            self.findings.append(
+                Finding("DOTENV_ENCRYPTED_REFERENCE", "warning",
+                        f"{definition.source}:{definition.line}: {definition.key} embeds an encrypted value through ${{...}}; "
+                        "it holds the encrypted text, not the secret",
+                        f"refer to the encrypted key alone ({definition.key}=${{NAME}}), or build {definition.key} in code from the secret",
+                        key=definition.key, file=definition.source, line=definition.line, plugin="dotenv_files")
+            )
         return result
 
     def lookup(self, name: str, index: int, depth: int) -> str | None:
@@ -320,10 +331,8 @@ class _Expander:
         return self._seen(value, index)
 
     def _seen(self, value: str | None, index: int) -> str | None:
-        from envfence.layers import ENCRYPTED_PREFIX
-
         if value is not None and value.startswith(ENCRYPTED_PREFIX):
-            self.secret[index] = True
+            self.secret[index] = self.encrypted[index] = True
         return value
 
     def _fail(self, index: int, why: str) -> str:

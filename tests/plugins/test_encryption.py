@@ -110,3 +110,21 @@ def test_encryption_is_audited_without_the_value(project, run_cli, audit_events)
     encrypt(run_cli, project, "development", "DEV_SYNC_TOKEN", CANARY)
     [event] = [e for e in audit_events if e.event == "secret.encrypted"]
     assert event.data == {"key": "DEV_SYNC_TOKEN"} and CANARY not in repr(audit_events)
+
+
+def test_a_reference_to_an_encrypted_value(project, run_cli):
+    prod_line = encrypt(run_cli, project, "production", "PROD_DB_PASSWORD", CANARY)
+    (project / ".env").write_text(
+        prod_line + "\nPROD_DSN=${PROD_DB_PASSWORD}\nPROD_URL=pg://u:${PROD_DB_PASSWORD}@h/db\nDEV_COPY=${PROD_DB_PASSWORD}\n"
+    )
+    # In development the reference to production's key is never followed, encrypted or not.
+    dev = run_cli("--json", "config", "show", cwd=project)
+    assert dev.exit_code == 1
+    assert [f["key"] for f in json.loads(dev.stdout)["findings"] if f["code"] == "DOTENV_FOREIGN_REFERENCE"] == ["DEV_COPY"]
+    # In production a reference to the whole value is decrypted; one embedded in text cannot be, and says so.
+    prod = envfence.open_session(project, env="production", environ={})
+    assert prod.config["PROD_DSN"].reveal() == CANARY
+    assert prod.config.entries["PROD_URL"].secret
+    shown = run_cli("--env", "production", "config", "show", cwd=project)
+    assert "DOTENV_ENCRYPTED_REFERENCE [.env:3]" in shown.stderr and "PROD_URL" in shown.stderr
+    assert CANARY not in shown.output and "gAAAA" not in shown.output
