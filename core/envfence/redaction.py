@@ -197,7 +197,8 @@ class Redactor:
             narrowed = "secret" in pattern.groupindex
             for m in pattern.finditer(text):
                 start, end = m.span("secret") if narrowed else m.span()
-                found.append(Match(start, end, None, shape.kind))
+                if end > start:  # an empty match hides nothing (and would put a mask between every character)
+                    found.append(Match(start, end, None, shape.kind))
         return found
 
     def __call__(self, text: str) -> str:
@@ -251,8 +252,27 @@ class Redactor:
 
 
 def plugin_shapes(plugins: Any) -> list[SecretShape]:
-    """Every plugin's ``secret_shapes``, in one list; a plugin that raises contributes none and is named in a warning."""
-    return plugins.secret_shapes().flat()
+    """Every plugin's ``secret_shapes``, in one list; a plugin that raises contributes none and is named in a warning.
+
+    A shape that is no :class:`SecretShape`, or whose pattern does not
+    compile, is left out with a warning naming it: one plugin's typo must not
+    stop every command that prints.
+    """
+    shapes = []
+    for shape in plugins.secret_shapes().flat():
+        problem = None
+        if not isinstance(shape, SecretShape):
+            problem = f"a secret shape must be an envfence.redaction.SecretShape, not {type(shape).__name__}"
+        else:
+            try:
+                shape.compiled()
+            except (re.error, TypeError) as exc:
+                problem = f"the secret shape {shape.kind!r} has an invalid pattern ({exc})"
+        if problem is None:
+            shapes.append(shape)
+        else:
+            print(f"envfence: warning: {problem}; it was left out: fix the plugin that returns it", file=sys.stderr)
+    return shapes
 
 
 def _build(secrets: Sequence[str]) -> Any:

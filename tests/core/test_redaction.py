@@ -261,3 +261,21 @@ def test_a_secret_in_lower_case_hex_inside_a_url_is_masked_and_reported(envfence
     result = envfence_project.run("--json", "check")
     assert [f["key"] for f in json.loads(result.stdout)["findings"] if f["code"] == "SECRET_IN_VALUE"] == ["DATABASE_URL"]
     assert "w0rd-canary" not in result.output
+
+
+def test_a_plugins_broken_shape_is_left_out_with_a_warning_and_the_commands_still_work(envfence_project, envfence_plugin):
+    class Shapes:
+        @hookimpl
+        def secret_shapes(self):
+            return [SecretShape(r"(unclosed", "broken kind"), "not a shape", SecretShape(r"x*", "empty matches"),
+                    SecretShape(r"\bacme_[a-z0-9]{10}\b", "service key")]
+
+    envfence_plugin(Shapes())
+    envfence_project.write(".env", "NOTE=hello acme_0123456789 world\nA_TOKEN=abcdefgh12\n")
+    result = envfence_project.run("-q", "config", "show")
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "NOTE=hello ******** world" in result.stdout
+    assert "'broken kind' has an invalid pattern" in result.stderr and "must be an envfence.redaction.SecretShape" in result.stderr
+    check = envfence_project.run("check")
+    assert check.exception is None or isinstance(check.exception, SystemExit)
+    assert "SECRET_IN_VALUE" in check.output and "abcdefgh12" not in check.output
