@@ -206,3 +206,21 @@ def test_a_formula_nested_too_deep_is_a_422_never_a_server_error(fake, formula):
     ok = requests.get(f"{fake.url}/v0/{BASE}/Status", params={"filterByFormula": "1"},
                       headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
     assert ok.status_code == 200
+
+
+def test_bad_numbers_ids_and_page_sizes_get_a_422_or_404_never_a_server_error(fake):
+    url = f"{fake.url}/v0/{BASE}/Status"
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    for raw in ('{"records":[{"fields":{"Runs":1e400}}]}', '{"records":[{"fields":{"Runs":NaN}}]}',
+                '{"records":[{"fields":{"Runs":"1e400"}}],"typecast":true}'):
+        answer = requests.post(url, data=raw, headers=headers, timeout=5)
+        assert (answer.status_code, answer.json()["error"]["type"]) == (422, "INVALID_VALUE_FOR_COLUMN"), raw
+    answer = requests.patch(url, json={"records": [{"id": ["a"], "fields": {"Automation": "x"}}]}, headers=headers, timeout=5)
+    assert answer.status_code == 404
+    for params in ({"pageSize": "0"}, {"pageSize": "-1"}, {"pageSize": "1e3"}, {"maxRecords": "-1"}):
+        answer = requests.get(url, params=params, headers=headers, timeout=5)
+        assert answer.status_code == 422 and "at least 1" in answer.json()["error"]["message"], params
+    # Every answer is JSON that a strict parser reads (no Infinity, no NaN).
+    import json
+
+    json.loads(requests.get(url, headers=headers, timeout=5).text, parse_constant=lambda c: pytest.fail(c))
