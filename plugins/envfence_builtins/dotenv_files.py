@@ -159,7 +159,7 @@ def _parse(raw: bytes, path: Path, source: str, digest: str) -> ParsedFile:
             continue
         if binding.key is None:
             continue  # a comment or a blank line
-        if binding.value is None and not _IDENTIFIER.fullmatch(binding.key):
+        if binding.value is None and not _looks_like_a_name(binding.key):
             # Not a name: most likely a value that wrapped onto its own line. Never echo it.
             findings.append(
                 Finding("DOTENV_PARSE_ERROR", "error", f"{source}:{line}: the line cannot be parsed and was ignored",
@@ -185,6 +185,20 @@ def _parse(raw: bytes, path: Path, source: str, digest: str) -> ParsedFile:
             continue
         definitions.append(Definition(binding.key, binding.value, line, source))
     return ParsedFile(tuple(definitions), tuple(findings), digest)
+
+
+def _looks_like_a_name(text: str) -> bool:
+    """True when a line without ``=`` reads as a key (``DEBUG``), so a warning may name it.
+
+    A token pasted on a line of its own (``ghp_16C7e42F292c...``) is also an
+    identifier; one with more than three digits, or with digits and letters of
+    both cases, is taken for a value and never echoed.
+    """
+    if not _IDENTIFIER.fullmatch(text) or "." in text or len(text) > 64:
+        return False
+    digits = sum(c.isdigit() for c in text)
+    mixed = any(c.islower() for c in text) and any(c.isupper() for c in text)
+    return digits <= 3 and not (mixed and digits)
 
 
 class _Unexpandable(Exception):

@@ -257,3 +257,14 @@ def test_a_value_built_from_a_secret_is_secret(make_project, run_cli):
     assert entries["PLAIN"] == {**entries["PLAIN"], "secret": False, "value": "h"}
     plain = run_cli("config", "show", cwd=root, env={"HOOK_SECRET": "from-the-process-1"}).stdout
     assert "developmentx" not in plain and "=abc" not in plain and "from-the-process-1" not in plain
+
+
+def test_a_token_pasted_on_a_line_of_its_own_is_never_echoed(make_project, run_cli):
+    tokens = ["ghp_16C7e42F292c6912E7710c838347Ae178B4a", "sk_live_51Hxyz1234abcd", "a1b2c3d4e5f6a7b8c9d0", "patAbc.def123456"]
+    root = make_project({".env": "A=1\n" + "\n".join(tokens) + "\nDEBUG\n"})
+    result = run_cli("--json", "config", "show", cwd=root)
+    findings = json.loads(result.stdout)["findings"]
+    assert [(f["code"], f["line"]) for f in findings if f["code"] == "DOTENV_PARSE_ERROR"] == [("DOTENV_PARSE_ERROR", n) for n in (2, 3, 4, 5)]
+    assert [f["key"] for f in findings if f["code"] == "DOTENV_NO_VALUE"] == ["DEBUG"]
+    for token in tokens:
+        assert token not in result.output
