@@ -279,6 +279,8 @@ class _Expander:
                     part = atom.value
                 else:
                     part = self.lookup(atom.name, index, depth)
+                    if atom.default and "${" in atom.default:
+                        self._nested_default(index)
                     if part is None:
                         part = atom.default or ""
                 size += len(part)
@@ -348,6 +350,17 @@ class _Expander:
         if value is not None and value.startswith(ENCRYPTED_PREFIX):
             self.secret[index] = self.encrypted[index] = True
         return value
+
+    def _nested_default(self, index: int) -> None:
+        """``${A:-${B}}``: python-dotenv reads the default as ``${B`` and a stray ``}``, never B's value."""
+        definition = self.definitions[index]
+        self.findings.append(
+            Finding("DOTENV_NESTED_DEFAULT", "warning",
+                    f"{definition.source}:{definition.line}: {definition.key} has a ${{...}} inside a :- default, "
+                    "which is not expanded: the default is taken as written, up to the first }",
+                    f"give {definition.key} a plain default, or set the key the default refers to",
+                    key=definition.key, file=definition.source, line=definition.line, plugin="dotenv_files")
+        )
 
     def _fail(self, index: int, why: str) -> str:
         """Record a finding and keep the value as written, unexpanded."""

@@ -268,3 +268,11 @@ def test_a_token_pasted_on_a_line_of_its_own_is_never_echoed(make_project, run_c
     assert [f["key"] for f in findings if f["code"] == "DOTENV_NO_VALUE"] == ["DEBUG"]
     for token in tokens:
         assert token not in result.output
+
+
+def test_a_nested_default_is_taken_as_python_dotenv_takes_it_with_a_warning(make_project, run_cli):
+    root = make_project({".env": "B=b\nA=${MISSING:-${B}}\nC=${B:-x}\n"})
+    data = json.loads(run_cli("--json", "config", "show", cwd=root).stdout)
+    assert data["values"] == {"B": "b", "A": "${B}", "C": "b"}  # as dotenv_values gives it
+    nested = [f for f in data["findings"] if f["code"] == "DOTENV_NESTED_DEFAULT"]
+    assert [(f["key"], f["line"], f["severity"]) for f in nested] == [("A", 2, "warning")]
