@@ -276,3 +276,13 @@ def test_a_nested_default_is_taken_as_python_dotenv_takes_it_with_a_warning(make
     assert data["values"] == {"B": "b", "A": "${B}", "C": "b"}  # as dotenv_values gives it
     nested = [f for f in data["findings"] if f["code"] == "DOTENV_NESTED_DEFAULT"]
     assert [(f["key"], f["line"], f["severity"]) for f in nested] == [("A", 2, "warning")]
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "a/b", ".hidden", "sp ace", "x.local"])
+def test_an_environment_name_that_would_name_a_file_elsewhere_is_refused(make_project, run_cli, name):
+    # Its layer would be `.env.<name>`, its key `.envfence/keys/<name>.key`: a name with a
+    # slash, a dot or a space could read or write outside the project.
+    root = make_project(settings=f'[environments."{name}"]\nprefix = "EV"\nbased_on = "development"\n')
+    result = run_cli("--env", name, "config", "show", cwd=root)
+    assert result.exit_code == 4, result.output
+    assert f"environments.{name}" in result.stderr and "letters, digits" in result.stderr
