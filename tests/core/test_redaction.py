@@ -279,3 +279,17 @@ def test_a_plugins_broken_shape_is_left_out_with_a_warning_and_the_commands_stil
     check = envfence_project.run("check")
     assert check.exception is None or isinstance(check.exception, SystemExit)
     assert "SECRET_IN_VALUE" in check.output and "abcdefgh12" not in check.output
+
+
+def test_secrets_equal_to_true_the_environment_or_a_key_name_keep_json_valid_and_words_whole(envfence_project):
+    envfence_project.write(".env", "A_TOKEN=true\nB_TOKEN=development\nC_TOKEN=HOST_NAME\nHOST_NAME=h\nFLAG=true\n"
+                                   "LOG=automation_development.log\n")
+    result = envfence_project.run("--json", "config", "show")
+    data = json.loads(result.stdout)  # a masked "true" never turns a JSON boolean into text
+    entries = {e["key"]: e for e in data["entries"]}
+    assert entries["A_TOKEN"]["secret"] is True and entries["FLAG"]["value"] == MASK
+    assert entries["LOG"]["value"] == "automation_development.log"  # inside a longer word: not masked
+    assert entries["HOST_NAME"]["value"] == "h"
+    check = envfence_project.run("--json", "check")
+    found = {f["key"] for f in json.loads(check.stdout)["findings"] if f["code"] == "SECRET_IN_VALUE"}
+    assert "FLAG" in found and "LOG" not in found
