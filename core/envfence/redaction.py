@@ -325,6 +325,7 @@ class LineStream:
         self._emit = emit
         self._secrets = redactor.multiline()
         self._held: list[str] = []
+        self._starts: Any = None  # built on first use: which secrets a line may begin
 
     def feed(self, line: str) -> None:
         """One line of output, without its newline."""
@@ -346,12 +347,41 @@ class LineStream:
             self._emit(self._redactor(line))
         self._held = []
 
+    def _beginning(self, line: str) -> list[tuple[str, ...]]:
+        """The secrets whose first line ``line`` ends with: one pass over the line, however many secrets.
+
+        Checking every secret of several lines against every line would cost
+        their number times the output's length.
+        """
+        if not self._secrets:
+            return []
+        if self._starts is None:
+            import ahocorasick
+
+            automaton, always = ahocorasick.Automaton(), []
+            for lines in self._secrets:
+                if not lines[0]:
+                    always.append(lines)  # an empty first line ends every line
+                elif automaton.exists(lines[0]):
+                    automaton.get(lines[0])[1].append(lines)
+                else:
+                    automaton.add_word(lines[0], (len(lines[0]), [lines]))
+            self._starts = (automaton.make_automaton() or automaton) if len(automaton) else None, always
+        automaton, always = self._starts
+        found = list(always)
+        if automaton is not None and line:
+            last = len(line) - 1
+            for end, (_, group) in automaton.iter(line):
+                if end == last:
+                    found.extend(group)
+        return found
+
     def _state(self, held: list[str]) -> Any:
         """The secret's lines when ``held`` spans a whole secret, ``pending`` when it may begin one, else ``free``."""
         pending = False
         n = len(held)
-        for lines in self._secrets:
-            if n > len(lines) or not held[0].rstrip("\r").endswith(lines[0]):
+        for lines in self._beginning(held[0].rstrip("\r")):
+            if n > len(lines):
                 continue
             if any(held[i].rstrip("\r") != lines[i] for i in range(1, min(n, len(lines) - 1))):
                 continue

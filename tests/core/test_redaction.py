@@ -293,3 +293,13 @@ def test_secrets_equal_to_true_the_environment_or_a_key_name_keep_json_valid_and
     check = envfence_project.run("--json", "check")
     found = {f["key"] for f in json.loads(check.stdout)["findings"] if f["code"] == "SECRET_IN_VALUE"}
     assert "FLAG" in found and "LOG" not in found
+
+
+def test_a_line_stream_with_many_secrets_sharing_a_first_line_masks_the_one_printed():
+    keys = [f"-----BEGIN KEY-----\nbody{i:04d}xyz\n-----END KEY-----" for i in range(500)]
+    out: list[str] = []
+    stream = LineStream(Redactor(keys), out.append)
+    for line in ["hello", "x -----BEGIN KEY-----", "body0421xyz", "-----END KEY----- y", "bye"]:
+        stream.feed(line)
+    stream.close()
+    assert out == ["hello", f"x {MASK} y", "bye"]
