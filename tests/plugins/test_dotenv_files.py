@@ -286,3 +286,17 @@ def test_an_environment_name_that_would_name_a_file_elsewhere_is_refused(make_pr
     result = run_cli("--env", name, "config", "show", cwd=root)
     assert result.exit_code == 4, result.output
     assert f"environments.{name}" in result.stderr and "letters, digits" in result.stderr
+
+
+def test_config_template_reads_back_as_the_values_it_shows(make_project, run_cli, tmp_path):
+    root = make_project({
+        ".env": 'HASH="a # b"\nMULTI="line1\nline2"\nQUOTES="say \\"hi\\" \\\\o/"\nLEAD=" padded "\n'
+                "STARTQ=\"'x\"\nPLAIN=https://h/p?a=1&b=2\nTAB=\"a\\tb\"\n",
+    })
+    original = json.loads(run_cli("--json", "config", "show", cwd=root).stdout)["values"]
+    template = run_cli("config", "template", cwd=root).stdout
+    copy = make_project({".env": template}, name="copy")
+    again = json.loads(run_cli("--json", "config", "show", cwd=copy).stdout)
+    assert not [f for f in again["findings"] if f["code"] == "DOTENV_PARSE_ERROR"]
+    assert {k: again["values"][k] for k in original} == original
+    assert "PLAIN=https://h/p?a=1&b=2" in template  # a value that needs no quotes is shown as it is
