@@ -346,6 +346,7 @@ class SettingSpec:
     format: str | None = None  #: a regular expression the value must match
     default: str | None = None
     plugin: str | None = None
+    type: str | None = None  #: a name from :data:`envfence.setting_types.TYPES`; None reads as ``str``
 
 
 @attrs.frozen

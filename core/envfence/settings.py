@@ -40,6 +40,7 @@ _CORE_KEYS = {
     "strict_plugins": "true makes a plugin that failed to load an error",
     "required_plugins": "plugins the project needs; `envfence check` reports missing ones",
     "snapshots": "configuration snapshots: keep = how many the environment keeps (default 20)",
+    "settings": "declared settings, one [settings.NAME] table each (read by the declared_settings plugin)",
 }
 _ENV_KEYS = ("prefix", "aliases", "hostname_patterns", "based_on", "profile")
 

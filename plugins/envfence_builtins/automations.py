@@ -169,6 +169,20 @@ def _schedule(value: Any, where: str, settings) -> str | dict[str, str]:
 
 
 @hookimpl
+def declare_settings(settings) -> list:
+    """The settings automations name are known keys, so the process environment may set them."""
+    from envfence.models import SettingSpec
+
+    try:
+        automations = parse_automations(settings)
+    except ConfigurationError:
+        return []  # validate reports the broken table as AUTOMATION_INVALID
+    names = sorted({name for a in automations for name in a.settings})
+    return [SettingSpec(name, f"needed by automation {', '.join(a.name for a in automations if name in a.settings)}",
+                        plugin="automations") for name in names]
+
+
+@hookimpl
 def register_automations(session, register) -> None:
     """Register the automations of the project settings."""
     for automation in parse_automations(session.settings):
