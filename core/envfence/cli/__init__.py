@@ -29,6 +29,7 @@ COMMANDS = {
     "run": "run",
     "status": "status",
     "check": "check",
+    "completion": "completion",
 }
 
 _HELP = """Make automation scripts environment-aware and safe.
@@ -117,11 +118,7 @@ class EnvfenceGroup(click.Group):
     _plugin_command_names: frozenset[str] = frozenset()
 
     def _add_plugin_commands(self, ctx: click.Context) -> None:
-        state = ctx.find_object(State)
-        if state is None:  # --help before the group's callback ran
-            disabled = tuple(p[3:] for p in ctx.params.get("plugin_options", ()) if p.startswith("no:"))
-            state = State(disabled=disabled)
-        manager = state.plugins
+        manager = ctx.ensure_object(State).plugins
         if manager is self._plugin_manager:
             return
         for name in self._plugin_command_names:
@@ -142,7 +139,23 @@ class EnvfenceGroup(click.Group):
                 self.add_command(getattr(module, name.replace("-", "_")), name)
         else:
             self._add_plugin_commands(ctx)
-        return self.commands.get(name)
+        command = self.commands.get(name)
+        if command is not None:
+            accept_global_options(command)
+        return command
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            # `envfence chek`: name the command that was probably meant.
+            name = click.utils.make_str(args[0]) if args else ""
+            import difflib
+
+            guess = difflib.get_close_matches(name, self.list_commands(ctx), n=1, cutoff=0.6)
+            if guess and "No such command" in exc.message:
+                exc.message += f" Did you mean {guess[0]!r}?"
+            raise
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -209,47 +222,104 @@ def report_error(ctx: click.Context, message: str, hint: str, code: int) -> None
     ctx.exit(code)
 
 
-@click.group(cls=EnvfenceGroup, help=_HELP, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--root", type=click.Path(file_okay=False), help="The project root (default: found from the working directory).")
-@click.option("--env", "env", metavar="NAME", help="The intended environment, a name or alias (wins over ENVIRONMENT and the hostname).")
-@click.option("-p", "plugin_options", multiple=True, metavar="no:NAME", help="Disable plugin NAME (repeatable).")
-@click.option("--strict-plugins", is_flag=True, envvar="ENVFENCE_STRICT_PLUGINS", help="A plugin that failed to load stops every command that opens a session (exit 4), instead of a warning.")
-@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Runtime override, the top configuration layer (repeatable).")
-@click.option("--json", "json_output", is_flag=True, help="Machine output on stdout.")
-@click.option("-v", "--verbose", count=True, help="More output (development style).")
-@click.option("-q", "--quiet", count=True, help="Less output (production style).")
-@click.version_option(package_name="envfence", prog_name="envfence")
-@click.pass_context
-def cli(ctx: click.Context, root, env, plugin_options, strict_plugins, assignments, json_output, verbose, quiet) -> None:
-    disabled = []
-    for option in plugin_options:
+# --- global options: accepted before or after any command ----------------------
+#
+# Each is declared once, here, with what it does to the invocation's State.
+# The top-level group takes them as they are; every command (and every
+# subcommand, a plugin's included) gets a hidden copy made from the same
+# declaration when it is looked up, so `envfence run sync --env prod -q --json`
+# means what `envfence --env prod -q --json run sync` means.
+
+
+def _disable(state: State, options: tuple[str, ...]) -> None:
+    for option in options:
         if not option.startswith("no:") or len(option) == 3:
             raise click.BadParameter(f"{option!r}: write -p no:NAME to disable plugin NAME", param_hint="-p")
-        disabled.append(option[3:])
-    ctx.obj = State(
-        root=root,
-        env=env,
-        disabled=disabled,
-        json=json_output,
-        verbosity=verbose - quiet,
-        overrides=parse_assignments(assignments),
-        strict_plugins=strict_plugins,
-    )
+        if option[3:] not in state.disabled:
+            state.disabled += (option[3:],)
+            state._plugins = None  # loaded with the plugin still enabled: load again without it
+
+
+def _set(state: State, assignments: tuple[str, ...]) -> None:
+    state.overrides.update(parse_assignments(assignments))
+
+
+def _verbosity(step: int):
+    def apply(state: State, count: int) -> None:
+        state.verbosity += step * count
+
+    return apply
+
+
+def _complete(kind: str):
+    """A completion function of :mod:`.completion`, imported only when a shell asks."""
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+        from . import completion
+
+        return getattr(completion, kind)(ctx, param, incomplete)
+
+    return complete
+
+
+#: (parameter declarations, click options, what a given value does to the State).
+GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any], Any], ...] = (
+    (("--root",), {"type": click.Path(file_okay=False), "help": "The project root (default: found from the working directory)."},
+     lambda state, value: setattr(state, "root", value)),
+    (("--env", "env"), {"metavar": "NAME", "shell_complete": _complete("environments"), "help": "The intended environment, a name or alias (wins over ENVIRONMENT and the hostname)."},
+     lambda state, value: setattr(state, "env", value)),
+    (("-p", "plugin_options"), {"multiple": True, "metavar": "no:NAME", "shell_complete": _complete("plugins"), "help": "Disable plugin NAME (repeatable)."}, _disable),
+    (("--strict-plugins",), {"is_flag": True, "help": "A plugin that failed to load stops every command that opens a session (exit 4), instead of a warning."},
+     lambda state, value: setattr(state, "strict_plugins", True)),
+    (("--set", "assignments"), {"multiple": True, "metavar": "KEY=VALUE", "help": "Runtime override, the top configuration layer (repeatable)."}, _set),
+    (("--json", "json_output"), {"is_flag": True, "help": "Machine output on stdout."},
+     lambda state, value: setattr(state, "json", True)),
+    (("-v", "--verbose"), {"count": True, "help": "More output (development style)."}, _verbosity(1)),
+    (("-q", "--quiet"), {"count": True, "help": "Less output (production style)."}, _verbosity(-1)),
+)
+
+
+def _global_option(decls: tuple[str, ...], options: dict[str, Any], apply: Any, hidden: bool) -> click.Option:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value not in (None, False, 0, ()):
+            apply(ctx.ensure_object(State), value)
+
+    return click.Option(list(decls), expose_value=False, callback=callback, hidden=hidden, **options)
+
+
+def accept_global_options(command: click.Command) -> None:
+    """Let ``command`` and its subcommands take the global options after their names.
+
+    An option the command declares itself (its own ``--json``) keeps its
+    meaning; done once per command object.
+    """
+    if getattr(command, "_envfence_global_options", False):
+        return
+    command._envfence_global_options = True  # type: ignore[attr-defined]
+    taken = {opt for param in command.params for opt in getattr(param, "opts", ()) + getattr(param, "secondary_opts", ())}
+    for decls, options, apply in GLOBAL_OPTIONS:
+        names = [d for d in decls if d.startswith("-")]
+        if not taken.intersection(names):
+            command.params.append(_global_option(decls, options, apply, hidden=True))
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            accept_global_options(sub)
+
+
+@click.group(cls=EnvfenceGroup, help=_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="envfence", prog_name="envfence")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    ctx.ensure_object(State)
+
+
+cli.params[:0] = [
+    _global_option(decls, {**options, **({"envvar": "ENVFENCE_STRICT_PLUGINS"} if "--strict-plugins" in decls else {})}, apply, hidden=False)
+    for decls, options, apply in GLOBAL_OPTIONS
+]
 
 
 pass_state = click.make_pass_decorator(State)
-
-
-def _json_after_command(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    if value:
-        ctx.ensure_object(State).json = True
-
-
-#: ``--json`` after a command's name, for commands that people type that way;
-#: the same as the global ``envfence --json COMMAND`` (errors included).
-json_option = click.option(
-    "--json", is_flag=True, expose_value=False, callback=_json_after_command, help="Machine output on stdout."
-)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -257,4 +327,4 @@ def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="envfence")
 
 
-__all__ = ["cli", "main", "State", "pass_state", "json_option", "COMMANDS", "parse_assignments", "report_error"]
+__all__ = ["cli", "main", "State", "pass_state", "COMMANDS", "GLOBAL_OPTIONS", "accept_global_options", "parse_assignments", "report_error"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import State, json_option, pass_state
+from . import State, pass_state
 from .output import dumps, style
 
 
@@ -41,7 +41,6 @@ def automation_data(session, automation, last) -> dict:
 
 
 @click.command("list")
-@json_option
 @pass_state
 def list_automations(state: State) -> None:
     """List automations: description, environments, last run and next scheduled time here."""

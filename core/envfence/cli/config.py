@@ -7,7 +7,7 @@ import click
 from ..errors import EXIT_FINDINGS
 from ..models import Secret, mask
 from . import State, pass_state
-from .output import dumps, echo_findings, finding_dict, style
+from .output import dumps, echo_findings, finding_dict, plural, style
 
 
 @click.group()
@@ -91,7 +91,7 @@ def show(state: State, explain: bool) -> None:
             click.echo(style("\n# layers, lowest precedence first", bold=True))
             for layer in data["layers"]:
                 if layer["exists"]:
-                    count = "overlay: known keys only" if layer["keys"] is None else f"{layer['keys']} keys"
+                    count = "overlay: known keys only" if layer["keys"] is None else plural(layer["keys"], "key")
                     click.echo(f"  {layer['precedence']:>3}  {layer['source']}  ({count})")
                 else:
                     click.echo(f"  {layer['precedence']:>3}  {layer['source']}  (missing)")
@@ -143,7 +143,7 @@ def diff(state: State, first: str, second: str) -> None:
         if data["differ"]:
             click.echo(style("different values:", bold=True) + " " + ", ".join(data["differ"]))
         if not missing:
-            click.echo(f"no drift: {first} and {second} define the same {len(data['same']) + len(data['differ'])} keys")
+            click.echo(f"no drift: {first} and {second} define the same {plural(len(data['same']) + len(data['differ']), 'key')}")
     click.get_current_context().exit(EXIT_FINDINGS if missing else 0)
 
 

@@ -8,18 +8,17 @@ import sys
 import click
 
 from ..errors import EnvfenceError, UsageError
-from . import State, json_option, parse_assignments, pass_state
+from . import State, parse_assignments, pass_state
 from .output import dumps, echo_findings, finding_dict, style
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=lambda ctx, param, incomplete: _complete_automations(ctx, param, incomplete))
 @click.option("--dry-run", is_flag=True, help="Detect, load, validate and check safety, show the plan; write nothing.")
 @click.option("--force", is_flag=True, help="Run despite a blocking safety finding (recorded in the audit trail).")
 @click.option("--reason", metavar="TEXT", help="Why the run is forced; required with --force in a strict (production) profile.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Runtime override for this run (repeatable).")
 @click.option("--wait", is_flag=True, help="If the automation is already running here, wait for it instead of refusing.")
-@json_option
 @pass_state
 def run(state: State, name, dry_run, force, reason, assignments, wait) -> None:
     """Run automation NAME in the current environment.
@@ -98,6 +97,12 @@ def run(state: State, name, dry_run, force, reason, assignments, wait) -> None:
     elif outcome.status == "failed":
         _explain_failure(result, session, name, verbose)
     click.get_current_context().exit(result.exit_code)
+
+
+def _complete_automations(ctx, param, incomplete):
+    from .completion import automations
+
+    return automations(ctx, param, incomplete)
 
 
 def _confirm_by_typing(name: str):

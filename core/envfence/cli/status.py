@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import State, json_option, pass_state
+from . import State, pass_state
 from .output import dumps, style
 
 _STATUS_COLOURS = {"succeeded": "green", "failed": "red", "blocked": "yellow"}
@@ -133,10 +133,10 @@ def _show_comparison(state: State, automation, limit) -> None:
 
 
 @click.command()
-@click.option("--automation", "automation", metavar="NAME", help="Only this automation's runs.")
+@click.option("--automation", "automation", metavar="NAME", help="Only this automation's runs.",
+              shell_complete=lambda ctx, param, incomplete: __import__("envfence.cli.completion", fromlist=["x"]).automations(ctx, param, incomplete))
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000), help="How many recent runs.")
 @click.option("--compare", is_flag=True, help="Compare every environment: error rates, durations, anomalies.")
-@json_option
 @pass_state
 def status(state: State, automation, limit, compare) -> None:
     """Show the current environment's recent runs and error rates (--compare: every environment)."""
