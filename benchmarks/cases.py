@@ -157,6 +157,47 @@ def in_process_case(projects: dict[int, Project], plan: Plan) -> tuple[Table, li
     return table, targets
 
 
+def interpolated_case(workdir: Path, plan: Plan) -> tuple[Table, list[Target]]:
+    """Case 1b: the same load with a tenth of the values referring to another key."""
+    import envfence
+
+    from .contenders import _dotenv, _envfence_values
+
+    rows: list[Row] = []
+    per_key: dict[int, float] = {}
+    counts = []
+    for size in plan.sizes:
+        project = generate_project(workdir / f"interpolated-{size}", size, interpolated=True)
+        def load(project=project):  # loading only: validation is the same work with or without references
+            return envfence.open_session(root=project.root, env="production")
+
+        if _envfence_values(load(), project) != project.expected:
+            raise BenchmarkError(f"envfence expanded the interpolated project of {size:,} keys wrongly")
+        rounds, batch = plan.in_process_rounds(size)
+        counts.append(f"{rounds} of {batch} at {size:,} keys")
+        times = alternate({"envfence": in_process(load, batch), "python-dotenv": in_process(_dotenv(project), batch)},
+                          rounds, warmup=False)
+        rows += _rows(f"{size:,} keys", times, "python-dotenv",
+                      {"python-dotenv": "interpolating, each file on its own: not the same values"})
+        per_key[size] = median_ms(times["envfence"]) / size
+    targets = []
+    large = [size for size in per_key if size >= 1_000]
+    if len(large) > 1:
+        growth = per_key[max(large)] / per_key[min(large)]
+        targets.append(Target(
+            f"interpolated load grows linearly: time per key at {max(large):,} keys within 1.5x of {min(large):,}",
+            f"{growth:.2f}x", growth <= 1.5))
+    table = Table(
+        "In process, interpolated: a tenth of the values are ${KEY}/sub",
+        "envfence `open_session(env=\"production\")` without validation, of a project whose every tenth `.env` "
+        "value refers to the key before it, against `dotenv_values` (interpolating) of both files merged.",
+        "python-dotenv",
+        ", ".join(counts),
+        tuple(rows),
+    )
+    return table, targets
+
+
 # --- 2. cold command ------------------------------------------------------------------
 
 
@@ -271,6 +312,7 @@ def run_all(workdir: Path, plan: Plan) -> tuple[list[Table], list[Target]]:
     targets: list[Target] = []
     cases: Iterable = (
         lambda: in_process_case(projects, plan),
+        lambda: interpolated_case(workdir, plan),
         lambda: cold_command_case(projects, plan),
         lambda: import_case(workdir, plan),
         lambda: plugin_case(projects[min(plan.sizes)], workdir, plan),

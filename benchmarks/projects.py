@@ -5,7 +5,9 @@ Each project holds ``keys`` distinct keys. ``.env`` holds most of them;
 seventh key is a secret by its name (``_TOKEN``, ``_PASSWORD``, ``_API_KEY``),
 a few values are quoted with spaces, and comments and blank lines are sprinkled
 in, as in a real file. No value holds ``$``: the contenders differ on
-interpolation and the comparison is about loading, not expanding.
+interpolation and the comparison is about loading, not expanding. An
+``interpolated`` project is the same with every tenth value of ``.env``
+referring to the key before it (``${KEY}/sub``), for the interpolation case.
 """
 
 from __future__ import annotations
@@ -53,17 +55,26 @@ def _line(key: str, value: str) -> str:
     return f'{key}="{value}"' if " " in value else f"{key}={value}"
 
 
-def generate_project(directory: Path, keys: int) -> Project:
-    """Write a project of ``keys`` keys into ``directory`` (created) and describe it."""
+def generate_project(directory: Path, keys: int, interpolated: bool = False) -> Project:
+    """Write a project of ``keys`` keys into ``directory`` (created) and describe it.
+
+    :param interpolated: every tenth value of ``.env`` is ``${<the key before>}/sub``;
+        ``expected`` holds what envfence expands it to (the referred key's production value).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     own = max(1, keys // 20)  # keys only .env.production sets
     base = keys - own
     overrides = max(1, keys // 10)
     expected: dict[str, str] = {}
     lines = ["# shared configuration"]
+    references: dict[str, str] = {}
     for i in range(base):
         if i % 50 == 49:
             lines += ["", f"# section {i // 50}"]
+        if interpolated and i % 10 == 9:
+            references[key_name(i)] = key_name(i - 1)
+            lines.append(f"{key_name(i)}=${{{key_name(i - 1)}}}/sub")
+            continue
         expected[key_name(i)] = _value(i, "base")
         lines.append(_line(key_name(i), expected[key_name(i)]))
     (directory / ".env").write_text("\n".join(lines) + "\n")
@@ -74,6 +85,8 @@ def generate_project(directory: Path, keys: int) -> Project:
         expected[key_name(i)] = _value(i, "production")
         prod.append(_line(key_name(i), expected[key_name(i)]))
     (directory / ".env.production").write_text("\n".join(prod) + "\n")
+    for key, referred in references.items():
+        expected.setdefault(key, expected[referred] + "/sub")
     (directory / "envfence.toml").write_text(_SETTINGS)
     secrets = frozenset(k for k in expected if k.endswith(_SECRET_ENDINGS))
     return Project(directory, keys, expected, secrets, overridden=key_name(0))

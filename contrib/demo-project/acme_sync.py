@@ -34,7 +34,11 @@ def read_jobs(path: Path) -> list[dict]:
 
 
 def import_jobs(ctx) -> None:
-    """Stage the sample CSV, create one Airtable record per row, and file the CSV as processed."""
+    """Stage the sample CSV, upsert one Airtable record per row (keyed on Name), and file the CSV as processed.
+
+    An upsert on a key field is safe to repeat: running the import twice, or
+    a retry after a timeout, updates the same records instead of adding copies.
+    """
     from pyairtable import Api
 
     source = Path(ctx.session.root.path, ctx.config.get("JOBS_CSV", "data/jobs.csv"))
@@ -42,7 +46,7 @@ def import_jobs(ctx) -> None:
     base, table_name = ctx.config["AIRTABLE_BASE_ID"], ctx.config["AIRTABLE_TABLE"]
     if ctx.dry_run:
         ctx.say(f"plan: stage {source.name} in {ctx.paths.stage('incoming')}")
-        ctx.say(f"plan: create {len(jobs)} record(s) in {table_name} of base {base} ({ctx.environment})")
+        ctx.say(f"plan: upsert {len(jobs)} record(s) by Name in {table_name} of base {base} ({ctx.environment})")
         for job in jobs:
             ctx.say(f"  {job['Name']}  {job['Customer']:<20} {job['Status']:<12} {job['Amount']:>8.2f}")
         return
@@ -52,11 +56,17 @@ def import_jobs(ctx) -> None:
     working = ctx.paths.move(incoming, "processing")
     token = ctx.credential("AIRTABLE_API_KEY").reveal()
     endpoint = ctx.config.get("AIRTABLE_ENDPOINT_URL", "https://api.airtable.com")
-    table = Api(token, endpoint_url=endpoint, retry_strategy=None).table(base, table_name)
+    # envfence's retry decides what may be tried again; pyairtable's own would retry blindly.
+    table = Api(token, endpoint_url=endpoint, timeout=(5, 30), retry_strategy=None).table(base, table_name)
     try:
-        created = ctx.retry(table.batch_create, jobs, typecast=True)
+        result = ctx.retry(
+            table.batch_upsert, [{"fields": job} for job in jobs], key_fields=["Name"], typecast=True, idempotent=True
+        )
     except Exception:
         ctx.paths.move(working, "failed")
         raise
     done = ctx.paths.move(working, "processed")
-    ctx.say(f"created {len(created)} record(s) in {table_name} of base {base}; {done.name} filed as processed")
+    ctx.say(
+        f"upserted {len(result['records'])} record(s) in {table_name} of base {base} "
+        f"({len(result['createdRecords'])} new, {len(result['updatedRecords'])} updated); {done.name} filed as processed"
+    )

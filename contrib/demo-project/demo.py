@@ -109,6 +109,7 @@ def runs_demo() -> None:
         step("The automations, where they may run, and when they run next", "-v", "list")
         step("A dry run: the plan, and nothing written", "run", "import-jobs", "--dry-run")
         step("The real run in development: the CSV goes through its stages into the sandbox base", "run", "import-jobs")
+        step("Run it again: an upsert on Name updates the same records, it adds no copies", "run", "import-jobs")
         jobs = [r["fields"]["Name"] for r in airtable.records(DEMO_DEV_BASE, "Jobs")]
         print(f"(the emulated sandbox base now holds Jobs {', '.join(jobs)}; the live base was not touched: "
               f"{len(airtable.records(DEMO_PROD_BASE, 'Jobs'))} records)")

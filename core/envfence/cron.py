@@ -1,14 +1,23 @@
-"""Cron expressions: the schedule of an automation.
+"""Cron expressions: the schedule of an automation, read as cron reads it.
 
-Five fields (minute, hour, day of month, month, day of week) with ``*``,
-lists, ranges, steps and names (``jan``, ``mon``), and the ``@hourly``,
-``@daily``, ``@weekly``, ``@monthly``, ``@yearly`` shorthands. As in cron,
-when both day fields are restricted a day matches either of them.
+A thin layer over cronsim, which follows cronie (the cron of Debian, Fedora
+and most servers): five fields with ``*``, lists, ranges, steps, names
+(``jan``, ``mon``), ``L`` and ``#``, plus the ``@hourly`` … ``@yearly``
+shorthands. As in cronie, when either day field starts with ``*`` a day must
+match both (``0 0 */2 * 1`` is Mondays on odd days); when both are
+restricted a day matches either. An expression that can never fire
+(``0 0 30 2 *``) is an error, not a schedule that silently never runs.
+
+Times are computed in the zone cron uses: :func:`schedule_zone` (``CRON_TZ``,
+else the project's ``timezone`` setting, else the machine's local zone).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import os
+from pathlib import Path
+from typing import Any, Mapping
 
 import attrs
 
@@ -21,75 +30,56 @@ _MACROS = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-_MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
-_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
-# name, low, high, names (their index plus offset is the value)
-_FIELDS = (
-    ("minute", 0, 59, None, 0),
-    ("hour", 0, 23, None, 0),
-    ("day of month", 1, 31, None, 0),
-    ("month", 1, 12, _MONTHS, 1),
-    ("day of week", 0, 7, _DAYS, 0),
-)
+_FIELDS = ("minute", "hour", "day of month", "month", "day of week")
+_RANGES = {"minute": "0-59", "hour": "0-23", "day-of-month": "1-31", "month": "1-12 or jan-dec", "day-of-week": "0-7 or sun-sat"}
+# Any fixed moment works as cronsim's start for parsing; next times pass their own.
+_EPOCH = _dt.datetime(2000, 1, 1)
 
 
 class CronError(ValueError):
-    """A cron expression that cannot be parsed; the message names the field."""
+    """A cron expression that cannot be parsed or never fires; the message names the field."""
 
 
 @attrs.frozen
 class Cron:
     """A parsed cron expression. Build one with :func:`parse`."""
 
-    expression: str
-    minutes: frozenset[int]
-    hours: frozenset[int]
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[int]  #: 0 is Sunday
-    days_restricted: bool
-    weekdays_restricted: bool
+    expression: str  #: as written
+    fields: str  #: the five fields (a shorthand expanded)
+    _sim: Any = attrs.field(eq=False, repr=False)  #: cronsim's parse, for its field sets and day matching
 
     def matches_day(self, day: _dt.date) -> bool:
         """True when the schedule fires on ``day`` (at some time)."""
-        if day.month not in self.months:
-            return False
-        in_days = day.day in self.days
-        in_weekdays = (day.isoweekday() % 7) in self.weekdays
-        if self.days_restricted and self.weekdays_restricted:
-            return in_days or in_weekdays
-        return in_days and in_weekdays
+        return day.month in self._sim.months and self._sim.match_day(day)
 
-    def next_after(self, moment: _dt.datetime, horizon_days: int = 366 * 5) -> _dt.datetime | None:
-        """The first firing time strictly after ``moment`` (same timezone), or None."""
-        start = (moment + _dt.timedelta(minutes=1)).replace(second=0, microsecond=0)
-        times = sorted((h, m) for h in self.hours for m in self.minutes)
-        for offset in range(horizon_days):
-            day = start.date() + _dt.timedelta(days=offset)
-            if not self.matches_day(day):
-                continue
-            for hour, minute in times:
-                candidate = start.replace(year=day.year, month=day.month, day=day.day, hour=hour, minute=minute)
-                if candidate >= start:
-                    return candidate
-        return None
+    def next_after(self, moment: _dt.datetime) -> _dt.datetime:
+        """The first firing time strictly after ``moment``, in ``moment``'s zone.
+
+        An aware ``moment`` in a zone with daylight saving gets cronie's
+        handling of the skipped and repeated hour.
+        """
+        from cronsim import CronSim
+
+        return next(CronSim(self.fields, moment))
 
     def common_time(self, other: "Cron", year: int = 2028) -> _dt.datetime | None:
         """A time in ``year`` at which both schedules fire, or None (a leap year covers 29 February)."""
-        times = sorted((h, m) for h in self.hours & other.hours for m in self.minutes & other.minutes)
-        if not times:
+        hours = sorted(self._sim.hours & other._sim.hours)
+        minutes = sorted(self._sim.minutes & other._sim.minutes)
+        if not hours or not minutes:
             return None
         day = _dt.date(year, 1, 1)
         while day.year == year:
             if self.matches_day(day) and other.matches_day(day):
-                hour, minute = times[0]
-                return _dt.datetime(day.year, day.month, day.day, hour, minute)
+                return _dt.datetime(day.year, day.month, day.day, hours[0], minutes[0])
             day += _dt.timedelta(days=1)
         return None
 
 
 def parse(expression: str) -> Cron:
     """Parse a cron expression, or raise :class:`CronError` naming the bad field."""
+    from cronsim import CronSim, CronSimError
+
     if not isinstance(expression, str) or not expression.strip():
         raise CronError(f"a schedule must be a cron expression like '0 2 * * *', not {expression!r}")
     text = _MACROS.get(expression.strip().lower(), expression.strip())
@@ -98,51 +88,71 @@ def parse(expression: str) -> Cron:
         raise CronError(
             f"{expression!r} has {len(parts)} field(s); a cron expression has 5: minute hour day-of-month month day-of-week"
         )
-    values = []
-    for part, (name, low, high, names, offset) in zip(parts, _FIELDS):
-        values.append(_field(part, name, low, high, names, offset, expression))
-    weekdays = frozenset(v % 7 for v in values[4])
-    return Cron(
-        expression=expression.strip(),
-        minutes=values[0],
-        hours=values[1],
-        days=values[2],
-        months=values[3],
-        weekdays=weekdays,
-        days_restricted=parts[2] != "*",
-        weekdays_restricted=parts[4] != "*",
+    try:
+        sim = CronSim(text, _EPOCH)
+    except CronSimError as exc:
+        raise CronError(_explain(expression, parts, str(exc))) from None
+    return Cron(expression.strip(), text, sim)
+
+
+def _explain(expression: str, parts: list[str], problem: str) -> str:
+    """cronsim's terse "Bad minute" as a sentence naming the field, its text and what it may hold."""
+    field = problem.removeprefix("Bad ").strip()
+    if field not in _RANGES:
+        return f"{expression!r}: {problem}"
+    index = list(_RANGES).index(field)
+    if field == "day-of-month":
+        from cronsim import CronSim, CronSimError
+
+        try:  # the field is well-formed, only no month has such a day
+            CronSim(" ".join(parts[:2] + ["1"] + parts[3:]), _EPOCH)
+            return f"{expression!r} never fires: no month it names has day {parts[2]}"
+        except CronSimError:
+            pass
+    return (
+        f"{expression!r}: {_FIELDS[index]} field {parts[index]!r} is not valid; it takes {_RANGES[field]}, "
+        "with *, lists (a,b), ranges (a-b) and steps (*/n, a-b/n)"
     )
 
 
-def _field(text: str, name: str, low: int, high: int, names, offset: int, expression: str) -> frozenset[int]:
-    def number(token: str) -> int:
-        token = token.strip().lower()
-        if names and token in names:
-            return names.index(token) + offset
-        if not token.isdigit():
-            raise CronError(f"{expression!r}: {name} field: {token!r} is not a number{' or a name' if names else ''}")
-        value = int(token)
-        if not low <= value <= high:
-            raise CronError(f"{expression!r}: {name} field: {value} is outside {low}-{high}")
-        return value
+def schedule_zone(environ: Mapping[str, str] | None = None, setting: str | None = None) -> _dt.tzinfo:
+    """The zone schedules are read in, as cron reads them.
 
-    result: set[int] = set()
-    for item in text.split(","):
-        body, slash, step_text = item.partition("/")
-        step = 1
-        if slash:
-            if not step_text.isdigit() or int(step_text) == 0:
-                raise CronError(f"{expression!r}: {name} field: step {step_text!r} must be a positive number")
-            step = int(step_text)
-        if body == "*":
-            first, last = low, high
-        elif "-" in body:
-            a, _, b = body.partition("-")
-            first, last = number(a), number(b)
-            if first > last:
-                raise CronError(f"{expression!r}: {name} field: range {body!r} runs backwards")
-        else:
-            first = number(body)
-            last = high if slash else first
-        result.update(range(first, last + 1, step))
-    return frozenset(result)
+    ``CRON_TZ`` from ``environ`` (the variable cronie reads), else ``setting``
+    (the project's ``timezone``), else the machine's local zone (``TZ``, then
+    ``/etc/localtime``). Raises :class:`CronError` for a zone name that is not
+    in the time zone database.
+    """
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    environ = os.environ if environ is None else environ
+    name = (environ.get("CRON_TZ") or setting or "").strip()
+    source = "CRON_TZ" if environ.get("CRON_TZ") else "timezone"
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise CronError(f"{source} = {name!r} is no time zone; use a name like 'Europe/Paris' or 'UTC'") from None
+    return _local_zone(environ)
+
+
+def _local_zone(environ: Mapping[str, str]) -> _dt.tzinfo:
+    from zoneinfo import ZoneInfo
+
+    candidates = [environ.get("TZ", "").lstrip(":")]
+    try:
+        target = os.readlink("/etc/localtime")
+        candidates.append(target.partition("zoneinfo/")[2])
+    except OSError:
+        pass
+    for name in candidates:
+        if name:
+            try:
+                return ZoneInfo(name)
+            except Exception:  # a TZ rule string ("CET-1CEST") or a path: try the next
+                continue
+    if Path("/etc/localtime").is_file():
+        with open("/etc/localtime", "rb") as handle:
+            return ZoneInfo.from_file(handle, key="localtime")
+    return _dt.datetime.now().astimezone().tzinfo  # a fixed offset: no better knowledge on this machine
+

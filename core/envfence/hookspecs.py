@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import click
 
     from .models import (
+        Alert,
         AuditEvent,
         Automation,
         ConfigLayer,
@@ -365,4 +366,36 @@ def secret_shapes() -> list[SecretShape]:
     is always masked), and ``check`` reports a non-secret value that holds one
     (``SECRET_IN_VALUE``). Keep a shape specific (a fixed prefix, a length):
     anything it matches disappears from every output.
+    """
+
+
+# --- Operations --------------------------------------------------------------
+
+
+@hookspec
+def automation_state(session: Session, automation: Automation) -> Mapping[str, Any] | None:
+    """Say something about an automation's state here, for ``envfence list`` and ``envfence health``.
+
+    :param session: the open session.
+    :param automation: the :class:`~envfence.models.Automation`.
+    :returns: a mapping merged into the automation's ``state`` (for example
+        ``{"paused": {"until": ..., "reason": ...}}``), or None.
+
+    All results are collected; later keys win.
+    """
+
+
+@hookspec
+def alert(session: Session, alert: Alert, channels: tuple[str, ...]) -> list[str] | None:
+    """Deliver an alert (a threshold crossed, or its recovery) through your channel.
+
+    :param session: the open session.
+    :param alert: the :class:`~envfence.models.Alert`; its message is redacted.
+    :param channels: the channel names the environment's escalation asks for
+        (``[alerts.escalation]``); deliver only when yours is among them.
+    :returns: the names of the channels delivered to, or None when none of
+        ``channels`` is yours.
+
+    All results are collected. Raise when delivery failed: the alert is kept
+    and retried on the next run; the others' deliveries are not repeated.
     """

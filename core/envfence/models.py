@@ -491,3 +491,20 @@ class Failure:
     message: str
     automation: str | None = None
     exception: BaseException | None = attrs.field(default=None, eq=False)
+
+
+@attrs.frozen
+class Alert:
+    """A threshold crossed (or cleared) by an automation in one environment, on its way to the ``alert`` hook."""
+
+    environment: str
+    automation: str
+    check: str  #: what was crossed: ``max_duration``, ``max_memory``, ``max_error_rate``, ``expected_every``, ``failed``...
+    message: str  #: one line for people, already redacted
+    state: str = "firing"  #: ``firing``, or ``recovered`` when the incident cleared
+    severity: str = "critical"  #: ``warning`` or ``critical``
+    run_id: str | None = None  #: the run that crossed it (None for a run that never happened)
+    value: Any = None  #: what was measured
+    limit: Any = None  #: the threshold
+    incident: str = ""  #: stable id of the incident: one alert, then one recovery
+    at: _dt.datetime = attrs.field(factory=utcnow)

@@ -100,7 +100,10 @@ class RunContext:
         show(self.session, self.echo, self.logger, self.session.redactor()(str(text)))
 
     def retry(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call ``fn`` with retry and backoff for retryable network failures (see :mod:`envfence.retry`)."""
+        """Call ``fn``, trying again only where that cannot duplicate a write (see :mod:`envfence.retry`).
+
+        Pass ``idempotent=True`` for a call that is safe to repeat (a read, an upsert on a key field).
+        """
         from .retry import retry_call
 
         def note(attempt: int, error: BaseException, wait: float) -> None:

@@ -65,6 +65,7 @@ def settings_schema() -> dict[str, Any]:
         },
         "strict_plugins": {"type": "boolean", "default": False},
         "required_plugins": _STRINGS,
+        "timezone": {"type": "string", "minLength": 1, "examples": ["Europe/Paris", "UTC"]},
         "snapshots": {
             "type": "object", "additionalProperties": False,
             "properties": {"keep": {"type": "integer", "minimum": 1, "default": 20}},

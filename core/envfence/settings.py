@@ -39,6 +39,7 @@ _CORE_KEYS = {
     "environments": "one table per environment",
     "strict_plugins": "true makes a plugin that failed to load an error",
     "required_plugins": "plugins the project needs; `envfence check` reports missing ones",
+    "timezone": "the zone schedules are read in (default the machine's; CRON_TZ overrides it)",
     "snapshots": "configuration snapshots: keep = how many the environment keeps (default 20)",
     "settings": "declared settings, one [settings.NAME] table each (read by the declared_settings plugin)",
 }

@@ -131,7 +131,7 @@ def on_run_finish(session, outcome) -> None:
 
 
 def send(session, table_name: str, records: list[dict[str, Any]]) -> tuple[int, Exception | None]:
-    """Create ``records`` in the status table, oldest first, in batches.
+    """Upsert ``records`` in the status table by their Run field, oldest first, in batches.
 
     Stops at the first batch that fails. Returns how many were sent and the
     error that stopped it (None when all were sent); never raises, so the
@@ -156,7 +156,10 @@ def send(session, table_name: str, records: list[dict[str, Any]]) -> tuple[int, 
     try:
         for start in range(0, len(records), BATCH):
             batch = records[start : start + BATCH]
-            retry_call(table.batch_create, batch, typecast=True, attempts=3, base_delay=0.3, max_delay=2.0)
+            # Upserted on the run id: a retry, or a record queued after a timeout that
+            # had in fact been written, updates the same row instead of adding one.
+            retry_call(table.batch_upsert, [{"fields": record} for record in batch], key_fields=["Run"],
+                       typecast=True, idempotent=True, attempts=3, base_delay=0.3, max_delay=2.0)
             sent += len(batch)
     except Exception as exc:  # whatever Airtable or the network did, the rest waits in the queue
         return sent, exc

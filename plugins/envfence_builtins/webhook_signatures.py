@@ -7,11 +7,16 @@ replayed. A failure raises :class:`SignatureError` whose message never holds
 the secret or the expected signature.
 
 - HousecallPro: ``api-signature`` is the hex HMAC-SHA256 of
-  ``"{api-timestamp}.{raw body}"`` keyed with the webhook secret.
+  ``"{api-timestamp}.{raw body}"`` keyed with the webhook secret, the
+  timestamp in seconds or milliseconds. HousecallPro publishes no description
+  of its signing scheme: this is envfence's assumption, to be checked against
+  a real delivery.
 - Standard Webhooks (https://www.standardwebhooks.com): ``webhook-id``,
-  ``webhook-timestamp`` and ``webhook-signature`` (space-separated
-  ``v1,<base64>`` entries); the key is the base64 part of a ``whsec_`` secret
-  and the signed content ``"{id}.{timestamp}.{raw body}"``.
+  ``webhook-timestamp`` (whole seconds) and ``webhook-signature``
+  (space-separated ``v1,<base64>`` entries); the key is the base64 of the
+  secret, with or without its ``whsec_`` prefix and padding, and the signed
+  content ``"{id}.{timestamp}.{raw body}"``. It accepts and refuses what the
+  reference libraries do: a millisecond timestamp is refused as too far ahead.
 - GitHub: ``X-Hub-Signature-256`` is ``sha256=`` and the hex HMAC-SHA256 of the
   raw body. GitHub signs no timestamp.
 
@@ -26,13 +31,15 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
 import time
 from typing import Mapping
 
 #: Seconds a signed timestamp may be away from now (either way).
 DEFAULT_TOLERANCE = 300
 
-#: Standard Webhooks secrets: ``whsec_`` and the base64 of this many bytes.
+#: Standard Webhooks keys: the specification asks for this many bytes; ``envfence check``
+#: holds configured secrets to it, while verifying accepts any key, as the reference libraries do.
 STANDARD_SECRET_BYTES = (24, 64)
 
 
@@ -57,12 +64,13 @@ def _body(body: str | bytes) -> bytes:
     return body.encode() if isinstance(body, str) else body
 
 
-def _timestamp(value: str | int | float, now: float | None, tolerance: int) -> int:
+def _timestamp(value: str | int | float, now: float | None, tolerance: int, milliseconds: bool = False) -> int:
+    """The whole seconds of a signed timestamp, checked against now; ``milliseconds`` also reads 13-digit stamps."""
     try:
-        stamp = int(str(value).strip())
-    except ValueError:
-        raise SignatureError("the timestamp is not a whole number of seconds") from None
-    seconds = stamp / 1000 if stamp > 10**11 else stamp  # milliseconds are accepted too
+        stamp = math.floor(float(str(value).strip()))
+    except (ValueError, OverflowError):
+        raise SignatureError("the timestamp is not a number of seconds") from None
+    seconds = stamp / 1000 if milliseconds and stamp > 10**11 else stamp
     current = time.time() if now is None else now
     if abs(current - seconds) > tolerance:
         raise SignatureError(f"the timestamp is {int(current - seconds)} s away from now (tolerance {tolerance} s): stale or replayed")
@@ -110,7 +118,7 @@ def verify_housecallpro(
         raise SignatureError("the api-signature header is missing")
     if timestamp is None or str(timestamp).strip() == "":
         raise SignatureError("the api-timestamp header is missing")
-    _timestamp(timestamp, now, tolerance)
+    _timestamp(timestamp, now, tolerance, milliseconds=True)
     expected = sign_housecallpro(secret, body, str(timestamp).strip())
     if not constant_time_equal(expected, signature.strip().lower()):
         raise SignatureError("the api-signature does not match the timestamp and body")
@@ -119,24 +127,38 @@ def verify_housecallpro(
 # --- Standard Webhooks --------------------------------------------------------------
 
 
+def _standard_key(secret: str | bytes) -> bytes:
+    """The key of a secret as the reference libraries read it: ``whsec_`` optional, padding optional."""
+    if isinstance(secret, bytes):
+        key = secret
+    else:
+        body = secret.removeprefix("whsec_")
+        try:
+            key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise SignatureError("the secret (after whsec_) is not valid base64") from None
+    if not key:
+        raise SignatureError("the secret is empty")
+    return key
+
+
 def decode_standard_secret(secret: str) -> bytes:
-    """The key inside a ``whsec_`` secret; raises :class:`SignatureError` for a malformed one."""
-    if not secret.startswith("whsec_"):
-        raise SignatureError("a Standard Webhooks secret starts with whsec_")
-    try:
-        key = base64.b64decode(secret[len("whsec_"):], validate=True)
-    except (binascii.Error, ValueError):
-        raise SignatureError("the part after whsec_ is not valid base64") from None
+    """The key of a configured secret, held to the specification's 24 to 64 bytes.
+
+    Raises :class:`SignatureError` for one that is not base64 or has a key of
+    another length; ``whsec_`` and padding are optional, as in the reference libraries.
+    """
+    key = _standard_key(secret)
     low, high = STANDARD_SECRET_BYTES
     if not low <= len(key) <= high:
         raise SignatureError(f"the key is {len(key)} bytes; a Standard Webhooks key is {low} to {high} bytes")
     return key
 
 
-def sign_standard(secret: str, msg_id: str, timestamp: int | str, body: str | bytes) -> str:
+def sign_standard(secret: str | bytes, msg_id: str, timestamp: int | str, body: str | bytes) -> str:
     """The ``webhook-signature`` value (``v1,<base64>``) for one delivery."""
     content = f"{msg_id}.{timestamp}.".encode() + _body(body)
-    digest = hmac.new(decode_standard_secret(secret), content, hashlib.sha256).digest()
+    digest = hmac.new(_standard_key(secret), content, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
 
 
@@ -153,15 +175,20 @@ def verify_standard(
     """Check ``webhook-signature``: any of its space-separated ``v1,`` entries may match."""
     if not msg_id or timestamp is None or not header:
         raise SignatureError("webhook-id, webhook-timestamp and webhook-signature are all required")
-    _timestamp(timestamp, now, tolerance)
-    expected = sign_standard(secret, msg_id, str(timestamp).strip(), body)
-    candidates = [part for part in header.split() if part.startswith("v1,")]
+    seconds = _timestamp(timestamp, now, tolerance)
+    expected = base64.b64decode(sign_standard(secret, msg_id, seconds, body)[3:])
+    candidates = [part[3:] for part in header.split() if part.startswith("v1,")]
     if not candidates:
         raise SignatureError("webhook-signature holds no v1 signature")
-    # Compare against every candidate so the time taken does not say which one matched.
+    # Signatures compare as bytes, against every candidate so
+    # the time taken does not say which one matched.
     matched = False
     for candidate in candidates:
-        matched |= constant_time_equal(expected, candidate)
+        try:
+            given = base64.b64decode(candidate, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        matched |= constant_time_equal(expected, given)
     if not matched:
         raise SignatureError("no webhook-signature entry matches the id, timestamp and body")
 

@@ -24,7 +24,7 @@ def demo(tmp_path, fake_airtable, monkeypatch):
 def test_dry_run_shows_the_plan_and_writes_nothing(demo, run_cli, fake_airtable):
     result = run_cli("run", "import-jobs", "--dry-run", cwd=demo)
     assert result.exit_code == 0, result.output
-    assert "plan: create 3 record(s) in Jobs of base appDemoDevBase001" in result.stdout
+    assert "plan: upsert 3 record(s) by Name in Jobs of base appDemoDevBase001" in result.stdout
     assert not (demo / "var").exists()
     assert len(fake_airtable.records(DEMO_DEV_BASE, "Jobs")) == 2  # the seeded ones only
 
@@ -40,6 +40,15 @@ def test_the_run_loads_the_csv_into_the_sandbox_base_only(demo, run_cli, fake_ai
     # no status table in the seeded fake: the record waits in the queue, the run still succeeded
     assert (demo / "var" / "development" / "airtable-status-queue.jsonl").exists()
     assert "import-jobs" in run_cli("status", cwd=demo).stdout
+
+
+def test_running_the_import_twice_never_duplicates(demo, run_cli, fake_airtable):
+    for _ in range(2):
+        result = run_cli("run", "import-jobs", cwd=demo)
+        assert result.exit_code == 0, result.output
+    assert "(0 new, 3 updated)" in result.stdout
+    names = [r["fields"]["Name"] for r in fake_airtable.records(DEMO_DEV_BASE, "Jobs")]
+    assert sorted(n for n in names if n.startswith("JOB-2")) == ["JOB-2001", "JOB-2002", "JOB-2003"]
 
 
 def test_production_on_the_demo_laptop_is_refused(demo, run_cli, fake_airtable):

@@ -33,10 +33,13 @@ def test_next_time(expression, after, expected):
     ("expression", "words"),
     [
         ("0 2 * *", "has 4 field(s)"),
-        ("61 * * * *", "minute field: 61 is outside 0-59"),
-        ("* * * foo *", "month field: 'foo' is not a number or a name"),
-        ("*/0 * * * *", "step '0' must be a positive number"),
-        ("5-1 * * * *", "runs backwards"),
+        ("61 * * * *", "minute field '61' is not valid; it takes 0-59"),
+        ("* * * foo *", "month field 'foo' is not valid; it takes 1-12 or jan-dec"),
+        ("*/0 * * * *", "minute field '*/0' is not valid"),
+        ("5-1 * * * *", "minute field '5-1' is not valid"),
+        ("* * * * 8", "day of week field '8' is not valid; it takes 0-7 or sun-sat"),
+        ("0 0 30 2 *", "never fires: no month it names has day 30"),
+        ("0 0 31 4,6,9,11 *", "never fires: no month it names has day 31"),
         ("", "cron expression like"),
     ],
 )
@@ -51,3 +54,86 @@ def test_common_time():
     assert parse("0 2 * * *").common_time(parse("30 2 * * *")) is None
     assert parse("0 2 1 * *").common_time(parse("0 2 * * *")) is not None
     assert parse("0 2 31 1 *").common_time(parse("0 2 * 2 *")) is None  # January 31 never meets February
+
+
+@pytest.mark.parametrize(
+    ("expression", "fires"),
+    [
+        # A day field starting with * is unrestricted and ANDs with the other (cronie, Vixie cron).
+        ("0 0 */2 * 1", ["Mon 05 Jan", "Mon 19 Jan", "Mon 09 Feb", "Mon 23 Feb"]),
+        ("0 12 *,10 * 2", ["Tue 06 Jan", "Tue 13 Jan", "Tue 20 Jan", "Tue 27 Jan"]),
+        # Both restricted: either matches.
+        ("0 0 10 * 2", ["Tue 06 Jan", "Sat 10 Jan", "Tue 13 Jan", "Tue 20 Jan"]),
+        # N/step runs to the field's end, 7 included: 1,4,7 is Monday, Thursday, Sunday (cronie).
+        ("0 0 * * 1/3", ["Sun 04 Jan", "Mon 05 Jan", "Thu 08 Jan", "Sun 11 Jan"]),
+        ("0 0 L * *", ["Sat 31 Jan", "Sat 28 Feb", "Tue 31 Mar", "Thu 30 Apr"]),
+        ("0 0 * * 5#2", ["Fri 09 Jan", "Fri 13 Feb", "Fri 13 Mar", "Fri 10 Apr"]),
+    ],
+)
+def test_day_fields_follow_cronie(expression, fires):
+    moment = dt.datetime(2026, 1, 1, tzinfo=UTC)
+    seen = []
+    for _ in fires:
+        moment = parse(expression).next_after(moment)
+        seen.append(f"{moment:%a %d %b}")
+    assert seen == fires
+
+
+def _next_run(run_cli, root, env=None):
+    import json
+
+    result = run_cli("--json", "list", cwd=root, env=env)
+    [item] = json.loads(result.stdout)["automations"]
+    return dt.datetime.fromisoformat(item["next_run"])
+
+
+JOB = '[automations.job]\nrun = ["true"]\nschedule = "0 2 * * *"\n'
+
+
+def test_list_reads_schedules_in_the_timezone_setting_and_cron_tz_overrides_it(make_project, run_cli):
+    from zoneinfo import ZoneInfo
+
+    root = make_project(settings='timezone = "Asia/Tokyo"\n' + JOB)
+    tokyo = _next_run(run_cli, root)
+    assert (tokyo.hour, tokyo.minute) == (2, 0) and tokyo.utcoffset() == dt.timedelta(hours=9)
+    assert tokyo > dt.datetime.now(ZoneInfo("Asia/Tokyo"))
+    new_york = _next_run(run_cli, root, env={"CRON_TZ": "America/New_York"})
+    assert new_york.hour == 2 and new_york.tzinfo is not None
+    assert new_york.utcoffset() in (dt.timedelta(hours=-5), dt.timedelta(hours=-4))
+
+
+def test_list_reads_schedules_in_the_machine_s_zone_by_default(make_project, run_cli):
+    # TZ names the machine's zone, as /etc/localtime does when TZ is unset.
+    root = make_project(settings=JOB)
+    when = _next_run(run_cli, root, env={"TZ": "Australia/Adelaide"})
+    assert when.hour == 2 and when.utcoffset() in (dt.timedelta(hours=9, minutes=30), dt.timedelta(hours=10, minutes=30))
+    text = run_cli("list", cwd=root, env={"TZ": "Australia/Adelaide"}).stdout
+    assert "next " in text and " UTC" not in text and ("ACST" in text or "ACDT" in text)
+
+
+def test_an_impossible_schedule_is_a_check_error(make_project, run_cli):
+    root = make_project(settings=JOB.replace("0 2 * * *", "0 0 30 2 *"))
+    result = run_cli("check", cwd=root)
+    assert result.exit_code == 1
+    assert "'0 0 30 2 *' never fires: no month it names has day 30" in result.stdout
+
+
+def test_an_unknown_timezone_is_a_check_error(make_project, run_cli):
+    root = make_project(settings='timezone = "Mars/Olympus"\n' + JOB)
+    result = run_cli("check", cwd=root)
+    assert result.exit_code == 1
+    assert "timezone = 'Mars/Olympus' is no time zone" in result.stdout
+
+
+def test_daylight_saving_is_handled_as_cronie_does():
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    cron = parse("30 2 * * *")
+    # 29 March 2026 has no 02:30: the job runs as the clock jumps, at 03:00.
+    spring = cron.next_after(dt.datetime(2026, 3, 28, 12, 0, tzinfo=berlin))
+    assert (spring.day, spring.hour, spring.minute) == (29, 3, 0)
+    # 25 October 2026 has 02:30 twice: the job runs once.
+    first = cron.next_after(dt.datetime(2026, 10, 24, 12, 0, tzinfo=berlin))
+    second = cron.next_after(first)
+    assert (first.day, first.hour, first.minute) == (25, 2, 30) and (second.day, second.hour) == (26, 2)

@@ -56,11 +56,17 @@ def test_no_command_prints_or_writes_a_secret(envfence_project, fake_airtable):
         ("status",), ("--json", "status"), ("status", "--compare"),
         ("audit", "show"), ("--json", "audit", "show"), ("audit", "verify"),
         ("clean", "--older-than", "0d", "--dry-run"),
+        ("pause", "sync", "--reason", f"rotating {TOKEN}"), ("list",), ("--json", "list"), ("resume", "sync"),
+        ("schedule",), ("metrics",), ("report",), ("--json", "report"), ("alerts", "show"), ("backup",),
     ]
     printed = []
     for args in commands:
         result = project.run(*args)
         assert result.exit_code in (0, 1, 3), (args, result.output)
+        printed.append((args, result.output))
+    for args in [("health",), ("--json", "health")]:  # Nagios codes: the failed run makes it CRITICAL (2)
+        result = project.run(*args)
+        assert result.exit_code == 2, (args, result.output)
         printed.append((args, result.output))
     # The secrets were really used: the run printed and logged them, masked,
     # and the live check reached the fake service.

@@ -119,3 +119,16 @@ def test_prefixed_settings_are_read_through_the_environments_prefix(make_project
     assert [r["fields"]["Automation"] for r in fake.records(DEMO_DEV_BASE, "Runs")] == ["ok"]
     assert fake.records(DEMO_PROD_BASE, "Runs") == []
     assert queue(root) == []
+
+
+def test_a_record_that_landed_but_stayed_queued_is_not_sent_twice(project, run_cli, fake):
+    """A timeout after Airtable wrote the record leaves it queued; sending it again updates the same row."""
+    url = f"AIRTABLE_ENDPOINT_URL={fake.url}"
+    assert run_cli("run", "ok", "--set", url, cwd=project).exit_code == 0
+    [landed] = [r["fields"] for r in fake.records(DEMO_DEV_BASE, "Runs")]
+    path = project / "var" / "development" / "airtable-status-queue.jsonl"
+    path.write_text(json.dumps(landed) + "\n")
+    assert run_cli("run", "ok", "--set", url, cwd=project).exit_code == 0
+    runs = [r["fields"]["Run"] for r in fake.records(DEMO_DEV_BASE, "Runs")]
+    assert len(runs) == 2 and runs.count(landed["Run"]) == 1
+    assert queue(project) == []

@@ -95,7 +95,7 @@ STANDARD = "whsec_" + base64.b64encode(bytes(range(32))).decode()
     "secret, code, severity",
     [
         ("whsec_tooshort", "WEBHOOK_SECRET_FORMAT", "error"),
-        ("0123456789abcdef0123456789abcdef", "WEBHOOK_SECRET_FORMAT", "error"),  # not whsec_ form
+        ("0123456789abcdef-0123456789abcdef", "WEBHOOK_SECRET_FORMAT", "error"),  # not base64 (whsec_ is optional)
         ("replace-me", "WEBHOOK_SECRET_PLACEHOLDER", "error"),
     ],
 )

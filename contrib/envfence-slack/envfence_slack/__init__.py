@@ -1,4 +1,4 @@
-"""Post failed envfence runs, and optionally finished ones, to a Slack incoming webhook.
+"""Post failed envfence runs, optionally finished ones, and alerts, to a Slack incoming webhook.
 
 The webhook URL is a secret credential, read through the environment's
 prefix (``PROD_SLACK_WEBHOOK_URL`` in production), so each environment posts
@@ -8,6 +8,9 @@ configuration. Settings, all optional::
     [slack]
     notify = "failures"   # or "all": also post runs that succeeded
     timeout = 5           # seconds to wait for Slack
+
+With ``slack`` among an environment's ``[alerts.escalation]`` channels, the
+alerts of crossed thresholds (and their recoveries) are posted too.
 
 Every message passes through the session's redactor, so no secret value of
 the session reaches Slack. A failure to post is a warning on stderr and an
@@ -107,6 +110,21 @@ def on_run_finish(session, outcome) -> None:
         f"in {outcome.duration:.1f}s, run {outcome.run_id}{forced}"
     )
     post(session, text, kind="success")
+
+
+@hookimpl
+def alert(session, alert, channels) -> list[str] | None:
+    """Deliver an envfence alert when the environment escalates to ``slack``; raise when Slack did not take it."""
+    if NAME not in channels:
+        return None
+    if session.config.credential_key(URL_SETTING) is None:
+        raise RuntimeError(f"no {URL_SETTING} credential in {session.environment.name}")
+    icon = ":rotating_light:" if alert.state == "firing" else ":white_check_mark:"
+    run = f", run {alert.run_id}" if alert.run_id else ""
+    text = f"{icon} *{alert.automation}* in *{alert.environment}*: {alert.check} {alert.state} ({alert.severity}){run}\n{alert.message}"
+    if not post(session, text, kind="alert"):
+        raise RuntimeError("Slack did not accept the alert (see the warning above)")
+    return [NAME]
 
 
 def post(session, text: str, kind: str) -> bool:

@@ -142,3 +142,46 @@ def test_a_slack_outage_never_fails_a_run(envfence_project, envfence_plugin, web
     assert "envfence-slack: warning: Slack answered HTTP 503" in result.stderr
     assert "hooksecretCANARY42" not in result.output
     assert project.run("run", "sync-customers").exit_code == 1  # its own failure, not Slack's
+
+
+#: An automation whose every run crosses its memory threshold, escalated to Slack.
+ALERTING = """
+[automations.sync-customers]
+run = "jobs:ok"
+[thresholds.sync-customers]
+max_memory = "1KB"
+[alerts.escalation]
+development = ["slack"]
+"""
+
+
+def test_hook_alert_slack_posts_one_alert_per_incident_then_its_recovery(envfence_project, webhook):
+    project = _project(envfence_project, webhook.url, ALERTING)
+    project.write("jobs.py", "def ok(ctx):\n    pass\n")
+    assert project.run("run", "sync-customers").exit_code == 0
+    [post] = webhook.posts
+    text = post["body"]["text"]
+    assert "*sync-customers* in *development*: max_memory firing (warning), run run-" in text
+    assert "hooksecretCANARY42" not in text
+    assert project.run("run", "sync-customers").exit_code == 0
+    assert len(webhook.posts) == 1  # the same incident: no second alert
+    project.settings(ALERTING.replace('"1KB"', '"64GB"'))
+    assert project.run("run", "sync-customers").exit_code == 0
+    assert len(webhook.posts) == 2 and "max_memory recovered" in webhook.posts[1]["body"]["text"]
+
+
+def test_hook_alert_slack_refusal_keeps_the_alert_for_the_next_try(envfence_project, webhook):
+    import json as _json
+
+    project = _project(envfence_project, webhook.url, ALERTING)
+    project.write("jobs.py", "def ok(ctx):\n    pass\n")
+    webhook.status = 500
+    ran = project.run("run", "sync-customers")
+    assert ran.exit_code == 0  # an alert that cannot be delivered never changes the run's result
+    assert "kept and retried" in ran.stderr
+    shown = _json.loads(project.run("alerts", "show", "--json").stdout)
+    assert [p["channels"] for p in shown["pending"]] == [["slack"]]
+    webhook.status = 200
+    retried = project.run("alerts", "retry")
+    assert retried.exit_code == 0 and "1 delivered, 0 still kept" in retried.stdout
+    assert "max_memory firing" in webhook.posts[-1]["body"]["text"]

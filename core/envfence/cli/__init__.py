@@ -322,9 +322,18 @@ cli.params[:0] = [
 pass_state = click.make_pass_decorator(State)
 
 
+def json_option(function):
+    """Kept for plugins written when ``--json`` had to be declared per command: changes nothing now.
+
+    Every command takes ``--json`` (and the other global options) after its
+    name through :func:`accept_global_options`.
+    """
+    return function
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     cli.main(args=argv, prog_name="envfence")
 
 
-__all__ = ["cli", "main", "State", "pass_state", "COMMANDS", "GLOBAL_OPTIONS", "accept_global_options", "parse_assignments", "report_error"]
+__all__ = ["cli", "main", "State", "pass_state", "COMMANDS", "GLOBAL_OPTIONS", "accept_global_options", "json_option", "parse_assignments", "report_error"]

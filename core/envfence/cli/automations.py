@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
+import json
+
 import click
 
 from . import State, pass_state
@@ -10,14 +13,14 @@ from .output import dumps, style
 
 def automation_data(session, automation, last) -> dict:
     """One automation as JSON data, seen from the session's environment."""
-    from ..cron import CronError, parse
-    from ..models import utcnow
+    from ..cron import CronError, parse, schedule_zone
 
     env = session.environment.name
     schedule = automation.schedule_for(env)
     try:
-        upcoming = parse(schedule).next_after(utcnow()) if schedule else None
-    except CronError:  # a plugin registered a schedule that is no cron expression: list it, with no next time
+        zone = schedule_zone(session.environ, session.settings.raw.get("timezone"))
+        upcoming = parse(schedule).next_after(datetime.datetime.now(zone)) if schedule else None
+    except CronError:  # a bad schedule or zone (check reports it): list the automation, with no next time
         upcoming = None
     return {
         "name": automation.name,
@@ -37,7 +40,17 @@ def automation_data(session, automation, last) -> dict:
             "duration": round(last.duration, 3),
         },
         "plugin": automation.plugin,
+        "state": automation_state(session, automation),
     }
+
+
+def automation_state(session, automation) -> dict:
+    """What plugins say of the automation's state here (``paused``...), merged."""
+    results, _ = session.plugins.call("automation_state", session=session, automation=automation)
+    state: dict = {}
+    for result in results:
+        state.update(result)
+    return state
 
 
 @click.command("list")
@@ -62,10 +75,13 @@ def list_automations(state: State) -> None:
     for item in items:
         if not verbose:  # one line each, for scripts and operators
             last = item["last_run"]
+            # In UTC, as last= is, so scripts compare them without a zone database.
+            upcoming = item["next_run"] and item["next_run"].astimezone(datetime.timezone.utc)
             click.echo(
                 f"{item['name']} environments={','.join(item['environments'])} allowed={str(item['allowed_here']).lower()} "
                 f"last={last['status'] + '@' + last['started_at'].strftime('%Y-%m-%dT%H:%M:%SZ') if last else 'never'} "
-                f"next={item['next_run'].strftime('%Y-%m-%dT%H:%MZ') if item['next_run'] else 'unscheduled'}"
+                f"next={upcoming.strftime('%Y-%m-%dT%H:%MZ') if upcoming else 'unscheduled'}"
+                + "".join(f" {key}={json.dumps(value, separators=(',', ':'), default=str)}" for key, value in item["state"].items())
             )
             continue
         allowed = "" if item["allowed_here"] else style(f" (not allowed in {env})", fg="yellow")
@@ -77,7 +93,16 @@ def list_automations(state: State) -> None:
             + (f"{last['started_at']:%Y-%m-%d %H:%M:%S} {last['status']} ({last['duration']:.2f}s)" if last else "never")
         )
         if item["schedule"] and item["next_run"]:
-            click.echo(f"    schedule:     {item['schedule']}, next {item['next_run']:%Y-%m-%d %H:%M} UTC")
+            click.echo(f"    schedule:     {item['schedule']}, next {item['next_run']:%Y-%m-%d %H:%M %Z}")
+        for key, value in item["state"].items():
+            click.echo(style(f"    {key + ':':<14}{_short(value)}", fg="yellow"))
+
+
+def _short(value) -> str:
+    """A state value on one line: a mapping as ``until=... reason=...``."""
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items() if v is not None) or "yes"
+    return str(value)
 
 
 list = list_automations  # noqa: A001  the name COMMANDS looks up

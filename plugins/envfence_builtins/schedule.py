@@ -1,0 +1,399 @@
+"""Schedules that run: the environment's ``schedule`` entries as a crontab, systemd units or a Kubernetes CronJob.
+
+Every entry runs ``envfence --env NAME -q run AUTOMATION`` from the project
+root. Settings, all optional::
+
+    [schedule]
+    stagger = true                     # environments sharing a host never fire in the same minute
+    envfence = "/opt/app/.venv/bin/envfence"   # the command entries run (default: this installation's)
+    image = "registry.example/app:1.4" # Kubernetes only: the image that holds the project
+    command = ["envfence"]             # Kubernetes only: envfence inside the image
+    namespace = "jobs"                 # Kubernetes only
+    crontab = "crontab"                # the crontab program `schedule install` talks to
+
+``envfence schedule`` prints the artefact; ``schedule install`` merges the
+crontab block (between marker lines) into the user's crontab, ``schedule
+diff`` shows drift between what is installed and what is declared, and
+``schedule remove`` takes the block out.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from envfence import hookimpl
+from envfence.errors import ConfigurationError, EnvfenceError
+from envfence.models import Finding
+
+SECTION = "schedule"
+FORMATS = ("crontab", "systemd", "kubernetes")
+_MACROS = {
+    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
+}
+_DNS_LABEL = re.compile(r"[^a-z0-9-]+")
+_WEEKDAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
+
+
+@attrs.frozen
+class Entry:
+    """One scheduled automation in one environment."""
+
+    automation: str
+    environment: str
+    declared: str  #: the cron expression of the settings
+    expression: str  #: what is installed: the declared one, staggered when asked
+    offset: int = 0  #: minutes added by ``stagger``
+
+
+def options(settings) -> dict[str, Any]:
+    """The ``[schedule]`` table, with a :class:`ConfigurationError` for a value of the wrong type."""
+    table = dict(settings.section(SECTION))
+    where = f"{settings.source}: {SECTION}"
+    for key, kind in (("stagger", bool), ("envfence", str), ("image", str), ("namespace", str), ("crontab", str)):
+        if key in table and not isinstance(table[key], kind):
+            raise ConfigurationError(f"{where}.{key}: must be a {kind.__name__}, not {table[key]!r}", "see docs/operations.md")
+    command = table.get("command", ["envfence"])
+    if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
+        raise ConfigurationError(f"{where}.command: must be a list of strings", 'write command = ["envfence"]')
+    return table
+
+
+def envfence_command(settings) -> str:
+    """The envfence program that host schedulers run: the setting, else this installation's."""
+    configured = options(settings).get("envfence")
+    if configured:
+        return configured
+    beside = Path(sys.executable).parent / "envfence"
+    return str(beside) if beside.exists() else "envfence"
+
+
+def _fields(expression: str) -> list[str]:
+    return _MACROS.get(expression.strip().lower(), expression.strip()).split()
+
+
+def _values(field_expr: str, position: int) -> list[int]:
+    """The values one cron field takes, asked of the project's cron parser (so its semantics carry over).
+
+    A probe expression restricts only that field; its firings over one cycle
+    are read back with ``next_after``.
+    """
+    from envfence.cron import parse
+
+    probe = ["0", "0", "*", "*", "*"]
+    probe[position] = field_expr
+    # Day of month is probed in a 31-day January, day of week in the first week of 2028 (it starts on a Saturday).
+    start, attribute, stop = {
+        0: (_dt.datetime(2028, 1, 3, 5), "minute", _dt.datetime(2028, 1, 3, 6)),
+        1: (_dt.datetime(2028, 1, 3), "hour", _dt.datetime(2028, 1, 4)),
+        2: (_dt.datetime(2028, 1, 1), "day", _dt.datetime(2028, 2, 1)),
+        3: (_dt.datetime(2028, 1, 1), "month", _dt.datetime(2029, 1, 1)),
+        4: (_dt.datetime(2028, 1, 1), "weekday", _dt.datetime(2028, 1, 8)),
+    }[position]
+    if position == 0:
+        probe[1] = "*"
+    cron = parse(" ".join(probe))
+    found: set[int] = set()
+    moment = start - _dt.timedelta(minutes=1)
+    while True:
+        moment = cron.next_after(moment)
+        if moment is None or moment >= stop:
+            break
+        found.add(moment.isoweekday() % 7 if attribute == "weekday" else getattr(moment, attribute))
+    return sorted(found)
+
+
+def _offsets(settings) -> dict[str, int]:
+    """Minutes each environment's schedules move by under ``stagger``: deterministic by name.
+
+    Environments are ordered by a hash of their names, so the order does not
+    depend on the order of the settings file; the first moves by 0, the next by 1...
+    """
+    names = sorted(settings.environments, key=lambda n: hashlib.sha256(n.encode()).hexdigest())
+    return {name: i for i, name in enumerate(names)}
+
+
+def shift_minutes(expression: str, offset: int) -> str:
+    """``expression`` with every minute moved ``offset`` later within its hour."""
+    fields = _fields(expression)
+    if not offset:
+        return " ".join(fields)
+    minutes = _values(fields[0], 0)
+    if len(minutes) == 60:
+        raise ConfigurationError(
+            f"{expression!r} fires every minute: it cannot be staggered",
+            "give it a minute field (e.g. '*/5' or '7'), or set stagger = false",
+        )
+    fields[0] = ",".join(str(m) for m in sorted({(m + offset) % 60 for m in minutes}))
+    return " ".join(fields)
+
+
+def entries(session, environment: str | None = None) -> list[Entry]:
+    """The scheduled automations of ``environment`` (default the session's), staggered when asked."""
+    from envfence.runner import collect_automations
+
+    env = environment or session.environment.name
+    settings = session.settings
+    offset = _offsets(settings)[env] if options(settings).get("stagger") else 0
+    found = []
+    for automation in collect_automations(session).values():
+        expression = automation.schedule_for(env)
+        if not expression or not automation.allows(env):
+            continue
+        found.append(Entry(automation.name, env, expression, shift_minutes(expression, offset), offset))
+    return found
+
+
+def collisions(session) -> list[Finding]:
+    """Entries of different environments that still fire in the same minute once staggered."""
+    from envfence.cron import parse
+
+    every = [e for env in session.settings.environments for e in entries(session, env)]
+    findings = []
+    for i, a in enumerate(every):
+        for b in every[i + 1 :]:
+            if a.environment == b.environment:
+                continue
+            when = parse(a.expression).common_time(parse(b.expression))
+            if when is not None:
+                findings.append(
+                    Finding(
+                        "SCHEDULE_STAGGER_COLLISION", "warning",
+                        f"{a.automation} in {a.environment} and {b.automation} in {b.environment} still fire together "
+                        f"once staggered, e.g. {when:%a %d %b %H:%M}",
+                        "set [schedule] stagger = true, or give one of them another time", key=f"automations.{a.automation}.schedule",
+                        plugin=SECTION,
+                    )
+                )
+    return findings
+
+
+def command_line(session, entry: Entry) -> list[str]:
+    """What the host scheduler runs for ``entry``."""
+    return [envfence_command(session.settings), "--env", entry.environment, "-q", "run", entry.automation]
+
+
+# --- crontab -------------------------------------------------------------------
+
+
+def markers(session) -> tuple[str, str]:
+    """The lines around envfence's block: one block per project and environment."""
+    where = f"{session.root.path} {session.environment.name}"
+    return f"# BEGIN envfence {where}", f"# END envfence {where}"
+
+
+def crontab_block(session) -> str:
+    """The crontab lines of the environment, between marker lines."""
+    begin, end = markers(session)
+    root = shlex.quote(str(session.root.path))
+    lines = [
+        begin,
+        f"# generated from {session.settings.source}; change it there and run "
+        f"`envfence --env {session.environment.name} schedule install`",
+    ]
+    for entry in entries(session):
+        lines.append(f"{entry.expression} cd {root} && {shlex.join(command_line(session, entry))}")
+    lines.append(end)
+    return "\n".join(lines) + "\n"
+
+
+def split_crontab(text: str, begin: str, end: str) -> tuple[str, str | None, str]:
+    """``(before, block or None, after)`` of a crontab around envfence's block."""
+    lines = text.splitlines(keepends=True)
+    stripped = [line.rstrip("\n") for line in lines]
+    if begin not in stripped:
+        return text, None, ""
+    first = stripped.index(begin)
+    if end not in stripped[first:]:
+        raise EnvfenceError(
+            f"the installed crontab has {begin!r} but no end marker",
+            "edit it with `crontab -e` and remove the partial block, then run `envfence schedule install` again",
+        )
+    last = stripped.index(end, first)
+    return "".join(lines[:first]), "".join(lines[first : last + 1]), "".join(lines[last + 1 :])
+
+
+def _crontab_program(session) -> list[str]:
+    configured = os.environ.get("ENVFENCE_CRONTAB") or options(session.settings).get("crontab", "crontab")
+    return shlex.split(configured)
+
+
+def read_crontab(session) -> str:
+    """The user's installed crontab ('' when there is none)."""
+    import subprocess
+
+    program = _crontab_program(session)
+    try:
+        done = subprocess.run([*program, "-l"], capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        raise EnvfenceError(
+            f"cannot run {program[0]!r}: no crontab program on this host",
+            "install cron (Debian: apt install cron), or use `envfence schedule --format systemd`",
+        ) from None
+    if done.returncode != 0:
+        if "no crontab" in done.stderr.lower():
+            return ""
+        raise EnvfenceError(f"`{shlex.join(program)} -l` failed: {done.stderr.strip()}", "check that cron is installed and you may use it")
+    return done.stdout
+
+
+def write_crontab(session, text: str) -> None:
+    """Replace the user's crontab with ``text`` (crontab installs it in one step)."""
+    import subprocess
+
+    program = _crontab_program(session)
+    done = subprocess.run([*program, "-"], input=text, capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise EnvfenceError(
+            f"`{shlex.join(program)} -` refused the new crontab: {done.stderr.strip()}",
+            "nothing was changed; check the schedule with `envfence schedule`",
+        )
+
+
+def merged(current: str, block: str | None, begin: str, end: str) -> str:
+    """``current`` with envfence's block replaced by ``block`` (removed when None)."""
+    before, _, after = split_crontab(current, begin, end)
+    if block is None:
+        return before + after
+    if before and not before.endswith("\n"):
+        before += "\n"
+    return before + block + after
+
+
+# --- systemd -------------------------------------------------------------------
+
+
+def on_calendar(expression: str) -> list[str]:
+    """``OnCalendar=`` values for a cron expression (two when both day fields are restricted: cron ORs them)."""
+    fields = _fields(expression)
+
+    def listing(position: int, width: int) -> str:
+        values = _values(fields[position], position)
+        full = {0: 60, 1: 24, 2: 31, 3: 12}[position]
+        return "*" if len(values) == full else ",".join(f"{v:0{width}d}" for v in values)
+
+    minute, hour, month = listing(0, 2), listing(1, 2), listing(3, 2)
+    day = listing(2, 2)
+    weekdays = _values(fields[4], 4)
+    dow = "" if len(weekdays) == 7 else ",".join(_WEEKDAYS[d] for d in weekdays) + " "
+    day_restricted = not fields[2].startswith("*")
+    dow_restricted = not fields[4].startswith("*")
+    if day_restricted and dow_restricted:
+        return [f"*-{month}-{day} {hour}:{minute}:00", f"{dow}*-{month}-* {hour}:{minute}:00"]
+    return [f"{dow}*-{month}-{day} {hour}:{minute}:00"]
+
+
+def unit_name(entry: Entry) -> str:
+    """``envfence-<environment>-<automation>``, safe as a unit name."""
+    safe = re.sub(r"[^A-Za-z0-9:_.-]", "_", f"envfence-{entry.environment}-{entry.automation}")
+    return safe
+
+
+def systemd_units(session) -> dict[str, str]:
+    """File name -> content: a service and a timer per scheduled automation."""
+    units = {}
+    root = str(session.root.path)
+    for entry in entries(session):
+        name = unit_name(entry)
+        units[f"{name}.service"] = (
+            "[Unit]\n"
+            f"Description=envfence: {entry.automation} in {entry.environment}\n\n"
+            "[Service]\n"
+            "Type=oneshot\n"
+            f"WorkingDirectory={root}\n"
+            f"ExecStart={shlex.join(command_line(session, entry))}\n"
+        )
+        calendars = "".join(f"OnCalendar={c}\n" for c in on_calendar(entry.expression))
+        units[f"{name}.timer"] = (
+            "[Unit]\n"
+            f"Description=envfence: {entry.automation} in {entry.environment} ({entry.declared})\n\n"
+            "[Timer]\n"
+            f"{calendars}"
+            "Persistent=true\n"
+            f"Unit={name}.service\n\n"
+            "[Install]\n"
+            "WantedBy=timers.target\n"
+        )
+    return units
+
+
+# --- Kubernetes ------------------------------------------------------------------
+
+
+def cronjob_name(entry: Entry) -> str:
+    """A DNS-1123 name of at most 52 characters (Kubernetes' limit for a CronJob)."""
+    name = _DNS_LABEL.sub("-", f"{entry.automation}-{entry.environment}".lower()).strip("-")
+    if len(name) > 52:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:6]
+        name = name[:45].rstrip("-") + "-" + digest
+    return name
+
+
+def cronjobs(session) -> dict[str, Any]:
+    """A Kubernetes ``List`` of CronJobs (``concurrencyPolicy: Forbid``), one per scheduled automation."""
+    table = options(session.settings)
+    image = table.get("image")
+    if not image:
+        raise ConfigurationError(
+            f"{session.settings.source}: [schedule] image is needed for Kubernetes",
+            'name the image that holds the project: [schedule] image = "registry.example/app:1.4"',
+        )
+    program = list(table.get("command", ["envfence"]))
+    items = []
+    for entry in entries(session):
+        labels = {"app.kubernetes.io/managed-by": "envfence", "envfence/environment": entry.environment,
+                  "envfence/automation": cronjob_name(entry)[:63]}
+        metadata: dict[str, Any] = {"name": cronjob_name(entry), "labels": labels}
+        if table.get("namespace"):
+            metadata["namespace"] = table["namespace"]
+        container = {
+            "name": "envfence",
+            "image": image,
+            "command": [*program, "--env", entry.environment, "-q", "run", entry.automation],
+            "env": [{"name": session.settings.environment_variable, "value": entry.environment}],
+        }
+        items.append({
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "metadata": metadata,
+            "spec": {
+                "schedule": entry.expression,
+                "concurrencyPolicy": "Forbid",
+                "jobTemplate": {"metadata": {"labels": labels}, "spec": {"template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"restartPolicy": "Never", "containers": [container]},
+                }}},
+            },
+        })
+    return {"apiVersion": "v1", "kind": "List", "items": items}
+
+
+@hookimpl
+def validate(session) -> list[Finding]:
+    """A broken ``[schedule]`` table, and staggered schedules that still collide."""
+    if not session.settings.section(SECTION):
+        return []
+    try:
+        if not options(session.settings).get("stagger"):
+            return []
+        return collisions(session)
+    except ConfigurationError as exc:
+        return [Finding("SCHEDULE_INVALID", "error", exc.message, exc.hint, key=SECTION, plugin=SECTION)]
+
+
+@hookimpl
+def register_commands(cli) -> None:
+    """Add ``envfence schedule`` (show, install, diff, remove)."""
+    from .schedule_cli import schedule
+
+    cli.add_command(schedule)
+

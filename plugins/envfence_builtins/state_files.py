@@ -1,0 +1,43 @@
+"""Small JSON state files in an environment's tree (pauses, alert state), written through :mod:`envfence.files`.
+
+Not a plugin: the operations plugins keep their state through these
+functions, so a crash leaves the old file or the new one, and a link planted
+in the tree is never written through.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from envfence.errors import EnvfenceError
+
+
+def state_dir(paths) -> Path:
+    """``<tree>/state``: where the operations plugins keep their files."""
+    return paths.base / "state"
+
+
+def read_json(path: Path, default: Any) -> Any:
+    """The JSON in ``path``, ``default`` when it does not exist; a damaged file is an error naming it."""
+    if not path.exists():
+        return default
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise EnvfenceError(f"{path} is damaged ({exc})", f"move it aside (mv {path} {path}.damaged); envfence starts a new one") from None
+
+
+def write_json(paths, path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` of the environment's tree, atomically."""
+    from envfence import files
+
+    files.write_atomic(paths, path, json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def write_outside(path: Path, data: bytes | str, mode: int = 0o644) -> Path:
+    """Write a file the user named outside any tree (a report, unit files, an off-site archive), atomically."""
+    from envfence import files
+
+    return files.write_atomic(path.parent, path.name, data, mode=mode, dir_mode=0o755)
