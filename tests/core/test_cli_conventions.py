@@ -95,3 +95,21 @@ def test_shell_completion_completes_environments_automations_and_plugins(make_pr
 def test_completion_prints_a_script_for_each_shell(run_cli, shell):
     result = run_cli("completion", shell)
     assert result.exit_code == 0 and "_ENVFENCE_COMPLETE" in result.stdout
+
+
+def test_check_live_says_which_service_it_is_waiting_for_in_development_only(make_project, run_cli):
+    import socket
+
+    from envfence.testing import DEMO_DEV_BASE, DEMO_DEV_TOKEN
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = (f"DEV_AIRTABLE_API_KEY={DEMO_DEV_TOKEN}\nPROD_AIRTABLE_API_KEY={DEMO_DEV_TOKEN}\nAIRTABLE_BASE_ID={DEMO_DEV_BASE}\n"
+           f"AIRTABLE_ENDPOINT_URL=http://127.0.0.1:{port}\nAIRTABLE_TIMEOUT=0.3\n")
+    root = make_project({".env": env}, settings="[airtable]\n")
+    dev = run_cli("check", "--live", cwd=root)
+    assert f"checking Airtable at http://127.0.0.1:{port} (up to 0.3 s)..." in dev.stderr
+    assert DEMO_DEV_TOKEN not in dev.output
+    prod = run_cli("--env", "prod", "check", "--live", cwd=root)
+    assert "checking Airtable" not in prod.stderr
