@@ -305,6 +305,12 @@ def plugin_case(project: Project, workdir: Path, plan: Plan) -> tuple[Table, lis
     return table, targets
 
 
+def _webhook_case(workdir: Path, plan: Plan) -> tuple[Table, list[Target]]:
+    from .webhooks import webhook_case  # starts servers: imported only when this case runs
+
+    return webhook_case(workdir, plan)
+
+
 def run_all(workdir: Path, plan: Plan) -> tuple[list[Table], list[Target]]:
     """Generate the projects under ``workdir`` and run every case."""
     projects = {size: generate_project(workdir / f"project-{size}", size) for size in plan.sizes}
@@ -318,6 +324,7 @@ def run_all(workdir: Path, plan: Plan) -> tuple[list[Table], list[Target]]:
         lambda: plugin_case(projects[min(plan.sizes)], workdir, plan),
         lambda: redaction.engine_case(plan),
         lambda: redaction.validation_case(projects, plan, base_environ(), BIN),
+        lambda: _webhook_case(workdir, plan),
     )
     for case in cases:
         table, met = case()

@@ -1,14 +1,16 @@
-"""Shared fixtures: a project made in tmp_path, and the CLI run in it as a user would."""
+"""The suite's isolation from the machine running it.
+
+Every fixture the tests use (``make_project``, ``run_cli``, ``recorded``,
+``envfence_project``, ``envfence_plugin``, ``audit_events``) is envfence's
+public test kit, :mod:`envfence.testing.pytest_plugin`: the tests use what
+plugin authors use.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from click.testing import CliRunner
 
-# envfence.testing's fixtures (envfence_project, envfence_plugin, audit_events)
-# arrive through the pytest11 entry point; pytester tests that plugin itself.
+# envfence.testing's fixtures arrive through the pytest11 entry point; pytester tests that plugin itself.
 pytest_plugins = ["pytester"]
 
 #: Variables that would let the machine running the tests leak into them.
@@ -42,66 +44,3 @@ def clean_process(monkeypatch):
     yield
     reset_default_managers()
     reset_session()
-
-
-@pytest.fixture
-def make_project(tmp_path):
-    """Write a project: ``make_project({".env": "A=1"}, settings="...")`` returns its root."""
-
-    def make(files: dict[str, str | bytes] | None = None, settings: str | None = "", name: str = "proj") -> Path:
-        root = tmp_path / name
-        root.mkdir(exist_ok=True)
-        if settings is not None:
-            (root / "envfence.toml").write_text(settings, encoding="utf-8")
-        for rel, content in (files or {}).items():
-            path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                path.write_bytes(content)
-            else:
-                path.write_text(content, encoding="utf-8")
-        return root
-
-    return make
-
-
-@pytest.fixture
-def run_cli(monkeypatch):
-    """Run ``envfence ARGS`` in a directory; returns click's Result (stdout, stderr, exit_code)."""
-    from envfence.cli import cli
-
-    def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, input: str | None = None):
-        runner = CliRunner()
-        with monkeypatch.context() as m:
-            if cwd is not None:
-                m.chdir(cwd)
-            result = runner.invoke(cli, list(args), env=env, input=input)
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return result
-
-    return run
-
-
-@pytest.fixture
-def recorded():
-    """A plugin manager with the installed plugins plus a recorder of audit events.
-
-    ``recorded.plugins`` goes to ``open_session(plugins=...)``; ``recorded.events``
-    fills as the session emits.
-    """
-    import types
-
-    import envfence
-    from envfence.plugins import PluginManager
-
-    events: list = []
-
-    class Recorder:
-        @envfence.hookimpl
-        def audit_event(self, event):
-            events.append(event)
-
-    pm = PluginManager.from_entry_points()
-    pm.register(Recorder(), "recorder")
-    return types.SimpleNamespace(plugins=pm, events=events)

@@ -26,6 +26,9 @@ _LAZY = {
     "Session": "envfence.pipeline",
     "hookimpl": "envfence.plugins",
     "PluginManager": "envfence.plugins",
+    "HookResult": "envfence.hookcalls",
+    "StashKey": "envfence.stash",
+    "CredentialNaming": "envfence.naming",
     "EnvfenceError": "envfence.errors",
     "ConfigurationError": "envfence.errors",
     "UsageError": "envfence.errors",
@@ -50,7 +53,10 @@ __all__ = sorted(_LAZY) + ["__version__"]
 if TYPE_CHECKING:  # pragma: no cover
     from .errors import ConfigurationError, EnvfenceError, SafetyError, UsageError
     from .models import AuditEvent, Automation, Config, ConfigLayer, Environment, EnvPaths, Finding, Report, Secret, SettingSpec
+    from .hookcalls import HookResult
+    from .naming import CredentialNaming
     from .plugins import PluginManager, hookimpl
+    from .stash import StashKey
     from .profiles import DevelopmentProfile, ProductionProfile, Profile
     from .pipeline import Session, open_session, reset_session, session
 

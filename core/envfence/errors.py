@@ -7,8 +7,7 @@ concerned and says what to do.
 
 from __future__ import annotations
 
-#: Exit codes, as the CLI documents them.
-EXIT_OK = 0
+#: Exit codes, as the CLI documents them (0: success).
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 EXIT_BLOCKED = 3

@@ -12,6 +12,7 @@ A plugin is a module or object with functions decorated by
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -43,9 +44,42 @@ if TYPE_CHECKING:  # pragma: no cover
 hookspec = pluggy.HookspecMarker("envfence")
 
 
+class OnError(enum.Enum):
+    """What becomes of an exception a plugin raises in a hook; declared beside each hookspec.
+
+    The plugin manager applies it (see :class:`envfence.hookcalls.HookCalls`):
+    the other plugins still run, a firstresult hook asks the next plugin, and
+    the error is never dropped.
+    """
+
+    #: Reported by the caller with its results, naming the plugin: a ``PLUGIN_ERROR`` finding
+    #: (``SAFETY_GUARD_FAILED`` for a guard), or as the caller says where it has no findings
+    #: (``register_emulators`` lists them, ``alert`` keeps the alert to retry); the command goes on.
+    FINDING = "finding"
+    #: Logged as a warning and audited as ``plugin.failed``, naming the plugin; the command goes on.
+    LOG = "log"
+    #: A :class:`~envfence.errors.ConfigurationError` naming the plugin; the command stops.
+    CONFIGURATION = "configuration"
+
+
+#: Each hook's failure policy, by hook name.
+POLICIES: dict[str, OnError] = {}
+
+
+def failure_policy(policy: OnError) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare what a plugin's exception in the decorated hookspec becomes."""
+
+    def mark(spec: Callable[..., Any]) -> Callable[..., Any]:
+        POLICIES[spec.__name__] = policy
+        return spec
+
+    return mark
+
+
 # --- Discovery -------------------------------------------------------------
 
 
+@failure_policy(OnError.FINDING)
 @hookspec(firstresult=True)
 def find_project_root(start: Path, environ: Mapping[str, str]) -> ProjectRoot | None:
     """Find the project's root directory.
@@ -61,6 +95,7 @@ def find_project_root(start: Path, environ: Mapping[str, str]) -> ProjectRoot | 
     """
 
 
+@failure_policy(OnError.FINDING)
 @hookspec(firstresult=True)
 def classify_host(hostname: str, settings: ProjectSettings) -> HostInfo | None:
     """Decide the host's own class from its name.
@@ -77,6 +112,7 @@ def classify_host(hostname: str, settings: ProjectSettings) -> HostInfo | None:
     """
 
 
+@failure_policy(OnError.FINDING)
 @hookspec(firstresult=True)
 def detect_environment(
     settings: ProjectSettings, environ: Mapping[str, str], host: HostInfo
@@ -103,6 +139,7 @@ def detect_environment(
 # --- Configuration ---------------------------------------------------------
 
 
+@failure_policy(OnError.FINDING)
 @hookspec
 def declare_settings(settings: ProjectSettings) -> list[SettingSpec] | None:
     """Declare the configuration settings a plugin knows.
@@ -117,6 +154,7 @@ def declare_settings(settings: ProjectSettings) -> list[SettingSpec] | None:
     """
 
 
+@failure_policy(OnError.FINDING)
 @hookspec
 def load_config(
     root: Path,
@@ -144,6 +182,7 @@ def load_config(
     """
 
 
+@failure_policy(OnError.CONFIGURATION)
 @hookspec(firstresult=True)
 def decrypt_value(
     key: str, value: str, source: str, environment: Environment, settings: ProjectSettings, root: Path, environ: Mapping[str, str]
@@ -168,6 +207,7 @@ def decrypt_value(
     """
 
 
+@failure_policy(OnError.FINDING)
 @hookspec
 def validate(session: Session, live: bool) -> list[Finding] | None:
     """Check the session's configuration.
@@ -186,6 +226,7 @@ def validate(session: Session, live: bool) -> list[Finding] | None:
 # --- Isolation and logging -------------------------------------------------
 
 
+@failure_policy(OnError.CONFIGURATION)
 @hookspec(firstresult=True)
 def environment_paths(session: Session) -> EnvPaths | None:
     """Compute the environment's directory tree, without creating anything.
@@ -197,6 +238,7 @@ def environment_paths(session: Session) -> EnvPaths | None:
     """
 
 
+@failure_policy(OnError.FINDING)
 @hookspec
 def prepare_environment(session: Session, paths: EnvPaths) -> list[Finding] | None:
     """Create and secure the environment's directories.
@@ -209,6 +251,7 @@ def prepare_environment(session: Session, paths: EnvPaths) -> list[Finding] | No
     """
 
 
+@failure_policy(OnError.LOG)
 @hookspec(firstresult=True)
 def configure_logging(session: Session, embedded: bool) -> Any:
     """Install log sinks for the environment.
@@ -226,6 +269,7 @@ def configure_logging(session: Session, embedded: bool) -> Any:
 # --- Commands and automations ----------------------------------------------
 
 
+@failure_policy(OnError.LOG)
 @hookspec
 def register_commands(cli: click.Group) -> None:
     """Add commands to the ``envfence`` command line.
@@ -234,6 +278,7 @@ def register_commands(cli: click.Group) -> None:
     """
 
 
+@failure_policy(OnError.CONFIGURATION)
 @hookspec
 def register_automations(session: Session, register: Callable[[Automation], None]) -> None:
     """Make automations known.
@@ -246,6 +291,7 @@ def register_automations(session: Session, register: Callable[[Automation], None
 # --- Runs ------------------------------------------------------------------
 
 
+@failure_policy(OnError.FINDING)
 @hookspec
 def pre_run_safety(session: Session, request: RunRequest) -> list[Finding] | None:
     """Decide whether a run may go ahead.
@@ -259,6 +305,7 @@ def pre_run_safety(session: Session, request: RunRequest) -> list[Finding] | Non
     """
 
 
+@failure_policy(OnError.LOG)
 @hookspec
 def on_run_start(session: Session, request: RunRequest, run_id: str) -> None:
     """A run is starting (not called for a blocked run).
@@ -269,6 +316,7 @@ def on_run_start(session: Session, request: RunRequest, run_id: str) -> None:
     """
 
 
+@failure_policy(OnError.LOG)
 @hookspec
 def on_run_finish(session: Session, request: RunRequest, outcome: RunOutcome) -> None:
     """A run has ended, whatever its status.
@@ -279,6 +327,7 @@ def on_run_finish(session: Session, request: RunRequest, outcome: RunOutcome) ->
     """
 
 
+@failure_policy(OnError.LOG)
 @hookspec(firstresult=True)
 def classify_error(error: BaseException) -> str | None:
     """Classify a failure: ``configuration``, ``credential``, ``network``, ``data`` or ``bug``.
@@ -290,6 +339,7 @@ def classify_error(error: BaseException) -> str | None:
     """
 
 
+@failure_policy(OnError.LOG)
 @hookspec
 def on_error(session: Session | None, failure: Failure) -> None:
     """A failure happened: report it.
@@ -301,6 +351,7 @@ def on_error(session: Session | None, failure: Failure) -> None:
     """
 
 
+@failure_policy(OnError.CONFIGURATION)
 @hookspec
 def audit_event(session: Session, event: AuditEvent) -> None:
     """Record a decision worth a trail.
@@ -318,6 +369,7 @@ def audit_event(session: Session, event: AuditEvent) -> None:
     """
 
 
+@failure_policy(OnError.LOG)
 @hookspec(firstresult=True)
 def run_history(session: Session, automation: str | None, limit: int) -> list[RunOutcome] | None:
     """Read the environment's run history, newest first.
@@ -335,6 +387,7 @@ def run_history(session: Session, automation: str | None, limit: int) -> list[Ru
     """
 
 
+@failure_policy(OnError.FINDING)
 @hookspec
 def register_emulators() -> Mapping[str, type[FakeService]] | None:
     """Make fake services known to ``envfence emulate`` and ``envfence.testing.emulator``.
@@ -354,6 +407,7 @@ def register_emulators() -> Mapping[str, type[FakeService]] | None:
     """
 
 
+@failure_policy(OnError.LOG)
 @hookspec
 def secret_shapes() -> list[SecretShape]:
     """Shapes of secret this plugin knows: masked wherever they appear, known to the session or not.
@@ -372,6 +426,7 @@ def secret_shapes() -> list[SecretShape]:
 # --- Operations --------------------------------------------------------------
 
 
+@failure_policy(OnError.LOG)
 @hookspec
 def automation_state(session: Session, automation: Automation) -> Mapping[str, Any] | None:
     """Say something about an automation's state here, for ``envfence list`` and ``envfence health``.
@@ -385,6 +440,7 @@ def automation_state(session: Session, automation: Automation) -> Mapping[str, A
     """
 
 
+@failure_policy(OnError.FINDING)
 @hookspec
 def alert(session: Session, alert: Alert, channels: tuple[str, ...]) -> list[str] | None:
     """Deliver an alert (a threshold crossed, or its recovery) through your channel.
@@ -398,4 +454,22 @@ def alert(session: Session, alert: Alert, channels: tuple[str, ...]) -> list[str
 
     All results are collected. Raise when delivery failed: the alert is kept
     and retried on the next run; the others' deliveries are not repeated.
+    """
+
+
+# --- Webhooks ----------------------------------------------------------------
+
+
+@failure_policy(OnError.CONFIGURATION)
+@hookspec
+def register_webhook_providers(register: Callable[[Any], None]) -> None:
+    """Add webhook providers that routes can name (``provider = "..."``).
+
+    :param register: call it once per provider with a
+        :class:`envfence_builtins.webhook_providers.WebhookProvider` (a name,
+        how to verify a delivery's signature, and where its event id and
+        type are). A name registered twice is a configuration error.
+
+    All implementations are called; the built-ins register
+    ``housecallpro``, ``standard`` and ``github``.
     """

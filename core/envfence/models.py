@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import datetime as _dt
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 import attrs
+
+if TYPE_CHECKING:
+    from .naming import CredentialNaming
 
 MASK = "********"
 
@@ -38,9 +41,9 @@ class Secret:
         """Return the real value. Never print or log what this returns."""
         return self._value
 
-    def fingerprint(self) -> str:
-        """A masked description safe to show: the value's kind and length."""
-        return f"{secret_kind(self._value)}, {len(self._value)} chars"
+    def fingerprint(self, kind: str | None = None) -> str:
+        """A masked description safe to show: the value's kind (``kind`` when the caller knows it) and length."""
+        return f"{kind or secret_kind(self._value)}, {len(self._value)} chars"
 
     def __repr__(self) -> str:
         return f"Secret('{MASK}')"
@@ -59,13 +62,7 @@ class Secret:
 
 
 def secret_kind(value: str) -> str:
-    """Name the shape of a secret value without revealing it."""
-    if value.startswith("pat") and "." in value:
-        return "Airtable personal access token"
-    if value.startswith("key") and len(value) == 17:
-        return "legacy Airtable API key"
-    if value.startswith("whsec_"):
-        return "Standard Webhooks secret"
+    """Name the shape of a secret value without revealing it (a service's plugin names its own kinds)."""
     if value.lower().startswith("bearer "):
         return "bearer token"
     if not value:
@@ -208,11 +205,12 @@ class Config(Mapping[str, Any]):
 
     A read-only mapping from key to value (``str``, or :class:`Secret` for
     secrets). :meth:`entry` gives the provenance of a key; :meth:`credential`
-    reads a credential through the environment's prefix.
+    reads a credential through the environment's prefix, as :attr:`naming`
+    (the project's one :class:`~envfence.naming.CredentialNaming`) says.
     """
 
     environment: str
-    prefix: str  #: this environment's credential prefix, without the underscore
+    naming: "CredentialNaming"
     entries: Mapping[str, ConfigEntry]
     layers: tuple[ConfigLayer, ...] = ()
 
@@ -225,9 +223,18 @@ class Config(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self.entries)
 
+    @property
+    def prefix(self) -> str:
+        """This environment's credential prefix, without the underscore (for messages)."""
+        return self.naming.prefix(self.environment)
+
     def entry(self, key: str) -> ConfigEntry | None:
         """The provenance of ``key``, or None when it is not set."""
         return self.entries.get(key)
+
+    def key_for(self, name: str) -> str:
+        """The key credential ``name`` is stored under in this environment (``DEV_AIRTABLE_API_KEY``)."""
+        return self.naming.key(self.environment, name)
 
     def credential_key(self, name: str) -> str | None:
         """The key that holds credential ``name`` in this environment.
@@ -236,10 +243,10 @@ class Config(Mapping[str, Any]):
         the plain one (``AIRTABLE_API_KEY``); another environment's prefixed
         key is never used.
         """
-        prefixed = f"{self.prefix}_{name}" if self.prefix else name
-        if prefixed in self.entries:
-            return prefixed
-        if name in self.entries and self.entries[name].prefix_environment is None:
+        own = self.key_for(name)
+        if own in self.entries and self.naming.readable_in(own, self.environment):
+            return own
+        if name in self.entries and self.naming.environment_of(name) is None:
             return name
         return None
 
@@ -258,16 +265,7 @@ class Config(Mapping[str, Any]):
         plain keys; keys with another environment's prefix are left out.
         Used to hand configuration to a subprocess.
         """
-        view: dict[str, Any] = {}
-        own: dict[str, Any] = {}
-        head = f"{self.prefix}_" if self.prefix else None
-        for key, entry in self.entries.items():
-            if entry.prefix_environment is None:
-                view[key] = entry.value
-            elif head and entry.prefix_environment == self.environment:
-                own[key[len(head):]] = entry.value
-        view.update(own)
-        return view
+        return self.naming.view({k: e.value for k, e in self.entries.items()}, self.environment)
 
     def masked(self) -> dict[str, str]:
         """Every key with its value, secrets masked."""
@@ -314,11 +312,6 @@ class Report:
     def errors(self) -> tuple[Finding, ...]:
         """Findings at error level."""
         return tuple(f for f in self.findings if f.severity == "error")
-
-    @property
-    def warnings(self) -> tuple[Finding, ...]:
-        """Findings at warning level."""
-        return tuple(f for f in self.findings if f.severity == "warning")
 
     @property
     def ok(self) -> bool:
@@ -456,7 +449,7 @@ class RunRequest:
     dry_run: bool = False
     force: bool = False
     reason: str | None = None
-    overrides: Mapping[str, str] = attrs.field(factory=dict)
+    event: Any = None  #: what triggered the run (a webhook event), handed to the automation as ``ctx.event``
 
 
 @attrs.frozen

@@ -1,23 +1,28 @@
-"""Finding, loading and calling plugins.
+"""Finding and loading plugins, in one fixed order.
 
 Built-in and third-party plugins arrive the same way: through the ``envfence``
 entry-point group. Each entry point is loaded on its own, so one that fails to
 import or does not fit the hookspecs is recorded as failed and the rest work.
-Hook calls go through :meth:`PluginManager.call`, which keeps one plugin's
-exception from stopping the others.
+
+Registration order (pluggy calls the last registered first): the built-ins in
+the order :data:`envfence_builtins.ORDER` declares, then third-party plugins
+sorted by entry-point name, then inline plugins (:func:`add_inline_plugin`).
+``envfence plugins`` lists them in that order. Hook calls are the typed
+methods of :class:`~envfence.hookcalls.HookCalls`.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-import time
 from typing import Any, Iterable, Mapping
 
 import attrs
 import pluggy
 
 from . import hookspecs
+from .hookcalls import HookCalls, HookResult, PluginError, PluginFailed, guard_plugin, install_tracing
+
+__all__ = ["PluginManager", "PluginRecord", "PluginError", "PluginFailed", "HookResult", "hookimpl", "add_inline_plugin"]
 
 ENTRY_POINT_GROUP = "envfence"
 hookimpl = pluggy.HookimplMarker("envfence")
@@ -36,33 +41,41 @@ class PluginRecord:
     reason: str = ""  #: why it is disabled or failed
 
 
-class PluginError(Exception):
-    """A plugin raised inside a hook; carries the plugin's name."""
-
-    def __init__(self, plugin: str, hook: str, error: BaseException) -> None:
-        super().__init__(f"plugin {plugin!r} failed in {hook}: {type(error).__name__}: {error}")
-        self.plugin = plugin
-        self.hook = hook
-        self.error = error
-
-
 def _split(value: str | None) -> list[str]:
     return [p.strip() for p in (value or "").split(",") if p.strip()]
 
 
-class PluginManager:
+#: The package whose entry points are the built-in plugins.
+BUILTIN_PACKAGE = "envfence_builtins"
+
+
+def registration_order(found: Iterable[Any]) -> list[Any]:
+    """Entry points in registration order: built-ins as :data:`envfence_builtins.ORDER` lists them, then the rest by name."""
+    builtins, others = [], []
+    for ep in found:
+        (builtins if ep.value.split(".", 1)[0].split(":", 1)[0] == BUILTIN_PACKAGE else others).append(ep)
+    if builtins:
+        from envfence_builtins import ORDER
+
+        rank = {name: i for i, name in enumerate(ORDER)}
+        builtins.sort(key=lambda ep: (rank.get(ep.name, len(rank)), ep.name))
+    return builtins + sorted(others, key=lambda ep: ep.name)
+
+
+class PluginManager(HookCalls):
     """The set of plugins a session calls, and the record of how each loaded.
 
-    Order of registration, and so of calls in reverse: entry-point plugins in
-    the order ``importlib.metadata`` lists them, then inline plugins (see
-    :func:`add_inline_plugin`), which are therefore called first.
+    ``records`` keeps registration order (see the module's docstring); each
+    hook is called through its typed method (:class:`~envfence.hookcalls.HookCalls`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, trace: bool = False) -> None:
         self.pm = pluggy.PluginManager("envfence")
         self.pm.add_hookspecs(hookspecs)
         self.records: dict[str, PluginRecord] = {}
-        self.trace = False
+        self.trace = trace
+        if trace:
+            install_tracing(self.pm)
 
     # --- loading -------------------------------------------------------------
 
@@ -81,12 +94,11 @@ class PluginManager:
         from .entrypoints import entry_points
 
         environ = os.environ if environ is None else environ
-        manager = cls()
-        manager.trace = environ.get("ENVFENCE_TRACE_PLUGINS", "") not in ("", "0")
+        manager = cls(trace=environ.get("ENVFENCE_TRACE_PLUGINS", "") not in ("", "0"))
         blocked = set(disabled) | set(_split(environ.get("ENVFENCE_DISABLE_PLUGINS")))
         allowed = set(_split(environ.get("ENVFENCE_PLUGINS"))) or None
         seen: set[str] = set()
-        for ep in entry_points(ENTRY_POINT_GROUP):
+        for ep in registration_order(entry_points(ENTRY_POINT_GROUP)):
             if ep.name in seen:  # the same distribution seen twice on sys.path
                 continue
             seen.add(ep.name)
@@ -117,6 +129,7 @@ class PluginManager:
                 manager.records[name] = PluginRecord(name, "disabled", module="inline", reason="blocked or not allowed")
                 continue
             manager.register(plugin, name, distribution="inline")
+        manager.pm.check_pending()  # every plugin left registered implements known (or optional) hooks
         return manager
 
     def raise_if_failed(self, why: str) -> None:
@@ -146,10 +159,12 @@ class PluginManager:
         except Exception as exc:  # pluggy.PluginValidationError, or a name clash
             record = PluginRecord(name, "failed", distribution, version, module, reason=f"invalid: {exc}")
         else:
+            # pluggy's check_pending rule: an unknown hook is an error unless its impl is optionalhook.
             unknown = [
                 caller.name
                 for caller in self.pm.get_hookcallers(plugin) or []
                 if caller.spec is None
+                and any(impl.plugin is plugin and not impl.optionalhook for impl in caller.get_hookimpls())
             ]
             if unknown:
                 self.pm.unregister(plugin)
@@ -158,7 +173,8 @@ class PluginManager:
                     reason=f"implements unknown hook(s): {', '.join(unknown)}",
                 )
             else:
-                hooks = tuple(sorted(c.name for c in self.pm.get_hookcallers(plugin) or []))
+                guard_plugin(self.pm, plugin)
+                hooks = tuple(sorted(c.name for c in self.pm.get_hookcallers(plugin) or [] if c.spec is not None))
                 record = PluginRecord(name, "loaded", distribution, version, module, hooks)
         self.records[name] = record
         return record
@@ -194,75 +210,6 @@ class PluginManager:
         """``(plugin name, hookimpl)`` pairs of ``hook``, in call order."""
         caller = getattr(self.pm.hook, hook)
         return [(impl.plugin_name, impl) for impl in reversed(caller.get_hookimpls())]
-
-    # --- calling -------------------------------------------------------------
-
-    def call(self, hook: str, **kwargs: Any) -> Any:
-        """Call ``hook`` with keyword arguments, one plugin at a time.
-
-        For a firstresult hook, returns the first non-None answer (or None).
-        Otherwise returns ``(results, errors)``: the non-None answers of every
-        plugin, and a :class:`PluginError` for each plugin that raised. An
-        exception of envfence's own (:class:`envfence.EnvfenceError`) is a
-        decision, not a fault, and is raised as it is.
-        """
-        from .errors import EnvfenceError
-
-        caller = getattr(self.pm.hook, hook)
-        spec_opts = caller.spec.opts if caller.spec else {}
-        firstresult = spec_opts.get("firstresult", False)
-        impls = list(reversed(caller.get_hookimpls()))
-        if any(impl.hookwrapper or impl.wrapper for impl in impls):
-            # Wrappers need pluggy's own loop; they lose per-plugin isolation.
-            began = time.perf_counter()
-            try:
-                result = caller(**kwargs)
-            finally:
-                if self.trace:
-                    names = ", ".join(impl.plugin_name for impl in impls)
-                    self._trace(hook, impls, [f"{names} (through a wrapper: no per-plugin timings)"], began, wrapped=True)
-            return result if firstresult else (list(result), [])
-        results: list[Any] = []
-        errors: list[PluginError] = []
-        timings: list[str] = []
-        began = time.perf_counter()
-        try:
-            for impl in impls:
-                args = [kwargs[name] for name in impl.argnames]
-                started = time.perf_counter()
-                value, outcome = None, "no answer"
-                try:
-                    value = impl.function(*args)
-                    if value is not None:
-                        outcome = "answered"
-                except EnvfenceError as exc:
-                    outcome = f"raised {type(exc).__name__}"
-                    raise
-                except Exception as exc:
-                    outcome = f"raised {type(exc).__name__}"
-                    if firstresult:
-                        raise PluginError(impl.plugin_name, hook, exc) from exc
-                    errors.append(PluginError(impl.plugin_name, hook, exc))
-                finally:
-                    if self.trace:
-                        took = (time.perf_counter() - started) * 1000
-                        timings.append(f"{impl.plugin_name} {took:.2f} ms ({outcome})")
-                if value is not None:
-                    if firstresult:
-                        return value
-                    results.append(value)
-        finally:
-            if self.trace:
-                self._trace(hook, impls, timings, began)
-        return None if firstresult else (results, errors)
-
-    def _trace(self, hook: str, impls: list[Any], timings: list[str], began: float, wrapped: bool = False) -> None:
-        """Print one line for a hook call: every plugin in call order, its time and what it did."""
-        total = (time.perf_counter() - began) * 1000
-        skipped = [] if wrapped else [impl.plugin_name for impl in impls[len(timings):]]
-        parts = timings + [f"{name} (not called)" for name in skipped]
-        body = "; ".join(parts) if parts else "no plugin implements it"
-        print(f"envfence: trace: {hook} [{total:.2f} ms]: {body}", file=sys.stderr)
 
 
 _default: dict[tuple, PluginManager] = {}

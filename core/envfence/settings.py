@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import attrs
 
 from .errors import ConfigurationError
+from .naming import CredentialNaming
 
 #: The base profiles every environment builds on.
 BASE_PROFILES = ("development", "production")
@@ -70,6 +71,11 @@ class ProjectSettings:
     raw: Mapping[str, Any] = attrs.field(factory=dict)
     strict_plugins: bool = False
     required_plugins: tuple[str, ...] = ()
+    #: The one credential naming of these environments (built from their prefixes).
+    naming: CredentialNaming = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "naming", CredentialNaming.from_settings(self))
 
     @property
     def source(self) -> str:
@@ -200,100 +206,99 @@ def load_settings(root: Path) -> ProjectSettings:
     return parse_settings(table, path)
 
 
-def parse_settings(table: Mapping[str, Any], path: Path | None) -> ProjectSettings:
-    """Build :class:`ProjectSettings` from a settings table."""
-    source = str(path) if path else "settings"
+class _Reader:
+    """Reads typed values from a settings table; every error names the file and the key."""
 
-    def fail(key: str, problem: str, hint: str) -> ConfigurationError:
-        return ConfigurationError(f"{source}: {key}: {problem}", hint)
+    def __init__(self, source: str) -> None:
+        self.source = source
 
-    def string(value: Any, key: str) -> str:
+    def fail(self, key: str, problem: str, hint: str) -> ConfigurationError:
+        return ConfigurationError(f"{self.source}: {key}: {problem}", hint)
+
+    def string(self, value: Any, key: str) -> str:
         if not isinstance(value, str) or not value.strip():
-            raise fail(key, f"must be a non-empty string, not {value!r}", f'write it as {key.split(".")[-1]} = "NAME"')
+            raise self.fail(key, f"must be a non-empty string, not {value!r}", f'write it as {key.split(".")[-1]} = "NAME"')
         return value.strip()
 
-    def strings(value: Any, key: str) -> tuple[str, ...]:
+    def strings(self, value: Any, key: str) -> tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            raise fail(key, f"must be a list of strings, not {value!r}", f'write it as {key.split(".")[-1]} = ["a", "b"]')
+            raise self.fail(key, f"must be a list of strings, not {value!r}", f'write it as {key.split(".")[-1]} = ["a", "b"]')
         return tuple(v.strip() for v in value)
 
-    def boolean(value: Any, key: str) -> bool:
+    def boolean(self, value: Any, key: str) -> bool:
         if not isinstance(value, bool):
-            raise fail(key, f"must be true or false, not {value!r}", f"write it as {key} = true")
+            raise self.fail(key, f"must be true or false, not {value!r}", f"write it as {key} = true")
         return value
 
-    declared = table.get("environments", {})
-    if not isinstance(declared, dict):
-        raise fail("environments", "must be a table of environment tables", "write [environments.NAME] sections")
-
-    specs: dict[str, EnvironmentSpec] = {}
-    for name in list(_DEFAULT_ENVIRONMENTS) + [n for n in declared if n not in _DEFAULT_ENVIRONMENTS]:
-        body = declared.get(name, {})
+    def environment(self, name: str, body: Any) -> EnvironmentSpec:
+        """One ``[environments.NAME]`` table, over the built-in defaults of that name."""
         key = f"environments.{name}"
         if not isinstance(body, dict):
-            raise fail(key, "must be a table", f"write it as [{key}] with prefix, aliases, based_on")
+            raise self.fail(key, "must be a table", f"write it as [{key}] with prefix, aliases, based_on")
         for k in body:
             if k not in _ENV_KEYS:
                 guess = _close(k, set(_ENV_KEYS))
-                raise fail(
-                    f"{key}.{k}",
-                    "unknown key",
-                    f"did you mean {guess!r}?" if guess else f"known keys: {', '.join(_ENV_KEYS)}",
-                )
+                raise self.fail(f"{key}.{k}", "unknown key", f"did you mean {guess!r}?" if guess else f"known keys: {', '.join(_ENV_KEYS)}")
         merged = {**_DEFAULT_ENVIRONMENTS.get(name, {}), **body}
         if "based_on" not in merged:
-            raise fail(
-                f"{key}.based_on",
-                "missing",
-                'say which base profile it follows: based_on = "development" or "production"',
-            )
-        based_on = string(merged["based_on"], f"{key}.based_on")
+            raise self.fail(f"{key}.based_on", "missing", 'say which base profile it follows: based_on = "development" or "production"')
+        based_on = self.string(merged["based_on"], f"{key}.based_on")
         if based_on not in BASE_PROFILES:
-            raise fail(f"{key}.based_on", f"must be 'development' or 'production', not {based_on!r}", "pick one of the two")
-        prefix = string(merged.get("prefix", name.upper()), f"{key}.prefix").rstrip("_").upper()
+            raise self.fail(f"{key}.based_on", f"must be 'development' or 'production', not {based_on!r}", "pick one of the two")
+        prefix = self.string(merged.get("prefix", name.upper()), f"{key}.prefix").rstrip("_").upper()
         profile = merged.get("profile", {})
         if not isinstance(profile, dict):
-            raise fail(f"{key}.profile", "must be a table", f"write it as [{key}.profile]")
+            raise self.fail(f"{key}.profile", "must be a table", f"write it as [{key}.profile]")
         from .profiles import check_profile_overrides
 
-        check_profile_overrides(profile, f"{source}: {key}.profile")
-        specs[name] = EnvironmentSpec(
+        check_profile_overrides(profile, f"{self.source}: {key}.profile")
+        return EnvironmentSpec(
             name=name,
             prefix=prefix,
-            aliases=strings(merged.get("aliases", []), f"{key}.aliases"),
-            hostname_patterns=strings(merged.get("hostname_patterns", [name]), f"{key}.hostname_patterns"),
+            aliases=self.strings(merged.get("aliases", []), f"{key}.aliases"),
+            hostname_patterns=self.strings(merged.get("hostname_patterns", [name]), f"{key}.hostname_patterns"),
             based_on=based_on,
             profile=profile,
         )
 
-    # Two environments sharing a prefix or an alias would read each other's credentials.
-    owners: dict[str, str] = {}
-    for spec in specs.values():
-        for label in (f"prefix {spec.prefix}",) + tuple(f"alias {a.lower()}" for a in spec.aliases + (spec.name,)):
-            other = owners.setdefault(label, spec.name)
-            if other != spec.name:
-                raise fail(
-                    f"environments.{spec.name}",
-                    f"{label} is also used by environment {other!r}",
-                    "give every environment its own prefix and aliases",
-                )
+    def check_unique(self, specs: Mapping[str, EnvironmentSpec]) -> None:
+        """Two environments sharing a prefix or an alias would read each other's credentials."""
+        owners: dict[str, str] = {}
+        for spec in specs.values():
+            for label in (f"prefix {spec.prefix}",) + tuple(f"alias {a.lower()}" for a in spec.aliases + (spec.name,)):
+                other = owners.setdefault(label, spec.name)
+                if other != spec.name:
+                    raise self.fail(
+                        f"environments.{spec.name}",
+                        f"{label} is also used by environment {other!r}",
+                        "give every environment its own prefix and aliases",
+                    )
 
+
+def parse_settings(table: Mapping[str, Any], path: Path | None) -> ProjectSettings:
+    """Build :class:`ProjectSettings` from a settings table."""
+    source = str(path) if path else "settings"
+    read = _Reader(source)
+    declared = table.get("environments", {})
+    if not isinstance(declared, dict):
+        raise read.fail("environments", "must be a table of environment tables", "write [environments.NAME] sections")
+    names = list(_DEFAULT_ENVIRONMENTS) + [n for n in declared if n not in _DEFAULT_ENVIRONMENTS]
+    specs = {name: read.environment(name, declared.get(name, {})) for name in names}
+    read.check_unique(specs)
     snapshots = table.get("snapshots", {})
     keep = snapshots.get("keep", 1) if isinstance(snapshots, dict) else None
     if not isinstance(snapshots, dict) or set(snapshots) - {"keep"} or type(keep) is not int or keep < 1:
-        raise fail("snapshots", f"keep must be a whole number of at least 1, not {keep!r}", "write it as [snapshots] keep = 20")
-
-    variable = string(table.get("environment_variable", "ENVIRONMENT"), "environment_variable")
+        raise read.fail("snapshots", f"keep must be a whole number of at least 1, not {keep!r}", "write it as [snapshots] keep = 20")
     settings = ProjectSettings(
         path=path,
         environments=specs,
-        environment_variable=variable,
-        secrets=frozenset(strings(table.get("secrets", []), "secrets")),
+        environment_variable=read.string(table.get("environment_variable", "ENVIRONMENT"), "environment_variable"),
+        secrets=frozenset(read.strings(table.get("secrets", []), "secrets")),
         raw=dict(table),
-        strict_plugins=boolean(table.get("strict_plugins", False), "strict_plugins"),
-        required_plugins=strings(table.get("required_plugins", []), "required_plugins"),
+        strict_plugins=read.boolean(table.get("strict_plugins", False), "strict_plugins"),
+        required_plugins=read.strings(table.get("required_plugins", []), "required_plugins"),
     )
-    default = string(table.get("default_environment", "development"), "default_environment")
+    default = read.string(table.get("default_environment", "development"), "default_environment")
     resolved = settings.resolve(default)
     if resolved is None:
         raise unknown_environment(settings, default, f"{source}: default_environment")

@@ -120,6 +120,14 @@ def hookspecs() -> list[tuple[str, str, Any]]:
     return result
 
 
+#: What each failure policy (``hookspecs.OnError``) means, for the reference.
+_POLICY_WORDS = {
+    "finding": "a PLUGIN_ERROR finding naming the plugin, the others still answer",
+    "log": "logged and audited (plugin.failed) naming the plugin, the command goes on",
+    "configuration": "a configuration error naming the plugin, the command stops",
+}
+
+
 _ROLE = re.compile(r":(class|func|meth|attr|data|mod):`~?([\w.]+)`")
 
 
@@ -179,6 +187,9 @@ def hook_reference() -> str:
         signature = inspect.signature(function)
         arguments = ", ".join(signature.parameters)
         kind = "firstresult: the first non-None answer wins" if opts.get("firstresult") else "every plugin's answer is collected"
+        policy = getattr(module, "POLICIES", {}).get(name)
+        if policy is not None:
+            kind += f"; a plugin's exception: {_POLICY_WORDS[policy.value]}"
         body, params, returns = docstring_markdown(function.__doc__ or "", names)
         summary, _, body = body.partition("\n\n")
         lines += [f"### {name}", "", summary, "", "```python", "@hookimpl", f"def {name}({arguments}): ...", "```", "", f"*{kind}.*", ""]

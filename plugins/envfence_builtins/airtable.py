@@ -33,6 +33,16 @@ TOKEN_RE = re.compile(r"pat[A-Za-z0-9]{14}\.[0-9a-f]{64}")
 LEGACY_KEY_RE = re.compile(r"key[A-Za-z0-9]{14}")
 BASE_RE = re.compile(r"app[A-Za-z0-9]{14}")
 TABLE_ID_RE = re.compile(r"tbl[A-Za-z0-9]{14}")
+
+
+def token_kind(value) -> str | None:
+    """What an Airtable credential is, by its shape, for messages (None: not one of Airtable's)."""
+    text = str(reveal(value))
+    if text.startswith("pat") and "." in text:
+        return "Airtable personal access token"
+    if LEGACY_KEY_RE.fullmatch(text):
+        return "legacy Airtable API key"
+    return None
 CREATE_TOKEN = (
     "create a personal access token at https://airtable.com/create/tokens with the scopes "
     "data.records:read, data.records:write and schema.bases:read and access to the base"
@@ -95,11 +105,11 @@ def validate(session, live: bool) -> list[Finding]:
             findings.append(_finding(
                 "AIRTABLE_TOKEN_MISSING", "error",
                 f"AIRTABLE_BASE_ID is set but no Airtable token is configured for {session.environment.name}",
-                f"set {config.prefix}_AIRTABLE_API_KEY: {CREATE_TOKEN}", f"{config.prefix}_AIRTABLE_API_KEY",
+                f"set {config.key_for('AIRTABLE_API_KEY')}: {CREATE_TOKEN}", config.key_for("AIRTABLE_API_KEY"),
             ))
     else:
         token = str(reveal(config[token_key]))
-        shown = describe(token_key, config[token_key])
+        shown = describe(token_key, config[token_key], token_kind(config[token_key]))
         problem = text_problem(token)
         if LEGACY_KEY_RE.fullmatch(token):
             findings.append(_finding(
@@ -175,7 +185,7 @@ def _live(session, token_key, base_key, base, tables, url_key, url) -> list[Find
     config = session.config
     timeout, bad_timeout = timeout_setting(config, "AIRTABLE_TIMEOUT")
     service = Service(
-        "Airtable", "AIRTABLE", "airtable", url_key, token_key, describe(token_key, config[token_key]), url,
+        "Airtable", "AIRTABLE", "airtable", url_key, token_key, describe(token_key, config[token_key], token_kind(config[token_key])), url,
         remediation={401: f"the token is wrong, expired or revoked: {CREATE_TOKEN}, then set {token_key}"},
     )
     announce(session, service, timeout)

@@ -189,7 +189,8 @@ def deliver(session, alert: Alert, channel: str, message_id: str) -> None:
     elif channel == "webhook":
         send_webhook(session, alert, message_id)
     else:
-        results, errors = session.plugins.call("alert", session=session, alert=alert, channels=(channel,))
+        delivered = session.plugins.alert(session=session, alert=alert, channels=(channel,))
+        results, errors = delivered.values, delivered.errors
         if errors:
             raise DeliveryError(f"{channel}: {errors[0]}")
         if not any(channel in (r or []) for r in results):
@@ -296,7 +297,7 @@ def on_run_finish(session, request, outcome) -> None:
 
     if session.dry_run or session.paths is None or outcome.status not in ("succeeded", "failed"):
         return
-    runs = session.plugins.call("run_history", session=session, automation=outcome.automation, limit=HISTORY_LIMIT) or []
+    runs = session.plugins.run_history(session=session, automation=outcome.automation, limit=HISTORY_LIMIT).first or []
     if all(r.run_id != outcome.run_id for r in runs):  # the history plugin may record it after this hook
         runs = [outcome, *runs]
     # Missed runs are noticed by `envfence health --alert`: a run that happens is no missed run.

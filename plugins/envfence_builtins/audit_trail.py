@@ -176,21 +176,6 @@ def _check_chain(handle) -> tuple[int, dict[str, Any] | None, tuple[int, str]]:
 #: worth a record, and its session is never prepared.
 KEPT_UNPREPARED = ("run.blocked",)
 
-#: Events of sessions not yet prepared, by session id: (a weak reference to the session, its events).
-_held: dict[int, tuple[Any, list[Any]]] = {}
-
-
-def _hold(session, event) -> None:
-    import weakref
-
-    key = id(session)
-    entry = _held.get(key)
-    if entry is None or entry[0]() is not session:
-        entry = (weakref.ref(session, lambda _ref: _held.pop(key, None)), [])
-        _held[key] = entry
-    entry[1].append(event)
-
-
 def _entry(session, event) -> dict[str, Any]:
     from envfence.runner import current_user  # the runner is heavy; most commands never run
 
@@ -218,10 +203,8 @@ def audit_event(session, event) -> None:
         return
     trail = trail_path(paths)
     if not session.prepared and not (event.event in KEPT_UNPREPARED and trail.is_file()):
-        _hold(session, event)
-        return
-    held = _held.pop(id(session), None)
-    earlier = held[1] if held is not None and held[0]() is session else []
+        return  # the session's audit log holds it until the session is prepared
+    earlier = session.audit_log.release()
     append(trail, *(_entry(session, e) for e in [*earlier, event]))
 
 

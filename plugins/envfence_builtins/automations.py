@@ -193,9 +193,7 @@ def register_automations(session, register) -> None:
 def validate(session) -> list[Finding]:
     """Report a broken ``[automations]`` table, and cron times that collide across environments."""
     try:
-        from envfence.runner import collect_automations
-
-        automations = collect_automations(session)
+        automations = session.automations
     except ConfigurationError as exc:
         return [
             Finding(
@@ -276,13 +274,12 @@ def pre_run_safety(session, request) -> list[Finding]:
         name for name in automation.settings if config.credential_key(name) is None and name not in config
     ]
     if missing:
-        prefix = config.prefix
         findings.append(
             Finding(
                 code="AUTOMATION_SETTING_MISSING",
                 severity="error",
                 message=f"{automation.name} needs {', '.join(missing)}, not set in {env}",
-                remediation=f"set them in .env.{env} (credentials as {prefix}_NAME) or pass --set KEY=VALUE",
+                remediation=f"set them in .env.{env} (credentials as {config.key_for('NAME')}) or pass --set KEY=VALUE",
                 key=missing[0],
                 plugin="automations",
             )

@@ -57,16 +57,18 @@ def entropy_bits(value: str) -> float:
     return per_char * len(value)
 
 
-def describe(key: str, value: Any) -> str:
+def describe(key: str, value: Any, kind: str | None = None) -> str:
     """``KEY (kind, N chars)``: how a finding names a credential without showing it.
 
     Of a value shorter than 8 characters nothing is said: its kind and length
     would go a long way to guessing it.
+
+    :param kind: what the value is, when the calling plugin knows its service's shapes.
     """
     secret = value if isinstance(value, Secret) else Secret(str(value))
     if len(secret.reveal()) < MIN_SECRET_LENGTH:
         return f"{key} (secret, under {MIN_SECRET_LENGTH} chars)"
-    return f"{key} ({secret.fingerprint()})"
+    return f"{key} ({secret.fingerprint(kind)})"
 
 
 #: What :func:`text_problem` says of a placeholder; validators compare with it to pick their code.
@@ -98,26 +100,16 @@ def required_in(settings, section: str) -> tuple[str, ...]:
 def credential_names(session) -> set[str]:
     """The plain names of every credential the session knows: declared, or secret-shaped keys."""
     names = {s.name for s in session.settings_specs if s.credential}
-    for key, entry in session.config.entries.items():
-        if isinstance(entry.value, Secret):
-            if entry.prefix_environment is not None:
-                prefix = session.settings.environments[entry.prefix_environment].prefix
-                names.add(key[len(prefix) + 1 :])
-            else:
-                names.add(key)
+    split = session.config.naming.split
+    names.update(split(key)[1] for key, entry in session.config.entries.items() if isinstance(entry.value, Secret))
     return names
 
 
 def _reads(session) -> dict[str, dict[str, tuple[str, Any]]]:
     """For every declared environment: plain name -> (key it reads, value), from this session's files."""
-    entries = session.config.entries
-    views: dict[str, dict[str, tuple[str, Any]]] = {}
-    for env in session.settings.environments.values():
-        view = {k: (k, e.value) for k, e in entries.items() if e.prefix_environment is None}
-        head = f"{env.prefix}_"
-        view.update({k[len(head):]: (k, e.value) for k, e in entries.items() if e.prefix_environment == env.name})
-        views[env.name] = view
-    return views
+    config = session.config
+    pairs = {key: (key, entry.value) for key, entry in config.entries.items()}
+    return {env: config.naming.view(pairs, env) for env in session.settings.environments}
 
 
 @hookimpl
@@ -127,7 +119,6 @@ def validate(session) -> list[Finding]:
     config = session.config
     here = session.environment.name
     escalate = session.profile.escalate
-    prefix = config.prefix
 
     for name in sorted(credential_names(session)):
         key = config.credential_key(name)
@@ -139,7 +130,7 @@ def validate(session) -> list[Finding]:
                     escalate("warning"),
                     f"{describe(key, entry.value)} is read without an environment prefix (set in {entry.source}); "
                     "every environment without its own prefixed key shares it",
-                    f"rename it {prefix}_{name} (and give other environments their own key)",
+                    f"rename it {config.key_for(name)} (and give other environments their own key)",
                     key=key,
                     plugin="credentials",
                 )
@@ -148,13 +139,13 @@ def validate(session) -> list[Finding]:
     own_files = {f".env.{here}", f".env.{here}.local"}
     for key, entry in config.entries.items():
         if entry.prefix_environment not in (None, here) and entry.source in own_files:
-            plain = key.split("_", 1)[1]
+            plain = config.naming.split(key)[1]
             findings.append(
                 Finding(
                     "CREDENTIAL_OTHER_PREFIX",
                     escalate("warning"),
                     f"{key} is set in {entry.source} but {here} never reads {entry.prefix_environment} credentials",
-                    f"name it {prefix}_{plain} in {entry.source}",
+                    f"name it {config.key_for(plain)} in {entry.source}",
                     key=key,
                     file=entry.source,
                     plugin="credentials",

@@ -154,7 +154,7 @@ def validate(session) -> list[Finding]:
         value = None if key is None else str(reveal(config[key]))
         if value is None or not value.strip():
             if required_here(spec, env):
-                target = f"{config.prefix}_{spec.name}" if spec.credential and config.prefix else spec.name
+                target = config.key_for(spec.name) if spec.credential else spec.name
                 what = f" ({spec.doc})" if spec.doc else ""
                 findings.append(Finding(
                     "SETTING_REQUIRED_MISSING", "error",
@@ -183,17 +183,17 @@ def validate(session) -> list[Finding]:
     if not declared:
         return findings
     names = sorted(declared)
-    prefixes = {f"{e.prefix}_" for e in session.settings.environments.values()}
+    naming = config.naming
     for key, entry in config.entries.items():
-        head = next((p for p in prefixes if key.startswith(p)), "")
-        plain = key[len(head):]
+        owner, plain = naming.split(key)
         if plain in declared or entry.source == "defaults":
             continue
         guess = close_match(plain, names)
         if guess:
+            fixed = guess[0] if owner is None else naming.key(owner, guess[0])
             findings.append(Finding(
                 "SETTING_MISSPELLED", session.profile.escalate("warning"),
-                f"{key} (set in {entry.source}) is not a known setting; it looks like a misspelling of {head}{guess[0]}",
-                f"rename it {head}{guess[0]}", key=key, plugin=declared[guess[0]].plugin,
+                f"{key} (set in {entry.source}) is not a known setting; it looks like a misspelling of {fixed}",
+                f"rename it {fixed}", key=key, plugin=declared[guess[0]].plugin,
             ))
     return findings

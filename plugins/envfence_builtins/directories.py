@@ -47,7 +47,7 @@ DEFAULT_CLEAN = ("csv/processed", "csv/failed", "logs", "archive")
 #: Never cleaned, whatever ``clean`` says: the audit trail, locks,
 #: configuration snapshots and CSV files still on their way. The history
 #: file (``[history] file``) is added to these.
-NEVER_CLEANED = ("audit", "locks", "backups/config", "csv/incoming", "csv/processing")
+NEVER_CLEANED = ("audit", "locks", "backups/config", "csv/incoming", "csv/processing", "queue")  # queue: accepted webhooks
 DEFAULT_HISTORY_FILE = "history.sqlite3"
 
 

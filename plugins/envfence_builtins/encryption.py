@@ -79,8 +79,7 @@ def decrypt_value(key: str, value: str, source: str, environment, settings, root
     """Decrypt ``enc:fernet:`` values with the environment's key."""
     if not value.startswith(SCHEME):
         return None
-    prefix = settings.environments[environment.name].prefix
-    fernet = load_key(root, environment.name, prefix, environ)
+    fernet = load_key(root, environment.name, settings.naming.prefix(environment.name), environ)
     from cryptography.fernet import InvalidToken
 
     try:
@@ -133,20 +132,19 @@ def register_commands(cli) -> None:
         """Print KEY=enc:fernet:... for a value read from stdin or a hidden prompt."""
         session = state.session()
         settings, env = session.settings, session.environment.name
-        for spec in settings.environments.values():
-            if spec.name != env and key.startswith(f"{spec.prefix}_"):
-                raise UsageError(
-                    f"{key} belongs to {spec.name}, but this is {env}",
-                    f"run `envfence --env {spec.name} secret encrypt {key}` with the {spec.name} key",
-                )
+        owner = settings.naming.environment_of(key)
+        if owner not in (None, env):
+            raise UsageError(
+                f"{key} belongs to {owner}, but this is {env}",
+                f"run `envfence --env {owner} secret encrypt {key}` with the {owner} key",
+            )
         if sys.stdin.isatty():
             value = click.prompt(f"value of {key}", hide_input=True, confirmation_prompt=True)
         else:
             value = sys.stdin.read().rstrip("\n")
         if not value:
             raise UsageError("the value is empty", "pipe the value on stdin or type it at the prompt")
-        prefix = settings.environments[env].prefix
-        fernet = load_key(session.root.path, env, prefix, session.environ)
+        fernet = load_key(session.root.path, env, settings.naming.prefix(env), session.environ)
         token = fernet.encrypt(value.encode("utf-8")).decode()
         session.audit("secret.encrypted", key=key)
         line = f"{key}={SCHEME}{token}"

@@ -62,17 +62,15 @@ def _options(settings) -> tuple[_dt.timedelta, str]:
 
 def automation_checks(session, now: _dt.datetime) -> list[Check]:
     """Thresholds, missed runs and the last status of every automation that may run here."""
-    from envfence.runner import collect_automations
-
     from .maintenance import pause_of
     from .thresholds import evaluate
 
     found = []
     env = session.environment.name
-    for automation in collect_automations(session).values():
+    for automation in session.automations.values():
         if not automation.allows(env):
             continue
-        runs = session.plugins.call("run_history", session=session, automation=automation.name, limit=HISTORY_LIMIT)
+        runs = session.plugins.run_history(session=session, automation=automation.name, limit=HISTORY_LIMIT).first
         if runs is None:
             found.append(Check(f"{automation.name}.history", "UNKNOWN", "no plugin keeps run history", automation.name))
             continue

@@ -52,6 +52,9 @@ class LoggingStrategy:
     level: str
     console: bool = False
     file: Path | None = None
+    #: True when it installed a process-wide patcher that redacts every record
+    #: (the session's loggers then add none: each record is redacted once).
+    redacts: bool = False
 
 
 def logging_settings(settings) -> dict[str, Any]:
@@ -134,4 +137,4 @@ def configure_logging(session, embedded: bool) -> LoggingStrategy:
                 f"{session.settings.source}: [logging]: {exc}", 'e.g. rotation = "10 MB", retention = "30 days", compression = "gz"'
             ) from None
     logger.enable("envfence")
-    return LoggingStrategy(name, level, session.profile.console_logging, log_file)
+    return LoggingStrategy(name, level, session.profile.console_logging, log_file, redacts=True)

@@ -28,7 +28,7 @@ def registry_for(session):
     prometheus_client = _client()
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-    runs = session.plugins.call("run_history", session=session, automation=None, limit=HISTORY_LIMIT) or []
+    runs = session.plugins.run_history(session=session, automation=None, limit=HISTORY_LIMIT).first or []
     env = session.environment.name
 
     class HistoryCollector:

@@ -139,13 +139,11 @@ def shift_minutes(expression: str, offset: int) -> str:
 
 def entries(session, environment: str | None = None) -> list[Entry]:
     """The scheduled automations of ``environment`` (default the session's), staggered when asked."""
-    from envfence.runner import collect_automations
-
     env = environment or session.environment.name
     settings = session.settings
     offset = _offsets(settings)[env] if options(settings).get("stagger") else 0
     found = []
-    for automation in collect_automations(session).values():
+    for automation in session.automations.values():
         expression = automation.schedule_for(env)
         if not expression or not automation.allows(env):
             continue

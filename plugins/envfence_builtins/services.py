@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 from envfence import hookimpl
 from envfence.errors import ConfigurationError, EnvfenceError
-from envfence.models import PRECEDENCE, ConfigLayer, Environment, Finding, Secret
+from envfence.models import Finding, Secret
 
 _PORT_KEY = re.compile(r"(^|_)PORT$")
 
@@ -50,19 +50,10 @@ def file_view(session, name: str) -> dict[str, Any] | None:
 
     None when its files cannot be read (the environment's own session reports why).
     """
-    from envfence.pipeline import merge_layers
-
-    environment = Environment(name, "services", "port check")
     try:
-        results, _ = session.plugins.call(
-            "load_config", root=session.root.path, environment=environment, settings=session.settings, environ=session.environ
-        )
+        return session.config_for(name).environment_view()
     except EnvfenceError:
         return None
-    layers = [layer for group in results for layer in group if not layer.overlay]
-    defaults = {s.name: s.default for s in session.settings_specs if s.default is not None}
-    layers.append(ConfigLayer("defaults", defaults, PRECEDENCE["defaults"]))
-    return merge_layers(layers, name, session.settings, session.settings_specs).environment_view()
 
 
 @hookimpl

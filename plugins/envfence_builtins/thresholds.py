@@ -197,10 +197,8 @@ def validate(session) -> list[Finding]:
     table = session.settings.section(SECTION)
     if not table:
         return []
-    from envfence.runner import collect_automations
-
     try:
-        known = collect_automations(session)
+        known = session.automations
     except ConfigurationError:
         return []  # the automations plugin reports it
     findings = []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sys
+
 import envfence
 
 ENV_FILE = (
@@ -59,3 +62,54 @@ def test_config_show_marks_other_environments_credentials_as_unreadable(make_pro
     result = run_cli("config", "show", cwd=make_project({".env": ENV_FILE}))
     [line] = [l for l in result.stdout.splitlines() if l.startswith("PROD_AIRTABLE_API_KEY")]
     assert "production credential, not read in development" in line
+
+
+NESTED_SETTINGS = """
+[environments.qa]
+prefix = "QA"
+based_on = "production"
+
+[environments.qa_eu]
+prefix = "QA_EU"
+based_on = "production"
+
+[automations.env-dump]
+run = [PYTHON, "-c", "import json, os; open('child-env.json', 'w').write(json.dumps(dict(os.environ)))"]
+""".replace("PYTHON", json.dumps(sys.executable))
+NESTED_ENV = "QA_EU_API_KEY=eu-token-value-1\nQA_API_KEY=qa-token-value-2\n"
+
+
+def test_a_nested_prefix_is_read_by_its_own_environment_only(make_project):
+    """QA_EU_API_KEY belongs to qa_eu (the longest declared prefix), never to qa as EU_API_KEY."""
+    root = make_project({".env": NESTED_ENV}, settings=NESTED_SETTINGS)
+    eu = envfence.open_session(root, env="qa_eu", environ={}).config
+    qa = envfence.open_session(root, env="qa", environ={}).config
+    assert eu.credential("API_KEY").reveal() == "eu-token-value-1"
+    assert qa.credential("API_KEY").reveal() == "qa-token-value-2"
+    assert "EU_API_KEY" not in qa.environment_view() and qa.credential("EU_API_KEY") is None
+    assert set(eu.environment_view()) == {"API_KEY"} and set(qa.environment_view()) == {"API_KEY"}
+    assert eu.entry("QA_EU_API_KEY").prefix_environment == "qa_eu"
+
+
+def test_a_nested_prefix_is_not_reported_unprefixed_or_foreign(make_project, run_cli):
+    root = make_project({".env": NESTED_ENV}, settings=NESTED_SETTINGS)
+    for env in ("qa", "qa_eu"):
+        result = run_cli("--env", env, "check", cwd=root)
+        assert "CREDENTIAL_UNPREFIXED" not in result.stdout + result.stderr, env
+    import json
+
+    shown = json.loads(run_cli("--json", "--env", "qa", "config", "show", cwd=root).stdout)
+    readable = {e["key"]: (e["prefix_environment"], e["readable"]) for e in shown["entries"]}
+    assert readable == {"QA_EU_API_KEY": ("qa_eu", False), "QA_API_KEY": ("qa", True)}
+
+
+def test_a_command_automation_gets_only_its_nested_environments_credential(make_project, run_cli):
+    root = make_project({".env": NESTED_ENV}, settings=NESTED_SETTINGS)
+    import json
+
+    for env, token in (("qa_eu", "eu-token-value-1"), ("qa", "qa-token-value-2")):
+        result = run_cli("--env", env, "run", "env-dump", cwd=root)
+        assert result.exit_code == 0, result.stdout + result.stderr
+        child = json.loads((root / "child-env.json").read_text())
+        assert child["API_KEY"] == token
+        assert not any(k.startswith("QA_") or k == "EU_API_KEY" for k in child), env

@@ -73,7 +73,9 @@ def test_session_repr_holds_no_secret(make_project):
     assert CANARY not in repr(session.config)
 
 
-def test_bug_before_the_session_exists_masks_the_process_environments_secrets(make_project, run_cli, envfence_plugin):
+def test_plugin_raising_before_the_session_exists_is_reported_masked(make_project, run_cli, envfence_plugin):
+    """A firstresult hook's exception names the plugin, is masked, and the next plugin answers."""
+
     class HostFails:
         @envfence.hookimpl(tryfirst=True)
         def classify_host(self):
@@ -81,10 +83,12 @@ def test_bug_before_the_session_exists_masks_the_process_environments_secrets(ma
 
     envfence_plugin(HostFails(), "host-fails")
     root = make_project(FILES, settings=SETTINGS)
-    result = run_cli("-v", "detect", cwd=root, env={"PROD_HOUSECALLPRO_API_KEY": f"{CANARY}-process"})
-    assert result.exit_code == 1
-    assert "internal error" in result.stderr
-    assert "Traceback" in result.stderr  # -v asked for it
+    env = {"PROD_HOUSECALLPRO_API_KEY": f"{CANARY}-process", "ENVFENCE_HOSTNAME": "web-prod-01"}
+    detected = run_cli("detect", cwd=root, env=env)
+    assert detected.exit_code == 0 and "production" in detected.stdout  # the hostname plugin answered
+    result = run_cli("check", cwd=root, env=env)
+    assert "PLUGIN_ERROR" in result.output and "host-fails" in result.output
+    assert "boom with ******** inside" in result.output
     assert CANARY not in result.output
 
 

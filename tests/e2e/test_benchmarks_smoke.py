@@ -27,7 +27,8 @@ def test_benchmarks_run_at_the_smallest_size_and_clean_up(tmp_path):
     assert done.returncode == 0, done.stderr
     text = report.read_text()
     assert text.strip() == done.stdout.strip()
-    for title in ("### In process", "### Cold command", "### Import", "### Plugin scaling", "### Against the targets"):
+    for title in ("### In process", "### Cold command", "### Import", "### Plugin scaling", "### Webhook receiver",
+                  "### Against the targets"):
         assert title in text
     # envfence and python-dotenv are always there; the others are measured or marked as skipped.
     assert "| 10 keys | envfence | " in text
@@ -36,5 +37,6 @@ def test_benchmarks_run_at_the_smallest_size_and_clean_up(tmp_path):
     for count in (0, 10, 50):
         assert f"| envfence detect, {count} plugins | " in text
     assert "50 installed plugins add at most 30 ms" in text
+    assert "| throughput | envfence serve | " in text and "webhook p99 under 50 ms at 100 req/s" in text
     # The generated projects and plugin distributions are gone.
     assert list(scratch.iterdir()) == []

@@ -371,7 +371,6 @@ def test_files_written_under_umask_000_are_not_world_writable(make_project, run_
     assert [p for p in [tree, *tree.rglob("*")] if mode(p) & 0o002 and p.parent.name != "locks"] == []
 
 
-@pytest.mark.xfail(strict=True, reason="the runner opens its lock with envfence.files.open_lock once runner.py is split")
 def test_a_lock_file_written_under_umask_000_is_not_world_writable(make_project, run_cli):
     tree = _run_under_umask_000(make_project, run_cli)
     assert mode(tree / "locks" / "ok.lock") == 0o600

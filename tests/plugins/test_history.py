@@ -173,7 +173,7 @@ def test_moving_a_damaged_history_aside_is_an_audit_event(project, run_cli, reco
     run_cli("run", "ok", cwd=project)
     _history(project).write_bytes(b"junk" * 100)
     session = envfence.open_session(root=project, plugins=recorded.plugins)
-    assert session.plugins.call("run_history", session=session, automation=None, limit=5) == []
+    assert session.plugins.run_history(session=session, automation=None, limit=5).first == []
     (event,) = [e for e in recorded.events if e.event == "history.moved_aside"]
     assert event.data["file"] == "var/development/history.sqlite3" and "corrupt-" in event.data["moved_to"]
 
@@ -281,7 +281,7 @@ def test_a_run_whose_process_died_is_marked_abandoned_by_status_with_an_audit_ev
     import envfence
 
     listing = envfence.open_session(root=project, plugins=recorded.plugins)
-    listing.plugins.call("run_history", session=listing, automation="ok", limit=1)  # what `envfence list` asks
+    listing.plugins.run_history(session=listing, automation="ok", limit=1)  # what `envfence list` asks
     (event,) = [e for e in recorded.events if e.event == "run.abandoned"]
     assert event.data["run_id"] == "run-dead-2" and event.data["pid"] == dead.pid
 

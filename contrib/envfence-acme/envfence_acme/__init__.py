@@ -21,6 +21,10 @@ It acts only in a project whose settings have an ``[acme]`` table::
   any host with a stray ``p`` in its name.
 - **An automation** (``register_automations``): ``acme-tidy-processed`` moves
   processed CSV files older than ``keep_days`` into the environment's archive.
+- **A webhook provider** (``register_webhook_providers``): ``acme``, for
+  Acme's internal services, which sign ``Acme-Signature: t=<unix time>,v1=<hex
+  HMAC-SHA256 of "<t>.<body>">`` and name each delivery in ``Acme-Delivery``.
+  A route opts in with ``provider = "acme"``.
 """
 
 from __future__ import annotations
@@ -109,7 +113,7 @@ def validate(session) -> list[Finding] | None:
             continue
         for name in (v.strip() for v in value.split(",")):
             if name and not TABLE_ID_RE.fullmatch(name) and not name.startswith(prefix):
-                entry = session.config.entry(key) or session.config.entry(f"{session.config.prefix}_{key}")
+                entry = session.config.entry(key) or session.config.entry(session.config.key_for(key))
                 findings.append(
                     Finding(
                         code="ACME_TABLE_PREFIX",
@@ -156,3 +160,39 @@ def tidy_processed(ctx) -> None:
             ctx.paths.move(path, "archive")
             ctx.say(f"archived {path.name}")
     ctx.say(f"{len(old)} file(s) older than {keep_days} days{' (dry run: nothing moved)' if ctx.dry_run else ' archived'}")
+
+
+# --- the acme webhook provider ----------------------------------------------------
+
+
+def sign_acme(secret: str, body: bytes, timestamp: int) -> str:
+    """The ``Acme-Signature`` header an Acme service sends for ``body`` at ``timestamp``."""
+    import hashlib
+    import hmac
+
+    digest = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify_acme(secret: str, headers, body: bytes, tolerance: int) -> None:
+    """Check ``Acme-Signature``; raises ``SignatureError`` saying why (never the secret)."""
+    from envfence_builtins.webhook_signatures import SignatureError, constant_time_equal
+
+    parts = dict(p.split("=", 1) for p in (headers.get("acme-signature") or "").split(",") if "=" in p)
+    if "t" not in parts or "v1" not in parts:
+        raise SignatureError("the Acme-Signature header is missing or has no t= and v1= parts")
+    if not parts["t"].isdigit() or abs(time.time() - int(parts["t"])) > tolerance:
+        raise SignatureError(f"the Acme-Signature time is not within {tolerance} s of now: stale or replayed")
+    if not constant_time_equal(sign_acme(secret, body, int(parts["t"])), headers["acme-signature"].strip()):
+        raise SignatureError("the Acme-Signature does not match the body")
+
+
+@hookimpl
+def register_webhook_providers(register) -> None:
+    """The ``acme`` provider, for routes that name it."""
+    from envfence_builtins.webhook_providers import WebhookProvider
+
+    register(WebhookProvider(
+        "acme", verify=verify_acme, event_id=lambda headers, body: headers.get("acme-delivery") or None,
+        event_type=lambda headers, payload: payload.get("kind") if isinstance(payload, dict) else None, plugin=NAME,
+    ))

@@ -28,8 +28,8 @@ def _project(envfence_project, url: str, settings: str = ""):
 
 def test_a_failure_is_posted_with_secrets_redacted(envfence_project, webhook):
     session = _project(envfence_project, webhook.url).session()
-    _, errors = session.plugins.call("on_error", session=session, failure=_failure(f"token {AIRTABLE_CANARY} rejected"))
-    assert errors == []
+    errors = session.plugins.on_error(session=session, failure=_failure(f"token {AIRTABLE_CANARY} rejected")).errors
+    assert errors == ()
     [post] = webhook.posts
     assert post["path"] == "/services/T0001/B0001/hooksecretCANARY42"
     assert post["type"] == "application/json"
@@ -51,8 +51,8 @@ def test_the_webhook_url_is_a_masked_secret(envfence_project, webhook):
 def test_a_rejected_post_is_a_warning_not_an_error(envfence_project, webhook, capsys, audit_events):
     webhook.status = 500
     session = _project(envfence_project, webhook.url).session()
-    _, errors = session.plugins.call("on_error", session=session, failure=_failure("boom"))
-    assert errors == []
+    errors = session.plugins.on_error(session=session, failure=_failure("boom")).errors
+    assert errors == ()
     err = capsys.readouterr().err
     assert "envfence-slack: warning: Slack answered HTTP 500" in err
     assert "the run's result is unchanged (check DEV_SLACK_WEBHOOK_URL)" in err
@@ -66,37 +66,37 @@ def test_an_unreachable_webhook_is_a_warning(envfence_project, webhook, capsys):
     url = webhook.url
     webhook.close()  # nothing listens on that port any more
     session = _project(envfence_project, url, "[slack]\ntimeout = 2\n").session()
-    _, errors = session.plugins.call("on_error", session=session, failure=_failure("boom"))
-    assert errors == []
+    errors = session.plugins.on_error(session=session, failure=_failure("boom")).errors
+    assert errors == ()
     assert "envfence-slack: warning: could not reach Slack" in capsys.readouterr().err
 
 
 def test_success_is_posted_only_when_notify_is_all(envfence_project, webhook):
     request = RunRequest(Automation("sync-customers"))
     session = _project(envfence_project, webhook.url).session()
-    session.plugins.call("on_run_finish", session=session, request=request, outcome=_outcome("succeeded"))
+    session.plugins.on_run_finish(session=session, request=request, outcome=_outcome("succeeded"))
     assert webhook.posts == []
 
     session = _project(envfence_project, webhook.url, '[slack]\nnotify = "all"\n').session()
-    session.plugins.call("on_run_finish", session=session, request=request, outcome=_outcome("succeeded"))
-    session.plugins.call("on_run_finish", session=session, request=request, outcome=_outcome("failed"))
+    session.plugins.on_run_finish(session=session, request=request, outcome=_outcome("succeeded"))
+    session.plugins.on_run_finish(session=session, request=request, outcome=_outcome("failed"))
     [post] = webhook.posts
     assert post["body"]["text"].startswith(":white_check_mark: *sync-customers* succeeded in *development*")
 
 
 def test_without_a_webhook_nothing_is_posted_or_printed(envfence_project, webhook, capsys):
     session = envfence_project.session()
-    session.plugins.call("on_error", session=session, failure=_failure("boom"))
+    session.plugins.on_error(session=session, failure=_failure("boom"))
     assert webhook.posts == [] and capsys.readouterr().err == ""
 
 
 def test_each_environment_posts_to_its_own_webhook(envfence_project, webhook):
     envfence_project.write(".env", f"PROD_SLACK_WEBHOOK_URL={webhook.url}\n")
     session = envfence_project.session()  # development: the production URL is not read
-    session.plugins.call("on_error", session=session, failure=_failure("boom"))
+    session.plugins.on_error(session=session, failure=_failure("boom"))
     assert webhook.posts == []
     session = envfence_project.session(env="production")
-    session.plugins.call("on_error", session=session, failure=_failure("boom"))
+    session.plugins.on_error(session=session, failure=_failure("boom"))
     assert "failed in *production*" in webhook.posts[0]["body"]["text"]
 
 

@@ -125,7 +125,7 @@ class EnvfenceGroup(click.Group):
             self.commands.pop(name, None)
         before = set(self.commands)
         self._plugin_manager = manager
-        manager.call("register_commands", cli=self)
+        manager.register_commands(cli=self)
         self._plugin_command_names = frozenset(set(self.commands) - before)
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -46,9 +46,8 @@ def automation_data(session, automation, last) -> dict:
 
 def automation_state(session, automation) -> dict:
     """What plugins say of the automation's state here (``paused``...), merged."""
-    results, _ = session.plugins.call("automation_state", session=session, automation=automation)
     state: dict = {}
-    for result in results:
+    for result in session.plugins.automation_state(session=session, automation=automation).values:
         state.update(result)
     return state
 
@@ -57,13 +56,11 @@ def automation_state(session, automation) -> dict:
 @pass_state
 def list_automations(state: State) -> None:
     """List automations: description, environments, last run and next scheduled time here."""
-    from ..runner import collect_automations
-
     session = state.session()
     env = session.environment.name
     items = []
-    for automation in collect_automations(session).values():
-        runs = session.plugins.call("run_history", session=session, automation=automation.name, limit=1) or []
+    for automation in session.automations.values():
+        runs = session.plugins.run_history(session=session, automation=automation.name, limit=1).first or []
         items.append(automation_data(session, automation, runs[0] if runs else None))
     if state.json:
         click.echo(dumps({"environment": env, "automations": items}))

@@ -26,7 +26,7 @@ def counts(findings) -> dict[str, int]:
 
 
 @click.command()
-@click.option("--live", is_flag=True, help="Also call the services (Airtable, HousecallPro) with the configured credentials.")
+@click.option("--live", is_flag=True, help="Also call the configured services with their credentials (each service plugin's live check).")
 @pass_state
 def check(state: State, live: bool) -> None:
     """Validate the configuration and credentials; exit 1 on any error.

@@ -157,7 +157,7 @@ def template(state: State) -> None:
     a committed `.env.example` current.
     """
     session = state.session()
-    envs = session.settings.environments.values()
+    envs, naming = list(session.settings.environments), session.settings.naming
     shown = _shown(session)
     lines = ["# .env template from `envfence config template`: secret values are left empty"]
     records = []
@@ -165,7 +165,7 @@ def template(state: State) -> None:
     # An automation only makes the settings it names known; the setting's owner says what it is.
     specs = sorted(session.settings_specs, key=lambda s: (s.name, s.plugin == "automations"))
     for spec in specs:
-        keys = [f"{env.prefix}_{spec.name}" for env in envs] if spec.credential else [spec.name]
+        keys = [naming.key(env, spec.name) for env in envs] if spec.credential else [spec.name]
         if all(key in done for key in keys):
             continue
         notes = [n for n in (spec.type if spec.type not in (None, "str") else "", "credential" if spec.credential else "",

@@ -35,7 +35,10 @@ def hookspec_names(module) -> list[str]:
 @click.option("--hooks", "by_hook", is_flag=True, help="List every hook with the plugins implementing it, in call order.")
 @pass_state
 def plugins(state: State, by_hook: bool) -> None:
-    """List plugins: name, distribution, version, hooks, status (and why).
+    """List plugins in registration order: name, distribution, version, hooks, status (and why).
+
+    Built-ins come first in their declared order, then third-party plugins by
+    name, then inline ones; pluggy calls the last registered first.
 
     With --hooks, list each hook instead, with its plugins in the order they
     are called (for a firstresult hook, the first to answer decides).
@@ -54,7 +57,7 @@ def plugins(state: State, by_hook: bool) -> None:
                 notes = [n for n in (impl["order"], "wrapper" if impl["wrapper"] else None) if n]
                 click.echo(f"    {position}. {impl['plugin']}" + (f" [{', '.join(notes)}]" if notes else ""))
         return
-    records = sorted(state.plugins.records.values(), key=lambda r: (r.status != "loaded", r.name))
+    records = list(state.plugins.records.values())
     if state.json:
         click.echo(dumps([attrs.asdict(r) for r in records]))
         return

@@ -28,7 +28,7 @@ def run(state: State, name, dry_run, force, reason, assignments, wait) -> None:
     safety guard or is already running, 2 usage.
     """
     from ..models import RunRequest
-    from ..runner import Runner, current_user, fail_unopened, find_automation
+    from ..runner import Runner, fail_unopened, find_automation
 
     if reason is not None and not force:
         raise UsageError("--reason goes with --force", "add --force, or drop --reason")
@@ -67,13 +67,20 @@ def run(state: State, name, dry_run, force, reason, assignments, wait) -> None:
         mode = "dry run of" if dry_run else "running"
         click.echo(style(f"{mode} {name} in {session.environment.name} ({session.environment.describe()})", bold=True), err=True)
     runner = Runner(session, echo=echo, confirm=confirm, wait=wait, embedded=False)
-    result = runner.run(RunRequest(automation, dry_run=dry_run, force=force, reason=reason, overrides=overrides))
-    outcome = result.outcome
+    result = runner.run(RunRequest(automation, dry_run=dry_run, force=force, reason=reason))
     if state.json:
         click.echo(dumps(result_data(result)))
         click.get_current_context().exit(result.exit_code)
 
-    env = session.environment.name
+    _report(result, session, name, force, verbose)
+    click.get_current_context().exit(result.exit_code)
+
+
+def _report(result, session, name, force, verbose) -> None:
+    """Tell the user how the run ended, on stderr."""
+    from ..runner import current_user
+
+    outcome, env = result.outcome, session.environment.name
     if outcome.status == "blocked":
         _explain_block(result, session, name, force)
     else:
@@ -96,7 +103,6 @@ def run(state: State, name, dry_run, force, reason, assignments, wait) -> None:
             click.echo(f"{outcome.run_id} {name} succeeded {outcome.duration:.2f}s", err=True)
     elif outcome.status == "failed":
         _explain_failure(result, session, name, verbose)
-    click.get_current_context().exit(result.exit_code)
 
 
 def _complete_automations(ctx, param, incomplete):
@@ -137,8 +143,7 @@ def _explain_block(result, session, name, force) -> None:
 
 def _explain_failure(result, session, name, verbose) -> None:
     failure = result.failure
-    paths = session.paths
-    log = paths.log_file() if paths is not None else "the log"
+    log = session.log_file or "the log"  # the logging strategy names its file
     if session.profile.tracebacks or verbose:
         if result.detail:
             click.echo(result.detail.rstrip("\n"), err=True)

@@ -12,7 +12,7 @@ _STATUS_COLOURS = {"succeeded": "green", "failed": "red", "blocked": "yellow"}
 
 def read_history(session, automation: str | None = None, limit: int = 20):
     """The environment's runs, newest first, or None when no plugin keeps history."""
-    return session.plugins.call("run_history", session=session, automation=automation, limit=limit)
+    return session.plugins.run_history(session=session, automation=automation, limit=limit).first
 
 
 def run_dict(run) -> dict:

@@ -210,7 +210,8 @@ def registered_emulators(manager: Any = None) -> tuple[dict[str, type[FakeServic
         from ..plugins import default_manager
 
         manager = default_manager()
-    answers, errors = manager.call("register_emulators")
+    result = manager.register_emulators()
+    answers, errors = result.values, result.errors
     found: dict[str, type[FakeService]] = {}
     for answer in answers:
         for name, cls in dict(answer).items():

@@ -4,6 +4,12 @@
   temporary directory, its runs isolated from the developer's shell.
 - ``envfence_plugin``: register a plugin object for one test.
 - ``audit_events``: the audit events emitted during the test.
+- ``make_project``: ``make_project({".env": "A=1"}, settings="...")`` writes a
+  project in a temporary directory and returns its root.
+- ``run_cli``: ``run_cli("check", cwd=root)`` runs ``envfence`` in-process as a
+  user would; returns click's result (``stdout``, ``stderr``, ``exit_code``).
+- ``recorded``: a plugin manager with the installed plugins and an audit
+  recorder, for ``open_session(plugins=recorded.plugins)``.
 - ``fake_airtable``, ``fake_housecallpro``: the emulated services, running
   on 127.0.0.1 for the test.
 
@@ -93,3 +99,68 @@ def fake_housecallpro() -> Iterator[Any]:
 
     with FakeHousecallPro() as server:
         yield server
+
+
+@pytest.fixture
+def make_project(tmp_path) -> Callable[..., Any]:
+    """Write a project: ``make_project({".env": "A=1"}, settings="...")`` returns its root."""
+
+    def make(files: dict[str, str | bytes] | None = None, settings: str | None = "", name: str = "proj") -> Any:
+        root = tmp_path / name
+        root.mkdir(exist_ok=True)
+        if settings is not None:
+            (root / "envfence.toml").write_text(settings, encoding="utf-8")
+        for rel, content in (files or {}).items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content, encoding="utf-8")
+        return root
+
+    return make
+
+
+@pytest.fixture
+def run_cli(monkeypatch) -> Callable[..., Any]:
+    """Run ``envfence ARGS`` in a directory; returns click's Result (stdout, stderr, exit_code)."""
+    from click.testing import CliRunner
+
+    from envfence.cli import cli
+
+    def run(*args: str, cwd: Any = None, env: dict[str, str] | None = None, input: str | None = None):
+        runner = CliRunner()
+        with monkeypatch.context() as m:
+            if cwd is not None:
+                m.chdir(cwd)
+            result = runner.invoke(cli, list(args), env=env, input=input)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return result
+
+    return run
+
+
+@pytest.fixture
+def recorded():
+    """A plugin manager with the installed plugins plus a recorder of audit events.
+
+    ``recorded.plugins`` goes to ``open_session(plugins=...)``; ``recorded.events``
+    fills as the session emits.
+    """
+    import types
+
+    import envfence
+    from envfence.plugins import PluginManager
+
+    events: list = []
+
+    class Recorder:
+        @envfence.hookimpl
+        def audit_event(self, event):
+            events.append(event)
+
+    pm = PluginManager.from_entry_points()
+    pm.register(Recorder(), "recorder")
+    return types.SimpleNamespace(plugins=pm, events=events)

@@ -1,0 +1,59 @@
+"""The session's audit log: the one place audit events are built, held and sent.
+
+Every event goes to the ``audit_event`` plugins as it happens, its data
+redacted once here. Until the session is prepared (its tree exists, see
+:meth:`envfence.Session.prepare`) the log also holds the events in
+:attr:`AuditLog.held`: a plugin that persists events writes nothing before
+then, and when it writes (the first event of the prepared session,
+``environment.prepared``, or a refusal worth keeping at once) it takes the
+held ones with :meth:`AuditLog.release` and writes them first, in order. A
+dry-run session sends nothing: its events stay held.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import EnvfenceError
+from .hookcalls import PluginFailed
+from .models import AuditEvent
+
+
+class AuditLog:
+    """The audit events of one session."""
+
+    def __init__(self, session: Any, dry_run: bool = False) -> None:
+        self._session = session
+        self.dry_run = dry_run
+        #: Events recorded before the session was prepared (every event of a dry run).
+        self.held: list[AuditEvent] = []
+        self._released = False
+
+    def release(self) -> list[AuditEvent]:
+        """Hand the held events to the plugin writing the event being sent; the log holds them no longer."""
+        earlier, self.held = self.held, []
+        self._released = True
+        return earlier
+
+    def emit(self, event: str, data: dict[str, Any]) -> AuditEvent:
+        """Build ``event`` with ``data`` (redacted) and send it to the ``audit_event`` plugins.
+
+        :raises EnvfenceError: a plugin could not record it: an action whose
+            trail cannot be kept does not go ahead.
+        """
+        session = self._session
+        record = AuditEvent(event=event, environment=session.environment.name, data=session.redactor().data(data))
+        if self.dry_run:
+            self.held.append(record)
+            return record
+        self._released = False
+        try:
+            session.plugins.audit_event(session=session, event=record)
+        except PluginFailed as exc:
+            raise EnvfenceError(
+                f"the audit trail could not record {record.event}: {exc.message}",
+                "check the environment's tree and its permissions (envfence check)",
+            ) from None
+        if not session.prepared and not self._released:
+            self.held.append(record)
+        return record

@@ -1,0 +1,33 @@
+"""Where text leaves a session: the secrets its one redactor masks, and findings masked once.
+
+:meth:`envfence.Session.redactor` builds the session's
+:class:`~envfence.redaction.Redactor` from :func:`secret_values` once; every
+finding the session hands out passes :func:`redact_findings`; log records are
+redacted at the logger (:meth:`envfence.Session.logger`), audit data in
+:class:`~envfence.audit.AuditLog`, a command's output line by line as it is read.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+import attrs
+
+from .models import Finding, Secret
+
+
+def secret_values(settings: Any, specs: Iterable[Any], config: Any, environ: Mapping[str, str]) -> list[str]:
+    """Every secret value of a session's configuration and of its process environment. Never print them."""
+    from .redaction import environ_secrets
+
+    declared = set(settings.secrets) | {s.name for s in specs if s.secret}
+    values = [e.value.reveal() for e in config.entries.values() if isinstance(e.value, Secret)]
+    return values + environ_secrets(environ, declared)
+
+
+def redact_findings(redact: Any, findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    """``findings`` with secrets masked in message, remediation and key."""
+    return tuple(
+        attrs.evolve(f, message=redact(f.message), remediation=redact(f.remediation or ""), key=redact(f.key) if f.key else f.key)
+        for f in findings
+    )

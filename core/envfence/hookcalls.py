@@ -1,0 +1,393 @@
+"""Calling hooks: one typed method per hook, a result that carries the errors, and each hook's failure policy.
+
+pluggy runs the call loop (call order, ``firstresult``, wrappers). What envfence
+adds is per-plugin isolation: every implementation is wrapped at registration
+(:func:`guard`) so that an exception becomes a :class:`PluginError` recorded for
+the call in progress and the implementation counts as "no answer". The other
+plugins still run and, for a firstresult hook, the next one answers.
+
+Each call returns a :class:`HookResult`. What becomes of its errors is declared
+beside each hookspec (:data:`envfence.hookspecs.POLICIES`) and applied here, so no
+call site can drop one:
+
+- ``FINDING``: the caller turns them into findings (:meth:`HookResult.findings`);
+- ``LOG``: logged as a warning and audited as ``plugin.failed``, naming the plugin;
+- ``CONFIGURATION``: a :class:`~envfence.errors.ConfigurationError` naming the plugin.
+
+An exception of envfence's own (:class:`~envfence.errors.EnvfenceError`) is a
+decision, not a fault, and goes through as it is.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, TypeVar
+
+import attrs
+
+from .errors import ConfigurationError, EnvfenceError
+from .hookspecs import POLICIES, OnError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
+    from .models import AuditEvent, Failure, Finding, RunOutcome, RunRequest
+
+T = TypeVar("T")
+
+
+class PluginError(Exception):
+    """A plugin raised inside a hook; carries the plugin's name."""
+
+    def __init__(self, plugin: str, hook: str, error: BaseException) -> None:
+        super().__init__(f"plugin {plugin!r} failed in {hook}: {type(error).__name__}: {error}")
+        self.plugin = plugin
+        self.hook = hook
+        self.error = error
+
+
+class PluginFailed(ConfigurationError):
+    """A plugin raised in a hook whose failure policy is ``CONFIGURATION``; names the plugin."""
+
+    def __init__(self, error: PluginError, message: str) -> None:
+        super().__init__(message, f"fix or disable the plugin (-p no:{error.plugin})")
+        self.error = error
+
+
+@attrs.frozen
+class HookResult(Generic[T]):
+    """What one hook call came to: the plugins' answers and their errors.
+
+    ``values`` are the non-None answers in call order (at most one for a
+    firstresult hook); ``errors`` one :class:`PluginError` per plugin that raised.
+    """
+
+    hook: str
+    values: tuple[T, ...] = ()
+    errors: tuple[PluginError, ...] = ()
+
+    @property
+    def first(self) -> T | None:
+        """The first answer (a firstresult hook's only one), or None."""
+        return self.values[0] if self.values else None
+
+    def flat(self) -> list[Any]:
+        """The answers of a hook whose implementations return lists, joined."""
+        return [item for group in self.values for item in group]
+
+    def findings(self, code: str = "PLUGIN_ERROR", why: str = "") -> list["Finding"]:
+        """One error finding per plugin that raised, naming it (messages not yet redacted)."""
+        from .models import Finding
+
+        return [
+            Finding(
+                code=code,
+                severity="error",
+                message=f"{why}{error}",
+                remediation=f"update or disable the plugin (envfence -p no:{error.plugin} ...)",
+                plugin=error.plugin,
+            )
+            for error in self.errors
+        ]
+
+
+class _Call:
+    """The state of the hook call in progress: its errors and, when tracing, its timings."""
+
+    __slots__ = ("errors", "timings", "began", "trace")
+
+    def __init__(self, trace: bool = False) -> None:
+        self.trace = trace
+        self.errors: list[PluginError] = []
+        self.timings: list[str] = []
+        self.began = 0.0
+
+
+_current: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("envfence_hook_call", default=None)
+
+
+def _recorded(call: _Call | None, plugin: str, hook: str, exc: Exception) -> None:
+    """Record ``exc`` for the call in progress; raise it when the hook was called around the manager."""
+    if call is None:
+        raise exc
+    call.errors.append(PluginError(plugin, hook, exc))
+
+
+def guard(function: Callable[..., Any], plugin: str, hook: str, wrapper: bool) -> Callable[..., Any]:
+    """``function`` (a hookimpl) made to record its exceptions instead of stopping the call."""
+    if wrapper:
+        return _guard_wrapper(function, plugin, hook)
+
+    def guarded(*args: Any) -> Any:
+        call = _current.get()
+        started = time.perf_counter()
+        outcome = "no answer"
+        try:
+            value = function(*args)
+            if value is not None:
+                outcome = "answered"
+            return value
+        except EnvfenceError as exc:
+            outcome = f"raised {type(exc).__name__}"
+            raise
+        except Exception as exc:
+            outcome = f"raised {type(exc).__name__}"
+            _recorded(call, plugin, hook, exc)
+            return None
+        finally:
+            if call is not None and call.trace:
+                call.timings.append(f"{plugin} {(time.perf_counter() - started) * 1000:.2f} ms ({outcome})")
+
+    guarded.envfence_guarded = True  # type: ignore[attr-defined]
+    return guarded
+
+
+def _guard_wrapper(function: Callable[..., Any], plugin: str, hook: str) -> Callable[..., Any]:
+    """A guarded new-style wrapper: a wrapper that raises passes the inner result on unchanged."""
+
+    def guarded(*args: Any) -> Any:
+        call = _current.get()
+        gen = function(*args)
+        try:
+            request = next(gen)
+        except EnvfenceError:
+            raise
+        except StopIteration:
+            _recorded(call, plugin, hook, RuntimeError("the wrapper returned without yielding"))
+            return (yield)
+        except Exception as exc:
+            _recorded(call, plugin, hook, exc)
+            return (yield)
+        try:
+            inner = yield request
+        except BaseException as exc:  # an inner EnvfenceError: the wrapper may clean up
+            try:
+                gen.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            raise
+        try:
+            gen.send(inner)
+        except StopIteration as stop:
+            return stop.value
+        except EnvfenceError:
+            raise
+        except Exception as exc:
+            _recorded(call, plugin, hook, exc)
+            return inner
+        gen.close()
+        _recorded(call, plugin, hook, RuntimeError("the wrapper yielded twice"))
+        return inner
+
+    guarded.envfence_guarded = True  # type: ignore[attr-defined]
+    return guarded
+
+
+def guard_plugin(pm: Any, plugin: Any) -> None:
+    """Wrap every hookimpl of ``plugin`` with :func:`guard` (old-style hookwrappers stay as they are)."""
+    for caller in pm.get_hookcallers(plugin) or []:
+        for impl in caller.get_hookimpls():
+            if impl.plugin is plugin and not impl.hookwrapper and not hasattr(impl.function, "envfence_guarded"):
+                impl.function = guard(impl.function, impl.plugin_name, caller.name, impl.wrapper)
+
+
+def _trace_line(hook: str, impls: list[Any], call: _Call | None) -> str:
+    """One line for a hook call: every plugin in call order, its time and what it did."""
+    total = (time.perf_counter() - call.began) * 1000 if call else 0.0
+    ordered = list(reversed(impls))
+    if any(impl.wrapper or impl.hookwrapper for impl in ordered):
+        names = ", ".join(impl.plugin_name for impl in ordered)
+        parts = [f"{names} (through a wrapper: no per-plugin timings)"]
+    else:
+        timings = list(call.timings) if call else []
+        parts = timings + [f"{impl.plugin_name} (not called)" for impl in ordered[len(timings):]]
+    body = "; ".join(parts) if parts else "no plugin implements it"
+    return f"envfence: trace: {hook} [{total:.2f} ms]: {body}"
+
+
+def install_tracing(pm: Any) -> None:
+    """Print a line per hook call on stderr (``ENVFENCE_TRACE_PLUGINS``), through pluggy's call monitoring."""
+
+    def before(hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+        call = _current.get()
+        if call is not None:
+            call.began = time.perf_counter()
+
+    def after(outcome: Any, hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+        print(_trace_line(hook_name, impls, _current.get()), file=sys.stderr)
+
+    pm.add_hookcall_monitoring(before, after)
+
+
+def _redactor(kwargs: dict[str, Any], session: Any) -> Callable[[str], str]:
+    """The session's redactor, or one for the process environment's secrets when there is no session."""
+    session = session if session is not None else kwargs.get("session")
+    if session is not None:
+        return session.redactor()
+    import os
+
+    from .redaction import Redactor, environ_secrets
+
+    return Redactor(environ_secrets(kwargs.get("environ") or os.environ))
+
+
+class HookCalls:
+    """One typed method per hook; each returns a :class:`HookResult` and applies the hook's failure policy.
+
+    Subclassed by :class:`envfence.plugins.PluginManager`, which provides ``pm``
+    (the pluggy manager).
+    """
+
+    pm: Any
+
+    trace: bool = False
+
+    def _call(self, hook: str, _report_to: Any = None, **kwargs: Any) -> HookResult[Any]:
+        """Call ``hook`` with keyword arguments; ``_report_to`` is the session a LOG error goes to
+        when the hook takes none."""
+        caller = getattr(self.pm.hook, hook)
+        call = _Call(self.trace)
+        token = _current.set(call)
+        try:
+            raw = caller(**kwargs)
+        finally:
+            _current.reset(token)
+        if caller.spec is not None and caller.spec.opts.get("firstresult"):
+            values: tuple[Any, ...] = () if raw is None else (raw,)
+        else:
+            values = tuple(raw)
+        result = HookResult(hook, values, tuple(call.errors))
+        if result.errors:
+            self._apply_policy(result, kwargs, _report_to)
+        return result
+
+    def _apply_policy(self, result: HookResult[Any], kwargs: dict[str, Any], session: Any) -> None:
+        policy = POLICIES[result.hook]
+        if policy is OnError.FINDING:
+            return  # the caller reports them with the findings it returns
+        redact = _redactor(kwargs, session)
+        if policy is OnError.CONFIGURATION:
+            error = result.errors[0]
+            raise PluginFailed(error, redact(str(error)))
+        session = session if session is not None else kwargs.get("session")
+        for error in result.errors:
+            if session is not None:
+                session.plugin_failed(error)
+            else:
+                print(f"envfence: warning: {redact(str(error))} (disable it with -p no:{error.plugin})", file=sys.stderr)
+
+    # --- discovery and detection (FINDING) ------------------------------------
+
+    def find_project_root(self, *, start: "Path", environ: Any) -> HookResult[Any]:
+        """``find_project_root``: the first :class:`~envfence.models.ProjectRoot` found."""
+        return self._call("find_project_root", start=start, environ=environ)
+
+    def classify_host(self, *, hostname: str, settings: Any) -> HookResult[Any]:
+        """``classify_host``: the host's :class:`~envfence.models.HostInfo`."""
+        return self._call("classify_host", hostname=hostname, settings=settings)
+
+    def detect_environment(self, *, settings: Any, environ: Any, host: Any) -> HookResult[Any]:
+        """``detect_environment``: the first :class:`~envfence.models.Environment` decided."""
+        return self._call("detect_environment", settings=settings, environ=environ, host=host)
+
+    # --- configuration ---------------------------------------------------------
+
+    def declare_settings(self, *, settings: Any) -> HookResult[Any]:
+        """``declare_settings``: lists of :class:`~envfence.models.SettingSpec` (FINDING)."""
+        return self._call("declare_settings", settings=settings)
+
+    def load_config(self, *, root: "Path", environment: Any, settings: Any, environ: Any) -> HookResult[Any]:
+        """``load_config``: lists of :class:`~envfence.models.ConfigLayer` (FINDING)."""
+        return self._call("load_config", root=root, environment=environment, settings=settings, environ=environ)
+
+    def decrypt_value(self, *, key: str, value: str, source: str, environment: Any, settings: Any, root: "Path", environ: Any) -> HookResult[Any]:
+        """``decrypt_value``: the plain value (CONFIGURATION)."""
+        return self._call(
+            "decrypt_value", key=key, value=value, source=source, environment=environment,
+            settings=settings, root=root, environ=environ,
+        )
+
+    def validate(self, *, session: Any, live: bool) -> HookResult[Any]:
+        """``validate``: lists of findings (FINDING)."""
+        return self._call("validate", session=session, live=live)
+
+    # --- the environment's tree and logging -------------------------------------
+
+    def environment_paths(self, *, session: Any) -> HookResult[Any]:
+        """``environment_paths``: the :class:`~envfence.models.EnvPaths` (CONFIGURATION)."""
+        return self._call("environment_paths", session=session)
+
+    def prepare_environment(self, *, session: Any, paths: Any) -> HookResult[Any]:
+        """``prepare_environment``: lists of findings (FINDING)."""
+        return self._call("prepare_environment", session=session, paths=paths)
+
+    def configure_logging(self, *, session: Any, embedded: bool) -> HookResult[Any]:
+        """``configure_logging``: what the strategy installed (LOG)."""
+        return self._call("configure_logging", session=session, embedded=embedded)
+
+    # --- commands and automations ------------------------------------------------
+
+    def register_commands(self, *, cli: Any) -> HookResult[Any]:
+        """``register_commands`` (LOG: a warning on stderr, the other commands work)."""
+        return self._call("register_commands", cli=cli)
+
+    def register_automations(self, *, session: Any, register: Callable[[Any], None]) -> HookResult[Any]:
+        """``register_automations`` (CONFIGURATION)."""
+        return self._call("register_automations", session=session, register=register)
+
+    def secret_shapes(self) -> HookResult[Any]:
+        """``secret_shapes``: lists of :class:`~envfence.redaction.SecretShape` (LOG: a warning naming the plugin)."""
+        return self._call("secret_shapes")
+
+    def automation_state(self, *, session: Any, automation: Any) -> HookResult[Any]:
+        """``automation_state``: mappings merged into an automation's state (LOG)."""
+        return self._call("automation_state", session=session, automation=automation)
+
+    def alert(self, *, session: Any, alert: Any, channels: tuple[str, ...]) -> HookResult[Any]:
+        """``alert``: the channels delivered to (FINDING: the caller keeps the alert and retries)."""
+        return self._call("alert", session=session, alert=alert, channels=channels)
+
+    def register_webhook_providers(self, *, register: Callable[[Any], None]) -> HookResult[Any]:
+        """``register_webhook_providers`` (CONFIGURATION: a route's provider that cannot register is unverifiable)."""
+        return self._call("register_webhook_providers", register=register)
+
+    def register_emulators(self) -> HookResult[Any]:
+        """``register_emulators``: mappings of name to fake service class (FINDING: the caller names failed plugins)."""
+        return self._call("register_emulators")
+
+    # --- runs ------------------------------------------------------------------------
+
+    def pre_run_safety(self, *, session: Any, request: "RunRequest") -> HookResult[Any]:
+        """``pre_run_safety``: lists of findings (FINDING, as ``SAFETY_GUARD_FAILED``)."""
+        return self._call("pre_run_safety", session=session, request=request)
+
+    def on_run_start(self, *, session: Any, request: "RunRequest", run_id: str) -> HookResult[Any]:
+        """``on_run_start`` (LOG)."""
+        return self._call("on_run_start", session=session, request=request, run_id=run_id)
+
+    def on_run_finish(self, *, session: Any, request: "RunRequest", outcome: "RunOutcome") -> HookResult[Any]:
+        """``on_run_finish`` (LOG)."""
+        return self._call("on_run_finish", session=session, request=request, outcome=outcome)
+
+    def classify_error(self, *, error: BaseException, session: Any = None) -> HookResult[Any]:
+        """``classify_error``: the error's class (LOG, to ``session`` when given)."""
+        return self._call("classify_error", _report_to=session, error=error)
+
+    def on_error(self, *, session: Any, failure: "Failure") -> HookResult[Any]:
+        """``on_error`` (LOG)."""
+        return self._call("on_error", session=session, failure=failure)
+
+    def audit_event(self, *, session: Any, event: "AuditEvent") -> HookResult[Any]:
+        """``audit_event`` (CONFIGURATION: an action whose trail cannot be kept does not go ahead)."""
+        return self._call("audit_event", session=session, event=event)
+
+    def run_history(self, *, session: Any, automation: str | None, limit: int) -> HookResult[Any]:
+        """``run_history``: the runs, newest first (LOG)."""
+        return self._call("run_history", session=session, automation=automation, limit=limit)
+
+
+def hook_names() -> Iterable[str]:
+    """Every hook with a typed method (all of :mod:`envfence.hookspecs`)."""
+    return POLICIES.keys()

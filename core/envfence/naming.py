@@ -1,0 +1,87 @@
+"""Credential naming: which environment a key belongs to, and how to build one.
+
+A credential is stored once per environment under its environment's prefix
+(``DEV_AIRTABLE_API_KEY``, ``PROD_AIRTABLE_API_KEY``) or once for all under
+its plain name (``AIRTABLE_API_KEY``). :class:`CredentialNaming` is the only
+place that knows how a key splits into an environment and a plain name; the
+merge, the checks, the config views and a command automation's environment
+all ask it.
+
+Nested prefixes: when one declared prefix begins another's (``QA`` and
+``QA_EU``), the longest declared prefix that the key starts with wins.
+``QA_EU_API_KEY`` belongs to the ``QA_EU`` environment as ``API_KEY``, never to
+``QA`` as ``EU_API_KEY``; ``QA_API_KEY`` belongs to ``QA``. So the ``QA``
+environment cannot hold a plain name that starts with ``EU_`` under its
+prefix: that key is read as ``QA_EU``'s.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import attrs
+
+
+@attrs.frozen
+class CredentialNaming:
+    """The declared prefixes, and the one rule that reads and builds prefixed keys.
+
+    :param prefixes: environment name -> its prefix, without the underscore.
+    """
+
+    prefixes: Mapping[str, str]
+    #: ``(prefix + "_", environment)`` pairs, longest prefix first.
+    _heads: tuple[tuple[str, str], ...] = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        heads = sorted(((f"{p}_", env) for env, p in self.prefixes.items() if p), key=lambda h: -len(h[0]))
+        object.__setattr__(self, "_heads", tuple(heads))
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "CredentialNaming":
+        """The naming of a project's declared environments (:class:`~envfence.settings.ProjectSettings`)."""
+        return cls({name: spec.prefix for name, spec in settings.environments.items()})
+
+    def split(self, key: str) -> tuple[str | None, str]:
+        """``(environment, plain name)`` of ``key``; the environment is None for a plain key.
+
+        The longest declared prefix the key starts with decides.
+        """
+        for head, env in self._heads:
+            if key.startswith(head) and len(key) > len(head):
+                return env, key[len(head):]
+        return None, key
+
+    def environment_of(self, key: str) -> str | None:
+        """The environment whose prefix ``key`` carries, or None."""
+        return self.split(key)[0]
+
+    def key(self, environment: str, name: str) -> str:
+        """The key of credential ``name`` in ``environment`` (``DEV_`` + ``AIRTABLE_API_KEY``)."""
+        prefix = self.prefixes.get(environment, "")
+        return f"{prefix}_{name}" if prefix else name
+
+    def prefix(self, environment: str) -> str:
+        """``environment``'s prefix, without the underscore."""
+        return self.prefixes.get(environment, "")
+
+    def readable_in(self, key: str, environment: str) -> bool:
+        """True when ``environment`` may read ``key``: a plain key, or one with its own prefix."""
+        return self.environment_of(key) in (None, environment)
+
+    def view(self, values: Mapping[str, Any], environment: str) -> dict[str, Any]:
+        """``environment``'s values under their plain names.
+
+        Keys with its prefix are stripped of it and win over plain keys; keys
+        with another environment's prefix are left out.
+        """
+        view: dict[str, Any] = {}
+        own: dict[str, Any] = {}
+        for key, value in values.items():
+            env, plain = self.split(key)
+            if env is None:
+                view[key] = value
+            elif env == environment:
+                own[plain] = value
+        view.update(own)
+        return view

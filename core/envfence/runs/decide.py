@@ -1,0 +1,58 @@
+"""Deciding whether a run may go ahead: the safety guards, then the override policy.
+
+``pre_run_safety`` findings at error level block the run. Forcing past them
+(``--force``) needs a ``--reason`` in a strict profile and, on a development
+terminal, the environment's name typed back; the decision is then recorded
+(:func:`envfence.runs.record.forced`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import attrs
+
+from ..models import Finding, RunRequest
+
+
+@attrs.frozen
+class Decision:
+    """What the guards found, which of those block, and why forcing was refused (None: the run goes ahead)."""
+
+    findings: tuple[Finding, ...] = ()
+    blocking: tuple[Finding, ...] = ()
+    refusal: str | None = None
+
+    @property
+    def forced(self) -> bool:
+        """True when the run goes ahead past blocking findings."""
+        return bool(self.blocking) and self.refusal is None
+
+
+def guard_findings(session: Any, request: RunRequest) -> list[Finding]:
+    """The ``pre_run_safety`` findings for ``request``; a guard that raises blocks (``SAFETY_GUARD_FAILED``)."""
+    # Validation is lazy; a run always validates first, so that its
+    # failures reach the audit trail in every profile, strict or not.
+    session.report.findings
+    result = session.plugins.pre_run_safety(session=session, request=request)
+    failed = result.findings("SAFETY_GUARD_FAILED", "the safety guard could not decide: ")
+    return list(session.redact_findings(result.flat() + failed))
+
+
+def refusal(session: Any, request: RunRequest, blocking: tuple[Finding, ...], confirm: Callable[[str], bool] | None) -> str | None:
+    """Why forcing past ``blocking`` is refused, or None when the run may go ahead forced."""
+    env = session.environment.name
+    if not request.force:
+        return "; ".join(f.message for f in blocking)
+    if session.profile.strict and not (request.reason or "").strip():
+        return f"--force in {env} (a strict profile) needs --reason TEXT, which the audit trail records"
+    if confirm is not None and not request.dry_run and not confirm(env):
+        return f"forcing was not confirmed (the environment's name {env!r} was not typed)"
+    return None
+
+
+def decide(session: Any, request: RunRequest, confirm: Callable[[str], bool] | None = None) -> Decision:
+    """The guards' findings and the override policy's answer for ``request``."""
+    findings = tuple(guard_findings(session, request))
+    blocking = tuple(f for f in findings if f.severity == "error")
+    return Decision(findings, blocking, refusal(session, request, blocking, confirm) if blocking else None)

@@ -1,0 +1,150 @@
+"""Recording a run: its failures, its outcome, its audit events and the plugins that track runs.
+
+Every failure is classified (``classify_error``), logged with its redacted
+detail under a new error id, and handed to ``on_error``. The decision (blocked
+or forced) and the run's start and end are audited; ``on_run_start`` and
+``on_run_finish`` let the history and status plugins keep their records. A
+tracker's trouble never changes the run's result (their policy is ``LOG``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import EnvfenceError
+from ..models import Failure, RunOutcome, RunRequest, utcnow
+
+
+def new_id(prefix: str) -> str:
+    """A short random id, e.g. ``run-5f2c9a1e`` or ``E7d01b3c4``."""
+    import secrets
+
+    return f"{prefix}{secrets.token_hex(4)}"
+
+
+def current_user() -> str:
+    """The user running envfence, for the audit trail."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in some containers
+        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+
+
+def _message(error: BaseException) -> str:
+    return error.message if isinstance(error, EnvfenceError) else f"{type(error).__name__}: {error}"
+
+
+def fail(session: Any, error: BaseException, automation: str | None, traceback_text: str | None = None) -> tuple[Failure, str]:
+    """Classify ``error``, log its redacted detail under a new error id, and call ``on_error``.
+
+    :param traceback_text: the detail to log; None formats the traceback
+        (an :class:`EnvfenceError` has none: its message and hint say it all).
+    :returns: the :class:`Failure` and its redacted detail.
+    """
+    redactor = session.redactor()
+    classification = session.plugins.classify_error(error=error, session=session).first or "bug"
+    failure = Failure(
+        error_id=new_id("E"),
+        classification=classification,
+        message=redactor(_message(error)),
+        automation=automation,
+        exception=error,
+    )
+    if traceback_text is None and isinstance(error, EnvfenceError):
+        traceback_text = ""
+    if traceback_text is None:
+        import traceback
+
+        traceback_text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    # The logger's records are redacted once, at its boundary (Session.logger).
+    session.logger(error_id=failure.error_id, automation=automation).error(
+        f"[{failure.error_id}] {classification} failure in {automation}: {failure.message}"
+        + (f"\n{traceback_text}" if traceback_text else "")
+    )
+    session.plugins.on_error(session=session, failure=failure)
+    return failure, redactor(traceback_text)
+
+
+def fail_unopened(plugins: Any, error: BaseException, automation: str | None) -> Failure:
+    """Report a failure that stopped the session from opening: ``on_error`` with no session."""
+    from ..redaction import Redactor, environ_secrets
+
+    failure = Failure(
+        error_id=new_id("E"),
+        classification=plugins.classify_error(error=error).first or "bug",
+        message=Redactor(environ_secrets(os.environ))(_message(error)),
+        automation=automation,
+        exception=error,
+    )
+    plugins.on_error(session=None, failure=failure)
+    return failure
+
+
+def outcome(
+    session: Any, run_id: str, request: RunRequest, status: str, code: int, started: Any,
+    *, failure: Failure | None = None, forced: bool = False, metrics: dict[str, Any] | None = None,
+) -> RunOutcome:
+    """How the run ended, as history and status plugins keep it."""
+    return RunOutcome(
+        run_id=run_id,
+        automation=request.automation.name,
+        environment=session.environment.name,
+        status=status,
+        exit_code=code,
+        started_at=started,
+        finished_at=utcnow(),
+        error_class=failure.classification if failure else None,
+        error_id=failure.error_id if failure else None,
+        forced=forced,
+        reason=request.reason if forced else None,
+        metrics=metrics or {},
+    )
+
+
+def blocked(session: Any, request: RunRequest, codes: list[str]) -> None:
+    """Audit a run the guards blocked."""
+    session.audit(
+        "run.blocked",
+        automation=request.automation.name,
+        codes=codes,
+        host=session.host.hostname,
+        user=current_user(),
+        dry_run=request.dry_run,
+    )
+
+
+def forced(session: Any, request: RunRequest, codes: list[str]) -> None:
+    """Audit a run forced past the guards: who, where, why."""
+    session.audit(
+        "run.forced",
+        automation=request.automation.name,
+        user=current_user(),
+        host=session.host.hostname,
+        reason=request.reason or "",
+        overridden=codes,
+        dry_run=request.dry_run,
+    )
+
+
+def started(session: Any, request: RunRequest, run_id: str, forced: bool) -> None:
+    """Audit the start of a real run and tell the ``on_run_start`` plugins."""
+    session.audit("run.started", automation=request.automation.name, run_id=run_id, forced=forced, host=session.host.hostname)
+    session.plugins.on_run_start(session=session, request=request, run_id=run_id)
+
+
+def finished(session: Any, request: RunRequest, result: RunOutcome) -> None:
+    """Tell the ``on_run_finish`` plugins (history, trackers) and audit the end of a real run."""
+    session.plugins.on_run_finish(session=session, request=request, outcome=result)
+    session.audit(
+        "run.finished",
+        automation=request.automation.name,
+        run_id=result.run_id,
+        status=result.status,
+        exit_code=result.exit_code,
+        error_class=result.error_class,
+        error_id=result.error_id,
+        duration=round(result.duration, 3),
+    )

@@ -1,0 +1,364 @@
+"""The environment's webhook queue: accepted events, durable, claimed once.
+
+One SQLite file in the environment's own tree (``queue/webhooks.sqlite3``),
+in WAL mode with ``synchronous=FULL``: an event is on disk before the
+receiver answers 2xx, so a crash or a kill -9 loses no accepted event.
+The file, SQLite's side files and the workers' lock files are checked and
+created through :mod:`envfence.files`, so none is reached through a link.
+
+An event's life::
+
+    pending --claim--> running --succeeded--> succeeded
+                          |---failed, tries left--> pending (later, backoff)
+                          |---failed, no tries left / blocked--> dead
+    ignored  (its type is not one the route wants; kept for replay protection)
+    dropped  (by ``envfence queue drop``; kept for replay protection)
+
+A claim is one conditional ``UPDATE`` inside an immediate transaction, so two
+workers (threads or processes) never hold the same event. Each worker holds
+an ``flock`` on a file named after its claim token while it lives; a running
+event whose worker's lock is free again belonged to a dead worker and goes
+back to pending (its try counted). ``(route, event_id)`` is unique: the
+same delivery is never queued twice (replay protection that survives restarts).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import attrs
+
+from envfence import files
+from envfence.errors import EnvfenceError
+
+#: Where the queue lives, relative to the environment's tree.
+QUEUE_DIR = "queue"
+QUEUE_FILE = "webhooks.sqlite3"
+STATUSES = ("pending", "running", "succeeded", "dead", "ignored", "dropped")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    route TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    event_type TEXT,
+    automation TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    headers TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    next_attempt_at REAL NOT NULL,
+    claimed_by TEXT,
+    run_id TEXT,
+    last_error TEXT,
+    finished_at REAL,
+    UNIQUE (route, event_id)
+);
+CREATE INDEX IF NOT EXISTS events_due ON events (status, next_attempt_at);
+"""
+
+
+@attrs.frozen
+class WebhookEvent:
+    """One accepted delivery, as an automation sees it in ``ctx.event``.
+
+    ``attempt`` counts tries, this one included: above 1, an earlier try
+    failed or was interrupted, so an automation makes its effect idempotent
+    keyed by ``id``.
+    """
+
+    seq: int
+    id: str
+    route: str
+    provider: str
+    type: str | None
+    automation: str
+    body: bytes = attrs.field(repr=False)
+    headers: Mapping[str, str] = attrs.field(repr=False)
+    received_at: float
+    status: str
+    attempt: int
+    max_attempts: int
+    next_attempt_at: float
+    run_id: str | None = None
+    last_error: str | None = None
+    finished_at: float | None = None
+
+    @property
+    def payload(self) -> Any:
+        """The JSON body, parsed."""
+        return json.loads(self.body)
+
+    def summary(self) -> dict[str, Any]:
+        """The event without its body and headers, for listings and JSON output."""
+        return {
+            "seq": self.seq, "id": self.id, "route": self.route, "provider": self.provider, "type": self.type,
+            "automation": self.automation, "status": self.status, "attempts": self.attempt,
+            "max_attempts": self.max_attempts, "received_at": self.received_at, "next_attempt_at": self.next_attempt_at,
+            "run_id": self.run_id, "last_error": self.last_error, "finished_at": self.finished_at,
+        }
+
+
+class _Pending:
+    """A delivery waiting for the group commit that stores it."""
+
+    __slots__ = ("row", "result", "stored")
+
+    def __init__(self, row: tuple) -> None:
+        self.row = row
+        self.result: bool | None = None
+        self.stored: bool | BaseException | None = None  #: set once the commit is done (or failed)
+
+
+def worker_lock(token: str) -> str:
+    """The lock file a worker holds while it lives, relative to the environment's tree."""
+    return f"{QUEUE_DIR}/workers/{token}.lock"
+
+
+def queue_path(paths) -> Path:
+    """The queue file of an environment's tree (not created)."""
+    return paths.base / QUEUE_DIR / QUEUE_FILE
+
+
+class WebhookQueue:
+    """The queue of one environment. Thread-safe: one connection, one lock.
+
+    :param paths: the environment's :class:`~envfence.models.EnvPaths`;
+        the file is created inside its tree, never through a symlink.
+    """
+
+    def __init__(self, paths) -> None:
+        relative = f"{QUEUE_DIR}/{QUEUE_FILE}"
+        # SQLite opens its files by name: each is checked (and the database created) through
+        # envfence.files first, so none is reached through a link.
+        for side in ("-wal", "-shm", "-journal"):
+            if files.check_file(paths, relative + side) == "symlink":
+                files.ensure_file(paths, relative + side)  # raises the SafetyError naming the link
+        self.path = files.ensure_file(paths, relative)
+        self.paths = paths
+        self._lock = threading.Lock()
+        self._group = threading.Condition()
+        self._waiting: list[_Pending] = []
+        self._syncing = False
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # each commit reaches the disk before the 2xx
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # --- accepting -----------------------------------------------------------
+
+    def accept(
+        self, *, route: str, event_id: str, provider: str, event_type: str | None, automation: str,
+        body: bytes, headers: Mapping[str, str], max_attempts: int, ignored: bool = False,
+    ) -> bool:
+        """Store a verified delivery, synced to disk; False when ``(route, event_id)`` is already known.
+
+        Group commit: deliveries that arrive while a commit is syncing wait
+        and go to disk together in the next one, so concurrent requests share
+        one sync instead of queueing for one each. Each caller still returns
+        only once its own row is on disk.
+        """
+        now = time.time()
+        row = (route, event_id, provider, event_type, automation, body, json.dumps(dict(headers)), now,
+               "ignored" if ignored else "pending", max_attempts, now)
+        entry = _Pending(row)
+        with self._group:
+            self._waiting.append(entry)
+            while entry.stored is None:
+                if self._syncing:
+                    self._group.wait()
+                    continue
+                self._syncing = True
+                batch, self._waiting = self._waiting, []
+                self._group.release()
+                try:
+                    self._store(batch)
+                finally:
+                    self._group.acquire()
+                    self._syncing = False
+                    self._group.notify_all()
+        if isinstance(entry.stored, BaseException):
+            raise entry.stored
+        return entry.stored
+
+    def _store(self, batch: list["_Pending"]) -> None:
+        try:
+            with self._transaction() as db:
+                for entry in batch:
+                    cursor = db.execute(
+                        "INSERT INTO events (route, event_id, provider, event_type, automation, payload, headers,"
+                        " received_at, status, max_attempts, next_attempt_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+                        " ON CONFLICT (route, event_id) DO NOTHING",
+                        entry.row,
+                    )
+                    entry.result = cursor.rowcount == 1
+        except BaseException as exc:  # nothing of the batch is stored: every caller hears why
+            for entry in batch:
+                entry.stored = exc
+            raise
+        for entry in batch:
+            entry.stored = entry.result
+
+    # --- claiming ------------------------------------------------------------
+
+    def claim(self, token: str, now: float | None = None) -> WebhookEvent | None:
+        """Take the oldest due pending event for worker ``token``, or None; atomic across processes."""
+        now = time.time() if now is None else now
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE events SET status='running', claimed_by=?, attempts=attempts+1 WHERE seq = ("
+                " SELECT seq FROM events WHERE status='pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT 1"
+                ") AND status='pending' RETURNING *",
+                (token, now),
+            )
+            rows = cursor.fetchall()  # the statement must be done before the commit
+            columns = [d[0] for d in cursor.description]
+        return _event(dict(zip(columns, rows[0]))) if rows else None
+
+    def finish(self, seq: int, token: str, *, succeeded: bool, run_id: str | None, error: str | None,
+               retry_base: float = 2.0, retry_max: float = 300.0, final: bool = False) -> str:
+        """Record how a claimed event's run ended; returns its new status.
+
+        A failure goes back to pending after an exponential backoff (with
+        jitter), or to ``dead`` when its tries are used up or ``final``.
+        Only the claimant may finish it: a claim taken over by recovery stays
+        with its new owner.
+        """
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute("SELECT attempts, max_attempts FROM events WHERE seq=? AND claimed_by=? AND status='running'",
+                             (seq, token)).fetchone()
+            if row is None:
+                return "lost"
+            attempts, max_attempts = row
+            if succeeded:
+                status, due = "succeeded", now
+            elif final or attempts >= max_attempts:
+                status, due = "dead", now
+            else:
+                status = "pending"
+                due = now + min(retry_max, retry_base * 2 ** (attempts - 1)) * (0.5 + random.random() / 2)
+            db.execute(
+                "UPDATE events SET status=?, next_attempt_at=?, run_id=?, last_error=?, claimed_by=NULL,"
+                " finished_at=? WHERE seq=?",
+                (status, due, run_id, error, now if status in ("succeeded", "dead") else None, seq),
+            )
+        return status
+
+    def recover(self) -> int:
+        """Put back to pending the running events of workers that are gone; returns how many."""
+        import fcntl
+
+        with self._lock:
+            owners = [r[0] for r in self._db.execute("SELECT DISTINCT claimed_by FROM events WHERE status='running'")]
+        freed = 0
+        for owner in owners:
+            lock = worker_lock(owner)
+            try:
+                handle = files.open_append(self.paths, lock, binary=True)
+            except EnvfenceError:
+                continue  # a link or worse where the lock belongs: leave it for `envfence check`
+            with handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its worker is alive
+                with self._transaction() as db:
+                    freed += db.execute(
+                        "UPDATE events SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'pending' END,"
+                        " claimed_by=NULL, last_error='interrupted: the worker stopped during the run'"
+                        " WHERE status='running' AND claimed_by=?",
+                        (owner,),
+                    ).rowcount
+                files.remove(self.paths, lock)
+        return freed
+
+    # --- managing ------------------------------------------------------------
+
+    def list(self, status: str | None = None, limit: int = 100) -> list[WebhookEvent]:
+        """Events newest first, optionally of one status."""
+        query = "SELECT * FROM events" + (" WHERE status=?" if status else "") + " ORDER BY seq DESC LIMIT ?"
+        return self._select(query, ((status,) if status else ()) + (limit,))
+
+    def get(self, ref: str) -> WebhookEvent | None:
+        """The event whose event id (or queue number) is ``ref``."""
+        found = self._select("SELECT * FROM events WHERE event_id=? ORDER BY seq", (ref,))
+        if not found and ref.isdigit():
+            found = self._select("SELECT * FROM events WHERE seq=?", (int(ref),))
+        return found[0] if found else None
+
+    def retry(self, seq: int) -> bool:
+        """Make a dead (or dropped) event pending again, with fresh tries; False if it is not dead or dropped."""
+        with self._transaction() as db:
+            return db.execute(
+                "UPDATE events SET status='pending', attempts=0, next_attempt_at=?, finished_at=NULL"
+                " WHERE seq=? AND status IN ('dead', 'dropped')",
+                (time.time(), seq),
+            ).rowcount == 1
+
+    def drop(self, seq: int) -> bool:
+        """Give up on a pending or dead event; its id stays known so a replay is still refused."""
+        with self._transaction() as db:
+            return db.execute(
+                "UPDATE events SET status='dropped', finished_at=? WHERE seq=? AND status IN ('pending', 'dead')",
+                (time.time(), seq),
+            ).rowcount == 1
+
+    def counts(self) -> dict[str, int]:
+        """How many events are in each status."""
+        with self._lock:
+            rows = self._db.execute("SELECT status, COUNT(*) FROM events GROUP BY status").fetchall()
+        return {status: 0 for status in STATUSES} | dict(rows)
+
+    def writable(self) -> bool:
+        """True when a write transaction can be started (the disk and the lock are usable)."""
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("ROLLBACK")
+            return True
+        except sqlite3.Error:
+            return False
+
+    def _select(self, query: str, args: tuple) -> list[WebhookEvent]:
+        with self._lock:
+            cursor = self._db.execute(query, args)
+            columns = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+        return [_event(dict(zip(columns, row))) for row in rows]
+
+
+def _event(row: Mapping[str, Any]) -> WebhookEvent:
+    return WebhookEvent(
+        seq=row["seq"], id=row["event_id"], route=row["route"], provider=row["provider"], type=row["event_type"],
+        automation=row["automation"], body=bytes(row["payload"]), headers=json.loads(row["headers"]),
+        received_at=row["received_at"], status=row["status"], attempt=row["attempts"], max_attempts=row["max_attempts"],
+        next_attempt_at=row["next_attempt_at"], run_id=row["run_id"], last_error=row["last_error"],
+        finished_at=row["finished_at"],
+    )
