@@ -429,6 +429,9 @@ class Automation:
     function: Callable[..., Any] | None = None
     command: tuple[str, ...] | None = None
     plugin: str | None = None
+    #: An ad-hoc command (``envfence exec``): it holds no lock, so several may run
+    #: at once, and it reads the caller's stdin.
+    adhoc: bool = False
 
     def allows(self, environment: str) -> bool:
         """True when the automation may run in ``environment``."""

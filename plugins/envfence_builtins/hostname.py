@@ -83,9 +83,7 @@ def pre_run_safety(session, request) -> list[Finding]:
             ),
             remediation=(
                 f"run it on a {env.name} host, or choose the environment this host is for "
-                f"(--env {host.environment}); to override, pass --force"
-                + (" --reason TEXT" if session.profile.strict else "")
-                + " (the override is recorded in the audit trail)"
+                f"(--env {host.environment})"
             ),
             plugin="hostname",
         )

@@ -113,3 +113,10 @@ def test_check_live_says_which_service_it_is_waiting_for_in_development_only(mak
     assert DEMO_DEV_TOKEN not in dev.output
     prod = run_cli("--env", "prod", "check", "--live", cwd=root)
     assert "checking Airtable" not in prod.stderr
+
+
+def test_status_of_an_unknown_automation_says_so(make_project, run_cli):
+    root = make_project(settings=SETTINGS)
+    result = run_cli("status", "--automation", "snyc", cwd=root)
+    assert result.exit_code == 2 and "no automation 'snyc'" in result.stderr and "did you mean 'sync'?" in result.stderr
+    assert run_cli("status", "--automation", "sync", cwd=root).exit_code == 0

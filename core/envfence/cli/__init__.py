@@ -17,7 +17,8 @@ import click
 
 from ..errors import EXIT_FINDINGS, EnvfenceError
 
-#: command name -> module in this package defining a click command of that name.
+#: command name -> module in this package defining a click command of that name
+#: (``module:attribute`` where the attribute is named otherwise).
 COMMANDS = {
     "detect": "detect",
     "config": "config",
@@ -30,6 +31,7 @@ COMMANDS = {
     "status": "status",
     "check": "check",
     "completion": "completion",
+    "exec": "run:exec_",
 }
 
 _HELP = """Make automation scripts environment-aware and safe.
@@ -135,8 +137,9 @@ class EnvfenceGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in COMMANDS:
             if name not in self.commands:
-                module = importlib.import_module(f"{__name__}.{COMMANDS[name]}")
-                self.add_command(getattr(module, name.replace("-", "_")), name)
+                module_name, _, attribute = COMMANDS[name].partition(":")
+                module = importlib.import_module(f"{__name__}.{module_name}")
+                self.add_command(getattr(module, attribute or name.replace("-", "_")), name)
         else:
             self._add_plugin_commands(ctx)
         command = self.commands.get(name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..errors import UsageError
 from . import State, pass_state
 from .output import dumps, style
 
@@ -148,6 +149,15 @@ def status(state: State, automation, limit, compare) -> None:
     env = session.environment.name
     if runs is None:
         raise click.ClickException("no plugin keeps run history here (is the `history` plugin disabled?)")
+    if automation and not runs and automation not in session.automations and automation != "exec":
+        # A typo would otherwise look like an automation that never ran.
+        import difflib
+
+        guess = difflib.get_close_matches(automation, sorted(session.automations), n=1)
+        raise UsageError(
+            f"no automation {automation!r} in this project, and no run of it recorded in {env}",
+            f"did you mean {guess[0]!r}?" if guess else "`envfence list` shows the automations",
+        )
     rates = error_rates(runs)
     if state.json:
         click.echo(dumps({"environment": env, "runs": [run_dict(r) for r in runs], "error_rates": rates}))

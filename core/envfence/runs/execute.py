@@ -80,7 +80,7 @@ def run_command(session: Any, automation: Automation, run_id: str, show: Callabl
             list(automation.command),
             cwd=session.root.path,
             env=subprocess_environment(session, run_id, dry_run=False),
-            stdin=subprocess.DEVNULL,
+            stdin=None if automation.adhoc else subprocess.DEVNULL,  # a scheduled run has no one to ask
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -90,7 +90,7 @@ def run_command(session: Any, automation: Automation, run_id: str, show: Callabl
     except OSError as exc:
         raise ConfigurationError(
             f"automation {automation.name!r}: cannot start {automation.command[0]!r} ({exc.strerror})",
-            "check the command line in the settings, and that the program is on PATH",
+            "check that the program is on PATH" if automation.adhoc else "check the command line in the settings, and that the program is on PATH",
         ) from None
     assert proc.stdout is not None
     for line in proc.stdout:
