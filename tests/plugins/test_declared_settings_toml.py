@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 SETTINGS = '''
 [settings.PORT]
 type = "port"
@@ -97,3 +99,20 @@ def test_the_shipped_json_schema_is_the_generated_one_and_knows_every_setting_ty
     setting = printed["properties"]["settings"]["additionalProperties"]
     assert setting["properties"]["type"]["enum"] == list(TYPES)
     assert {"environments", "secrets", "settings", "snapshots"} <= set(printed["properties"])
+
+
+def test_typed_access_in_the_api(make_project):
+    import envfence
+    from envfence.errors import ConfigurationError
+    from pathlib import Path
+
+    settings = SETTINGS + '\n[settings.DEBUG]\ntype = "bool"\n\n[settings.JOBS_DIR]\ntype = "path"\ndefault = "var/jobs"\n'
+    root = make_project({".env": "DEBUG=yes\nSIGNING_SECRET=canary-signing-value-0042\n"}, settings=settings)
+    session = envfence.open_session(root=root)
+    assert session.setting("PORT") == 8080 and session.setting("DEBUG") is True
+    assert session.setting("JOBS_DIR") == Path("var/jobs")
+    assert session.setting("API_URL", "http://localhost") == "http://localhost"
+    assert isinstance(session.setting("SIGNING_SECRET"), envfence.Secret)
+    bad = envfence.open_session(root=make_project({".env": "PORT=0\n"}, settings=settings, name="bad"))
+    with pytest.raises(ConfigurationError, match="PORT .set in .env. is not a port"):
+        bad.setting("PORT")
