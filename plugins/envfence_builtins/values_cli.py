@@ -203,9 +203,13 @@ def register_commands(cli) -> None:
         session.prepare()
         root = session.root.path
         path = root / name
+        if path.is_symlink():
+            # Replacing the link would drop every other value of the file it leads to.
+            raise UsageError(f"{path} is a symbolic link; envfence writes no file through a link",
+                             f"edit the file it leads to, or replace the link with a plain {name}")
         try:
-            text = path.read_text(encoding="utf-8-sig") if path.is_file() and not path.is_symlink() else ""
-            mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() and not path.is_symlink() else 0o600
+            text = path.read_text(encoding="utf-8-sig") if path.exists() else ""
+            mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o600
         except OSError as exc:
             raise UsageError(f"{path}: cannot read ({exc.strerror})", "make it readable by this user") from None
         from envfence.files import write_atomic

@@ -78,3 +78,12 @@ def test_set_a_secret_is_encrypted_where_the_environment_has_a_key(project, run_
     assert text.startswith("DB_PASSWORD=enc:fernet:") and "can'ary" not in text
     assert run_cli("get", "DB_PASSWORD", "--reveal", cwd=project).stdout == CANARY + "\n"
     assert "can'ary" not in run_cli("--json", "audit", "show", cwd=project).stdout
+
+
+def test_set_refuses_a_file_that_is_a_symlink_and_changes_nothing(project, run_cli, tmp_path):
+    elsewhere = tmp_path / "shared.env"
+    elsewhere.write_text("KEEP=1\n")
+    (project / ".env.development").symlink_to(elsewhere)
+    result = run_cli("set", "LOG_LEVEL", "DEBUG", cwd=project)
+    assert result.exit_code == 2 and "symbolic link" in result.stderr
+    assert (project / ".env.development").is_symlink() and elsewhere.read_text() == "KEEP=1\n"
