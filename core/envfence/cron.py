@@ -62,6 +62,18 @@ class Cron:
 
         return next(CronSim(self.fields, moment))
 
+    def previous_before(self, moment: _dt.datetime) -> _dt.datetime | None:
+        """The last firing time strictly before ``moment``, in ``moment``'s zone, or None (none in 50 years).
+
+        The mirror of :meth:`next_after` (cronsim iterates backwards): an aware
+        ``moment`` in a zone with daylight saving gets the same handling of the
+        skipped hour (a firing in it happened at the hour's end) and of the
+        repeated hour (a fixed-time entry fired once).
+        """
+        from cronsim import CronSim
+
+        return next(CronSim(self.fields, moment, reverse=True), None)
+
     def common_time(self, other: "Cron", year: int = 2028) -> _dt.datetime | None:
         """A time in ``year`` at which both schedules fire, or None (a leap year covers 29 February)."""
         hours = sorted(self._sim.hours & other._sim.hours)

@@ -220,12 +220,22 @@ def validate(session) -> list[Finding]:
     except CronError as exc:
         return [Finding("AUTOMATION_INVALID", "error", str(exc), "set timezone to a name from the time zone database",
                         key="timezone", plugin="automations")]
-    return schedule_collisions(automations.values(), session.settings)
+    return schedule_collisions(automations.values(), session.settings, session.host)
 
 
-def schedule_collisions(automations, settings) -> list[Finding]:
-    """A warning for each pair of schedules in different environments that fire at the same minute."""
+def schedule_collisions(automations, settings, host=None) -> list[Finding]:
+    """A warning for each pair of schedules in different environments sharing a host that fire at the same minute.
+
+    Environments on machines of their own never compete (see
+    :func:`envfence_builtins.schedule.share_host`).
+    """
     from envfence.cron import CronError, parse
+
+    from .schedule import share_host
+
+    if settings.section("schedule").get("stagger") is True:
+        return []  # the schedule plugin moves them apart and reports what still meets (SCHEDULE_STAGGER_COLLISION)
+    shared = {(a, b) for a in settings.environments for b in settings.environments if share_host(settings, host, a, b)}
 
     slots = []
     for automation in automations:
@@ -239,7 +249,7 @@ def schedule_collisions(automations, settings) -> list[Finding]:
     findings = []
     for i, (name_a, env_a, cron_a) in enumerate(slots):
         for name_b, env_b, cron_b in slots[i + 1 :]:
-            if env_a == env_b:
+            if env_a == env_b or (env_a, env_b) not in shared:
                 continue
             when = cron_a.common_time(cron_b)
             if when is None:

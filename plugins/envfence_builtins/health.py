@@ -136,12 +136,18 @@ def disk_check(session, minimum: str) -> Check:
 
 def audit_check(session) -> Check:
     """The audit trail's hash chain is intact."""
-    from .audit_trail import trail_path, verify
+    from envfence.errors import EnvfenceError
+
+    from .audit_trail import audit_key, trail_path, verify
 
     trail = trail_path(session.paths)
-    if not trail.exists():
+    try:
+        verdict = verify(session.paths, key=audit_key(session))
+    except EnvfenceError as exc:  # a symlink, a directory, an unreadable file
+        return Check("audit", "CRITICAL", f"audit trail unreadable: {exc.message}")
+    count, problem = verdict.records, verdict.problem
+    if problem is None and not verdict.exists:
         return Check("audit", "OK", f"no audit trail yet ({trail.name})")
-    count, problem = verify(trail)
     if problem is None:
         return Check("audit", "OK", f"audit chain intact ({count} record(s))", value=count)
     return Check("audit", "CRITICAL", f"audit chain broken at line {problem.get('line')}: {problem['reason']}", value=count)

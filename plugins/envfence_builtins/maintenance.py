@@ -3,7 +3,7 @@
 Windows are declared per environment, in the ``[maintenance]`` table::
 
     [maintenance]
-    timezone = "Europe/Paris"                     # default UTC
+    timezone = "Europe/Paris"                     # default: the zone schedules are read in
     production = ["sun 02:00-04:00", "mon-fri 23:30-00:15"]
 
 A window is days (``sun``, ``mon-fri``, ``sat,sun``, ``daily``) and a time
@@ -82,10 +82,21 @@ def parse_window(text: str, where: str) -> Window:
 
 
 def zone(settings):
-    """The zone windows are written in (``[maintenance] timezone``, default UTC)."""
+    """The zone windows are written in: ``[maintenance] timezone``, else the schedules' zone.
+
+    The schedules' zone is ``CRON_TZ``, else the project's ``timezone``, else
+    the machine's own, so a window and the runs it holds back read the same clock.
+    """
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    name = settings.section(SECTION).get("timezone", "UTC")
+    from envfence.cron import CronError, schedule_zone
+
+    name = settings.section(SECTION).get("timezone")
+    if name is None:
+        try:
+            return schedule_zone(None, settings.raw.get("timezone"))
+        except CronError as exc:
+            raise ConfigurationError(f"{settings.source}: {exc}", 'write timezone = "Europe/Paris" (or "UTC")') from None
     try:
         return ZoneInfo(str(name))
     except (ZoneInfoNotFoundError, ValueError):
@@ -194,7 +205,7 @@ def pre_run_safety(session, request) -> list[Finding]:
         findings.append(
             Finding(
                 "MAINTENANCE_WINDOW", "error",
-                f"{env} is in its maintenance window {window.text!r} ({zone(session.settings).key}) until {closes:%Y-%m-%d %H:%M} UTC",
+                f"{env} is in its maintenance window {window.text!r} ({getattr(zone(session.settings), 'key', 'local time')}) until {closes:%Y-%m-%d %H:%M} UTC",
                 "run it after the window",
                 key=SECTION, plugin=SECTION,
             )

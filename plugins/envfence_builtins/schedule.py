@@ -15,11 +15,17 @@ root. Settings, all optional::
 crontab block (between marker lines) into the user's crontab, ``schedule
 diff`` shows drift between what is installed and what is declared, and
 ``schedule remove`` takes the block out.
+
+Times are read in one zone everywhere, :func:`zone` (``CRON_TZ``, else the
+project's ``timezone``, else the machine's own): a named zone is written into
+every artefact (``CRON_TZ=``, ``OnCalendar=… Europe/Paris``, ``timeZone``) so
+that the host's scheduler fires when ``list`` and ``health`` say it does.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import fnmatch
 import hashlib
 import os
 import re
@@ -112,14 +118,80 @@ def _values(field_expr: str, position: int) -> list[int]:
     return sorted(found)
 
 
-def _offsets(settings) -> dict[str, int]:
+def zone(session) -> _dt.tzinfo:
+    """The zone the schedules fire in: ``CRON_TZ``, else the project's ``timezone``, else the machine's own."""
+    from envfence.cron import CronError, schedule_zone
+
+    try:
+        return schedule_zone(session.environ, session.settings.raw.get("timezone"))
+    except CronError as exc:
+        raise ConfigurationError(f"{session.settings.source}: {exc}", 'write timezone = "Europe/Paris" (or "UTC")') from None
+
+
+def zone_name(session) -> str | None:
+    """The zone named by ``CRON_TZ`` or the project's ``timezone``, or None when the host's own zone applies."""
+    zone(session)  # a name that is no zone is an error here, not a broken artefact
+    return (session.environ.get("CRON_TZ") or str(session.settings.raw.get("timezone") or "")).strip() or None
+
+
+_WILD = re.compile(r"\*|\?|\[[^\]]*\]")
+
+
+def _globs_meet(a: str, b: str) -> bool:
+    """Whether two shell globs could match one name (an over-estimate only where both have wildcards in their middles)."""
+    if fnmatch.fnmatchcase(a, b) or fnmatch.fnmatchcase(b, a):
+        return True
+    if not (_WILD.search(a) and _WILD.search(b)):
+        return False
+    (head_a, *_, tail_a), (head_b, *_, tail_b) = _WILD.split(a), _WILD.split(b)
+    return (head_a.startswith(head_b) or head_b.startswith(head_a)) and (tail_a.endswith(tail_b) or tail_b.endswith(tail_a))
+
+
+def _enrolled(settings) -> dict[str, tuple[list[str], list[str]]]:
+    """Each environment's enrolled host globs and machine ids, as the hostname plugin reads its ``[hostname]`` table."""
+    from envfence_builtins.hostname import enrollment
+
+    try:
+        rules = enrollment(settings)
+    except ConfigurationError:  # the hostname plugin reports it; the session does not open with it
+        return {}
+    return {env: (list(rules.hosts.get(env, ())), list(rules.machine_ids.get(env, ()))) for env in {*rules.hosts, *rules.machine_ids}}
+
+
+def share_host(settings, host, a: str, b: str) -> bool:
+    """Whether environments ``a`` and ``b`` may run on one machine, so that their schedules compete for it.
+
+    This host counts when its name carries both. Otherwise, when both are
+    enrolled (``[hostname.<environment>] hosts``/``machine_ids``), their rules
+    must be able to name one machine; else their ``hostname_patterns`` must be
+    able to match one token of a name.
+    """
+    if a == b:
+        return True
+    if host is not None and {a, b} <= {env for env, _ in host.matches}:
+        return True
+    enrolled = _enrolled(settings)
+    if a in enrolled and b in enrolled:
+        (hosts_a, ids_a), (hosts_b, ids_b) = enrolled[a], enrolled[b]
+        return bool(set(ids_a) & set(ids_b)) or any(_globs_meet(x, y) for x in hosts_a for y in hosts_b)
+    patterns = [[p.lower() for p in settings.environments[env].hostname_patterns] for env in (a, b)]
+    return any(_globs_meet(x, y) for x in patterns[0] for y in patterns[1])
+
+
+def _offsets(settings, host) -> dict[str, int]:
     """Minutes each environment's schedules move by under ``stagger``: deterministic by name.
 
-    Environments are ordered by a hash of their names, so the order does not
-    depend on the order of the settings file; the first moves by 0, the next by 1...
+    Environments are taken in the order of a hash of their names (so the order
+    of the settings file does not matter); each gets the smallest offset that
+    no environment sharing a host with it took before. Environments on
+    machines of their own keep their times.
     """
     names = sorted(settings.environments, key=lambda n: hashlib.sha256(n.encode()).hexdigest())
-    return {name: i for i, name in enumerate(names)}
+    offsets: dict[str, int] = {}
+    for name in names:
+        taken = {offsets[other] for other in offsets if share_host(settings, host, name, other)}
+        offsets[name] = next(i for i in range(len(names)) if i not in taken)
+    return offsets
 
 
 def shift_minutes(expression: str, offset: int) -> str:
@@ -141,7 +213,7 @@ def entries(session, environment: str | None = None) -> list[Entry]:
     """The scheduled automations of ``environment`` (default the session's), staggered when asked."""
     env = environment or session.environment.name
     settings = session.settings
-    offset = _offsets(settings)[env] if options(settings).get("stagger") else 0
+    offset = _offsets(settings, session.host)[env] if options(settings).get("stagger") else 0
     found = []
     for automation in session.automations.values():
         expression = automation.schedule_for(env)
@@ -152,14 +224,14 @@ def entries(session, environment: str | None = None) -> list[Entry]:
 
 
 def collisions(session) -> list[Finding]:
-    """Entries of different environments that still fire in the same minute once staggered."""
+    """Entries of different environments sharing a host that still fire in the same minute once staggered."""
     from envfence.cron import parse
 
     every = [e for env in session.settings.environments for e in entries(session, env)]
     findings = []
     for i, a in enumerate(every):
         for b in every[i + 1 :]:
-            if a.environment == b.environment:
+            if a.environment == b.environment or not share_host(session.settings, session.host, a.environment, b.environment):
                 continue
             when = parse(a.expression).common_time(parse(b.expression))
             if when is not None:
@@ -198,10 +270,26 @@ def crontab_block(session) -> str:
         f"# generated from {session.settings.source}; change it there and run "
         f"`envfence --env {session.environment.name} schedule install`",
     ]
+    named, local = zone_name(session), _local_name(session)
+    if named:
+        lines.append(f"CRON_TZ={named}")
+    else:
+        lines.append(f"# times are in this machine's zone ({local or 'its local time'}); set timezone in the settings to pin one")
     for entry in entries(session):
         lines.append(f"{entry.expression} cd {root} && {shlex.join(command_line(session, entry))}")
+    if named and local != named:
+        # cron reads CRON_TZ for every line after it: the lines after the block keep the machine's zone.
+        lines.append(f"CRON_TZ={local}" if local else "# lines after this block fire in the zone above (CRON_TZ)")
     lines.append(end)
     return "\n".join(lines) + "\n"
+
+
+def _local_name(session) -> str | None:
+    """The machine's own zone by name (what cron uses without ``CRON_TZ``), or None when it has no name."""
+    from envfence.cron import schedule_zone
+
+    key = getattr(schedule_zone({k: v for k, v in session.environ.items() if k != "CRON_TZ"}), "key", None)
+    return key if key and key != "localtime" else None
 
 
 def split_crontab(text: str, begin: str, end: str) -> tuple[str, str | None, str]:
@@ -270,8 +358,8 @@ def merged(current: str, block: str | None, begin: str, end: str) -> str:
 # --- systemd -------------------------------------------------------------------
 
 
-def on_calendar(expression: str) -> list[str]:
-    """``OnCalendar=`` values for a cron expression (two when both day fields are restricted: cron ORs them)."""
+def on_calendar(expression: str, zone: str | None = None) -> list[str]:
+    """``OnCalendar=`` values for a cron expression (two when both day fields are restricted: cron ORs them), in ``zone``."""
     fields = _fields(expression)
 
     def listing(position: int, width: int) -> str:
@@ -285,9 +373,10 @@ def on_calendar(expression: str) -> list[str]:
     dow = "" if len(weekdays) == 7 else ",".join(_WEEKDAYS[d] for d in weekdays) + " "
     day_restricted = not fields[2].startswith("*")
     dow_restricted = not fields[4].startswith("*")
+    suffix = f" {zone}" if zone else ""  # systemd reads a trailing zone name; without one, the machine's zone
     if day_restricted and dow_restricted:
-        return [f"*-{month}-{day} {hour}:{minute}:00", f"{dow}*-{month}-* {hour}:{minute}:00"]
-    return [f"{dow}*-{month}-{day} {hour}:{minute}:00"]
+        return [f"*-{month}-{day} {hour}:{minute}:00{suffix}", f"{dow}*-{month}-* {hour}:{minute}:00{suffix}"]
+    return [f"{dow}*-{month}-{day} {hour}:{minute}:00{suffix}"]
 
 
 def unit_name(entry: Entry) -> str:
@@ -300,6 +389,7 @@ def systemd_units(session) -> dict[str, str]:
     """File name -> content: a service and a timer per scheduled automation."""
     units = {}
     root = str(session.root.path)
+    named = zone_name(session)
     for entry in entries(session):
         name = unit_name(entry)
         units[f"{name}.service"] = (
@@ -310,7 +400,7 @@ def systemd_units(session) -> dict[str, str]:
             f"WorkingDirectory={root}\n"
             f"ExecStart={shlex.join(command_line(session, entry))}\n"
         )
-        calendars = "".join(f"OnCalendar={c}\n" for c in on_calendar(entry.expression))
+        calendars = "".join(f"OnCalendar={c}\n" for c in on_calendar(entry.expression, named))
         units[f"{name}.timer"] = (
             "[Unit]\n"
             f"Description=envfence: {entry.automation} in {entry.environment} ({entry.declared})\n\n"
@@ -346,6 +436,7 @@ def cronjobs(session) -> dict[str, Any]:
             'name the image that holds the project: [schedule] image = "registry.example/app:1.4"',
         )
     program = list(table.get("command", ["envfence"]))
+    named = zone_name(session)
     items = []
     for entry in entries(session):
         labels = {"app.kubernetes.io/managed-by": "envfence", "envfence/environment": entry.environment,
@@ -365,6 +456,7 @@ def cronjobs(session) -> dict[str, Any]:
             "metadata": metadata,
             "spec": {
                 "schedule": entry.expression,
+                **({"timeZone": named} if named else {}),  # without it the controller's zone applies: UTC by default
                 "concurrencyPolicy": "Forbid",
                 "jobTemplate": {"metadata": {"labels": labels}, "spec": {"template": {
                     "metadata": {"labels": labels},

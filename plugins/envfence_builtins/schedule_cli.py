@@ -22,7 +22,7 @@ def _entries_data(entries) -> list[dict]:
 @click.group(invoke_without_command=True)
 @json_option
 @click.option("--format", "form", type=click.Choice(sched.FORMATS), default="crontab", show_default=True,
-              help="The host's scheduler: a crontab block, systemd timer and service units, or a Kubernetes CronJob list.")
+              help="The host's scheduler: a crontab block, systemd timer and service units, or a Kubernetes CronJob list (JSON, which kubectl reads as YAML).")
 @click.option("--output", type=click.Path(file_okay=False), help="systemd: write the unit files into this directory.")
 @click.pass_context
 def schedule(ctx: click.Context, form: str, output) -> None:
@@ -44,9 +44,10 @@ def schedule(ctx: click.Context, form: str, output) -> None:
             _write_units(output, artefact)
     else:
         artefact = sched.cronjobs(session)
+    named = sched.zone_name(session)
     if state.json:
-        click.echo(dumps({"environment": session.environment.name, "format": form, "entries": _entries_data(entries),
-                          "artefact": artefact}))
+        click.echo(dumps({"environment": session.environment.name, "format": form, "time_zone": named,
+                          "entries": _entries_data(entries), "artefact": artefact}))
         return
     if form == "crontab":
         click.echo(artefact, nl=False)
@@ -58,7 +59,11 @@ def schedule(ctx: click.Context, form: str, output) -> None:
             for name, text in artefact.items():
                 click.echo(f"# --- {name}\n{text}")
     else:
-        click.echo(dumps(artefact))
+        click.echo(dumps(artefact))  # JSON is YAML: `kubectl apply -f -` takes it as it is
+        if not named and entries:
+            click.echo(f"# no timezone is set: the CronJobs fire in UTC, the cluster's default, while envfence reads the "
+                       f"schedules in {getattr(sched.zone(session), 'key', 'local time')}; set timezone in the settings "
+                       "to give them spec.timeZone", err=True)
     if not entries:
         click.echo(f"# no automation is scheduled in {session.environment.name}", err=True)
 

@@ -14,7 +14,10 @@ automation; an automation's own values win)::
     expected_every = "1h"       # a run at least this often (with `grace`); scheduled ones are checked against their cron
 
 A scheduled automation is overdue when its last expected firing is more than
-``grace`` ago and no run started since.
+``grace`` ago and no run started since. Firings are computed as the host's
+scheduler makes them: the installed (staggered) expression, in the schedules'
+zone (``CRON_TZ``, the project's ``timezone``, the machine's own), daylight
+saving included.
 """
 
 from __future__ import annotations
@@ -119,23 +122,6 @@ def limits(settings, automation: str) -> Limits:
     return Limits(**result)
 
 
-def previous_firing(expression: str, now: _dt.datetime) -> _dt.datetime | None:
-    """The last time at or before ``now`` that ``expression`` fired (the cron parser only looks forward)."""
-    from envfence.cron import parse
-
-    cron = parse(expression)
-    for back in (_dt.timedelta(hours=1), _dt.timedelta(days=1), _dt.timedelta(days=8), _dt.timedelta(days=32), _dt.timedelta(days=367)):
-        moment = cron.next_after(now - back)
-        if moment is None or moment > now:
-            continue
-        while True:
-            following = cron.next_after(moment)
-            if following is None or following > now:
-                return moment
-            moment = following
-    return None
-
-
 def evaluate(session, automation, runs: list[RunOutcome], now: _dt.datetime | None = None) -> list[Crossing]:
     """Every check of ``automation`` against its thresholds and recent ``runs`` (newest first)."""
     now = now or utcnow()
@@ -173,12 +159,20 @@ def _overdue(session, automation, limit: Limits, runs, now) -> list[Crossing]:
     latest = max(started) if started else None
     expression = automation.schedule_for(session.environment.name)
     if expression:
-        expected = previous_firing(expression, now - limit.grace)  # a firing still within its grace is not due yet
+        from envfence.cron import parse
+
+        from .schedule import entries, zone
+
+        # What the host's scheduler runs: the staggered expression, read in the schedules' zone.
+        installed = next((e.expression for e in entries(session) if e.automation == name), expression)
+        # A firing still within its grace is not due yet; an aware moment gets cron's daylight-saving handling.
+        expected = parse(installed).previous_before((now - limit.grace).astimezone(zone(session)))
         if expected is None:
             return []
-        missed = latest is None or latest < expected - _dt.timedelta(minutes=1)
+        # In UTC: a minute before 03:00 on a spring-forward day is a wall time that never existed.
+        missed = latest is None or latest < expected.astimezone(_dt.timezone.utc) - _dt.timedelta(minutes=1)
         return [Crossing(name, "expected_every", missed,
-                         f"{name} was due at {expected:%Y-%m-%d %H:%M} UTC ({expression}) and "
+                         f"{name} was due at {expected:%Y-%m-%d %H:%M %Z} ({installed}) and "
                          + ("has not run since" if missed else "ran"),
                          "critical", latest.isoformat() if latest else None, expected.isoformat())]
     if limit.expected_every is None:

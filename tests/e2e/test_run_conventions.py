@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
-SETTINGS = '''
+# The stand-in hostname names the host for these tests (it only tightens otherwise).
+STAND_IN = "[hostname]\nallow_stand_in = true\n"
+
+SETTINGS = STAND_IN + '''
 [automations]
 shell = "echo env=$ENVIRONMENT | tr a-z A-Z"
 pipe = "env | sort | grep -c ENVFENCE_"
@@ -91,7 +94,7 @@ def test_exec_passes_stdin_and_global_options_before_the_separator(make_project)
     import subprocess
     import sys
 
-    root = make_project({".env.production": "APP_NAME=live\n"}, settings="")
+    root = make_project({".env.production": "APP_NAME=live\n"}, settings=STAND_IN)
     result = subprocess.run(
         [sys.executable, "-m", "envfence", "exec", "--env", "prod", "--", "sh", "-c", "cat; echo $APP_NAME"],
         cwd=root, env={**os.environ, **PROD_HOST}, input="from stdin\n", capture_output=True, text=True,

@@ -80,11 +80,20 @@ def test_a_name_registered_twice_is_an_error(make_project, run_cli, envfence_plu
     assert "'sync' is registered twice" in result.stderr
 
 
+SHARED_BOX = """
+[environments.development]
+hostname_patterns = ["dev", "box"]
+
+[environments.production]
+hostname_patterns = ["prod", "box"]
+"""
+
+
 def test_schedules_colliding_across_environments_are_reported(make_project):
     from envfence.pipeline import Session
 
     root = make_project(
-        settings="""
+        settings=SHARED_BOX + """
 [automations.sync]
 run = "jobs:sync"
 schedule = "0 2 * * *"

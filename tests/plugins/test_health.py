@@ -22,7 +22,11 @@ run = "jobs:ok"
 
 @pytest.fixture
 def project(make_project):
-    return make_project({"jobs.py": JOBS}, settings=SETTINGS)
+    import envfence
+
+    root = make_project({"jobs.py": JOBS}, settings=SETTINGS)
+    envfence.open_session(root=root).prepare()  # the tree and its audit trail exist before any run, as `init` makes them
+    return root
 
 
 def seed(root, automation: str, *, ago: _dt.timedelta, status: str = "succeeded", duration: float = 1.0,
@@ -160,3 +164,27 @@ def test_low_disk_is_critical_and_bad_settings_are_unknown(project, run_cli):
     result = run_cli("health", cwd=project)
     assert result.exit_code == 3
     assert result.stdout.startswith("UNKNOWN - development:") and "'lots' is not a size or a percentage" in result.stdout
+
+
+def test_all_environments_gives_one_line_each_and_the_worst_code(project, run_cli):
+    assert run_cli("run", "hourly", cwd=project).exit_code == 0
+    seed(project, "hourly", ago=_dt.timedelta(hours=3), env="production")
+    result = run_cli("health", "--all-environments", cwd=project)
+    assert result.exit_code == 2, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "CRITICAL - 2 environment(s): development OK, production CRITICAL"
+    assert lines[1].startswith("OK - development: ")
+    assert lines[2].startswith("CRITICAL - production: 1 critical") and "hourly was due at" in lines[2]
+    code, data = health(run_cli, project, "--all-environments")
+    assert code == 2 and data["status"] == "CRITICAL" and data["exit_code"] == 2
+    assert {e["environment"]: e["status"] for e in data["environments"]} == {"development": "OK", "production": "CRITICAL"}
+    seed(project, "hourly", ago=_dt.timedelta(minutes=1), env="production")
+    assert run_cli("health", "--all-environments", cwd=project).exit_code == 0
+
+
+def test_all_environments_reports_a_broken_environment_as_unknown_and_checks_the_rest(project, run_cli):
+    (project / "envfence.toml").write_text(SETTINGS + '\n[health]\nmin_free_disk = "lots"\n')
+    code, data = health(run_cli, project, "--all-environments")
+    assert code == 3 and data["status"] == "UNKNOWN"
+    assert [e["environment"] for e in data["environments"]] == ["development", "production"]
+    assert all("not a size or a percentage" in e["summary"] for e in data["environments"])
