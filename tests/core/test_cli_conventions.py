@@ -120,3 +120,11 @@ def test_status_of_an_unknown_automation_says_so(make_project, run_cli):
     result = run_cli("status", "--automation", "snyc", cwd=root)
     assert result.exit_code == 2 and "no automation 'snyc'" in result.stderr and "did you mean 'sync'?" in result.stderr
     assert run_cli("status", "--automation", "sync", cwd=root).exit_code == 0
+
+
+def test_a_usage_error_under_json_is_json(make_project, run_cli):
+    root = make_project(settings=SETTINGS)
+    result = run_cli("clean", "--older-than", "3 parsecs", "--json", cwd=root)
+    assert result.exit_code == 2
+    data = json.loads(result.stdout)
+    assert data["exit_code"] == 2 and "not an age" in data["error"] and data["hint"] == "envfence clean --help"

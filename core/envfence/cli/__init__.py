@@ -160,6 +160,10 @@ class EnvfenceGroup(click.Group):
             accept_global_options(command)
         return command
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["envfence.args"] = list(args)  # for a usage error under a --json that parsing never reached
+        return super().parse_args(ctx, args)
+
     def resolve_command(self, ctx: click.Context, args: list[str]):
         try:
             return super().resolve_command(ctx, args)
@@ -178,7 +182,20 @@ class EnvfenceGroup(click.Group):
             return super().invoke(ctx)
         except EnvfenceError as exc:
             report_error(ctx, exc.message, exc.hint, exc.exit_code)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except click.ClickException as exc:
+            state = ctx.find_object(State)
+            words = ctx.meta.get("envfence.args", [])
+            words = words[: words.index("--")] if "--" in words else words
+            # The error may stop parsing before a later --json is read.
+            if not (state is not None and state.json) and "--json" not in words:
+                raise
+            # --json promises JSON on stdout, a usage error included.
+            from .output import dumps
+
+            hint = f"envfence {exc.ctx.command_path.partition(' ')[2]} --help".rstrip() if isinstance(exc, click.UsageError) and exc.ctx else ""
+            click.echo(dumps({"error": exc.format_message(), "hint": hint, "exit_code": exc.exit_code}))
+            ctx.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except BrokenPipeError:
             raise  # the reader left (`envfence detect | head -1`): click ends quietly
