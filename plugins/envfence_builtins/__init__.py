@@ -42,5 +42,6 @@ ORDER = (
     "report",
     "webhook_providers",
     "webhook_receiver",
+    "store",
     "values",
 )
