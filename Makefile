@@ -32,7 +32,7 @@ $(VENV)/.bench: $(STAMP)
 
 .PHONY: bench
 bench: $(VENV)/.bench
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks --write
 
 # A wheel in dist/ to install envfence where there is no checkout: pip install dist/envfence-*.whl
 dist: $(STAMP)
