@@ -38,7 +38,7 @@ def test_detect_imports_no_library_only_one_command_needs(make_project):
     )
     needless = [
         "tarfile", "zipfile", "statistics", "html", "email", "http", "decimal", "difflib", "base64", "sqlite3",
-        "loguru", "asyncio", "multiprocessing", "ssl", "socket", "subprocess", "pyairtable", "requests",
+        "loguru", "asyncio", "multiprocessing", "ssl", "socket", "pyairtable", "requests",
     ]
     assert not [m for m in needless if m in loaded]
 
