@@ -52,6 +52,21 @@ def tokens(hostname: str) -> tuple[str, ...]:
     return tuple(t for t in _SPLIT.split(hostname.lower()) if t)
 
 
+def normal(hostname: str) -> str:
+    """The name rules compare: lower case, without surrounding blanks or the root's trailing dot.
+
+    ``web-01.example.com.`` (a fully qualified name) is the same host as
+    ``web-01.example.com``; without this a production host so named would
+    escape its enrollment and run development.
+    """
+    return hostname.strip().rstrip(".").lower()
+
+
+def too_broad(glob: str) -> bool:
+    """True when ``glob`` has no literal character (``*``, ``?*``, ``[a-z]*``): it would match every host."""
+    return not re.sub(r"\[[^\]]*\]|[*?]", "", glob)
+
+
 def machine_id() -> str | None:
     """The machine's id (lower case), or None when the machine has none."""
     for path in MACHINE_ID_FILES:
@@ -105,15 +120,29 @@ def enrollment(settings) -> Enrollment:
                 raise ConfigurationError(
                     f"{where}.{name}.{key}: must be a list of strings, not {value!r}", f'write it as {key} = ["..."]'
                 )
+            broad = next((v for v in value if key == "hosts" and too_broad(v.strip())), None)
+            if broad is not None:
+                raise ConfigurationError(
+                    f"{where}.{name}.hosts: {broad!r} matches every host, so it would enroll every machine in {env}",
+                    'name the hosts with a literal part, e.g. hosts = ["web-*.example.com"], or enroll by machine_ids',
+                )
             (hosts if key == "hosts" else ids)[env] = tuple(v.strip().lower() for v in value)
+    for env in settings.environments.values():
+        broad = next((p for p in env.hostname_patterns if too_broad(p)), None)
+        if broad is not None:
+            raise ConfigurationError(
+                f"{settings.source}: [environments.{env.name}] hostname_patterns: {broad!r} matches every name, "
+                f"so every host would carry {env.name}'s marker",
+                f'give the pattern a literal part (hostname_patterns = ["{env.name[:4]}"]), or enroll hosts under [{SECTION}.{env.name}]',
+            )
     return Enrollment(hosts, ids, allow)
 
 
 def classify(hostname: str, settings, machine: str | None = None) -> HostInfo:
     """The host's class: enrollment rules first, then every token against every environment's patterns."""
-    parts = tokens(hostname)
+    name = normal(hostname)
+    parts = tokens(name)
     rules = enrollment(settings)
-    name = hostname.lower()
     enrolled: list[tuple[str, str]] = []
     for env in settings.environments:
         glob = next((g for g in rules.hosts.get(env, ()) if fnmatch.fnmatchcase(name, g)), None)

@@ -77,7 +77,7 @@ def owner_of(settings, value: Any, owners: Mapping[str, str] | None = None) -> s
         return None
     text = str(reveal(value))
     for identifier, env in (owned_targets(settings) if owners is None else owners).items():
-        if identifier == text or _mentions(text, identifier):
+        if identifier.lower() == text.lower() or _mentions(text, identifier):
             return env
     return None
 
@@ -90,7 +90,25 @@ def _shown(key: str, value: Any, with_key: bool = True) -> str:
 
 
 def _mentions(text: str, identifier: str) -> bool:
-    return re.search(rf"(?<![A-Za-z0-9]){re.escape(identifier)}(?![A-Za-z0-9])", text) is not None
+    # Case-insensitively: a host or a URL is the same target in any case, and
+    # an identifier that differs only by case is too close to let through.
+    return re.search(rf"(?<![A-Za-z0-9]){re.escape(identifier)}(?![A-Za-z0-9])", text, re.IGNORECASE) is not None
+
+
+def _readable(config) -> list[tuple[str, str, Any]]:
+    """``(key, plain name, value)`` of every value this environment can read.
+
+    Every key, not only the environment's view: a plain ``AIRTABLE_BASE_ID``
+    (from ``--set``, the process or ``.env``) that the prefixed key shadows in
+    a command's environment is still what ``ctx.config["AIRTABLE_BASE_ID"]``
+    gives a function.
+    """
+    naming = config.naming
+    return [
+        (key, naming.split(key)[1], entry.value)
+        for key, entry in config.entries.items()
+        if naming.readable_in(key, config.environment)
+    ]
 
 
 @hookimpl
@@ -108,11 +126,10 @@ def validate(session) -> list[Finding]:
     config = session.config
     findings = []
     mine = sorted(t for t, env in owners.items() if env == here)
-    for plain, value in config.environment_view().items():
+    for key, plain, value in _readable(config):
         owner = owner_of(settings, value, owners)
         if owner is None or owner == here:
             continue
-        key = config.credential_key(plain) or plain
         entry = config.entry(key)
         instead = f" (this environment's targets: {', '.join(mine)})" if mine else ""
         findings.append(
@@ -141,7 +158,7 @@ def pre_run_safety(session, request) -> list[Finding]:
         return []
     here = session.environment.name
     config = session.config
-    touched = [(config.credential_key(plain) or plain, value) for plain, value in config.environment_view().items()]
+    touched = [(key, value) for key, _, value in _readable(config)]
     touched += [("its command line", arg) for arg in request.automation.command or ()]
     owners = owned_targets(settings)
     findings = []
