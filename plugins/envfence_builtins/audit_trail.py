@@ -247,9 +247,15 @@ def _open_file(dir_fd: int, path: Path, flags: int, doing: str) -> int | None:
         return None
     except OSError as exc:
         raise _refusal(path, exc, doing) from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         raise _refusal(path, OSError(errno.EISDIR, "not a regular file"), doing)
+    if info.st_nlink > 1 and flags & (os.O_WRONLY | os.O_RDWR):
+        from envfence.files import hard_linked
+
+        os.close(fd)
+        raise hard_linked(path, info.st_nlink)
     return fd
 
 

@@ -1,0 +1,51 @@
+"""Confined writes tried as an adversary would: files that share their content with another environment's."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+SETTINGS = """
+[automations]
+touch = "jobs:touch"
+"""
+JOBS = '''
+def touch(ctx):
+    if not ctx.dry_run:
+        ctx.paths.base.joinpath("marker").write_text(ctx.environment)
+'''
+
+
+@pytest.fixture
+def project(make_project, run_cli):
+    root = make_project({"jobs.py": JOBS}, settings=SETTINGS)
+    assert run_cli("init", cwd=root).exit_code == 0
+    assert run_cli("--env", "prod", "init", cwd=root).exit_code == 0
+    return root
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["history.sqlite3", "audit/audit_development.jsonl", "logs/automation_development.log", "locks/touch.lock"],
+)
+def test_a_file_hard_linked_to_production_s_is_never_written(project, run_cli, name):
+    """A hard link is no symlink: O_NOFOLLOW opens it, and development's writes landed in production's file."""
+    victim = project / "var" / "production" / "victim"
+    victim.write_bytes(b"production's own bytes\n")
+    mine = project / "var" / "development" / name
+    mine.unlink(missing_ok=True)
+    os.link(victim, mine)
+    result = run_cli("run", "touch", cwd=project)
+    assert result.exit_code == 3, result.output
+    assert "hard link" in result.stderr and str(mine) in result.stderr
+    assert victim.read_bytes() == b"production's own bytes\n"
+    assert not (project / "var" / "development" / "marker").exists()
+
+
+def test_check_names_a_hard_linked_history(project, run_cli):
+    victim = project / "var" / "production" / "history.sqlite3"
+    victim.write_bytes(b"")
+    os.link(victim, project / "var" / "development" / "history.sqlite3")
+    check = run_cli("check", cwd=project)
+    assert check.exit_code == 1 and "HISTORY_FILE" in check.stdout and "hard links" in check.stdout
