@@ -104,3 +104,25 @@ def test_a_production_target_in_another_case_is_still_production_s(project, run_
     (project / ".env.development").write_text(f"DEV_AIRTABLE_BASE_ID={value}\n")
     result = run_cli("run", "touch", cwd=project)
     assert result.exit_code == 3 and "TARGET_GUARD" in result.stderr and not _ran(project)
+
+
+# --- switching the record off -----------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        {"args": ("-p", "no:audit")},
+        {"env": {"ENVFENCE_DISABLE_PLUGINS": " hostname , audit "}},
+        {"env": {"ENVFENCE_PLUGINS": "project_root,dotenv_files,directories,hostname,targets,automations"}},
+    ],
+)
+def test_an_override_is_refused_when_the_audit_trail_is_switched_off(project, run_cli, monkeypatch, how):
+    """``-p no:audit --force`` once ran production forced, said "recorded in the audit trail", and recorded nothing."""
+    _on(monkeypatch, "dev-laptop-07")
+    assert run_cli("--env", "prod", "init", cwd=project).exit_code == 0
+    trail = project / "var" / "production" / "audit" / "audit_production.jsonl"
+    before = trail.read_bytes()
+    result = run_cli(*how.get("args", ()), "--env", "prod", "run", "touch", "--force", "--reason", "quietly", cwd=project, env=how.get("env"))
+    assert result.exit_code == 3, result.output
+    assert "could not be recorded" in result.stderr
+    assert not _ran(project, "production") and trail.read_bytes() == before

@@ -72,6 +72,14 @@ def refusal(session: Any, request: RunRequest, blocking: tuple[Finding, ...], co
     env = session.environment.name
     if not request.force:
         return "; ".join(f.message for f in blocking)
+    silenced = session.plugins.disabled_implementing("audit_event")
+    if silenced:
+        # Every override is on the record; with the trail switched off it could not be.
+        names = ", ".join(r.name for r in silenced)
+        return (
+            f"the audit plugin(s) {names} are disabled, so the override could not be recorded; "
+            "enable them (drop -p no:NAME, clear ENVFENCE_DISABLE_PLUGINS, or list them in ENVFENCE_PLUGINS)"
+        )
     if session.profile.strict and not (request.reason or "").strip():
         return f"--force in {env} (a strict profile) needs --reason TEXT, which the audit trail records"
     if confirm is not None and not request.dry_run and not confirm(env):
