@@ -137,17 +137,23 @@ def _failed(base: Path, parts: tuple[str, ...], exc: OSError, doing: str = "writ
 
 
 def _open_base(base: Path, create: bool, dir_mode: int) -> int:
+    # The base itself is never a link either (the directories plugin refuses one),
+    # so a link swapped in for it after that check is refused here.
     try:
-        return os.open(base, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        return os.open(base, _DIR_FLAGS)
     except FileNotFoundError:
         if not create:
             raise
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(base):
+            raise _linked(base.parent, (base.name,)) from None
+        raise _failed(base.parent, (base.name,), exc, "open") from None
     try:
         os.makedirs(base, mode=dir_mode, exist_ok=True)
         os.chmod(base, dir_mode)  # makedirs' mode goes through the umask
     except OSError as exc:
         raise _failed(base.parent, (base.name,), exc, "create") from None
-    return os.open(base, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    return os.open(base, _DIR_FLAGS)
 
 
 def _walk(base: Path, parts: tuple[str, ...], create: bool, dir_mode: int) -> int:

@@ -186,6 +186,16 @@ def inspect_tree(session, paths: EnvPaths) -> list[Finding]:
             continue
         real = path.resolve()
         shown = _show(path, root)
+        if path == paths.base and os.path.islink(path) and (explicit or real.is_relative_to(root)) and not any(
+            real.is_relative_to(o) for o in others.values()
+        ):
+            # The trail is never written through a link, so a linked base would fail half-way through a run.
+            finding(
+                "DIR_SYMLINK", "error", path,
+                f"{shown} is a symlink (to {real}); envfence writes only through the tree's real directory",
+                f"remove the link ({shown}), or set the tree's real place in [directories.paths]",
+            )
+            continue
         if path != paths.base and real.is_relative_to(base_real) and os.path.islink(path):
             finding(
                 "DIR_SYMLINK", "error", path,

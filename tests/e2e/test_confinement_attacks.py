@@ -49,3 +49,31 @@ def test_check_names_a_hard_linked_history(project, run_cli):
     os.link(victim, project / "var" / "development" / "history.sqlite3")
     check = run_cli("check", cwd=project)
     assert check.exit_code == 1 and "HISTORY_FILE" in check.stdout and "hard links" in check.stdout
+
+
+def test_a_tree_base_linked_elsewhere_in_the_project_is_refused_before_anything_is_written(make_project, run_cli):
+    """The trail is never written through a link; a linked base once had init create the tree through it, then fail."""
+    root = make_project({"jobs.py": JOBS}, settings=SETTINGS)
+    (root / "data" / "dev").mkdir(parents=True)
+    (root / "var").mkdir()
+    (root / "var" / "development").symlink_to(root / "data" / "dev")
+    for args in (("init",), ("run", "touch")):
+        result = run_cli(*args, cwd=root)
+        assert result.exit_code == 3 and "var/development is a symlink" in result.stderr, result.output
+    assert list((root / "data" / "dev").iterdir()) == []
+    assert "DIR_SYMLINK" in run_cli("check", cwd=root).stdout
+
+
+def test_a_link_swapped_in_for_the_base_after_the_check_is_not_followed(make_project, run_cli):
+    """Between the tree's inspection and a write, the base becomes a link to production's tree."""
+    from envfence import files
+    from envfence.errors import SafetyError
+
+    root = make_project({"jobs.py": JOBS}, settings=SETTINGS)
+    assert run_cli("--env", "prod", "init", cwd=root).exit_code == 0
+    (root / "var").mkdir(exist_ok=True)
+    (root / "var" / "development").symlink_to(root / "var" / "production")
+    with pytest.raises(SafetyError) as raised:
+        files.write_atomic(root / "var" / "development", "history.sqlite3", b"development's rows")
+    assert "symlink" in str(raised.value)
+    assert not (root / "var" / "production" / "history.sqlite3").exists()
