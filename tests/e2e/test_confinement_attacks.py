@@ -77,3 +77,18 @@ def test_a_link_swapped_in_for_the_base_after_the_check_is_not_followed(make_pro
         files.write_atomic(root / "var" / "development", "history.sqlite3", b"development's rows")
     assert "symlink" in str(raised.value)
     assert not (root / "var" / "production" / "history.sqlite3").exists()
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        '[directories]\nbase = "var/{environment}/../production"',  # development's tree, normalised, is production's
+        '[directories.paths]\ndevelopment = "var/Production"',      # the same directory where names ignore case
+    ],
+)
+def test_a_tree_that_is_production_s_under_another_spelling_is_refused(make_project, run_cli, table):
+    root = make_project({"jobs.py": JOBS}, settings=SETTINGS + table + "\n")
+    result = run_cli("run", "touch", cwd=root)
+    assert result.exit_code == 3 and "overlaps the production tree" in result.stderr, result.output
+    assert not (root / "var" / "production" / "marker").exists() and not (root / "var" / "Production").exists()
+    assert "DIR_OVERLAP" in run_cli("check", cwd=root).stdout
