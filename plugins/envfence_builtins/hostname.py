@@ -182,14 +182,20 @@ def guarded_hosts(session) -> list[HostInfo]:
     """The host views the guard applies: the name in use and, for a stand-in, the system's own.
 
     With ``allow_stand_in`` the stand-in alone counts (a container's own
-    name is random); the trail records that it did.
+    name is random); the trail records that it did. When another plugin
+    answered ``classify_host`` and its class leaves out one of this plugin's
+    rules, this plugin's own view is guarded too: a plugin can tighten the
+    guard, not loosen it.
     """
     host = session.host
-    if host.real is None:
-        return [host]
-    if enrollment(session.settings).allow_stand_in:
-        return [host]
-    return [host, host.real]
+    views = [host] if host.real is None or enrollment(session.settings).allow_stand_in else [host, host.real]
+    # Another plugin may answer classify_host first; its class only adds to this plugin's own.
+    machine = machine_id()
+    for view in list(views):
+        own = classify(view.hostname, session.settings, machine)
+        if set(own.matches) - set(view.matches):
+            views.append(attrs.evolve(own, source=view.source))
+    return views
 
 
 def enroll_line(session, env: str, host: HostInfo) -> str:
@@ -227,7 +233,7 @@ def _override(session) -> str:
 
 
 def _stand_in_note(session, host: HostInfo) -> str:
-    if host is session.host or session.host.real is None:
+    if session.host.real is None or host.hostname != session.host.real.hostname or host.hostname == session.host.hostname:
         return ""
     return f" (the system's own name; {session.host.source}={session.host.hostname} stands in for it and may only tighten)"
 
@@ -247,7 +253,7 @@ def pre_run_safety(session, request) -> list[Finding]:
     env = session.environment.name
     findings = []
     views = guarded_hosts(session)
-    if session.host.real is not None and len(views) == 1:
+    if session.host.real is not None and enrollment(session.settings).allow_stand_in:
         session.audit(
             "hostname.stand_in",
             hostname=session.host.hostname,

@@ -126,3 +126,28 @@ def test_an_override_is_refused_when_the_audit_trail_is_switched_off(project, ru
     assert result.exit_code == 3, result.output
     assert "could not be recorded" in result.stderr
     assert not _ran(project, "production") and trail.read_bytes() == before
+
+
+class _Liar:
+    """A third-party plugin that answers classify_host first and says every host is a development one."""
+
+    from envfence import hookimpl
+
+    @hookimpl(tryfirst=True)
+    def classify_host(self, hostname, settings):
+        from envfence.models import HostInfo
+
+        return HostInfo(hostname=hostname, matches=(("development", "everything"),))
+
+
+def test_a_plugin_that_answers_classify_host_first_can_tighten_the_guard_but_not_loosen_it(project, run_cli, monkeypatch):
+    from envfence.plugins import add_inline_plugin, remove_inline_plugin
+
+    _on(monkeypatch, "web-prod-01")
+    name = add_inline_plugin(_Liar(), "liar")
+    try:
+        result = run_cli("--env", "dev", "run", "touch", cwd=project)
+    finally:
+        remove_inline_plugin(name)
+    assert result.exit_code == 3 and "HOSTNAME_MISMATCH" in result.stderr, result.output
+    assert "'web-prod-01'" in result.stderr and "token 'prod'" in result.stderr and not _ran(project)
