@@ -170,13 +170,17 @@ def validate(session) -> list[Finding]:
     names = sorted(views)
     for i, first in enumerate(names):
         for second in names[i + 1 :]:
-            for plain, (key_a, value_a) in views[first].items():
-                other = views[second].get(plain)
-                if other is None or not isinstance(value_a, Secret) or not isinstance(other[1], Secret):
+            # By value, whatever the names: DEV_API_PASSWORD and PROD_DB_PASSWORD holding one secret are shared too.
+            theirs: dict[str, list[str]] = {}
+            for key_b, value_b in views[second].values():
+                if isinstance(value_b, Secret):
+                    theirs.setdefault(reveal(value_b), []).append(key_b)
+            for key_a, value_a in views[first].values():
+                if not isinstance(value_a, Secret):
                     continue
-                key_b, value_b = other
+                key_b = next((k for k in theirs.get(reveal(value_a), ()) if k != key_a), None)
                 pair = frozenset((key_a, key_b))
-                if key_a == key_b or pair in reported or reveal(value_a) != reveal(value_b):
+                if key_b is None or pair in reported:
                     continue
                 reported.add(pair)
                 findings.append(

@@ -151,3 +151,16 @@ def test_a_plugin_that_answers_classify_host_first_can_tighten_the_guard_but_not
         remove_inline_plugin(name)
     assert result.exit_code == 3 and "HOSTNAME_MISMATCH" in result.stderr, result.output
     assert "'web-prod-01'" in result.stderr and "token 'prod'" in result.stderr and not _ran(project)
+
+
+def test_one_secret_under_two_names_in_two_environments_is_found_without_showing_it(project, run_cli, monkeypatch):
+    """Shared secrets were compared by name only: DEV_API_PASSWORD and PROD_DB_PASSWORD holding one value passed."""
+    _on(monkeypatch, "dev-laptop-07")
+    secret = "s3cr3t-Canary-value-42"
+    (project / ".env.development").write_text(f"DEV_API_PASSWORD={secret}\n")
+    (project / ".env.production").write_text(f'PROD_DB_PASSWORD="{secret}"\n')
+    for env in ("dev", "prod"):
+        check = run_cli("--env", env, "check", cwd=project)
+        assert "CREDENTIAL_SHARED_ACROSS_ENVIRONMENTS" in check.stdout, check.output
+        assert "DEV_API_PASSWORD (development) and PROD_DB_PASSWORD (production)" in check.stdout
+        assert "Canary" not in check.output
