@@ -435,8 +435,11 @@ def append(
         existed = _open_file(dir_fd, trail, os.O_RDONLY, "read")
         if existed is not None:
             os.close(existed)
-        elif restart_reason is None and _read_small(dir_fd, head_file) is None and has_runs():
-            restart_reason = LOST
+        elif restart_reason is None and _read_small(dir_fd, head_file) is None:
+            if _moved_aside(dir_fd, trail):
+                raise _broken(trail, _INTERRUPTED)
+            if has_runs():
+                restart_reason = LOST
         fd = _open_file(dir_fd, trail, os.O_RDWR | os.O_APPEND | os.O_CREAT, "written")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -527,6 +530,17 @@ def _append_locked(paths, dir_fd, fd, entries, key, context, restart_reason) -> 
         os.fsync(fd)
         raise
     return written
+
+
+_INTERRUPTED = "it was moved aside and no new trail started: an `audit restart` was interrupted"
+
+
+def _moved_aside(directory: int | Path, trail: Path) -> bool:
+    """Whether ``move_aside`` left a ``<trail>.broken-…`` beside the (missing) trail."""
+    try:
+        return any(n.startswith(f"{trail.name}.broken-") for n in os.listdir(directory))
+    except OSError:
+        return False
 
 
 def _hash_of(line: bytes) -> str | None:
@@ -764,6 +778,8 @@ def _check_ends(snapshot, paths, verdict, key, anchor, has_runs, seq, at_head, a
     if snapshot.fd is None:
         if head is not None:
             verdict.problem = _problem(None, None, f"the trail is missing but its head says record {head.seq}: it was removed")
+        elif _moved_aside(snapshot.trail.parent, snapshot.trail):
+            verdict.problem = _problem(None, None, _INTERRUPTED)
         elif has_runs():
             verdict.problem = _problem(None, None, "the trail is missing although the run history shows runs: it was removed")
         return

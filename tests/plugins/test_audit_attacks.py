@@ -64,3 +64,26 @@ def test_the_other_environment_s_trail_and_head_copied_in_are_found(make_project
     found = run_cli("audit", "verify", cwd=root)
     assert found.exit_code == 1
     assert run_cli("init", cwd=root).exit_code != 0
+
+
+def test_a_restart_killed_between_its_moves_can_be_run_again(make_project, run_cli):
+    """`audit restart` moves the trail aside, then the head, then starts over; a kill -9 may stop it after either move."""
+    root = make_project()
+    assert run_cli("init", cwd=root).exit_code == 0
+    trail = _trail(root)
+    head = trail.with_suffix(".head")
+    for moved in ((trail,), (trail, head)):  # killed after the first move, or after both
+        for path in moved:
+            path.rename(path.with_name(path.name + ".broken-killed"))
+        assert run_cli("audit", "verify", cwd=root).exit_code == 1
+        refused = run_cli("init", cwd=root)  # never a fresh trail that hides the interruption
+        assert refused.exit_code != 0 and "audit restart" in refused.stderr
+        assert not trail.exists() or trail.stat().st_size == 0
+        assert run_cli("audit", "restart", "--reason", "restart was killed", cwd=root).exit_code == 0
+        verified = run_cli("audit", "verify", cwd=root)
+        assert verified.exit_code == 0 and "restart was killed" in verified.stdout, verified.output
+        assert run_cli("init", cwd=root).exit_code == 0
+        for path in moved:  # the evidence is kept
+            assert path.with_name(path.name + ".broken-killed").exists()
+        for path in moved:
+            path.with_name(path.name + ".broken-killed").unlink()
