@@ -29,15 +29,17 @@ is delivered by plugins implementing the ``alert`` hook (envfence-slack: ``slack
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import uuid
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import attrs
 
 from envfence import hookimpl
 from envfence.errors import ConfigurationError, EnvfenceError
 from envfence.models import Alert, Finding, SettingSpec
+from envfence.stash import StashKey
 
 SECTION = "alerts"
 BUILTIN = ("console", "email", "webhook")
@@ -83,14 +85,47 @@ def load_state(session) -> dict[str, Any]:
     """The persisted alert state (``incidents``, ``pending``)."""
     from .state_files import read_json
 
-    data = read_json(state_file(session.paths), {})
+    data = session.stash.get(SHARED_STATE, None)
+    if data is None:
+        shared = session.plugins.hold_state(session=session, name=SECTION, write=False).first
+        if shared is not None:  # a shared store keeps it for every host
+            with shared as data:
+                data = dict(data)
+    if data is None:
+        data = read_json(state_file(session.paths), {})
     return {"incidents": dict(data.get("incidents", {})), "pending": list(data.get("pending", []))}
 
 
 def _save(session, state: dict[str, Any]) -> None:
     from .state_files import write_json
 
+    if SHARED_STATE in session.stash:
+        session.stash[SHARED_STATE].clear()
+        session.stash[SHARED_STATE].update(state)
+        return
     write_json(session.paths, state_file(session.paths), state)
+
+
+#: The state a shared store holds for the session's read-modify-write (see ``hold_state``).
+SHARED_STATE = StashKey[dict]()
+
+
+@contextlib.contextmanager
+def held_state(session) -> Iterator[None]:
+    """Hold the alert state from reading the open incidents to saving them, across hosts when a store keeps it.
+
+    Two hosts crossing the same threshold then open one incident and send one alert.
+    """
+    shared = None if SHARED_STATE in session.stash else session.plugins.hold_state(session=session, name=SECTION, write=True).first
+    if shared is None:
+        yield
+        return
+    with shared as data:
+        session.stash[SHARED_STATE] = data
+        try:
+            yield
+        finally:
+            del session.stash[SHARED_STATE]
 
 
 def _alert_data(alert: Alert) -> dict[str, Any]:
@@ -145,6 +180,11 @@ def dispatch(session, alerts: list[Alert]) -> dict[str, list]:
     worked: an alert that could not be delivered waits in ``pending`` for
     the next try. :returns: ``sent`` (alert, channel) and ``pending`` lists.
     """
+    with held_state(session):
+        return _dispatch(session, alerts)
+
+
+def _dispatch(session, alerts: list[Alert]) -> dict[str, list]:
     state = load_state(session)
     channels = channels_for(session.settings, session.environment.name)
     queue = [(p["alert"], p["channels"], p.get("attempts", 0), p.get("message_id")) for p in state["pending"]]
@@ -303,9 +343,10 @@ def on_run_finish(session, request, outcome) -> None:
     # Missed runs are noticed by `envfence health --alert`: a run that happens is no missed run.
     crossings = [c for c in evaluate(session, request.automation, runs) if c.check != "expected_every"]
     try:
-        alerts = incidents_from(session, crossings)
-        if alerts or load_state(session)["pending"]:
-            dispatch(session, alerts)
+        with held_state(session):
+            alerts = incidents_from(session, crossings)
+            if alerts or load_state(session)["pending"]:
+                dispatch(session, alerts)
     except EnvfenceError as exc:  # the alert state cannot be kept: say so, but the run's result stands
         print(f"envfence: warning: alerts: {exc.message} ({exc.hint})", file=sys.stderr)
 

@@ -19,10 +19,11 @@ def _report(session, send: bool) -> dict:
     checks = run_checks(session)
     data = {"environment": session.environment.name, "status": worst(checks), "checks": checks}
     if send:
-        from .alerts import alerts_from_checks, dispatch
+        from .alerts import alerts_from_checks, dispatch, held_state
 
         session.prepare()
-        data["alerts"] = dispatch(session, alerts_from_checks(session, checks))
+        with held_state(session):  # from reading the open incidents to saving them: one alert across hosts
+            data["alerts"] = dispatch(session, alerts_from_checks(session, checks))
     return data
 
 
