@@ -67,17 +67,22 @@ def disabled_guards(session: Any) -> list[Finding]:
     ]
 
 
+#: The plugin that keeps the audit trail: forcing is refused while it is disabled.
+#: (Another store of audit events, such as a database, may be switched off alone.)
+TRAIL_PLUGIN = "audit"
+
+
 def refusal(session: Any, request: RunRequest, blocking: tuple[Finding, ...], confirm: Callable[[str], bool] | None) -> str | None:
     """Why forcing past ``blocking`` is refused, or None when the run may go ahead forced."""
     env = session.environment.name
     if not request.force:
         return "; ".join(f.message for f in blocking)
-    silenced = session.plugins.disabled_implementing("audit_event")
-    if silenced:
+    silenced = [r for r in session.plugins.disabled_implementing("audit_event") if r.name == TRAIL_PLUGIN]
+    if silenced or not session.plugins.implementations("audit_event"):
         # Every override is on the record; with the trail switched off it could not be.
-        names = ", ".join(r.name for r in silenced)
+        names = ", ".join(r.name for r in silenced) or "every plugin that records audit events"
         return (
-            f"the audit plugin(s) {names} are disabled, so the override could not be recorded; "
+            f"{names} is disabled, so the override could not be recorded; "
             "enable them (drop -p no:NAME, clear ENVFENCE_DISABLE_PLUGINS, or list them in ENVFENCE_PLUGINS)"
         )
     if session.profile.strict and not (request.reason or "").strip():
