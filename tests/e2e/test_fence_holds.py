@@ -304,3 +304,12 @@ def test_one_secret_under_two_names_in_two_environments_is_found_without_showing
         assert "CREDENTIAL_SHARED_ACROSS_ENVIRONMENTS" in check.stdout, check.output
         assert "DEV_API_PASSWORD (development) and PROD_DB_PASSWORD (production)" in check.stdout
         assert "Canary" not in check.output
+
+
+@pytest.mark.parametrize("reason", ["deploy\n2026-11-30 02:00:00  touch  succeeded", "tab\tand\x1b[2Jescape"])
+def test_a_reason_that_would_forge_a_line_of_its_own_is_refused(project, run_cli, monkeypatch, reason):
+    _on(monkeypatch, "vm")  # production is blocked here (not enrolled), and development is not
+    for env in ("prod", "dev"):
+        result = run_cli("--env", env, "run", "touch", "--force", "--reason", reason, cwd=project)
+        assert result.exit_code == 3 and "one line of text" in result.stderr, result.output
+    assert not _ran(project, "production") and not _ran(project)

@@ -85,6 +85,8 @@ def refusal(session: Any, request: RunRequest, blocking: tuple[Finding, ...], co
             f"{names} is disabled, so the override could not be recorded; "
             "enable them (drop -p no:NAME, clear ENVFENCE_DISABLE_PLUGINS, or list them in ENVFENCE_PLUGINS)"
         )
+    if _bad_reason(request):
+        return _bad_reason(request)
     if session.profile.strict and not (request.reason or "").strip():
         return f"--force in {env} (a strict profile) needs --reason TEXT, which the audit trail records"
     if confirm is not None and not request.dry_run and not confirm(env):
@@ -96,4 +98,11 @@ def decide(session: Any, request: RunRequest, confirm: Callable[[str], bool] | N
     """The guards' findings and the override policy's answer for ``request``."""
     findings = tuple(guard_findings(session, request))
     blocking = tuple(f for f in findings if f.severity == "error")
-    return Decision(findings, blocking, refusal(session, request, blocking, confirm) if blocking else None)
+    return Decision(findings, blocking, refusal(session, request, blocking, confirm) if blocking else _bad_reason(request))
+
+
+def _bad_reason(request: RunRequest) -> str | None:
+    """Why ``--reason`` is refused: a newline in it would forge a line of its own in `status` and the log."""
+    if any(not c.isprintable() for c in request.reason or ""):
+        return "--reason must be one line of text, without a newline or control character"
+    return None
