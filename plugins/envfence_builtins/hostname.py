@@ -126,7 +126,10 @@ def enrollment(settings) -> Enrollment:
                     f"{where}.{name}.hosts: {broad!r} matches every host, so it would enroll every machine in {env}",
                     'name the hosts with a literal part, e.g. hosts = ["web-*.example.com"], or enroll by machine_ids',
                 )
-            (hosts if key == "hosts" else ids)[env] = tuple(v.strip().lower() for v in value)
+            if key == "hosts":
+                hosts[env] = tuple(normal(v) for v in value)  # compared as names are: "web-01.example.com." too
+            else:
+                ids[env] = tuple(v.strip().lower() for v in value)
     for env in settings.environments.values():
         broad = next((p for p in env.hostname_patterns if too_broad(p)), None)
         if broad is not None:

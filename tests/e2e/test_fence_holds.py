@@ -177,11 +177,12 @@ def _ran(project, env: str = "development") -> bool:
 
 # --- host names -------------------------------------------------------------------------
 
+@pytest.mark.parametrize("glob", ["web-*.example.com", "WEB-*.example.com."])
 @pytest.mark.parametrize("real", ["web-01.example.com.", "WEB-01.Example.COM", " web-01.example.com"])
-def test_an_enrolled_production_host_is_production_whatever_the_spelling_of_its_name(project, run_cli, monkeypatch, real):
+def test_an_enrolled_production_host_is_production_whatever_the_spelling_of_its_name(project, run_cli, monkeypatch, real, glob):
     """A fully qualified name ends in a dot; without care it escaped its enrollment and ran development."""
     _on(monkeypatch, real)
-    (project / "envfence.toml").write_text(TARGETS + '\n[hostname.production]\nhosts = ["web-*.example.com"]\n')
+    (project / "envfence.toml").write_text(TARGETS + f'\n[hostname.production]\nhosts = ["{glob}"]\n')
     result = run_cli("--env", "dev", "run", "touch", cwd=project)
     assert result.exit_code == 3 and "HOSTNAME_MISMATCH" in result.stderr, result.output
     assert not _ran(project)
