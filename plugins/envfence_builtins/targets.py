@@ -36,6 +36,7 @@ def owned_targets(settings) -> dict[str, str]:
     table: Mapping[str, Any] = settings.section(SECTION)
     where = f"{settings.source}: [{SECTION}]"
     owners: dict[str, str] = {}
+    spelled: dict[str, str] = {}  # targets compare without case, so two spellings are one target
     for env_name, identifiers in table.items():
         env = settings.resolve(env_name)
         if env is None:
@@ -52,11 +53,11 @@ def owned_targets(settings) -> dict[str, str]:
                 f'write it as {env_name} = ["appXXXXXXXXXXXXXX"]',
             )
         for identifier in identifiers:
-            identifier = identifier.strip()
+            identifier = spelled.setdefault(identifier.strip().lower(), identifier.strip())
             other = owners.setdefault(identifier, env)
             if other != env:
                 raise ConfigurationError(
-                    f"{where}: {identifier!r} is listed for both {other} and {env}",
+                    f"{where}: {identifier!r} is listed for both {other} and {env} (targets compare without regard to case)",
                     "a target belongs to one environment: remove it from the other list",
                 )
     return owners
