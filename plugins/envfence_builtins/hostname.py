@@ -11,11 +11,15 @@ A host's class is decided by enrollment first, by the tokens of its name second:
       hosts = ["ip-10-0-0-*", "web-*.example.com"]
       machine_ids = ["3d1219c7c4c5404aaa1f6d2a48adfda4"]
 
-  When any rule matches, tokens are not consulted.
+  When any rule matches, tokens are not consulted. A glob without a literal
+  character (``*``) would enroll every machine and is refused.
 - **Tokens**: the name is split on ``-``, ``.``, ``_`` and digits, and each
   token is compared, whole and case-insensitively, with every environment's
   ``hostname_patterns`` (shell-style globs allowed). ``web-prod-01`` is
   production while ``productivity-box`` is not.
+
+Names and globs are compared in lower case, without blanks or a trailing dot
+(:func:`normal`).
 
 The guard (:func:`pre_run_safety`) blocks a run whose environment disagrees
 with the host's class, a run of any environment on a host that carries
