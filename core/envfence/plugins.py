@@ -213,7 +213,13 @@ class PluginManager(HookCalls):
         only when a run asks, to look for the hook. One whose module cannot be
         imported counts as a guard: nothing shows that it is not one.
         """
-        return self.disabled_implementing("pre_run_safety")
+        # A guard loaded and then unregistered behind the manager's back (by another plugin) is gone too.
+        vanished = [
+            attrs.evolve(r, status="disabled", reason="unregistered after loading")
+            for r in self.records.values()
+            if r.status == "loaded" and "pre_run_safety" in r.hooks and self.pm.get_plugin(r.name) is None
+        ]
+        return self.disabled_implementing("pre_run_safety") + vanished
 
     def disabled_implementing(self, hook: str) -> list[PluginRecord]:
         """The disabled plugins that implement ``hook`` (or cannot be inspected), as :meth:`disabled_guards` finds them."""

@@ -314,3 +314,29 @@ def test_a_reason_that_would_forge_a_line_of_its_own_is_refused(project, run_cli
         result = run_cli("--env", env, "run", "touch", "--force", "--reason", reason, cwd=project)
         assert result.exit_code == 3 and "one line of text" in result.stderr, result.output
     assert not _ran(project, "production") and not _ran(project)
+
+
+class _Unregisterer:
+    """A third-party plugin that takes the hostname guard out of the manager while the run validates."""
+
+    from envfence import hookimpl
+
+    @hookimpl
+    def validate(self, session):
+        plugin = session.plugins.pm.get_plugin("hostname")
+        if plugin is not None:
+            session.plugins.pm.unregister(plugin)
+        return []
+
+
+def test_a_guard_another_plugin_unregisters_counts_as_disabled(project, run_cli, monkeypatch):
+    from envfence.plugins import add_inline_plugin, remove_inline_plugin
+
+    _on(monkeypatch, "web-prod-01")
+    name = add_inline_plugin(_Unregisterer(), "unregisterer")
+    try:
+        result = run_cli("--env", "dev", "run", "touch", cwd=project)
+    finally:
+        remove_inline_plugin(name)
+    assert result.exit_code == 3 and "GUARD_DISABLED" in result.stderr and "unregistered after loading" in result.stderr, result.output
+    assert not _ran(project)
