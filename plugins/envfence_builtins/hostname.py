@@ -160,13 +160,29 @@ def classify(hostname: str, settings, machine: str | None = None) -> HostInfo:
     if enrolled:
         return HostInfo(hostname=hostname, tokens=parts, matches=tuple(enrolled), enrolled=True, machine_id=machine)
     matches: list[tuple[str, str]] = []
+    markers = _unqualified(parts)
     for env in settings.environments.values():
         patterns = [p.lower() for p in env.hostname_patterns]
-        for token in parts:
+        for token in markers:
             if any(fnmatch.fnmatchcase(token, p) for p in patterns):
                 matches.append((env.name, token))
                 break
     return HostInfo(hostname=hostname, tokens=parts, matches=tuple(matches), machine_id=machine)
+
+
+#: Tokens that make the marker beside them say the opposite, or something else:
+#: ``non-prod``, ``not-prod`` and ``pre-prod`` are no production hosts, nor is ``prod-like``.
+QUALIFIERS_BEFORE = frozenset({"non", "not", "pre"})
+QUALIFIERS_AFTER = frozenset({"like"})
+
+
+def _unqualified(parts: tuple[str, ...]) -> list[str]:
+    """The tokens that can be markers: those no qualifier stands beside."""
+    return [
+        token
+        for i, token in enumerate(parts)
+        if not (i and parts[i - 1] in QUALIFIERS_BEFORE) and not (i + 1 < len(parts) and parts[i + 1] in QUALIFIERS_AFTER)
+    ]
 
 
 @hookimpl

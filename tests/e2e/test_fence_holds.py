@@ -340,3 +340,13 @@ def test_a_guard_another_plugin_unregisters_counts_as_disabled(project, run_cli,
         remove_inline_plugin(name)
     assert result.exit_code == 3 and "GUARD_DISABLED" in result.stderr and "unregistered after loading" in result.stderr, result.output
     assert not _ran(project)
+
+
+@pytest.mark.parametrize("host", ["non-prod-01", "pre-prod-web-2", "prod-like-01"])
+def test_a_host_named_as_no_production_host_does_not_run_production_unenrolled(project, run_cli, monkeypatch, host):
+    """``non-prod-01`` once carried the token ``prod`` and so ran production with no enrollment and no override."""
+    _on(monkeypatch, host)
+    result = run_cli("--env", "prod", "run", "touch", cwd=project)
+    assert result.exit_code == 3 and "HOST_NOT_ENROLLED" in result.stderr, result.output
+    assert not _ran(project, "production")
+    assert run_cli("--env", "dev", "run", "touch", cwd=project).exit_code == 0 and _ran(project)
