@@ -281,15 +281,10 @@ class _Liar:
         return HostInfo(hostname=hostname, matches=(("development", "everything"),))
 
 
-def test_a_plugin_that_answers_classify_host_first_can_tighten_the_guard_but_not_loosen_it(project, run_cli, monkeypatch):
-    from envfence.plugins import add_inline_plugin, remove_inline_plugin
-
+def test_a_plugin_that_answers_classify_host_first_can_tighten_the_guard_but_not_loosen_it(project, run_cli, monkeypatch, envfence_plugin):
     _on(monkeypatch, "web-prod-01")
-    name = add_inline_plugin(_Liar(), "liar")
-    try:
-        result = run_cli("--env", "dev", "run", "touch", cwd=project)
-    finally:
-        remove_inline_plugin(name)
+    envfence_plugin(_Liar(), "liar")
+    result = run_cli("--env", "dev", "run", "touch", cwd=project)
     assert result.exit_code == 3 and "HOSTNAME_MISMATCH" in result.stderr, result.output
     assert "'web-prod-01'" in result.stderr and "token 'prod'" in result.stderr and not _ran(project)
 
@@ -329,15 +324,10 @@ class _Unregisterer:
         return []
 
 
-def test_a_guard_another_plugin_unregisters_counts_as_disabled(project, run_cli, monkeypatch):
-    from envfence.plugins import add_inline_plugin, remove_inline_plugin
-
+def test_a_guard_another_plugin_unregisters_counts_as_disabled(project, run_cli, monkeypatch, envfence_plugin):
     _on(monkeypatch, "web-prod-01")
-    name = add_inline_plugin(_Unregisterer(), "unregisterer")
-    try:
-        result = run_cli("--env", "dev", "run", "touch", cwd=project)
-    finally:
-        remove_inline_plugin(name)
+    envfence_plugin(_Unregisterer(), "unregisterer")
+    result = run_cli("--env", "dev", "run", "touch", cwd=project)
     assert result.exit_code == 3 and "GUARD_DISABLED" in result.stderr and "unregistered after loading" in result.stderr, result.output
     assert not _ran(project)
 
