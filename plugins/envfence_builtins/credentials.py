@@ -125,6 +125,35 @@ def _reads(session) -> dict[str, dict[str, tuple[str, Any]]]:
     return views
 
 
+def _shared_reads(views: dict[str, dict[str, tuple[str, Any]]]) -> list[tuple[str, str, str, str]]:
+    """Pairs of environments that read one secret value under two keys: (first, second, key_a, key_b).
+
+    ``views`` is :func:`_reads`. Each environment's secrets are revealed once
+    and grouped by value, whatever the keys are called (``DEV_API_PASSWORD``
+    and ``PROD_DB_PASSWORD`` holding one secret are shared too); within a
+    group, each pair of keys read by two environments is reported at the first
+    such pair (in name order): linear in environments times keys, not in
+    pairs of environments.
+    """
+    names = sorted(views)
+    groups: dict[str, dict[str, list[int]]] = {}
+    for index, env in enumerate(names):
+        for key, value in views[env].values():
+            if isinstance(value, Secret):
+                groups.setdefault(reveal(value), {}).setdefault(key, []).append(index)
+    pairs = []
+    for readers in groups.values():
+        keys = list(readers)
+        for n, key_a in enumerate(keys):
+            for key_b in keys[n + 1 :]:
+                # Two keys of one environment holding one value are no sharing between environments.
+                across = sorted((min(i, j), max(i, j), i > j) for i in readers[key_a] for j in readers[key_b] if i != j)
+                if across:
+                    first, second, swapped = across[0]
+                    pairs.append((first, second, *((key_b, key_a) if swapped else (key_a, key_b))))
+    return [(names[i], names[j], a, b) for i, j, a, b in sorted(pairs, key=lambda pair: pair[:2])]
+
+
 @hookimpl
 def validate(session) -> list[Finding]:
     """Prefix discipline and isolation between environments."""
@@ -166,31 +195,19 @@ def validate(session) -> list[Finding]:
             )
 
     reported: set[frozenset[str]] = set()
-    views = _reads(session)
-    names = sorted(views)
-    for i, first in enumerate(names):
-        for second in names[i + 1 :]:
-            # By value, whatever the names: DEV_API_PASSWORD and PROD_DB_PASSWORD holding one secret are shared too.
-            theirs: dict[str, list[str]] = {}
-            for key_b, value_b in views[second].values():
-                if isinstance(value_b, Secret):
-                    theirs.setdefault(reveal(value_b), []).append(key_b)
-            for key_a, value_a in views[first].values():
-                if not isinstance(value_a, Secret):
-                    continue
-                key_b = next((k for k in theirs.get(reveal(value_a), ()) if k != key_a), None)
-                pair = frozenset((key_a, key_b))
-                if key_b is None or pair in reported:
-                    continue
-                reported.add(pair)
-                findings.append(
-                    Finding(
-                        "CREDENTIAL_SHARED_ACROSS_ENVIRONMENTS",
-                        "error",
-                        f"{key_a} ({first}) and {key_b} ({second}) hold the same secret: the environments are not isolated",
-                        "issue a separate credential for each environment and revoke the shared one",
-                        key=key_a,
-                        plugin="credentials",
-                    )
-                )
+    for first, second, key_a, key_b in _shared_reads(_reads(session)):
+        pair = frozenset((key_a, key_b))
+        if pair in reported:
+            continue
+        reported.add(pair)
+        findings.append(
+            Finding(
+                "CREDENTIAL_SHARED_ACROSS_ENVIRONMENTS",
+                "error",
+                f"{key_a} ({first}) and {key_b} ({second}) hold the same secret: the environments are not isolated",
+                "issue a separate credential for each environment and revoke the shared one",
+                key=key_a,
+                plugin="credentials",
+            )
+        )
     return findings
