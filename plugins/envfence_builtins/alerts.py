@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import sys
 import uuid
-from typing import Any, Iterable
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
 
 import attrs
 
@@ -80,11 +81,39 @@ def state_file(paths):
 
 
 def load_state(session) -> dict[str, Any]:
-    """The persisted alert state (``incidents``, ``pending``)."""
+    """The persisted alert state (``incidents``, ``pending``); a file of another shape is an error naming it.
+
+    A damaged file is never treated as empty: rewriting it would lose the
+    alerts still to deliver, so it stays for the user to look at.
+    """
     from .state_files import read_json
 
-    data = read_json(state_file(session.paths), {})
-    return {"incidents": dict(data.get("incidents", {})), "pending": list(data.get("pending", []))}
+    path = state_file(session.paths)
+    data = read_json(path, {})
+    incidents, pending = (data.get("incidents", {}), data.get("pending", [])) if isinstance(data, dict) else (None, None)
+    shaped = isinstance(incidents, dict) and all(isinstance(v, dict) for v in incidents.values()) and isinstance(pending, list)
+    try:
+        for item in pending if shaped else ():
+            _alert_from(item["alert"])
+            shaped = shaped and isinstance(item["channels"], list)
+    except (KeyError, TypeError, ValueError):
+        shaped = False
+    if not shaped:
+        raise EnvfenceError(f"{path} is damaged (not the incidents and pending alerts envfence keeps)",
+                            f"move it aside (mv {path} {path}.damaged); envfence starts a new one")
+    return {"incidents": dict(incidents), "pending": list(pending)}
+
+
+@contextmanager
+def _state_lock(session) -> Iterator[None]:
+    """Held while the alert state is read, delivered and written: two runs never send one alert twice."""
+    import fcntl
+
+    from envfence import files
+
+    with files.open_lock(session.paths, "alerts.state") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        yield
 
 
 def _save(session, state: dict[str, Any]) -> None:
@@ -145,10 +174,17 @@ def dispatch(session, alerts: list[Alert]) -> dict[str, list]:
     worked: an alert that could not be delivered waits in ``pending`` for
     the next try. :returns: ``sent`` (alert, channel) and ``pending`` lists.
     """
+    with _state_lock(session):
+        return _dispatch(session, alerts)
+
+
+def _dispatch(session, alerts: list[Alert]) -> dict[str, list]:
     state = load_state(session)
     channels = channels_for(session.settings, session.environment.name)
     queue = [(p["alert"], p["channels"], p.get("attempts", 0), p.get("message_id")) for p in state["pending"]]
     for alert in alerts:
+        if (alert.incident in state["incidents"]) == (alert.state == "firing"):
+            continue  # another process opened (or closed) this incident since it was decided: it alerted already
         data = _alert_data(alert)
         queue.append((data, list(channels), 0, f"msg_{uuid.uuid4().hex}"))
         if alert.state == "firing":
@@ -212,7 +248,10 @@ def send_email(session, alert: Alert) -> None:
     table = session.settings.section(SECTION).get("email", {})
     if not table.get("host") or not table.get("to"):
         raise DeliveryError(f"email: [{SECTION}.email] needs host and to in {session.settings.source}")
-    host, port = str(table["host"]), int(table.get("port", 25))
+    host, port = str(table["host"]), table.get("port", 25)
+    if isinstance(port, bool) or not str(port).isdigit():
+        raise DeliveryError(f"email: [{SECTION}.email] port in {session.settings.source} is {port!r}, not a port number (e.g. 587)")
+    port = int(port)
     message = EmailMessage()
     message["Subject"] = _subject(alert)
     message["From"] = table.get("from", f"envfence@{session.host.hostname}")

@@ -139,9 +139,16 @@ def audit_check(session) -> Check:
     from .audit_trail import trail_path, verify
 
     trail = trail_path(session.paths)
+    head = trail.with_suffix(".head")
+    if not trail.exists() and head.exists():  # the head outlives only a trail that was removed
+        return Check("audit", "CRITICAL", f"the audit trail {trail} is missing, but its head ({head.name}) says it had records: "
+                     "it was removed")
     if not trail.exists():
         return Check("audit", "OK", f"no audit trail yet ({trail.name})")
-    count, problem = verify(trail)
+    try:
+        count, problem = verify(trail)
+    except OSError as exc:
+        return Check("audit", "UNKNOWN", f"cannot read the audit trail {trail} ({exc.strerror or exc})")
     if problem is None:
         return Check("audit", "OK", f"audit chain intact ({count} record(s))", value=count)
     return Check("audit", "CRITICAL", f"audit chain broken at line {problem.get('line')}: {problem['reason']}", value=count)

@@ -263,8 +263,13 @@ def markers(session) -> tuple[str, str]:
     return f"# BEGIN envfence {where}", f"# END envfence {where}"
 
 
-def crontab_block(session) -> str:
-    """The crontab lines of the environment, between marker lines."""
+def crontab_block(session, inherited: str | None = None) -> str:
+    """The crontab lines of the environment, between marker lines.
+
+    ``inherited`` is the ``CRON_TZ`` the user's crontab sets above the block:
+    the block then names its own zone (the machine's when none is declared),
+    and hands the user's back to the lines after it.
+    """
     begin, end = markers(session)
     root = shlex.quote(str(session.root.path))
     lines = [
@@ -273,17 +278,31 @@ def crontab_block(session) -> str:
         f"`envfence --env {session.environment.name} schedule install`",
     ]
     named, local = zone_name(session), _local_name(session)
-    if named:
-        lines.append(f"CRON_TZ={named}")
+    fires_in = named or (local if inherited else None)
+    if fires_in:
+        lines.append(f"CRON_TZ={fires_in}")
+    elif inherited:
+        lines.append(f"# times are in {inherited} (the CRON_TZ above); this machine's zone has no name to pin")
     else:
         lines.append(f"# times are in this machine's zone ({local or 'its local time'}); set timezone in the settings to pin one")
     for entry in entries(session):
         lines.append(f"{entry.expression} cd {root} && {shlex.join(command_line(session, entry))}")
-    if named and local != named:
-        # cron reads CRON_TZ for every line after it: the lines after the block keep the machine's zone.
-        lines.append(f"CRON_TZ={local}" if local else "# lines after this block fire in the zone above (CRON_TZ)")
+    after = inherited or local
+    if fires_in and after != fires_in:
+        # cron reads CRON_TZ for every line after it: the lines after the block keep the zone they had.
+        lines.append(f"CRON_TZ={after}" if after else "# lines after this block fire in the zone above (CRON_TZ)")
     lines.append(end)
     return "\n".join(lines) + "\n"
+
+
+def inherited_zone(before: str) -> str | None:
+    """The ``CRON_TZ`` a crontab's lines above envfence's block set (the last one wins), or None."""
+    found = None
+    for line in before.splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name.strip() == "CRON_TZ":
+            found = value.strip().strip("'\"") or None
+    return found
 
 
 def _local_name(session) -> str | None:
@@ -300,6 +319,12 @@ def split_crontab(text: str, begin: str, end: str) -> tuple[str, str | None, str
     stripped = [line.rstrip("\n") for line in lines]
     if begin not in stripped:
         return text, None, ""
+    if stripped.count(begin) > 1 or stripped.count(end) > 1:
+        # Replacing one block would leave the other firing: every run would happen twice.
+        raise EnvfenceError(
+            f"the installed crontab has envfence's block twice ({begin!r})",
+            "edit it with `crontab -e` and keep one block (or none), then run `envfence schedule install` again",
+        )
     first = stripped.index(begin)
     if end not in stripped[first:]:
         raise EnvfenceError(

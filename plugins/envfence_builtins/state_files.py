@@ -40,4 +40,8 @@ def write_outside(path: Path, data: bytes | str, mode: int = 0o644) -> Path:
     """Write a file the user named outside any tree (a report, unit files, an off-site archive), atomically."""
     from envfence import files
 
-    return files.write_atomic(path.parent, path.name, data, mode=mode, dir_mode=0o755)
+    try:
+        return files.write_atomic(path.parent, path.name, data, mode=mode, dir_mode=0o755)
+    except OSError as exc:  # the named place itself cannot be opened (a file where its directory belongs, no access)
+        raise EnvfenceError(f"cannot write {path}: {exc.strerror or exc}",
+                            "name a file in a directory you may write to; nothing was written") from None

@@ -1,0 +1,215 @@
+"""Operations commands under attack: damaged state, hostile crontabs, unwritable targets, bad settings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+JOBS = "def ok(ctx):\n    ctx.say('fine')\n"
+SYNC = '[automations.sync]\nrun = "jobs:ok"\nschedule = "0 3 * * *"\n'
+
+
+def _no_traceback(result):
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("content", ["[]", '{"incidents": [], "pending": {}}', '{"pending": [{"nonsense": 1}]}', "{bad"])
+def test_a_damaged_alert_state_file_is_named_and_the_run_still_counts(make_project, run_cli, content):
+    root = make_project({"jobs.py": JOBS}, settings=SYNC + '[thresholds.sync]\nmax_memory = "1KB"\n')
+    state = root / "var" / "development" / "state"
+    state.mkdir(parents=True)
+    (state / "alerts.json").write_text(content)
+    ran = run_cli("run", "sync", cwd=root)
+    _no_traceback(ran)
+    assert ran.exit_code == 0, ran.output
+    assert "alerts.json" in ran.stderr and "move it aside" in ran.stderr
+    assert (state / "alerts.json").read_text() == content  # nothing lost: the file stays for the user to look at
+    shown = run_cli("alerts", "show", cwd=root)
+    _no_traceback(shown)
+    assert shown.exit_code == 1 and "alerts.json" in shown.stderr
+
+
+def test_a_smtp_port_that_is_no_number_is_a_delivery_error_and_the_alert_is_kept(make_project, run_cli):
+    root = make_project({"jobs.py": JOBS}, settings=SYNC + '[thresholds.sync]\nmax_memory = "1KB"\n'
+                        '[alerts.escalation]\ndevelopment = ["email"]\n[alerts.email]\nhost = "127.0.0.1"\nport = "smtp"\nto = ["a@b"]\n')
+    ran = run_cli("run", "sync", cwd=root)
+    _no_traceback(ran)
+    assert ran.exit_code == 0
+    assert "port" in ran.stderr and "kept and retried" in ran.stderr
+    [pending] = json.loads(run_cli("alerts", "show", "--json", cwd=root).stdout)["pending"]
+    assert pending["channels"] == ["email"]
+
+
+def test_metrics_textfile_where_no_file_can_be_written_is_a_clear_error(make_project, run_cli, tmp_path):
+    pytest.importorskip("prometheus_client")
+    root = make_project({"jobs.py": JOBS}, settings=SYNC)
+    assert run_cli("run", "sync", cwd=root).exit_code == 0
+    not_a_dir = tmp_path / "collector"
+    not_a_dir.write_text("a file where the directory belongs")
+    result = run_cli("metrics", "--textfile", str(not_a_dir / "envfence.prom"), cwd=root)
+    _no_traceback(result)
+    assert result.exit_code == 1 and str(not_a_dir / "envfence.prom") in result.stderr
+    assert not_a_dir.read_text() == "a file where the directory belongs"
+
+
+def test_metrics_textfile_at_a_symlink_replaces_the_link_never_the_file_it_points_to(make_project, run_cli, tmp_path):
+    pytest.importorskip("prometheus_client")
+    root = make_project({"jobs.py": JOBS}, settings=SYNC)
+    assert run_cli("run", "sync", cwd=root).exit_code == 0
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    link = tmp_path / "out" / "envfence.prom"
+    link.parent.mkdir()
+    link.symlink_to(victim)
+    result = run_cli("metrics", "--textfile", str(link), cwd=root)
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "keep me"
+    assert not link.is_symlink() and "envfence_runs" in link.read_text()
+
+
+def _fake_crontab(tmp_path, monkeypatch, content: str, fail_write: bool = False):
+    store = tmp_path / "crontab.txt"
+    store.write_text(content)
+    program = tmp_path / "crontab"
+    write = "echo 'crontab: installing new crontab: disk full' >&2; exit 1" if fail_write else f'cat > "{store}"'
+    program.write_text(f'#!/bin/sh\nif [ "$1" = "-l" ]; then cat "{store}"; else {write}; fi\n')
+    program.chmod(0o755)
+    monkeypatch.setenv("ENVFENCE_CRONTAB", str(program))
+    return store
+
+
+def test_schedule_install_refuses_a_crontab_with_two_blocks_of_the_same_environment(make_project, run_cli, tmp_path, monkeypatch):
+    root = make_project({"jobs.py": JOBS}, settings=SYNC)
+    begin, end = f"# BEGIN envfence {root} development", f"# END envfence {root} development"
+    twice = f"{begin}\n0 1 * * * old-one\n{end}\nMAILTO=me\n{begin}\n0 2 * * * old-two\n{end}\n"
+    store = _fake_crontab(tmp_path, monkeypatch, twice)
+    result = run_cli("schedule", "install", cwd=root)
+    _no_traceback(result)
+    assert result.exit_code == 1 and "twice" in result.stderr and "crontab -e" in result.stderr
+    assert store.read_text() == twice  # nothing changed
+
+
+def test_schedule_install_keeps_the_users_cron_tz_for_the_lines_after_the_block(make_project, run_cli, tmp_path, monkeypatch):
+    root = make_project({"jobs.py": JOBS}, settings='timezone = "Europe/Paris"\n' + SYNC)
+    begin, end = f"# BEGIN envfence {root} development", f"# END envfence {root} development"
+    store = _fake_crontab(tmp_path, monkeypatch,
+                          f"CRON_TZ=America/New_York\n{begin}\n0 1 * * * old\n{end}\n30 6 * * * backup-my-photos\n")
+    assert run_cli("schedule", "install", cwd=root).exit_code == 0
+    lines = store.read_text().splitlines()
+
+    def zone_of(text):  # the CRON_TZ in force for a line: the last one above it
+        return [l for l in lines[: next(i for i, l in enumerate(lines) if text in l)] if l.startswith("CRON_TZ=")][-1]
+
+    assert zone_of("run sync") == "CRON_TZ=Europe/Paris"
+    assert zone_of("backup-my-photos") == "CRON_TZ=America/New_York"  # the user's own line keeps the user's zone
+    assert run_cli("schedule", "diff", cwd=root).exit_code == 0
+    assert run_cli("schedule", "install", cwd=root).stdout.startswith("crontab already up to date")
+
+
+def test_schedule_without_a_zone_pins_the_machines_zone_against_a_users_cron_tz(make_project, run_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    root = make_project({"jobs.py": JOBS}, settings=SYNC)
+    store = _fake_crontab(tmp_path, monkeypatch, "CRON_TZ=America/New_York\n30 6 * * * backup-my-photos\n")
+    assert run_cli("schedule", "install", cwd=root).exit_code == 0
+    lines = store.read_text().splitlines()
+    above = [l for l in lines[: next(i for i, l in enumerate(lines) if "run sync" in l)] if l.startswith("CRON_TZ=")]
+    assert above[-1] == "CRON_TZ=Asia/Tokyo"  # what `envfence schedule list` promised, not the user's zone
+    assert run_cli("schedule", "diff", cwd=root).exit_code == 0
+
+
+def test_schedule_install_with_a_crontab_program_that_fails_changes_nothing(make_project, run_cli, tmp_path, monkeypatch):
+    root = make_project({"jobs.py": JOBS}, settings=SYNC)
+    store = _fake_crontab(tmp_path, monkeypatch, "0 1 * * * mine\n", fail_write=True)
+    result = run_cli("schedule", "install", cwd=root)
+    _no_traceback(result)
+    assert result.exit_code == 1 and "disk full" in result.stderr and "nothing was changed" in result.stderr
+    assert store.read_text() == "0 1 * * * mine\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["pause", "nosuch", "--reason", "x"], "nosuch"),
+    (["pause", "sync", "--until", "yesterday-ish", "--reason", "x"], "--until"),
+    (["pause", "sync", "--until", "2001-01-01T00:00", "--reason", "x"], "past"),
+    (["resume", "nosuch"], "nosuch"),
+])
+def test_pause_refuses_bad_input_with_a_clear_error(make_project, run_cli, args, message):
+    root = make_project({"jobs.py": JOBS}, settings=SYNC)
+    result = run_cli(*args, cwd=root)
+    _no_traceback(result)
+    assert result.exit_code != 0 and message in result.stderr, result.output
+    assert run_cli("run", "sync", cwd=root).exit_code == 0  # nothing was paused
+
+
+@pytest.mark.parametrize("window", ["sun 25:00-26:00", "someday 01:00-02:00", "sun 02:00", 7])
+def test_a_garbage_maintenance_window_is_a_check_finding_and_runs_are_not_silently_allowed(make_project, run_cli, window):
+    value = json.dumps(window) if isinstance(window, str) else str(window)
+    root = make_project({"jobs.py": JOBS}, settings=SYNC + f"[maintenance]\ndevelopment = [{value}]\n")
+    checked = run_cli("check", cwd=root)
+    _no_traceback(checked)
+    assert "maintenance.development" in checked.output
+    ran = run_cli("run", "sync", cwd=root)
+    _no_traceback(ran)
+    assert ran.exit_code != 0 and "maintenance.development" in ran.stderr
+
+
+def test_health_with_a_corrupt_history_is_unknown_not_a_traceback(make_project, run_cli):
+    root = make_project({"jobs.py": JOBS}, settings=SYNC)
+    assert run_cli("run", "sync", cwd=root).exit_code == 0
+    (root / "var" / "development" / "history.sqlite3").write_bytes(b"this is not a database" * 100)
+    result = run_cli("health", cwd=root)
+    _no_traceback(result)
+    assert result.exit_code in (2, 3) and "history.sqlite3" in result.output
+    data = run_cli("health", "--json", cwd=root)
+    _no_traceback(data)
+
+
+def test_health_with_a_missing_audit_trail_says_so(make_project, run_cli):
+    root = make_project({"jobs.py": JOBS}, settings=SYNC)
+    assert run_cli("run", "sync", cwd=root).exit_code == 0
+    for p in (root / "var" / "development" / "audit").iterdir():
+        if p.suffix == ".jsonl":
+            p.unlink()
+    result = run_cli("health", cwd=root)
+    _no_traceback(result)
+    assert result.exit_code in (1, 2), result.output
+
+
+def test_report_escapes_names_and_messages(make_project, run_cli, tmp_path):
+    pytest.importorskip("matplotlib")
+    root = make_project({"jobs.py": "def bad(ctx):\n    raise RuntimeError('<script>alert(1)</script>')\n"},
+                        settings='[automations."x<img src=y>"]\nrun = "jobs:bad"\n')
+    run_cli("run", "x<img src=y>", cwd=root)
+    out = tmp_path / "r.html"
+    result = run_cli("report", "--html", str(out), cwd=root)
+    _no_traceback(result)
+    if result.exit_code == 0:
+        page = out.read_text()
+        assert "<img src=y>" not in page and "<script>alert" not in page
+
+
+def test_report_with_an_empty_history(make_project, run_cli, tmp_path):
+    pytest.importorskip("matplotlib")
+    root = make_project({"jobs.py": JOBS}, settings=SYNC)
+    out = tmp_path / "r.html"
+    result = run_cli("report", "--html", str(out), cwd=root)
+    _no_traceback(result)
+    assert result.exit_code == 0, result.output
+    assert run_cli("report", "--json", cwd=root).exit_code == 0
+
+
+def test_an_alert_decided_by_two_processes_is_sent_once(make_project, run_cli, capsys):
+    """Two processes that both saw the incident closed both decide to alert; the second, under the lock, sends nothing."""
+    import envfence
+    from envfence_builtins import alerts
+    from envfence_builtins.thresholds import Crossing
+
+    root = make_project({"jobs.py": JOBS}, settings=SYNC)
+    session = envfence.open_session(root=root)
+    session.prepare()
+    crossing = Crossing("sync", "max_memory", True, "sync peaked at 90 MB (limit 1 KB)", "warning", 90, 1, "run-1")
+    first, second = alerts.incidents_from(session, [crossing]), alerts.incidents_from(session, [crossing])
+    assert len(first) == len(second) == 1  # both decided before either sent
+    assert len(alerts.dispatch(session, first)["sent"]) == 1
+    assert alerts.dispatch(session, second)["sent"] == []
+    assert capsys.readouterr().err.count("envfence: ALERT") == 1
