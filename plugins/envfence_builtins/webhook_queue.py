@@ -146,6 +146,7 @@ class WebhookQueue:
                 files.ensure_file(paths, relative + side)  # raises the SafetyError naming the link
         self.path = files.ensure_file(paths, relative)
         self.paths = paths
+        self._identity = self._inode()
         self._lock = threading.Lock()
         self._group = threading.Condition()
         self._waiting: list[_Pending] = []
@@ -154,6 +155,26 @@ class WebhookQueue:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # each commit reaches the disk before the 2xx
         self._db.executescript(_SCHEMA)
+
+    def _inode(self) -> tuple[int, int] | None:
+        import os
+        import stat
+
+        try:
+            found = os.lstat(self.path)
+        except FileNotFoundError:
+            return None
+        return (found.st_dev, found.st_ino) if stat.S_ISREG(found.st_mode) else None
+
+    def check_in_place(self) -> None:
+        """Raise :class:`EnvfenceError` when the queue file was moved, removed or replaced (by a link) since it was opened.
+
+        SQLite keeps writing to the file it opened: events accepted into a
+        file no longer at its place would be lost to every later start.
+        """
+        if self._inode() != self._identity:
+            raise EnvfenceError(f"{self.path} was replaced or removed while the queue was open; no event is accepted into it",
+                                "put the queue file back, or restart `envfence serve` (it refuses a link there)")
 
     def close(self) -> None:
         """Close the connection."""
@@ -209,6 +230,7 @@ class WebhookQueue:
 
     def _store(self, batch: list["_Pending"]) -> None:
         try:
+            self.check_in_place()
             with self._transaction() as db:
                 for entry in batch:
                     cursor = db.execute(
@@ -306,12 +328,12 @@ class WebhookQueue:
         query = "SELECT * FROM events" + (" WHERE status=?" if status else "") + " ORDER BY seq DESC LIMIT ?"
         return self._select(query, ((status,) if status else ()) + (limit,))
 
-    def get(self, ref: str) -> WebhookEvent | None:
-        """The event whose event id (or queue number) is ``ref``."""
+    def find(self, ref: str) -> list[WebhookEvent]:
+        """The events whose event id (or else queue number) is ``ref``: more than one when routes share an id."""
         found = self._select("SELECT * FROM events WHERE event_id=? ORDER BY seq", (ref,))
         if not found and ref.isdigit():
             found = self._select("SELECT * FROM events WHERE seq=?", (int(ref),))
-        return found[0] if found else None
+        return found
 
     def retry(self, seq: int) -> bool:
         """Make a dead (or dropped) event pending again, with fresh tries; False if it is not dead or dropped."""
@@ -339,11 +361,12 @@ class WebhookQueue:
     def writable(self) -> bool:
         """True when a write transaction can be started (the disk and the lock are usable)."""
         try:
+            self.check_in_place()
             with self._lock:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute("ROLLBACK")
             return True
-        except sqlite3.Error:
+        except (sqlite3.Error, EnvfenceError):
             return False
 
     def _select(self, query: str, args: tuple) -> list[WebhookEvent]:

@@ -261,8 +261,8 @@ class Receiver:
             raise Refused(401, f"signature: {exc}") from None
         try:
             payload = json.loads(body)
-        except ValueError:
-            raise Refused(400, "the body is not JSON") from None
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than any parser here (or the automation) goes
+            raise Refused(400, "the body is not JSON (or nests too deep)") from None
         if not isinstance(payload, dict):
             raise Refused(400, "the body is not a JSON object")
         event_id = provider.event_id(headers, body)

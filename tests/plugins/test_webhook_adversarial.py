@@ -1,0 +1,140 @@
+"""The webhook receiver and its queue under attack: hostile bodies, ambiguous ids, a swapped queue file, secrets in `queue show`."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+
+import pytest
+import requests
+
+from test_webhook_queue_cli import CANARY, enqueue
+from test_webhook_queue_cli import project  # noqa: F401  (a fixture)
+from test_webhook_receiver import DEV_HCP, Receiver, free_ports, hcp_headers, job, make_receiver_project, runs, wait_until
+
+pytest.importorskip("waitress")
+
+
+@pytest.fixture(scope="module")
+def receiver(tmp_path_factory):
+    port, = free_ports(1)
+    root = make_receiver_project(tmp_path_factory.mktemp("adv") / "proj", {"development": port})
+    started = Receiver(root, "development", port)
+    yield started
+    started.stop()
+
+
+def _raw(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_signed_body_nested_too_deep_to_parse_is_refused_with_400_not_an_outage(receiver):
+    body = b'{"a":' + b"[" * 1500 + b"]" * 1500 + b"}"  # under the route's 4096 bytes, deeper than the parser goes
+    assert "max_body = 4096" in (receiver.root / "envfence.toml").read_text()
+    answer = receiver.post("/housecallpro", body, hcp_headers(DEV_HCP, body))
+    assert answer.status_code == 400 and answer.json() == {"error": "bad request"}
+    assert "RecursionError" not in receiver.stderr()
+
+
+def test_a_chunked_body_without_content_length_over_the_limit_is_413_and_never_queued(receiver):
+    body = job(pad="x" * 50_000)
+    head = "".join(f"{k}: {v}\r\n" for k, v in hcp_headers(DEV_HCP, body).items())
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 4096]), body[i:i + 4096]) for i in range(0, len(body), 4096))
+    answer = _raw(receiver.port, b"POST /housecallpro HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\nConnection: close\r\n" + head.encode() + b"\r\n" + chunks + b"0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 413")
+
+
+def test_a_header_with_a_bare_cr_or_a_negative_length_is_refused_by_the_server(receiver):
+    bare_cr = _raw(receiver.port, b"POST /housecallpro HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"X-Evil: a\rb\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+    negative = _raw(receiver.port, b"POST /housecallpro HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: -5\r\nConnection: close\r\n\r\n{}")
+    assert bare_cr.startswith((b"HTTP/1.0 400", b"HTTP/1.1 400")) and negative.startswith((b"HTTP/1.0 400", b"HTTP/1.1 400"))
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    {"api-timestamp": "now", "api-signature": "zz"},
+    {"api-timestamp": "9" * 400, "api-signature": "ab"},
+    {"api-timestamp": str(int(time.time())), "api-signature": "\u00ff" * 64},
+])
+def test_a_missing_or_malformed_signature_is_401(receiver, headers):
+    assert receiver.post("/housecallpro", job(), headers).status_code == 401
+
+
+def test_a_body_that_is_not_utf8_is_400(receiver):
+    body = b'{"event": "job.created", "name": "\xff\xfe"}'
+    assert receiver.post("/housecallpro", body, hcp_headers(DEV_HCP, body)).status_code == 400
+
+
+def test_the_queue_file_swapped_for_a_link_while_running_refuses_deliveries_instead_of_hiding_them(tmp_path):
+    port, = free_ports(1)
+    root = make_receiver_project(tmp_path / "proj", {"development": port})
+    started = Receiver(root, "development", port)
+    try:
+        queue_dir = root / "var" / "development" / "queue"
+        body = job()
+        assert started.post("/housecallpro", body, hcp_headers(DEV_HCP, body)).status_code == 202
+        wait_until(lambda: len([r for r in runs(root, "development") if "done" in r]) == 1, what="the first event's run")
+        (queue_dir / "webhooks.sqlite3").rename(tmp_path / "stolen.sqlite3")
+        (queue_dir / "webhooks.sqlite3").symlink_to(tmp_path / "elsewhere.sqlite3")
+        body = job()
+        answer = started.post("/housecallpro", body, hcp_headers(DEV_HCP, body))
+        assert answer.status_code == 503  # the sender keeps it and retries; a 2xx would hide it in a file no one reads
+        assert requests.get(started.url + "/readyz", timeout=10).status_code == 503
+        assert "webhooks.sqlite3" in started.stderr() and "replaced" in started.stderr()
+    finally:
+        assert started.stop() == 0
+
+
+def test_the_same_event_id_on_two_routes_is_two_events_and_queue_commands_ask_which(project, run_cli):  # noqa: F811
+    from envfence import open_session
+    from envfence_builtins.webhook_queue import WebhookQueue
+
+    enqueue(project, "evt-1", {"n": 1})
+    session = open_session(root=project)
+    queue = WebhookQueue(session.paths)
+    assert queue.accept(route="/other", event_id="evt-1", provider="standard", event_type=None, automation="import-job",
+                        body=b"{}", headers={}, max_attempts=2)
+    queue.close()
+    for args in (("show", "evt-1"), ("drop", "evt-1"), ("retry", "evt-1")):
+        result = run_cli("queue", *args, cwd=project)
+        assert result.exit_code == 2 and "2 events" in result.stderr and "queue number" in result.stderr, result.output
+    listed = json.loads(run_cli("queue", "list", "--json", cwd=project).stdout)["events"]
+    assert {e["route"] for e in listed} == {"/housecallpro", "/other"}
+    dropped = run_cli("queue", "drop", str(listed[0]["seq"]), cwd=project)
+    assert dropped.exit_code == 0 and "dropped" in dropped.stdout
+
+
+@pytest.mark.parametrize("command", ["show", "retry", "drop"])
+def test_queue_commands_on_an_unknown_id_say_so_in_text_and_json(project, run_cli, command):  # noqa: F811
+    enqueue(project, "evt-known", {"n": 1})
+    text = run_cli("queue", command, "no-such-event", cwd=project)
+    assert text.exit_code == 2 and "no-such-event" in text.stderr and "queue list" in text.stderr
+    data = run_cli("queue", command, "no-such-event", "--json", cwd=project)
+    assert data.exit_code == 2 and "Traceback" not in data.output
+    assert "no-such-event" in json.loads(data.stdout)["error"]
+
+
+def test_queue_show_redacts_the_environments_secrets_in_headers_and_payload(project, run_cli):  # noqa: F811
+    from envfence import open_session
+    from envfence_builtins.webhook_queue import WebhookQueue
+
+    session = open_session(root=project)
+    session.prepare()
+    queue = WebhookQueue(session.paths)
+    assert queue.accept(route="/housecallpro", event_id="evt-leak", provider="housecallpro", event_type="job.created",
+                        automation="import-job", body=json.dumps({"echo": CANARY}).encode(),
+                        headers={"x-token": CANARY, "api-timestamp": "1"}, max_attempts=2)
+    queue.close()
+    for args in (("queue", "show", "evt-leak"), ("queue", "show", "evt-leak", "--json")):
+        shown = run_cli(*args, cwd=project)
+        assert shown.exit_code == 0 and CANARY not in shown.output and "x-token" in shown.output
