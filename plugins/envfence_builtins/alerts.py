@@ -29,6 +29,7 @@ is delivered by plugins implementing the ``alert`` hook (envfence-slack: ``slack
 
 from __future__ import annotations
 
+import re
 import sys
 import uuid
 from contextlib import contextmanager
@@ -202,6 +203,9 @@ def _dispatch(session, alerts: list[Alert]) -> dict[str, list]:
             except DeliveryError as exc:
                 failed.append(channel)
                 errors.append(session.redactor()(str(exc)))
+            except Exception as exc:  # any other failure is one too: the state below must still be saved, or what
+                failed.append(channel)  # was delivered would be sent again and what was not would be lost
+                errors.append(session.redactor()(f"{channel}: {type(exc).__name__}: {exc}"))
         if failed:
             pending.append({"alert": data, "channels": failed, "attempts": attempts + 1, "message_id": message_id,
                             "last_error": "; ".join(errors)})
@@ -235,7 +239,8 @@ def deliver(session, alert: Alert, channel: str, message_id: str) -> None:
 
 def _subject(alert: Alert) -> str:
     mark = alert.severity.upper() if alert.state == "firing" else "RECOVERED"
-    return f"[envfence] {mark} {alert.environment}: {alert.automation} {alert.check}"
+    # One line whatever an automation is called: a line break would start a header of its own.
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", f"[envfence] {mark} {alert.environment}: {alert.automation} {alert.check}")
 
 
 def send_email(session, alert: Alert) -> None:
@@ -256,7 +261,8 @@ def send_email(session, alert: Alert) -> None:
     message["Subject"] = _subject(alert)
     message["From"] = table.get("from", f"envfence@{session.host.hostname}")
     message["To"] = ", ".join(table["to"]) if isinstance(table["to"], list) else str(table["to"])
-    message["Message-ID"] = f"<{alert.incident.replace(':', '.')}.{alert.state}.{int(alert.at.timestamp())}@envfence>"
+    incident = re.sub(r"[^A-Za-z0-9_.-]+", "-", alert.incident.replace(":", "."))  # any name makes a valid id
+    message["Message-ID"] = f"<{incident}.{alert.state}.{int(alert.at.timestamp())}@envfence>"
     message.set_content(
         f"{alert.message}\n\nenvironment: {alert.environment}\nautomation: {alert.automation}\ncheck: {alert.check}\n"
         f"state: {alert.state}\nvalue: {alert.value}\nlimit: {alert.limit}\nrun: {alert.run_id or '-'}\nat: {alert.at.isoformat()}\n"

@@ -134,6 +134,7 @@ def zone_name(session) -> str | None:
     return (session.environ.get("CRON_TZ") or str(session.settings.raw.get("timezone") or "")).strip() or None
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _WILD = re.compile(r"\*|\?|\[[^\]]*\]")
 
 
@@ -221,6 +222,11 @@ def entries(session, environment: str | None = None) -> list[Entry]:
         expression = automation.schedule_for(env)
         if not expression or not automation.allows(env):
             continue
+        if _CONTROL.search(automation.name):
+            # Written into a crontab or a unit file, a line break would start a line of its own: a job nobody declared.
+            raise ConfigurationError(
+                f"{settings.source}: automations.{automation.name!r}: a scheduled automation's name holds a line break "
+                "or another control character", "rename it: letters, digits, '-' and '_'")
         found.append(Entry(automation.name, env, expression, shift_minutes(expression, offset), offset))
     return found
 
@@ -286,7 +292,9 @@ def crontab_block(session, inherited: str | None = None) -> str:
     else:
         lines.append(f"# times are in this machine's zone ({local or 'its local time'}); set timezone in the settings to pin one")
     for entry in entries(session):
-        lines.append(f"{entry.expression} cd {root} && {shlex.join(command_line(session, entry))}")
+        # cron turns a bare % of the command into a line break (the rest goes to stdin): \% is a percent sign.
+        command = f"cd {root} && {shlex.join(command_line(session, entry))}".replace("%", "\\%")
+        lines.append(f"{entry.expression} {command}")
     after = inherited or local
     if fires_in and after != fires_in:
         # cron reads CRON_TZ for every line after it: the lines after the block keep the zone they had.
@@ -417,20 +425,25 @@ def systemd_units(session) -> dict[str, str]:
     units = {}
     root = str(session.root.path)
     named = zone_name(session)
+    def literal(text: str) -> str:  # systemd expands %x specifiers in every setting
+        return text.replace("%", "%%")
+
     for entry in entries(session):
         name = unit_name(entry)
+        about = literal(f"envfence: {entry.automation} in {entry.environment}")
         units[f"{name}.service"] = (
             "[Unit]\n"
-            f"Description=envfence: {entry.automation} in {entry.environment}\n\n"
+            f"Description={about}\n\n"
             "[Service]\n"
             "Type=oneshot\n"
-            f"WorkingDirectory={root}\n"
-            f"ExecStart={shlex.join(command_line(session, entry))}\n"
+            f"WorkingDirectory={literal(root)}\n"
+            # ... and $NAME in a command line: $$ is a dollar sign.
+            f"ExecStart={literal(shlex.join(command_line(session, entry))).replace('$', '$$')}\n"
         )
         calendars = "".join(f"OnCalendar={c}\n" for c in on_calendar(entry.expression, named))
         units[f"{name}.timer"] = (
             "[Unit]\n"
-            f"Description=envfence: {entry.automation} in {entry.environment} ({entry.declared})\n\n"
+            f"Description={about} ({entry.declared})\n\n"
             "[Timer]\n"
             f"{calendars}"
             "Persistent=true\n"
@@ -496,10 +509,12 @@ def cronjobs(session) -> dict[str, Any]:
 
 @hookimpl
 def validate(session) -> list[Finding]:
-    """A broken ``[schedule]`` table, and staggered schedules that still collide."""
-    if not session.settings.section(SECTION):
-        return []
+    """A scheduled automation no scheduler can be given, a broken ``[schedule]`` table, staggered schedules that still collide."""
     try:
+        for env in session.settings.environments:
+            entries(session, env)
+        if not session.settings.section(SECTION):
+            return []
         if not options(session.settings).get("stagger"):
             return []
         return collisions(session)

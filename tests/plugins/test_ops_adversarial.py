@@ -213,3 +213,71 @@ def test_an_alert_decided_by_two_processes_is_sent_once(make_project, run_cli, c
     assert len(alerts.dispatch(session, first)["sent"]) == 1
     assert alerts.dispatch(session, second)["sent"] == []
     assert capsys.readouterr().err.count("envfence: ALERT") == 1
+
+
+def test_a_scheduled_automation_whose_name_breaks_lines_is_refused_not_written_into_a_crontab(make_project, run_cli, tmp_path,
+                                                                                           monkeypatch):
+    name = "sync\n* * * * * rm -rf ~ #"
+    root = make_project({"jobs.py": JOBS}, settings=f'[automations."{json.dumps(name)[1:-1]}"]\nrun = "jobs:ok"\n'
+                        'schedule = "0 3 * * *"\n')
+    store = _fake_crontab(tmp_path, monkeypatch, "0 1 * * * mine\n")
+    for args in (("schedule",), ("schedule", "install"), ("schedule", "--format", "systemd")):
+        result = run_cli(*args, cwd=root)
+        _no_traceback(result)
+        assert result.exit_code != 0 and "rm -rf ~" not in result.stdout, result.output
+        assert "line break" in result.stderr
+    assert store.read_text() == "0 1 * * * mine\n"
+    checked = run_cli("check", cwd=root)
+    assert checked.exit_code != 0 and "SCHEDULE_INVALID" in checked.output and "line break" in checked.output
+
+
+def test_percent_and_dollar_reach_cron_and_systemd_as_themselves(make_project, run_cli, tmp_path, monkeypatch):
+    root = make_project({"jobs.py": JOBS}, settings='[automations."sync-50%-$HOME"]\nrun = "jobs:ok"\nschedule = "0 3 * * *"\n',
+                        name="proj%h")
+    store = _fake_crontab(tmp_path, monkeypatch, "")
+    assert run_cli("schedule", "install", cwd=root).exit_code == 0
+    [line] = [l for l in store.read_text().splitlines() if "run" in l and not l.startswith("#")]
+    assert "\\%" in line and "%" not in line.replace("\\%", "")  # cron turns a bare % into a line break
+    units = tmp_path / "units"
+    assert run_cli("schedule", "--format", "systemd", "--output", str(units), cwd=root).exit_code == 0
+    [service] = units.glob("*.service")
+    text = service.read_text()
+    assert "WorkingDirectory=" + str(root).replace("%", "%%") in text  # %h would be the home directory
+    exec_start = next(l for l in text.splitlines() if l.startswith("ExecStart="))
+    assert "sync-50%%-$$HOME" in exec_start
+
+
+def test_an_automation_name_with_a_line_break_cannot_inject_mail_headers_and_the_alert_goes_out_once(make_project, run_cli):
+    pytest.importorskip("aiosmtpd")
+    from test_alerts import Mailbox, free_port
+
+    port = free_port()
+    mailbox = Mailbox(port)
+    try:
+        name = "sync\nBcc: attacker@example.org"
+        key = json.dumps(name)
+        root = make_project({"jobs.py": JOBS}, settings=f'[automations.{key}]\nrun = "jobs:ok"\n[thresholds.{key}]\n'
+                            'max_memory = "1KB"\n[alerts.escalation]\ndevelopment = ["console", "email"]\n'
+                            f'[alerts.email]\nhost = "127.0.0.1"\nport = {port}\nto = ["ops@example.org"]\ntimeout = 5\n')
+        for _ in range(2):
+            ran = run_cli("run", name, cwd=root)
+            assert ran.exit_code == 0 and "failed in on_run_finish" not in ran.stderr, ran.output
+        assert len(mailbox.messages) == 1, ran.stderr
+        [(to, mail)] = mailbox.messages
+        assert to == ["ops@example.org"] and mail["Bcc"] is None and "attacker@example.org" in mail["Subject"]
+        assert json.loads(run_cli("alerts", "show", "--json", cwd=root).stdout)["pending"] == []
+    finally:
+        mailbox.stop()
+
+
+def test_a_channel_that_fails_in_an_unforeseen_way_keeps_its_alert_and_the_others_are_not_sent_twice(make_project, run_cli):
+    root = make_project({"jobs.py": JOBS}, settings=SYNC + '[thresholds.sync]\nmax_memory = "1KB"\n'
+                        '[alerts.escalation]\ndevelopment = ["console", "email"]\n[alerts.email]\nhost = "127.0.0.1"\n'
+                        'to = ["a@b"]\nport = 25\ntimeout = 0.5\nfrom = "bad\\nheader"\n')
+    first = run_cli("run", "sync", cwd=root)
+    assert first.exit_code == 0 and first.stderr.count("envfence: ALERT") == 1
+    assert "kept and retried" in first.stderr and "failed in on_run_finish" not in first.stderr, first.output
+    second = run_cli("run", "sync", cwd=root)
+    assert "envfence: ALERT" not in second.stderr  # the console had it; only the email waits
+    [pending] = json.loads(run_cli("alerts", "show", "--json", cwd=root).stdout)["pending"]
+    assert pending["channels"] == ["email"]
