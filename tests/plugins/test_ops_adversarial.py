@@ -281,3 +281,29 @@ def test_a_channel_that_fails_in_an_unforeseen_way_keeps_its_alert_and_the_other
     assert "envfence: ALERT" not in second.stderr  # the console had it; only the email waits
     [pending] = json.loads(run_cli("alerts", "show", "--json", cwd=root).stdout)["pending"]
     assert pending["channels"] == ["email"]
+
+
+@pytest.mark.parametrize("damage", ["{bad", "[]", '{"sync": "forever"}', '{"sync": {"until": "next tuesday"}}'])
+def test_a_damaged_pauses_file_keeps_the_automation_stopped(make_project, run_cli, damage):
+    root = make_project({"jobs.py": JOBS}, settings=SYNC)
+    assert run_cli("pause", "sync", "--reason", "vendor outage", cwd=root).exit_code == 0
+    pauses = root / "var" / "development" / "state" / "pauses.json"
+    pauses.write_text(damage)
+    ran = run_cli("run", "sync", cwd=root)
+    _no_traceback(ran)
+    assert ran.exit_code == 3 and "pauses.json" in ran.stderr, ran.output  # fails closed: a pause may be in there
+    assert "fine" not in ran.stdout
+    for args in (("list",), ("health",), ("resume", "sync")):
+        shown = run_cli(*args, cwd=root)
+        _no_traceback(shown)
+        assert "pauses.json" in shown.output, (args, shown.output)
+    assert pauses.read_text() == damage  # kept for the user to look at
+
+
+def test_a_hand_written_pause_without_a_zone_is_read_as_utc(make_project, run_cli):
+    root = make_project({"jobs.py": JOBS}, settings=SYNC)
+    state = root / "var" / "development" / "state"
+    state.mkdir(parents=True)
+    (state / "pauses.json").write_text('{"sync": {"until": "2099-01-01T00:00:00", "reason": "by hand", "by": "ops"}}')
+    ran = run_cli("run", "sync", cwd=root)
+    assert ran.exit_code == 3 and "sync is paused in development until 2099-01-01" in ran.stderr, ran.output
