@@ -31,7 +31,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import attrs
 
@@ -293,8 +293,18 @@ class WebhookQueue:
             )
         return status
 
-    def recover(self) -> int:
-        """Put back to pending the running events of workers that are gone; returns how many."""
+    def started(self, seq: int, token: str, run_id: str) -> None:
+        """Note, before the automation runs, which run a claimed event started (recovery asks how that run ended)."""
+        with self._transaction() as db:
+            db.execute("UPDATE events SET run_id=? WHERE seq=? AND claimed_by=? AND status='running'", (run_id, seq, token))
+
+    def recover(self, finished: Callable[[WebhookEvent], bool] | None = None) -> int:
+        """Put back to pending the running events of workers that are gone; returns how many.
+
+        ``finished(event)`` says whether the run the event started (``event.run_id``)
+        succeeded: a worker can die after its run is recorded and before the
+        queue hears of it, and such an event is succeeded, never run again.
+        """
         import fcntl
 
         with self._lock:
@@ -311,7 +321,12 @@ class WebhookQueue:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     continue  # its worker is alive
+                done = [e.seq for e in self._select("SELECT * FROM events WHERE status='running' AND claimed_by=?", (owner,))
+                        if e.run_id and finished is not None and finished(e)]
                 with self._transaction() as db:
+                    for seq in done:
+                        db.execute("UPDATE events SET status='succeeded', claimed_by=NULL, finished_at=?, last_error=NULL"
+                                   " WHERE seq=? AND status='running' AND claimed_by=?", (time.time(), seq, owner))
                     freed += db.execute(
                         "UPDATE events SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'pending' END,"
                         " claimed_by=NULL, last_error='interrupted: the worker stopped during the run'"

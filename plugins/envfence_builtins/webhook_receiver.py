@@ -145,6 +145,15 @@ def validate(session) -> list[Finding]:
 
 
 @hookimpl
+def on_run_start(session, request, run_id) -> None:
+    """Note on the queue which run a webhook event started: a worker killed after that run succeeded never runs it again."""
+    if getattr(request, "event", None) is not None:
+        from .webhook_worker import note_start
+
+        note_start(request.event, run_id)
+
+
+@hookimpl
 def register_commands(cli) -> None:
     """Add ``envfence serve``, ``envfence worker`` and ``envfence queue``."""
     from .webhook_cli import queue, serve, worker

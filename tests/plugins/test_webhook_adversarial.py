@@ -138,3 +138,56 @@ def test_queue_show_redacts_the_environments_secrets_in_headers_and_payload(proj
     for args in (("queue", "show", "evt-leak"), ("queue", "show", "evt-leak", "--json")):
         shown = run_cli(*args, cwd=project)
         assert shown.exit_code == 0 and CANARY not in shown.output and "x-token" in shown.output
+
+
+def test_a_worker_killed_after_its_run_finished_never_runs_the_event_again(project):  # noqa: F811
+    from envfence import open_session
+    from envfence.runner import find_automation
+    from envfence_builtins.webhook_queue import WebhookQueue
+    from envfence_builtins.webhook_worker import Worker
+
+    enqueue(project, "evt-done", {"n": 1})
+    session = open_session(root=project)
+    session.prepare()
+    automations = {"import-job": find_automation(session, "import-job")}
+    dying_queue = WebhookQueue(session.paths)
+    dying = Worker(session, dying_queue, automations, echo=lambda line: None)
+
+    def killed(*args, **kwargs):  # kill -9 lands after the run is recorded as succeeded, before the queue hears of it
+        raise KeyboardInterrupt
+
+    dying_queue.finish = killed
+    with pytest.raises(KeyboardInterrupt):
+        dying.run_once()
+    dying._lock.close()  # the process is gone: so is its lock
+    ran = (project / "var" / "development" / "runs.jsonl").read_text().splitlines()
+    assert len(ran) == 1
+
+    survivor = Worker(session, WebhookQueue(session.paths), automations, echo=lambda line: None)
+    survivor.recover()
+    assert survivor.run_once() is None  # nothing left to run
+    assert (project / "var" / "development" / "runs.jsonl").read_text().splitlines() == ran
+    [event] = survivor.queue.find("evt-done")
+    assert event.status == "succeeded" and event.run_id
+    survivor.close()
+
+
+def test_a_worker_killed_during_its_run_runs_the_event_again(project):  # noqa: F811
+    from envfence import open_session
+    from envfence.runner import find_automation
+    from envfence_builtins.webhook_queue import WebhookQueue
+    from envfence_builtins.webhook_worker import Worker
+
+    enqueue(project, "evt-cut", {"n": 1})
+    session = open_session(root=project)
+    session.prepare()
+    automations = {"import-job": find_automation(session, "import-job")}
+    queue = WebhookQueue(session.paths)
+    dying = Worker(session, queue, automations, echo=lambda line: None)
+    assert queue.claim(dying.token).id == "evt-cut"  # claimed; the run never finished
+    dying._lock.close()
+    survivor = Worker(session, WebhookQueue(session.paths), automations, echo=lambda line: None)
+    survivor.recover()
+    assert survivor.run_once().id == "evt-cut"
+    assert survivor.queue.find("evt-cut")[0].status == "succeeded"
+    survivor.close()
