@@ -1,8 +1,8 @@
 """``envfence backup`` and ``envfence restore``: a consistent, checksummed archive of an environment's state.
 
 The archive (``.tar.gz``) holds, by their paths inside the environment's
-tree: the run history (copied through SQLite's backup API, so a run writing
-at the same time is never half-copied), the audit trail and its head (read
+tree: the run history and the webhook queue (copied through SQLite's backup
+API, so a run or a delivery writing at the same time is never half-copied), the audit trail and its head (read
 under the trail's shared lock), the configuration snapshots and the
 operations state (pauses, alerts). The environment's encryption key is
 added only with ``--include-key``. ``manifest.json`` names the environment
@@ -65,11 +65,15 @@ def collect(session) -> Iterator[tuple[str, Callable[[], bytes]]]:
     from .audit_trail import trail_path
     from .history import history_file
     from .state_files import state_dir
+    from .webhook_queue import queue_path
 
     paths = session.paths
     history = history_file(session)
     if history is not None and history.is_file():
         yield _relative(paths, history), lambda: sqlite_copy(history)
+    queue = queue_path(paths)
+    if queue.is_file() and not queue.is_symlink():  # accepted webhook events still to run, and the ids a replay is refused by
+        yield _relative(paths, queue), lambda: sqlite_copy(queue)
     trail = trail_path(paths)
     if trail.is_file():
         trail_bytes, head_bytes = read_trail(trail)

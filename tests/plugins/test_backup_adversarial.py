@@ -104,3 +104,22 @@ def test_backup_json_and_progress_never_show_the_key(project, run_cli, tmp_path)
     assert made.exit_code == 0 and key.decode() not in made.output
     listed = run_cli("restore", json.loads(made.stdout)["archive"], "--dry-run", "--json", cwd=project)
     assert key.decode() not in listed.output
+
+
+def test_accepted_webhook_events_survive_a_backup_and_restore(make_project, run_cli, tmp_path):
+    from envfence import open_session
+    from envfence_builtins.webhook_queue import WebhookQueue
+
+    root = make_project({"jobs.py": JOBS}, settings=SETTINGS)
+    session = open_session(root=root)
+    session.prepare()
+    queue = WebhookQueue(session.paths)
+    assert queue.accept(route="/hook", event_id="evt-waiting", provider="standard", event_type=None, automation="ok",
+                        body=b'{"n": 1}', headers={}, max_attempts=3)
+    made = json.loads(run_cli("backup", "--json", "--output", str(tmp_path / "off"), cwd=root).stdout)
+    queue.close()
+    assert "queue/webhooks.sqlite3" in made["files"]
+    (root / "var" / "development").rename(tmp_path / "lost")
+    assert run_cli("restore", made["archive"], cwd=root).exit_code == 0
+    listed = json.loads(run_cli("queue", "list", "--json", cwd=root).stdout)["events"]
+    assert [(e["id"], e["status"]) for e in listed] == [("evt-waiting", "pending")]  # still to run, and still a known id
