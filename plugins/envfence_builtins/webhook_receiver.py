@@ -218,15 +218,15 @@ class Receiver:
                 status, body = self._receive(path, method, environ)
         except Refused as refused:
             status, body = refused.status, {"error": _REASONS[refused.status].lower()}
-            self._refused(environ, path, refused)
+            self._refused(environ, _printable(path), refused)
         except Exception as exc:  # never a traceback to the caller; the log keeps the redacted detail
             status, body = 503, {"error": "unavailable"}
-            self.log.opt(exception=exc).error(f"webhook receiver error on {path}: {type(exc).__name__}: {exc}")
+            self.log.opt(exception=exc).error(f"webhook receiver error on {_printable(path)}: {type(exc).__name__}: {exc}")
         data = json.dumps(body).encode()
         start_response(f"{status} {_REASONS.get(status, '')}",
                        [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
         self.access.add(
-            f'{environ.get("REMOTE_ADDR", "-")} "{method} {path}" {status} {len(data)} '
+            f'{environ.get("REMOTE_ADDR", "-")} "{_printable(method)} {_printable(path)}" {status} {len(data)} '
             f"{(time.perf_counter() - began) * 1000:.1f}ms"
         )
         return [data]
@@ -340,6 +340,11 @@ class AccessLog:
                 break
         if lines:
             self.logger.info("\n".join(lines))
+
+
+def _printable(text: str) -> str:
+    """``text`` for a log line: a line break or another control character a caller sent shows as an escape, never starts a line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _headers(environ) -> dict[str, str]:

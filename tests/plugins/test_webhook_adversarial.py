@@ -191,3 +191,14 @@ def test_a_worker_killed_during_its_run_runs_the_event_again(project):  # noqa: 
     assert survivor.run_once().id == "evt-cut"
     assert survivor.queue.find("evt-cut")[0].status == "succeeded"
     survivor.close()
+
+
+def test_a_path_with_a_line_break_cannot_forge_a_log_line(receiver):
+    answer = requests.post(receiver.url + "/nowhere%0aFORGED-LINE%0d%0aAGAIN", data=b"{}", timeout=10,
+                           headers={"Content-Type": "application/json"})
+    assert answer.status_code == 404
+    wait_until(lambda: "FORGED-LINE" in receiver.stderr(), what="the refusal in the log")
+    time.sleep(0.4)  # the access log goes out in batches
+    lines = receiver.stderr().splitlines()
+    assert not any(line.startswith(("FORGED-LINE", "AGAIN")) for line in lines)
+    assert any("\\nFORGED-LINE" in line for line in lines)
