@@ -414,6 +414,19 @@ def on_calendar(expression: str, zone: str | None = None) -> list[str]:
     return [f"{dow}*-{month}-{day} {hour}:{minute}:00{suffix}"]
 
 
+def _distinct(session, naming, kind: str) -> list[Entry]:
+    """The entries, when each gets a name of its own: two automations under one name would leave one never scheduled."""
+    found = entries(session)
+    names: dict[str, str] = {}
+    for entry in found:
+        other = names.setdefault(naming(entry), entry.automation)
+        if other != entry.automation:
+            raise ConfigurationError(
+                f"{session.settings.source}: automations {other!r} and {entry.automation!r} would share the {kind} "
+                f"name {naming(entry)!r}; one would replace the other", "rename one of them")
+    return found
+
+
 def unit_name(entry: Entry) -> str:
     """``envfence-<environment>-<automation>``, safe as a unit name."""
     safe = re.sub(r"[^A-Za-z0-9:_.-]", "_", f"envfence-{entry.environment}-{entry.automation}")
@@ -428,7 +441,7 @@ def systemd_units(session) -> dict[str, str]:
     def literal(text: str) -> str:  # systemd expands %x specifiers in every setting
         return text.replace("%", "%%")
 
-    for entry in entries(session):
+    for entry in _distinct(session, unit_name, "systemd unit"):
         name = unit_name(entry)
         about = literal(f"envfence: {entry.automation} in {entry.environment}")
         units[f"{name}.service"] = (
@@ -478,7 +491,7 @@ def cronjobs(session) -> dict[str, Any]:
     program = list(table.get("command", ["envfence"]))
     named = zone_name(session)
     items = []
-    for entry in entries(session):
+    for entry in _distinct(session, cronjob_name, "Kubernetes CronJob"):
         labels = {"app.kubernetes.io/managed-by": "envfence", "envfence/environment": entry.environment,
                   "envfence/automation": cronjob_name(entry)[:63]}
         metadata: dict[str, Any] = {"name": cronjob_name(entry), "labels": labels}

@@ -307,3 +307,14 @@ def test_a_hand_written_pause_without_a_zone_is_read_as_utc(make_project, run_cl
     (state / "pauses.json").write_text('{"sync": {"until": "2099-01-01T00:00:00", "reason": "by hand", "by": "ops"}}')
     ran = run_cli("run", "sync", cwd=root)
     assert ran.exit_code == 3 and "sync is paused in development until 2099-01-01" in ran.stderr, ran.output
+
+
+@pytest.mark.parametrize("form, names", [("systemd", ("a b", "a_b")), ("kubernetes", ("Sync", "sync"))])
+def test_two_automations_that_would_share_a_unit_or_cronjob_name_are_refused(make_project, run_cli, tmp_path, form, names):
+    settings = 'timezone = "UTC"\n[schedule]\nimage = "registry.example/app:1"\n' + "".join(
+        f'[automations."{n}"]\nrun = "jobs:ok"\nschedule = "0 3 * * *"\n' for n in names)
+    root = make_project({"jobs.py": JOBS}, settings=settings)
+    result = run_cli("schedule", "--format", form, "--output", str(tmp_path / "out"), cwd=root)
+    _no_traceback(result)
+    assert result.exit_code != 0 and "one would replace the other" in result.stderr, result.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
