@@ -31,13 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=_counts, default=defaults.sizes, help="project sizes in keys (default 10,1000,10000)")
     parser.add_argument("--plugins", type=_counts, default=defaults.plugin_counts, help="installed plugin counts (default 0,10,50)")
     parser.add_argument("--rounds", type=int, default=defaults.rounds, help="rounds of the cold cases (default %(default)s)")
+    parser.add_argument("--audit", type=_counts, default=defaults.audit_sizes, help="audit trail lengths in records (default 1000,100000,1000000)")
     parser.add_argument("--smoke", action="store_true", help="the smallest size, one round, no warm-up")
     parser.add_argument("--output", type=Path, help="also write the report to this file")
     args = parser.parse_args(argv)
     if args.smoke:
-        plan = Plan(sizes=(min(args.sizes),), plugin_counts=args.plugins, rounds=1, warmup=False)
+        plan = Plan(sizes=(min(args.sizes),), plugin_counts=args.plugins, rounds=1, warmup=False, audit_sizes=(100, 1_000), audit_rounds=1)
     else:
-        plan = Plan(sizes=args.sizes, plugin_counts=args.plugins, rounds=args.rounds)
+        plan = Plan(sizes=args.sizes, plugin_counts=args.plugins, rounds=args.rounds, audit_sizes=args.audit)
     with tempfile.TemporaryDirectory(prefix="envfence-bench-") as tmp:
         try:
             tables, targets = run_all(Path(tmp), plan)

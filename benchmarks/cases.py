@@ -61,6 +61,8 @@ class Plan:
     sizes: tuple[int, ...] = (10, 1_000, 10_000)
     plugin_counts: tuple[int, ...] = (0, 10, 50)
     rounds: int = 15  #: rounds of the cold cases; the in-process case scales it by size
+    audit_sizes: tuple[int, ...] = (1_000, 100_000, 1_000_000)  #: audit trail lengths, in records
+    audit_rounds: int = 3
     warmup: bool = True
 
     def in_process_rounds(self, size: int) -> tuple[int, int]:
@@ -324,8 +326,11 @@ def run_all(workdir: Path, plan: Plan) -> tuple[list[Table], list[Target]]:
         lambda: plugin_case(projects[min(plan.sizes)], workdir, plan),
         lambda: redaction.engine_case(plan),
         lambda: redaction.validation_case(projects, plan, base_environ(), BIN),
+        lambda: audit_case(workdir, plan.audit_sizes, plan.audit_rounds),
         lambda: _webhook_case(workdir, plan),
     )
+    from .audit_case import audit_case
+
     for case in cases:
         table, met = case()
         tables.append(table)

@@ -61,6 +61,13 @@ noop = "hooks:noop"
 provider = "housecallpro"
 secret = "HOUSECALLPRO_WEBHOOK_SECRET"
 automation = "noop"
+
+# The benchmark's production server runs on a machine of any name: the stand-in enrolls it.
+[hostname]
+allow_stand_in = true
+
+[hostname.production]
+hosts = ["bench-host"]
 """
 
 

@@ -39,8 +39,48 @@ def clean_process(monkeypatch):
     for var in CONTROL_VARIABLES + tuple(n for n in os.environ if n in LEAKY_NAMES or n.startswith(LEAKY_PREFIXES)):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("ENVFENCE_HOSTNAME", "build-box-01")
+    # The machine's own name would tighten every guard (a stand-in may only
+    # tighten): a test's host is the one it names. Tests of the stand-in set
+    # the system's name apart (the seam, or a new UTS namespace).
+    import envfence.opening
+
+    monkeypatch.setattr(envfence.opening, "system_hostname", lambda: os.environ.get("ENVFENCE_HOSTNAME") or "build-box-01")
     reset_default_managers()
     reset_session()
     yield
     reset_default_managers()
     reset_session()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 KiB tmpfs where root may mount one; None otherwise."""
+    import subprocess
+
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        yield None
+        return
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)  # lazily: a log sink may hold a file open
+
+
+@pytest.fixture
+def fill_disk():
+    """``fill_disk(directory, leave=0)``: fill the disk holding ``directory``, leaving ``leave`` bytes free."""
+    import errno
+
+    def fill(directory, leave: int = 0) -> None:
+        with open(directory / "filler", "wb", buffering=0) as out:
+            try:
+                while True:
+                    out.write(b"\0" * 4096)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+            out.truncate(max(0, out.tell() - leave))
+
+    return fill

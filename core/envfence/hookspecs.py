@@ -101,9 +101,11 @@ def classify_host(hostname: str, settings: ProjectSettings) -> HostInfo | None:
     """Decide the host's own class from its name.
 
     :param hostname: the host's name (``ENVFENCE_HOSTNAME`` when set, else
-        the system's).
+        the system's). When a stand-in name differs from the system's own,
+        the hook is called once more with the system's name, and the guards
+        apply both classes (``HostInfo.real``).
     :param settings: the project settings, with each environment's
-        hostname patterns.
+        hostname patterns and the plugins' own tables (host enrollment).
     :returns: a :class:`~envfence.models.HostInfo`, or None.
 
     Stops at first non-None result. The class is kept on the session even
@@ -301,7 +303,8 @@ def pre_run_safety(session: Session, request: RunRequest) -> list[Finding] | Non
     :returns: findings; any at error level blocks the run (exit 3) unless
         the request is forced.
 
-    All results are collected.
+    All results are collected. A plugin implementing this hook is a guard:
+    disabling it blocks a run (``GUARD_DISABLED``) unless forced.
     """
 
 

@@ -91,21 +91,31 @@ class ProjectRoot:
 
 @attrs.frozen
 class HostInfo:
-    """The host's own class, decided from its name.
+    """The host's own class, decided from its identity.
 
-    ``matches`` holds every ``(environment, token)`` pair whose pattern matched
-    a token of the hostname. ``environment`` is set only when exactly one
-    environment matched; a name that matches two is ``ambiguous``.
+    ``matches`` holds every ``(environment, evidence)`` pair of a rule that
+    classified the host: the matching token of its name, or, when the host is
+    ``enrolled``, the enrollment rule (a hostname glob or its machine id).
+    ``environment`` is set only when exactly one environment matched; a host
+    that matches two is ``ambiguous``. When a stand-in name
+    (``ENVFENCE_HOSTNAME``) named the host, ``real`` is the class of the
+    system's own name, which the guards apply as well.
     """
 
     hostname: str
     source: str = "socket.gethostname()"  #: or ``ENVFENCE_HOSTNAME``
     tokens: tuple[str, ...] = ()
     matches: tuple[tuple[str, str], ...] = ()
+    #: True when an enrollment rule decided the class (tokens were not consulted).
+    enrolled: bool = False
+    #: The machine's id (``/etc/machine-id``), when it has one.
+    machine_id: str | None = None
+    #: The class of the system's own name, when a stand-in name differs from it.
+    real: "HostInfo | None" = None
 
     @property
     def environments(self) -> tuple[str, ...]:
-        """The distinct environments whose patterns matched, in match order."""
+        """The distinct environments whose rules matched, in match order."""
         seen: list[str] = []
         for env, _ in self.matches:
             if env not in seen:
@@ -120,17 +130,20 @@ class HostInfo:
 
     @property
     def ambiguous(self) -> bool:
-        """True when the name carries markers of more than one environment."""
+        """True when the host carries markers of more than one environment."""
         return len(self.environments) > 1
 
     def describe(self) -> str:
-        """One line for people: the class and the token that decided it."""
+        """One line for people: the class and the rule that decided it."""
         if not self.matches:
-            return "unclassified (no environment pattern matched)"
-        tokens = ", ".join(f"{env}: '{tok}'" for env, tok in self.matches)
+            return "unclassified (no enrollment rule and no hostname pattern matched)"
+        if self.enrolled:
+            rules = ", ".join(f"{env}: enrolled by {rule}" for env, rule in self.matches)
+        else:
+            rules = ", ".join(f"{env}: '{tok}'" for env, tok in self.matches)
         if self.ambiguous:
-            return f"ambiguous ({tokens})"
-        return f"{self.environment} ({tokens})"
+            return f"ambiguous ({rules})"
+        return f"{self.environment} ({rules})"
 
 
 @attrs.frozen
@@ -459,7 +472,7 @@ class RunOutcome:
     automation: str
     environment: str
     status: str  #: ``succeeded``, ``failed``, ``blocked``, ``dry-run``; in history also ``running`` and ``abandoned``
-    exit_code: int
+    exit_code: int  #: the job's own exit code when it ran; for a run that never started, envfence's (3 blocked, 4 configuration)
     started_at: _dt.datetime
     finished_at: _dt.datetime
     error_class: str | None = None

@@ -113,7 +113,14 @@ def classify_host(o: Opening) -> None:
         name, source = system_hostname(), "socket.gethostname()"
     classified = o.pm.classify_host(hostname=name, settings=o.settings)
     o.findings += classified.findings()
-    o.host = attrs.evolve(classified.first or HostInfo(name), source=source)
+    real_name = system_hostname() if source != "socket.gethostname()" else name
+    real = None
+    if real_name != name:
+        # A stand-in name may only tighten: the guards also apply the system's own class.
+        mine = o.pm.classify_host(hostname=real_name, settings=o.settings)
+        o.findings += mine.findings()
+        real = mine.first or HostInfo(real_name)
+    o.host = attrs.evolve(classified.first or HostInfo(name), source=source, real=real)
 
 
 def decide_environment(o: Opening) -> None:

@@ -74,6 +74,9 @@ class PluginManager(HookCalls):
         self.pm.add_hookspecs(hookspecs)
         self.records: dict[str, PluginRecord] = {}
         self.trace = trace
+        #: Names that ``-p no:``, ``ENVFENCE_DISABLE_PLUGINS`` or ``ENVFENCE_PLUGINS`` gave and no plugin has.
+        self.unknown: tuple[str, ...] = ()
+        self._guards: list[PluginRecord] | None = None
         if trace:
             install_tracing(self.pm)
 
@@ -129,6 +132,7 @@ class PluginManager(HookCalls):
                 manager.records[name] = PluginRecord(name, "disabled", module="inline", reason="blocked or not allowed")
                 continue
             manager.register(plugin, name, distribution="inline")
+        manager.unknown = tuple(sorted((blocked | (allowed or set())) - set(manager.records)))
         manager.pm.check_pending()  # every plugin left registered implements known (or optional) hooks
         return manager
 
@@ -202,6 +206,17 @@ class PluginManager(HookCalls):
                 result.append((name, f"{record.status}: {record.reason}"))
         return result
 
+    def disabled_guards(self) -> list[PluginRecord]:
+        """The disabled plugins that implement ``pre_run_safety``: the guards a run would go without.
+
+        A disabled plugin is not loaded; its module is imported here, once and
+        only when a run asks, to look for the hook. One whose module cannot be
+        imported counts as a guard: nothing shows that it is not one.
+        """
+        if self._guards is None:
+            self._guards = [r for r in self.records.values() if r.status == "disabled" and _is_guard(r)]
+        return self._guards
+
     def names(self) -> set[str]:
         """Every plugin name known, whatever its status."""
         return set(self.records)
@@ -210,6 +225,22 @@ class PluginManager(HookCalls):
         """``(plugin name, hookimpl)`` pairs of ``hook``, in call order."""
         caller = getattr(self.pm.hook, hook)
         return [(impl.plugin_name, impl) for impl in reversed(caller.get_hookimpls())]
+
+
+def _is_guard(record: PluginRecord) -> bool:
+    """True when the disabled plugin of ``record`` implements ``pre_run_safety`` (or cannot be inspected)."""
+    if record.module == "inline":
+        plugin = _inline.get(record.name)
+    else:
+        from importlib.metadata import EntryPoint
+
+        try:
+            plugin = EntryPoint(record.name, record.module, ENTRY_POINT_GROUP).load()
+        except BaseException as exc:  # its import may raise anything; it stays unknown, so a guard
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            return True
+    return getattr(getattr(plugin, "pre_run_safety", None), "envfence_impl", None) is not None
 
 
 _default: dict[tuple, PluginManager] = {}

@@ -113,10 +113,21 @@ class RunResult:
     overridden: tuple[Finding, ...] = ()  #: blocking findings the run was forced past
     plan: tuple[str, ...] = ()  #: what a dry run of a command would do
     detail: str = ""  #: the failure's redacted traceback, when it has one
+    #: The job's own exit code, None when the job did not run (blocked, refused, a dry run of a command).
+    job_exit_code: int | None = None
 
     @property
     def exit_code(self) -> int:
-        """The run's exit code."""
+        """envfence's own exit code for the run, which a job's code can never take.
+
+        0 the run succeeded (or a dry run passed), 1 the job failed (whatever
+        its own code), 3 the run was blocked, 4 configuration kept it from
+        starting. See the table in docs/running.md.
+        """
+        if self.outcome.status in ("succeeded", "dry-run"):
+            return 0
+        if self.job_exit_code is not None:
+            return EXIT_FINDINGS
         return self.outcome.exit_code
 
 
@@ -197,7 +208,8 @@ class Runner:
                 status = "failed"
                 failure = self.fail(RunFailed(f"{automation.name} (dry run)", code), automation.name, traceback_text="")
         outcome = record.outcome(self.session, run_id, request, status, code, started, failure=failure, forced=decision.forced)
-        return RunResult(outcome, decision.findings, failure, decision.blocking, tuple(lines), self._detail(failure))
+        ran = None if automation.command is not None else code
+        return RunResult(outcome, decision.findings, failure, decision.blocking, tuple(lines), self._detail(failure), ran)
 
     def _real_run(self, request: RunRequest, run_id: str, started: Any, decision: Decision) -> RunResult:
         session, automation = self.session, request.automation
@@ -246,8 +258,9 @@ class Runner:
         outcome = record.outcome(
             session, run_id, request, status, code, started, failure=failure, forced=decision.forced, metrics=metrics
         )
-        record.finished(session, request, outcome)
-        return RunResult(outcome, decision.findings, failure, decision.blocking, detail=self._detail(failure))
+        result = RunResult(outcome, decision.findings, failure, decision.blocking, detail=self._detail(failure), job_exit_code=code)
+        record.finished(session, request, outcome, result.exit_code)
+        return result
 
     def fail(self, error: BaseException, automation: str | None, traceback_text: str | None = None) -> Failure:
         """Classify ``error``, log its redacted detail under a new error id, and call ``on_error``."""

@@ -51,13 +51,13 @@ def backup(state: State, output, include_key: bool, keep) -> None:
 @pass_state
 def restore_cmd(state: State, archive: str, dry_run: bool) -> None:
     """Verify ARCHIVE and restore it into this environment's empty tree (never across environments)."""
-    from .audit_trail import trail_path, verify
+    from .audit_trail import verify
 
     session = state.session()
     result = archives.restore(session, Path(archive), dry_run, progress_printer(state))
     if not dry_run:
-        trail = trail_path(session.paths)
-        count, problem = verify(trail) if trail.exists() else (0, None)
+        verdict = verify(session.paths)
+        count, problem = verdict.records, verdict.problem
         result["audit"] = {"records": count, "ok": problem is None, "broken": problem}
         session.prepare()
         session.audit("backup.restored", archive=str(archive), files=len(result["written"]), created_at=result["created_at"])

@@ -106,10 +106,23 @@ def credential_names(session) -> set[str]:
 
 
 def _reads(session) -> dict[str, dict[str, tuple[str, Any]]]:
-    """For every declared environment: plain name -> (key it reads, value), from this session's files."""
-    config = session.config
-    pairs = {key: (key, entry.value) for key, entry in config.entries.items()}
-    return {env: config.naming.view(pairs, env) for env in session.settings.environments}
+    """For every declared environment: plain name -> (key it reads, value), from that environment's own layers.
+
+    Each environment's configuration comes from :meth:`Session.config_for`
+    (its ``.env.<environment>`` files included); one that cannot be loaded
+    is left out here, its own session reports why.
+    """
+    from envfence.errors import ConfigurationError
+
+    views = {}
+    for env in session.settings.environments:
+        try:
+            config = session.config_for(env)
+        except ConfigurationError:
+            continue
+        pairs = {key: (key, entry.value) for key, entry in config.entries.items()}
+        views[env] = config.naming.view(pairs, env)
+    return views
 
 
 @hookimpl

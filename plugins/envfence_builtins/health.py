@@ -136,19 +136,18 @@ def disk_check(session, minimum: str) -> Check:
 
 def audit_check(session) -> Check:
     """The audit trail's hash chain is intact."""
-    from .audit_trail import trail_path, verify
+    from envfence.errors import EnvfenceError
+
+    from .audit_trail import audit_key, trail_path, verify
 
     trail = trail_path(session.paths)
-    head = trail.with_suffix(".head")
-    if not trail.exists() and head.exists():  # the head outlives only a trail that was removed
-        return Check("audit", "CRITICAL", f"the audit trail {trail} is missing, but its head ({head.name}) says it had records: "
-                     "it was removed")
-    if not trail.exists():
-        return Check("audit", "OK", f"no audit trail yet ({trail.name})")
     try:
-        count, problem = verify(trail)
-    except OSError as exc:
-        return Check("audit", "UNKNOWN", f"cannot read the audit trail {trail} ({exc.strerror or exc})")
+        verdict = verify(session.paths, key=audit_key(session))
+    except EnvfenceError as exc:  # a symlink, a directory, an unreadable file
+        return Check("audit", "CRITICAL", f"audit trail unreadable: {exc.message}")
+    count, problem = verdict.records, verdict.problem
+    if problem is None and not verdict.exists:
+        return Check("audit", "OK", f"no audit trail yet ({trail.name})")
     if problem is None:
         return Check("audit", "OK", f"audit chain intact ({count} record(s))", value=count)
     return Check("audit", "CRITICAL", f"audit chain broken at line {problem.get('line')}: {problem['reason']}", value=count)

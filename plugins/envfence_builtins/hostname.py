@@ -1,20 +1,50 @@
-"""Classify the host by the tokens of its name, and detect the environment from it.
+"""Classify the host, detect the environment from it, and guard runs by it.
 
-A hostname is split into tokens on ``-``, ``.``, ``_`` and digits, and each
-token is compared, case-insensitively, with every environment's
-``hostname_patterns`` (shell-style globs allowed: ``prod*``). Whole tokens
-only, so ``web-prod-01`` is production while ``productivity-box`` is not.
+A host's class is decided by enrollment first, by the tokens of its name second:
+
+- **Enrollment**: the ``[hostname.<environment>]`` tables name the hosts that
+  belong to an environment, by hostname glob (``hosts``, matched against the
+  whole name, case-insensitively) and by machine id (``machine_ids``, the
+  content of ``/etc/machine-id``, for clouds whose names say nothing)::
+
+      [hostname.production]
+      hosts = ["ip-10-0-0-*", "web-*.example.com"]
+      machine_ids = ["3d1219c7c4c5404aaa1f6d2a48adfda4"]
+
+  When any rule matches, tokens are not consulted.
+- **Tokens**: the name is split on ``-``, ``.``, ``_`` and digits, and each
+  token is compared, whole and case-insensitively, with every environment's
+  ``hostname_patterns`` (shell-style globs allowed). ``web-prod-01`` is
+  production while ``productivity-box`` is not.
+
+The guard (:func:`pre_run_safety`) blocks a run whose environment disagrees
+with the host's class, a run of any environment on a host that carries
+markers of several, and, in a strict profile, a run on a host that no rule
+classifies as its environment. A stand-in name (``ENVFENCE_HOSTNAME``) only
+tightens: the class of the system's own name applies too, unless
+``[hostname] allow_stand_in = true`` (containers), whose use is audited.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import attrs
 
 from envfence import hookimpl
+from envfence.errors import ConfigurationError
 from envfence.models import Environment, Finding, HostInfo
 
+SECTION = "hostname"
+#: Where the machine's id is read, first found wins (systemd, then D-Bus).
+MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id")
+
 _SPLIT = re.compile(r"[-._\d]+")
+_OPTIONS = ("allow_stand_in",)
+_RULES = ("hosts", "machine_ids")
 
 
 def tokens(hostname: str) -> tuple[str, ...]:
@@ -22,9 +52,77 @@ def tokens(hostname: str) -> tuple[str, ...]:
     return tuple(t for t in _SPLIT.split(hostname.lower()) if t)
 
 
-def classify(hostname: str, settings) -> HostInfo:
-    """Match every token against every environment's patterns."""
+def machine_id() -> str | None:
+    """The machine's id (lower case), or None when the machine has none."""
+    for path in MACHINE_ID_FILES:
+        try:
+            text = Path(path).read_text(encoding="ascii", errors="replace").strip().lower()
+        except OSError:
+            continue
+        if text:
+            return text
+    return None
+
+
+@attrs.frozen
+class Enrollment:
+    """The ``[hostname]`` table: each environment's enrolled hosts, and the stand-in option."""
+
+    hosts: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    machine_ids: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    allow_stand_in: bool = False
+
+
+def enrollment(settings) -> Enrollment:
+    """Read the ``[hostname]`` table.
+
+    :raises ConfigurationError: an undeclared environment, an unknown key, or
+        a value of the wrong type, named with the file and the key.
+    """
+    table: Mapping[str, Any] = settings.section(SECTION)
+    where = f"{settings.source}: [{SECTION}]"
+    hosts: dict[str, tuple[str, ...]] = {}
+    ids: dict[str, tuple[str, ...]] = {}
+    allow = table.get("allow_stand_in", False)
+    if not isinstance(allow, bool):
+        raise ConfigurationError(f"{where}.allow_stand_in: must be true or false, not {allow!r}", "write allow_stand_in = true")
+    for name, body in table.items():
+        if name in _OPTIONS:
+            continue
+        env = settings.resolve(name)
+        if env is None or not isinstance(body, Mapping):
+            declared = ", ".join(settings.environments)
+            raise ConfigurationError(
+                f"{where}: {name!r} is neither an option ({', '.join(_OPTIONS)}) nor a declared environment ({declared})",
+                f'enroll hosts per environment: [{SECTION}.production] hosts = ["web-*"]',
+            )
+        for key, value in body.items():
+            if key not in _RULES:
+                raise ConfigurationError(f"{where}.{name}.{key}: unknown key", f"known keys: {', '.join(_RULES)}")
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+                raise ConfigurationError(
+                    f"{where}.{name}.{key}: must be a list of strings, not {value!r}", f'write it as {key} = ["..."]'
+                )
+            (hosts if key == "hosts" else ids)[env] = tuple(v.strip().lower() for v in value)
+    return Enrollment(hosts, ids, allow)
+
+
+def classify(hostname: str, settings, machine: str | None = None) -> HostInfo:
+    """The host's class: enrollment rules first, then every token against every environment's patterns."""
     parts = tokens(hostname)
+    rules = enrollment(settings)
+    name = hostname.lower()
+    enrolled: list[tuple[str, str]] = []
+    for env in settings.environments:
+        glob = next((g for g in rules.hosts.get(env, ()) if fnmatch.fnmatchcase(name, g)), None)
+        if glob is not None:
+            enrolled.append((env, f"hosts {glob!r}"))
+        elif machine and machine in rules.machine_ids.get(env, ()):
+            enrolled.append((env, "its machine id"))
+    if enrolled:
+        return HostInfo(hostname=hostname, tokens=parts, matches=tuple(enrolled), enrolled=True, machine_id=machine)
     matches: list[tuple[str, str]] = []
     for env in settings.environments.values():
         patterns = [p.lower() for p in env.hostname_patterns]
@@ -32,61 +130,148 @@ def classify(hostname: str, settings) -> HostInfo:
             if any(fnmatch.fnmatchcase(token, p) for p in patterns):
                 matches.append((env.name, token))
                 break
-    return HostInfo(hostname=hostname, tokens=parts, matches=tuple(matches))
+    return HostInfo(hostname=hostname, tokens=parts, matches=tuple(matches), machine_id=machine)
 
 
 @hookimpl
 def classify_host(hostname: str, settings) -> HostInfo:
-    """The host's class from its name's tokens."""
-    return classify(hostname, settings)
+    """The host's class from its enrollment, else its name's tokens."""
+    return classify(hostname, settings, machine_id())
 
 
 @hookimpl(trylast=True)
 def detect_environment(host: HostInfo) -> Environment | None:
-    """The host's class, when its name points at exactly one environment."""
+    """The host's class, when its rules point at exactly one environment."""
     if host.environment is None:
         return None
-    token = next(tok for env, tok in host.matches if env == host.environment)
-    return Environment(host.environment, "hostname", f"{host.hostname} (token '{token}')")
+    rule = next(r for env, r in host.matches if env == host.environment)
+    how = f"enrolled by {rule}" if host.enrolled else f"token '{rule}'"
+    return Environment(host.environment, "hostname", f"{host.hostname} ({how})")
+
+
+def guarded_hosts(session) -> list[HostInfo]:
+    """The host views the guard applies: the name in use and, for a stand-in, the system's own.
+
+    With ``allow_stand_in`` the stand-in alone counts (a container's own
+    name is random); the trail records that it did.
+    """
+    host = session.host
+    if host.real is None:
+        return [host]
+    if enrollment(session.settings).allow_stand_in:
+        return [host]
+    return [host, host.real]
+
+
+def enroll_line(session, env: str, host: HostInfo) -> str:
+    """The settings lines that would enroll ``host`` in ``env``."""
+    settings = session.settings
+    table = f"tool.envfence.{SECTION}" if settings.path is not None and settings.path.name == "pyproject.toml" else SECTION
+    file = settings.path.name if settings.path is not None else "envfence.toml"
+    line = f'add under [{table}.{env}] in {file}: hosts = ["{host.hostname.lower()}"]'
+    if host.machine_id:
+        line += f' (or, for a name that changes, machine_ids = ["{host.machine_id}"])'
+    return line
+
+
+def _not_enrolled(session, env: str, host: HostInfo, severity: str) -> Finding:
+    why = "its name matches no rule" if not host.matches else f"it is {host.describe()}"
+    return Finding(
+        code="HOST_NOT_ENROLLED",
+        severity=severity,
+        message=(
+            f"host {host.hostname!r} ({host.source}) is not enrolled in {env}: {why}; "
+            f"{env} is strict and runs only on a host a rule classifies as {env}"
+        ),
+        remediation=f"if this host belongs to {env}, {enroll_line(session, env, host)}",
+        key=SECTION,
+        plugin="hostname",
+    )
+
+
+def _override(session) -> str:
+    return (
+        "to override, pass --force"
+        + (" --reason TEXT" if session.profile.strict else "")
+        + " (the override is recorded in the audit trail)"
+    )
+
+
+def _stand_in_note(session, host: HostInfo) -> str:
+    if host is session.host or session.host.real is None:
+        return ""
+    return f" (the system's own name; {session.host.source}={session.host.hostname} stands in for it and may only tighten)"
 
 
 @hookimpl
 def pre_run_safety(session, request) -> list[Finding]:
-    """Block a run whose intended environment disagrees with the host's class.
+    """Block a run the host does not belong to.
 
-    Both directions: a development run on a host whose name says production,
-    and a production run on a host whose name says development. An
-    unclassified host, or one whose name matches several environments, is
-    not blocked here (an ambiguous name is reported as a warning).
+    Every guarded host view (see :func:`guarded_hosts`) is checked:
+
+    - a host carrying markers of several environments blocks a run of any;
+    - a host whose class is another environment blocks the run, both ways;
+    - in a strict profile, a host no rule classifies as the run's
+      environment blocks it (``HOST_NOT_ENROLLED``). A development-like
+      profile runs on an unclassified host, as the seed's rule says.
     """
-    host, env = session.host, session.environment
-    if host.ambiguous:
-        return [
-            Finding(
-                code="HOSTNAME_AMBIGUOUS",
-                severity="warning",
-                message=f"host {host.hostname!r} carries markers of several environments: {host.describe()}",
-                remediation="rename the host, or narrow hostname_patterns in the settings",
-                plugin="hostname",
-            )
-        ]
-    if host.environment is None or host.environment == env.name:
-        return []
-    token = next(tok for e, tok in host.matches if e == host.environment)
-    return [
-        Finding(
-            code="HOSTNAME_MISMATCH",
-            severity="error",
-            message=(
-                f"{request.automation.name} would run in {env.name} ({env.describe()}) on host "
-                f"{host.hostname!r}, whose name says {host.environment} (token {token!r})"
-            ),
-            remediation=(
-                f"run it on a {env.name} host, or choose the environment this host is for "
-                f"(--env {host.environment}); to override, pass --force"
-                + (" --reason TEXT" if session.profile.strict else "")
-                + " (the override is recorded in the audit trail)"
-            ),
-            plugin="hostname",
+    env = session.environment.name
+    findings = []
+    views = guarded_hosts(session)
+    if session.host.real is not None and len(views) == 1:
+        session.audit(
+            "hostname.stand_in",
+            hostname=session.host.hostname,
+            real_host=session.host.real.hostname,
+            allowed_by=f"[{SECTION}] allow_stand_in = true in {session.settings.source}",
         )
-    ]
+    for host in views:
+        note = _stand_in_note(session, host)
+        if host.ambiguous:
+            findings.append(
+                Finding(
+                    code="HOSTNAME_AMBIGUOUS",
+                    severity="error",
+                    message=(
+                        f"{request.automation.name} would run in {env} on host {host.hostname!r}{note}, "
+                        f"which carries markers of several environments: {host.describe()}"
+                    ),
+                    remediation=f"rename the host, enroll it in one environment, or narrow hostname_patterns; {_override(session)}",
+                    plugin="hostname",
+                )
+            )
+        elif host.environment is not None and host.environment != env:
+            rule = next(r for e, r in host.matches if e == host.environment)
+            says = f"which is enrolled in {host.environment} ({rule})" if host.enrolled else f"whose name says {host.environment} (token {rule!r})"
+            findings.append(
+                Finding(
+                    code="HOSTNAME_MISMATCH",
+                    severity="error",
+                    message=(
+                        f"{request.automation.name} would run in {env} ({session.environment.describe()}) on host "
+                        f"{host.hostname!r}{note}, {says}"
+                    ),
+                    remediation=(
+                        f"run it on a {env} host, or choose the environment this host is for "
+                        f"(--env {host.environment}); {_override(session)}"
+                    ),
+                    plugin="hostname",
+                )
+            )
+        elif host.environment is None and session.profile.strict:
+            finding = _not_enrolled(session, env, host, "error")
+            findings.append(attrs.evolve(finding, message=finding.message + note, remediation=f"{finding.remediation}; {_override(session)}"))
+    return findings
+
+
+@hookimpl
+def validate(session) -> list[Finding]:
+    """``HOST_NOT_ENROLLED`` (a warning) when a strict environment is checked on a host not enrolled in it.
+
+    A warning, not an error: checking production's configuration from a
+    laptop is legitimate; a run there is what the guard refuses.
+    """
+    if not session.profile.strict:
+        return []
+    env = session.environment.name
+    return [_not_enrolled(session, env, host, "warning") for host in guarded_hosts(session) if env not in host.environments]

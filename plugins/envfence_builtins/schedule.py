@@ -149,16 +149,14 @@ def _globs_meet(a: str, b: str) -> bool:
 
 
 def _enrolled(settings) -> dict[str, tuple[list[str], list[str]]]:
-    """Each environment's enrolled host globs and machine ids, from ``[hostname.<environment>]`` tables when there are any."""
-    found = {}
-    for key, body in settings.section("hostname").items():
-        env = settings.resolve(key) if isinstance(body, dict) else None
-        if env is None:
-            continue  # an option of the hostname plugin, or a table it reports as wrong
-        rules = [[v] if isinstance(v, str) else v for v in (body.get("hosts", []), body.get("machine_ids", []))]
-        if all(isinstance(v, list) for v in rules):
-            found[env] = ([str(g).lower() for g in rules[0]], [str(i).lower() for i in rules[1]])
-    return found
+    """Each environment's enrolled host globs and machine ids, as the hostname plugin reads its ``[hostname]`` table."""
+    from envfence_builtins.hostname import enrollment
+
+    try:
+        rules = enrollment(settings)
+    except ConfigurationError:  # the hostname plugin reports it; the session does not open with it
+        return {}
+    return {env: (list(rules.hosts.get(env, ())), list(rules.machine_ids.get(env, ()))) for env in {*rules.hosts, *rules.machine_ids}}
 
 
 def share_host(settings, host, a: str, b: str) -> bool:

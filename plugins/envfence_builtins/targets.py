@@ -8,8 +8,10 @@ belong to it (Airtable base IDs, a HousecallPro company, a host, a URL)::
     development = ["appSandboxBase001"]
 
 Any configuration value this environment reads that names another
-environment's target is an error (``TARGET_OF_OTHER_ENVIRONMENT``).
-:func:`owner_of` answers the same question for the run-time guards.
+environment's target is an error (``TARGET_IN_OTHER_ENVIRONMENT``), secrets
+and decrypted values included: they are compared by their real value, which
+no message ever shows. :func:`owner_of` answers the same question for the
+run-time guard.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, Mapping
 
 from envfence import hookimpl
 from envfence.errors import ConfigurationError
-from envfence.models import Finding, Secret
+from envfence.models import Finding, Secret, reveal
 
 SECTION = "targets"
 
@@ -64,19 +66,27 @@ def owner_of(settings, value: Any, owners: Mapping[str, str] | None = None) -> s
     """The environment that owns ``value``, or a target named inside it; None when no one does.
 
     ``value`` is an identifier or a text holding one as a whole word (a URL
-    with a base ID in its path). Secrets are never examined.
+    with a base ID in its path). A :class:`Secret` is examined by its real
+    value: a target held as a secret is still a target.
 
     :param owners: :func:`owned_targets` of ``settings``, when the caller asks
         about many values and has read the table once already.
     :raises ConfigurationError: the ``[targets]`` table is malformed.
     """
-    if value is None or isinstance(value, Secret):
+    if value is None:
         return None
-    text = str(value)
+    text = str(reveal(value))
     for identifier, env in (owned_targets(settings) if owners is None else owners).items():
         if identifier == text or _mentions(text, identifier):
             return env
     return None
+
+
+def _shown(key: str, value: Any, with_key: bool = True) -> str:
+    """``KEY=value`` (or the value) for a plain value; a secret is named by its key only, its value never shows."""
+    if isinstance(value, Secret):
+        return f"the value of {key} (a secret, not shown)"
+    return f"{key}={value}" if with_key else str(value)
 
 
 def _mentions(text: str, identifier: str) -> bool:
@@ -107,9 +117,9 @@ def validate(session) -> list[Finding]:
         instead = f" (this environment's targets: {', '.join(mine)})" if mine else ""
         findings.append(
             Finding(
-                code="TARGET_OF_OTHER_ENVIRONMENT",
+                code="TARGET_IN_OTHER_ENVIRONMENT",
                 severity="error",
-                message=f"{key}={value} is a {owner} target, configured for {here} (set in {entry.source if entry else 'configuration'})",
+                message=f"{_shown(key, value)} is a {owner} target, configured for {here} (set in {entry.source if entry else 'configuration'})",
                 remediation=f"point {plain} at a {here} target{instead}, or move the value to .env.{owner}",
                 key=key,
                 plugin="targets",
@@ -145,7 +155,7 @@ def pre_run_safety(session, request) -> list[Finding]:
             Finding(
                 code="TARGET_GUARD",
                 severity="error",
-                message=f"{request.automation.name} would touch {value}, a {owner} target ({source}), while running in {here}",
+                message=f"{request.automation.name} would touch {_shown(where, value, with_key=False)}, a {owner} target ({source}), while running in {here}",
                 remediation=f"point it at a {here} target; to override, pass --force"
                 + (" --reason TEXT" if session.profile.strict else "")
                 + " (the override is recorded in the audit trail)",

@@ -91,9 +91,12 @@ def test_detection_is_recorded_with_time_method_and_evidence(make_project, recor
     assert detected[0].data["at"] == session.environment.decided_at.isoformat()
 
 
-def test_a_stand_in_hostname_is_on_the_record(make_project, recorded):
+def test_a_stand_in_hostname_is_on_the_record(make_project, recorded, monkeypatch):
     import socket
 
+    import envfence.opening
+
+    monkeypatch.setattr(envfence.opening, "system_hostname", socket.gethostname)  # the machine's own name
     envfence.open_session(make_project(), environ={"ENVFENCE_HOSTNAME": "dev-laptop"}, plugins=recorded.plugins)
     [detected] = [e for e in recorded.events if e.event == "environment.detected"]
     assert detected.data["host"] == "dev-laptop"

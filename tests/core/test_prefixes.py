@@ -73,6 +73,9 @@ based_on = "production"
 prefix = "QA_EU"
 based_on = "production"
 
+[hostname.qa_eu]
+hosts = ["qa-eu-box"]   # its name splits into tokens qa, eu: only enrollment can name its hosts
+
 [automations.env-dump]
 run = [PYTHON, "-c", "import json, os; open('child-env.json', 'w').write(json.dumps(dict(os.environ)))"]
 """.replace("PYTHON", json.dumps(sys.executable))
@@ -108,7 +111,7 @@ def test_a_command_automation_gets_only_its_nested_environments_credential(make_
     import json
 
     for env, token in (("qa_eu", "eu-token-value-1"), ("qa", "qa-token-value-2")):
-        result = run_cli("--env", env, "run", "env-dump", cwd=root)
+        result = run_cli("--env", env, "run", "env-dump", cwd=root, env={"ENVFENCE_HOSTNAME": f"{env.replace('_', '-')}-box"})
         assert result.exit_code == 0, result.stdout + result.stderr
         child = json.loads((root / "child-env.json").read_text())
         assert child["API_KEY"] == token

@@ -90,7 +90,8 @@ run = [{json.dumps(sys.executable)}, "-c", "import sys; sys.exit(3)"]
 """
     root = make_project(settings=settings)
     result = run_cli("--env", "production", "run", "fails", cwd=root, env={"ENVFENCE_HOSTNAME": "web-prod-01"})
-    assert result.exit_code == 3, result.output  # the command's own status
+    assert result.exit_code == 1, result.output  # a failed job, whatever its own status
+    assert "job exit 3" in result.stderr
     log = root / "var" / "production" / "logs" / "jobs_production.log"
     assert f"grep {result.stderr.split('error ')[1].split(':')[0]} {log}" in result.stderr
     error_id = result.stderr.split("error ")[1].split(":")[0]

@@ -20,7 +20,8 @@ SETTINGS = '[automations]\nflaky = "jobs:flaky"\nnapper = "jobs:napper"\n'
 def runs(run_cli, root, env, name, times, *sets):
     for _ in range(times):
         args = ["--env", env, *[a for s in sets for a in ("--set", s)], "run", name]
-        assert run_cli(*args, cwd=root).exit_code in (0, 1)
+        host = "web-prod-01" if env == "production" else "build-box-01"
+        assert run_cli(*args, cwd=root, env={"ENVFENCE_HOSTNAME": host}).exit_code in (0, 1)
 
 
 def test_compare_reports_each_environment_and_shared_failures(make_project, run_cli):

@@ -74,37 +74,11 @@ def test_a_bad_path_or_value_in_the_settings_is_named_by_check_and_refused_by_a_
 # --- a full disk -------------------------------------------------------------------
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 256 KiB tmpfs where root may mount one; None otherwise."""
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        yield None
-        return
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
-
-
-def fill(directory, leave: int = 0) -> None:
-    """Fill the disk holding ``directory``, leaving ``leave`` bytes free."""
-    with open(directory / "filler", "wb", buffering=0) as out:
-        try:
-            while True:
-                out.write(b"\0" * 4096)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-        out.truncate(max(0, out.tell() - leave))
-
-
-def test_a_full_disk_leaves_the_previous_file_whole_and_says_what_to_do(small_disk, tmp_path, monkeypatch):
+def test_a_full_disk_leaves_the_previous_file_whole_and_says_what_to_do(small_disk, fill_disk, tmp_path, monkeypatch):
     base = (small_disk or tmp_path) / "tree"
     files.write_atomic(base, "backups/state.json", '{"version": 1}')
     if small_disk is not None:
-        fill(small_disk)
+        fill_disk(small_disk)
     else:  # a failing writer where no tmpfs can be mounted
         def full(fd, data):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -119,14 +93,14 @@ def test_a_full_disk_leaves_the_previous_file_whole_and_says_what_to_do(small_di
     assert os.listdir(base / "backups") == ["state.json"]  # no temporary left behind
 
 
-def test_a_snapshot_on_a_full_disk_fails_clearly_and_leaves_no_half_snapshot(small_disk, make_project, run_cli):
+def test_a_snapshot_on_a_full_disk_fails_clearly_and_leaves_no_half_snapshot(small_disk, fill_disk, make_project, run_cli):
     if small_disk is None:
         pytest.skip("mounting a tmpfs is not allowed here (the failing-writer case above covers the write)")
     root = make_project({".env": f"DEV_API_TOKEN={CANARY}\nBIG={'y' * 60_000}\n"},
                         settings=f'[directories.paths]\ndevelopment = "{small_disk / "dev"}"\n')
     first = run_cli("--json", "config", "snapshot", cwd=root)
     assert first.exit_code == 0, first.output
-    fill(small_disk, leave=32 * 1024)  # room for the trail's records, not for a 60 KB copy
+    fill_disk(small_disk, leave=32 * 1024)  # room for the trail's records, not for a 60 KB copy
     result = run_cli("config", "snapshot", cwd=root)
     assert result.exit_code == 1, result.output
     assert "No space left" in result.output and "free space" in result.output

@@ -22,7 +22,11 @@ run = "jobs:ok"
 
 @pytest.fixture
 def project(make_project):
-    return make_project({"jobs.py": JOBS}, settings=SETTINGS)
+    import envfence
+
+    root = make_project({"jobs.py": JOBS}, settings=SETTINGS)
+    envfence.open_session(root=root).prepare()  # the tree and its audit trail exist before any run, as `init` makes them
+    return root
 
 
 def seed(root, automation: str, *, ago: _dt.timedelta, status: str = "succeeded", duration: float = 1.0,

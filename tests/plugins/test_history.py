@@ -64,8 +64,8 @@ def test_history_records_success_failure_and_forced_runs(project, run_cli):
 
 def test_each_environment_keeps_its_own_history(project, run_cli):
     run_cli("run", "ok", cwd=project)
-    run_cli("--env", "production", "run", "ok", cwd=project)
-    run_cli("--env", "production", "run", "ok", cwd=project)
+    run_cli("--env", "production", "run", "ok", cwd=project, env={"ENVFENCE_HOSTNAME": "web-prod-01"})
+    run_cli("--env", "production", "run", "ok", cwd=project, env={"ENVFENCE_HOSTNAME": "web-prod-01"})
     assert len(rows(project, "development")) == 1
     assert len(rows(project, "production")) == 2
     data = json.loads(run_cli("--env", "production", "status", "--json", cwd=project).stdout)
@@ -124,14 +124,14 @@ def test_dry_run_leaves_no_history(project, run_cli):
 
 
 def test_status_in_production_is_terse(project, run_cli):
-    run_cli("--env", "production", "run", "ok", cwd=project)
+    run_cli("--env", "production", "run", "ok", cwd=project, env={"ENVFENCE_HOSTNAME": "web-prod-01"})
     lines = run_cli("--env", "production", "status", cwd=project).stdout.splitlines()
     assert len(lines) == 2 and not any(line.startswith("#") or not line.strip() for line in lines)
     assert "succeeded" in lines[0] and "0/1 failed" in lines[1]
 
 
 def test_list_in_production_is_one_line_per_automation(project, run_cli):
-    run_cli("--env", "production", "run", "ok", cwd=project)
+    run_cli("--env", "production", "run", "ok", cwd=project, env={"ENVFENCE_HOSTNAME": "web-prod-01"})
     lines = run_cli("--env", "production", "list", cwd=project).stdout.splitlines()
     assert len(lines) == 2
     ok = next(line for line in lines if line.startswith("ok "))

@@ -38,7 +38,7 @@ def test_owner_of_accepts_aliases_as_environment_names(make_project):
 def test_production_base_configured_in_development_is_an_error(make_project):
     root = make_project({".env.development": "AIRTABLE_BASE_ID=appLiveBase000001\n"}, settings=SETTINGS)
     session = envfence.open_session(root, environ={})
-    [finding] = [f for f in session.report.findings if f.code == "TARGET_OF_OTHER_ENVIRONMENT"]
+    [finding] = [f for f in session.report.findings if f.code == "TARGET_IN_OTHER_ENVIRONMENT"]
     assert finding.severity == "error" and finding.key == "AIRTABLE_BASE_ID"
     assert "production target" in finding.message and ".env.development" in finding.message
     assert "appSandboxBase001" in finding.remediation
@@ -47,7 +47,7 @@ def test_production_base_configured_in_development_is_an_error(make_project):
 def test_development_base_configured_in_production_is_an_error(make_project):
     root = make_project({".env": "AIRTABLE_BASE_ID=appSandboxBase001\n"}, settings=SETTINGS)
     session = envfence.open_session(root, env="production", environ={})
-    assert "TARGET_OF_OTHER_ENVIRONMENT" in codes(session)
+    assert "TARGET_IN_OTHER_ENVIRONMENT" in codes(session)
 
 
 def test_each_environment_reading_its_own_target_is_fine(make_project):
@@ -55,13 +55,13 @@ def test_each_environment_reading_its_own_target_is_fine(make_project):
         {".env.development": "AIRTABLE_BASE_ID=appSandboxBase001\n", ".env.production": "AIRTABLE_BASE_ID=appLiveBase000001\n"},
         settings=SETTINGS,
     )
-    assert "TARGET_OF_OTHER_ENVIRONMENT" not in codes(envfence.open_session(root, environ={}))
-    assert "TARGET_OF_OTHER_ENVIRONMENT" not in codes(envfence.open_session(root, env="prod", environ={}))
+    assert "TARGET_IN_OTHER_ENVIRONMENT" not in codes(envfence.open_session(root, environ={}))
+    assert "TARGET_IN_OTHER_ENVIRONMENT" not in codes(envfence.open_session(root, env="prod", environ={}))
 
 
 def test_another_environments_prefixed_key_is_not_read_so_not_an_error(make_project):
     root = make_project({".env": "PROD_AIRTABLE_BASE_ID=appLiveBase000001\n"}, settings=SETTINGS)
-    assert "TARGET_OF_OTHER_ENVIRONMENT" not in codes(envfence.open_session(root, environ={}))
+    assert "TARGET_IN_OTHER_ENVIRONMENT" not in codes(envfence.open_session(root, environ={}))
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,9 @@ automation = "import-job"
 provider = "github"
 secret = "GITHUB_WEBHOOK_SECRET"
 automation = "import-job"
+
+[hostname]
+allow_stand_in = true
 """
 
 # The automation records each try and each finished run in its environment's tree.
@@ -106,7 +109,9 @@ def make_receiver_project(root: Path, ports: dict[str, int], attempts: int = 3) 
 class Receiver:
     """A started ``envfence serve`` process."""
 
-    def __init__(self, root: Path, env: str, port: int, *extra: str, hostname: str = "build-box-01") -> None:
+    def __init__(self, root: Path, env: str, port: int, *extra: str, hostname: str | None = None) -> None:
+        # A production server runs on a production host; the project lets the stand-in name it (allow_stand_in).
+        hostname = hostname or ("web-prod-01" if env == "production" else "build-box-01")
         self.root, self.env, self.port = root, env, port
         self.url = f"http://127.0.0.1:{port}"
         self.log = root / f"serve-{env}-{uuid.uuid4().hex[:6]}.err"

@@ -39,6 +39,11 @@ Exit codes: 0 ok, 1 findings at error level or a failed run, 2 usage,
 """
 
 
+def unknown_plugin(name: str) -> str:
+    """The message for a plugin name that -p no:, ENVFENCE_DISABLE_PLUGINS or ENVFENCE_PLUGINS gave and no plugin has."""
+    return f"no plugin named {name!r} (from -p no:, ENVFENCE_DISABLE_PLUGINS or ENVFENCE_PLUGINS); see `envfence plugins` for the names"
+
+
 class State:
     """What the global options decided, and the session they open (once)."""
 
@@ -66,12 +71,20 @@ class State:
                     "see `envfence plugins`",
                     err=True,
                 )
+            if not self.strict_plugins:
+                for name in self._plugins.unknown:
+                    click.echo(f"envfence: warning: {unknown_plugin(name)}", err=True)
         return self._plugins
 
     def session(self, **extra: Any):
         """Open the session for this invocation (cached)."""
         if self._session is None:
             from ..pipeline import Session
+
+            if self.strict_plugins and self.plugins.unknown:
+                from ..errors import UsageError
+
+                raise UsageError(unknown_plugin(self.plugins.unknown[0]), "--strict-plugins makes a name no plugin has an error")
 
             self._session = Session.open(
                 env=self.env, overrides=self.overrides, root=self.root, plugins=self.plugins,

@@ -19,14 +19,17 @@ from .output import dumps, echo_findings, finding_dict, style
 @click.option("--reason", metavar="TEXT", help="Why the run is forced; required with --force in a strict (production) profile.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Runtime override for this run (repeatable).")
 @click.option("--wait", is_flag=True, help="If the automation is already running here, wait for it instead of refusing.")
+@click.option("--pass-exit-code", is_flag=True, help="Exit with the job's own code when it ran (it may then look like one of envfence's).")
 @json_option
 @pass_state
-def run(state: State, name, dry_run, force, reason, assignments, wait) -> None:
+def run(state: State, name, dry_run, force, reason, assignments, wait, pass_exit_code) -> None:
     """Run automation NAME in the current environment.
 
     \b
-    Exit codes: 0 the run succeeded, 1 it failed, 3 it was blocked by a
-    safety guard or is already running, 2 usage.
+    Exit codes: 0 the run succeeded, 1 the job failed (its own code is in
+    the output, --json, the history and the audit trail), 2 usage,
+    3 blocked by a safety guard or already running, 4 configuration.
+    The reference: docs/running.md#exit-codes
     """
     from ..models import RunRequest
     from ..runner import Runner, fail_unopened, find_automation
@@ -67,14 +70,40 @@ def run(state: State, name, dry_run, force, reason, assignments, wait) -> None:
     if printing and verbose:
         mode = "dry run of" if dry_run else "running"
         click.echo(style(f"{mode} {name} in {session.environment.name} ({session.environment.describe()})", bold=True), err=True)
+    if not session.profile.strict and not state.json:
+        _warn_before_running(session, name, ask=session.profile.interactive and not dry_run and _on_a_terminal())
     runner = Runner(session, echo=echo, confirm=confirm, wait=wait, embedded=False)
     result = runner.run(RunRequest(automation, dry_run=dry_run, force=force, reason=reason))
+    code = result.job_exit_code if pass_exit_code and result.job_exit_code is not None else result.exit_code
     if state.json:
         click.echo(dumps(result_data(result)))
-        click.get_current_context().exit(result.exit_code)
+        click.get_current_context().exit(code)
 
     _report(result, session, name, force, verbose)
-    click.get_current_context().exit(result.exit_code)
+    click.get_current_context().exit(code)
+
+
+def _on_a_terminal() -> bool:
+    """True when a person can answer (cron and CI have no terminal on stdin)."""
+    return sys.stdin.isatty()
+
+
+def _warn_before_running(session, name: str, ask: bool) -> None:
+    """Development runs past error-level findings, but not in silence: print them, and ask a person at a terminal.
+
+    A strict profile blocks on them instead (``VALIDATION_FAILED_STRICT``).
+    :raises SafetyError: the person at the terminal chose not to go on.
+    """
+    errors = session.report.errors
+    if not errors:
+        return
+    env = session.environment.name
+    click.echo(style(f"warning: {len(errors)} error(s) in {env}'s configuration, found before the run of {name}:", fg="yellow"), err=True)
+    echo_findings(errors, err=True)
+    if ask and not click.confirm(f"Run {name} in {env} anyway?", default=False, err=True):
+        from ..errors import SafetyError
+
+        raise SafetyError(f"{name} was not run: its configuration has errors", "fix them (envfence check), then run it again")
 
 
 def _report(result, session, name, force, verbose) -> None:
@@ -144,15 +173,19 @@ def _explain_failure(result, session, name, verbose) -> None:
             click.echo(result.detail.rstrip("\n"), err=True)
         click.echo(
             style(f"envfence: {name} failed ({failure.classification}): {failure.message}", fg="red")
-            + f"\n  error id {failure.error_id}; details in {log}",
+            + f"\n  {_job_exit(result)}; error id {failure.error_id}; details in {log}",
             err=True,
         )
     else:
         click.echo(
             f"envfence: error {failure.error_id}: {name} failed in {session.environment.name} "
-            f"({failure.classification}, exit {result.exit_code}); details: grep {failure.error_id} {log}",
+            f"({failure.classification}, {_job_exit(result)}); details: grep {failure.error_id} {log}",
             err=True,
         )
+
+
+def _job_exit(result) -> str:
+    return f"job exit {result.job_exit_code}" if result.job_exit_code is not None else f"exit {result.exit_code}"
 
 
 def result_data(result) -> dict:
@@ -163,7 +196,8 @@ def result_data(result) -> dict:
         "automation": outcome.automation,
         "environment": outcome.environment,
         "status": outcome.status,
-        "exit_code": outcome.exit_code,
+        "exit_code": result.exit_code,
+        "job_exit_code": result.job_exit_code,
         "started_at": outcome.started_at,
         "finished_at": outcome.finished_at,
         "duration": round(outcome.duration, 3),

@@ -26,6 +26,7 @@ def run_dict(run) -> dict:
         "finished_at": run.finished_at,
         "status": run.status,
         "exit_code": run.exit_code,
+        "job_exit_code": run.exit_code if run.status in ("succeeded", "failed") else None,  # history keeps the job's own
         "error_class": run.error_class,
         "error_id": run.error_id,
         "duration": round(run.duration, 3),

@@ -36,7 +36,35 @@ def guard_findings(session: Any, request: RunRequest) -> list[Finding]:
     session.report.findings
     result = session.plugins.pre_run_safety(session=session, request=request)
     failed = result.findings("SAFETY_GUARD_FAILED", "the safety guard could not decide: ")
-    return list(session.redact_findings(result.flat() + failed))
+    return list(session.redact_findings(disabled_guards(session) + result.flat() + failed))
+
+
+def disabled_guards(session: Any) -> list[Finding]:
+    """``GUARD_DISABLED`` when a plugin implementing ``pre_run_safety`` is disabled: going without a guard is an override.
+
+    Audited as ``plugins.disabled`` with the names, whatever the decision.
+    """
+    records = session.plugins.disabled_guards()
+    if not records:
+        return []
+    names = [r.name for r in records]
+    session.audit("plugins.disabled", names=names, how=[r.reason for r in records])
+    override = "--force" + (" --reason TEXT" if session.profile.strict else "")
+    return [
+        Finding(
+            code="GUARD_DISABLED",
+            severity="error",
+            message=(
+                f"the safety guard(s) {', '.join(names)} are disabled ({'; '.join(sorted({r.reason for r in records}))}): "
+                "the run would go without the checks they make"
+            ),
+            remediation=(
+                "enable them (drop -p no:NAME, clear ENVFENCE_DISABLE_PLUGINS, or list them in ENVFENCE_PLUGINS); "
+                f"to run without them, pass {override} (the override is recorded in the audit trail)"
+            ),
+            plugin=names[0],
+        )
+    ]
 
 
 def refusal(session: Any, request: RunRequest, blocking: tuple[Finding, ...], confirm: Callable[[str], bool] | None) -> str | None:

@@ -135,15 +135,19 @@ def started(session: Any, request: RunRequest, run_id: str, forced: bool) -> Non
     session.plugins.on_run_start(session=session, request=request, run_id=run_id)
 
 
-def finished(session: Any, request: RunRequest, result: RunOutcome) -> None:
-    """Tell the ``on_run_finish`` plugins (history, trackers) and audit the end of a real run."""
+def finished(session: Any, request: RunRequest, result: RunOutcome, exit_code: int) -> None:
+    """Tell the ``on_run_finish`` plugins (history, trackers) and audit the end of a real run.
+
+    :param exit_code: envfence's own exit code; the outcome's ``exit_code`` is the job's.
+    """
     session.plugins.on_run_finish(session=session, request=request, outcome=result)
     session.audit(
         "run.finished",
         automation=request.automation.name,
         run_id=result.run_id,
         status=result.status,
-        exit_code=result.exit_code,
+        exit_code=exit_code,
+        job_exit_code=result.exit_code,
         error_class=result.error_class,
         error_id=result.error_id,
         duration=round(result.duration, 3),

@@ -16,6 +16,24 @@ LEAKY_NAMES = ("ENVIRONMENT",)
 NEUTRAL_HOSTNAME = "unclassified-host"
 
 
+@contextlib.contextmanager
+def system_hostname_as(name: str) -> Iterator[None]:
+    """Make the system's own hostname read as ``name`` while the block runs (in this process).
+
+    A stand-in name (``ENVFENCE_HOSTNAME``) only tightens the guards: the
+    system's own name applies too. A test that pretends to be on a host
+    names both, so that the machine running the tests does not leak in.
+    """
+    from envfence import opening
+
+    saved = opening.system_hostname
+    opening.system_hostname = lambda: name
+    try:
+        yield
+    finally:
+        opening.system_hostname = saved
+
+
 class Project:
     """A project directory with its own variables and hostname.
 
@@ -53,14 +71,15 @@ class Project:
         return {"ENVFENCE_HOSTNAME": self.hostname, **self.environ, **(extra or {})}
 
     @contextlib.contextmanager
-    def _inside(self) -> Iterator[None]:
+    def _inside(self, hostname: str | None = None) -> Iterator[None]:
         from envfence.pipeline import reset_session
 
         previous = os.getcwd()
         os.chdir(self.path)
         reset_session()
         try:
-            yield
+            with system_hostname_as(hostname or self.hostname):
+                yield
         finally:
             reset_session()
             os.chdir(previous)
@@ -74,13 +93,14 @@ class Project:
 
         from envfence.cli import cli
 
-        with self._inside():
-            return CliRunner().invoke(cli, list(args), env=self._environ(env), input=input, catch_exceptions=True)
+        environ = self._environ(env)
+        with self._inside(environ["ENVFENCE_HOSTNAME"]):
+            return CliRunner().invoke(cli, list(args), env=environ, input=input, catch_exceptions=True)
 
     def session(self, env: str | None = None, **kwargs: Any):
         """Open a :class:`~envfence.Session` on the project, as the CLI would."""
         from envfence.pipeline import Session
 
         environ = {**os.environ, **self._environ(kwargs.pop("environ", None))}
-        with self._inside():
+        with self._inside(environ["ENVFENCE_HOSTNAME"]):
             return Session.open(self.path, env=env, environ=environ, **kwargs)
