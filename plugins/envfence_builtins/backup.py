@@ -73,7 +73,7 @@ def collect(session) -> Iterator[tuple[str, Callable[[], bytes]]]:
         yield _relative(paths, history), lambda: sqlite_copy(history)
     queue = queue_path(paths)
     if queue.is_file() and not queue.is_symlink():  # accepted webhook events still to run, and the ids a replay is refused by
-        yield _relative(paths, queue), lambda: sqlite_copy(queue)
+        yield _relative(paths, queue), lambda: _queue_copy(queue)
     trail = trail_path(paths)
     if trail.is_file():
         trail_bytes, head_bytes = read_trail(trail)
@@ -87,6 +87,17 @@ def collect(session) -> Iterator[tuple[str, Callable[[], bytes]]]:
         for file in sorted(directory.rglob("*")):
             if file.is_file() and not file.is_symlink() and not file.name.startswith("."):
                 yield _relative(paths, file), file.read_bytes
+
+
+def _queue_copy(path: Path) -> bytes:
+    import sqlite3
+
+    from .webhook_queue import damaged
+
+    try:
+        return sqlite_copy(path)
+    except sqlite3.DatabaseError as exc:
+        raise damaged(path, exc) from None
 
 
 def sqlite_copy(path: Path) -> bytes:

@@ -125,6 +125,14 @@ def worker_lock(token: str) -> str:
     return f"{QUEUE_DIR}/workers/{token}.lock"
 
 
+def damaged(path: Path, exc: Exception) -> EnvfenceError:
+    """The error for a queue file SQLite cannot read. It is never replaced: accepted events may still be recovered from it."""
+    return EnvfenceError(
+        f"{path} is damaged ({exc}); it may hold accepted webhook events, so it is left as it is",
+        f"recover what it holds (sqlite3 {path} .recover), or move it aside (mv {path} {path}.damaged) to start an empty queue",
+    )
+
+
 def queue_path(paths) -> Path:
     """The queue file of an environment's tree (not created)."""
     return paths.base / QUEUE_DIR / QUEUE_FILE
@@ -152,9 +160,13 @@ class WebhookQueue:
         self._waiting: list[_Pending] = []
         self._syncing = False
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # each commit reaches the disk before the 2xx
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # each commit reaches the disk before the 2xx
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise damaged(self.path, exc) from None
 
     def _inode(self) -> tuple[int, int] | None:
         import os

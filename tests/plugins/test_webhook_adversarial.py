@@ -202,3 +202,17 @@ def test_a_path_with_a_line_break_cannot_forge_a_log_line(receiver):
     lines = receiver.stderr().splitlines()
     assert not any(line.startswith(("FORGED-LINE", "AGAIN")) for line in lines)
     assert any("\\nFORGED-LINE" in line for line in lines)
+
+
+def test_a_damaged_queue_file_is_named_and_kept_by_every_command(project, run_cli):  # noqa: F811
+    enqueue(project, "evt-1", {"n": 1})
+    damaged = project / "var" / "development" / "queue" / "webhooks.sqlite3"
+    for side in damaged.parent.glob("webhooks.sqlite3-*"):
+        side.unlink()
+    damaged.write_bytes(b"this is no database, but it may be one a disk tool can still recover" * 100)
+    before = damaged.read_bytes()
+    for args in (("queue", "list"), ("queue", "show", "evt-1"), ("queue", "drop", "evt-1"), ("worker", "--once"), ("backup",)):
+        result = run_cli(*args, cwd=project)
+        assert result.exit_code == 1 and "Traceback" not in result.output, (args, result.output)
+        assert str(damaged) in result.stderr and "internal error" not in result.stderr, (args, result.output)
+    assert damaged.read_bytes() == before
