@@ -292,6 +292,7 @@ def send_webhook(session, alert: Alert, message_id: str) -> None:
     """POST ``alert`` as JSON signed with Standard Webhooks (the same ``webhook-id`` on every retry)."""
     import time
     import urllib.error
+    import urllib.parse
     import urllib.request
 
     from envfence.models import reveal
@@ -302,6 +303,9 @@ def send_webhook(session, alert: Alert, message_id: str) -> None:
     url = table.get("url")
     if not url:
         raise DeliveryError(f"webhook: [{SECTION}.webhook] needs a url in {session.settings.source}")
+    parts = urllib.parse.urlsplit(str(url))
+    if parts.scheme not in ("http", "https") or not parts.netloc:  # urllib would "deliver" to a file:// URL
+        raise DeliveryError(f"webhook: [{SECTION}.webhook] url in {session.settings.source} is {url!r}, not an http(s) URL")
     secret = session.credential(WEBHOOK_SECRET, by=SECTION)
     if secret is None:
         raise DeliveryError(f"webhook: no {WEBHOOK_SECRET} credential in {session.environment.name} to sign with")

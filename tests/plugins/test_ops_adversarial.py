@@ -318,3 +318,16 @@ def test_two_automations_that_would_share_a_unit_or_cronjob_name_are_refused(mak
     _no_traceback(result)
     assert result.exit_code != 0 and "one would replace the other" in result.stderr, result.output
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("url", ["file:///etc/hostname", "ftp://127.0.0.1/x", "not a url"])
+def test_an_alert_webhook_url_that_is_not_http_keeps_the_alert_instead_of_calling_it_delivered(make_project, run_cli, url):
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    root = make_project({"jobs.py": JOBS, ".env": f"DEV_ALERT_WEBHOOK_SECRET={secret}\n"},
+                        settings=SYNC + '[thresholds.sync]\nmax_memory = "1KB"\n[alerts.escalation]\ndevelopment = ["webhook"]\n'
+                        f'[alerts.webhook]\nurl = "{url}"\n')
+    ran = run_cli("run", "sync", cwd=root)
+    _no_traceback(ran)
+    assert ran.exit_code == 0 and "kept and retried" in ran.stderr and "http" in ran.stderr, ran.output
+    [pending] = json.loads(run_cli("alerts", "show", "--json", cwd=root).stdout)["pending"]
+    assert pending["channels"] == ["webhook"]
