@@ -22,7 +22,11 @@ def _report(session, send: bool) -> dict:
         from .alerts import alerts_from_checks, dispatch
 
         session.prepare()
-        data["alerts"] = dispatch(session, alerts_from_checks(session, checks))
+        try:
+            data["alerts"] = dispatch(session, alerts_from_checks(session, checks))
+        except EnvfenceError as exc:  # the checks still stand; monitoring hears UNKNOWN, not a plugin crash
+            checks.append(Check("alerts", "UNKNOWN", f"alerts not sent: {exc.message} ({exc.hint})"))
+            data["status"] = worst(checks)
     return data
 
 

@@ -331,3 +331,17 @@ def test_an_alert_webhook_url_that_is_not_http_keeps_the_alert_instead_of_callin
     assert ran.exit_code == 0 and "kept and retried" in ran.stderr and "http" in ran.stderr, ran.output
     [pending] = json.loads(run_cli("alerts", "show", "--json", cwd=root).stdout)["pending"]
     assert pending["channels"] == ["webhook"]
+
+
+def test_health_alert_with_a_damaged_alert_state_reports_the_checks_and_unknown(make_project, run_cli):
+    root = make_project({"jobs.py": JOBS}, settings=SYNC.replace("0 3 * * *", "0 * * * *"))
+    assert run_cli("health", cwd=root).exit_code == 2
+    state = root / "var" / "development" / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "alerts.json").write_text("[]")
+    result = run_cli("health", "--alert", cwd=root)
+    _no_traceback(result)
+    # the missed run is still CRITICAL (it outranks UNKNOWN); the alert state is named, not a crash with exit 1
+    assert result.exit_code == 2 and "UNKNOWN alerts" in result.stdout and "alerts.json" in result.stdout, result.output
+    data = json.loads(run_cli("health", "--alert", "--json", cwd=root).stdout)
+    assert data["exit_code"] == 2 and {c["name"]: c["state"] for c in data["checks"]}["alerts"] == "UNKNOWN"
