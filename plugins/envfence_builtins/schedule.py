@@ -346,18 +346,29 @@ def _crontab_program(session) -> list[str]:
     return shlex.split(configured)
 
 
+#: Seconds the crontab program may take.
+CRONTAB_TIMEOUT = 30.0
+
+
+def _hung(program: list[str], what: str) -> EnvfenceError:
+    return EnvfenceError(f"`{shlex.join(program)} {what}` did not answer within {CRONTAB_TIMEOUT:.0f}s",
+                         "check the crontab program (is cron's spool locked?); nothing was changed")
+
+
 def read_crontab(session) -> str:
     """The user's installed crontab ('' when there is none)."""
     import subprocess
 
     program = _crontab_program(session)
     try:
-        done = subprocess.run([*program, "-l"], capture_output=True, text=True, timeout=30)
+        done = subprocess.run([*program, "-l"], capture_output=True, text=True, timeout=CRONTAB_TIMEOUT)
     except FileNotFoundError:
         raise EnvfenceError(
             f"cannot run {program[0]!r}: no crontab program on this host",
             "install cron (Debian: apt install cron), or use `envfence schedule --format systemd`",
         ) from None
+    except subprocess.TimeoutExpired:
+        raise _hung(program, "-l") from None
     if done.returncode != 0:
         if "no crontab" in done.stderr.lower():
             return ""
@@ -370,7 +381,10 @@ def write_crontab(session, text: str) -> None:
     import subprocess
 
     program = _crontab_program(session)
-    done = subprocess.run([*program, "-"], input=text, capture_output=True, text=True, timeout=30)
+    try:
+        done = subprocess.run([*program, "-"], input=text, capture_output=True, text=True, timeout=CRONTAB_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise _hung(program, "-") from None
     if done.returncode != 0:
         raise EnvfenceError(
             f"`{shlex.join(program)} -` refused the new crontab: {done.stderr.strip()}",

@@ -345,3 +345,17 @@ def test_health_alert_with_a_damaged_alert_state_reports_the_checks_and_unknown(
     assert result.exit_code == 2 and "UNKNOWN alerts" in result.stdout and "alerts.json" in result.stdout, result.output
     data = json.loads(run_cli("health", "--alert", "--json", cwd=root).stdout)
     assert data["exit_code"] == 2 and {c["name"]: c["state"] for c in data["checks"]}["alerts"] == "UNKNOWN"
+
+
+def test_a_crontab_program_that_hangs_is_a_clear_error(make_project, run_cli, tmp_path, monkeypatch):
+    from envfence_builtins import schedule
+
+    root = make_project({"jobs.py": JOBS}, settings=SYNC)
+    program = tmp_path / "crontab"
+    program.write_text("#!/bin/sh\nexec sleep 30\n")
+    program.chmod(0o755)
+    monkeypatch.setenv("ENVFENCE_CRONTAB", str(program))
+    monkeypatch.setattr(schedule, "CRONTAB_TIMEOUT", 0.3)
+    result = run_cli("schedule", "install", cwd=root)
+    _no_traceback(result)
+    assert result.exit_code == 1 and "did not answer" in result.stderr and "nothing was changed" in result.stderr
