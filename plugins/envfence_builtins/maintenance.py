@@ -128,9 +128,16 @@ def open_window(settings, environment: str, now: _dt.datetime | None = None) -> 
     """The window of ``environment`` in force at ``now`` and when it closes (in UTC), or None."""
     tz = zone(settings)
     local = (now or utcnow()).astimezone(tz)
-    for window in windows(settings, environment):
+    declared = windows(settings, environment)
+    for window in declared:
         closes = window.active(local)
         if closes is not None:
+            # Overlapping or back-to-back windows hold runs until the last of them closes.
+            for _ in range(len(declared) * 8):
+                later = [c for w in declared if (c := w.active(closes)) is not None and c > closes]
+                if not later:
+                    break
+                closes = max(later)
             return window, closes.astimezone(_dt.timezone.utc)
     return None
 

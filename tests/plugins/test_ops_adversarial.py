@@ -359,3 +359,18 @@ def test_a_crontab_program_that_hangs_is_a_clear_error(make_project, run_cli, tm
     result = run_cli("schedule", "install", cwd=root)
     _no_traceback(result)
     assert result.exit_code == 1 and "did not answer" in result.stderr and "nothing was changed" in result.stderr
+
+
+def test_overlapping_maintenance_windows_say_when_the_last_one_closes(make_project):
+    import datetime as dt
+
+    import envfence
+    from envfence_builtins.maintenance import open_window
+
+    root = make_project({"jobs.py": JOBS}, settings=SYNC + '[maintenance]\ntimezone = "UTC"\n'
+                        'development = ["sun 02:00-04:00", "sun 03:30-05:00", "sun 05:00-05:30"]\n')
+    settings = envfence.open_session(root=root).settings
+    sunday = dt.datetime(2026, 11, 29, 3, 0, tzinfo=dt.timezone.utc)
+    window, closes = open_window(settings, "development", sunday)
+    assert window.text == "sun 02:00-04:00" and closes == dt.datetime(2026, 11, 29, 5, 30, tzinfo=dt.timezone.utc)
+    assert open_window(settings, "development", sunday.replace(hour=5, minute=30)) is None
