@@ -216,3 +216,11 @@ def test_a_damaged_queue_file_is_named_and_kept_by_every_command(project, run_cl
         assert result.exit_code == 1 and "Traceback" not in result.output, (args, result.output)
         assert str(damaged) in result.stderr and "internal error" not in result.stderr, (args, result.output)
     assert damaged.read_bytes() == before
+
+
+def test_readyz_names_a_changed_file_without_telling_where_the_project_lives(receiver):  # keep last: it edits the project
+    dotenv = receiver.root / ".env.development"
+    dotenv.write_text(dotenv.read_text() + "EXTRA=1\n")
+    ready = requests.get(receiver.url + "/readyz", timeout=10).json()
+    assert ready["configuration_changed"] == [".env.development"]
+    assert str(receiver.root) not in json.dumps(ready)
