@@ -165,7 +165,7 @@ def create(session, output: Path | None = None, include_key: bool = False, progr
     directory = Path(output) if output else archive_dir(paths)
     target = directory / f"envfence_{env}_{created:%Y%m%dT%H%M%S.%fZ}.tar.gz"
     if output:
-        write_outside(target, buffer.getvalue(), mode=0o600)
+        write_outside(target, buffer.getvalue(), mode=0o600, session=session)
     else:
         files.write_atomic(paths, target, buffer.getvalue())
     return {**manifest, "archive": str(target)}

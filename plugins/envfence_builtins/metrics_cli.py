@@ -32,7 +32,7 @@ def metrics(state: State, textfile, gateway, job: str) -> None:
         from .state_files import write_outside
 
         # Atomic (the collector never reads half a file) and never through a link planted at the name.
-        write_outside(Path(textfile).absolute(), text)
+        write_outside(Path(textfile).absolute(), text, session=session)
     if gateway:
         try:
             push_to_gateway(gateway, job=job, registry=registry, grouping_key={"environment": session.environment.name}, timeout=10)

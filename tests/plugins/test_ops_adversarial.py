@@ -374,3 +374,16 @@ def test_overlapping_maintenance_windows_say_when_the_last_one_closes(make_proje
     window, closes = open_window(settings, "development", sunday)
     assert window.text == "sun 02:00-04:00" and closes == dt.datetime(2026, 11, 29, 5, 30, tzinfo=dt.timezone.utc)
     assert open_window(settings, "development", sunday.replace(hour=5, minute=30)) is None
+
+
+def test_backup_and_metrics_never_write_into_another_environments_tree(make_project, run_cli):
+    root = make_project({"jobs.py": JOBS}, settings=SYNC)
+    assert run_cli("run", "sync", cwd=root).exit_code == 0
+    production = root / "var" / "production"
+    production.mkdir(parents=True)
+    backup = run_cli("backup", "--output", str(production / "backups"), cwd=root)
+    _no_traceback(backup)
+    assert backup.exit_code == 3 and "inside the production tree" in backup.stderr, backup.output
+    metrics = run_cli("metrics", "--textfile", str(production / "dev.prom"), cwd=root)
+    assert metrics.exit_code == 3 and "inside the production tree" in metrics.stderr, metrics.output
+    assert list(production.rglob("*")) == []
