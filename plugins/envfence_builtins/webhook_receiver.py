@@ -290,7 +290,7 @@ class Receiver:
 
     def _refused(self, environ, path: str, refused: Refused) -> None:
         remote = environ.get("REMOTE_ADDR", "-")
-        self.log.warning(f"webhook refused on {path}: {refused.status} {refused.reason} (from {remote})")
+        self.log.warning(f"webhook refused on {path}: {refused.status} {_printable(refused.reason)} (from {remote})")
         with self._audit_lock:
             self.session.audit("webhook.refused", route=path, status=refused.status, reason=refused.reason, remote=remote)
 

@@ -132,6 +132,8 @@ class Worker:
                 _running.pop(event.seq, None)
         status = self.queue.finish(event.seq, self.token, succeeded=succeeded, run_id=run_id, error=error,
                                    retry_base=self.retry_base, final=final)
-        line = f"webhook event {event.id} ({event.type or 'untyped'}) on {event.route}: {event.automation} try {event.attempt} -> {status}"
+        from .webhook_receiver import _printable
+
+        line = f"webhook event {_printable(event.id)} ({_printable(event.type or 'untyped')}) on {event.route}: {event.automation} try {event.attempt} -> {status}"
         (self.log.info if succeeded else self.log.warning)(line + (f" ({error})" if error else ""))
         return status

@@ -224,3 +224,22 @@ def test_readyz_names_a_changed_file_without_telling_where_the_project_lives(rec
     ready = requests.get(receiver.url + "/readyz", timeout=10).json()
     assert ready["configuration_changed"] == [".env.development"]
     assert str(receiver.root) not in json.dumps(ready)
+
+
+def test_control_characters_of_an_event_id_show_escaped_in_the_log(tmp_path):
+    from test_webhook_receiver import DEV_STD, std_headers
+
+    port, = free_ports(1)
+    root = make_receiver_project(tmp_path / "proj", {"development": port})
+    started = Receiver(root, "development", port)
+    try:
+        body = job(type="order.created")
+        headers = std_headers(DEV_STD, body, msg_id="msg_1\tFORGED-EVENT-LINE")
+        headers["webhook-id"] = "msg_1\tFORGED-EVENT-LINE"
+        assert started.post("/orders", body, headers).status_code == 202
+        assert started.post("/orders", body, headers).status_code == 409  # the replay's refusal names the id
+        wait_until(lambda: started.stderr().count("FORGED-EVENT-LINE") >= 2, what="the run and the refusal in the log")
+        assert not any(line.startswith("FORGED") for line in started.stderr().splitlines())
+        assert "\\tFORGED-EVENT-LINE" in started.stderr()
+    finally:
+        assert started.stop() == 0
