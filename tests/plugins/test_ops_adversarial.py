@@ -41,10 +41,17 @@ def test_a_smtp_port_that_is_no_number_is_a_delivery_error_and_the_alert_is_kept
     assert pending["channels"] == ["email"]
 
 
-def test_metrics_textfile_where_no_file_can_be_written_is_a_clear_error(make_project, run_cli, tmp_path):
+@pytest.fixture
+def ran_once(make_project, run_cli):
+    """A project whose sync ran once (so there are metrics to write)."""
     pytest.importorskip("prometheus_client")
     root = make_project({"jobs.py": JOBS}, settings=SYNC)
     assert run_cli("run", "sync", cwd=root).exit_code == 0
+    return root
+
+
+def test_metrics_textfile_where_no_file_can_be_written_is_a_clear_error(ran_once, run_cli, tmp_path):
+    root = ran_once
     not_a_dir = tmp_path / "collector"
     not_a_dir.write_text("a file where the directory belongs")
     result = run_cli("metrics", "--textfile", str(not_a_dir / "envfence.prom"), cwd=root)
@@ -53,10 +60,8 @@ def test_metrics_textfile_where_no_file_can_be_written_is_a_clear_error(make_pro
     assert not_a_dir.read_text() == "a file where the directory belongs"
 
 
-def test_metrics_textfile_at_a_symlink_replaces_the_link_never_the_file_it_points_to(make_project, run_cli, tmp_path):
-    pytest.importorskip("prometheus_client")
-    root = make_project({"jobs.py": JOBS}, settings=SYNC)
-    assert run_cli("run", "sync", cwd=root).exit_code == 0
+def test_metrics_textfile_at_a_symlink_replaces_the_link_never_the_file_it_points_to(ran_once, run_cli, tmp_path):
+    root = ran_once
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     link = tmp_path / "out" / "envfence.prom"

@@ -140,18 +140,27 @@ def test_queue_show_redacts_the_environments_secrets_in_headers_and_payload(proj
         assert shown.exit_code == 0 and CANARY not in shown.output and "x-token" in shown.output
 
 
-def test_a_worker_killed_after_its_run_finished_never_runs_the_event_again(project):  # noqa: F811
+def _worker(root, event_id: str):
+    """A queued event and a worker (with its own queue connection) ready to claim it; returns a maker of more workers."""
     from envfence import open_session
     from envfence.runner import find_automation
     from envfence_builtins.webhook_queue import WebhookQueue
     from envfence_builtins.webhook_worker import Worker
 
-    enqueue(project, "evt-done", {"n": 1})
-    session = open_session(root=project)
+    enqueue(root, event_id, {"n": 1})
+    session = open_session(root=root)
     session.prepare()
     automations = {"import-job": find_automation(session, "import-job")}
-    dying_queue = WebhookQueue(session.paths)
-    dying = Worker(session, dying_queue, automations, echo=lambda line: None)
+
+    def make():
+        return Worker(session, WebhookQueue(session.paths), automations, echo=lambda line: None)
+
+    return make(), make
+
+
+def test_a_worker_killed_after_its_run_finished_never_runs_the_event_again(project):  # noqa: F811
+    dying, another = _worker(project, "evt-done")
+    dying_queue = dying.queue
 
     def killed(*args, **kwargs):  # kill -9 lands after the run is recorded as succeeded, before the queue hears of it
         raise KeyboardInterrupt
@@ -163,7 +172,7 @@ def test_a_worker_killed_after_its_run_finished_never_runs_the_event_again(proje
     ran = (project / "var" / "development" / "runs.jsonl").read_text().splitlines()
     assert len(ran) == 1
 
-    survivor = Worker(session, WebhookQueue(session.paths), automations, echo=lambda line: None)
+    survivor = another()
     survivor.recover()
     assert survivor.run_once() is None  # nothing left to run
     assert (project / "var" / "development" / "runs.jsonl").read_text().splitlines() == ran
@@ -173,20 +182,10 @@ def test_a_worker_killed_after_its_run_finished_never_runs_the_event_again(proje
 
 
 def test_a_worker_killed_during_its_run_runs_the_event_again(project):  # noqa: F811
-    from envfence import open_session
-    from envfence.runner import find_automation
-    from envfence_builtins.webhook_queue import WebhookQueue
-    from envfence_builtins.webhook_worker import Worker
-
-    enqueue(project, "evt-cut", {"n": 1})
-    session = open_session(root=project)
-    session.prepare()
-    automations = {"import-job": find_automation(session, "import-job")}
-    queue = WebhookQueue(session.paths)
-    dying = Worker(session, queue, automations, echo=lambda line: None)
-    assert queue.claim(dying.token).id == "evt-cut"  # claimed; the run never finished
+    dying, another = _worker(project, "evt-cut")
+    assert dying.queue.claim(dying.token).id == "evt-cut"  # claimed; the run never finished
     dying._lock.close()
-    survivor = Worker(session, WebhookQueue(session.paths), automations, echo=lambda line: None)
+    survivor = another()
     survivor.recover()
     assert survivor.run_once().id == "evt-cut"
     assert survivor.queue.find("evt-cut")[0].status == "succeeded"
