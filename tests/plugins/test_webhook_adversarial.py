@@ -242,3 +242,20 @@ def test_control_characters_of_an_event_id_show_escaped_in_the_log(tmp_path):
         assert "\\tFORGED-EVENT-LINE" in started.stderr()
     finally:
         assert started.stop() == 0
+
+
+def test_a_route_secret_with_a_quote_a_backslash_and_a_newline_verifies_and_never_shows(tmp_path):
+    port, = free_ports(1)
+    root = make_receiver_project(tmp_path / "proj", {"development": port})
+    dotenv = root / ".env.development"
+    dotenv.write_text(dotenv.read_text().replace(f"DEV_HOUSECALLPRO_WEBHOOK_SECRET={DEV_HCP}",
+                                                 'DEV_HOUSECALLPRO_WEBHOOK_SECRET="first-part\\"q\\\\b\\nsecond-part"'))
+    secret = 'first-part"q\\b\nsecond-part'
+    started = Receiver(root, "development", port)
+    try:
+        body = job()
+        assert started.post("/housecallpro", body, hcp_headers(secret, body)).status_code == 202
+        assert started.post("/housecallpro", body, hcp_headers("first-part", body)).status_code == 401
+    finally:
+        assert started.stop() == 0
+    assert "first-part" not in started.stderr() and "second-part" not in started.stderr()
