@@ -445,25 +445,31 @@ def unit_name(entry: Entry) -> str:
     return safe
 
 
+def systemd_literal(text: str) -> str:
+    """``text`` as a systemd setting's value: systemd expands ``%x`` specifiers in every setting, ``%%`` is a percent sign."""
+    return text.replace("%", "%%")
+
+
+def systemd_command(argv: list[str]) -> str:
+    """``argv`` as an ``ExecStart=`` value: quoted, with ``%`` and ``$`` (variable expansion) kept literal."""
+    return systemd_literal(shlex.join(argv)).replace("$", "$$")
+
+
 def systemd_units(session) -> dict[str, str]:
     """File name -> content: a service and a timer per scheduled automation."""
     units = {}
     root = str(session.root.path)
     named = zone_name(session)
-    def literal(text: str) -> str:  # systemd expands %x specifiers in every setting
-        return text.replace("%", "%%")
-
     for entry in _distinct(session, unit_name, "systemd unit"):
         name = unit_name(entry)
-        about = literal(f"envfence: {entry.automation} in {entry.environment}")
+        about = systemd_literal(f"envfence: {entry.automation} in {entry.environment}")
         units[f"{name}.service"] = (
             "[Unit]\n"
             f"Description={about}\n\n"
             "[Service]\n"
             "Type=oneshot\n"
-            f"WorkingDirectory={literal(root)}\n"
-            # ... and $NAME in a command line: $$ is a dollar sign.
-            f"ExecStart={literal(shlex.join(command_line(session, entry))).replace('$', '$$')}\n"
+            f"WorkingDirectory={systemd_literal(root)}\n"
+            f"ExecStart={systemd_command(command_line(session, entry))}\n"
         )
         calendars = "".join(f"OnCalendar={c}\n" for c in on_calendar(entry.expression, named))
         units[f"{name}.timer"] = (

@@ -259,3 +259,15 @@ def test_a_route_secret_with_a_quote_a_backslash_and_a_newline_verifies_and_neve
     finally:
         assert started.stop() == 0
     assert "first-part" not in started.stderr() and "second-part" not in started.stderr()
+
+
+def test_the_receivers_systemd_unit_keeps_a_percent_or_a_space_in_the_project_path_literal(make_project, run_cli):
+    from test_webhook_queue_cli import HOOKS, SETTINGS
+
+    root = make_project({"hooks.py": HOOKS, ".env.development": f"WEBHOOK_PORT=18001\nDEV_HOUSECALLPRO_WEBHOOK_SECRET={CANARY}\n",
+                         ".env.production": "WEBHOOK_PORT=18002\n"}, settings=SETTINGS, name="acme 100%h")
+    unit = run_cli("serve", "--emit", "systemd", cwd=root)
+    assert unit.exit_code == 0, unit.output
+    lines = dict(line.split("=", 1) for line in unit.stdout.splitlines() if "=" in line and not line.startswith("#"))
+    assert lines["WorkingDirectory"] == str(root).replace("%", "%%")  # %h would be the home directory
+    assert lines["ExecStart"].endswith("--env development serve") and "%h" not in lines["ExecStart"].replace("%%", "")
