@@ -181,14 +181,21 @@ def pauses(session, now: _dt.datetime | None = None) -> dict[str, dict[str, Any]
 
 def set_pause(session, name: str, pause: dict[str, Any] | None) -> None:
     """Record (or with None lift) the pause of ``name``, dropping the expired ones."""
+    import fcntl
+
+    from envfence import files
+
     from .state_files import write_json
 
-    kept = pauses(session)
-    if pause is None:
-        kept.pop(name, None)
-    else:
-        kept[name] = pause
-    write_json(session.paths, pauses_file(session.paths), kept)
+    # Read, change and write under one lock: two pauses set at once both hold (neither overwrites the other).
+    with files.open_lock(session.paths, "pauses.state") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        kept = pauses(session)
+        if pause is None:
+            kept.pop(name, None)
+        else:
+            kept[name] = pause
+        write_json(session.paths, pauses_file(session.paths), kept)
 
 
 def pause_of(session, automation: str) -> dict[str, Any] | None:

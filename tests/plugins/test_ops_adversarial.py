@@ -392,3 +392,29 @@ def test_backup_and_metrics_never_write_into_another_environments_tree(make_proj
     metrics = run_cli("metrics", "--textfile", str(production / "dev.prom"), cwd=root)
     assert metrics.exit_code == 3 and "inside the production tree" in metrics.stderr, metrics.output
     assert list(production.rglob("*")) == []
+
+
+def test_two_pauses_set_at_once_both_hold(make_project, run_cli, monkeypatch):
+    import threading
+
+    import envfence
+    from envfence_builtins import maintenance, state_files
+
+    root = make_project({"jobs.py": JOBS}, settings=SYNC + '[automations.other]\nrun = "jobs:ok"\n')
+    session = envfence.open_session(root=root)
+    session.prepare()
+    write = state_files.write_json
+    other = threading.Thread(target=maintenance.set_pause, args=(session, "other", {"reason": "second", "by": "b"}))
+
+    def slow_write(paths, path, data):  # the first writer is slow: the second comes in between its read and its write
+        if not other.is_alive() and not other.ident:
+            other.start()
+            other.join(timeout=1.0)  # without a lock it finishes here; with one it waits for this write
+        write(paths, path, data)
+
+    monkeypatch.setattr(state_files, "write_json", slow_write)
+    maintenance.set_pause(session, "sync", {"reason": "first", "by": "a"})
+    other.join()
+    monkeypatch.undo()
+    assert run_cli("run", "sync", cwd=root).exit_code == 3
+    assert run_cli("run", "other", cwd=root).exit_code == 3
