@@ -315,6 +315,8 @@ def _webhook_case(workdir: Path, plan: Plan) -> tuple[Table, list[Target]]:
 
 def run_all(workdir: Path, plan: Plan) -> tuple[list[Table], list[Target]]:
     """Generate the projects under ``workdir`` and run every case."""
+    from .store_case import store_case
+
     projects = {size: generate_project(workdir / f"project-{size}", size) for size in plan.sizes}
     tables: list[Table] = []
     targets: list[Target] = []
@@ -328,6 +330,7 @@ def run_all(workdir: Path, plan: Plan) -> tuple[list[Table], list[Target]]:
         lambda: redaction.validation_case(projects, plan, base_environ(), BIN),
         lambda: audit_case(workdir, plan.audit_sizes, plan.audit_rounds),
         lambda: _webhook_case(workdir, plan),
+        lambda: store_case(workdir, plan),
     )
     from .audit_case import audit_case
 

@@ -387,6 +387,24 @@ class HookCalls:
         """``run_history``: the runs, newest first (LOG)."""
         return self._call("run_history", session=session, automation=automation, limit=limit)
 
+    # --- a shared store (several machines) -------------------------------------------
+
+    def acquire_run_lock(self, *, session: Any, automation: str, wait: bool, echo: Callable[[str], None]) -> HookResult[Any]:
+        """``acquire_run_lock``: the lock a run holds, when a plugin holds it (CONFIGURATION)."""
+        return self._call("acquire_run_lock", session=session, automation=automation, wait=wait, echo=echo)
+
+    def verify_audit_store(self, *, session: Any) -> HookResult[Any]:
+        """``verify_audit_store``: each kept chain's check (FINDING: the caller reports a failure as a broken trail)."""
+        return self._call("verify_audit_store", session=session)
+
+    def hold_state(self, *, session: Any, name: str, write: bool) -> HookResult[Any]:
+        """``hold_state``: the named state held where every host sees it (CONFIGURATION)."""
+        return self._call("hold_state", session=session, name=name, write=write)
+
+    def open_webhook_queue(self, *, session: Any) -> HookResult[Any]:
+        """``open_webhook_queue``: a queue kept outside the tree (CONFIGURATION)."""
+        return self._call("open_webhook_queue", session=session)
+
 
 def hook_names() -> Iterable[str]:
     """Every hook with a typed method (all of :mod:`envfence.hookspecs`)."""

@@ -476,3 +476,76 @@ def register_webhook_providers(register: Callable[[Any], None]) -> None:
     All implementations are called; the built-ins register
     ``housecallpro``, ``standard`` and ``github``.
     """
+
+
+# --- A shared store (several machines) ---------------------------------------
+
+
+@failure_policy(OnError.CONFIGURATION)
+@hookspec(firstresult=True)
+def acquire_run_lock(session: Session, automation: str, wait: bool, echo: Callable[[str], None]) -> Any:
+    """Provide the lock a run holds, instead of the environment's lock file.
+
+    :param session: the open, prepared session.
+    :param automation: the automation's name; the lock is per automation and environment.
+    :param wait: wait for a running holder instead of refusing.
+    :param echo: prints a line for the user: that the run waits, or that it
+        runs under a lock weaker than the store's.
+    :returns: a context manager held for the run (entering it raises
+        :class:`envfence.runner.AlreadyRunning` when another run holds the
+        lock and ``wait`` is false), or None to let the core take its file lock.
+
+    Stops at first non-None result. Raise :class:`envfence.ConfigurationError`
+    when the lock must come from a store that cannot be reached: the run is
+    refused (exit 4); a plugin that fails otherwise stops the run too
+    (a lock that cannot be decided is not taken).
+    """
+
+
+@failure_policy(OnError.FINDING)
+@hookspec
+def verify_audit_store(session: Session) -> Mapping[str, Any] | None:
+    """Check the environment's audit chain kept outside its tree (``envfence audit verify``).
+
+    :param session: the open session.
+    :returns: ``{"store": name, "records": n, "ok": bool, "broken": {"seq": n, "reason": text} | None}``,
+        or None when the plugin keeps no such trail.
+
+    All results are collected; any that is not ok makes ``audit verify`` exit
+    1, and so does a plugin that raises (reported as a broken trail naming it).
+    """
+
+
+@failure_policy(OnError.CONFIGURATION)
+@hookspec(firstresult=True)
+def hold_state(session: Session, name: str, write: bool) -> Any:
+    """Hold an environment's named state (``alerts``) where every host sees it.
+
+    :param session: the open session.
+    :param name: the state's name, the plugin that owns it.
+    :param write: True for a read-modify-write: holders queue behind each
+        other across hosts, and the value is saved when the block ends
+        without an exception; False to read only.
+    :returns: a context manager whose value is the state (a dict, empty
+        when none was saved), changed in place by the holder; or None to
+        let the owning plugin keep it in its own file.
+
+    Stops at first non-None result.
+    """
+
+
+@failure_policy(OnError.CONFIGURATION)
+@hookspec(firstresult=True)
+def open_webhook_queue(session: Session) -> Any:
+    """Open the environment's webhook queue somewhere other than its tree.
+
+    :param session: the open, prepared session.
+    :returns: an object with the methods of
+        :class:`envfence_builtins.webhook_queue.WebhookQueue` (``accept``,
+        ``claim``, ``finish``, ``recover``, ``list``, ``get``, ``retry``,
+        ``drop``, ``counts``, ``writable``, ``close``), or None to use the
+        SQLite queue in the environment's tree.
+
+    Stops at first non-None result. ``envfence serve``, ``worker`` and
+    ``queue`` use what it returns.
+    """

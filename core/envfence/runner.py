@@ -223,7 +223,16 @@ class Runner:
             return RunResult(outcome, decision.findings, failure, decision.blocking)
         paths = session.paths
         try:
-            with run_lock(paths, automation.name, wait=self.wait, on_wait=self.echo):
+            # A shared store may hold the lock across hosts; the file lock is the default.
+            lock = session.plugins.acquire_run_lock(
+                session=session, automation=automation.name, wait=self.wait, echo=self.echo
+            ).first or run_lock(paths, automation.name, wait=self.wait, on_wait=self.echo)
+        except ConfigurationError as exc:  # the store that holds the lock cannot be reached
+            failure = self.fail(exc, automation.name)
+            outcome = record.outcome(session, run_id, request, "failed", exc.exit_code, started, failure=failure)
+            return RunResult(outcome, decision.findings, failure, decision.blocking, detail=self._detail(failure))
+        try:
+            with lock:
                 sink = install_logging(session, paths, self.embedded)
                 try:
                     return self._execute(request, run_id, decision)

@@ -41,4 +41,5 @@ ORDER = (
     "report",
     "webhook_providers",
     "webhook_receiver",
+    "store",
 )

@@ -29,10 +29,10 @@ is delivered by plugins implementing the ``alert`` hook (envfence-slack: ``slack
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import uuid
-from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
 import attrs
@@ -40,6 +40,7 @@ import attrs
 from envfence import hookimpl
 from envfence.errors import ConfigurationError, EnvfenceError
 from envfence.models import Alert, Finding, SettingSpec
+from envfence.stash import StashKey
 
 SECTION = "alerts"
 BUILTIN = ("console", "email", "webhook")
@@ -89,8 +90,15 @@ def load_state(session) -> dict[str, Any]:
     """
     from .state_files import read_json
 
-    path = state_file(session.paths)
-    data = read_json(path, {})
+    data, where = session.stash.get(SHARED_STATE, None), "the alert state of the shared store"
+    if data is None:
+        shared = session.plugins.hold_state(session=session, name=SECTION, write=False).first
+        if shared is not None:  # a shared store keeps it for every host
+            with shared as data:
+                data = dict(data)
+    if data is None:
+        where = state_file(session.paths)
+        data = read_json(where, {})
     incidents, pending = (data.get("incidents", {}), data.get("pending", [])) if isinstance(data, dict) else (None, None)
     shaped = isinstance(incidents, dict) and all(isinstance(v, dict) for v in incidents.values()) and isinstance(pending, list)
     try:
@@ -100,27 +108,56 @@ def load_state(session) -> dict[str, Any]:
     except (KeyError, TypeError, ValueError):
         shaped = False
     if not shaped:
-        raise EnvfenceError(f"{path} is damaged (not the incidents and pending alerts envfence keeps)",
-                            f"move it aside (mv {path} {path}.damaged); envfence starts a new one")
+        raise EnvfenceError(f"{where} is damaged (not the incidents and pending alerts envfence keeps)",
+                            f"move it aside (mv {where} {where}.damaged); envfence starts a new one")
     return {"incidents": dict(incidents), "pending": list(pending)}
-
-
-@contextmanager
-def _state_lock(session) -> Iterator[None]:
-    """Held while the alert state is read, delivered and written: two runs never send one alert twice."""
-    import fcntl
-
-    from envfence import files
-
-    with files.open_lock(session.paths, "alerts.state") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        yield
 
 
 def _save(session, state: dict[str, Any]) -> None:
     from .state_files import write_json
 
+    if SHARED_STATE in session.stash:
+        session.stash[SHARED_STATE].clear()
+        session.stash[SHARED_STATE].update(state)
+        return
     write_json(session.paths, state_file(session.paths), state)
+
+
+#: The state a shared store holds for the session's read-modify-write (see ``hold_state``).
+SHARED_STATE = StashKey[dict]()
+#: Set while this session holds the lock of the alert state file.
+_FILE_HELD = StashKey[bool]()
+
+
+@contextlib.contextmanager
+def held_state(session) -> Iterator[None]:
+    """Hold the alert state from reading the open incidents to saving them, across hosts when a store keeps it.
+
+    Two hosts crossing the same threshold then open one incident and send one alert.
+    """
+    if SHARED_STATE in session.stash or _FILE_HELD in session.stash:  # held already, further up
+        yield
+        return
+    shared = session.plugins.hold_state(session=session, name=SECTION, write=True).first
+    if shared is None:  # the state is a file of the tree: a lock file makes this host's processes take turns
+        import fcntl
+
+        from envfence import files
+
+        with files.open_lock(session.paths, "alerts.state") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            session.stash[_FILE_HELD] = True
+            try:
+                yield
+            finally:
+                del session.stash[_FILE_HELD]
+        return
+    with shared as data:
+        session.stash[SHARED_STATE] = data
+        try:
+            yield
+        finally:
+            del session.stash[SHARED_STATE]
 
 
 def _alert_data(alert: Alert) -> dict[str, Any]:
@@ -175,7 +212,7 @@ def dispatch(session, alerts: list[Alert]) -> dict[str, list]:
     worked: an alert that could not be delivered waits in ``pending`` for
     the next try. :returns: ``sent`` (alert, channel) and ``pending`` lists.
     """
-    with _state_lock(session):
+    with held_state(session):
         return _dispatch(session, alerts)
 
 
@@ -352,9 +389,10 @@ def on_run_finish(session, request, outcome) -> None:
     # Missed runs are noticed by `envfence health --alert`: a run that happens is no missed run.
     crossings = [c for c in evaluate(session, request.automation, runs) if c.check != "expected_every"]
     try:
-        alerts = incidents_from(session, crossings)
-        if alerts or load_state(session)["pending"]:
-            dispatch(session, alerts)
+        with held_state(session):
+            alerts = incidents_from(session, crossings)
+            if alerts or load_state(session)["pending"]:
+                dispatch(session, alerts)
     except EnvfenceError as exc:  # the alert state cannot be kept: say so, but the run's result stands
         print(f"envfence: warning: alerts: {exc.message} ({exc.hint})", file=sys.stderr)
 

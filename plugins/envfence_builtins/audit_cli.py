@@ -123,11 +123,14 @@ def verify_cmd(state: State, anchor_line) -> None:
     key = trail_mod.audit_key(session)
     verdict = trail_mod.verify(session.paths, key=key, anchor=anchor, has_runs=lambda: trail_mod.has_runs(session))
     problem, trail = verdict.problem, verdict.trail
+    checked = session.plugins.verify_audit_store(session=session)  # a chain kept in a shared store
+    stores = [*checked.values, *({"store": f"plugin {e.plugin}", "records": 0, "ok": False,
+                                  "broken": {"seq": None, "reason": session.redactor()(str(e))}} for e in checked.errors)]
     if state.json:
         click.echo(dumps({
             "trail": str(trail), "exists": verdict.exists, "records": verdict.records, "ok": verdict.ok,
             "broken": problem, "notes": verdict.notes, "signed": verdict.signed,
-            "anchored": verdict.anchored if anchor else None,
+            "anchored": verdict.anchored if anchor else None, "stores": stores,
         }))
     elif problem is None:
         if not verdict.exists:
@@ -143,7 +146,13 @@ def verify_cmd(state: State, anchor_line) -> None:
         seq = f" (record #{problem['seq']})" if problem.get("seq") is not None else ""
         click.echo(f"broken: {trail}: {where}{seq}: {problem['reason']}", err=True)
         click.echo(f"  {verdict.records} record(s) before it are intact; keep the files as evidence and investigate", err=True)
-    if problem is not None:
+    for kept in [] if state.json else stores:
+        if kept["ok"]:
+            click.echo(f"ok: {kept['records']} record(s), chain intact ({kept['store']})")
+        else:
+            seq = f" record #{kept['broken']['seq']}:" if kept["broken"].get("seq") is not None else ""
+            click.echo(f"broken: {kept['store']}:{seq} {kept['broken']['reason']}", err=True)
+    if problem is not None or not all(kept["ok"] for kept in stores):
         click.get_current_context().exit(EXIT_FINDINGS)
 
 

@@ -91,7 +91,9 @@ def _setup(state: State, force: bool, reason: str | None, what: str) -> Setup:
     automations = {r.automation: find_automation(session, r.automation) for r in declared}
     session.prepare()
     session.configure_logging(embedded=False)
-    return Setup(session, {r.path: r for r in declared}, WebhookQueue(session.paths), automations)
+    # A shared store's queue, else the one in the environment's tree.
+    queue = session.plugins.open_webhook_queue(session=session).first or WebhookQueue(session.paths)
+    return Setup(session, {r.path: r for r in declared}, queue, automations)
 
 
 def _port(session) -> tuple[str, int]:
@@ -273,7 +275,10 @@ def _queue(state: State, write: bool = False) -> tuple[Any, WebhookQueue | None]
         raise UsageError("no plugin computes the environment's directories", "enable the directories plugin")
     if write:
         session.prepare()
-    elif not queue_path(session.paths).exists():
+    shared = session.plugins.open_webhook_queue(session=session).first  # a shared store's queue
+    if shared is not None:
+        return session, shared
+    if not write and not queue_path(session.paths).exists():
         return session, None
     return session, WebhookQueue(session.paths)
 

@@ -120,6 +120,16 @@ class _Pending:
         self.stored: bool | BaseException | None = None  #: set once the commit is done (or failed)
 
 
+def next_status(attempts: int, max_attempts: int, *, succeeded: bool, final: bool, now: float,
+                retry_base: float, retry_max: float) -> tuple[str, float]:
+    """A finished try's new status and when the event is next due (exponential backoff with jitter)."""
+    if succeeded:
+        return "succeeded", now
+    if final or attempts >= max_attempts:
+        return "dead", now
+    return "pending", now + min(retry_max, retry_base * 2 ** (attempts - 1)) * (0.5 + random.random() / 2)
+
+
 def worker_lock(token: str) -> str:
     """The lock file a worker holds while it lives, relative to the environment's tree."""
     return f"{QUEUE_DIR}/workers/{token}.lock"
@@ -290,14 +300,7 @@ class WebhookQueue:
                              (seq, token)).fetchone()
             if row is None:
                 return "lost"
-            attempts, max_attempts = row
-            if succeeded:
-                status, due = "succeeded", now
-            elif final or attempts >= max_attempts:
-                status, due = "dead", now
-            else:
-                status = "pending"
-                due = now + min(retry_max, retry_base * 2 ** (attempts - 1)) * (0.5 + random.random() / 2)
+            status, due = next_status(*row, succeeded=succeeded, final=final, now=now, retry_base=retry_base, retry_max=retry_max)
             db.execute(
                 "UPDATE events SET status=?, next_attempt_at=?, run_id=?, last_error=?, claimed_by=NULL,"
                 " finished_at=? WHERE seq=?",

@@ -1,0 +1,271 @@
+"""The shared PostgreSQL store: schema commands, history, the audit chain, the store away, imports."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from .conftest import APP_PASSWORD, OWNER_PASSWORD, grant_app
+
+JOBS = '''
+def ok(ctx):
+    ctx.say("fine")
+
+def bad(ctx):
+    raise RuntimeError("broken")
+'''
+
+
+def settings(url: str, extra: str = "") -> str:
+    return f'[store]\nurl = "{url}"\n{extra}\n[automations.ok]\nrun = "jobs:ok"\n\n[automations.bad]\nrun = "jobs:bad"\n'
+
+
+@pytest.fixture
+def project(make_project, store_db):
+    """A project whose development environment uses the store, with the owner's URL for the schema commands."""
+    env = f"DEV_STORE_PASSWORD={APP_PASSWORD}\nDEV_STORE_ADMIN_URL={store_db.owner}\n"
+    return make_project({"jobs.py": JOBS, ".env": env}, settings=settings(store_db.url))
+
+
+@pytest.fixture
+def ready(project, store_db, run_cli):
+    """The project with its store initialised and the runtime role granted."""
+    assert run_cli("store", "init", cwd=project).exit_code == 0
+    grant_app(store_db)
+    return project
+
+
+def assert_nowhere(project, secret: str) -> None:
+    """No file envfence wrote in the project's tree holds ``secret``."""
+    for path in (project / "var").rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert secret.encode() not in path.read_bytes(), path
+
+
+def query(url: str, sql: str, *args):
+    with psycopg.connect(url, autocommit=True) as db:
+        return db.execute(sql, args).fetchall()
+
+
+def test_store_init_is_idempotent_and_check_reports_migrations_and_privileges(project, store_db, run_cli):
+    before = run_cli("store", "check", "--json", cwd=project)
+    assert before.exit_code == 1, before.output
+    data = json.loads(before.stdout)
+    assert data["reachable"] is True and data["migrated"] is False
+    assert any("store init" in p for p in data["problems"])
+
+    first = json.loads(run_cli("store", "init", "--json", cwd=project).stdout)
+    assert first["applied"] == [1, 2, 3] and first["to"] == 3
+    again = run_cli("store", "init", "--json", cwd=project)
+    assert again.exit_code == 0 and json.loads(again.stdout)["applied"] == []
+    assert json.loads(run_cli("store", "migrate", "--json", cwd=project).stdout)["applied"] == []
+
+    # Not granted yet: the runtime role cannot read or write the tables.
+    denied = json.loads(run_cli("store", "check", "--json", cwd=project).stdout)
+    assert denied["ok"] is False and any("GRANT SELECT" in p for p in denied["problems"])
+
+    grant_app(store_db)
+    ok = run_cli("store", "check", "--json", cwd=project)
+    assert ok.exit_code == 0, ok.output
+    data = json.loads(ok.stdout)
+    assert data["ok"] and data["migrated"] and data["warnings"] == []
+    assert data["privileges"]["envfence_audit"] == {"SELECT": True, "INSERT": True, "UPDATE": False, "DELETE": False, "TRUNCATE": False}
+    assert APP_PASSWORD not in ok.output and OWNER_PASSWORD not in ok.output
+
+
+def test_check_warns_when_envfence_runs_as_a_role_that_may_change_the_trail(project, store_db, run_cli):
+    assert run_cli("store", "init", cwd=project).exit_code == 0
+    (project / ".env").write_text(f"DEV_STORE_URL={store_db.owner}\n")
+    result = run_cli("store", "check", cwd=project)
+    assert result.exit_code == 0
+    assert "warning: the role may UPDATE/DELETE/TRUNCATE envfence_audit" in result.output
+    assert OWNER_PASSWORD not in result.output
+
+
+def test_migrate_before_init_says_to_run_init(project, run_cli):
+    result = run_cli("store", "migrate", cwd=project)
+    assert result.exit_code == 4
+    assert "was never initialised" in result.output and "store init" in result.output
+
+
+def test_runs_are_recorded_in_the_store_and_status_reads_them(ready, store_db, run_cli):
+    assert run_cli("run", "ok", cwd=ready).exit_code == 0
+    assert run_cli("run", "bad", cwd=ready).exit_code == 1
+    rows = query(store_db.superuser, "SELECT automation, environment, host, status, exit_code, error_class FROM envfence_runs ORDER BY started_at")
+    assert rows == [("ok", "development", "build-box-01", "succeeded", 0, None), ("bad", "development", "build-box-01", "failed", 1, "bug")]
+    # The local SQLite history is dropped: status still shows both runs, so they come from the store.
+    (ready / "var" / "development" / "history.sqlite3").unlink()
+    status = json.loads(run_cli("status", "--json", cwd=ready).stdout)
+    assert [r["automation"] for r in status["runs"]] == ["bad", "ok"]
+    assert status["error_rates"]["bad"]["failed"] == 1
+    everything = run_cli("-v", "status", cwd=ready).output + json.dumps(status)
+    assert APP_PASSWORD not in everything
+
+
+def test_audit_verify_checks_the_store_and_finds_a_row_changed_by_a_superuser(ready, store_db, run_cli):
+    assert run_cli("run", "ok", cwd=ready).exit_code == 0
+    verified = run_cli("audit", "verify", "--json", cwd=ready)
+    assert verified.exit_code == 0, verified.output
+    stores = json.loads(verified.stdout)["stores"]
+    assert stores[0]["ok"] and stores[0]["records"] >= 3
+
+    # The runtime role cannot change the trail, and the table refuses changes even to its owner.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        query(store_db.app, "UPDATE envfence_audit SET event = 'x'")
+    with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+        query(store_db.owner, "DELETE FROM envfence_audit")
+
+    # A superuser can switch the trigger off; the chain still tells.
+    with psycopg.connect(store_db.superuser, autocommit=True) as db:
+        db.execute("SET session_replication_role = replica")
+        db.execute("UPDATE envfence_audit SET record = replace(record, '\"development\"', '\"elsewhere\"') WHERE seq = 2")
+    broken = run_cli("audit", "verify", cwd=ready)
+    assert broken.exit_code == 1
+    assert "record #2: its content does not match its hash (edited)" in broken.output
+
+
+def test_an_unreachable_store_refuses_the_run_with_exit_4_naming_the_store(make_project, run_cli):
+    from envfence_builtins.postgres_cluster import free_port
+
+    url = f"postgresql://envfence@127.0.0.1:{free_port()}/envfence"
+    project = make_project({"jobs.py": JOBS, ".env": "DEV_STORE_PASSWORD=canary-Zx81\n"}, settings=settings(url, "connect_timeout = 1"))
+    result = run_cli("run", "ok", cwd=project)
+    assert result.exit_code == 4
+    assert f"the shared store postgresql://envfence@127.0.0.1:{url.rsplit(':', 1)[1].split('/')[0]}/envfence cannot be reached" in result.output
+    assert "fallback" in result.output and "fine" not in result.output
+    assert "canary-Zx81" not in result.output
+    status = run_cli("status", cwd=project)
+    assert status.exit_code == 4 and "cannot be reached to read the run history" in status.output
+    assert_nowhere(project, "canary-Zx81")
+
+
+def test_a_store_without_a_url_is_a_configuration_error_naming_the_credential(make_project, run_cli):
+    project = make_project({"jobs.py": JOBS}, settings='[store]\nfallback = "local"\n\n[automations.ok]\nrun = "jobs:ok"\n')
+    result = run_cli("store", "check", cwd=project)
+    assert result.exit_code == 4
+    assert "[store] gives no url for development" in result.output and "DEV_STORE_URL" in result.output
+    wrong = make_project({}, settings='[store]\nurl = "x"\nfallback = "maybe"\n', name="wrong")
+    result = run_cli("store", "check", cwd=wrong)
+    assert result.exit_code == 4 and "fallback = 'maybe' is not one of refuse, local" in result.output
+
+
+def test_with_fallback_local_runs_go_on_while_the_database_is_down_and_nothing_is_lost_or_doubled(
+    make_project, store_db, run_cli
+):
+    env = f"DEV_STORE_PASSWORD={APP_PASSWORD}\nDEV_STORE_ADMIN_URL={store_db.owner}\n"
+    project = make_project({"jobs.py": JOBS, ".env": env}, settings=settings(store_db.url, 'fallback = "local"\nconnect_timeout = 2'))
+    assert run_cli("store", "init", cwd=project).exit_code == 0
+    grant_app(store_db)
+    assert run_cli("run", "ok", cwd=project).exit_code == 0
+
+    store_db.server.stop()
+    try:
+        away = run_cli("run", "bad", cwd=project)
+        assert away.exit_code == 1  # the job's own failure, not the store's
+        assert "running with the local lock" in away.output
+        spool = project / "var" / "development" / "store-spool.jsonl"
+        assert spool.stat().st_size > 0 and APP_PASSWORD not in spool.read_text()
+        # With the store away, status answers from the local history.
+        assert [r["automation"] for r in json.loads(run_cli("status", "--json", cwd=project).stdout)["runs"]] == ["bad", "ok"]
+    finally:
+        store_db.server.start()
+
+    assert run_cli("run", "ok", cwd=project).exit_code == 0
+    assert not spool.exists()
+    runs = query(store_db.superuser, "SELECT automation, count(*) FROM envfence_runs GROUP BY automation ORDER BY automation")
+    assert runs == [("bad", 1), ("ok", 2)]
+    # Every event the file trail holds reached the store once, in its chain.
+    trail = project / "var" / "development" / "audit" / "audit_development.jsonl"
+    on_file = sorted((r["at"], r["event"]) for r in map(json.loads, trail.read_text().splitlines()))
+    in_store = sorted(query(store_db.superuser, "SELECT at, event FROM envfence_audit"))
+    assert in_store == on_file
+    verified = run_cli("audit", "verify", "--json", cwd=project)
+    assert verified.exit_code == 0 and json.loads(verified.stdout)["stores"][0]["records"] == len(on_file)
+    assert_nowhere(project, APP_PASSWORD)
+
+
+def test_a_spool_that_is_a_symlink_is_never_written_through(make_project, store_db, run_cli, tmp_path):
+    from envfence_builtins.postgres_cluster import free_port
+
+    url = f"postgresql://envfence@127.0.0.1:{free_port()}/envfence"
+    project = make_project({"jobs.py": JOBS}, settings=settings(url, 'fallback = "local"\nconnect_timeout = 1'))
+    assert run_cli("init", cwd=project).exit_code == 0
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("untouched\n")
+    spool = project / "var" / "development" / "store-spool.jsonl"
+    assert spool.is_file()  # init's audit events wait there for the store
+    spool.unlink()
+    spool.symlink_to(elsewhere)
+    result = run_cli("run", "ok", cwd=project)
+    # A record that cannot be kept stops the action, as the file trail's would.
+    assert result.exit_code == 3, result.output
+    assert "store-spool.jsonl" in result.output and "fine" not in result.output
+    assert elsewhere.read_text() == "untouched\n"
+
+
+def test_a_spool_forwarded_twice_adds_nothing_the_second_time(ready, store_db, run_cli):
+    """A crash after sending the spool but before emptying it: the next forward skips what is there."""
+    from envfence import open_session
+    from envfence_builtins import postgres_store as ps
+
+    session = open_session(root=ready)
+    session.prepare()
+    store = ps.store_for(session)
+    entry = {"at": "2026-01-01T00:00:00+00:00", "event": "test.event", "environment": "development", "user": "u", "host": "h", "pid": 1, "data": {}}
+    row = {"run_id": "run-spooled1", "automation": "ok", "environment": "development", "host": "h",
+           "started_at": "2026-01-01T00:00:00+00:00", "finished_at": "2026-01-01T00:00:01+00:00", "status": "succeeded",
+           "exit_code": 0, "forced": False}
+    for _ in range(2):
+        ps.spool(store, {"kind": "run", "row": row}, {"kind": "audit", "event_id": "ev-1", "entry": entry})
+        with store.using("forward") as db:
+            assert ps.forward(store, db) == 2
+    assert query(store_db.superuser, "SELECT count(*) FROM envfence_runs WHERE run_id = 'run-spooled1'") == [(1,)]
+    assert query(store_db.superuser, "SELECT count(*) FROM envfence_audit WHERE event = 'test.event'") == [(1,)]
+    assert run_cli("audit", "verify", cwd=ready).exit_code == 0
+
+
+def test_store_import_copies_the_sqlite_history_and_the_file_trail_keeping_the_chain(make_project, store_db, run_cli):
+    project = make_project({"jobs.py": JOBS}, settings='[automations.ok]\nrun = "jobs:ok"\n')
+    assert run_cli("run", "ok", cwd=project).exit_code == 0
+    assert run_cli("run", "ok", cwd=project).exit_code == 0
+    trail = project / "var" / "development" / "audit" / "audit_development.jsonl"
+    hashes = [json.loads(line)["hash"] for line in trail.read_text().splitlines()]
+
+    (project / "envfence.toml").write_text(settings(store_db.url))
+    (project / ".env").write_text(f"DEV_STORE_PASSWORD={APP_PASSWORD}\nDEV_STORE_ADMIN_URL={store_db.owner}\n")
+    assert run_cli("store", "init", cwd=project).exit_code == 0
+    grant_app(store_db)
+    imported = run_cli("store", "import", "--json", cwd=project)
+    assert imported.exit_code == 0, imported.output
+    data = json.loads(imported.stdout)
+    assert data["runs"] == {"read": 2, "added": 2}
+    assert data["audit"]["added"] == len(hashes) == data["audit"]["read"]
+    assert [h for (h,) in query(store_db.superuser, "SELECT hash FROM envfence_audit ORDER BY seq")] == hashes
+
+    again = json.loads(run_cli("store", "import", "--json", cwd=project).stdout)
+    assert again["runs"]["added"] == 0 and again["audit"]["added"] == 0
+    # New records continue the imported chain.
+    assert run_cli("run", "ok", cwd=project).exit_code == 0
+    verified = run_cli("audit", "verify", "--json", cwd=project)
+    assert verified.exit_code == 0, verified.output
+    assert json.loads(verified.stdout)["stores"][0]["records"] > len(hashes)
+    assert len(json.loads(run_cli("status", "--json", cwd=project).stdout)["runs"]) == 3
+
+
+def test_import_refuses_a_broken_file_trail(make_project, store_db, run_cli):
+    project = make_project({"jobs.py": JOBS}, settings='[automations.ok]\nrun = "jobs:ok"\n')
+    assert run_cli("run", "ok", cwd=project).exit_code == 0
+    trail = project / "var" / "development" / "audit" / "audit_development.jsonl"
+    lines = trail.read_text().splitlines()
+    record = json.loads(lines[1])
+    record["event"] = "tampered"
+    lines[1] = json.dumps(record)
+    trail.write_text("\n".join(lines) + "\n")
+    (project / "envfence.toml").write_text(settings(store_db.url))
+    (project / ".env").write_text(f"DEV_STORE_ADMIN_URL={store_db.owner}\n")
+    assert run_cli("store", "init", cwd=project).exit_code == 0
+    result = run_cli("store", "import", cwd=project)
+    assert result.exit_code == 4 and "the audit trail is broken at record #2" in result.output
+    assert query(store_db.superuser, "SELECT count(*) FROM envfence_audit") == [(0,)]
