@@ -1,7 +1,8 @@
 """The session's audit log: the one place audit events are built, held and sent.
 
 Every event goes to the ``audit_event`` plugins as it happens, its data
-redacted once here. Until the session is prepared (its tree exists, see
+redacted once here, when it is first read (a session that reads no event, such as
+``detect``'s, never builds the redaction automaton). Until the session is prepared (its tree exists, see
 :meth:`envfence.Session.prepare`) the log also holds the events in
 :attr:`AuditLog.held`: a plugin that persists events writes nothing before
 then, and when it writes (the first event of the prepared session,
@@ -12,7 +13,7 @@ dry-run session sends nothing: its events stay held.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 from .errors import EnvfenceError
 from .hookcalls import PluginFailed
@@ -42,7 +43,7 @@ class AuditLog:
             trail cannot be kept does not go ahead.
         """
         session = self._session
-        record = AuditEvent(event=event, environment=session.environment.name, data=session.redactor().data(data))
+        record = AuditEvent(event=event, environment=session.environment.name, data=MaskedData(data, session.redactor()))
         if self.dry_run:
             self.held.append(record)
             return record
@@ -57,3 +58,29 @@ class AuditLog:
         if not session.prepared and not self._released:
             self.held.append(record)
         return record
+
+
+class MaskedData(Mapping[str, Any]):
+    """An event's data, its secrets masked the first time anyone reads it (a writer, a plugin, a test)."""
+
+    def __init__(self, data: Mapping[str, Any], redactor: Any) -> None:
+        self._raw: Mapping[str, Any] | None = dict(data)
+        self._redactor = redactor
+        self._masked: dict[str, Any] = {}
+
+    def _data(self) -> dict[str, Any]:
+        if self._raw is not None:
+            self._masked, self._raw = self._redactor.data(self._raw), None
+        return self._masked
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data())
+
+    def __len__(self) -> int:
+        return len(self._data())
+
+    def __repr__(self) -> str:
+        return repr(self._data())

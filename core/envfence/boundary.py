@@ -25,9 +25,10 @@ def secret_values(settings: Any, specs: Iterable[Any], config: Any, environ: Map
     return values + environ_secrets(environ, declared)
 
 
-def redact_findings(redact: Any, findings: Iterable[Finding]) -> tuple[Finding, ...]:
-    """``findings`` with secrets masked in message, remediation and key."""
-    return tuple(
-        attrs.evolve(f, message=redact(f.message), remediation=redact(f.remediation or ""), key=redact(f.key) if f.key else f.key)
-        for f in findings
-    )
+def redact_findings(redactor: Any, findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    """``findings`` with secrets masked in message, remediation and key, in one pass each (:meth:`Redactor.each`)."""
+    masked = []
+    for f in findings:
+        message, remediation, key = redactor.each([f.message, f.remediation or "", f.key or ""])
+        masked.append(attrs.evolve(f, message=message, remediation=remediation, key=key if f.key else f.key))
+    return tuple(masked)

@@ -363,6 +363,10 @@ class HookCalls:
         """``pre_run_safety``: lists of findings (FINDING, as ``SAFETY_GUARD_FAILED``)."""
         return self._call("pre_run_safety", session=session, request=request)
 
+    def reap_abandoned_runs(self, *, session: Any) -> HookResult[Any]:
+        """``reap_abandoned_runs`` (LOG)."""
+        return self._call("reap_abandoned_runs", session=session)
+
     def on_run_start(self, *, session: Any, request: "RunRequest", run_id: str) -> HookResult[Any]:
         """``on_run_start`` (LOG)."""
         return self._call("on_run_start", session=session, request=request, run_id=run_id)

@@ -310,6 +310,20 @@ def pre_run_safety(session: Session, request: RunRequest) -> list[Finding] | Non
 
 @failure_policy(OnError.LOG)
 @hookspec
+def reap_abandoned_runs(session: Session) -> None:
+    """Finish the records of runs whose process died, before a run takes its lock.
+
+    Called for a real run once the environment's tree is prepared and before
+    the automation's lock is taken, so that a run killed earlier (its lock free,
+    its process gone) is marked abandoned, and audited ``run.abandoned``, before
+    the next one starts. A history plugin does the same before it reads.
+
+    :param session: the prepared session.
+    """
+
+
+@failure_policy(OnError.LOG)
+@hookspec
 def on_run_start(session: Session, request: RunRequest, run_id: str) -> None:
     """A run is starting (not called for a blocked run).
 

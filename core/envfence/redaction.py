@@ -271,10 +271,9 @@ class LineStream:
     whole even though no single line holds it. A line is emitted as soon as no
     secret of several lines can be pending through it, so output stays prompt.
 
-    Intended call site: the runner's command streaming (``Runner._run_command``
-    in ``runner.py``)::
+    Used by the runner for a command's output (:func:`envfence.runs.execute.run_command`)::
 
-        lines = LineStream(session.redactor(), lambda text: show(session, echo, logger, text))
+        lines = LineStream(session.redactor(), show)
         for line in process.stdout:
             lines.feed(line.rstrip("\\n"))
         lines.close()
@@ -342,7 +341,7 @@ class _RedactingWriter(io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
-        with self._lock:
+        with self._lock, uncaptured():  # what the emitter writes goes out, not back in here
             self._partial += text
             *complete, self._partial = self._partial.split("\n")
             for line in complete:
@@ -353,12 +352,80 @@ class _RedactingWriter(io.TextIOBase):
         return len(text)
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, uncaptured():
             if self._partial:
                 self._lines.feed(self._partial)
                 self._partial = ""
             self._lines.close()
         super().close()
+
+
+class _Threads:
+    """Which threads capture their output now; ``sys.stdout``/``sys.stderr`` are :class:`_Router` while any does."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.local = threading.local()  # .capture: (stdout writer, stderr writer); .through: a depth
+        self.lock = threading.Lock()
+        self.count = 0
+        self.originals: tuple[Any, Any] | None = None
+
+
+_THREADS = _Threads()
+
+
+class _Router(io.TextIOBase):
+    """Stands for ``sys.stdout`` (or ``sys.stderr``) while a thread captures its output.
+
+    A write goes to the capture of the thread that writes, or to the stream of
+    entry when that thread captures nothing (or is emitting a captured line):
+    threads running side by side (webhook workers) each keep their own.
+    """
+
+    def __init__(self, original: Any, index: int) -> None:
+        super().__init__()
+        self.original = original
+        self._index = index
+
+    def _target(self) -> Any:
+        local = _THREADS.local
+        capture = getattr(local, "capture", None)
+        if capture is None or getattr(local, "through", 0):
+            return self.original
+        return capture[self._index]
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        target = self._target()
+        if not target.closed:
+            target.flush()
+
+    def isatty(self) -> bool:
+        return self.original.isatty()
+
+    def fileno(self) -> int:
+        return self.original.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.original, "encoding", "utf-8")
+
+
+@contextlib.contextmanager
+def uncaptured() -> Iterator[None]:
+    """Within the block, this thread's writes to ``sys.stdout``/``sys.stderr`` go to the streams of entry, uncaptured."""
+    local = _THREADS.local
+    local.through = getattr(local, "through", 0) + 1
+    try:
+        yield
+    finally:
+        local.through -= 1
 
 
 @contextlib.contextmanager
@@ -370,29 +437,46 @@ def redirected_output(
     """Capture ``sys.stdout`` and ``sys.stderr`` for a block and pass them through ``redactor``.
 
     For a function automation's run: whatever it prints or writes to
-    ``sys.stderr`` reaches its destination line by line, redacted, a value of
+    ``sys.stderr`` in this thread reaches its destination line by line, redacted, a value of
     several lines masked whole (see :class:`LineStream`). A partial line waits
     for its newline (or the end of the block), so a secret written in two
     pieces on one line is still caught.
 
-    Intended call site: the runner, around the call of a function automation
-    (``Runner._run_function`` in ``runner.py``)::
+    Used by the runner around a function automation's call
+    (:func:`envfence.runs.execute.call_function`)::
 
-        with redirected_output(session.redactor()):
+        with redirected_output(session.redactor(), stdout=show, stderr=show):
             result = function(ctx)
+
+    Only this thread's output is captured: threads capturing side by side
+    (webhook workers) each keep their own, and other threads write to the
+    streams as before. Within :func:`uncaptured` (and while a captured line is
+    passed on) this thread writes to the streams of entry.
 
     :param stdout: called with each redacted line of standard output
         (default: written, with its newline, to the ``sys.stdout`` of entry).
     :param stderr: the same for standard error.
     """
-    old_out, old_err = sys.stdout, sys.stderr
+    threads = _THREADS
+    with threads.lock:
+        if threads.count == 0:
+            threads.originals = (sys.stdout, sys.stderr)
+            sys.stdout, sys.stderr = _Router(sys.stdout, 0), _Router(sys.stderr, 1)  # type: ignore[assignment]
+        threads.count += 1
+        old_out, old_err = threads.originals  # type: ignore[misc]
     out = _RedactingWriter(LineStream(redactor, stdout or _writer(old_out)))
     err = _RedactingWriter(LineStream(redactor, stderr or _writer(old_err)))
-    sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
+    previous = getattr(threads.local, "capture", None)
+    threads.local.capture = (out, err)
     try:
         yield
     finally:
-        sys.stdout, sys.stderr = old_out, old_err
+        threads.local.capture = previous
+        with threads.lock:
+            threads.count -= 1
+            if threads.count == 0:
+                sys.stdout, sys.stderr = threads.originals  # type: ignore[misc]
+                threads.originals = None
         out.close()
         err.close()
 

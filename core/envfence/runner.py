@@ -197,8 +197,11 @@ class Runner:
             for line in lines:
                 self.echo(line)
         else:
+            from .runs.execute import call_function
+
+            ctx = self._context(request, run_id, dry_run=True)
             try:
-                code = exit_code(automation.function(self._context(request, run_id, dry_run=True)))
+                code = exit_code(call_function(self.session, automation, ctx, lambda line: show(self.echo, ctx.logger, line)))
             except SystemExit as exc:
                 code = exit_code(exc.code)
             except Exception as exc:
@@ -222,6 +225,7 @@ class Runner:
             outcome = record.outcome(session, run_id, request, status, code, started, failure=failure)
             return RunResult(outcome, decision.findings, failure, decision.blocking)
         paths = session.paths
+        session.plugins.reap_abandoned_runs(session=session)  # a run killed earlier is marked before this one starts
         try:
             # A shared store may hold the lock across hosts; the file lock is the default.
             lock = session.plugins.acquire_run_lock(
@@ -232,10 +236,11 @@ class Runner:
             outcome = record.outcome(session, run_id, request, "failed", exc.exit_code, started, failure=failure)
             return RunResult(outcome, decision.findings, failure, decision.blocking, detail=self._detail(failure))
         try:
-            with lock:
+            with lock as held:
                 sink = install_logging(session, paths, self.embedded)
                 try:
-                    return self._execute(request, run_id, decision)
+                    # A file lock is inherited by the command's process group; a store's lock has no descriptor.
+                    return self._execute(request, run_id, decision, getattr(held, "fd", None))
                 finally:
                     remove_sink(sink)
         except AlreadyRunning as exc:
@@ -243,7 +248,7 @@ class Runner:
             outcome = record.outcome(session, run_id, request, "blocked", EXIT_BLOCKED, started, failure=failure)
             return RunResult(outcome, decision.findings, failure, decision.blocking, detail=self._detail(failure))
 
-    def _execute(self, request: RunRequest, run_id: str, decision: Decision) -> RunResult:
+    def _execute(self, request: RunRequest, run_id: str, decision: Decision, lock_fd: int | None) -> RunResult:
         session, automation = self.session, request.automation
         from .runs.execute import execute
 
@@ -252,7 +257,7 @@ class Runner:
         started, before = utcnow(), usage()
         failure, code = None, 0
         try:
-            code = execute(session, automation, ctx, lambda line: show(self.echo, ctx.logger, line))
+            code = execute(session, automation, ctx, lambda line: show(self.echo, ctx.logger, line), () if lock_fd is None else (lock_fd,))
         except SystemExit as exc:
             code = exit_code(exc.code)
             if code:

@@ -384,8 +384,8 @@ def on_run_finish(session, request, outcome) -> None:
     if session.dry_run or session.paths is None or outcome.status not in ("succeeded", "failed"):
         return
     runs = session.plugins.run_history(session=session, automation=outcome.automation, limit=HISTORY_LIMIT).first or []
-    if all(r.run_id != outcome.run_id for r in runs):  # the history plugin may record it after this hook
-        runs = [outcome, *runs]
+    # The history plugin may finish this run's row (recorded as running at its start) after this hook.
+    runs = [outcome, *(r for r in runs if r.run_id != outcome.run_id)]
     # Missed runs are noticed by `envfence health --alert`: a run that happens is no missed run.
     crossings = [c for c in evaluate(session, request.automation, runs) if c.check != "expected_every"]
     try:

@@ -843,8 +843,9 @@ def has_runs(session) -> bool:
 
 #: Events written at once even for a session that is not prepared, when the
 #: trail already exists (it is never created for them): a refused run is
-#: worth a record, and its session is never prepared.
-KEPT_UNPREPARED = ("run.blocked",)
+#: worth a record, and its session is never prepared; so are a run marked
+#: abandoned and a damaged history moved aside by ``status`` or ``list``.
+KEPT_UNPREPARED = ("run.blocked", "run.abandoned", "history.moved_aside")
 
 def context(session) -> dict[str, Any]:
     """The fields every record of this process carries: user, host, pid."""

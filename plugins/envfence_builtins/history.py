@@ -8,11 +8,12 @@ file is ``<environment tree>/history.sqlite3``, or ``[history] file`` relative
 to the tree (a path inside it: ``..`` and absolute paths are refused).
 
 A run can be recorded when it starts (:func:`record_start`, status
-``running`` with its pid and host) and finished in place
-(:func:`record_finish`). A ``running`` row of this host whose process is gone
-and whose lock is free was abandoned (the process was killed):
+``running`` with its pid and host, ``on_run_start``) and finished in place
+(:func:`record_finish`, ``on_run_finish``). A ``running`` row of this host whose
+process is gone and whose lock is free was abandoned (the process was killed):
 :func:`reap_abandoned` marks it so, with a ``run.abandoned`` audit event;
-``status`` and ``list`` do it before they read.
+a run does it before it takes its lock (``reap_abandoned_runs``), ``status``
+and ``list`` before they read.
 
 A history file that is not a SQLite database (damaged, or a directory in its
 place) is moved aside to ``<file>.corrupt-<time>`` with a warning and a
@@ -366,6 +367,20 @@ def reap_abandoned(session) -> list[dict[str, Any]]:
     if session.dry_run or session.paths is None:
         return []
     return [run for run in find_abandoned(session) if mark_abandoned(session, run)]
+
+
+@hookimpl
+def reap_abandoned_runs(session) -> None:
+    """Mark the runs whose process died abandoned, before a run takes its lock."""
+    reap_abandoned(session)
+
+
+@hookimpl
+def on_run_start(session, request, run_id) -> None:
+    """Record the run as ``running``, with this process's pid and the host (never for a dry-run session)."""
+    from envfence.models import utcnow
+
+    record_start(session, run_id, request.automation.name, utcnow(), forced=request.force, reason=request.reason)
 
 
 @hookimpl

@@ -230,6 +230,26 @@ def test_hook_on_run_start(envfence_project, envfence_plugin):
     assert len(jobs.calls) == 2  # a dry run neither starts nor finishes
 
 
+def test_hook_reap_abandoned_runs(envfence_project, envfence_plugin):
+    """Called once per real run, before the lock: the run's own start comes after it."""
+    jobs = Jobs()
+
+    class Reaper:
+        @hookimpl
+        def reap_abandoned_runs(self, session):
+            jobs.calls.append(("reap", session.prepared, envfence.runner.lock_path(session.paths, "greet").exists()))
+
+    import envfence.runner
+
+    envfence_plugin(jobs, "jobs")
+    envfence_plugin(Reaper(), "reaper")
+    envfence_project.run("run", "greet")
+    assert [c[:2] for c in jobs.calls] == [("reap", True), ("start", "greet"), ("finish", "greet")]
+    assert jobs.calls[0][2] is False  # the lock file does not exist yet: reaped before the lock
+    envfence_project.run("run", "greet", "--dry-run")
+    assert len(jobs.calls) == 3  # a dry run reaps nothing
+
+
 def test_hook_on_run_finish(envfence_project, envfence_plugin):
     jobs = Jobs()
     envfence_plugin(jobs, "jobs")

@@ -204,7 +204,7 @@ def test_each_masks_several_texts_as_if_alone():
 
 
 def test_a_command_printing_a_multi_line_secret_line_by_line_shows_none_of_it():
-    """What the runner's command streaming will do once it feeds LineStream (the runner is not wired yet)."""
+    """What the runner's command streaming does (tests/e2e/test_canary_sweep.py runs it through `envfence run`)."""
     import subprocess
 
     done = subprocess.run(["sh", "-c", 'echo "key: $(printf "%s" "$PEM_KEY" | head -n 1)"; printf "%s\\n" "$PEM_KEY"; echo end'],
@@ -225,3 +225,70 @@ def test_a_multi_line_secret_inside_lines_with_text_around_it_and_crlf():
         stream.feed(line)
     stream.close()
     assert "Zz" not in "".join(lines) and lines[-1] == "after" and lines[0].startswith("pem=")
+
+
+def test_detect_never_builds_the_automaton_and_audit_data_is_still_masked_when_read(envfence_project, monkeypatch):
+    """The automaton's cost grows with the secrets: a command that masks nothing must not pay it."""
+    import envfence.redaction as redaction
+
+    envfence_project.write(".env", "DEV_API_TOKEN=canary-detect-88fQ/Zx\n")
+    build = redaction._build
+
+    def refuse(secrets):
+        raise AssertionError("the redaction automaton was built")
+
+    monkeypatch.setattr(redaction, "_build", refuse)
+    result = envfence_project.run("detect")
+    assert result.exit_code == 0, result.output
+    monkeypatch.setattr(redaction, "_build", build)
+    session = envfence_project.session()
+    session.audit("note.kept", text="token canary-detect-88fQ/Zx")
+    (event,) = [e for e in session.audit_log.held if e.event == "note.kept"]
+    assert dict(event.data) == {"text": f"token {MASK}"}
+
+
+def test_threads_capturing_side_by_side_each_keep_their_own_output(capsys):
+    """Webhook workers run function automations in threads: one's capture must not end or take another's."""
+    import threading
+
+    from envfence.redaction import redirected_output
+
+    got: dict[str, list[str]] = {"a": [], "b": []}
+    inside = threading.Barrier(2)
+
+    def work(name: str, secret: str) -> None:
+        with redirected_output(Redactor([secret]), stdout=got[name].append):
+            inside.wait()
+            print(f"{name} says {secret}")
+            inside.wait()  # both capture until both printed
+            print(f"{name} again {secret}")
+
+    threads = [threading.Thread(target=work, args=("a", "canary-thread-a1")),
+               threading.Thread(target=work, args=("b", "canary-thread-b2"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("after both")
+    assert got == {"a": [f"a says {MASK}", f"a again {MASK}"], "b": [f"b says {MASK}", f"b again {MASK}"]}
+    out = capsys.readouterr().out
+    assert out == "after both\n"
+
+
+def test_a_run_that_cannot_open_its_session_hands_on_error_no_secret_shape(envfence_project, envfence_plugin):
+    """The failure reaches trackers before any session (or its secrets) exists: shapes still mask it."""
+    from envfence import hookimpl
+
+    token = "patOpenFails00001." + "d00d" * 16  # Airtable-shaped, known to no configuration
+    messages = []
+
+    class Tracker:
+        @hookimpl
+        def on_error(self, session, failure):
+            messages.append(failure.message)
+
+    envfence_plugin(Tracker(), "tracker")
+    result = envfence_project.run("--env", token, "run", "anything")
+    assert result.exit_code != 0 and messages, result.output
+    assert all(token not in m and "patOpenFails00001" not in m for m in messages), messages
+    assert any(MASK in m for m in messages), messages

@@ -115,7 +115,11 @@ FROM_PROCESS = "canary-process-4417"
 FROM_SET = "canary-set-9911"
 FROM_ENC = "canary-enc-5150"
 UNKNOWN_TOKEN = "patUnknownToken01." + "ab12" * 16  # known to no one: masked by its shape
-FORMS_SECRETS = (AWKWARD, DB_PASSWORD, SHORTISH, FROM_ENV_FILE, FROM_PROD_FILE, FROM_PROCESS, FROM_SET, FROM_ENC, UNKNOWN_TOKEN)
+#: Printed line by line by a command: its short line is no secret alone, only the whole block is.
+PEM = "-----BEGIN CANARY KEY-----\nMIIBcanaryPemLine1\nQk9PTWNhbmFyeQ==\nZz\n-----END CANARY KEY-----"
+FORMS_SECRETS = (
+    AWKWARD, DB_PASSWORD, SHORTISH, FROM_ENV_FILE, FROM_PROD_FILE, FROM_PROCESS, FROM_SET, FROM_ENC, UNKNOWN_TOKEN, PEM,
+)
 
 FORMS_JOBS = '''
 import os
@@ -132,6 +136,14 @@ def show(ctx):
             ctx.say(f"{key} {value!r} {value}")
             ctx.logger.info("{} as data {}", key, {"v": value, "l": [value]})
     ctx.say("process " + os.environ.get("ENV_ONLY_API_KEY", "unset"))
+
+def prints(ctx):
+    import sys
+
+    print("printed", reveal(ctx.config["DB_PASSWORD"]))
+    print("printed", reveal(ctx.config["AWKWARD_TOKEN"]), end="")
+    print(" and", repr(reveal(ctx.config["PEM_KEY"])))
+    sys.stderr.write("written " + reveal(ctx.config["PEM_KEY"]) + "\\n")
 
 def leaky(ctx):
     secret = reveal(ctx.config["AWKWARD_TOKEN"])
@@ -154,7 +166,8 @@ def _shown_forms(secret: str) -> set[str]:
 def forms_project(envfence_project):
     project = envfence_project
     project.settings(
-        '[automations]\nshow = "jobs:show"\nleaky = "jobs:leaky"\n'
+        '[automations]\nshow = "jobs:show"\nleaky = "jobs:leaky"\nprints = "jobs:prints"\n'
+        '[automations.pem]\nrun = ["sh", "-c", "echo begin; printf \'%s\\\\n\' \\"$PEM_KEY\\"; echo end"]\n'
         '[environments.development]\naliases = ["dev"]\n[environments.production]\naliases = ["prod"]\n'
     )
     project.write("jobs.py", FORMS_JOBS)
@@ -166,11 +179,13 @@ def forms_project(envfence_project):
         made = project.run("--env", env, "secret", "encrypt", "ENC_TOKEN", input=FROM_ENC)
         assert made.exit_code == 0, made.output
         encrypted[env] = made.stdout.strip()
+    pem = PEM.replace("\n", "\\n")
     awkward = AWKWARD.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     project.write(
         ".env",
         f'DB_PASSWORD={DB_PASSWORD}\nDATABASE_URL=postgres://u:{DB_PASSWORD}@db.internal/app\n'
-        f'AWKWARD_TOKEN="{awkward}"\nSHORTISH_TOKEN={SHORTISH}\nNOTE=rotate {UNKNOWN_TOKEN} soon\n',
+        f'AWKWARD_TOKEN="{awkward}"\nSHORTISH_TOKEN={SHORTISH}\nNOTE=rotate {UNKNOWN_TOKEN} soon\n'
+        f'PEM_KEY="{pem}"\n',
     )
     project.write(".env.development", f"DEV_FILE_TOKEN={FROM_ENV_FILE}\n{encrypted['development']}\n")
     project.write(".env.production", f"PROD_FILE_TOKEN={FROM_PROD_FILE}\n{encrypted['production']}\n")
@@ -182,7 +197,8 @@ FORMS_COMMANDS = (
     ("detect",), ("config", "show"), ("config", "show", "--explain"), ("config", "template"),
     ("config", "diff", "dev", "prod"), ("check",), ("config", "snapshot", "--note", f"before {DB_PASSWORD} and {UNKNOWN_TOKEN}"),
     ("--set", f"SET_TOKEN={FROM_SET}", "run", "show", "--force", "--reason", f"sweep {DB_PASSWORD}"),
-    ("run", "leaky", "--force", "--reason", "sweep"), ("status",), ("audit", "show"),
+    ("run", "leaky", "--force", "--reason", "sweep"), ("run", "pem", "--force", "--reason", "sweep"),
+    ("run", "prints", "--force", "--reason", "sweep"), ("run", "prints", "--dry-run"), ("status",), ("audit", "show"),
 )
 MODES = ((), ("--json",), ("-v",), ("-q",))
 
@@ -228,6 +244,15 @@ def test_no_form_of_any_secret_leaks_in_any_mode_or_environment(forms_project):
     assert "process ********" in ran and "SET_TOKEN '********' ********" in ran and "ENC_TOKEN '********' ********" in ran
     logs = "".join(p.read_text() for p in Path(forms_project.path, "var").rglob("*.log"))
     assert "lookup failed" in logs and "KeyError" in logs
+    # A command printing a secret of several lines line by line: the block is one mask, on screen and in the log.
+    pem = forms_project.run("run", "pem").stdout
+    assert pem.splitlines() == ["begin", "********", "end"], pem
+    assert "Zz" not in "".join(p.read_text() for p in Path(forms_project.path, "var").rglob("*.log"))
+    # A function's print() and sys.stderr.write reach the screen redacted, and its log.
+    for args in (("run", "prints"), ("run", "prints", "--dry-run")):
+        printed = forms_project.run(*args).stdout
+        assert "printed ********\nprinted ******** and '********'\nwritten ********\n" in printed, printed
+    assert "written ********" in "".join(p.read_text() for p in Path(forms_project.path, "var").rglob("*.log"))
 
 
 def test_an_ordinary_word_as_a_secret_hides_no_other_word(envfence_project):
@@ -281,6 +306,20 @@ def _off_whole_secret(monkeypatch):
     monkeypatch.setattr(Redactor, "find", lambda self, text: [m for m in find(self, text) if m.secret is None])
 
 
+def _off_command_stream(monkeypatch):
+    class Unredacted:
+        def __init__(self, redactor, emit):
+            self.feed, self.close = emit, lambda: None
+
+    monkeypatch.setattr("envfence.redaction.LineStream", Unredacted)
+
+
+def _off_function_output(monkeypatch):
+    import contextlib
+
+    monkeypatch.setattr("envfence.redaction.redirected_output", lambda *args, **kwargs: contextlib.nullcontext())
+
+
 @pytest.mark.parametrize(
     "switch_off, commands",
     [
@@ -290,8 +329,13 @@ def _off_whole_secret(monkeypatch):
         (_off_log_records, (("run", "leaky"),)),
         (_off_whole_secret, (("--set", f"SET_TOKEN={FROM_SET}", "run", "show"),)),
         (_off_snapshot_note, (("config", "snapshot", "--note", f"before {DB_PASSWORD}"),)),
+        (_off_command_stream, (("run", "pem"),)),
+        (_off_function_output, (("run", "prints"), ("run", "prints", "--dry-run"))),
     ],
-    ids=["escaped-forms", "secrets-inside-values", "secret-shapes", "log-records", "secret-values", "snapshot-note"],
+    ids=[
+        "escaped-forms", "secrets-inside-values", "secret-shapes", "log-records", "secret-values", "snapshot-note",
+        "command-output", "function-output",
+    ],
 )
 def test_switching_a_redaction_step_off_makes_the_sweep_fail(forms_project, monkeypatch, switch_off, commands):
     assert not forms_sweep(forms_project, commands, modes=((), ("--json",)), environments=("development",))

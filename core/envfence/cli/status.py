@@ -7,7 +7,7 @@ import click
 from . import State, json_option, pass_state
 from .output import dumps, style
 
-_STATUS_COLOURS = {"succeeded": "green", "failed": "red", "blocked": "yellow"}
+_STATUS_COLOURS = {"succeeded": "green", "failed": "red", "blocked": "yellow", "abandoned": "red", "running": "cyan"}
 
 
 def read_history(session, automation: str | None = None, limit: int = 20):
@@ -37,15 +37,28 @@ def run_dict(run) -> dict:
     }
 
 
+#: A run still going has no outcome yet: it counts neither as a run nor as a failure.
+RUNNING = "running"
+
+
+def _failed(run) -> bool:
+    """Every ended run that did not succeed is a failure: failed, and abandoned (its process died)."""
+    return run.status not in ("succeeded", RUNNING)
+
+
+def _rate(failed: int, runs: int) -> float:
+    return round(failed / runs, 3) if runs else 0.0
+
+
 def error_rates(runs) -> dict[str, dict]:
-    """Per automation: runs, failures and the failure rate over ``runs``."""
+    """Per automation: ended runs, failures and the failure rate over ``runs`` (running ones left out)."""
     rates: dict[str, dict] = {}
     for run in runs:
         entry = rates.setdefault(run.automation, {"runs": 0, "failed": 0})
-        entry["runs"] += 1
-        entry["failed"] += run.status != "succeeded"
+        entry["runs"] += run.status != RUNNING
+        entry["failed"] += _failed(run)
     for entry in rates.values():
-        entry["error_rate"] = round(entry["failed"] / entry["runs"], 3)
+        entry["error_rate"] = _rate(entry["failed"], entry["runs"])
     return rates
 
 
@@ -79,13 +92,14 @@ def comparison(runs_by_env: dict[str, list]) -> dict:
                 continue
             durations = [r.duration for r in mine if r.status in ("succeeded", "failed")]
             cpu = [r.metrics.get("cpu_seconds") for r in mine if r.metrics.get("cpu_seconds") is not None]
-            failed = sum(r.status != "succeeded" for r in mine)
+            failed = sum(_failed(r) for r in mine)
+            ended = sum(r.status != RUNNING for r in mine)
             rows.append({
                 "automation": name,
                 "environment": env,
-                "runs": len(mine),
+                "runs": ended,
                 "failed": failed,
-                "error_rate": round(failed / len(mine), 3),
+                "error_rate": _rate(failed, ended),
                 "median_seconds": _median(durations),
                 "max_seconds": max(durations) if durations else None,
                 "median_cpu_seconds": _median(cpu),
@@ -169,8 +183,8 @@ def status(state: State, automation, limit, compare) -> None:
             line += f"  cpu {data['cpu_seconds']:.2f}s"
         if data["peak_memory_kb"]:
             line += f"  mem {data['peak_memory_kb'] / 1024:.0f} MiB"
-        if run.error_class:
-            line += f"  {run.error_class} [{run.error_id}]"
+        if run.error_class and run.error_class != run.status:  # an abandoned run says so once, with no error id
+            line += f"  {run.error_class}" + (f" [{run.error_id}]" if run.error_id else "")
         if run.forced:
             line += f"  forced ({run.reason or 'no reason given'})"
         click.echo(line)

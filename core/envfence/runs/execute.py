@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import attrs
+
 from ..errors import EXIT_FINDINGS, ConfigurationError, EnvfenceError, SafetyError
 from ..models import Automation, EnvPaths, reveal
 
@@ -69,9 +71,62 @@ def plan(session: Any, automation: Automation, run_id: str) -> list[str]:
     ]
 
 
-def run_command(session: Any, automation: Automation, run_id: str, show: Callable[[str], None]) -> int:
-    """Run a command automation, passing each redacted output line to ``show``; return its exit code."""
+#: Seconds a command's process group has to end after SIGTERM before it gets SIGKILL.
+GRACE_SECONDS = 5.0
+
+
+@contextmanager
+def event_variables(session: Any, run_id: str, event: Any) -> Iterator[dict[str, str]]:
+    """The variables that hand a webhook ``event`` to a command automation, for the length of its run.
+
+    ``ENVFENCE_EVENT_ID``, ``ENVFENCE_EVENT_TYPE`` (empty when the provider
+    names none), ``ENVFENCE_EVENT_ATTEMPT`` and ``ENVFENCE_EVENT_FILE``: the
+    body as received, in ``events/<run id>.json`` of the environment's tree
+    (owner-only, written atomically, removed when the run ends). None without
+    an event.
+    """
+    if event is None:
+        yield {}
+        return
+    from ..files import profile_modes, remove, write_atomic
+
+    dir_mode, file_mode = profile_modes(session.profile)
+    path = write_atomic(session.paths, Path("events", f"{run_id}.json"), event.body, mode=file_mode, dir_mode=dir_mode)
+    try:
+        yield {
+            "ENVFENCE_EVENT_ID": str(event.id),
+            "ENVFENCE_EVENT_TYPE": event.type or "",
+            "ENVFENCE_EVENT_ATTEMPT": str(event.attempt),
+            "ENVFENCE_EVENT_FILE": str(path),
+        }
+    finally:
+        remove(session.paths, path)
+
+
+def run_command(
+    session: Any, automation: Automation, run_id: str, show: Callable[[str], None], keep_fds: tuple[int, ...] = (), event: Any = None
+) -> int:
+    """Run a command automation, passing each redacted output line to ``show``; return its exit code.
+
+    The command runs in its own process group, which inherits ``keep_fds``
+    (the run's lock: it stays held while any process of the group lives, even
+    if envfence is killed). A watchdog process ends the group when envfence
+    dies, even by SIGKILL. SIGINT or SIGTERM to envfence ends the group
+    (SIGTERM, then SIGKILL after :data:`GRACE_SECONDS`) and fails the run with
+    128 plus the signal's number; processes of the group left when the command
+    exits are ended the same way, so the lock is released only once the whole
+    group has exited.
+    ``event`` (a webhook event, or None) reaches the command through :func:`event_variables`.
+    """
+    assert automation.command is not None
+    with event_variables(session, run_id, event) as variables:
+        return _run_command(session, automation, show, keep_fds, {**subprocess_environment(session, run_id, dry_run=False), **variables})
+
+
+def _run_command(session: Any, automation: Automation, show: Callable[[str], None], keep_fds: tuple[int, ...], env: dict[str, str]) -> int:
     import subprocess
+
+    from ..redaction import LineStream
 
     assert automation.command is not None
     redactor = session.redactor()
@@ -79,13 +134,15 @@ def run_command(session: Any, automation: Automation, run_id: str, show: Callabl
         proc = subprocess.Popen(
             list(automation.command),
             cwd=session.root.path,
-            env=subprocess_environment(session, run_id, dry_run=False),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
             bufsize=1,
+            start_new_session=True,
+            pass_fds=keep_fds,
         )
     except OSError as exc:
         raise ConfigurationError(
@@ -93,23 +150,137 @@ def run_command(session: Any, automation: Automation, run_id: str, show: Callabl
             "check the command line in the settings, and that the program is on PATH",
         ) from None
     assert proc.stdout is not None
-    for line in proc.stdout:
-        show(redactor(line.rstrip("\n")))
-    return proc.wait()
+    with _watchdog(proc.pid):
+        try:
+            with _interruptions_fail(shell_join(automation.command)):
+                # Redacted as a stream: a value of several lines is masked whole though no line holds it.
+                lines = LineStream(redactor, show)
+                for line in proc.stdout:
+                    lines.feed(line.rstrip("\n"))
+                lines.close()
+                return proc.wait()
+        finally:
+            end_group(proc)
 
 
-def execute(session: Any, automation: Automation, ctx: Any, show: Callable[[str], None]) -> int:
-    """Run ``automation`` (its function with ``ctx``, or its command); return 0 or raise :class:`RunFailed`."""
+#: The watchdog of a command's process group: when its stdin ends (envfence exited
+#: without stopping it, killed), it ends the group: SIGTERM, then SIGKILL after the grace period.
+_WATCHDOG = 'read _; kill -TERM "-$1" 2>/dev/null || exit 0; sleep "$2"; kill -KILL "-$1" 2>/dev/null; exit 0'
+
+
+@contextmanager
+def _watchdog(pgid: int) -> Iterator[None]:
+    """Keep a watchdog beside process group ``pgid`` that ends the group if envfence dies (even by SIGKILL)."""
+    import subprocess
+
+    read, write = os.pipe()  # the write end is envfence's alone (not inheritable): it closes when envfence dies
+    try:
+        dog = subprocess.Popen(
+            ["/bin/sh", "-c", _WATCHDOG, "envfence-watchdog", str(pgid), str(GRACE_SECONDS)],
+            stdin=read, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+    except OSError:  # no process to spare: the run still ends its group itself, only a kill -9 is not covered
+        dog = None
+    finally:
+        os.close(read)
+    try:
+        yield
+    finally:
+        if dog is not None:
+            dog.kill()  # stopped first: closing the pipe would make it end the group
+            dog.wait()
+        os.close(write)
+
+
+@contextmanager
+def _interruptions_fail(command: str) -> Iterator[None]:
+    """While a command runs, SIGINT and SIGTERM to envfence fail the run (:class:`RunFailed`, 128 + signal)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only; its own handlers stay
+        return
+
+    def interrupted(signum: int, frame: Any) -> None:
+        raise RunFailed(f"{command} (interrupted by {signal.Signals(signum).name})", 128 + signum)
+
+    previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def end_group(proc: Any, grace: float = GRACE_SECONDS) -> None:
+    """End every process of ``proc``'s group (SIGTERM, then SIGKILL after ``grace`` seconds); wait until it is gone."""
+    import signal
+    import time
+
+    def alive() -> bool:
+        proc.poll()  # reaps the command itself
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 1.0)):
+        if not alive():
+            return
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):  # gone, or a member that is no longer ours to end
+            return
+        deadline = time.monotonic() + wait
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def execute(session: Any, automation: Automation, ctx: Any, show: Callable[[str], None], keep_fds: tuple[int, ...] = ()) -> int:
+    """Run ``automation`` (its function with ``ctx``, or its command); return 0 or raise :class:`RunFailed`.
+
+    :param keep_fds: file descriptors a command's processes inherit (the run's lock).
+    """
     if automation.command is not None:
-        code = run_command(session, automation, ctx.run_id, show)
+        code = run_command(session, automation, ctx.run_id, show, keep_fds, ctx.event)
         if code:
             raise RunFailed(shell_join(automation.command), code)
         return 0
     assert automation.function is not None
-    code = exit_code(automation.function(ctx))
+    code = exit_code(call_function(session, automation, ctx, show))
     if code:
         raise RunFailed(automation.name, code)
     return 0
+
+
+def call_function(session: Any, automation: Automation, ctx: Any, show: Callable[[str], None]) -> Any:
+    """Call a function automation with ``ctx``; what it prints or writes to ``sys.stderr`` is redacted and shown.
+
+    Its output (this thread's) is redacted as a stream (:func:`envfence.redaction.redirected_output`),
+    each line passed to ``show`` (printed and logged, like a command's). ``ctx.say``
+    writes to the streams of entry (:func:`envfence.redaction.uncaptured`), so its lines are not captured twice.
+    """
+    from ..redaction import redirected_output, uncaptured
+
+    assert automation.function is not None
+
+    def outside(write: Callable[[str], None]) -> Callable[[str], None]:
+        def call(text: str) -> None:
+            with uncaptured():
+                write(text)
+
+        return call
+
+    echo, ctx.echo = ctx.echo, outside(ctx.echo)
+    try:
+        with redirected_output(session.redactor(), stdout=show, stderr=show):
+            return automation.function(ctx)
+    finally:
+        ctx.echo = echo
 
 
 def install_logging(session: Any, paths: EnvPaths, embedded: bool) -> int | None:
@@ -128,8 +299,11 @@ def install_logging(session: Any, paths: EnvPaths, embedded: bool) -> int | None
         return None
     from loguru import logger
 
-    path = paths.log_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from ..files import ensure_file, profile_modes
+
+    dir_mode, file_mode = profile_modes(session.profile)
+    # Created inside the tree, through no link, with the profile's mode; loguru then opens it by name.
+    path = ensure_file(paths, paths.log_file(), mode=file_mode, dir_mode=dir_mode)
     session.log_file = path
     logger.enable("envfence")  # the command line owns the process (an embedded setup may have disabled it)
     return logger.add(
@@ -206,15 +380,25 @@ def lock_holder(path: Path) -> tuple[str, str]:
         return "?", "?"
 
 
+@attrs.frozen
+class HeldLock:
+    """A run's lock while it is held: the file, and the descriptor a command's process group inherits."""
+
+    path: Path
+    fd: int
+
+
 @contextmanager
-def run_lock(paths: EnvPaths, automation: str, wait: bool = False, on_wait: Callable[[str], None] | None = None) -> Iterator[Path]:
+def run_lock(paths: EnvPaths, automation: str, wait: bool = False, on_wait: Callable[[str], None] | None = None) -> Iterator[HeldLock]:
     """Hold the environment's lock of ``automation`` for the duration of a run.
 
     The lock is an ``flock`` on a file in the environment's ``locks``
     directory (opened through :func:`envfence.files.open_lock`: owner-only,
     never through a link), released by the kernel if the process dies. A second run
     raises :class:`AlreadyRunning` with the holder's pid and start time,
-    or waits for it when ``wait`` is true.
+    or waits for it when ``wait`` is true. A command automation's process
+    group inherits the lock (:func:`run_command`), so it stays held until
+    the last of those processes exits, even when envfence itself was killed.
     """
     import fcntl
 
@@ -239,7 +423,7 @@ def run_lock(paths: EnvPaths, automation: str, wait: bool = False, on_wait: Call
         handle.truncate()
         handle.write(f"{os.getpid()}\n{_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}\n")
         handle.flush()
-        yield path
+        yield HeldLock(path, handle.fileno())
     finally:
         try:
             handle.seek(0)
