@@ -32,7 +32,7 @@ $(VENV)/.bench: $(STAMP)
 
 .PHONY: bench
 bench: $(VENV)/.bench
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks --write
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -46,6 +46,8 @@ def key_name(index: int) -> str:
 
 
 def _value(index: int, environment: str) -> str:
+    if index % 7 == 3:  # a secret: a shape no other value holds (envfence masks a secret found inside any value)
+        return f"{environment}-secret-{index:05d}-k{index * 7919 % 100_003:05d}"
     if index % 11 == 5:
         return f"a value with spaces for {environment} number {index}"
     return f"{environment}-value-{index:05d}-{'x' * (index % 17)}"
@@ -90,3 +92,23 @@ def generate_project(directory: Path, keys: int, interpolated: bool = False) -> 
     (directory / "envfence.toml").write_text(_SETTINGS)
     secrets = frozenset(k for k in expected if k.endswith(_SECRET_ENDINGS))
     return Project(directory, keys, expected, secrets, overridden=key_name(0))
+
+
+def job_project(directory: Path, keys: int, automations: tuple[str, ...] = ("noop",)) -> Path:
+    """A project that production lets run: ``keys`` plain settings, its one secret under the production prefix.
+
+    Each automation runs ``jobs:noop``, a function that returns at once.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / ".env").write_text("".join(_line(key_name(i * 7 + 1), _value(i, "base")) + "\n" for i in range(keys - 1)))
+    (directory / ".env.production").write_text("PROD_API_TOKEN=bench-4f1e9a7c3b5d8e2f6a0c4e8b2d6f0a3c\n")
+    # Production runs only on an enrolled host: this machine is enrolled.
+    import json
+    import socket
+
+    enrolled = f"\n[hostname.production]\nhosts = [{json.dumps(socket.gethostname())}]\n"
+    (directory / "envfence.toml").write_text(
+        _SETTINGS + enrolled + "".join(f'\n[automations.{name}]\nrun = "jobs:noop"\n' for name in automations)
+    )
+    (directory / "jobs.py").write_text("def noop(ctx):\n    pass\n")
+    return directory

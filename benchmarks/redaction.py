@@ -16,23 +16,14 @@ from __future__ import annotations
 
 import random
 import re
-import statistics
 import time
 from typing import Callable
 
 from .projects import Project
-from .timing import BenchmarkError, alternate, command, median_ms
+from .timing import BenchmarkError, alternate, command, median_ms, spread
 
 #: How many secrets the engine case masks.
 SECRET_COUNTS = (10, 1_000, 10_000)
-
-
-def spread(samples: list[float]) -> str:
-    """The samples' spread, for the note column: min to max and the relative interquartile range."""
-    if len(samples) < 2:
-        return "one round"
-    q = statistics.quantiles(samples, n=4)
-    return f"{min(samples) * 1000:.2f} to {max(samples) * 1000:.2f} ms, IQR {100 * (q[2] - q[0]) / statistics.median(samples):.0f}%"
 
 
 def _values_only(secrets: list[str]):
@@ -114,7 +105,7 @@ def engine_case(plan):
             ref = median_ms(times["pyahocorasick"])
             group = f"{count:,} secrets, {what}"
             for name, samples in times.items():
-                rows.append(Row(group, name, median_ms(samples), median_ms(samples) / ref, spread(samples)))
+                rows.append(Row(group, name, median_ms(samples), median_ms(samples) / ref, spread=spread(samples)))
         total = {name: sum(r.median_ms for r in rows if r.contender == name and r.group.startswith(f"{count:,} ")) for name in ("pyahocorasick", "compiled regex")}
         ratio = total["compiled regex"] / total["pyahocorasick"]
         if count >= 1_000:  # with a handful of secrets both take a millisecond; the choice is about scale
@@ -170,7 +161,7 @@ def validation_case(projects: dict[int, Project], plan, environ: dict[str, str],
         for times, reference in ((in_process, "load"), (cold, "envfence detect")):
             ref = median_ms(times[reference])
             for name, samples in times.items():
-                rows.append(Row(group, name, median_ms(samples), median_ms(samples) / ref, spread(samples)))
+                rows.append(Row(group, name, median_ms(samples), median_ms(samples) / ref, spread=spread(samples)))
         ratio = median_ms(in_process["validate"]) / median_ms(in_process["load"])
         limit = 1.5 if size <= 10_000 else 2.0
         if size >= 10_000:

@@ -253,6 +253,10 @@ def measure(workdir: Path, rounds: int, requests_per_round: int, rate_seconds: f
     return results
 
 
+def _range(latencies: list[float]) -> str:
+    return f"{min(latencies):.2f}-{max(latencies):.1f} ms"
+
+
 def webhook_case(workdir: Path, plan) -> tuple:
     """The case for the report: throughput (as ms per request) and p99 at 100 req/s, with the targets."""
     from .cases import Row, Table, Target
@@ -266,17 +270,18 @@ def webhook_case(workdir: Path, plan) -> tuple:
     # machine's drift changes least, so the share is the median of the rounds' ratios.
     shares = [ours / floor for ours, floor in zip(results["envfence"]["rps"], results["floor"]["rps"])]
     share = statistics.median(shares)
-    spread = lambda xs: f"{min(xs):.0f}-{max(xs):.0f} req/s"  # noqa: E731
+    spread = lambda xs: f"range {min(xs):.0f}-{max(xs):.0f} req/s"  # noqa: E731
     rows = (
-        Row("throughput", "bare waitress (floor)", 1000 / floor_rps, 1.0, f"{floor_rps:.0f} req/s ({spread(results['floor']['rps'])})"),
+        Row("throughput", "bare waitress (floor)", 1000 / floor_rps, 1.0, f"{floor_rps:.0f} req/s",
+            spread(results["floor"]["rps"])),
         Row("throughput", "envfence serve", 1000 / ours_rps, floor_rps / ours_rps,
-            f"{ours_rps:.0f} req/s ({spread(results['envfence']['rps'])}); {share:.0%} of the floor, "
-            f"rounds {min(shares):.0%}-{max(shares):.0%}"),
+            f"{ours_rps:.0f} req/s; {share:.0%} of the floor", f"{spread(results['envfence']['rps'])}; "
+            f"share by round {min(shares):.0%}-{max(shares):.0%}"),
         Row("p99 at 100 req/s", "bare waitress (floor)", p99(results["floor"]["lat"]), 1.0,
-            f"median {statistics.median(results['floor']['lat']):.2f} ms"),
+            f"median {statistics.median(results['floor']['lat']):.2f} ms", f"range {_range(results['floor']['lat'])}"),
         Row("p99 at 100 req/s", "envfence serve", p99(results["envfence"]["lat"]),
             p99(results["envfence"]["lat"]) / p99(results["floor"]["lat"]),
-            f"median {statistics.median(results['envfence']['lat']):.2f} ms"),
+            f"median {statistics.median(results['envfence']['lat']):.2f} ms", f"range {_range(results['envfence']['lat'])}"),
     )
     table = Table(
         "Webhook receiver",

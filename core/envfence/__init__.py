@@ -65,9 +65,10 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'envfence' has no attribute {name!r}")
-    import importlib
+    import sys
 
-    value = getattr(importlib.import_module(module), name)
+    __import__(module)  # the import statement's machinery, which `python -X importtime` reports
+    value = getattr(sys.modules[module], name)
     globals()[name] = value
     return value
 

@@ -30,12 +30,11 @@ class CredentialNaming:
     """
 
     prefixes: Mapping[str, str]
-    #: ``(prefix + "_", environment)`` pairs, longest prefix first.
-    _heads: tuple[tuple[str, str], ...] = attrs.field(init=False, repr=False)
+    #: prefix -> environment, for :meth:`split`.
+    _environments: dict[str, str] = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        heads = sorted(((f"{p}_", env) for env, p in self.prefixes.items() if p), key=lambda h: -len(h[0]))
-        object.__setattr__(self, "_heads", tuple(heads))
+        object.__setattr__(self, "_environments", {p: env for env, p in self.prefixes.items() if p})
 
     @classmethod
     def from_settings(cls, settings: Any) -> "CredentialNaming":
@@ -45,11 +44,16 @@ class CredentialNaming:
     def split(self, key: str) -> tuple[str | None, str]:
         """``(environment, plain name)`` of ``key``; the environment is None for a plain key.
 
-        The longest declared prefix the key starts with decides.
+        The longest declared prefix the key starts with decides. Only the
+        key's underscores can end a prefix, so each is looked up, the last
+        first: the cost is the key's, whatever the number of environments.
         """
-        for head, env in self._heads:
-            if key.startswith(head) and len(key) > len(head):
-                return env, key[len(head):]
+        end = key.rfind("_")
+        while end > 0:
+            env = self._environments.get(key[:end])
+            if env is not None and end + 1 < len(key):
+                return env, key[end + 1 :]
+            end = key.rfind("_", 0, end)
         return None, key
 
     def environment_of(self, key: str) -> str | None:

@@ -21,7 +21,6 @@ import hashlib
 import io
 import json
 import re
-import tarfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator
 
@@ -156,6 +155,8 @@ def create(session, output: Path | None = None, include_key: bool = False, progr
         "includes_key": include_key,
         "files": {name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)} for name, data in members},
     }
+    import tarfile  # imported when an archive is made or read, not by every command
+
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, data in [(MANIFEST, json.dumps(manifest, indent=2).encode()), *members]:
@@ -195,6 +196,8 @@ def read_archive(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
     """
     def corrupt(why: str) -> EnvfenceError:
         return EnvfenceError(f"{path}: {why}", "the archive is damaged or not an envfence backup; nothing was restored; use another archive")
+
+    import tarfile
 
     try:
         with tarfile.open(path, mode="r:gz") as tar:

@@ -125,6 +125,30 @@ def _reads(session) -> dict[str, dict[str, tuple[str, Any]]]:
     return views
 
 
+def _shared_reads(views: dict[str, dict[str, tuple[str, Any]]]) -> list[tuple[str, str, str, str]]:
+    """Pairs of environments that read one secret value under two keys: (first, second, key_a, key_b).
+
+    ``views`` is :func:`_reads`. Each environment's secrets are revealed once
+    and grouped by plain name and value; within a group, each pair of keys is
+    reported at the first pair of environments (in name order) that reads
+    them: linear in environments times keys, not in pairs of environments.
+    """
+    names = sorted(views)
+    groups: dict[tuple[str, str], dict[str, list[int]]] = {}
+    for index, env in enumerate(names):
+        for plain, (key, value) in views[env].items():
+            if isinstance(value, Secret):
+                groups.setdefault((plain, reveal(value)), {}).setdefault(key, []).append(index)
+    pairs = []
+    for readers in groups.values():
+        keys = list(readers)
+        for n, key_a in enumerate(keys):
+            for key_b in keys[n + 1 :]:
+                (first, one), (second, other) = sorted(((readers[key_a][0], key_a), (readers[key_b][0], key_b)))
+                pairs.append((first, second, one, other))
+    return [(names[i], names[j], a, b) for i, j, a, b in sorted(pairs, key=lambda pair: pair[:2])]
+
+
 @hookimpl
 def validate(session) -> list[Finding]:
     """Prefix discipline and isolation between environments."""
@@ -166,27 +190,19 @@ def validate(session) -> list[Finding]:
             )
 
     reported: set[frozenset[str]] = set()
-    views = _reads(session)
-    names = sorted(views)
-    for i, first in enumerate(names):
-        for second in names[i + 1 :]:
-            for plain, (key_a, value_a) in views[first].items():
-                other = views[second].get(plain)
-                if other is None or not isinstance(value_a, Secret) or not isinstance(other[1], Secret):
-                    continue
-                key_b, value_b = other
-                pair = frozenset((key_a, key_b))
-                if key_a == key_b or pair in reported or reveal(value_a) != reveal(value_b):
-                    continue
-                reported.add(pair)
-                findings.append(
-                    Finding(
-                        "CREDENTIAL_SHARED_ACROSS_ENVIRONMENTS",
-                        "error",
-                        f"{key_a} ({first}) and {key_b} ({second}) hold the same secret: the environments are not isolated",
-                        "issue a separate credential for each environment and revoke the shared one",
-                        key=key_a,
-                        plugin="credentials",
-                    )
-                )
+    for first, second, key_a, key_b in _shared_reads(_reads(session)):
+        pair = frozenset((key_a, key_b))
+        if pair in reported:
+            continue
+        reported.add(pair)
+        findings.append(
+            Finding(
+                "CREDENTIAL_SHARED_ACROSS_ENVIRONMENTS",
+                "error",
+                f"{key_a} ({first}) and {key_b} ({second}) hold the same secret: the environments are not isolated",
+                "issue a separate credential for each environment and revoke the shared one",
+                key=key_a,
+                plugin="credentials",
+            )
+        )
     return findings

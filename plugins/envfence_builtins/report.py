@@ -16,8 +16,6 @@ matplotlib comes with the ``report`` extra (``pip install 'envfence[report]'``).
 from __future__ import annotations
 
 import datetime as _dt
-import html
-import statistics
 from typing import Any, Callable
 
 from envfence import hookimpl
@@ -39,6 +37,8 @@ def k_factor(settings) -> float:
 
 def band(durations: list[float], k: float) -> tuple[float, float, float]:
     """``(median, low, high)``: median ± k·MAD (scaled), the band outside which a run is an anomaly."""
+    import statistics  # with fractions and decimal: imported when a report is made, not by every command
+
     median = statistics.median(durations)
     mad = statistics.median(abs(d - median) for d in durations) * MAD_SCALE
     return median, max(0.0, median - k * mad), median + k * mad
@@ -210,6 +210,8 @@ figure { margin: 0; } svg { width: 100%; height: auto; }
 
 def render_html(project: str, since: _dt.datetime, data: dict[str, Any], numbers: dict[str, Any], drawn: list[tuple[str, str, str]]) -> str:
     """The self-contained page."""
+    import html
+
     e = html.escape
     parts = [
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",

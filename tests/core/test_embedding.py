@@ -30,6 +30,15 @@ def test_cli_help_loads_nothing_heavy():
     assert not [m for m in ["pyairtable", "requests", "loguru", "envfence.testing"] if m in loaded]
 
 
+def test_detect_imports_no_library_only_one_command_needs(make_project):
+    """Every command imports every plugin: a plugin imports an archive format or statistics where it uses them."""
+    loaded = modules_after(
+        f"import os\nos.chdir({str(make_project())!r})\nfrom envfence.cli import main\n"
+        "try:\n    main(['detect'])\nexcept SystemExit:\n    pass"
+    )
+    assert not [m for m in ["tarfile", "statistics", "html", "loguru", "pyairtable", "requests"] if m in loaded]
+
+
 def test_python_dash_m_envfence(make_project):
     proc = subprocess.run([sys.executable, "-m", "envfence", "--json", "detect"], cwd=make_project(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

@@ -109,6 +109,27 @@ schedule = { development = "*/30 * * * *", production = "15 2 * * *" }
     assert all(f.severity == "warning" and "stagger" in f.remediation for f in collisions)
 
 
+def test_one_schedule_shared_by_many_environments_is_one_warning_naming_them(make_project):
+    from envfence.pipeline import Session
+
+    names = [f"qa{i}" for i in range(10)]
+    settings = SHARED_BOX + "".join(
+        f'[environments.{n}]\nprefix = "{n.upper()}"\nbased_on = "development"\nhostname_patterns = ["{n}", "box"]\n'
+        for n in names
+    )
+    # On a machine of its own: never part of a collision.
+    settings += '[environments.lab]\nprefix = "LAB"\nbased_on = "development"\nhostname_patterns = ["lab"]\n'
+    settings += '[automations.sync]\nrun = "jobs:sync"\nschedule = "0 2 * * *"\n'
+    settings += '[automations.report]\nrun = "jobs:report"\nschedule = { development = "*/30 * * * *", production = "15 2 * * *" }\n'
+    collisions = [f for f in Session.open(root=make_project(settings=settings)).report.findings if f.code == "SCHEDULE_COLLISION"]
+    [shared] = [f for f in collisions if "more" in f.message]
+    assert shared.message.startswith("sync in development ('0 2 * * *'), sync in production ('0 2 * * *'), sync in qa0")
+    assert "and 7 more are scheduled at the same time" in shared.message  # twelve environments: five named, seven more
+    # report's */30 in development meets sync's 02:00 in the eleven other environments: one warning each.
+    assert len([f for f in collisions if f.message.startswith("report in development")]) == 11
+    assert len(collisions) == 12 and not any("in lab" in f.message for f in collisions)
+
+
 def test_staggered_schedules_do_not_collide(make_project):
     from envfence.pipeline import Session
 

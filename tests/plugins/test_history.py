@@ -230,6 +230,36 @@ def test_history_is_indexed_by_environment_and_start(project, run_cli):
     assert "runs_by_environment" in plan
 
 
+def test_status_and_list_read_through_indexes_never_the_whole_history(project, run_cli, monkeypatch):
+    """A history of a million runs must cost status and list what ten runs cost: no query walks every row."""
+    run_cli("run", "ok", cwd=project)
+    real_connect = sqlite3.connect
+    statements: list[str] = []
+
+    def tracing(*args, **kwargs):
+        db = real_connect(*args, **kwargs)
+        db.set_trace_callback(statements.append)
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", tracing)
+    assert run_cli("status", cwd=project).exit_code == 0
+    assert run_cli("list", cwd=project).exit_code == 0
+    monkeypatch.undo()
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT") and "FROM runs" in s]
+    assert any("'running'" in s for s in reads) and any("automation = " in s for s in reads)
+    db = real_connect(_history(project))
+    try:
+        for statement in reads:
+            plan = " ".join(str(row) for row in db.execute("EXPLAIN QUERY PLAN " + statement))
+            assert "SCAN runs" not in plan, (statement, plan)
+            if "'running'" in statement:  # the few running rows, not every row of the environment
+                assert "runs_running" in plan, plan
+            if "automation = " in statement:  # the automation's newest runs, not the environment's until one matches
+                assert "environment=? AND automation=?" in plan, plan
+    finally:
+        db.close()
+
+
 def _session(project, env="development"):
     import envfence
 

@@ -142,6 +142,21 @@ def test_plain_secret_shared_with_a_prefixed_one_is_not_isolated(make_project):
     assert TOKEN not in finding.message
 
 
+def test_a_secret_shared_among_many_environments_is_reported_once_per_pair_of_keys(make_project):
+    names = [f"qa{i}" for i in range(8)]
+    settings = "".join(f'[environments.{n}]\nprefix = "{n.upper()}"\nbased_on = "development"\n' for n in names)
+    files = {".env": f"AIRTABLE_API_KEY={TOKEN}\nQA3_AIRTABLE_API_KEY={TOKEN}\nQA5_AIRTABLE_API_KEY={TOKEN[:-4]}beef\n"
+                     f"PROD_AIRTABLE_API_KEY={TOKEN[:-4]}beef\n"}
+    found = by_code(findings(make_project, files, settings), "CREDENTIAL_SHARED_ACROSS_ENVIRONMENTS")
+    # development and seven qa environments read the plain key; qa3 reads its own with the same value: one finding.
+    # qa5 and production read their own keys with another value they share: one more. Nothing else is shared.
+    assert sorted(f.message.split(" hold")[0] for f in found) == [
+        "AIRTABLE_API_KEY (development) and QA3_AIRTABLE_API_KEY (qa3)",
+        "PROD_AIRTABLE_API_KEY (production) and QA5_AIRTABLE_API_KEY (qa5)",
+    ]
+    assert all(TOKEN not in f.message for f in found)
+
+
 def test_different_secrets_per_environment_are_fine(make_project):
     found = findings(make_project, {".env": f"DEV_AIRTABLE_API_KEY={TOKEN}\nPROD_AIRTABLE_API_KEY={TOKEN[:-4]}beef\n"})
     assert found == ()

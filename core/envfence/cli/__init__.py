@@ -8,7 +8,6 @@ plugins' own modules, nothing more. Plugins add commands through the
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from typing import Any
@@ -151,7 +150,9 @@ class EnvfenceGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in COMMANDS:
             if name not in self.commands:
-                module = importlib.import_module(f"{__name__}.{COMMANDS[name]}")
+                path = f"{__name__}.{COMMANDS[name]}"
+                __import__(path)  # the import statement's machinery, which `python -X importtime` reports
+                module = sys.modules[path]
                 self.add_command(getattr(module, name.replace("-", "_")), name)
         else:
             self._add_plugin_commands(ctx)

@@ -7,7 +7,7 @@ import click
 from ..errors import EXIT_FINDINGS
 from ..models import Secret, mask
 from . import State, pass_state
-from .output import dumps, echo_findings, finding_dict, style
+from .output import Pairs, dumps, echo_findings, echo_json, finding_dict, style
 
 
 @click.group()
@@ -15,28 +15,25 @@ def config() -> None:
     """Inspect, compare, snapshot and roll back the configuration."""
 
 
-def config_data(session) -> dict:
-    """The configuration as JSON data; secret values are masked, and secrets inside other values."""
+def config_data(session, lazy: bool = False) -> dict:
+    """The configuration as JSON data; secret values are masked, and secrets inside other values.
+
+    With ``lazy``, ``values`` and ``entries`` are produced while they are
+    written (:func:`~envfence.cli.output.echo_json`): at 100,000 keys, the
+    whole document would take several times the memory of the configuration.
+    """
     cfg = session.config
+    keys = sorted(cfg.entries)
     shown = _shown(session)
-    entries = []
-    for key in sorted(cfg.entries):
-        e = cfg.entries[key]
-        entries.append(
-            {
-                "key": key,
-                "value": shown(e.value),
-                "secret": e.secret,
-                "source": e.source,
-                "overridden": [{"source": s, "value": shown(v)} for s, v in e.overridden],
-                "prefix_environment": e.prefix_environment,
-                "readable": e.prefix_environment in (None, cfg.environment),
-            }
-        )
+    entries = map(_entry_maker(session, shown), keys)
+    values = ((k, shown(cfg.entries[k].value)) for k in keys)
+    if not lazy:
+        entries = list(entries)
+        values = {item["key"]: item["value"] for item in entries}
     return {
         "environment": cfg.environment,
         "root": str(session.root.path),
-        "values": {item["key"]: item["value"] for item in entries},
+        "values": values if not lazy else Pairs(values),
         "entries": entries,
         "layers": [
             {
@@ -52,6 +49,25 @@ def config_data(session) -> dict:
     }
 
 
+def _entry_maker(session, shown):
+    """A function from a key to its entry as JSON data, values shown through ``shown``."""
+    cfg = session.config
+
+    def entry(key: str) -> dict:
+        e = cfg.entries[key]
+        return {
+            "key": key,
+            "value": shown(e.value),
+            "secret": e.secret,
+            "source": e.source,
+            "overridden": [{"source": s, "value": shown(v)} for s, v in e.overridden],
+            "prefix_environment": e.prefix_environment,
+            "readable": e.prefix_environment in (None, cfg.environment),
+        }
+
+    return entry
+
+
 def _shown(session):
     """How a value is shown: a secret as the mask, any other value with the secrets inside it masked."""
     redact = session.redactor()
@@ -64,17 +80,18 @@ def _shown(session):
 def show(state: State, explain: bool) -> None:
     """Show the merged configuration with secrets masked."""
     session = state.session()
-    data = config_data(session)
     findings = session.load_findings
     code = EXIT_FINDINGS if any(f.severity == "error" for f in findings) else 0
     if state.json:
-        click.echo(dumps(data))
+        echo_json(config_data(session, lazy=True))
         click.get_current_context().exit(code)
     verbose = state.verbose(session) or explain
     if not verbose:
-        for item in data["entries"]:
-            click.echo(f"{item['key']}={item['value']}")
+        shown, entries = _shown(session), session.config.entries
+        for key in sorted(entries):
+            click.echo(f"{key}={shown(entries[key].value)}")
     else:
+        data = config_data(session)
         click.echo(style(f"# {data['environment']} configuration ({data['root']})", bold=True))
         width = max((len(i["key"]) for i in data["entries"]), default=0)
         for item in data["entries"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -32,6 +33,59 @@ def dumps(data: Any) -> str:
     import json
 
     return json.dumps(data, default=_default, indent=2, sort_keys=False)
+
+
+class Pairs:
+    """A JSON object written from ``(key, value)`` pairs as they come (for :func:`echo_json`)."""
+
+    def __init__(self, pairs: Iterable[tuple[str, Any]]) -> None:
+        self.pairs = pairs
+
+
+def _lazy(value: Any) -> bool:
+    return isinstance(value, (Iterator, Pairs))
+
+
+def _chunks(value: Any, pad: str) -> Iterator[str]:
+    """``value`` as :func:`dumps` writes it at indentation ``pad``; iterators and :class:`Pairs` are consumed as written.
+
+    A part holding nothing lazy is encoded whole by :func:`dumps` and indented.
+    """
+    import json
+
+    if isinstance(value, Mapping) and any(map(_lazy, value.values())) or isinstance(value, Pairs):
+        items = iter(value.items() if isinstance(value, Mapping) else value.pairs)
+        opening, closing = "{", "}"
+    elif isinstance(value, Iterator) or isinstance(value, list) and any(map(_lazy, value)):
+        items, opening, closing = iter(value), "[", "]"
+    else:
+        yield dumps(value).replace("\n", "\n" + pad) if pad else dumps(value)
+        return
+    inner, first = pad + "  ", True
+    for item in items:
+        yield (opening if first else ",") + "\n" + inner
+        first = False
+        if closing == "}":
+            key, item = item
+            yield json.dumps(key if isinstance(key, str) else json.dumps(key)) + ": "
+        yield from _chunks(item, inner)
+    yield opening + closing if first else "\n" + pad + closing
+
+
+def echo_json(data: Any) -> None:
+    """Print ``data`` as :func:`dumps` would, written as it is produced: a large answer is never held whole.
+
+    Lists may be iterators and objects :class:`Pairs`, so the caller need not build them either.
+    """
+    buffer: list[str] = []
+    size = 0
+    for chunk in _chunks(data, ""):
+        buffer.append(chunk)
+        size += len(chunk)
+        if size > 1 << 16:
+            click.echo("".join(buffer), nl=False)
+            buffer, size = [], 0
+    click.echo("".join(buffer))
 
 
 def color_enabled() -> bool:
