@@ -116,8 +116,8 @@ def _explain(expression: str, parts: list[str], problem: str) -> str:
     if field == "day-of-month":
         from cronsim import CronSim, CronSimError
 
-        try:  # the field is well-formed, only no month has such a day
-            CronSim(" ".join(parts[:2] + ["1"] + parts[3:]), _EPOCH)
+        try:  # the field is well-formed (every month has a day it names), only no month it names has such a day
+            CronSim(" ".join(parts[:3] + ["*"] + parts[4:]), _EPOCH)
             return f"{expression!r} never fires: no month it names has day {parts[2]}"
         except CronSimError:
             pass
@@ -143,7 +143,7 @@ def schedule_zone(environ: Mapping[str, str] | None = None, setting: str | None 
     if name:
         try:
             return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file name
             raise CronError(f"{source} = {name!r} is no time zone; use a name like 'Europe/Paris' or 'UTC'") from None
     return _local_zone(environ)
 

@@ -179,7 +179,9 @@ def load_config(
     defaults < ``.env`` < ``.env.<environment>`` < ``.env.local`` <
     ``.env.<environment>.local`` < process environment < runtime overrides.
     Problems that do not stop loading (a malformed line) travel on the
-    layer's ``findings`` and join the session's report. Raise :class:`envfence.ConfigurationError` when the configuration
+    layer's ``findings`` and join the session's report. Keys whose values a
+    layer built from a secret's value (a ``${}`` reference) go in its
+    ``secrets``: they are secret too. Raise :class:`envfence.ConfigurationError` when the configuration
     cannot be loaded at all (an unreadable file).
     """
 

@@ -194,6 +194,8 @@ class ConfigLayer:
     #: credential prefix); the process environment is such a layer.
     overlay: bool = False
     digest: str = ""  #: sha256 of the file's bytes, for the audit trail
+    #: Keys whose values were built from a secret's value (a ``${}`` reference): secret too.
+    secrets: frozenset[str] = frozenset()
 
 
 @attrs.frozen

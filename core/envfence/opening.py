@@ -170,7 +170,8 @@ def merge_config(o: Opening) -> None:
     layers = o.layers + [ConfigLayer("defaults", defaults(o.specs), PRECEDENCE["defaults"])]
     if o.args.overrides:
         layers.append(ConfigLayer("runtime override", dict(o.args.overrides), PRECEDENCE["runtime override"]))
-    o.config = merge_layers(layers, o.environment.name, o.settings, o.specs, extra_secrets=o.decrypted)
+    built = {key for layer in layers for key in layer.secrets}
+    o.config = merge_layers(layers, o.environment.name, o.settings, o.specs, extra_secrets=o.decrypted | built)
     for layer in o.config.layers:
         o.findings += layer.findings
 
@@ -241,7 +242,8 @@ def files_config(session: Any, environment: str) -> Config:
         raise ConfigurationError(session.redactor()(str(error)), f"fix or disable the plugin (-p no:{error.plugin})")
     layers = [layer for layer in loaded.flat() if not layer.overlay]
     layers.append(ConfigLayer("defaults", defaults(session.settings_specs), PRECEDENCE["defaults"]))
-    return merge_layers(layers, environment, session.settings, session.settings_specs)
+    built = {key for layer in layers for key in layer.secrets}
+    return merge_layers(layers, environment, session.settings, session.settings_specs, extra_secrets=built)
 
 
 #: The steps of opening a session, in order.

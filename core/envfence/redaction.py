@@ -96,18 +96,35 @@ def forms(value: str) -> set[str]:
     import json
     from urllib.parse import quote, quote_plus
 
+    import unicodedata
+
     base = {value, value.strip("\n")}
     if "\n" in value:
         base.update(line.rstrip("\r") for line in value.split("\n"))
+    if not value.isascii():
+        # The same text composed or decomposed (é as one code point or as e and an accent).
+        base.update({unicodedata.normalize(form, v) for v in base for form in ("NFC", "NFD")})
     found = set(base)
     for v in base:
+        encoded = {quote(v, safe=""), quote(v), quote_plus(v, safe="")}
+        # Lower-case hex digits (%2f) are as valid as upper-case ones and some encoders write them.
+        encoded |= {_PERCENT.sub(lambda m: m.group().lower(), f) for f in encoded}
         once = {_py_escape(v), _py_escape_both_quotes(v), json.dumps(v)[1:-1], json.dumps(v, ensure_ascii=False)[1:-1],
-                quote(v, safe=""), quote(v), quote_plus(v, safe="")}
+                *encoded}
+        if not v.isascii():
+            once.add(repr(v.encode("utf-8", "surrogatepass"))[2:-1])  # what repr() of its bytes shows: \xc3\xa9
         found |= once
-        # Escaped twice: a traceback's locals show repr(KeyError(repr(value))).
-        found.update(_py_escape(f) for f in once)
-        found.update(_py_escape_both_quotes(f) for f in once)
+        # Escaped twice: a traceback's locals show repr(KeyError(repr(value))),
+        # a JSON document embedded as a string in another shows it JSON-escaped twice.
+        for f in once:
+            if _CHANGED_BY_ESCAPING.search(f):  # else every escape of it is itself
+                found.update((_py_escape(f), _py_escape_both_quotes(f), json.dumps(f)[1:-1]))
     return {f for f in found if len(f) >= MIN_MASKED_LENGTH}
+
+
+_PERCENT = re.compile(r"%[0-9A-F]{2}")
+#: Anything but printable ASCII other than a quote or a backslash: what repr() or JSON would escape.
+_CHANGED_BY_ESCAPING = re.compile(r"""[^ !#-&(-\[\]-~]""")
 
 
 def _py_escape(value: str) -> str:
@@ -180,7 +197,8 @@ class Redactor:
             narrowed = "secret" in pattern.groupindex
             for m in pattern.finditer(text):
                 start, end = m.span("secret") if narrowed else m.span()
-                found.append(Match(start, end, None, shape.kind))
+                if end > start:  # an empty match hides nothing (and would put a mask between every character)
+                    found.append(Match(start, end, None, shape.kind))
         return found
 
     def __call__(self, text: str) -> str:
@@ -234,8 +252,27 @@ class Redactor:
 
 
 def plugin_shapes(plugins: Any) -> list[SecretShape]:
-    """Every plugin's ``secret_shapes``, in one list; a plugin that raises contributes none and is named in a warning."""
-    return plugins.secret_shapes().flat()
+    """Every plugin's ``secret_shapes``, in one list; a plugin that raises contributes none and is named in a warning.
+
+    A shape that is no :class:`SecretShape`, or whose pattern does not
+    compile, is left out with a warning naming it: one plugin's typo must not
+    stop every command that prints.
+    """
+    shapes = []
+    for shape in plugins.secret_shapes().flat():
+        problem = None
+        if not isinstance(shape, SecretShape):
+            problem = f"a secret shape must be an envfence.redaction.SecretShape, not {type(shape).__name__}"
+        else:
+            try:
+                shape.compiled()
+            except (re.error, TypeError) as exc:
+                problem = f"the secret shape {shape.kind!r} has an invalid pattern ({exc})"
+        if problem is None:
+            shapes.append(shape)
+        else:
+            print(f"envfence: warning: {problem}; it was left out: fix the plugin that returns it", file=sys.stderr)
+    return shapes
 
 
 def _build(secrets: Sequence[str]) -> Any:
@@ -287,6 +324,7 @@ class LineStream:
         self._emit = emit
         self._secrets = redactor.multiline()
         self._held: list[str] = []
+        self._starts: Any = None  # built on first use: which secrets a line may begin
 
     def feed(self, line: str) -> None:
         """One line of output, without its newline."""
@@ -308,12 +346,41 @@ class LineStream:
             self._emit(self._redactor(line))
         self._held = []
 
+    def _beginning(self, line: str) -> list[tuple[str, ...]]:
+        """The secrets whose first line ``line`` ends with: one pass over the line, however many secrets.
+
+        Checking every secret of several lines against every line would cost
+        their number times the output's length.
+        """
+        if not self._secrets:
+            return []
+        if self._starts is None:
+            import ahocorasick
+
+            automaton, always = ahocorasick.Automaton(), []
+            for lines in self._secrets:
+                if not lines[0]:
+                    always.append(lines)  # an empty first line ends every line
+                elif automaton.exists(lines[0]):
+                    automaton.get(lines[0])[1].append(lines)
+                else:
+                    automaton.add_word(lines[0], (len(lines[0]), [lines]))
+            self._starts = (automaton.make_automaton() or automaton) if len(automaton) else None, always
+        automaton, always = self._starts
+        found = list(always)
+        if automaton is not None and line:
+            last = len(line) - 1
+            for end, (_, group) in automaton.iter(line):
+                if end == last:
+                    found.extend(group)
+        return found
+
     def _state(self, held: list[str]) -> Any:
         """The secret's lines when ``held`` spans a whole secret, ``pending`` when it may begin one, else ``free``."""
         pending = False
         n = len(held)
-        for lines in self._secrets:
-            if n > len(lines) or not held[0].rstrip("\r").endswith(lines[0]):
+        for lines in self._beginning(held[0].rstrip("\r")):
+            if n > len(lines):
                 continue
             if any(held[i].rstrip("\r") != lines[i] for i in range(1, min(n, len(lines) - 1))):
                 continue

@@ -171,7 +171,8 @@ def retry_call(
 
     def wait(state) -> float:
         error = state.outcome.exception()
-        seconds = min(max_delay, base_delay * 2 ** (state.attempt_number - 1)) * (0.5 + random.random() / 2)
+        # The exponent is capped: 2 ** 1024 is no float, and max_delay caps the wait long before.
+        seconds = min(max_delay, base_delay * 2 ** min(state.attempt_number - 1, 64)) * (0.5 + random.random() / 2)
         asked = retry_after(error)
         if asked is not None:
             seconds = min(max_retry_after, max(seconds, asked))

@@ -7,6 +7,8 @@ is the project's own values (``.env`` files and the process environment).
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -43,6 +45,7 @@ _CORE_KEYS = {
     "timezone": "the zone schedules are read in (default the machine's; CRON_TZ overrides it)",
     "snapshots": "configuration snapshots: keep = how many the environment keeps (default 20)",
 }
+_ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _ENV_KEYS = ("prefix", "aliases", "hostname_patterns", "based_on", "profile")
 
 
@@ -232,6 +235,11 @@ class _Reader:
     def environment(self, name: str, body: Any) -> EnvironmentSpec:
         """One ``[environments.NAME]`` table, over the built-in defaults of that name."""
         key = f"environments.{name}"
+        if not _ENV_NAME.fullmatch(name):
+            # The name is part of file names (.env.<name>, .envfence/keys/<name>.key):
+            # a slash, a dot or a space could name a file elsewhere or another layer.
+            raise self.fail(key, "is not a valid environment name",
+                            "use letters, digits, - and _ only, starting with a letter or digit (staging, qa_eu)")
         if not isinstance(body, dict):
             raise self.fail(key, "must be a table", f"write it as [{key}] with prefix, aliases, based_on")
         for k in body:

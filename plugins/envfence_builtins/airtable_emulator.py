@@ -347,7 +347,7 @@ class FakeAirtable(FakeService):
         for row in rows:
             fields = self._clean(table, row.get("fields"), typecast)
             if row.get("id") is not None or merge_on is None:
-                record = table["records"].get(row.get("id") or "")
+                record = table["records"].get(row["id"]) if isinstance(row.get("id"), str) else None
                 if record is None:
                     raise error(404, "MODEL_ID_NOT_FOUND", f"Could not find record {row.get('id')}")
                 plan.append((record, fields))
@@ -457,8 +457,8 @@ class FakeAirtable(FakeService):
             rows = self._filter(table, rows, str(options["filterByFormula"]))
         rows = self._sorted(table, rows, list(options.get("sort") or (view["sort"] if view else [])))
         if options.get("maxRecords"):
-            rows = rows[: int(options["maxRecords"])]
-        size = min(int(options.get("pageSize") or MAX_PAGE_SIZE), MAX_PAGE_SIZE)
+            rows = rows[: _whole(options, "maxRecords")]
+        size = min(_whole(options, "pageSize") if options.get("pageSize") else MAX_PAGE_SIZE, MAX_PAGE_SIZE)
         start = 0
         if options.get("offset"):
             match = re.fullmatch(r"itr(\d+)/rec\w+", str(options["offset"]))
@@ -508,3 +508,14 @@ def _query_options(query: Mapping[str, list[str]]) -> dict[str, Any]:
             sort.setdefault(int(match.group(1)), {})[match.group(2)] = values[0]
     options["sort"] = [sort[i] for i in sorted(sort)]
     return options
+
+
+def _whole(options: Mapping[str, Any], name: str) -> int:
+    """A paging option as a whole number of at least 1, or Airtable's 422 for the request."""
+    try:
+        value = int(str(options[name]).strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise error(422, "INVALID_REQUEST_UNKNOWN", f"Invalid request: {name} must be a whole number of at least 1")
+    return value

@@ -16,6 +16,7 @@ The types: ``singleLineText``, ``multilineText``, ``email``, ``url``,
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import mimetypes
 import posixpath
 from typing import Any, Callable, Mapping
@@ -111,6 +112,8 @@ class Cells:
             raise bad
         if kind in NUMERIC:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise bad  # 1e400 reads as infinity, which no JSON answer can carry
                 return value
             if typecast and isinstance(value, str):
                 try:
@@ -119,6 +122,8 @@ class Cells:
                     raise bad from None
                 if number != number:
                     return None
+                if not math.isfinite(number):
+                    raise bad
                 return int(number) if number.is_integer() and "." not in value else number
             raise bad
         if kind == "checkbox":

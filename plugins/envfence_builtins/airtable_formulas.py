@@ -225,12 +225,36 @@ class _Parser:
         return ("call", upper, args)
 
 
+#: The deepest formula the fake evaluates (operators chained, minus signs, calls within calls):
+#: evaluation recurses once per level, and a formula must never crash the server.
+MAX_NESTING = 256
+
+
 def parse(text: str, fields: set[str]) -> tuple:
     """Parse ``text`` to an AST, checking field and function names; raises a 422 :class:`HTTPError`."""
     try:
-        return _Parser(text, fields).parse()
+        node = _Parser(text, fields).parse()
     except RecursionError:
         raise _syntax() from None
+    if _depth(node) > MAX_NESTING:
+        raise formula_error(f"the formula nests deeper than {MAX_NESTING} levels; the fake Airtable evaluates at most that")
+    return node
+
+
+def _depth(node: tuple) -> int:
+    """How deep ``node`` nests, without recursing (a left-deep chain of 5,000 ``&`` is 5,000 deep)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        kind = current[0]
+        if kind == "neg":
+            stack.append((current[1], depth + 1))
+        elif kind == "bin":
+            stack += [(current[2], depth + 1), (current[3], depth + 1)]
+        elif kind == "call":
+            stack += [(arg, depth + 1) for arg in current[2]]
+    return deepest
 
 
 # --- evaluation ---------------------------------------------------------------------

@@ -30,6 +30,7 @@ import attrs
 
 from envfence import hookimpl
 from envfence.errors import ConfigurationError
+from envfence.layers import ENCRYPTED_PREFIX
 from envfence.models import PRECEDENCE, ConfigLayer, Finding
 
 _BOM = b"\xef\xbb\xbf"
@@ -158,7 +159,7 @@ def _parse(raw: bytes, path: Path, source: str, digest: str) -> ParsedFile:
             continue
         if binding.key is None:
             continue  # a comment or a blank line
-        if binding.value is None and not _IDENTIFIER.fullmatch(binding.key):
+        if binding.value is None and not _looks_like_a_name(binding.key):
             # Not a name: most likely a value that wrapped onto its own line. Never echo it.
             findings.append(
                 Finding("DOTENV_PARSE_ERROR", "error", f"{source}:{line}: the line cannot be parsed and was ignored",
@@ -186,29 +187,77 @@ def _parse(raw: bytes, path: Path, source: str, digest: str) -> ParsedFile:
     return ParsedFile(tuple(definitions), tuple(findings), digest)
 
 
+def _looks_like_a_name(text: str) -> bool:
+    """True when a line without ``=`` reads as a key (``DEBUG``), so a warning may name it.
+
+    A token pasted on a line of its own (``ghp_16C7e42F292c...``) is also an
+    identifier; one with more than three digits, or with digits and letters of
+    both cases, is taken for a value and never echoed.
+    """
+    if not _IDENTIFIER.fullmatch(text) or "." in text or len(text) > 64:
+        return False
+    digits = sum(c.isdigit() for c in text)
+    mixed = any(c.islower() for c in text) and any(c.isupper() for c in text)
+    return digits <= 3 and not (mixed and digits)
+
+
+class _Unexpandable(Exception):
+    """A reference chain that cannot be expanded from where its expansion began (a cycle, too deep)."""
+
+
 class _Expander:
     """Expands every definition's ``${}`` references once, against final values.
 
     Each definition is expanded at most once and each expansion reads only
     already-expanded strings, so the work is linear in the size of the result.
+    A value that cannot be expanded, and every value that refers to it, is
+    kept as written with a finding. A reference to a key with another
+    environment's prefix is never followed (``environment`` never reads it),
+    unless the referring key carries that prefix too. A value built from a
+    secret's value is secret itself (:attr:`secret`).
+
+    :param naming: the project's credential naming, None to follow every reference.
+    :param is_secret: whether a key (its full name) names a secret.
     """
 
-    def __init__(self, definitions: list[Definition], environ: Mapping[str, str]):
+    def __init__(
+        self,
+        definitions: list[Definition],
+        environ: Mapping[str, str],
+        environment: str | None = None,
+        naming: Any = None,
+        is_secret: Any = None,
+    ):
         self.definitions = definitions
         self.environ = environ
+        self.environment = environment
+        self.naming = naming
+        self.is_secret = is_secret or (lambda key: False)
         self.below: list[int | None] = []
         self.top: dict[str, int] = {}
         for index, definition in enumerate(definitions):
             self.below.append(self.top.get(definition.key))
             self.top[definition.key] = index
         self.values: list[str | None] = [None] * len(definitions)
+        self.failed = [False] * len(definitions)
+        self.secret = [False] * len(definitions)
+        self.encrypted = [False] * len(definitions)  # refers to an encrypted value, directly
         self.active = [False] * len(definitions)
         self.findings: list[Finding] = []
         self.budget = MAX_TOTAL_CHARS
 
-    def value(self, index: int, depth: int = 0) -> str:
+    def value(self, index: int) -> str:
+        """Definition ``index``'s expanded value, or its value as written when it cannot be expanded."""
+        try:
+            return self._value(index, 0)
+        except _Unexpandable as exc:
+            return self._fail(index, str(exc))
+
+    def _value(self, index: int, depth: int) -> str:
         done = self.values[index]
         if done is not None:
+            if self.failed[index] and depth:
+                raise _Unexpandable(f"it refers to {self.definitions[index].key}, which cannot be expanded")
             return done
         definition = self.definitions[index]
         raw = definition.raw
@@ -216,9 +265,9 @@ class _Expander:
             self.values[index] = raw
             return raw
         if self.active[index]:
-            return self._fail(index, "its references form a cycle")
+            raise _Unexpandable("its references form a cycle")
         if depth >= MAX_DEPTH:
-            return self._fail(index, f"its references nest deeper than {MAX_DEPTH}")
+            raise _Unexpandable(f"its references nest deeper than {MAX_DEPTH}")
         from dotenv.variables import Literal, parse_variables
 
         self.active[index] = True
@@ -230,32 +279,88 @@ class _Expander:
                     part = atom.value
                 else:
                     part = self.lookup(atom.name, index, depth)
+                    if atom.default and "${" in atom.default:
+                        self._nested_default(index)
                     if part is None:
                         part = atom.default or ""
-                    if self.values[index] is not None:  # failed inside, through a cycle
-                        return self.values[index]
                 size += len(part)
                 if size > MAX_VALUE_CHARS or size > self.budget:
                     limit = MAX_VALUE_CHARS if size > MAX_VALUE_CHARS else MAX_TOTAL_CHARS
-                    return self._fail(index, f"its expansion grows past {limit:,} characters")
+                    why = f"its expansion grows past {limit:,} characters"
+                    if depth:  # too large wherever its expansion begins
+                        self._fail(index, why)
+                        raise _Unexpandable(f"it refers to {definition.key}, which cannot be expanded")
+                    raise _Unexpandable(why)
                 parts.append(part)
         finally:
             self.active[index] = False
         self.budget -= size
         result = "".join(parts)
         self.values[index] = result
+        if self.encrypted[index] and not result.startswith(ENCRYPTED_PREFIX):
+            # Decryption opens whole values only: this one would carry the encrypted text.
+            self.findings.append(
+                Finding("DOTENV_ENCRYPTED_REFERENCE", "warning",
+                        f"{definition.source}:{definition.line}: {definition.key} embeds an encrypted value through ${{...}}; "
+                        "it holds the encrypted text, not the secret",
+                        f"refer to the encrypted key alone ({definition.key}=${{NAME}}), or build {definition.key} in code from the secret",
+                        key=definition.key, file=definition.source, line=definition.line, plugin="dotenv_files")
+            )
         return result
 
     def lookup(self, name: str, index: int, depth: int) -> str | None:
-        if name == self.definitions[index].key:
+        key = self.definitions[index].key
+        if not self._may_follow(key, name):
+            owner = self.naming.environment_of(name)
+            self.findings.append(
+                Finding("DOTENV_FOREIGN_REFERENCE", "error",
+                        f"{self.definitions[index].source}:{self.definitions[index].line}: {key} refers to {name}, "
+                        f"a {owner} credential, which {self.environment} never reads; the reference was left empty",
+                        f"refer to the {self.environment} credential instead, or move this line to .env.{owner}",
+                        key=key, file=self.definitions[index].source, line=self.definitions[index].line,
+                        plugin="dotenv_files")
+            )
+            return None
+        if self.is_secret(name):
+            self.secret[index] = True
+        if name == key:
             below = self.below[index]
             if below is not None:
-                return self.value(below, depth + 1)
-            return self.environ.get(name)
+                return self._follow(below, index, depth)
+            return self._seen(self.environ.get(name), index)
         if name in self.environ:
-            return self.environ[name]
+            return self._seen(self.environ[name], index)
         top = self.top.get(name)
-        return None if top is None else self.value(top, depth + 1)
+        return None if top is None else self._follow(top, index, depth)
+
+    def _may_follow(self, key: str, name: str) -> bool:
+        """False when ``name`` is another environment's credential and ``key`` is not that environment's."""
+        if self.naming is None:
+            return True
+        owner = self.naming.environment_of(name)
+        return owner in (None, self.environment) or owner == self.naming.environment_of(key)
+
+    def _follow(self, target: int, index: int, depth: int) -> str:
+        value = self._value(target, depth + 1)
+        if self.secret[target]:
+            self.secret[index] = True
+        return self._seen(value, index)
+
+    def _seen(self, value: str | None, index: int) -> str | None:
+        if value is not None and value.startswith(ENCRYPTED_PREFIX):
+            self.secret[index] = self.encrypted[index] = True
+        return value
+
+    def _nested_default(self, index: int) -> None:
+        """``${A:-${B}}``: python-dotenv reads the default as ``${B`` and a stray ``}``, never B's value."""
+        definition = self.definitions[index]
+        self.findings.append(
+            Finding("DOTENV_NESTED_DEFAULT", "warning",
+                    f"{definition.source}:{definition.line}: {definition.key} has a ${{...}} inside a :- default, "
+                    "which is not expanded: the default is taken as written, up to the first }",
+                    f"give {definition.key} a plain default, or set the key the default refers to",
+                    key=definition.key, file=definition.source, line=definition.line, plugin="dotenv_files")
+        )
 
     def _fail(self, index: int, why: str) -> str:
         """Record a finding and keep the value as written, unexpanded."""
@@ -267,15 +372,23 @@ class _Expander:
                     key=definition.key, file=definition.source, line=definition.line, plugin="dotenv_files")
         )
         self.values[index] = definition.raw
+        self.failed[index] = True
         return definition.raw
 
 
 def read_layers(
-    root: Path, environment: str, environ: Mapping[str, str], parsed: dict[tuple[str, str], Any] | None = None
+    root: Path,
+    environment: str,
+    environ: Mapping[str, str],
+    parsed: dict[tuple[str, str], Any] | None = None,
+    settings: Any = None,
 ) -> list[ConfigLayer]:
     """The four file layers of ``environment`` with references expanded, missing ones with ``exists=False``.
 
     :param parsed: as for :func:`parse_file`.
+    :param settings: the project's settings: their credential naming keeps a
+        reference from reading another environment's credential, their
+        ``secrets`` make a value built from one secret.
     """
     files: list[tuple[str, int, Path, ParsedFile | None]] = []
     definitions: list[Definition] = []
@@ -285,7 +398,8 @@ def read_layers(
         files.append((name, precedence, path, result))
         if result is not None:
             definitions.extend(result.definitions)
-    expander = _Expander(definitions, environ)
+    naming = getattr(settings, "naming", None)
+    expander = _Expander(definitions, environ, environment, naming, _secret_names(settings, naming))
     layers = []
     start = 0
     for name, precedence, path, result in files:
@@ -296,10 +410,24 @@ def read_layers(
         for index in range(start, start + len(result.definitions)):
             values[definitions[index].key] = expander.value(index)
         start += len(result.definitions)
-        findings = result.findings + tuple(f for f in expander.findings if f.file == name)
-        layers.append(ConfigLayer(name, values, precedence, path=path, plugin="dotenv_files", findings=findings, digest=result.digest))
+        findings = result.findings + tuple(dict.fromkeys(f for f in expander.findings if f.file == name))
+        secrets = frozenset(definitions[i].key for i in range(start - len(result.definitions), start) if expander.secret[i])
+        layers.append(ConfigLayer(name, values, precedence, path=path, plugin="dotenv_files", findings=findings,
+                                  digest=result.digest, secrets=secrets))
     return layers
 
+
+def _secret_names(settings: Any, naming: Any) -> Any:
+    """Whether a key names a secret, as the merge decides it from names and the ``secrets`` setting."""
+    from envfence.layers import is_secret_key
+
+    declared = set(getattr(settings, "secrets", ()))
+
+    def is_secret(key: str) -> bool:
+        plain = naming.split(key)[1] if naming is not None else key
+        return key in declared or is_secret_key(plain, declared)
+
+    return is_secret
 
 
 # The files parsed for the session being opened, known by its settings object.
@@ -325,4 +453,4 @@ def _parsed_for(settings) -> dict[tuple[str, str], Any] | None:
 @hookimpl
 def load_config(root: Path, environment, settings, environ: Mapping[str, str]) -> list[ConfigLayer]:
     """The four file layers, missing ones included with ``exists=False``."""
-    return read_layers(root, environment.name, environ, _parsed_for(settings))
+    return read_layers(root, environment.name, environ, _parsed_for(settings), settings)

@@ -40,7 +40,7 @@ def key_file(root: Path, environment: str) -> Path:
     return root / KEY_DIR / f"{environment}.key"
 
 
-def _fernet(key: bytes, where: str):
+def _fernet(key: bytes, where: str, environment: str):
     try:
         from cryptography.fernet import Fernet
     except ImportError:
@@ -50,14 +50,17 @@ def _fernet(key: bytes, where: str):
     try:
         return Fernet(key.strip())
     except (ValueError, TypeError):
-        raise ConfigurationError(f"{where}: not a valid key", "create one with `envfence secret keygen`") from None
+        raise ConfigurationError(
+            f"{where}: not a valid key",
+            f"create one with `envfence --env {environment} secret keygen` (and re-encrypt the values it opened)",
+        ) from None
 
 
 def load_key(root: Path, environment: str, prefix: str, environ: Mapping[str, str]):
     """The environment's Fernet, from the variable or the owner-only key file."""
     variable = key_variable(prefix)
     if environ.get(variable):
-        return _fernet(environ[variable].encode(), variable)
+        return _fernet(environ[variable].encode(), variable, environment)
     path = key_file(root, environment)
     try:
         info = path.stat()
@@ -66,12 +69,22 @@ def load_key(root: Path, environment: str, prefix: str, environ: Mapping[str, st
             f"no {environment} key: set {variable} or create {path}",
             f"run `envfence --env {environment} secret keygen` on a machine allowed to hold it",
         ) from None
+    if not stat.S_ISREG(info.st_mode):
+        # A FIFO would block the read forever; a directory cannot be a key.
+        raise ConfigurationError(
+            f"{path}: is not a regular file (mode {stat.filemode(info.st_mode)}), expected a key file",
+            f"remove it and run `envfence --env {environment} secret keygen`, or set {variable}",
+        )
     if info.st_mode & 0o077:
         raise ConfigurationError(
             f"{path}: the key file is readable by others (mode {stat.filemode(info.st_mode)})",
             f"chmod 600 {path}",
         )
-    return _fernet(path.read_bytes(), str(path))
+    try:
+        key = path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot read the key file ({exc.strerror})", f"make it readable by this user, or set {variable}") from None
+    return _fernet(key, str(path), environment)
 
 
 @hookimpl
@@ -83,12 +96,19 @@ def decrypt_value(key: str, value: str, source: str, environment, settings, root
     from cryptography.fernet import InvalidToken
 
     try:
-        return fernet.decrypt(value[len(SCHEME):].encode()).decode("utf-8")
+        plain = fernet.decrypt(value[len(SCHEME):].encode()).decode("utf-8")
     except (InvalidToken, UnicodeDecodeError):
         raise ConfigurationError(
             f"{source}: {key} cannot be decrypted with the {environment.name} key",
             f"was it encrypted for another environment? re-encrypt it with `envfence --env {environment.name} secret encrypt {key}`",
         ) from None
+    if "\0" in plain:
+        # As for a .env line: no process can receive it (execve refuses it).
+        raise ConfigurationError(
+            f"{source}: {key} decrypts to a value holding a NUL byte",
+            f"re-encrypt it without the NUL byte: `envfence --env {environment.name} secret encrypt {key}`",
+        )
+    return plain
 
 
 @hookimpl
@@ -111,17 +131,21 @@ def register_commands(cli) -> None:
 
         session = state.session()
         session.prepare()  # creating a key is an action: it goes on the audit trail
-        path = key_file(session.root.path, session.environment.name)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        from envfence import files
+
+        root = session.root.path
+        path = key_file(root, session.environment.name)
+        # Through envfence.files: a linked .envfence or keys directory is refused, never written through.
         ignore = path.parent.parent / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("# envfence keys: never commit them\n*\n")
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise UsageError(f"{path} exists; a key is never overwritten", "move it away first if you really mean to replace it") from None
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(Fernet.generate_key() + b"\n")
+        if not ignore.exists() and not ignore.is_symlink():
+            files.write_atomic(root, ignore.relative_to(root), "# envfence keys: never commit them\n*\n", mode=0o644, dir_mode=0o700)
+        with files.directory(root, path.parent.relative_to(root), create=True, mode=0o700) as keys:
+            try:
+                fd = os.open(path.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600, dir_fd=keys)
+            except FileExistsError:
+                raise UsageError(f"{path} exists; a key is never overwritten", "move it away first if you really mean to replace it") from None
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(Fernet.generate_key() + b"\n")
         session.audit("secret.key_created", path=str(path))
         click.echo(dumps({"key_file": str(path)}) if state.json else f"created {path} (mode 600); keep it out of version control")
 
@@ -144,6 +168,8 @@ def register_commands(cli) -> None:
             value = sys.stdin.read().rstrip("\n")
         if not value:
             raise UsageError("the value is empty", "pipe the value on stdin or type it at the prompt")
+        if "\0" in value:
+            raise UsageError("the value holds a NUL byte, which no environment variable can hold", "remove it and try again")
         fernet = load_key(session.root.path, env, settings.naming.prefix(env), session.environ)
         token = fernet.encrypt(value.encode("utf-8")).decode()
         session.audit("secret.encrypted", key=key)

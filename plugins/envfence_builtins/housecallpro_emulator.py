@@ -56,6 +56,23 @@ def _unprocessable(message: str) -> HTTPError:
     return HTTPError(422, {"error": {"message": message, "code": 422}})
 
 
+#: Fields HousecallPro sets itself; a request's values for them are ignored.
+_READ_ONLY = frozenset({"id", "created_at", "updated_at", "invoice_number", "customer"})
+#: Fields that hold text.
+_TEXT_FIELDS = ("first_name", "last_name", "email", "mobile_number", "company", "description", "work_status")
+
+
+def _moment(text: Any) -> _dt.datetime | None:
+    """An ISO 8601 date-time as an aware datetime (UTC when it names no zone), or None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=_dt.timezone.utc)
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -102,6 +119,9 @@ class FakeHousecallPro(FakeService):
 
     def add_customer(self, first_name: str, last_name: str = "", **fields: Any) -> dict[str, Any]:
         """Add a customer; returns it as the API shows it."""
+        return self._add_customer(first_name, last_name, fields)
+
+    def _add_customer(self, first_name: str, last_name: str, fields: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             customer = {
                 "id": self._id("cus"),
@@ -122,6 +142,9 @@ class FakeHousecallPro(FakeService):
 
     def add_job(self, customer_id: str, description: str = "", total_amount: int = 0, work_status: str = "scheduled", **fields: Any) -> dict[str, Any]:
         """Add a job for a customer (amounts in cents); returns it as the API shows it."""
+        return self._add_job(customer_id, description, total_amount, work_status, fields)
+
+    def _add_job(self, customer_id: str, description: str, total_amount: int, work_status: str, fields: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             if customer_id not in self.customers:
                 raise KeyError(f"no customer {customer_id!r} in the fake")
@@ -219,10 +242,9 @@ class FakeHousecallPro(FakeService):
         bounds = {}
         for key in ("scheduled_start_min", "scheduled_start_max"):
             if query.get(key):
-                try:
-                    bounds[key] = _dt.datetime.fromisoformat(query[key][0].replace("Z", "+00:00"))
-                except ValueError:
-                    raise _unprocessable(f"{key} must be an ISO 8601 date-time") from None
+                bounds[key] = _moment(query[key][0])
+                if bounds[key] is None:
+                    raise _unprocessable(f"{key} must be an ISO 8601 date-time")
         if not bounds:
             return rows
         kept = []
@@ -230,7 +252,9 @@ class FakeHousecallPro(FakeService):
             start = (job.get("schedule") or {}).get("scheduled_start")
             if not start:
                 continue
-            when = _dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
+            when = _moment(start)
+            if when is None:
+                continue
             if "scheduled_start_min" in bounds and when < bounds["scheduled_start_min"]:
                 continue
             if "scheduled_start_max" in bounds and when > bounds["scheduled_start_max"]:
@@ -239,17 +263,34 @@ class FakeHousecallPro(FakeService):
         return kept
 
     def _create(self, name: str, body: Any) -> dict[str, Any]:
-        body = dict(body) if isinstance(body, dict) else {}
+        if not isinstance(body, dict):
+            raise _unprocessable("the body must be a JSON object")
+        # What the service sets itself is never taken from a request: a client
+        # cannot pick an id (and so replace another record) or a creation time.
+        body = {k: v for k, v in body.items() if k not in _READ_ONLY}
+        for key in _TEXT_FIELDS:
+            if body.get(key) is not None and not isinstance(body[key], str):
+                raise _unprocessable(f"{key} must be a string")
         if name == "customers":
             if not (body.get("first_name") or body.get("last_name") or body.get("email") or body.get("mobile_number")):
                 raise _unprocessable("a customer needs a name, an email or a mobile number")
-            return self.add_customer(body.pop("first_name", ""), body.pop("last_name", ""), **body)
+            return self._add_customer(body.pop("first_name", None) or "", body.pop("last_name", None) or "", body)
         customer_id = body.pop("customer_id", None)
-        if customer_id not in self.customers:
+        if not isinstance(customer_id, str) or customer_id not in self.customers:
             raise _unprocessable("customer_id must name an existing customer")
         if body.get("work_status", "scheduled") not in WORK_STATUSES:
             raise _unprocessable(f"work_status must be one of {', '.join(WORK_STATUSES)}")
-        return self.add_job(customer_id, body.pop("description", ""), int(body.pop("total_amount", 0) or 0), body.pop("work_status", "scheduled"), **body)
+        amount = body.pop("total_amount", 0) or 0
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount != amount or abs(amount) == float("inf") or amount != int(amount):
+            raise _unprocessable("total_amount must be a whole number of cents")
+        schedule = body.get("schedule")
+        if schedule is not None:
+            if not isinstance(schedule, dict):
+                raise _unprocessable("schedule must be an object with scheduled_start and scheduled_end")
+            for key in ("scheduled_start", "scheduled_end"):
+                if schedule.get(key) is not None and _moment(schedule[key]) is None:
+                    raise _unprocessable(f"schedule.{key} must be an ISO 8601 date-time")
+        return self._add_job(customer_id, body.pop("description", None) or "", int(amount), body.pop("work_status", "scheduled"), body)
 
     # --- webhooks ------------------------------------------------------------------
 

@@ -73,7 +73,18 @@ def _timestamp(value: str | int | float, now: float | None, tolerance: int, mill
     seconds = stamp / 1000 if milliseconds and stamp > 10**11 else stamp
     current = time.time() if now is None else now
     if abs(current - seconds) > tolerance:
-        raise SignatureError(f"the timestamp is {int(current - seconds)} s away from now (tolerance {tolerance} s): stale or replayed")
+        away = current - seconds
+        # A stamp absurdly far off is not printed in full (a 300-digit number helps no one).
+        how_far = f"{abs(int(away))} s" if abs(away) < 10**12 else "more than 30,000 years"
+        if away < 0:
+            raise SignatureError(
+                f"the timestamp is {how_far} ahead of now (tolerance {tolerance} s): "
+                "forged, or this machine's clock is behind (check NTP)"
+            )
+        raise SignatureError(
+            f"the timestamp is {how_far} old (tolerance {tolerance} s): stale or replayed, "
+            "or this machine's clock is ahead (check NTP)"
+        )
     return stamp
 
 
@@ -87,11 +98,12 @@ def sign_github(secret: str | bytes, body: str | bytes) -> str:
 
 def verify_github(secret: str | bytes, body: str | bytes, header: str | None) -> None:
     """Check ``X-Hub-Signature-256``; raises :class:`SignatureError` when it does not match."""
+    header = (header or "").strip()  # whitespace around a header's value is not part of it (RFC 9110)
     if not header:
         raise SignatureError("the X-Hub-Signature-256 header is missing")
     if not header.startswith("sha256="):
         raise SignatureError("the X-Hub-Signature-256 header does not start with sha256=")
-    if not constant_time_equal(sign_github(secret, body), header.strip()):
+    if not constant_time_equal(sign_github(secret, body), header.lower()):
         raise SignatureError("the X-Hub-Signature-256 signature does not match the body")
 
 

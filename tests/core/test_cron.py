@@ -40,6 +40,10 @@ def test_next_time(expression, after, expected):
         ("* * * * 8", "day of week field '8' is not valid; it takes 0-7 or sun-sat"),
         ("0 0 30 2 *", "never fires: no month it names has day 30"),
         ("0 0 31 4,6,9,11 *", "never fires: no month it names has day 31"),
+        # A day field cron cannot read is not a day no month has.
+        ("0 0 15W * *", "day of month field '15W' is not valid; it takes 1-31"),
+        ("0 0 ? * *", "day of month field '?' is not valid"),
+        ("0 0 L-3 2 *", "day of month field 'L-3' is not valid"),
         ("", "cron expression like"),
     ],
 )
@@ -116,6 +120,14 @@ def test_an_impossible_schedule_is_a_check_error(make_project, run_cli):
     result = run_cli("check", cwd=root)
     assert result.exit_code == 1
     assert "'0 0 30 2 *' never fires: no month it names has day 30" in result.stdout
+
+
+def test_a_zone_name_too_long_for_a_file_is_no_time_zone_not_a_crash(make_project, run_cli):
+    root = make_project(settings=JOB)
+    result = run_cli("check", cwd=root, env={"CRON_TZ": "Europe/" + "x" * 5000})
+    assert result.exit_code == 1, result.output
+    assert "CRON_TZ = 'Europe/xxx" in result.stdout and "is no time zone" in result.stdout
+    assert "Traceback" not in result.output and "internal error" not in result.output
 
 
 def test_an_unknown_timezone_is_a_check_error(make_project, run_cli):

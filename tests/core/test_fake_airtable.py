@@ -192,3 +192,35 @@ def test_the_port_is_released_after_the_block():
         url = fake.url
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/v0/meta/whoami", timeout=2)
+
+
+@pytest.mark.parametrize("formula", ["-" * 900 + "1", "&".join(['"x"'] * 3000), "(" * 2000 + "1" + ")" * 2000])
+def test_a_formula_nested_too_deep_is_a_422_never_a_server_error(fake, formula):
+    response = requests.get(
+        f"{fake.url}/v0/{BASE}/Status", params={"filterByFormula": formula},
+        headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10,
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["type"] == "INVALID_FILTER_BY_FORMULA"
+    # The server is still there for the next request.
+    ok = requests.get(f"{fake.url}/v0/{BASE}/Status", params={"filterByFormula": "1"},
+                      headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert ok.status_code == 200
+
+
+def test_bad_numbers_ids_and_page_sizes_get_a_422_or_404_never_a_server_error(fake):
+    url = f"{fake.url}/v0/{BASE}/Status"
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    for raw in ('{"records":[{"fields":{"Runs":1e400}}]}', '{"records":[{"fields":{"Runs":NaN}}]}',
+                '{"records":[{"fields":{"Runs":"1e400"}}],"typecast":true}'):
+        answer = requests.post(url, data=raw, headers=headers, timeout=5)
+        assert (answer.status_code, answer.json()["error"]["type"]) == (422, "INVALID_VALUE_FOR_COLUMN"), raw
+    answer = requests.patch(url, json={"records": [{"id": ["a"], "fields": {"Automation": "x"}}]}, headers=headers, timeout=5)
+    assert answer.status_code == 404
+    for params in ({"pageSize": "0"}, {"pageSize": "-1"}, {"pageSize": "1e3"}, {"maxRecords": "-1"}):
+        answer = requests.get(url, params=params, headers=headers, timeout=5)
+        assert answer.status_code == 422 and "at least 1" in answer.json()["error"]["message"], params
+    # Every answer is JSON that a strict parser reads (no Infinity, no NaN).
+    import json
+
+    json.loads(requests.get(url, headers=headers, timeout=5).text, parse_constant=lambda c: pytest.fail(c))

@@ -135,3 +135,37 @@ def test_deliver_sends_a_webhook_that_envfence_s_verifier_accepts(fake):
     import json
 
     assert json.loads(body)["job"]["id"] == job["id"] and json.loads(body)["event"] == "job.created"
+
+
+def post(fake, path, body=None, raw=None):
+    headers = {"Authorization": f"Token {DEMO_DEV_KEY}", "Content-Type": "application/json"}
+    return requests.post(f"{fake.url}{path}", headers=headers, json=body if raw is None else None, data=raw, timeout=5)
+
+
+def test_bad_bodies_and_bounds_get_a_422_never_a_server_error(fake):
+    customer = get(fake, "/customers").json()["customers"][0]["id"]
+    for body, says in [
+        ({"first_name": ["x"]}, "first_name must be a string"),
+        ({"customer_id": customer, "total_amount": "abc"}, "total_amount must be a whole number of cents"),
+        ({"customer_id": customer, "total_amount": [1]}, "total_amount must be a whole number of cents"),
+        ({"customer_id": [customer]}, "customer_id must name an existing customer"),
+        ({"customer_id": customer, "schedule": {"scheduled_start": "garbage"}}, "schedule.scheduled_start must be an ISO 8601 date-time"),
+        ([1, 2], "the body must be a JSON object"),
+    ]:
+        path = "/customers" if "first_name" in str(body) else "/jobs"
+        response = post(fake, path, body)
+        assert (response.status_code, response.json()["error"]["message"]) == (422, says), body
+    huge = post(fake, "/jobs", raw=f'{{"customer_id": "{customer}", "total_amount": 1e400}}')
+    assert huge.status_code == 422
+    # A naive bound is read as UTC instead of failing to compare with the jobs' aware times.
+    for bound in ("2024-03-01T00:00:00", "2024-03-01"):
+        answer = get(fake, "/jobs", scheduled_start_min=bound)
+        assert answer.status_code == 200 and answer.json()["total_items"] == 1
+
+
+def test_a_client_never_picks_an_id_or_replaces_a_record(fake):
+    first = get(fake, "/customers").json()["customers"][0]
+    created = post(fake, "/customers", {"first_name": "Mallory", "id": first["id"], "self": 1})
+    assert created.status_code == 201
+    assert created.json()["id"] != first["id"]
+    assert get(fake, f"/customers/{first['id']}").json()["first_name"] == first["first_name"]

@@ -227,6 +227,85 @@ def test_a_multi_line_secret_inside_lines_with_text_around_it_and_crlf():
     assert "Zz" not in "".join(lines) and lines[-1] == "after" and lines[0].startswith("pem=")
 
 
+def _more_forms(value: str) -> list[str]:
+    import unicodedata
+
+    import re
+
+    lower_hex = re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), quote(value, safe=""))
+    return [
+        lower_hex,  # %2f is as valid as %2F
+        repr(value.encode()),  # repr of its bytes: \xc3\xa9
+        json.dumps(json.dumps({"v": value})),  # a JSON document inside a JSON string
+        unicodedata.normalize("NFD", value),  # é as e and a combining accent
+        unicodedata.normalize("NFC", unicodedata.normalize("NFD", value)),
+    ]
+
+
+@pytest.mark.parametrize("secret", ["caf\u00e9/s3cr3t@x", "cafe\u0301/s3cr3t\"q", "emoji\U0001F600/x1"])
+def test_lower_case_hex_bytes_repr_json_twice_and_either_unicode_form_are_masked(secret):
+    import unicodedata
+
+    redact = Redactor([secret])
+    for shown in _more_forms(secret):
+        text = redact(f"before {shown} after")
+        assert MASK in text, (shown, text)
+        for variant in (secret, unicodedata.normalize("NFC", secret), unicodedata.normalize("NFD", secret), "s3cr3t"):
+            assert variant not in text, (shown, text)
+
+
+def test_a_secret_in_lower_case_hex_inside_a_url_is_masked_and_reported(envfence_project):
+    envfence_project.write(".env", "DB_PASSWORD=p@ss/w0rd-canary\nDATABASE_URL=postgres://u:p%40ss%2fw0rd-canary@h/db\n")
+    shown = envfence_project.run("config", "show").output
+    assert "postgres://u:********@h/db" in shown and "canary" not in shown
+    result = envfence_project.run("--json", "check")
+    assert [f["key"] for f in json.loads(result.stdout)["findings"] if f["code"] == "SECRET_IN_VALUE"] == ["DATABASE_URL"]
+    assert "w0rd-canary" not in result.output
+
+
+def test_a_plugins_broken_shape_is_left_out_with_a_warning_and_the_commands_still_work(envfence_project, envfence_plugin):
+    class Shapes:
+        @hookimpl
+        def secret_shapes(self):
+            return [SecretShape(r"(unclosed", "broken kind"), "not a shape", SecretShape(r"x*", "empty matches"),
+                    SecretShape(r"\bacme_[a-z0-9]{10}\b", "service key")]
+
+    envfence_plugin(Shapes())
+    envfence_project.write(".env", "NOTE=hello acme_0123456789 world\nA_TOKEN=abcdefgh12\n")
+    result = envfence_project.run("-q", "config", "show")
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "NOTE=hello ******** world" in result.stdout
+    assert "'broken kind' has an invalid pattern" in result.stderr and "must be an envfence.redaction.SecretShape" in result.stderr
+    check = envfence_project.run("check")
+    assert check.exception is None or isinstance(check.exception, SystemExit)
+    assert "SECRET_IN_VALUE" in check.output and "abcdefgh12" not in check.output
+
+
+def test_secrets_equal_to_true_the_environment_or_a_key_name_keep_json_valid_and_words_whole(envfence_project):
+    envfence_project.write(".env", "A_TOKEN=true\nB_TOKEN=development\nC_TOKEN=HOST_NAME\nHOST_NAME=h\nFLAG=true\n"
+                                   "LOG=automation_development.log\n")
+    result = envfence_project.run("--json", "config", "show")
+    data = json.loads(result.stdout)  # a masked "true" never turns a JSON boolean into text
+    entries = {e["key"]: e for e in data["entries"]}
+    assert entries["A_TOKEN"]["secret"] is True and entries["FLAG"]["value"] == MASK
+    assert entries["LOG"]["value"] == "automation_development.log"  # inside a longer word: not masked
+    assert entries["HOST_NAME"]["value"] == "h"
+    check = envfence_project.run("--json", "check")
+    found = {f["key"] for f in json.loads(check.stdout)["findings"] if f["code"] == "SECRET_IN_VALUE"}
+    assert "FLAG" in found and "LOG" not in found
+
+
+def test_a_line_stream_with_many_secrets_sharing_a_first_line_masks_the_one_printed():
+    keys = [f"-----BEGIN KEY-----\nbody{i:04d}xyz\n-----END KEY-----" for i in range(500)]
+    out: list[str] = []
+    stream = LineStream(Redactor(keys), out.append)
+    for line in ["hello", "x -----BEGIN KEY-----", "body0421xyz", "-----END KEY----- y", "bye"]:
+        stream.feed(line)
+    stream.close()
+    assert out == ["hello", f"x {MASK} y", "bye"]
+
+
+
 def test_detect_never_builds_the_automaton_and_audit_data_is_still_masked_when_read(envfence_project, monkeypatch):
     """The automaton's cost grows with the secrets: a command that masks nothing must not pay it."""
     import envfence.redaction as redaction

@@ -209,3 +209,34 @@ def push(ctx):
     assert "upsert on a key field" in result.stderr and "idempotent=True" in result.stderr
     assert DEMO_DEV_TOKEN not in result.output
     assert names.count("JOB-ONCE") == 1
+
+
+def test_many_attempts_end_with_the_last_error_not_an_overflow():
+    calls = []
+
+    def refused():
+        calls.append(1)
+        raise ConnectionRefusedError("refused")
+
+    waits = []
+    with pytest.raises(ConnectionRefusedError):
+        retry_call(refused, attempts=1100, sleep=waits.append, max_delay=8.0)
+    assert len(calls) == 1100 and max(waits) <= 8.0
+
+
+@pytest.mark.parametrize("value", ["inf", "1e999", "-5", "nan", "soon", "Mon, 01 Jan 99999 00:00:00 GMT", "0x10", ""])
+def test_a_nonsense_retry_after_never_asks_for_more_than_the_cap(value):
+    response = requests.Response()
+    response.status_code = 429
+    response.headers["Retry-After"] = value
+    error = requests.HTTPError(response=response)
+    seconds = retry_after(error)
+    assert seconds is None or 0 <= seconds
+    waits = []
+
+    def limited():
+        raise error
+
+    with pytest.raises(requests.HTTPError):
+        retry_call(limited, attempts=3, sleep=waits.append, max_retry_after=30.0)
+    assert len(waits) == 2 and all(0 <= w <= 30.0 for w in waits)

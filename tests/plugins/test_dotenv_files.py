@@ -203,3 +203,100 @@ def test_deep_and_cyclic_references_are_findings(make_project, run_cli):
     messages = {f["key"]: f["message"] for f in findings if f["code"] == "DOTENV_INTERPOLATION"}
     assert "cycle" in messages["A"]
     assert any("deeper than 32" in m for m in messages.values())
+
+
+def test_every_key_of_a_three_key_cycle_is_kept_as_written_with_a_finding(make_project, run_cli):
+    root = make_project({".env": "A=${B}\nB=${C}\nC=${A}\nD=x${B}\nOK=${E:-fine}\n"})
+    data = json.loads(run_cli("--json", "config", "show", cwd=root).stdout)
+    assert data["values"] == {"A": "${B}", "B": "${C}", "C": "${A}", "D": "x${B}", "OK": "fine"}
+    flagged = {f["key"]: f for f in data["findings"] if f["code"] == "DOTENV_INTERPOLATION"}
+    assert set(flagged) == {"A", "B", "C", "D"}
+    assert all(f["file"] == ".env" and f["line"] for f in flagged.values())
+
+
+def test_a_chain_past_the_depth_bound_keeps_its_head_as_written(make_project, run_cli):
+    chain = "\n".join([f"D{i}=${{D{i + 1}}}" for i in range(40)] + ["D40=end"])
+    data = json.loads(run_cli("--json", "config", "show", cwd=make_project({".env": chain + "\n"})).stdout)
+    # D0 nests 40 deep: kept as written, not a half-expanded "${D33}".
+    assert data["values"]["D0"] == "${D1}"
+    assert data["values"]["D20"] == "end"  # 20 deep: within the bound
+
+
+def test_a_reference_never_pulls_another_environments_credential(make_project, run_cli):
+    canary = "prod-canary-9f8e7d6c"
+    root = make_project({
+        ".env": f"PROD_AIRTABLE_API_KEY={canary}\nCOPY_TOKEN=${{PROD_AIRTABLE_API_KEY}}\n"
+                "URL=https://x/${PROD_AIRTABLE_API_KEY:-none}\nPROD_URL=https://${PROD_AIRTABLE_API_KEY}/\n",
+    })
+    session = envfence.open_session(root, env="development", environ={"PROD_OTHER_KEY": canary})
+    assert session.config["URL"] == "https://x/none"
+    assert session.config["COPY_TOKEN"].reveal() == ""
+    assert session.credential("AIRTABLE_API_KEY") is None
+    # Production reads its own key through its own reference.
+    prod = envfence.open_session(root, env="production", environ={})
+    assert prod.config["PROD_URL"].reveal() == f"https://{canary}/"
+    result = run_cli("--json", "config", "show", cwd=root, env={"PROD_OTHER_KEY": canary})
+    findings = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "DOTENV_FOREIGN_REFERENCE"]
+    assert {f["key"] for f in findings} == {"COPY_TOKEN", "URL"}
+    assert all(f["file"] == ".env" and "production" in f["message"] for f in findings)
+    assert canary not in result.output
+    # The process environment is no way round it.
+    root2 = make_project({".env": "URL=${PROD_OTHER_KEY}\n"}, name="p2")
+    assert envfence.open_session(root2, env="development", environ={"PROD_OTHER_KEY": canary}).config["URL"] == ""
+
+
+def test_a_value_built_from_a_secret_is_secret(make_project, run_cli):
+    root = make_project({
+        ".env": "DB_PASSWORD=development\nPIN_TOKEN=abc\nURL=pg://u:${DB_PASSWORD}x@h/db\n"
+                "SHORT=${PIN_TOKEN}\nTWICE=${URL}\nEXT=${HOOK_SECRET}\nPLAIN=${HOST}\nHOST=h\n",
+    })
+    result = run_cli("--json", "config", "show", cwd=root, env={"HOOK_SECRET": "from-the-process-1"})
+    entries = {e["key"]: e for e in json.loads(result.stdout)["entries"]}
+    for key in ("URL", "SHORT", "TWICE", "EXT"):
+        assert entries[key]["secret"] and entries[key]["value"] == "********", key
+    assert entries["PLAIN"] == {**entries["PLAIN"], "secret": False, "value": "h"}
+    plain = run_cli("config", "show", cwd=root, env={"HOOK_SECRET": "from-the-process-1"}).stdout
+    assert "developmentx" not in plain and "=abc" not in plain and "from-the-process-1" not in plain
+
+
+def test_a_token_pasted_on_a_line_of_its_own_is_never_echoed(make_project, run_cli):
+    tokens = ["ghp_16C7e42F292c6912E7710c838347Ae178B4a", "sk_live_51Hxyz1234abcd", "a1b2c3d4e5f6a7b8c9d0", "patAbc.def123456"]
+    root = make_project({".env": "A=1\n" + "\n".join(tokens) + "\nDEBUG\n"})
+    result = run_cli("--json", "config", "show", cwd=root)
+    findings = json.loads(result.stdout)["findings"]
+    assert [(f["code"], f["line"]) for f in findings if f["code"] == "DOTENV_PARSE_ERROR"] == [("DOTENV_PARSE_ERROR", n) for n in (2, 3, 4, 5)]
+    assert [f["key"] for f in findings if f["code"] == "DOTENV_NO_VALUE"] == ["DEBUG"]
+    for token in tokens:
+        assert token not in result.output
+
+
+def test_a_nested_default_is_taken_as_python_dotenv_takes_it_with_a_warning(make_project, run_cli):
+    root = make_project({".env": "B=b\nA=${MISSING:-${B}}\nC=${B:-x}\n"})
+    data = json.loads(run_cli("--json", "config", "show", cwd=root).stdout)
+    assert data["values"] == {"B": "b", "A": "${B}", "C": "b"}  # as dotenv_values gives it
+    nested = [f for f in data["findings"] if f["code"] == "DOTENV_NESTED_DEFAULT"]
+    assert [(f["key"], f["line"], f["severity"]) for f in nested] == [("A", 2, "warning")]
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "a/b", ".hidden", "sp ace", "x.local"])
+def test_an_environment_name_that_would_name_a_file_elsewhere_is_refused(make_project, run_cli, name):
+    # Its layer would be `.env.<name>`, its key `.envfence/keys/<name>.key`: a name with a
+    # slash, a dot or a space could read or write outside the project.
+    root = make_project(settings=f'[environments."{name}"]\nprefix = "EV"\nbased_on = "development"\n')
+    result = run_cli("--env", name, "config", "show", cwd=root)
+    assert result.exit_code == 4, result.output
+    assert f"environments.{name}" in result.stderr and "letters, digits" in result.stderr
+
+
+def test_config_template_reads_back_as_the_values_it_shows(make_project, run_cli, tmp_path):
+    root = make_project({
+        ".env": 'HASH="a # b"\nMULTI="line1\nline2"\nQUOTES="say \\"hi\\" \\\\o/"\nLEAD=" padded "\n'
+                "STARTQ=\"'x\"\nPLAIN=https://h/p?a=1&b=2\nTAB=\"a\\tb\"\n",
+    })
+    original = json.loads(run_cli("--json", "config", "show", cwd=root).stdout)["values"]
+    template = run_cli("config", "template", cwd=root).stdout
+    copy = make_project({".env": template}, name="copy")
+    again = json.loads(run_cli("--json", "config", "show", cwd=copy).stdout)
+    assert not [f for f in again["findings"] if f["code"] == "DOTENV_PARSE_ERROR"]
+    assert {k: again["values"][k] for k in original} == original
+    assert "PLAIN=https://h/p?a=1&b=2" in template  # a value that needs no quotes is shown as it is

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -110,3 +111,53 @@ def test_encryption_is_audited_without_the_value(project, run_cli, audit_events)
     encrypt(run_cli, project, "development", "DEV_SYNC_TOKEN", CANARY)
     [event] = [e for e in audit_events if e.event == "secret.encrypted"]
     assert event.data == {"key": "DEV_SYNC_TOKEN"} and CANARY not in repr(audit_events)
+
+
+def test_a_reference_to_an_encrypted_value(project, run_cli):
+    prod_line = encrypt(run_cli, project, "production", "PROD_DB_PASSWORD", CANARY)
+    (project / ".env").write_text(
+        prod_line + "\nPROD_DSN=${PROD_DB_PASSWORD}\nPROD_URL=pg://u:${PROD_DB_PASSWORD}@h/db\nDEV_COPY=${PROD_DB_PASSWORD}\n"
+    )
+    # In development the reference to production's key is never followed, encrypted or not.
+    dev = run_cli("--json", "config", "show", cwd=project)
+    assert dev.exit_code == 1
+    assert [f["key"] for f in json.loads(dev.stdout)["findings"] if f["code"] == "DOTENV_FOREIGN_REFERENCE"] == ["DEV_COPY"]
+    # In production a reference to the whole value is decrypted; one embedded in text cannot be, and says so.
+    prod = envfence.open_session(project, env="production", environ={})
+    assert prod.config["PROD_DSN"].reveal() == CANARY
+    assert prod.config.entries["PROD_URL"].secret
+    shown = run_cli("--env", "production", "config", "show", cwd=project)
+    assert "DOTENV_ENCRYPTED_REFERENCE [.env:3]" in shown.stderr and "PROD_URL" in shown.stderr
+    assert CANARY not in shown.output and "gAAAA" not in shown.output
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_a_key_file_that_is_not_a_regular_file_is_named_without_blocking(project, run_cli, kind):
+    line = encrypt(run_cli, project, "development", "DEV_API_TOKEN", CANARY)
+    (project / ".env.development").write_text(line + "\n")
+    key = project / ".envfence" / "keys" / "development.key"
+    key.unlink()
+    if kind == "fifo":
+        os.mkfifo(key, 0o600)  # reading it would wait for a writer forever
+    else:
+        key.mkdir(mode=0o700)
+    result = run_cli("config", "show", cwd=project)
+    assert result.exit_code == 4
+    assert "development.key: is not a regular file" in result.stderr and "secret keygen" in result.stderr
+    assert CANARY not in result.output
+
+
+def test_keygen_never_writes_through_a_linked_keys_directory(make_project, run_cli, tmp_path):
+    root = make_project({".env": "APP=sync\n"})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (root / ".envfence").mkdir()
+    os.symlink(elsewhere, root / ".envfence" / "keys")
+    result = run_cli("secret", "keygen", cwd=root)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_value_with_a_nul_byte_is_not_encrypted(project, run_cli):
+    result = run_cli("secret", "encrypt", "DEV_API_TOKEN", cwd=project, input="abc\0def")
+    assert result.exit_code == 2 and "NUL byte" in result.stderr

@@ -105,7 +105,7 @@ def test_standard_secret_without_prefix_or_padding_is_accepted():
 def test_standard_webhooks_refuses_a_timestamp_in_milliseconds():
     stamp = STD_TS * 1000
     signature = sign_standard(STD_SECRET, STD_ID, stamp, STD_BODY)
-    with pytest.raises(SignatureError, match="stale or replayed"):
+    with pytest.raises(SignatureError, match="ahead of now"):
         verify_standard(STD_SECRET, STD_ID, stamp, STD_BODY, signature, now=STD_TS)
 
 
@@ -208,3 +208,30 @@ def test_errors_never_quote_the_secret_or_the_expected_signature():
 
 def test_constant_time_equal():
     assert constant_time_equal("abc", b"abc") and not constant_time_equal("abc", "abd")
+
+
+@pytest.mark.parametrize(("offset", "says"), [
+    (10**6, "1000000 s ahead of now (tolerance 300 s): forged, or this machine's clock is behind"),
+    (-10**6, "1000000 s old (tolerance 300 s): stale or replayed"),
+])
+def test_a_timestamp_far_off_says_which_way_and_what_to_check(offset, says):
+    stamp = STD_TS + offset
+    signature = sign_standard(STD_SECRET, STD_ID, stamp, STD_BODY)
+    with pytest.raises(SignatureError) as caught:
+        verify_standard(STD_SECRET, STD_ID, stamp, STD_BODY, signature, now=STD_TS)
+    assert says in str(caught.value) and "NTP" in str(caught.value)
+
+
+def test_an_absurd_timestamp_is_refused_in_a_short_message():
+    with pytest.raises(SignatureError) as caught:
+        verify("housecallpro", "s3cret-hcp", {"api-signature": "0" * 64, "api-timestamp": "1e300"}, b"{}", now=STD_TS)
+    assert len(str(caught.value)) < 200 and "ahead of now" in str(caught.value)
+
+
+def test_github_signature_with_whitespace_around_or_upper_case_hex_verifies():
+    body = b'{"zen": "x"}'
+    signature = sign_github("gh-secret-1", body)
+    for header in (f"  {signature}\t", "sha256=" + signature[7:].upper()):
+        verify("github", "gh-secret-1", {"X-Hub-Signature-256": header}, body)
+    with pytest.raises(SignatureError):
+        verify("github", "gh-secret-1", {"X-Hub-Signature-256": f"{signature},{signature}"}, body)

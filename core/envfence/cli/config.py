@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from ..errors import EXIT_FINDINGS
@@ -186,15 +188,30 @@ def template(state: State) -> None:
         keys = [naming.key(env, spec.name) for env in envs] if spec.credential else [spec.name]
         for key in keys:
             value = "" if spec.secret or spec.default is None else shown(spec.default)
-            lines.append(f"{key}={value}")
+            lines.append(f"{key}={_dotenv_value(value)}")
             done.add(key)
     rest = [k for k in sorted(session.config.entries) if k not in done]
     if rest:
         lines.append("# other keys of this project")
         for key in rest:
             entry = session.config.entries[key]
-            lines.append(f"{key}={'' if entry.secret else shown(entry.value)}")
+            lines.append(f"{key}={'' if entry.secret else _dotenv_value(shown(entry.value))}")
     click.echo("\n".join(lines))
+
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _dotenv_value(value: str) -> str:
+    """``value`` as a .env line reads it back: as it is when it can be, else double-quoted with escapes.
+
+    Unquoted, a newline would end the value, a space before ``#`` start a
+    comment, a leading quote start a quoted value and surrounding spaces be
+    dropped, so the template would not give back what it shows.
+    """
+    if value == value.strip() and not re.search(r"[\r\n]|\s#", value) and value[:1] not in ("'", '"'):
+        return value
+    return '"' + "".join(_ESCAPES.get(c, c) for c in value) + '"'
 
 
 @config.command("snapshot")
