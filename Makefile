@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Plugin distributions installed beside the core, found through their entry points.
 CONTRIB := contrib/envfence-slack contrib/envfence-acme
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean dist
 
 $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(CONTRIB))
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "envfence needs Python 3.11 or newer; run make PYTHON=python3.11 ...")'
@@ -34,5 +34,10 @@ $(VENV)/.bench: $(STAMP)
 bench: $(VENV)/.bench
 	$(BIN)/python -m benchmarks --write
 
+# A wheel in dist/ to install envfence where there is no checkout: pip install dist/envfence-*.whl
+dist: $(STAMP)
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
+	@ls dist/envfence-*.whl
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache dist

@@ -303,7 +303,9 @@ def pre_run_safety(session: Session, request: RunRequest) -> list[Finding] | Non
     :param session: the open session.
     :param request: the automation and the flags (dry run, force, reason).
     :returns: findings; any at error level blocks the run (exit 3) unless
-        the request is forced.
+        the request is forced. The remediation says how to fix the cause;
+        how to override (``--force``, with ``--reason`` where strict) is said
+        once by whoever reports the block, not by each guard.
 
     All results are collected. A plugin implementing this hook is a guard:
     disabling it blocks a run (``GUARD_DISABLED``) unless forced.

@@ -354,6 +354,7 @@ class SettingSpec:
     format: str | None = None  #: a regular expression the value must match
     default: str | None = None
     plugin: str | None = None
+    type: str | None = None  #: a name from :data:`envfence.setting_types.TYPES`; None reads as ``str``
 
 
 @attrs.frozen
@@ -443,6 +444,9 @@ class Automation:
     function: Callable[..., Any] | None = None
     command: tuple[str, ...] | None = None
     plugin: str | None = None
+    #: An ad-hoc command (``envfence exec``): it holds no lock, so several may run
+    #: at once, and it reads the caller's stdin.
+    adhoc: bool = False
 
     def allows(self, environment: str) -> bool:
         """True when the automation may run in ``environment``."""

@@ -21,7 +21,7 @@ from .errors import ConfigurationError, SafetyError
 from .hookcalls import PluginError
 from .boundary import redact_findings, secret_values
 from .layers import SECRET_SUFFIXES, changed_layers, is_secret_key, merge_layers  # noqa: F401  (imported from here by callers)
-from .models import Automation, Config, EnvPaths, Finding, HostInfo, ProjectRoot, Report, SettingSpec, Environment
+from .models import Automation, Config, EnvPaths, Finding, HostInfo, ProjectRoot, Report, Secret, SettingSpec, Environment
 from .opening import OpenArguments, audit_opened, build, files_config, reopen_arguments, system_hostname  # noqa: F401
 from .plugins import PluginManager, default_manager
 from .profiles import Profile
@@ -229,6 +229,35 @@ class Session:
         key = self.config.credential_key(name)
         self.audit("credential.accessed", name=name, key=key, by=by, found=key is not None)
         return None if key is None else self.config[key]
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        """Declared setting ``name`` in this environment, converted to its declared type.
+
+        ``session.setting("WEBHOOK_PORT")`` is an ``int`` for a ``port``; a
+        ``path`` is a :class:`~pathlib.Path`, a ``bool`` a bool (true/yes/on/1).
+        A credential is read through the environment's prefix; a secret stays
+        a :class:`~envfence.models.Secret`. ``default`` when it is not set.
+
+        :raises ConfigurationError: the value is not of the declared type
+            (``envfence check`` reports it as ``SETTING_TYPE``).
+        """
+        from .setting_types import convert
+
+        spec = next((s for s in self.settings_specs if s.name == name and s.type), None) or next(
+            (s for s in self.settings_specs if s.name == name), None
+        )
+        key = self.config.credential_key(name) if spec is None or spec.credential else (name if name in self.config else None)
+        if key is None:
+            return default
+        value = self.config[key]
+        if isinstance(value, Secret) or spec is None:
+            return value
+        try:
+            return convert(spec.type, value)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"{key} (set in {self.config.entry(key).source}) {exc}", f"set it to a value of type {spec.type}"
+            ) from None
 
     def secret_values(self) -> list[str]:
         """Every secret value of this session and of its process environment, for redaction.

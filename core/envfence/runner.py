@@ -16,6 +16,7 @@ the automation with ``ctx.dry_run`` set; it writes nothing.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, Callable
 
 import attrs
@@ -136,8 +137,8 @@ class Runner:
 
     :param session: the open :class:`~envfence.pipeline.Session`.
     :param echo: prints a line of the automation's output (default ``print``).
-    :param confirm: asked before a forced run with the environment's name;
-        returns True to go on. The CLI passes one only on a development
+    :param confirm: asked before a forced run, with the environment's name
+        and the blocking findings being overridden; returns True to go on. The CLI passes one only on a development
         terminal; without it no question is ever asked.
     :param wait: wait for a running run of the same automation instead of refusing.
     :param embedded: True (library use): the embedding code owns logging and
@@ -150,7 +151,7 @@ class Runner:
         session,
         *,
         echo: Callable[[str], None] = print,
-        confirm: Callable[[str], bool] | None = None,
+        confirm: Callable[[str, tuple[Finding, ...]], bool] | None = None,
         wait: bool = False,
         embedded: bool = True,
     ) -> None:
@@ -227,8 +228,8 @@ class Runner:
         paths = session.paths
         session.plugins.reap_abandoned_runs(session=session)  # a run killed earlier is marked before this one starts
         try:
-            # A shared store may hold the lock across hosts; the file lock is the default.
-            lock = session.plugins.acquire_run_lock(
+            # An ad-hoc command holds no lock; a shared store may hold the lock across hosts; the file lock is the default.
+            lock = nullcontext() if automation.adhoc else session.plugins.acquire_run_lock(
                 session=session, automation=automation.name, wait=self.wait, echo=self.echo
             ).first or run_lock(paths, automation.name, wait=self.wait, on_wait=self.echo)
         except ConfigurationError as exc:  # the store that holds the lock cannot be reached
@@ -263,10 +264,13 @@ class Runner:
             if code:
                 failure = self.fail(RunFailed(automation.name, code), automation.name, traceback_text="")
         except RunFailed as exc:
-            failure, code = self.fail(exc, automation.name, traceback_text=""), exc.returncode
+            code = exc.returncode
+            # An ad-hoc command's exit status is its own answer (grep found nothing), not an error to report.
+            if not automation.adhoc:
+                failure = self.fail(exc, automation.name, traceback_text="")
         except Exception as exc:
             failure, code = self.fail(exc, automation.name), EXIT_FINDINGS
-        status = "succeeded" if failure is None else "failed"
+        status = "succeeded" if failure is None and not code else "failed"
         code = code or (EXIT_FINDINGS if failure is not None else 0)
         metrics = {**usage_since(before), "host": session.host.hostname}
         outcome = record.outcome(

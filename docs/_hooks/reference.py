@@ -26,7 +26,19 @@ GENERATED = (CLI_PAGE, HOOKS_PAGE)
 
 def _clean_help(text: str) -> str:
     # click's \b marks a paragraph it must not rewrap; markdown has no use for it.
-    return "\n".join(line for line in inspect.cleandoc(text or "").splitlines() if line.strip() != "\b")
+    text = "\n".join(line for line in inspect.cleandoc(text or "").splitlines() if line.strip() != "\b")
+    return _DOC_MENTION.sub(_doc_link, text)
+
+
+#: "docs/validation.md" in a command's help: plain text in a terminal, a link on the site.
+_DOC_MENTION = re.compile(r"(?<![\w/(\[])docs/([\w-]+)\.md\b")
+_DOCS = Path(__file__).resolve().parent.parent
+
+
+def _doc_link(match: re.Match) -> str:
+    page = _DOCS / f"{match[1]}.md"
+    # A page that does not exist stays text: mkdocs --strict would fail on the link, and the help is still true.
+    return f"[{_title(page)}](../{match[1]}.md)" if page.is_file() else match[0]
 
 
 def _walk(command: Any, ctx: Any) -> Iterator[tuple[Any, Any]]:

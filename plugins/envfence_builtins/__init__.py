@@ -26,6 +26,7 @@ ORDER = (
     "services",
     "credentials",
     "secret_hygiene",
+    "git_hygiene",
     "declared_settings",
     "airtable",
     "housecallpro",
@@ -42,4 +43,5 @@ ORDER = (
     "webhook_providers",
     "webhook_receiver",
     "store",
+    "values",
 )

@@ -180,7 +180,7 @@ def _live(session, token_key, base_key, base, tables, url_key, url) -> list[Find
     import requests
     from pyairtable import Api
 
-    from .live_checks import Service, http_status_finding, network_finding, timeout_setting
+    from .live_checks import Service, announce, http_status_finding, network_finding, timeout_setting
 
     config = session.config
     timeout, bad_timeout = timeout_setting(config, "AIRTABLE_TIMEOUT")
@@ -188,6 +188,7 @@ def _live(session, token_key, base_key, base, tables, url_key, url) -> list[Find
         "Airtable", "AIRTABLE", "airtable", url_key, token_key, describe(token_key, config[token_key], token_kind(config[token_key])), url,
         remediation={401: f"the token is wrong, expired or revoked: {CREATE_TOKEN}, then set {token_key}"},
     )
+    announce(session, service, timeout)
     findings = [bad_timeout] if bad_timeout else []
     # No retries: a live check reports a 429 instead of waiting it out.
     api = Api(reveal(config[token_key]), endpoint_url=url, timeout=(timeout, timeout), retry_strategy=None)

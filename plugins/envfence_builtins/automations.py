@@ -1,11 +1,14 @@
 """Automations declared in the project settings, and whether they may run here.
 
 Each key of the ``[automations]`` table is an automation's name. The short
-form names what to run: ``"module:function"`` (called with a run context) or
-a command line (run as a subprocess)::
+form names what to run: ``"module:function"`` (called with a run context), a
+string (a shell line, run by ``/bin/sh -c``) or a list (a program and its
+arguments, run without a shell)::
 
     [automations]
     sync-jobs = "acme.jobs:sync"
+    report = "env | sort > var/env.txt"
+    backup = ["tar", "czf", "backup.tgz", "data"]
 
     [automations.import-csv]
     run = "python scripts/import_csv.py"
@@ -32,6 +35,8 @@ from envfence.models import Automation, Finding
 
 _FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _KEYS = ("run", "description", "environments", "settings", "schedule")
+#: How a string command runs: through the shell. A list runs without one.
+SHELL = ("/bin/sh", "-c")
 
 
 class FunctionTarget:
@@ -87,17 +92,19 @@ def _in_project(root, top: str) -> bool:
 
 def parse_automations(settings) -> list[Automation]:
     """The automations of the ``[automations]`` table; :class:`ConfigurationError` names a bad key."""
-    import shlex
-
     table = settings.section("automations")
     source = settings.source
     found: list[Automation] = []
     for name, body in table.items():
         where = f"{source}: automations.{name}"
-        if isinstance(body, str):
+        if isinstance(body, (str, list)):
             body = {"run": body}
         if not isinstance(body, Mapping):
-            raise ConfigurationError(f"{where}: must be a string or a table, not {body!r}", 'write name = "module:function" or a [automations.NAME] table')
+            raise ConfigurationError(
+                f"{where}: must be a string, a list or a table, not {body!r}",
+                'write name = "module:function", name = "a shell line", name = ["program", "arg"], '
+                'or an [automations.NAME] table with run = ...',
+            )
         unknown = [k for k in body if k not in _KEYS]
         if unknown:
             raise ConfigurationError(f"{where}.{unknown[0]}: unknown key", f"known keys: {', '.join(_KEYS)}")
@@ -109,12 +116,13 @@ def parse_automations(settings) -> list[Automation]:
             if _FUNCTION.match(run.strip()):
                 command, function = None, FunctionTarget(run.strip(), settings.path.parent if settings.path else ".", where)
             else:
-                try:
-                    command, function = tuple(shlex.split(run)), None
-                except ValueError as exc:
-                    raise ConfigurationError(f"{where}.run: cannot split the command line ({exc})", "check its quotes") from None
+                # A string is a shell line, as in cron and CI: $VARS, pipes and quotes mean what they mean there.
+                command, function = SHELL + (run,), None
         else:
-            raise ConfigurationError(f"{where}.run: missing", 'say what to run: run = "module:function" or a command line')
+            raise ConfigurationError(
+                f"{where}.run: missing or empty",
+                'say what to run: run = "module:function", run = "a shell line" or run = ["program", "arg"]',
+            )
         environments = []
         for env in _strings(body.get("environments", []), f"{where}.environments"):
             resolved = settings.resolve(env)
@@ -166,6 +174,20 @@ def _schedule(value: Any, where: str, settings) -> str | dict[str, str]:
             raise ConfigurationError(f"{key}: {exc}", "write five fields, e.g. '0 2 * * *' for 02:00 every day") from None
         result[settings.resolve(env) if env else ""] = expression.strip()
     return result[""] if "" in result else result
+
+
+@hookimpl
+def declare_settings(settings) -> list:
+    """The settings automations name are known keys, so the process environment may set them."""
+    from envfence.models import SettingSpec
+
+    try:
+        automations = parse_automations(settings)
+    except ConfigurationError:
+        return []  # validate reports the broken table as AUTOMATION_INVALID
+    names = sorted({name for a in automations for name in a.settings})
+    return [SettingSpec(name, f"needed by automation {', '.join(a.name for a in automations if name in a.settings)}",
+                        plugin="automations") for name in names]
 
 
 @hookimpl
@@ -290,8 +312,7 @@ def pre_run_safety(session, request) -> list[Finding]:
                 code="AUTOMATION_NOT_ALLOWED",
                 severity="error",
                 message=f"{automation.name} may run in {', '.join(automation.environments)}, not in {env}",
-                remediation=f"run it with --env {automation.environments[0]}, or add {env!r} to its environments; "
-                "to override, pass --force (the override is recorded in the audit trail)",
+                remediation=f"run it with --env {automation.environments[0]}, or add {env!r} to its environments",
                 plugin="automations",
             )
         )
@@ -318,8 +339,7 @@ def pre_run_safety(session, request) -> list[Finding]:
                 severity="error",
                 message=f"{env} is strict and validation found {len(session.report.errors)} error(s), "
                 f"first: {first.code}: {first.message}",
-                remediation="fix them (see `envfence check`); to override, pass --force --reason TEXT "
-                "(the override is recorded in the audit trail)",
+                remediation="fix them (see `envfence check`)",
                 plugin="automations",
             )
         )

@@ -1,8 +1,26 @@
-"""Check configuration against the settings plugins declare (``declare_settings``).
+"""Settings a project declares in envfence.toml, and checks against every declared setting.
+
+A project declares its own settings, as plugins do through ``declare_settings``::
+
+    [settings.JOBS_CSV]
+    type = "path"                  # str, int, float, bool, url, path, port, cron, email
+    description = "the day's jobs export"
+    required = ["production"]      # or true (everywhere); default false
+    default = "var/jobs.csv"
+    secret = false                 # true masks it everywhere
+    pattern = '.*\\.csv'           # a regular expression the whole value must match
+    credential = false             # true reads it through the environment's prefix (PROD_...)
+
+A declared setting is a known key: the process environment sets it (``JOBS_CSV``
+exported in a container), ``config template`` lists it, and
+``session.setting("JOBS_CSV")`` returns it typed.
+
+Checks:
 
 - ``SETTING_REQUIRED_MISSING``: a setting required in this environment is
   not set (or empty). Error.
 - ``SETTING_FORMAT``: a value does not match its declared format. Error.
+- ``SETTING_TYPE``: a value is not of its declared type (``PORT=eighty``). Error.
 - ``SETTING_MISSPELLED``: a key no plugin declares that is one typo away
   from a declared one (``DEV_AIRTABLE_API_KY``). Warning; error in production,
   where the real setting is then usually missing too.
@@ -15,7 +33,78 @@ import re
 from typing import Iterable
 
 from envfence import hookimpl
-from envfence.models import Finding, reveal
+from envfence.errors import ConfigurationError
+from envfence.models import Finding, SettingSpec, reveal
+
+NAME = "declared_settings"
+
+#: The keys of a ``[settings.NAME]`` table.
+SETTING_KEYS = ("type", "description", "default", "required", "secret", "pattern", "credential")
+
+
+@hookimpl
+def declare_settings(settings) -> list[SettingSpec]:
+    """The settings of the project's ``[settings.NAME]`` tables.
+
+    Raises :class:`ConfigurationError` naming the file and the key for a table
+    that cannot work (an unknown type, a default of the wrong type, a pattern
+    that is no regular expression).
+    """
+    from envfence.setting_types import TYPES, convert
+
+    table = settings.raw.get("settings", {})
+    source = settings.source
+
+    def fail(key: str, problem: str, hint: str) -> ConfigurationError:
+        return ConfigurationError(f"{source}: settings.{key}: {problem}", hint)
+
+    if not isinstance(table, dict):
+        raise fail("", "must be a table of [settings.NAME] tables", 'write [settings.JOBS_CSV] with type = "path"')
+    specs = []
+    for name, body in table.items():
+        if not isinstance(body, dict):
+            raise fail(name, "must be a table", f'write [settings.{name}] with type, description, default, required')
+        for key in body:
+            if key not in SETTING_KEYS:
+                guess = close_match(key, SETTING_KEYS)
+                raise fail(f"{name}.{key}", "unknown key", f"did you mean {guess[0]!r}?" if guess else f"known keys: {', '.join(SETTING_KEYS)}")
+        type_name = body.get("type", "str")
+        if type_name not in TYPES:
+            raise fail(f"{name}.type", f"unknown type {type_name!r}", f"use one of: {', '.join(TYPES)}")
+        required = body.get("required", False)
+        if required is True:
+            required_in = tuple(settings.environments)
+        elif required is False:
+            required_in = ()
+        elif isinstance(required, list) and all(isinstance(r, str) for r in required):
+            required_in = tuple(settings.require(r, f"{source}: settings.{name}.required") for r in required)
+        else:
+            raise fail(f"{name}.required", f"must be true, false or a list of environments, not {required!r}", 'write required = ["production"]')
+        default = body.get("default")
+        if default is not None:
+            # TOML gives 8080 or true; the configuration holds text, as a .env file would.
+            default = ("true" if default else "false") if isinstance(default, bool) else str(default)
+            try:
+                convert(type_name, default)
+            except ValueError as exc:
+                raise fail(f"{name}.default", f"{default!r} {exc}", f"give a default of type {type_name}") from None
+        pattern = body.get("pattern")
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except (re.error, TypeError) as exc:
+                raise fail(f"{name}.pattern", f"is not a regular expression ({exc})", "fix the expression (a TOML literal string '...' keeps backslashes)") from None
+        for flag in ("secret", "credential"):
+            if not isinstance(body.get(flag, False), bool):
+                raise fail(f"{name}.{flag}", f"must be true or false, not {body[flag]!r}", f"write {flag} = true")
+        description = body.get("description", "")
+        if not isinstance(description, str):
+            raise fail(f"{name}.description", "must be a string", 'write description = "what it is for"')
+        specs.append(SettingSpec(
+            name, description, secret=body.get("secret", False), credential=body.get("credential", False),
+            required_in=required_in, format=pattern, default=default, plugin=NAME, type=type_name,
+        ))
+    return specs
 
 
 def required_here(spec, environment) -> bool:
@@ -74,12 +163,22 @@ def validate(session) -> list[Finding]:
                     key=target, plugin=spec.plugin,
                 ))
             continue
+        shown = "a value" if config.entry(key).secret else repr(value)
         if spec.format and not re.fullmatch(spec.format, value):
-            shown = "a value" if config.entry(key).secret else repr(value)
             findings.append(Finding(
                 "SETTING_FORMAT", "error", f"{key} holds {shown} that does not match the format {spec.format}",
                 f"fix {key}{': ' + spec.doc if spec.doc else ''}", key=key, plugin=spec.plugin,
             ))
+        if spec.type:
+            from envfence.setting_types import convert
+
+            try:
+                convert(spec.type, value)
+            except ValueError as exc:
+                findings.append(Finding(
+                    "SETTING_TYPE", "error", f"{key} (set in {config.entry(key).source}) holds {shown} that {exc}",
+                    f"set {key} to a value of type {spec.type}{': ' + spec.doc if spec.doc else ''}", key=key, plugin=spec.plugin,
+                ))
 
     if not declared:
         return findings

@@ -189,14 +189,6 @@ def _not_enrolled(session, env: str, host: HostInfo, severity: str) -> Finding:
     )
 
 
-def _override(session) -> str:
-    return (
-        "to override, pass --force"
-        + (" --reason TEXT" if session.profile.strict else "")
-        + " (the override is recorded in the audit trail)"
-    )
-
-
 def _stand_in_note(session, host: HostInfo) -> str:
     if host is session.host or session.host.real is None:
         return ""
@@ -236,7 +228,7 @@ def pre_run_safety(session, request) -> list[Finding]:
                         f"{request.automation.name} would run in {env} on host {host.hostname!r}{note}, "
                         f"which carries markers of several environments: {host.describe()}"
                     ),
-                    remediation=f"rename the host, enroll it in one environment, or narrow hostname_patterns; {_override(session)}",
+                    remediation="rename the host, enroll it in one environment, or narrow hostname_patterns",
                     plugin="hostname",
                 )
             )
@@ -253,14 +245,14 @@ def pre_run_safety(session, request) -> list[Finding]:
                     ),
                     remediation=(
                         f"run it on a {env} host, or choose the environment this host is for "
-                        f"(--env {host.environment}); {_override(session)}"
+                        f"(--env {host.environment})"
                     ),
                     plugin="hostname",
                 )
             )
         elif host.environment is None and session.profile.strict:
             finding = _not_enrolled(session, env, host, "error")
-            findings.append(attrs.evolve(finding, message=finding.message + note, remediation=f"{finding.remediation}; {_override(session)}"))
+            findings.append(attrs.evolve(finding, message=finding.message + note))
     return findings
 
 

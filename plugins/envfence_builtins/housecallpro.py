@@ -89,13 +89,14 @@ def validate(session, live: bool) -> list[Finding]:
 def _live(session, key: str, shown: str, token: str, url_key: str, url: str) -> list[Finding]:
     import requests
 
-    from .live_checks import Service, http_status_finding, network_finding, timeout_setting
+    from .live_checks import Service, announce, http_status_finding, network_finding, timeout_setting
 
     timeout, bad_timeout = timeout_setting(session.config, "HOUSECALLPRO_TIMEOUT")
     service = Service(
         "HousecallPro", "HOUSECALLPRO", "housecallpro", url_key, key, shown, url,
         remediation={401: f"the key is wrong or revoked: {GET_KEY}, then set {key}"},
     )
+    announce(session, service, timeout)
     findings = [bad_timeout] if bad_timeout else []
     try:
         response = requests.get(

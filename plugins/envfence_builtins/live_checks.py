@@ -37,6 +37,20 @@ class Service:
         return Finding(f"{self.code}_{suffix}", severity, message, remediation, key=key or self.token_key, plugin=self.plugin)
 
 
+def announce(session, service: Service, timeout: float) -> None:
+    """Say on stderr which service is being called and how long it may take.
+
+    A live check waits up to ``timeout`` seconds per service; in a verbose
+    (development) profile the person at the terminal is told what is being
+    waited for. A terse (production) profile says nothing: cron mails output.
+    """
+    if session.profile.verbose:
+        import sys
+
+        line = f"checking {service.name} at {service.url} (up to {timeout:g} s)..."
+        print(session.redactor()(line), file=sys.stderr, flush=True)
+
+
 def timeout_setting(config, name: str) -> tuple[float, Finding | None]:
     """The live-check timeout from ``name`` (seconds), or the default with a finding for a bad value."""
     key = config.credential_key(name)

@@ -223,8 +223,7 @@ def pre_run_safety(session, request) -> list[Finding]:
         findings.append(
             Finding(
                 "AUTOMATION_PAUSED", "error", f"{which} paused in {env} {until} (by {pause.get('by')}: {pause.get('reason')})",
-                f"resume it with `envfence --env {env} resume {name}`, or pass --force --reason TEXT "
-                "(the override is recorded in the audit trail)",
+                f"resume it with `envfence --env {env} resume {name}`",
                 plugin=SECTION,
             )
         )
@@ -238,7 +237,7 @@ def pre_run_safety(session, request) -> list[Finding]:
             Finding(
                 "MAINTENANCE_WINDOW", "error",
                 f"{env} is in its maintenance window {window.text!r} ({getattr(zone(session.settings), 'key', 'local time')}) until {closes:%Y-%m-%d %H:%M} UTC",
-                "run it after the window, or pass --force --reason TEXT (the override is recorded in the audit trail)",
+                "run it after the window",
                 key=SECTION, plugin=SECTION,
             )
         )

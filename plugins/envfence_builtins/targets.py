@@ -156,9 +156,7 @@ def pre_run_safety(session, request) -> list[Finding]:
                 code="TARGET_GUARD",
                 severity="error",
                 message=f"{request.automation.name} would touch {_shown(where, value, with_key=False)}, a {owner} target ({source}), while running in {here}",
-                remediation=f"point it at a {here} target; to override, pass --force"
-                + (" --reason TEXT" if session.profile.strict else "")
-                + " (the override is recorded in the audit trail)",
+                remediation=f"point it at a {here} target",
                 key=where if entry else None,
                 plugin="targets",
             )

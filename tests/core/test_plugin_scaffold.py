@@ -51,3 +51,55 @@ def test_plugin_new_refuses_a_bad_name_or_an_existing_folder(envfence_project, t
     again = envfence_project.run("plugin", "new", "notes", "--dir", str(tmp_path))
     assert again.exit_code == 2
     assert "envfence-notes already exists" in again.stderr
+
+
+def test_scaffolded_plugin_installs_in_a_fresh_venv_next_to_a_built_envfence_wheel(tmp_path):
+    """No index knows envfence: the plugin names the wheel `make dist` builds, and pip finds it there."""
+    import sysconfig
+    from pathlib import Path
+
+    checkout = Path(__file__).parents[2]
+    wheels = tmp_path / "wheels"
+    # What `make dist` runs, into a folder of the test's own.
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--wheel-dir", str(wheels), str(checkout)], check=True, capture_output=True)
+    (wheel,) = wheels.glob("envfence-*.whl")
+
+    env = {**os.environ, "ENVFENCE_HOSTNAME": "build-box-01"}
+    made = subprocess.run([sys.executable, "-m", "envfence", "plugin", "new", "notes", "--dir", str(tmp_path),
+                           "--envfence", str(wheel)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    plugin = tmp_path / "envfence-notes"
+    assert f'"envfence @ {wheel.as_uri()}"' in (plugin / "pyproject.toml").read_text()
+
+    # A fresh venv: pip resolves envfence from the wheel the plugin names, with no index at all.
+    # envfence's own dependencies are taken from this test's environment (a .pth), not downloaded.
+    venv = tmp_path / "fresh"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    fresh_site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                     capture_output=True, text=True, check=True).stdout.strip())
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    ours = Path(sysconfig.get_path("purelib"))
+    for item in ours.iterdir():
+        # Everything but envfence itself (and the distributions this checkout installs in editable mode).
+        if not item.name.lower().startswith(("envfence", "_envfence", "__editable__", "_editable")) and not item.name.endswith(".pth"):
+            (deps / item.name).symlink_to(item)
+    (fresh_site / "deps.pth").write_text(str(deps) + "\n")
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-index",
+         "--no-build-isolation", str(plugin)],
+        capture_output=True, text=True, env={**env, "PIP_FIND_LINKS": ""},
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+
+    where = subprocess.run([str(python), "-c", "import envfence; print(envfence.__file__)"], capture_output=True, text=True)
+    assert where.stdout.startswith(str(fresh_site)), where.stdout + where.stderr
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "envfence.toml").write_text("")
+    listed = subprocess.run([str(venv / "bin" / "envfence"), "--json", "plugins"], cwd=project, env=env,
+                            capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    assert any(r["name"] == "notes" and r["status"] == "loaded" for r in json.loads(listed.stdout))

@@ -195,6 +195,8 @@ def test_development_force_on_a_terminal_asks_for_the_environment_name(project):
     code, screen = _on_a_terminal(project, ["--env", "development", "run", "touch", "--force"], "production", PROD_HOST)
     assert code == 3, screen
     assert "Type the environment's name (development)" in screen and "not confirmed" in screen
+    # What is being overridden is said before the name is asked for.
+    assert screen.index("HOSTNAME_MISMATCH") < screen.index("Type the environment's name")
     assert not (project / "var" / "development" / "marker").exists()
     code, screen = _on_a_terminal(project, ["--env", "development", "run", "touch", "--force"], "development", PROD_HOST)
     assert code == 0, screen

@@ -71,3 +71,18 @@ def test_envfence_help_does_not_import_the_testing_kit():
     assert proc.returncode == 0
     assert "| envfence.cli" in proc.stderr  # the import log is there to read
     assert "envfence.testing" not in proc.stderr
+
+
+def test_envfence_plugins_setting_isolates_a_plugins_tests_from_other_installed_plugins(pytester):
+    pytester.makeini("[pytest]\nenvfence_plugins = acme\n")
+    pytester.makepyfile(
+        """
+        import json
+
+        def test_only_builtins_and_the_named_plugin(envfence_project):
+            listed = {p["name"]: p["status"] for p in json.loads(envfence_project.run("--json", "plugins").stdout)}
+            assert listed["acme"] == "loaded" and listed["dotenv_files"] == "loaded"
+            assert listed["slack"] == "disabled"
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)

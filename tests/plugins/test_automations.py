@@ -15,10 +15,13 @@ def test_settings_shorthand_function_and_command(make_project):
 
     root = make_project(
         settings='[automations]\nsync = "acme.jobs:sync"\nbackup = "tar czf backup.tgz data --exclude \'*.tmp\'"\n'
+        'listed = ["tar", "czf", "b.tgz"]\n'
     )
     automations = collect_automations(Session.open(root=root))
     assert automations["sync"].command is None and repr(automations["sync"].function) == "acme.jobs:sync"
-    assert automations["backup"].command == ("tar", "czf", "backup.tgz", "data", "--exclude", "*.tmp")
+    # A string is a shell line; a list (short form too) is a program and its arguments.
+    assert automations["backup"].command == ("/bin/sh", "-c", "tar czf backup.tgz data --exclude '*.tmp'")
+    assert automations["listed"].command == ("tar", "czf", "b.tgz")
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,8 @@ import click
 
 from ..errors import EXIT_FINDINGS, EnvfenceError
 
-#: command name -> module in this package defining a click command of that name.
+#: command name -> module in this package defining a click command of that name
+#: (``module:attribute`` where the attribute is named otherwise).
 COMMANDS = {
     "detect": "detect",
     "config": "config",
@@ -28,6 +29,8 @@ COMMANDS = {
     "run": "run",
     "status": "status",
     "check": "check",
+    "completion": "completion",
+    "exec": "run:exec_",
 }
 
 _HELP = """Make automation scripts environment-aware and safe.
@@ -129,11 +132,7 @@ class EnvfenceGroup(click.Group):
     _plugin_command_names: frozenset[str] = frozenset()
 
     def _add_plugin_commands(self, ctx: click.Context) -> None:
-        state = ctx.find_object(State)
-        if state is None:  # --help before the group's callback ran
-            disabled = tuple(p[3:] for p in ctx.params.get("plugin_options", ()) if p.startswith("no:"))
-            state = State(disabled=disabled)
-        manager = state.plugins
+        manager = ctx.ensure_object(State).plugins
         if manager is self._plugin_manager:
             return
         for name in self._plugin_command_names:
@@ -150,20 +149,54 @@ class EnvfenceGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in COMMANDS:
             if name not in self.commands:
-                path = f"{__name__}.{COMMANDS[name]}"
+                module_name, _, attribute = COMMANDS[name].partition(":")
+                path = f"{__name__}.{module_name}"
                 __import__(path)  # the import statement's machinery, which `python -X importtime` reports
                 module = sys.modules[path]
-                self.add_command(getattr(module, name.replace("-", "_")), name)
+                self.add_command(getattr(module, attribute or name.replace("-", "_")), name)
         else:
             self._add_plugin_commands(ctx)
-        return self.commands.get(name)
+        command = self.commands.get(name)
+        if command is not None:
+            accept_global_options(command)
+        return command
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["envfence.args"] = list(args)  # for a usage error under a --json that parsing never reached
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            # `envfence chek`: name the command that was probably meant.
+            name = click.utils.make_str(args[0]) if args else ""
+            import difflib
+
+            guess = difflib.get_close_matches(name, self.list_commands(ctx), n=1, cutoff=0.6)
+            if guess and "No such command" in exc.message:
+                exc.message += f" Did you mean {guess[0]!r}?"
+            raise
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except EnvfenceError as exc:
             report_error(ctx, exc.message, exc.hint, exc.exit_code)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except click.ClickException as exc:
+            state = ctx.find_object(State)
+            words = ctx.meta.get("envfence.args", [])
+            words = words[: words.index("--")] if "--" in words else words
+            # The error may stop parsing before a later --json is read.
+            if not (state is not None and state.json) and "--json" not in words:
+                raise
+            # --json promises JSON on stdout, a usage error included.
+            from .output import dumps
+
+            hint = f"envfence {exc.ctx.command_path.partition(' ')[2]} --help".rstrip() if isinstance(exc, click.UsageError) and exc.ctx else ""
+            click.echo(dumps({"error": exc.format_message(), "hint": hint, "exit_code": exc.exit_code}))
+            ctx.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except BrokenPipeError:
             raise  # the reader left (`envfence detect | head -1`): click ends quietly
@@ -223,47 +256,113 @@ def report_error(ctx: click.Context, message: str, hint: str, code: int) -> None
     ctx.exit(code)
 
 
-@click.group(cls=EnvfenceGroup, help=_HELP, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--root", type=click.Path(file_okay=False), help="The project root (default: found from the working directory).")
-@click.option("--env", "env", metavar="NAME", help="The intended environment, a name or alias (wins over ENVIRONMENT and the hostname).")
-@click.option("-p", "plugin_options", multiple=True, metavar="no:NAME", help="Disable plugin NAME (repeatable).")
-@click.option("--strict-plugins", is_flag=True, envvar="ENVFENCE_STRICT_PLUGINS", help="A plugin that failed to load stops every command that opens a session (exit 4), instead of a warning.")
-@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Runtime override, the top configuration layer (repeatable).")
-@click.option("--json", "json_output", is_flag=True, help="Machine output on stdout.")
-@click.option("-v", "--verbose", count=True, help="More output (development style).")
-@click.option("-q", "--quiet", count=True, help="Less output (production style).")
-@click.version_option(package_name="envfence", prog_name="envfence")
-@click.pass_context
-def cli(ctx: click.Context, root, env, plugin_options, strict_plugins, assignments, json_output, verbose, quiet) -> None:
-    disabled = []
-    for option in plugin_options:
+# --- global options: accepted before or after any command ----------------------
+#
+# Each is declared once, here, with what it does to the invocation's State.
+# The top-level group takes them as they are; every command (and every
+# subcommand, a plugin's included) gets a hidden copy made from the same
+# declaration when it is looked up, so `envfence run sync --env prod -q --json`
+# means what `envfence --env prod -q --json run sync` means.
+
+
+def _disable(state: State, options: tuple[str, ...]) -> None:
+    for option in options:
         if not option.startswith("no:") or len(option) == 3:
             raise click.BadParameter(f"{option!r}: write -p no:NAME to disable plugin NAME", param_hint="-p")
-        disabled.append(option[3:])
-    ctx.obj = State(
-        root=root,
-        env=env,
-        disabled=disabled,
-        json=json_output,
-        verbosity=verbose - quiet,
-        overrides=parse_assignments(assignments),
-        strict_plugins=strict_plugins,
-    )
+        if option[3:] not in state.disabled:
+            state.disabled += (option[3:],)
+            state._plugins = None  # loaded with the plugin still enabled: load again without it
+
+
+def _set(state: State, assignments: tuple[str, ...]) -> None:
+    state.overrides.update(parse_assignments(assignments))
+
+
+def _verbosity(step: int):
+    def apply(state: State, count: int) -> None:
+        state.verbosity += step * count
+
+    return apply
+
+
+def _complete(kind: str):
+    """A completion function of :mod:`.completion`, imported only when a shell asks."""
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+        from . import completion
+
+        return getattr(completion, kind)(ctx, param, incomplete)
+
+    return complete
+
+
+#: (parameter declarations, click options, what a given value does to the State).
+GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any], Any], ...] = (
+    (("--root",), {"type": click.Path(file_okay=False), "help": "The project root (default: found from the working directory)."},
+     lambda state, value: setattr(state, "root", value)),
+    (("--env", "env"), {"metavar": "NAME", "shell_complete": _complete("environments"), "help": "The intended environment, a name or alias (wins over ENVIRONMENT and the hostname)."},
+     lambda state, value: setattr(state, "env", value)),
+    (("-p", "plugin_options"), {"multiple": True, "metavar": "no:NAME", "shell_complete": _complete("plugins"), "help": "Disable plugin NAME (repeatable)."}, _disable),
+    (("--strict-plugins",), {"is_flag": True, "help": "A plugin that failed to load stops every command that opens a session (exit 4), instead of a warning."},
+     lambda state, value: setattr(state, "strict_plugins", True)),
+    (("--set", "assignments"), {"multiple": True, "metavar": "KEY=VALUE", "help": "Runtime override, the top configuration layer (repeatable)."}, _set),
+    (("--json", "json_output"), {"is_flag": True, "help": "Machine output on stdout."},
+     lambda state, value: setattr(state, "json", True)),
+    (("-v", "--verbose"), {"count": True, "help": "More output (development style)."}, _verbosity(1)),
+    (("-q", "--quiet"), {"count": True, "help": "Less output (production style)."}, _verbosity(-1)),
+)
+
+
+def _global_option(decls: tuple[str, ...], options: dict[str, Any], apply: Any, hidden: bool) -> click.Option:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value not in (None, False, 0, ()):
+            apply(ctx.ensure_object(State), value)
+
+    return click.Option(list(decls), expose_value=False, callback=callback, hidden=hidden, **options)
+
+
+def accept_global_options(command: click.Command) -> None:
+    """Let ``command`` and its subcommands take the global options after their names.
+
+    An option the command declares itself (its own ``--json``) keeps its
+    meaning; done once per command object.
+    """
+    if getattr(command, "_envfence_global_options", False):
+        return
+    command._envfence_global_options = True  # type: ignore[attr-defined]
+    taken = {opt for param in command.params for opt in getattr(param, "opts", ()) + getattr(param, "secondary_opts", ())}
+    for decls, options, apply in GLOBAL_OPTIONS:
+        names = [d for d in decls if d.startswith("-")]
+        if not taken.intersection(names):
+            command.params.append(_global_option(decls, options, apply, hidden=True))
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            accept_global_options(sub)
+
+
+@click.group(cls=EnvfenceGroup, help=_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="envfence", prog_name="envfence")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    ctx.ensure_object(State)
+
+
+cli.params[:0] = [
+    _global_option(decls, {**options, **({"envvar": "ENVFENCE_STRICT_PLUGINS"} if "--strict-plugins" in decls else {})}, apply, hidden=False)
+    for decls, options, apply in GLOBAL_OPTIONS
+]
 
 
 pass_state = click.make_pass_decorator(State)
 
 
-def _json_after_command(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    if value:
-        ctx.ensure_object(State).json = True
+def json_option(function):
+    """Kept for plugins written when ``--json`` had to be declared per command: changes nothing now.
 
-
-#: ``--json`` after a command's name, for commands that people type that way;
-#: the same as the global ``envfence --json COMMAND`` (errors included).
-json_option = click.option(
-    "--json", is_flag=True, expose_value=False, callback=_json_after_command, help="Machine output on stdout."
-)
+    Every command takes ``--json`` (and the other global options) after its
+    name through :func:`accept_global_options`.
+    """
+    return function
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -271,4 +370,4 @@ def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="envfence")
 
 
-__all__ = ["cli", "main", "State", "pass_state", "json_option", "COMMANDS", "parse_assignments", "report_error"]
+__all__ = ["cli", "main", "State", "pass_state", "COMMANDS", "GLOBAL_OPTIONS", "accept_global_options", "json_option", "parse_assignments", "report_error"]

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from . import State, json_option, pass_state
+from . import State, pass_state
 from .output import dumps, style
 
 
@@ -53,7 +53,6 @@ def automation_state(session, automation) -> dict:
 
 
 @click.command("list")
-@json_option
 @pass_state
 def list_automations(state: State) -> None:
     """List automations: description, environments, last run and next scheduled time here."""

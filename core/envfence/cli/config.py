@@ -9,7 +9,7 @@ import click
 from ..errors import EXIT_FINDINGS
 from ..models import Secret, mask
 from . import State, pass_state
-from .output import Pairs, dumps, echo_findings, echo_json, finding_dict, style
+from .output import Pairs, dumps, echo_findings, echo_json, finding_dict, plural, style
 
 
 @click.group()
@@ -110,7 +110,7 @@ def show(state: State, explain: bool) -> None:
             click.echo(style("\n# layers, lowest precedence first", bold=True))
             for layer in data["layers"]:
                 if layer["exists"]:
-                    count = "overlay: known keys only" if layer["keys"] is None else f"{layer['keys']} keys"
+                    count = "overlay: known keys only" if layer["keys"] is None else plural(layer["keys"], "key")
                     click.echo(f"  {layer['precedence']:>3}  {layer['source']}  ({count})")
                 else:
                     click.echo(f"  {layer['precedence']:>3}  {layer['source']}  (missing)")
@@ -162,7 +162,7 @@ def diff(state: State, first: str, second: str) -> None:
         if data["differ"]:
             click.echo(style("different values:", bold=True) + " " + ", ".join(data["differ"]))
         if not missing:
-            click.echo(f"no drift: {first} and {second} define the same {len(data['same']) + len(data['differ'])} keys")
+            click.echo(f"no drift: {first} and {second} define the same {plural(len(data['same']) + len(data['differ']), 'key')}")
     click.get_current_context().exit(EXIT_FINDINGS if missing else 0)
 
 
@@ -179,23 +179,38 @@ def template(state: State) -> None:
     envs, naming = list(session.settings.environments), session.settings.naming
     shown = _shown(session)
     lines = ["# .env template from `envfence config template`: secret values are left empty"]
+    records = []
     done: set[str] = set()
-    for spec in sorted(session.settings_specs, key=lambda s: s.name):
-        notes = [n for n in ("credential" if spec.credential else "", "secret" if spec.secret else "") if n]
+    # An automation only makes the settings it names known; the setting's owner says what it is.
+    specs = sorted(session.settings_specs, key=lambda s: (s.name, s.plugin == "automations"))
+    for spec in specs:
+        keys = [naming.key(env, spec.name) for env in envs] if spec.credential else [spec.name]
+        if all(key in done for key in keys):
+            continue
+        notes = [n for n in (spec.type if spec.type not in (None, "str") else "", "credential" if spec.credential else "",
+                             "secret" if spec.secret else "") if n]
         if spec.required_in:
             notes.append("required in " + ", ".join(spec.required_in))
-        lines.append(f"# {spec.name}: {spec.doc}" + (f" ({'; '.join(notes)})" if notes else ""))
-        keys = [naming.key(env, spec.name) for env in envs] if spec.credential else [spec.name]
+        lines.append(f"# {spec.name}" + (f": {spec.doc}" if spec.doc else "") + (f" ({'; '.join(notes)})" if notes else ""))
+        value = "" if spec.secret or spec.default is None else shown(spec.default)
         for key in keys:
-            value = "" if spec.secret or spec.default is None else shown(spec.default)
             lines.append(f"{key}={_dotenv_value(value)}")
             done.add(key)
+        records.append({"name": spec.name, "keys": keys, "description": spec.doc, "type": spec.type or "str",
+                        "secret": spec.secret, "credential": spec.credential, "required_in": list(spec.required_in),
+                        "default": value or None, "plugin": spec.plugin})
     rest = [k for k in sorted(session.config.entries) if k not in done]
     if rest:
         lines.append("# other keys of this project")
         for key in rest:
             entry = session.config.entries[key]
             lines.append(f"{key}={'' if entry.secret else _dotenv_value(shown(entry.value))}")
+            records.append({"name": key, "keys": [key], "description": "", "type": None, "secret": bool(entry.secret),
+                            "credential": False, "required_in": [], "default": None if entry.secret else shown(entry.value),
+                            "plugin": None})
+    if state.json:
+        click.echo(dumps({"environment": session.environment.name, "settings": records}))
+        return
     click.echo("\n".join(lines))
 
 
@@ -212,6 +227,19 @@ def _dotenv_value(value: str) -> str:
     if value == value.strip() and not re.search(r"[\r\n]|\s#", value) and value[:1] not in ("'", '"'):
         return value
     return '"' + "".join(_ESCAPES.get(c, c) for c in value) + '"'
+
+
+@config.command("schema")
+@pass_state
+def schema(state: State) -> None:
+    """Print the JSON Schema of envfence.toml, for editors that complete and check TOML.
+
+    Save it beside envfence.toml and start that file with
+    `#:schema ./envfence.schema.json` (taplo, VS Code's Even Better TOML).
+    """
+    from ..schema import render
+
+    click.echo(render(), nl=False)
 
 
 @config.command("snapshot")

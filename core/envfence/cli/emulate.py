@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import click
 
-from . import State, json_option, pass_state
+from . import State, pass_state
 
 
 @click.command()
 @click.argument("name", required=False)
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port on 127.0.0.1 (0 picks a free one).")
 @click.option("--no-seed", is_flag=True, help="Start empty instead of with the demonstration tokens and data.")
-@json_option
 @pass_state
 def emulate(state: State, name: str | None, port: int, no_seed: bool) -> None:
     """List the registered fake services, or serve the one called NAME until interrupted.

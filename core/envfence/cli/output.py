@@ -123,3 +123,8 @@ def echo_findings(findings: Iterable[Finding], err: bool = False) -> None:
         click.echo(f"{label}: {f.code}{where}: {f.message}", err=err)
         if f.remediation:
             click.echo(f"  fix: {f.remediation}", err=err)
+
+
+def plural(count: int, word: str) -> str:
+    """``1 key``, ``2 keys``: a count with its noun."""
+    return f"{count} {word}{'' if count == 1 else 's'}"

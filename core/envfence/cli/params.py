@@ -8,11 +8,14 @@ import re
 import click
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+# `30d` or, as loguru's retention and people write it, `30 days`, `12 hours`, `1 week`.
+_AGE = re.compile(
+    r"^\s*(\d+(?:\.\d+)?)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hours?|d|days?|w|weeks?)\s*$", re.IGNORECASE
+)
 
 
 class Age(click.ParamType):
-    """An age: a number and a unit (``45m``, ``12h``, ``30d``, ``2w``) as a timedelta."""
+    """An age: a number and a unit (``45m``, ``12h``, ``30d``, ``2w``, ``30 days``) as a timedelta."""
 
     name = "AGE"
 
@@ -21,9 +24,9 @@ class Age(click.ParamType):
             return value
         match = _AGE.match(str(value))
         if not match:
-            self.fail(f"{value!r} is not an age; write a number and a unit: 45m, 12h, 30d, 2w", param, ctx)
+            self.fail(f"{value!r} is not an age; write a number and a unit: 45m, 12h, 30d, 2w or 30 days", param, ctx)
         try:
-            return _dt.timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
+            return _dt.timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()[0]])
         except OverflowError:
             self.fail(f"{value!r} is longer than any age envfence can count; write at most {_dt.timedelta.max.days}d", param, ctx)
 

@@ -8,19 +8,18 @@ import sys
 import click
 
 from ..errors import EnvfenceError, UsageError
-from . import State, json_option, parse_assignments, pass_state
+from . import State, parse_assignments, pass_state
 from .output import dumps, echo_findings, finding_dict, style
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=lambda ctx, param, incomplete: _complete_automations(ctx, param, incomplete))
 @click.option("--dry-run", is_flag=True, help="Detect, load, validate and check safety, show the plan; write nothing.")
 @click.option("--force", is_flag=True, help="Run despite a blocking safety finding (recorded in the audit trail).")
 @click.option("--reason", metavar="TEXT", help="Why the run is forced; required with --force in a strict (production) profile.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Runtime override for this run (repeatable).")
 @click.option("--wait", is_flag=True, help="If the automation is already running here, wait for it instead of refusing.")
 @click.option("--pass-exit-code", is_flag=True, help="Exit with the job's own code when it ran (it may then look like one of envfence's).")
-@json_option
 @pass_state
 def run(state: State, name, dry_run, force, reason, assignments, wait, pass_exit_code) -> None:
     """Run automation NAME in the current environment.
@@ -31,13 +30,52 @@ def run(state: State, name, dry_run, force, reason, assignments, wait, pass_exit
     3 blocked by a safety guard or already running, 4 configuration.
     The reference: docs/running.md#exit-codes
     """
+    from ..runner import find_automation
+
+    state.overrides.update(parse_assignments(assignments))
+    _run(state, name, lambda session: find_automation(session, name), dry_run, force, reason, wait, f"run {name} {{override}}",
+         pass_exit_code)
+
+
+@click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- COMMAND [ARGS]...")
+@click.option("--force", is_flag=True, help="Run despite a blocking safety finding (recorded in the audit trail).")
+@click.option("--reason", metavar="TEXT", help="Why the run is forced; required with --force in a strict (production) profile.")
+@pass_state
+def exec_(state: State, command: tuple[str, ...], force: bool, reason: str | None) -> None:
+    """Run any command with this environment's configuration under plain names.
+
+    
+    envfence exec -- python manage.py migrate
+    envfence --env prod exec --force --reason "hotfix" -- ./fix.sh
+    The same guards as `run` decide (exit 3 when blocked), the command gets
+    the variables a command automation gets (credentials under their plain
+    names, no other environment's), reads this terminal's stdin, and its
+    output is shown with secrets masked. It is recorded in history and the
+    audit trail as the ad-hoc run "exec". Exit code: the command's.
+    """
+    from ..models import Automation
+    from ..runs.execute import shell_join
+
+    line = tuple(command)
+    automation = Automation("exec", f"ad-hoc: {shell_join(line)}", command=line, adhoc=True)
+    # The command's own exit code is the answer, as with any command runner.
+    _run(state, "exec", lambda session: automation, False, force, reason, False, f"exec {{override}} -- {shell_join(line)}", True)
+
+
+def _run(
+    state: State, name: str, find, dry_run: bool, force: bool, reason: str | None, wait: bool, again: str, pass_exit_code: bool
+) -> None:
+    """Open the session, decide, run and report ``find(session)``; exits with the run's code.
+
+    :param again: the command line that overrides a block, ``{override}`` standing for the options.
+    :param pass_exit_code: exit with the job's own code when it ran.
+    """
     from ..models import RunRequest
-    from ..runner import Runner, fail_unopened, find_automation
+    from ..runner import Runner, fail_unopened
 
     if reason is not None and not force:
         raise UsageError("--reason goes with --force", "add --force, or drop --reason")
-    overrides = parse_assignments(assignments)
-    state.overrides.update(overrides)
     try:
         session = state.session(dry_run=dry_run)
     except EnvfenceError as exc:  # an invalid run is a failure like any other
@@ -45,7 +83,7 @@ def run(state: State, name, dry_run, force, reason, assignments, wait, pass_exit
         raise
     _quiet_default_log_handler()
     try:
-        automation = find_automation(session, name)
+        automation = find(session)
     except EnvfenceError as exc:
         Runner(session).fail(exc, name)
         raise
@@ -67,7 +105,7 @@ def run(state: State, name, dry_run, force, reason, assignments, wait, pass_exit
     on_terminal = force and session.profile.interactive and sys.stdin.isatty() and printing
     confirm = _confirm_by_typing(name) if on_terminal else None
 
-    if printing and verbose:
+    if printing and verbose and not automation.adhoc:  # an ad-hoc command's own output is all it needs
         mode = "dry run of" if dry_run else "running"
         click.echo(style(f"{mode} {name} in {session.environment.name} ({session.environment.describe()})", bold=True), err=True)
     if not session.profile.strict and not state.json:
@@ -79,7 +117,7 @@ def run(state: State, name, dry_run, force, reason, assignments, wait, pass_exit
         click.echo(dumps(result_data(result)))
         click.get_current_context().exit(code)
 
-    _report(result, session, name, force, verbose)
+    _report(result, session, name, force, verbose, again, automation.adhoc)
     click.get_current_context().exit(code)
 
 
@@ -106,13 +144,18 @@ def _warn_before_running(session, name: str, ask: bool) -> None:
         raise SafetyError(f"{name} was not run: its configuration has errors", "fix them (envfence check), then run it again")
 
 
-def _report(result, session, name, force, verbose) -> None:
-    """Tell the user how the run ended, on stderr."""
+def _report(result, session, name, force, verbose, again, adhoc=False) -> None:
+    """Tell the user how the run ended, on stderr.
+
+    An ad-hoc command (``exec``) speaks for itself: no success line, and its
+    non-zero exit is its exit code, not an error message (the runner records
+    no failure for it).
+    """
     from ..runner import current_user
 
     outcome, env = result.outcome, session.environment.name
     if outcome.status == "blocked":
-        _explain_block(result, session, name, force)
+        _explain_block(result, session, name, force, again)
     else:
         warnings = [f for f in result.findings if f.severity != "error"]
         if warnings and verbose:
@@ -127,23 +170,30 @@ def _report(result, session, name, force, verbose) -> None:
     if outcome.status == "dry-run":
         click.echo(f"dry run: {name} would {'be forced to ' if result.overridden else ''}run in {env}; nothing was written", err=True)
     elif outcome.status == "succeeded":
-        if verbose:
+        # Terse (production, -q): success prints nothing, so cron mails only failures.
+        if verbose and not adhoc:
             click.echo(style(f"{name} succeeded in {env} ({outcome.duration:.2f}s, {outcome.run_id})", fg="green"), err=True)
-        else:
-            click.echo(f"{outcome.run_id} {name} succeeded {outcome.duration:.2f}s", err=True)
-    elif outcome.status == "failed":
+    elif outcome.status == "failed" and result.failure is not None:
         _explain_failure(result, session, name, verbose)
 
 
+def _complete_automations(ctx, param, incomplete):
+    from .completion import automations
+
+    return automations(ctx, param, incomplete)
+
+
 def _confirm_by_typing(name: str):
-    def confirm(env: str) -> bool:
-        click.echo(style(f"You are forcing {name} past a safety guard in {env}.", fg="yellow"), err=True)
+    def confirm(env: str, blocking) -> bool:
+        # What is being overridden comes first: the name is typed knowing it.
+        click.echo(style(f"You are forcing {name} in {env} past:", fg="yellow"), err=True)
+        echo_findings(blocking, err=True)
         return click.prompt(f"Type the environment's name ({env}) to go on", default="", show_default=False, err=True) == env
 
     return confirm
 
 
-def _explain_block(result, session, name, force) -> None:
+def _explain_block(result, session, name, force, again) -> None:
     failure = result.failure
     env = session.environment.name
     blocking = [f for f in result.findings if f.severity == "error"]
@@ -159,7 +209,7 @@ def _explain_block(result, session, name, force) -> None:
     override = "--force --reason TEXT" if session.profile.strict else "--force"
     chosen = f"--env {env} " if session.environment.method == "flag" else ""
     click.echo(
-        f"  to override: envfence {chosen}run {name} {override}; every override is recorded in the audit trail "
+        f"  to override: envfence {chosen}{again.format(override=override)}; every override is recorded in the audit trail "
         "(user, host, reason)",
         err=True,
     )
@@ -169,10 +219,13 @@ def _explain_failure(result, session, name, verbose) -> None:
     failure = result.failure
     log = session.log_file or "the log"  # the logging strategy names its file
     if session.profile.tracebacks or verbose:
-        if result.detail:
+        # A console log sink has shown the failure's record, traceback included: say the rest only.
+        on_console = getattr(session.logging, "console", False)
+        if result.detail and not on_console:
             click.echo(result.detail.rstrip("\n"), err=True)
+        what = "" if on_console else f": {failure.message}"
         click.echo(
-            style(f"envfence: {name} failed ({failure.classification}): {failure.message}", fg="red")
+            style(f"envfence: {name} failed ({failure.classification}){what}", fg="red")
             + f"\n  {_job_exit(result)}; error id {failure.error_id}; details in {log}",
             err=True,
         )

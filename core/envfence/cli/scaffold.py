@@ -24,8 +24,8 @@ version = "0.1.0"
 description = "An envfence plugin: {name}."
 readme = "README.md"
 requires-python = ">=3.11"
-dependencies = ["envfence"]
-
+dependencies = ["{requirement}"]
+{direct}
 [project.optional-dependencies]
 test = ["pytest>=8"]
 
@@ -119,8 +119,39 @@ Add hooks in `{module}/__init__.py`; the hook reference lists them all.
 """
 
 
-def scaffold(name: str, where: Path) -> tuple[Path, list[Path]]:
-    """Write a plugin distribution for ``name`` under ``where``; return its folder and files."""
+def envfence_requirement(source: str | None) -> str:
+    """The plugin's requirement on envfence: from an index, a checkout or a wheel.
+
+    ``source`` is a checkout directory or a built wheel (``make dist``), written
+    as a direct reference (``envfence @ file:///...``) because envfence is on no
+    index; ``None`` takes the running envfence's own source when it was installed
+    from one (a checkout, editable or not, or a wheel file), else the name alone.
+    """
+    if source is None:
+        from importlib.metadata import PackageNotFoundError, distribution
+
+        try:
+            recorded = distribution("envfence").read_text("direct_url.json")
+        except PackageNotFoundError:
+            recorded = None
+        import json
+
+        url = json.loads(recorded).get("url", "") if recorded else ""
+        return f"envfence @ {url}" if url.startswith("file://") else "envfence"
+    path = Path(source).expanduser()
+    if not (path / "pyproject.toml").is_file() and not (path.is_file() and path.suffix == ".whl"):
+        raise UsageError(
+            f"--envfence {source}: neither an envfence checkout (a folder with pyproject.toml) nor a wheel (.whl)",
+            "give the checkout's folder, or the wheel `make dist` wrote into dist/",
+        )
+    return f"envfence @ {path.resolve().as_uri()}"
+
+
+def scaffold(name: str, where: Path, requirement: str = "envfence") -> tuple[Path, list[Path]]:
+    """Write a plugin distribution for ``name`` under ``where``; return its folder and files.
+
+    :param requirement: the dependency on envfence (see :func:`envfence_requirement`).
+    """
     name = name.strip().lower().removeprefix("envfence-")
     if not _NAME.match(name):
         raise UsageError(
@@ -133,7 +164,10 @@ def scaffold(name: str, where: Path) -> tuple[Path, list[Path]]:
     target = where / dist
     if target.exists():
         raise UsageError(f"{target} already exists", "choose another name or --dir, or remove the folder")
-    values = {"name": name, "dist": dist, "entry": entry, "module": module, "code": entry.upper()}
+    # hatchling refuses a direct reference (envfence @ file://...) unless told it is meant.
+    direct = "\n[tool.hatch.metadata]\nallow-direct-references = true\n" if "@" in requirement else ""
+    values = {"name": name, "dist": dist, "entry": entry, "module": module, "code": entry.upper(),
+              "requirement": requirement, "direct": direct}
     files = {
         "pyproject.toml": _PYPROJECT,
         "README.md": _README,
@@ -158,14 +192,22 @@ def plugin() -> None:
 @click.argument("name")
 @click.option("--dir", "where", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
               help="Where to create the envfence-NAME folder.")
+@click.option("--envfence", "source", metavar="PATH",
+              help="Take envfence from this checkout or wheel (default: where the running envfence was installed from).")
 @pass_state
-def new(state: State, name: str, where: Path) -> None:
-    """Scaffold envfence-NAME: an entry point, one hook, a passing test and a README."""
-    target, written = scaffold(name, where)
+def new(state: State, name: str, where: Path, source: str | None) -> None:
+    """Scaffold envfence-NAME: an entry point, one hook, a passing test and a README.
+
+    envfence is on no package index, so the plugin depends on envfence where
+    it can be found: the checkout or wheel given with --envfence, else the one
+    the running envfence was installed from.
+    """
+    requirement = envfence_requirement(source)
+    target, written = scaffold(name, where, requirement)
     if state.json:
-        click.echo(dumps({"path": str(target), "files": [str(p.relative_to(target)) for p in written]}))
+        click.echo(dumps({"path": str(target), "files": [str(p.relative_to(target)) for p in written], "envfence": requirement}))
         return
-    click.echo(f"created {target}")
+    click.echo(f"created {target} (requires {requirement})")
     for path in written:
         click.echo(f"  {path.relative_to(target)}")
     click.echo("next:")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from . import State, json_option, pass_state
+from ..errors import UsageError
+from . import State, pass_state
 from .output import dumps, style
 
 _STATUS_COLOURS = {"succeeded": "green", "failed": "red", "blocked": "yellow", "abandoned": "red", "running": "cyan"}
@@ -148,10 +149,10 @@ def _show_comparison(state: State, automation, limit) -> None:
 
 
 @click.command()
-@click.option("--automation", "automation", metavar="NAME", help="Only this automation's runs.")
+@click.option("--automation", "automation", metavar="NAME", help="Only this automation's runs.",
+              shell_complete=lambda ctx, param, incomplete: __import__("envfence.cli.completion", fromlist=["x"]).automations(ctx, param, incomplete))
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000), help="How many recent runs.")
 @click.option("--compare", is_flag=True, help="Compare every environment: error rates, durations, anomalies.")
-@json_option
 @pass_state
 def status(state: State, automation, limit, compare) -> None:
     """Show the current environment's recent runs and error rates (--compare: every environment)."""
@@ -163,6 +164,15 @@ def status(state: State, automation, limit, compare) -> None:
     env = session.environment.name
     if runs is None:
         raise click.ClickException("no plugin keeps run history here (is the `history` plugin disabled?)")
+    if automation and not runs and automation not in session.automations and automation != "exec":
+        # A typo would otherwise look like an automation that never ran.
+        import difflib
+
+        guess = difflib.get_close_matches(automation, sorted(session.automations), n=1)
+        raise UsageError(
+            f"no automation {automation!r} in this project, and no run of it recorded in {env}",
+            f"did you mean {guess[0]!r}?" if guess else "`envfence list` shows the automations",
+        )
     rates = error_rates(runs)
     if state.json:
         click.echo(dumps({"environment": env, "runs": [run_dict(r) for r in runs], "error_rates": rates}))

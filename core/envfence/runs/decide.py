@@ -67,19 +67,22 @@ def disabled_guards(session: Any) -> list[Finding]:
     ]
 
 
-def refusal(session: Any, request: RunRequest, blocking: tuple[Finding, ...], confirm: Callable[[str], bool] | None) -> str | None:
+def refusal(
+    session: Any, request: RunRequest, blocking: tuple[Finding, ...], confirm: Callable[[str, tuple[Finding, ...]], bool] | None
+) -> str | None:
     """Why forcing past ``blocking`` is refused, or None when the run may go ahead forced."""
     env = session.environment.name
     if not request.force:
         return "; ".join(f.message for f in blocking)
     if session.profile.strict and not (request.reason or "").strip():
         return f"--force in {env} (a strict profile) needs --reason TEXT, which the audit trail records"
-    if confirm is not None and not request.dry_run and not confirm(env):
+    # The person is shown what is being overridden before being asked to type the name.
+    if confirm is not None and not request.dry_run and not confirm(env, blocking):
         return f"forcing was not confirmed (the environment's name {env!r} was not typed)"
     return None
 
 
-def decide(session: Any, request: RunRequest, confirm: Callable[[str], bool] | None = None) -> Decision:
+def decide(session: Any, request: RunRequest, confirm: Callable[[str, tuple[Finding, ...]], bool] | None = None) -> Decision:
     """The guards' findings and the override policy's answer for ``request``."""
     findings = tuple(guard_findings(session, request))
     blocking = tuple(f for f in findings if f.severity == "error")

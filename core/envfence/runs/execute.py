@@ -135,7 +135,7 @@ def _run_command(session: Any, automation: Automation, show: Callable[[str], Non
             list(automation.command),
             cwd=session.root.path,
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=None if automation.adhoc else subprocess.DEVNULL,  # a scheduled run has no one to ask
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -147,7 +147,7 @@ def _run_command(session: Any, automation: Automation, show: Callable[[str], Non
     except OSError as exc:
         raise ConfigurationError(
             f"automation {automation.name!r}: cannot start {automation.command[0]!r} ({exc.strerror})",
-            "check the command line in the settings, and that the program is on PATH",
+            "check that the program is on PATH" if automation.adhoc else "check the command line in the settings, and that the program is on PATH",
         ) from None
     assert proc.stdout is not None
     with _watchdog(proc.pid):

@@ -25,8 +25,38 @@ from typing import Any, Callable, Iterator
 import pytest
 
 
+def pytest_addoption(parser) -> None:
+    """``envfence_plugins`` in the pytest settings: test one plugin alone, beside the built-ins."""
+    parser.addini(
+        "envfence_plugins",
+        "load only envfence's built-in plugins and these (by entry-point name) in the tests, "
+        "so other plugins installed in the same environment cannot change their outcome",
+        type="args",
+        default=[],
+    )
+
+
+def _only_named_plugins(config, monkeypatch) -> None:
+    """Apply the ``envfence_plugins`` setting: ``ENVFENCE_PLUGINS`` = the built-ins and the named plugins."""
+    names = config.getini("envfence_plugins")
+    if not names:
+        return
+    from envfence.entrypoints import entry_points
+    from envfence.plugins import ENTRY_POINT_GROUP, reset_default_managers
+
+    builtins = [ep.name for ep in entry_points(ENTRY_POINT_GROUP) if getattr(ep, "dist", None) and ep.dist.name == "envfence"]
+    monkeypatch.setenv("ENVFENCE_PLUGINS", ",".join([*builtins, *names]))
+    reset_default_managers()
+
+
+@pytest.fixture(autouse=True)
+def _envfence_plugins_only(request, monkeypatch) -> None:
+    """Every test of a suite whose settings name ``envfence_plugins`` sees only those plugins."""
+    _only_named_plugins(request.config, monkeypatch)
+
+
 @pytest.fixture
-def envfence_project(tmp_path, monkeypatch) -> Iterator[Any]:
+def envfence_project(request, tmp_path, monkeypatch) -> Iterator[Any]:
     """A project directory with an empty ``envfence.toml``, ready for ``run`` and ``session``."""
     from envfence.plugins import reset_default_managers
     from envfence.testing.project import LEAKY_NAMES, LEAKY_PREFIXES, Project
@@ -35,6 +65,7 @@ def envfence_project(tmp_path, monkeypatch) -> Iterator[Any]:
         if name in LEAKY_NAMES or name.startswith(LEAKY_PREFIXES):
             monkeypatch.delenv(name)
     reset_default_managers()
+    _only_named_plugins(request.config, monkeypatch)  # the developer's ENVFENCE_* are gone, the suite's choice stays
     project = Project(tmp_path / "project")
     project.settings("# envfence settings for a test project\n")
     yield project

@@ -1,0 +1,87 @@
+"""Secrets that must not reach git, as `envfence check`, `init` and the pre-commit hook show it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+CANARY = "pat-canary-7Qz\\\"x'9-secret"
+
+
+def git(root, *args):
+    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True,
+                   env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@x", "HOME": str(root), "PATH": "/usr/bin:/bin"})
+
+
+@pytest.fixture
+def repo(make_project):
+    root = make_project({".env": "APP_NAME=sync\n"})
+    git(root, "init", "-q")
+    return root
+
+
+def test_check_reports_a_tracked_env_file_holding_a_secret(repo, run_cli):
+    (repo / ".env").write_text(f"APP_NAME=sync\nDEV_AIRTABLE_API_KEY={CANARY}\n")
+    git(repo, "add", ".env")
+    result = run_cli("--json", "check", cwd=repo)
+    found = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "GIT_TRACKED_SECRET"]
+    assert [(f["file"], f["line"], f["key"]) for f in found] == [(".env", 2, "DEV_AIRTABLE_API_KEY")]
+    assert "pat-canary" not in result.stdout + result.stderr
+
+
+def test_an_untracked_or_encrypted_secret_is_not_reported(repo, run_cli):
+    (repo / ".env").write_text("APP_NAME=sync\nDEV_AIRTABLE_API_KEY=enc:fernet:abc\n")
+    (repo / ".env.local").write_text(f"DEV_AIRTABLE_API_KEY={CANARY}\n")
+    git(repo, "add", ".env")
+    result = run_cli("--json", "check", cwd=repo)
+    assert "GIT_TRACKED_SECRET" not in result.stdout
+
+
+def test_plaintext_production_secret_is_reported_where_a_production_key_exists(make_project, run_cli):
+    root = make_project({".env": f"PROD_AIRTABLE_API_KEY={CANARY}\nDEV_AIRTABLE_API_KEY={CANARY}\n"})
+    result = run_cli("--json", "check", cwd=root)
+    assert "PLAINTEXT_PROD_SECRET" not in result.stdout  # no key: nothing to encrypt with
+    result = run_cli("--json", "check", cwd=root, env={"ENVFENCE_KEY_PROD": "x" * 44})
+    found = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "PLAINTEXT_PROD_SECRET"]
+    assert [f["key"] for f in found] == ["PROD_AIRTABLE_API_KEY"]
+    assert "secret encrypt PROD_AIRTABLE_API_KEY" in found[0]["remediation"]
+    assert "pat-canary" not in result.stdout + result.stderr
+
+
+def test_precommit_refuses_a_staged_plaintext_secret_and_names_only_file_line_key(repo, run_cli):
+    (repo / ".env.production").write_text(f"# prod\nAIRTABLE_API_KEY={CANARY}\n")
+    git(repo, "add", ".env.production")
+    result = run_cli("precommit", cwd=repo)
+    assert result.exit_code == 1
+    assert ".env.production:2: AIRTABLE_API_KEY holds a plaintext secret" in result.stderr
+    assert "pat-canary" not in result.stdout + result.stderr
+    # Encrypted and staged again: the commit may go ahead.
+    (repo / ".env.production").write_text("AIRTABLE_API_KEY=enc:fernet:gAAAA\n")
+    git(repo, "add", ".env.production")
+    assert run_cli("precommit", ".env.production", cwd=repo).exit_code == 0
+
+
+def test_precommit_refuses_any_local_file(repo, run_cli):
+    (repo / ".env.local").write_text("A=1\n")
+    git(repo, "add", "-f", ".env.local")
+    result = run_cli("precommit", cwd=repo)
+    assert result.exit_code == 1 and "never commit it" in result.stderr
+
+
+def test_precommit_hook_is_declared_for_pre_commit():
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / ".pre-commit-hooks.yaml").read_text()
+    assert "entry: envfence precommit" in text and "id: envfence-no-plaintext-secrets" in text
+
+
+def test_init_offers_the_gitignore_lines_it_lacks(repo, run_cli):
+    result = run_cli("init", cwd=repo)
+    assert result.exit_code == 0, result.output
+    assert "`var/` and `.env*.local`" in result.stdout
+    assert not (repo / ".gitignore").exists()  # offered, not written
+    (repo / ".gitignore").write_text("var/\n.env*.local\n")
+    assert ".gitignore" not in run_cli("init", cwd=repo).stdout

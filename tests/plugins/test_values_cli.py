@@ -1,0 +1,89 @@
+"""`envfence get`, `export` and `set`, as a user types them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+CANARY = "can'ary\\pa$$w\"rd\nsecond-line-7Q"
+
+
+@pytest.fixture
+def project(make_project):
+    return make_project({".env": "APP_NAME=sync\nDEV_AIRTABLE_API_KEY=patCanaryToken00000001.abc\n"}, settings="")
+
+
+def test_get_prints_a_value_and_a_credential_through_its_prefix(project, run_cli):
+    assert run_cli("get", "APP_NAME", cwd=project).stdout == "sync\n"
+    refused = run_cli("get", "AIRTABLE_API_KEY", cwd=project)
+    assert refused.exit_code == 2 and "--reveal" in refused.stderr and "patCanary" not in refused.output
+    shown = run_cli("get", "AIRTABLE_API_KEY", "--reveal", cwd=project)
+    assert shown.stdout == "patCanaryToken00000001.abc\n"
+    trail = run_cli("--json", "audit", "show", "--event", "secret.revealed", cwd=project)
+    assert "AIRTABLE_API_KEY" in trail.stdout and "patCanary" not in trail.stdout
+
+
+def test_get_of_a_missing_key_exits_1_with_a_suggestion(project, run_cli):
+    result = run_cli("get", "APP_NAM", cwd=project)
+    assert result.exit_code == 1 and "did you mean APP_NAME?" in result.stderr
+
+
+def test_get_refuses_another_environments_key(project, run_cli):
+    result = run_cli("get", "PROD_AIRTABLE_API_KEY", "--reveal", cwd=project)
+    assert result.exit_code == 2 and "belongs to production" in result.stderr
+
+
+@pytest.mark.parametrize("fmt", ["shell", "dotenv", "json"])
+def test_export_leaves_secrets_out_unless_revealed(project, run_cli, fmt):
+    result = run_cli("export", "--format", fmt, cwd=project)
+    assert "APP_NAME" in result.stdout and "patCanary" not in result.stdout
+    assert "AIRTABLE_API_KEY" in result.stderr  # named as left out, never shown
+    revealed = run_cli("export", "--format", fmt, "--reveal", cwd=project)
+    assert "patCanaryToken00000001.abc" in revealed.stdout
+
+
+def test_export_shell_output_evaluates_back_to_the_same_values(project, run_cli):
+    import subprocess
+
+    run_cli("set", "ODD", CANARY, cwd=project)
+    script = run_cli("export", "--reveal", cwd=project).stdout
+    out = subprocess.run(["bash", "-c", script + '\nprintf %s "$ODD"'], capture_output=True, text=True).stdout
+    assert out == CANARY
+
+
+def test_set_writes_the_environments_file_and_keeps_other_lines(project, run_cli):
+    (project / ".env.development").write_text("# mine\nLOG_LEVEL=INFO\nOTHER=1\n")
+    result = run_cli("set", "LOG_LEVEL", "DEBUG", cwd=project)
+    assert result.exit_code == 0 and result.stdout == "set LOG_LEVEL in .env.development\n"
+    assert (project / ".env.development").read_text() == "# mine\nLOG_LEVEL=DEBUG\nOTHER=1\n"
+    assert run_cli("--env", "prod", "set", "LOG_LEVEL", "WARNING", cwd=project).exit_code == 0
+    assert "LOG_LEVEL=WARNING" in (project / ".env.production").read_text()
+
+
+def test_set_a_secret_without_a_key_goes_to_the_local_file_and_is_never_echoed(project, run_cli):
+    result = run_cli("set", "DB_PASSWORD", cwd=project, input=CANARY)
+    assert result.exit_code == 0, result.output
+    assert "can'ary" not in result.output and ".env.development.local" in result.stdout
+    assert not (project / ".env.development").exists()
+    assert run_cli("get", "DB_PASSWORD", "--reveal", cwd=project).stdout == CANARY + "\n"
+
+
+def test_set_a_secret_is_encrypted_where_the_environment_has_a_key(project, run_cli):
+    pytest.importorskip("cryptography")
+    assert run_cli("secret", "keygen", cwd=project).exit_code == 0
+    result = run_cli("set", "DB_PASSWORD", CANARY, cwd=project)
+    assert "(encrypted)" in result.stdout and "can'ary" not in result.output
+    text = (project / ".env.development").read_text()
+    assert text.startswith("DB_PASSWORD=enc:fernet:") and "can'ary" not in text
+    assert run_cli("get", "DB_PASSWORD", "--reveal", cwd=project).stdout == CANARY + "\n"
+    assert "can'ary" not in run_cli("--json", "audit", "show", cwd=project).stdout
+
+
+def test_set_refuses_a_file_that_is_a_symlink_and_changes_nothing(project, run_cli, tmp_path):
+    elsewhere = tmp_path / "shared.env"
+    elsewhere.write_text("KEEP=1\n")
+    (project / ".env.development").symlink_to(elsewhere)
+    result = run_cli("set", "LOG_LEVEL", "DEBUG", cwd=project)
+    assert result.exit_code == 2 and "symbolic link" in result.stderr
+    assert (project / ".env.development").is_symlink() and elsewhere.read_text() == "KEEP=1\n"
