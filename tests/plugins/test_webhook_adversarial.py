@@ -237,7 +237,7 @@ def test_control_characters_of_an_event_id_show_escaped_in_the_log(tmp_path):
         headers["webhook-id"] = "msg_1\tFORGED-EVENT-LINE"
         assert started.post("/orders", body, headers).status_code == 202
         assert started.post("/orders", body, headers).status_code == 409  # the replay's refusal names the id
-        wait_until(lambda: started.stderr().count("FORGED-EVENT-LINE") >= 2, what="the run and the refusal in the log")
+        wait_until(lambda: "409 event" in started.stderr(), timeout=60, what="the refusal in the log")
         assert not any(line.startswith("FORGED") for line in started.stderr().splitlines())
         assert "\\tFORGED-EVENT-LINE" in started.stderr()
     finally:
