@@ -110,6 +110,15 @@ def _linked(base: Path, parts: tuple[str, ...]) -> SafetyError:
     )
 
 
+def hard_linked(shown: Any, links: int) -> SafetyError:
+    """The refusal to write a file that has other names: one of them may be in another environment's tree."""
+    return SafetyError(
+        f"refusing to write {shown}: it has {links - 1} other hard link(s), so writing here would also change "
+        "a file elsewhere (another environment's, perhaps)",
+        f"give {shown} a content of its own (copy it, then move the copy over it), or remove it",
+    )
+
+
 def _failed(base: Path, parts: tuple[str, ...], exc: OSError, doing: str = "write") -> FileWriteError:
     shown = _shown(base, parts)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -128,17 +137,23 @@ def _failed(base: Path, parts: tuple[str, ...], exc: OSError, doing: str = "writ
 
 
 def _open_base(base: Path, create: bool, dir_mode: int) -> int:
+    # The base itself is never a link either (the directories plugin refuses one),
+    # so a link swapped in for it after that check is refused here.
     try:
-        return os.open(base, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        return os.open(base, _DIR_FLAGS)
     except FileNotFoundError:
         if not create:
             raise
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(base):
+            raise _linked(base.parent, (base.name,)) from None
+        raise _failed(base.parent, (base.name,), exc, "open") from None
     try:
         os.makedirs(base, mode=dir_mode, exist_ok=True)
         os.chmod(base, dir_mode)  # makedirs' mode goes through the umask
     except OSError as exc:
         raise _failed(base.parent, (base.name,), exc, "create") from None
-    return os.open(base, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    return os.open(base, _DIR_FLAGS)
 
 
 def _walk(base: Path, parts: tuple[str, ...], create: bool, dir_mode: int) -> int:
@@ -294,6 +309,8 @@ def _open_regular(base: Path, parts: tuple[str, ...], fd: int, name: str, flags:
         info = os.fstat(handle)
         if not stat.S_ISREG(info.st_mode):
             raise _failed(base, parts, OSError(errno.EISDIR if stat.S_ISDIR(info.st_mode) else errno.EINVAL, "not a regular file"), "open")
+        if info.st_nlink > 1 and flags & (os.O_WRONLY | os.O_RDWR):
+            raise hard_linked(_shown(base, parts), info.st_nlink)
         os.set_blocking(handle, True)
         if stat.S_IMODE(info.st_mode) & ~mode and info.st_uid == os.geteuid():
             os.fchmod(handle, mode)  # tighten a file left too open (created under umask 000)
@@ -352,7 +369,8 @@ def check_file(paths_or_base: Any, path: str | os.PathLike[str]) -> str | None:
 
     ``"symlink"`` (the path or a directory on the way is a link),
     ``"outside"`` (it leaves the tree), ``"not a file"`` (a directory or a
-    FIFO stands there); a missing file or directory is fine.
+    FIFO stands there), ``"hard link"`` (the file has other names, which a
+    write would change too); a missing file or directory is fine.
     """
     base = _base(paths_or_base)
     try:
@@ -373,6 +391,8 @@ def check_file(paths_or_base: Any, path: str | os.PathLike[str]) -> str | None:
         last = i == len(parts) - 1
         if not last and not stat.S_ISDIR(info.st_mode) or last and not stat.S_ISREG(info.st_mode):
             return "not a file"
+        if last and info.st_nlink > 1:
+            return "hard link"
     return None
 
 

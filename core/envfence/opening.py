@@ -105,10 +105,11 @@ def read_settings(o: Opening) -> None:
 
 def classify_host(o: Opening) -> None:
     """The host's own class, from the ``hostname`` argument, ``ENVFENCE_HOSTNAME`` or the system."""
-    if o.args.hostname is not None:
-        name, source = o.args.hostname, "hostname argument"
-    elif o.environ.get("ENVFENCE_HOSTNAME"):
-        name, source = o.environ["ENVFENCE_HOSTNAME"], "ENVFENCE_HOSTNAME"
+    # A blank stand-in is no name at all: it must not pass for an unclassified host.
+    if (o.args.hostname or "").strip():
+        name, source = o.args.hostname.strip(), "hostname argument"
+    elif o.environ.get("ENVFENCE_HOSTNAME", "").strip():
+        name, source = o.environ["ENVFENCE_HOSTNAME"].strip(), "ENVFENCE_HOSTNAME"
     else:
         name, source = system_hostname(), "socket.gethostname()"
     classified = o.pm.classify_host(hostname=name, settings=o.settings)

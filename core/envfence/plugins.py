@@ -76,7 +76,7 @@ class PluginManager(HookCalls):
         self.trace = trace
         #: Names that ``-p no:``, ``ENVFENCE_DISABLE_PLUGINS`` or ``ENVFENCE_PLUGINS`` gave and no plugin has.
         self.unknown: tuple[str, ...] = ()
-        self._guards: list[PluginRecord] | None = None
+        self._disabled_by_hook: dict[str, list[PluginRecord]] = {}
         if trace:
             install_tracing(self.pm)
 
@@ -213,9 +213,19 @@ class PluginManager(HookCalls):
         only when a run asks, to look for the hook. One whose module cannot be
         imported counts as a guard: nothing shows that it is not one.
         """
-        if self._guards is None:
-            self._guards = [r for r in self.records.values() if r.status == "disabled" and _is_guard(r)]
-        return self._guards
+        # A guard loaded and then unregistered behind the manager's back (by another plugin) is gone too.
+        vanished = [
+            attrs.evolve(r, status="disabled", reason="unregistered after loading")
+            for r in self.records.values()
+            if r.status == "loaded" and "pre_run_safety" in r.hooks and self.pm.get_plugin(r.name) is None
+        ]
+        return self.disabled_implementing("pre_run_safety") + vanished
+
+    def disabled_implementing(self, hook: str) -> list[PluginRecord]:
+        """The disabled plugins that implement ``hook`` (or cannot be inspected), as :meth:`disabled_guards` finds them."""
+        if hook not in self._disabled_by_hook:
+            self._disabled_by_hook[hook] = [r for r in self.records.values() if r.status == "disabled" and _implements(r, hook)]
+        return self._disabled_by_hook[hook]
 
     def names(self) -> set[str]:
         """Every plugin name known, whatever its status."""
@@ -227,8 +237,8 @@ class PluginManager(HookCalls):
         return [(impl.plugin_name, impl) for impl in reversed(caller.get_hookimpls())]
 
 
-def _is_guard(record: PluginRecord) -> bool:
-    """True when the disabled plugin of ``record`` implements ``pre_run_safety`` (or cannot be inspected)."""
+def _implements(record: PluginRecord, hook: str) -> bool:
+    """True when the disabled plugin of ``record`` implements ``hook`` (or cannot be inspected)."""
     if record.module == "inline":
         plugin = _inline.get(record.name)
     else:
@@ -240,7 +250,7 @@ def _is_guard(record: PluginRecord) -> bool:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             return True
-    return getattr(getattr(plugin, "pre_run_safety", None), "envfence_impl", None) is not None
+    return getattr(getattr(plugin, hook, None), "envfence_impl", None) is not None
 
 
 _default: dict[tuple, PluginManager] = {}

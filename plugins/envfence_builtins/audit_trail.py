@@ -87,8 +87,8 @@ def _canonical(record: Mapping[str, Any]) -> bytes:
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
-    """The sha256 of a record's canonical JSON, its own ``hash`` field left out."""
-    return hashlib.sha256(_canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
+    """The sha256 of a record's canonical JSON, its own ``hash`` (and ``mac``) fields left out."""
+    return hashlib.sha256(_canonical({k: v for k, v in record.items() if k not in ("hash", "mac")})).hexdigest()
 
 
 class DuplicateKey(ValueError):
@@ -165,6 +165,30 @@ def sign(key: bytes, environment: str, name: str, seq: int, digest: str) -> str:
     """The HMAC-SHA256 of a head: the environment, the trail's file name, a record's number and hash."""
     message = f"envfence audit head\0{environment}\0{name}\0{seq}\0{digest}".encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def record_mac(key: bytes, environment: str, name: str, record: Mapping[str, Any]) -> str:
+    """The HMAC-SHA256 a record carries (``mac``) when its environment has an audit key.
+
+    Records an interrupted append left after the head are adopted by the next
+    append; with a key, only those that carry it are, so nobody without the
+    key can append records the next run would seal. (A message of its own,
+    so that no record's ``mac`` can serve as a signed head.)
+    """
+    message = f"envfence audit record\0{environment}\0{name}\0{record.get('seq')}\0{record.get('hash')}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def _unsigned_line(key: bytes, environment: str, name: str, raw: bytes) -> bool:
+    try:
+        return _unsigned(key, environment, name, parse_record(raw))
+    except ValueError:
+        return True
+
+
+def _unsigned(key: bytes, environment: str, name: str, record: Mapping[str, Any]) -> bool:
+    mac = record.get("mac")
+    return not isinstance(mac, str) or not hmac.compare_digest(mac, record_mac(key, environment, name, record))
 
 
 # --- confined files (no symlink followed, never outside the tree) -------------------
@@ -247,9 +271,15 @@ def _open_file(dir_fd: int, path: Path, flags: int, doing: str) -> int | None:
         return None
     except OSError as exc:
         raise _refusal(path, exc, doing) from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         raise _refusal(path, OSError(errno.EISDIR, "not a regular file"), doing)
+    if info.st_nlink > 1 and flags & (os.O_WRONLY | os.O_RDWR):
+        from envfence.files import hard_linked
+
+        os.close(fd)
+        raise hard_linked(path, info.st_nlink)
     return fd
 
 
@@ -405,8 +435,11 @@ def append(
         existed = _open_file(dir_fd, trail, os.O_RDONLY, "read")
         if existed is not None:
             os.close(existed)
-        elif restart_reason is None and _read_small(dir_fd, head_file) is None and has_runs():
-            restart_reason = LOST
+        elif restart_reason is None and _read_small(dir_fd, head_file) is None:
+            if _moved_aside(dir_fd, trail):
+                raise _broken(trail, _INTERRUPTED)
+            if has_runs():
+                restart_reason = LOST
         fd = _open_file(dir_fd, trail, os.O_RDWR | os.O_APPEND | os.O_CREAT, "written")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -425,6 +458,8 @@ def _append_locked(paths, dir_fd, fd, entries, key, context, restart_reason) -> 
     raw_head = _read_small(dir_fd, head_file)
     head = _parse_head(raw_head, head_file) if raw_head is not None else None
     written: list[dict[str, Any]] = []
+    if head is not None and (head.environment not in (None, env) or head.file not in (None, name)):
+        raise _broken(trail, f"its head belongs to {head.environment}'s {head.file}: heads were swapped")
     if size == 0:
         if head is not None and head.seq > 0:
             raise _broken(trail, f"the trail is empty but its head says record {head.seq}")
@@ -449,10 +484,14 @@ def _append_locked(paths, dir_fd, fd, entries, key, context, restart_reason) -> 
                 prev, seq = last["hash"], int(last["seq"])
             except (ValueError, KeyError, TypeError, IndexError):
                 raise _broken(trail, "its last record is damaged") from None
+            if last.get("environment") != env:
+                raise _broken(trail, f"its last record belongs to {last.get('environment')!r}, not {env}: trails were swapped")
         if head.seq > seq:
             raise _broken(trail, f"it ends at record {seq} but its head says record {head.seq}: records were removed")
         if head.seq and (seq - head.seq > _MAX_UNSEALED or _hash_of(_lines_back(fd, end, seq - head.seq + 1)[0]) != head.hash):
             raise _broken(trail, f"record {head.seq} does not match its head: the trail was rewritten")
+        if key and seq > head.seq and any(_unsigned_line(key, env, name, r) for r in _lines_back(fd, end, seq - head.seq)):
+            raise _broken(trail, f"a record after its head (#{head.seq}) does not carry the audit key's signature: it was added without the key")
         if torn:
             # A last line cut short by an interrupted append: no head covers it
             # (the head is replaced only after a complete write), so it was
@@ -467,6 +506,8 @@ def _append_locked(paths, dir_fd, fd, entries, key, context, restart_reason) -> 
         seq += 1
         record = {**entry, "v": FORMAT, "seq": seq, "prev": prev}
         record["hash"] = prev = record_hash(record)
+        if key:
+            record["mac"] = record_mac(key, env, name, record)
         written.append(record)
     data = b"".join(_canonical(r) + b"\n" for r in written)
     try:
@@ -489,6 +530,17 @@ def _append_locked(paths, dir_fd, fd, entries, key, context, restart_reason) -> 
         os.fsync(fd)
         raise
     return written
+
+
+_INTERRUPTED = "it was moved aside and no new trail started: an `audit restart` was interrupted"
+
+
+def _moved_aside(directory: int | Path, trail: Path) -> bool:
+    """Whether ``move_aside`` left a ``<trail>.broken-…`` beside the (missing) trail."""
+    try:
+        return any(n.startswith(f"{trail.name}.broken-") for n in os.listdir(directory))
+    except OSError:
+        return False
 
 
 def _hash_of(line: bytes) -> str | None:
@@ -699,6 +751,10 @@ def _check(snapshot: Snapshot, paths: EnvPaths, verdict: Verdict, key, anchor, h
         if record.get("environment") != env:
             verdict.problem = _problem(line, record.get("seq"), f"it belongs to {record.get('environment')!r}, not {env}: trails were swapped")
             return
+        if key is not None and head is not None and record["seq"] > head.seq and _unsigned(key, env, name, record):
+            reason = f"it comes after the head (#{head.seq}) without the audit key's signature: it was added without the key"
+            verdict.problem = _problem(line, record.get("seq"), reason)
+            return
         data = record.get("data") if isinstance(record.get("data"), dict) else {}
         if record.get("event") == RESTARTED and record.get("seq") == 1:
             if data.get("automatic"):
@@ -722,6 +778,8 @@ def _check_ends(snapshot, paths, verdict, key, anchor, has_runs, seq, at_head, a
     if snapshot.fd is None:
         if head is not None:
             verdict.problem = _problem(None, None, f"the trail is missing but its head says record {head.seq}: it was removed")
+        elif _moved_aside(snapshot.trail.parent, snapshot.trail):
+            verdict.problem = _problem(None, None, _INTERRUPTED)
         elif has_runs():
             verdict.problem = _problem(None, None, "the trail is missing although the run history shows runs: it was removed")
         return

@@ -129,23 +129,28 @@ def _shared_reads(views: dict[str, dict[str, tuple[str, Any]]]) -> list[tuple[st
     """Pairs of environments that read one secret value under two keys: (first, second, key_a, key_b).
 
     ``views`` is :func:`_reads`. Each environment's secrets are revealed once
-    and grouped by plain name and value; within a group, each pair of keys is
-    reported at the first pair of environments (in name order) that reads
-    them: linear in environments times keys, not in pairs of environments.
+    and grouped by value, whatever the keys are called (``DEV_API_PASSWORD``
+    and ``PROD_DB_PASSWORD`` holding one secret are shared too); within a
+    group, each pair of keys read by two environments is reported at the first
+    such pair (in name order): linear in environments times keys, not in
+    pairs of environments.
     """
     names = sorted(views)
-    groups: dict[tuple[str, str], dict[str, list[int]]] = {}
+    groups: dict[str, dict[str, list[int]]] = {}
     for index, env in enumerate(names):
-        for plain, (key, value) in views[env].items():
+        for key, value in views[env].values():
             if isinstance(value, Secret):
-                groups.setdefault((plain, reveal(value)), {}).setdefault(key, []).append(index)
+                groups.setdefault(reveal(value), {}).setdefault(key, []).append(index)
     pairs = []
     for readers in groups.values():
         keys = list(readers)
         for n, key_a in enumerate(keys):
             for key_b in keys[n + 1 :]:
-                (first, one), (second, other) = sorted(((readers[key_a][0], key_a), (readers[key_b][0], key_b)))
-                pairs.append((first, second, one, other))
+                # Two keys of one environment holding one value are no sharing between environments.
+                across = sorted((min(i, j), max(i, j), i > j) for i in readers[key_a] for j in readers[key_b] if i != j)
+                if across:
+                    first, second, swapped = across[0]
+                    pairs.append((first, second, *((key_b, key_a) if swapped else (key_a, key_b))))
     return [(names[i], names[j], a, b) for i, j, a, b in sorted(pairs, key=lambda pair: pair[:2])]
 
 

@@ -62,15 +62,16 @@ def tree_for(settings, root: Path, environment: str) -> Path:
     explicit = section.get("paths", {})
     if not isinstance(explicit, dict) or not all(isinstance(v, str) and v for v in explicit.values()):
         raise ConfigurationError(f"{where}.paths must map environment names to directories", 'e.g. production = "/srv/acme/production"')
+    # Normalised, so that "var/{environment}/../production" is seen to be production's tree.
     if environment in explicit:
-        return Path(root, os.path.expanduser(explicit[environment]))
+        return Path(os.path.normpath(Path(root, os.path.expanduser(explicit[environment]))))
     base = section.get("base", DEFAULT_BASE)
     if not isinstance(base, str) or "{environment}" not in base:
         raise ConfigurationError(
             f"{where}.base must be a string holding {{environment}}, not {base!r}",
             'keep environments apart, e.g. base = "var/{environment}"',
         )
-    return root / base.format(environment=environment)
+    return Path(os.path.normpath(root / base.format(environment=environment)))
 
 
 def _relative_dirs(settings, key: str, default: tuple[str, ...]) -> list[str]:
@@ -147,6 +148,8 @@ def _show(path: Path, root: Path) -> str:
 
 
 def _nested(a: Path, b: Path) -> bool:
+    # Case-insensitively: on macOS and Windows var/Production is var/production.
+    a, b = Path(str(a).casefold()), Path(str(b).casefold())
     return a == b or a.is_relative_to(b) or b.is_relative_to(a)
 
 
@@ -186,6 +189,16 @@ def inspect_tree(session, paths: EnvPaths) -> list[Finding]:
             continue
         real = path.resolve()
         shown = _show(path, root)
+        if path == paths.base and os.path.islink(path) and (explicit or real.is_relative_to(root)) and not any(
+            real.is_relative_to(o) for o in others.values()
+        ):
+            # The trail is never written through a link, so a linked base would fail half-way through a run.
+            finding(
+                "DIR_SYMLINK", "error", path,
+                f"{shown} is a symlink (to {real}); envfence writes only through the tree's real directory",
+                f"remove the link ({shown}), or set the tree's real place in [directories.paths]",
+            )
+            continue
         if path != paths.base and real.is_relative_to(base_real) and os.path.islink(path):
             finding(
                 "DIR_SYMLINK", "error", path,

@@ -105,6 +105,11 @@ def validate(session) -> list[Finding]:
             "HISTORY_FILE", "error", f"{shown} (or a directory on the way) is a symlink; history is written only inside the tree",
             f"remove the link ({shown}); a fresh history is started", key="history.file", plugin="history",
         )]
+    if problem == "hard link":
+        return [Finding(
+            "HISTORY_FILE", "error", f"{shown} has other hard links: writing it would change another file (another environment's history?)",
+            f"give {shown} a content of its own (copy it, then move the copy over it), or remove it", key="history.file", plugin="history",
+        )]
     if problem is None and path.exists() and not _is_database(path):
         problem = "not a database"
     if problem:
@@ -119,8 +124,15 @@ def validate(session) -> list[Finding]:
 
 @hookimpl
 def prepare_environment(session, paths) -> list[Finding]:
-    """Refuse a wrong ``[history] file`` before anything runs (a run would otherwise lose its row at the end)."""
+    """Refuse a wrong ``[history] file`` before anything runs (a run would otherwise lose its row at the end).
+
+    So is a history file reached through a link or sharing its content
+    through a hard link: the run's row would land in another file.
+    """
     history_setting(session.settings)
+    path = history_file(session)
+    if path is not None and files.check_file(paths, path) in ("symlink", "hard link"):
+        files.ensure_file(paths, path)  # raises the SafetyError naming the file
     return []
 
 
@@ -167,7 +179,7 @@ def _open(session, write: bool):
     if path is None:
         return None
     problem = files.check_file(session.paths, path)
-    if problem == "symlink":
+    if problem in ("symlink", "hard link"):
         files.ensure_file(session.paths, path)  # raises the clear SafetyError naming the link
     if problem == "not a file" or (problem is None and path.exists() and not _is_database(path)):
         _move_aside(session, path, "a directory or another non-file" if problem else "damaged")

@@ -11,11 +11,15 @@ A host's class is decided by enrollment first, by the tokens of its name second:
       hosts = ["ip-10-0-0-*", "web-*.example.com"]
       machine_ids = ["3d1219c7c4c5404aaa1f6d2a48adfda4"]
 
-  When any rule matches, tokens are not consulted.
+  When any rule matches, tokens are not consulted. A glob without a literal
+  character (``*``) would enroll every machine and is refused.
 - **Tokens**: the name is split on ``-``, ``.``, ``_`` and digits, and each
   token is compared, whole and case-insensitively, with every environment's
   ``hostname_patterns`` (shell-style globs allowed). ``web-prod-01`` is
   production while ``productivity-box`` is not.
+
+Names and globs are compared in lower case, without blanks or a trailing dot
+(:func:`normal`).
 
 The guard (:func:`pre_run_safety`) blocks a run whose environment disagrees
 with the host's class, a run of any environment on a host that carries
@@ -50,6 +54,21 @@ _RULES = ("hosts", "machine_ids")
 def tokens(hostname: str) -> tuple[str, ...]:
     """The lower-case tokens of a hostname."""
     return tuple(t for t in _SPLIT.split(hostname.lower()) if t)
+
+
+def normal(hostname: str) -> str:
+    """The name rules compare: lower case, without surrounding blanks or the root's trailing dot.
+
+    ``web-01.example.com.`` (a fully qualified name) is the same host as
+    ``web-01.example.com``; without this a production host so named would
+    escape its enrollment and run development.
+    """
+    return hostname.strip().rstrip(".").lower()
+
+
+def too_broad(glob: str) -> bool:
+    """True when ``glob`` has no literal character (``*``, ``?*``, ``[a-z]*``): it would match every host."""
+    return not re.sub(r"\[[^\]]*\]|[*?]", "", glob)
 
 
 def machine_id() -> str | None:
@@ -105,15 +124,32 @@ def enrollment(settings) -> Enrollment:
                 raise ConfigurationError(
                     f"{where}.{name}.{key}: must be a list of strings, not {value!r}", f'write it as {key} = ["..."]'
                 )
-            (hosts if key == "hosts" else ids)[env] = tuple(v.strip().lower() for v in value)
+            broad = next((v for v in value if key == "hosts" and too_broad(v.strip())), None)
+            if broad is not None:
+                raise ConfigurationError(
+                    f"{where}.{name}.hosts: {broad!r} matches every host, so it would enroll every machine in {env}",
+                    'name the hosts with a literal part, e.g. hosts = ["web-*.example.com"], or enroll by machine_ids',
+                )
+            if key == "hosts":
+                hosts[env] = tuple(normal(v) for v in value)  # compared as names are: "web-01.example.com." too
+            else:
+                ids[env] = tuple(v.strip().lower() for v in value)
+    for env in settings.environments.values():
+        broad = next((p for p in env.hostname_patterns if too_broad(p)), None)
+        if broad is not None:
+            raise ConfigurationError(
+                f"{settings.source}: [environments.{env.name}] hostname_patterns: {broad!r} matches every name, "
+                f"so every host would carry {env.name}'s marker",
+                f'give the pattern a literal part (hostname_patterns = ["{env.name[:4]}"]), or enroll hosts under [{SECTION}.{env.name}]',
+            )
     return Enrollment(hosts, ids, allow)
 
 
 def classify(hostname: str, settings, machine: str | None = None) -> HostInfo:
     """The host's class: enrollment rules first, then every token against every environment's patterns."""
-    parts = tokens(hostname)
+    name = normal(hostname)
+    parts = tokens(name)
     rules = enrollment(settings)
-    name = hostname.lower()
     enrolled: list[tuple[str, str]] = []
     for env in settings.environments:
         glob = next((g for g in rules.hosts.get(env, ()) if fnmatch.fnmatchcase(name, g)), None)
@@ -124,13 +160,29 @@ def classify(hostname: str, settings, machine: str | None = None) -> HostInfo:
     if enrolled:
         return HostInfo(hostname=hostname, tokens=parts, matches=tuple(enrolled), enrolled=True, machine_id=machine)
     matches: list[tuple[str, str]] = []
+    markers = _unqualified(parts)
     for env in settings.environments.values():
         patterns = [p.lower() for p in env.hostname_patterns]
-        for token in parts:
+        for token in markers:
             if any(fnmatch.fnmatchcase(token, p) for p in patterns):
                 matches.append((env.name, token))
                 break
     return HostInfo(hostname=hostname, tokens=parts, matches=tuple(matches), machine_id=machine)
+
+
+#: Tokens that make the marker beside them say the opposite, or something else:
+#: ``non-prod``, ``not-prod`` and ``pre-prod`` are no production hosts, nor is ``prod-like``.
+QUALIFIERS_BEFORE = frozenset({"non", "not", "pre"})
+QUALIFIERS_AFTER = frozenset({"like"})
+
+
+def _unqualified(parts: tuple[str, ...]) -> list[str]:
+    """The tokens that can be markers: those no qualifier stands beside."""
+    return [
+        token
+        for i, token in enumerate(parts)
+        if not (i and parts[i - 1] in QUALIFIERS_BEFORE) and not (i + 1 < len(parts) and parts[i + 1] in QUALIFIERS_AFTER)
+    ]
 
 
 @hookimpl
@@ -153,14 +205,20 @@ def guarded_hosts(session) -> list[HostInfo]:
     """The host views the guard applies: the name in use and, for a stand-in, the system's own.
 
     With ``allow_stand_in`` the stand-in alone counts (a container's own
-    name is random); the trail records that it did.
+    name is random); the trail records that it did. When another plugin
+    answered ``classify_host`` and its class leaves out one of this plugin's
+    rules, this plugin's own view is guarded too: a plugin can tighten the
+    guard, not loosen it.
     """
     host = session.host
-    if host.real is None:
-        return [host]
-    if enrollment(session.settings).allow_stand_in:
-        return [host]
-    return [host, host.real]
+    views = [host] if host.real is None or enrollment(session.settings).allow_stand_in else [host, host.real]
+    # Another plugin may answer classify_host first; its class only adds to this plugin's own.
+    machine = machine_id()
+    for view in list(views):
+        own = classify(view.hostname, session.settings, machine)
+        if set(own.matches) - set(view.matches):
+            views.append(attrs.evolve(own, source=view.source))
+    return views
 
 
 def enroll_line(session, env: str, host: HostInfo) -> str:
@@ -190,7 +248,7 @@ def _not_enrolled(session, env: str, host: HostInfo, severity: str) -> Finding:
 
 
 def _stand_in_note(session, host: HostInfo) -> str:
-    if host is session.host or session.host.real is None:
+    if session.host.real is None or host.hostname != session.host.real.hostname or host.hostname == session.host.hostname:
         return ""
     return f" (the system's own name; {session.host.source}={session.host.hostname} stands in for it and may only tighten)"
 
@@ -210,7 +268,7 @@ def pre_run_safety(session, request) -> list[Finding]:
     env = session.environment.name
     findings = []
     views = guarded_hosts(session)
-    if session.host.real is not None and len(views) == 1:
+    if session.host.real is not None and enrollment(session.settings).allow_stand_in:
         session.audit(
             "hostname.stand_in",
             hostname=session.host.hostname,

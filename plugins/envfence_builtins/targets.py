@@ -36,6 +36,7 @@ def owned_targets(settings) -> dict[str, str]:
     table: Mapping[str, Any] = settings.section(SECTION)
     where = f"{settings.source}: [{SECTION}]"
     owners: dict[str, str] = {}
+    spelled: dict[str, str] = {}  # targets compare without case, so two spellings are one target
     for env_name, identifiers in table.items():
         env = settings.resolve(env_name)
         if env is None:
@@ -52,11 +53,11 @@ def owned_targets(settings) -> dict[str, str]:
                 f'write it as {env_name} = ["appXXXXXXXXXXXXXX"]',
             )
         for identifier in identifiers:
-            identifier = identifier.strip()
+            identifier = spelled.setdefault(identifier.strip().lower(), identifier.strip())
             other = owners.setdefault(identifier, env)
             if other != env:
                 raise ConfigurationError(
-                    f"{where}: {identifier!r} is listed for both {other} and {env}",
+                    f"{where}: {identifier!r} is listed for both {other} and {env} (targets compare without regard to case)",
                     "a target belongs to one environment: remove it from the other list",
                 )
     return owners
@@ -77,7 +78,7 @@ def owner_of(settings, value: Any, owners: Mapping[str, str] | None = None) -> s
         return None
     text = str(reveal(value))
     for identifier, env in (owned_targets(settings) if owners is None else owners).items():
-        if identifier == text or _mentions(text, identifier):
+        if identifier.lower() == text.lower() or _mentions(text, identifier):
             return env
     return None
 
@@ -90,7 +91,25 @@ def _shown(key: str, value: Any, with_key: bool = True) -> str:
 
 
 def _mentions(text: str, identifier: str) -> bool:
-    return re.search(rf"(?<![A-Za-z0-9]){re.escape(identifier)}(?![A-Za-z0-9])", text) is not None
+    # Case-insensitively: a host or a URL is the same target in any case, and
+    # an identifier that differs only by case is too close to let through.
+    return re.search(rf"(?<![A-Za-z0-9]){re.escape(identifier)}(?![A-Za-z0-9])", text, re.IGNORECASE) is not None
+
+
+def _readable(config) -> list[tuple[str, str, Any]]:
+    """``(key, plain name, value)`` of every value this environment can read.
+
+    Every key, not only the environment's view: a plain ``AIRTABLE_BASE_ID``
+    (from ``--set``, the process or ``.env``) that the prefixed key shadows in
+    a command's environment is still what ``ctx.config["AIRTABLE_BASE_ID"]``
+    gives a function.
+    """
+    naming = config.naming
+    return [
+        (key, naming.split(key)[1], entry.value)
+        for key, entry in config.entries.items()
+        if naming.readable_in(key, config.environment)
+    ]
 
 
 @hookimpl
@@ -108,11 +127,10 @@ def validate(session) -> list[Finding]:
     config = session.config
     findings = []
     mine = sorted(t for t, env in owners.items() if env == here)
-    for plain, value in config.environment_view().items():
+    for key, plain, value in _readable(config):
         owner = owner_of(settings, value, owners)
         if owner is None or owner == here:
             continue
-        key = config.credential_key(plain) or plain
         entry = config.entry(key)
         instead = f" (this environment's targets: {', '.join(mine)})" if mine else ""
         findings.append(
@@ -141,7 +159,7 @@ def pre_run_safety(session, request) -> list[Finding]:
         return []
     here = session.environment.name
     config = session.config
-    touched = [(config.credential_key(plain) or plain, value) for plain, value in config.environment_view().items()]
+    touched = [(key, value) for key, _, value in _readable(config)]
     touched += [("its command line", arg) for arg in request.automation.command or ()]
     owners = owned_targets(settings)
     findings = []

@@ -47,6 +47,15 @@ MATRIX = [
     ("mac-mini", None),
     ("ci-runner-42", None),
     ("devprod", None),
+    # a qualifier says the marker beside it is not what it seems
+    ("non-prod-01", None),
+    ("not-prod", None),
+    ("pre-prod-web-2", None),
+    ("nonprod", None),
+    ("preprod", None),
+    ("prod-like-01", None),
+    ("production-like", None),
+    ("web-nonprod-dev-3", "development"),
     # ambiguous: markers of both environments
     ("dev-prod-bridge", None),
     ("prod-mirror.dev.acme.io", None),

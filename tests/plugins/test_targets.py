@@ -70,6 +70,7 @@ def test_another_environments_prefixed_key_is_not_read_so_not_an_error(make_proj
         ('[targets]\nstaging = ["appX0000000000001"]\n', "not a declared environment"),
         ("[targets]\nproduction = 3\n", "must be a list of identifiers"),
         ('[targets]\nproduction = ["appX0000000000001"]\ndevelopment = ["appX0000000000001"]\n', "listed for both"),
+        ('[targets]\nproduction = ["appX0000000000001"]\ndevelopment = ["APPX0000000000001"]\n', "listed for both"),
     ],
 )
 def test_malformed_targets_table_is_a_finding_naming_the_file(make_project, table, problem):

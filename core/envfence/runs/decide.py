@@ -67,6 +67,11 @@ def disabled_guards(session: Any) -> list[Finding]:
     ]
 
 
+#: The plugin that keeps the audit trail: forcing is refused while it is disabled.
+#: (Another store of audit events, such as a database, may be switched off alone.)
+TRAIL_PLUGIN = "audit"
+
+
 def refusal(
     session: Any, request: RunRequest, blocking: tuple[Finding, ...], confirm: Callable[[str, tuple[Finding, ...]], bool] | None
 ) -> str | None:
@@ -74,6 +79,16 @@ def refusal(
     env = session.environment.name
     if not request.force:
         return "; ".join(f.message for f in blocking)
+    silenced = [r for r in session.plugins.disabled_implementing("audit_event") if r.name == TRAIL_PLUGIN]
+    if silenced or not session.plugins.implementations("audit_event"):
+        # Every override is on the record; with the trail switched off it could not be.
+        names = ", ".join(r.name for r in silenced) or "every plugin that records audit events"
+        return (
+            f"{names} is disabled, so the override could not be recorded; "
+            "enable them (drop -p no:NAME, clear ENVFENCE_DISABLE_PLUGINS, or list them in ENVFENCE_PLUGINS)"
+        )
+    if _bad_reason(request):
+        return _bad_reason(request)
     if session.profile.strict and not (request.reason or "").strip():
         return f"--force in {env} (a strict profile) needs --reason TEXT, which the audit trail records"
     # The person is shown what is being overridden before being asked to type the name.
@@ -86,4 +101,11 @@ def decide(session: Any, request: RunRequest, confirm: Callable[[str, tuple[Find
     """The guards' findings and the override policy's answer for ``request``."""
     findings = tuple(guard_findings(session, request))
     blocking = tuple(f for f in findings if f.severity == "error")
-    return Decision(findings, blocking, refusal(session, request, blocking, confirm) if blocking else None)
+    return Decision(findings, blocking, refusal(session, request, blocking, confirm) if blocking else _bad_reason(request))
+
+
+def _bad_reason(request: RunRequest) -> str | None:
+    """Why ``--reason`` is refused: a newline in it would forge a line of its own in `status` and the log."""
+    if any(not c.isprintable() for c in request.reason or ""):
+        return "--reason must be one line of text, without a newline or control character"
+    return None
