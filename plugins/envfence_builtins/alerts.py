@@ -30,6 +30,7 @@ is delivered by plugins implementing the ``alert`` hook (envfence-slack: ``slack
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 import uuid
 from typing import Any, Iterable, Iterator
@@ -82,18 +83,34 @@ def state_file(paths):
 
 
 def load_state(session) -> dict[str, Any]:
-    """The persisted alert state (``incidents``, ``pending``)."""
+    """The persisted alert state (``incidents``, ``pending``); a file of another shape is an error naming it.
+
+    A damaged file is never treated as empty: rewriting it would lose the
+    alerts still to deliver, so it stays for the user to look at.
+    """
     from .state_files import read_json
 
-    data = session.stash.get(SHARED_STATE, None)
+    data, where = session.stash.get(SHARED_STATE, None), "the alert state of the shared store"
     if data is None:
         shared = session.plugins.hold_state(session=session, name=SECTION, write=False).first
         if shared is not None:  # a shared store keeps it for every host
             with shared as data:
                 data = dict(data)
     if data is None:
-        data = read_json(state_file(session.paths), {})
-    return {"incidents": dict(data.get("incidents", {})), "pending": list(data.get("pending", []))}
+        where = state_file(session.paths)
+        data = read_json(where, {})
+    incidents, pending = (data.get("incidents", {}), data.get("pending", [])) if isinstance(data, dict) else (None, None)
+    shaped = isinstance(incidents, dict) and all(isinstance(v, dict) for v in incidents.values()) and isinstance(pending, list)
+    try:
+        for item in pending if shaped else ():
+            _alert_from(item["alert"])
+            shaped = shaped and isinstance(item["channels"], list)
+    except (KeyError, TypeError, ValueError):
+        shaped = False
+    if not shaped:
+        raise EnvfenceError(f"{where} is damaged (not the incidents and pending alerts envfence keeps)",
+                            f"move it aside (mv {where} {where}.damaged); envfence starts a new one")
+    return {"incidents": dict(incidents), "pending": list(pending)}
 
 
 def _save(session, state: dict[str, Any]) -> None:
@@ -108,6 +125,8 @@ def _save(session, state: dict[str, Any]) -> None:
 
 #: The state a shared store holds for the session's read-modify-write (see ``hold_state``).
 SHARED_STATE = StashKey[dict]()
+#: Set while this session holds the lock of the alert state file.
+_FILE_HELD = StashKey[bool]()
 
 
 @contextlib.contextmanager
@@ -116,9 +135,22 @@ def held_state(session) -> Iterator[None]:
 
     Two hosts crossing the same threshold then open one incident and send one alert.
     """
-    shared = None if SHARED_STATE in session.stash else session.plugins.hold_state(session=session, name=SECTION, write=True).first
-    if shared is None:
+    if SHARED_STATE in session.stash or _FILE_HELD in session.stash:  # held already, further up
         yield
+        return
+    shared = session.plugins.hold_state(session=session, name=SECTION, write=True).first
+    if shared is None:  # the state is a file of the tree: a lock file makes this host's processes take turns
+        import fcntl
+
+        from envfence import files
+
+        with files.open_lock(session.paths, "alerts.state") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            session.stash[_FILE_HELD] = True
+            try:
+                yield
+            finally:
+                del session.stash[_FILE_HELD]
         return
     with shared as data:
         session.stash[SHARED_STATE] = data
@@ -189,6 +221,8 @@ def _dispatch(session, alerts: list[Alert]) -> dict[str, list]:
     channels = channels_for(session.settings, session.environment.name)
     queue = [(p["alert"], p["channels"], p.get("attempts", 0), p.get("message_id")) for p in state["pending"]]
     for alert in alerts:
+        if (alert.incident in state["incidents"]) == (alert.state == "firing"):
+            continue  # another process opened (or closed) this incident since it was decided: it alerted already
         data = _alert_data(alert)
         queue.append((data, list(channels), 0, f"msg_{uuid.uuid4().hex}"))
         if alert.state == "firing":
@@ -206,6 +240,9 @@ def _dispatch(session, alerts: list[Alert]) -> dict[str, list]:
             except DeliveryError as exc:
                 failed.append(channel)
                 errors.append(session.redactor()(str(exc)))
+            except Exception as exc:  # any other failure is one too: the state below must still be saved, or what
+                failed.append(channel)  # was delivered would be sent again and what was not would be lost
+                errors.append(session.redactor()(f"{channel}: {type(exc).__name__}: {exc}"))
         if failed:
             pending.append({"alert": data, "channels": failed, "attempts": attempts + 1, "message_id": message_id,
                             "last_error": "; ".join(errors)})
@@ -239,7 +276,8 @@ def deliver(session, alert: Alert, channel: str, message_id: str) -> None:
 
 def _subject(alert: Alert) -> str:
     mark = alert.severity.upper() if alert.state == "firing" else "RECOVERED"
-    return f"[envfence] {mark} {alert.environment}: {alert.automation} {alert.check}"
+    # One line whatever an automation is called: a line break would start a header of its own.
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", f"[envfence] {mark} {alert.environment}: {alert.automation} {alert.check}")
 
 
 def send_email(session, alert: Alert) -> None:
@@ -252,12 +290,16 @@ def send_email(session, alert: Alert) -> None:
     table = session.settings.section(SECTION).get("email", {})
     if not table.get("host") or not table.get("to"):
         raise DeliveryError(f"email: [{SECTION}.email] needs host and to in {session.settings.source}")
-    host, port = str(table["host"]), int(table.get("port", 25))
+    host, port = str(table["host"]), table.get("port", 25)
+    if isinstance(port, bool) or not str(port).isdigit():
+        raise DeliveryError(f"email: [{SECTION}.email] port in {session.settings.source} is {port!r}, not a port number (e.g. 587)")
+    port = int(port)
     message = EmailMessage()
     message["Subject"] = _subject(alert)
     message["From"] = table.get("from", f"envfence@{session.host.hostname}")
     message["To"] = ", ".join(table["to"]) if isinstance(table["to"], list) else str(table["to"])
-    message["Message-ID"] = f"<{alert.incident.replace(':', '.')}.{alert.state}.{int(alert.at.timestamp())}@envfence>"
+    incident = re.sub(r"[^A-Za-z0-9_.-]+", "-", alert.incident.replace(":", "."))  # any name makes a valid id
+    message["Message-ID"] = f"<{incident}.{alert.state}.{int(alert.at.timestamp())}@envfence>"
     message.set_content(
         f"{alert.message}\n\nenvironment: {alert.environment}\nautomation: {alert.automation}\ncheck: {alert.check}\n"
         f"state: {alert.state}\nvalue: {alert.value}\nlimit: {alert.limit}\nrun: {alert.run_id or '-'}\nat: {alert.at.isoformat()}\n"
@@ -287,6 +329,7 @@ def send_webhook(session, alert: Alert, message_id: str) -> None:
     """POST ``alert`` as JSON signed with Standard Webhooks (the same ``webhook-id`` on every retry)."""
     import time
     import urllib.error
+    import urllib.parse
     import urllib.request
 
     from envfence.models import reveal
@@ -297,6 +340,9 @@ def send_webhook(session, alert: Alert, message_id: str) -> None:
     url = table.get("url")
     if not url:
         raise DeliveryError(f"webhook: [{SECTION}.webhook] needs a url in {session.settings.source}")
+    parts = urllib.parse.urlsplit(str(url))
+    if parts.scheme not in ("http", "https") or not parts.netloc:  # urllib would "deliver" to a file:// URL
+        raise DeliveryError(f"webhook: [{SECTION}.webhook] url in {session.settings.source} is {url!r}, not an http(s) URL")
     secret = session.credential(WEBHOOK_SECRET, by=SECTION)
     if secret is None:
         raise DeliveryError(f"webhook: no {WEBHOOK_SECRET} credential in {session.environment.name} to sign with")

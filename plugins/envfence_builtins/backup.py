@@ -1,8 +1,8 @@
 """``envfence backup`` and ``envfence restore``: a consistent, checksummed archive of an environment's state.
 
 The archive (``.tar.gz``) holds, by their paths inside the environment's
-tree: the run history (copied through SQLite's backup API, so a run writing
-at the same time is never half-copied), the audit trail and its head (read
+tree: the run history and the webhook queue (copied through SQLite's backup
+API, so a run or a delivery writing at the same time is never half-copied), the audit trail and its head (read
 under the trail's shared lock), the configuration snapshots and the
 operations state (pauses, alerts). The environment's encryption key is
 added only with ``--include-key``. ``manifest.json`` names the environment
@@ -64,11 +64,15 @@ def collect(session) -> Iterator[tuple[str, Callable[[], bytes]]]:
     from .audit_trail import trail_path
     from .history import history_file
     from .state_files import state_dir
+    from .webhook_queue import queue_path
 
     paths = session.paths
     history = history_file(session)
     if history is not None and history.is_file():
         yield _relative(paths, history), lambda: sqlite_copy(history)
+    queue = queue_path(paths)
+    if queue.is_file() and not queue.is_symlink():  # accepted webhook events still to run, and the ids a replay is refused by
+        yield _relative(paths, queue), lambda: _queue_copy(queue)
     trail = trail_path(paths)
     if trail.is_file():
         trail_bytes, head_bytes = read_trail(trail)
@@ -82,6 +86,17 @@ def collect(session) -> Iterator[tuple[str, Callable[[], bytes]]]:
         for file in sorted(directory.rglob("*")):
             if file.is_file() and not file.is_symlink() and not file.name.startswith("."):
                 yield _relative(paths, file), file.read_bytes
+
+
+def _queue_copy(path: Path) -> bytes:
+    import sqlite3
+
+    from .webhook_queue import damaged
+
+    try:
+        return sqlite_copy(path)
+    except sqlite3.DatabaseError as exc:
+        raise damaged(path, exc) from None
 
 
 def sqlite_copy(path: Path) -> bytes:
@@ -151,7 +166,7 @@ def create(session, output: Path | None = None, include_key: bool = False, progr
     directory = Path(output) if output else archive_dir(paths)
     target = directory / f"envfence_{env}_{created:%Y%m%dT%H%M%S.%fZ}.tar.gz"
     if output:
-        write_outside(target, buffer.getvalue(), mode=0o600)
+        write_outside(target, buffer.getvalue(), mode=0o600, session=session)
     else:
         files.write_atomic(paths, target, buffer.getvalue())
     return {**manifest, "archive": str(target)}
@@ -171,7 +186,14 @@ def prune(directory: Path, environment: str, count: int) -> list[Path]:
 
 
 def read_archive(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """The manifest and the files of an archive, every checksum verified; :class:`EnvfenceError` says what is wrong."""
+    """The manifest and the files of an archive, every checksum verified; :class:`EnvfenceError` says what is wrong.
+
+    Everything is checked before anything is restored: each member is a
+    plain file with a clean relative name (no link, no ``..``, no name that
+    another member needs as a directory), the manifest has its shape, and
+    each member's size is the manifest's before it is read (an archive
+    cannot make restore read more than it declares).
+    """
     def corrupt(why: str) -> EnvfenceError:
         return EnvfenceError(f"{path}: {why}", "the archive is damaged or not an envfence backup; nothing was restored; use another archive")
 
@@ -179,32 +201,63 @@ def read_archive(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
 
     try:
         with tarfile.open(path, mode="r:gz") as tar:
+            members = tar.getmembers()
+            names = [_member_name(member, corrupt) for member in members]
+            if len(set(names)) != len(names):
+                raise corrupt(f"member {next(n for n in names if names.count(n) > 1)!r} is in the archive twice")
+            for name in names:
+                parents = {"/".join(name.split("/")[:i]) for i in range(1, name.count("/") + 1)}
+                if parents & set(names):
+                    raise corrupt(f"member {name!r} lies under another member, {sorted(parents & set(names))[0]!r}")
+            if MANIFEST not in names:
+                raise corrupt("no manifest.json")
+            manifest = _manifest(tar.extractfile(members[names.index(MANIFEST)]).read(), corrupt)
+            listed = manifest["files"]
+            if set(listed) != set(names) - {MANIFEST}:
+                raise corrupt(f"files do not match the manifest: {sorted(set(listed) ^ (set(names) - {MANIFEST}))}")
             files: dict[str, bytes] = {}
-            for member in tar.getmembers():
-                name = PurePosixPath(member.name)
-                if not member.isfile() or name.is_absolute() or ".." in name.parts:
-                    raise corrupt(f"member {member.name!r} is not a plain file inside the archive")
-                files[member.name] = tar.extractfile(member).read()
+            for member, name in zip(members, names):
+                if name == MANIFEST:
+                    continue
+                if member.size != listed[name].get("size"):
+                    raise corrupt(f"{name}: size {member.size} is not the manifest's {listed[name].get('size')!r}")
+                files[name] = tar.extractfile(member).read()
     except FileNotFoundError:
         raise EnvfenceError(f"{path}: no such archive", "check the path (`envfence backup` prints where it wrote)") from None
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         raise corrupt(f"cannot be read ({type(exc).__name__}: {exc})") from None
-    if MANIFEST not in files:
-        raise corrupt("no manifest.json")
-    try:
-        manifest = json.loads(files.pop(MANIFEST))
-        listed = manifest["files"]
-        manifest["environment"]
-    except (ValueError, KeyError, TypeError):
-        raise corrupt("manifest.json is damaged") from None
-    if manifest.get("format") != FORMAT:
-        raise corrupt(f"archive format {manifest.get('format')!r} is not {FORMAT}")
-    if set(listed) != set(files):
-        raise corrupt(f"files do not match the manifest: {sorted(set(listed) ^ set(files))}")
+    if (KEY_MEMBER in files) != (manifest.get("includes_key") is True):
+        raise corrupt(f"the manifest says includes_key = {manifest.get('includes_key')!r}, but the key is "
+                      f"{'there' if KEY_MEMBER in files else 'not'}")
     for name, data in files.items():
         if hashlib.sha256(data).hexdigest() != listed[name].get("sha256"):
             raise corrupt(f"{name}: checksum mismatch")
     return manifest, files
+
+
+def _member_name(member: tarfile.TarInfo, corrupt: Callable[[str], EnvfenceError]) -> str:
+    """The member's name, if it is a plain file with a clean relative name (``a/b``, never ``./a``, ``/a`` or ``a/../b``)."""
+    name = PurePosixPath(member.name)
+    clean = bool(name.parts) and not name.is_absolute() and all(p not in ("..", ".") for p in name.parts) \
+        and name.as_posix() == member.name
+    if not member.isfile() or not clean:
+        raise corrupt(f"member {member.name!r} is not a plain file inside the archive")
+    return member.name
+
+
+def _manifest(raw: bytes, corrupt: Callable[[str], EnvfenceError]) -> dict[str, Any]:
+    try:
+        manifest = json.loads(raw)
+    except ValueError:
+        raise corrupt("manifest.json is damaged (not JSON)") from None
+    shaped = (isinstance(manifest, dict) and isinstance(manifest.get("environment"), str)
+              and isinstance(manifest.get("created_at"), str) and isinstance(manifest.get("files"), dict)
+              and all(isinstance(v, dict) for v in manifest["files"].values()))
+    if not shaped:
+        raise corrupt("manifest.json is damaged (it needs environment, created_at and a table of files)")
+    if manifest.get("format") != FORMAT:
+        raise corrupt(f"archive format {manifest.get('format')!r} is not {FORMAT}")
+    return manifest
 
 
 def restore(session, archive: Path, dry_run: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, Any]:

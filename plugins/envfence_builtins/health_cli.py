@@ -22,8 +22,12 @@ def _report(session, send: bool) -> dict:
         from .alerts import alerts_from_checks, dispatch, held_state
 
         session.prepare()
-        with held_state(session):  # from reading the open incidents to saving them: one alert across hosts
-            data["alerts"] = dispatch(session, alerts_from_checks(session, checks))
+        try:
+            with held_state(session):  # from reading the open incidents to saving them: one alert across hosts
+                data["alerts"] = dispatch(session, alerts_from_checks(session, checks))
+        except EnvfenceError as exc:  # the checks still stand; monitoring hears UNKNOWN, not a plugin crash
+            checks.append(Check("alerts", "UNKNOWN", f"alerts not sent: {exc.message} ({exc.hint})"))
+            data["status"] = worst(checks)
     return data
 
 

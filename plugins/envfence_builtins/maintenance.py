@@ -128,9 +128,16 @@ def open_window(settings, environment: str, now: _dt.datetime | None = None) -> 
     """The window of ``environment`` in force at ``now`` and when it closes (in UTC), or None."""
     tz = zone(settings)
     local = (now or utcnow()).astimezone(tz)
-    for window in windows(settings, environment):
+    declared = windows(settings, environment)
+    for window in declared:
         closes = window.active(local)
         if closes is not None:
+            # Overlapping or back-to-back windows hold runs until the last of them closes.
+            for _ in range(len(declared) * 8):
+                later = [c for w in declared if (c := w.active(closes)) is not None and c > closes]
+                if not later:
+                    break
+                closes = max(later)
             return window, closes.astimezone(_dt.timezone.utc)
     return None
 
@@ -153,24 +160,42 @@ def pauses(session, now: _dt.datetime | None = None) -> dict[str, dict[str, Any]
     if paths is None:
         return {}
     moment = now or utcnow()
+    path = pauses_file(paths)
+    table = read_json(path, {})
     current = {}
-    for name, pause in read_json(pauses_file(paths), {}).items():
-        until = pause.get("until")
-        if until is None or _dt.datetime.fromisoformat(until) > moment:
-            current[name] = pause
+    try:
+        for name, pause in table.items():
+            until = pause.get("until")
+            if until is not None:
+                until = _dt.datetime.fromisoformat(until)
+                until = until if until.tzinfo else until.replace(tzinfo=_dt.timezone.utc)
+            if until is None or until > moment:
+                current[name] = pause
+    except (AttributeError, TypeError, ValueError):  # never read as "nothing is paused": a pause may be in there
+        from envfence.errors import EnvfenceError
+
+        raise EnvfenceError(f"{path} is damaged (not the pauses envfence keeps: name -> until, reason, by)",
+                            f"look at it, then move it aside (mv {path} {path}.damaged) and pause again what must stay paused") from None
     return current
 
 
 def set_pause(session, name: str, pause: dict[str, Any] | None) -> None:
     """Record (or with None lift) the pause of ``name``, dropping the expired ones."""
+    import fcntl
+
+    from envfence import files
+
     from .state_files import write_json
 
-    kept = pauses(session)
-    if pause is None:
-        kept.pop(name, None)
-    else:
-        kept[name] = pause
-    write_json(session.paths, pauses_file(session.paths), kept)
+    # Read, change and write under one lock: two pauses set at once both hold (neither overwrites the other).
+    with files.open_lock(session.paths, "pauses.state") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        kept = pauses(session)
+        if pause is None:
+            kept.pop(name, None)
+        else:
+            kept[name] = pause
+        write_json(session.paths, pauses_file(session.paths), kept)
 
 
 def pause_of(session, automation: str) -> dict[str, Any] | None:
@@ -182,9 +207,15 @@ def pause_of(session, automation: str) -> dict[str, Any] | None:
 @hookimpl
 def pre_run_safety(session, request) -> list[Finding]:
     """Refuse a run of a paused automation, and any run inside the environment's maintenance window."""
+    from envfence.errors import EnvfenceError
+
     env, name = session.environment.name, request.automation.name
     findings = []
-    current = pauses(session)
+    try:
+        current = pauses(session)
+    except EnvfenceError as exc:  # the pauses cannot be read: refuse, as a pause would
+        return [Finding("AUTOMATION_PAUSED", "error", f"cannot tell whether {name} is paused in {env}: {exc.message}",
+                        f"{exc.hint}; or pass --force --reason TEXT (the override is recorded in the audit trail)", plugin=SECTION)]
     pause = current.get(name) or current.get(ALL)
     if pause is not None:
         until = f"until {pause['until']}" if pause.get("until") else "until resumed"

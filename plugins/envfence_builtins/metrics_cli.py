@@ -21,13 +21,18 @@ def metrics(state: State, textfile, gateway, job: str) -> None:
     """Run metrics of this environment in the Prometheus text format (stdout unless --textfile)."""
     session = state.session()
     registry = registry_for(session)  # a clear error when prometheus_client is missing
-    from prometheus_client import generate_latest, push_to_gateway, write_to_textfile
+    from prometheus_client import generate_latest, push_to_gateway
 
     text = generate_latest(registry).decode("utf-8")
     if textfile:
         if not textfile.endswith(".prom"):
             raise click.BadParameter("node_exporter reads only files ending in .prom", param_hint="--textfile")
-        write_to_textfile(textfile, registry)
+        from pathlib import Path
+
+        from .state_files import write_outside
+
+        # Atomic (the collector never reads half a file) and never through a link planted at the name.
+        write_outside(Path(textfile).absolute(), text, session=session)
     if gateway:
         try:
             push_to_gateway(gateway, job=job, registry=registry, grouping_key={"environment": session.environment.name}, timeout=10)

@@ -134,6 +134,7 @@ def zone_name(session) -> str | None:
     return (session.environ.get("CRON_TZ") or str(session.settings.raw.get("timezone") or "")).strip() or None
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _WILD = re.compile(r"\*|\?|\[[^\]]*\]")
 
 
@@ -219,6 +220,11 @@ def entries(session, environment: str | None = None) -> list[Entry]:
         expression = automation.schedule_for(env)
         if not expression or not automation.allows(env):
             continue
+        if _CONTROL.search(automation.name):
+            # Written into a crontab or a unit file, a line break would start a line of its own: a job nobody declared.
+            raise ConfigurationError(
+                f"{settings.source}: automations.{automation.name!r}: a scheduled automation's name holds a line break "
+                "or another control character", "rename it: letters, digits, '-' and '_'")
         found.append(Entry(automation.name, env, expression, shift_minutes(expression, offset), offset))
     return found
 
@@ -261,8 +267,13 @@ def markers(session) -> tuple[str, str]:
     return f"# BEGIN envfence {where}", f"# END envfence {where}"
 
 
-def crontab_block(session) -> str:
-    """The crontab lines of the environment, between marker lines."""
+def crontab_block(session, inherited: str | None = None) -> str:
+    """The crontab lines of the environment, between marker lines.
+
+    ``inherited`` is the ``CRON_TZ`` the user's crontab sets above the block:
+    the block then names its own zone (the machine's when none is declared),
+    and hands the user's back to the lines after it.
+    """
     begin, end = markers(session)
     root = shlex.quote(str(session.root.path))
     lines = [
@@ -271,17 +282,33 @@ def crontab_block(session) -> str:
         f"`envfence --env {session.environment.name} schedule install`",
     ]
     named, local = zone_name(session), _local_name(session)
-    if named:
-        lines.append(f"CRON_TZ={named}")
+    fires_in = named or (local if inherited else None)
+    if fires_in:
+        lines.append(f"CRON_TZ={fires_in}")
+    elif inherited:
+        lines.append(f"# times are in {inherited} (the CRON_TZ above); this machine's zone has no name to pin")
     else:
         lines.append(f"# times are in this machine's zone ({local or 'its local time'}); set timezone in the settings to pin one")
     for entry in entries(session):
-        lines.append(f"{entry.expression} cd {root} && {shlex.join(command_line(session, entry))}")
-    if named and local != named:
-        # cron reads CRON_TZ for every line after it: the lines after the block keep the machine's zone.
-        lines.append(f"CRON_TZ={local}" if local else "# lines after this block fire in the zone above (CRON_TZ)")
+        # cron turns a bare % of the command into a line break (the rest goes to stdin): \% is a percent sign.
+        command = f"cd {root} && {shlex.join(command_line(session, entry))}".replace("%", "\\%")
+        lines.append(f"{entry.expression} {command}")
+    after = inherited or local
+    if fires_in and after != fires_in:
+        # cron reads CRON_TZ for every line after it: the lines after the block keep the zone they had.
+        lines.append(f"CRON_TZ={after}" if after else "# lines after this block fire in the zone above (CRON_TZ)")
     lines.append(end)
     return "\n".join(lines) + "\n"
+
+
+def inherited_zone(before: str) -> str | None:
+    """The ``CRON_TZ`` a crontab's lines above envfence's block set (the last one wins), or None."""
+    found = None
+    for line in before.splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name.strip() == "CRON_TZ":
+            found = value.strip().strip("'\"") or None
+    return found
 
 
 def _local_name(session) -> str | None:
@@ -298,6 +325,12 @@ def split_crontab(text: str, begin: str, end: str) -> tuple[str, str | None, str
     stripped = [line.rstrip("\n") for line in lines]
     if begin not in stripped:
         return text, None, ""
+    if stripped.count(begin) > 1 or stripped.count(end) > 1:
+        # Replacing one block would leave the other firing: every run would happen twice.
+        raise EnvfenceError(
+            f"the installed crontab has envfence's block twice ({begin!r})",
+            "edit it with `crontab -e` and keep one block (or none), then run `envfence schedule install` again",
+        )
     first = stripped.index(begin)
     if end not in stripped[first:]:
         raise EnvfenceError(
@@ -313,18 +346,29 @@ def _crontab_program(session) -> list[str]:
     return shlex.split(configured)
 
 
+#: Seconds the crontab program may take.
+CRONTAB_TIMEOUT = 30.0
+
+
+def _hung(program: list[str], what: str) -> EnvfenceError:
+    return EnvfenceError(f"`{shlex.join(program)} {what}` did not answer within {CRONTAB_TIMEOUT:.0f}s",
+                         "check the crontab program (is cron's spool locked?); nothing was changed")
+
+
 def read_crontab(session) -> str:
     """The user's installed crontab ('' when there is none)."""
     import subprocess
 
     program = _crontab_program(session)
     try:
-        done = subprocess.run([*program, "-l"], capture_output=True, text=True, timeout=30)
+        done = subprocess.run([*program, "-l"], capture_output=True, text=True, timeout=CRONTAB_TIMEOUT)
     except FileNotFoundError:
         raise EnvfenceError(
             f"cannot run {program[0]!r}: no crontab program on this host",
             "install cron (Debian: apt install cron), or use `envfence schedule --format systemd`",
         ) from None
+    except subprocess.TimeoutExpired:
+        raise _hung(program, "-l") from None
     if done.returncode != 0:
         if "no crontab" in done.stderr.lower():
             return ""
@@ -337,7 +381,10 @@ def write_crontab(session, text: str) -> None:
     import subprocess
 
     program = _crontab_program(session)
-    done = subprocess.run([*program, "-"], input=text, capture_output=True, text=True, timeout=30)
+    try:
+        done = subprocess.run([*program, "-"], input=text, capture_output=True, text=True, timeout=CRONTAB_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise _hung(program, "-") from None
     if done.returncode != 0:
         raise EnvfenceError(
             f"`{shlex.join(program)} -` refused the new crontab: {done.stderr.strip()}",
@@ -379,10 +426,33 @@ def on_calendar(expression: str, zone: str | None = None) -> list[str]:
     return [f"{dow}*-{month}-{day} {hour}:{minute}:00{suffix}"]
 
 
+def _distinct(session, naming, kind: str) -> list[Entry]:
+    """The entries, when each gets a name of its own: two automations under one name would leave one never scheduled."""
+    found = entries(session)
+    names: dict[str, str] = {}
+    for entry in found:
+        other = names.setdefault(naming(entry), entry.automation)
+        if other != entry.automation:
+            raise ConfigurationError(
+                f"{session.settings.source}: automations {other!r} and {entry.automation!r} would share the {kind} "
+                f"name {naming(entry)!r}; one would replace the other", "rename one of them")
+    return found
+
+
 def unit_name(entry: Entry) -> str:
     """``envfence-<environment>-<automation>``, safe as a unit name."""
     safe = re.sub(r"[^A-Za-z0-9:_.-]", "_", f"envfence-{entry.environment}-{entry.automation}")
     return safe
+
+
+def systemd_literal(text: str) -> str:
+    """``text`` as a systemd setting's value: systemd expands ``%x`` specifiers in every setting, ``%%`` is a percent sign."""
+    return text.replace("%", "%%")
+
+
+def systemd_command(argv: list[str]) -> str:
+    """``argv`` as an ``ExecStart=`` value: quoted, with ``%`` and ``$`` (variable expansion) kept literal."""
+    return systemd_literal(shlex.join(argv)).replace("$", "$$")
 
 
 def systemd_units(session) -> dict[str, str]:
@@ -390,20 +460,21 @@ def systemd_units(session) -> dict[str, str]:
     units = {}
     root = str(session.root.path)
     named = zone_name(session)
-    for entry in entries(session):
+    for entry in _distinct(session, unit_name, "systemd unit"):
         name = unit_name(entry)
+        about = systemd_literal(f"envfence: {entry.automation} in {entry.environment}")
         units[f"{name}.service"] = (
             "[Unit]\n"
-            f"Description=envfence: {entry.automation} in {entry.environment}\n\n"
+            f"Description={about}\n\n"
             "[Service]\n"
             "Type=oneshot\n"
-            f"WorkingDirectory={root}\n"
-            f"ExecStart={shlex.join(command_line(session, entry))}\n"
+            f"WorkingDirectory={systemd_literal(root)}\n"
+            f"ExecStart={systemd_command(command_line(session, entry))}\n"
         )
         calendars = "".join(f"OnCalendar={c}\n" for c in on_calendar(entry.expression, named))
         units[f"{name}.timer"] = (
             "[Unit]\n"
-            f"Description=envfence: {entry.automation} in {entry.environment} ({entry.declared})\n\n"
+            f"Description={about} ({entry.declared})\n\n"
             "[Timer]\n"
             f"{calendars}"
             "Persistent=true\n"
@@ -438,7 +509,7 @@ def cronjobs(session) -> dict[str, Any]:
     program = list(table.get("command", ["envfence"]))
     named = zone_name(session)
     items = []
-    for entry in entries(session):
+    for entry in _distinct(session, cronjob_name, "Kubernetes CronJob"):
         labels = {"app.kubernetes.io/managed-by": "envfence", "envfence/environment": entry.environment,
                   "envfence/automation": cronjob_name(entry)[:63]}
         metadata: dict[str, Any] = {"name": cronjob_name(entry), "labels": labels}
@@ -469,10 +540,12 @@ def cronjobs(session) -> dict[str, Any]:
 
 @hookimpl
 def validate(session) -> list[Finding]:
-    """A broken ``[schedule]`` table, and staggered schedules that still collide."""
-    if not session.settings.section(SECTION):
-        return []
+    """A scheduled automation no scheduler can be given, a broken ``[schedule]`` table, staggered schedules that still collide."""
     try:
+        for env in session.settings.environments:
+            entries(session, env)
+        if not session.settings.section(SECTION):
+            return []
         if not options(session.settings).get("stagger"):
             return []
         return collisions(session)

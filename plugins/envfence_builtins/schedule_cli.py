@@ -78,9 +78,11 @@ def _write_units(directory: str, units: dict[str, str]) -> None:
 
 
 def _installed(session):
+    """``(crontab, installed block or None, declared block, begin, end)``; the declared block fits the zone above it."""
     begin, end = sched.markers(session)
     current = sched.read_crontab(session)
-    return current, sched.split_crontab(current, begin, end)[1], begin, end
+    before, installed, _ = sched.split_crontab(current, begin, end)
+    return current, installed, sched.crontab_block(session, sched.inherited_zone(before)), begin, end
 
 
 @schedule.command("install")
@@ -89,8 +91,7 @@ def _installed(session):
 def install(state: State) -> None:
     """Merge the environment's block into the user's crontab (idempotent: the rest is kept)."""
     session = state.session()
-    block = sched.crontab_block(session)
-    current, installed, begin, end = _installed(session)
+    current, installed, block, begin, end = _installed(session)
     changed = installed != block
     if changed:
         sched.write_crontab(session, sched.merged(current, block, begin, end))
@@ -111,8 +112,7 @@ def diff(state: State) -> None:
     import difflib
 
     session = state.session()
-    block = sched.crontab_block(session)
-    _, installed, _, _ = _installed(session)
+    _, installed, block, _, _ = _installed(session)
     lines = list(difflib.unified_diff((installed or "").splitlines(keepends=True), block.splitlines(keepends=True),
                                       "installed crontab", "declared schedule"))
     if state.json:
@@ -132,7 +132,7 @@ def diff(state: State) -> None:
 def remove(state: State) -> None:
     """Take the environment's block out of the user's crontab; the rest is kept."""
     session = state.session()
-    current, installed, begin, end = _installed(session)
+    current, installed, _, begin, end = _installed(session)
     if installed is not None:
         sched.write_crontab(session, sched.merged(current, None, begin, end))
         session.prepare()

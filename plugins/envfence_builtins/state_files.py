@@ -8,6 +8,7 @@ in the tree is never written through.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,30 @@ def write_json(paths, path: Path, data: Any) -> None:
     files.write_atomic(paths, path, json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
-def write_outside(path: Path, data: bytes | str, mode: int = 0o644) -> Path:
-    """Write a file the user named outside any tree (a report, unit files, an off-site archive), atomically."""
-    from envfence import files
+def write_outside(path: Path, data: bytes | str, mode: int = 0o644, session: Any = None) -> Path:
+    """Write a file the user named outside any tree (a report, unit files, an off-site archive), atomically.
 
-    return files.write_atomic(path.parent, path.name, data, mode=mode, dir_mode=0o755)
+    With ``session``, a place inside another environment's tree is refused:
+    one environment's data never lands where another's commands (``clean``,
+    ``restore``, retention) act.
+    """
+    from envfence import files
+    from envfence.errors import SafetyError
+
+    if session is not None:
+        from .directories import tree_for
+
+        target = Path(os.path.realpath(path.parent))
+        for env in session.settings.environments:
+            if env == session.environment.name:
+                continue
+            tree = Path(os.path.realpath(tree_for(session.settings, session.root.path, env)))
+            if target == tree or tree in target.parents:
+                raise SafetyError(f"{path} is inside the {env} tree ({tree}); {session.environment.name}'s data never goes there",
+                                  f"write it outside every environment's tree, or into {session.environment.name}'s own")
+
+    try:
+        return files.write_atomic(path.parent, path.name, data, mode=mode, dir_mode=0o755)
+    except OSError as exc:  # the named place itself cannot be opened (a file where its directory belongs, no access)
+        raise EnvfenceError(f"cannot write {path}: {exc.strerror or exc}",
+                            "name a file in a directory you may write to; nothing was written") from None

@@ -171,8 +171,11 @@ def serve(state: State, force, reason, threads, workers, backlog_limit, retry_ba
     receiver = Receiver(session, setup.routes, collect_providers(session.plugins),
                         route_secrets(session, list(setup.routes.values())), setup.queue, backlog_limit)
     try:
+        # A body without Content-Length (chunked) is read whole before the application sees it:
+        # the server stops it at the largest route's limit instead of spooling up to a gigabyte to disk.
         server = create_server(receiver, host=host, port=port, threads=threads, ident="envfence",
-                               clear_untrusted_proxy_headers=True)
+                               clear_untrusted_proxy_headers=True,
+                               max_request_body_size=max(r.max_body for r in setup.routes.values()))
     except OSError as exc:
         receiver.access.close()
         setup.queue.close()
@@ -282,11 +285,15 @@ def _queue(state: State, write: bool = False) -> tuple[Any, WebhookQueue | None]
 
 def _find(state: State, ref: str, write: bool = False):
     session, q = _queue(state, write)
-    event = q.get(ref) if q is not None else None
-    if event is None:
+    found = q.find(ref) if q is not None else []
+    if not found:
         raise UsageError(f"no webhook event {ref!r} in {session.environment.name}'s queue",
                          "see `envfence queue list` for event ids")
-    return session, q, event
+    if len(found) > 1:  # one id on two routes: acting on either would be a guess
+        raise UsageError(f"{len(found)} events have the id {ref!r} in {session.environment.name}'s queue "
+                         f"(routes {', '.join(e.route for e in found)})",
+                         f"name one by its queue number: {', '.join(str(e.seq) for e in found)} (see `envfence queue list`)")
+    return session, q, found[0]
 
 
 def _when(stamp: float | None) -> str:
@@ -329,7 +336,9 @@ def show(state: State, ref) -> None:
 
     session, _, event = _find(state, ref)
     redact = session.redactor()
-    data = {**event.summary(), "headers": dict(event.headers), "payload": redact(event.body.decode("utf-8", "replace"))}
+    # A sender may echo a credential of this environment in a header or the payload: both are shown redacted.
+    headers = {k: redact(v) for k, v in event.headers.items()}
+    data = {**event.summary(), "headers": headers, "payload": redact(event.body.decode("utf-8", "replace"))}
     if state.json:
         data["payload"] = _json_or_text(data["payload"])
         click.echo(dumps(data))
@@ -337,7 +346,7 @@ def show(state: State, ref) -> None:
     for key, value in event.summary().items():
         shown = _when(value) if key.endswith("_at") and value is not None else value
         click.echo(f"{key}: {shown}")
-    click.echo("headers:\n" + "\n".join(f"  {k}: {v}" for k, v in sorted(event.headers.items())))
+    click.echo("headers:\n" + "\n".join(f"  {k}: {v}" for k, v in sorted(headers.items())))
     payload = _json_or_text(data["payload"])
     click.echo("payload:\n" + (json.dumps(payload, indent=2) if not isinstance(payload, str) else payload))
 

@@ -24,8 +24,10 @@ def _name(session) -> str:
 
 def systemd(session, port: int) -> str:
     """A systemd service unit running ``envfence serve`` for the session's environment."""
+    from .schedule import systemd_command, systemd_literal
+
     env = session.environment.name
-    envfence = shutil.which("envfence") or f"{sys.executable} -m envfence"
+    envfence = [shutil.which("envfence")] if shutil.which("envfence") else [sys.executable, "-m", "envfence"]
     return f"""# {_name(session)}.service: envfence webhook receiver for {env} on port {port}
 [Unit]
 Description=envfence webhook receiver ({env}, port {port})
@@ -34,9 +36,9 @@ Wants=network-online.target
 
 [Service]
 Type=simple
-WorkingDirectory={session.root.path}
+WorkingDirectory={systemd_literal(str(session.root.path))}
 Environment={session.settings.environment_variable}={env}
-ExecStart={envfence} --env {env} serve
+ExecStart={systemd_command([*envfence, "--env", env, "serve"])}
 KillSignal=SIGTERM
 TimeoutStopSec={STOP_TIMEOUT}
 Restart=on-failure

@@ -31,7 +31,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import attrs
 
@@ -135,6 +135,14 @@ def worker_lock(token: str) -> str:
     return f"{QUEUE_DIR}/workers/{token}.lock"
 
 
+def damaged(path: Path, exc: Exception) -> EnvfenceError:
+    """The error for a queue file SQLite cannot read. It is never replaced: accepted events may still be recovered from it."""
+    return EnvfenceError(
+        f"{path} is damaged ({exc}); it may hold accepted webhook events, so it is left as it is",
+        f"recover what it holds (sqlite3 {path} .recover), or move it aside (mv {path} {path}.damaged) to start an empty queue",
+    )
+
+
 def queue_path(paths) -> Path:
     """The queue file of an environment's tree (not created)."""
     return paths.base / QUEUE_DIR / QUEUE_FILE
@@ -156,14 +164,39 @@ class WebhookQueue:
                 files.ensure_file(paths, relative + side)  # raises the SafetyError naming the link
         self.path = files.ensure_file(paths, relative)
         self.paths = paths
+        self._identity = self._inode()
         self._lock = threading.Lock()
         self._group = threading.Condition()
         self._waiting: list[_Pending] = []
         self._syncing = False
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # each commit reaches the disk before the 2xx
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # each commit reaches the disk before the 2xx
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise damaged(self.path, exc) from None
+
+    def _inode(self) -> tuple[int, int] | None:
+        import os
+        import stat
+
+        try:
+            found = os.lstat(self.path)
+        except FileNotFoundError:
+            return None
+        return (found.st_dev, found.st_ino) if stat.S_ISREG(found.st_mode) else None
+
+    def check_in_place(self) -> None:
+        """Raise :class:`EnvfenceError` when the queue file was moved, removed or replaced (by a link) since it was opened.
+
+        SQLite keeps writing to the file it opened: events accepted into a
+        file no longer at its place would be lost to every later start.
+        """
+        if self._inode() != self._identity:
+            raise EnvfenceError(f"{self.path} was replaced or removed while the queue was open; no event is accepted into it",
+                                "put the queue file back, or restart `envfence serve` (it refuses a link there)")
 
     def close(self) -> None:
         """Close the connection."""
@@ -219,6 +252,7 @@ class WebhookQueue:
 
     def _store(self, batch: list["_Pending"]) -> None:
         try:
+            self.check_in_place()
             with self._transaction() as db:
                 for entry in batch:
                     cursor = db.execute(
@@ -274,8 +308,18 @@ class WebhookQueue:
             )
         return status
 
-    def recover(self) -> int:
-        """Put back to pending the running events of workers that are gone; returns how many."""
+    def started(self, seq: int, token: str, run_id: str) -> None:
+        """Note, before the automation runs, which run a claimed event started (recovery asks how that run ended)."""
+        with self._transaction() as db:
+            db.execute("UPDATE events SET run_id=? WHERE seq=? AND claimed_by=? AND status='running'", (run_id, seq, token))
+
+    def recover(self, finished: Callable[[WebhookEvent], bool] | None = None) -> int:
+        """Put back to pending the running events of workers that are gone; returns how many.
+
+        ``finished(event)`` says whether the run the event started (``event.run_id``)
+        succeeded: a worker can die after its run is recorded and before the
+        queue hears of it, and such an event is succeeded, never run again.
+        """
         import fcntl
 
         with self._lock:
@@ -292,7 +336,12 @@ class WebhookQueue:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     continue  # its worker is alive
+                done = [e.seq for e in self._select("SELECT * FROM events WHERE status='running' AND claimed_by=?", (owner,))
+                        if e.run_id and finished is not None and finished(e)]
                 with self._transaction() as db:
+                    for seq in done:
+                        db.execute("UPDATE events SET status='succeeded', claimed_by=NULL, finished_at=?, last_error=NULL"
+                                   " WHERE seq=? AND status='running' AND claimed_by=?", (time.time(), seq, owner))
                     freed += db.execute(
                         "UPDATE events SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'pending' END,"
                         " claimed_by=NULL, last_error='interrupted: the worker stopped during the run'"
@@ -309,12 +358,12 @@ class WebhookQueue:
         query = "SELECT * FROM events" + (" WHERE status=?" if status else "") + " ORDER BY seq DESC LIMIT ?"
         return self._select(query, ((status,) if status else ()) + (limit,))
 
-    def get(self, ref: str) -> WebhookEvent | None:
-        """The event whose event id (or queue number) is ``ref``."""
+    def find(self, ref: str) -> list[WebhookEvent]:
+        """The events whose event id (or else queue number) is ``ref``: more than one when routes share an id."""
         found = self._select("SELECT * FROM events WHERE event_id=? ORDER BY seq", (ref,))
         if not found and ref.isdigit():
             found = self._select("SELECT * FROM events WHERE seq=?", (int(ref),))
-        return found[0] if found else None
+        return found
 
     def retry(self, seq: int) -> bool:
         """Make a dead (or dropped) event pending again, with fresh tries; False if it is not dead or dropped."""
@@ -342,11 +391,12 @@ class WebhookQueue:
     def writable(self) -> bool:
         """True when a write transaction can be started (the disk and the lock are usable)."""
         try:
+            self.check_in_place()
             with self._lock:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute("ROLLBACK")
             return True
-        except sqlite3.Error:
+        except (sqlite3.Error, EnvfenceError):
             return False
 
     def _select(self, query: str, args: tuple) -> list[WebhookEvent]:

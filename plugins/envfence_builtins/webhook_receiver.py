@@ -145,6 +145,15 @@ def validate(session) -> list[Finding]:
 
 
 @hookimpl
+def on_run_start(session, request, run_id) -> None:
+    """Note on the queue which run a webhook event started: a worker killed after that run succeeded never runs it again."""
+    if getattr(request, "event", None) is not None:
+        from .webhook_worker import note_start
+
+        note_start(request.event, run_id)
+
+
+@hookimpl
 def register_commands(cli) -> None:
     """Add ``envfence serve``, ``envfence worker`` and ``envfence queue``."""
     from .webhook_cli import queue, serve, worker
@@ -209,15 +218,15 @@ class Receiver:
                 status, body = self._receive(path, method, environ)
         except Refused as refused:
             status, body = refused.status, {"error": _REASONS[refused.status].lower()}
-            self._refused(environ, path, refused)
+            self._refused(environ, _printable(path), refused)
         except Exception as exc:  # never a traceback to the caller; the log keeps the redacted detail
             status, body = 503, {"error": "unavailable"}
-            self.log.opt(exception=exc).error(f"webhook receiver error on {path}: {type(exc).__name__}: {exc}")
+            self.log.opt(exception=exc).error(f"webhook receiver error on {_printable(path)}: {type(exc).__name__}: {exc}")
         data = json.dumps(body).encode()
         start_response(f"{status} {_REASONS.get(status, '')}",
                        [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
         self.access.add(
-            f'{environ.get("REMOTE_ADDR", "-")} "{method} {path}" {status} {len(data)} '
+            f'{environ.get("REMOTE_ADDR", "-")} "{_printable(method)} {_printable(path)}" {status} {len(data)} '
             f"{(time.perf_counter() - began) * 1000:.1f}ms"
         )
         return [data]
@@ -261,8 +270,8 @@ class Receiver:
             raise Refused(401, f"signature: {exc}") from None
         try:
             payload = json.loads(body)
-        except ValueError:
-            raise Refused(400, "the body is not JSON") from None
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than any parser here (or the automation) goes
+            raise Refused(400, "the body is not JSON (or nests too deep)") from None
         if not isinstance(payload, dict):
             raise Refused(400, "the body is not a JSON object")
         event_id = provider.event_id(headers, body)
@@ -281,7 +290,7 @@ class Receiver:
 
     def _refused(self, environ, path: str, refused: Refused) -> None:
         remote = environ.get("REMOTE_ADDR", "-")
-        self.log.warning(f"webhook refused on {path}: {refused.status} {refused.reason} (from {remote})")
+        self.log.warning(f"webhook refused on {path}: {refused.status} {_printable(refused.reason)} (from {remote})")
         with self._audit_lock:
             self.session.audit("webhook.refused", route=path, status=refused.status, reason=refused.reason, remote=remote)
 
@@ -331,6 +340,11 @@ class AccessLog:
                 break
         if lines:
             self.logger.info("\n".join(lines))
+
+
+def _printable(text: str) -> str:
+    """``text`` for a log line: a line break or another control character a caller sent shows as an escape, never starts a line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _headers(environ) -> dict[str, str]:

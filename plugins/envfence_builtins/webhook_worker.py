@@ -28,6 +28,15 @@ from .webhook_queue import WebhookEvent, WebhookQueue, worker_lock
 POLL_SECONDS = 0.5
 #: Seconds between looks for claims of workers that died.
 RECOVER_SECONDS = 5.0
+#: The events being run in this process, by queue number: the queue and claim token each belongs to.
+_running: dict[int, tuple[WebhookQueue, str]] = {}
+
+
+def note_start(event, run_id: str) -> None:
+    """Record on the queue the run ``event`` starts (called by ``on_run_start``, before the automation runs)."""
+    claim = _running.get(getattr(event, "seq", None))
+    if claim is not None:
+        claim[0].started(event.seq, claim[1], run_id)
 
 
 class Worker:
@@ -60,10 +69,14 @@ class Worker:
         self._lock.close()
 
     def recover(self) -> None:
-        """Return the claims of dead workers to the queue."""
-        freed = self.queue.recover()
+        """Return the claims of dead workers to the queue (those whose run had succeeded are finished instead)."""
+        freed = self.queue.recover(finished=self._succeeded)
         if freed:
             self.log.warning(f"{freed} webhook event(s) interrupted by a stopped worker are queued again")
+
+    def _succeeded(self, event: WebhookEvent) -> bool:
+        runs = self.session.plugins.run_history(session=self.session, automation=event.automation, limit=1000).first or []
+        return any(r.run_id == event.run_id and r.status == "succeeded" for r in runs)
 
     def run_once(self) -> WebhookEvent | None:
         """Claim and run one due event; returns it, or None when none is due."""
@@ -102,6 +115,7 @@ class Worker:
         if automation is None:
             succeeded, final, error = False, True, f"no automation named {event.automation!r}"
         else:
+            _running[event.seq] = (self.queue, self.token)
             try:
                 result = Runner(self.session, echo=self.echo, wait=True, embedded=False).run(
                     RunRequest(automation, event=event)
@@ -114,8 +128,12 @@ class Worker:
                 final = outcome.status == "blocked"
                 if result.failure is not None:
                     error = f"{outcome.status}: {result.failure.message} (error {result.failure.error_id})"
+            finally:
+                _running.pop(event.seq, None)
         status = self.queue.finish(event.seq, self.token, succeeded=succeeded, run_id=run_id, error=error,
                                    retry_base=self.retry_base, final=final)
-        line = f"webhook event {event.id} ({event.type or 'untyped'}) on {event.route}: {event.automation} try {event.attempt} -> {status}"
+        from .webhook_receiver import _printable
+
+        line = f"webhook event {_printable(event.id)} ({_printable(event.type or 'untyped')}) on {event.route}: {event.automation} try {event.attempt} -> {status}"
         (self.log.info if succeeded else self.log.warning)(line + (f" ({error})" if error else ""))
         return status

@@ -96,7 +96,7 @@ def test_a_corrupt_archive_is_refused_and_nothing_is_written(project, run_cli, t
         data = open(archive, "rb").read()
         open(archive, "wb").write(data[: len(data) // 2])
     elif damage == "tamper":
-        _rewrite(archive, lambda name, data: data + b"x" if name == "history.sqlite3" else data)
+        _rewrite(archive, lambda name, data: data[:-1] + bytes([data[-1] ^ 1]) if name == "history.sqlite3" else data)
     else:
         open(archive, "wb").write(b"not an archive at all")
     tree(project).rename(tmp_path / "moved")
