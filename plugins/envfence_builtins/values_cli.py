@@ -26,9 +26,6 @@ from envfence import hookimpl
 from envfence.errors import UsageError
 from envfence.models import reveal
 
-_BARE = re.compile(r"[A-Za-z0-9_./:@+,=-]*")
-
-
 def _plain_key(session, key: str) -> str:
     """``key`` under its plain name; another environment's prefixed key is refused."""
     env = session.environment.name
@@ -57,14 +54,10 @@ def _reveal_audited(session, keys: list[str], command: str) -> None:
 
 
 def dotenv_line(key: str, value: str) -> str:
-    """``KEY=value`` as python-dotenv reads it back exactly: bare when safe, else single-quoted.
+    """``KEY=value`` as a ``.env`` reader gives it back (see :func:`envfence.cli.output.dotenv_value`)."""
+    from envfence.cli.output import dotenv_value
 
-    Single quotes keep ``$`` literal (no ``${NAME}`` expansion); a backslash and
-    a single quote are escaped, and a newline stays inside the quotes.
-    """
-    if _BARE.fullmatch(value):
-        return f"{key}={value}"
-    return f"{key}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return f"{key}={dotenv_value(value)}"
 
 
 def replace_binding(text: str, key: str, line: str) -> str:
@@ -183,6 +176,12 @@ def register_commands(cli) -> None:
                 value = click.prompt(f"value of {plain}", hide_input=True, confirmation_prompt=_is_secret(session, plain), err=True)
             else:
                 value = sys.stdin.read().removesuffix("\n")
+        if "${" in value:
+            # Every .env reader expands ${NAME}, quoted or not, and the format has no escape for it.
+            raise UsageError(
+                f"the value of {plain} holds '${{', which would be read back as a reference to another key",
+                "set it in the process environment instead, or build it from references on purpose by editing the file",
+            )
         env = session.environment.name
         secret = _is_secret(session, plain)
         encrypted = False

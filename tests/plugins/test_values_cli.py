@@ -87,3 +87,18 @@ def test_set_refuses_a_file_that_is_a_symlink_and_changes_nothing(project, run_c
     result = run_cli("set", "LOG_LEVEL", "DEBUG", cwd=project)
     assert result.exit_code == 2 and "symbolic link" in result.stderr
     assert (project / ".env.development").is_symlink() and elsewhere.read_text() == "KEEP=1\n"
+
+
+@pytest.mark.parametrize("value", ["it's \"quoted\" \\ here", "two\nlines", " padded ", "a #not-a-comment"])
+def test_set_values_read_back_exactly_as_given(project, run_cli, value):
+    assert run_cli("set", "NOTE", value, cwd=project).exit_code == 0
+    result = run_cli("get", "NOTE", cwd=project)
+    assert result.exit_code == 0 and result.stdout == value + "\n"
+
+
+def test_set_refuses_a_value_that_a_dotenv_reader_would_expand(project, run_cli):
+    (project / ".env.development").write_text("OTHER=1\n")
+    result = run_cli("set", "GREETING", "hello ${USER}", cwd=project)
+    assert result.exit_code == 2
+    assert "GREETING" in result.output and "${" in result.output
+    assert (project / ".env.development").read_text() == "OTHER=1\n"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 
 import click
 
 from ..errors import EXIT_FINDINGS
 from ..models import Secret, mask
 from . import State, pass_state
-from .output import Pairs, dumps, echo_findings, echo_json, finding_dict, plural, style
+from .output import Pairs, dotenv_value, dumps, echo_findings, echo_json, finding_dict, plural, style
 
 
 @click.group()
@@ -194,7 +193,7 @@ def template(state: State) -> None:
         lines.append(f"# {spec.name}" + (f": {spec.doc}" if spec.doc else "") + (f" ({'; '.join(notes)})" if notes else ""))
         value = "" if spec.secret or spec.default is None else shown(spec.default)
         for key in keys:
-            lines.append(f"{key}={_dotenv_value(value)}")
+            lines.append(f"{key}={dotenv_value(value)}")
             done.add(key)
         records.append({"name": spec.name, "keys": keys, "description": spec.doc, "type": spec.type or "str",
                         "secret": spec.secret, "credential": spec.credential, "required_in": list(spec.required_in),
@@ -204,7 +203,7 @@ def template(state: State) -> None:
         lines.append("# other keys of this project")
         for key in rest:
             entry = session.config.entries[key]
-            lines.append(f"{key}={'' if entry.secret else _dotenv_value(shown(entry.value))}")
+            lines.append(f"{key}={'' if entry.secret else dotenv_value(shown(entry.value))}")
             records.append({"name": key, "keys": [key], "description": "", "type": None, "secret": bool(entry.secret),
                             "credential": False, "required_in": [], "default": None if entry.secret else shown(entry.value),
                             "plugin": None})
@@ -212,21 +211,6 @@ def template(state: State) -> None:
         click.echo(dumps({"environment": session.environment.name, "settings": records}))
         return
     click.echo("\n".join(lines))
-
-
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _dotenv_value(value: str) -> str:
-    """``value`` as a .env line reads it back: as it is when it can be, else double-quoted with escapes.
-
-    Unquoted, a newline would end the value, a space before ``#`` start a
-    comment, a leading quote start a quoted value and surrounding spaces be
-    dropped, so the template would not give back what it shows.
-    """
-    if value == value.strip() and not re.search(r"[\r\n]|\s#", value) and value[:1] not in ("'", '"'):
-        return value
-    return '"' + "".join(_ESCAPES.get(c, c) for c in value) + '"'
 
 
 @config.command("schema")

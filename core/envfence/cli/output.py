@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Iterable
@@ -128,3 +129,23 @@ def echo_findings(findings: Iterable[Finding], err: bool = False) -> None:
 def plural(count: int, word: str) -> str:
     """``1 key``, ``2 keys``: a count with its noun."""
     return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def dotenv_value(value: str) -> str:
+    """``value`` as a .env line reads it back: as it is when it can be, else double-quoted with escapes.
+
+    The one way envfence writes a value into a ``.env`` file (``config
+    template``, ``set``, ``export --format dotenv``). A ``${`` is expanded
+    by every reader of the format, quoted or not, and has no escape: callers
+    that store a value refuse one.
+
+    Unquoted, a newline would end the value, a space before ``#`` start a
+    comment, a leading quote start a quoted value and surrounding spaces be
+    dropped, so the template would not give back what it shows.
+    """
+    if value == value.strip() and not re.search(r"[\r\n]|\s#", value) and value[:1] not in ("'", '"'):
+        return value
+    return '"' + "".join(_ESCAPES.get(c, c) for c in value) + '"'
