@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/python contrib/demo-project/demo.py
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 	$(BIN)/python -m mkdocs build --strict --quiet
 
 # The contenders go into .venv through the `bench` extra, beside envfence, never into its dependencies.

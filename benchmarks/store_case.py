@@ -9,7 +9,7 @@ SQLite history and file trail are written in both copies, so the difference
 is what the store adds.
 
 The server is a throwaway cluster from the machine's own ``initdb`` and
-``pg_ctl`` (see ``envfence_builtins.postgres_cluster``), on loopback. Without
+``pg_ctl`` (see ``envfence_builtins.store.postgres_cluster``), on loopback. Without
 them the case is reported as skipped.
 """
 
@@ -95,7 +95,7 @@ def store_case(workdir: Path, plan: Plan) -> tuple[Table, list[Target]]:
         "automation; time per recorded run over all writers (lower is better), runs per second in the note. "
         "PostgreSQL on loopback, started for the benchmark."
     )
-    from envfence_builtins.postgres_cluster import PostgresUnavailable, TemporaryPostgres
+    from envfence_builtins.store.postgres_cluster import PostgresUnavailable, TemporaryPostgres
 
     try:
         import psycopg  # noqa: F401

@@ -134,7 +134,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 def signed_requests(count: int, start: int = 0) -> list[tuple[bytes, dict[str, str]]]:
     """``count`` distinct signed HousecallPro deliveries (distinct bodies, so none is a replay)."""
-    from envfence_builtins.webhook_signatures import sign_housecallpro
+    from envfence_builtins.webhook_service.webhook_signatures import sign_housecallpro
 
     stamp = str(int(time.time()))
     out = []

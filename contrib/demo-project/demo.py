@@ -98,8 +98,8 @@ def main() -> None:
 
 def runs_demo() -> None:
     """The sample automation: listed, dry-run, run against the emulated Airtable, refused in production."""
-    from envfence_builtins.airtable_emulator import DEMO_DEV_BASE, DEMO_PROD_BASE, FakeAirtable
-    from envfence_builtins.airtable_status import STATUS_FIELDS
+    from envfence_builtins.fakes.airtable_emulator import DEMO_DEV_BASE, DEMO_PROD_BASE, FakeAirtable
+    from envfence_builtins.operations.airtable_status import STATUS_FIELDS
 
     with FakeAirtable() as airtable:
         for base in (DEMO_DEV_BASE, DEMO_PROD_BASE):

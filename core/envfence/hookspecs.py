@@ -487,7 +487,7 @@ def register_webhook_providers(register: Callable[[Any], None]) -> None:
     """Add webhook providers that routes can name (``provider = "..."``).
 
     :param register: call it once per provider with a
-        :class:`envfence_builtins.webhook_providers.WebhookProvider` (a name,
+        :class:`envfence_builtins.webhook_service.webhook_providers.WebhookProvider` (a name,
         how to verify a delivery's signature, and where its event id and
         type are). A name registered twice is a configuration error.
 
@@ -559,7 +559,7 @@ def open_webhook_queue(session: Session) -> Any:
 
     :param session: the open, prepared session.
     :returns: an object with the methods of
-        :class:`envfence_builtins.webhook_queue.WebhookQueue` (``accept``,
+        :class:`envfence_builtins.webhook_service.webhook_queue.WebhookQueue` (``accept``,
         ``claim``, ``finish``, ``recover``, ``list``, ``get``, ``retry``,
         ``drop``, ``counts``, ``writable``, ``close``), or None to use the
         SQLite queue in the environment's tree.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from envfence_builtins.airtable_emulator import DEMO_DEV_BASE, DEMO_PROD_BASE
+from envfence_builtins.fakes.airtable_emulator import DEMO_DEV_BASE, DEMO_PROD_BASE
 
 DEMO = Path(__file__).resolve().parents[2] / "contrib" / "demo-project"
 

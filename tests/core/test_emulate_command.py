@@ -61,8 +61,8 @@ def test_emulate_lists_what_plugins_register():
 
     result = CliRunner().invoke(cli, ["emulate"])
     assert result.exit_code == 0, result.output
-    assert "envfence_builtins.airtable_emulator.FakeAirtable" in result.output
-    assert "envfence_builtins.housecallpro_emulator.FakeHousecallPro" in result.output
+    assert "envfence_builtins.fakes.airtable_emulator.FakeAirtable" in result.output
+    assert "envfence_builtins.fakes.housecallpro_emulator.FakeHousecallPro" in result.output
     listed = CliRunner().invoke(cli, ["emulate", "--json"])
     import json
 

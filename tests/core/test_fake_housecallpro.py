@@ -104,7 +104,7 @@ def test_deliver_sends_a_webhook_that_envfence_s_verifier_accepts(fake):
     import http.server
     import threading
 
-    from envfence_builtins.webhook_signatures import SignatureError, verify_housecallpro
+    from envfence_builtins.webhook_service.webhook_signatures import SignatureError, verify_housecallpro
 
     received = []
 

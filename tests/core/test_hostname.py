@@ -7,7 +7,7 @@ import json
 import pytest
 
 from envfence.settings import parse_settings
-from envfence_builtins.hostname import classify, tokens
+from envfence_builtins.detection.hostname import classify, tokens
 
 DEFAULTS = parse_settings({}, None)
 

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from envfence.retry import AmbiguousWriteError, is_retryable, may_retry, retry_after, retry_call
-from envfence_builtins.airtable_emulator import DEMO_DEV_BASE, DEMO_DEV_TOKEN, FakeAirtable
+from envfence_builtins.fakes.airtable_emulator import DEMO_DEV_BASE, DEMO_DEV_TOKEN, FakeAirtable
 
 
 def airtable_table(fake):

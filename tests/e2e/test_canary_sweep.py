@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from envfence_builtins.airtable_status import STATUS_FIELDS
+from envfence_builtins.operations.airtable_status import STATUS_FIELDS
 
 # Valid-shaped, so the validators and the fake Airtable treat them as real.
 TOKEN = "patCanaryTokenX01." + "c0ffee15deadbeef" * 4

@@ -159,7 +159,7 @@ def test_processes_a_command_leaves_behind_are_ended_before_the_run_ends(project
 
 
 def test_a_command_automation_receives_the_webhook_event(project):
-    from envfence_builtins.webhook_queue import WebhookEvent
+    from envfence_builtins.webhook_service.webhook_queue import WebhookEvent
 
     import envfence
 

@@ -57,7 +57,7 @@ def test_an_enrolled_host_runs_production_and_detect_shows_the_rule(project, run
 
 
 def test_a_host_enrolled_by_its_machine_id(project, run_cli, monkeypatch, tmp_path):
-    import envfence_builtins.hostname as hostname
+    import envfence_builtins.detection.hostname as hostname
 
     machine = tmp_path / "machine-id"
     machine.write_text("0123456789abcdef0123456789abcdef\n")

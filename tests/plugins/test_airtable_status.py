@@ -7,9 +7,9 @@ import socket
 
 import pytest
 
-from envfence_builtins.airtable_emulator import DEMO_DEV_BASE, DEMO_DEV_TOKEN, DEMO_PROD_BASE, FakeAirtable
+from envfence_builtins.fakes.airtable_emulator import DEMO_DEV_BASE, DEMO_DEV_TOKEN, DEMO_PROD_BASE, FakeAirtable
 
-from envfence_builtins.airtable_status import STATUS_FIELDS
+from envfence_builtins.operations.airtable_status import STATUS_FIELDS
 
 JOBS = '''
 def ok(ctx):

@@ -143,7 +143,7 @@ def test_unreachable_smtp_server_keeps_the_alert_and_the_next_run_delivers_it(ma
 
 
 def test_webhook_alert_is_signed_with_standard_webhooks(make_project, run_cli, receiver):
-    from envfence_builtins.webhook_signatures import verify_standard
+    from envfence_builtins.webhook_service.webhook_signatures import verify_standard
 
     root = make_project({"jobs.py": JOBS, ".env": f"DEV_ALERT_WEBHOOK_SECRET={SECRET}\n"},
                         settings=settings(free_port(), receiver.url).replace('"console", "email", ', ""))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from envfence_builtins import audit_trail
+from envfence_builtins.audit import audit_trail
 
 KEYED = {"ENVFENCE_AUDIT_KEY_DEV": "k" * 64}
 

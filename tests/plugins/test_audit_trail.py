@@ -16,7 +16,7 @@ import time
 import pytest
 
 import envfence
-from envfence_builtins import audit_trail
+from envfence_builtins.audit import audit_trail
 
 CANARY = "patCanaryAuditTok." + "c0ffee" * 10 + "c0ff"  # a well-formed token: no validation finding
 ENV_FILE = f"DEV_AIRTABLE_API_KEY={CANARY}\nAPP_NAME=sync\n"

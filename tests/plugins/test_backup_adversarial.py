@@ -108,7 +108,7 @@ def test_backup_json_and_progress_never_show_the_key(project, run_cli, tmp_path)
 
 def test_accepted_webhook_events_survive_a_backup_and_restore(make_project, run_cli, tmp_path):
     from envfence import open_session
-    from envfence_builtins.webhook_queue import WebhookQueue
+    from envfence_builtins.webhook_service.webhook_queue import WebhookQueue
 
     root = make_project({"jobs.py": JOBS}, settings=SETTINGS)
     session = open_session(root=root)

@@ -34,7 +34,7 @@ def seed(root, automation: str, *, ago: _dt.timedelta, status: str = "succeeded"
     """A past run in the environment's history, recorded through the history plugin as a run would be."""
     from envfence.models import Automation, RunOutcome, RunRequest
     from envfence.pipeline import Session
-    from envfence_builtins import history
+    from envfence_builtins.runs import history
 
     session = Session.open(root, env=env)
     started = _dt.datetime.now(_dt.timezone.utc) - ago

@@ -190,7 +190,7 @@ def test_status_names_the_moved_file_and_check_reports_damage_first(project, run
 
 
 def test_a_run_whose_history_was_damaged_meanwhile_is_still_recorded(project, run_cli, monkeypatch):
-    from envfence_builtins import history
+    from envfence_builtins.runs import history
 
     run_cli("run", "ok", cwd=project)
     real = history._open
@@ -280,7 +280,7 @@ def _outcome(run_id, status="succeeded", code=0):
 def test_a_run_recorded_at_its_start_is_finished_in_place(project):
     import datetime as dt
 
-    from envfence_builtins import history
+    from envfence_builtins.runs import history
 
     session = _session(project)
     history.record_start(session, "run-1", "ok", dt.datetime.now(dt.timezone.utc))
@@ -296,7 +296,7 @@ def test_a_run_whose_process_died_is_marked_abandoned_by_status_with_an_audit_ev
     import datetime as dt
     import subprocess
 
-    from envfence_builtins import history
+    from envfence_builtins.runs import history
 
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -322,7 +322,7 @@ def test_a_running_row_whose_lock_is_held_is_not_abandoned(project):
     import subprocess
 
     from envfence import files
-    from envfence_builtins import history
+    from envfence_builtins.runs import history
 
     dead = subprocess.Popen(["true"])
     dead.wait()

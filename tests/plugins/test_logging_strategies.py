@@ -178,7 +178,7 @@ def test_a_plugin_answering_first_replaces_the_strategy(make_project, envfence_p
 def test_importing_the_plugins_does_not_import_loguru():
     import subprocess
 
-    code = "import sys, envfence_builtins.logging_strategies, envfence.cli; print('loguru' in sys.modules)"
+    code = "import sys, envfence_builtins.runs.logging_strategies, envfence.cli; print('loguru' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

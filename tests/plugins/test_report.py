@@ -14,7 +14,7 @@ SETTINGS = '[automations.sync]\nrun = "jobs:ok"\n\n[automations.tidy]\nrun = "jo
 def seed(root, env, automation, ago_hours, status="succeeded", duration=10.0, n=0):
     from envfence.models import Automation, RunOutcome, RunRequest
     from envfence.pipeline import Session
-    from envfence_builtins import history
+    from envfence_builtins.runs import history
 
     session = Session.open(root, env=env)
     started = _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(hours=ago_hours)

@@ -123,7 +123,7 @@ def record(root, automation: str, started: _dt.datetime, env: str = "development
     """A run that started at ``started``, recorded through the history plugin as a run would be."""
     from envfence.models import Automation, RunOutcome, RunRequest
     from envfence.pipeline import Session
-    from envfence_builtins import history
+    from envfence_builtins.runs import history
 
     session = Session.open(root, env=env)
     outcome = RunOutcome(f"run-{automation}-{started:%Y%m%d%H%M}", automation, env, "succeeded", 0, started,
@@ -132,7 +132,7 @@ def record(root, automation: str, started: _dt.datetime, env: str = "development
 
 
 def nightly(run_cli, root, now: _dt.datetime, monkeypatch, env: str = "development") -> tuple[int, dict]:
-    monkeypatch.setattr("envfence_builtins.health.utcnow", lambda: now)
+    monkeypatch.setattr("envfence_builtins.operations.health.utcnow", lambda: now)
     result = run_cli("--json", "--env", env, "health", cwd=root)
     data = json.loads(result.stdout)
     return result.exit_code, {c["name"]: c for c in data["checks"]}["nightly.expected_every"]

@@ -7,7 +7,7 @@ import pytest
 import envfence
 from envfence.errors import ConfigurationError
 from envfence.settings import load_settings
-from envfence_builtins.targets import owner_of
+from envfence_builtins.configuration.targets import owner_of
 
 SETTINGS = """
 [targets]

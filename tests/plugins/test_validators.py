@@ -193,7 +193,7 @@ def test_the_misspelling_check_answers_as_difflib_does():
     import difflib
     import itertools
 
-    from envfence_builtins.declared_settings import close_match
+    from envfence_builtins.configuration.declared_settings import close_match
 
     names = ["AIRTABLE_API_KEY", "AIRTABLE_BASE_ID", "HOUSECALLPRO_API_URL", "WEBHOOK_SECRET", "HCP_API_KEY", "ACME_X"]
     typos = {name[:i] + name[i + 1:] for name in names for i in range(len(name))}  # a character left out

@@ -97,7 +97,7 @@ def test_the_queue_file_swapped_for_a_link_while_running_refuses_deliveries_inst
 
 def test_the_same_event_id_on_two_routes_is_two_events_and_queue_commands_ask_which(project, run_cli):  # noqa: F811
     from envfence import open_session
-    from envfence_builtins.webhook_queue import WebhookQueue
+    from envfence_builtins.webhook_service.webhook_queue import WebhookQueue
 
     enqueue(project, "evt-1", {"n": 1})
     session = open_session(root=project)
@@ -126,7 +126,7 @@ def test_queue_commands_on_an_unknown_id_say_so_in_text_and_json(project, run_cl
 
 def test_queue_show_redacts_the_environments_secrets_in_headers_and_payload(project, run_cli):  # noqa: F811
     from envfence import open_session
-    from envfence_builtins.webhook_queue import WebhookQueue
+    from envfence_builtins.webhook_service.webhook_queue import WebhookQueue
 
     session = open_session(root=project)
     session.prepare()
@@ -144,8 +144,8 @@ def _worker(root, event_id: str):
     """A queued event and a worker (with its own queue connection) ready to claim it; returns a maker of more workers."""
     from envfence import open_session
     from envfence.runner import find_automation
-    from envfence_builtins.webhook_queue import WebhookQueue
-    from envfence_builtins.webhook_worker import Worker
+    from envfence_builtins.webhook_service.webhook_queue import WebhookQueue
+    from envfence_builtins.webhook_service.webhook_worker import Worker
 
     enqueue(root, event_id, {"n": 1})
     session = open_session(root=root)

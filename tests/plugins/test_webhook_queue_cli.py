@@ -42,7 +42,7 @@ def project(make_project):
 def enqueue(root, event_id: str, payload: dict, env: str = "development") -> None:
     """Put an accepted event in the environment's queue, as the receiver does after verifying it."""
     from envfence import open_session
-    from envfence_builtins.webhook_queue import WebhookQueue
+    from envfence_builtins.webhook_service.webhook_queue import WebhookQueue
 
     session = open_session(root=root, env=env)
     session.prepare()
@@ -199,7 +199,7 @@ def test_emit_prints_a_systemd_unit_and_a_kubernetes_deployment_and_service(proj
 
 def test_hook_register_webhook_providers_adds_a_provider_routes_can_name(make_project, run_cli, envfence_plugin):
     from envfence import hookimpl
-    from envfence_builtins.webhook_providers import WebhookProvider
+    from envfence_builtins.webhook_service.webhook_providers import WebhookProvider
 
     root = make_project(settings='[automations]\na = "m:f"\n[webhooks.routes."/x"]\nprovider = "token"\nautomation = "a"\n')
 

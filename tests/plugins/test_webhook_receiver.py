@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from envfence_builtins.webhook_signatures import sign_github, sign_housecallpro, sign_standard
+from envfence_builtins.webhook_service.webhook_signatures import sign_github, sign_housecallpro, sign_standard
 
 DEV_HCP = "devcanary-7f3a9c2e41b85d60a1f4e9c3b7d2086e"
 PROD_HCP = "prodcanary-5c1e8a7d3b9f2064e8a1c7d5b3f9e261"

@@ -8,7 +8,7 @@ import hmac
 
 import pytest
 
-from envfence_builtins.webhook_signatures import (
+from envfence_builtins.webhook_service.webhook_signatures import (
     SignatureError,
     constant_time_equal,
     decode_standard_secret,

@@ -25,8 +25,8 @@ _numbers = itertools.count(1)
 
 @pytest.fixture(scope="session")
 def postgres():
-    """The session's PostgreSQL server (:class:`~envfence_builtins.postgres_cluster.TemporaryPostgres`)."""
-    from envfence_builtins.postgres_cluster import HOW_TO_GET, PostgresUnavailable, TemporaryPostgres
+    """The session's PostgreSQL server (:class:`~envfence_builtins.store.postgres_cluster.TemporaryPostgres`)."""
+    from envfence_builtins.store.postgres_cluster import HOW_TO_GET, PostgresUnavailable, TemporaryPostgres
 
     try:
         import psycopg  # noqa: F401

@@ -127,7 +127,7 @@ def test_audit_verify_checks_the_store_and_finds_a_row_changed_by_a_superuser(re
 
 
 def test_an_unreachable_store_refuses_the_run_with_exit_4_naming_the_store(make_project, run_cli):
-    from envfence_builtins.postgres_cluster import free_port
+    from envfence_builtins.store.postgres_cluster import free_port
 
     url = f"postgresql://envfence@127.0.0.1:{free_port()}/envfence"
     project = make_project({"jobs.py": JOBS, ".env": "DEV_STORE_PASSWORD=canary-Zx81\n"}, settings=settings(url, "connect_timeout = 1"))
@@ -187,7 +187,7 @@ def test_with_fallback_local_runs_go_on_while_the_database_is_down_and_nothing_i
 
 
 def test_a_spool_that_is_a_symlink_is_never_written_through(make_project, store_db, run_cli, tmp_path):
-    from envfence_builtins.postgres_cluster import free_port
+    from envfence_builtins.store.postgres_cluster import free_port
 
     url = f"postgresql://envfence@127.0.0.1:{free_port()}/envfence"
     project = make_project({"jobs.py": JOBS}, settings=settings(url, 'fallback = "local"\nconnect_timeout = 1'))
@@ -208,7 +208,7 @@ def test_a_spool_that_is_a_symlink_is_never_written_through(make_project, store_
 def test_a_spool_forwarded_twice_adds_nothing_the_second_time(ready, store_db, run_cli):
     """A crash after sending the spool but before emptying it: the next forward skips what is there."""
     from envfence import open_session
-    from envfence_builtins import postgres_store as ps
+    from envfence_builtins.store import postgres_store as ps
 
     session = open_session(root=ready)
     session.prepare()

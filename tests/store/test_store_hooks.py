@@ -101,7 +101,7 @@ def test_hook_hold_state_keeps_the_alert_incidents_where_the_plugin_says(envfenc
 
 
 def test_hook_open_webhook_queue_gives_the_queue_commands_the_plugins_queue(envfence_project, envfence_plugin):
-    from envfence_builtins.webhook_queue import STATUSES, WebhookEvent
+    from envfence_builtins.webhook_service.webhook_queue import STATUSES, WebhookEvent
 
     event = WebhookEvent(seq=7, id="evt_1", route="/hooks", provider="housecallpro", type="job.created", automation="ok",
                          body=b"{}", headers={}, received_at=0.0, status="pending", attempt=0, max_attempts=5,

@@ -35,7 +35,7 @@ from typing import Any
 
 from envfence import hookimpl
 from envfence.models import Automation, Finding, HostInfo
-from envfence_builtins.airtable import TABLE_ID_RE
+from envfence_builtins.credentials.airtable import TABLE_ID_RE
 
 NAME = "acme"
 DEFAULT_PREFIX = "acme_"
@@ -176,7 +176,7 @@ def sign_acme(secret: str, body: bytes, timestamp: int) -> str:
 
 def verify_acme(secret: str, headers, body: bytes, tolerance: int) -> None:
     """Check ``Acme-Signature``; raises ``SignatureError`` saying why (never the secret)."""
-    from envfence_builtins.webhook_signatures import SignatureError, constant_time_equal
+    from envfence_builtins.webhook_service.webhook_signatures import SignatureError, constant_time_equal
 
     parts = dict(p.split("=", 1) for p in (headers.get("acme-signature") or "").split(",") if "=" in p)
     if "t" not in parts or "v1" not in parts:
@@ -190,7 +190,7 @@ def verify_acme(secret: str, headers, body: bytes, tolerance: int) -> None:
 @hookimpl
 def register_webhook_providers(register) -> None:
     """The ``acme`` provider, for routes that name it."""
-    from envfence_builtins.webhook_providers import WebhookProvider
+    from envfence_builtins.webhook_service.webhook_providers import WebhookProvider
 
     register(WebhookProvider(
         "acme", verify=verify_acme, event_id=lambda headers, body: headers.get("acme-delivery") or None,

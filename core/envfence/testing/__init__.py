@@ -9,8 +9,8 @@ Nothing here is imported by ``import envfence`` or the command line.
 - Fake services: real HTTP servers standing in for a service, built on
   :class:`FakeService`. Plugins register them through the
   ``register_emulators`` hook, each beside its plugin (the built-in fake
-  Airtable is ``envfence_builtins.airtable_emulator``, the fake HousecallPro
-  ``envfence_builtins.housecallpro_emulator``). Each listens on 127.0.0.1 on
+  Airtable is ``envfence_builtins.fakes.airtable_emulator``, the fake HousecallPro
+  ``envfence_builtins.fakes.housecallpro_emulator``). Each listens on 127.0.0.1 on
   a free port while its ``with`` block runs, holds seeded tokens and data
   (the demo project's, unless ``seed=False``), and answers in the real
   service's shapes, so pyairtable and requests talk to it unchanged::
@@ -36,14 +36,14 @@ _LAZY = {
     "HTTPError": "envfence.testing._server",
     "Request": "envfence.testing._server",
     "Response": "envfence.testing._server",
-    "FakeAirtable": "envfence_builtins.airtable_emulator",
-    "DEMO_DEV_TOKEN": "envfence_builtins.airtable_emulator",
-    "DEMO_PROD_TOKEN": "envfence_builtins.airtable_emulator",
-    "DEMO_DEV_BASE": "envfence_builtins.airtable_emulator",
-    "DEMO_PROD_BASE": "envfence_builtins.airtable_emulator",
-    "FakeHousecallPro": "envfence_builtins.housecallpro_emulator",
-    "DEMO_DEV_KEY": "envfence_builtins.housecallpro_emulator",
-    "DEMO_PROD_KEY": "envfence_builtins.housecallpro_emulator",
+    "FakeAirtable": "envfence_builtins.fakes.airtable_emulator",
+    "DEMO_DEV_TOKEN": "envfence_builtins.fakes.airtable_emulator",
+    "DEMO_PROD_TOKEN": "envfence_builtins.fakes.airtable_emulator",
+    "DEMO_DEV_BASE": "envfence_builtins.fakes.airtable_emulator",
+    "DEMO_PROD_BASE": "envfence_builtins.fakes.airtable_emulator",
+    "FakeHousecallPro": "envfence_builtins.fakes.housecallpro_emulator",
+    "DEMO_DEV_KEY": "envfence_builtins.fakes.housecallpro_emulator",
+    "DEMO_PROD_KEY": "envfence_builtins.fakes.housecallpro_emulator",
 }
 
 __all__ = sorted(_LAZY) + ["emulator", "emulators"]

@@ -110,7 +110,7 @@ def audit_events(envfence_plugin) -> list[Any]:
 
 @pytest.fixture
 def fake_airtable() -> Iterator[Any]:
-    """A running :class:`~envfence_builtins.airtable_emulator.FakeAirtable` seeded with the demo's tokens and bases.
+    """A running :class:`~envfence_builtins.fakes.airtable_emulator.FakeAirtable` seeded with the demo's tokens and bases.
 
     Point a project at it with ``AIRTABLE_ENDPOINT_URL=fake_airtable.url``.
     """
@@ -122,7 +122,7 @@ def fake_airtable() -> Iterator[Any]:
 
 @pytest.fixture
 def fake_housecallpro() -> Iterator[Any]:
-    """A running :class:`~envfence_builtins.housecallpro_emulator.FakeHousecallPro` seeded with the demo's keys.
+    """A running :class:`~envfence_builtins.fakes.housecallpro_emulator.FakeHousecallPro` seeded with the demo's keys.
 
     Point a project at it with ``HOUSECALLPRO_API_URL=fake_housecallpro.url``.
     """

@@ -1,0 +1,1 @@
+"""The audit trail: the environment's hash-chained record and its commands."""

@@ -1,0 +1,1 @@
+"""Configuration layers and values: .env files, the process environment, declared settings, encryption, targets, and the value commands."""

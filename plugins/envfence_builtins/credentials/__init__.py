@@ -1,0 +1,1 @@
+"""Credentials and the services they open: Airtable, HousecallPro, webhook secrets, and the hygiene checks."""

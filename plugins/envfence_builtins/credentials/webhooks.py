@@ -1,0 +1,132 @@
+"""Webhook secrets: one per configured source, present, long, random and in the source's form.
+
+Each table under ``[webhooks]`` is a source::
+
+    [webhooks.housecallpro]              # scheme defaults to the source's name when it is one
+    [webhooks.github]
+    [webhooks.orders]
+    scheme = "standard"                  # Standard Webhooks: whsec_ + base64 of 24 to 64 bytes
+    secret = "ORDERS_SIGNING_SECRET"     # default: <SOURCE>_WEBHOOK_SECRET
+
+The secret is a credential, read through the environment's prefix, and
+required in every environment (``required_in`` narrows that). Signatures are
+checked by :mod:`envfence_builtins.webhook_service.webhook_signatures`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import attrs
+
+from envfence import hookimpl
+from envfence.models import Finding, SettingSpec, reveal
+from envfence.redaction import SecretShape
+
+from envfence_builtins.credentials.credentials import PLACEHOLDER, describe, entropy_bits, text_problem
+from envfence_builtins.webhook_service.webhook_signatures import SCHEMES, SignatureError, decode_standard_secret
+
+SECTION = "webhooks"
+#: A shared secret shorter than this is too easy to guess.
+MIN_LENGTH = 24
+#: Estimated bits of randomness below which a secret is called weak.
+MIN_BITS = 96
+
+
+@attrs.frozen
+class Source:
+    """A configured webhook source."""
+
+    name: str
+    scheme: str
+    secret: str  #: the plain name of the setting holding its secret
+    required_in: tuple[str, ...]
+
+
+def sources(settings) -> tuple[list[Source], list[Finding]]:
+    """The sources of ``[webhooks]``, and findings for tables that cannot be used."""
+    table: Mapping[str, Any] = settings.section(SECTION)
+    found, problems = [], []
+    where = f"{settings.source}: [{SECTION}"
+    for name, body in table.items():
+        if name == "routes":  # the receiver's routes (webhook_receiver), not a source
+            continue
+        if not isinstance(body, Mapping):
+            problems.append(_invalid(settings, f"{where}.{name}] must be a table", f"write it as [{SECTION}.{name}] with scheme = ..."))
+            continue
+        scheme = body.get("scheme", name if name in SCHEMES else None)
+        if scheme not in SCHEMES:
+            problems.append(_invalid(
+                settings, f"{where}.{name}] scheme {scheme!r} is not one of {', '.join(SCHEMES)}",
+                f'add scheme = "standard" (or housecallpro, github) to [{SECTION}.{name}]',
+            ))
+            continue
+        secret = body.get("secret", f"{name.upper().replace('-', '_')}_WEBHOOK_SECRET")
+        required = body.get("required_in", list(settings.environments))
+        if not isinstance(secret, str) or not isinstance(required, list):
+            problems.append(_invalid(settings, f"{where}.{name}] secret must be a setting name and required_in a list",
+                                     'e.g. secret = "ORDERS_WEBHOOK_SECRET"'))
+            continue
+        found.append(Source(name, scheme, secret, tuple(required)))
+    return found, problems
+
+
+def _invalid(settings, message: str, remediation: str) -> Finding:
+    return Finding("WEBHOOKS_INVALID", "error", message, remediation, key=SECTION, plugin="webhooks",
+                   file=str(settings.path) if settings.path else None)
+
+
+@hookimpl
+def secret_shapes() -> list[SecretShape]:
+    """A Standard Webhooks secret is secret wherever it appears."""
+    return [SecretShape(r"\bwhsec_[A-Za-z0-9+/=]{16,}", "Standard Webhooks secret")]
+
+
+@hookimpl
+def declare_settings(settings) -> list[SettingSpec]:
+    """One secret setting per source."""
+    return [
+        SettingSpec(s.secret, f"signing secret of the {s.name} webhooks, {s.scheme} scheme", secret=True,
+                    credential=True, required_in=s.required_in, plugin="webhooks")
+        for s in sources(settings)[0]
+    ]
+
+
+@hookimpl
+def validate(session) -> list[Finding]:
+    """Each source's secret: not a placeholder, long and random enough, in its scheme's form."""
+    found, findings = sources(session.settings)
+    config = session.config
+    for source in found:
+        key = config.credential_key(source.secret)
+        if key is None:
+            continue  # a missing required secret is the declared-settings check's finding
+        value = str(reveal(config[key]))
+        shown = describe(key, config[key])
+
+        def add(code: str, severity: str, problem: str, remediation: str) -> None:
+            findings.append(Finding(code, severity, f"{shown}, the {source.name} webhook secret, {problem}",
+                                    remediation, key=key, plugin="webhooks"))
+
+        problem = text_problem(value)
+        if problem is not None:
+            add("WEBHOOK_SECRET_PLACEHOLDER" if problem == PLACEHOLDER else "WEBHOOK_SECRET_FORMAT", "error", problem,
+                f"copy the signing secret from {source.name}'s webhook settings into {key}")
+            continue
+        if source.scheme == "standard":
+            try:
+                decode_standard_secret(value)
+            except SignatureError as exc:
+                add("WEBHOOK_SECRET_FORMAT", "error", f"is not a Standard Webhooks secret: {exc}",
+                    "use the whsec_... value the sender shows, or make one: "
+                    "python -c \"import base64,os;print('whsec_'+base64.b64encode(os.urandom(32)).decode())\"")
+            continue
+        if len(value) < MIN_LENGTH:
+            add("WEBHOOK_SECRET_SHORT", "error", f"is shorter than {MIN_LENGTH} characters",
+                "generate a long random secret (python -c \"import secrets;print(secrets.token_hex(32))\") "
+                "and set it on both sides")
+        elif entropy_bits(value) < MIN_BITS:
+            add("WEBHOOK_SECRET_WEAK", session.profile.escalate("warning"),
+                "repeats too few characters to be random (guessable)",
+                "generate one with python -c \"import secrets;print(secrets.token_hex(32))\" and set it on both sides")
+    return findings

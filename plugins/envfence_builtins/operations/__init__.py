@@ -1,0 +1,1 @@
+"""Operations: schedules, pauses, thresholds, health, alerts, metrics, reports, backups and status tracking."""

@@ -1,0 +1,418 @@
+"""Alerts: a threshold crossed becomes one alert per incident, escalated per environment, retried until delivered.
+
+After each run (and on ``envfence health --alert``) the automation's
+``[thresholds]`` are evaluated. A check that crosses opens an incident and
+sends one alert; while it stays crossed nothing more is sent; when it clears
+a recovery notice goes out. Incidents and undelivered alerts persist in
+``<tree>/state/alerts.json``, so this holds across processes, and an alert
+that could not be delivered is retried on the next run (or by ``envfence
+alerts retry``). Settings::
+
+    [alerts.escalation]
+    development = ["console"]
+    production = ["email", "webhook", "slack"]
+
+    [alerts.email]                 # password: the SMTP_PASSWORD credential (PROD_SMTP_PASSWORD...)
+    host = "smtp.example.org"
+    port = 587
+    starttls = true
+    username = "envfence"
+    from = "envfence@example.org"
+    to = ["ops@example.org"]
+
+    [alerts.webhook]               # signed with Standard Webhooks; secret: ALERT_WEBHOOK_SECRET (whsec_...)
+    url = "https://ops.example.org/hooks/envfence"
+
+Built-in channels are ``console``, ``email`` and ``webhook``; any other name
+is delivered by plugins implementing the ``alert`` hook (envfence-slack: ``slack``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+import uuid
+from typing import Any, Iterable, Iterator
+
+import attrs
+
+from envfence import hookimpl
+from envfence.errors import ConfigurationError, EnvfenceError
+from envfence.models import Alert, Finding, SettingSpec
+from envfence.stash import StashKey
+
+SECTION = "alerts"
+BUILTIN = ("console", "email", "webhook")
+PASSWORD = "SMTP_PASSWORD"
+WEBHOOK_SECRET = "ALERT_WEBHOOK_SECRET"
+HISTORY_LIMIT = 200
+#: A failed run is reported by the run itself (and ``on_error``); it becomes an
+#: incident through ``max_error_rate`` (0 alerts on every failure), not on its own.
+NOT_ALERTED = ("failed",)
+
+
+class DeliveryError(Exception):
+    """A channel could not deliver; the message says which and why, never a secret."""
+
+
+def channels_for(settings, environment: str) -> tuple[str, ...]:
+    """The channels ``environment`` escalates to (``[alerts.escalation]``; the console when not said)."""
+    table = settings.section(SECTION).get("escalation", {})
+    where = f"{settings.source}: {SECTION}.escalation"
+    if not isinstance(table, dict):
+        raise ConfigurationError(f"{where}: must be a table", 'write [alerts.escalation] production = ["email", "slack"]')
+    for key, value in table.items():
+        if settings.resolve(key) is None:
+            raise ConfigurationError(f"{where}.{key}: {key!r} is no declared environment", f"use one of: {', '.join(settings.environments)}")
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigurationError(f"{where}.{key}: must be a list of channel names", 'write ["console", "email"]')
+        if settings.resolve(key) == environment:
+            return tuple(value)
+    return ("console",)
+
+
+# --- state -----------------------------------------------------------------------
+
+
+def state_file(paths):
+    """``<tree>/state/alerts.json``: open incidents and alerts still to deliver."""
+    from envfence_builtins.operations.state_files import state_dir
+
+    return state_dir(paths) / "alerts.json"
+
+
+def load_state(session) -> dict[str, Any]:
+    """The persisted alert state (``incidents``, ``pending``); a file of another shape is an error naming it.
+
+    A damaged file is never treated as empty: rewriting it would lose the
+    alerts still to deliver, so it stays for the user to look at.
+    """
+    from envfence_builtins.operations.state_files import read_json
+
+    data, where = session.stash.get(SHARED_STATE, None), "the alert state of the shared store"
+    if data is None:
+        shared = session.plugins.hold_state(session=session, name=SECTION, write=False).first
+        if shared is not None:  # a shared store keeps it for every host
+            with shared as data:
+                data = dict(data)
+    if data is None:
+        where = state_file(session.paths)
+        data = read_json(where, {})
+    incidents, pending = (data.get("incidents", {}), data.get("pending", [])) if isinstance(data, dict) else (None, None)
+    shaped = isinstance(incidents, dict) and all(isinstance(v, dict) for v in incidents.values()) and isinstance(pending, list)
+    try:
+        for item in pending if shaped else ():
+            _alert_from(item["alert"])
+            shaped = shaped and isinstance(item["channels"], list)
+    except (KeyError, TypeError, ValueError):
+        shaped = False
+    if not shaped:
+        raise EnvfenceError(f"{where} is damaged (not the incidents and pending alerts envfence keeps)",
+                            f"move it aside (mv {where} {where}.damaged); envfence starts a new one")
+    return {"incidents": dict(incidents), "pending": list(pending)}
+
+
+def _save(session, state: dict[str, Any]) -> None:
+    from envfence_builtins.operations.state_files import write_json
+
+    if SHARED_STATE in session.stash:
+        session.stash[SHARED_STATE].clear()
+        session.stash[SHARED_STATE].update(state)
+        return
+    write_json(session.paths, state_file(session.paths), state)
+
+
+#: The state a shared store holds for the session's read-modify-write (see ``hold_state``).
+SHARED_STATE = StashKey[dict]()
+#: Set while this session holds the lock of the alert state file.
+_FILE_HELD = StashKey[bool]()
+
+
+@contextlib.contextmanager
+def held_state(session) -> Iterator[None]:
+    """Hold the alert state from reading the open incidents to saving them, across hosts when a store keeps it.
+
+    Two hosts crossing the same threshold then open one incident and send one alert.
+    """
+    if SHARED_STATE in session.stash or _FILE_HELD in session.stash:  # held already, further up
+        yield
+        return
+    shared = session.plugins.hold_state(session=session, name=SECTION, write=True).first
+    if shared is None:  # the state is a file of the tree: a lock file makes this host's processes take turns
+        import fcntl
+
+        from envfence import files
+
+        with files.open_lock(session.paths, "alerts.state") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            session.stash[_FILE_HELD] = True
+            try:
+                yield
+            finally:
+                del session.stash[_FILE_HELD]
+        return
+    with shared as data:
+        session.stash[SHARED_STATE] = data
+        try:
+            yield
+        finally:
+            del session.stash[SHARED_STATE]
+
+
+def _alert_data(alert: Alert) -> dict[str, Any]:
+    return {**attrs.asdict(alert), "at": alert.at.isoformat()}
+
+
+def _alert_from(data: dict[str, Any]) -> Alert:
+    import datetime as _dt
+
+    return Alert(**{**data, "at": _dt.datetime.fromisoformat(data["at"])})
+
+
+# --- deciding ----------------------------------------------------------------------
+
+
+def incidents_from(session, crossings: Iterable[Any]) -> list[Alert]:
+    """Alerts for thresholds that were crossed, or cleared, against the open incidents (one per incident)."""
+    redact = session.redactor()
+    env = session.environment.name
+    open_ = load_state(session)["incidents"]
+    alerts = []
+    for c in crossings:
+        if c.check in NOT_ALERTED:
+            continue
+        incident = f"{c.automation}:{c.check}"
+        if c.crossed and incident not in open_:
+            alerts.append(Alert(env, c.automation, c.check, redact(c.message), "firing", c.severity, c.run_id, c.value, c.limit, incident))
+        elif not c.crossed and incident in open_:
+            alerts.append(Alert(env, c.automation, c.check, redact(f"recovered: {c.message}"), "recovered", c.severity, c.run_id,
+                                c.value, c.limit, incident))
+    return alerts
+
+
+def alerts_from_checks(session, checks) -> list[Alert]:
+    """Alerts for ``envfence health``'s checks of an automation (thresholds, missed runs, locks)."""
+    from envfence_builtins.operations.thresholds import Crossing
+
+    crossings = [
+        Crossing(c.automation, c.check, c.state != "OK", c.message, c.severity or "critical", c.value, c.limit, c.run_id)
+        for c in checks if c.automation and c.check and c.state != "UNKNOWN"
+    ]
+    return incidents_from(session, crossings)
+
+
+# --- delivering ----------------------------------------------------------------------
+
+
+def dispatch(session, alerts: list[Alert]) -> dict[str, list]:
+    """Retry what is pending, then send ``alerts`` through the environment's channels.
+
+    Incidents open and close as the alerts say, whether or not delivery
+    worked: an alert that could not be delivered waits in ``pending`` for
+    the next try. :returns: ``sent`` (alert, channel) and ``pending`` lists.
+    """
+    with held_state(session):
+        return _dispatch(session, alerts)
+
+
+def _dispatch(session, alerts: list[Alert]) -> dict[str, list]:
+    state = load_state(session)
+    channels = channels_for(session.settings, session.environment.name)
+    queue = [(p["alert"], p["channels"], p.get("attempts", 0), p.get("message_id")) for p in state["pending"]]
+    for alert in alerts:
+        if (alert.incident in state["incidents"]) == (alert.state == "firing"):
+            continue  # another process opened (or closed) this incident since it was decided: it alerted already
+        data = _alert_data(alert)
+        queue.append((data, list(channels), 0, f"msg_{uuid.uuid4().hex}"))
+        if alert.state == "firing":
+            state["incidents"][alert.incident] = {"since": data["at"], "run_id": alert.run_id, "message": alert.message}
+        else:
+            state["incidents"].pop(alert.incident, None)
+    sent, pending = [], []
+    for data, wanted, attempts, message_id in queue:
+        alert = _alert_from(data)
+        failed, errors = [], []
+        for channel in wanted:
+            try:
+                deliver(session, alert, channel, message_id)
+                sent.append({"incident": alert.incident, "state": alert.state, "channel": channel})
+            except DeliveryError as exc:
+                failed.append(channel)
+                errors.append(session.redactor()(str(exc)))
+            except Exception as exc:  # any other failure is one too: the state below must still be saved, or what
+                failed.append(channel)  # was delivered would be sent again and what was not would be lost
+                errors.append(session.redactor()(f"{channel}: {type(exc).__name__}: {exc}"))
+        if failed:
+            pending.append({"alert": data, "channels": failed, "attempts": attempts + 1, "message_id": message_id,
+                            "last_error": "; ".join(errors)})
+            print(f"envfence: warning: alert {alert.incident} not delivered ({'; '.join(errors)}); kept and retried on the next run",
+                  file=sys.stderr)
+    state["pending"] = pending
+    _save(session, state)
+    if sent or pending:
+        session.audit("alerts.dispatched", sent=sent, pending=[{"incident": p["alert"]["incident"], "channels": p["channels"]} for p in pending])
+    return {"sent": sent, "pending": pending}
+
+
+def deliver(session, alert: Alert, channel: str, message_id: str) -> None:
+    """Deliver ``alert`` through ``channel``, or raise :class:`DeliveryError`."""
+    if channel == "console":
+        mark = "ALERT" if alert.state == "firing" else "RECOVERED"
+        print(f"envfence: {mark} [{alert.severity}] {alert.environment} {alert.automation} {alert.check}: {alert.message}"
+              + (f" (run {alert.run_id})" if alert.run_id else ""), file=sys.stderr)
+    elif channel == "email":
+        send_email(session, alert)
+    elif channel == "webhook":
+        send_webhook(session, alert, message_id)
+    else:
+        delivered = session.plugins.alert(session=session, alert=alert, channels=(channel,))
+        results, errors = delivered.values, delivered.errors
+        if errors:
+            raise DeliveryError(f"{channel}: {errors[0]}")
+        if not any(channel in (r or []) for r in results):
+            raise DeliveryError(f"no plugin delivers the {channel!r} channel (install one, or change [alerts.escalation])")
+
+
+def _subject(alert: Alert) -> str:
+    mark = alert.severity.upper() if alert.state == "firing" else "RECOVERED"
+    # One line whatever an automation is called: a line break would start a header of its own.
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", f"[envfence] {mark} {alert.environment}: {alert.automation} {alert.check}")
+
+
+def send_email(session, alert: Alert) -> None:
+    """Send ``alert`` by SMTP, as ``[alerts.email]`` says."""
+    import smtplib
+    from email.message import EmailMessage
+
+    from envfence.models import reveal
+
+    table = session.settings.section(SECTION).get("email", {})
+    if not table.get("host") or not table.get("to"):
+        raise DeliveryError(f"email: [{SECTION}.email] needs host and to in {session.settings.source}")
+    host, port = str(table["host"]), table.get("port", 25)
+    if isinstance(port, bool) or not str(port).isdigit():
+        raise DeliveryError(f"email: [{SECTION}.email] port in {session.settings.source} is {port!r}, not a port number (e.g. 587)")
+    port = int(port)
+    message = EmailMessage()
+    message["Subject"] = _subject(alert)
+    message["From"] = table.get("from", f"envfence@{session.host.hostname}")
+    message["To"] = ", ".join(table["to"]) if isinstance(table["to"], list) else str(table["to"])
+    incident = re.sub(r"[^A-Za-z0-9_.-]+", "-", alert.incident.replace(":", "."))  # any name makes a valid id
+    message["Message-ID"] = f"<{incident}.{alert.state}.{int(alert.at.timestamp())}@envfence>"
+    message.set_content(
+        f"{alert.message}\n\nenvironment: {alert.environment}\nautomation: {alert.automation}\ncheck: {alert.check}\n"
+        f"state: {alert.state}\nvalue: {alert.value}\nlimit: {alert.limit}\nrun: {alert.run_id or '-'}\nat: {alert.at.isoformat()}\n"
+    )
+    try:
+        with smtplib.SMTP(host, port, timeout=float(table.get("timeout", 10))) as smtp:
+            if table.get("starttls"):
+                smtp.starttls()
+            if table.get("username"):
+                password = session.credential(PASSWORD, by=SECTION)
+                smtp.login(str(table["username"]), str(reveal(password)) if password is not None else "")
+            smtp.send_message(message)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise DeliveryError(f"email: cannot deliver through {host}:{port} ({type(exc).__name__}: {exc})") from None
+
+
+def webhook_body(alert: Alert) -> bytes:
+    """The JSON the webhook channel posts."""
+    import json
+
+    data = _alert_data(alert)
+    return json.dumps({"type": f"envfence.alert.{alert.state}", "timestamp": data["at"], "data": data},
+                      separators=(",", ":"), default=str).encode("utf-8")
+
+
+def send_webhook(session, alert: Alert, message_id: str) -> None:
+    """POST ``alert`` as JSON signed with Standard Webhooks (the same ``webhook-id`` on every retry)."""
+    import time
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from envfence.models import reveal
+
+    from envfence_builtins.webhook_service.webhook_signatures import SignatureError, sign_standard
+
+    table = session.settings.section(SECTION).get("webhook", {})
+    url = table.get("url")
+    if not url:
+        raise DeliveryError(f"webhook: [{SECTION}.webhook] needs a url in {session.settings.source}")
+    parts = urllib.parse.urlsplit(str(url))
+    if parts.scheme not in ("http", "https") or not parts.netloc:  # urllib would "deliver" to a file:// URL
+        raise DeliveryError(f"webhook: [{SECTION}.webhook] url in {session.settings.source} is {url!r}, not an http(s) URL")
+    secret = session.credential(WEBHOOK_SECRET, by=SECTION)
+    if secret is None:
+        raise DeliveryError(f"webhook: no {WEBHOOK_SECRET} credential in {session.environment.name} to sign with")
+    body, stamp = webhook_body(alert), int(time.time())
+    try:
+        signature = sign_standard(str(reveal(secret)), message_id, stamp, body)
+    except SignatureError as exc:
+        raise DeliveryError(f"webhook: {session.config.credential_key(WEBHOOK_SECRET)}: {exc}") from None
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": "application/json", "webhook-id": message_id, "webhook-timestamp": str(stamp), "webhook-signature": signature,
+    })
+    try:
+        with urllib.request.urlopen(request, timeout=float(table.get("timeout", 10))):
+            pass
+    except urllib.error.HTTPError as exc:
+        raise DeliveryError(f"webhook: {url} answered HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise DeliveryError(f"webhook: cannot reach {url} ({getattr(exc, 'reason', exc)})") from None
+
+
+# --- hooks ----------------------------------------------------------------------------
+
+
+@hookimpl
+def declare_settings() -> list[SettingSpec]:
+    """The SMTP password and the webhook signing secret: credentials, read through the environment's prefix."""
+    return [
+        SettingSpec(PASSWORD, doc="password for [alerts.email] username", secret=True, credential=True, plugin=SECTION),
+        SettingSpec(WEBHOOK_SECRET, doc="Standard Webhooks secret (whsec_...) that signs alert webhooks", secret=True,
+                    credential=True, plugin=SECTION),
+    ]
+
+
+@hookimpl
+def on_run_finish(session, request, outcome) -> None:
+    """Evaluate the automation's thresholds with this run, and alert once per incident; retry what is pending."""
+    from envfence_builtins.operations.thresholds import evaluate
+
+    if session.dry_run or session.paths is None or outcome.status not in ("succeeded", "failed"):
+        return
+    runs = session.plugins.run_history(session=session, automation=outcome.automation, limit=HISTORY_LIMIT).first or []
+    # The history plugin may finish this run's row (recorded as running at its start) after this hook.
+    runs = [outcome, *(r for r in runs if r.run_id != outcome.run_id)]
+    # Missed runs are noticed by `envfence health --alert`: a run that happens is no missed run.
+    crossings = [c for c in evaluate(session, request.automation, runs) if c.check != "expected_every"]
+    try:
+        with held_state(session):
+            alerts = incidents_from(session, crossings)
+            if alerts or load_state(session)["pending"]:
+                dispatch(session, alerts)
+    except EnvfenceError as exc:  # the alert state cannot be kept: say so, but the run's result stands
+        print(f"envfence: warning: alerts: {exc.message} ({exc.hint})", file=sys.stderr)
+
+
+@hookimpl
+def validate(session) -> list[Finding]:
+    """``[alerts.escalation]`` names declared environments."""
+    if not session.settings.section(SECTION):
+        return []
+    try:
+        for env in session.settings.environments:
+            channels_for(session.settings, env)
+    except ConfigurationError as exc:
+        return [Finding("ALERTS_INVALID", "error", exc.message, exc.hint, key=SECTION, plugin=SECTION)]
+    return []
+
+
+@hookimpl
+def register_commands(cli) -> None:
+    """Add ``envfence alerts`` (show, retry)."""
+    from envfence_builtins.operations.alerts_cli import alerts
+
+    cli.add_command(alerts)

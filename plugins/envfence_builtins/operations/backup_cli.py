@@ -1,0 +1,71 @@
+"""``envfence backup`` and ``envfence restore ARCHIVE``: progress on a terminal, quiet without one."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from envfence.cli import State, json_option, pass_state
+from envfence.cli.output import dumps
+
+from envfence_builtins.operations import backup as archives
+
+
+def progress_printer(state: State):
+    """A callback naming each file on stderr, only when stderr is a terminal and the output is not JSON."""
+    if state.json or not sys.stderr.isatty():
+        return None
+    return lambda name: click.echo(f"  {name}", err=True)
+
+
+@click.command()
+@json_option
+@click.option("--output", type=click.Path(file_okay=False), help="Write the archive here (default: <tree>/backups/archives).")
+@click.option("--include-key", is_flag=True, help="Also archive the environment's encryption key (keep such an archive as safe as the key).")
+@click.option("--keep", type=click.IntRange(min=1), help="Archives to keep in that directory, the oldest removed first (default: [backup] keep, 7).")
+@pass_state
+def backup(state: State, output, include_key: bool, keep) -> None:
+    """Archive this environment's state: history, audit trail, config snapshots; checksummed."""
+    session = state.session()
+    count = keep or archives.keep(session.settings)
+    session.prepare()
+    manifest = archives.create(session, Path(output) if output else None, include_key, progress_printer(state))
+    archive = Path(manifest["archive"])
+    removed = archives.prune(archive.parent, session.environment.name, count)
+    session.audit("backup.created", archive=str(archive), files=len(manifest["files"]), includes_key=include_key,
+                  removed=[p.name for p in removed])
+    if state.json:
+        click.echo(dumps({**manifest, "removed": [str(p) for p in removed]}))
+        return
+    click.echo(f"wrote {archive} ({len(manifest['files'])} file(s){', with the key' if include_key else ''})")
+    if removed:
+        click.echo(f"removed {len(removed)} older archive(s), keeping {count}")
+
+
+@click.command("restore")
+@json_option
+@click.argument("archive", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Verify the archive and show what would be restored; write nothing.")
+@pass_state
+def restore_cmd(state: State, archive: str, dry_run: bool) -> None:
+    """Verify ARCHIVE and restore it into this environment's empty tree (never across environments)."""
+    from envfence_builtins.audit.audit_trail import verify
+
+    session = state.session()
+    result = archives.restore(session, Path(archive), dry_run, progress_printer(state))
+    if not dry_run:
+        verdict = verify(session.paths)
+        count, problem = verdict.records, verdict.problem
+        result["audit"] = {"records": count, "ok": problem is None, "broken": problem}
+        session.prepare()
+        session.audit("backup.restored", archive=str(archive), files=len(result["written"]), created_at=result["created_at"])
+    if state.json:
+        click.echo(dumps(result))
+        return
+    verb = "would restore" if dry_run else "restored"
+    click.echo(f"{archive}: checksums verified; {verb} {len(result['files'])} file(s) into {session.paths.base}")
+    if not dry_run:
+        audit = result["audit"]
+        click.echo(f"audit trail: {audit['records']} record(s), chain {'intact' if audit['ok'] else 'BROKEN: ' + audit['broken']['reason']}")

@@ -1,0 +1,201 @@
+"""``envfence health``: is this environment well? Nagios plugin exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+
+Checks, per environment: each scheduled automation's last expected firing
+against its last run (a missed run), the last run's status, the error rate,
+duration and memory against ``[thresholds]``, a lock held longer than
+``[health] max_lock_age`` (default 6h), free disk in the tree against
+``[health] min_free_disk`` (default 10%; critical below half of it), and the
+audit trail's chain. One summary line comes first, as monitoring expects.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import shutil
+from typing import Any
+
+import attrs
+
+from envfence import hookimpl
+from envfence.errors import ConfigurationError
+from envfence.models import utcnow
+
+SECTION = "health"
+STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")  #: index is the Nagios exit code
+_SEVERITY = {"warning": "WARNING", "critical": "CRITICAL"}
+HISTORY_LIMIT = 1000
+
+
+@attrs.frozen
+class Check:
+    """One check's result."""
+
+    name: str  #: e.g. ``sync.expected_every``, ``disk``, ``audit``
+    state: str  #: one of :data:`STATES`
+    message: str
+    automation: str | None = None
+    check: str | None = None
+    value: Any = None
+    limit: Any = None
+    run_id: str | None = None
+    severity: str | None = None  #: the threshold's severity when crossed
+
+
+def worst(checks) -> str:
+    """The most severe state (UNKNOWN ranks below CRITICAL, above WARNING, as Nagios ranks them)."""
+    order = {"OK": 0, "WARNING": 1, "UNKNOWN": 2, "CRITICAL": 3}
+    return max((c.state for c in checks), key=order.__getitem__, default="OK")
+
+
+def _options(settings) -> tuple[_dt.timedelta, str]:
+    from envfence_builtins.operations.thresholds import parse_duration
+
+    table = settings.section(SECTION)
+    where = f"{settings.source}: {SECTION}"
+    max_lock = parse_duration(table.get("max_lock_age", "6h"), f"{where}.max_lock_age")
+    free = str(table.get("min_free_disk", "10%"))
+    if not re.match(r"^\s*\d+(\.\d+)?\s*(%|kb|mb|gb)?\s*$", free, re.I):
+        raise ConfigurationError(f"{where}.min_free_disk: {free!r} is not a size or a percentage", 'write "10%" or "2GB"')
+    return max_lock, free
+
+
+def automation_checks(session, now: _dt.datetime) -> list[Check]:
+    """Thresholds, missed runs and the last status of every automation that may run here."""
+    from envfence_builtins.operations.maintenance import pause_of
+    from envfence_builtins.operations.thresholds import evaluate
+
+    found = []
+    env = session.environment.name
+    for automation in session.automations.values():
+        if not automation.allows(env):
+            continue
+        runs = session.plugins.run_history(session=session, automation=automation.name, limit=HISTORY_LIMIT).first
+        if runs is None:
+            found.append(Check(f"{automation.name}.history", "UNKNOWN", "no plugin keeps run history", automation.name))
+            continue
+        pause = pause_of(session, automation.name)
+        if pause is not None:
+            found.append(Check(f"{automation.name}.paused", "OK", f"{automation.name} is paused until "
+                               f"{pause.get('until') or 'resumed'} (by {pause.get('by')}: {pause.get('reason')})",
+                               automation.name, "paused", limit=pause.get("until")))
+        for crossing in evaluate(session, automation, runs, now):
+            if crossing.check == "expected_every" and crossing.crossed and pause is not None:
+                found.append(Check(f"{automation.name}.{crossing.check}", "OK",
+                                   f"{automation.name} is paused (until {pause.get('until') or 'resumed'}: {pause.get('reason')})",
+                                   automation.name, crossing.check))
+                continue
+            state = _SEVERITY[crossing.severity] if crossing.crossed else "OK"
+            found.append(Check(f"{automation.name}.{crossing.check}", state, crossing.message, automation.name, crossing.check,
+                               crossing.value, crossing.limit, crossing.run_id, crossing.severity))
+    return found
+
+
+def lock_checks(session, max_age: _dt.timedelta, now: _dt.datetime) -> list[Check]:
+    """A lock held longer than ``max_age`` is CRITICAL; one held by a live run is fine."""
+    import fcntl
+
+    from envfence.runner import lock_holder
+
+    locks = session.paths.base / "locks"
+    found = []
+    for path in sorted(locks.glob("*.lock")) if locks.is_dir() else []:
+        with open(path, "rb") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                continue  # nobody holds it
+            except BlockingIOError:
+                pass
+        pid, since = lock_holder(path)
+        try:
+            age = now - _dt.datetime.fromisoformat(since)
+        except ValueError:
+            found.append(Check(f"lock.{path.stem}", "UNKNOWN", f"{path.stem}'s lock is held by pid {pid}, since an unreadable time"))
+            continue
+        state = "CRITICAL" if age > max_age else "OK"
+        found.append(Check(f"lock.{path.stem}", state, f"{path.stem}'s lock is held by pid {pid} since {since} ({_human(age)}; "
+                           f"allowed {_human(max_age)})", path.stem, "max_lock_age", age.total_seconds(), max_age.total_seconds()))
+    return found
+
+
+def disk_check(session, minimum: str) -> Check:
+    """Free space on the tree's file system against ``minimum`` (a percentage or a size)."""
+    from envfence_builtins.operations.thresholds import parse_size
+
+    base = session.paths.base
+    where = base if base.exists() else session.root.path
+    usage = shutil.disk_usage(where)
+    if minimum.strip().endswith("%"):
+        limit = usage.total * float(minimum.strip()[:-1]) / 100
+    else:
+        limit = parse_size(minimum, "health.min_free_disk") * 1024
+    state = "CRITICAL" if usage.free < limit / 2 else "WARNING" if usage.free < limit else "OK"
+    return Check("disk", state, f"{usage.free / 2**30:.1f} GiB free of {usage.total / 2**30:.1f} GiB under {where} "
+                 f"(minimum {minimum})", value=usage.free, limit=int(limit))
+
+
+def audit_check(session) -> Check:
+    """The audit trail's hash chain is intact."""
+    from envfence.errors import EnvfenceError
+
+    from envfence_builtins.audit.audit_trail import audit_key, trail_path, verify
+
+    trail = trail_path(session.paths)
+    try:
+        verdict = verify(session.paths, key=audit_key(session))
+    except EnvfenceError as exc:  # a symlink, a directory, an unreadable file
+        return Check("audit", "CRITICAL", f"audit trail unreadable: {exc.message}")
+    count, problem = verdict.records, verdict.problem
+    if problem is None and not verdict.exists:
+        return Check("audit", "OK", f"no audit trail yet ({trail.name})")
+    if problem is None:
+        return Check("audit", "OK", f"audit chain intact ({count} record(s))", value=count)
+    return Check("audit", "CRITICAL", f"audit chain broken at line {problem.get('line')}: {problem['reason']}", value=count)
+
+
+def run_checks(session, now: _dt.datetime | None = None) -> list[Check]:
+    """Every check of the session's environment; a check that cannot run is UNKNOWN, not a crash."""
+    now = now or utcnow()
+    if session.paths is None:
+        return [Check("tree", "UNKNOWN", "no plugin computes the environment's directories")]
+    found: list[Check] = []
+    try:
+        max_lock, free = _options(session.settings)
+    except ConfigurationError as exc:
+        return [Check("settings", "UNKNOWN", f"{exc.message} ({exc.hint})")]
+    for name, step in (("automations", lambda: automation_checks(session, now)),
+                       ("locks", lambda: lock_checks(session, max_lock, now)),
+                       ("disk", lambda: [disk_check(session, free)]),
+                       ("audit", lambda: [audit_check(session)])):
+        try:
+            found.extend(step())
+        except ConfigurationError as exc:
+            found.append(Check(name, "UNKNOWN", f"{exc.message} ({exc.hint})"))
+        except OSError as exc:
+            found.append(Check(name, "UNKNOWN", f"cannot check {name}: {exc}"))
+    return found
+
+
+def summary(environment: str, checks) -> str:
+    """The first line: ``CRITICAL - production: 1 critical, 2 ok``."""
+    state = worst(checks)
+    counts = [f"{sum(c.state == s for c in checks)} {s.lower()}" for s in ("CRITICAL", "WARNING", "UNKNOWN", "OK")
+              if any(c.state == s for c in checks)]
+    first = next((c.message for c in checks if c.state == state and state != "OK"), "")
+    return f"{state} - {environment}: {', '.join(counts) or 'nothing to check'}" + (f"; {first}" if first else "")
+
+
+def _human(delta: _dt.timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds}s"
+
+
+@hookimpl
+def register_commands(cli) -> None:
+    """Add ``envfence health``."""
+    from envfence_builtins.operations.health_cli import health
+
+    cli.add_command(health)

@@ -1,0 +1,276 @@
+"""Maintenance windows and pauses: runs refused (exit 3, audited) while one is in force, unless forced.
+
+Windows are declared per environment, in the ``[maintenance]`` table::
+
+    [maintenance]
+    timezone = "Europe/Paris"                     # default: the zone schedules are read in
+    production = ["sun 02:00-04:00", "mon-fri 23:30-00:15"]
+
+A window is days (``sun``, ``mon-fri``, ``sat,sun``, ``daily``) and a time
+range; a range that ends before it starts runs past midnight. Pauses are
+set by ``envfence pause AUTOMATION|--all [--until TIME] --reason TEXT`` and
+lifted by ``envfence resume``; they live in ``<tree>/state/pauses.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from typing import Any
+
+import attrs
+
+from envfence import hookimpl
+from envfence.errors import ConfigurationError
+from envfence.models import Finding, utcnow
+
+SECTION = "maintenance"
+ALL = "*"
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index is datetime.weekday()
+_WINDOW = re.compile(r"^\s*(?P<days>[a-z,\-*]+)\s+(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})\s*$", re.I)
+
+
+@attrs.frozen
+class Window:
+    """A weekly maintenance window."""
+
+    text: str
+    days: frozenset[int]  #: weekdays (Monday 0) on which the window opens
+    start: _dt.time
+    end: _dt.time
+
+    def active(self, local: _dt.datetime) -> _dt.datetime | None:
+        """When the window that holds ``local`` closes, or None when ``local`` is outside every opening."""
+        for back in (0, 1):  # a window past midnight opened the day before
+            day = local.date() - _dt.timedelta(days=back)
+            if day.weekday() not in self.days:
+                continue
+            opens = _dt.datetime.combine(day, self.start, local.tzinfo)
+            closes = _dt.datetime.combine(day, self.end, local.tzinfo)
+            if closes <= opens:
+                closes += _dt.timedelta(days=1)
+            if opens <= local < closes:
+                return closes
+        return None
+
+
+def parse_window(text: str, where: str) -> Window:
+    """Parse ``"sun 02:00-04:00"``; a :class:`ConfigurationError` names ``where`` and what is wrong."""
+    hint = 'write days and a time range, e.g. "sun 02:00-04:00", "mon-fri 22:00-02:00" or "daily 03:00-03:30"'
+    match = _WINDOW.match(str(text)) if isinstance(text, str) else None
+    if not match:
+        raise ConfigurationError(f"{where}: {text!r} is not a maintenance window", hint)
+    days: set[int] = set()
+    for part in match["days"].lower().split(","):
+        if part in ("daily", "*"):
+            days.update(range(7))
+            continue
+        first, _, last = part.partition("-")
+        if first not in _DAYS or (last and last not in _DAYS):
+            raise ConfigurationError(f"{where}: {text!r}: {part!r} is not a day (mon..sun, daily)", hint)
+        a, b = _DAYS.index(first), _DAYS.index(last or first)
+        days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+    times = []
+    for value in (match["start"], match["end"]):
+        hour, minute = (int(v) for v in value.split(":"))
+        if hour > 23 or minute > 59:
+            raise ConfigurationError(f"{where}: {text!r}: {value} is not a time of day", hint)
+        times.append(_dt.time(hour, minute))
+    if times[0] == times[1]:
+        raise ConfigurationError(f"{where}: {text!r} opens and closes at the same time", hint)
+    return Window(text.strip(), frozenset(days), times[0], times[1])
+
+
+def zone(settings):
+    """The zone windows are written in: ``[maintenance] timezone``, else the schedules' zone.
+
+    The schedules' zone is ``CRON_TZ``, else the project's ``timezone``, else
+    the machine's own, so a window and the runs it holds back read the same clock.
+    """
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from envfence.cron import CronError, schedule_zone
+
+    name = settings.section(SECTION).get("timezone")
+    if name is None:
+        try:
+            return schedule_zone(None, settings.raw.get("timezone"))
+        except CronError as exc:
+            raise ConfigurationError(f"{settings.source}: {exc}", 'write timezone = "Europe/Paris" (or "UTC")') from None
+    try:
+        return ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"{settings.source}: {SECTION}.timezone: {name!r} is no time zone", 'write an IANA name, e.g. "Europe/Paris" or "UTC"'
+        ) from None
+
+
+def windows(settings, environment: str) -> list[Window]:
+    """The declared windows of ``environment``; a :class:`ConfigurationError` for a bad one."""
+    found = []
+    for key, value in settings.section(SECTION).items():
+        if key == "timezone":
+            continue
+        where = f"{settings.source}: {SECTION}.{key}"
+        env = settings.resolve(key)
+        if env is None:
+            raise ConfigurationError(f"{where}: {key!r} is no declared environment", f"use one of: {', '.join(settings.environments)}")
+        if env != environment:
+            continue
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list):
+            raise ConfigurationError(f"{where}: must be a list of windows", 'write production = ["sun 02:00-04:00"]')
+        found.extend(parse_window(item, where) for item in items)
+    return found
+
+
+def open_window(settings, environment: str, now: _dt.datetime | None = None) -> tuple[Window, _dt.datetime] | None:
+    """The window of ``environment`` in force at ``now`` and when it closes (in UTC), or None."""
+    tz = zone(settings)
+    local = (now or utcnow()).astimezone(tz)
+    declared = windows(settings, environment)
+    for window in declared:
+        closes = window.active(local)
+        if closes is not None:
+            # Overlapping or back-to-back windows hold runs until the last of them closes.
+            for _ in range(len(declared) * 8):
+                later = [c for w in declared if (c := w.active(closes)) is not None and c > closes]
+                if not later:
+                    break
+                closes = max(later)
+            return window, closes.astimezone(_dt.timezone.utc)
+    return None
+
+
+# --- pauses ----------------------------------------------------------------------
+
+
+def pauses_file(paths):
+    """``<tree>/state/pauses.json``."""
+    from envfence_builtins.operations.state_files import state_dir
+
+    return state_dir(paths) / "pauses.json"
+
+
+def pauses(session, now: _dt.datetime | None = None) -> dict[str, dict[str, Any]]:
+    """The pauses in force: automation name (or ``*``) -> ``until``, ``reason``, ``by``, ``at``."""
+    from envfence_builtins.operations.state_files import read_json
+
+    paths = session.paths
+    if paths is None:
+        return {}
+    moment = now or utcnow()
+    path = pauses_file(paths)
+    table = read_json(path, {})
+    current = {}
+    try:
+        for name, pause in table.items():
+            until = pause.get("until")
+            if until is not None:
+                until = _dt.datetime.fromisoformat(until)
+                until = until if until.tzinfo else until.replace(tzinfo=_dt.timezone.utc)
+            if until is None or until > moment:
+                current[name] = pause
+    except (AttributeError, TypeError, ValueError):  # never read as "nothing is paused": a pause may be in there
+        from envfence.errors import EnvfenceError
+
+        raise EnvfenceError(f"{path} is damaged (not the pauses envfence keeps: name -> until, reason, by)",
+                            f"look at it, then move it aside (mv {path} {path}.damaged) and pause again what must stay paused") from None
+    return current
+
+
+def set_pause(session, name: str, pause: dict[str, Any] | None) -> None:
+    """Record (or with None lift) the pause of ``name``, dropping the expired ones."""
+    import fcntl
+
+    from envfence import files
+
+    from envfence_builtins.operations.state_files import write_json
+
+    # Read, change and write under one lock: two pauses set at once both hold (neither overwrites the other).
+    with files.open_lock(session.paths, "pauses.state") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        kept = pauses(session)
+        if pause is None:
+            kept.pop(name, None)
+        else:
+            kept[name] = pause
+        write_json(session.paths, pauses_file(session.paths), kept)
+
+
+def pause_of(session, automation: str) -> dict[str, Any] | None:
+    """The pause that holds ``automation`` (its own, or one of every automation), or None."""
+    current = pauses(session)
+    return current.get(automation) or current.get(ALL)
+
+
+@hookimpl
+def pre_run_safety(session, request) -> list[Finding]:
+    """Refuse a run of a paused automation, and any run inside the environment's maintenance window."""
+    from envfence.errors import EnvfenceError
+
+    env, name = session.environment.name, request.automation.name
+    findings = []
+    try:
+        current = pauses(session)
+    except EnvfenceError as exc:  # the pauses cannot be read: refuse, as a pause would
+        return [Finding("AUTOMATION_PAUSED", "error", f"cannot tell whether {name} is paused in {env}: {exc.message}",
+                        f"{exc.hint}; or pass --force --reason TEXT (the override is recorded in the audit trail)", plugin=SECTION)]
+    pause = current.get(name) or current.get(ALL)
+    if pause is not None:
+        until = f"until {pause['until']}" if pause.get("until") else "until resumed"
+        which = f"{name} is" if name in current else "every automation is"
+        findings.append(
+            Finding(
+                "AUTOMATION_PAUSED", "error", f"{which} paused in {env} {until} (by {pause.get('by')}: {pause.get('reason')})",
+                f"resume it with `envfence --env {env} resume {name}`",
+                plugin=SECTION,
+            )
+        )
+    try:
+        found = open_window(session.settings, env)
+    except ConfigurationError as exc:
+        return [*findings, Finding("MAINTENANCE_WINDOW_INVALID", "error", exc.message, exc.hint, key=SECTION, plugin=SECTION)]
+    if found is not None:
+        window, closes = found
+        findings.append(
+            Finding(
+                "MAINTENANCE_WINDOW", "error",
+                f"{env} is in its maintenance window {window.text!r} ({getattr(zone(session.settings), 'key', 'local time')}) until {closes:%Y-%m-%d %H:%M} UTC",
+                "run it after the window",
+                key=SECTION, plugin=SECTION,
+            )
+        )
+    return findings
+
+
+@hookimpl
+def validate(session) -> list[Finding]:
+    """Every declared window parses, and the time zone exists."""
+    if not session.settings.section(SECTION):
+        return []
+    try:
+        zone(session.settings)
+        for env in session.settings.environments:
+            windows(session.settings, env)
+    except ConfigurationError as exc:
+        return [Finding("MAINTENANCE_WINDOW_INVALID", "error", exc.message, exc.hint, key=SECTION, plugin=SECTION)]
+    return []
+
+
+@hookimpl
+def automation_state(session, automation) -> dict[str, Any] | None:
+    """``paused``: until when, why and by whom, when the automation is paused here."""
+    pause = pause_of(session, automation.name)
+    if pause is None:
+        return None
+    return {"paused": {"until": pause.get("until"), "reason": pause.get("reason"), "by": pause.get("by")}}
+
+
+@hookimpl
+def register_commands(cli) -> None:
+    """Add ``envfence pause`` and ``envfence resume``."""
+    from envfence_builtins.operations.maintenance_cli import pause, resume
+
+    cli.add_command(pause)
+    cli.add_command(resume)

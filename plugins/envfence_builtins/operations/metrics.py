@@ -1,0 +1,71 @@
+"""``envfence metrics``: run history in the Prometheus text format, for node_exporter's textfile collector or a Pushgateway.
+
+Per environment and automation: runs by status, failures, a duration
+histogram, and the time of the last run and of the last success. Rendered
+with prometheus_client (the ``metrics`` extra: ``pip install envfence[metrics]``).
+"""
+
+from __future__ import annotations
+
+from envfence import hookimpl
+from envfence.errors import EnvfenceError
+
+#: Bucket bounds of the duration histogram, in seconds: jobs run for seconds to an hour.
+BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0)
+HISTORY_LIMIT = 1_000_000
+
+
+def _client():
+    try:
+        import prometheus_client
+    except ImportError:
+        raise EnvfenceError("envfence metrics needs prometheus_client", "install it: pip install 'envfence[metrics]'") from None
+    return prometheus_client
+
+
+def registry_for(session):
+    """A prometheus_client registry holding the environment's run metrics, computed from its history."""
+    prometheus_client = _client()
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+    runs = session.plugins.run_history(session=session, automation=None, limit=HISTORY_LIMIT).first or []
+    env = session.environment.name
+
+    class HistoryCollector:
+        def collect(self):
+            total = CounterMetricFamily("envfence_runs", "Runs recorded in the history, by status", labels=["environment", "automation", "status"])
+            failures = CounterMetricFamily("envfence_run_failures", "Runs that failed", labels=["environment", "automation"])
+            duration = HistogramMetricFamily("envfence_run_duration_seconds", "How long runs took", labels=["environment", "automation"])
+            last_run = GaugeMetricFamily("envfence_last_run_timestamp_seconds", "When the last run started", labels=["environment", "automation"])
+            last_ok = GaugeMetricFamily("envfence_last_success_timestamp_seconds", "When the last successful run finished",
+                                        labels=["environment", "automation"])
+            by_automation: dict[str, list] = {}
+            for run in runs:
+                by_automation.setdefault(run.automation, []).append(run)
+            for name, items in sorted(by_automation.items()):
+                statuses: dict[str, int] = {}
+                for run in items:
+                    statuses[run.status] = statuses.get(run.status, 0) + 1
+                for status, count in sorted(statuses.items()):
+                    total.add_metric([env, name, status], count)
+                failures.add_metric([env, name], statuses.get("failed", 0))
+                durations = [r.duration for r in items if r.status in ("succeeded", "failed")]
+                buckets = [(str(b), sum(d <= b for d in durations)) for b in BUCKETS] + [("+Inf", len(durations))]
+                duration.add_metric([env, name], buckets, sum(durations))
+                last_run.add_metric([env, name], max(r.started_at for r in items).timestamp())
+                succeeded = [r.finished_at for r in items if r.status == "succeeded"]
+                if succeeded:
+                    last_ok.add_metric([env, name], max(succeeded).timestamp())
+            yield from (total, failures, duration, last_run, last_ok)
+
+    registry = prometheus_client.CollectorRegistry()
+    registry.register(HistoryCollector())
+    return registry
+
+
+@hookimpl
+def register_commands(cli) -> None:
+    """Add ``envfence metrics``."""
+    from envfence_builtins.operations.metrics_cli import metrics
+
+    cli.add_command(metrics)

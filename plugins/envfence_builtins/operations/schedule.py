@@ -1,0 +1,562 @@
+"""Schedules that run: the environment's ``schedule`` entries as a crontab, systemd units or a Kubernetes CronJob.
+
+Every entry runs ``envfence --env NAME -q run AUTOMATION`` from the project
+root. Settings, all optional::
+
+    [schedule]
+    stagger = true                     # environments sharing a host never fire in the same minute
+    envfence = "/opt/app/.venv/bin/envfence"   # the command entries run (default: this installation's)
+    image = "registry.example/app:1.4" # Kubernetes only: the image that holds the project
+    command = ["envfence"]             # Kubernetes only: envfence inside the image
+    namespace = "jobs"                 # Kubernetes only
+    crontab = "crontab"                # the crontab program `schedule install` talks to
+
+``envfence schedule`` prints the artefact; ``schedule install`` merges the
+crontab block (between marker lines) into the user's crontab, ``schedule
+diff`` shows drift between what is installed and what is declared, and
+``schedule remove`` takes the block out.
+
+Times are read in one zone everywhere, :func:`zone` (``CRON_TZ``, else the
+project's ``timezone``, else the machine's own): a named zone is written into
+every artefact (``CRON_TZ=``, ``OnCalendar=… Europe/Paris``, ``timeZone``) so
+that the host's scheduler fires when ``list`` and ``health`` say it does.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fnmatch
+import hashlib
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from envfence import hookimpl
+from envfence.errors import ConfigurationError, EnvfenceError
+from envfence.models import Finding
+
+SECTION = "schedule"
+FORMATS = ("crontab", "systemd", "kubernetes")
+_MACROS = {
+    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
+}
+_DNS_LABEL = re.compile(r"[^a-z0-9-]+")
+_WEEKDAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
+
+
+@attrs.frozen
+class Entry:
+    """One scheduled automation in one environment."""
+
+    automation: str
+    environment: str
+    declared: str  #: the cron expression of the settings
+    expression: str  #: what is installed: the declared one, staggered when asked
+    offset: int = 0  #: minutes added by ``stagger``
+
+
+def options(settings) -> dict[str, Any]:
+    """The ``[schedule]`` table, with a :class:`ConfigurationError` for a value of the wrong type."""
+    table = dict(settings.section(SECTION))
+    where = f"{settings.source}: {SECTION}"
+    for key, kind in (("stagger", bool), ("envfence", str), ("image", str), ("namespace", str), ("crontab", str)):
+        if key in table and not isinstance(table[key], kind):
+            raise ConfigurationError(f"{where}.{key}: must be a {kind.__name__}, not {table[key]!r}", "see docs/operations.md")
+    command = table.get("command", ["envfence"])
+    if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
+        raise ConfigurationError(f"{where}.command: must be a list of strings", 'write command = ["envfence"]')
+    return table
+
+
+def envfence_command(settings) -> str:
+    """The envfence program that host schedulers run: the setting, else this installation's."""
+    configured = options(settings).get("envfence")
+    if configured:
+        return configured
+    beside = Path(sys.executable).parent / "envfence"
+    return str(beside) if beside.exists() else "envfence"
+
+
+def _fields(expression: str) -> list[str]:
+    return _MACROS.get(expression.strip().lower(), expression.strip()).split()
+
+
+def _values(field_expr: str, position: int) -> list[int]:
+    """The values one cron field takes, asked of the project's cron parser (so its semantics carry over).
+
+    A probe expression restricts only that field; its firings over one cycle
+    are read back with ``next_after``.
+    """
+    from envfence.cron import parse
+
+    probe = ["0", "0", "*", "*", "*"]
+    probe[position] = field_expr
+    # Day of month is probed in a 31-day January, day of week in the first week of 2028 (it starts on a Saturday).
+    start, attribute, stop = {
+        0: (_dt.datetime(2028, 1, 3, 5), "minute", _dt.datetime(2028, 1, 3, 6)),
+        1: (_dt.datetime(2028, 1, 3), "hour", _dt.datetime(2028, 1, 4)),
+        2: (_dt.datetime(2028, 1, 1), "day", _dt.datetime(2028, 2, 1)),
+        3: (_dt.datetime(2028, 1, 1), "month", _dt.datetime(2029, 1, 1)),
+        4: (_dt.datetime(2028, 1, 1), "weekday", _dt.datetime(2028, 1, 8)),
+    }[position]
+    if position == 0:
+        probe[1] = "*"
+    cron = parse(" ".join(probe))
+    found: set[int] = set()
+    moment = start - _dt.timedelta(minutes=1)
+    while True:
+        moment = cron.next_after(moment)
+        if moment is None or moment >= stop:
+            break
+        found.add(moment.isoweekday() % 7 if attribute == "weekday" else getattr(moment, attribute))
+    return sorted(found)
+
+
+def zone(session) -> _dt.tzinfo:
+    """The zone the schedules fire in: ``CRON_TZ``, else the project's ``timezone``, else the machine's own."""
+    from envfence.cron import CronError, schedule_zone
+
+    try:
+        return schedule_zone(session.environ, session.settings.raw.get("timezone"))
+    except CronError as exc:
+        raise ConfigurationError(f"{session.settings.source}: {exc}", 'write timezone = "Europe/Paris" (or "UTC")') from None
+
+
+def zone_name(session) -> str | None:
+    """The zone named by ``CRON_TZ`` or the project's ``timezone``, or None when the host's own zone applies."""
+    zone(session)  # a name that is no zone is an error here, not a broken artefact
+    return (session.environ.get("CRON_TZ") or str(session.settings.raw.get("timezone") or "")).strip() or None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_WILD = re.compile(r"\*|\?|\[[^\]]*\]")
+
+
+def _globs_meet(a: str, b: str) -> bool:
+    """Whether two shell globs could match one name (an over-estimate only where both have wildcards in their middles)."""
+    if fnmatch.fnmatchcase(a, b) or fnmatch.fnmatchcase(b, a):
+        return True
+    if not (_WILD.search(a) and _WILD.search(b)):
+        return False
+    (head_a, *_, tail_a), (head_b, *_, tail_b) = _WILD.split(a), _WILD.split(b)
+    return (head_a.startswith(head_b) or head_b.startswith(head_a)) and (tail_a.endswith(tail_b) or tail_b.endswith(tail_a))
+
+
+def _enrolled(settings) -> dict[str, tuple[list[str], list[str]]]:
+    """Each environment's enrolled host globs and machine ids, as the hostname plugin reads its ``[hostname]`` table."""
+    from envfence_builtins.detection.hostname import enrollment
+
+    try:
+        rules = enrollment(settings)
+    except ConfigurationError:  # the hostname plugin reports it; the session does not open with it
+        return {}
+    return {env: (list(rules.hosts.get(env, ())), list(rules.machine_ids.get(env, ()))) for env in {*rules.hosts, *rules.machine_ids}}
+
+
+def share_host(settings, host, a: str, b: str) -> bool:
+    """Whether environments ``a`` and ``b`` may run on one machine, so that their schedules compete for it.
+
+    This host counts when its name carries both. Otherwise, when both are
+    enrolled (``[hostname.<environment>] hosts``/``machine_ids``), their rules
+    must be able to name one machine; else their ``hostname_patterns`` must be
+    able to match one token of a name.
+    """
+    if a == b:
+        return True
+    if host is not None and {a, b} <= {env for env, _ in host.matches}:
+        return True
+    enrolled = _enrolled(settings)
+    if a in enrolled and b in enrolled:
+        (hosts_a, ids_a), (hosts_b, ids_b) = enrolled[a], enrolled[b]
+        return bool(set(ids_a) & set(ids_b)) or any(_globs_meet(x, y) for x in hosts_a for y in hosts_b)
+    patterns = [[p.lower() for p in settings.environments[env].hostname_patterns] for env in (a, b)]
+    return any(_globs_meet(x, y) for x in patterns[0] for y in patterns[1])
+
+
+def _offsets(settings, host) -> dict[str, int]:
+    """Minutes each environment's schedules move by under ``stagger``: deterministic by name.
+
+    Environments are taken in the order of a hash of their names (so the order
+    of the settings file does not matter); each gets the smallest offset that
+    no environment sharing a host with it took before. Environments on
+    machines of their own keep their times.
+    """
+    names = sorted(settings.environments, key=lambda n: hashlib.sha256(n.encode()).hexdigest())
+    offsets: dict[str, int] = {}
+    for name in names:
+        taken = {offsets[other] for other in offsets if share_host(settings, host, name, other)}
+        offsets[name] = next(i for i in range(len(names)) if i not in taken)
+    return offsets
+
+
+def shift_minutes(expression: str, offset: int) -> str:
+    """``expression`` with every minute moved ``offset`` later within its hour."""
+    fields = _fields(expression)
+    if not offset:
+        return " ".join(fields)
+    minutes = _values(fields[0], 0)
+    if len(minutes) == 60:
+        raise ConfigurationError(
+            f"{expression!r} fires every minute: it cannot be staggered",
+            "give it a minute field (e.g. '*/5' or '7'), or set stagger = false",
+        )
+    fields[0] = ",".join(str(m) for m in sorted({(m + offset) % 60 for m in minutes}))
+    return " ".join(fields)
+
+
+def entries(session, environment: str | None = None) -> list[Entry]:
+    """The scheduled automations of ``environment`` (default the session's), staggered when asked."""
+    env = environment or session.environment.name
+    settings = session.settings
+    offset = _offsets(settings, session.host)[env] if options(settings).get("stagger") else 0
+    found = []
+    for automation in session.automations.values():
+        expression = automation.schedule_for(env)
+        if not expression or not automation.allows(env):
+            continue
+        if _CONTROL.search(automation.name):
+            # Written into a crontab or a unit file, a line break would start a line of its own: a job nobody declared.
+            raise ConfigurationError(
+                f"{settings.source}: automations.{automation.name!r}: a scheduled automation's name holds a line break "
+                "or another control character", "rename it: letters, digits, '-' and '_'")
+        found.append(Entry(automation.name, env, expression, shift_minutes(expression, offset), offset))
+    return found
+
+
+def collisions(session) -> list[Finding]:
+    """Entries of different environments sharing a host that still fire in the same minute once staggered."""
+    from envfence.cron import parse
+
+    every = [e for env in session.settings.environments for e in entries(session, env)]
+    findings = []
+    for i, a in enumerate(every):
+        for b in every[i + 1 :]:
+            if a.environment == b.environment or not share_host(session.settings, session.host, a.environment, b.environment):
+                continue
+            when = parse(a.expression).common_time(parse(b.expression))
+            if when is not None:
+                findings.append(
+                    Finding(
+                        "SCHEDULE_STAGGER_COLLISION", "warning",
+                        f"{a.automation} in {a.environment} and {b.automation} in {b.environment} still fire together "
+                        f"once staggered, e.g. {when:%a %d %b %H:%M}",
+                        "set [schedule] stagger = true, or give one of them another time", key=f"automations.{a.automation}.schedule",
+                        plugin=SECTION,
+                    )
+                )
+    return findings
+
+
+def command_line(session, entry: Entry) -> list[str]:
+    """What the host scheduler runs for ``entry``."""
+    return [envfence_command(session.settings), "--env", entry.environment, "-q", "run", entry.automation]
+
+
+# --- crontab -------------------------------------------------------------------
+
+
+def markers(session) -> tuple[str, str]:
+    """The lines around envfence's block: one block per project and environment."""
+    where = f"{session.root.path} {session.environment.name}"
+    return f"# BEGIN envfence {where}", f"# END envfence {where}"
+
+
+def crontab_block(session, inherited: str | None = None) -> str:
+    """The crontab lines of the environment, between marker lines.
+
+    ``inherited`` is the ``CRON_TZ`` the user's crontab sets above the block:
+    the block then names its own zone (the machine's when none is declared),
+    and hands the user's back to the lines after it.
+    """
+    begin, end = markers(session)
+    root = shlex.quote(str(session.root.path))
+    lines = [
+        begin,
+        f"# generated from {session.settings.source}; change it there and run "
+        f"`envfence --env {session.environment.name} schedule install`",
+    ]
+    named, local = zone_name(session), _local_name(session)
+    fires_in = named or (local if inherited else None)
+    if fires_in:
+        lines.append(f"CRON_TZ={fires_in}")
+    elif inherited:
+        lines.append(f"# times are in {inherited} (the CRON_TZ above); this machine's zone has no name to pin")
+    else:
+        lines.append(f"# times are in this machine's zone ({local or 'its local time'}); set timezone in the settings to pin one")
+    for entry in entries(session):
+        # cron turns a bare % of the command into a line break (the rest goes to stdin): \% is a percent sign.
+        command = f"cd {root} && {shlex.join(command_line(session, entry))}".replace("%", "\\%")
+        lines.append(f"{entry.expression} {command}")
+    after = inherited or local
+    if fires_in and after != fires_in:
+        # cron reads CRON_TZ for every line after it: the lines after the block keep the zone they had.
+        lines.append(f"CRON_TZ={after}" if after else "# lines after this block fire in the zone above (CRON_TZ)")
+    lines.append(end)
+    return "\n".join(lines) + "\n"
+
+
+def inherited_zone(before: str) -> str | None:
+    """The ``CRON_TZ`` a crontab's lines above envfence's block set (the last one wins), or None."""
+    found = None
+    for line in before.splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name.strip() == "CRON_TZ":
+            found = value.strip().strip("'\"") or None
+    return found
+
+
+def _local_name(session) -> str | None:
+    """The machine's own zone by name (what cron uses without ``CRON_TZ``), or None when it has no name."""
+    from envfence.cron import schedule_zone
+
+    key = getattr(schedule_zone({k: v for k, v in session.environ.items() if k != "CRON_TZ"}), "key", None)
+    return key if key and key != "localtime" else None
+
+
+def split_crontab(text: str, begin: str, end: str) -> tuple[str, str | None, str]:
+    """``(before, block or None, after)`` of a crontab around envfence's block."""
+    lines = text.splitlines(keepends=True)
+    stripped = [line.rstrip("\n") for line in lines]
+    if begin not in stripped:
+        return text, None, ""
+    if stripped.count(begin) > 1 or stripped.count(end) > 1:
+        # Replacing one block would leave the other firing: every run would happen twice.
+        raise EnvfenceError(
+            f"the installed crontab has envfence's block twice ({begin!r})",
+            "edit it with `crontab -e` and keep one block (or none), then run `envfence schedule install` again",
+        )
+    first = stripped.index(begin)
+    if end not in stripped[first:]:
+        raise EnvfenceError(
+            f"the installed crontab has {begin!r} but no end marker",
+            "edit it with `crontab -e` and remove the partial block, then run `envfence schedule install` again",
+        )
+    last = stripped.index(end, first)
+    return "".join(lines[:first]), "".join(lines[first : last + 1]), "".join(lines[last + 1 :])
+
+
+def _crontab_program(session) -> list[str]:
+    configured = os.environ.get("ENVFENCE_CRONTAB") or options(session.settings).get("crontab", "crontab")
+    return shlex.split(configured)
+
+
+#: Seconds the crontab program may take.
+CRONTAB_TIMEOUT = 30.0
+
+
+def _hung(program: list[str], what: str) -> EnvfenceError:
+    return EnvfenceError(f"`{shlex.join(program)} {what}` did not answer within {CRONTAB_TIMEOUT:.0f}s",
+                         "check the crontab program (is cron's spool locked?); nothing was changed")
+
+
+def read_crontab(session) -> str:
+    """The user's installed crontab ('' when there is none)."""
+    import subprocess
+
+    program = _crontab_program(session)
+    try:
+        done = subprocess.run([*program, "-l"], capture_output=True, text=True, timeout=CRONTAB_TIMEOUT)
+    except FileNotFoundError:
+        raise EnvfenceError(
+            f"cannot run {program[0]!r}: no crontab program on this host",
+            "install cron (Debian: apt install cron), or use `envfence schedule --format systemd`",
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise _hung(program, "-l") from None
+    if done.returncode != 0:
+        if "no crontab" in done.stderr.lower():
+            return ""
+        raise EnvfenceError(f"`{shlex.join(program)} -l` failed: {done.stderr.strip()}", "check that cron is installed and you may use it")
+    return done.stdout
+
+
+def write_crontab(session, text: str) -> None:
+    """Replace the user's crontab with ``text`` (crontab installs it in one step)."""
+    import subprocess
+
+    program = _crontab_program(session)
+    try:
+        done = subprocess.run([*program, "-"], input=text, capture_output=True, text=True, timeout=CRONTAB_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise _hung(program, "-") from None
+    if done.returncode != 0:
+        raise EnvfenceError(
+            f"`{shlex.join(program)} -` refused the new crontab: {done.stderr.strip()}",
+            "nothing was changed; check the schedule with `envfence schedule`",
+        )
+
+
+def merged(current: str, block: str | None, begin: str, end: str) -> str:
+    """``current`` with envfence's block replaced by ``block`` (removed when None)."""
+    before, _, after = split_crontab(current, begin, end)
+    if block is None:
+        return before + after
+    if before and not before.endswith("\n"):
+        before += "\n"
+    return before + block + after
+
+
+# --- systemd -------------------------------------------------------------------
+
+
+def on_calendar(expression: str, zone: str | None = None) -> list[str]:
+    """``OnCalendar=`` values for a cron expression (two when both day fields are restricted: cron ORs them), in ``zone``."""
+    fields = _fields(expression)
+
+    def listing(position: int, width: int) -> str:
+        values = _values(fields[position], position)
+        full = {0: 60, 1: 24, 2: 31, 3: 12}[position]
+        return "*" if len(values) == full else ",".join(f"{v:0{width}d}" for v in values)
+
+    minute, hour, month = listing(0, 2), listing(1, 2), listing(3, 2)
+    day = listing(2, 2)
+    weekdays = _values(fields[4], 4)
+    dow = "" if len(weekdays) == 7 else ",".join(_WEEKDAYS[d] for d in weekdays) + " "
+    day_restricted = not fields[2].startswith("*")
+    dow_restricted = not fields[4].startswith("*")
+    suffix = f" {zone}" if zone else ""  # systemd reads a trailing zone name; without one, the machine's zone
+    if day_restricted and dow_restricted:
+        return [f"*-{month}-{day} {hour}:{minute}:00{suffix}", f"{dow}*-{month}-* {hour}:{minute}:00{suffix}"]
+    return [f"{dow}*-{month}-{day} {hour}:{minute}:00{suffix}"]
+
+
+def _distinct(session, naming, kind: str) -> list[Entry]:
+    """The entries, when each gets a name of its own: two automations under one name would leave one never scheduled."""
+    found = entries(session)
+    names: dict[str, str] = {}
+    for entry in found:
+        other = names.setdefault(naming(entry), entry.automation)
+        if other != entry.automation:
+            raise ConfigurationError(
+                f"{session.settings.source}: automations {other!r} and {entry.automation!r} would share the {kind} "
+                f"name {naming(entry)!r}; one would replace the other", "rename one of them")
+    return found
+
+
+def unit_name(entry: Entry) -> str:
+    """``envfence-<environment>-<automation>``, safe as a unit name."""
+    safe = re.sub(r"[^A-Za-z0-9:_.-]", "_", f"envfence-{entry.environment}-{entry.automation}")
+    return safe
+
+
+def systemd_literal(text: str) -> str:
+    """``text`` as a systemd setting's value: systemd expands ``%x`` specifiers in every setting, ``%%`` is a percent sign."""
+    return text.replace("%", "%%")
+
+
+def systemd_command(argv: list[str]) -> str:
+    """``argv`` as an ``ExecStart=`` value: quoted, with ``%`` and ``$`` (variable expansion) kept literal."""
+    return systemd_literal(shlex.join(argv)).replace("$", "$$")
+
+
+def systemd_units(session) -> dict[str, str]:
+    """File name -> content: a service and a timer per scheduled automation."""
+    units = {}
+    root = str(session.root.path)
+    named = zone_name(session)
+    for entry in _distinct(session, unit_name, "systemd unit"):
+        name = unit_name(entry)
+        about = systemd_literal(f"envfence: {entry.automation} in {entry.environment}")
+        units[f"{name}.service"] = (
+            "[Unit]\n"
+            f"Description={about}\n\n"
+            "[Service]\n"
+            "Type=oneshot\n"
+            f"WorkingDirectory={systemd_literal(root)}\n"
+            f"ExecStart={systemd_command(command_line(session, entry))}\n"
+        )
+        calendars = "".join(f"OnCalendar={c}\n" for c in on_calendar(entry.expression, named))
+        units[f"{name}.timer"] = (
+            "[Unit]\n"
+            f"Description={about} ({entry.declared})\n\n"
+            "[Timer]\n"
+            f"{calendars}"
+            "Persistent=true\n"
+            f"Unit={name}.service\n\n"
+            "[Install]\n"
+            "WantedBy=timers.target\n"
+        )
+    return units
+
+
+# --- Kubernetes ------------------------------------------------------------------
+
+
+def cronjob_name(entry: Entry) -> str:
+    """A DNS-1123 name of at most 52 characters (Kubernetes' limit for a CronJob)."""
+    name = _DNS_LABEL.sub("-", f"{entry.automation}-{entry.environment}".lower()).strip("-")
+    if len(name) > 52:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:6]
+        name = name[:45].rstrip("-") + "-" + digest
+    return name
+
+
+def cronjobs(session) -> dict[str, Any]:
+    """A Kubernetes ``List`` of CronJobs (``concurrencyPolicy: Forbid``), one per scheduled automation."""
+    table = options(session.settings)
+    image = table.get("image")
+    if not image:
+        raise ConfigurationError(
+            f"{session.settings.source}: [schedule] image is needed for Kubernetes",
+            'name the image that holds the project: [schedule] image = "registry.example/app:1.4"',
+        )
+    program = list(table.get("command", ["envfence"]))
+    named = zone_name(session)
+    items = []
+    for entry in _distinct(session, cronjob_name, "Kubernetes CronJob"):
+        labels = {"app.kubernetes.io/managed-by": "envfence", "envfence/environment": entry.environment,
+                  "envfence/automation": cronjob_name(entry)[:63]}
+        metadata: dict[str, Any] = {"name": cronjob_name(entry), "labels": labels}
+        if table.get("namespace"):
+            metadata["namespace"] = table["namespace"]
+        container = {
+            "name": "envfence",
+            "image": image,
+            "command": [*program, "--env", entry.environment, "-q", "run", entry.automation],
+            "env": [{"name": session.settings.environment_variable, "value": entry.environment}],
+        }
+        items.append({
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "metadata": metadata,
+            "spec": {
+                "schedule": entry.expression,
+                **({"timeZone": named} if named else {}),  # without it the controller's zone applies: UTC by default
+                "concurrencyPolicy": "Forbid",
+                "jobTemplate": {"metadata": {"labels": labels}, "spec": {"template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"restartPolicy": "Never", "containers": [container]},
+                }}},
+            },
+        })
+    return {"apiVersion": "v1", "kind": "List", "items": items}
+
+
+@hookimpl
+def validate(session) -> list[Finding]:
+    """A scheduled automation no scheduler can be given, a broken ``[schedule]`` table, staggered schedules that still collide."""
+    try:
+        for env in session.settings.environments:
+            entries(session, env)
+        if not session.settings.section(SECTION):
+            return []
+        if not options(session.settings).get("stagger"):
+            return []
+        return collisions(session)
+    except ConfigurationError as exc:
+        return [Finding("SCHEDULE_INVALID", "error", exc.message, exc.hint, key=SECTION, plugin=SECTION)]
+
+
+@hookimpl
+def register_commands(cli) -> None:
+    """Add ``envfence schedule`` (show, install, diff, remove)."""
+    from envfence_builtins.operations.schedule_cli import schedule
+
+    cli.add_command(schedule)
+

@@ -1,0 +1,346 @@
+"""Automations declared in the project settings, and whether they may run here.
+
+Each key of the ``[automations]`` table is an automation's name. The short
+form names what to run: ``"module:function"`` (called with a run context), a
+string (a shell line, run by ``/bin/sh -c``) or a list (a program and its
+arguments, run without a shell)::
+
+    [automations]
+    sync-jobs = "acme.jobs:sync"
+    report = "env | sort > var/env.txt"
+    backup = ["tar", "czf", "backup.tgz", "data"]
+
+    [automations.import-csv]
+    run = "python scripts/import_csv.py"
+    description = "Load the day's CSV into Airtable"
+    environments = ["development", "production"]
+    settings = ["AIRTABLE_API_KEY", "AIRTABLE_BASE_ID"]
+    schedule = { development = "*/30 * * * *", production = "0 2 * * *" }
+
+This plugin also guards runs: an automation outside its environments, one
+whose settings are missing, and any run in a strict profile whose validation
+found errors are blocked. It reports schedules whose cron times collide
+across environments through ``validate``, so ``envfence check`` shows them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from envfence import hookimpl
+from envfence.errors import ConfigurationError
+from envfence.models import Automation, Finding
+
+_FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_KEYS = ("run", "description", "environments", "settings", "schedule")
+#: How a string command runs: through the shell. A list runs without one.
+SHELL = ("/bin/sh", "-c")
+
+
+class FunctionTarget:
+    """A ``module:function`` imported from the project root when first called."""
+
+    def __init__(self, spec: str, root, where: str) -> None:
+        self.spec = spec
+        self.root = root
+        self.where = where
+
+    def __call__(self, ctx: Any) -> Any:
+        return self.load()(ctx)
+
+    def load(self):
+        """Import the module (the project root first on ``sys.path``) and return the function."""
+        import importlib
+        import sys
+
+        module_name, _, name = self.spec.partition(":")
+        root = str(Path(self.root).resolve())
+        added = root not in sys.path
+        if added:
+            sys.path.insert(0, root)
+        top = module_name.split(".")[0]
+        cached = sys.modules.get(top)
+        if cached is not None and _in_project(self.root, top) and not str(getattr(cached, "__file__", "")).startswith(root):
+            # Another project's module of the same name (a long-lived process
+            # that opened several projects): this project's own must run.
+            for stale in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
+                del sys.modules[stale]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"{self.where}: cannot import {module_name!r} ({exc})",
+                "check the module name; it is imported from the project root",
+            ) from None
+        finally:
+            if added:
+                sys.path.remove(root)
+        function = getattr(module, name, None)
+        if not callable(function):
+            raise ConfigurationError(f"{self.where}: {module_name!r} has no function {name!r}", "check the function name")
+        return function
+
+    def __repr__(self) -> str:
+        return self.spec
+
+
+def _in_project(root, top: str) -> bool:
+    return (Path(root) / f"{top}.py").is_file() or (Path(root) / top / "__init__.py").is_file()
+
+
+def parse_automations(settings) -> list[Automation]:
+    """The automations of the ``[automations]`` table; :class:`ConfigurationError` names a bad key."""
+    table = settings.section("automations")
+    source = settings.source
+    found: list[Automation] = []
+    for name, body in table.items():
+        where = f"{source}: automations.{name}"
+        if isinstance(body, (str, list)):
+            body = {"run": body}
+        if not isinstance(body, Mapping):
+            raise ConfigurationError(
+                f"{where}: must be a string, a list or a table, not {body!r}",
+                'write name = "module:function", name = "a shell line", name = ["program", "arg"], '
+                'or an [automations.NAME] table with run = ...',
+            )
+        unknown = [k for k in body if k not in _KEYS]
+        if unknown:
+            raise ConfigurationError(f"{where}.{unknown[0]}: unknown key", f"known keys: {', '.join(_KEYS)}")
+        run = body.get("run")
+        if isinstance(run, list) and run and all(isinstance(p, str) for p in run):
+            command: tuple[str, ...] | None = tuple(run)
+            function = None
+        elif isinstance(run, str) and run.strip():
+            if _FUNCTION.match(run.strip()):
+                command, function = None, FunctionTarget(run.strip(), settings.path.parent if settings.path else ".", where)
+            else:
+                # A string is a shell line, as in cron and CI: $VARS, pipes and quotes mean what they mean there.
+                command, function = SHELL + (run,), None
+        else:
+            raise ConfigurationError(
+                f"{where}.run: missing or empty",
+                'say what to run: run = "module:function", run = "a shell line" or run = ["program", "arg"]',
+            )
+        environments = []
+        for env in _strings(body.get("environments", []), f"{where}.environments"):
+            resolved = settings.resolve(env)
+            if resolved is None:
+                raise ConfigurationError(
+                    f"{where}.environments: {env!r} is no declared environment",
+                    f"use one of: {', '.join(settings.environments)}",
+                )
+            environments.append(resolved)
+        schedule = body.get("schedule")
+        if schedule is not None:
+            schedule = _schedule(schedule, where, settings)
+        description = body.get("description", "")
+        if not isinstance(description, str):
+            raise ConfigurationError(f"{where}.description: must be a string", "write it in quotes")
+        found.append(
+            Automation(
+                name=name,
+                description=description,
+                environments=tuple(environments),
+                settings=_strings(body.get("settings", []), f"{where}.settings"),
+                schedule=schedule,
+                function=function,
+                command=command,
+                plugin="automations",
+            )
+        )
+    return found
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigurationError(f"{where}: must be a list of strings, not {value!r}", 'write it as ["a", "b"]')
+    return tuple(v.strip() for v in value)
+
+
+def _schedule(value: Any, where: str, settings) -> str | dict[str, str]:
+    from envfence.cron import CronError, parse
+
+    items = value.items() if isinstance(value, Mapping) else [(None, value)]
+    result: dict[str, str] = {}
+    for env, expression in items:
+        key = f"{where}.schedule" + (f".{env}" if env else "")
+        if env is not None and settings.resolve(env) is None:
+            raise ConfigurationError(f"{key}: {env!r} is no declared environment", f"use one of: {', '.join(settings.environments)}")
+        try:
+            parse(expression)
+        except CronError as exc:
+            raise ConfigurationError(f"{key}: {exc}", "write five fields, e.g. '0 2 * * *' for 02:00 every day") from None
+        result[settings.resolve(env) if env else ""] = expression.strip()
+    return result[""] if "" in result else result
+
+
+@hookimpl
+def declare_settings(settings) -> list:
+    """The settings automations name are known keys, so the process environment may set them."""
+    from envfence.models import SettingSpec
+
+    try:
+        automations = parse_automations(settings)
+    except ConfigurationError:
+        return []  # validate reports the broken table as AUTOMATION_INVALID
+    names = sorted({name for a in automations for name in a.settings})
+    return [SettingSpec(name, f"needed by automation {', '.join(a.name for a in automations if name in a.settings)}",
+                        plugin="automations") for name in names]
+
+
+@hookimpl
+def register_automations(session, register) -> None:
+    """Register the automations of the project settings."""
+    for automation in parse_automations(session.settings):
+        register(automation)
+
+
+@hookimpl
+def validate(session) -> list[Finding]:
+    """Report a broken ``[automations]`` table, and cron times that collide across environments."""
+    try:
+        automations = session.automations
+    except ConfigurationError as exc:
+        return [
+            Finding(
+                code="AUTOMATION_INVALID",
+                severity="error",
+                message=exc.message,
+                remediation=exc.hint,
+                plugin="automations",
+                file=str(session.settings.path) if session.settings.path else None,
+            )
+        ]
+    from envfence.cron import CronError, schedule_zone
+
+    try:
+        schedule_zone(session.environ, session.settings.raw.get("timezone"))
+    except CronError as exc:
+        return [Finding("AUTOMATION_INVALID", "error", str(exc), "set timezone to a name from the time zone database",
+                        key="timezone", plugin="automations")]
+    return schedule_collisions(automations.values(), session.settings, session.host)
+
+
+def schedule_collisions(automations, settings, host=None) -> list[Finding]:
+    """A warning for schedules in different environments sharing a host that fire at the same minute.
+
+    Environments on machines of their own never compete (see
+    :func:`envfence_builtins.operations.schedule.share_host`). Schedules are grouped by
+    their five fields (the same fields fire at the same times): the slots of a
+    group joined by shared hosts are one warning naming them all, and two
+    groups are compared once, so 50 environments on one schedule cost one
+    comparison and one warning, not 1,225 of each.
+    """
+    from envfence.cron import CronError, parse
+
+    from envfence_builtins.operations.schedule import share_host
+
+    if settings.section("schedule").get("stagger") is True:
+        return []  # the schedule plugin moves them apart and reports what still meets (SCHEDULE_STAGGER_COLLISION)
+    shared = {(a, b) for a in settings.environments for b in settings.environments if share_host(settings, host, a, b)}
+
+    groups: dict[str, list[tuple[str, str, Any]]] = {}
+    for automation in automations:
+        for env in settings.environments:
+            expression = automation.schedule_for(env)
+            if expression:
+                try:
+                    cron = parse(expression)
+                except CronError:
+                    continue  # an automation registered by a plugin with a bad schedule: its plugin's problem
+                groups.setdefault(cron.fields, []).append((automation.name, env, cron))
+    findings = []
+    texts = list(groups)
+    for i, text in enumerate(texts):
+        group = groups[text]
+        if (when := group[0][2].common_time(group[0][2])) is not None:
+            findings += [_collision(together, when) for together in _sharing(group, shared)]
+        for other in texts[i + 1 :]:
+            when = group[0][2].common_time(groups[other][0][2])
+            if when is not None:
+                findings += [_collision([a, b], when) for a in group for b in groups[other]
+                             if a[1] != b[1] and (a[1], b[1]) in shared]
+    return findings
+
+
+def _sharing(slots: list[tuple[str, str, Any]], shared: set[tuple[str, str]]) -> list[list[tuple[str, str, Any]]]:
+    """``slots`` (firing together) joined by environments sharing a host; those spanning two environments or more."""
+    joined = {i: {i} for i in range(len(slots))}
+    for i, a in enumerate(slots):
+        for j in range(i + 1, len(slots)):
+            if slots[j][1] != a[1] and (a[1], slots[j][1]) in shared and joined[i] is not joined[j]:
+                union = joined[i] | joined[j]
+                for k in union:
+                    joined[k] = union
+    seen, out = set(), []
+    for members in joined.values():
+        key = min(members)
+        if key not in seen and len({slots[k][1] for k in members}) > 1:
+            seen.add(key)
+            out.append([slots[k] for k in sorted(members)])
+    return out
+
+
+def _collision(slots: list[tuple[str, str, Any]], when) -> Finding:
+    """The warning for ``slots`` (automation, environment, cron) that all fire at ``when``."""
+    shown = [f"{name} in {env} ({cron.expression!r})" for name, env, cron in slots[:6]]
+    if len(slots) > 6:
+        shown[-1] = f"{len(slots) - 5} more"
+    return Finding(
+        code="SCHEDULE_COLLISION",
+        severity="warning",
+        message=(
+            f"{', '.join(shown[:-1])} and {shown[-1]} are scheduled at the same time, e.g. {when:%a %d %b %H:%M}"
+        ),
+        remediation="stagger them: give each environment its own time, "
+        'e.g. schedule = { development = "30 * * * *", production = "0 2 * * *" }',
+        key=f"automations.{slots[0][0]}.schedule",
+        plugin="automations",
+    )
+
+
+@hookimpl
+def pre_run_safety(session, request) -> list[Finding]:
+    """Block an automation outside its environments, with missing settings, or on strict validation errors."""
+    automation, env = request.automation, session.environment.name
+    findings: list[Finding] = []
+    if not automation.allows(env):
+        findings.append(
+            Finding(
+                code="AUTOMATION_NOT_ALLOWED",
+                severity="error",
+                message=f"{automation.name} may run in {', '.join(automation.environments)}, not in {env}",
+                remediation=f"run it with --env {automation.environments[0]}, or add {env!r} to its environments",
+                plugin="automations",
+            )
+        )
+    config = session.config
+    missing = [
+        name for name in automation.settings if config.credential_key(name) is None and name not in config
+    ]
+    if missing:
+        findings.append(
+            Finding(
+                code="AUTOMATION_SETTING_MISSING",
+                severity="error",
+                message=f"{automation.name} needs {', '.join(missing)}, not set in {env}",
+                remediation=f"set them in .env.{env} (credentials as {config.key_for('NAME')}) or pass --set KEY=VALUE",
+                key=missing[0],
+                plugin="automations",
+            )
+        )
+    if session.profile.strict and session.report.errors:
+        first = session.report.errors[0]
+        findings.append(
+            Finding(
+                code="VALIDATION_FAILED_STRICT",
+                severity="error",
+                message=f"{env} is strict and validation found {len(session.report.errors)} error(s), "
+                f"first: {first.code}: {first.message}",
+                remediation="fix them (see `envfence check`)",
+                plugin="automations",
+            )
+        )
+    return findings

@@ -1,0 +1,191 @@
+"""The webhook queue in the shared store: receivers and workers on several hosts share one queue per environment.
+
+Same life of an event as the SQLite queue (:mod:`.webhook_queue`), the same
+methods, so ``envfence serve`` and ``envfence worker`` use either. What
+changes across hosts:
+
+- a claim is ``SELECT … FOR UPDATE SKIP LOCKED`` then an ``UPDATE`` in one
+  transaction: workers on any host take different events and never wait on
+  each other's rows;
+- a worker's liveness is a session-level advisory lock on its token, held by
+  the queue's connection while the process lives: a running event whose
+  token's lock is free again belonged to a worker that died, on whichever
+  host, and goes back to pending.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
+
+from envfence_builtins.store.postgres_store import Store, advisory_key
+from envfence_builtins.webhook_service.webhook_queue import STATUSES, WebhookEvent, next_status
+from envfence_builtins.webhook_service.webhook_queue import _event as event_from_row
+
+TABLE = "envfence_webhook_events"
+_COLUMNS = (
+    "seq", "route", "event_id", "provider", "event_type", "automation", "payload", "headers", "received_at", "status",
+    "attempts", "max_attempts", "next_attempt_at", "claimed_by", "run_id", "last_error", "finished_at",
+)
+
+
+class PostgresQueue:
+    """One environment's webhook queue in the store. Thread-safe: one connection, one lock."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.environment = store.environment
+        self._db = store.connect(f"envfence queue {store.environment}", pooled=False, doing="open the webhook queue")
+        self._lock = threading.Lock()
+        self._tokens: set[str] = set()  #: workers of this process: their advisory locks live on this connection
+
+    def close(self) -> None:
+        """Close the connection (which lets go of this process's worker locks)."""
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._lock, self.store.translated(f"use the webhook queue of {self.environment}"), self._db.transaction():
+            yield self._db
+
+    def _mine(self, token: str) -> None:
+        """Hold ``token``'s advisory lock on this connection: the token's worker is alive while it is held."""
+        if token not in self._tokens:
+            self._db.execute("SELECT pg_advisory_lock(%s)", (advisory_key("worker", token),))
+            self._tokens.add(token)
+
+    # --- accepting -----------------------------------------------------------
+
+    def accept(
+        self, *, route: str, event_id: str, provider: str, event_type: str | None, automation: str,
+        body: bytes, headers: Mapping[str, str], max_attempts: int, ignored: bool = False,
+    ) -> bool:
+        """Store a verified delivery (committed before returning); False when ``(route, event_id)`` is already known."""
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute(
+                f"INSERT INTO {TABLE} (environment, route, event_id, provider, event_type, automation, payload, headers,"
+                " received_at, status, max_attempts, next_attempt_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+                " ON CONFLICT (environment, route, event_id) DO NOTHING RETURNING seq",
+                (self.environment, route, event_id, provider, event_type, automation, body, json.dumps(dict(headers)), now,
+                 "ignored" if ignored else "pending", max_attempts, now),
+            ).fetchone()
+        return row is not None
+
+    # --- claiming ------------------------------------------------------------
+
+    def claim(self, token: str, now: float | None = None) -> WebhookEvent | None:
+        """Take the oldest due pending event for worker ``token``, or None; workers on other hosts skip it."""
+        now = time.time() if now is None else now
+        with self._transaction() as db:
+            self._mine(token)
+            row = db.execute(
+                f"UPDATE {TABLE} SET status='running', claimed_by=%s, attempts=attempts+1 WHERE seq = ("
+                f" SELECT seq FROM {TABLE} WHERE environment=%s AND status='pending' AND next_attempt_at <= %s"
+                " ORDER BY next_attempt_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED"
+                f") RETURNING {', '.join(_COLUMNS)}",
+                (token, self.environment, now),
+            ).fetchone()
+        return _event(row) if row else None
+
+    def finish(self, seq: int, token: str, *, succeeded: bool, run_id: str | None, error: str | None,
+               retry_base: float = 2.0, retry_max: float = 300.0, final: bool = False) -> str:
+        """Record how a claimed event's run ended; returns its new status (``lost`` when no longer its claimant's)."""
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute(
+                f"SELECT attempts, max_attempts FROM {TABLE} WHERE seq=%s AND claimed_by=%s AND status='running' FOR UPDATE",
+                (seq, token),
+            ).fetchone()
+            if row is None:
+                return "lost"
+            status, due = next_status(*row, succeeded=succeeded, final=final, now=now, retry_base=retry_base, retry_max=retry_max)
+            db.execute(
+                f"UPDATE {TABLE} SET status=%s, next_attempt_at=%s, run_id=%s, last_error=%s, claimed_by=NULL,"
+                " finished_at=%s WHERE seq=%s",
+                (status, due, run_id, error, now if status in ("succeeded", "dead") else None, seq),
+            )
+        return status
+
+    def recover(self) -> int:
+        """Put back to pending the running events of workers that are gone, on any host; returns how many."""
+        freed = 0
+        with self._transaction() as db:
+            owners = [r[0] for r in db.execute(
+                f"SELECT DISTINCT claimed_by FROM {TABLE} WHERE environment=%s AND status='running'", (self.environment,)
+            )]
+            for owner in owners:
+                if owner in self._tokens:
+                    continue  # a worker of this process: alive
+                key = advisory_key("worker", owner)
+                if not db.execute("SELECT pg_try_advisory_xact_lock(%s)", (key,)).fetchone()[0]:
+                    continue  # its worker's connection is alive
+                freed += db.execute(
+                    f"UPDATE {TABLE} SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'pending' END,"
+                    " claimed_by=NULL, last_error='interrupted: the worker stopped during the run'"
+                    " WHERE environment=%s AND status='running' AND claimed_by=%s",
+                    (self.environment, owner),
+                ).rowcount
+        return freed
+
+    # --- managing ------------------------------------------------------------
+
+    def list(self, status: str | None = None, limit: int = 100) -> list[WebhookEvent]:
+        """Events newest first, optionally of one status."""
+        query = f"SELECT {', '.join(_COLUMNS)} FROM {TABLE} WHERE environment=%s" + (" AND status=%s" if status else "")
+        args = (self.environment, *((status,) if status else ()), limit)
+        return self._select(query + " ORDER BY seq DESC LIMIT %s", args)
+
+    def get(self, ref: str) -> WebhookEvent | None:
+        """The event whose event id (or queue number) is ``ref``."""
+        query = f"SELECT {', '.join(_COLUMNS)} FROM {TABLE} WHERE environment=%s AND "
+        found = self._select(query + "event_id=%s ORDER BY seq", (self.environment, ref))
+        if not found and ref.isdigit():
+            found = self._select(query + "seq=%s", (self.environment, int(ref)))
+        return found[0] if found else None
+
+    def retry(self, seq: int) -> bool:
+        """Make a dead (or dropped) event pending again, with fresh tries; False if it is not dead or dropped."""
+        with self._transaction() as db:
+            return db.execute(
+                f"UPDATE {TABLE} SET status='pending', attempts=0, next_attempt_at=%s, finished_at=NULL"
+                " WHERE environment=%s AND seq=%s AND status IN ('dead', 'dropped')",
+                (time.time(), self.environment, seq),
+            ).rowcount == 1
+
+    def drop(self, seq: int) -> bool:
+        """Give up on a pending or dead event; its id stays known so a replay is still refused."""
+        with self._transaction() as db:
+            return db.execute(
+                f"UPDATE {TABLE} SET status='dropped', finished_at=%s WHERE environment=%s AND seq=%s"
+                " AND status IN ('pending', 'dead')",
+                (time.time(), self.environment, seq),
+            ).rowcount == 1
+
+    def counts(self) -> dict[str, int]:
+        """How many events are in each status."""
+        with self._transaction() as db:
+            rows = db.execute(f"SELECT status, count(*) FROM {TABLE} WHERE environment=%s GROUP BY status",
+                              (self.environment,)).fetchall()
+        return {status: 0 for status in STATUSES} | dict(rows)
+
+    def writable(self) -> bool:
+        """True when the store answers (a receiver says it is not ready otherwise)."""
+        try:
+            with self._transaction() as db:
+                db.execute("SELECT 1")
+            return True
+        except Exception:
+            return False
+
+    def _select(self, query: str, args: tuple) -> list[WebhookEvent]:
+        with self._transaction() as db:
+            return [_event(row) for row in db.execute(query, args).fetchall()]
+
+
+def _event(row: tuple) -> WebhookEvent:
+    return event_from_row(dict(zip(_COLUMNS, row)))  # the same columns as the SQLite queue's

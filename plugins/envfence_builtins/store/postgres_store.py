@@ -1,0 +1,719 @@
+"""The shared store: run history, run locks and the audit trail in PostgreSQL, for several machines.
+
+Selected by the settings::
+
+    [store]
+    url = "postgresql://envfence@db.internal:5432/envfence"   # no password here
+    fallback = "refuse"                                      # or "local"
+
+The password comes from the credential ``STORE_PASSWORD`` and the whole URL
+may come from ``STORE_URL``, both read through the environment's prefix
+(``PROD_STORE_PASSWORD``), so each environment connects with its own role.
+``STORE_ADMIN_URL`` is the owning role's URL, used only by ``envfence store
+init``, ``migrate`` and ``import``.
+
+What the store does, once selected:
+
+- ``acquire_run_lock``: a PostgreSQL advisory lock per automation and
+  environment, on a connection only that run uses while it holds it (kept by
+  the process for its next run): two hosts never run the same automation at
+  once, and the lock goes when the process dies.
+- ``on_run_finish`` / ``run_history``: the same records and queries as the
+  SQLite history, for every environment in one place (``status --compare``).
+- ``audit_event``: a hash-chained, append-only table, checked by ``envfence
+  audit verify``.
+
+The local SQLite history and file audit trail keep being written beside it.
+When the database cannot be reached, ``fallback = "refuse"`` (the default)
+refuses the run (exit 4); ``"local"`` runs under the local file lock and
+spools the run's records in the environment's tree (``store-spool.jsonl``),
+forwarded the next time the store is reached: each record carries an id the
+database keeps unique, so nothing is lost or recorded twice.
+
+psycopg is imported only inside the functions that talk to the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+from envfence import hookimpl
+from envfence.errors import ConfigurationError, EnvfenceError
+from envfence.models import SettingSpec, reveal
+from envfence.stash import StashKey
+
+from envfence_builtins.store.postgres_schema import AUDIT, RUNS, STATE
+
+SECTION = "store"
+FALLBACKS = ("refuse", "local")
+SPOOL_NAME = "store-spool.jsonl"
+_RUN_COLUMNS = (
+    "run_id", "automation", "environment", "host", "started_at", "finished_at", "status", "exit_code",
+    "error_class", "error_id", "duration", "cpu_seconds", "peak_memory_kb", "forced", "reason",
+)
+
+
+class StoreUnavailable(ConfigurationError):
+    """The shared store cannot be reached or refused the connection (exit 4)."""
+
+    reason = ""  #: what happened, without the advice
+
+
+def masked_url(url: str) -> str:
+    """The URL with its password and query left out: the store's name in messages."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        user = f"{parts.username}@" if parts.username else ""
+        return urlunsplit((parts.scheme, user + host, parts.path, "", ""))
+    except ValueError:
+        return "(an unreadable store URL)"
+
+
+def advisory_key(*parts: str) -> int:
+    """A signed 64-bit advisory-lock key for ``parts`` (stable across hosts and versions)."""
+    digest = hashlib.sha256("\0".join(("envfence", *parts)).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class Store:
+    """One environment's connection details to the shared store. Never prints its URL."""
+
+    def __init__(self, url: str, environment: str, fallback: str, timeout: float, paths, redactor) -> None:
+        self._url = url
+        self.name = masked_url(url)
+        self.environment = environment
+        self.fallback = fallback
+        self.timeout = timeout
+        self.paths = paths  #: the environment's tree, which holds the spool
+        self._redact = redactor
+
+    @property
+    def spool(self) -> Path | None:
+        """Where records wait while the store is away: ``<tree>/store-spool.jsonl``."""
+        return self.paths.base / SPOOL_NAME if self.paths is not None else None
+
+    def __repr__(self) -> str:
+        return f"Store({self.name}, environment={self.environment!r})"
+
+    def unavailable(self, error: BaseException, doing: str) -> StoreUnavailable:
+        """The error for a store that cannot be reached: names it, says what to do, shows no secret."""
+        detail = self._redact(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+        detail = detail.replace(self._url, self.name)
+        error = StoreUnavailable(
+            f"the shared store {self.name} cannot be reached to {doing}: {detail} "
+            "(start the database, or set [store] fallback = \"local\" to run with a local lock)",
+            "check [store] url and the STORE_URL / STORE_PASSWORD credentials with `envfence store check`",
+        )
+        error.reason = f"the shared store {self.name} cannot be reached ({detail})"
+        return error
+
+    def connect(self, application: str = "envfence", pooled: bool = True, doing: str = "connect"):
+        """A connection (autocommit); the pooled one is reused by this process.
+
+        :raises StoreUnavailable: the database cannot be reached.
+        """
+        import psycopg
+
+        key = (os.getpid(), self._url)
+        if pooled:
+            db = _pool.get(key)
+            if db is not None and not db.closed and not db.broken:
+                return db
+        try:
+            db = psycopg.connect(self._url, autocommit=True, connect_timeout=max(1, int(self.timeout)), application_name=application[:63])
+        except psycopg.Error as exc:
+            raise self.unavailable(exc, doing) from None
+        if pooled:
+            _pool[key] = db
+        return db
+
+    @contextlib.contextmanager
+    def using(self, doing: str) -> Iterator[Any]:
+        """The pooled connection, with a dropped connection turned into :class:`StoreUnavailable`."""
+        db = self.connect(doing=doing)
+        try:
+            with self.translated(doing):
+                yield db
+        except StoreUnavailable:
+            _pool.pop((os.getpid(), self._url), None)
+            with contextlib.suppress(Exception):
+                db.close()
+            raise
+
+    @contextlib.contextmanager
+    def translated(self, doing: str) -> Iterator[None]:
+        """psycopg's errors as envfence's: a missing table, a missing privilege, a store gone away."""
+        import psycopg
+
+        try:
+            yield
+        except psycopg.errors.UndefinedTable:
+            raise ConfigurationError(
+                f"the shared store {self.name} has no envfence tables (cannot {doing})",
+                "run `envfence store init` as the owning role (see `envfence store check`)",
+            ) from None
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise ConfigurationError(
+                f"the shared store {self.name} refused to {doing}: {self._redact(str(exc).splitlines()[0])}",
+                "grant the role what docs/several-machines.md lists (`envfence store check` shows what is missing)",
+            ) from None
+        except psycopg.OperationalError as exc:
+            raise self.unavailable(exc, doing) from None
+
+
+#: One reused connection per process and URL.
+_pool: dict[tuple[int, str], Any] = {}
+
+
+def settings_of(settings) -> dict[str, Any] | None:
+    """The ``[store]`` table, or None when the project does not use a shared store."""
+    table = settings.section(SECTION)
+    return dict(table) if table else None
+
+
+#: The session's store, once resolved.
+STORE = StashKey[Store]()
+#: True while the store's credentials are read (reading one emits an audit event).
+RESOLVING = StashKey[bool]()
+#: Audit events of the session the store has not written yet (the session's audit
+#: log hands its held events to one plugin, the file trail; the store keeps its own).
+UNWRITTEN = StashKey[list]()
+
+
+def store_for(session, purpose: str = "envfence") -> Store | None:
+    """The session's store, or None when ``[store]`` is absent.
+
+    :raises ConfigurationError: ``[store]`` is present but gives no URL, or a
+        value is invalid; the message names the key.
+    """
+    table = settings_of(session.settings)
+    if table is None:
+        return None
+    if STORE in session.stash:
+        return session.stash[STORE]
+    source = session.settings.source
+    fallback = str(table.get("fallback", "refuse"))
+    if fallback not in FALLBACKS:
+        raise ConfigurationError(f"{source}: [store] fallback = {fallback!r} is not one of {', '.join(FALLBACKS)}",
+                                 'use "refuse" (the default: no run without the shared lock) or "local"')
+    session.stash[RESOLVING] = True
+    try:
+        url = reveal(session.credential("STORE_URL", by="store")) or str(table.get("url", "") or "")
+        password = reveal(session.credential("STORE_PASSWORD", by="store"))
+    finally:
+        session.stash[RESOLVING] = False
+    if not url:
+        prefix = session.settings.environments[session.environment.name].prefix
+        raise ConfigurationError(
+            f"{source}: [store] gives no url for {session.environment.name}",
+            f'set [store] url = "postgresql://user@host/database", or the credential {prefix}_STORE_URL',
+        )
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigurationError(f"{source}: [store] url must start with postgresql://", "write it as postgresql://user@host:port/database")
+    if password:
+        parts = urlsplit(url)
+        if parts.password is None:
+            from urllib.parse import quote
+
+            netloc = f"{quote(parts.username or '', safe='')}:{quote(password, safe='')}@{parts.hostname or ''}"
+            if parts.port:
+                netloc += f":{parts.port}"
+            url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    store = Store(url, session.environment.name, fallback, float(table.get("connect_timeout", 5)), session.paths, session.redactor())
+    session.stash[STORE] = store
+    return store
+
+
+def admin_store(session) -> Store:
+    """The store as its owning role (``STORE_ADMIN_URL``), else as the runtime role; for schema commands."""
+    store = store_for(session)
+    if store is None:
+        raise ConfigurationError(f"{session.settings.source} has no [store] table", 'add [store] url = "postgresql://..." (see docs/several-machines.md)')
+    admin = reveal(session.credential("STORE_ADMIN_URL", by="store"))
+    if not admin:
+        return store
+    return Store(admin, store.environment, store.fallback, store.timeout, store.paths, session.redactor())
+
+
+# --- the spool: records kept locally while the store is away ----------------------------
+
+
+def can_spool(store: Store) -> bool:
+    """True when the environment's tree exists to keep records in (it is never created for them)."""
+    return store.paths is not None and store.paths.base.is_dir()
+
+
+@contextlib.contextmanager
+def _spool_lock(store: Store) -> Iterator[None]:
+    """The spool's lock (``locks/store-spool.lock``): appends and forwarding never interleave."""
+    import fcntl
+
+    from envfence import files
+
+    with files.open_lock(store.paths, "store-spool") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def spool(store: Store, *items: dict[str, Any]) -> None:
+    """Append records to the environment's spool, each line whole and fsynced.
+
+    :raises EnvfenceError: there is no environment tree to spool into.
+    """
+    from envfence import files
+
+    if not can_spool(store):
+        raise EnvfenceError(f"the shared store {store.name} is away and there is no environment tree to keep records in",
+                            "run `envfence init`, or bring the database back")
+    with _spool_lock(store), files.open_append(store.paths, SPOOL_NAME, binary=True) as out:
+        out.write(b"".join(json.dumps(i, sort_keys=True, default=str).encode("utf-8") + b"\n" for i in items))
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def forward(store: Store, db) -> int:
+    """Send the spooled records to the store, then remove the spool; returns how many were sent.
+
+    Runs are keyed by run id and audit records by event id, both unique in
+    the database: a spool sent twice (a crash before it was removed) adds
+    nothing the second time.
+    """
+    from envfence import files
+
+    if not can_spool(store) or not (store.spool.exists() or store.spool.is_symlink()):
+        return 0
+    with _spool_lock(store):
+        fd = os.open(store.spool, os.O_RDONLY | os.O_NOFOLLOW)  # a link here is refused, never read through
+        with os.fdopen(fd, "rb") as handle:
+            raw = handle.read()
+        items = []
+        for line in raw.splitlines():
+            with contextlib.suppress(ValueError):  # a line torn by a crash mid-write was never a whole record
+                items.append(json.loads(line))
+        for row in (i["row"] for i in items if i.get("kind") == "run"):
+            insert_run(db, row)
+        by_env: dict[str, list] = {}
+        for item in items:
+            if item.get("kind") == "audit":
+                by_env.setdefault(item["entry"]["environment"], []).append((item["event_id"], item["entry"]))
+        for environment, entries in by_env.items():
+            append_audit(db, environment, entries)
+        files.remove(store.paths, SPOOL_NAME)
+        return len(items)
+
+
+def forward_quietly(store: Store, db, session) -> None:
+    """Forward the spool if there is one; a failure leaves it for next time and is logged."""
+    try:
+        sent = forward(store, db)
+    except Exception as exc:  # the spool stays; the next reach of the store tries again
+        session.logger().warning(session.redactor()(f"could not forward the spooled records to {store.name}: {exc}"))
+        return
+    if sent:
+        session.logger().info(f"forwarded {sent} spooled record(s) to {store.name}")
+
+
+# --- history ----------------------------------------------------------------------------
+
+
+def run_row(session, outcome) -> dict[str, Any]:
+    """A run as a row of the runs table."""
+    metrics = outcome.metrics
+    return {
+        "run_id": outcome.run_id, "automation": outcome.automation, "environment": outcome.environment,
+        "host": metrics.get("host", session.host.hostname), "started_at": outcome.started_at.isoformat(),
+        "finished_at": outcome.finished_at.isoformat(), "status": outcome.status, "exit_code": outcome.exit_code,
+        "error_class": outcome.error_class, "error_id": outcome.error_id, "duration": outcome.duration,
+        "cpu_seconds": metrics.get("cpu_seconds"), "peak_memory_kb": metrics.get("peak_memory_kb"),
+        "forced": bool(outcome.forced), "reason": outcome.reason or None,
+    }
+
+
+def insert_run(db, row: dict[str, Any]) -> None:
+    """Record a run once (a run id already there is left as it is)."""
+    db.execute(
+        f"INSERT INTO {RUNS} ({', '.join(_RUN_COLUMNS)}) VALUES ({', '.join('%s' for _ in _RUN_COLUMNS)}) "
+        "ON CONFLICT (run_id) DO NOTHING",
+        [row.get(c) for c in _RUN_COLUMNS],
+    )
+
+
+def read_runs(db, environment: str, automation: str | None, limit: int):
+    """An environment's runs, newest first, as :class:`~envfence.models.RunOutcome`."""
+    from envfence.models import RunOutcome
+
+    query = f"SELECT {', '.join(_RUN_COLUMNS)} FROM {RUNS} WHERE environment = %s"
+    args: list[Any] = [environment]
+    if automation:
+        query += " AND automation = %s"
+        args.append(automation)
+    query += " ORDER BY started_at DESC LIMIT %s"
+    args.append(int(limit))
+    runs = []
+    for values in db.execute(query, args).fetchall():
+        r = dict(zip(_RUN_COLUMNS, values))
+        runs.append(
+            RunOutcome(
+                run_id=r["run_id"], automation=r["automation"], environment=r["environment"], status=r["status"],
+                exit_code=r["exit_code"], started_at=r["started_at"], finished_at=r["finished_at"],
+                error_class=r["error_class"], error_id=r["error_id"], forced=r["forced"], reason=r["reason"],
+                metrics={"host": r["host"], "cpu_seconds": r["cpu_seconds"], "peak_memory_kb": r["peak_memory_kb"]},
+            )
+        )
+    return runs
+
+
+@hookimpl
+def declare_settings(settings) -> list[SettingSpec]:
+    """The store's credentials, secret wherever they appear (only when ``[store]`` is used)."""
+    if settings_of(settings) is None:
+        return []
+    return [
+        SettingSpec("STORE_URL", "the shared store's URL, password included (replaces [store] url)", secret=True, credential=True, plugin="store"),
+        SettingSpec("STORE_PASSWORD", "the password of the [store] url's role", secret=True, credential=True, plugin="store"),
+        SettingSpec("STORE_ADMIN_URL", "the owning role's URL, for envfence store init/migrate/import", secret=True, credential=True, plugin="store"),
+    ]
+
+
+@hookimpl
+def on_run_finish(session, request, outcome) -> None:
+    """Record the run in the store; spooled locally when the store is away, never lost."""
+    store = store_for(session)
+    if store is None or session.dry_run:
+        return
+    row = run_row(session, outcome)
+    try:
+        with store.using("record the run") as db:
+            insert_run(db, row)
+    except StoreUnavailable as exc:
+        spool(store, {"kind": "run", "row": row})
+        session.logger().warning(f"{exc.reason}; the run's record is kept in {store.spool} and sent when the store is back")
+
+
+@hookimpl(tryfirst=True)
+def run_history(session, automation, limit):
+    """The environment's runs from the store; with ``fallback = "local"`` and the store away, the local history answers."""
+    store = store_for(session)
+    if store is None:
+        return None
+    try:
+        with store.using("read the run history") as db:
+            return read_runs(db, session.environment.name, automation, limit)
+    except StoreUnavailable:
+        if store.fallback == "local":
+            return None
+        raise
+
+
+# --- locks --------------------------------------------------------------------------------
+
+
+@hookimpl
+def acquire_run_lock(session, automation, wait, echo):
+    """The run's lock in the store: an advisory lock on a connection only this run uses while it holds it.
+
+    With the store away: ``fallback = "local"`` answers None (the core takes
+    its file lock); otherwise the run is refused (exit 4).
+    """
+    store = store_for(session)
+    if store is None:
+        return None
+    name = f"envfence {session.host.hostname} pid {os.getpid()} {automation} since {time.strftime('%H:%M:%SZ', time.gmtime())}"
+    key = advisory_key("run", store.environment, automation)
+    try:  # tried here, so that a store gone away is known while the run can still fall back
+        with store.translated("take the run's lock"):
+            db, taken = _try_lock(_lock_connection(store, name), store, key, name)
+    except StoreUnavailable as exc:
+        if store.fallback == "local":
+            echo(f"warning: {exc.reason}; running with the local lock ([store] fallback = \"local\")")
+            return None
+        raise
+    with contextlib.suppress(StoreUnavailable), store.using("forward spooled records") as pooled:
+        forward_quietly(store, pooled, session)
+    return _advisory_lock(db, store, automation, wait, echo, key, taken)
+
+
+#: Connections that held a run's lock and let it go, per process and URL: the next run
+#: reuses one instead of paying for a new connection. One run, one connection: a
+#: session-level advisory lock is re-entrant within its connection, so two threads
+#: never share one.
+_idle_locks: dict[tuple[int, str], list[Any]] = {}
+_idle_guard = threading.Lock()
+
+
+def _lock_connection(store: Store, name: str):
+    """A connection for one run's lock: an idle one of this process, or a new one."""
+    with _idle_guard:
+        idle = _idle_locks.setdefault((os.getpid(), store._url), [])
+        if idle:
+            return idle.pop()
+    return store.connect(name, pooled=False, doing="take the run's lock")
+
+
+def _try_lock(db, store: Store, key: int, name: str):
+    """``(connection, taken)``: try the lock, naming the connection after its holder
+    (``pg_stat_activity`` shows who holds it); an idle connection the server dropped is replaced."""
+    import psycopg
+
+    try:
+        return db, db.execute("SELECT pg_try_advisory_lock(%s), set_config('application_name', %s, false)",
+                              (key, name[:63])).fetchone()[0]
+    except psycopg.OperationalError:  # the server restarted since this connection was idle
+        with contextlib.suppress(Exception):
+            db.close()
+    db = store.connect(name, pooled=False, doing="take the run's lock")
+    return db, db.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
+
+
+@contextlib.contextmanager
+def _advisory_lock(db, store: Store, automation: str, wait: bool, echo, key: int, held: bool) -> Iterator[None]:
+    """Hold the run's lock (already ``held``, or waited for) for the run; refuse when another holds it."""
+    from envfence.runner import AlreadyRunning
+
+    try:
+        if not held:
+            with store.translated("take the run's lock"):
+                holder = _holder(db, key)
+                if not wait:
+                    raise AlreadyRunning(
+                        f"{automation} is already running in {store.environment} ({holder})",
+                        "wait for it to finish, or pass --wait to start when it does",
+                    )
+                echo(f"waiting: {automation} is already running ({holder})")
+                db.execute("SELECT pg_advisory_lock(%s)", (key,))
+                held = True
+        yield
+    finally:
+        _release(db, store, key if held else None)
+
+
+def _release(db, store: Store, key: int | None) -> None:
+    """Let go of the lock and keep the connection for the next run; a connection in doubt is closed,
+    which ends its session and so releases the lock, as a dead process would."""
+    try:
+        if key is not None:
+            db.execute("SELECT pg_advisory_unlock(%s), set_config('application_name', 'envfence idle', false)", (key,))
+        else:
+            db.execute("SELECT set_config('application_name', 'envfence idle', false)")
+        with _idle_guard:
+            _idle_locks.setdefault((os.getpid(), store._url), []).append(db)
+    except Exception:
+        with contextlib.suppress(Exception):
+            db.close()
+
+
+def _holder(db, key: int) -> str:
+    """Who holds advisory lock ``key``: the holder's application name (host and pid) and since when."""
+    high, low = (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF
+    row = db.execute(
+        "SELECT a.application_name, a.backend_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.objsubid = 1",
+        (high, low),
+    ).fetchone()
+    if row is None:
+        return "held by another host"
+    name, since = row
+    return name.removeprefix("envfence ") or f"another host, connected since {since:%Y-%m-%d %H:%M:%S %Z}"
+
+
+# --- the audit trail ------------------------------------------------------------------------
+
+
+def append_audit(db, environment: str, entries: list[tuple[str, dict[str, Any]]]) -> int:
+    """Chain ``entries`` (event id, record without seq/prev/hash) onto the environment's trail.
+
+    Optimistic: the next number is read and the records inserted in one
+    transaction; a host that took the same number first makes the insert
+    fail on the table's key, and the batch is chained again after it. An
+    event id already recorded is skipped, so a forwarded spool never doubles
+    a record. Returns how many were added.
+    """
+    import psycopg
+
+    for _ in range(50):
+        try:
+            return _chain(db, environment, entries)
+        except psycopg.errors.UniqueViolation:  # another writer chained that number first
+            continue
+    raise EnvfenceError(f"could not chain {len(entries)} audit record(s) for {environment}: too many writers at once",
+                        "try again; if it persists, look for a process writing the trail in a loop")
+
+
+def _chain(db, environment: str, entries: list[tuple[str, dict[str, Any]]]) -> int:
+    from envfence_builtins.audit.audit_trail import _canonical, record_hash
+
+    added = 0
+    # One record is one INSERT, atomic on its own; a batch is chained in one transaction.
+    with db.transaction() if len(entries) > 1 else contextlib.nullcontext():
+        last = db.execute(f"SELECT seq, hash FROM {AUDIT} WHERE environment = %s ORDER BY seq DESC LIMIT 1", (environment,)).fetchone()
+        seq, prev = last if last else (0, chain_genesis(environment))
+        for event_id, entry in entries:
+            record = {**entry, "seq": seq + 1, "prev": prev}
+            digest = record_hash(record)
+            inserted = db.execute(
+                f"INSERT INTO {AUDIT} (environment, seq, event_id, at, event, host, record, prev, hash) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING RETURNING seq",
+                (environment, seq + 1, event_id, str(record.get("at")), str(record.get("event")), record.get("host"),
+                 _canonical(record).decode("utf-8"), prev, digest),
+            ).fetchone()
+            if inserted:
+                seq, prev, added = seq + 1, digest, added + 1
+    return added
+
+
+def chain_genesis(environment: str) -> str:
+    """``prev`` of the first record the store chains: binds the chain to its environment and table."""
+    from envfence_builtins.audit.audit_trail import genesis
+
+    return genesis(environment, AUDIT)
+
+
+def _first_prevs(environment: str) -> set[str]:
+    """What the first record's ``prev`` may be: the store's own start, or that of an imported file trail."""
+    from envfence_builtins.audit.audit_trail import GENESIS, genesis
+
+    return {chain_genesis(environment), GENESIS, genesis(environment, f"audit_{environment}.jsonl")}
+
+
+def verify_audit(db, environment: str) -> tuple[int, dict[str, Any] | None]:
+    """Check the environment's chain in the store: ``(records checked, the first problem or None)``."""
+    from envfence_builtins.audit.audit_trail import record_hash
+
+    prev, expected, count = None, 1, 0
+    rows = db.execute(
+        f"SELECT seq, at, event, record, prev, hash FROM {AUDIT} WHERE environment = %s ORDER BY seq", (environment,)
+    )
+    for seq, at, event, text, row_prev, digest in rows:
+        try:
+            record = json.loads(text)
+        except ValueError:
+            return count, {"seq": seq, "reason": "its record is not valid JSON (edited)"}
+        if seq != expected:
+            return count, {"seq": seq, "reason": f"record #{expected} is missing (removed)"}
+        if record_hash(record) != digest or record.get("seq") != seq:
+            return count, {"seq": seq, "reason": "its content does not match its hash (edited)"}
+        if prev is None and row_prev in _first_prevs(environment):
+            prev = row_prev  # the chain's start: the store's own, or an imported trail's
+        if record.get("prev") != prev or row_prev != prev:
+            return count, {"seq": seq, "reason": "it does not follow the record before it (removed, inserted or reordered)"}
+        if (record.get("at"), record.get("event"), record.get("environment")) != (at, event, environment):
+            return count, {"seq": seq, "reason": "its columns disagree with its hashed record (edited)"}
+        prev, expected, count = digest, expected + 1, count + 1
+    return count, None
+
+
+@hookimpl
+def audit_event(session, event) -> None:
+    """Chain the event onto the environment's trail in the store, once the session is prepared.
+
+    Before that, the store keeps the events in the session's stash and writes
+    them first, in order, as the file trail does with the ones the audit log
+    held; a refused run (``run.blocked``) is recorded at once. With the store
+    away the events are spooled in the environment's tree and forwarded later.
+    """
+    import uuid
+
+    from envfence_builtins.audit.audit_trail import KEPT_UNPREPARED, _entry, context
+
+    if settings_of(session.settings) is None:
+        return
+    unwritten = session.stash.setdefault(UNWRITTEN, [])
+    unwritten.append(event)
+    if session.stash.get(RESOLVING, False) or (not session.prepared and event.event not in KEPT_UNPREPARED):
+        return
+    store = store_for(session)
+    if store is None:
+        return
+    common = context(session)
+    entries = [(uuid.uuid4().hex, _entry(common, e)) for e in unwritten]
+    unwritten.clear()
+    try:
+        with store.using("record an audit event") as db:
+            append_audit(db, store.environment, entries)
+    except StoreUnavailable:
+        if can_spool(store):
+            spool(store, *({"kind": "audit", "event_id": i, "entry": e} for i, e in entries))
+        # else: a refused run on an environment never prepared; the run was not started
+
+
+@hookimpl
+def verify_audit_store(session):
+    """``envfence audit verify``'s check of the store's chain for this environment, or None without a store."""
+    store = store_for(session)
+    if store is None:
+        return None
+    try:
+        with store.using("verify the audit trail") as db:
+            count, problem = verify_audit(db, store.environment)
+    except StoreUnavailable as exc:
+        return {"store": store.name, "records": 0, "ok": False, "broken": {"seq": None, "reason": exc.message}}
+    return {"store": store.name, "records": count, "ok": problem is None, "broken": problem}
+
+
+# --- the webhook queue ------------------------------------------------------------------------
+
+
+@hookimpl
+def open_webhook_queue(session):
+    """The environment's webhook queue in the store, shared by receivers and workers on every host."""
+    store = store_for(session)
+    if store is None:
+        return None
+    from envfence_builtins.store.postgres_queue import PostgresQueue
+
+    return PostgresQueue(store)
+
+
+# --- state shared by every host ----------------------------------------------------------
+
+
+@hookimpl
+def hold_state(session, name, write):
+    """The environment's state ``name`` in the store, locked across hosts while held (see the hookspec)."""
+    store = store_for(session)
+    if store is None:
+        return None
+    try:
+        store.connect(doing=f"hold the {name} state")
+    except StoreUnavailable:
+        if store.fallback == "local":
+            return None  # the plugin's own file keeps it meanwhile
+        raise
+    return _held_state(store, name, write)
+
+
+@contextlib.contextmanager
+def _held_state(store: Store, name: str, write: bool) -> Iterator[dict[str, Any]]:
+    key = (store.environment, name)
+    with store.using(f"hold the {name} state") as db, db.transaction():
+        if write:  # readers never wait; writers queue behind each other
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key("state", *key),))
+        row = db.execute(f"SELECT value FROM {STATE} WHERE environment = %s AND name = %s", key).fetchone()
+        value = json.loads(row[0]) if row else {}
+        before = json.dumps(value, sort_keys=True, default=str)
+        yield value
+        if write and json.dumps(value, sort_keys=True, default=str) != before:
+            db.execute(
+                f"INSERT INTO {STATE} (environment, name, value) VALUES (%s, %s, %s) "
+                "ON CONFLICT (environment, name) DO UPDATE SET value = excluded.value, updated_at = now()",
+                (*key, json.dumps(value, sort_keys=True, default=str)),
+            )
+
+
+@hookimpl
+def register_commands(cli) -> None:
+    """Add ``envfence store init|migrate|check|import``."""
+    from envfence_builtins.store.store_cli import store
+
+    cli.add_command(store)

@@ -1,0 +1,202 @@
+"""``envfence store init|migrate|check|import``: the shared store's schema and data moves.
+
+``init``, ``migrate`` and ``import`` connect as ``STORE_ADMIN_URL`` when that
+credential is set (the role that owns the tables), else as the store's own
+URL; ``check`` connects as envfence runs, to see what that role may do.
+"""
+
+from __future__ import annotations
+
+import click
+
+from envfence.cli import State, json_option, pass_state
+from envfence.cli.output import dumps, style
+from envfence.errors import EXIT_FINDINGS, ConfigurationError
+
+from envfence_builtins.store import postgres_schema as schema
+from envfence_builtins.store.postgres_store import AUDIT, RUNS, StoreUnavailable, admin_store, insert_run, store_for
+
+
+@click.group()
+def store() -> None:
+    """Manage the shared PostgreSQL store ([store] in the settings)."""
+
+
+def _finish(state: State, data: dict, lines: list[str], ok: bool = True) -> None:
+    if state.json:
+        click.echo(dumps(data))
+    else:
+        for line in lines:
+            click.echo(line, err=not ok)
+    if not ok:
+        click.get_current_context().exit(EXIT_FINDINGS)
+
+
+def _migrate(state: State, create: bool) -> None:
+    session = state.session()
+    target = admin_store(session)
+    with target.using("apply migrations") as db:
+        before = schema.current_version(db)
+        if before is None and not create:
+            raise ConfigurationError(f"the shared store {target.name} was never initialised", "run `envfence store init` first")
+        applied = schema.migrate(db, create=create)
+    data = {"store": target.name, "from": before or 0, "to": schema.LATEST, "applied": [m.version for m in applied]}
+    if applied:
+        lines = [f"applied migration {m.version}: {m.description}" for m in applied]
+        lines.append(f"{target.name} is at schema version {schema.LATEST}")
+    else:
+        lines = [f"{target.name} is already at schema version {schema.LATEST}; nothing to do"]
+    _finish(state, data, lines)
+
+
+@store.command("init")
+@json_option
+@pass_state
+def init_cmd(state: State) -> None:
+    """Create the store's tables (safe to repeat: applies only what is missing)."""
+    _migrate(state, create=True)
+
+
+@store.command("migrate")
+@json_option
+@pass_state
+def migrate_cmd(state: State) -> None:
+    """Bring an initialised store's schema up to this envfence's version."""
+    _migrate(state, create=False)
+
+
+@store.command("check")
+@json_option
+@pass_state
+def check_cmd(state: State) -> None:
+    """Check the store: reachable, migrated, and what envfence's role may do. Exit 1 on a problem."""
+    session = state.session()
+    target = store_for(session)
+    if target is None:
+        raise ConfigurationError(f"{session.settings.source} has no [store] table", 'add [store] url = "postgresql://..." (see docs/several-machines.md)')
+    try:
+        with target.using("check it") as db:
+            data = {"store": target.name, "reachable": True, **schema.check(db)}
+    except StoreUnavailable as exc:
+        data = {"store": target.name, "reachable": False, "problems": [exc.message], "warnings": [], "migrated": False}
+    data["fallback"] = target.fallback
+    data["ok"] = not data["problems"]
+    lines = [f"{'ok' if data['ok'] else 'problem'}: {target.name}"]
+    if data["reachable"]:
+        lines.append(f"  schema version {data['version']} (this envfence: {data['latest']})")
+    lines += [f"  problem: {p}" for p in data["problems"]] + [f"  warning: {w}" for w in data["warnings"]]
+    if not state.json and data["ok"]:
+        for line in lines:
+            click.echo(style(line, fg="yellow") if "warning" in line else line)
+        return
+    _finish(state, data, lines, ok=data["ok"])
+
+
+@store.command("import")
+@json_option
+@pass_state
+def import_cmd(state: State) -> None:
+    """Copy this environment's SQLite history and file audit trail into the store.
+
+    Runs already in the store are skipped. The audit records keep their
+    numbers and hashes, so `envfence audit verify` checks the same chain in
+    the store; an import that was done already adds only what is new, and a
+    store holding a different trail for the environment is left untouched.
+    """
+    session = state.session()
+    target = admin_store(session)
+    runs = _local_runs(session)
+    records, trail = _local_trail(session)
+    with target.using("import") as db:
+        before = db.execute(f"SELECT count(*) FROM {RUNS} WHERE environment = %s", (target.environment,)).fetchone()[0]
+        with db.transaction():
+            for row in runs:
+                insert_run(db, row)
+        after = db.execute(f"SELECT count(*) FROM {RUNS} WHERE environment = %s", (target.environment,)).fetchone()[0]
+        added = _import_trail(db, target, records, trail)
+    data = {
+        "store": target.name, "environment": target.environment,
+        "runs": {"read": len(runs), "added": after - before},
+        "audit": {"trail": str(trail) if trail else None, "read": len(records), "added": added},
+    }
+    lines = [
+        f"runs: {after - before} added of {len(runs)} read ({target.environment})",
+        f"audit records: {added} added of {len(records)} read" + (f" ({trail})" if trail else ""),
+    ]
+    _finish(state, data, lines)
+
+
+def _local_runs(session) -> list[dict]:
+    """The environment's finished runs from its SQLite history."""
+    import sqlite3
+
+    from envfence_builtins.runs.history import history_file
+
+    path = history_file(session)
+    if path is None or not path.is_file():
+        return []
+    db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    db.row_factory = sqlite3.Row
+    try:
+        rows = [dict(r) for r in db.execute("SELECT * FROM runs WHERE environment = ?", (session.environment.name,))]
+    finally:
+        db.close()
+    finished = [r for r in rows if r.get("status") != "running"]  # a run still going is imported once it ends
+    for row in finished:
+        row["forced"] = bool(row.get("forced"))
+    return finished
+
+
+def _local_trail(session):
+    """The environment's file trail records, verified first (chain, head, signature): a broken trail is not copied."""
+    from envfence_builtins.audit.audit_trail import audit_key, has_runs, records, trail_path, verify
+
+    paths = session.paths
+    trail = trail_path(paths) if paths is not None else None
+    if trail is None or not trail.is_file():
+        return [], trail
+    verdict = verify(paths, key=audit_key(session), has_runs=lambda: has_runs(session))
+    if not verdict.ok:
+        problem = verdict.problem or {}
+        raise ConfigurationError(
+            f"{trail}: the audit trail is broken at record #{problem.get('seq')} ({problem.get('reason')}); it is not imported",
+            "run `envfence audit verify`, keep the file as evidence, and import once the cause is understood",
+        )
+    return list(records(paths)), trail
+
+
+def _import_trail(db, target, records: list[dict], trail) -> int:
+    """Copy the file records verbatim after the ones the store already has from the same trail."""
+    import psycopg
+
+    try:
+        return _copy_trail(db, target, records, trail)
+    except psycopg.errors.UniqueViolation:  # the table's key: another writer chained a record meanwhile
+        raise ConfigurationError(
+            f"records were added to {target.environment}'s trail in {target.name} during the import; nothing was imported",
+            "run `envfence store import` again (it compares the store's trail with the file first)",
+        ) from None
+
+
+def _copy_trail(db, target, records: list[dict], trail) -> int:
+    from envfence_builtins.audit.audit_trail import _canonical
+
+    added = 0
+    with db.transaction():
+        present = [h for (h,) in db.execute(f"SELECT hash FROM {AUDIT} WHERE environment = %s ORDER BY seq", (target.environment,))]
+        if present != [r["hash"] for r in records[: len(present)]]:
+            raise ConfigurationError(
+                f"the shared store {target.name} already holds a different audit trail for {target.environment}; "
+                f"{trail} is not imported",
+                "import a trail before the environment records into the store, or keep the file as the older trail",
+            )
+        for record in records[len(present):]:
+            body = {k: v for k, v in record.items() if k != "hash"}
+            db.execute(
+                f"INSERT INTO {AUDIT} (environment, seq, event_id, at, event, host, record, prev, hash) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (target.environment, record["seq"], f"file:{record['hash']}", str(record.get("at")), str(record.get("event")),
+                 record.get("host"), _canonical(body).decode("utf-8"), record["prev"], record["hash"]),
+            )
+            added += 1
+    return added

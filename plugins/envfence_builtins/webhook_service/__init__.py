@@ -1,0 +1,1 @@
+"""The webhook service: providers, signatures, the receiver, the durable queue and the worker."""

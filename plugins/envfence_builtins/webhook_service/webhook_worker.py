@@ -1,0 +1,139 @@
+"""Running queued webhook events through the normal runner: guards, lock, history, audit.
+
+A :class:`Worker` claims one due event at a time from the environment's
+queue and runs its route's automation with the event in ``ctx.event``. A
+succeeded run finishes the event; a failed one goes back to the queue with
+an exponential backoff until its tries are used up, then it is dead; a run
+a safety guard blocks is dead at once (waiting would not change the
+guard's mind). ``envfence queue retry`` gives a dead event fresh tries.
+
+The worker runs as threads of ``envfence serve`` or as ``envfence worker``
+processes beside it; each claim is atomic, so an event is never run by two
+at once, and a finished event is never run again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import secrets
+import threading
+from typing import Callable
+
+from envfence import files
+from envfence.models import Automation, RunRequest
+
+from envfence_builtins.webhook_service.webhook_queue import WebhookEvent, WebhookQueue, worker_lock
+
+#: Seconds between looks at the queue when nothing woke the worker.
+POLL_SECONDS = 0.5
+#: Seconds between looks for claims of workers that died.
+RECOVER_SECONDS = 5.0
+#: The events being run in this process, by queue number: the queue and claim token each belongs to.
+_running: dict[int, tuple[WebhookQueue, str]] = {}
+
+
+def note_start(event, run_id: str) -> None:
+    """Record on the queue the run ``event`` starts (called by ``on_run_start``, before the automation runs)."""
+    claim = _running.get(getattr(event, "seq", None))
+    if claim is not None:
+        claim[0].started(event.seq, claim[1], run_id)
+
+
+class Worker:
+    """Claims and runs the queue's events in one environment.
+
+    :param session: the environment's prepared session.
+    :param queue: its :class:`WebhookQueue`.
+    :param automations: the automations routes name, by name.
+    :param echo: where the automations' output lines go.
+    :param retry_base: seconds of the first backoff (doubling on each try).
+    """
+
+    def __init__(self, session, queue: WebhookQueue, automations: dict[str, Automation], *,
+                 echo: Callable[[str], None] = print, retry_base: float = 2.0) -> None:
+        self.session = session
+        self.queue = queue
+        self.automations = automations
+        self.echo = echo
+        self.retry_base = retry_base
+        self.log = session.logger(component="webhooks")
+        self.token = "w" + secrets.token_hex(8)
+        # Held while this worker lives: recovery knows a claim is orphaned when this lock is free.
+        self._lock = files.open_append(session.paths, worker_lock(self.token), binary=True)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        self._dispatching = threading.Lock()
+
+    def close(self) -> None:
+        """Let go of the worker's lock (its claims are all finished by then)."""
+        files.remove(self.session.paths, worker_lock(self.token))
+        self._lock.close()
+
+    def recover(self) -> None:
+        """Return the claims of dead workers to the queue (those whose run had succeeded are finished instead)."""
+        freed = self.queue.recover(finished=self._succeeded)
+        if freed:
+            self.log.warning(f"{freed} webhook event(s) interrupted by a stopped worker are queued again")
+
+    def _succeeded(self, event: WebhookEvent) -> bool:
+        runs = self.session.plugins.run_history(session=self.session, automation=event.automation, limit=1000).first or []
+        return any(r.run_id == event.run_id and r.status == "succeeded" for r in runs)
+
+    def run_once(self) -> WebhookEvent | None:
+        """Claim and run one due event; returns it, or None when none is due."""
+        with self._dispatching:
+            event = self.queue.claim(self.token)
+            if event is None:
+                return None
+            self.dispatch(event)
+            return event
+
+    def loop(self, stop: threading.Event, wake: threading.Event | None = None) -> None:
+        """Run events until ``stop`` is set; the event in hand is always finished first."""
+        import time
+
+        self.recover()
+        last_recovery = time.monotonic()
+        while not stop.is_set():
+            if time.monotonic() - last_recovery > RECOVER_SECONDS:
+                self.recover()
+                last_recovery = time.monotonic()
+            if self.run_once() is not None:
+                continue
+            if wake is not None:
+                wake.wait(POLL_SECONDS)
+                wake.clear()
+            else:
+                stop.wait(POLL_SECONDS)
+
+    def dispatch(self, event: WebhookEvent) -> str:
+        """Run ``event``'s automation through the runner and record how it ended; returns the event's status."""
+        from envfence.runner import Runner
+
+        automation = self.automations.get(event.automation)
+        run_id = error = None
+        final = False
+        if automation is None:
+            succeeded, final, error = False, True, f"no automation named {event.automation!r}"
+        else:
+            _running[event.seq] = (self.queue, self.token)
+            try:
+                result = Runner(self.session, echo=self.echo, wait=True, embedded=False).run(
+                    RunRequest(automation, event=event)
+                )
+            except Exception as exc:  # the runner could not keep its record: try again later
+                succeeded, error = False, self.session.redactor()(f"{type(exc).__name__}: {exc}")
+            else:
+                outcome = result.outcome
+                run_id, succeeded = outcome.run_id, outcome.status == "succeeded"
+                final = outcome.status == "blocked"
+                if result.failure is not None:
+                    error = f"{outcome.status}: {result.failure.message} (error {result.failure.error_id})"
+            finally:
+                _running.pop(event.seq, None)
+        status = self.queue.finish(event.seq, self.token, succeeded=succeeded, run_id=run_id, error=error,
+                                   retry_base=self.retry_base, final=final)
+        from envfence_builtins.webhook_service.webhook_receiver import _printable
+
+        line = f"webhook event {_printable(event.id)} ({_printable(event.type or 'untyped')}) on {event.route}: {event.automation} try {event.attempt} -> {status}"
+        (self.log.info if succeeded else self.log.warning)(line + (f" ({error})" if error else ""))
+        return status
