@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ..errors import EXIT_FINDINGS, EnvfenceError
+from ..errors import EXIT_CONFIG, EXIT_FINDINGS, EnvfenceError
 
 #: command name -> module in this package defining a click command of that name
 #: (``module:attribute`` where the attribute is named otherwise).
@@ -201,6 +201,8 @@ class EnvfenceGroup(click.Group):
         except BrokenPipeError:
             raise  # the reader left (`envfence detect | head -1`): click ends quietly
         except Exception as exc:  # a bug: say so without a bare traceback or a secret
+            if isinstance(exc, ModuleNotFoundError):
+                _missing_extra(ctx, exc)
             state = ctx.find_object(State)
             session = getattr(state, "_session", None)
             redactor = _redactor(state)
@@ -215,6 +217,17 @@ class EnvfenceGroup(click.Group):
             report_error(ctx, f"internal error: {message}", "this is a bug in envfence or a plugin; run with -v for the traceback", EXIT_FINDINGS)
         finally:
             _flush_logs()
+
+
+def _missing_extra(ctx: click.Context, exc: ModuleNotFoundError) -> None:
+    """An optional dependency that is not installed is a configuration matter, not a bug: name its extra."""
+    from ..extras import extra_for, install_hint
+
+    extra = extra_for(exc.name)
+    if extra is not None:
+        command = ctx.invoked_subcommand or ctx.info_name or "envfence"
+        module = exc.name.partition(".")[0] if exc.name else "a module"
+        report_error(ctx, f"envfence {command} needs {module}, which is not installed", install_hint(extra), EXIT_CONFIG)
 
 
 def _flush_logs() -> None:

@@ -19,7 +19,7 @@ import datetime as _dt
 from typing import Any, Callable
 
 from envfence import hookimpl
-from envfence.errors import ConfigurationError, EnvfenceError
+from envfence.errors import ConfigurationError
 
 SECTION = "report"
 HISTORY_LIMIT = 100_000
@@ -94,10 +94,8 @@ def _svg(figure) -> str:
 
 def charts(data: dict[str, Any], k: float, progress: Callable[[str], None] | None = None) -> list[tuple[str, str, str]]:
     """``(id, title, svg)`` for every chart of the report."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise EnvfenceError("envfence report --html needs matplotlib", "install it: pip install 'envfence[report]'") from None
+    # Missing, the CLI names the extra that brings it (envfence.extras).
+    import matplotlib
     matplotlib.use("Agg")  # no display: files only
     import matplotlib.pyplot as plt
 

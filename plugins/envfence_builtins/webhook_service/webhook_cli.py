@@ -155,10 +155,8 @@ def serve(state: State, force, reason, threads, workers, backlog_limit, retry_ba
         host, port = _port(session)
         click.echo(render(emit, session, port, image), nl=False)
         return
-    try:
-        import waitress  # noqa: F401
-    except ImportError:
-        raise UsageError("envfence serve needs waitress", "pip install 'envfence[serve]'") from None
+    # Missing, the CLI names the extra that brings it (envfence.extras).
+    import waitress  # noqa: F401
     from waitress.server import create_server
 
     from envfence_builtins.webhook_service.webhook_providers import collect_providers
