@@ -43,13 +43,13 @@ from envfence.models import Alert, Finding, SettingSpec
 from envfence.stash import StashKey
 
 SECTION = "alerts"
-BUILTIN = ("console", "email", "webhook")
+BUILTIN = ("console", "email", "webhook", "ping")
 PASSWORD = "SMTP_PASSWORD"
 WEBHOOK_SECRET = "ALERT_WEBHOOK_SECRET"
 HISTORY_LIMIT = 200
-#: A failed run is reported by the run itself (and ``on_error``); it becomes an
-#: incident through ``max_error_rate`` (0 alerts on every failure), not on its own.
-NOT_ALERTED = ("failed",)
+#: A failed run is reported by the run itself (and ``on_error``); it becomes an incident on its own only
+#: where ``alert_on_failure`` holds (by default in environments based on production), else through ``max_error_rate``.
+FAILED = "failed"
 
 
 class DeliveryError(Exception):
@@ -180,7 +180,7 @@ def incidents_from(session, crossings: Iterable[Any]) -> list[Alert]:
     open_ = load_state(session)["incidents"]
     alerts = []
     for c in crossings:
-        if c.check in NOT_ALERTED:
+        if c.check == FAILED and not _failure_alerts(session, c.automation):
             continue
         incident = f"{c.automation}:{c.check}"
         if c.crossed and incident not in open_:
@@ -189,6 +189,12 @@ def incidents_from(session, crossings: Iterable[Any]) -> list[Alert]:
             alerts.append(Alert(env, c.automation, c.check, redact(f"recovered: {c.message}"), "recovered", c.severity, c.run_id,
                                 c.value, c.limit, incident))
     return alerts
+
+
+def _failure_alerts(session, automation: str) -> bool:
+    from envfence_builtins.operations.thresholds import limits
+
+    return limits(session.settings, automation, session.environment.name).alert_on_failure
 
 
 def alerts_from_checks(session, checks) -> list[Alert]:
@@ -265,6 +271,8 @@ def deliver(session, alert: Alert, channel: str, message_id: str) -> None:
         send_email(session, alert)
     elif channel == "webhook":
         send_webhook(session, alert, message_id)
+    elif channel == "ping":
+        _ping_alert(session, alert)
     else:
         delivered = session.plugins.alert(session=session, alert=alert, channels=(channel,))
         results, errors = delivered.values, delivered.errors
@@ -272,6 +280,30 @@ def deliver(session, alert: Alert, channel: str, message_id: str) -> None:
             raise DeliveryError(f"{channel}: {errors[0]}")
         if not any(channel in (r or []) for r in results):
             raise DeliveryError(f"no plugin delivers the {channel!r} channel (install one, or change [alerts.escalation])")
+
+
+def _ping_alert(session, alert: Alert) -> None:
+    """A firing alert is a failure ping (the monitor shows it at once); a recovery waits for the next good run."""
+    from envfence_builtins.operations.alerts_ping import PingError, ping
+
+    if alert.state != "firing":
+        return
+    try:
+        ping(session, alert.automation, "failure", alert.run_id or alert.incident, body=alert.message)
+    except PingError as exc:
+        raise DeliveryError(str(exc)) from None
+
+
+def _run_ping(session, automation: str, state: str, run_id: str, exit_code: int | None = None) -> None:
+    """Ping a run's start or end where ``ping`` is one of the environment's channels; a failed ping never fails the run."""
+    from envfence_builtins.operations.alerts_ping import CHANNEL, PingError, ping
+
+    try:
+        if CHANNEL not in channels_for(session.settings, session.environment.name):
+            return
+        ping(session, automation, state, run_id, exit_code)
+    except (PingError, ConfigurationError) as exc:
+        print(f"envfence: warning: {getattr(exc, 'message', exc)}; the run goes on", file=sys.stderr)
 
 
 def _subject(alert: Alert) -> str:
@@ -377,12 +409,22 @@ def declare_settings() -> list[SettingSpec]:
 
 
 @hookimpl
+def on_run_start(session, request, run_id) -> None:
+    """The start ping of a dead-man monitor (the ``ping`` channel)."""
+    if not session.dry_run and not request.automation.adhoc:
+        _run_ping(session, request.automation.name, "start", run_id)
+
+
+@hookimpl
 def on_run_finish(session, request, outcome) -> None:
-    """Evaluate the automation's thresholds with this run, and alert once per incident; retry what is pending."""
+    """Ping the run's end; evaluate the automation's thresholds with this run, and alert once per incident; retry what is pending."""
     from envfence_builtins.operations.thresholds import evaluate
 
     if session.dry_run or session.paths is None or outcome.status not in ("succeeded", "failed"):
         return
+    if not request.automation.adhoc:
+        _run_ping(session, outcome.automation, "success" if outcome.status == "succeeded" else "failure", outcome.run_id,
+                  outcome.exit_code)
     runs = session.plugins.run_history(session=session, automation=outcome.automation, limit=HISTORY_LIMIT).first or []
     # The history plugin may finish this run's row (recorded as running at its start) after this hook.
     runs = [outcome, *(r for r in runs if r.run_id != outcome.run_id)]

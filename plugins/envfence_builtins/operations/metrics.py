@@ -45,7 +45,8 @@ def registry_for(session):
                     statuses[run.status] = statuses.get(run.status, 0) + 1
                 for status, count in sorted(statuses.items()):
                     total.add_metric([env, name, status], count)
-                failures.add_metric([env, name], statuses.get("failed", 0))
+                # An abandoned run (its process died) is a failure, as everywhere else.
+                failures.add_metric([env, name], statuses.get("failed", 0) + statuses.get("abandoned", 0))
                 durations = [r.duration for r in items if r.status in ("succeeded", "failed")]
                 buckets = [(str(b), sum(d <= b for d in durations)) for b in BUCKETS] + [("+Inf", len(durations))]
                 duration.add_metric([env, name], buckets, sum(durations))

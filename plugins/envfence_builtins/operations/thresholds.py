@@ -12,6 +12,14 @@ automation; an automation's own values win)::
     max_error_rate = 0.2        # failures over the last `error_window` runs
     error_window = 10
     expected_every = "1h"       # a run at least this often (with `grace`); scheduled ones are checked against their cron
+    min_records_synced = 1      # min_<metric> / max_<metric>: a business metric the job reports (ctx.metric)
+    alert_on_failure = true     # a failed run is an incident on its own (default: in environments based on production)
+
+    [thresholds.sync.production]  # an environment's sub-table overlays the table it sits in
+    max_duration = "5m"
+
+Precedence, lowest first: ``"*"``, ``"*".<env>``, ``<automation>``,
+``<automation>.<env>``. An abandoned run counts as a failed one.
 
 A scheduled automation is overdue when its last expected firing is more than
 ``grace`` ago and no run started since. Firings are computed as the host's
@@ -33,16 +41,20 @@ from envfence.errors import ConfigurationError
 from envfence.models import Finding, RunOutcome, utcnow
 
 SECTION = "thresholds"
-_KEYS = ("max_duration", "max_memory", "max_error_rate", "error_window", "expected_every", "grace")
+_KEYS = ("max_duration", "max_memory", "max_error_rate", "error_window", "expected_every", "grace", "alert_on_failure")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(kb|mb|gb)?\s*$", re.I)
 _SIZE_UNITS = {None: 1, "kb": 1, "mb": 1024, "gb": 1024 * 1024}
+#: ``min_<metric>`` / ``max_<metric>``: a bound on a business metric the job reports (``ctx.metric``).
+_METRIC_KEY = re.compile(r"^(min|max)_([A-Za-z_][A-Za-z0-9_]*)$")
 DEFAULT_GRACE = _dt.timedelta(minutes=10)
 DEFAULT_WINDOW = 10
+#: Statuses of runs that ended; an abandoned run (its process died) is a failure everywhere.
+ENDED = ("succeeded", "failed", "abandoned")
 
 
 @attrs.frozen
 class Limits:
-    """One automation's thresholds (None: not checked)."""
+    """One automation's thresholds in one environment (None: not checked)."""
 
     max_duration: float | None = None  #: seconds
     max_memory: int | None = None  #: kilobytes
@@ -50,6 +62,24 @@ class Limits:
     error_window: int = DEFAULT_WINDOW
     expected_every: _dt.timedelta | None = None
     grace: _dt.timedelta = DEFAULT_GRACE
+    #: A failed run opens an incident on its own (default: in environments based on production).
+    alert_on_failure: bool = False
+    #: Bounds on business metrics: ``(metric, "min" or "max", bound)``.
+    metric_bounds: tuple[tuple[str, str, float], ...] = ()
+    #: Where each value came from: key -> ``thresholds.sync.production.max_duration``.
+    sources: Any = attrs.field(factory=dict, eq=False)
+
+    def shown(self) -> dict[str, Any]:
+        """The limits that are set, for people and JSON (durations in seconds, memory in KB)."""
+        result: dict[str, Any] = {}
+        for key in ("max_duration", "max_memory", "max_error_rate", "error_window", "expected_every", "grace"):
+            value = getattr(self, key)
+            if value is not None:
+                result[key] = value.total_seconds() if isinstance(value, _dt.timedelta) else value
+        result["alert_on_failure"] = self.alert_on_failure
+        for metric, side, bound in self.metric_bounds:
+            result[f"{side}_{metric}"] = bound
+        return result
 
 
 @attrs.frozen
@@ -90,51 +120,101 @@ def parse_size(value: Any, where: str) -> int:
     return int(float(match[1]) * _SIZE_UNITS[(match[2] or "").lower() or None])
 
 
-def limits(settings, automation: str) -> Limits:
-    """The thresholds of ``automation``: its own table over ``"*"``; :class:`ConfigurationError` names a bad key."""
+def _layers(settings, automation: str, environment: str | None) -> list[tuple[str, dict]]:
+    """The tables that apply, lowest first: ``"*"``, ``"*".<env>``, ``<automation>``, ``<automation>.<env>``.
+
+    A sub-table is an environment's when its name is a declared environment
+    (or one of its aliases); any other sub-table is an error.
+    """
     table = settings.section(SECTION)
-    merged: dict[str, Any] = {}
-    for name in ("*", automation):
+    found = []
+    for name in dict.fromkeys(("*", automation)):
         body = table.get(name, {})
         where = f"{settings.source}: {SECTION}.{name}"
         if not isinstance(body, dict):
             raise ConfigurationError(f"{where}: must be a table", f"write [{SECTION}.{name}] with max_duration, max_memory...")
+        own, by_env = {}, {}
         for key, value in body.items():
-            if key not in _KEYS:
-                raise ConfigurationError(f"{where}.{key}: unknown key", f"known keys: {', '.join(_KEYS)}")
-            merged[key] = (value, f"{where}.{key}")
-    result: dict[str, Any] = {}
-    for key, (value, where) in merged.items():
-        if key in ("max_duration",):
-            result[key] = parse_duration(value, where).total_seconds()
-        elif key in ("expected_every", "grace"):
-            result[key] = parse_duration(value, where)
-        elif key == "max_memory":
-            result[key] = parse_size(value, where)
-        elif key == "max_error_rate":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise ConfigurationError(f"{where}: {value!r} is not a rate", "write a fraction between 0 and 1, e.g. 0.2")
-            result[key] = float(value)
-        elif key == "error_window":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{where}: {value!r} is not a number of runs", "write a whole number, e.g. 10")
+            if isinstance(value, dict):
+                env = settings.resolve(key)
+                if env is None:
+                    raise ConfigurationError(f"{where}.{key}: {key!r} is no declared environment",
+                                             f"a sub-table of [{SECTION}.{name}] names an environment: {', '.join(settings.environments)}")
+                by_env[env] = (key, value)
+            else:
+                own[key] = value
+        found.append((f"{SECTION}.{name}", own))
+        for env, (key, value) in by_env.items():
+            if environment is None or env == environment:
+                found.append((f"{SECTION}.{name}.{key}", value))
+    return found
+
+
+def _parse(key: str, value: Any, where: str) -> Any:
+    if key == "max_duration":
+        return parse_duration(value, where).total_seconds()
+    if key in ("expected_every", "grace"):
+        return parse_duration(value, where)
+    if key == "max_memory":
+        return parse_size(value, where)
+    if key == "max_error_rate":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ConfigurationError(f"{where}: {value!r} is not a rate", "write a fraction between 0 and 1, e.g. 0.2")
+        return float(value)
+    if key == "error_window":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(f"{where}: {value!r} is not a number of runs", "write a whole number, e.g. 10")
+        return value
+    if key == "alert_on_failure":
+        if not isinstance(value, bool):
+            raise ConfigurationError(f"{where}: {value!r} is not true or false", "write alert_on_failure = false to relax it")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):  # a business metric's bound
+        raise ConfigurationError(f"{where}: {value!r} is not a number", f"write {key} = 1")
+    return float(value)
+
+
+def limits(settings, automation: str, environment: str | None = None) -> Limits:
+    """The thresholds of ``automation`` in ``environment``: ``<automation>.<env>`` over ``<automation>`` over ``"*".<env>`` over ``"*"``.
+
+    :raises ConfigurationError: naming the file and the key of a bad value.
+    """
+    merged: dict[str, tuple[Any, str]] = {}
+    for name, body in _layers(settings, automation, environment):
+        for key, value in body.items():
+            where = f"{settings.source}: {name}.{key}"
+            if key not in _KEYS and not _METRIC_KEY.match(key):
+                raise ConfigurationError(f"{where}: unknown key",
+                                         f"known keys: {', '.join(_KEYS)}, or min_<metric> / max_<metric> for a metric the job reports")
+            merged[key] = (_parse(key, value, where), f"{name}.{key}")
+    spec = settings.environments.get(environment) if environment else None
+    result: dict[str, Any] = {"alert_on_failure": spec is not None and spec.based_on == "production"}
+    bounds = []
+    for key, (value, _) in merged.items():
+        match = _METRIC_KEY.match(key) if key not in _KEYS else None
+        if match:
+            bounds.append((match[2], match[1], value))
+        else:
             result[key] = value
-    return Limits(**result)
+    return Limits(**result, metric_bounds=tuple(sorted(bounds)), sources={k: w for k, (_, w) in merged.items()})
 
 
 def evaluate(session, automation, runs: list[RunOutcome], now: _dt.datetime | None = None) -> list[Crossing]:
-    """Every check of ``automation`` against its thresholds and recent ``runs`` (newest first)."""
+    """Every check of ``automation`` against its thresholds in this environment and recent ``runs`` (newest first).
+
+    An abandoned run (its process died) counts as a failed one.
+    """
     now = now or utcnow()
     name = automation.name
-    limit = limits(session.settings, name)
-    finished = [r for r in runs if r.status in ("succeeded", "failed")]
+    limit = limits(session.settings, name, session.environment.name)
+    finished = [r for r in runs if r.status in ENDED]
     found: list[Crossing] = []
     last = finished[0] if finished else None
     if last is not None:
-        found.append(Crossing(name, "failed", last.status == "failed",
+        found.append(Crossing(name, "failed", last.status != "succeeded",
                               f"{name}'s last run {last.run_id} {last.status}" + (f" ({last.error_class})" if last.error_class else ""),
                               "critical", last.status, "succeeded", last.run_id))
-        if limit.max_duration is not None:
+        if limit.max_duration is not None and last.status != "abandoned":
             found.append(Crossing(name, "max_duration", last.duration > limit.max_duration,
                                   f"{name}'s last run took {last.duration:.1f}s (limit {limit.max_duration:.0f}s)",
                                   "warning", round(last.duration, 3), limit.max_duration, last.run_id))
@@ -143,13 +223,43 @@ def evaluate(session, automation, runs: list[RunOutcome], now: _dt.datetime | No
             found.append(Crossing(name, "max_memory", memory > limit.max_memory,
                                   f"{name}'s last run peaked at {memory} KB (limit {limit.max_memory} KB)",
                                   "warning", memory, limit.max_memory, last.run_id))
+    succeeded = next((r for r in finished if r.status == "succeeded"), None)
+    if succeeded is not None:
+        found.extend(_metric_crossings(name, limit, succeeded))
     if limit.max_error_rate is not None and finished:
         window = finished[: limit.error_window]
-        rate = sum(r.status == "failed" for r in window) / len(window)
+        rate = sum(r.status != "succeeded" for r in window) / len(window)
         found.append(Crossing(name, "max_error_rate", rate > limit.max_error_rate,
                               f"{name} failed {rate:.0%} of its last {len(window)} run(s) (limit {limit.max_error_rate:.0%})",
                               "critical", round(rate, 3), limit.max_error_rate, window[0].run_id))
     found.extend(_overdue(session, automation, limit, runs, now))
+    return found
+
+
+def business_metrics(run: RunOutcome) -> dict[str, dict[str, Any]]:
+    """The business metrics a run reported: name -> ``{"value", "unit"}`` (empty when it reported none)."""
+    values = run.metrics.get("business") if run.metrics else None
+    return dict(values) if isinstance(values, dict) else {}
+
+
+def _metric_crossings(name: str, limit: Limits, run: RunOutcome) -> list[Crossing]:
+    """The last successful run's business metrics against ``min_<metric>`` / ``max_<metric>``.
+
+    A succeeding run that did not report a bounded metric crosses too: a job
+    that stopped counting is no healthier than one that counted nothing.
+    """
+    reported = business_metrics(run)
+    found = []
+    for metric, side, bound in limit.metric_bounds:
+        entry = reported.get(metric)
+        value = entry.get("value") if entry else None
+        unit = f" {entry['unit']}" if entry and entry.get("unit") else ""
+        if value is None:
+            crossed, message = True, f"{name}'s last successful run {run.run_id} reported no {metric} ({side} {bound:g})"
+        else:
+            crossed = value < bound if side == "min" else value > bound
+            message = f"{name}'s last successful run {run.run_id} reported {metric} = {value:g}{unit} ({side} {bound:g})"
+        found.append(Crossing(name, f"{side}_{metric}", crossed, message, "critical", value, bound, run.run_id))
     return found
 
 
@@ -187,10 +297,12 @@ def _overdue(session, automation, limit: Limits, runs, now) -> list[Crossing]:
 
 @hookimpl
 def validate(session) -> list[Finding]:
-    """Every ``[thresholds]`` table parses and names a known automation (or ``"*"``)."""
+    """Every ``[thresholds]`` table parses and names a known automation (or ``"*"``); then the effective limits here.
+
+    ``THRESHOLDS_EFFECTIVE`` (info) says, for each automation that may run in
+    this environment and has limits, what they are and which table set each.
+    """
     table = session.settings.section(SECTION)
-    if not table:
-        return []
     try:
         known = session.automations
     except ConfigurationError:
@@ -204,4 +316,29 @@ def validate(session) -> list[Finding]:
             limits(session.settings, name)
         except ConfigurationError as exc:
             findings.append(Finding("THRESHOLD_INVALID", "error", exc.message, exc.hint, key=f"{SECTION}.{name}", plugin=SECTION))
+    if findings:
+        return findings
+    env = session.environment.name
+    for name, automation in known.items():
+        if not automation.allows(env):
+            continue
+        shown = effective_text(limits(session.settings, name, env))
+        if shown:
+            findings.append(Finding("THRESHOLDS_EFFECTIVE", "info", f"{name} in {env}: {shown}",
+                                    f"override per environment in [{SECTION}.{name}.{env}]", key=f"{SECTION}.{name}", plugin=SECTION))
     return findings
+
+
+def effective_text(limit: Limits) -> str:
+    """``max_duration 600s (thresholds.sync.production), ...``: the limits that are set, each with the table that set it."""
+    parts = []
+    for key, value in limit.shown().items():
+        source = limit.sources.get(key)
+        if key == "alert_on_failure" and source is None:
+            if not value:
+                continue
+            source = "default in production"
+        unit = "s" if key in ("max_duration", "expected_every", "grace") else " KB" if key == "max_memory" else ""
+        parts.append(f"{key} {value:g}{unit}" if isinstance(value, float) else f"{key} {value}{unit}")
+        parts[-1] += f" ({source or 'default'})"
+    return ", ".join(parts) if any(k in limit.sources for k in limit.shown()) or limit.alert_on_failure else ""
