@@ -84,14 +84,33 @@ def test_a_failed_production_run_is_an_incident_by_default_and_an_automation_can
     settings = '[automations.bad]\nrun = "jobs:bad"\n'
     root = make_project({"jobs.py": JOBS}, settings=settings)
     assert run_cli("run", "bad", cwd=root).exit_code == 1
-    assert "ALERT" not in run_cli("run", "bad", cwd=root).stderr  # development: the run's own failure is enough
+    assert json.loads(run_cli("--json", "alerts", "show", cwd=root).stdout)["incidents"] == {}  # development: no incident
     result = run_cli("--env", "production", "run", "bad", cwd=root, env=PROD)
-    assert result.exit_code == 1 and "ALERT [critical] production bad failed" in result.stderr
-    again = run_cli("--env", "production", "run", "bad", cwd=root, env=PROD)
-    assert "ALERT" not in again.stderr  # one alert per incident
+    assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1  # the console says the failure once
+    shown = json.loads(run_cli("--json", "--env", "production", "alerts", "show", cwd=root, env=PROD).stdout)
+    assert list(shown["incidents"]) == ["bad:failed"]
     relaxed = make_project({"jobs.py": JOBS}, settings=settings + "\n[thresholds.bad.production]\nalert_on_failure = false\n",
                            name="relaxed")
-    assert "ALERT" not in run_cli("--env", "production", "run", "bad", cwd=relaxed, env=PROD).stderr
+    run_cli("--env", "production", "run", "bad", cwd=relaxed, env=PROD)
+    assert json.loads(run_cli("--json", "--env", "production", "alerts", "show", cwd=relaxed, env=PROD).stdout)["incidents"] == {}
+
+
+def test_a_failed_production_run_reaches_the_other_channels_once(make_project, run_cli):
+    from test_ping_channel import Monitor
+
+    monitor = Monitor()
+    try:
+        settings = ('[automations.bad]\nrun = "jobs:bad"\n\n[alerts.escalation]\nproduction = ["console", "ping"]\n\n'
+                    f'[alerts.ping]\nurl = "{monitor.base}/hc/{{automation}}"\n')
+        root = make_project({"jobs.py": JOBS}, settings=settings)
+        run_cli("--env", "production", "run", "bad", cwd=root, env=PROD)
+        run_cli("--env", "production", "run", "bad", cwd=root, env=PROD)
+        paths = [p[0] for p in monitor.pings]
+        # Each run pings start and its exit status; the incident adds one failure ping with its message, once.
+        assert paths == ["/hc/bad/start", "/hc/bad/1", "/hc/bad/1", "/hc/bad/start", "/hc/bad/1"]
+        assert b"bad's last run" in monitor.pings[2][2]
+    finally:
+        monitor.stop()
 
 
 def test_abandoned_runs_count_as_failures_in_thresholds_and_metrics(make_project, run_cli):

@@ -264,6 +264,8 @@ def _dispatch(session, alerts: list[Alert]) -> dict[str, list]:
 def deliver(session, alert: Alert, channel: str, message_id: str) -> None:
     """Deliver ``alert`` through ``channel``, or raise :class:`DeliveryError`."""
     if channel == "console":
+        if alert.check == FAILED:
+            return  # the failed run says so on stderr itself, with its error id: once is enough on a console
         mark = "ALERT" if alert.state == "firing" else "RECOVERED"
         print(f"envfence: {mark} [{alert.severity}] {alert.environment} {alert.automation} {alert.check}: {alert.message}"
               + (f" (run {alert.run_id})" if alert.run_id else ""), file=sys.stderr)
