@@ -112,6 +112,8 @@ class HostInfo:
     machine_id: str | None = None
     #: The class of the system's own name, when a stand-in name differs from it.
     real: "HostInfo | None" = None
+    #: False when no plugin answered ``classify_host``: only the name is known (no rules, no machine id read).
+    classified: bool = True
 
     @property
     def environments(self) -> tuple[str, ...]:
@@ -135,6 +137,8 @@ class HostInfo:
 
     def describe(self) -> str:
         """One line for people: the class and the rule that decided it."""
+        if not self.classified:
+            return "not classified (no plugin classifies hosts)"
         if not self.matches:
             return "unclassified (no enrollment rule and no hostname pattern matched)"
         if self.enrolled:

@@ -120,8 +120,8 @@ def classify_host(o: Opening) -> None:
         # A stand-in name may only tighten: the guards also apply the system's own class.
         mine = o.pm.classify_host(hostname=real_name, settings=o.settings)
         o.findings += mine.findings()
-        real = mine.first or HostInfo(real_name)
-    o.host = attrs.evolve(classified.first or HostInfo(name), source=source, real=real)
+        real = mine.first or HostInfo(real_name, classified=False)
+    o.host = attrs.evolve(classified.first or HostInfo(name, classified=False), source=source, real=real)
 
 
 def decide_environment(o: Opening) -> None:

@@ -53,3 +53,9 @@ class Stash:
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+#: What ``envfence init`` was asked to do beyond the tree (``"gitignore"``: write the
+#: ``.gitignore`` lines a plugin offers). The plugin that owns a request acts on it in
+#: ``prepare_environment`` and reports what it changed as an ``info`` finding.
+INIT_REQUESTS = StashKey[frozenset]()

@@ -112,3 +112,11 @@ def test_production_output_is_terse_and_development_verbose(make_project, run_cl
     dev = run_cli("detect", cwd=root)
     assert "decided by" in dev.stdout
     assert run_cli("-v", "--env", "prod", "detect", cwd=root).stdout.count("\n") > 3
+
+
+def test_detect_without_the_hostname_plugin_says_the_machine_id_was_not_read(make_project, run_cli):
+    root = make_project()
+    result = run_cli("-p", "no:hostname", "detect", cwd=root)
+    assert result.exit_code == 0, result.output
+    assert "machine id not read (no plugin classifies hosts)" in result.stdout
+    assert "no /etc/machine-id" not in result.stdout

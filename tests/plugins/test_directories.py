@@ -233,6 +233,7 @@ def test_clean_removes_old_files_of_this_environment_only(make_project, run_cli)
     result = run_cli("clean", "--older-than", "30d", cwd=root)
     assert result.exit_code == 0, result.output
     assert "removed 2 file(s) older than 30 days from the development tree" in result.stdout
+    assert result.output.count("removed 2 file(s)") == 1  # said once, not again by the console log
     assert not (dev / "csv" / "processed" / "old.csv").exists()
     assert not (dev / "logs" / "automation_development.log.1.gz").exists()
     assert (dev / "csv" / "processed" / "new.csv").exists()

@@ -78,10 +78,45 @@ def test_precommit_hook_is_declared_for_pre_commit():
     assert "entry: envfence precommit" in text and "id: envfence-no-plaintext-secrets" in text
 
 
-def test_init_offers_the_gitignore_lines_it_lacks(repo, run_cli):
+def test_init_offers_the_gitignore_lines_it_lacks_with_the_command_that_adds_them(repo, run_cli):
     result = run_cli("init", cwd=repo)
     assert result.exit_code == 0, result.output
-    assert "`var/` and `.env*.local`" in result.stdout
+    assert "does not ignore var/, .env*.local" in result.stdout
+    assert "envfence init --gitignore" in result.stdout
     assert not (repo / ".gitignore").exists()  # offered, not written
     (repo / ".gitignore").write_text("var/\n.env*.local\n")
     assert ".gitignore" not in run_cli("init", cwd=repo).stdout
+
+
+def test_init_gitignore_adds_only_the_missing_lines_and_keeps_the_rest_byte_for_byte(repo, run_cli):
+    original = b"# caf\xe9 notes\n*.pyc\nvar/"  # Latin-1, no final newline
+    (repo / ".gitignore").write_bytes(original)
+    (repo / ".gitignore").chmod(0o664)
+    result = run_cli("init", "--gitignore", cwd=repo)
+    assert result.exit_code == 0, result.output
+    assert (repo / ".gitignore").read_bytes() == original + b"\n.env*.local\n"
+    assert (repo / ".gitignore").stat().st_mode & 0o777 == 0o664
+    again = run_cli("init", "--gitignore", cwd=repo)
+    assert (repo / ".gitignore").read_bytes() == original + b"\n.env*.local\n"  # idempotent
+    assert "nothing to do" in again.stdout and ".gitignore" not in again.stdout
+
+
+def test_init_gitignore_never_writes_through_a_link(repo, run_cli, tmp_path):
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("keep\n")
+    (repo / ".gitignore").symlink_to(elsewhere)
+    result = run_cli("init", "--gitignore", cwd=repo)
+    assert result.exit_code == 0, result.output
+    assert elsewhere.read_text() == "keep\n" and (repo / ".gitignore").is_symlink()
+    assert "is a link" in result.stdout
+
+
+def test_a_second_init_reports_no_change_in_text_json_or_log(repo, run_cli):
+    (repo / ".gitignore").write_text("var/\n.env*.local\n")
+    assert run_cli("init", cwd=repo).exit_code == 0
+    logs = sorted((repo / "var").rglob("*.log"))
+    before = [p.read_text() for p in logs]
+    again = run_cli("init", cwd=repo)
+    assert "nothing to do" in again.stdout and "change(s)" not in again.output
+    assert [p.read_text() for p in logs] == before
+    assert json.loads(run_cli("--json", "init", cwd=repo).stdout)["changes"] == []

@@ -69,7 +69,7 @@ def detect(state: State) -> None:
         if view is None:
             continue
         click.echo(f"host         {view.hostname} [{view.source}]: {view.describe()}")
-    click.echo(f"  machine id {host.machine_id or 'none (no /etc/machine-id)'}")
+    click.echo(f"  machine id {_machine_id_text(session)}")
     click.echo(f"profile      {session.profile.name} (based on {session.profile.based_on}{', strict' if session.profile.strict else ''})")
     click.echo(f"root         {session.root.path} (found by {session.root.method})")
     click.echo(f"settings     {session.settings.source}")
@@ -81,3 +81,12 @@ def detect(state: State) -> None:
     for note in notes:
         click.echo(style(f"note: {note.message}", fg="yellow"))
         click.echo(f"  {note.remediation}")
+
+
+def _machine_id_text(session) -> str:
+    """The machine id, or why there is none: only a plugin that classifies hosts reads it."""
+    if session.host.machine_id:
+        return session.host.machine_id
+    if not session.host.classified:
+        return "not read (no plugin classifies hosts)"
+    return "none (no /etc/machine-id)"

@@ -134,28 +134,51 @@ def validate(session) -> list[Finding]:
 
 def missing_gitignore_lines(root: Path) -> list[str]:
     """The :data:`GITIGNORE_LINES` that ``root/.gitignore`` lacks (all of them without the file)."""
-    text = _read(root / ".gitignore") or ""
+    try:  # git reads .gitignore as bytes: any encoding is a valid one
+        text = (root / ".gitignore").read_bytes().decode("utf-8", "surrogateescape")
+    except OSError:
+        text = ""
     present = {line.strip() for line in text.splitlines()}
     return [line for line in GITIGNORE_LINES if line not in present and line.rstrip("/") not in present]
 
 
 @hookimpl
 def prepare_environment(session, paths) -> list[Finding]:
-    """Offer the ``.gitignore`` lines a git project lacks (``envfence init`` prints them)."""
+    """Offer the ``.gitignore`` lines a git project lacks; write them when ``envfence init --gitignore`` asks."""
+    from envfence.stash import INIT_REQUESTS
+
     root = session.root.path
     if _git(root, "rev-parse", "--is-inside-work-tree") is None:
         return []
     missing = missing_gitignore_lines(root)
     if not missing:
         return []
+    target = root / ".gitignore"
+    if "gitignore" in session.stash.get(INIT_REQUESTS, frozenset()) and not target.is_symlink():
+        _append_lines(root, missing)
+        return [Finding("GITIGNORE_WRITTEN", "info", f"added {', '.join(missing)} to {root / '.gitignore'}",
+                        key=".gitignore", file=".gitignore", plugin=NAME)]
     return [Finding(
-        "GITIGNORE_LINES", "info",
-        f"{root / '.gitignore'} does not ignore {', '.join(missing)}: add "
-        + " and ".join(f"`{line}`" for line in missing)
-        + " to it, so environment data and machine-local secrets stay out of git",
-        "printf '%s\\n' " + " ".join(f"'{line}'" for line in missing) + " >> .gitignore",
+        "GITIGNORE_LINES", "warning",
+        f"{root / '.gitignore'} does not ignore {', '.join(missing)}: environment data and machine-local secrets could reach git",
+        "add them with `envfence init --gitignore`" if not target.is_symlink() else
+        f"{target} is a link: add " + " and ".join(f"`{line}`" for line in missing) + " where it leads",
         key=".gitignore", file=".gitignore", plugin=NAME,
     )]
+
+
+def _append_lines(root: Path, lines: list[str]) -> None:
+    """Add ``lines`` at the end of ``root/.gitignore``, keeping what it holds byte for byte."""
+    from envfence import files
+
+    target = root / ".gitignore"
+    try:
+        old, mode = target.read_bytes(), target.stat().st_mode & 0o777
+    except FileNotFoundError:
+        old, mode = b"", 0o644
+    if old and not old.endswith(b"\n"):
+        old += b"\n"
+    files.write_atomic(root, ".gitignore", old + "".join(f"{line}\n" for line in lines).encode(), mode=mode)
 
 
 @hookimpl

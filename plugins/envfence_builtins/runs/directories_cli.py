@@ -39,7 +39,8 @@ def clean(state: State, age, dry_run: bool) -> None:
             remove(paths, path)
         session.audit("environment.cleaned", older_than=str(age), removed=len(files))
         session.configure_logging(embedded=False)
-        session.logger(command="clean").info(f"removed {len(files)} file(s) older than {_human(age)}")
+        # The summary line below says it: the log file keeps it, the console does not repeat it.
+        session.logger(command="clean", echoed=True).info(f"removed {len(files)} file(s) older than {_human(age)}")
     if state.json:
         click.echo(dumps({"environment": paths.environment, "dry_run": dry_run, "removed" if not dry_run else "would_remove": shown}))
         return
