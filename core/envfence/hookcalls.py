@@ -327,6 +327,10 @@ class HookCalls:
         """``configure_logging``: what the strategy installed (LOG)."""
         return self._call("configure_logging", session=session, embedded=embedded)
 
+    def fallback_log_file(self, *, session: Any) -> HookResult[Any]:
+        """``fallback_log_file``: the run's log file when the strategy wrote none (LOG)."""
+        return self._call("fallback_log_file", session=session)
+
     # --- commands and automations ------------------------------------------------
 
     def register_commands(self, *, cli: Any) -> HookResult[Any]:

@@ -270,6 +270,23 @@ def configure_logging(session: Session, embedded: bool) -> Any:
     """
 
 
+@failure_policy(OnError.LOG)
+@hookspec(firstresult=True)
+def fallback_log_file(session: Session) -> Path | None:
+    """Give a prepared command-line run a log file when its logging strategy wrote none.
+
+    Called by a run after ``configure_logging`` when the strategy that
+    answered named no file (:attr:`Session.log_file` is None), so that an
+    error id printed in production finds its detail. The core adds no log
+    sink of its own.
+
+    :param session: the prepared session.
+    :returns: the log file now receiving the session's records, or None.
+
+    Stops at first non-None result.
+    """
+
+
 # --- Commands and automations ----------------------------------------------
 
 

@@ -54,7 +54,7 @@ class Session:
     dry_run: bool = False
     #: Plugin state for the length of this session, under typed keys.
     stash: Stash = attrs.field(factory=Stash, repr=False)
-    #: The log file a run's records go to, as the logging strategy (or the run's fallback sink) reports it.
+    #: The log file a run's records go to, as the logging strategy (or the logging plugin's fallback file) reports it.
     log_file: Path | None = attrs.field(default=None, repr=False)
     audit_log: AuditLog = attrs.field(init=False, repr=False)
     _paths: EnvPaths | None = attrs.field(default=None, repr=False)

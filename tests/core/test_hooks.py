@@ -332,6 +332,32 @@ def test_hook_configure_logging(envfence_project, envfence_plugin):
     assert seen == [("development", False)]  # the CLI is no embedding tool
 
 
+def test_hook_fallback_log_file(envfence_project, envfence_plugin):
+    written = []
+
+    class Quiet:
+        @hookimpl(tryfirst=True)
+        def configure_logging(self, session, embedded):
+            return "quiet strategy"  # names no file
+
+    class OwnFile:
+        @hookimpl(tryfirst=True)
+        def fallback_log_file(self, session):
+            path = session.paths.base / "logs" / "mine.log"
+            written.append(session.prepared)
+            return path
+
+    envfence_plugin(Jobs(), "jobs")
+    envfence_plugin(Quiet(), "quiet")
+    assert envfence_project.run("run", "greet").exit_code == 0
+    # The logging plugin's plain file, for a run whose strategy wrote none.
+    assert "hello from development" in (envfence_project.path / "var/development/logs/automation_development.log").read_text()
+    envfence_plugin(OwnFile(), "own-file")
+    assert envfence_project.run("run", "greet").exit_code == 0
+    assert written == [True]  # asked once, for the prepared run only
+    assert not envfence_project.run("run", "greet", "--dry-run").exit_code and written == [True]
+
+
 def test_hook_run_history(envfence_project, envfence_plugin):
     import datetime as dt
 

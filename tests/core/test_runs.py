@@ -494,12 +494,33 @@ def test_colliding_schedules_show_in_envfence_check(make_project, run_cli):
     assert "sync in development ('0 2 * * *') and sync in production ('0 2 * * *')" in result.output
 
 
-def test_without_a_logging_strategy_the_error_id_still_finds_its_detail(project, run_cli):
-    result = run_cli("-p", "no:logging", "--env", "production", "run", "boom", cwd=project, env={"ENVFENCE_HOSTNAME": PROD_HOST})
+def test_a_strategy_without_a_log_file_still_leaves_the_error_id_its_detail(project, run_cli, envfence_plugin):
+    from envfence import hookimpl
+
+    class ConsoleOnly:
+        """A third-party strategy that answers first and writes no file."""
+
+        @hookimpl(tryfirst=True)
+        def configure_logging(self, session, embedded):
+            return "console only"
+
+    envfence_plugin(ConsoleOnly(), "console-only")
+    result = run_cli("--env", "production", "run", "boom", cwd=project, env={"ENVFENCE_HOSTNAME": PROD_HOST})
     assert result.exit_code == 1
     error_id = result.stderr.split("error ")[1].split(":")[0]
+    # The logging plugin adds its plain file beside the strategy that answered.
     log = (project / "var" / "production" / "logs" / "automation_production.log").read_text()
     assert error_id in log and "Traceback" in log and CANARY_PROD not in log
+    assert f"grep {error_id} " in result.stderr and CANARY_PROD not in result.stderr
+
+
+def test_without_the_logging_plugin_the_error_detail_is_shown_not_lost(project, run_cli):
+    result = run_cli("-p", "no:logging", "--env", "production", "run", "boom", cwd=project, env={"ENVFENCE_HOSTNAME": PROD_HOST})
+    assert result.exit_code == 1
+    # No plugin writes a log, so the terse production report shows the redacted detail instead of pointing nowhere.
+    assert "Traceback" in result.stderr and "row 3 rejected" in result.stderr and CANARY_PROD not in result.stderr
+    assert "no log file holds it" in result.stderr
+    assert not (project / "var" / "production" / "logs" / "automation_production.log").exists()
 
 
 def test_the_runner_as_a_library(project, monkeypatch):

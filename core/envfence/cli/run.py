@@ -81,7 +81,6 @@ def _run(
     except EnvfenceError as exc:  # an invalid run is a failure like any other
         fail_unopened(state.plugins, exc, name)
         raise
-    _quiet_default_log_handler()
     try:
         automation = find(session)
     except EnvfenceError as exc:
@@ -217,16 +216,19 @@ def _explain_block(result, session, name, force, again) -> None:
 
 def _explain_failure(result, session, name, verbose) -> None:
     failure = result.failure
-    log = session.log_file or "the log"  # the logging strategy names its file
-    if session.profile.tracebacks or verbose:
+    log = session.log_file  # the logging strategy names its file
+    # Without a log file the detail would be nowhere: it is shown here, redacted, in every profile.
+    shown = session.profile.tracebacks or verbose or log is None
+    if shown:
         # A console log sink has shown the failure's record, traceback included: say the rest only.
         on_console = getattr(session.logging, "console", False)
         if result.detail and not on_console:
             click.echo(result.detail.rstrip("\n"), err=True)
         what = "" if on_console else f": {failure.message}"
+        where = f"details in {log}" if log is not None else "no log file holds it (no logging strategy wrote one; is -p no:logging set?)"
         click.echo(
             style(f"envfence: {name} failed ({failure.classification}){what}", fg="red")
-            + f"\n  {_job_exit(result)}; error id {failure.error_id}; details in {log}",
+            + f"\n  {_job_exit(result)}; error id {failure.error_id}; {where}",
             err=True,
         )
     else:
@@ -264,17 +266,3 @@ def result_data(result) -> dict:
         if failure is None
         else {"id": failure.error_id, "class": failure.classification, "message": failure.message},
     }
-
-
-def _quiet_default_log_handler() -> None:
-    """Drop loguru's default stderr handler: it would print records unredacted.
-
-    The CLI owns the process, so it decides where records go: the
-    ``configure_logging`` strategy, or the runner's redacting fallback.
-    """
-    from loguru import logger
-
-    try:
-        logger.remove(0)
-    except ValueError:
-        pass

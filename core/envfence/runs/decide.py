@@ -22,6 +22,8 @@ class Decision:
     findings: tuple[Finding, ...] = ()
     blocking: tuple[Finding, ...] = ()
     refusal: str | None = None
+    #: The request as it goes on: its ``--reason`` masked (the screen, the trail, the history and trackers show it).
+    request: RunRequest | None = None
 
     @property
     def forced(self) -> bool:
@@ -99,9 +101,12 @@ def refusal(
 
 def decide(session: Any, request: RunRequest, confirm: Callable[[str, tuple[Finding, ...]], bool] | None = None) -> Decision:
     """The guards' findings and the override policy's answer for ``request``."""
+    if request.reason:
+        request = attrs.evolve(request, reason=session.redactor()(request.reason))
     findings = tuple(guard_findings(session, request))
     blocking = tuple(f for f in findings if f.severity == "error")
-    return Decision(findings, blocking, refusal(session, request, blocking, confirm) if blocking else _bad_reason(request))
+    answer = refusal(session, request, blocking, confirm) if blocking else _bad_reason(request)
+    return Decision(findings, blocking, answer, request)
 
 
 def _bad_reason(request: RunRequest) -> str | None:

@@ -283,45 +283,6 @@ def call_function(session: Any, automation: Automation, ctx: Any, show: Callable
         ctx.echo = echo
 
 
-def install_logging(session: Any, paths: EnvPaths, embedded: bool) -> int | None:
-    """Install the environment's log sinks; returns a fallback sink id to remove, or None.
-
-    When no ``configure_logging`` strategy answers, the run still leaves a
-    log file (:meth:`EnvPaths.log_file`, records redacted by
-    :meth:`Session.logger`) so that an error id printed in production finds
-    its detail. Either way :attr:`Session.log_file` names the file.
-    """
-    if embedded:
-        if session.logging is None:
-            session.configure_logging(embedded=True)
-        return None
-    if session.configure_logging(embedded=False) is not None:
-        return None
-    from loguru import logger
-
-    from ..files import ensure_file, profile_modes
-
-    dir_mode, file_mode = profile_modes(session.profile)
-    # Created inside the tree, through no link, with the profile's mode; loguru then opens it by name.
-    path = ensure_file(paths, paths.log_file(), mode=file_mode, dir_mode=dir_mode)
-    session.log_file = path
-    logger.enable("envfence")  # the command line owns the process (an embedded setup may have disabled it)
-    return logger.add(
-        path,
-        level=session.profile.log_level,
-        format="{time:YYYY-MM-DD HH:mm:ss.SSS} {level} {message}",
-        filter=lambda record: record["extra"].get("environment") == session.environment.name,
-    )
-
-
-def remove_sink(sink: int | None) -> None:
-    """Remove a fallback sink :func:`install_logging` added."""
-    if sink is not None:
-        from loguru import logger
-
-        logger.remove(sink)
-
-
 def exit_code(value: Any) -> int:
     """The exit code an automation's return value (or ``SystemExit`` code) stands for."""
     if value is None or value is True:
@@ -431,3 +392,145 @@ def run_lock(paths: EnvPaths, automation: str, wait: bool = False, on_wait: Call
         except OSError:
             pass
         handle.close()
+
+
+# --- the stage: ready the environment, then run the job --------------------------------
+
+
+@attrs.frozen
+class Execution:
+    """What executing a job came to, before it is recorded.
+
+    ``error`` is what failed it (None when it succeeded, or when an ad-hoc
+    command's own exit status is its answer); ``traceback`` says whether the
+    error's traceback is its detail. ``job_ran`` is False for a dry run of a
+    command, which only shows its ``plan``.
+    """
+
+    status: str  #: ``succeeded``, ``failed`` or ``dry-run``
+    code: int
+    started: _dt.datetime
+    error: BaseException | None = None
+    traceback: bool = True
+    metrics: dict[str, Any] = attrs.field(factory=dict)
+    plan: tuple[str, ...] = ()
+    job_ran: bool = True
+
+
+class NotStarted(Exception):
+    """The environment could not be readied (its tree, the store holding the lock, the lock itself): no job ran."""
+
+    def __init__(self, error: EnvfenceError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@contextmanager
+def readied(session: Any, automation: Automation, *, wait: bool, echo: Callable[[str], None], embedded: bool) -> Iterator[int | None]:
+    """Ready the environment for a real run and hold it: prepare, reap, lock, logging.
+
+    Yields the lock's file descriptor, which a command's process group
+    inherits (None for a lock without one: a shared store's, or an ad-hoc
+    command's, which holds none). Raises :class:`NotStarted` when the tree
+    cannot be used, the store that holds the lock cannot be reached, or
+    another run holds the lock.
+    """
+    from contextlib import ExitStack, nullcontext
+
+    try:
+        session.prepare()  # creates the tree; from here on the audit trail is written
+    except (SafetyError, ConfigurationError) as exc:
+        raise NotStarted(exc) from exc
+    session.plugins.reap_abandoned_runs(session=session)  # a run killed earlier is marked before this one starts
+    try:
+        # An ad-hoc command holds no lock; a shared store may hold the lock across hosts; the file lock is the default.
+        lock = nullcontext() if automation.adhoc else session.plugins.acquire_run_lock(
+            session=session, automation=automation.name, wait=wait, echo=echo
+        ).first or run_lock(session.paths, automation.name, wait=wait, on_wait=echo)
+    except ConfigurationError as exc:  # the store that holds the lock cannot be reached
+        raise NotStarted(exc) from exc
+    with ExitStack() as stack:
+        try:
+            held = stack.enter_context(lock)
+        except AlreadyRunning as exc:
+            raise NotStarted(exc) from exc
+        # The sinks come from the logging strategy (a plugin); embedded, the embedding code owns them.
+        if not embedded:
+            session.configure_logging(embedded=False)
+            if session.log_file is None:  # an error id printed in production must find its detail
+                session.log_file = session.plugins.fallback_log_file(session=session).first
+        elif session.logging is None:
+            session.configure_logging(embedded=True)
+        yield getattr(held, "fd", None)
+
+
+def context(session: Any, request: Any, run_id: str, echo: Callable[[str], None], dry_run: bool) -> Any:
+    """The :class:`~envfence.runs.context.RunContext` a function automation receives."""
+    from .context import RunContext
+
+    return RunContext(
+        session=session,
+        automation=request.automation,
+        run_id=run_id,
+        dry_run=dry_run,
+        forced=request.force,
+        reason=request.reason,
+        paths=session.paths,
+        logger=session.logger(run_id=run_id, automation=request.automation.name),
+        echo=echo,
+        event=request.event,
+    )
+
+
+def run_job(session: Any, request: Any, run_id: str, echo: Callable[[str], None], lock_fd: int | None) -> Execution:
+    """Run the job of a readied environment; never raises for the job's own failure."""
+    from ..models import utcnow
+    from .context import show
+
+    automation = request.automation
+    ctx = context(session, request, run_id, echo, dry_run=False)
+    started, before = utcnow(), usage()
+    error: BaseException | None = None
+    code, traceback = 0, False
+    try:
+        execute(session, automation, ctx, lambda line: show(echo, ctx.logger, line), () if lock_fd is None else (lock_fd,))
+    except SystemExit as exc:
+        code = exit_code(exc.code)
+        error = RunFailed(automation.name, code) if code else None
+    except RunFailed as exc:
+        code = exc.returncode
+        # An ad-hoc command's exit status is its own answer (grep found nothing), not an error to report.
+        error = None if automation.adhoc else exc
+    except Exception as exc:
+        error, code, traceback = exc, EXIT_FINDINGS, True
+    status = "succeeded" if error is None and not code else "failed"
+    metrics = {**usage_since(before), "host": session.host.hostname}
+    return Execution(status, code or (EXIT_FINDINGS if error is not None else 0), started, error, traceback, metrics)
+
+
+def dry_run(session: Any, request: Any, run_id: str, echo: Callable[[str], None], started: _dt.datetime, embedded: bool) -> Execution:
+    """Go through the job without effects: a command's plan is shown, a function is called with ``ctx.dry_run`` set.
+
+    On the command line (not ``embedded``) the logging strategy is installed
+    as for a run; the session is not prepared, so it adds no file.
+    """
+    from .context import show
+
+    automation = request.automation
+    if not embedded:
+        session.configure_logging(embedded=False)
+    if automation.command is not None:
+        lines = plan(session, automation, run_id)
+        for line in lines:
+            echo(line)
+        return Execution("dry-run", 0, started, plan=tuple(lines), job_ran=False)
+    ctx = context(session, request, run_id, echo, dry_run=True)
+    try:
+        code = exit_code(call_function(session, automation, ctx, lambda line: show(echo, ctx.logger, line)))
+    except SystemExit as exc:
+        code = exit_code(exc.code)
+    except Exception as exc:
+        return Execution("failed", EXIT_FINDINGS, started, exc)
+    if code:
+        return Execution("failed", code, started, RunFailed(f"{automation.name} (dry run)", code), traceback=False)
+    return Execution("dry-run", 0, started)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..errors import EnvfenceError
-from ..models import Failure, RunOutcome, RunRequest, utcnow
+import attrs
+
+from ..errors import EXIT_BLOCKED, EXIT_FINDINGS, EnvfenceError, SafetyError
+from ..models import Failure, Finding, RunOutcome, RunRequest, utcnow
 
 
 def new_id(prefix: str) -> str:
@@ -152,3 +154,102 @@ def finished(session: Any, request: RunRequest, result: RunOutcome, exit_code: i
         error_id=result.error_id,
         duration=round(result.duration, 3),
     )
+
+
+# --- the stage: from a decision and an execution to a result -------------------------
+
+
+@attrs.frozen
+class RunResult:
+    """What a run came to: its outcome, the safety findings, and its failure if any."""
+
+    outcome: RunOutcome
+    findings: tuple[Finding, ...] = ()
+    failure: Failure | None = None
+    overridden: tuple[Finding, ...] = ()  #: blocking findings the run was forced past
+    plan: tuple[str, ...] = ()  #: what a dry run of a command would do
+    detail: str = ""  #: the failure's redacted traceback, when it has one
+    #: The job's own exit code, None when the job did not run (blocked, refused, a dry run of a command).
+    job_exit_code: int | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """envfence's own exit code for the run, which a job's code can never take.
+
+        0 the run succeeded (or a dry run passed), 1 the job failed (whatever
+        its own code), 3 the run was blocked, 4 configuration kept it from
+        starting. See the table in docs/running.md.
+        """
+        if self.outcome.status in ("succeeded", "dry-run"):
+            return 0
+        if self.job_exit_code is not None:
+            return EXIT_FINDINGS
+        return self.outcome.exit_code
+
+
+@attrs.define
+class Recorder:
+    """Keeps what one run came to: its decision, start, failures, outcome and end.
+
+    :param details: where each failure's redacted detail is kept, by error id.
+    """
+
+    session: Any
+    request: RunRequest
+    decision: Any  #: the :class:`~envfence.runs.decide.Decision`
+    run_id: str
+    started: Any  #: when the run was asked for
+    details: dict[str, str] = attrs.field(factory=dict)
+
+    def decided(self) -> RunResult | None:
+        """Record the decision: a refused run's result (audited ``run.blocked``), or None when it goes ahead.
+
+        A run forced past blocking findings is audited ``run.forced`` (who, where, why) before anything runs.
+        """
+        codes = [f.code for f in self.decision.blocking]
+        if self.decision.refusal is not None:
+            failure = self.fail(SafetyError(self.decision.refusal, ""), traceback=False)
+            blocked(self.session, self.request, codes)
+            return RunResult(self._outcome("blocked", EXIT_BLOCKED, failure=failure), self.decision.findings, failure)
+        if self.decision.forced:
+            forced(self.session, self.request, codes)
+        return None
+
+    def not_started(self, error: EnvfenceError) -> RunResult:
+        """The result of a run whose environment could not be readied (its tree, its lock)."""
+        failure = self.fail(error, traceback=False)
+        status = "blocked" if error.exit_code == EXIT_BLOCKED else "failed"
+        outcome = self._outcome(status, error.exit_code, failure=failure)
+        return RunResult(outcome, self.decision.findings, failure, self.decision.blocking, detail=self.detail(failure))
+
+    def job_started(self) -> None:
+        """Audit the start of the job and tell the ``on_run_start`` plugins."""
+        started(self.session, self.request, self.run_id, self.decision.forced)
+
+    def result(self, execution: Any) -> RunResult:
+        """Record an :class:`~envfence.runs.execute.Execution`: its failure, its outcome, and the end of a real run."""
+        failure = None if execution.error is None else self.fail(execution.error, traceback=execution.traceback)
+        outcome = self._outcome(
+            execution.status, execution.code, failure=failure, forced=self.decision.forced,
+            metrics=execution.metrics, started=execution.started,
+        )
+        result = RunResult(
+            outcome, self.decision.findings, failure, self.decision.blocking, execution.plan, self.detail(failure),
+            execution.code if execution.job_ran else None,
+        )
+        if not self.request.dry_run:
+            finished(self.session, self.request, outcome, result.exit_code)
+        return result
+
+    def fail(self, error: BaseException, traceback: bool = True) -> Failure:
+        """Classify ``error``, log its redacted detail (its traceback when ``traceback``), call ``on_error``."""
+        failure, detail = fail(self.session, error, self.request.automation.name, None if traceback else "")
+        self.details[failure.error_id] = detail
+        return failure
+
+    def detail(self, failure: Failure | None) -> str:
+        """The redacted detail of ``failure`` ("" when it has none)."""
+        return self.details.get(failure.error_id, "") if failure is not None else ""
+
+    def _outcome(self, status: str, code: int, *, started: Any = None, **extra: Any) -> RunOutcome:
+        return outcome(self.session, self.run_id, self.request, status, code, started or self.started, **extra)

@@ -20,7 +20,10 @@ prepared session, so a dry run writes no log. Embedded in another tool
 (``embedded=True``), envfence adds no sink and follows loguru's library
 convention: ``logger.disable("envfence")`` until the tool enables it.
 A plugin replaces these strategies by answering ``configure_logging`` first
-(``tryfirst``). loguru is imported only when a strategy is installed.
+(``tryfirst``). When the strategy that answered (another plugin's) leaves a
+prepared command-line run without a log file, this plugin adds a plain one
+(:func:`fallback_log_file`), so that an error id printed in production finds
+its detail. loguru is imported only when a strategy is installed.
 """
 
 from __future__ import annotations
@@ -138,3 +141,40 @@ def configure_logging(session, embedded: bool) -> LoggingStrategy:
             ) from None
     logger.enable("envfence")
     return LoggingStrategy(name, level, session.profile.console_logging, log_file, redacts=True)
+
+
+#: The fallback sink this process holds. loguru's sinks belong to the process,
+#: not to a session: a worker that reopens its session replaces it, never adds a second.
+_fallback_sink: int | None = None
+
+
+@hookimpl
+def fallback_log_file(session) -> Path | None:
+    """A plain log file for a prepared command-line run whose strategy (another plugin's) wrote none.
+
+    Records reach it through the session's loggers (:meth:`Session.logger`),
+    which redact them when the strategy does not; the file is
+    ``logs/automation_<environment>.log``, created in the tree with the profile's mode.
+    """
+    global _fallback_sink
+    if not session.prepared or session.paths is None:
+        return None
+    from loguru import logger
+
+    dir_mode, file_mode = files.profile_modes(session.profile)
+    # Created inside the tree, through no link, with the profile's mode; loguru then opens it by name.
+    path = files.ensure_file(session.paths, session.paths.log_file(), mode=file_mode, dir_mode=dir_mode)
+    if _fallback_sink is not None:
+        try:
+            logger.remove(_fallback_sink)
+        except ValueError:  # the strategy removed every sink already
+            pass
+    logger.enable("envfence")  # the command line owns the process (an embedded setup may have disabled it)
+    environment = session.environment.name
+    _fallback_sink = logger.add(
+        path,
+        level=session.profile.log_level,
+        format="{time:YYYY-MM-DD HH:mm:ss.SSS} {level} {message}",
+        filter=lambda record: record["extra"].get("environment") == environment,
+    )
+    return path
