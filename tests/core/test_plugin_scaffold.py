@@ -53,8 +53,8 @@ def test_plugin_new_refuses_a_bad_name_or_an_existing_folder(envfence_project, t
     assert "envfence-notes already exists" in again.stderr
 
 
-def test_scaffolded_plugin_installs_in_a_fresh_venv_next_to_a_built_envfence_wheel(tmp_path):
-    """No index knows envfence: the plugin names the wheel `make dist` builds, and pip finds it there."""
+def test_scaffolded_plugin_names_envfence_by_name_and_installs_from_a_wheelhouse(tmp_path):
+    """A colleague's clone installs: the plugin names envfence>=VERSION, and pip finds it with --find-links."""
     import sysconfig
     from pathlib import Path
 
@@ -70,7 +70,12 @@ def test_scaffolded_plugin_installs_in_a_fresh_venv_next_to_a_built_envfence_whe
                            "--envfence", str(wheel)], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     plugin = tmp_path / "envfence-notes"
-    assert f'"envfence @ {wheel.as_uri()}"' in (plugin / "pyproject.toml").read_text()
+    from importlib.metadata import version
+
+    pyproject = (plugin / "pyproject.toml").read_text()
+    assert f'dependencies = ["envfence>={version("envfence")}"]' in pyproject
+    assert "file:" not in pyproject and str(tmp_path) not in pyproject  # nothing of this machine
+    assert f"pip install '{wheel}'" in made.stdout  # the local wheel is installed first, by hand
 
     # A fresh venv: pip resolves envfence from the wheel the plugin names, with no index at all.
     # envfence's own dependencies are taken from this test's environment (a .pth), not downloaded.
@@ -89,7 +94,7 @@ def test_scaffolded_plugin_installs_in_a_fresh_venv_next_to_a_built_envfence_whe
     (fresh_site / "deps.pth").write_text(str(deps) + "\n")
     installed = subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-index",
-         "--no-build-isolation", str(plugin)],
+         "--find-links", str(wheels), "--no-build-isolation", str(plugin)],
         capture_output=True, text=True, env={**env, "PIP_FIND_LINKS": ""},
     )
     assert installed.returncode == 0, installed.stdout + installed.stderr

@@ -25,7 +25,7 @@ description = "An envfence plugin: {name}."
 readme = "README.md"
 requires-python = ">=3.11"
 dependencies = ["{requirement}"]
-{direct}
+
 [project.optional-dependencies]
 test = ["pytest>=8"]
 
@@ -119,32 +119,32 @@ Add hooks in `{module}/__init__.py`; the hook reference lists them all.
 """
 
 
-def envfence_requirement(source: str | None) -> str:
-    """The plugin's requirement on envfence: from an index, a checkout or a wheel.
+def envfence_requirement() -> str:
+    """The plugin's requirement on envfence: by name, at least the running version.
 
-    ``source`` is a checkout directory or a built wheel (``make dist``), written
-    as a direct reference (``envfence @ file:///...``) because envfence is on no
-    index; ``None`` takes the running envfence's own source when it was installed
-    from one (a checkout, editable or not, or a wheel file), else the name alone.
+    A name travels: a colleague who clones the plugin installs it beside any
+    envfence that satisfies it, from an index or a wheelhouse
+    (``pip install --find-links wheelhouse envfence-NAME``). A local checkout
+    is installed first, by hand (``envfence plugin new --envfence PATH`` says how),
+    never written into the plugin's files.
     """
-    if source is None:
-        from importlib.metadata import PackageNotFoundError, distribution
+    from importlib.metadata import PackageNotFoundError, version
 
-        try:
-            recorded = distribution("envfence").read_text("direct_url.json")
-        except PackageNotFoundError:
-            recorded = None
-        import json
+    try:
+        return f"envfence>={version('envfence')}"
+    except PackageNotFoundError:
+        return "envfence"
 
-        url = json.loads(recorded).get("url", "") if recorded else ""
-        return f"envfence @ {url}" if url.startswith("file://") else "envfence"
+
+def local_envfence(source: str) -> Path:
+    """A checkout folder or a built wheel to install envfence from, for local development."""
     path = Path(source).expanduser()
     if not (path / "pyproject.toml").is_file() and not (path.is_file() and path.suffix == ".whl"):
         raise UsageError(
             f"--envfence {source}: neither an envfence checkout (a folder with pyproject.toml) nor a wheel (.whl)",
             "give the checkout's folder, or the wheel `make dist` wrote into dist/",
         )
-    return f"envfence @ {path.resolve().as_uri()}"
+    return path.resolve()
 
 
 def scaffold(name: str, where: Path, requirement: str = "envfence") -> tuple[Path, list[Path]]:
@@ -164,10 +164,8 @@ def scaffold(name: str, where: Path, requirement: str = "envfence") -> tuple[Pat
     target = where / dist
     if target.exists():
         raise UsageError(f"{target} already exists", "choose another name or --dir, or remove the folder")
-    # hatchling refuses a direct reference (envfence @ file://...) unless told it is meant.
-    direct = "\n[tool.hatch.metadata]\nallow-direct-references = true\n" if "@" in requirement else ""
     values = {"name": name, "dist": dist, "entry": entry, "module": module, "code": entry.upper(),
-              "requirement": requirement, "direct": direct}
+              "requirement": requirement}
     files = {
         "pyproject.toml": _PYPROJECT,
         "README.md": _README,
@@ -193,24 +191,33 @@ def plugin() -> None:
 @click.option("--dir", "where", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
               help="Where to create the envfence-NAME folder.")
 @click.option("--envfence", "source", metavar="PATH",
-              help="Take envfence from this checkout or wheel (default: where the running envfence was installed from).")
+              help="For local development: install envfence from this checkout or wheel first (the plugin still names envfence by name).")
 @pass_state
 def new(state: State, name: str, where: Path, source: str | None) -> None:
     """Scaffold envfence-NAME: an entry point, one hook, a passing test and a README.
 
-    envfence is on no package index, so the plugin depends on envfence where
-    it can be found: the checkout or wheel given with --envfence, else the one
-    the running envfence was installed from.
+    The plugin depends on ``envfence>=VERSION`` by name, so it installs
+    wherever envfence does: from an index, or from a wheelhouse with
+    ``pip install --find-links``. ``--envfence PATH`` names a local checkout or
+    wheel to install first while developing; nothing of it is written into the
+    plugin.
+
+    \b
+    Examples:
+      envfence plugin new acme-billing
+      envfence plugin new acme-billing --dir ~/src --envfence ~/src/envfence
     """
-    requirement = envfence_requirement(source)
+    local = local_envfence(source) if source else None
+    requirement = envfence_requirement()
     target, written = scaffold(name, where, requirement)
+    steps = ([f"pip install '{local}'"] if local else []) + [f"pip install -e '{target}[test]'", "envfence plugins", f"cd {target} && pytest"]
     if state.json:
-        click.echo(dumps({"path": str(target), "files": [str(p.relative_to(target)) for p in written], "envfence": requirement}))
+        click.echo(dumps({"path": str(target), "files": [str(p.relative_to(target)) for p in written],
+                          "envfence": requirement, "next": steps}))
         return
     click.echo(f"created {target} (requires {requirement})")
     for path in written:
         click.echo(f"  {path.relative_to(target)}")
     click.echo("next:")
-    click.echo(f"  pip install -e '{target}[test]'")
-    click.echo("  envfence plugins")
-    click.echo(f"  cd {target} && pytest")
+    for step in steps:
+        click.echo(f"  {step}")
