@@ -206,3 +206,12 @@ def test_kubernetes_cronjobs_match_the_kubernetes_schema(project, run_cli):
 def test_unknown_format_is_a_usage_error(project, run_cli):
     result = run_cli("schedule", "--format", "launchd", cwd=project)
     assert result.exit_code == 2 and "launchd" in result.output
+
+
+def test_diff_without_a_crontab_program_says_it_cannot_check_with_its_own_exit_code(project, run_cli, monkeypatch, tmp_path):
+    monkeypatch.setenv("ENVFENCE_CRONTAB", str(tmp_path / "no-such-crontab"))
+    result = run_cli("--env", "production", "schedule", "diff", cwd=project)
+    assert result.exit_code == 4, result.output  # not 1, which means "drift found"
+    assert "cannot check for drift" in result.stderr and "no crontab program on this host" in result.stderr
+    as_json = run_cli("--env", "production", "--json", "schedule", "diff", cwd=project)
+    assert as_json.exit_code == 4 and json.loads(as_json.stdout)["exit_code"] == 4

@@ -6,7 +6,7 @@ import click
 
 from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps
-from envfence.errors import EXIT_FINDINGS
+from envfence.errors import EXIT_FINDINGS, ConfigurationError, EnvfenceError
 
 from envfence_builtins.operations import schedule as sched
 
@@ -108,11 +108,21 @@ def install(state: State) -> None:
 @json_option
 @pass_state
 def diff(state: State) -> None:
-    """Show drift between the installed crontab block and the declared schedule (exit 1 when they differ)."""
+    """Show drift between the installed crontab block and the declared schedule.
+
+    Exit 0 when they match, 1 when they differ, 4 when the crontab cannot be
+    read (no crontab program, or it failed), so a monitor never reads "cannot
+    check" as "drift found".
+    """
     import difflib
 
     session = state.session()
-    _, installed, block, _, _ = _installed(session)
+    try:
+        _, installed, block, _, _ = _installed(session)
+    except EnvfenceError as exc:
+        if isinstance(exc, ConfigurationError):
+            raise
+        raise ConfigurationError(f"cannot check for drift: {exc.message}", exc.hint) from None
     lines = list(difflib.unified_diff((installed or "").splitlines(keepends=True), block.splitlines(keepends=True),
                                       "installed crontab", "declared schedule"))
     if state.json:
