@@ -40,6 +40,7 @@ ORDER = (
     "metrics",
     "backup",
     "report",
+    "advise",
     "webhook_providers",
     "webhook_receiver",
     "store",

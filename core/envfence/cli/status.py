@@ -35,7 +35,25 @@ def run_dict(run) -> dict:
         "peak_memory_kb": run.metrics.get("peak_memory_kb"),
         "forced": run.forced,
         "reason": run.reason,
+        "business": dict(run.metrics.get("business") or {}),  # what the job reported: name -> {value, unit}
+        "steps": dict(run.metrics.get("steps") or {}),  # seconds per step
     }
+
+
+def business_text(run) -> str:
+    """``records_synced=42 records, rejected=0``: a run's business metrics on one line (empty when none)."""
+    parts = []
+    for name, entry in sorted((run.metrics.get("business") or {}).items()):
+        unit = f" {entry['unit']}" if entry.get("unit") else ""
+        parts.append(f"{name}={entry['value']:g}{unit}")
+    return ", ".join(parts)
+
+
+def steps_text(run) -> str:
+    """``fetch 1.20s (60%), write 0.80s (40%)``: where a run's time went (empty when it named no steps)."""
+    steps = run.metrics.get("steps") or {}
+    total = run.duration or sum(steps.values()) or 1.0
+    return ", ".join(f"{name} {seconds:.2f}s ({seconds / total:.0%})" for name, seconds in steps.items())
 
 
 #: A run still going has no outcome yet: it counts neither as a run nor as a failure.
@@ -68,11 +86,9 @@ SLOW_FACTOR = 3.0
 
 
 def _median(values: list[float]) -> float | None:
-    values = sorted(values)
-    if not values:
-        return None
-    middle = len(values) // 2
-    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+    from ..stats import median
+
+    return median(values)
 
 
 def comparison(runs_by_env: dict[str, list]) -> dict:
@@ -197,7 +213,11 @@ def status(state: State, automation, limit, compare) -> None:
             line += f"  {run.error_class}" + (f" [{run.error_id}]" if run.error_id else "")
         if run.forced:
             line += f"  forced ({run.reason or 'no reason given'})"
+        if business_text(run):
+            line += f"  [{business_text(run)}]"
         click.echo(line)
+        if steps_text(run) and state.verbose(session):
+            click.echo(f"{'':21}steps: {steps_text(run)}")
     if state.verbose(session):
         click.echo(style("# error rate per automation over these runs", bold=True))
     for name, entry in rates.items():

@@ -91,6 +91,44 @@ def automation_checks(session, now: _dt.datetime) -> list[Check]:
     return found
 
 
+def forecast_days(settings) -> float:
+    """``[health] forecast_days``: a forecast crossing this close is a WARNING (default 7)."""
+    value = settings.section(SECTION).get("forecast_days", 7)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigurationError(f"{settings.source}: {SECTION}.forecast_days: {value!r} is not a number of days", "write forecast_days = 7")
+    return float(value)
+
+
+def forecast_checks(session, now: _dt.datetime) -> list[Check]:
+    """WARNING when a trend reaches a limit within ``forecast_days``: an automation's ``max_duration``, or a full disk.
+
+    Trends are Theil–Sen lines over ``[advise] window`` of history (see
+    :mod:`envfence_builtins.operations.analysis`); nothing is said without
+    enough runs to draw one.
+    """
+    from envfence_builtins.operations.analysis import analyse
+
+    horizon = forecast_days(session.settings)
+    found = []
+    data = analyse(session, now)
+    for name, entry in data["automations"].items():
+        duration = entry["series"].get("duration")
+        if duration is None or duration.forecast is None or duration.forecast["days"] <= 0:
+            continue  # no limit, no rise; or crossed already, which the max_duration check says
+        near = duration.forecast["days"] <= horizon
+        found.append(Check(f"{name}.forecast_duration", "WARNING" if near else "OK",
+                           f"{name}'s duration is rising {duration.trend.slope_per_day:+.2f}s/day and reaches its max_duration "
+                           f"{duration.forecast['limit']:g}s in {duration.forecast['days']:g} day(s) ({duration.forecast['at']})",
+                           name, "forecast_duration", duration.forecast["days"], horizon, severity="warning"))
+    disk = data["disk"]
+    if disk is not None and disk.forecast is not None:
+        days = disk.forecast["days"]
+        found.append(Check("disk.forecast", "WARNING" if days <= horizon else "OK",
+                           f"the disk under the tree loses {-disk.trend.slope_per_day / 2**20:.0f} MiB/day and fills in "
+                           f"{days:g} day(s) ({disk.forecast['at']}) at this rate", value=days, limit=horizon, severity="warning"))
+    return found
+
+
 def lock_checks(session, max_age: _dt.timedelta, now: _dt.datetime) -> list[Check]:
     """A lock held longer than ``max_age`` is CRITICAL; one held by a live run is fine."""
     import fcntl
@@ -164,6 +202,7 @@ def run_checks(session, now: _dt.datetime | None = None) -> list[Check]:
     except ConfigurationError as exc:
         return [Check("settings", "UNKNOWN", f"{exc.message} ({exc.hint})")]
     for name, step in (("automations", lambda: automation_checks(session, now)),
+                       ("forecasts", lambda: forecast_checks(session, now)),
                        ("locks", lambda: lock_checks(session, max_lock, now)),
                        ("disk", lambda: [disk_check(session, free)]),
                        ("audit", lambda: [audit_check(session)])):

@@ -55,10 +55,38 @@ def registry_for(session):
                 if succeeded:
                     last_ok.add_metric([env, name], max(succeeded).timestamp())
             yield from (total, failures, duration, last_run, last_ok)
+            yield from _reported(env, by_automation)
 
     registry = prometheus_client.CollectorRegistry()
     registry.register(HistoryCollector())
     return registry
+
+
+def _reported(env: str, by_automation: dict[str, list]):
+    """What jobs reported: each business metric's last value and its sum over the history; each step's last time."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    labels = ["environment", "automation", "metric", "unit"]
+    last = GaugeMetricFamily("envfence_job_metric", "A business metric the job reported, in its last run that reported it", labels=labels)
+    summed = CounterMetricFamily("envfence_job_metric_sum", "A business metric summed over the recorded runs", labels=labels)
+    steps = GaugeMetricFamily("envfence_step_duration_seconds", "How long each step of the last run that had it took",
+                              labels=["environment", "automation", "step"])
+    for name, items in sorted(by_automation.items()):
+        seen: dict[str, tuple[float, str]] = {}
+        totals: dict[str, float] = {}
+        step_seen: dict[str, float] = {}
+        for run in items:  # newest first: the first value met is the last one reported
+            for metric, entry in (run.metrics.get("business") or {}).items():
+                seen.setdefault(metric, (entry["value"], entry.get("unit") or ""))
+                totals[metric] = totals.get(metric, 0.0) + entry["value"]
+            for step, seconds in (run.metrics.get("steps") or {}).items():
+                step_seen.setdefault(step, seconds)
+        for metric, (value, unit) in sorted(seen.items()):
+            last.add_metric([env, name, metric, unit], value)
+            summed.add_metric([env, name, metric, unit], totals[metric])
+        for step, seconds in sorted(step_seen.items()):
+            steps.add_metric([env, name, step], seconds)
+    yield from (last, summed, steps)
 
 
 @hookimpl

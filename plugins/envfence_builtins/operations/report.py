@@ -23,25 +23,21 @@ from envfence.errors import ConfigurationError
 
 SECTION = "report"
 HISTORY_LIMIT = 100_000
-#: MAD scaled to estimate a standard deviation for normally distributed durations.
-MAD_SCALE = 1.4826
 
 
 def k_factor(settings) -> float:
     """How many scaled MADs the anomaly band spans (``[report] k``, default 3)."""
-    value = settings.section(SECTION).get("k", 3)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigurationError(f"{settings.source}: {SECTION}.k: {value!r} is not a positive number", "write k = 3")
-    return float(value)
+    from envfence_builtins.operations.analysis import k_factor as read
+
+    return read(settings)
 
 
 def band(durations: list[float], k: float) -> tuple[float, float, float]:
     """``(median, low, high)``: median ± k·MAD (scaled), the band outside which a run is an anomaly."""
-    import statistics  # with fractions and decimal: imported when a report is made, not by every command
+    from envfence.stats import baseline
 
-    median = statistics.median(durations)
-    mad = statistics.median(abs(d - median) for d in durations) * MAD_SCALE
-    return median, max(0.0, median - k * mad), median + k * mad
+    found = baseline(durations, k)
+    return found.median, found.low, found.high
 
 
 def gather(sessions: dict[str, Any], since: _dt.datetime) -> dict[str, Any]:

@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS runs (
     cpu_seconds REAL,
     peak_memory_kb INTEGER,
     forced INTEGER NOT NULL DEFAULT 0,
-    reason TEXT
+    reason TEXT,
+    measures TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_environment ON runs (environment, started_at);
 CREATE INDEX IF NOT EXISTS runs_by_environment_automation ON runs (environment, automation, started_at);
@@ -57,7 +58,7 @@ CREATE INDEX IF NOT EXISTS runs_running ON runs (environment) WHERE status = 'ru
 """
 _COLUMNS = (
     "run_id", "automation", "environment", "host", "started_at", "finished_at", "status", "exit_code",
-    "error_class", "error_id", "duration", "cpu_seconds", "peak_memory_kb", "forced", "reason",
+    "error_class", "error_id", "duration", "cpu_seconds", "peak_memory_kb", "forced", "reason", "measures",
 )
 #: Status of a run recorded at its start and not finished yet.
 RUNNING = "running"
@@ -203,6 +204,31 @@ def _migrate(db) -> None:
     columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
     if "pid" not in columns:
         db.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
+    if "measures" not in columns:
+        db.execute("ALTER TABLE runs ADD COLUMN measures TEXT")
+
+
+#: What a run reported beyond envfence's own measurements, kept as JSON in the ``measures`` column.
+MEASURED = ("business", "steps", "retries", "disk_free_bytes", "disk_total_bytes")
+
+
+def measures_json(metrics) -> str | None:
+    """The JSON kept in the ``measures`` column: the business metrics, step times and disk sample of a run."""
+    import json
+
+    kept = {k: metrics[k] for k in MEASURED if metrics.get(k) is not None}
+    return json.dumps(kept, separators=(",", ":"), sort_keys=True) if kept else None
+
+
+def measures_from(text) -> dict[str, Any]:
+    """The ``measures`` column read back (a damaged value reads as nothing, never as an error)."""
+    import json
+
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return {k: data[k] for k in MEASURED if k in data} if isinstance(data, dict) else {}
 
 
 def _damaged(exc: Exception) -> bool:
@@ -301,7 +327,7 @@ def record_finish(session, outcome) -> None:
         outcome.run_id, outcome.automation, outcome.environment, metrics.get("host", session.host.hostname),
         outcome.started_at.isoformat(), outcome.finished_at.isoformat(), outcome.status, outcome.exit_code,
         outcome.error_class, outcome.error_id, outcome.duration, metrics.get("cpu_seconds"),
-        metrics.get("peak_memory_kb"), int(outcome.forced), outcome.reason or None,
+        metrics.get("peak_memory_kb"), int(outcome.forced), outcome.reason or None, measures_json(metrics),
     )
     updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "run_id")
     _write(
@@ -422,6 +448,8 @@ def run_history(session, automation, limit):
     query += " ORDER BY started_at DESC LIMIT ?"
     args.append(int(limit))
     rows = _read(session, query, tuple(args))
+    if not rows:  # a history written before runs kept their measures has no such column until the next run
+        rows = _read(session, query.replace(", measures FROM", ", NULL FROM", 1), tuple(args))
     runs = []
     for values in rows:
         r = dict(zip(_COLUMNS, values))
@@ -438,7 +466,8 @@ def run_history(session, automation, limit):
                 error_id=r["error_id"],
                 forced=bool(r["forced"]),
                 reason=r["reason"],
-                metrics={"host": r["host"], "cpu_seconds": r["cpu_seconds"], "peak_memory_kb": r["peak_memory_kb"]},
+                metrics={"host": r["host"], "cpu_seconds": r["cpu_seconds"], "peak_memory_kb": r["peak_memory_kb"],
+                         **measures_from(r["measures"])},
             )
         )
     return runs
