@@ -34,7 +34,7 @@ MEMORY_LIMIT_MIB = 50
 
 def write_trail(root: Path, count: int) -> None:
     """A project whose development trail holds ``count`` chained records, with its head."""
-    from envfence_builtins.audit.audit_trail import FORMAT, genesis
+    from envfence.audit_chain import FORMAT, genesis
 
     root.mkdir(parents=True)
     (root / "envfence.toml").write_text("")

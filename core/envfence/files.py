@@ -270,10 +270,7 @@ def write_atomic(
         try:
             try:
                 os.fchmod(out, mode)
-                view = memoryview(payload)
-                while view:
-                    view = view[os.write(out, view):]
-                os.fsync(out)
+                _write_all(out, payload)
             finally:
                 os.close(out)
             os.replace(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)
@@ -285,6 +282,14 @@ def write_atomic(
             raise
         _quietly(os.fsync, fd)
     return Path(base, *parts)
+
+
+def _write_all(fd: int, payload: bytes) -> None:
+    """Write all of ``payload`` (``os.write`` may write less) and flush it to disk."""
+    view = memoryview(payload)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
 
 
 def _quietly(call, *args, **kwargs) -> None:
@@ -318,6 +323,62 @@ def _open_regular(base: Path, parts: tuple[str, ...], fd: int, name: str, flags:
         os.close(handle)
         raise
     return handle
+
+
+def create_new(
+    paths_or_base: Any, path: str | os.PathLike[str], data: bytes | str, *, mode: int = PRIVATE_FILE, dir_mode: int = PRIVATE_DIR
+) -> Path:
+    """Create file ``path`` of the tree with ``data``; never replace one, never write through a link.
+
+    For what must never be overwritten (a key): the name is taken with
+    ``O_EXCL``, the data written and flushed to disk.
+
+    :raises FileExistsError: something already has that name (a file, a link, a directory).
+    """
+    base, parents, name = _split(paths_or_base, path)
+    parts = (*parents, name)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with directory(base, Path(*parents) if parents else ".", create=True, mode=dir_mode) as fd:
+        try:
+            out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, mode, dir_fd=fd)
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            raise _failed(base, parts, exc) from None
+        try:
+            os.fchmod(out, mode)
+            _write_all(out, payload)
+        except OSError as exc:
+            os.close(out)
+            _quietly(os.unlink, name, dir_fd=fd)
+            raise _failed(base, parts, exc) from None
+        os.close(out)
+        _quietly(os.fsync, fd)
+    return Path(base, *parts)
+
+
+def open_read(paths_or_base: Any, path: str | os.PathLike[str]) -> int | None:
+    """A read-only descriptor of regular file ``path`` of the tree, reached through no link; None when it is missing.
+
+    The caller closes it (and may ``fstat`` it to check its mode).
+
+    :raises SafetyError: the file or a directory on the way is a symlink.
+    :raises FileWriteError: it is not a regular file (a FIFO, a directory), or cannot be opened.
+    """
+    base, parents, name = _split(paths_or_base, path)
+    parts = (*parents, name)
+    try:
+        fd = _walk(base, parents, False, PRIVATE_DIR)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            os.lstat(name, dir_fd=fd)
+        except FileNotFoundError:
+            return None
+        return _open_regular(base, parts, fd, name, os.O_RDONLY, 0o7777)  # 0o7777: a mode is checked, never changed
+    finally:
+        os.close(fd)
 
 
 def _open_in_tree(paths_or_base: Any, path: str | os.PathLike[str], flags: int, mode: int, dir_mode: int) -> int:
@@ -509,7 +570,7 @@ def move_aside(paths_or_base: Any, path: str | os.PathLike[str], suffix: str) ->
 
 
 __all__ = [
-    "FileWriteError", "PRIVATE_DIR", "PRIVATE_FILE", "check_file", "directory", "ensure_file", "file_mode", "inside",
-    "lock_file", "make_dirs", "move_aside", "move_no_replace", "open_append", "open_lock", "profile_modes", "remove",
+    "FileWriteError", "PRIVATE_DIR", "PRIVATE_FILE", "check_file", "create_new", "directory", "ensure_file", "file_mode", "inside",
+    "lock_file", "make_dirs", "move_aside", "move_no_replace", "open_append", "open_lock", "open_read", "profile_modes", "remove",
     "tree_parts", "write_atomic",
 ]

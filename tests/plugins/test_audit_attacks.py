@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from envfence_builtins.audit import audit_trail
+from envfence import audit_chain
 
 KEYED = {"ENVFENCE_AUDIT_KEY_DEV": "k" * 64}
 
@@ -20,7 +20,7 @@ def _forge_after_head(root, event="run.finished"):
     last = json.loads(trail.read_text().splitlines()[-1])
     forged = {**last, "event": event, "seq": last["seq"] + 1, "prev": last["hash"], "data": {"status": "succeeded"}}
     forged.pop("mac", None)
-    forged["hash"] = audit_trail.record_hash(forged)
+    forged["hash"] = audit_chain.record_hash(forged)
     with trail.open("a") as out:
         out.write(json.dumps(forged, sort_keys=True, separators=(",", ":")) + "\n")
 

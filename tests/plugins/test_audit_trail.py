@@ -16,7 +16,10 @@ import time
 import pytest
 
 import envfence
-from envfence_builtins.audit import audit_trail
+from envfence import audit_chain
+from envfence_builtins.audit import append as trail_append
+from envfence_builtins.audit import head as trail_head
+from envfence_builtins.audit import verify as trail_verify
 
 CANARY = "patCanaryAuditTok." + "c0ffee" * 10 + "c0ff"  # a well-formed token: no validation finding
 ENV_FILE = f"DEV_AIRTABLE_API_KEY={CANARY}\nAPP_NAME=sync\n"
@@ -276,13 +279,13 @@ def verify(run_cli, root, *args, env="development"):
 
 def _rechain(root, keep, env="development"):
     """What someone who can write the trail but has no key does: drop records, re-hash, rewrite the head."""
-    kept, prev = [], audit_trail.genesis(env, trail(root, env).name)
+    kept, prev = [], audit_chain.genesis(env, trail(root, env).name)
     for record in read_records(root, env):
         if not keep(record):
             continue
         record = {k: v for k, v in record.items() if k != "hash"}
         record.update(seq=len(kept) + 1, prev=prev)
-        record["hash"] = prev = audit_trail.record_hash(record)
+        record["hash"] = prev = audit_chain.record_hash(record)
         kept.append(record)
     trail(root, env).write_text("".join(json.dumps(r) + "\n" for r in kept))
     old = json.loads(head(root, env).read_text())
@@ -319,7 +322,7 @@ def _child(work, kill_at: int, torn: bool) -> int:
             return call
 
         for name in real:
-            setattr(audit_trail.os, name, wrap(name))
+            setattr(os, name, wrap(name))
         work()
         os._exit(0)
     except BaseException:
@@ -350,7 +353,7 @@ def test_a_kill_at_each_step_of_an_append_leaves_the_old_state_or_the_new(make_p
     final = read_records(root)
     seqs = {r["seq"]: r for r in final}
     assert all(seq in seqs for seq in acknowledged), "an acknowledged record was lost"
-    assert any(r["event"] == audit_trail.REPAIRED for r in final)  # a torn write was cut off, on the record
+    assert any(r["event"] == trail_append.REPAIRED for r in final)  # a torn write was cut off, on the record
     result = verify(run_cli, root)
     assert result.exit_code == 0 and "chain intact" in result.stdout
 
@@ -379,7 +382,7 @@ def test_sixty_kills_at_random_moments_of_appending_never_raise_a_false_alarm(ma
         os.waitpid(pid, 0)
         with os.fdopen(read_end) as acks:
             acknowledged |= {(round_, int(n)) for n in acks.read().split()}
-        verdict = audit_trail.verify(envfence.open_session(root=root).paths)
+        verdict = trail_verify.verify(envfence.open_session(root=root).paths)
         assert verdict.ok, f"round {round_}: {verdict.problem}"
     kept = {(r["data"]["round"], r["data"]["n"]) for r in read_records(root) if r["event"] == "stress.append"}
     assert acknowledged and acknowledged <= kept
@@ -411,7 +414,7 @@ def test_a_cut_short_last_record_is_told_apart_from_tampering_and_repaired(make_
     assert result.exit_code == 0 and "cut short by an interrupted append" in result.stdout
     session.audit("after")
     events = [r["event"] for r in read_records(root)]
-    assert events[-2:] == [audit_trail.REPAIRED, "after"] and "torn" not in events
+    assert events[-2:] == [trail_append.REPAIRED, "after"] and "torn" not in events
     assert verify(run_cli, root).exit_code == 0
 
 
@@ -446,7 +449,7 @@ def test_removing_runs_and_rehashing_is_found_with_the_audit_key(make_project, r
     assert run_cli("audit", "keygen", cwd=root).exit_code == 0
     assert run_cli("run", "touch", cwd=root).exit_code == 0
     anchor = run_cli("audit", "anchor", cwd=root).stdout.strip()
-    assert anchor.startswith(audit_trail.ANCHOR_TAG) and anchor.split()[-1] != "-"
+    assert anchor.startswith(trail_head.ANCHOR_TAG) and anchor.split()[-1] != "-"
     _rechain(root, keep=lambda r: not r["event"].startswith("run."))
     result = verify(run_cli, root)
     assert result.exit_code == 1
@@ -519,7 +522,7 @@ def test_runs_go_on_after_the_trail_is_deleted_and_verify_reports_it_until_ackno
     trail(root).unlink()
     head(root).unlink()
     assert run_cli("run", "touch", cwd=root).exit_code == 0  # a deleted trail stops no job...
-    assert read_records(root)[0]["event"] == audit_trail.RESTARTED
+    assert read_records(root)[0]["event"] == trail_append.RESTARTED
     for _ in range(2):  # ...but verify keeps saying what happened, however many runs follow
         result = verify(run_cli, root)
         assert result.exit_code == 1 and "the earlier records are gone" in result.stderr
@@ -550,16 +553,16 @@ def test_a_record_with_a_duplicate_key_is_found(make_project, run_cli):
 def test_a_trail_written_before_records_were_bound_still_verifies_and_grows(make_project, run_cli):
     root = make_project()
     trail(root).parent.mkdir(parents=True)
-    prev, lines = audit_trail.GENESIS, []
+    prev, lines = audit_chain.GENESIS, []
     for seq in (1, 2):
         record = {"at": "2026-01-01T00:00:00+00:00", "event": "old.event", "environment": "development", "data": {}, "seq": seq, "prev": prev}
-        record["hash"] = prev = audit_trail.record_hash(record)
+        record["hash"] = prev = audit_chain.record_hash(record)
         lines.append(json.dumps(record, sort_keys=True, separators=(",", ":")))
     trail(root).write_text("\n".join(lines) + "\n")
     head(root).write_text(json.dumps({"seq": 2, "hash": prev}))
     assert verify(run_cli, root).exit_code == 0
     assert run_cli("init", cwd=root).exit_code == 0
-    assert read_records(root)[2]["prev"] == prev and read_records(root)[2]["v"] == audit_trail.FORMAT
+    assert read_records(root)[2]["prev"] == prev and read_records(root)[2]["v"] == audit_chain.FORMAT
     assert verify(run_cli, root).exit_code == 0
 
 

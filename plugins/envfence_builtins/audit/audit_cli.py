@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as _dt
 import fnmatch
 import json
-import os
 
 import click
 
@@ -18,7 +17,15 @@ from envfence.cli.output import color_enabled, dumps, style
 from envfence.cli.params import Since
 from envfence.errors import EXIT_FINDINGS, EnvfenceError, UsageError
 
-from envfence_builtins.audit import audit_trail as trail_mod
+from envfence import audit_chain
+
+from .append import ACKNOWLEDGED, LOST, append
+from .head import parse_anchor
+from .reading import open_snapshot, records, records_from_end
+from .sealing import move_aside, seal
+from .trail_files import trail_path
+from .trail_session import audit_key, has_runs
+from .verify import verify
 
 
 @click.group()
@@ -80,11 +87,11 @@ def show(state: State, since, events, last) -> None:
     """Show the environment's audit records, oldest first."""
     session = _session(state)
     paths = session.paths
-    trail = trail_mod.trail_path(paths)
+    trail = trail_path(paths)
     if last is not None:
-        found = iter(trail_mod.records_from_end(paths, last, lambda r: _matches(r, since, events)))
+        found = iter(records_from_end(paths, last, lambda r: _matches(r, since, events)))
     else:
-        found = (r for r in trail_mod.records(paths) if _matches(r, since, events))
+        found = (r for r in records(paths) if _matches(r, since, events))
     if state.json:
         # Streamed, one record a line (compact: the indenting encoder is pure
         # Python, several times slower): a long trail never sits in memory.
@@ -103,7 +110,7 @@ def show(state: State, since, events, last) -> None:
 
 
 def _exists(paths) -> bool:
-    with trail_mod.open_snapshot(paths) as snapshot:
+    with open_snapshot(paths) as snapshot:
         return snapshot.fd is not None
 
 
@@ -119,9 +126,9 @@ def json_short(value) -> str:
 def verify_cmd(state: State, anchor_line) -> None:
     """Check the trail: its chain, its head and signature, an anchor; exit 1 and show the first problem."""
     session = _session(state)
-    anchor = trail_mod.parse_anchor(anchor_line) if anchor_line else None
-    key = trail_mod.audit_key(session)
-    verdict = trail_mod.verify(session.paths, key=key, anchor=anchor, has_runs=lambda: trail_mod.has_runs(session))
+    anchor = parse_anchor(anchor_line) if anchor_line else None
+    key = audit_key(session)
+    verdict = verify(session.paths, key=key, anchor=anchor, has_runs=lambda: has_runs(session))
     problem, trail = verdict.problem, verdict.trail
     checked = session.plugins.verify_audit_store(session=session)  # a chain kept in a shared store
     stores = [*checked.values, *({"store": f"plugin {e.plugin}", "records": 0, "ok": False,
@@ -167,17 +174,17 @@ def anchor_cmd(state: State) -> None:
     trail still extends it.
     """
     session = _session(state)
-    key = trail_mod.audit_key(session)
-    verdict = trail_mod.verify(session.paths, key=None, has_runs=lambda: trail_mod.has_runs(session))
+    key = audit_key(session)
+    verdict = verify(session.paths, key=None, has_runs=lambda: has_runs(session))
     if not verdict.ok or not verdict.exists:
         reason = verdict.problem["reason"] if verdict.problem else "there is no trail yet"
         raise EnvfenceError(f"{verdict.trail}: not anchored: {reason}", "run `envfence audit verify` and investigate first")
-    if key is not None and verdict.head is not None and verdict.head.mac and not trail_mod.verify(session.paths, key=key).ok:
+    if key is not None and verdict.head is not None and verdict.head.mac and not verify(session.paths, key=key).ok:
         raise EnvfenceError(
             f"{verdict.trail}: its head's signature is not the audit key's; not anchored",
             "run `envfence audit verify`: the trail or its head was rewritten without the key",
         )
-    head = trail_mod.seal(session.paths, key)
+    head = seal(session.paths, key)
     if state.json:
         click.echo(dumps({"anchor": head.anchor(), "seq": head.seq, "hash": head.hash, "signed": bool(head.mac)}))
         return
@@ -193,18 +200,13 @@ def keygen(state: State) -> None:
     """Create this environment's audit key file (owner-only, outside the tree; never overwritten)."""
     import secrets
 
+    from envfence import keyring
+
     session = _session(state)
-    path = trail_mod.key_file(session.root.path, session.environment.name)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        raise UsageError(f"{path} exists; a key is never overwritten", "move it away first if you really mean to replace it") from None
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_hex(32) + "\n")
+    path = keyring.create(session.root.path, session.environment.name, "audit", secrets.token_hex(32).encode() + b"\n")
     click.echo(dumps({"key_file": str(path)}) if state.json else f"created {path} (mode 600); keep it out of version control and out of the trail writers' reach")
-    if _exists(session.paths) and trail_mod.verify(session.paths).ok:
-        trail_mod.seal(session.paths, trail_mod.audit_key(session))
+    if _exists(session.paths) and verify(session.paths).ok:
+        seal(session.paths, audit_key(session))
 
 
 @audit.command("restart")
@@ -221,21 +223,21 @@ def restart(state: State, reason: str) -> None:
     if not reason.strip():
         raise UsageError("--reason is empty", "say why the trail is started over")
     paths = session.paths
-    verdict = trail_mod.verify(paths, key=trail_mod.audit_key(session), has_runs=lambda: trail_mod.has_runs(session))
+    verdict = verify(paths, key=audit_key(session), has_runs=lambda: has_runs(session))
     if verdict.ok:
         raise UsageError(f"{verdict.trail} verifies; it is not started over", "nothing to do")
-    common = trail_mod.context(session)
+    common = audit_chain.context(session)
     reason = session.redactor()(reason)
-    if verdict.unacknowledged and verdict.problem["reason"].startswith(trail_mod.LOST):
+    if verdict.unacknowledged and verdict.problem["reason"].startswith(LOST):
         # Runs went on in a trail an append started over: keep it, and record the acknowledgement.
-        entry = {"at": _dt.datetime.now(_dt.timezone.utc).isoformat(), "event": trail_mod.ACKNOWLEDGED, "environment": paths.environment, **common, "data": {"reason": reason}}
-        trail_mod.append(paths, [entry], key=trail_mod.audit_key(session), context=common)
+        entry = {"at": _dt.datetime.now(_dt.timezone.utc).isoformat(), "event": ACKNOWLEDGED, "environment": paths.environment, **common, "data": {"reason": reason}}
+        append(paths, [entry], key=audit_key(session), context=common)
         click.echo(f"recorded the acknowledgement in {verdict.trail}")
         return
-    moved = trail_mod.move_aside(paths)
+    moved = move_aside(paths)
     data = {"problem": (verdict.problem or {}).get("reason"), "moved": [p.name for p in moved]}
     entry = {"at": _dt.datetime.now(_dt.timezone.utc).isoformat(), "event": "audit.moved_aside", "environment": paths.environment, **common, "data": data}
-    trail_mod.append(paths, [entry], key=trail_mod.audit_key(session), context=common, restart_reason=reason)
+    append(paths, [entry], key=audit_key(session), context=common, restart_reason=reason)
     for path in moved:
         click.echo(f"kept {path}")
     click.echo(f"started a new trail: {verdict.trail}")

@@ -6,9 +6,9 @@ from then on. Each environment has its own key, so a development machine that
 holds only the development key cannot open production's values, and another
 environment's encrypted credentials are never even tried.
 
-The key is ``ENVFENCE_KEY_<PREFIX>`` (``ENVFENCE_KEY_PROD``) when set, else the
-file ``.envfence/keys/<environment>.key`` under the project root, which must be
-readable by its owner only. ``envfence secret keygen`` creates it and
+The key comes from the key ring (:mod:`envfence.keyring`): ``ENVFENCE_KEY_<PREFIX>``
+(``ENVFENCE_KEY_PROD``) when set, else the file ``.envfence/keys/<environment>.key``
+under the project root, which must be readable by its owner only. ``envfence secret keygen`` creates it and
 ``envfence secret encrypt KEY`` prints the line to paste into a ``.env`` file.
 
 Needs the ``cryptography`` package (``pip install 'envfence[encryption]'``),
@@ -27,17 +27,6 @@ from envfence import hookimpl
 from envfence.errors import ConfigurationError, UsageError
 
 SCHEME = "enc:fernet:"
-KEY_DIR = Path(".envfence") / "keys"
-
-
-def key_variable(prefix: str) -> str:
-    """The variable that may hold an environment's key."""
-    return f"ENVFENCE_KEY_{prefix}"
-
-
-def key_file(root: Path, environment: str) -> Path:
-    """Where an environment's key file lives."""
-    return root / KEY_DIR / f"{environment}.key"
 
 
 def _fernet(key: bytes, where: str, environment: str):
@@ -57,34 +46,16 @@ def _fernet(key: bytes, where: str, environment: str):
 
 
 def load_key(root: Path, environment: str, prefix: str, environ: Mapping[str, str]):
-    """The environment's Fernet, from the variable or the owner-only key file."""
-    variable = key_variable(prefix)
-    if environ.get(variable):
-        return _fernet(environ[variable].encode(), variable, environment)
-    path = key_file(root, environment)
-    try:
-        info = path.stat()
-    except FileNotFoundError:
+    """The environment's Fernet, from the key ring (the variable, else the owner-only key file)."""
+    from envfence import keyring
+
+    key = keyring.find(root, environment, prefix, environ, "encryption", error=ConfigurationError)
+    if key is None:
         raise ConfigurationError(
-            f"no {environment} key: set {variable} or create {path}",
+            f"no {environment} key: set {keyring.key_variable('encryption', prefix)} or create {keyring.key_file(root, environment, 'encryption')}",
             f"run `envfence --env {environment} secret keygen` on a machine allowed to hold it",
-        ) from None
-    if not stat.S_ISREG(info.st_mode):
-        # A FIFO would block the read forever; a directory cannot be a key.
-        raise ConfigurationError(
-            f"{path}: is not a regular file (mode {stat.filemode(info.st_mode)}), expected a key file",
-            f"remove it and run `envfence --env {environment} secret keygen`, or set {variable}",
         )
-    if info.st_mode & 0o077:
-        raise ConfigurationError(
-            f"{path}: the key file is readable by others (mode {stat.filemode(info.st_mode)})",
-            f"chmod 600 {path}",
-        )
-    try:
-        key = path.read_bytes()
-    except OSError as exc:
-        raise ConfigurationError(f"{path}: cannot read the key file ({exc.strerror})", f"make it readable by this user, or set {variable}") from None
-    return _fernet(key, str(path), environment)
+    return _fernet(key.material, key.source, environment)
 
 
 @hookimpl
@@ -131,21 +102,9 @@ def register_commands(cli) -> None:
 
         session = state.session()
         session.prepare()  # creating a key is an action: it goes on the audit trail
-        from envfence import files
+        from envfence import keyring
 
-        root = session.root.path
-        path = key_file(root, session.environment.name)
-        # Through envfence.files: a linked .envfence or keys directory is refused, never written through.
-        ignore = path.parent.parent / ".gitignore"
-        if not ignore.exists() and not ignore.is_symlink():
-            files.write_atomic(root, ignore.relative_to(root), "# envfence keys: never commit them\n*\n", mode=0o644, dir_mode=0o700)
-        with files.directory(root, path.parent.relative_to(root), create=True, mode=0o700) as keys:
-            try:
-                fd = os.open(path.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600, dir_fd=keys)
-            except FileExistsError:
-                raise UsageError(f"{path} exists; a key is never overwritten", "move it away first if you really mean to replace it") from None
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(Fernet.generate_key() + b"\n")
+        path = keyring.create(session.root.path, session.environment.name, "encryption", Fernet.generate_key() + b"\n")
         session.audit("secret.key_created", path=str(path))
         click.echo(dumps({"key_file": str(path)}) if state.json else f"created {path} (mode 600); keep it out of version control")
 

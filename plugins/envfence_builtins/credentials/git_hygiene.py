@@ -87,9 +87,9 @@ def _read(path: Path) -> str | None:
 
 
 def _has_key(root: Path, environment: str, prefix: str, environ: Mapping[str, str]) -> bool:
-    from envfence_builtins.configuration.encryption import key_file, key_variable
+    from envfence import keyring
 
-    return bool(environ.get(key_variable(prefix))) or key_file(root, environment).is_file()
+    return bool(environ.get(keyring.key_variable("encryption", prefix))) or keyring.key_file(root, environment, "encryption").is_file()
 
 
 @hookimpl

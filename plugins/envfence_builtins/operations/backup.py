@@ -61,7 +61,7 @@ def collect(session) -> Iterator[tuple[str, Callable[[], bytes]]]:
     """``(name in the archive, reader)`` for every file of the environment's state."""
     from envfence.snapshots import listing
 
-    from envfence_builtins.audit.audit_trail import trail_path
+    from envfence_builtins.audit.trail_files import trail_path
     from envfence_builtins.runs.history import history_file
     from envfence_builtins.operations.state_files import state_dir
     from envfence_builtins.webhook_service.webhook_queue import queue_path
@@ -131,7 +131,8 @@ def create(session, output: Path | None = None, include_key: bool = False, progr
     """Write the archive; returns its manifest with ``archive`` (its path) added."""
     from envfence import files
 
-    from envfence_builtins.configuration.encryption import key_file
+    from envfence import keyring
+
     from envfence_builtins.operations.state_files import write_outside
 
     paths = session.paths
@@ -142,10 +143,11 @@ def create(session, output: Path | None = None, include_key: bool = False, progr
             progress(name)
         members.append((name, read()))
     if include_key:
-        key = key_file(session.root.path, env)
-        if not key.is_file():
-            raise EnvfenceError(f"--include-key: {env} has no key file ({key})", "create one with `envfence encrypt`, or leave the key out")
-        members.append((KEY_MEMBER, key.read_bytes()))
+        key = keyring.read(session.root.path, env, "encryption")
+        if key is None:
+            raise EnvfenceError(f"--include-key: {env} has no key file ({keyring.key_file(session.root.path, env, 'encryption')})",
+                                f"create one with `envfence --env {env} secret keygen`, or leave the key out")
+        members.append((KEY_MEMBER, key + b"\n"))
     created = utcnow()
     manifest = {
         "format": FORMAT,
@@ -264,7 +266,7 @@ def restore(session, archive: Path, dry_run: bool = False, progress: Callable[[s
     """Verify ``archive`` and write its files into the environment's empty tree."""
     from envfence import files as tree_files
 
-    from envfence_builtins.configuration.encryption import key_file
+    from envfence import keyring
 
     manifest, files = read_archive(archive)
     env = session.environment.name
@@ -285,8 +287,8 @@ def restore(session, archive: Path, dry_run: bool = False, progress: Callable[[s
             f"the {env} tree ({paths.base}) is not empty ({len(present)} file(s), e.g. {present[0]}); restore writes only into an empty tree",
             f"move the tree aside first (mv {paths.base} {paths.base}.old), then restore again",
         )
-    key = key_file(session.root.path, env)
-    if KEY_MEMBER in files and key.exists():
+    key = keyring.key_file(session.root.path, env, "encryption")
+    if KEY_MEMBER in files and (key.exists() or key.is_symlink()):
         raise EnvfenceError(f"{key} exists; the archive's key would replace it", "move the key aside, or restore the state without it")
     written = []
     if not dry_run:
@@ -294,7 +296,7 @@ def restore(session, archive: Path, dry_run: bool = False, progress: Callable[[s
             if progress:
                 progress(name)
             if name == KEY_MEMBER:
-                tree_files.write_atomic(key.parent, key.name, data)  # owner-only, as `secret keygen` makes it
+                keyring.create(session.root.path, env, "encryption", data)  # owner-only, never replacing a key
             else:
                 tree_files.write_atomic(paths, name, data)
             written.append(name)

@@ -51,7 +51,7 @@ def backup(state: State, output, include_key: bool, keep) -> None:
 @pass_state
 def restore_cmd(state: State, archive: str, dry_run: bool) -> None:
     """Verify ARCHIVE and restore it into this environment's empty tree (never across environments)."""
-    from envfence_builtins.audit.audit_trail import verify
+    from envfence_builtins.audit.verify import verify
 
     session = state.session()
     result = archives.restore(session, Path(archive), dry_run, progress_printer(state))

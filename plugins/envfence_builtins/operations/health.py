@@ -176,7 +176,9 @@ def audit_check(session) -> Check:
     """The audit trail's hash chain is intact."""
     from envfence.errors import EnvfenceError
 
-    from envfence_builtins.audit.audit_trail import audit_key, trail_path, verify
+    from envfence_builtins.audit.trail_files import trail_path
+    from envfence_builtins.audit.trail_session import audit_key
+    from envfence_builtins.audit.verify import verify
 
     trail = trail_path(session.paths)
     try:

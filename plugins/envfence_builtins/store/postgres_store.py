@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-from envfence import hookimpl
+from envfence import audit_chain, hookimpl
 from envfence.errors import ConfigurationError, EnvfenceError
 from envfence.models import SettingSpec, reveal
 from envfence.stash import StashKey
@@ -551,21 +551,20 @@ def append_audit(db, environment: str, entries: list[tuple[str, dict[str, Any]]]
 
 
 def _chain(db, environment: str, entries: list[tuple[str, dict[str, Any]]]) -> int:
-    from envfence_builtins.audit.audit_trail import _canonical, record_hash
-
     added = 0
     # One record is one INSERT, atomic on its own; a batch is chained in one transaction.
     with db.transaction() if len(entries) > 1 else contextlib.nullcontext():
         last = db.execute(f"SELECT seq, hash FROM {AUDIT} WHERE environment = %s ORDER BY seq DESC LIMIT 1", (environment,)).fetchone()
         seq, prev = last if last else (0, chain_genesis(environment))
         for event_id, entry in entries:
-            record = {**entry, "seq": seq + 1, "prev": prev}
-            digest = record_hash(record)
+            record = next(audit_chain.link([entry], seq=seq, prev=prev, version=None))
+            digest = record["hash"]
+            record = {k: v for k, v in record.items() if k != "hash"}
             inserted = db.execute(
                 f"INSERT INTO {AUDIT} (environment, seq, event_id, at, event, host, record, prev, hash) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING RETURNING seq",
                 (environment, seq + 1, event_id, str(record.get("at")), str(record.get("event")), record.get("host"),
-                 _canonical(record).decode("utf-8"), prev, digest),
+                 audit_chain.canonical(record).decode("utf-8"), prev, digest),
             ).fetchone()
             if inserted:
                 seq, prev, added = seq + 1, digest, added + 1
@@ -574,22 +573,16 @@ def _chain(db, environment: str, entries: list[tuple[str, dict[str, Any]]]) -> i
 
 def chain_genesis(environment: str) -> str:
     """``prev`` of the first record the store chains: binds the chain to its environment and table."""
-    from envfence_builtins.audit.audit_trail import genesis
-
-    return genesis(environment, AUDIT)
+    return audit_chain.genesis(environment, AUDIT)
 
 
 def _first_prevs(environment: str) -> set[str]:
     """What the first record's ``prev`` may be: the store's own start, or that of an imported file trail."""
-    from envfence_builtins.audit.audit_trail import GENESIS, genesis
-
-    return {chain_genesis(environment), GENESIS, genesis(environment, f"audit_{environment}.jsonl")}
+    return {chain_genesis(environment), audit_chain.GENESIS, audit_chain.genesis(environment, f"audit_{environment}.jsonl")}
 
 
 def verify_audit(db, environment: str) -> tuple[int, dict[str, Any] | None]:
     """Check the environment's chain in the store: ``(records checked, the first problem or None)``."""
-    from envfence_builtins.audit.audit_trail import record_hash
-
     prev, expected, count = None, 1, 0
     rows = db.execute(
         f"SELECT seq, at, event, record, prev, hash FROM {AUDIT} WHERE environment = %s ORDER BY seq", (environment,)
@@ -601,7 +594,7 @@ def verify_audit(db, environment: str) -> tuple[int, dict[str, Any] | None]:
             return count, {"seq": seq, "reason": "its record is not valid JSON (edited)"}
         if seq != expected:
             return count, {"seq": seq, "reason": f"record #{expected} is missing (removed)"}
-        if record_hash(record) != digest or record.get("seq") != seq:
+        if audit_chain.record_hash(record) != digest or record.get("seq") != seq:
             return count, {"seq": seq, "reason": "its content does not match its hash (edited)"}
         if prev is None and row_prev in _first_prevs(environment):
             prev = row_prev  # the chain's start: the store's own, or an imported trail's
@@ -624,19 +617,17 @@ def audit_event(session, event) -> None:
     """
     import uuid
 
-    from envfence_builtins.audit.audit_trail import KEPT_UNPREPARED, _entry, context
-
     if settings_of(session.settings) is None:
         return
     unwritten = session.stash.setdefault(UNWRITTEN, [])
     unwritten.append(event)
-    if session.stash.get(RESOLVING, False) or (not session.prepared and event.event not in KEPT_UNPREPARED):
+    if session.stash.get(RESOLVING, False) or (not session.prepared and event.event not in audit_chain.KEPT_UNPREPARED):
         return
     store = store_for(session)
     if store is None:
         return
-    common = context(session)
-    entries = [(uuid.uuid4().hex, _entry(common, e)) for e in unwritten]
+    common = audit_chain.context(session)
+    entries = [(uuid.uuid4().hex, audit_chain.entry(common, e)) for e in unwritten]
     unwritten.clear()
     try:
         with store.using("record an audit event") as db:

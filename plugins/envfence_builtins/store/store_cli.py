@@ -149,7 +149,10 @@ def _local_runs(session) -> list[dict]:
 
 def _local_trail(session):
     """The environment's file trail records, verified first (chain, head, signature): a broken trail is not copied."""
-    from envfence_builtins.audit.audit_trail import audit_key, has_runs, records, trail_path, verify
+    from envfence_builtins.audit.reading import records
+    from envfence_builtins.audit.trail_files import trail_path
+    from envfence_builtins.audit.trail_session import audit_key, has_runs
+    from envfence_builtins.audit.verify import verify
 
     paths = session.paths
     trail = trail_path(paths) if paths is not None else None
@@ -179,7 +182,7 @@ def _import_trail(db, target, records: list[dict], trail) -> int:
 
 
 def _copy_trail(db, target, records: list[dict], trail) -> int:
-    from envfence_builtins.audit.audit_trail import _canonical
+    from envfence.audit_chain import canonical
 
     added = 0
     with db.transaction():
@@ -196,7 +199,7 @@ def _copy_trail(db, target, records: list[dict], trail) -> int:
                 f"INSERT INTO {AUDIT} (environment, seq, event_id, at, event, host, record, prev, hash) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (target.environment, record["seq"], f"file:{record['hash']}", str(record.get("at")), str(record.get("event")),
-                 record.get("host"), _canonical(body).decode("utf-8"), record["prev"], record["hash"]),
+                 record.get("host"), canonical(body).decode("utf-8"), record["prev"], record["hash"]),
             )
             added += 1
     return added
