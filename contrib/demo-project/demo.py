@@ -15,6 +15,37 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ENVFENCE = [sys.executable, "-m", "envfence"]
+#: This laptop's own credentials: written beside the project, ignored by git, never committed.
+LOCAL_CREDENTIALS = ".env.development.local"
+
+
+def credentials(prefix: str) -> dict[str, str]:
+    """The fake services' demo credentials for one environment (``DEV`` or ``PROD``).
+
+    The tokens are the ones the emulated Airtable and HousecallPro accept; the
+    webhook secret is derived from the prefix so that every run of the demo
+    agrees with itself.
+    """
+    from envfence_builtins.fakes import airtable_emulator as airtable
+    from envfence_builtins.fakes import housecallpro_emulator as hcp
+
+    import hashlib
+
+    dev = prefix == "DEV"
+    return {
+        f"{prefix}_AIRTABLE_API_KEY": airtable.DEMO_DEV_TOKEN if dev else airtable.DEMO_PROD_TOKEN,
+        f"{prefix}_HOUSECALLPRO_API_KEY": hcp.DEMO_DEV_KEY if dev else hcp.DEMO_PROD_KEY,
+        f"{prefix}_HOUSECALLPRO_WEBHOOK_SECRET": hashlib.sha256(f"acme-sync demo {prefix}".encode()).hexdigest()[:40],
+    }
+
+
+def write_local_credentials(root: Path = HERE) -> Path:
+    """Put the development credentials in ``.env.development.local``, as a developer keeps them."""
+    path = root / LOCAL_CREDENTIALS
+    lines = "".join(f"{key}={value}\n" for key, value in credentials("DEV").items())
+    path.write_text("# This laptop's development credentials (the demo's fakes accept them); ignored by git.\n" + lines)
+    path.chmod(0o600)
+    return path
 
 
 def step(title: str, *args: str, env: dict[str, str] | None = None, expect: int = 0) -> None:
@@ -71,11 +102,15 @@ def main() -> None:
     base = {"ENVFENCE_HOSTNAME": "dev-laptop-07"}
     os.environ.update(base)
     os.environ.pop("ENVIRONMENT", None)
+    write_local_credentials()
+    print(f"(this laptop's development credentials are in {LOCAL_CREDENTIALS}, which git ignores; "
+          "production's are given to the production steps in their environment, as a secret manager would)")
     # 1. Where am I, and what does this environment see?
     step("Which environment is this, and why?", "detect")
     step("Production, as automation reads it", "--env", "prod", "--json", "detect")
     step("The development configuration, with provenance and masked secrets", "config", "show", "--explain")
-    step("The same project as production sees it", "--env", "production", "config", "show", "--explain")
+    step("The same project as production sees it", "--env", "production", "config", "show", "--explain",
+         env=credentials("PROD"))
     # 2. Is it safe to run? Credentials checked offline, then live.
     credential_checks()
     # 3. Isolation: the demo starts from a fresh checkout's state (var/ is not in git).
@@ -114,7 +149,7 @@ def runs_demo() -> None:
         print(f"(the emulated sandbox base now holds Jobs {', '.join(jobs)}; the live base was not touched: "
               f"{len(airtable.records(DEMO_PROD_BASE, 'Jobs'))} records)")
         step("Production on this developer laptop is refused, with the reason and the way to override",
-             "--env", "production", "run", "import-jobs", expect=3)
+             "--env", "production", "run", "import-jobs", env=credentials("PROD"), expect=3)
         step("The run history of development", "status")
         runs = airtable.records(DEMO_DEV_BASE, "Runs")
         print(f"(and the status table in the sandbox base holds {len(runs)} run record(s))")

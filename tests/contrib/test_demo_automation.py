@@ -12,10 +12,26 @@ from envfence_builtins.fakes.airtable_emulator import DEMO_DEV_BASE, DEMO_PROD_B
 DEMO = Path(__file__).resolve().parents[2] / "contrib" / "demo-project"
 
 
+def demo_module():
+    """``contrib/demo-project/demo.py``, which writes the laptop's credentials as `make demo` does."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("envfence_demo", DEMO / "demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def copy_demo(target: Path) -> Path:
+    """A copy of the demo project as a fresh checkout has it, with this laptop's development credentials."""
+    shutil.copytree(DEMO, target, ignore=shutil.ignore_patterns("var", "__pycache__", ".env*.local"))
+    demo_module().write_local_credentials(target)
+    return target
+
+
 @pytest.fixture
 def demo(tmp_path, fake_airtable, monkeypatch):
-    root = tmp_path / "demo"
-    shutil.copytree(DEMO, root, ignore=shutil.ignore_patterns("var", "__pycache__"))
+    root = copy_demo(tmp_path / "demo")
     monkeypatch.setenv("ENVFENCE_HOSTNAME", "dev-laptop-07")
     monkeypatch.setenv("AIRTABLE_ENDPOINT_URL", fake_airtable.url)
     return root
@@ -52,9 +68,12 @@ def test_running_the_import_twice_never_duplicates(demo, run_cli, fake_airtable)
 
 
 def test_production_on_the_demo_laptop_is_refused(demo, run_cli, fake_airtable):
-    result = run_cli("--env", "production", "run", "import-jobs", cwd=demo)
+    result = run_cli("--env", "production", "run", "import-jobs", cwd=demo, env=demo_module().credentials("PROD"))
     assert result.exit_code == 3
     assert "whose name says development" in result.stderr
+    # The guard the demo is there to show leads; nothing the demo itself causes comes before it.
+    assert result.stderr.splitlines()[1].startswith("error: HOSTNAME_MISMATCH"), result.stderr
+    assert "VALIDATION_FAILED_STRICT" not in result.stderr
     assert "envfence --env production run import-jobs --force --reason TEXT" in result.stderr
     assert fake_airtable.records(DEMO_PROD_BASE, "Jobs") == []
 
@@ -64,3 +83,22 @@ def test_a_bad_row_fails_as_data_naming_its_line(demo, run_cli, fake_airtable):
     result = run_cli("run", "import-jobs", cwd=demo)
     assert result.exit_code == 1
     assert "failed (data)" in result.stderr and "jobs.csv:2: status 'lost'" in result.stderr
+
+
+def test_a_fresh_checkout_of_the_demo_commits_no_secret_and_checks_clean(tmp_path, run_cli, monkeypatch):
+    import json
+    import subprocess
+
+    root = copy_demo(tmp_path / "demo")
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
+    tracked = subprocess.run(["git", "-C", str(root), "ls-files"], capture_output=True, text=True, check=True).stdout
+    assert ".env.development.local" not in tracked  # the laptop's credentials stay on the laptop
+    committed = "".join((root / name).read_text() for name in tracked.split() if name.startswith(".env"))
+    for value in [*demo_module().credentials("DEV").values(), *demo_module().credentials("PROD").values()]:
+        assert value not in committed
+    monkeypatch.setenv("ENVFENCE_HOSTNAME", "dev-laptop-07")
+    data = json.loads(run_cli("--json", "check", cwd=root).stdout)
+    assert data["ok"] and data["findings"] == [], data["findings"]
+    init = run_cli("init", cwd=root)
+    assert ".gitignore" not in init.stdout

@@ -301,7 +301,8 @@ def _collision(slots: list[tuple[str, str, Any]], when) -> Finding:
     )
 
 
-@hookimpl
+# trylast: where the run is (host, environment) is said before what the job lacks.
+@hookimpl(trylast=True)
 def pre_run_safety(session, request) -> list[Finding]:
     """Block an automation outside its environments, with missing settings, or on strict validation errors."""
     automation, env = request.automation, session.environment.name
