@@ -130,29 +130,31 @@ def _run_command(session: Any, automation: Automation, show: Callable[[str], Non
 
     assert automation.command is not None
     redactor = session.redactor()
-    try:
-        proc = subprocess.Popen(
-            list(automation.command),
-            cwd=session.root.path,
-            env=env,
-            stdin=None if automation.adhoc else subprocess.DEVNULL,  # a scheduled run has no one to ask
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            bufsize=1,
-            start_new_session=True,
-            pass_fds=keep_fds,
-        )
-    except OSError as exc:
-        raise ConfigurationError(
-            f"automation {automation.name!r}: cannot start {automation.command[0]!r} ({exc.strerror})",
-            "check that the program is on PATH" if automation.adhoc else "check the command line in the settings, and that the program is on PATH",
-        ) from None
-    assert proc.stdout is not None
-    with _watchdog(proc.pid):
+    # The handlers are in place before the command starts: a SIGTERM that comes as soon as
+    # the job is running must fail the run and end its group, never kill envfence outright.
+    with _interruptions_fail(shell_join(automation.command)):
         try:
-            with _interruptions_fail(shell_join(automation.command)):
+            proc = subprocess.Popen(
+                list(automation.command),
+                cwd=session.root.path,
+                env=env,
+                stdin=None if automation.adhoc else subprocess.DEVNULL,  # a scheduled run has no one to ask
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                bufsize=1,
+                start_new_session=True,
+                pass_fds=keep_fds,
+            )
+        except OSError as exc:
+            raise ConfigurationError(
+                f"automation {automation.name!r}: cannot start {automation.command[0]!r} ({exc.strerror})",
+                "check that the program is on PATH" if automation.adhoc else "check the command line in the settings, and that the program is on PATH",
+            ) from None
+        try:
+            assert proc.stdout is not None
+            with _watchdog(proc.pid):
                 # Redacted as a stream: a value of several lines is masked whole though no line holds it.
                 lines = LineStream(redactor, show)
                 for line in proc.stdout:
