@@ -12,7 +12,7 @@ one run of each command at each size.
   ``.env.<name>`` (overrides, a prefixed credential, its own port) and one
   automation scheduled in every one: ``Session.validate()`` in process and
   ``envfence check`` cold.
-- **History**: ``envfence status`` and ``envfence list`` with N recorded runs.
+- **History**: ``envfence status``, ``list``, ``health``, ``advise`` and ``report`` with N recorded runs.
 """
 
 from __future__ import annotations
@@ -244,13 +244,23 @@ def fill_history(path: Path, count: int) -> None:
         db.close()
 
 
+#: Bounds, in milliseconds, of the commands that analyse the history, at the largest history size.
+HISTORY_BOUNDS = {"envfence health": 3000, "envfence advise": 3000, "envfence report": 8000}
+#: The largest history size from which the analyses are measured too.
+ANALYSED_FROM = 100_000
+
+
 def history_case(workdir: Path, plan, environ: dict[str, str]):
-    """``envfence status`` and ``envfence list`` at growing history sizes."""
+    """``status``, ``list``, ``health``, ``advise`` and ``report --json`` at growing history sizes."""
     from .cases import Table, Target
 
     sizes = plan.history_rows
     measures, peaks = {}, {}
     commands = {"envfence status": ["status"], "envfence list": ["list"]}
+    analysed = sizes[-1] >= ANALYSED_FROM  # the smoke run's small histories say nothing about the analyses' bounds
+    if analysed:
+        commands.update({"envfence health": ["health"], "envfence advise": ["advise"],
+                         "envfence report": ["--json", "report", "--since", "30d"]})
     for size in sizes:
         root = history_project(workdir / f"history-{size}", size, environ)
         for name, args in commands.items():
@@ -261,10 +271,15 @@ def history_case(workdir: Path, plan, environ: dict[str, str]):
     times = alternate(measures, rounds, plan.warmup)
     rows = _growth_rows(lambda s: _label(s, "runs"), sizes, times, list(commands), peaks)
     targets = []
-    for name in commands:
+    for name in ("envfence status", "envfence list"):
         ratio = paired_ratio(times, f"{name} @ {sizes[-1]}", f"{name} @ {sizes[0]}")
         targets.append(Target(f"`{name.removeprefix('envfence ')}` with {sizes[-1]:,} recorded runs within 1.2x of {sizes[0]:,}",
                               ratio_text(ratio), ratio[0] <= 1.2))
+    # The analyses read a window of the newest runs (by the index on start time), never the whole history.
+    for name, bound in HISTORY_BOUNDS.items() if analysed else ():
+        took = median_ms(times[f"{name} @ {sizes[-1]}"])
+        targets.append(Target(f"`{name.removeprefix('envfence ')}` with {sizes[-1]:,} recorded runs under {bound / 1000:g} s",
+                              f"{took:,.0f} ms", took <= bound))
     chart = curve("envfence status, median per history size", "runs", sizes,
                   {s: median_ms(times[f"envfence status @ {s}"]) for s in sizes})
     table = Table(

@@ -391,9 +391,9 @@ class HookCalls:
         """``audit_event`` (CONFIGURATION: an action whose trail cannot be kept does not go ahead)."""
         return self._call("audit_event", session=session, event=event)
 
-    def run_history(self, *, session: Any, automation: str | None, limit: int) -> HookResult[Any]:
-        """``run_history``: the runs, newest first (LOG)."""
-        return self._call("run_history", session=session, automation=automation, limit=limit)
+    def run_history(self, *, session: Any, automation: str | None, limit: int, since: Any = None) -> HookResult[Any]:
+        """``run_history``: the runs, newest first, started at or after ``since`` when given (LOG)."""
+        return self._call("run_history", session=session, automation=automation, limit=limit, since=since)
 
     # --- a shared store (several machines) -------------------------------------------
 

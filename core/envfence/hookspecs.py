@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover
+    from datetime import datetime
+
     import click
 
     from .models import (
@@ -409,12 +411,15 @@ def audit_event(session: Session, event: AuditEvent) -> None:
 
 @failure_policy(OnError.LOG)
 @hookspec(firstresult=True)
-def run_history(session: Session, automation: str | None, limit: int) -> list[RunOutcome] | None:
+def run_history(session: Session, automation: str | None, limit: int, since: datetime | None) -> list[RunOutcome] | None:
     """Read the environment's run history, newest first.
 
     :param session: the open session; only its environment's runs are read.
     :param automation: only this automation's runs, or None for all.
     :param limit: at most this many runs.
+    :param since: only runs started at or after this moment, or None for all
+        (the analyses read a window; a plugin that ignores it is still right,
+        as callers filter too, only slower).
     :returns: a list of :class:`~envfence.models.RunOutcome` (``metrics``
         holding ``host``, ``cpu_seconds``, ``peak_memory_kb``), or None when
         the plugin keeps no history.

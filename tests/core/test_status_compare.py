@@ -55,3 +55,27 @@ def test_compare_flags_a_run_far_slower_than_its_environments_median(make_projec
 def test_compare_with_no_runs(make_project, run_cli):
     root = make_project({"jobs.py": JOBS}, settings=SETTINGS)
     assert run_cli("status", "--compare", cwd=root).stdout.strip() == "no runs recorded in any environment"
+
+
+def test_compare_puts_business_metrics_side_by_side_and_names_what_sets_environments_apart(make_project, run_cli):
+    jobs = JOBS + '''
+def sync(ctx):
+    time.sleep(float(ctx.config.get("NAP", "0")))
+    ctx.metric("records_synced", int(ctx.config.get("N", "5")), unit="records")
+    if ctx.config.get("FAIL") == "yes":
+        raise ConnectionError("the vendor hung up")
+'''
+    root = make_project({"jobs.py": jobs}, settings=SETTINGS + 'sync = "jobs:sync"\n')
+    runs(run_cli, root, "development", "sync", 3, "NAP=0.05", "N=10")
+    runs(run_cli, root, "development", "sync", 1, "FAIL=yes")
+    runs(run_cli, root, "production", "sync", 3, "NAP=0.5", "N=400")
+    runs(run_cli, root, "production", "sync", 1, "FAIL=yes")
+    data = json.loads(run_cli("status", "--compare", "--json", cwd=root).stdout)
+    rows = {(r["automation"], r["environment"]): r for r in data["automations"]}
+    assert rows[("sync", "development")]["business"] == {"records_synced": 10}
+    assert rows[("sync", "production")]["business"] == {"records_synced": 400}
+    assert "sync fails with network errors in development and production" in data["notes"]
+    slower = [n for n in data["notes"] if n.startswith("sync is ") and "slower in production than in development" in n]
+    assert slower, data["notes"]
+    text = run_cli("status", "--compare", cwd=root).stdout
+    assert "[records_synced 400]" in text and "note: sync fails with network errors in development and production" in text

@@ -122,6 +122,8 @@ def comparison(runs_by_env: dict[str, list]) -> dict:
                 "median_cpu_seconds": _median(cpu),
                 "peak_memory_kb": max((r.metrics.get("peak_memory_kb") or 0 for r in mine), default=0) or None,
                 "last_status": mine[0].status,
+                "business": _business_medians(mine),
+                "error_classes": sorted({r.error_class for r in mine if _failed(r) and r.error_class}),
             })
             if failed:
                 failing.append(env)
@@ -133,7 +135,38 @@ def comparison(runs_by_env: dict[str, list]) -> dict:
                 )
         if len(failing) > 1:
             notes.append(f"{name} fails in {' and '.join(failing)}: look for a cause they share")
+        notes.extend(_across(name, [row for row in rows if row["automation"] == name]))
     return {"environments": list(runs_by_env), "automations": rows, "notes": notes}
+
+
+def _business_medians(runs) -> dict[str, float]:
+    """The median of each business metric the successful runs reported."""
+    from ..stats import median
+
+    values: dict[str, list[float]] = {}
+    for run in runs:
+        if run.status == "succeeded":
+            for metric, entry in (run.metrics.get("business") or {}).items():
+                values.setdefault(metric, []).append(entry["value"])
+    return {metric: median(found) for metric, found in sorted(values.items())}
+
+
+def _across(name: str, rows: list[dict]) -> list[str]:
+    """What sets one environment apart from another on the same work: the same error class, far slower, far less done."""
+    notes = []
+    classes: dict[str, list[str]] = {}
+    for row in rows:
+        for error_class in row["error_classes"]:
+            classes.setdefault(error_class, []).append(row["environment"])
+    notes += [f"{name} fails with {cls} errors in {' and '.join(envs)}" for cls, envs in sorted(classes.items()) if len(envs) > 1]
+    timed = [r for r in rows if r["median_seconds"]]
+    if len(timed) > 1:
+        slow, fast = max(timed, key=lambda r: r["median_seconds"]), min(timed, key=lambda r: r["median_seconds"])
+        ratio = slow["median_seconds"] / fast["median_seconds"]
+        if ratio >= SLOW_FACTOR and slow["median_seconds"] - fast["median_seconds"] > 0.05:
+            notes.append(f"{name} is {ratio:.1f}x slower in {slow['environment']} than in {fast['environment']} "
+                         f"(median {slow['median_seconds']:.2f}s against {fast['median_seconds']:.2f}s)")
+    return notes
 
 
 def _show_comparison(state: State, automation, limit) -> None:
@@ -156,6 +189,10 @@ def _show_comparison(state: State, automation, limit) -> None:
     for row in data["automations"]:
         median = "-" if row["median_seconds"] is None else f"{row['median_seconds']:.2f}s"
         cpu = "" if row["median_cpu_seconds"] is None else f"  cpu {row['median_cpu_seconds']:.2f}s"
+        if row["peak_memory_kb"]:
+            cpu += f"  mem {row['peak_memory_kb'] / 1024:.0f} MiB"
+        if row["business"]:
+            cpu += "  [" + ", ".join(f"{k} {v:g}" for k, v in row["business"].items()) + "]"
         click.echo(
             f"{row['automation']:<20} {row['environment']:<12} {row['runs']:>4} run(s)  "
             f"{row['failed']} failed ({row['error_rate']:.0%})  median {median}{cpu}  last {row['last_status']}"

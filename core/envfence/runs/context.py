@@ -7,6 +7,7 @@ from typing import Any, Callable
 import attrs
 
 from ..models import Automation, EnvPaths
+from .measures import Measures
 
 
 @attrs.define
@@ -15,8 +16,9 @@ class RunContext:
 
     Attributes: ``session``, ``automation``, ``run_id``, ``dry_run``,
     ``forced``, ``reason``, ``paths`` (the environment's :class:`EnvPaths`,
-    not created in a dry run), ``logger`` (loguru, bound to the run) and
-    ``event`` (the webhook event that triggered it, or None).
+    not created in a dry run), ``logger`` (loguru, bound to the run),
+    ``event`` (the webhook event that triggered it, or None) and
+    ``measures`` (what the job reported through :meth:`metric` and :meth:`step`).
     """
 
     session: Any
@@ -29,6 +31,8 @@ class RunContext:
     logger: Any = None
     echo: Callable[[str], None] = print
     event: Any = None  #: the webhook event that triggered the run (id, payload, headers), or None
+    #: What the job reports (:meth:`metric`, :meth:`step`, retries), kept with the run.
+    measures: Measures = attrs.field(factory=Measures)
 
     @property
     def environment(self) -> str:
@@ -53,6 +57,24 @@ class RunContext:
         """Print a line for the user (secrets redacted) and log it."""
         show(self.echo, self.logger, self.session.redactor()(str(text)))
 
+    def metric(self, name: str, value: float, unit: str | None = None) -> None:
+        """Report what the job did: ``ctx.metric("records_synced", 42, unit="records")``.
+
+        Kept with the run, shown by ``status``, ``metrics`` and ``report``, and
+        bounded by ``min_<name>`` / ``max_<name>`` thresholds. A later value of
+        the same name replaces the earlier one (report the total).
+
+        :raises envfence.runs.measures.MeasureError: a name that is no identifier, a value that is no finite number.
+        """
+        self.measures.metric(name, value, unit)
+
+    def step(self, name: str):
+        """Time a part of the job: ``with ctx.step("fetch"): ...``; the report shows where a job's time goes.
+
+        The same step run again adds up; a step that raises is timed all the same.
+        """
+        return self.measures.step(name)
+
     def retry(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call ``fn``, trying again only where that cannot duplicate a write (see :mod:`envfence.retry`).
 
@@ -61,6 +83,7 @@ class RunContext:
         from ..retry import retry_call
 
         def note(attempt: int, error: BaseException, wait: float) -> None:
+            self.measures.retries += 1  # counted with the run: advise notices retries that never help
             if self.logger is not None:
                 self.logger.warning(f"try {attempt} failed ({type(error).__name__}: {error}); retrying in {wait:.2f}s")
 

@@ -104,7 +104,8 @@ def event_variables(session: Any, run_id: str, event: Any) -> Iterator[dict[str,
 
 
 def run_command(
-    session: Any, automation: Automation, run_id: str, show: Callable[[str], None], keep_fds: tuple[int, ...] = (), event: Any = None
+    session: Any, automation: Automation, run_id: str, show: Callable[[str], None], keep_fds: tuple[int, ...] = (), event: Any = None,
+    measures: Any = None,
 ) -> int:
     """Run a command automation, passing each redacted output line to ``show``; return its exit code.
 
@@ -116,11 +117,16 @@ def run_command(
     128 plus the signal's number; processes of the group left when the command
     exits are ended the same way, so the lock is released only once the whole
     group has exited.
-    ``event`` (a webhook event, or None) reaches the command through :func:`event_variables`.
+    ``event`` (a webhook event, or None) reaches the command through :func:`event_variables`;
+    with ``measures``, the lines the command writes to ``ENVFENCE_METRICS_FILE`` are read into it
+    (:func:`envfence.runs.measures.metrics_file`).
     """
+    from .measures import metrics_file
+
     assert automation.command is not None
-    with event_variables(session, run_id, event) as variables:
-        return _run_command(session, automation, show, keep_fds, {**subprocess_environment(session, run_id, dry_run=False), **variables})
+    with event_variables(session, run_id, event) as variables, metrics_file(session, run_id, measures, show) as reported:
+        environ = {**subprocess_environment(session, run_id, dry_run=False), **variables, **reported}
+        return _run_command(session, automation, show, keep_fds, environ)
 
 
 def _run_command(session: Any, automation: Automation, show: Callable[[str], None], keep_fds: tuple[int, ...], env: dict[str, str]) -> int:
@@ -248,7 +254,7 @@ def execute(session: Any, automation: Automation, ctx: Any, show: Callable[[str]
     :param keep_fds: file descriptors a command's processes inherit (the run's lock).
     """
     if automation.command is not None:
-        code = run_command(session, automation, ctx.run_id, show, keep_fds, ctx.event)
+        code = run_command(session, automation, ctx.run_id, show, keep_fds, ctx.event, ctx.measures)
         if code:
             raise RunFailed(shell_join(automation.command), code)
         return 0
@@ -469,6 +475,7 @@ def readied(session: Any, automation: Automation, *, wait: bool, echo: Callable[
 def context(session: Any, request: Any, run_id: str, echo: Callable[[str], None], dry_run: bool) -> Any:
     """The :class:`~envfence.runs.context.RunContext` a function automation receives."""
     from .context import RunContext
+    from .measures import Measures
 
     return RunContext(
         session=session,
@@ -481,6 +488,7 @@ def context(session: Any, request: Any, run_id: str, echo: Callable[[str], None]
         logger=session.logger(run_id=run_id, automation=request.automation.name),
         echo=echo,
         event=request.event,
+        measures=Measures(session.redactor()),  # a name holding a secret value is refused, never kept
     )
 
 
@@ -506,7 +514,9 @@ def run_job(session: Any, request: Any, run_id: str, echo: Callable[[str], None]
     except Exception as exc:
         error, code, traceback = exc, EXIT_FINDINGS, True
     status = "succeeded" if error is None and not code else "failed"
-    metrics = {**usage_since(before), "host": session.host.hostname}
+    from .measures import disk_sample
+
+    metrics = {**usage_since(before), "host": session.host.hostname, **ctx.measures.as_metrics(), **disk_sample(session.paths)}
     return Execution(status, code or (EXIT_FINDINGS if error is not None else 0), started, error, traceback, metrics)
 
 

@@ -142,7 +142,7 @@ def error_rate(runs: list[Any]) -> dict[str, Any]:
 
 def recent_runs(session, automation: str | None, since: _dt.datetime) -> list[Any]:
     """The environment's runs since ``since`` (newest first), through the ``run_history`` hook."""
-    runs = session.plugins.run_history(session=session, automation=automation, limit=HISTORY_LIMIT).first or []
+    runs = session.plugins.run_history(session=session, automation=automation, limit=HISTORY_LIMIT, since=since).first or []
     return [r for r in runs if r.started_at >= since]
 
 

@@ -47,7 +47,7 @@ def gather(sessions: dict[str, Any], since: _dt.datetime) -> dict[str, Any]:
     runs: dict[str, list] = {}
     findings: dict[str, list] = {}
     for env, session in sessions.items():
-        history = session.plugins.run_history(session=session, automation=None, limit=HISTORY_LIMIT).first or []
+        history = session.plugins.run_history(session=session, automation=None, limit=HISTORY_LIMIT, since=since).first or []
         runs[env] = sorted((r for r in history if r.started_at >= since and r.status in ("succeeded", "failed")),
                            key=lambda r: r.started_at)
         findings[env] = [f for f in session.report.findings]

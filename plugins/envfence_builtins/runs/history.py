@@ -430,8 +430,8 @@ def on_run_finish(session, request, outcome) -> None:
 
 
 @hookimpl
-def run_history(session, automation, limit):
-    """The environment's runs, newest first; an empty list when none was recorded.
+def run_history(session, automation, limit, since):
+    """The environment's runs, newest first (started at or after ``since`` when given); an empty list when none was recorded.
 
     Abandoned runs are marked first; a damaged history is moved aside.
     """
@@ -445,6 +445,9 @@ def run_history(session, automation, limit):
     if automation:
         query += " AND automation = ?"
         args.append(automation)
+    if since is not None:  # ISO times of one offset sort as they compare: the index on start time answers
+        query += " AND started_at >= ?"
+        args.append(since.astimezone(_dt.timezone.utc).isoformat())
     query += " ORDER BY started_at DESC LIMIT ?"
     args.append(int(limit))
     rows = _read(session, query, tuple(args))
