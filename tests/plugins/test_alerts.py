@@ -89,6 +89,7 @@ development = ["console", "email"{', "webhook"' if url else ''}]
 [alerts.email]
 host = "127.0.0.1"
 port = {port}
+tls = "none"
 from = "envfence@build-box-01"
 to = ["ops@example.org"]
 timeout = 5

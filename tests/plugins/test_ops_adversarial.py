@@ -263,7 +263,7 @@ def test_an_automation_name_with_a_line_break_cannot_inject_mail_headers_and_the
         key = json.dumps(name)
         root = make_project({"jobs.py": JOBS}, settings=f'[automations.{key}]\nrun = "jobs:ok"\n[thresholds.{key}]\n'
                             'max_memory = "1KB"\n[alerts.escalation]\ndevelopment = ["console", "email"]\n'
-                            f'[alerts.email]\nhost = "127.0.0.1"\nport = {port}\nto = ["ops@example.org"]\ntimeout = 5\n')
+                            f'[alerts.email]\nhost = "127.0.0.1"\nport = {port}\ntls = "none"\nto = ["ops@example.org"]\ntimeout = 5\n')
         for _ in range(2):
             ran = run_cli("run", name, cwd=root)
             assert ran.exit_code == 0 and "failed in on_run_finish" not in ran.stderr, ran.output

@@ -14,8 +14,9 @@ alerts retry``). Settings::
 
     [alerts.email]                 # password: the SMTP_PASSWORD credential (PROD_SMTP_PASSWORD...)
     host = "smtp.example.org"
-    port = 587
-    starttls = true
+    port = 587                     # the default for tls = "starttls"; 465 for "tls", 25 for "none"
+    tls = "starttls"               # or "tls"; "none" only without a username (or allow_plaintext_auth = true)
+    ca_file = "certs/ops-ca.pem"   # optional: a private CA instead of the system's
     username = "envfence"
     from = "envfence@example.org"
     to = ["ops@example.org"]
@@ -314,20 +315,54 @@ def _subject(alert: Alert) -> str:
     return re.sub(r"[\x00-\x1f\x7f]+", " ", f"[envfence] {mark} {alert.environment}: {alert.automation} {alert.check}")
 
 
-def send_email(session, alert: Alert) -> None:
-    """Send ``alert`` by SMTP, as ``[alerts.email]`` says."""
-    import smtplib
+#: How the SMTP connection is secured: STARTTLS on a plain connection, TLS from the start (port 465), or not at all.
+TLS_MODES = {"starttls": 587, "tls": 465, "none": 25}
+
+
+def _smtp_settings(session, table) -> tuple[str, int, str]:
+    """``host``, ``port`` and ``tls`` of ``[alerts.email]``; a bad one is a :class:`DeliveryError` naming it.
+
+    ``tls`` defaults to ``"starttls"`` (the older ``starttls = false`` means
+    ``"none"``), and the port to the one that goes with it.
+    """
+    where = f"[{SECTION}.email] in {session.settings.source}"
+    if not table.get("host") or not table.get("to"):
+        raise DeliveryError(f"email: {where} needs host and to")
+    legacy = table.get("starttls")
+    mode = table.get("tls", "none" if legacy is False else "starttls")
+    if mode not in TLS_MODES:
+        raise DeliveryError(f"email: {where}: tls is {mode!r}; write tls = \"starttls\", \"tls\" or \"none\"")
+    port = table.get("port", TLS_MODES[mode])
+    if isinstance(port, bool) or not str(port).isdigit():
+        raise DeliveryError(f"email: {where}: port is {port!r}, not a port number (e.g. 587)")
+    if mode == "none" and table.get("username") and table.get("allow_plaintext_auth") is not True:
+        # The password would cross the network readable by anyone on the way: refused before connecting.
+        raise DeliveryError(f"email: {where}: tls = \"none\" with a username would send the password in plain text; "
+                            "use tls = \"starttls\" or \"tls\" (or allow_plaintext_auth = true for a relay on this host)")
+    return str(table["host"]), int(port), mode
+
+
+def _tls_context(session, table):
+    """A client context that verifies the server's certificate and host name, as a mail client does.
+
+    ``ca_file`` (relative to the project) replaces the system's authorities, for a private CA.
+    """
+    import ssl
+
+    ca_file = table.get("ca_file")
+    if ca_file is None:
+        return ssl.create_default_context()
+    path = session.root.path / str(ca_file)
+    try:
+        return ssl.create_default_context(cafile=str(path))
+    except (OSError, ssl.SSLError) as exc:
+        raise DeliveryError(f"email: [{SECTION}.email] ca_file {str(path)!r} cannot be read as PEM certificates "
+                            f"({type(exc).__name__}: {exc})") from None
+
+
+def _email_message(session, table, alert: Alert):
     from email.message import EmailMessage
 
-    from envfence.models import reveal
-
-    table = session.settings.section(SECTION).get("email", {})
-    if not table.get("host") or not table.get("to"):
-        raise DeliveryError(f"email: [{SECTION}.email] needs host and to in {session.settings.source}")
-    host, port = str(table["host"]), table.get("port", 25)
-    if isinstance(port, bool) or not str(port).isdigit():
-        raise DeliveryError(f"email: [{SECTION}.email] port in {session.settings.source} is {port!r}, not a port number (e.g. 587)")
-    port = int(port)
     message = EmailMessage()
     message["Subject"] = _subject(alert)
     message["From"] = table.get("from", f"envfence@{session.host.hostname}")
@@ -338,14 +373,33 @@ def send_email(session, alert: Alert) -> None:
         f"{alert.message}\n\nenvironment: {alert.environment}\nautomation: {alert.automation}\ncheck: {alert.check}\n"
         f"state: {alert.state}\nvalue: {alert.value}\nlimit: {alert.limit}\nrun: {alert.run_id or '-'}\nat: {alert.at.isoformat()}\n"
     )
+    return message
+
+
+def send_email(session, alert: Alert) -> None:
+    """Send ``alert`` by SMTP, as ``[alerts.email]`` says: TLS verified, the password sent only over it."""
+    import smtplib
+    import ssl
+
+    from envfence.models import reveal
+
+    table = session.settings.section(SECTION).get("email", {})
+    host, port, mode = _smtp_settings(session, table)
+    message = _email_message(session, table, alert)
+    context = _tls_context(session, table) if mode != "none" else None
+    timeout = float(table.get("timeout", 10))
     try:
-        with smtplib.SMTP(host, port, timeout=float(table.get("timeout", 10))) as smtp:
-            if table.get("starttls"):
-                smtp.starttls()
+        smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context) if mode == "tls" else smtplib.SMTP(host, port, timeout=timeout)
+        with smtp:
+            if mode == "starttls":
+                smtp.starttls(context=context)  # raises when the server offers no STARTTLS: never falls back to plain
             if table.get("username"):
                 password = session.credential(PASSWORD, by=SECTION)
                 smtp.login(str(table["username"]), str(reveal(password)) if password is not None else "")
             smtp.send_message(message)
+    except ssl.SSLCertVerificationError as exc:
+        raise DeliveryError(f"email: {host}:{port} presented a certificate that cannot be trusted ({exc.verify_message}); "
+                            f"nothing was sent. For a private CA set ca_file in [{SECTION}.email]") from None
     except (OSError, smtplib.SMTPException) as exc:
         raise DeliveryError(f"email: cannot deliver through {host}:{port} ({type(exc).__name__}: {exc})") from None
 
@@ -357,6 +411,21 @@ def webhook_body(alert: Alert) -> bytes:
     data = _alert_data(alert)
     return json.dumps({"type": f"envfence.alert.{alert.state}", "timestamp": data["at"], "data": data},
                       separators=(",", ":"), default=str).encode("utf-8")
+
+
+def _no_redirects():
+    """An opener that follows no redirect: a 3xx is a failed delivery, kept and retried.
+
+    Following one would send the signed alert (or a GET with its headers) to a
+    host nobody configured, and count the alert as delivered.
+    """
+    import urllib.request
+
+    class Refuse(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            return None  # urllib then raises HTTPError with the 3xx
+
+    return urllib.request.build_opener(Refuse)
 
 
 def send_webhook(session, alert: Alert, message_id: str) -> None:
@@ -389,10 +458,11 @@ def send_webhook(session, alert: Alert, message_id: str) -> None:
         "Content-Type": "application/json", "webhook-id": message_id, "webhook-timestamp": str(stamp), "webhook-signature": signature,
     })
     try:
-        with urllib.request.urlopen(request, timeout=float(table.get("timeout", 10))):
+        with _no_redirects().open(request, timeout=float(table.get("timeout", 10))):
             pass
     except urllib.error.HTTPError as exc:
-        raise DeliveryError(f"webhook: {url} answered HTTP {exc.code}") from None
+        moved = f" (a redirect to {exc.headers.get('Location', '?')!r}, never followed: set the final URL)" if 300 <= exc.code < 400 else ""
+        raise DeliveryError(f"webhook: {url} answered HTTP {exc.code}{moved}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise DeliveryError(f"webhook: cannot reach {url} ({getattr(exc, 'reason', exc)})") from None
 
