@@ -102,3 +102,39 @@ def test_set_refuses_a_value_that_a_dotenv_reader_would_expand(project, run_cli)
     assert result.exit_code == 2
     assert "GREETING" in result.output and "${" in result.output
     assert (project / ".env.development").read_text() == "OTHER=1\n"
+
+
+DEV_PW, PROD_PW = "canaryDevPw-4821", "canaryProdPw-7733"
+
+
+@pytest.fixture
+def url_project(make_project):
+    return make_project({
+        ".env": f"DEV_DB_PASSWORD={DEV_PW}\nPROD_DB_PASSWORD={PROD_PW}\nDATABASE_URL=postgres://app:{DEV_PW}@db/app\n",
+        ".env.production": f"DATABASE_URL=postgres://app:{PROD_PW}@db/app\n",
+    }, settings="")
+
+
+def _revealed(run_cli, root, env):
+    trail = run_cli("--env", env, "--json", "audit", "show", "--event", "secret.revealed", cwd=root)
+    return [event["data"] for event in json.loads(trail.stdout or "[]")] if trail.exit_code == 0 else []
+
+
+@pytest.mark.parametrize("env, password", [("development", DEV_PW), ("production", PROD_PW)])
+@pytest.mark.parametrize("command", [("export",), ("export", "--format", "dotenv"), ("export", "--format", "json"),
+                                     ("get", "DATABASE_URL"), ("--json", "get", "DATABASE_URL")])
+def test_a_password_inside_another_value_is_masked_as_config_show_masks_it(url_project, run_cli, env, password, command):
+    result = run_cli("--env", env, *command, cwd=url_project)
+    assert result.exit_code == 0, result.output
+    assert password not in result.output and "postgres://app:********@db/app" in result.stdout
+    assert "DATABASE_URL" in result.stderr and "--reveal" in result.stderr  # says what was masked and how to see it
+    assert _revealed(run_cli, url_project, env) == []
+
+
+@pytest.mark.parametrize("command", [("export", "--reveal"), ("get", "DATABASE_URL", "--reveal")])
+def test_revealing_a_value_that_holds_a_secret_shows_it_and_is_audited(url_project, run_cli, command):
+    result = run_cli("--env", "production", *command, cwd=url_project)
+    assert f"postgres://app:{PROD_PW}@db/app" in result.stdout
+    [event] = _revealed(run_cli, url_project, "production")
+    assert "DATABASE_URL" in event["keys"] and event["by"] == command[0]
+    assert PROD_PW not in run_cli("--env", "production", "--json", "audit", "show", cwd=url_project).stdout

@@ -2,10 +2,11 @@
 
 - ``get KEY`` prints this environment's value of KEY under its plain name (a
   credential through the environment's prefix). A secret needs ``--reveal``,
-  which is audited.
+  which is audited; a secret inside the value is masked without it.
 - ``export --format shell|dotenv|json`` prints the whole environment view,
-  as ``eval "$(envfence export)"`` wants it. Secrets are left out unless
-  ``--reveal`` (audited).
+  as ``eval "$(envfence export)"`` wants it. Secrets are left out, and
+  secrets inside other values (a password in ``DATABASE_URL``) masked as
+  ``config show`` masks them, unless ``--reveal`` (audited).
 - ``set KEY [VALUE]`` (the value from stdin or a hidden prompt when absent)
   writes the file that belongs to this environment: ``.env.<environment>``,
   encrypted there for a secret when the environment has a key, else
@@ -110,10 +111,13 @@ def register_commands(cli) -> None:
         secret = _is_secret(session, plain) or not isinstance(value, str)
         if secret and not reveal_secret:
             raise UsageError(f"{plain} is a secret", f"add --reveal to print it (recorded in the audit trail): envfence get {plain} --reveal")
-        if secret:
-            _reveal_audited(session, [plain], "get")
         text = str(reveal(value))
-        click.echo(dumps({"key": plain, "value": text, "secret": secret}) if state.json else text)
+        shown = text if secret or reveal_secret else session.redactor()(text)
+        if secret or (reveal_secret and session.redactor()(text) != text):
+            _reveal_audited(session, [plain], "get")
+        elif shown != text:
+            click.echo(f"envfence: {plain} holds a secret, masked; --reveal shows it (audited)", err=True)
+        click.echo(dumps({"key": plain, "value": shown, "secret": secret}) if state.json else shown)
 
     def _missing(state, session, plain, guess) -> int:
         message = f"{plain} is not set in {session.environment.name}" + (f"; did you mean {guess[0]}?" if guess else "")
@@ -140,9 +144,13 @@ def register_commands(cli) -> None:
         session = state.session()
         view = session.config.environment_view()
         secret = sorted(k for k, v in view.items() if _is_secret(session, k) or not isinstance(v, str))
-        if reveal_secrets and secret:
-            _reveal_audited(session, secret, "export")
         values = {k: str(reveal(v)) for k, v in sorted(view.items()) if reveal_secrets or k not in secret}
+        # A value holding a secret (a password inside DATABASE_URL) is masked as `config show` masks it.
+        holding = sorted(k for k, v in values.items() if k not in secret and session.redactor()(v) != v)
+        if reveal_secrets and (secret or holding):
+            _reveal_audited(session, secret + holding, "export")
+        elif holding:
+            values.update({k: session.redactor()(values[k]) for k in holding})
         if state.json or fmt == "json":
             click.echo(json.dumps(values, indent=2))
         elif fmt == "shell":
@@ -153,6 +161,8 @@ def register_commands(cli) -> None:
                 click.echo(dotenv_line(k, v))
         if secret and not reveal_secrets:
             click.echo(f"envfence: {len(secret)} secret(s) left out ({', '.join(secret)}); --reveal includes them (audited)", err=True)
+        if holding and not reveal_secrets:
+            click.echo(f"envfence: secrets inside {', '.join(holding)} masked; --reveal shows them (audited)", err=True)
 
     @cli.command("set")
     @click.argument("key")
