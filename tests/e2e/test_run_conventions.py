@@ -101,3 +101,24 @@ def test_exec_passes_stdin_and_global_options_before_the_separator(make_project)
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "from stdin\nlive\n" and result.stderr == ""
+
+
+def test_a_command_killed_by_a_signal_exits_128_plus_the_signal_as_a_shell_does(make_project):
+    import os
+    import subprocess
+    import sys
+
+    root = make_project({}, settings=STAND_IN + '[automations]\nterm = "kill -TERM $$"\nhup = ["sh", "-c", "kill -HUP $$"]\n')
+
+    def envfence(*args):
+        return subprocess.run([sys.executable, "-m", "envfence", *args], cwd=root, env=dict(os.environ), capture_output=True, text=True)
+
+    assert envfence("exec", "--", "sh", "-c", "kill -KILL $$").returncode == 137
+    assert envfence("exec", "--", "sh", "-c", "kill -SEGV $$").returncode == 139
+    assert envfence("run", "term", "--pass-exit-code").returncode == 143
+    hup = envfence("run", "hup", "--pass-exit-code")
+    assert hup.returncode == 129 and "status 129" in hup.stderr, hup.stderr
+    plain = envfence("run", "term")  # without --pass-exit-code a failed run is envfence's 1; the record keeps 143
+    assert plain.returncode == 1
+    runs = json.loads(envfence("--json", "status").stdout)["runs"]
+    assert {r["automation"]: r["exit_code"] for r in reversed(runs)}["term"] == 143

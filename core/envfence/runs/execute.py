@@ -166,7 +166,9 @@ def _run_command(session: Any, automation: Automation, show: Callable[[str], Non
                 for line in proc.stdout:
                     lines.feed(line.rstrip("\n"))
                 lines.close()
-                return proc.wait()
+                code = proc.wait()
+                # A command killed by a signal exits as a shell reports it: 128 + the signal (SIGKILL: 137), not -9 & 0xff.
+                return 128 - code if code < 0 else code
         finally:
             end_group(proc)
 
