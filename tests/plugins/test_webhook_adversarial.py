@@ -95,16 +95,23 @@ def test_the_queue_file_swapped_for_a_link_while_running_refuses_deliveries_inst
         assert started.stop() == 0
 
 
-def test_the_same_event_id_on_two_routes_is_two_events_and_queue_commands_ask_which(project, run_cli):  # noqa: F811
+def test_an_event_id_is_accepted_once_whatever_the_route_and_an_older_queues_twins_are_asked_about(project, run_cli):  # noqa: F811
+    import sqlite3
+
     from envfence import open_session
     from envfence_builtins.webhook_service.webhook_queue import WebhookQueue
 
     enqueue(project, "evt-1", {"n": 1})
     session = open_session(root=project)
     queue = WebhookQueue(session.paths)
-    assert queue.accept(route="/other", event_id="evt-1", provider="standard", event_type=None, automation="import-job",
-                        body=b"{}", headers={}, max_attempts=2)
+    assert not queue.accept(route="/other", event_id="evt-1", provider="standard", event_type=None, automation="import-job",
+                            body=b"{}", headers={}, max_attempts=2)
+    path = queue.path
     queue.close()
+    with sqlite3.connect(path) as db:  # a queue kept before ids were unique per environment may hold twins
+        db.execute("INSERT INTO events (route, event_id, provider, automation, payload, headers, received_at, status,"
+                   " max_attempts, next_attempt_at) VALUES ('/other', 'evt-1', 'standard', 'import-job', x'7b7d', '{}', 0,"
+                   " 'pending', 2, 0)")
     for args in (("show", "evt-1"), ("drop", "evt-1"), ("retry", "evt-1")):
         result = run_cli("queue", *args, cwd=project)
         assert result.exit_code == 2 and "2 events" in result.stderr and "queue number" in result.stderr, result.output

@@ -11,6 +11,10 @@ Each table under ``[webhooks]`` is a source::
 The secret is a credential, read through the environment's prefix, and
 required in every environment (``required_in`` narrows that). Signatures are
 checked by :mod:`envfence_builtins.webhook_service.webhook_signatures`.
+
+The receiver's routes (``[webhooks.routes."/path"]``) have their secrets
+checked the same way, and two routes sharing a secret are a warning: a
+delivery captured on one verifies on the other.
 """
 
 from __future__ import annotations
@@ -71,6 +75,37 @@ def sources(settings) -> tuple[list[Source], list[Finding]]:
     return found, problems
 
 
+def route_sources(settings) -> list[Source]:
+    """The receiver's routes as sources, so their secrets are checked alike; a malformed route is the receiver's to report."""
+    table = settings.section(SECTION).get("routes", {})
+    found = []
+    for path, body in table.items() if isinstance(table, Mapping) else ():
+        provider = body.get("provider") if isinstance(body, Mapping) else None
+        if not isinstance(provider, str) or not provider:
+            continue
+        secret = body.get("secret", f"{provider.upper().replace('-', '_')}_WEBHOOK_SECRET")
+        if isinstance(secret, str) and secret:
+            found.append(Source(f"route {path}", provider if provider in SCHEMES else "other", secret, ()))
+    return found
+
+
+def _shared(session, routes: list[Source]) -> list[Finding]:
+    """A warning for each secret (by name or by value) that more than one route verifies with."""
+    config, by_value = session.config, {}
+    for route in routes:
+        key = config.credential_key(route.secret)
+        ident = str(reveal(config[key])) if key is not None else route.secret
+        by_value.setdefault(ident, []).append(route)
+    return [
+        Finding("WEBHOOK_SECRET_SHARED", "warning",
+                f"{' and '.join(r.name for r in group)} verify with the same signing secret "
+                f"({', '.join(dict.fromkeys(r.secret for r in group))}): a delivery captured on one is valid on the other",
+                'give each route its own secret = "..." (and the sender one per endpoint); an event id is still accepted '
+                "once per environment whatever the route", key=group[0].secret, plugin="webhooks")
+        for group in by_value.values() if len(group) > 1
+    ]
+
+
 def _invalid(settings, message: str, remediation: str) -> Finding:
     return Finding("WEBHOOKS_INVALID", "error", message, remediation, key=SECTION, plugin="webhooks",
                    file=str(settings.path) if settings.path else None)
@@ -94,10 +129,15 @@ def declare_settings(settings) -> list[SettingSpec]:
 
 @hookimpl
 def validate(session) -> list[Finding]:
-    """Each source's secret: not a placeholder, long and random enough, in its scheme's form."""
+    """Each source's and route's secret: not a placeholder, long and random enough, in its scheme's form; routes sharing one."""
     found, findings = sources(session.settings)
     config = session.config
-    for source in found:
+    routes = route_sources(session.settings)
+    findings += _shared(session, routes)
+    checked = {s.secret: s for s in found}
+    for route in routes:  # a route's secret is checked once, as a source's is
+        checked.setdefault(route.secret, route)
+    for source in checked.values():
         key = config.credential_key(source.secret)
         if key is None:
             continue  # a missing required secret is the declared-settings check's finding

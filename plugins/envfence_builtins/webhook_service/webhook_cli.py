@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # the queue (sqlite3) and the receiver load only for the comm
 
 #: The automation name the safety guards see when deciding whether the receiver may start.
 RECEIVER_NAME = "webhook-receiver"
+#: Days after which a finished event's payload is pruned (its id stays for replay protection).
+RETENTION_DAYS = 30.0
 
 
 @attrs.frozen
@@ -93,6 +95,7 @@ def _setup(state: State, force: bool, reason: str | None, what: str) -> Setup:
     session.configure_logging(embedded=False)
     # A shared store's queue, else the one in the environment's tree.
     queue = session.plugins.open_webhook_queue(session=session).first or WebhookQueue(session.paths)
+    _prune(session, queue, RETENTION_DAYS)
     return Setup(session, {r.path: r for r in declared}, queue, automations)
 
 
@@ -135,11 +138,17 @@ def _echo(line: str) -> None:
               help="Seconds before a failed event's first retry; doubles on each try.")
 @click.option("--drain-timeout", default=30.0, show_default=True, type=click.FloatRange(0),
               help="Seconds SIGTERM waits for requests in flight.")
+@click.option("--request-timeout", default=10.0, show_default=True, type=click.FloatRange(0.5, 600),
+              help="Seconds a client has to send a whole request (headers and body); an idle connection is closed "
+                   "after as long.")
+@click.option("--connection-limit", default=1000, show_default=True, type=click.IntRange(10, 10000),
+              help="Open connections served at once; more wait to be accepted.")
 @click.option("--emit", type=click.Choice(["systemd", "kubernetes"]),
               help="Print a systemd unit, or a Kubernetes Deployment and Service, for this receiver and exit.")
 @click.option("--image", default="envfence-project:latest", show_default=True, help="Container image (with --emit kubernetes).")
 @pass_state
-def serve(state: State, force, reason, threads, workers, backlog_limit, retry_base, drain_timeout, emit, image) -> None:
+def serve(state: State, force, reason, threads, workers, backlog_limit, retry_base, drain_timeout, request_timeout,
+          connection_limit, emit, image) -> None:
     """Receive this environment's webhooks on its own port.
 
     \b
@@ -171,9 +180,14 @@ def serve(state: State, force, reason, threads, workers, backlog_limit, retry_ba
     try:
         # A body without Content-Length (chunked) is read whole before the application sees it:
         # the server stops it at the largest route's limit instead of spooling up to a gigabyte to disk.
+        # Stalled clients are cut off (idle ones by waitress's channel_timeout, slow senders by
+        # _cut_slow_senders), and connections are watched with poll(), not select() and its 1024 limit.
         server = create_server(receiver, host=host, port=port, threads=threads, ident="envfence",
                                clear_untrusted_proxy_headers=True,
-                               max_request_body_size=max(r.max_body for r in setup.routes.values()))
+                               max_request_body_size=max(r.max_body for r in setup.routes.values()),
+                               channel_timeout=request_timeout, cleanup_interval=min(1.0, request_timeout / 2),
+                               connection_limit=connection_limit, asyncore_use_poll=True)
+        _cut_slow_senders(server, request_timeout)
     except OSError as exc:
         receiver.access.close()
         setup.queue.close()
@@ -206,6 +220,40 @@ def serve(state: State, force, reason, threads, workers, backlog_limit, retry_ba
     setup.queue.close()
     session.audit("serve.stopped", port=port)
     _echo(f"envfence: receiver for {env} stopped")
+
+
+def _cut_slow_senders(server, timeout: float) -> None:
+    """Close a connection whose request (headers and body) is not whole ``timeout`` seconds after its first byte.
+
+    waitress closes only connections idle for ``channel_timeout``: a client
+    sending a byte every few seconds would hold its connection for ever, and
+    enough of them fill ``connection_limit`` so a genuine delivery waits.
+    """
+    from waitress.channel import HTTPChannel
+
+    class Timed(HTTPChannel):
+        began: float | None = None  #: when the request being read started, or None between requests
+
+        def received(self, data):
+            if data and self.request is None and self.began is None:
+                self.began = time.monotonic()
+            try:
+                return super().received(data)
+            finally:
+                if self.request is None:
+                    self.began = None
+
+    idle = server.maintenance
+
+    def maintenance(now: float) -> None:
+        idle(now)
+        cutoff = time.monotonic() - timeout
+        for channel in list(server.active_channels.values()):
+            if getattr(channel, "began", None) is not None and channel.began < cutoff:
+                channel.will_close = True  # the loop closes it on its next turn
+
+    server.channel_class = Timed
+    server.maintenance = maintenance
 
 
 def _drain(server, timeout: float) -> None:
@@ -381,6 +429,34 @@ _CHANGES = {
     "retry": ("pending", "a dead or dropped event is retried", "webhook.retried"),
     "drop": ("dropped", "a pending or dead event is dropped", "webhook.dropped"),
 }
+
+
+@queue.command("prune")
+@click.option("--older-than", "days", default=RETENTION_DAYS, show_default=True, type=click.FloatRange(0),
+              help="Days since an event finished.")
+@json_option
+@pass_state
+def prune(state: State, days: float) -> None:
+    """Drop the payload and headers of events finished long ago; their ids stay, so replays are still refused.
+
+    serve and worker do this at start for events finished over 30 days ago.
+    """
+    session, q = _queue(state, write=True)
+    pruned = _prune(session, q, days)
+    if state.json:
+        click.echo(dumps({"environment": session.environment.name, "pruned": pruned, "older_than_days": days}))
+    else:
+        click.echo(f"pruned {pruned} finished event(s) of {session.environment.name}'s queue (ids kept)")
+
+
+def _prune(session, q, days: float) -> int:
+    """Prune ``q`` (a shared store's queue may not prune: 0), audited when anything went."""
+    if not hasattr(q, "prune"):
+        return 0
+    pruned = q.prune(time.time() - days * 86400)
+    if pruned:
+        session.audit("webhook.pruned", events=pruned, older_than_days=days)
+    return pruned
 
 
 def _change(state: State, ref: str, change: str) -> None:

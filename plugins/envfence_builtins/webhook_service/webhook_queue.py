@@ -18,8 +18,10 @@ A claim is one conditional ``UPDATE`` inside an immediate transaction, so two
 workers (threads or processes) never hold the same event. Each worker holds
 an ``flock`` on a file named after its claim token while it lives; a running
 event whose worker's lock is free again belonged to a dead worker and goes
-back to pending (its try counted). ``(route, event_id)`` is unique: the
-same delivery is never queued twice (replay protection that survives restarts).
+back to pending (its try counted). An event id is accepted once per
+environment, whatever the route: the same delivery is never queued twice,
+nor replayed to another route that shares its secret (replay protection that
+survives restarts).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ CREATE TABLE IF NOT EXISTS events (
     UNIQUE (route, event_id)
 );
 CREATE INDEX IF NOT EXISTS events_due ON events (status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS events_event_id ON events (event_id);
 """
 
 
@@ -220,7 +223,7 @@ class WebhookQueue:
         self, *, route: str, event_id: str, provider: str, event_type: str | None, automation: str,
         body: bytes, headers: Mapping[str, str], max_attempts: int, ignored: bool = False,
     ) -> bool:
-        """Store a verified delivery, synced to disk; False when ``(route, event_id)`` is already known.
+        """Store a verified delivery, synced to disk; False when ``event_id`` is already known, on any route.
 
         Group commit: deliveries that arrive while a commit is syncing wait
         and go to disk together in the next one, so concurrent requests share
@@ -257,9 +260,9 @@ class WebhookQueue:
                 for entry in batch:
                     cursor = db.execute(
                         "INSERT INTO events (route, event_id, provider, event_type, automation, payload, headers,"
-                        " received_at, status, max_attempts, next_attempt_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
-                        " ON CONFLICT (route, event_id) DO NOTHING",
-                        entry.row,
+                        " received_at, status, max_attempts, next_attempt_at) SELECT ?,?,?,?,?,?,?,?,?,?,?"
+                        " WHERE NOT EXISTS (SELECT 1 FROM events WHERE event_id = ?)",
+                        (*entry.row, entry.row[1]),
                     )
                     entry.result = cursor.rowcount == 1
         except BaseException as exc:  # nothing of the batch is stored: every caller hears why
@@ -381,6 +384,20 @@ class WebhookQueue:
                 "UPDATE events SET status='dropped', finished_at=? WHERE seq=? AND status IN ('pending', 'dead')",
                 (time.time(), seq),
             ).rowcount == 1
+
+    def prune(self, before: float) -> int:
+        """Empty the body and headers of events finished before ``before``; returns how many.
+
+        The row stays, with its id, route and status: replay protection needs
+        the id for ever (a GitHub delivery carries no timestamp to go stale),
+        the payload not. Dead events keep theirs, as ``queue retry`` needs it.
+        """
+        with self._transaction() as db:
+            return db.execute(
+                "UPDATE events SET payload=x'', headers='{}' WHERE status IN ('succeeded', 'ignored', 'dropped')"
+                " AND COALESCE(finished_at, received_at) < ? AND (length(payload) > 0 OR headers != '{}')",
+                (before,),
+            ).rowcount
 
     def counts(self) -> dict[str, int]:
         """How many events are in each status."""

@@ -15,14 +15,16 @@ Each request goes through, in this order, and is refused at the first
 failure with a status that says no more than that: unknown route 404, not a
 POST 405, content type other than JSON 415, body over the limit 413,
 signature missing, wrong or stale 401, no event id or a body that is not a
-JSON object 400, an event id already received 409. Every refusal is logged
+JSON object 400, an event id already received on any route 409. Every refusal is logged
 and audited (``webhook.refused``) with its reason, never with the secret.
 An accepted event is synced to the queue before the 202.
 
 This module is the plugin: it declares the routes' secrets, reports invalid
 routes in ``envfence check``, and adds ``envfence serve``, ``envfence worker``
 and ``envfence queue``. The server itself (waitress) is imported only by
-``serve``.
+``serve``. An event id is accepted once per environment, whatever the route.
+``/readyz`` gives its detail (routes, configuration error codes, backlog) to
+callers on this host only; others get the status alone.
 """
 
 from __future__ import annotations
@@ -213,7 +215,7 @@ class Receiver:
         method = environ.get("REQUEST_METHOD", "")
         try:
             if path in ("/healthz", "/readyz") and method in ("GET", "HEAD"):
-                status, body = self._health(path)
+                status, body = self._health(path, _loopback(environ.get("REMOTE_ADDR", "")))
             else:
                 status, body = self._receive(path, method, environ)
         except Refused as refused:
@@ -231,12 +233,14 @@ class Receiver:
         )
         return [data]
 
-    def _health(self, path: str) -> tuple[int, dict]:
+    def _health(self, path: str, detailed: bool) -> tuple[int, dict]:
         if path == "/healthz":
             return 200, {"status": "alive"}
         writable = self.queue.writable()
         backlog = self.queue.counts()["pending"]
         ready = writable and backlog < self.backlog_limit and not self._config_errors
+        if not detailed:  # route names and error codes are for this host's probes, not for whoever can reach the port
+            return (200 if ready else 503), {"status": "ready" if ready else "not ready"}
         return (200 if ready else 503), {
             "status": "ready" if ready else "not ready", "queue_writable": writable, "backlog": backlog,
             "backlog_limit": self.backlog_limit, "configuration_errors": self._config_errors,
@@ -340,6 +344,16 @@ class AccessLog:
                 break
         if lines:
             self.logger.info("\n".join(lines))
+
+
+def _loopback(address: str) -> bool:
+    """True for a caller on this host (127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(address.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _printable(text: str) -> str:
