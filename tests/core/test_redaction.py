@@ -185,6 +185,19 @@ def test_a_short_secret_is_a_warning_in_development_and_an_error_in_production(e
         assert "Ab3$xy" not in result.output and "Zq9!" not in result.output
 
 
+@pytest.mark.parametrize("env", ["dev", "prod"])
+@pytest.mark.parametrize("value", ["q", "q7", "q7z"])
+def test_a_secret_too_short_to_mask_is_an_error_in_every_environment_and_the_run_is_refused(envfence_project, env, value):
+    envfence_project.write("envfence.toml", '[automations]\nshow = "jobs:show"\n[hostname]\nallow_stand_in = true\n')
+    envfence_project.write("jobs.py", "def show(ctx):\n    print('ran with', ctx.config.credential('API_TOKEN').reveal())\n")
+    prefix = {"dev": "DEV", "prod": "PROD"}[env]
+    envfence_project.write(".env", f"{prefix}_API_TOKEN={value}\nOTHER_TOKEN=long-enough-secret-1\n")
+    found = json.loads(envfence_project.run("--env", env, "--json", "check").stdout)["findings"]
+    assert [(f["key"], f["severity"]) for f in found if f["code"] == "SECRET_UNMASKABLE"] == [(f"{prefix}_API_TOKEN", "error")]
+    ran = envfence_project.run("--env", env, "run", "show", env={"ENVFENCE_HOSTNAME": f"web-{env}-01"})
+    assert ran.exit_code == 3 and "SECRET_UNMASKABLE" in ran.output and "ran with" not in ran.output, ran.output
+
+
 def test_a_secret_inside_a_non_secret_value_names_both_keys_never_the_value(envfence_project):
     envfence_project.write(".env", "DB_PASSWORD=pw-canary-8812\nDATABASE_URL=postgres://u:pw-canary-8812@h/db\n")
     found = json.loads(envfence_project.run("--env", "prod", "--json", "check").stdout)["findings"]

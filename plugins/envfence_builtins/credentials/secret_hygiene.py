@@ -7,10 +7,13 @@
   the value, but every other tool prints it. The finding names both keys,
   never the value. A warning in every profile: envfence's own output is
   masked, and a connection string holding its password is common practice.
-- ``SECRET_TOO_SHORT``: a secret of fewer than 8 characters: guessable, and
-  under 4 characters never masked in output at all (masking every ``1`` or
-  ``no`` would wreck messages and point at the secret). The finding says
-  neither the value nor its length. Warning; error in strict profiles.
+- ``SECRET_UNMASKABLE``: a secret under 4 characters is never masked in
+  output (masking every ``1`` or ``no`` would wreck messages and point at the
+  secret), so it cannot be a secret: an error in every environment, and the
+  run is refused.
+- ``SECRET_TOO_SHORT``: a secret of 4 to 7 characters: guessable. The
+  finding says neither the value nor its length. Warning; error in strict
+  profiles.
 """
 
 from __future__ import annotations
@@ -39,10 +42,35 @@ def _holders(session) -> dict[str, list[str]]:
     return holders
 
 
+def unmaskable(session) -> list[Finding]:
+    """An error for each secret of this environment under 4 characters: never masked, so it cannot be a secret."""
+    here = session.environment.name
+    findings = []
+    for key, entry in sorted(session.config.entries.items()):
+        if not isinstance(entry.value, Secret) or entry.prefix_environment not in (None, here):
+            continue
+        if 0 < len(entry.value.reveal()) < MIN_MASKED_LENGTH:
+            findings.append(Finding(
+                "SECRET_UNMASKABLE", "error",
+                f"{key} (set in {entry.source}) is a secret under {MIN_MASKED_LENGTH} characters: it cannot be masked, "
+                "so run output and logs would show it; nothing runs in this environment until it is longer",
+                f"issue a real secret (at least {MIN_SECRET_LENGTH} random characters) and set it in {entry.source}, "
+                f"or, if {key} is no secret, take it out of `secrets` in envfence.toml",
+                key=key, plugin=NAME,
+            ))
+    return findings
+
+
+@hookimpl
+def pre_run_safety(session, request) -> list[Finding]:
+    """Refuse a run in an environment holding a secret too short to mask, in every profile."""
+    return unmaskable(session)
+
+
 @hookimpl
 def validate(session) -> list[Finding]:
     """Secrets inside non-secret values; secrets too short to keep."""
-    findings: list[Finding] = []
+    findings: list[Finding] = unmaskable(session)
     escalate = session.profile.escalate
     here = session.environment.name
     entries = session.config.entries
@@ -53,7 +81,7 @@ def validate(session) -> list[Finding]:
             plain.append(key)
             continue
         value = entry.value.reveal()
-        if value and len(value) < MIN_SECRET_LENGTH and entry.prefix_environment in (None, here):
+        if value and MIN_MASKED_LENGTH <= len(value) < MIN_SECRET_LENGTH and entry.prefix_environment in (None, here):
             findings.append(Finding(
                 "SECRET_TOO_SHORT", escalate("warning"),
                 f"{key} (set in {entry.source}) is a secret shorter than {MIN_SECRET_LENGTH} characters: easy to guess, "
