@@ -437,6 +437,9 @@ class _Threads:
         self.lock = threading.Lock()
         self.count = 0
         self.originals: tuple[Any, Any] | None = None
+        #: While any thread captures: writers for the threads that capture nothing of their own (a thread
+        #: an automation started, a library's worker): redacted, to the streams of entry.
+        self.others: tuple[Any, Any] | None = None
 
 
 _THREADS = _Threads()
@@ -445,9 +448,10 @@ _THREADS = _Threads()
 class _Router(io.TextIOBase):
     """Stands for ``sys.stdout`` (or ``sys.stderr``) while a thread captures its output.
 
-    A write goes to the capture of the thread that writes, or to the stream of
-    entry when that thread captures nothing (or is emitting a captured line):
-    threads running side by side (webhook workers) each keep their own.
+    A write goes to the capture of the thread that writes; from a thread that
+    captures nothing (one the automation started), redacted to the stream of
+    entry; while emitting a captured line, to the stream of entry as it is.
+    Threads capturing side by side (webhook workers) each keep their own.
     """
 
     def __init__(self, original: Any, index: int) -> None:
@@ -457,10 +461,10 @@ class _Router(io.TextIOBase):
 
     def _target(self) -> Any:
         local = _THREADS.local
-        capture = getattr(local, "capture", None)
-        if capture is None or getattr(local, "through", 0):
+        if getattr(local, "through", 0):
             return self.original
-        return capture[self._index]
+        capture = getattr(local, "capture", None) or _THREADS.others
+        return self.original if capture is None else capture[self._index]
 
     def writable(self) -> bool:
         return True
@@ -515,10 +519,13 @@ def redirected_output(
         with redirected_output(session.redactor(), stdout=show, stderr=show):
             result = function(ctx)
 
-    Only this thread's output is captured: threads capturing side by side
-    (webhook workers) each keep their own, and other threads write to the
-    streams as before. Within :func:`uncaptured` (and while a captured line is
-    passed on) this thread writes to the streams of entry.
+    This thread's output goes to ``stdout``/``stderr``: threads capturing side
+    by side (webhook workers) each keep their own. Every other thread's output
+    (a thread the automation started) is redacted too, with the redactor of the
+    first capture, and goes to the streams of entry: masking holds for the
+    whole process, not only the thread that called. Within :func:`uncaptured`
+    (and while a captured line is passed on) a thread writes to the streams of
+    entry.
 
     :param stdout: called with each redacted line of standard output
         (default: written, with its newline, to the ``sys.stdout`` of entry).
@@ -528,6 +535,8 @@ def redirected_output(
     with threads.lock:
         if threads.count == 0:
             threads.originals = (sys.stdout, sys.stderr)
+            threads.others = (_RedactingWriter(LineStream(redactor, _writer(sys.stdout))),
+                              _RedactingWriter(LineStream(redactor, _writer(sys.stderr))))
             sys.stdout, sys.stderr = _Router(sys.stdout, 0), _Router(sys.stderr, 1)  # type: ignore[assignment]
         threads.count += 1
         old_out, old_err = threads.originals  # type: ignore[misc]
@@ -539,13 +548,14 @@ def redirected_output(
         yield
     finally:
         threads.local.capture = previous
+        others = None
         with threads.lock:
             threads.count -= 1
             if threads.count == 0:
                 sys.stdout, sys.stderr = threads.originals  # type: ignore[misc]
-                threads.originals = None
-        out.close()
-        err.close()
+                threads.originals, others, threads.others = None, threads.others, None
+        for writer in (out, err, *(others or ())):
+            writer.close()
 
 
 def _writer(stream: Any) -> Callable[[str], None]:

@@ -384,3 +384,25 @@ def test_a_run_that_cannot_open_its_session_hands_on_error_no_secret_shape(envfe
     assert result.exit_code != 0 and messages, result.output
     assert all(token not in m and "patOpenFails00001" not in m for m in messages), messages
     assert any(MASK in m for m in messages), messages
+
+
+def test_a_thread_a_function_automation_starts_prints_masked(make_project, run_cli):
+    secret = "canary-thread-Zp41xQ"
+    jobs = (
+        "import sys, threading\n"
+        "def leak(ctx):\n"
+        "    value = ctx.config.credential('API_TOKEN').reveal()\n"
+        "    threads = [threading.Thread(target=print, args=('from a thread', value)),\n"
+        "               threading.Thread(target=lambda: sys.stderr.write('to stderr ' + value + '\\n'))]\n"
+        "    for t in threads:\n"
+        "        t.start()\n"
+        "    for t in threads:\n"
+        "        t.join()\n"
+    )
+    root = make_project({"jobs.py": jobs, ".env": f"DEV_API_TOKEN={secret}\n"}, settings='[automations]\nleak = "jobs:leak"\n')
+    ran = run_cli("run", "leak", cwd=root)
+    assert ran.exit_code == 0, ran.output
+    assert f"from a thread {MASK}" in ran.output and f"to stderr {MASK}" in ran.output
+    assert secret not in ran.output
+    logs = "".join(p.read_text() for p in (root / "var").rglob("*.log"))
+    assert secret not in logs
