@@ -118,15 +118,30 @@ class ProjectSettings:
         return [(k, _close(k, known)) for k in self.raw if k not in known]
 
 
+def name_shaped(value: str) -> bool:
+    """True when ``value`` looks like an environment name (``staging``, ``qa_2``), not a token that may be a secret."""
+    import re
+
+    return re.fullmatch(r"[A-Za-z][A-Za-z_-]{0,23}[0-9]{0,3}", value.strip()) is not None
+
+
 def unknown_environment(settings: ProjectSettings, name: str, where: str) -> ConfigurationError:
     """The error for a name that is no declared environment or alias."""
     listing = ", ".join(
         f"{e.name} ({', '.join(e.aliases)})" if e.aliases else e.name
         for e in settings.environments.values()
     )
+    # Only a value shaped like a name is echoed: a token pasted into --env or ENVIRONMENT may be a secret,
+    # and no session (so no redactor) exists yet to mask it.
+    if name_shaped(name):
+        return ConfigurationError(
+            f"unknown environment {name!r} from {where}; declared environments: {listing}",
+            f"use one of those names, or declare it under [environments.{name.strip().lower()}] in {settings.source}",
+        )
     return ConfigurationError(
-        f"unknown environment {name!r} from {where}; declared environments: {listing}",
-        f"use one of those names, or declare it under [environments.{name.strip().lower()}] in {settings.source}",
+        f"unknown environment from {where}: a value of {len(name)} characters not shaped like an environment name "
+        f"(not shown: it may be a secret); declared environments: {listing}",
+        "use one of those names",
     )
 
 

@@ -125,3 +125,20 @@ def test_settings_in_pyproject_with_errors_name_the_table(make_project, run_cli)
     result = run_cli("detect", cwd=root)
     assert result.exit_code == 4
     assert "pyproject.toml: default_environment" in result.stderr
+
+
+TOKEN = "8f3a9c2e41b85d60a1f4e9c3b7d2086e"
+
+
+@pytest.mark.parametrize("how", ["--env", "ENVIRONMENT", "--json --env"])
+def test_an_unknown_environment_shaped_like_a_token_is_never_echoed(make_project, run_cli, how):
+    root = make_project({}, settings="")
+    if how == "ENVIRONMENT":
+        result = run_cli("detect", cwd=root, env={"ENVIRONMENT": TOKEN})
+    else:
+        result = run_cli(*how.split(), TOKEN, "detect", cwd=root)
+    assert result.exit_code in (2, 4), result.output
+    assert TOKEN not in result.output and TOKEN[:8] not in result.output
+    assert "not shaped like an environment name" in result.output and "development" in result.output
+    named = run_cli("--env", "stagin", "detect", cwd=root)
+    assert "unknown environment 'stagin'" in named.output  # a name-shaped typo is still shown, to be corrected

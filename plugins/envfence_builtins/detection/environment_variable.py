@@ -6,6 +6,7 @@ from typing import Mapping
 
 from envfence import hookimpl
 from envfence.models import Environment
+from envfence.settings import name_shaped
 
 
 @hookimpl(tryfirst=True)
@@ -19,5 +20,6 @@ def detect_environment(settings, environ: Mapping[str, str]) -> Environment | No
     value = environ.get(variable, "").strip()
     if not value:
         return None
-    name = settings.require(value, f"{variable}={value}")
+    # A value that may be a token pasted by mistake is never echoed (no redactor exists yet).
+    name = settings.require(value, f"{variable}={value}" if name_shaped(value) else f"the {variable} variable")
     return Environment(name, f"{variable} variable", f"{variable}={value}")
