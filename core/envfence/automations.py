@@ -12,30 +12,65 @@ from .errors import ConfigurationError, UsageError
 from .models import Automation
 
 
+#: Longer names are refused: they are file names, log fields and schedule entries.
+MAX_NAME = 100
+
+
+def name_problem(name: str) -> str | None:
+    """What makes ``name`` unusable as an automation name, or None: the one naming rule, applied at load.
+
+    An automation's name reaches log lines, mail subjects, HTML reports, lock
+    and schedule files: a line break, another control or format character
+    (a right-to-left override), ``<`` or ``>`` would forge or hide something
+    there, so they are refused wherever the name comes from.
+    """
+    import unicodedata
+
+    if not isinstance(name, str) or not name.strip():
+        return "is empty"
+    if name != name.strip():
+        return "starts or ends with white space"
+    if len(name) > MAX_NAME:
+        return f"is longer than {MAX_NAME} characters"
+    for char in name:
+        if char in "<>" or unicodedata.category(char)[0] == "C" or unicodedata.category(char) in ("Zl", "Zp"):
+            shown = char if char in "<>" else f"U+{ord(char):04X}"
+            return f"holds {shown!r}; names may not hold < > or control characters"
+    return None
+
+
 def collect(session: Any) -> dict[str, Automation]:
     """Every automation the plugins register, by name.
 
     A name registered twice is a :class:`ConfigurationError` naming both
-    plugins: silently picking one would run the wrong job. A plugin that
+    plugins: silently picking one would run the wrong job. So is a name that
+    :func:`name_problem` refuses. A plugin that
     raises is one too (``register_automations``'s policy is ``CONFIGURATION``).
     """
     found: dict[str, Automation] = {}
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
 
     def register(automation: Automation) -> None:
         if not isinstance(automation, Automation):
             raise TypeError(f"register() takes an envfence.models.Automation, not {type(automation).__name__}")
+        problem = name_problem(automation.name)
+        if problem is not None:
+            shown = str(automation.name).encode("unicode_escape").decode("ascii")  # a line break shows as \n, never breaks one
+            problems.append((f"automation '{shown}' ({automation.plugin or '?'}) {problem}",
+                             "rename it: letters, digits, spaces and punctuation other than < >"))
+            return
         other = found.get(automation.name)
         if other is not None:
-            problems.append(
-                f"automation {automation.name!r} is registered twice ({other.plugin or '?'} and {automation.plugin or '?'})"
-            )
+            problems.append((
+                f"automation {automation.name!r} is registered twice ({other.plugin or '?'} and {automation.plugin or '?'})",
+                "rename one of them",
+            ))
             return
         found[automation.name] = automation
 
     session.plugins.register_automations(session=session, register=register)
     if problems:
-        raise ConfigurationError(problems[0], "rename one of them")
+        raise ConfigurationError(*problems[0])
     return dict(sorted(found.items()))
 
 

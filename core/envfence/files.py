@@ -574,3 +574,53 @@ __all__ = [
     "lock_file", "make_dirs", "move_aside", "move_no_replace", "open_append", "open_lock", "open_read", "profile_modes", "remove",
     "tree_parts", "write_atomic",
 ]
+
+
+def _holding(identity: tuple[int, int]) -> int | None:
+    """How many of this process's descriptors hold the file ``identity`` (Linux ``/proc/self/fd``); None where unknown."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    count = 0
+    for name in names:
+        try:
+            opened = os.stat(f"/proc/self/fd/{name}")  # the file the descriptor holds, whatever its name now
+        except OSError:
+            continue
+        count += (opened.st_dev, opened.st_ino) == identity
+    return count
+
+
+@contextmanager
+def opened_by_name(paths_or_base: Any, path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Around a library opening file ``path`` of the tree by name (SQLite, a loguru file sink): check what it opened.
+
+    :func:`ensure_file` checks the path, but a link swapped in before the
+    library opens it would be followed. This notes the file's identity
+    (reached through no link) before the block, and after it requires that
+    the block opened a descriptor on that very file; otherwise
+    :class:`SafetyError`, and the caller closes what it opened. Where the
+    system lists no descriptors (not Linux) only the path is checked.
+
+    :yields: the file's path, for the library.
+    """
+    base = _base(paths_or_base)
+    parts = tree_parts(base, path)
+    fd = _open_in_tree(paths_or_base, path, os.O_RDONLY, PRIVATE_FILE, PRIVATE_DIR)
+    try:
+        info = os.fstat(fd)
+    finally:
+        os.close(fd)
+    identity = (info.st_dev, info.st_ino)
+    before = _holding(identity)
+    yield Path(base, *parts)
+    after = _holding(identity)
+    if before is None or after is None or after > before:
+        return
+    shown = _shown(base, parts)
+    raise SafetyError(
+        f"refusing to use {shown}: what was opened there is not the file checked a moment before "
+        "(a link or another file was swapped in)",
+        f"look at what stands at {shown} and who can write its directory; remove anything that is not envfence's own file",
+    )

@@ -34,3 +34,29 @@ def test_echo_json_writes_iterators_and_pairs_as_lists_and_objects(capsys):
     out = capsys.readouterr().out
     assert CANARY not in out
     assert out == dumps({"a": [1, {"x": [2, "two\nlines"]}], "b": {"s": "********", "n": None}, "empty": [], "none": {}}) + "\n"
+
+
+def test_a_bad_option_value_of_a_plugin_command_is_json_under_json(make_project, run_cli, envfence_plugin):
+    import click
+
+    import envfence
+
+    class Commands:
+        @envfence.hookimpl
+        def register_commands(self, cli):
+            @cli.group("frob")
+            def frob():
+                """A plugin's group."""
+
+            @frob.command("twist")
+            @click.option("--times", type=click.IntRange(1, 5), default=1)
+            def twist(times):
+                """A plugin's command."""
+
+    envfence_plugin(Commands(), "frobber")
+    root = make_project({}, settings="")
+    for args in (("--json", "frob", "twist", "--times", "9"), ("frob", "twist", "--times", "x", "--json")):
+        result = run_cli(*args, cwd=root)
+        error = json.loads(result.stdout)
+        assert result.exit_code == 2 and error["exit_code"] == 2 and "--times" in error["error"], result.output
+        assert error["hint"] == "envfence frob twist --help"

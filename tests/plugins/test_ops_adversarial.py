@@ -252,7 +252,7 @@ def test_percent_and_dollar_reach_cron_and_systemd_as_themselves(make_project, r
     assert "sync-50%%-$$HOME" in exec_start
 
 
-def test_an_automation_name_with_a_line_break_cannot_inject_mail_headers_and_the_alert_goes_out_once(make_project, run_cli):
+def test_an_automation_name_with_a_line_break_is_refused_at_load_so_it_cannot_inject_mail_headers(make_project, run_cli):
     pytest.importorskip("aiosmtpd")
     from test_alerts import Mailbox, free_port
 
@@ -264,15 +264,35 @@ def test_an_automation_name_with_a_line_break_cannot_inject_mail_headers_and_the
         root = make_project({"jobs.py": JOBS}, settings=f'[automations.{key}]\nrun = "jobs:ok"\n[thresholds.{key}]\n'
                             'max_memory = "1KB"\n[alerts.escalation]\ndevelopment = ["console", "email"]\n'
                             f'[alerts.email]\nhost = "127.0.0.1"\nport = {port}\ntls = "none"\nto = ["ops@example.org"]\ntimeout = 5\n')
-        for _ in range(2):
-            ran = run_cli("run", name, cwd=root)
-            assert ran.exit_code == 0 and "failed in on_run_finish" not in ran.stderr, ran.output
-        assert len(mailbox.messages) == 1, ran.stderr
-        [(to, mail)] = mailbox.messages
-        assert to == ["ops@example.org"] and mail["Bcc"] is None and "attacker@example.org" in mail["Subject"]
-        assert json.loads(run_cli("alerts", "show", "--json", cwd=root).stdout)["pending"] == []
+        ran = run_cli("run", name, cwd=root)
+        _no_traceback(ran)
+        assert ran.exit_code == 4 and "automation 'sync\\nBcc: attacker@example.org'" in ran.stderr, ran.output
+        assert "control characters" in ran.stderr and mailbox.messages == []
+        listed = run_cli("list", cwd=root)
+        assert listed.exit_code == 4 and "\nBcc" not in listed.output
     finally:
         mailbox.stop()
+
+
+@pytest.mark.parametrize("name", ["x<img src=y>", "tab\there", "rtl\u202eexe.sh", " padded", "a" * 101, "nul\x00"])
+def test_one_naming_rule_refuses_unsafe_automation_names_wherever_they_come_from(make_project, run_cli, envfence_plugin, name):
+    import envfence
+    from envfence.models import Automation
+
+    root = make_project({"jobs.py": JOBS}, settings=f'[automations.{json.dumps(name)}]\nrun = "jobs:ok"\n'
+                        if "\x00" not in name else "")
+    if "\x00" in name:  # TOML cannot hold it: a plugin registers it
+        class Registers:
+            @envfence.hookimpl
+            def register_automations(self, register):
+                register(Automation(name, "from a plugin", function=lambda ctx: None))
+
+        envfence_plugin(Registers(), "registers")
+    found = json.loads(run_cli("--json", "check", cwd=root).stdout)["findings"]
+    assert any(f["code"] == "AUTOMATION_INVALID" and "automation '" in f["message"] for f in found), found
+    ran = run_cli("run", "anything", cwd=root)
+    _no_traceback(ran)
+    assert ran.exit_code == 4 and "rename it" in ran.stderr
 
 
 def test_a_channel_that_fails_in_an_unforeseen_way_keeps_its_alert_and_the_others_are_not_sent_twice(make_project, run_cli):

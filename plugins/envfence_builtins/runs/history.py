@@ -182,6 +182,9 @@ def _open(session, write: bool):
     problem = files.check_file(session.paths, path)
     if problem in ("symlink", "hard link"):
         files.ensure_file(session.paths, path)  # raises the clear SafetyError naming the link
+    for side in ("-journal", "-wal", "-shm"):  # SQLite's own files beside it, opened by name as well
+        if files.check_file(session.paths, f"{path}{side}") in ("symlink", "hard link"):
+            files.ensure_file(session.paths, f"{path}{side}")
     if problem == "not a file" or (problem is None and path.exists() and not _is_database(path)):
         _move_aside(session, path, "a directory or another non-file" if problem else "damaged")
     if not path.exists():
@@ -189,13 +192,17 @@ def _open(session, write: bool):
             return None
         dir_mode, file_mode = files.profile_modes(session.profile)
         files.ensure_file(session.paths, path, mode=file_mode, dir_mode=dir_mode)
-    db = sqlite3.connect(path if write else f"{path.as_uri()}?mode=ro", uri=not write, timeout=10)
+    db = None
     try:
+        # SQLite opens by name: what it opened must be the file just checked, not a link swapped in since.
+        with files.opened_by_name(session.paths, path):
+            db = sqlite3.connect(path if write else f"{path.as_uri()}?mode=ro", uri=not write, timeout=10)
         if write:
             db.executescript(_SCHEMA)
             _migrate(db)
     except BaseException:
-        db.close()
+        if db is not None:
+            db.close()
         raise
     return db
 

@@ -36,7 +36,7 @@ from typing import Any
 import attrs
 
 from envfence import files, hookimpl
-from envfence.errors import ConfigurationError
+from envfence.errors import ConfigurationError, SafetyError
 from envfence.models import Finding
 
 CONSOLE_FORMAT = (
@@ -116,31 +116,44 @@ def configure_logging(session, embedded: bool) -> LoggingStrategy:
         )
     log_file = None
     if session.prepared and session.paths is not None:
-        log_file = session.paths.log_file(str(options["file"]))
-        # A real file of the tree, created with the profile's mode (never through a link, never world-writable).
-        dir_mode, file_mode = files.profile_modes(session.profile)
-        files.ensure_file(session.paths, log_file, mode=file_mode, dir_mode=dir_mode)
-        common = dict(
-            level=level,
-            rotation=options["rotation"],
-            retention=options["retention"],
-            compression=options["compression"],
-            enqueue=True,
-            backtrace=False,
-            diagnose=False,
-            encoding="utf-8",
-        )
-        try:
-            if name == "production":
-                logger.add(str(log_file), serialize=True, **common)
-            else:
-                logger.add(str(log_file), format=FILE_FORMAT, **common)
-        except (ValueError, TypeError) as exc:
-            raise ConfigurationError(
-                f"{session.settings.source}: [logging]: {exc}", 'e.g. rotation = "10 MB", retention = "30 days", compression = "gz"'
-            ) from None
+        log_file = _add_file_sink(session, logger, name, options, level)
     logger.enable("envfence")
     return LoggingStrategy(name, level, session.profile.console_logging, log_file, redacts=True)
+
+
+def _add_file_sink(session, logger, name: str, options, level: str) -> Path:
+    """The environment's log file as a loguru sink (JSON lines in production); returns its path."""
+    log_file = session.paths.log_file(str(options["file"]))
+    # A real file of the tree, created with the profile's mode (never through a link, never world-writable).
+    dir_mode, file_mode = files.profile_modes(session.profile)
+    files.ensure_file(session.paths, log_file, mode=file_mode, dir_mode=dir_mode)
+    common = dict(
+        level=level,
+        rotation=options["rotation"],
+        retention=options["retention"],
+        compression=options["compression"],
+        enqueue=True,
+        backtrace=False,
+        diagnose=False,
+        encoding="utf-8",
+    )
+    sink = None
+    try:
+        # loguru opens the file by name: it must open the one just checked, not a link swapped in since.
+        with files.opened_by_name(session.paths, log_file):
+            if name == "production":
+                sink = logger.add(str(log_file), serialize=True, **common)
+            else:
+                sink = logger.add(str(log_file), format=FILE_FORMAT, **common)
+    except SafetyError:
+        if sink is not None:
+            logger.remove(sink)
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigurationError(
+            f"{session.settings.source}: [logging]: {exc}", 'e.g. rotation = "10 MB", retention = "30 days", compression = "gz"'
+        ) from None
+    return log_file
 
 
 #: The fallback sink this process holds. loguru's sinks belong to the process,
@@ -169,12 +182,21 @@ def fallback_log_file(session) -> Path | None:
             logger.remove(_fallback_sink)
         except ValueError:  # the strategy removed every sink already
             pass
+        _fallback_sink = None
     logger.enable("envfence")  # the command line owns the process (an embedded setup may have disabled it)
     environment = session.environment.name
-    _fallback_sink = logger.add(
-        path,
-        level=session.profile.log_level,
-        format="{time:YYYY-MM-DD HH:mm:ss.SSS} {level} {message}",
-        filter=lambda record: record["extra"].get("environment") == environment,
-    )
+    # loguru opens the file by name: it must open the one just checked, not a link swapped in since.
+    try:
+        with files.opened_by_name(session.paths, path):
+            _fallback_sink = logger.add(
+                path,
+                level=session.profile.log_level,
+                format="{time:YYYY-MM-DD HH:mm:ss.SSS} {level} {message}",
+                filter=lambda record: record["extra"].get("environment") == environment,
+            )
+    except SafetyError:
+        if _fallback_sink is not None:
+            logger.remove(_fallback_sink)
+            _fallback_sink = None
+        raise
     return path

@@ -138,6 +138,19 @@ def worker_lock(token: str) -> str:
     return f"{QUEUE_DIR}/workers/{token}.lock"
 
 
+def _connect_checked(paths, relative: str) -> sqlite3.Connection:
+    """SQLite's connection to the queue file, checked to hold the very file envfence checked (no link swapped in)."""
+    db = None
+    try:
+        with files.opened_by_name(paths, relative) as path:
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    except BaseException:
+        if db is not None:
+            db.close()
+        raise
+    return db
+
+
 def damaged(path: Path, exc: Exception) -> EnvfenceError:
     """The error for a queue file SQLite cannot read. It is never replaced: accepted events may still be recovered from it."""
     return EnvfenceError(
@@ -161,18 +174,18 @@ class WebhookQueue:
     def __init__(self, paths) -> None:
         relative = f"{QUEUE_DIR}/{QUEUE_FILE}"
         # SQLite opens its files by name: each is checked (and the database created) through
-        # envfence.files first, so none is reached through a link.
-        for side in ("-wal", "-shm", "-journal"):
-            if files.check_file(paths, relative + side) == "symlink":
-                files.ensure_file(paths, relative + side)  # raises the SafetyError naming the link
+        # envfence.files first, so none is reached through a link or shares its content through a hard link.
+        for name in (relative, *(relative + side for side in ("-wal", "-shm", "-journal"))):
+            if files.check_file(paths, name) is not None:
+                files.ensure_file(paths, name)  # raises the SafetyError naming the link
         self.path = files.ensure_file(paths, relative)
         self.paths = paths
-        self._identity = self._inode()
         self._lock = threading.Lock()
         self._group = threading.Condition()
         self._waiting: list[_Pending] = []
         self._syncing = False
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db = _connect_checked(paths, relative)
+        self._identity = self._inode()
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")  # each commit reaches the disk before the 2xx
