@@ -34,8 +34,10 @@ def name_problem(name: str) -> str | None:
         return f"is longer than {MAX_NAME} characters"
     for char in name:
         if char in "<>" or unicodedata.category(char)[0] == "C" or unicodedata.category(char) in ("Zl", "Zp"):
-            shown = char if char in "<>" else f"U+{ord(char):04X}"
-            return f"holds {shown!r}; names may not hold < > or control characters"
+            shown = repr(char) if char in "<>" else f"U+{ord(char):04X}"
+            if char in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029":
+                shown = f"a line break ({shown})"
+            return f"holds {shown}; names may not hold < >, line breaks or other control characters"
     return None
 
 

@@ -576,20 +576,30 @@ __all__ = [
 ]
 
 
-def _holding(identity: tuple[int, int]) -> int | None:
-    """How many of this process's descriptors hold the file ``identity`` (Linux ``/proc/self/fd``); None where unknown."""
+def _open_files() -> set[tuple[str, int, int]] | None:
+    """``(descriptor, device, inode)`` of each file this process holds open (Linux ``/proc/self/fd``); None where unknown."""
     try:
         names = os.listdir("/proc/self/fd")
     except OSError:
         return None
-    count = 0
+    found = set()
     for name in names:
         try:
             opened = os.stat(f"/proc/self/fd/{name}")  # the file the descriptor holds, whatever its name now
         except OSError:
             continue
-        count += (opened.st_dev, opened.st_ino) == identity
-    return count
+        if stat.S_ISREG(opened.st_mode):
+            found.add((name, opened.st_dev, opened.st_ino))
+    return found
+
+
+def _opened_what_was_checked(identity: tuple[int, int], before: set, after: set) -> bool:
+    new = after - before
+    if any((dev, ino) == identity for _, dev, ino in new):
+        return True  # the library opened the checked file
+    # SQLite reuses a descriptor it kept open on the same file (closing it would drop another
+    # connection's locks): nothing new was opened, and the process holds the checked file.
+    return not new and any((dev, ino) == identity for _, dev, ino in after)
 
 
 @contextmanager
@@ -599,9 +609,9 @@ def opened_by_name(paths_or_base: Any, path: str | os.PathLike[str]) -> Iterator
     :func:`ensure_file` checks the path, but a link swapped in before the
     library opens it would be followed. This notes the file's identity
     (reached through no link) before the block, and after it requires that
-    the block opened a descriptor on that very file; otherwise
-    :class:`SafetyError`, and the caller closes what it opened. Where the
-    system lists no descriptors (not Linux) only the path is checked.
+    what the block opened is that very file; otherwise :class:`SafetyError`,
+    and the caller closes what it opened (:func:`open_by_name` does). Where
+    the system lists no descriptors (not Linux) only the path is checked.
 
     :yields: the file's path, for the library.
     """
@@ -612,11 +622,10 @@ def opened_by_name(paths_or_base: Any, path: str | os.PathLike[str]) -> Iterator
         info = os.fstat(fd)
     finally:
         os.close(fd)
-    identity = (info.st_dev, info.st_ino)
-    before = _holding(identity)
+    before = _open_files()
     yield Path(base, *parts)
-    after = _holding(identity)
-    if before is None or after is None or after > before:
+    after = _open_files()
+    if before is None or after is None or _opened_what_was_checked((info.st_dev, info.st_ino), before, after):
         return
     shown = _shown(base, parts)
     raise SafetyError(
@@ -624,3 +633,25 @@ def opened_by_name(paths_or_base: Any, path: str | os.PathLike[str]) -> Iterator
         "(a link or another file was swapped in)",
         f"look at what stands at {shown} and who can write its directory; remove anything that is not envfence's own file",
     )
+
+
+def open_by_name(paths_or_base: Any, path: str | os.PathLike[str], opener: Any, closer: Any) -> Any:
+    """``opener(path)`` inside :func:`opened_by_name`; what it opened is closed with ``closer`` when refused.
+
+    A refusal is tried once more: another thread opening a file at the same
+    moment can make a reused descriptor look like a swap; a link that is
+    really there is refused again.
+    """
+    tries = 2
+    while True:
+        tries -= 1
+        handle = None
+        try:
+            with opened_by_name(paths_or_base, path) as full:
+                handle = opener(full)
+            return handle
+        except SafetyError:
+            if handle is not None:
+                closer(handle)
+            if not tries:
+                raise

@@ -192,17 +192,15 @@ def _open(session, write: bool):
             return None
         dir_mode, file_mode = files.profile_modes(session.profile)
         files.ensure_file(session.paths, path, mode=file_mode, dir_mode=dir_mode)
-    db = None
+    # SQLite opens by name: what it opened must be the file just checked, not a link swapped in since.
+    db = files.open_by_name(session.paths, path, lambda checked: sqlite3.connect(
+        checked if write else f"{checked.as_uri()}?mode=ro", uri=not write, timeout=10), lambda db: db.close())
     try:
-        # SQLite opens by name: what it opened must be the file just checked, not a link swapped in since.
-        with files.opened_by_name(session.paths, path):
-            db = sqlite3.connect(path if write else f"{path.as_uri()}?mode=ro", uri=not write, timeout=10)
         if write:
             db.executescript(_SCHEMA)
             _migrate(db)
     except BaseException:
-        if db is not None:
-            db.close()
+        db.close()
         raise
     return db
 

@@ -36,7 +36,7 @@ from typing import Any
 import attrs
 
 from envfence import files, hookimpl
-from envfence.errors import ConfigurationError, SafetyError
+from envfence.errors import ConfigurationError
 from envfence.models import Finding
 
 CONSOLE_FORMAT = (
@@ -137,18 +137,10 @@ def _add_file_sink(session, logger, name: str, options, level: str) -> Path:
         diagnose=False,
         encoding="utf-8",
     )
-    sink = None
+    shape = {"serialize": True} if name == "production" else {"format": FILE_FORMAT}
     try:
         # loguru opens the file by name: it must open the one just checked, not a link swapped in since.
-        with files.opened_by_name(session.paths, log_file):
-            if name == "production":
-                sink = logger.add(str(log_file), serialize=True, **common)
-            else:
-                sink = logger.add(str(log_file), format=FILE_FORMAT, **common)
-    except SafetyError:
-        if sink is not None:
-            logger.remove(sink)
-        raise
+        files.open_by_name(session.paths, log_file, lambda path: logger.add(str(path), **shape, **common), logger.remove)
     except (ValueError, TypeError) as exc:
         raise ConfigurationError(
             f"{session.settings.source}: [logging]: {exc}", 'e.g. rotation = "10 MB", retention = "30 days", compression = "gz"'
@@ -186,17 +178,10 @@ def fallback_log_file(session) -> Path | None:
     logger.enable("envfence")  # the command line owns the process (an embedded setup may have disabled it)
     environment = session.environment.name
     # loguru opens the file by name: it must open the one just checked, not a link swapped in since.
-    try:
-        with files.opened_by_name(session.paths, path):
-            _fallback_sink = logger.add(
-                path,
-                level=session.profile.log_level,
-                format="{time:YYYY-MM-DD HH:mm:ss.SSS} {level} {message}",
-                filter=lambda record: record["extra"].get("environment") == environment,
-            )
-    except SafetyError:
-        if _fallback_sink is not None:
-            logger.remove(_fallback_sink)
-            _fallback_sink = None
-        raise
+    _fallback_sink = files.open_by_name(session.paths, path, lambda checked: logger.add(
+        checked,
+        level=session.profile.log_level,
+        format="{time:YYYY-MM-DD HH:mm:ss.SSS} {level} {message}",
+        filter=lambda record: record["extra"].get("environment") == environment,
+    ), logger.remove)
     return path

@@ -140,15 +140,8 @@ def worker_lock(token: str) -> str:
 
 def _connect_checked(paths, relative: str) -> sqlite3.Connection:
     """SQLite's connection to the queue file, checked to hold the very file envfence checked (no link swapped in)."""
-    db = None
-    try:
-        with files.opened_by_name(paths, relative) as path:
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    except BaseException:
-        if db is not None:
-            db.close()
-        raise
-    return db
+    return files.open_by_name(paths, relative, lambda path: sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=30), lambda db: db.close())
 
 
 def damaged(path: Path, exc: Exception) -> EnvfenceError:
