@@ -114,6 +114,9 @@ class HostInfo:
     real: "HostInfo | None" = None
     #: False when no plugin answered ``classify_host``: only the name is known (no rules, no machine id read).
     classified: bool = True
+    #: ``(environment, keyword)`` for each environment whose keyword the name holds inside a word
+    #: (``prodserver01``) without a rule classifying the host by it: suspect, not classified.
+    suspects: tuple[tuple[str, str], ...] = ()
 
     @property
     def environments(self) -> tuple[str, ...]:
@@ -140,7 +143,8 @@ class HostInfo:
         if not self.classified:
             return "not classified (no plugin classifies hosts)"
         if not self.matches:
-            return "unclassified (no enrollment rule and no hostname pattern matched)"
+            suspect = "".join(f"; suspect for {env} ('{word}' inside a word)" for env, word in self.suspects)
+            return "unclassified (no enrollment rule and no hostname pattern matched)" + suspect
         if self.enrolled:
             rules = ", ".join(f"{env}: enrolled by {rule}" for env, rule in self.matches)
         else:
@@ -298,6 +302,11 @@ class Finding:
     ``code`` is stable (``AIRTABLE_BASE_ID_FORMAT``) so that scripts and
     tests can rely on it; ``message`` and ``remediation`` are for people and
     never contain a secret value.
+
+    ``confirmable`` marks a blocking guard finding that a person may confirm
+    past at a terminal in a profile that is not strict; without a terminal,
+    forcing past it needs ``--reason`` in every profile (a suspect host name,
+    a malformed credential).
     """
 
     code: str
@@ -308,6 +317,7 @@ class Finding:
     plugin: str | None = None
     file: str | None = None
     line: int | None = None
+    confirmable: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.severity not in SEVERITIES:

@@ -158,36 +158,9 @@ def test_unknown_automation_suggests_a_close_name(project, run_cli):
 
 def _on_a_terminal(project, args, answer, host):
     """Run envfence with a pseudo-terminal as stdin/stdout, answer its prompt; return (code, screen)."""
-    import pty
-    import select
+    from envfence.testing.project import on_a_terminal
 
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "envfence", *args],
-        cwd=project,
-        env={**os.environ, "ENVFENCE_HOSTNAME": host, "NO_COLOR": "1"},
-        stdin=slave, stdout=slave, stderr=slave, close_fds=True,
-    )
-    os.close(slave)
-    screen, answered = b"", False
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.1)
-        if ready:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            screen += chunk
-        if not answered and b"to go on" in screen:
-            os.write(master, answer.encode() + b"\n")
-            answered = True
-        if proc.poll() is not None and not ready:
-            break
-    os.close(master)
-    return proc.wait(timeout=30), screen.decode(errors="replace")
+    return on_a_terminal(args, project, {"ENVFENCE_HOSTNAME": host}, answer)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")

@@ -95,7 +95,7 @@ def test_verdict(project, run_cli, monkeypatch, source, env, host, real, column,
     assert result.exit_code == code, result.output
     assert marker.exists() == ran
     if code == 3:
-        assert re.search(r"HOSTNAME_MISMATCH|HOSTNAME_AMBIGUOUS|HOST_NOT_ENROLLED", result.stderr)
+        assert re.search(r"HOSTNAME_MISMATCH|HOSTNAME_AMBIGUOUS|HOST_NOT_ENROLLED|HOSTNAME_SUSPECT", result.stderr)
         assert "to override" in result.stderr
     if column == "`--dry-run`" and code == 0:
         assert "would write a marker" in result.stdout

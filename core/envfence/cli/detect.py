@@ -35,6 +35,7 @@ def host_data(host) -> dict:
         "enrolled": host.enrolled,
         "rule": rule,
         "matches": [{"environment": e, "rule" if host.enrolled else "token": t} for e, t in host.matches],
+        "suspects": [{"environment": e, "keyword": k} for e, k in host.suspects],
         "real": host_data(host.real) if host.real is not None else None,
     }
 

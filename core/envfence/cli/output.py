@@ -113,6 +113,7 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
         "plugin": finding.plugin,
         "file": finding.file,
         "line": finding.line,
+        "confirmable": finding.confirmable,
     }
 
 

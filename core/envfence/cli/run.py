@@ -100,8 +100,9 @@ def _run(
             except (OSError, ValueError):  # no file descriptor behind stdout (embedded, tests)
                 pass
 
-    # Only a person at a terminal is asked; cron and CI have no stdin.
-    on_terminal = force and session.profile.interactive and sys.stdin.isatty() and printing
+    # Only a person at a terminal is asked; cron and CI have no stdin. Without --force,
+    # development asks only about confirmable findings (a suspect host, a malformed credential).
+    on_terminal = (force or not session.profile.strict) and session.profile.interactive and sys.stdin.isatty() and printing
     confirm = _confirm_by_typing(name) if on_terminal else None
 
     if printing and verbose and not automation.adhoc:  # an ad-hoc command's own output is all it needs
@@ -185,7 +186,7 @@ def _complete_automations(ctx, param, incomplete):
 def _confirm_by_typing(name: str):
     def confirm(env: str, blocking) -> bool:
         # What is being overridden comes first: the name is typed knowing it.
-        click.echo(style(f"You are forcing {name} in {env} past:", fg="yellow"), err=True)
+        click.echo(style(f"You are about to run {name} in {env} past:", fg="yellow"), err=True)
         echo_findings(blocking, err=True)
         return click.prompt(f"Type the environment's name ({env}) to go on", default="", show_default=False, err=True) == env
 
@@ -205,7 +206,7 @@ def _explain_block(result, session, name, force, again) -> None:
     echo_findings(blocking, err=True)
     if force and failure is not None:
         click.echo(f"  override refused: {failure.message}", err=True)
-    override = "--force --reason TEXT" if session.profile.strict else "--force"
+    override = "--force --reason TEXT" if session.profile.strict or any(f.confirmable for f in blocking) else "--force"
     chosen = f"--env {env} " if session.environment.method == "flag" else ""
     click.echo(
         f"  to override: envfence {chosen}{again.format(override=override)}; every override is recorded in the audit trail "

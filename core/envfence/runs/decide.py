@@ -3,7 +3,10 @@
 ``pre_run_safety`` findings at error level block the run. Forcing past them
 (``--force``) needs a ``--reason`` in a strict profile and, on a development
 terminal, the environment's name typed back; the decision is then recorded
-(:func:`envfence.runs.record.forced`).
+(:func:`envfence.runs.record.forced`). A *confirmable* finding (a suspect host
+name, a malformed credential) is asked about at a development terminal even
+without ``--force``; without a terminal, forcing past it needs ``--reason``
+in every profile.
 """
 
 from __future__ import annotations
@@ -79,10 +82,14 @@ def refusal(
 ) -> str | None:
     """Why forcing past ``blocking`` is refused, or None when the run may go ahead forced."""
     env = session.environment.name
+    confirmable = all(f.confirmable for f in blocking)
     if not request.force:
+        # A person at a development terminal may confirm past a suspect host or a malformed credential.
+        if confirmable and confirm is not None and not request.dry_run and not session.profile.strict and _trail_ok(session):
+            return None if confirm(env, blocking) else f"going on was not confirmed (the environment's name {env!r} was not typed)"
         return "; ".join(f.message for f in blocking)
-    silenced = [r for r in session.plugins.disabled_implementing("audit_event") if r.name == TRAIL_PLUGIN]
-    if silenced or not session.plugins.implementations("audit_event"):
+    if not _trail_ok(session):
+        silenced = [r for r in session.plugins.disabled_implementing("audit_event") if r.name == TRAIL_PLUGIN]
         # Every override is on the record; with the trail switched off it could not be.
         names = ", ".join(r.name for r in silenced) or "every plugin that records audit events"
         return (
@@ -91,12 +98,22 @@ def refusal(
         )
     if _bad_reason(request):
         return _bad_reason(request)
-    if session.profile.strict and not (request.reason or "").strip():
-        return f"--force in {env} (a strict profile) needs --reason TEXT, which the audit trail records"
+    if not (request.reason or "").strip():
+        if session.profile.strict:
+            return f"--force in {env} (a strict profile) needs --reason TEXT, which the audit trail records"
+        if any(f.confirmable for f in blocking) and confirm is None:
+            codes = ", ".join(sorted({f.code for f in blocking if f.confirmable}))
+            return f"--force past {codes} without a person at a terminal needs --reason TEXT, which the audit trail records"
     # The person is shown what is being overridden before being asked to type the name.
     if confirm is not None and not request.dry_run and not confirm(env, blocking):
         return f"forcing was not confirmed (the environment's name {env!r} was not typed)"
     return None
+
+
+def _trail_ok(session: Any) -> bool:
+    """True when an override can be recorded: the trail's plugin is on and something records audit events."""
+    silenced = [r for r in session.plugins.disabled_implementing("audit_event") if r.name == TRAIL_PLUGIN]
+    return not silenced and bool(session.plugins.implementations("audit_event"))
 
 
 def decide(session: Any, request: RunRequest, confirm: Callable[[str, tuple[Finding, ...]], bool] | None = None) -> Decision:

@@ -128,6 +128,8 @@ def forced(session: Any, request: RunRequest, codes: list[str]) -> None:
         reason=request.reason or "",
         overridden=codes,
         dry_run=request.dry_run,
+        # Without --force, a person at a terminal confirmed past confirmable findings.
+        confirmed_at_terminal=not request.force,
     )
 
 

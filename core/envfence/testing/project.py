@@ -104,3 +104,44 @@ class Project:
         environ = {**os.environ, **self._environ(kwargs.pop("environ", None))}
         with self._inside(environ["ENVFENCE_HOSTNAME"]):
             return Session.open(self.path, env=env, environ=environ, **kwargs)
+
+
+def on_a_terminal(
+    args: list[str], cwd: Path | str, environ: Mapping[str, str], answer: str, prompt: bytes = b"to go on", timeout: float = 60
+) -> tuple[int, str]:
+    """Run ``envfence ARGS`` with a pseudo-terminal as stdin, stdout and stderr; answer its prompt once.
+
+    What a person at a terminal sees and does: the guards ask there, and
+    never without one. Returns ``(exit code, everything the screen showed)``.
+    POSIX only (``pty``).
+    """
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "envfence", *args], cwd=cwd, env={**os.environ, "NO_COLOR": "1", **environ},
+        stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+    )
+    os.close(slave)
+    screen, answered, deadline = b"", False, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            screen += chunk
+        if not answered and prompt in screen:
+            os.write(master, answer.encode() + b"\n")
+            answered = True
+        if proc.poll() is not None and not ready:
+            break
+    os.close(master)
+    return proc.wait(timeout=30), screen.decode(errors="replace")

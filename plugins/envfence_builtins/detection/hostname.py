@@ -16,15 +16,27 @@ A host's class is decided by enrollment first, by the tokens of its name second:
 - **Tokens**: the name is split on ``-``, ``.``, ``_`` and digits, and each
   token is compared, whole and case-insensitively, with every environment's
   ``hostname_patterns`` (shell-style globs allowed). ``web-prod-01`` is
-  production while ``productivity-box`` is not.
+  production while ``productivity-box`` is not. A pattern that holds a
+  separator (``qa_eu``) matches that run of tokens (``web-qa-eu-1``), and the
+  longer match wins over a shorter one inside it (``qa``).
+- **Suspects**: a name holding an environment's keyword inside a word
+  (``prodserver01``, ``myproduction``) is *suspect* for that environment
+  without being classified by it. The keywords are ``[hostname.<env>]
+  suspect`` (default ``dev``, ``local`` for development, ``prod``, ``prd``,
+  ``production`` for production, the literal ``hostname_patterns`` for the
+  others).
 
-Names and globs are compared in lower case, without blanks or a trailing dot
-(:func:`normal`).
+Names and globs are compared in NFKC form, lower case, with look-alike
+letters (a Cyrillic ``о``) read as the Latin ones they imitate, without blanks
+or a trailing dot (:func:`normal`).
 
 The guard (:func:`pre_run_safety`) blocks a run whose environment disagrees
 with the host's class, a run of any environment on a host that carries
-markers of several, and, in a strict profile, a run on a host that no rule
-classifies as its environment. A stand-in name (``ENVFENCE_HOSTNAME``) only
+markers of several, in a strict profile a run on a host that no rule
+classifies as its environment, and a run on a host suspect for another
+environment unless the host is enrolled in the run's (``HOSTNAME_SUSPECT``:
+a person at a development terminal is asked; without one, forcing needs a
+reason). A stand-in name (``ENVFENCE_HOSTNAME``) only
 tightens: the class of the system's own name applies too, unless
 ``[hostname] allow_stand_in = true`` (containers), whose use is audited.
 """
@@ -32,7 +44,9 @@ tightens: the class of the system's own name applies too, unless
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -48,7 +62,10 @@ MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id")
 
 _SPLIT = re.compile(r"[-._\d]+")
 _OPTIONS = ("allow_stand_in",)
-_RULES = ("hosts", "machine_ids")
+_RULES = ("hosts", "machine_ids", "suspect")
+#: The keywords that make a name suspect when they stand inside a word; other environments use their literal patterns.
+#: ``live`` is left out: it hides in too many words (``olive``, ``deliver``).
+SUSPECT_DEFAULTS = {"development": ("dev", "local"), "production": ("prod", "prd", "production")}
 
 
 def tokens(hostname: str) -> tuple[str, ...]:
@@ -57,13 +74,30 @@ def tokens(hostname: str) -> tuple[str, ...]:
 
 
 def normal(hostname: str) -> str:
-    """The name rules compare: lower case, without surrounding blanks or the root's trailing dot.
+    """The name rules compare: NFKC, lower case, look-alike letters mapped, without blanks or the root's trailing dot.
 
     ``web-01.example.com.`` (a fully qualified name) is the same host as
     ``web-01.example.com``; without this a production host so named would
-    escape its enrollment and run development.
+    escape its enrollment and run development. ``ｐｒｏｄ-1`` (full width) and
+    ``prоd-1`` (a Cyrillic ``о``) are ``prod-1``: a name that only looks
+    like another still carries its marker.
     """
-    return hostname.strip().rstrip(".").lower()
+    name = unicodedata.normalize("NFKC", hostname).strip().rstrip(".").lower()
+    return name if name.isascii() else "".join(_latin(c) for c in name)
+
+
+@functools.lru_cache(maxsize=512)
+def _latin(char: str) -> str:
+    """The ASCII letter or digit ``char`` imitates (Unicode's confusables), else ``char``."""
+    if char.isascii():
+        return char
+    # Loaded only for a name with letters outside ASCII: the table is large.
+    from confusable_homoglyphs.confusables import confusables_data
+
+    for glyph in confusables_data.get(char, ()):
+        if len(glyph["c"]) == 1 and glyph["c"].isascii() and glyph["c"].isalnum():
+            return glyph["c"].lower()
+    return char
 
 
 def too_broad(glob: str) -> bool:
@@ -90,6 +124,8 @@ class Enrollment:
     hosts: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
     machine_ids: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
     allow_stand_in: bool = False
+    #: Keywords that make a name suspect, where ``suspect`` is set (else :func:`suspect_keywords`' defaults).
+    suspect: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
 
 
 def enrollment(settings) -> Enrollment:
@@ -102,6 +138,7 @@ def enrollment(settings) -> Enrollment:
     where = f"{settings.source}: [{SECTION}]"
     hosts: dict[str, tuple[str, ...]] = {}
     ids: dict[str, tuple[str, ...]] = {}
+    suspect: dict[str, tuple[str, ...]] = {}
     allow = table.get("allow_stand_in", False)
     if not isinstance(allow, bool):
         raise ConfigurationError(f"{where}.allow_stand_in: must be true or false, not {allow!r}", "write allow_stand_in = true")
@@ -132,6 +169,8 @@ def enrollment(settings) -> Enrollment:
                 )
             if key == "hosts":
                 hosts[env] = tuple(normal(v) for v in value)  # compared as names are: "web-01.example.com." too
+            elif key == "suspect":
+                suspect[env] = tuple(_squeeze(normal(v)) for v in value)
             else:
                 ids[env] = tuple(v.strip().lower() for v in value)
     for env in settings.environments.values():
@@ -142,14 +181,35 @@ def enrollment(settings) -> Enrollment:
                 f"so every host would carry {env.name}'s marker",
                 f'give the pattern a literal part (hostname_patterns = ["{env.name[:4]}"]), or enroll hosts under [{SECTION}.{env.name}]',
             )
-    return Enrollment(hosts, ids, allow)
+    return Enrollment(hosts, ids, allow, suspect)
+
+
+def suspect_keywords(settings, rules: Enrollment) -> dict[str, tuple[str, ...]]:
+    """Each environment's suspect keywords: ``[hostname.<env>] suspect``, else the defaults."""
+    found = {}
+    for env in settings.environments.values():
+        default = SUSPECT_DEFAULTS.get(env.name) or tuple(
+            _squeeze(normal(p)) for p in env.hostname_patterns if not re.search(r"[*?\[]", p) and len(_squeeze(p)) >= 3
+        )
+        found[env.name] = tuple(k for k in rules.suspect.get(env.name, default) if k)
+    return found
+
+
+def _squeeze(name: str) -> str:
+    """``name`` without separators: ``qa_eu`` is ``qaeu``, so ``myqa-eu-box`` holds it."""
+    return re.sub(r"[-._\s]", "", name)
 
 
 def classify(hostname: str, settings, machine: str | None = None) -> HostInfo:
-    """The host's class: enrollment rules first, then every token against every environment's patterns."""
+    """The host's class: enrollment rules first, then every token against every environment's patterns.
+
+    The suspects (keywords inside a word) are found either way: a guard
+    passes over them only for a host enrolled in the run's environment.
+    """
     name = normal(hostname)
     parts = tokens(name)
     rules = enrollment(settings)
+    suspects = _suspects(name, suspect_keywords(settings, rules))
     enrolled: list[tuple[str, str]] = []
     for env in settings.environments:
         glob = next((g for g in rules.hosts.get(env, ()) if fnmatch.fnmatchcase(name, g)), None)
@@ -158,16 +218,57 @@ def classify(hostname: str, settings, machine: str | None = None) -> HostInfo:
         elif machine and machine in rules.machine_ids.get(env, ()):
             enrolled.append((env, "its machine id"))
     if enrolled:
-        return HostInfo(hostname=hostname, tokens=parts, matches=tuple(enrolled), enrolled=True, machine_id=machine)
-    matches: list[tuple[str, str]] = []
-    markers = _unqualified(parts)
+        return HostInfo(hostname, tokens=parts, matches=tuple(enrolled), enrolled=True, machine_id=machine, suspects=suspects)
+    matches = _token_matches(parts, settings)
+    suspects = tuple((env, word) for env, word in suspects if env not in {e for e, _ in matches})
+    return HostInfo(hostname=hostname, tokens=parts, matches=matches, machine_id=machine, suspects=suspects)
+
+
+def _token_matches(parts: tuple[str, ...], settings) -> tuple[tuple[str, str], ...]:
+    """``(environment, token)`` for each environment a run of unqualified tokens names.
+
+    A pattern with separators (``qa_eu``) is a run of tokens; a match lying
+    inside a longer match of another environment does not count, so
+    ``web-qa-eu-1`` is ``qa_eu``'s and not also ``qa``'s.
+    """
+    spans: list[tuple[str, int, int]] = []
     for env in settings.environments.values():
-        patterns = [p.lower() for p in env.hostname_patterns]
-        for token in markers:
-            if any(fnmatch.fnmatchcase(token, p) for p in patterns):
-                matches.append((env.name, token))
-                break
-    return HostInfo(hostname=hostname, tokens=parts, matches=tuple(matches), machine_id=machine)
+        for pattern in env.hostname_patterns:
+            wanted = tokens(pattern.lower()) or (pattern.lower(),)
+            for start in range(len(parts) - len(wanted) + 1):
+                end = start + len(wanted)
+                if all(fnmatch.fnmatchcase(parts[start + i], w) for i, w in enumerate(wanted)) and _unqualified(parts, start, end):
+                    spans.append((env.name, start, end))
+    kept = [
+        (env, a, b) for env, a, b in spans
+        if not any(o != env and x <= a and b <= y and y - x > b - a for o, x, y in spans)
+    ]
+    matches: list[tuple[str, str]] = []
+    for env in settings.environments:
+        own = sorted((a, b) for e, a, b in kept if e == env)
+        if own:
+            matches.append((env, "-".join(parts[own[0][0]:own[0][1]])))
+    return tuple(matches)
+
+
+def _suspects(name: str, keywords: Mapping[str, tuple[str, ...]]) -> tuple[tuple[str, str], ...]:
+    """``(environment, keyword)`` for each keyword the name holds anywhere, but not after ``non``/``pre`` or before ``like``."""
+    squeezed = _squeeze(name)
+    found = []
+    for env, words in keywords.items():
+        word = next((w for w in words if _holds(squeezed, w)), None)
+        if word is not None:
+            found.append((env, word))
+    return tuple(found)
+
+
+def _holds(squeezed: str, word: str) -> bool:
+    """True when ``word`` stands in ``squeezed`` once at least with no qualifier beside it (``nonprod``, ``prodlike``)."""
+    for match in re.finditer(re.escape(word), squeezed):
+        before, after = squeezed[: match.start()], squeezed[match.end():]
+        if not before.endswith(tuple(QUALIFIERS_BEFORE)) and not after.startswith(tuple(QUALIFIERS_AFTER)):
+            return True
+    return False
 
 
 #: Tokens that make the marker beside them say the opposite, or something else:
@@ -176,13 +277,9 @@ QUALIFIERS_BEFORE = frozenset({"non", "not", "pre"})
 QUALIFIERS_AFTER = frozenset({"like"})
 
 
-def _unqualified(parts: tuple[str, ...]) -> list[str]:
-    """The tokens that can be markers: those no qualifier stands beside."""
-    return [
-        token
-        for i, token in enumerate(parts)
-        if not (i and parts[i - 1] in QUALIFIERS_BEFORE) and not (i + 1 < len(parts) and parts[i + 1] in QUALIFIERS_AFTER)
-    ]
+def _unqualified(parts: tuple[str, ...], start: int, end: int) -> bool:
+    """True when no qualifier stands beside the tokens ``parts[start:end]``."""
+    return not (start and parts[start - 1] in QUALIFIERS_BEFORE) and not (end < len(parts) and parts[end] in QUALIFIERS_AFTER)
 
 
 @hookimpl
@@ -216,7 +313,7 @@ def guarded_hosts(session) -> list[HostInfo]:
     machine = machine_id()
     for view in list(views):
         own = classify(view.hostname, session.settings, machine)
-        if set(own.matches) - set(view.matches):
+        if set(own.matches) - set(view.matches) or set(own.suspects) - set(view.suspects):
             views.append(attrs.evolve(own, source=view.source))
     return views
 
@@ -311,7 +408,35 @@ def pre_run_safety(session, request) -> list[Finding]:
         elif host.environment is None and session.profile.strict:
             finding = _not_enrolled(session, env, host, "error")
             findings.append(attrs.evolve(finding, message=finding.message + note))
+        findings += _suspect_findings(session, request, host, note)
     return findings
+
+
+def _suspect_findings(session, request, host: HostInfo, note: str) -> list[Finding]:
+    """``HOSTNAME_SUSPECT`` for each other environment whose keyword the name holds, unless the host is enrolled.
+
+    Confirmable: a person at a development terminal is asked; without a
+    terminal, forcing needs ``--reason`` whatever the profile.
+    """
+    env = session.environment.name
+    if host.enrolled:
+        return []
+    return [
+        Finding(
+            code="HOSTNAME_SUSPECT",
+            severity="error",
+            message=(
+                f"{request.automation.name} would run in {env} on host {host.hostname!r}{note}, whose name holds "
+                f"{other}'s keyword {word!r} inside a word: it may be a {other} host"
+            ),
+            remediation=f"if this host belongs to {env}, {enroll_line(session, env, host)}; else run it where it belongs",
+            key=SECTION,
+            plugin="hostname",
+            confirmable=True,
+        )
+        for other, word in host.suspects
+        if other != env and other not in host.environments
+    ]
 
 
 @hookimpl
