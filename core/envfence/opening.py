@@ -61,6 +61,8 @@ class OpenArguments:
     disabled_plugins: tuple[str, ...] = ()
     strict_plugins: bool = False
     dry_run: bool = False
+    #: ``env`` came from ``--env``: the environment variable may not name another environment.
+    env_must_agree: bool = False
 
 
 @attrs.define
@@ -136,6 +138,8 @@ def decide_environment(o: Opening) -> None:
             message = unknown_environment(settings, o.args.env, "--env").message
             raise UsageError(message, "pass one of the declared names to --env")
         o.environment = Environment(resolved, "flag", f"--env {o.args.env}")
+        if o.args.env_must_agree:
+            _agree_with_variable(settings, o.args.env, resolved, o.environ)
         return
     detected = o.pm.detect_environment(settings=settings, environ=o.environ, host=o.host)
     o.findings += detected.findings()
@@ -144,6 +148,19 @@ def decide_environment(o: Opening) -> None:
         raise ConfigurationError(
             f"a plugin detected environment {o.environment.name!r}, which is not declared in {settings.source}",
             "declare it, or fix or disable the plugin",
+        )
+
+
+def _agree_with_variable(settings: ProjectSettings, flag: str, resolved: str, environ: Mapping[str, str]) -> None:
+    """Two explicit sources naming different environments: a usage error naming both, never a silent choice."""
+    variable = settings.environment_variable
+    value = environ.get(variable, "").strip()
+    if value and settings.resolve(value) != resolved:
+        named = settings.resolve(value)
+        says = f"names {named}" if named else "names no declared environment"
+        raise UsageError(
+            f"--env {flag} names {resolved}, but {variable}={value} {says}: two explicit sources disagree",
+            f"drop one of them, or make them agree (unset {variable}, or pass --env {named or value})",
         )
 
 

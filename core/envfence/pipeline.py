@@ -82,6 +82,7 @@ class Session:
         disabled_plugins: Iterable[str] = (),
         strict_plugins: bool = False,
         dry_run: bool = False,
+        env_must_agree: bool = False,
     ) -> "Session":
         """Run the steps of :mod:`envfence.opening` and return the session.
 
@@ -95,13 +96,18 @@ class Session:
         :param disabled_plugins: plugin names to block (``-p no:NAME``).
         :param strict_plugins: a plugin that failed to load is an error (``--strict-plugins``).
         :param dry_run: hold audit events in memory instead of recording them.
-        :raises UsageError: ``env`` names no declared environment.
+        :param env_must_agree: ``env`` is the command line's ``--env``: an
+            ``ENVIRONMENT`` variable naming another environment is a usage error.
+        :raises UsageError: ``env`` names no declared environment, or disagrees
+            with the variable under ``env_must_agree``.
         :raises ConfigurationError: settings or configuration cannot be
             loaded, or a plugin failed to load in strict mode.
         """
         import os
 
-        args = OpenArguments(start, env, overrides, root, environ, hostname, plugins, tuple(disabled_plugins), strict_plugins, dry_run)
+        args = OpenArguments(
+            start, env, overrides, root, environ, hostname, plugins, tuple(disabled_plugins), strict_plugins, dry_run, env_must_agree
+        )
         environ = dict(os.environ if environ is None else environ)
         pm = plugins if plugins is not None else default_manager(disabled_plugins, environ)
         o = build(args, pm, environ)

@@ -88,9 +88,10 @@ class State:
 
                 raise UsageError(unknown_plugin(self.plugins.unknown[0]), "--strict-plugins makes a name no plugin has an error")
 
+            # --env and ENVIRONMENT naming different environments is a usage error, not a silent choice.
             self._session = Session.open(
                 env=self.env, overrides=self.overrides, root=self.root, plugins=self.plugins,
-                strict_plugins=self.strict_plugins, **extra
+                strict_plugins=self.strict_plugins, env_must_agree=self.env is not None, **extra
             )
         return self._session
 
