@@ -22,6 +22,8 @@ def secret_values(settings: Any, specs: Iterable[Any], config: Any, environ: Map
 
     declared = set(settings.secrets) | {s.name for s in specs if s.secret}
     values = [e.value.reveal() for e in config.entries.values() if isinstance(e.value, Secret)]
+    # A value a higher layer overrides is still a secret: validating every layer may quote it.
+    values += [old.reveal() for e in config.entries.values() for _, old in e.overridden if isinstance(old, Secret)]
     return values + environ_secrets(environ, declared)
 
 

@@ -161,8 +161,16 @@ class Session:
         return type(self).open(**reopen_arguments(self.opened_with))
 
     def validate(self, live: bool = False) -> list[Finding]:
-        """Run the ``validate`` hook and return its findings (not stored)."""
-        return list(self._findings("validate", live=live))
+        """Run the ``validate`` hook and return its findings (not stored).
+
+        Values a higher layer overrides are validated too (offline), each a
+        ``LAYER_VALUE_INVALID`` warning naming both layers when rejected
+        (:mod:`envfence.layer_checks`).
+        """
+        from .layer_checks import shadowed_findings
+
+        found = list(self._findings("validate", live=live))
+        return found + shadowed_findings(self, found)
 
     def _findings(self, hook: str, **kwargs: Any) -> list[Finding]:
         result = getattr(self.plugins, hook)(session=self, **kwargs)
