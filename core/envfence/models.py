@@ -281,6 +281,11 @@ class Config(Mapping[str, Any]):
         key = self.credential_key(name)
         return None if key is None else self.entries[key].value
 
+    def holds_credential(self, key: str | None) -> bool:
+        """True when ``key`` is set and is a credential: a secret, or a key under an environment's prefix."""
+        entry = self.entries.get(key) if key else None
+        return entry is not None and (entry.secret or entry.prefix_environment is not None)
+
     def environment_view(self) -> dict[str, Any]:
         """This environment's values under their plain names.
 

@@ -32,9 +32,14 @@ def test_variable_beats_hostname(make_project, run_cli):
     assert data["evidence"] == "ENVIRONMENT=dev"
 
 
-def test_flag_beats_variable(make_project, run_cli):
-    data = detect(run_cli, make_project(), "--env", "live", ENVIRONMENT="development")
+def test_flag_beats_a_variable_that_agrees(make_project, run_cli):
+    data = detect(run_cli, make_project(), "--env", "live", ENVIRONMENT="production")
     assert (data["environment"], data["method"], data["evidence"]) == ("production", "flag", "--env live")
+
+
+def test_flag_and_a_variable_that_disagree_are_a_usage_error(make_project, run_cli):
+    result = run_cli("--env", "live", "detect", cwd=make_project(), env={"ENVIRONMENT": "development"})
+    assert result.exit_code == 2 and "--env live names production" in result.stderr
 
 
 @pytest.mark.parametrize("alias", ["prod", "PROD", "live", "production", " Production "])

@@ -176,7 +176,7 @@ def test_hook_decrypt_value(envfence_project, envfence_plugin):
 
 # --- runs ---------------------------------------------------------------------------
 
-CANARY = "patCANARYhooks0001.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+CANARY = "patCANARYhooks001.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 
 class Stale(Exception):

@@ -193,8 +193,8 @@ def test_a_linked_log_file_is_refused_and_its_target_untouched(project, run_cli,
 def test_a_linked_status_queue_is_refused_and_its_target_untouched(make_project, run_cli, tmp_path):
     import socket
 
-    # A key too short to mask would block the run before the queue is reached (SECRET_UNMASKABLE).
-    root = make_project({"jobs.py": JOBS, ".env": "AIRTABLE_STATUS_TABLE=Runs\nDEV_AIRTABLE_API_KEY=x-not-a-key\nAIRTABLE_BASE_ID=appAAAAAAAAAAAAAA\n"}, settings=SETTINGS)
+    # A malformed or too-short key would block the run before the queue is reached.
+    root = make_project({"jobs.py": JOBS, ".env": "AIRTABLE_STATUS_TABLE=Runs\nDEV_AIRTABLE_API_KEY=patFaultsToken001.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\nAIRTABLE_BASE_ID=appAAAAAAAAAAAAAA\n"}, settings=SETTINGS)
     run_cli("init", cwd=root)
     other = tmp_path / "production-queue.jsonl"
     other.write_text('{"Automation": "production record"}\n')

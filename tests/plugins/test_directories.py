@@ -274,7 +274,7 @@ def import_jobs(ctx):
 def test_a_development_run_writes_nothing_outside_the_development_tree(make_project, run_cli, monkeypatch):
     monkeypatch.setattr(sys, "dont_write_bytecode", True)  # Python's own caches are not the run's writing
     root = make_project(
-        {"jobs.py": JOB, ".env": "DEV_AIRTABLE_API_KEY=dev-token-1234\nPROD_AIRTABLE_API_KEY=prod-token-5678\n"},
+        {"jobs.py": JOB, ".env": "DEV_AIRTABLE_API_KEY=patDevToken000001.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\nPROD_AIRTABLE_API_KEY=patProdToken00001.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"},
         settings='[automations.import-jobs]\nrun = "jobs:import_jobs"\n',
     )
     run_cli("--env", "prod", "init", cwd=root)

@@ -8,7 +8,7 @@ import json
 from envfence import hookimpl
 from envfence.models import Automation, Failure, RunOutcome, RunRequest
 
-AIRTABLE_CANARY = "patCANARYslack0001.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+AIRTABLE_CANARY = "patCANARYslack001.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 
 def _failure(message: str) -> Failure:

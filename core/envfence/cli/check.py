@@ -13,11 +13,21 @@ from .output import SEVERITY_COLOURS, dumps, finding_dict, style
 TITLES = {"error": "errors", "warning": "warnings", "info": "info"}
 
 
-def check_findings(session, live: bool) -> list:
-    """Loading findings plus the ``validate`` hook's, live or not (the session redacts them)."""
-    if live:
-        return list(session.load_findings) + session.validate(live=True)
-    return list(session.report.findings)
+def check_findings(session, live: bool, verdict: bool = True) -> list:
+    """Loading findings plus the ``validate`` hook's, live or not, then what would stop each automation's run.
+
+    The session redacts them. ``verdict=False`` leaves out the run's verdict
+    (:mod:`envfence.verdict`): the configuration alone, wherever it is checked.
+    """
+    found = list(session.load_findings) + session.validate(live=True) if live else list(session.report.findings)
+    if verdict:
+        from ..verdict import run_verdicts
+
+        verdicts = run_verdicts(session)
+        # A guard's error replaces the validator's gentler word on the same matter (HOST_NOT_ENROLLED).
+        stops = {f.code for f in verdicts if f.severity == "error"}
+        found = [f for f in found if f.severity == "error" or f.code not in stops] + verdicts
+    return found
 
 
 def counts(findings) -> dict[str, int]:
@@ -27,17 +37,23 @@ def counts(findings) -> dict[str, int]:
 
 @click.command()
 @click.option("--live", is_flag=True, help="Also call the configured services with their credentials (each service plugin's live check).")
+@click.option(
+    "--config-only", is_flag=True,
+    help="Check the configuration alone, not whether each automation would run on this host now (CI checking production's files).",
+)
 @pass_state
-def check(state: State, live: bool) -> None:
+def check(state: State, live: bool, config_only: bool) -> None:
     """Validate the configuration and credentials; exit 1 on any error.
 
     Prints every finding, grouped by severity, with its code, the key it
-    concerns, what is wrong and what to do. Secrets are shown only as a
+    concerns, what is wrong and what to do, then what would stop `run` of
+    each automation here (the guards, a held lock): a passing check means the
+    runs pass the guards. Secrets are shown only as a
     masked fingerprint (kind and length). Production is stricter than
     development: some warnings are errors there (see docs/validation.md).
     """
     session = state.session()
-    findings = check_findings(session, live)
+    findings = check_findings(session, live, verdict=not config_only)
     tally = counts(findings)
     code = EXIT_FINDINGS if tally["error"] else 0
     env = session.environment

@@ -130,6 +130,8 @@ def _warn_before_running(session, name: str, ask: bool) -> None:
     """Development runs past error-level findings, but not in silence: print them, and ask a person at a terminal.
 
     A strict profile blocks on them instead (``VALIDATION_FAILED_STRICT``).
+    A malformed credential is the guard's to ask about (``CREDENTIAL_INVALID``):
+    it is shown here, not asked about twice.
     :raises SafetyError: the person at the terminal chose not to go on.
     """
     errors = session.report.errors
@@ -138,7 +140,8 @@ def _warn_before_running(session, name: str, ask: bool) -> None:
     env = session.environment.name
     click.echo(style(f"warning: {len(errors)} error(s) in {env}'s configuration, found before the run of {name}:", fg="yellow"), err=True)
     echo_findings(errors, err=True)
-    if ask and not click.confirm(f"Run {name} in {env} anyway?", default=False, err=True):
+    others = [f for f in errors if not session.config.holds_credential(f.key)]
+    if ask and others and not click.confirm(f"Run {name} in {env} anyway?", default=False, err=True):
         from ..errors import SafetyError
 
         raise SafetyError(f"{name} was not run: its configuration has errors", "fix them (envfence check), then run it again")

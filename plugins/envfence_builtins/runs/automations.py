@@ -301,10 +301,33 @@ def _collision(slots: list[tuple[str, str, Any]], when) -> Finding:
     )
 
 
+def _malformed_credentials(session) -> list[Finding]:
+    """``CREDENTIAL_INVALID`` when validation found an error in a credential that is set (a malformed token).
+
+    Confirmable: a person at a development terminal is asked; cron and CI
+    (no terminal) are refused unless forced with a reason.
+    """
+    bad = [f for f in session.report.errors if session.config.holds_credential(f.key)]
+    if not bad:
+        return []
+    keys = ", ".join(dict.fromkeys(f.key for f in bad))
+    return [
+        Finding(
+            code="CREDENTIAL_INVALID",
+            severity="error",
+            message=f"{keys} in {session.environment.name} failed validation, first: {bad[0].code}: {bad[0].message}",
+            remediation="fix them (see `envfence check`); a malformed credential would fail the job half-way",
+            key=bad[0].key,
+            plugin="automations",
+            confirmable=True,
+        )
+    ]
+
+
 # trylast: where the run is (host, environment) is said before what the job lacks.
 @hookimpl(trylast=True)
 def pre_run_safety(session, request) -> list[Finding]:
-    """Block an automation outside its environments, with missing settings, or on strict validation errors."""
+    """Block an automation outside its environments, with missing settings, malformed credentials, or strict validation errors."""
     automation, env = request.automation, session.environment.name
     findings: list[Finding] = []
     if not automation.allows(env):
@@ -332,7 +355,9 @@ def pre_run_safety(session, request) -> list[Finding]:
                 plugin="automations",
             )
         )
-    if session.profile.strict and session.report.errors:
+    if not session.profile.strict:
+        findings += _malformed_credentials(session)
+    elif session.report.errors:
         first = session.report.errors[0]
         findings.append(
             Finding(
