@@ -57,8 +57,15 @@ def assert_equivalent(checked, codes, runs):
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
+    """A checkout of the demo project with the laptop's development credentials, as `make demo` writes them."""
+    import importlib.util
+
     root = tmp_path_factory.mktemp("demo") / "demo"
-    shutil.copytree(DEMO, root, ignore=shutil.ignore_patterns("var", "__pycache__"))
+    shutil.copytree(DEMO, root, ignore=shutil.ignore_patterns("var", "__pycache__", ".env*.local"))
+    spec = importlib.util.spec_from_file_location("envfence_demo", DEMO / "demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.write_local_credentials(root)
     return root
 
 
