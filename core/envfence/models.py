@@ -338,9 +338,15 @@ class Finding:
 
 @attrs.frozen
 class Report:
-    """All findings of a validation, in the order they were found."""
+    """All findings of a validation, in the order they were found, one per cause.
 
-    findings: tuple[Finding, ...] = ()
+    Two findings with the same message are one cause said twice (a broken
+    table reported by each plugin that reads it, a hook that failed for both
+    host names it was asked about): the first is kept, at the more severe of
+    the two levels.
+    """
+
+    findings: tuple[Finding, ...] = attrs.field(default=(), converter=lambda found: _one_per_cause(found))
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -359,6 +365,23 @@ class Report:
     def extend(self, findings: Iterable[Finding]) -> "Report":
         """A new report with ``findings`` appended."""
         return Report(self.findings + tuple(findings))
+
+
+_SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
+
+
+def _one_per_cause(findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    """``findings`` in order, a repeated message folded into its first, at the higher severity."""
+    kept: list[Finding] = []
+    seen: dict[str, int] = {}
+    for finding in findings:
+        index = seen.get(finding.message)
+        if index is None:
+            seen[finding.message] = len(kept)
+            kept.append(finding)
+        elif _SEVERITY_RANK.get(finding.severity, 0) > _SEVERITY_RANK.get(kept[index].severity, 0):
+            kept[index] = attrs.evolve(kept[index], severity=finding.severity)
+    return tuple(kept)
 
 
 @attrs.frozen

@@ -12,7 +12,7 @@ from envfence.extras import extra_for
 
 SETTINGS = """
 [automations.noop]
-command = "true"
+run = "true"
 """
 #: Only `store` commands need a store; elsewhere it would make reads reach for it.
 STORE = """

@@ -158,3 +158,31 @@ def test_the_builtins_order_names_every_builtin_entry_point_once():
 
     builtins = {ep.name for ep in entry_points("envfence") if ep.value.startswith(BUILTIN_PACKAGE + ".")}
     assert sorted(ORDER) == sorted(builtins) and len(set(ORDER)) == len(ORDER)
+
+
+def test_one_cause_is_one_finding_whichever_plugins_report_it(make_project, run_cli):
+    # A typo under an automation is read by the automations and the schedule plugins alike.
+    root = make_project(settings='[automations.sync]\nrun = "true"\nschedul = "0 * * * *"\n')
+    data = json.loads(run_cli("--json", "check", cwd=root).stdout)
+    said = [f for f in data["findings"] if "automations.sync.schedul: unknown key" in f["message"]]
+    assert len(said) == 1, said
+
+
+def test_a_raising_host_classifier_is_said_once_by_check_and_shown_by_detect(make_project, run_cli, envfence_plugin, monkeypatch):
+    import envfence
+
+    class Broken:
+        @envfence.hookimpl(tryfirst=True)
+        def classify_host(self, hostname, settings):
+            raise RuntimeError("inventory unreachable")
+
+    envfence_plugin(Broken(), "inventory")
+    monkeypatch.setenv("ENVFENCE_HOSTNAME", "web-01")  # a stand-in: the classifier is asked about two names
+    root = make_project()
+    data = json.loads(run_cli("--json", "check", cwd=root).stdout)
+    errors = [f for f in data["findings"] if f["plugin"] == "inventory"]
+    assert len(errors) == 1 and "inventory unreachable" in errors[0]["message"], data["findings"]
+    shown = run_cli("-v", "detect", cwd=root)
+    assert "inventory unreachable" in shown.output
+    as_json = json.loads(run_cli("--json", "detect", cwd=root).stdout)
+    assert any("inventory unreachable" in note["message"] for note in as_json["notes"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from . import State, pass_state
+from ..models import Report
 from .output import dumps, style
 
 
@@ -41,8 +42,11 @@ def host_data(host) -> dict:
 
 
 def host_notes(session) -> list:
-    """What the host plugins say about this host for this environment (``HOST_NOT_ENROLLED`` and the line to add)."""
-    return [f for f in session.validate() if f.code.startswith("HOST")]
+    """What the host plugins say about this host for this environment (``HOST_NOT_ENROLLED`` and the line to add),
+    after the plugins that failed while the session was decided (a host classifier that raised): detection
+    made without them is said to be so."""
+    failed = [f for f in session.load_findings if f.code == "PLUGIN_ERROR"]
+    return list(Report(tuple(failed)).extend(f for f in session.validate() if f.code.startswith("HOST")).findings)
 
 
 @click.command()
