@@ -42,7 +42,8 @@ def import_jobs(ctx) -> None:
     from pyairtable import Api
 
     source = Path(ctx.session.root.path, ctx.config.get("JOBS_CSV", "data/jobs.csv"))
-    jobs = read_jobs(source)
+    with ctx.step("read"):
+        jobs = read_jobs(source)
     base, table_name = ctx.config["AIRTABLE_BASE_ID"], ctx.config["AIRTABLE_TABLE"]
     if ctx.dry_run:
         ctx.say(f"plan: stage {source.name} in {ctx.paths.stage('incoming')}")
@@ -59,13 +60,16 @@ def import_jobs(ctx) -> None:
     # envfence's retry decides what may be tried again; pyairtable's own would retry blindly.
     table = Api(token, endpoint_url=endpoint, timeout=(5, 30), retry_strategy=None).table(base, table_name)
     try:
-        result = ctx.retry(
-            table.batch_upsert, [{"fields": job} for job in jobs], key_fields=["Name"], typecast=True, idempotent=True
-        )
+        with ctx.step("upsert"):
+            result = ctx.retry(
+                table.batch_upsert, [{"fields": job} for job in jobs], key_fields=["Name"], typecast=True, idempotent=True
+            )
     except Exception:
         ctx.paths.move(working, "failed")
         raise
     done = ctx.paths.move(working, "processed")
+    # What the job did, kept with the run: `min_records_synced` in envfence.toml makes an empty import an incident.
+    ctx.metric("records_synced", len(result["records"]), unit="records")
     ctx.say(
         f"upserted {len(result['records'])} record(s) in {table_name} of base {base} "
         f"({len(result['createdRecords'])} new, {len(result['updatedRecords'])} updated); {done.name} filed as processed"

@@ -125,6 +125,7 @@ def main() -> None:
     step("The refused production run is on production's trail", "--env", "prod", "audit", "show", "--event", "run.blocked")
     step("The trail's hash chain is intact", "audit", "verify")
     step("Cleanup touches this environment's tree only", "clean", "--older-than", "30d", "--dry-run")
+    step("Advice from the history and the settings, with the setting that acts", "advise", "--all-environments")
     # 6. Under the hood: every behaviour above is a plugin.
     step("Every hook, and the plugins that answer it in call order", "plugins", "--hooks")
     step("Each hook call traced: plugins, timings, who answered", "-q", "detect", env={"ENVFENCE_TRACE_PLUGINS": "1"})
@@ -150,7 +151,8 @@ def runs_demo() -> None:
               f"{len(airtable.records(DEMO_PROD_BASE, 'Jobs'))} records)")
         step("Production on this developer laptop is refused, with the reason and the way to override",
              "--env", "production", "run", "import-jobs", env=credentials("PROD"), expect=3)
-        step("The run history of development", "status")
+        step("The run history of development: what each run did (records synced) and where its time went",
+             "-v", "status")
         runs = airtable.records(DEMO_DEV_BASE, "Runs")
         print(f"(and the status table in the sandbox base holds {len(runs)} run record(s))")
 

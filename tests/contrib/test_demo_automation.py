@@ -99,6 +99,8 @@ def test_a_fresh_checkout_of_the_demo_commits_no_secret_and_checks_clean(tmp_pat
         assert value not in committed
     monkeypatch.setenv("ENVFENCE_HOSTNAME", "dev-laptop-07")
     data = json.loads(run_cli("--json", "check", cwd=root).stdout)
-    assert data["ok"] and data["findings"] == [], data["findings"]
+    problems = [f for f in data["findings"] if f["severity"] != "info"]  # info says what holds (the limits in effect)
+    assert data["ok"] and problems == [], data["findings"]
+    assert [f["code"] for f in data["findings"]] == ["THRESHOLDS_EFFECTIVE"]
     init = run_cli("init", cwd=root)
     assert ".gitignore" not in init.stdout

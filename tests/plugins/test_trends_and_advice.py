@@ -153,3 +153,25 @@ def test_bad_advise_settings_are_named_by_check(make_project, run_cli):
     findings = json.loads(run_cli("--json", "check", cwd=root).stdout)["findings"]
     bad = [f for f in findings if f["code"] == "ADVISE_INVALID"][0]
     assert "advise.growth" in bad["message"] and "'lots'" in bad["message"]
+
+
+def test_report_shows_what_jobs_did_where_time_goes_trends_and_advice(make_project, run_cli, tmp_path):
+    pytest.importorskip("matplotlib")
+    root = project(make_project, '[thresholds.sync]\nmax_duration = 40\n')
+    rows = [(20 - d, 10.0 + d, {"business": {"records_synced": {"value": 100, "unit": "records"}},
+                                "steps": {"fetch": 6.0 + d, "write": 4.0}}, "succeeded") for d in range(21)]
+    seed(root, "sync", rows)
+    data = json.loads(run_cli("--json", "report", "--since", "30d", cwd=root).stdout)
+    series = data["insights"]["development"]["automations"]["sync"]["series"]
+    assert series["duration"]["trend"]["slope_per_day"] == pytest.approx(1.0, abs=0.01)
+    assert series["duration"]["forecast"]["days"] == pytest.approx(10, abs=0.5)
+    assert series["metric:records_synced"]["baseline"]["median"] == 100
+    assert series["step:fetch"]["baseline"]["median"] == 16.0
+    assert "DURATION_GROWING" in {a["code"] for a in data["advice"]}
+    page = tmp_path / "report.html"
+    assert run_cli("report", "--since", "30d", "--html", str(page), cwd=root).exit_code == 0
+    text = page.read_text()
+    for section in ("business-metrics", "steps", "trends", "compare", "advice"):
+        assert f'id="{section}"' in text
+    assert "<td>records_synced</td>" in text and "<td>fetch</td><td>16.00</td><td>80%</td>" in text
+    assert "DURATION_GROWING" in text and text.rstrip().endswith("</html>")

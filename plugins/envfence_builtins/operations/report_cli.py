@@ -11,6 +11,7 @@ from envfence.cli.output import dumps
 from envfence.cli.params import Since
 
 from envfence_builtins.operations import report as pages
+from envfence_builtins.operations import report_insights
 from envfence_builtins.operations.backup_cli import progress_printer
 
 
@@ -28,13 +29,14 @@ def report(state: State, since, output) -> None:
     k = pages.k_factor(session.settings)
     data = pages.gather(sessions, since)
     numbers = pages.summary(data, k)
+    found = report_insights.gather(sessions, since)
     if output:
         drawn = pages.charts(data, k, progress_printer(state))
         page = pages.render_html(str(session.root.path), since, data, numbers, drawn)
-        write_outside(Path(output), page)
+        write_outside(Path(output), report_insights.into_page(page, found))
     if state.json:
         click.echo(dumps({"since": since, "html": output, "k": k, "environments": numbers, "drift": data["drift"],
-                          "findings": {env: len(f) for env, f in data["findings"].items()}}))
+                          "findings": {env: len(f) for env, f in data["findings"].items()}, **found}))
         return
     for env, per in numbers.items():
         for name, item in sorted(per.items()):
@@ -43,5 +45,9 @@ def report(state: State, since, output) -> None:
                        f"median {item['median_duration']:.2f}s{anomalies}")
     if not any(numbers.values()):
         click.echo(f"no runs since {since:%Y-%m-%d %H:%M} UTC")
+    for note in found["compare"]["notes"]:
+        click.echo(f"note: {note}")
+    for item in found["advice"]:
+        click.echo(f"advice: {item['code']} {item['environment']} {item['automation'] or ''}: {item['message']} (do: {item['action']})")
     if output:
         click.echo(f"wrote {output}")
