@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextvars
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, Iterable, TypeVar
 
 import attrs
 
@@ -46,6 +46,23 @@ class PluginError(Exception):
         self.plugin = plugin
         self.hook = hook
         self.error = error
+
+
+class HookNotDeclared(ConfigurationError):
+    """A hook was called that no loaded plugin declares (its plugin is disabled, failed or not installed)."""
+
+    def __init__(self, hook: str, declared_by: str, record: Any) -> None:
+        if record is None:
+            where = f"its plugin {declared_by!r} is not installed" if declared_by else "no plugin declares it"
+        else:
+            where = f"its plugin {declared_by!r} is {record.status}" + (f" ({record.reason})" if record.reason else "")
+        hint = (
+            f"enable the plugin {declared_by!r} (drop -p no:{declared_by}, clear ENVFENCE_DISABLE_PLUGINS, "
+            "or add it to ENVFENCE_PLUGINS); `envfence plugins` shows why it is not loaded"
+            if declared_by else "install the plugin that declares it; `envfence plugins --hooks` lists the hooks there are"
+        )
+        super().__init__(f"the hook {hook!r} is not available: {where}", hint)
+        self.hook = hook
 
 
 class PluginFailed(ConfigurationError):
@@ -244,10 +261,15 @@ class HookCalls:
 
     trace: bool = False
 
-    def _call(self, hook: str, _report_to: Any = None, **kwargs: Any) -> HookResult[Any]:
+    def _call(self, hook: str, _report_to: Any = None, _declared_by: str = "", **kwargs: Any) -> HookResult[Any]:
         """Call ``hook`` with keyword arguments; ``_report_to`` is the session a LOG error goes to
-        when the hook takes none."""
-        caller = getattr(self.pm.hook, hook)
+        when the hook takes none.
+
+        :raises HookNotDeclared: no loaded plugin declares ``hook`` (``_declared_by`` names the one that would).
+        """
+        caller = getattr(self.pm.hook, hook, None)
+        if caller is None or caller.spec is None:
+            raise HookNotDeclared(hook, _declared_by, getattr(self, "records", {}).get(_declared_by))
         call = _Call(self.trace)
         token = _current.set(call)
         try:
@@ -264,7 +286,7 @@ class HookCalls:
         return result
 
     def _apply_policy(self, result: HookResult[Any], kwargs: dict[str, Any], session: Any) -> None:
-        policy = POLICIES[result.hook]
+        policy = getattr(self.pm.hook, result.hook).spec.function.envfence_policy
         if policy is OnError.FINDING:
             return  # the caller reports them with the findings it returns
         redact = _redactor(kwargs, session)
@@ -349,14 +371,6 @@ class HookCalls:
         """``automation_state``: mappings merged into an automation's state (LOG)."""
         return self._call("automation_state", session=session, automation=automation)
 
-    def alert(self, *, session: Any, alert: Any, channels: tuple[str, ...]) -> HookResult[Any]:
-        """``alert``: the channels delivered to (FINDING: the caller keeps the alert and retries)."""
-        return self._call("alert", session=session, alert=alert, channels=channels)
-
-    def register_webhook_providers(self, *, register: Callable[[Any], None]) -> HookResult[Any]:
-        """``register_webhook_providers`` (CONFIGURATION: a route's provider that cannot register is unverifiable)."""
-        return self._call("register_webhook_providers", register=register)
-
     def register_emulators(self) -> HookResult[Any]:
         """``register_emulators``: mappings of name to fake service class (FINDING: the caller names failed plugins)."""
         return self._call("register_emulators")
@@ -401,17 +415,35 @@ class HookCalls:
         """``acquire_run_lock``: the lock a run holds, when a plugin holds it (CONFIGURATION)."""
         return self._call("acquire_run_lock", session=session, automation=automation, wait=wait, echo=echo)
 
-    def verify_audit_store(self, *, session: Any) -> HookResult[Any]:
-        """``verify_audit_store``: each kept chain's check (FINDING: the caller reports a failure as a broken trail)."""
-        return self._call("verify_audit_store", session=session)
 
-    def hold_state(self, *, session: Any, name: str, write: bool) -> HookResult[Any]:
-        """``hold_state``: the named state held where every host sees it (CONFIGURATION)."""
-        return self._call("hold_state", session=session, name=name, write=write)
+class OfferedHooks:
+    """Typed calls to the hooks one plugin declares through ``register_hookspecs``.
 
-    def open_webhook_queue(self, *, session: Any) -> HookResult[Any]:
-        """``open_webhook_queue``: a queue kept outside the tree (CONFIGURATION)."""
-        return self._call("open_webhook_queue", session=session)
+    A plugin that offers hooks subclasses it beside its hookspecs, one method
+    per hook taking the spec's arguments with their types::
+
+        class AlertHooks(OfferedHooks):
+            declared_by = "alerts"
+            specs = alert_hookspecs
+
+            def alert(self, *, session: Session, alert: Alert, channels: tuple[str, ...]) -> HookResult[list[str]]:
+                return self._call("alert", session=session, alert=alert, channels=channels)
+
+    and calls ``AlertHooks(session.plugins).alert(...)``. The failure policy
+    declared beside each hookspec applies as for the core's hooks. When
+    ``declared_by`` is not loaded, a call raises :class:`HookNotDeclared` naming it.
+    """
+
+    #: The plugin that declares these hooks (its entry-point name).
+    declared_by: ClassVar[str] = ""
+    #: The module or class holding the hookspecs these methods call.
+    specs: ClassVar[Any] = None
+
+    def __init__(self, plugins: HookCalls) -> None:
+        self.plugins = plugins
+
+    def _call(self, hook: str, **kwargs: Any) -> HookResult[Any]:
+        return self.plugins._call(hook, _declared_by=self.declared_by, **kwargs)
 
 
 def hook_names() -> Iterable[str]:

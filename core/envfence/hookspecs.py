@@ -24,7 +24,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import click
 
     from .models import (
-        Alert,
         AuditEvent,
         Automation,
         ConfigLayer,
@@ -56,7 +55,7 @@ class OnError(enum.Enum):
 
     #: Reported by the caller with its results, naming the plugin: a ``PLUGIN_ERROR`` finding
     #: (``SAFETY_GUARD_FAILED`` for a guard), or as the caller says where it has no findings
-    #: (``register_emulators`` lists them, ``alert`` keeps the alert to retry); the command goes on.
+    #: (``register_emulators`` lists them; a plugin's own hook as its caller decides); the command goes on.
     FINDING = "finding"
     #: Logged as a warning and audited as ``plugin.failed``, naming the plugin; the command goes on.
     LOG = "log"
@@ -69,13 +68,42 @@ POLICIES: dict[str, OnError] = {}
 
 
 def failure_policy(policy: OnError) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare what a plugin's exception in the decorated hookspec becomes."""
+    """Declare what a plugin's exception in the decorated hookspec becomes.
+
+    Every hookspec declares one, the core's here and a plugin's beside its own
+    (see :func:`register_hookspecs`): a plugin whose hookspec has none fails to load.
+    """
 
     def mark(spec: Callable[..., Any]) -> Callable[..., Any]:
-        POLICIES[spec.__name__] = policy
+        spec.envfence_policy = policy  # type: ignore[attr-defined]
+        if spec.__module__ == __name__:
+            POLICIES[spec.__name__] = policy
         return spec
 
     return mark
+
+
+# --- Plugins -----------------------------------------------------------------
+
+
+@failure_policy(OnError.CONFIGURATION)
+@hookspec(historic=True)
+def register_hookspecs(register: Callable[[Any], None]) -> None:
+    """Declare the hooks your plugin offers to other plugins, as pytest's ``pytest_addhooks`` does.
+
+    :param register: call it with a module or class holding your hookspecs,
+        each decorated with ``envfence.hookspecs.hookspec`` and given a
+        :func:`failure_policy`.
+
+    Called once for each plugin, when it is registered. The hooks it declares
+    belong to your plugin: when it is not loaded (``-p no:NAME``) they are
+    not callable, and calling one is a clear error naming your plugin. Call
+    them through a typed :class:`~envfence.hookcalls.OfferedHooks` subclass
+    beside the hookspecs. A plugin that implements another plugin's hook marks
+    the implementation ``optionalhook=True`` to stay loaded without it.
+    A hookspec already declared, or one without a failure policy, makes
+    the declaring plugin fail to load.
+    """
 
 
 # --- Discovery -------------------------------------------------------------
@@ -483,41 +511,6 @@ def automation_state(session: Session, automation: Automation) -> Mapping[str, A
     """
 
 
-@failure_policy(OnError.FINDING)
-@hookspec
-def alert(session: Session, alert: Alert, channels: tuple[str, ...]) -> list[str] | None:
-    """Deliver an alert (a threshold crossed, or its recovery) through your channel.
-
-    :param session: the open session.
-    :param alert: the :class:`~envfence.models.Alert`; its message is redacted.
-    :param channels: the channel names the environment's escalation asks for
-        (``[alerts.escalation]``); deliver only when yours is among them.
-    :returns: the names of the channels delivered to, or None when none of
-        ``channels`` is yours.
-
-    All results are collected. Raise when delivery failed: the alert is kept
-    and retried on the next run; the others' deliveries are not repeated.
-    """
-
-
-# --- Webhooks ----------------------------------------------------------------
-
-
-@failure_policy(OnError.CONFIGURATION)
-@hookspec
-def register_webhook_providers(register: Callable[[Any], None]) -> None:
-    """Add webhook providers that routes can name (``provider = "..."``).
-
-    :param register: call it once per provider with a
-        :class:`envfence_builtins.webhook_service.webhook_providers.WebhookProvider` (a name,
-        how to verify a delivery's signature, and where its event id and
-        type are). A name registered twice is a configuration error.
-
-    All implementations are called; the built-ins register
-    ``housecallpro``, ``standard`` and ``github``.
-    """
-
-
 # --- A shared store (several machines) ---------------------------------------
 
 
@@ -539,53 +532,4 @@ def acquire_run_lock(session: Session, automation: str, wait: bool, echo: Callab
     when the lock must come from a store that cannot be reached: the run is
     refused (exit 4); a plugin that fails otherwise stops the run too
     (a lock that cannot be decided is not taken).
-    """
-
-
-@failure_policy(OnError.FINDING)
-@hookspec
-def verify_audit_store(session: Session) -> Mapping[str, Any] | None:
-    """Check the environment's audit chain kept outside its tree (``envfence audit verify``).
-
-    :param session: the open session.
-    :returns: ``{"store": name, "records": n, "ok": bool, "broken": {"seq": n, "reason": text} | None}``,
-        or None when the plugin keeps no such trail.
-
-    All results are collected; any that is not ok makes ``audit verify`` exit
-    1, and so does a plugin that raises (reported as a broken trail naming it).
-    """
-
-
-@failure_policy(OnError.CONFIGURATION)
-@hookspec(firstresult=True)
-def hold_state(session: Session, name: str, write: bool) -> Any:
-    """Hold an environment's named state (``alerts``) where every host sees it.
-
-    :param session: the open session.
-    :param name: the state's name, the plugin that owns it.
-    :param write: True for a read-modify-write: holders queue behind each
-        other across hosts, and the value is saved when the block ends
-        without an exception; False to read only.
-    :returns: a context manager whose value is the state (a dict, empty
-        when none was saved), changed in place by the holder; or None to
-        let the owning plugin keep it in its own file.
-
-    Stops at first non-None result.
-    """
-
-
-@failure_policy(OnError.CONFIGURATION)
-@hookspec(firstresult=True)
-def open_webhook_queue(session: Session) -> Any:
-    """Open the environment's webhook queue somewhere other than its tree.
-
-    :param session: the open, prepared session.
-    :returns: an object with the methods of
-        :class:`envfence_builtins.webhook_service.webhook_queue.WebhookQueue` (``accept``,
-        ``claim``, ``finish``, ``recover``, ``list``, ``get``, ``retry``,
-        ``drop``, ``counts``, ``writable``, ``close``), or None to use the
-        SQLite queue in the environment's tree.
-
-    Stops at first non-None result. ``envfence serve``, ``worker`` and
-    ``queue`` use what it returns.
     """

@@ -40,6 +40,7 @@ class PluginRecord:
     module: str = ""
     hooks: tuple[str, ...] = ()
     reason: str = ""  #: why it is disabled or failed
+    offers: tuple[str, ...] = ()  #: the hooks it declares for other plugins (``register_hookspecs``)
 
 
 def _split(value: str | None) -> list[str]:
@@ -105,8 +106,25 @@ class PluginManager(HookCalls):
         #: Names that ``-p no:``, ``ENVFENCE_DISABLE_PLUGINS`` or ``ENVFENCE_PLUGINS`` gave and no plugin has.
         self.unknown: tuple[str, ...] = ()
         self._disabled_by_hook: dict[str, list[PluginRecord]] = {}
+        #: The hooks plugins declared (``register_hookspecs``), with the plugin that declared each.
+        self.declared: dict[str, str] = {}
+        self._registering = ""
+        # Historic: each plugin's register_hookspecs is called as it registers, as pytest calls pytest_addhooks.
+        self.pm.hook.register_hookspecs.call_historic(kwargs={"register": self._add_hookspecs})
         if trace:
             install_tracing(self.pm)
+
+    def _add_hookspecs(self, specs: Any) -> None:
+        """Add a plugin's hookspecs (``register_hookspecs``'s callback): each new, each with a failure policy."""
+        names = [n for n in dir(specs) if self.pm.parse_hookspec_opts(specs, n) is not None]
+        for name in names:
+            if not hasattr(getattr(specs, name), "envfence_policy"):
+                raise ValueError(f"hookspec {name} declares no failure_policy")
+            caller = getattr(self.pm.hook, name, None)
+            if caller is not None and caller.spec is not None:
+                raise ValueError(f"hook {name} is declared already (by {self.declared.get(name, 'envfence')})")
+        self.pm.add_hookspecs(specs)
+        self.declared.update(dict.fromkeys(names, self._registering))
 
     # --- loading -------------------------------------------------------------
 
@@ -129,6 +147,7 @@ class PluginManager(HookCalls):
         blocked = set(disabled) | set(_split(environ.get("ENVFENCE_DISABLE_PLUGINS")))
         allowed = set(_split(environ.get("ENVFENCE_PLUGINS"))) or None
         seen: set[str] = set()
+        manager._loading = True  # a hook one plugin declares may be implemented by one registered before it
         for ep in registration_order(entry_points(ENTRY_POINT_GROUP)):
             if ep.name in seen:  # the same distribution seen twice on sys.path
                 continue
@@ -160,6 +179,9 @@ class PluginManager(HookCalls):
                 manager.records[name] = PluginRecord(name, "disabled", module="inline", reason="blocked or not allowed")
                 continue
             manager.register(plugin, name, distribution="inline")
+        manager._loading = False
+        for name in [n for n, r in manager.records.items() if r.status == "loaded"]:
+            manager._fail_unknown(name)
         manager.unknown = tuple(sorted((blocked | (allowed or set())) - set(manager.records)))
         manager.pm.check_pending()  # every plugin left registered implements known (or optional) hooks
         return manager
@@ -183,34 +205,51 @@ class PluginManager(HookCalls):
         """Register ``plugin`` under ``name``, checking it against the hookspecs.
 
         A plugin whose hooks do not fit is unregistered and recorded as
-        failed, with the reason; nothing is raised.
+        failed, with the reason; nothing is raised. The hooks it declares
+        (``register_hookspecs``) are added as it registers.
         """
         module = module or getattr(plugin, "__name__", type(plugin).__name__)
+        self._registering = name
         try:
             self.pm.register(plugin, name=name)
-        except Exception as exc:  # pluggy.PluginValidationError, or a name clash
+        except Exception as exc:  # pluggy.PluginValidationError, a name clash, or hookspecs it could not declare
+            if self.pm.get_name(plugin) is not None:  # left half registered by its register_hookspecs
+                self.pm.unregister(plugin)
             record = PluginRecord(name, "failed", distribution, version, module, reason=f"invalid: {exc}")
         else:
-            # pluggy's check_pending rule: an unknown hook is an error unless its impl is optionalhook.
+            guard_plugin(self.pm, plugin)
             callers = self.pm.get_hookcallers(plugin) or []
-            unknown = [
-                caller.name
-                for caller in callers
-                if caller.spec is None
-                and any(impl.plugin is plugin and not impl.optionalhook for impl in caller.get_hookimpls())
-            ]
-            if unknown:
-                self.pm.unregister(plugin)
-                record = PluginRecord(
-                    name, "failed", distribution, version, module,
-                    reason=f"implements unknown hook(s): {', '.join(unknown)}",
-                )
-            else:
-                guard_plugin(self.pm, plugin)
-                hooks = tuple(sorted(c.name for c in callers if c.spec is not None))
-                record = PluginRecord(name, "loaded", distribution, version, module, hooks)
+            hooks = tuple(sorted(c.name for c in callers if c.spec is not None))
+            offers = tuple(sorted(h for h, by in self.declared.items() if by == name))
+            record = PluginRecord(name, "loaded", distribution, version, module, hooks, offers=offers)
+        finally:
+            self._registering = ""
         self.records[name] = record
-        return record
+        if record.status == "loaded" and not self._loading:
+            self._fail_unknown(name)
+        return self.records[name]
+
+    #: True while :meth:`from_entry_points` registers: unknown hooks are checked once all are in.
+    _loading = False
+
+    def _fail_unknown(self, name: str) -> None:
+        """Fail plugin ``name`` when it implements a hook nothing declares (pluggy's ``check_pending`` rule).
+
+        An implementation marked ``optionalhook=True`` is left alone: it
+        implements a hook of a plugin that may not be there.
+        """
+        plugin = self.pm.get_plugin(name)
+        unknown = [
+            caller.name
+            for caller in self.pm.get_hookcallers(plugin) or []
+            if caller.spec is None and any(impl.plugin is plugin and not impl.optionalhook for impl in caller.get_hookimpls())
+        ]
+        if unknown:
+            self.pm.unregister(plugin)
+            self.records[name] = attrs.evolve(
+                self.records[name], status="failed", hooks=(),
+                reason=f"implements unknown hook(s): {', '.join(unknown)} (no loaded plugin declares them)",
+            )
 
     def unregister(self, name: str) -> None:
         """Remove a registered plugin by name."""

@@ -117,6 +117,18 @@ def hookspecs() -> list[tuple[str, str, Any]]:
             if hasattr(function, "envfence_spec"):
                 phase = max(((n, p) for n, p in phases.items() if n < node.lineno), default=(0, "Hooks"))[1]
                 result.append((phase, node.name, function))
+    return result + offered_hookspecs()
+
+
+def offered_hookspecs() -> list[tuple[str, str, Any]]:
+    """``(phase, name, function)`` for every hook an installed plugin declares (``register_hookspecs``)."""
+    from envfence.plugins import PluginManager
+
+    manager = PluginManager.from_entry_points()
+    result = []
+    for name, plugin in sorted(manager.declared.items(), key=lambda item: (item[1], item[0])):
+        spec = getattr(manager.pm.hook, name).spec
+        result.append((f"Offered by the {plugin} plugin", name, spec.function))
     return result
 
 
@@ -174,7 +186,8 @@ def hook_reference() -> str:
     names = {name for _, name, _ in specs}
     lines = ["# Hook reference", "", _inline(inspect.cleandoc(module.__doc__ or ""), names), ""]
     lines += [
-        "Generated from the docstrings of `core/envfence/hookspecs.py` at every docs build. "
+        "Generated from the docstrings of `core/envfence/hookspecs.py`, and of the hookspecs each "
+        "installed plugin declares (`register_hookspecs`), at every docs build. "
         "`envfence plugins --hooks` shows which installed plugins implement each hook, in call order.",
         "",
     ]
@@ -185,14 +198,15 @@ def hook_reference() -> str:
             phase_seen = phase
         opts = getattr(function, "envfence_spec", {}) or {}
         signature = inspect.signature(function)
-        arguments = ", ".join(signature.parameters)
+        arguments = ", ".join(p for p in signature.parameters if p != "self")
         kind = "firstresult: the first non-None answer wins" if opts.get("firstresult") else "every plugin's answer is collected"
-        policy = getattr(module, "POLICIES", {}).get(name)
+        policy = getattr(function, "envfence_policy", None)
         if policy is not None:
             kind += f"; a plugin's exception: {_POLICY_WORDS[policy.value]}"
         body, params, returns = docstring_markdown(function.__doc__ or "", names)
         summary, _, body = body.partition("\n\n")
-        lines += [f"### {name}", "", summary, "", "```python", "@hookimpl", f"def {name}({arguments}): ...", "```", "", f"*{kind}.*", ""]
+        marker = "@hookimpl(optionalhook=True)" if phase.startswith("Offered by") else "@hookimpl"
+        lines += [f"### {name}", "", summary, "", "```python", marker, f"def {name}({arguments}): ...", "```", "", f"*{kind}.*", ""]
         if params:
             lines += ["**Arguments**", ""]
             lines += [f"- `{param}`: {text}" for param, text in params]

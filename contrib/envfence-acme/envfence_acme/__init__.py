@@ -187,7 +187,7 @@ def verify_acme(secret: str, headers, body: bytes, tolerance: int) -> None:
         raise SignatureError("the Acme-Signature does not match the body")
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # the webhook_providers plugin declares it
 def register_webhook_providers(register) -> None:
     """The ``acme`` provider, for routes that name it."""
     from envfence_builtins.webhook_service.webhook_providers import WebhookProvider

@@ -112,7 +112,7 @@ def on_run_finish(session, outcome) -> None:
     post(session, text, kind="success")
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # the alerts plugin declares it; without it this plugin still posts run messages
 def alert(session, alert, channels) -> list[str] | None:
     """Deliver an envfence alert when the environment escalates to ``slack``; raise when Slack did not take it."""
     if NAME not in channels:

@@ -12,17 +12,18 @@ _STATUS_COLOURS = {"loaded": "green", "disabled": "yellow", "failed": "red"}
 
 
 def hook_table(manager) -> list[dict]:
-    """Every hookspec with the plugins implementing it, in call order."""
+    """Every hookspec with the plugins implementing it, in call order: the core's, then those plugins declare."""
     from .. import hookspecs
 
     table = []
-    for name in hookspec_names(hookspecs):
+    for name in hookspec_names(hookspecs) + sorted(manager.declared):
         caller = getattr(manager.pm.hook, name)
         impls = []
         for plugin, impl in manager.implementations(name):
             order = "tryfirst" if impl.tryfirst else "trylast" if impl.trylast else ""
             impls.append({"plugin": plugin, "order": order or None, "wrapper": bool(impl.wrapper or impl.hookwrapper)})
-        table.append({"hook": name, "firstresult": bool(caller.spec.opts.get("firstresult")), "plugins": impls})
+        row = {"hook": name, "firstresult": bool(caller.spec.opts.get("firstresult")), "plugins": impls}
+        table.append({**row, "declared_by": manager.declared.get(name)})
     return table
 
 
@@ -50,6 +51,7 @@ def plugins(state: State, by_hook: bool) -> None:
             return
         for row in table:
             kind = " (firstresult)" if row["firstresult"] else ""
+            kind += f" (declared by {row['declared_by']})" if row["declared_by"] else ""
             click.echo(style(row["hook"], bold=True) + kind)
             if not row["plugins"]:
                 click.echo("    (no plugin)")
@@ -67,5 +69,7 @@ def plugins(state: State, by_hook: bool) -> None:
         click.echo(f"{r.name:<24} {status:<8} {dist}")
         if r.hooks:
             click.echo(f"    hooks: {', '.join(r.hooks)}")
+        if r.offers:
+            click.echo(f"    offers: {', '.join(r.offers)}")
         if r.reason:
             click.echo(f"    reason: {r.reason}")

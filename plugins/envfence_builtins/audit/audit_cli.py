@@ -26,6 +26,7 @@ from .sealing import move_aside, seal
 from .trail_files import trail_path
 from .trail_session import audit_key, has_runs
 from .verify import verify
+from .audit_hooks import AuditHooks
 
 
 @click.group()
@@ -130,7 +131,7 @@ def verify_cmd(state: State, anchor_line) -> None:
     key = audit_key(session)
     verdict = verify(session.paths, key=key, anchor=anchor, has_runs=lambda: has_runs(session))
     problem, trail = verdict.problem, verdict.trail
-    checked = session.plugins.verify_audit_store(session=session)  # a chain kept in a shared store
+    checked = AuditHooks(session.plugins).verify_audit_store(session=session)  # a chain kept in a shared store
     stores = [*checked.values, *({"store": f"plugin {e.plugin}", "records": 0, "ok": False,
                                   "broken": {"seq": None, "reason": session.redactor()(str(e))}} for e in checked.errors)]
     if state.json:

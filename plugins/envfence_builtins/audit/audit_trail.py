@@ -85,3 +85,11 @@ def register_commands(cli) -> None:
     from envfence_builtins.audit.audit_cli import audit
 
     cli.add_command(audit)
+
+
+@hookimpl
+def register_hookspecs(register) -> None:
+    """Offer ``verify_audit_store``: a plugin that keeps a second chain checks it in ``audit verify``."""
+    from .audit_hooks import AuditHookspecs
+
+    register(AuditHookspecs)

@@ -42,6 +42,7 @@ from envfence import hookimpl
 from envfence.errors import ConfigurationError, EnvfenceError
 from envfence.models import Alert, Finding, SettingSpec
 from envfence.stash import StashKey
+from envfence_builtins.operations.alert_hooks import AlertHooks
 
 SECTION = "alerts"
 BUILTIN = ("console", "email", "webhook", "ping")
@@ -93,7 +94,7 @@ def load_state(session) -> dict[str, Any]:
 
     data, where = session.stash.get(SHARED_STATE, None), "the alert state of the shared store"
     if data is None:
-        shared = session.plugins.hold_state(session=session, name=SECTION, write=False).first
+        shared = AlertHooks(session.plugins).hold_state(session=session, name=SECTION, write=False).first
         if shared is not None:  # a shared store keeps it for every host
             with shared as data:
                 data = dict(data)
@@ -139,7 +140,7 @@ def held_state(session) -> Iterator[None]:
     if SHARED_STATE in session.stash or _FILE_HELD in session.stash:  # held already, further up
         yield
         return
-    shared = session.plugins.hold_state(session=session, name=SECTION, write=True).first
+    shared = AlertHooks(session.plugins).hold_state(session=session, name=SECTION, write=True).first
     if shared is None:  # the state is a file of the tree: a lock file makes this host's processes take turns
         import fcntl
 
@@ -277,7 +278,7 @@ def deliver(session, alert: Alert, channel: str, message_id: str) -> None:
     elif channel == "ping":
         _ping_alert(session, alert)
     else:
-        delivered = session.plugins.alert(session=session, alert=alert, channels=(channel,))
+        delivered = AlertHooks(session.plugins).alert(session=session, alert=alert, channels=(channel,))
         results, errors = delivered.values, delivered.errors
         if errors:
             raise DeliveryError(f"{channel}: {errors[0]}")
@@ -530,3 +531,11 @@ def register_commands(cli) -> None:
     from envfence_builtins.operations.alerts_cli import alerts
 
     cli.add_command(alerts)
+
+
+@hookimpl
+def register_hookspecs(register) -> None:
+    """Offer ``alert`` (a plugin's own channel) and ``hold_state`` (the alerts' state where every host sees it)."""
+    from envfence_builtins.operations.alert_hooks import AlertHookspecs
+
+    register(AlertHookspecs)

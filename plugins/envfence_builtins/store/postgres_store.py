@@ -638,7 +638,7 @@ def audit_event(session, event) -> None:
         # else: a refused run on an environment never prepared; the run was not started
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # declared by the plugin that offers it; absent without it
 def verify_audit_store(session):
     """``envfence audit verify``'s check of the store's chain for this environment, or None without a store."""
     store = store_for(session)
@@ -655,7 +655,7 @@ def verify_audit_store(session):
 # --- the webhook queue ------------------------------------------------------------------------
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # declared by the plugin that offers it; absent without it
 def open_webhook_queue(session):
     """The environment's webhook queue in the store, shared by receivers and workers on every host."""
     store = store_for(session)
@@ -669,7 +669,7 @@ def open_webhook_queue(session):
 # --- state shared by every host ----------------------------------------------------------
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # declared by the plugin that offers it; absent without it
 def hold_state(session, name, write):
     """The environment's state ``name`` in the store, locked across hosts while held (see the hookspec)."""
     store = store_for(session)

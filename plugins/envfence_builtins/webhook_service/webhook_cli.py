@@ -22,6 +22,8 @@ from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps
 from envfence.errors import EXIT_FINDINGS, ConfigurationError, EnvfenceError, SafetyError, UsageError
 
+from envfence_builtins.webhook_service.queue_hooks import QueueHooks
+
 if TYPE_CHECKING:  # the queue (sqlite3) and the receiver load only for the command that runs
     from envfence_builtins.webhook_service.webhook_queue import WebhookQueue
     from envfence_builtins.webhook_service.webhook_receiver import Route
@@ -94,7 +96,7 @@ def _setup(state: State, force: bool, reason: str | None, what: str) -> Setup:
     session.prepare()
     session.configure_logging(embedded=False)
     # A shared store's queue, else the one in the environment's tree.
-    queue = session.plugins.open_webhook_queue(session=session).first or WebhookQueue(session.paths)
+    queue = QueueHooks(session.plugins).open_webhook_queue(session=session).first or WebhookQueue(session.paths)
     _prune(session, queue, RETENTION_DAYS)
     return Setup(session, {r.path: r for r in declared}, queue, automations)
 
@@ -321,7 +323,7 @@ def _queue(state: State, write: bool = False) -> tuple[Any, WebhookQueue | None]
         raise UsageError("no plugin computes the environment's directories", "enable the directories plugin")
     if write:
         session.prepare()
-    shared = session.plugins.open_webhook_queue(session=session).first  # a shared store's queue
+    shared = QueueHooks(session.plugins).open_webhook_queue(session=session).first  # a shared store's queue
     if shared is not None:
         return session, shared
     if not write and not queue_path(session.paths).exists():

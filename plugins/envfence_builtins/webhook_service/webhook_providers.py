@@ -26,6 +26,7 @@ from envfence import hookimpl
 from envfence.errors import ConfigurationError
 
 from envfence_builtins.webhook_service import webhook_signatures
+from envfence_builtins.webhook_service.provider_hooks import ProviderHooks
 
 #: ``verify(secret, headers, body, tolerance)``: raises ``SignatureError`` when the delivery is not genuine.
 Verifier = Callable[[str, Mapping[str, str], bytes, int], None]
@@ -127,5 +128,13 @@ def collect_providers(plugins) -> dict[str, WebhookProvider]:
 
     # A provider that cannot register would leave its routes unverifiable: its
     # policy (CONFIGURATION) makes that a configuration error naming the plugin.
-    plugins.register_webhook_providers(register=register)
+    ProviderHooks(plugins).register_webhook_providers(register=register)
     return found
+
+
+@hookimpl
+def register_hookspecs(register) -> None:
+    """Offer ``register_webhook_providers``: a plugin adds providers that routes can name."""
+    from envfence_builtins.webhook_service.provider_hooks import ProviderHookspecs
+
+    register(ProviderHookspecs)

@@ -382,3 +382,11 @@ def route_secrets(session, declared: list[Route]) -> dict[str, str]:
             )
         found[route.path] = str(reveal(value))
     return found
+
+
+@hookimpl
+def register_hookspecs(register) -> None:
+    """Offer ``open_webhook_queue``: a shared store keeps the queue every receiver and worker uses."""
+    from envfence_builtins.webhook_service.queue_hooks import QueueHookspecs
+
+    register(QueueHookspecs)

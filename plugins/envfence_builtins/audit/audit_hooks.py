@@ -1,0 +1,43 @@
+"""The hook the ``audit`` plugin offers: ``verify_audit_store``, for a trail kept outside the tree, and its typed call.
+
+Declared by the ``audit`` plugin (``register_hookspecs``); a store that keeps a
+second chain implements it with ``optionalhook=True``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
+from envfence.hookcalls import HookResult, OfferedHooks
+from envfence.hookspecs import OnError, failure_policy, hookspec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from envfence.pipeline import Session
+
+
+class AuditHookspecs:
+    """The hookspecs: the docstrings are their reference."""
+
+    @failure_policy(OnError.FINDING)
+    @hookspec
+    def verify_audit_store(self, session: Session) -> Mapping[str, Any] | None:
+        """Check the environment's audit chain kept outside its tree (``envfence audit verify``).
+
+        :param session: the open session.
+        :returns: ``{"store": name, "records": n, "ok": bool, "broken": {"seq": n, "reason": text} | None}``,
+            or None when the plugin keeps no such trail.
+
+        All results are collected; any that is not ok makes ``audit verify`` exit
+        1, and so does a plugin that raises (reported as a broken trail naming it).
+        """
+
+
+class AuditHooks(OfferedHooks):
+    """Typed calls to the ``audit`` plugin's hooks: ``AuditHooks(session.plugins).verify_audit_store(...)``."""
+
+    declared_by = "audit"
+    specs = AuditHookspecs
+
+    def verify_audit_store(self, *, session: Session) -> HookResult[Mapping[str, Any]]:
+        """``verify_audit_store``: each kept chain's check (FINDING: the caller reports a failure as a broken trail)."""
+        return self._call("verify_audit_store", session=session)
