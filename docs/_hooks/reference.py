@@ -86,6 +86,10 @@ def cli_reference() -> str:
             lines += ["**Options**", ""]
             lines += [f"- `{names}`: {help_text}" for names, help_text in records]
             lines.append("")
+        if command.epilog and command.epilog.startswith("Examples:"):
+            # The same lines `--help` ends with (envfence.cli.examples), as a console block.
+            shown = [line.strip() for line in command.epilog.splitlines()[1:] if line.strip() and line.strip() != "\b"]
+            lines += ["**Examples**", "", "```console", *shown, "```", ""]
         if isinstance(command, click.Group):
             subs = [n for n in command.list_commands(ctx) if command.get_command(ctx, n) is not None]
             lines += ["Commands: " + ", ".join(f"[`{n}`](#{_anchor(f'{path} {n}')})" for n in subs), ""]

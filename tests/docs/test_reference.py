@@ -84,3 +84,72 @@ def test_mkdocs_build_is_strict_and_includes_generated_pages(tmp_path):
     assert 'id="register_automations"' in hooks
     cli = (site / "reference" / "cli" / "index.html").read_text(encoding="utf-8")
     assert "envfence plugins" in cli and "--hooks" in cli
+
+
+def _commands():
+    """``(path, command)`` for every envfence command that runs something (groups excluded)."""
+    import click
+
+    from envfence.cli import cli
+
+    found = []
+
+    def walk(command, path, ctx):
+        if isinstance(command, click.Group):
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                if sub is not None:
+                    walk(sub, f"{path} {name}", click.Context(sub, parent=ctx, info_name=name))
+        else:
+            found.append((path, command))
+
+    walk(cli, "envfence", click.Context(cli, info_name="envfence"))
+    return found
+
+
+def test_every_core_command_ends_its_help_with_examples(run_cli, tmp_path):
+    core = [(path, command) for path, command in _commands() if command.callback.__module__.startswith("envfence.")]
+    assert len(core) >= 15
+    for path, command in core:
+        assert (command.epilog or "").startswith("Examples:"), f"{path} --help shows no example"
+        words = path.split()[1:]
+        shown = run_cli(*words, "--help", cwd=tmp_path).stdout
+        assert shown.rstrip().splitlines()[-1].lstrip().startswith("$ envfence"), shown
+        # every example runs a real command path of envfence
+        for line in command.epilog.splitlines()[3:]:
+            assert line.startswith("  $ envfence "), line
+
+
+def test_the_cli_reference_shows_each_commands_examples(reference):
+    page = reference.cli_reference()
+    assert "**Examples**" in page and "envfence run import-jobs --dry-run" in page
+
+
+def _parse(argv):
+    """Parse ``envfence ARGV`` down to its command as click would, without running it."""
+    import click
+
+    from envfence.cli import cli
+
+    import warnings
+
+    ctx = cli.make_context("envfence", list(argv))
+    command = cli
+    while isinstance(command, click.Group):
+        with warnings.catch_warnings():  # click 8.2 keeps the words in args, older ones in protected_args
+            warnings.simplefilter("ignore", DeprecationWarning)
+            words = [*getattr(ctx, "protected_args", ()), *ctx.args]
+        name, command, rest = command.resolve_command(ctx, words)
+        ctx = command.make_context(name, rest, parent=ctx)
+    return command
+
+
+def test_every_example_parses_as_the_command_it_documents():
+    import shlex
+
+    for path, command in _commands():
+        for line in (command.epilog or "").splitlines()[3:]:
+            words = shlex.split(line.strip().removeprefix("$ "), comments=True)
+            words = words[: words.index(">")] if ">" in words else words  # a shell redirection
+            assert words[0] == "envfence"
+            assert _parse(words[1:]) is command, f"{line!r} is not an example of {path}"

@@ -8,6 +8,7 @@ import json
 import click
 
 from . import State, pass_state
+from .examples import examples
 from .output import dumps, style
 
 
@@ -52,6 +53,11 @@ def automation_state(session, automation) -> dict:
     return state
 
 
+@examples(
+    "envfence list",
+    "envfence -v list                      # with schedules and next firing times",
+    "envfence --env production --json list",
+)
 @click.command("list")
 @pass_state
 def list_automations(state: State) -> None:

@@ -8,6 +8,7 @@ from ..errors import EXIT_FINDINGS
 from ..models import SEVERITIES
 from . import State, pass_state
 from .output import SEVERITY_COLOURS, dumps, finding_dict, style
+from .examples import examples
 
 #: Section titles, most severe first.
 TITLES = {"error": "errors", "warning": "warnings", "info": "info"}
@@ -35,6 +36,11 @@ def counts(findings) -> dict[str, int]:
     return {s: sum(1 for f in findings if f.severity == s) for s in reversed(SEVERITIES)}
 
 
+@examples(
+    "envfence check                        # everything that would stop a run here",
+    "envfence --env production check --config-only",
+    "envfence check --live                 # also ask Airtable and HousecallPro",
+)
 @click.command()
 @click.option("--live", is_flag=True, help="Also call the configured services with their credentials (each service plugin's live check).")
 @click.option(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from .examples import examples
 
 SHELLS = ("bash", "zsh", "fish")
 
@@ -68,6 +69,10 @@ def plugins(ctx: click.Context, param: click.Parameter, incomplete: str) -> list
     return _items(names, incomplete)
 
 
+@examples(
+    "envfence completion bash > ~/.local/share/bash-completion/completions/envfence",
+    "envfence completion zsh > \"${fpath[1]}/_envfence\"",
+)
 @click.command()
 @click.argument("shell", type=click.Choice(SHELLS))
 def completion(shell: str) -> None:

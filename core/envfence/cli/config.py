@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-
 import click
 
 from ..errors import EXIT_FINDINGS
 from ..models import Secret, mask
 from . import State, pass_state
+from .examples import examples
 from .output import Pairs, dotenv_value, dumps, echo_findings, echo_json, finding_dict, plural, style
 
 
@@ -75,6 +75,11 @@ def _shown(session):
     return lambda value: mask(value) if isinstance(value, Secret) else redact(value)
 
 
+@examples(
+    "envfence config show",
+    "envfence config show --explain        # which layer set each key, and what it overrode",
+    "envfence --env production --json config show",
+)
 @config.command("show")
 @click.option("--explain", is_flag=True, help="For each key, the layer that set it and the layers it overrode.")
 @pass_state
@@ -136,6 +141,9 @@ def drift(a, b) -> dict:
     }
 
 
+@examples(
+    "envfence config diff development production",
+)
 @config.command("diff")
 @click.argument("first")
 @click.argument("second")
@@ -165,6 +173,9 @@ def diff(state: State, first: str, second: str) -> None:
     click.get_current_context().exit(EXIT_FINDINGS if missing else 0)
 
 
+@examples(
+    "envfence config template > .env.example",
+)
 @config.command("template")
 @pass_state
 def template(state: State) -> None:
@@ -213,6 +224,9 @@ def template(state: State) -> None:
     click.echo("\n".join(lines))
 
 
+@examples(
+    "envfence config schema > envfence.schema.json",
+)
 @config.command("schema")
 @pass_state
 def schema(state: State) -> None:
@@ -226,6 +240,9 @@ def schema(state: State) -> None:
     click.echo(render(), nl=False)
 
 
+@examples(
+    "envfence config snapshot --note \"before rotating the Airtable token\"",
+)
 @config.command("snapshot")
 @click.option("--note", default="", help="Why this snapshot was taken (recorded in the manifest and the audit trail).")
 @pass_state
@@ -241,6 +258,11 @@ def snapshot(state: State, note: str) -> None:
         click.echo(f"snapshot {taken.id}: {', '.join(saved) or 'no files'} saved in {taken.path}")
 
 
+@examples(
+    "envfence config rollback --list",
+    "envfence config rollback 20261206T101500123456Z --dry-run",
+    "envfence --env production config rollback 20261206T101500123456Z --reason \"bad token\"",
+)
 @config.command("rollback")
 @click.argument("snapshot_id", required=False)
 @click.option("--list", "list_only", is_flag=True, help="List this environment's snapshots, newest first.")

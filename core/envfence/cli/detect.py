@@ -6,6 +6,7 @@ import click
 
 from . import State, pass_state
 from ..models import Report
+from .examples import examples
 from .output import dumps, style
 
 
@@ -49,6 +50,11 @@ def host_notes(session) -> list:
     return list(Report(tuple(failed)).extend(f for f in session.validate() if f.code.startswith("HOST")).findings)
 
 
+@examples(
+    "envfence detect                       # the environment, how it was decided, the host's class",
+    "envfence -q detect                    # one line, for scripts",
+    "envfence --env production --json detect",
+)
 @click.command()
 @pass_state
 def detect(state: State) -> None:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import click
+from .examples import examples
 
 from . import State, pass_state
 
 
+@examples(
+    "envfence emulate                      # list the fake services",
+    "envfence emulate airtable --port 8765",
+    "envfence emulate housecallpro --no-seed",
+)
 @click.command()
 @click.argument("name", required=False)
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port on 127.0.0.1 (0 picks a free one).")

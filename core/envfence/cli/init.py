@@ -5,9 +5,15 @@ from __future__ import annotations
 import click
 
 from . import State, pass_state
+from .examples import examples
 from .output import dumps, finding_dict
 
 
+@examples(
+    "envfence init",
+    "envfence --env production init",
+    "envfence init --gitignore             # also add the missing .gitignore lines",
+)
 @click.command()
 @click.option("--gitignore", is_flag=True, help="Also add the lines .gitignore lacks (environment trees, machine-local files).")
 @pass_state

@@ -7,6 +7,7 @@ import click
 
 from . import State, pass_state
 from .output import dumps, style
+from .examples import examples
 
 _STATUS_COLOURS = {"loaded": "green", "disabled": "yellow", "failed": "red"}
 
@@ -32,6 +33,11 @@ def hookspec_names(module) -> list[str]:
     return [name for name, value in vars(module).items() if callable(value) and hasattr(value, "envfence_spec")]
 
 
+@examples(
+    "envfence plugins",
+    "envfence plugins --hooks               # every hook, in call order",
+    "envfence -p no:airtable plugins        # shown as disabled for this call",
+)
 @click.command()
 @click.option("--hooks", "by_hook", is_flag=True, help="List every hook with the plugins implementing it, in call order.")
 @pass_state

@@ -9,9 +9,15 @@ import click
 
 from ..errors import EnvfenceError, UsageError
 from . import State, parse_assignments, pass_state
+from .examples import examples
 from .output import dumps, echo_findings, finding_dict, style
 
 
+@examples(
+    "envfence run import-jobs --dry-run    # the plan, nothing written",
+    "envfence run import-jobs",
+    "envfence --env production run import-jobs --force --reason \"INC-42 replay\"",
+)
 @click.command()
 @click.argument("name", shell_complete=lambda ctx, param, incomplete: _complete_automations(ctx, param, incomplete))
 @click.option("--dry-run", is_flag=True, help="Detect, load, validate and check safety, show the plan; write nothing.")
@@ -37,6 +43,10 @@ def run(state: State, name, dry_run, force, reason, assignments, wait, pass_exit
          pass_exit_code)
 
 
+@examples(
+    "envfence exec -- python sync.py       # a one-off command, guarded and recorded",
+    "envfence --env production exec -- ./backfill.sh --since 2026-01-01",
+)
 @click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- COMMAND [ARGS]...")
 @click.option("--force", is_flag=True, help="Run despite a blocking safety finding (recorded in the audit trail).")

@@ -9,6 +9,7 @@ import click
 
 from ..errors import UsageError
 from . import State, pass_state
+from .examples import examples
 from .output import dumps
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -186,6 +187,10 @@ def plugin() -> None:
     """Create plugins."""
 
 
+@examples(
+    "envfence plugin new acme-billing",
+    "envfence plugin new acme-billing --dir ~/src --envfence ~/src/envfence",
+)
 @plugin.command("new")
 @click.argument("name")
 @click.option("--dir", "where", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
@@ -201,11 +206,6 @@ def new(state: State, name: str, where: Path, source: str | None) -> None:
     ``pip install --find-links``. ``--envfence PATH`` names a local checkout or
     wheel to install first while developing; nothing of it is written into the
     plugin.
-
-    \b
-    Examples:
-      envfence plugin new acme-billing
-      envfence plugin new acme-billing --dir ~/src --envfence ~/src/envfence
     """
     local = local_envfence(source) if source else None
     requirement = envfence_requirement()

@@ -7,6 +7,7 @@ import click
 from ..errors import UsageError
 from . import State, pass_state
 from .output import dumps, style
+from .examples import examples
 
 _STATUS_COLOURS = {"succeeded": "green", "failed": "red", "blocked": "yellow", "abandoned": "red", "running": "cyan"}
 
@@ -201,6 +202,11 @@ def _show_comparison(state: State, automation, limit) -> None:
         click.echo(style(f"note: {note}", fg="yellow"))
 
 
+@examples(
+    "envfence status",
+    "envfence status --automation import-jobs --limit 5",
+    "envfence status --compare              # every environment side by side",
+)
 @click.command()
 @click.option("--automation", "automation", metavar="NAME", help="Only this automation's runs.",
               shell_complete=lambda ctx, param, incomplete: __import__("envfence.cli.completion", fromlist=["x"]).automations(ctx, param, incomplete))
