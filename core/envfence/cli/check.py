@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from ..errors import EXIT_FINDINGS
-from ..models import SEVERITIES
+from ..models import Report, SEVERITIES
 from . import State, pass_state
-from .output import SEVERITY_COLOURS, dumps, finding_dict, style
 from .examples import examples
+from .output import SEVERITY_COLOURS, dumps, finding_dict, style
 
 #: Section titles, most severe first.
 TITLES = {"error": "errors", "warning": "warnings", "info": "info"}
@@ -28,7 +28,8 @@ def check_findings(session, live: bool, verdict: bool = True) -> list:
         # A guard's error replaces the validator's gentler word on the same matter (HOST_NOT_ENROLLED).
         stops = {f.code for f in verdicts if f.severity == "error"}
         found = [f for f in found if f.severity == "error" or f.code not in stops] + verdicts
-    return found
+    # A validator's error that also stops a run is one cause: said once (models.Report).
+    return list(Report(tuple(found)).findings)
 
 
 def counts(findings) -> dict[str, int]:

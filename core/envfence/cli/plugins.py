@@ -6,8 +6,8 @@ import attrs
 import click
 
 from . import State, pass_state
-from .output import dumps, style
 from .examples import examples
+from .output import dumps, style
 
 _STATUS_COLOURS = {"loaded": "green", "disabled": "yellow", "failed": "red"}
 

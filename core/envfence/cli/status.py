@@ -6,8 +6,8 @@ import click
 
 from ..errors import UsageError
 from . import State, pass_state
-from .output import dumps, style
 from .examples import examples
+from .output import dumps, style
 
 _STATUS_COLOURS = {"succeeded": "green", "failed": "red", "blocked": "yellow", "abandoned": "red", "running": "cyan"}
 
