@@ -233,7 +233,7 @@ def test_a_scheduled_automation_whose_name_breaks_lines_is_refused_not_written_i
         assert "line break" in result.stderr
     assert store.read_text() == "0 1 * * * mine\n"
     checked = run_cli("check", cwd=root)
-    assert checked.exit_code != 0 and "SCHEDULE_INVALID" in checked.output and "line break" in checked.output
+    assert checked.exit_code != 0 and "AUTOMATION_INVALID" in checked.output and "line break" in checked.output
 
 
 def test_percent_and_dollar_reach_cron_and_systemd_as_themselves(make_project, run_cli, tmp_path, monkeypatch):

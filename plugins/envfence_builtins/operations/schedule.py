@@ -542,6 +542,10 @@ def cronjobs(session) -> dict[str, Any]:
 def validate(session) -> list[Finding]:
     """A scheduled automation no scheduler can be given, a broken ``[schedule]`` table, staggered schedules that still collide."""
     try:
+        session.automations
+    except ConfigurationError:
+        return []  # a broken [automations] table is its owner's to report (AUTOMATION_INVALID), once
+    try:
         for env in session.settings.environments:
             entries(session, env)
         if not session.settings.section(SECTION):
