@@ -147,6 +147,13 @@ class _Locked:
         env, name, fd = self.env, self.trail.name, self.fd
         if head is None:
             raise broken(self.trail, f"its head {head_path(self.trail).name} is missing")
+        if head.mac and not self.key:
+            # An unsigned record after a signed head fails `verify`: the action stops rather than break the trail.
+            raise EnvfenceError(
+                f"{self.trail}: the trail is signed, and this process has no audit key to sign what it appends",
+                f"give it the key: the ENVFENCE_AUDIT_KEY_<PREFIX> variable, or the key file under .envfence/keys "
+                f"(`envfence --env {env} audit keygen` made it); never sign on without it",
+            )
         torn = torn_tail(fd, size)
         end = size - torn
         prev, seq = self._last(end)

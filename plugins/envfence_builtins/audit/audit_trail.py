@@ -60,6 +60,32 @@ def audit_event(session, event) -> None:
 
 
 @hookimpl
+def prepare_environment(session, paths) -> list[Finding]:
+    """In a strict profile, create the environment's audit key (as ``audit keygen`` does) when it has none.
+
+    So a production trail is signed from its first record. A trail already
+    signed whose key is missing gets no new key: appends refuse until the
+    key is given back.
+    """
+    import secrets
+
+    from envfence import keyring
+
+    from .reading import open_snapshot
+
+    if not session.profile.strict or paths is None or audit_key(session) is not None:
+        return []
+    with open_snapshot(paths) as snapshot:
+        if snapshot.head is not None and snapshot.head.mac:
+            return []
+    created = keyring.create(session.root.path, session.environment.name, "audit", secrets.token_hex(32).encode() + b"\n")
+    return [Finding("AUDIT_KEY_CREATED", "info",
+                    f"created the audit key {created} (mode 600, outside the tree): {session.environment.name}'s trail is signed",
+                    "keep it out of version control and out of the reach of whoever may write the trail",
+                    key="audit", plugin="audit")]
+
+
+@hookimpl
 def validate(session) -> list[Finding]:
     """The trail's files must stay owner-only (0600)."""
     paths = session.paths

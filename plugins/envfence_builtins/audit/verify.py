@@ -105,6 +105,8 @@ class _Chain:
     prev: str | None = None
     seq: int = 0
     count: int = 0
+    #: The number of the first record that carries a signature: from it on, every record must.
+    signed_from: int | None = None
 
     def follow(self, raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
         """The next line as a record, and why it breaks the chain (None when it extends it)."""
@@ -134,6 +136,19 @@ class _Chain:
             return f"it belongs to {record.get('environment')!r}, not {env}: trails were swapped"
         if self.key is not None and head is not None and record["seq"] > head.seq and audit_chain.unsigned(self.key, env, self.name, record):
             return f"it comes after the head (#{head.seq}) without the audit key's signature: it was added without the key"
+        return self._unsigned_after_signed(record)
+
+    def _unsigned_after_signed(self, record: dict[str, Any]) -> str | None:
+        """Once a trail is signed, a record without a signature was added without the key (seen even without the key)."""
+        head, carries = self.head, isinstance(record.get("mac"), str)
+        if carries and self.signed_from is None:
+            self.signed_from = record["seq"]
+        if carries:
+            return None
+        if head is not None and head.mac and record["seq"] > head.seq:
+            return f"it comes after the signed head (#{head.seq}) without a signature: it was added without the audit key"
+        if self.signed_from is not None:
+            return f"it has no signature though the trail is signed from record #{self.signed_from}: it was added without the audit key"
         return None
 
 
