@@ -271,3 +271,23 @@ def test_a_webhook_redirect_is_not_followed_and_the_alert_is_kept(make_project, 
         assert _pending(run_cli, root)[0]["attempts"] == 2
     finally:
         moved.stop()
+
+
+@pytest.mark.parametrize("userinfo", ["", "hookuser:canary-userinfo-77@"])
+def test_a_webhook_url_carrying_a_token_never_shows_it_in_errors_or_the_kept_alert(make_project, run_cli, userinfo):
+    moved = Redirector(302)
+    try:
+        port = moved.servers[0].server_port
+        url = f"http://{userinfo}127.0.0.1:{port}/services/T000/canary-path-token-88?key=canary-query-99"
+        moved.target_url = "http://127.0.0.1:9/elsewhere?token=canary-location-66"
+        root = make_project({"jobs.py": JOBS, ".env": f"DEV_ALERT_WEBHOOK_SECRET={WHSEC}\n"},
+                            settings=email_settings(0, "").replace('["email"]', '["webhook"]')
+                            + f'\n[alerts.webhook]\nurl = "{url}"\ntimeout = 5\n')
+        ran = run_cli("run", "sync", cwd=root)
+        shown = run_cli("--json", "alerts", "show", cwd=root).stdout
+        assert ran.exit_code == 0 and f"http://127.0.0.1:{port}/…" in ran.stderr, ran.output
+        assert ("answered HTTP 302" in ran.stderr) == (not userinfo)  # urllib cannot use a user part: not reached
+        for canary in ("canary-userinfo-77", "canary-path-token-88", "canary-query-99", "canary-location-66"):
+            assert canary not in ran.output and canary not in shown
+    finally:
+        moved.stop()

@@ -446,7 +446,8 @@ def send_webhook(session, alert: Alert, message_id: str) -> None:
         raise DeliveryError(f"webhook: [{SECTION}.webhook] needs a url in {session.settings.source}")
     parts = urllib.parse.urlsplit(str(url))
     if parts.scheme not in ("http", "https") or not parts.netloc:  # urllib would "deliver" to a file:// URL
-        raise DeliveryError(f"webhook: [{SECTION}.webhook] url in {session.settings.source} is {url!r}, not an http(s) URL")
+        raise DeliveryError(f"webhook: [{SECTION}.webhook] url in {session.settings.source} is not an http(s) URL "
+                            f"(it starts {_shown_url(url)})")
     secret = session.credential(WEBHOOK_SECRET, by=SECTION)
     if secret is None:
         raise DeliveryError(f"webhook: no {WEBHOOK_SECRET} credential in {session.environment.name} to sign with")
@@ -462,10 +463,25 @@ def send_webhook(session, alert: Alert, message_id: str) -> None:
         with _no_redirects().open(request, timeout=float(table.get("timeout", 10))):
             pass
     except urllib.error.HTTPError as exc:
-        moved = f" (a redirect to {exc.headers.get('Location', '?')!r}, never followed: set the final URL)" if 300 <= exc.code < 400 else ""
-        raise DeliveryError(f"webhook: {url} answered HTTP {exc.code}{moved}") from None
+        to = _shown_url(exc.headers.get("Location") or "")
+        moved = f" (a redirect to {to}, never followed: set the final URL)" if 300 <= exc.code < 400 else ""
+        raise DeliveryError(f"webhook: {_shown_url(url)} answered HTTP {exc.code}{moved}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise DeliveryError(f"webhook: cannot reach {url} ({getattr(exc, 'reason', exc)})") from None
+        raise DeliveryError(f"webhook: cannot reach {_shown_url(url)} ({getattr(exc, 'reason', exc)})") from None
+
+
+def _shown_url(url: str) -> str:
+    """``scheme://host[:port]/…`` of ``url``: a webhook URL may carry its token in the user part, the path or the query."""
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(str(url))
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(a URL that cannot be read)"
+    shown = f"{parts.scheme or '?'}://{host}{port}" + ("/…" if parts.path.strip("/") or parts.query else "")
+    return repr(shown)[1:-1]  # a control character a server put in Location shows escaped
 
 
 # --- hooks ----------------------------------------------------------------------------
