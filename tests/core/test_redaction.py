@@ -187,13 +187,16 @@ def test_a_short_secret_is_a_warning_in_development_and_an_error_in_production(e
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
 @pytest.mark.parametrize("value", ["q", "q7", "q7z"])
-def test_a_secret_too_short_to_mask_is_an_error_in_every_environment_and_the_run_is_refused(envfence_project, env, value):
-    envfence_project.write("envfence.toml", '[automations]\nshow = "jobs:show"\n[hostname]\nallow_stand_in = true\n')
-    envfence_project.write("jobs.py", "def show(ctx):\n    print('ran with', ctx.config.credential('API_TOKEN').reveal())\n")
+@pytest.mark.parametrize("declared", [False, True])  # a credential through its prefix, or a secret named in `secrets`
+def test_a_secret_too_short_to_mask_is_an_error_in_every_environment_and_the_run_is_refused(envfence_project, env, value, declared):
+    secrets = 'secrets = ["SIGNING_SALT"]\n' if declared else ""
+    envfence_project.write("envfence.toml", secrets + '[automations]\nshow = "jobs:show"\n[hostname]\nallow_stand_in = true\n')
+    envfence_project.write("jobs.py", "def show(ctx):\n    print('ran with', ctx.config)\n")
     prefix = {"dev": "DEV", "prod": "PROD"}[env]
-    envfence_project.write(".env", f"{prefix}_API_TOKEN={value}\nOTHER_TOKEN=long-enough-secret-1\n")
+    key = "SIGNING_SALT" if declared else f"{prefix}_API_TOKEN"
+    envfence_project.write(".env", f"{key}={value}\nOTHER_TOKEN=long-enough-secret-1\n")
     found = json.loads(envfence_project.run("--env", env, "--json", "check").stdout)["findings"]
-    assert [(f["key"], f["severity"]) for f in found if f["code"] == "SECRET_UNMASKABLE"] == [(f"{prefix}_API_TOKEN", "error")]
+    assert [(f["key"], f["severity"]) for f in found if f["code"] == "SECRET_UNMASKABLE"] == [(key, "error")]
     ran = envfence_project.run("--env", env, "run", "show", env={"ENVFENCE_HOSTNAME": f"web-{env}-01"})
     assert ran.exit_code == 3 and "SECRET_UNMASKABLE" in ran.output and "ran with" not in ran.output, ran.output
 

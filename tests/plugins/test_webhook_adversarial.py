@@ -12,7 +12,7 @@ import requests
 
 from test_webhook_queue_cli import CANARY, enqueue
 from test_webhook_queue_cli import project  # noqa: F401  (a fixture)
-from test_webhook_receiver import DEV_HCP, Receiver, free_ports, hcp_headers, job, make_receiver_project, runs, wait_until
+from test_webhook_receiver import DEV_HCP, Receiver, cli, free_ports, hcp_headers, job, make_receiver_project, runs, wait_until
 
 pytest.importorskip("waitress")
 
@@ -251,13 +251,13 @@ def test_control_characters_of_an_event_id_show_escaped_in_the_log(tmp_path):
         assert started.stop() == 0
 
 
-def test_a_route_secret_with_a_quote_a_backslash_and_a_newline_verifies_and_never_shows(tmp_path):
+def test_a_route_secret_with_a_quote_and_a_backslash_verifies_and_never_shows(tmp_path):
     port, = free_ports(1)
     root = make_receiver_project(tmp_path / "proj", {"development": port})
     dotenv = root / ".env.development"
     dotenv.write_text(dotenv.read_text().replace(f"DEV_HOUSECALLPRO_WEBHOOK_SECRET={DEV_HCP}",
-                                                 'DEV_HOUSECALLPRO_WEBHOOK_SECRET="first-part\\"q\\\\b\\nsecond-part"'))
-    secret = 'first-part"q\\b\nsecond-part'
+                                                 'DEV_HOUSECALLPRO_WEBHOOK_SECRET="first-part\\"q\\\\b-7Hk2Zp9Qx4-second-part"'))
+    secret = 'first-part"q\\b-7Hk2Zp9Qx4-second-part'
     started = Receiver(root, "development", port)
     try:
         body = job()
@@ -266,6 +266,19 @@ def test_a_route_secret_with_a_quote_a_backslash_and_a_newline_verifies_and_neve
     finally:
         assert started.stop() == 0
     assert "first-part" not in started.stderr() and "second-part" not in started.stderr()
+
+
+def test_a_route_secret_holding_a_line_break_is_refused_like_a_source_secret_and_never_shown(tmp_path):
+    port, = free_ports(1)
+    root = make_receiver_project(tmp_path / "proj", {"development": port})
+    dotenv = root / ".env.development"
+    dotenv.write_text(dotenv.read_text().replace(f"DEV_HOUSECALLPRO_WEBHOOK_SECRET={DEV_HCP}",
+                                                 'DEV_HOUSECALLPRO_WEBHOOK_SECRET="first-part-7Hk2Zp9Q\\nsecond-part-x4Lm"'))
+    checked = cli(root, "check")
+    assert checked.returncode == 1 and "WEBHOOK_SECRET_FORMAT" in checked.stdout and "route /housecallpro" in checked.stdout
+    refused = cli(root, "serve")
+    assert refused.returncode == 3 and "DEV_HOUSECALLPRO_WEBHOOK_SECRET" in refused.stderr
+    assert "first-part" not in checked.stdout + refused.stderr and "second-part" not in checked.stdout + refused.stderr
 
 
 def test_the_receivers_systemd_unit_keeps_a_percent_or_a_space_in_the_project_path_literal(make_project, run_cli):

@@ -15,6 +15,7 @@ from test_webhook_receiver import HOOKS, Receiver, free_ports, job, runs, std_he
 pytest.importorskip("waitress")
 
 SHARED = "whsec_c2hhcmVkc2hhcmVkc2hhcmVkc2hhcmVkc2hhcmVk"
+PROD_SECRET = "whsec_cHJvZHByb2Rwcm9kcHJvZHByb2Rwcm9kcHJvZHBy"  # production's own: environments never share one
 TWO_ROUTES = """
 [automations]
 import-job = "hooks:import_job"
@@ -38,7 +39,7 @@ def two_route_project(root, port: int):
     (root / "envfence.toml").write_text(TWO_ROUTES)
     (root / "hooks.py").write_text(HOOKS)
     (root / ".env.development").write_text(f"WEBHOOK_PORT={port}\nDEV_STANDARD_WEBHOOK_SECRET={SHARED}\n")
-    (root / ".env.production").write_text(f"WEBHOOK_PORT={port + 1}\nPROD_STANDARD_WEBHOOK_SECRET={SHARED}\n")
+    (root / ".env.production").write_text(f"WEBHOOK_PORT={port + 1}\nPROD_STANDARD_WEBHOOK_SECRET={PROD_SECRET}\n")
     return root
 
 
