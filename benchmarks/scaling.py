@@ -245,7 +245,7 @@ def fill_history(path: Path, count: int) -> None:
 
 
 #: Bounds, in milliseconds, of the commands that analyse the history, at the largest history size.
-HISTORY_BOUNDS = {"envfence health": 3000, "envfence advise": 3000, "envfence report": 8000}
+HISTORY_BOUNDS = {"envfence health": 3000, "envfence advise": 3000, "envfence report": 6000}
 #: The largest history size from which the analyses are measured too.
 ANALYSED_FROM = 100_000
 

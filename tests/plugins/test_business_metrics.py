@@ -158,3 +158,28 @@ def test_prometheus_has_business_metrics_and_steps_labelled_by_environment_and_a
     assert 'envfence_job_metric{automation="sync",environment="development",metric="records_synced",unit="records"} 8.0' in text
     assert 'envfence_job_metric_sum_total{automation="sync",environment="development",metric="records_synced",unit="records"} 50.0' in text
     assert 'envfence_step_duration_seconds{automation="sync",environment="development",step="fetch"} 0.2' in text
+
+
+def test_a_fifo_or_a_huge_metrics_file_neither_hangs_nor_floods_the_run(make_project, run_cli):
+    fifo = '#!/bin/sh\nrm "$ENVFENCE_METRICS_FILE"\nmkfifo "$ENVFENCE_METRICS_FILE"\n'
+    root = make_project({"jobs.py": JOBS, "report.sh": fifo}, settings=SETTINGS)
+    result = run_cli("run", "shell", cwd=root)
+    assert result.exit_code == 0 and "not a file" in result.output + result.stderr
+    huge = ('#!/bin/sh\nyes "metric records_synced 5 records" | head -c 3000000 >> "$ENVFENCE_METRICS_FILE"\n')
+    root = make_project({"jobs.py": JOBS, "report.sh": huge}, settings=SETTINGS, name="huge")
+    result = run_cli("run", "shell", cwd=root)
+    assert result.exit_code == 0 and "larger than 1048576 bytes; the rest was not read" in result.output
+    assert last_run(run_cli, root, "shell")["business"] == {"records_synced": {"value": 5, "unit": "records"}}
+
+
+def test_a_unit_holding_a_secret_is_refused(make_project, run_cli):
+    jobs = JOBS + '''
+def secret_unit(ctx):
+    from envfence.models import reveal
+
+    ctx.metric("records_synced", 1, unit=reveal(ctx.credential("API_TOKEN")))
+'''
+    root = make_project({"jobs.py": jobs, ".env": f"DEV_API_TOKEN={CANARY}\n"},
+                        settings=SETTINGS + '\n[automations.secret_unit]\nrun = "jobs:secret_unit"\nsettings = ["API_TOKEN"]\n')
+    result = run_cli("run", "secret_unit", cwd=root)
+    assert result.exit_code == 1 and "unit holds a secret value" in result.output and CANARY not in result.output

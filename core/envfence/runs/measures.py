@@ -74,6 +74,8 @@ class Measures:
         if unit is not None and (not isinstance(unit, str) or not _UNIT.match(unit)):
             raise MeasureError(f"metric {name}: unit {str(unit)[:40]!r} is not a unit (32 characters of letters, digits, _ % / . -)")
         self._room(self.metrics, name)
+        if unit is not None and self._redact(unit) != unit:
+            raise MeasureError(f"metric {name}: the unit holds a secret value: it is not kept")
         self.metrics[name] = {"value": int(number) if number.is_integer() and abs(number) < 2**53 else number, "unit": unit}
 
     def add_step(self, name: str, seconds: float) -> None:
@@ -147,11 +149,17 @@ def read_metrics_file(paths: Any, path: Any, measures: Measures, where: str) -> 
     if problem is not None:
         return [f"{where}: {problem}; the job's metrics were not read"] if problem != "outside" else []
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        # O_NONBLOCK: a FIFO the job put there since the check above cannot hang the run's end.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return []  # the job removed it: nothing reported
     except OSError as exc:
         return [f"{where}: cannot read ({exc.strerror}); the job's metrics were not read"]
+    import stat
+
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return [f"{where}: not a regular file; the job's metrics were not read"]
     with os.fdopen(fd, "rb") as handle:
         data = handle.read(MAX_FILE_BYTES + 1)
     warnings = [] if len(data) <= MAX_FILE_BYTES else [f"{where}: larger than {MAX_FILE_BYTES} bytes; the rest was not read"]
