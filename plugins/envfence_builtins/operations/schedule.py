@@ -225,8 +225,19 @@ def entries(session, environment: str | None = None) -> list[Entry]:
             raise ConfigurationError(
                 f"{settings.source}: automations.{automation.name!r}: a scheduled automation's name holds a line break "
                 "or another control character", "rename it: letters, digits, '-' and '_'")
+        _refuse_control(session)
         found.append(Entry(automation.name, env, expression, shift_minutes(expression, offset), offset))
     return found
+
+
+def _refuse_control(session) -> None:
+    """The project path and the envfence program go into every crontab line and unit: a line break there is a line of its own."""
+    for what, text in (("the project's path", str(session.root.path)), ("[schedule] envfence", envfence_command(session.settings))):
+        if _CONTROL.search(text):
+            raise ConfigurationError(
+                f"{session.settings.source}: {what} {text!r} holds a line break or another control character; "
+                "written into a crontab or a unit file it would start a line of its own",
+                "move the project to a path without control characters")
 
 
 def collisions(session) -> list[Finding]:
@@ -275,7 +286,7 @@ def crontab_block(session, inherited: str | None = None) -> str:
     and hands the user's back to the lines after it.
     """
     begin, end = markers(session)
-    root = shlex.quote(str(session.root.path))
+    root = cron_word(str(session.root.path))
     lines = [
         begin,
         f"# generated from {session.settings.source}; change it there and run "
@@ -290,8 +301,7 @@ def crontab_block(session, inherited: str | None = None) -> str:
     else:
         lines.append(f"# times are in this machine's zone ({local or 'its local time'}); set timezone in the settings to pin one")
     for entry in entries(session):
-        # cron turns a bare % of the command into a line break (the rest goes to stdin): \% is a percent sign.
-        command = f"cd {root} && {shlex.join(command_line(session, entry))}".replace("%", "\\%")
+        command = f"cd {root} && {' '.join(cron_word(word) for word in command_line(session, entry))}"
         lines.append(f"{entry.expression} {command}")
     after = inherited or local
     if fires_in and after != fires_in:
@@ -299,6 +309,20 @@ def crontab_block(session, inherited: str | None = None) -> str:
         lines.append(f"CRON_TZ={after}" if after else "# lines after this block fire in the zone above (CRON_TZ)")
     lines.append(end)
     return "\n".join(lines) + "\n"
+
+
+def cron_word(word: str) -> str:
+    """``word`` as one sh word of a crontab command.
+
+    cron cuts the command at a bare ``%`` (the rest goes to stdin) and its one
+    escape, ``\\%``, stands for ``%`` (cronie ``do_command.c``): a backslash
+    just before a percent sign cannot be written inside quotes. So each ``%``
+    stands outside sh's quotes, escaped for cron, and the pieces between are
+    quoted for sh.
+    """
+    if not word:
+        return "''"
+    return "\\%".join(shlex.quote(piece) if piece else "" for piece in word.split("%"))
 
 
 def inherited_zone(before: str) -> str | None:
@@ -361,7 +385,7 @@ def read_crontab(session) -> str:
 
     program = _crontab_program(session)
     try:
-        done = subprocess.run([*program, "-l"], capture_output=True, text=True, timeout=CRONTAB_TIMEOUT)
+        done = subprocess.run([*program, "-l"], capture_output=True, timeout=CRONTAB_TIMEOUT)
     except FileNotFoundError:
         raise EnvfenceError(
             f"cannot run {program[0]!r}: no crontab program on this host",
@@ -369,11 +393,13 @@ def read_crontab(session) -> str:
         ) from None
     except subprocess.TimeoutExpired:
         raise _hung(program, "-l") from None
+    stderr = done.stderr.decode("utf-8", "replace").strip()
     if done.returncode != 0:
-        if "no crontab" in done.stderr.lower():
+        if "no crontab" in stderr.lower():
             return ""
-        raise EnvfenceError(f"`{shlex.join(program)} -l` failed: {done.stderr.strip()}", "check that cron is installed and you may use it")
-    return done.stdout
+        raise EnvfenceError(f"`{shlex.join(program)} -l` failed: {stderr}", "check that cron is installed and you may use it")
+    # A crontab is bytes in whatever encoding its lines were typed in (Latin-1 too): read so that writing gives them back.
+    return done.stdout.decode("utf-8", "surrogateescape")
 
 
 def write_crontab(session, text: str) -> None:
@@ -382,12 +408,13 @@ def write_crontab(session, text: str) -> None:
 
     program = _crontab_program(session)
     try:
-        done = subprocess.run([*program, "-"], input=text, capture_output=True, text=True, timeout=CRONTAB_TIMEOUT)
+        done = subprocess.run([*program, "-"], input=text.encode("utf-8", "surrogateescape"), capture_output=True,
+                              timeout=CRONTAB_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise _hung(program, "-") from None
     if done.returncode != 0:
         raise EnvfenceError(
-            f"`{shlex.join(program)} -` refused the new crontab: {done.stderr.strip()}",
+            f"`{shlex.join(program)} -` refused the new crontab: {done.stderr.decode('utf-8', 'replace').strip()}",
             "nothing was changed; check the schedule with `envfence schedule`",
         )
 
@@ -451,8 +478,17 @@ def systemd_literal(text: str) -> str:
 
 
 def systemd_command(argv: list[str]) -> str:
-    """``argv`` as an ``ExecStart=`` value: quoted, with ``%`` and ``$`` (variable expansion) kept literal."""
-    return systemd_literal(shlex.join(argv)).replace("$", "$$")
+    """``argv`` as an ``ExecStart=`` value: each word in double quotes, read back by systemd as itself.
+
+    systemd reads C escapes inside quotes and out (``\\s`` is a space) and
+    expands ``%`` specifiers everywhere and ``$VAR`` in the arguments (not in
+    the program's path): a backslash and a double quote are escaped, ``%``
+    and an argument's ``$`` doubled (systemd.service(5), "Command lines").
+    """
+    def word(text: str, dollar: str) -> str:
+        return '"' + systemd_literal(text.replace("\\", "\\\\").replace('"', '\\"')).replace("$", dollar) + '"'
+
+    return " ".join(word(w, "$$" if i else "$") for i, w in enumerate(argv))
 
 
 def systemd_units(session) -> dict[str, str]:
