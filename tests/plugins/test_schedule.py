@@ -215,3 +215,44 @@ def test_diff_without_a_crontab_program_says_it_cannot_check_with_its_own_exit_c
     assert "cannot check for drift" in result.stderr and "no crontab program on this host" in result.stderr
     as_json = run_cli("--env", "production", "--json", "schedule", "diff", cwd=project)
     assert as_json.exit_code == 4 and json.loads(as_json.stdout)["exit_code"] == 4
+
+
+# Kubernetes' own rules (k8s.io/apimachinery/pkg/util/validation/validation.go): dns1123LabelFmt and labelValueFmt.
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+
+
+def test_cronjob_names_and_labels_are_valid_for_any_environment_and_automation_name(make_project, run_cli):
+    from kubernetes.client import ApiClient
+
+    long_env = "e" + "x" * 69
+    automations = ["a_b", "a-b", "A-B", "Nightly Report!", "ünïcode", "---", "z" * 80, "x.y_"]
+    settings = "".join(f'[automations."{name}"]\nrun = "jobs:ok"\nschedule = "0 3 * * *"\n' for name in automations)
+    settings += "".join(f'[environments.{env}]\nprefix = "P{i}"\nbased_on = "development"\n'
+                        for i, env in enumerate(("qa_", long_env, "QA-1")))
+    settings += '[schedule]\nimage = "registry.local/app:1.4"\n'
+    root = make_project({"jobs.py": JOBS}, settings=settings)
+    for env in ("qa_", long_env, "QA-1"):
+        result = run_cli("--env", env, "schedule", "--format", "kubernetes", cwd=root)
+        assert result.exit_code == 0, result.output
+        items = json.loads(result.stdout)["items"]
+        assert len(items) == len(automations)
+        names = [item["metadata"]["name"] for item in items]
+        assert len(set(names)) == len(names), names  # a_b and a-b stay two CronJobs
+        for item in items:
+            ApiClient().deserialize(json.dumps(item), "V1CronJob", "application/json")
+            name = item["metadata"]["name"]
+            assert DNS1123_LABEL.fullmatch(name) and len(name) <= 52, name
+            for labels in (item["metadata"]["labels"], item["spec"]["jobTemplate"]["metadata"]["labels"]):
+                for value in labels.values():
+                    assert LABEL_VALUE.fullmatch(value) and len(value) <= 63, value
+            # the job still runs the automation and environment it names, whatever the labels had to become
+            command = item["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
+            assert command[-2] == "run" and command[-1] in automations
+            assert command[command.index("--env") + 1] == env
+
+
+def test_a_namespace_kubernetes_would_refuse_is_a_clear_error(make_project, run_cli):
+    root = make_project({"jobs.py": JOBS}, settings=SETTINGS + '[schedule]\nimage = "app:1"\nnamespace = "Jobs_Prod"\n')
+    result = run_cli("--env", "production", "schedule", "--format", "kubernetes", cwd=root)
+    assert result.exit_code == 4 and "namespace" in result.stderr and "Traceback" not in result.output

@@ -524,13 +524,39 @@ def systemd_units(session) -> dict[str, str]:
 # --- Kubernetes ------------------------------------------------------------------
 
 
+#: Kubernetes' limits: a CronJob's name leaves 11 characters for its Jobs' suffix; a label value is at most 63.
+CRONJOB_NAME_LIMIT = 52
+LABEL_VALUE_LIMIT = 63
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+_NOT_IN_LABEL_VALUE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def _with_digest(original: str, safe: str, limit: int, trim: str) -> str:
+    """``safe`` when it is ``original`` unchanged and short enough; else cut, with a digest of ``original`` so names stay distinct."""
+    if safe == original and len(safe) <= limit:
+        return safe
+    digest = hashlib.sha256(original.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    head = safe[: limit - len(digest) - 1].rstrip(trim)
+    return f"{head}-{digest}" if head else digest
+
+
+def dns_label(text: str, limit: int = CRONJOB_NAME_LIMIT) -> str:
+    """``text`` as an RFC 1123 label (``[a-z0-9]([-a-z0-9]*[a-z0-9])?``) of at most ``limit`` characters."""
+    safe = _DNS_LABEL.sub("-", text.lower()).strip("-")
+    return _with_digest(text, safe, limit, "-")
+
+
+def label_value(text: str) -> str:
+    """``text`` as a Kubernetes label value: 63 characters at most, ``[A-Za-z0-9._-]``, alphanumeric at both ends."""
+    if _LABEL_VALUE.fullmatch(text) and len(text) <= LABEL_VALUE_LIMIT:
+        return text
+    safe = _NOT_IN_LABEL_VALUE.sub("-", text).strip("-_.")
+    return _with_digest(text, safe, LABEL_VALUE_LIMIT, "-_.")
+
+
 def cronjob_name(entry: Entry) -> str:
-    """A DNS-1123 name of at most 52 characters (Kubernetes' limit for a CronJob)."""
-    name = _DNS_LABEL.sub("-", f"{entry.automation}-{entry.environment}".lower()).strip("-")
-    if len(name) > 52:
-        digest = hashlib.sha256(name.encode()).hexdigest()[:6]
-        name = name[:45].rstrip("-") + "-" + digest
-    return name
+    """``<automation>-<environment>`` as a CronJob name: an RFC 1123 label of at most 52 characters."""
+    return dns_label(f"{entry.automation}-{entry.environment}")
 
 
 def cronjobs(session) -> dict[str, Any]:
@@ -543,11 +569,14 @@ def cronjobs(session) -> dict[str, Any]:
             'name the image that holds the project: [schedule] image = "registry.example/app:1.4"',
         )
     program = list(table.get("command", ["envfence"]))
+    if table.get("namespace") and dns_label(table["namespace"], LABEL_VALUE_LIMIT) != table["namespace"]:
+        raise ConfigurationError(f"{session.settings.source}: [schedule] namespace {table['namespace']!r} is no Kubernetes "
+                                 "namespace name", "use lower-case letters, digits and '-', at most 63 characters")
     named = zone_name(session)
     items = []
     for entry in _distinct(session, cronjob_name, "Kubernetes CronJob"):
-        labels = {"app.kubernetes.io/managed-by": "envfence", "envfence/environment": entry.environment,
-                  "envfence/automation": cronjob_name(entry)[:63]}
+        labels = {"app.kubernetes.io/managed-by": "envfence", "envfence/environment": label_value(entry.environment),
+                  "envfence/automation": label_value(entry.automation)}
         metadata: dict[str, Any] = {"name": cronjob_name(entry), "labels": labels}
         if table.get("namespace"):
             metadata["namespace"] = table["namespace"]
