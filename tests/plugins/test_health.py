@@ -172,7 +172,8 @@ def test_all_environments_gives_one_line_each_and_the_worst_code(project, run_cl
     result = run_cli("health", "--all-environments", cwd=project)
     assert result.exit_code == 2, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == "CRITICAL - 2 environment(s): development OK, production CRITICAL"
+    assert lines[0].partition(" | ")[0] == "CRITICAL - 2 environment(s): development OK, production CRITICAL"
+    assert "'production hourly last_run_age'=" in lines[0].partition(" | ")[2]
     assert lines[1].startswith("OK - development: ")
     assert lines[2].startswith("CRITICAL - production: 1 critical") and "hourly was due at" in lines[2]
     code, data = health(run_cli, project, "--all-environments")

@@ -254,6 +254,11 @@ def _redactor(state: State | None):
     return Redactor(environ_secrets(os.environ), shapes=plugin_shapes(plugins) if plugins is not None else ())
 
 
+def error_redactor(ctx: click.Context):
+    """The redactor for an error message of this invocation: the session's, else one over the process environment."""
+    return _redactor(ctx.find_object(State))
+
+
 def report_error(ctx: click.Context, message: str, hint: str, code: int) -> None:
     """Print an error (JSON on stdout with ``--json``) and exit with ``code``; secrets masked."""
     state = ctx.find_object(State)

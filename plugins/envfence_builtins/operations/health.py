@@ -217,6 +217,87 @@ def run_checks(session, now: _dt.datetime | None = None) -> list[Check]:
     return found
 
 
+@attrs.frozen
+class Perf:
+    """One performance datum, as monitoring graphs it: ``'label'=value[UOM];warn;crit;min;max``."""
+
+    label: str
+    value: float
+    uom: str = ""  #: ``s``, ``%``, ``B`` or none
+    warn: str = ""  #: a Nagios threshold range (``10:`` alerts below 10)
+    crit: str = ""
+    min: float | None = None
+    max: float | None = None
+
+    def __str__(self) -> str:
+        label = _CONTROL.sub("_", self.label.replace("=", "_").replace("|", "/")).replace("'", "''")
+        limits = ";".join([self.warn, self.crit, _number(self.min), _number(self.max)]).rstrip(";")
+        return f"'{label}'={_number(self.value)}{self.uom}" + (f";{limits}" if limits else "")
+
+
+def _number(value: float | None) -> str:
+    """A number as plugins write them: no exponent, at most three decimals."""
+    if value is None:
+        return ""
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def nagios_text(text: str) -> str:
+    """``text`` safe in a plugin's output: ``|`` would start perfdata, a line break a line of its own."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text.replace("|", "/"))
+
+
+def performance(session, now: _dt.datetime | None = None) -> list[Perf]:
+    """Durations, error rates and ages since the last run of each automation that may run here, and free disk.
+
+    A figure that cannot be read is left out: the checks say why.
+    """
+    from envfence_builtins.operations.thresholds import limits
+
+    now = now or utcnow()
+    found: list[Perf] = []
+    for automation in session.automations.values():
+        if not automation.allows(session.environment.name):
+            continue
+        runs = session.plugins.run_history(session=session, automation=automation.name, limit=HISTORY_LIMIT).first or []
+        try:
+            limit = limits(session.settings, automation.name)
+        except ConfigurationError:
+            continue  # the automation checks report it
+        found.extend(_automation_perf(automation.name, runs, limit, now))
+    if session.paths is not None:
+        try:
+            found.append(_disk_perf(session))
+        except (OSError, ConfigurationError):
+            pass
+    return found
+
+
+def _automation_perf(name: str, runs, limit, now: _dt.datetime) -> list[Perf]:
+    found = []
+    if runs:
+        found.append(Perf(f"{name} last_run_age", max((now - runs[0].started_at).total_seconds(), 0.0), "s", min=0))
+    finished = [r for r in runs if r.status in ("succeeded", "failed")]
+    if finished:
+        found.append(Perf(f"{name} duration", finished[0].duration, "s", _number(limit.max_duration), min=0))
+        window = finished[: limit.error_window]
+        rate = 100 * sum(r.status == "failed" for r in window) / len(window)
+        crit = _number(None if limit.max_error_rate is None else 100 * limit.max_error_rate)
+        found.append(Perf(f"{name} error_rate", rate, "%", crit=crit, min=0, max=100))
+    return found
+
+
+def _disk_perf(session) -> Perf:
+    _, minimum = _options(session.settings)
+    check = disk_check(session, minimum)
+    total = shutil.disk_usage(session.paths.base if session.paths.base.exists() else session.root.path).total
+    return Perf("disk_free", check.value, "B", f"{check.limit}:", f"{check.limit // 2}:", 0, total)
+
+
 def summary(environment: str, checks) -> str:
     """The first line: ``CRITICAL - production: 1 critical, 2 ok``."""
     state = worst(checks)
