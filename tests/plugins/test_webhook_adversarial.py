@@ -290,4 +290,4 @@ def test_the_receivers_systemd_unit_keeps_a_percent_or_a_space_in_the_project_pa
     assert unit.exit_code == 0, unit.output
     lines = dict(line.split("=", 1) for line in unit.stdout.splitlines() if "=" in line and not line.startswith("#"))
     assert lines["WorkingDirectory"] == str(root).replace("%", "%%")  # %h would be the home directory
-    assert lines["ExecStart"].endswith("--env development serve") and "%h" not in lines["ExecStart"].replace("%%", "")
+    assert lines["ExecStart"].endswith('"--env" "development" "serve"') and "%h" not in lines["ExecStart"].replace("%%", "")
