@@ -1,15 +1,26 @@
 """Cron expressions: the schedule of an automation, read as cron reads it.
 
-A thin layer over cronsim, which follows cronie (the cron of Debian, Fedora
-and most servers): five fields with ``*``, lists, ranges, steps, names
-(``jan``, ``mon``), ``L`` and ``#``, plus the ``@hourly`` … ``@yearly``
-shorthands. As in cronie, when either day field starts with ``*`` a day must
-match both (``0 0 */2 * 1`` is Mondays on odd days); when both are
-restricted a day matches either. An expression that can never fire
-(``0 0 30 2 *``) is an error, not a schedule that silently never runs.
+A thin layer over cronsim, with cronie's day rule (the cron of Debian,
+Fedora and most servers): five fields with ``*``, lists, ranges, steps, names
+(``jan``, ``mon``), plus the ``@hourly`` … ``@yearly`` shorthands, and beyond
+cronie's own grammar a step after a single value (``1/3``), ``L``, ``LW`` and
+``#``. As in cronie, when either day field starts with ``*`` a day must match
+both (``0 0 */2 * 1`` is Mondays on odd days); when both are restricted a day
+matches either. This is the one reading of a schedule; each scheduler gets it
+in its own dialect, or refuses it (the schedule plugin). An expression that
+can never fire (``0 0 30 2 *``) is an error, not a schedule that silently
+never runs.
 
 Times are computed in the zone cron uses: :func:`schedule_zone` (``CRON_TZ``,
 else the project's ``timezone`` setting, else the machine's local zone).
+
+Firing times follow the scheduler that runs them (:data:`TARGETS`, the
+``[schedule] target`` setting): they differ only across daylight saving.
+cronie runs an entry of the skipped hour when that hour ends and a
+fixed-time entry of the repeated hour once; systemd skips a wall time that
+does not exist and fires a repeated one at its first pass only; robfig/cron
+(Kubernetes) steps through real time, so it skips the missing hour and fires
+twice in the repeated one.
 """
 
 from __future__ import annotations
@@ -34,6 +45,11 @@ _FIELDS = ("minute", "hour", "day of month", "month", "day of week")
 _RANGES = {"minute": "0-59", "hour": "0-23", "day-of-month": "1-31", "month": "1-12 or jan-dec", "day-of-week": "0-7 or sun-sat"}
 # Any fixed moment works as cronsim's start for parsing; next times pass their own.
 _EPOCH = _dt.datetime(2000, 1, 1)
+#: The schedulers a schedule is written for: cronie/Vixie cron, systemd timers, Kubernetes CronJobs (robfig/cron).
+TARGETS = ("crontab", "systemd", "kubernetes")
+#: Beyond any daylight-saving shift: how far a wall time and its instants may lie apart.
+_SHIFT = _dt.timedelta(hours=3)
+_UTC = _dt.timezone.utc
 
 
 class CronError(ValueError):
@@ -52,27 +68,63 @@ class Cron:
         """True when the schedule fires on ``day`` (at some time)."""
         return day.month in self._sim.months and self._sim.match_day(day)
 
-    def next_after(self, moment: _dt.datetime) -> _dt.datetime:
-        """The first firing time strictly after ``moment``, in ``moment``'s zone.
+    @property
+    def sets(self) -> "FieldSets":
+        """The values each field takes, as this expression is read (cronie's reading, with ``L``, ``W`` and ``#``)."""
+        sim = self._sim
+        weekdays = frozenset(d % 7 if isinstance(d, int) else (d[0] % 7, d[1]) for d in sim.weekdays)
+        return FieldSets(frozenset(sim.minutes), frozenset(sim.hours), frozenset(sim.days), frozenset(sim.months),
+                         weekdays, sim.day_and)
 
-        An aware ``moment`` in a zone with daylight saving gets cronie's
-        handling of the skipped and repeated hour.
+    def next_after(self, moment: _dt.datetime, target: str = "crontab") -> _dt.datetime:
+        """The first firing time strictly after ``moment``, in ``moment``'s zone, as ``target`` fires.
+
+        An aware ``moment`` in a zone with daylight saving gets the target's
+        handling of the skipped and repeated hour (see the module's docstring).
         """
         from cronsim import CronSim
 
-        return next(CronSim(self.fields, moment))
+        if target == "crontab" or moment.tzinfo is None:
+            return next(CronSim(self.fields, moment))
+        return next(self._literal(moment, target, reverse=False))
 
-    def previous_before(self, moment: _dt.datetime) -> _dt.datetime | None:
+    def previous_before(self, moment: _dt.datetime, target: str = "crontab") -> _dt.datetime | None:
         """The last firing time strictly before ``moment``, in ``moment``'s zone, or None (none in 50 years).
 
-        The mirror of :meth:`next_after` (cronsim iterates backwards): an aware
-        ``moment`` in a zone with daylight saving gets the same handling of the
-        skipped hour (a firing in it happened at the hour's end) and of the
-        repeated hour (a fixed-time entry fired once).
+        The mirror of :meth:`next_after`: for cronie (cronsim iterates
+        backwards) a firing in the skipped hour happened at the hour's end and
+        a fixed-time entry fired once in the repeated hour; systemd and
+        robfig/cron made no firing in the skipped hour.
         """
         from cronsim import CronSim
 
-        return next(CronSim(self.fields, moment, reverse=True), None)
+        if target == "crontab" or moment.tzinfo is None:
+            return next(CronSim(self.fields, moment, reverse=True), None)
+        return next(self._literal(moment, target, reverse=True), None)
+
+    def _literal(self, moment: _dt.datetime, target: str, reverse: bool):
+        """Firings of a scheduler that reads wall times literally, in time order from ``moment`` (exclusive).
+
+        Wall times come from cronsim on naive times; each becomes the instants
+        it names (none, one, or two in a repeated hour). Near a transition
+        they come out of order, so they wait in a heap until no later wall
+        time can give an earlier instant.
+        """
+        import heapq
+
+        from cronsim import CronSim
+
+        zone, start = moment.tzinfo, moment.astimezone(_UTC)
+        wall = moment.astimezone(zone).replace(tzinfo=None)
+        pending: list[tuple[_dt.timedelta, int, _dt.datetime, _dt.datetime]] = []  # (distance from start, order, instant, wall)
+        for order, candidate in enumerate(CronSim(self.fields, wall + _SHIFT if reverse else wall - _SHIFT, reverse=reverse)):
+            for instant in _instants(candidate, zone, target):
+                distance = (start - instant.astimezone(_UTC)) if reverse else (instant.astimezone(_UTC) - start)
+                if distance > _dt.timedelta(0):
+                    heapq.heappush(pending, (distance, order, instant, candidate))
+            # Once the wall times have moved on by more than any shift, nothing later can come before the nearest.
+            while pending and abs(candidate - pending[0][3]) >= _SHIFT:
+                yield heapq.heappop(pending)[2]
 
     def common_time(self, other: "Cron", year: int = 2028) -> _dt.datetime | None:
         """A time in ``year`` at which both schedules fire, or None (a leap year covers 29 February)."""
@@ -86,6 +138,43 @@ class Cron:
                 return _dt.datetime(day.year, day.month, day.day, hours[0], minutes[0])
             day += _dt.timedelta(days=1)
         return None
+
+
+@attrs.frozen
+class FieldSets:
+    """What each field of a parsed expression takes (cronsim's sets, Sunday always 0).
+
+    ``days`` may hold ``LAST`` (-1000, ``L``) and ``LAST_WEEKDAY`` (-1001,
+    ``LW``); ``weekdays`` may hold ``(weekday, n)`` for ``#n`` and
+    ``(weekday, LAST)`` for ``5L``. ``day_and``: a day must match both day
+    fields (either starts with ``*``), else either.
+    """
+
+    LAST = -1000
+    LAST_WEEKDAY = -1001
+
+    minutes: frozenset
+    hours: frozenset
+    days: frozenset
+    months: frozenset
+    weekdays: frozenset
+    day_and: bool
+
+
+def _instants(wall: _dt.datetime, zone: _dt.tzinfo, target: str) -> list[_dt.datetime]:
+    """The instants a wall time names for ``target``: none in a skipped hour; in a repeated one, systemd's first pass, robfig's two."""
+    first, second = wall.replace(tzinfo=zone, fold=0), wall.replace(tzinfo=zone, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return [first]
+    if first.astimezone(_UTC).astimezone(zone).replace(tzinfo=None) != wall:
+        return []  # 02:30 on the spring-forward night: no such time
+    return [first] if target == "systemd" else [first, second]
+
+
+def schedule_target(settings) -> str:
+    """The scheduler that runs the schedules: ``[schedule] target`` (``crontab`` when unset or not one of :data:`TARGETS`)."""
+    target = settings.section("schedule").get("target", "crontab")
+    return target if target in TARGETS else "crontab"
 
 
 def parse(expression: str) -> Cron:

@@ -14,13 +14,14 @@ from .output import dumps, style
 
 def automation_data(session, automation, last) -> dict:
     """One automation as JSON data, seen from the session's environment."""
-    from ..cron import CronError, parse, schedule_zone
+    from ..cron import CronError, parse, schedule_target, schedule_zone
 
     env = session.environment.name
     schedule = automation.schedule_for(env)
     try:
         zone = schedule_zone(session.environ, session.settings.raw.get("timezone"))
-        upcoming = parse(schedule).next_after(datetime.datetime.now(zone)) if schedule else None
+        # As the scheduler that runs it fires: daylight saving differs between cron, systemd and Kubernetes.
+        upcoming = parse(schedule).next_after(datetime.datetime.now(zone), schedule_target(session.settings)) if schedule else None
     except CronError:  # a bad schedule or zone (check reports it): list the automation, with no next time
         upcoming = None
     return {

@@ -40,6 +40,8 @@ from envfence import hookimpl
 from envfence.errors import ConfigurationError, EnvfenceError
 from envfence.models import Finding
 
+from envfence_builtins.operations import schedule_dialects as dialects
+
 SECTION = "schedule"
 FORMATS = ("crontab", "systemd", "kubernetes")
 _MACROS = {
@@ -47,7 +49,6 @@ _MACROS = {
     "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
 }
 _DNS_LABEL = re.compile(r"[^a-z0-9-]+")
-_WEEKDAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 
 
 @attrs.frozen
@@ -65,9 +66,12 @@ def options(settings) -> dict[str, Any]:
     """The ``[schedule]`` table, with a :class:`ConfigurationError` for a value of the wrong type."""
     table = dict(settings.section(SECTION))
     where = f"{settings.source}: {SECTION}"
-    for key, kind in (("stagger", bool), ("envfence", str), ("image", str), ("namespace", str), ("crontab", str)):
+    for key, kind in (("stagger", bool), ("envfence", str), ("image", str), ("namespace", str), ("crontab", str), ("target", str)):
         if key in table and not isinstance(table[key], kind):
             raise ConfigurationError(f"{where}.{key}: must be a {kind.__name__}, not {table[key]!r}", "see docs/operations.md")
+    if table.get("target", "crontab") not in FORMATS:
+        raise ConfigurationError(f"{where}.target: {table['target']!r} is no scheduler envfence writes for",
+                                 f"write one of: {', '.join(FORMATS)}")
     command = table.get("command", ["envfence"])
     if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
         raise ConfigurationError(f"{where}.command: must be a list of strings", 'write command = ["envfence"]')
@@ -85,37 +89,6 @@ def envfence_command(settings) -> str:
 
 def _fields(expression: str) -> list[str]:
     return _MACROS.get(expression.strip().lower(), expression.strip()).split()
-
-
-def _values(field_expr: str, position: int) -> list[int]:
-    """The values one cron field takes, asked of the project's cron parser (so its semantics carry over).
-
-    A probe expression restricts only that field; its firings over one cycle
-    are read back with ``next_after``.
-    """
-    from envfence.cron import parse
-
-    probe = ["0", "0", "*", "*", "*"]
-    probe[position] = field_expr
-    # Day of month is probed in a 31-day January, day of week in the first week of 2028 (it starts on a Saturday).
-    start, attribute, stop = {
-        0: (_dt.datetime(2028, 1, 3, 5), "minute", _dt.datetime(2028, 1, 3, 6)),
-        1: (_dt.datetime(2028, 1, 3), "hour", _dt.datetime(2028, 1, 4)),
-        2: (_dt.datetime(2028, 1, 1), "day", _dt.datetime(2028, 2, 1)),
-        3: (_dt.datetime(2028, 1, 1), "month", _dt.datetime(2029, 1, 1)),
-        4: (_dt.datetime(2028, 1, 1), "weekday", _dt.datetime(2028, 1, 8)),
-    }[position]
-    if position == 0:
-        probe[1] = "*"
-    cron = parse(" ".join(probe))
-    found: set[int] = set()
-    moment = start - _dt.timedelta(minutes=1)
-    while True:
-        moment = cron.next_after(moment)
-        if moment is None or moment >= stop:
-            break
-        found.add(moment.isoweekday() % 7 if attribute == "weekday" else getattr(moment, attribute))
-    return sorted(found)
 
 
 def zone(session) -> _dt.tzinfo:
@@ -200,7 +173,9 @@ def shift_minutes(expression: str, offset: int) -> str:
     fields = _fields(expression)
     if not offset:
         return " ".join(fields)
-    minutes = _values(fields[0], 0)
+    from envfence.cron import parse
+
+    minutes = parse(expression).sets.minutes
     if len(minutes) == 60:
         raise ConfigurationError(
             f"{expression!r} fires every minute: it cannot be staggered",
@@ -302,7 +277,7 @@ def crontab_block(session, inherited: str | None = None) -> str:
         lines.append(f"# times are in this machine's zone ({local or 'its local time'}); set timezone in the settings to pin one")
     for entry in entries(session):
         command = f"cd {root} && {' '.join(cron_word(word) for word in command_line(session, entry))}"
-        lines.append(f"{entry.expression} {command}")
+        lines.append(f"{dialects.crontab(entry.expression)} {command}")
     after = inherited or local
     if fires_in and after != fires_in:
         # cron reads CRON_TZ for every line after it: the lines after the block keep the zone they had.
@@ -432,27 +407,6 @@ def merged(current: str, block: str | None, begin: str, end: str) -> str:
 # --- systemd -------------------------------------------------------------------
 
 
-def on_calendar(expression: str, zone: str | None = None) -> list[str]:
-    """``OnCalendar=`` values for a cron expression (two when both day fields are restricted: cron ORs them), in ``zone``."""
-    fields = _fields(expression)
-
-    def listing(position: int, width: int) -> str:
-        values = _values(fields[position], position)
-        full = {0: 60, 1: 24, 2: 31, 3: 12}[position]
-        return "*" if len(values) == full else ",".join(f"{v:0{width}d}" for v in values)
-
-    minute, hour, month = listing(0, 2), listing(1, 2), listing(3, 2)
-    day = listing(2, 2)
-    weekdays = _values(fields[4], 4)
-    dow = "" if len(weekdays) == 7 else ",".join(_WEEKDAYS[d] for d in weekdays) + " "
-    day_restricted = not fields[2].startswith("*")
-    dow_restricted = not fields[4].startswith("*")
-    suffix = f" {zone}" if zone else ""  # systemd reads a trailing zone name; without one, the machine's zone
-    if day_restricted and dow_restricted:
-        return [f"*-{month}-{day} {hour}:{minute}:00{suffix}", f"{dow}*-{month}-* {hour}:{minute}:00{suffix}"]
-    return [f"{dow}*-{month}-{day} {hour}:{minute}:00{suffix}"]
-
-
 def _distinct(session, naming, kind: str) -> list[Entry]:
     """The entries, when each gets a name of its own: two automations under one name would leave one never scheduled."""
     found = entries(session)
@@ -507,7 +461,7 @@ def systemd_units(session) -> dict[str, str]:
             f"WorkingDirectory={systemd_literal(root)}\n"
             f"ExecStart={systemd_command(command_line(session, entry))}\n"
         )
-        calendars = "".join(f"OnCalendar={c}\n" for c in on_calendar(entry.expression, named))
+        calendars = "".join(f"OnCalendar={c}\n" for c in dialects.on_calendar(entry.expression, named))
         units[f"{name}.timer"] = (
             "[Unit]\n"
             f"Description={about} ({entry.declared})\n\n"
@@ -591,7 +545,7 @@ def cronjobs(session) -> dict[str, Any]:
             "kind": "CronJob",
             "metadata": metadata,
             "spec": {
-                "schedule": entry.expression,
+                "schedule": dialects.kubernetes(entry.expression),
                 **({"timeZone": named} if named else {}),  # without it the controller's zone applies: UTC by default
                 "concurrencyPolicy": "Forbid",
                 "jobTemplate": {"metadata": {"labels": labels}, "spec": {"template": {
@@ -603,18 +557,38 @@ def cronjobs(session) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "List", "items": items}
 
 
+def target(session) -> str:
+    """The scheduler that runs the schedules (``[schedule] target``, default ``crontab``): its dialect and firing times apply."""
+    from envfence.cron import schedule_target
+
+    return schedule_target(session.settings)
+
+
+def unsupported(session) -> list[Finding]:
+    """An error for each schedule the configured target cannot say exactly, naming the target and what it lacks."""
+    findings = []
+    for env in session.settings.environments:
+        for entry in entries(session, env):
+            try:
+                dialects.check(entry.expression, target(session))
+            except dialects.Untranslatable as exc:
+                findings.append(Finding("SCHEDULE_UNSUPPORTED", "error", f"automations.{entry.automation} in {env}: {exc.message}",
+                                        exc.hint, key=f"automations.{entry.automation}.schedule", plugin=SECTION))
+    return findings
+
+
 @hookimpl
 def validate(session) -> list[Finding]:
-    """A scheduled automation no scheduler can be given, a broken ``[schedule]`` table, staggered schedules that still collide."""
+    """A scheduled automation no scheduler can be given, a schedule the target cannot say, a broken ``[schedule]`` table, staggered schedules that still collide."""
     try:
         session.automations
     except ConfigurationError:
         return []  # a broken [automations] table is its owner's to report (AUTOMATION_INVALID), once
     try:
-        for env in session.settings.environments:
-            entries(session, env)
-        if not session.settings.section(SECTION):
-            return []
+        options(session.settings)
+        found = unsupported(session)
+        if found or not session.settings.section(SECTION):
+            return found
         if not options(session.settings).get("stagger"):
             return []
         return collisions(session)

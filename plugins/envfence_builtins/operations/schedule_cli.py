@@ -21,8 +21,9 @@ def _entries_data(entries) -> list[dict]:
 
 @click.group(invoke_without_command=True)
 @json_option
-@click.option("--format", "form", type=click.Choice(sched.FORMATS), default="crontab", show_default=True,
-              help="The host's scheduler: a crontab block, systemd timer and service units, or a Kubernetes CronJob list (JSON, which kubectl reads as YAML).")
+@click.option("--format", "form", type=click.Choice(sched.FORMATS), default=None,
+              help="The host's scheduler: a crontab block, systemd timer and service units, or a Kubernetes CronJob list "
+                   "(JSON, which kubectl reads as YAML). Default: [schedule] target, else crontab.")
 @click.option("--output", type=click.Path(file_okay=False), help="systemd: write the unit files into this directory.")
 @click.pass_context
 def schedule(ctx: click.Context, form: str, output) -> None:
@@ -35,6 +36,7 @@ def schedule(ctx: click.Context, form: str, output) -> None:
         return
     state = ctx.find_object(State)
     session = state.session()
+    form = form or sched.target(session)
     entries = sched.entries(session)
     if form == "crontab":
         artefact: object = sched.crontab_block(session)

@@ -25,7 +25,7 @@ A scheduled automation is overdue when its last expected firing is more than
 ``grace`` ago and no run started since. Firings are computed as the host's
 scheduler makes them: the installed (staggered) expression, in the schedules'
 zone (``CRON_TZ``, the project's ``timezone``, the machine's own), daylight
-saving included.
+saving included as ``[schedule] target`` handles it.
 """
 
 from __future__ import annotations
@@ -269,14 +269,16 @@ def _overdue(session, automation, limit: Limits, runs, now) -> list[Crossing]:
     latest = max(started) if started else None
     expression = automation.schedule_for(session.environment.name)
     if expression:
-        from envfence.cron import parse
+        from envfence.cron import parse, schedule_target
 
         from envfence_builtins.operations.schedule import entries, zone
 
         # What the host's scheduler runs: the staggered expression, read in the schedules' zone.
         installed = next((e.expression for e in entries(session) if e.automation == name), expression)
-        # A firing still within its grace is not due yet; an aware moment gets cron's daylight-saving handling.
-        expected = parse(installed).previous_before((now - limit.grace).astimezone(zone(session)))
+        # A firing still within its grace is not due yet; an aware moment gets the daylight-saving handling of the
+        # scheduler that runs it, so a firing it legitimately skipped is never reported as missed.
+        expected = parse(installed).previous_before((now - limit.grace).astimezone(zone(session)),
+                                                    schedule_target(session.settings))
         if expected is None:
             return []
         # In UTC: a minute before 03:00 on a spring-forward day is a wall time that never existed.
