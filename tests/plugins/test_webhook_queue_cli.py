@@ -188,7 +188,7 @@ def test_a_route_naming_an_unknown_provider_is_a_check_finding(make_project, run
 def test_emit_prints_a_systemd_unit_and_a_kubernetes_deployment_and_service(project, run_cli):
     unit = run_cli("--env", "production", "serve", "--emit", "systemd", cwd=project)
     assert unit.exit_code == 0
-    assert "ExecStart=" in unit.stdout and "--env production serve" in unit.stdout and "KillSignal=SIGTERM" in unit.stdout
+    assert "ExecStart=" in unit.stdout and '"--env" "production" "serve"' in unit.stdout and "KillSignal=SIGTERM" in unit.stdout
     manifest = run_cli("--env", "production", "serve", "--emit", "kubernetes", "--image", "acme/sync:1", cwd=project)
     assert manifest.exit_code == 0
     text = manifest.stdout
