@@ -42,12 +42,6 @@ SETTINGS = """
 run = "jobs:ok"
 schedule = "0 * * * *"
 
-[automations."two\\nlines"]
-run = "jobs:ok"
-
-[thresholds."two\\nlines"]
-max_duration = "1s"
-
 [automations.sync]
 run = "jobs:ok"
 
@@ -66,15 +60,27 @@ def project(make_project):
     return root
 
 
-def test_names_that_hold_a_pipe_or_a_line_break_stay_in_the_status_text(project, run_cli):
-    seed(project, "two\nlines", ago=_dt.timedelta(minutes=1), duration=5)
+def test_a_name_that_holds_a_pipe_stays_in_the_status_text(project, run_cli):
     result = run_cli("health", "-v", cwd=project)
-    assert result.exit_code == 2, result.output  # a|b never ran: missed; two\nlines ran too long
+    assert result.exit_code == 2, result.output  # a|b never ran: missed
     status, perf, long_lines = read_plugin_output(result.stdout)
-    assert status.startswith("CRITICAL - development: ")
-    assert "a/b c'd=e" in result.stdout and "two\\x0alines" in result.stdout
+    assert status.startswith("CRITICAL - development: ") and "a/b c'd=e was due at" in status
     assert all(line.startswith(("CRITICAL ", "OK ", "WARNING ", "UNKNOWN ")) for line in long_lines), long_lines
     assert "disk_free" in perf
+
+
+def test_a_name_with_a_line_break_is_one_unknown_line_not_two(make_project, run_cli):
+    root = make_project({"jobs.py": JOBS}, settings='[automations."two\\nlines"]\nrun = "jobs:ok"\nschedule = "0 * * * *"\n')
+    result = run_cli("health", cwd=root)
+    assert result.exit_code == 3
+    [line] = result.stdout.splitlines()
+    assert line.startswith("UNKNOWN - cannot check: ") and "two\\nlines" in line
+
+
+def test_text_made_safe_for_monitoring_keeps_every_character_visible():
+    from envfence_builtins.operations.health import nagios_text
+
+    assert nagios_text("a|b\nc\td\x7f") == "a/b\\x0ac\\x09d\\x7f"
 
 
 def test_perfdata_gives_durations_error_rates_ages_and_free_disk_with_their_limits(project, run_cli):
