@@ -80,9 +80,9 @@ def test_mkdocs_build_is_strict_and_includes_generated_pages(tmp_path):
         cwd=REPO, capture_output=True, text=True,
     )
     assert proc.returncode == 0, proc.stderr
-    hooks = (site / "reference" / "hooks" / "index.html").read_text(encoding="utf-8")
+    hooks = (site / "reference" / "hooks.html").read_text(encoding="utf-8")
     assert 'id="register_automations"' in hooks
-    cli = (site / "reference" / "cli" / "index.html").read_text(encoding="utf-8")
+    cli = (site / "reference" / "cli.html").read_text(encoding="utf-8")
     assert "envfence plugins" in cli and "--hooks" in cli
 
 
