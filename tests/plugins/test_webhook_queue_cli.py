@@ -53,45 +53,7 @@ def enqueue(root, event_id: str, payload: dict, env: str = "development") -> Non
     queue.close()
 
 
-def test_worker_runs_queued_events_once_and_dead_letters_what_keeps_failing(project, run_cli):
-    enqueue(project, "evt-ok", {"n": 1})
-    assert run_cli("worker", "--once", cwd=project).exit_code == 0
-    assert run_cli("worker", "--once", cwd=project).exit_code == 0  # nothing due: nothing runs again
-    lines = (project / "var/development/runs.jsonl").read_text().splitlines()
-    assert [json.loads(x)["id"] for x in lines] == ["evt-ok"]
-
-    (project / "var/development/fail").write_text("")
-    enqueue(project, "evt-bad", {"n": 2})
-    assert run_cli("worker", "--once", "--retry-base", "0", cwd=project).exit_code == 0
-    shown = json.loads(run_cli("queue", "show", "evt-bad", "--json", cwd=project).stdout)
-    assert shown["status"] == "dead" and shown["attempts"] == 2 and "asked to fail" in shown["last_error"]
-    assert shown["payload"] == {"n": 2}
-
-
-def test_queue_retry_gives_a_dead_event_fresh_tries_and_drop_gives_up_on_one(project, run_cli):
-    (project / "var/development").mkdir(parents=True)
-    (project / "var/development/fail").write_text("")
-    enqueue(project, "evt-1", {"n": 1})
-    run_cli("worker", "--once", "--retry-base", "0", cwd=project)
-    listed = json.loads(run_cli("queue", "list", "--status", "dead", "--json", cwd=project).stdout)
-    assert [e["id"] for e in listed["events"]] == ["evt-1"] and listed["counts"]["dead"] == 1
-
-    (project / "var/development/fail").unlink()
-    retried = run_cli("queue", "retry", "evt-1", "--json", cwd=project)
-    assert retried.exit_code == 0 and json.loads(retried.stdout)["status"] == "pending"
-    run_cli("worker", "--once", cwd=project)
-    assert json.loads(run_cli("queue", "show", "evt-1", "--json", cwd=project).stdout)["status"] == "succeeded"
-    refused = run_cli("queue", "retry", "evt-1", cwd=project)
-    assert refused.exit_code == 1 and "only a dead or dropped event" in refused.stderr
-
-    enqueue(project, "evt-2", {"n": 2})
-    assert run_cli("queue", "drop", "evt-2", cwd=project).exit_code == 0
-    run_cli("worker", "--once", cwd=project)
-    assert json.loads(run_cli("queue", "show", "evt-2", "--json", cwd=project).stdout)["status"] == "dropped"
-    trail = json.loads(run_cli("--json", "audit", "show", "--event", "webhook.*", cwd=project).stdout)
-    assert [r["event"] for r in trail] == ["webhook.retried", "webhook.dropped"]
-    missing = run_cli("queue", "show", "evt-404", cwd=project)
-    assert missing.exit_code == 2 and "queue list" in missing.stderr
+# The worker's runs and `queue list|show|retry|drop` are tested on both queues in tests/store/test_queue_backends.py.
 
 
 def test_queue_list_on_an_environment_without_a_queue_says_so(project, run_cli):

@@ -67,6 +67,12 @@ def store_db(postgres):
         postgres.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def roles(development: str = APP, production: str = OTHER, readers: tuple[str, ...] = (READER,)) -> str:
+    """``[store] readers`` and ``[store.roles]`` as TOML (after a ``[store]`` table's other keys): each environment its role."""
+    listed = ", ".join(f'"{r}"' for r in readers)
+    return f'readers = [{listed}]\n\n[store.roles]\ndevelopment = "{development}"\nproduction = "{production}"\n'
+
+
 def grant_app(store_db) -> None:
     """Give the runtime roles what docs/several-machines.md lists (SELECT and INSERT, nothing more), the reader SELECT."""
     import psycopg

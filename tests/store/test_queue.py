@@ -97,7 +97,7 @@ def test_the_claim_of_a_worker_killed_on_another_host_returns_to_the_queue(share
     accept(queue, 1)
     holder = worker(shared_queue["web-prod-02"], "web-prod-02", "hold")
     seq = int(holder.stdout.readline())
-    assert queue.get(str(seq)).status == "running"
+    assert queue.find(str(seq))[0].status == "running"
     assert queue.recover() == 0  # its worker is alive on the other host
     holder.send_signal(signal.SIGKILL)
     holder.wait(timeout=10)
@@ -105,6 +105,6 @@ def test_the_claim_of_a_worker_killed_on_another_host_returns_to_the_queue(share
         if queue.recover():
             break
         time.sleep(0.25)
-    event = queue.get(str(seq))
+    event = queue.find(str(seq))[0]
     assert event.status == "pending" and event.attempt == 1 and "interrupted" in event.last_error
     queue.close()

@@ -7,7 +7,7 @@ import json
 import psycopg
 import pytest
 
-from .conftest import APP_PASSWORD, OWNER_PASSWORD, grant_app
+from .conftest import APP, APP_PASSWORD, OTHER, OTHER_PASSWORD, OWNER_PASSWORD, READER, READER_PASSWORD, roles
 
 JOBS = '''
 def ok(ctx):
@@ -18,8 +18,10 @@ def bad(ctx):
 '''
 
 
-def settings(url: str, extra: str = "") -> str:
-    return f'[store]\nurl = "{url}"\n{extra}\n[automations.ok]\nrun = "jobs:ok"\n\n[automations.bad]\nrun = "jobs:bad"\n'
+def settings(url: str, extra: str = "", separated: bool = True) -> str:
+    """The project's settings: the store (each environment with its role), two automations."""
+    return (f'[automations.ok]\nrun = "jobs:ok"\n\n[automations.bad]\nrun = "jobs:bad"\n\n'
+            f'[store]\nurl = "{url}"\n{extra}\n' + (roles() if separated else ""))
 
 
 @pytest.fixture
@@ -31,9 +33,8 @@ def project(make_project, store_db):
 
 @pytest.fixture
 def ready(project, store_db, run_cli):
-    """The project with its store initialised and the runtime role granted."""
+    """The project with its store initialised: store init gave each environment's role its rows."""
     assert run_cli("store", "init", cwd=project).exit_code == 0
-    grant_app(store_db)
     return project
 
 
@@ -57,21 +58,20 @@ def test_store_init_is_idempotent_and_check_reports_migrations_and_privileges(pr
     assert any("store init" in p for p in data["problems"])
 
     first = json.loads(run_cli("store", "init", "--json", cwd=project).stdout)
-    assert first["applied"] == [1, 2, 3] and first["to"] == 3
+    assert first["applied"] == [1, 2, 3, 4] and first["to"] == 4
+    assert first["roles"] == {"development": [APP], "production": [OTHER]} and first["readers"] == [READER]
     again = run_cli("store", "init", "--json", cwd=project)
     assert again.exit_code == 0 and json.loads(again.stdout)["applied"] == []
     assert json.loads(run_cli("store", "migrate", "--json", cwd=project).stdout)["applied"] == []
 
-    # Not granted yet: the runtime role cannot read or write the tables.
-    denied = json.loads(run_cli("store", "check", "--json", cwd=project).stdout)
-    assert denied["ok"] is False and any("GRANT SELECT" in p for p in denied["problems"])
-
-    grant_app(store_db)
     ok = run_cli("store", "check", "--json", cwd=project)
     assert ok.exit_code == 0, ok.output
     data = json.loads(ok.stdout)
     assert data["ok"] and data["migrated"] and data["warnings"] == []
     assert data["privileges"]["envfence_audit"] == {"SELECT": True, "INSERT": True, "UPDATE": False, "DELETE": False, "TRUNCATE": False}
+    # The proof: a row of production offered to each table by development's role is refused.
+    assert data["separation"] == {t: {"production": "refused"} for t in
+                                  ("envfence_runs", "envfence_audit", "envfence_state", "envfence_webhook_events")}
     assert APP_PASSWORD not in ok.output and OWNER_PASSWORD not in ok.output
 
 
@@ -79,8 +79,11 @@ def test_check_warns_when_envfence_runs_as_a_role_that_may_change_the_trail(proj
     assert run_cli("store", "init", cwd=project).exit_code == 0
     (project / ".env").write_text(f"DEV_STORE_URL={store_db.owner}\n")
     result = run_cli("store", "check", cwd=project)
-    assert result.exit_code == 0
+    # The owner is bound by no policy: it could write production's rows, and check names every table.
+    assert result.exit_code == 1
     assert "warning: the role may UPDATE/DELETE/TRUNCATE envfence_audit" in result.output
+    for table in ("envfence_runs", "envfence_audit", "envfence_state", "envfence_webhook_events"):
+        assert f"the role can add production's rows to {table}" in result.output
     assert OWNER_PASSWORD not in result.output
 
 
@@ -157,7 +160,6 @@ def test_with_fallback_local_runs_go_on_while_the_database_is_down_and_nothing_i
     env = f"DEV_STORE_PASSWORD={APP_PASSWORD}\nDEV_STORE_ADMIN_URL={store_db.owner}\n"
     project = make_project({"jobs.py": JOBS, ".env": env}, settings=settings(store_db.url, 'fallback = "local"\nconnect_timeout = 2'))
     assert run_cli("store", "init", cwd=project).exit_code == 0
-    grant_app(store_db)
     assert run_cli("run", "ok", cwd=project).exit_code == 0
 
     store_db.server.stop()
@@ -236,7 +238,6 @@ def test_store_import_copies_the_sqlite_history_and_the_file_trail_keeping_the_c
     (project / "envfence.toml").write_text(settings(store_db.url))
     (project / ".env").write_text(f"DEV_STORE_PASSWORD={APP_PASSWORD}\nDEV_STORE_ADMIN_URL={store_db.owner}\n")
     assert run_cli("store", "init", cwd=project).exit_code == 0
-    grant_app(store_db)
     imported = run_cli("store", "import", "--json", cwd=project)
     assert imported.exit_code == 0, imported.output
     data = json.loads(imported.stdout)

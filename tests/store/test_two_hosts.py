@@ -13,7 +13,7 @@ import time
 import psycopg
 import pytest
 
-from .conftest import APP_PASSWORD, OTHER_PASSWORD, READER_PASSWORD, grant_app
+from .conftest import APP, APP_PASSWORD, OTHER, OTHER_PASSWORD, READER_PASSWORD, roles
 
 JOBS = '''
 import os, pathlib, time
@@ -34,8 +34,10 @@ def ok(ctx):
 @pytest.fixture
 def hosts(make_project, store_db, tmp_path):
     """Three machines' copies of one project: two production VMs and a laptop, one database."""
+    # Production's VMs connect as one role, the laptop as another: store init keeps their rows apart.
     settings = f'''[store]
 url = "{store_db.url}"
+{roles(development=OTHER, production=APP)}
 
 [automations.hold]
 run = "jobs:hold"
@@ -65,7 +67,6 @@ development = ["console"]
         env={**os.environ, "ENVFENCE_HOSTNAME": "laptop-dev-01", "DEV_STORE_URL": store_db.owner}, timeout=60,
     )
     assert admin.returncode == 0, admin.stderr
-    grant_app(store_db)
     global _laptop_url
     _laptop_url = store_db.other.replace("envfence_other@", f"envfence_other:{OTHER_PASSWORD}@")
     return machines

@@ -14,7 +14,8 @@ from envfence.cli.output import dumps, style
 from envfence.errors import EXIT_FINDINGS, ConfigurationError
 
 from envfence_builtins.store import postgres_schema as schema
-from envfence_builtins.store.postgres_store import AUDIT, RUNS, StoreUnavailable, admin_store, insert_run, store_for
+from envfence_builtins.store import postgres_separation as separation
+from envfence_builtins.store.postgres_store import AUDIT, RUNS, StoreUnavailable, admin_store, insert_run, settings_of, store_for
 
 
 @click.group()
@@ -32,20 +33,36 @@ def _finish(state: State, data: dict, lines: list[str], ok: bool = True) -> None
         click.get_current_context().exit(EXIT_FINDINGS)
 
 
+def separation_of(session) -> separation.Separation:
+    """The roles ``[store] roles`` and ``readers`` declare (checked)."""
+    return separation.from_settings(settings_of(session.settings) or {}, session.settings.environments, str(session.settings.source))
+
+
 def _migrate(state: State, create: bool) -> None:
     session = state.session()
     target = admin_store(session)
+    declared = separation_of(session)
     with target.using("apply migrations") as db:
         before = schema.current_version(db)
         if before is None and not create:
             raise ConfigurationError(f"the shared store {target.name} was never initialised", "run `envfence store init` first")
         applied = schema.migrate(db, create=create)
-    data = {"store": target.name, "from": before or 0, "to": schema.LATEST, "applied": [m.version for m in applied]}
+        if declared.declared:
+            with db.transaction():
+                db.execute("SELECT pg_advisory_xact_lock(%s)", (schema.MIGRATION_LOCK,))
+                separation.apply(db, declared)
+    data = {"store": target.name, "from": before or 0, "to": schema.LATEST, "applied": [m.version for m in applied],
+            "roles": {env: list(roles) for env, roles in declared.roles.items()}, "readers": list(declared.readers)}
     if applied:
         lines = [f"applied migration {m.version}: {m.description}" for m in applied]
         lines.append(f"{target.name} is at schema version {schema.LATEST}")
     else:
         lines = [f"{target.name} is already at schema version {schema.LATEST}; nothing to do"]
+    if declared.declared:
+        lines += [f"{env}'s rows: only {', '.join(roles)} (row-level security)" for env, roles in declared.roles.items()]
+        lines += [f"every environment's rows, read only: {r}" for r in declared.readers]
+    else:
+        lines.append("warning: no [store.roles]: environments are not kept apart in the database (see docs/several-machines.md)")
     _finish(state, data, lines)
 
 
@@ -74,9 +91,16 @@ def check_cmd(state: State) -> None:
     target = store_for(session)
     if target is None:
         raise ConfigurationError(f"{session.settings.source} has no [store] table", 'add [store] url = "postgresql://..." (see docs/several-machines.md)')
+    others = [e for e in session.settings.environments if e != target.environment] or ["envfence-check"]
     try:
         with target.using("check it") as db:
             data = {"store": target.name, "reachable": True, **schema.check(db)}
+            if data["version"] == schema.LATEST:
+                data["separation"], found = separation.probe(db, target.environment, others)
+                data["problems"] += found
+                if not separation_of(session).declared:
+                    data["warnings"].append("no [store.roles] in the settings: `envfence store init` keeps no environment "
+                                            "apart (see docs/several-machines.md)")
     except StoreUnavailable as exc:
         data = {"store": target.name, "reachable": False, "problems": [exc.message], "warnings": [], "migrated": False}
     data["fallback"] = target.fallback

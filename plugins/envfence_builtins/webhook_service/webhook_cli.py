@@ -207,7 +207,7 @@ def serve(state: State, force, reason, threads, workers, backlog_limit, retry_ba
     session.audit("serve.started", host=host, port=port, routes=sorted(setup.routes), pid=os.getpid())
     receiver.log.info(f"receiving webhooks for {env} on http://{host}:{port} ({', '.join(sorted(setup.routes))})")
     _echo(f"envfence: receiving webhooks for {env} on http://{host}:{server.effective_port} "
-          f"(routes {', '.join(sorted(setup.routes))}; queue {setup.queue.path})")
+          f"(routes {', '.join(sorted(setup.routes))}; queue {setup.queue.where})")
     while not stop.wait(0.2):
         pass
     receiver.log.info("SIGTERM: no longer accepting; finishing what is in flight")

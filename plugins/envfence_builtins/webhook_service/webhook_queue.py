@@ -172,6 +172,7 @@ class WebhookQueue:
             if files.check_file(paths, name) is not None:
                 files.ensure_file(paths, name)  # raises the SafetyError naming the link
         self.path = files.ensure_file(paths, relative)
+        self.where = str(self.path)  #: where the queue is, for messages
         self.paths = paths
         self._lock = threading.Lock()
         self._group = threading.Condition()
@@ -316,6 +317,15 @@ class WebhookQueue:
                 (status, due, run_id, error, now if status in ("succeeded", "dead") else None, seq),
             )
         return status
+
+    def release(self, seq: int, token: str, error: str, delay: float = 1.0) -> bool:
+        """Give back a claimed event whose job never started (its try is not counted); False when no longer its claimant's."""
+        with self._transaction() as db:
+            return db.execute(
+                "UPDATE events SET status='pending', attempts=max(attempts-1, 0), claimed_by=NULL, last_error=?,"
+                " next_attempt_at=? WHERE seq=? AND claimed_by=? AND status='running'",
+                (error, time.time() + delay, seq, token),
+            ).rowcount == 1
 
     def started(self, seq: int, token: str, run_id: str) -> None:
         """Note, before the automation runs, which run a claimed event started (recovery asks how that run ended)."""

@@ -10,6 +10,11 @@ guard's mind). ``envfence queue retry`` gives a dead event fresh tries.
 The worker runs as threads of ``envfence serve`` or as ``envfence worker``
 processes beside it; each claim is atomic, so an event is never run by two
 at once, and a finished event is never run again.
+
+A queue kept in a shared store can go away for a while (the database
+restarts): the loop says so in the log and tries again, a run the store
+kept from starting gives its event back untried, and how a run ended is
+written to the queue once the store answers again.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import threading
 from typing import Callable
 
 from envfence import files
+from envfence.errors import EXIT_CONFIG, EnvfenceError
 from envfence.models import Automation, RunRequest
 
 from envfence_builtins.webhook_service.webhook_queue import WebhookEvent, WebhookQueue, worker_lock
@@ -28,6 +34,8 @@ from envfence_builtins.webhook_service.webhook_queue import WebhookEvent, Webhoo
 POLL_SECONDS = 0.5
 #: Seconds between looks for claims of workers that died.
 RECOVER_SECONDS = 5.0
+#: Seconds a finished run's result waits at most for the queue to answer again.
+FINISH_PATIENCE = 120.0
 #: The events being run in this process, by queue number: the queue and claim token each belongs to.
 _running: dict[int, tuple[WebhookQueue, str]] = {}
 
@@ -91,13 +99,19 @@ class Worker:
         """Run events until ``stop`` is set; the event in hand is always finished first."""
         import time
 
-        self.recover()
-        last_recovery = time.monotonic()
+        last_recovery, pause = 0.0, POLL_SECONDS
         while not stop.is_set():
-            if time.monotonic() - last_recovery > RECOVER_SECONDS:
-                self.recover()
-                last_recovery = time.monotonic()
-            if self.run_once() is not None:
+            try:
+                if time.monotonic() - last_recovery > RECOVER_SECONDS:
+                    self.recover()
+                    last_recovery = time.monotonic()
+                if self.run_once() is not None:
+                    pause = POLL_SECONDS
+                    continue
+            except EnvfenceError as exc:  # the queue's store is away: say so, and look again later
+                self.log.warning(f"the webhook queue cannot be used now: {exc.message}; trying again in {pause:.1f}s")
+                stop.wait(pause)
+                pause = min(pause * 2, RECOVER_SECONDS)
                 continue
             if wake is not None:
                 wake.wait(POLL_SECONDS)
@@ -128,10 +142,29 @@ class Worker:
                 final = outcome.status == "blocked"
                 if result.failure is not None:
                     error = f"{outcome.status}: {result.failure.message} (error {result.failure.error_id})"
+                if result.job_exit_code is None and outcome.status == "failed" and outcome.exit_code == EXIT_CONFIG:
+                    # The job never started (its lock's store was away): the event goes back untried.
+                    return self._settle(lambda: self.queue.release(event.seq, self.token, error or "", self.retry_base)
+                                        and "pending", event, False, error)
             finally:
                 _running.pop(event.seq, None)
-        status = self.queue.finish(event.seq, self.token, succeeded=succeeded, run_id=run_id, error=error,
-                                   retry_base=self.retry_base, final=final)
+        return self._settle(lambda: self.queue.finish(event.seq, self.token, succeeded=succeeded, run_id=run_id, error=error,
+                                                      retry_base=self.retry_base, final=final), event, succeeded, error)
+
+    def _settle(self, write: Callable[[], str | bool], event: WebhookEvent, succeeded: bool, error: str | None) -> str:
+        """Write how the event's try ended, waiting for a queue that is away (up to :data:`FINISH_PATIENCE`)."""
+        import time
+
+        deadline, pause = time.monotonic() + FINISH_PATIENCE, POLL_SECONDS
+        while True:
+            try:
+                status = write() or "lost"
+                break
+            except EnvfenceError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, RECOVER_SECONDS)
         from envfence_builtins.webhook_service.webhook_receiver import _printable
 
         line = f"webhook event {_printable(event.id)} ({_printable(event.type or 'untyped')}) on {event.route}: {event.automation} try {event.attempt} -> {status}"
