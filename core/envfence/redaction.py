@@ -94,11 +94,14 @@ def forms(value: str) -> set[str]:
     Only forms of at least :data:`MIN_MASKED_LENGTH` characters are returned.
     """
     import json
-    from urllib.parse import quote, quote_plus
+    from urllib.parse import quote, quote_plus, unquote
 
     import unicodedata
 
     base = {value, value.strip("\n")}
+    # Percent-decoded, as a driver or a log may show a URL or a value it read; and a URL's password on
+    # its own, as written and decoded (a driver's message quotes the token it could not read).
+    base |= {unquote(v) for v in tuple(base)} | url_passwords(value)
     if "\n" in value:
         base.update(line.rstrip("\r") for line in value.split("\n"))
     if not value.isascii():
@@ -123,6 +126,19 @@ def forms(value: str) -> set[str]:
 
 
 _PERCENT = re.compile(r"%[0-9A-F]{2}")
+#: A URL's userinfo password: ``scheme://user:PASSWORD@``, up to the last ``@`` before the path.
+_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:(?P<password>[^/]*)@[^@/]*(?:[/?#]|$)")
+
+
+def url_passwords(value: str) -> set[str]:
+    """The password inside ``value`` when it is a URL with one: as written, and percent-decoded."""
+    from urllib.parse import unquote
+
+    found = _URL_PASSWORD.match(value.strip())
+    if not found or not found.group("password"):
+        return set()
+    password = found.group("password")
+    return {password, unquote(password)}
 #: Anything but printable ASCII other than a quote or a backslash: what repr() or JSON would escape.
 _CHANGED_BY_ESCAPING = re.compile(r"""[^ !#-&(-\[\]-~]""")
 

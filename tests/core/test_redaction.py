@@ -410,3 +410,11 @@ def test_a_thread_a_function_automation_starts_prints_masked(make_project, run_c
     assert secret not in ran.output
     logs = "".join(p.read_text() for p in (root / "var").rglob("*.log"))
     assert secret not in logs
+
+
+def test_a_url_secret_masks_its_password_alone_as_written_and_decoded():
+    from envfence.redaction import Redactor
+
+    redact = Redactor(["postgresql://app:Pa%zz-w0rd%41@db.internal/envfence"])
+    text = 'invalid percent-encoded token: "Pa%zz-w0rd%41"; decoded Pa%zz-w0rdA; encoded Pa%25zz-w0rd%2541'
+    assert redact(text) == 'invalid percent-encoded token: "********"; decoded ********; encoded ********'

@@ -302,7 +302,7 @@ def forward(store: Store, db) -> int:
             with contextlib.suppress(ValueError):  # a line torn by a crash mid-write was never a whole record
                 items.append(json.loads(line))
         for row in (i["row"] for i in items if i.get("kind") == "run"):
-            insert_run(db, row)
+            finish_run(db, row)  # a run's start, then its end, in the order they happened
         by_env: dict[str, list] = {}
         for item in items:
             if item.get("kind") == "audit":
@@ -349,6 +349,65 @@ def insert_run(db, row: dict[str, Any]) -> None:
     )
 
 
+def finish_run(db, row: dict[str, Any]) -> None:
+    """Record how a run ended: its ``running`` row is finished in place, or the row is added.
+
+    A run already finished is left as it is, so a spool forwarded twice
+    changes nothing the second time.
+    """
+    from envfence_builtins.store.postgres_separation import RUN_FINISH_COLUMNS
+
+    with db.transaction():
+        insert_run(db, row)
+        db.execute(
+            f"UPDATE {RUNS} SET {', '.join(f'{c} = %s' for c in RUN_FINISH_COLUMNS)} WHERE run_id = %s AND status = 'running'",
+            [*(row.get(c) for c in RUN_FINISH_COLUMNS), row["run_id"]],
+        )
+
+
+def running_row(session, run_id: str, automation: str, forced: bool, reason: str | None) -> dict[str, Any]:
+    """A run as it starts: ``running``, no exit code yet (-1, as the local history keeps it)."""
+    from envfence.models import utcnow
+
+    stamp = utcnow().isoformat()
+    return {"run_id": run_id, "automation": automation, "environment": session.environment.name,
+            "host": session.host.hostname, "started_at": stamp, "finished_at": stamp, "status": "running",
+            "exit_code": -1, "forced": bool(forced), "reason": reason or None}
+
+
+def abandoned(db, environment: str, runs: list) -> list:
+    """``runs`` with each ``running`` run whose process is gone shown ``abandoned``, from any host.
+
+    A run holds its advisory lock while it runs: a ``running`` row whose
+    automation's lock nobody holds, or older than a later run of the same
+    automation, lost its process. The row is marked in the store when the
+    role may (a reader only sees it so).
+    """
+    import attrs
+    import psycopg
+
+    later: dict[str, Any] = {}
+    shown = []
+    for run in sorted(runs, key=lambda r: r.started_at, reverse=True):
+        if run.status == "running" and (run.automation in later or not _lock_held(db, advisory_key("run", environment, run.automation))):
+            run = attrs.evolve(run, status="abandoned", error_class="abandoned")
+            with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+                db.execute(f"UPDATE {RUNS} SET status = 'abandoned', error_class = 'abandoned', finished_at = now()"
+                           " WHERE run_id = %s AND status = 'running'", (run.run_id,))
+        later.setdefault(run.automation, run)
+        shown.append(run)
+    order = {r.run_id: i for i, r in enumerate(runs)}
+    return sorted(shown, key=lambda r: order[r.run_id])
+
+
+def _lock_held(db, key: int) -> bool:
+    high, low = (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF
+    return db.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1)", (high, low),
+    ).fetchone()[0]
+
+
 def read_runs(db, environment: str, automation: str | None, limit: int):
     """An environment's runs, newest first, as :class:`~envfence.models.RunOutcome`."""
     from envfence.models import RunOutcome
@@ -386,16 +445,40 @@ def declare_settings(settings) -> list[SettingSpec]:
     ]
 
 
+#: True when the session's run holds its lock in the store (its ``running`` row then says the run is alive).
+STORE_LOCKED = StashKey[bool]()
+#: True once a run of the session started: from then on the store being away never changes its result.
+STARTED = StashKey[bool]()
+
+
 @hookimpl
-def on_run_finish(session, request, outcome) -> None:
-    """Record the run in the store; spooled locally when the store is away, never lost."""
+def on_run_start(session, request, run_id) -> None:
+    """Mirror the run in the store as ``running``: any host sees it, and sees it abandoned if its process dies."""
     store = store_for(session)
     if store is None or session.dry_run:
         return
-    row = run_row(session, outcome)
+    session.stash[STARTED] = True
+    row = running_row(session, run_id, request.automation.name, request.force, request.reason)
+    if not session.stash.get(STORE_LOCKED, False):  # run under the local lock: the store hears of it later, whole
+        spool(store, {"kind": "run", "row": row})
+        return
+    _record_run(session, store, row)
+
+
+@hookimpl
+def on_run_finish(session, request, outcome) -> None:
+    """Record how the run ended in the store; kept in the spool when the store is away, whatever the fallback."""
+    store = store_for(session)
+    if store is None or session.dry_run:
+        return
+    _record_run(session, store, run_row(session, outcome))
+
+
+def _record_run(session, store: Store, row: dict[str, Any]) -> None:
+    """Write a run's row (its start, or its end) to the store, or to the spool when the store is away: never lost."""
     try:
         with store.using("record the run") as db:
-            insert_run(db, row)
+            finish_run(db, row)
     except StoreUnavailable as exc:
         spool(store, {"kind": "run", "row": row})
         session.logger().warning(f"{exc.reason}; the run's record is kept in {store.spool} and sent when the store is back")
@@ -409,10 +492,12 @@ def run_history(session, automation, limit):
         return None
     try:
         with store.using("read the run history") as db:
-            return read_runs(db, session.environment.name, automation, limit)
+            if can_spool(store):
+                forward_quietly(store, db, session)
+            return abandoned(db, store.environment, read_runs(db, store.environment, automation, limit))
     except StoreUnavailable:
-        if store.fallback == "local":
-            return None
+        if store.fallback == "local" or session.stash.get(STARTED, False):
+            return None  # the local history answers (after a run: its thresholds and alerts read it)
         raise
 
 
@@ -441,7 +526,7 @@ def acquire_run_lock(session, automation, wait, echo):
         raise
     with contextlib.suppress(StoreUnavailable), store.using("forward spooled records") as pooled:
         forward_quietly(store, pooled, session)
-    return _advisory_lock(db, store, automation, wait, echo, key, taken)
+    return _advisory_lock(session, db, store, automation, wait, echo, key, taken)
 
 
 #: Connections that held a run's lock and let it go, per process and URL: the next run
@@ -477,7 +562,7 @@ def _try_lock(db, store: Store, key: int, name: str):
 
 
 @contextlib.contextmanager
-def _advisory_lock(db, store: Store, automation: str, wait: bool, echo, key: int, held: bool) -> Iterator[None]:
+def _advisory_lock(session, db, store: Store, automation: str, wait: bool, echo, key: int, held: bool) -> Iterator[None]:
     """Hold the run's lock (already ``held``, or waited for) for the run; refuse when another holds it."""
     from envfence.runner import AlreadyRunning
 
@@ -493,8 +578,10 @@ def _advisory_lock(db, store: Store, automation: str, wait: bool, echo, key: int
                 echo(f"waiting: {automation} is already running ({holder})")
                 db.execute("SELECT pg_advisory_lock(%s)", (key,))
                 held = True
+        session.stash[STORE_LOCKED] = True
         yield
     finally:
+        session.stash[STORE_LOCKED] = False
         _release(db, store, key if held else None)
 
 
@@ -646,6 +733,8 @@ def verify_audit_store(session):
         return None
     try:
         with store.using("verify the audit trail") as db:
+            if can_spool(store):
+                forward_quietly(store, db, session)
             count, problem = verify_audit(db, store.environment)
     except StoreUnavailable as exc:
         return {"store": store.name, "records": 0, "ok": False, "broken": {"seq": None, "reason": exc.message}}
