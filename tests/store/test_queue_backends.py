@@ -107,7 +107,7 @@ def deliver(port: int, payload: dict, stamp: int | None = None) -> requests.Resp
     return requests.post(f"http://127.0.0.1:{port}/housecallpro", data=body, headers=headers, timeout=10)
 
 
-def enqueue(root: Path, event_id: str, payload: dict) -> bool:
+def enqueue(root: Path, event_id: str, payload: dict, route: str = "/housecallpro") -> bool:
     """Accept a verified event into the environment's queue, the one the CLI uses."""
     from envfence import open_session
     from envfence_builtins.webhook_service.webhook_queue import WebhookQueue
@@ -116,7 +116,7 @@ def enqueue(root: Path, event_id: str, payload: dict) -> bool:
     session.prepare()
     queue = session.plugins.open_webhook_queue(session=session).first or WebhookQueue(session.paths)
     try:
-        return queue.accept(route="/housecallpro", event_id=event_id, provider="housecallpro", event_type="job.created",
+        return queue.accept(route=route, event_id=event_id, provider="housecallpro", event_type="job.created",
                             automation="import-job", body=json.dumps(payload).encode(), headers={"api-timestamp": "1"},
                             max_attempts=2)
     finally:
@@ -232,3 +232,14 @@ def test_the_claim_of_a_worker_killed_mid_run_returns_and_runs_once_more(project
     assert slow["status"] == "succeeded" and slow["attempts"] == 2
     assert shown(project, "evt-next")["status"] == "succeeded"
     assert sorted(x["done"] for x in lines(project) if "done" in x) == ["evt-next", "evt-slow"]
+
+
+def test_an_event_id_is_accepted_once_per_environment_whatever_the_route_and_prune_keeps_it(project):
+    assert enqueue(project, "evt-once", {"n": 1})
+    assert not enqueue(project, "evt-once", {"n": 1}, route="/other")  # a replay to another route sharing the secret
+    assert envfence(project, "worker", "--once").returncode == 0
+    pruned = envfence(project, "queue", "prune", "--older-than", "0", "--json")
+    assert pruned.returncode == 0 and json.loads(pruned.stdout)["pruned"] == 1, pruned.stderr
+    event = shown(project, "evt-once")
+    assert event["status"] == "succeeded" and event["payload"] == ""
+    assert not enqueue(project, "evt-once", {"n": 1})  # its id stays known

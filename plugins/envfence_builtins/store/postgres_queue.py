@@ -109,13 +109,18 @@ class PostgresQueue:
         self, *, route: str, event_id: str, provider: str, event_type: str | None, automation: str,
         body: bytes, headers: Mapping[str, str], max_attempts: int, ignored: bool = False,
     ) -> bool:
-        """Store a verified delivery (committed before returning); False when ``(route, event_id)`` is already known."""
+        """Store a verified delivery (committed before returning); False when ``event_id`` is already known, on any route.
+
+        An event id is accepted once per environment whatever the route, as
+        in the SQLite queue: the table's unique index on ``(environment,
+        event_id)`` decides, so two hosts receiving the same id at once queue it once.
+        """
         now = time.time()
         with self._transaction() as db:
             row = db.execute(
                 f"INSERT INTO {TABLE} (environment, route, event_id, provider, event_type, automation, payload, headers,"
                 " received_at, status, max_attempts, next_attempt_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-                " ON CONFLICT (environment, route, event_id) DO NOTHING RETURNING seq",
+                " ON CONFLICT DO NOTHING RETURNING seq",
                 (self.environment, route, event_id, provider, event_type, automation, body, json.dumps(dict(headers)), now,
                  "ignored" if ignored else "pending", max_attempts, now),
             ).fetchone()
@@ -248,6 +253,20 @@ class PostgresQueue:
                 " AND status IN ('pending', 'dead')",
                 (time.time(), self.environment, seq),
             ).rowcount == 1
+
+    def prune(self, before: float) -> int:
+        """Empty the body and headers of events finished before ``before``; returns how many.
+
+        The row stays, with its id, route and status, for replay protection;
+        dead events keep theirs, as ``queue retry`` needs it.
+        """
+        with self._transaction() as db:
+            return db.execute(
+                f"UPDATE {TABLE} SET payload='', headers='{{}}' WHERE environment=%s"
+                " AND status IN ('succeeded', 'ignored', 'dropped') AND coalesce(finished_at, received_at) < %s"
+                " AND (length(payload) > 0 OR headers <> '{}')",
+                (self.environment, before),
+            ).rowcount
 
     def counts(self) -> dict[str, int]:
         """How many events are in each status."""

@@ -141,6 +141,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX {RUNS}_running ON {RUNS} (environment) WHERE status = 'running';
         -- When a worker claimed an event: a claim older than the server's start lost its worker's lock in the restart.
         ALTER TABLE {QUEUE} ADD COLUMN claimed_at timestamptz;
+        -- An event id is accepted once per environment, whatever the route (replay to another route refused).
+        CREATE UNIQUE INDEX {QUEUE}_once ON {QUEUE} (environment, event_id);
         """,
     ),
 )
