@@ -110,11 +110,12 @@ def deliver(port: int, payload: dict, stamp: int | None = None) -> requests.Resp
 def enqueue(root: Path, event_id: str, payload: dict, route: str = "/housecallpro") -> bool:
     """Accept a verified event into the environment's queue, the one the CLI uses."""
     from envfence import open_session
+    from envfence_builtins.webhook_service.queue_hooks import QueueHooks
     from envfence_builtins.webhook_service.webhook_queue import WebhookQueue
 
     session = open_session(root=root, environ={"ENVFENCE_HOSTNAME": "build-box-01"})
     session.prepare()
-    queue = session.plugins.open_webhook_queue(session=session).first or WebhookQueue(session.paths)
+    queue = QueueHooks(session.plugins).open_webhook_queue(session=session).first or WebhookQueue(session.paths)
     try:
         return queue.accept(route=route, event_id=event_id, provider="housecallpro", event_type="job.created",
                             automation="import-job", body=json.dumps(payload).encode(), headers={"api-timestamp": "1"},
