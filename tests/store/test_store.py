@@ -270,3 +270,22 @@ def test_import_refuses_a_broken_file_trail(make_project, store_db, run_cli):
     result = run_cli("store", "import", cwd=project)
     assert result.exit_code == 4 and "the audit trail is broken at record #2" in result.output
     assert query(store_db.superuser, "SELECT count(*) FROM envfence_audit") == [(0,)]
+
+
+def test_a_record_chained_without_the_audit_key_fails_verify(ready, store_db, run_cli):
+    from envfence_builtins.store.postgres_audit import append_audit
+
+    assert run_cli("audit", "keygen", cwd=ready).exit_code == 0
+    assert run_cli("run", "ok", cwd=ready).exit_code == 0
+    verified = run_cli("audit", "verify", "--json", cwd=ready)
+    assert verified.exit_code == 0, verified.output
+    assert query(store_db.superuser, "SELECT count(*) FROM envfence_audit WHERE mac IS NULL") == [(0,)]
+    # Someone who can write the table (its owner, bound by no policy) chains a record exactly as envfence
+    # does, hash and all, but without the environment's audit key.
+    forged = {"at": "2026-01-01T00:00:00+00:00", "event": "run.finished", "environment": "development", "user": "u",
+              "host": "build-box-01", "pid": 1, "data": {"automation": "ok", "status": "succeeded"}}
+    with psycopg.connect(store_db.owner, autocommit=True) as db:
+        assert append_audit(db, "development", [("forged-1", forged)]) == 1
+    broken = run_cli("audit", "verify", cwd=ready)
+    assert broken.exit_code == 1
+    assert "does not carry the MAC of the environment's audit key" in broken.output

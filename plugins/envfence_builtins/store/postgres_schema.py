@@ -125,7 +125,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         4,
-        "running runs finished in place, claims stamped with their time",
+        "running runs finished in place, claims stamped with their time, audit records signed",
         f"""
         -- A run is recorded when it starts (status 'running') and finished in place once;
         -- a finished run is never changed again, even by its owner.
@@ -143,6 +143,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE {QUEUE} ADD COLUMN claimed_at timestamptz;
         -- An event id is accepted once per environment, whatever the route (replay to another route refused).
         CREATE UNIQUE INDEX {QUEUE}_once ON {QUEUE} (environment, event_id);
+        -- The HMAC of each record with its environment's audit key (NULL where the environment has none).
+        ALTER TABLE {AUDIT} ADD COLUMN mac text;
         """,
     ),
 )

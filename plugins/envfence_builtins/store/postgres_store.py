@@ -50,6 +50,7 @@ from envfence.errors import ConfigurationError, EnvfenceError
 from envfence.models import SettingSpec, reveal
 from envfence.stash import StashKey
 
+from envfence_builtins.store.postgres_audit import append_audit, verify_audit
 from envfence_builtins.store.postgres_schema import AUDIT, RUNS, STATE
 
 SECTION = "store"
@@ -282,7 +283,7 @@ def spool(store: Store, *items: dict[str, Any]) -> None:
         os.fsync(out.fileno())
 
 
-def forward(store: Store, db) -> int:
+def forward(store: Store, db, key: bytes | None = None) -> int:
     """Send the spooled records to the store, then remove the spool; returns how many were sent.
 
     Runs are keyed by run id and audit records by event id, both unique in
@@ -308,7 +309,7 @@ def forward(store: Store, db) -> int:
             if item.get("kind") == "audit":
                 by_env.setdefault(item["entry"]["environment"], []).append((item["event_id"], item["entry"]))
         for environment, entries in by_env.items():
-            append_audit(db, environment, entries)
+            append_audit(db, environment, entries, key)
         files.remove(store.paths, SPOOL_NAME)
         return len(items)
 
@@ -316,7 +317,7 @@ def forward(store: Store, db) -> int:
 def forward_quietly(store: Store, db, session) -> None:
     """Forward the spool if there is one; a failure leaves it for next time and is logged."""
     try:
-        sent = forward(store, db)
+        sent = forward(store, db, audit_key_of(session))
     except Exception as exc:  # the spool stays; the next reach of the store tries again
         session.logger().warning(session.redactor()(f"could not forward the spooled records to {store.name}: {exc}"))
         return
@@ -350,19 +351,22 @@ def insert_run(db, row: dict[str, Any]) -> None:
 
 
 def finish_run(db, row: dict[str, Any]) -> None:
-    """Record how a run ended: its ``running`` row is finished in place, or the row is added.
+    """Record a run's row: a start is added; an end finishes the ``running`` row in place, or is added.
 
     A run already finished is left as it is, so a spool forwarded twice
-    changes nothing the second time.
+    changes nothing the second time. (One statement in the usual case: only
+    the run's own process and its spool write a run id.)
     """
     from envfence_builtins.store.postgres_separation import RUN_FINISH_COLUMNS
 
-    with db.transaction():
-        insert_run(db, row)
-        db.execute(
+    if row["status"] != "running":
+        finished = db.execute(
             f"UPDATE {RUNS} SET {', '.join(f'{c} = %s' for c in RUN_FINISH_COLUMNS)} WHERE run_id = %s AND status = 'running'",
             [*(row.get(c) for c in RUN_FINISH_COLUMNS), row["run_id"]],
-        )
+        ).rowcount
+        if finished:
+            return
+    insert_run(db, row)
 
 
 def running_row(session, run_id: str, automation: str, forced: bool, reason: str | None) -> dict[str, Any]:
@@ -617,80 +621,19 @@ def _holder(db, key: int) -> str:
 # --- the audit trail ------------------------------------------------------------------------
 
 
-def append_audit(db, environment: str, entries: list[tuple[str, dict[str, Any]]]) -> int:
-    """Chain ``entries`` (event id, record without seq/prev/hash) onto the environment's trail.
-
-    Optimistic: the next number is read and the records inserted in one
-    transaction; a host that took the same number first makes the insert
-    fail on the table's key, and the batch is chained again after it. An
-    event id already recorded is skipped, so a forwarded spool never doubles
-    a record. Returns how many were added.
-    """
-    import psycopg
-
-    for _ in range(50):
-        try:
-            return _chain(db, environment, entries)
-        except psycopg.errors.UniqueViolation:  # another writer chained that number first
-            continue
-    raise EnvfenceError(f"could not chain {len(entries)} audit record(s) for {environment}: too many writers at once",
-                        "try again; if it persists, look for a process writing the trail in a loop")
+#: The environment's audit key, read once per session (None: the environment has none).
+AUDIT_KEY = StashKey[Any]()
 
 
-def _chain(db, environment: str, entries: list[tuple[str, dict[str, Any]]]) -> int:
-    added = 0
-    # One record is one INSERT, atomic on its own; a batch is chained in one transaction.
-    with db.transaction() if len(entries) > 1 else contextlib.nullcontext():
-        last = db.execute(f"SELECT seq, hash FROM {AUDIT} WHERE environment = %s ORDER BY seq DESC LIMIT 1", (environment,)).fetchone()
-        seq, prev = last if last else (0, chain_genesis(environment))
-        for event_id, entry in entries:
-            record = next(audit_chain.link([entry], seq=seq, prev=prev, version=None))
-            digest = record["hash"]
-            record = {k: v for k, v in record.items() if k != "hash"}
-            inserted = db.execute(
-                f"INSERT INTO {AUDIT} (environment, seq, event_id, at, event, host, record, prev, hash) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING RETURNING seq",
-                (environment, seq + 1, event_id, str(record.get("at")), str(record.get("event")), record.get("host"),
-                 audit_chain.canonical(record).decode("utf-8"), prev, digest),
-            ).fetchone()
-            if inserted:
-                seq, prev, added = seq + 1, digest, added + 1
-    return added
+def audit_key_of(session) -> bytes | None:
+    """The environment's audit key from the key ring: it signs the store's records as it signs the file trail's."""
+    if AUDIT_KEY not in session.stash:
+        from envfence import keyring
 
-
-def chain_genesis(environment: str) -> str:
-    """``prev`` of the first record the store chains: binds the chain to its environment and table."""
-    return audit_chain.genesis(environment, AUDIT)
-
-
-def _first_prevs(environment: str) -> set[str]:
-    """What the first record's ``prev`` may be: the store's own start, or that of an imported file trail."""
-    return {chain_genesis(environment), audit_chain.GENESIS, audit_chain.genesis(environment, f"audit_{environment}.jsonl")}
-
-
-def verify_audit(db, environment: str) -> tuple[int, dict[str, Any] | None]:
-    """Check the environment's chain in the store: ``(records checked, the first problem or None)``."""
-    prev, expected, count = None, 1, 0
-    rows = db.execute(
-        f"SELECT seq, at, event, record, prev, hash FROM {AUDIT} WHERE environment = %s ORDER BY seq", (environment,)
-    )
-    for seq, at, event, text, row_prev, digest in rows:
-        try:
-            record = json.loads(text)
-        except ValueError:
-            return count, {"seq": seq, "reason": "its record is not valid JSON (edited)"}
-        if seq != expected:
-            return count, {"seq": seq, "reason": f"record #{expected} is missing (removed)"}
-        if audit_chain.record_hash(record) != digest or record.get("seq") != seq:
-            return count, {"seq": seq, "reason": "its content does not match its hash (edited)"}
-        if prev is None and row_prev in _first_prevs(environment):
-            prev = row_prev  # the chain's start: the store's own, or an imported trail's
-        if record.get("prev") != prev or row_prev != prev:
-            return count, {"seq": seq, "reason": "it does not follow the record before it (removed, inserted or reordered)"}
-        if (record.get("at"), record.get("event"), record.get("environment")) != (at, event, environment):
-            return count, {"seq": seq, "reason": "its columns disagree with its hashed record (edited)"}
-        prev, expected, count = digest, expected + 1, count + 1
-    return count, None
+        name = session.environment.name
+        key = keyring.find(session.root.path, name, session.settings.naming.prefix(name), session.environ, "audit")
+        session.stash[AUDIT_KEY] = None if key is None else key.material
+    return session.stash[AUDIT_KEY]
 
 
 @hookimpl
@@ -718,7 +661,7 @@ def audit_event(session, event) -> None:
     unwritten.clear()
     try:
         with store.using("record an audit event") as db:
-            append_audit(db, store.environment, entries)
+            append_audit(db, store.environment, entries, audit_key_of(session))
     except StoreUnavailable:
         if can_spool(store):
             spool(store, *({"kind": "audit", "event_id": i, "entry": e} for i, e in entries))
@@ -735,7 +678,7 @@ def verify_audit_store(session):
         with store.using("verify the audit trail") as db:
             if can_spool(store):
                 forward_quietly(store, db, session)
-            count, problem = verify_audit(db, store.environment)
+            count, problem = verify_audit(db, store.environment, audit_key_of(session))
     except StoreUnavailable as exc:
         return {"store": store.name, "records": 0, "ok": False, "broken": {"seq": None, "reason": exc.message}}
     return {"store": store.name, "records": count, "ok": problem is None, "broken": problem}
