@@ -14,10 +14,14 @@ rounds:
 envfence runs with durability on (each event synced to the SQLite queue
 before the 202) and its workers off (``--workers 0``), so the receiver is
 measured, not the automations; bodies are signed before the clock starts.
+Where the machine has PostgreSQL's ``initdb`` and ``pg_ctl``, a third server
+runs beside them: ``envfence serve`` with ``[store]``, its queue in a
+throwaway PostgreSQL on loopback (each event committed there before the 202).
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -105,14 +109,20 @@ def start_floor() -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
-def start_envfence(workdir: Path) -> tuple[subprocess.Popen, int]:
-    """``envfence serve`` on a fresh project, workers off."""
+def start_envfence(workdir: Path, store_url: str | None = None) -> tuple[subprocess.Popen, int]:
+    """``envfence serve`` on a fresh project, workers off; its queue in the store at ``store_url`` when given."""
     port = _free_port()
     root = workdir / f"webhooks-{port}"
     root.mkdir(parents=True)
-    (root / "envfence.toml").write_text(SETTINGS)
+    (root / "envfence.toml").write_text(SETTINGS + ('\n[store]\nfallback = "refuse"\n' if store_url else ""))
+    (root / ".env.production").write_text(f"WEBHOOK_PORT={port}\nPROD_HOUSECALLPRO_WEBHOOK_SECRET={SECRET}\n"
+                                          + (f"PROD_STORE_URL={store_url}\n" if store_url else ""))
+    if store_url:
+        done = subprocess.run([PYTHON, "-m", "envfence", "--env", "production", "store", "init"], cwd=root,
+                              env=_environ(), capture_output=True, text=True)
+        if done.returncode != 0:
+            raise BenchmarkError(f"envfence store init failed: {done.stderr}")
     (root / "hooks.py").write_text("def noop(ctx):\n    pass\n")
-    (root / ".env.production").write_text(f"WEBHOOK_PORT={port}\nPROD_HOUSECALLPRO_WEBHOOK_SECRET={SECRET}\n")
     proc = subprocess.Popen(
         [PYTHON, "-m", "envfence", "--env", "production", "serve", "--workers", "0", "--threads", str(RECEIVER_THREADS)],
         cwd=root, env=_environ(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -226,30 +236,30 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98] if len(values) >= 2 else values[0]
 
 
-def measure(workdir: Path, rounds: int, requests_per_round: int, rate_seconds: float) -> dict[str, dict[str, list[float]]]:
-    """Alternating rounds of both servers: throughput per round and latencies at 100 req/s."""
-    floor, floor_port = start_floor()
-    envfence, envfence_port = start_envfence(workdir)
-    results = {"floor": {"rps": [], "lat": []}, "envfence": {"rps": [], "lat": []}}
+def measure(workdir: Path, rounds: int, requests_per_round: int, rate_seconds: float,
+            store_url: str | None = None) -> dict[str, dict[str, list[float]]]:
+    """Alternating rounds of the servers: throughput per round and latencies at 100 req/s."""
+    servers = [("floor", *start_floor(), 200), ("envfence", *start_envfence(workdir), 202)]
+    if store_url:
+        servers.append(("envfence-pg", *start_envfence(workdir, store_url), 202))
+    results = {name: {"rps": [], "lat": []} for name, *_ in servers}
     sent = 0
     try:
-        for name, port, ok in (("floor", floor_port, 200), ("envfence", envfence_port, 202)):
-            throughput(port, signed_requests(50, sent), ok)  # warm-up: connections, imports, the queue file
+        for name, _proc, port, ok in servers:
+            throughput(port, signed_requests(50, sent), ok)  # warm-up: connections, imports, the queue
             sent += 50
         for round_no in range(rounds):
-            order = [("floor", floor_port, 200), ("envfence", envfence_port, 202)]
-            if round_no % 2:
-                order.reverse()
-            for name, port, ok in order:
+            order = servers[round_no % len(servers):] + servers[:round_no % len(servers)]
+            for name, _proc, port, ok in order:
                 results[name]["rps"].append(throughput(port, signed_requests(requests_per_round, sent), ok))
                 sent += requests_per_round
-        for name, port, ok in (("floor", floor_port, 200), ("envfence", envfence_port, 202)):
+        for name, _proc, port, ok in servers:
             count = max(2, int(100 * rate_seconds))
             results[name]["lat"] = latencies_at_rate(port, signed_requests(count, sent), ok)
             sent += count
     finally:
-        stop(floor)
-        stop(envfence)
+        for _name, proc, _port, _ok in servers:
+            stop(proc)
     return results
 
 
@@ -263,7 +273,8 @@ def webhook_case(workdir: Path, plan) -> tuple:
 
     smoke = not plan.warmup
     rounds, per_round, seconds = (1, 100, 1.0) if smoke else (max(3, plan.rounds * 2 // 3), 500, 5.0)
-    results = measure(workdir, rounds, per_round, seconds)
+    with _postgres() as store_url:
+        results = measure(workdir, rounds, per_round, seconds, store_url)
     floor_rps = statistics.median(results["floor"]["rps"])
     ours_rps = statistics.median(results["envfence"]["rps"])
     # Each round measures both servers back to back: the ratio within a round is what a busy
@@ -282,6 +293,7 @@ def webhook_case(workdir: Path, plan) -> tuple:
         Row("p99 at 100 req/s", "envfence serve", p99(results["envfence"]["lat"]),
             p99(results["envfence"]["lat"]) / p99(results["floor"]["lat"]),
             f"median {statistics.median(results['envfence']['lat']):.2f} ms", f"range {_range(results['envfence']['lat'])}"),
+        *_store_rows(results, floor_rps),
     )
     table = Table(
         "Webhook receiver",
@@ -300,6 +312,44 @@ def webhook_case(workdir: Path, plan) -> tuple:
         Target("webhook p99 under 50 ms at 100 req/s", f"{ours_p99:.1f} ms", ours_p99 < 50),
     ]
     return table, targets
+
+
+def _store_rows(results: dict, floor_rps: float) -> tuple:
+    """The rows of ``envfence serve`` with its queue in PostgreSQL, or one row saying why it was skipped."""
+    from .cases import Row
+
+    if "envfence-pg" not in results:
+        return (Row("throughput", "envfence serve, PostgreSQL queue", None, note=f"skipped: {_SKIPPED[0]}"),)
+    pg, sqlite = results["envfence-pg"], results["envfence"]
+    pg_rps, pg_p99 = statistics.median(pg["rps"]), p99(pg["lat"])
+    return (
+        Row("throughput", "envfence serve, PostgreSQL queue", 1000 / pg_rps, floor_rps / pg_rps,
+            f"{pg_rps:.0f} req/s; {pg_rps / statistics.median(sqlite['rps']):.0%} of the SQLite queue",
+            f"range {min(pg['rps']):.0f}-{max(pg['rps']):.0f} req/s"),
+        Row("p99 at 100 req/s", "envfence serve, PostgreSQL queue", pg_p99, pg_p99 / p99(results["floor"]["lat"]),
+            f"median {statistics.median(pg['lat']):.2f} ms", f"range {_range(pg['lat'])}"),
+    )
+
+
+#: Why the PostgreSQL rows were skipped, once known.
+_SKIPPED = ["PostgreSQL's initdb and pg_ctl were not found"]
+
+
+@contextlib.contextmanager
+def _postgres():
+    """A throwaway PostgreSQL's URL for the store's queue, or None (the reason kept in :data:`_SKIPPED`)."""
+    from envfence_builtins.store.postgres_cluster import PostgresUnavailable, TemporaryPostgres
+
+    try:
+        import psycopg  # noqa: F401
+
+        server = TemporaryPostgres()
+    except (ImportError, PostgresUnavailable) as exc:
+        _SKIPPED[0] = str(exc)
+        yield None
+        return
+    with server:
+        yield server.create_database("envfence_hooks", "envfence_hooks", "bench-password")
 
 
 if __name__ == "__main__":  # python -m benchmarks.webhooks: this case alone

@@ -73,6 +73,20 @@ def roles(development: str = APP, production: str = OTHER, readers: tuple[str, .
     return f'readers = [{listed}]\n\n[store.roles]\ndevelopment = "{development}"\nproduction = "{production}"\n'
 
 
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports on 127.0.0.1 (each socket held until all are chosen, so none is handed out twice)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def grant_app(store_db) -> None:
     """Give the runtime roles what docs/several-machines.md lists (SELECT and INSERT, nothing more), the reader SELECT."""
     import psycopg

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import requests
 
 from envfence_builtins.webhook_service.webhook_signatures import sign_housecallpro
 
-from .conftest import APP_PASSWORD, roles
+from .conftest import APP_PASSWORD, free_ports, roles
 
 SECRET = "hcpcanary-3b8e1f6a9c2d4e7f0a5b8c1d3e6f9a2b"
 SETTINGS = """
@@ -59,7 +58,7 @@ def import_job(ctx):
 @pytest.fixture(params=["sqlite", "postgres"])
 def project(request, make_project, run_cli):
     """A project with one webhook route, its queue in the tree (sqlite) or in the shared store (postgres)."""
-    port = _free_port()
+    [port] = free_ports(1)
     env = f"DEV_HOUSECALLPRO_WEBHOOK_SECRET={SECRET}\n"
     settings = SETTINGS
     if request.param == "postgres":
@@ -75,12 +74,6 @@ def project(request, make_project, run_cli):
 def port_of(root: Path) -> int:
     """The receiver's port, as the project's .env declares it."""
     return int((root / ".env.development").read_text().strip().split("=")[1])
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _environ() -> dict[str, str]:

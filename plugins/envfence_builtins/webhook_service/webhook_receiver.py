@@ -37,7 +37,7 @@ from typing import Mapping
 import attrs
 
 from envfence import hookimpl
-from envfence.errors import ConfigurationError
+from envfence.errors import ConfigurationError, EnvfenceError
 from envfence.models import Finding, SettingSpec, reveal
 
 SECTION = "webhooks"
@@ -221,6 +221,9 @@ class Receiver:
         except Refused as refused:
             status, body = refused.status, {"error": _REASONS[refused.status].lower()}
             self._refused(environ, _printable(path), refused)
+        except EnvfenceError as exc:  # the queue cannot take it now (its store is away): the sender delivers again
+            status, body = 503, {"error": "unavailable"}
+            self.log.warning(f"webhook on {_printable(path)} not accepted now: {exc.message}")
         except Exception as exc:  # never a traceback to the caller; the log keeps the redacted detail
             status, body = 503, {"error": "unavailable"}
             self.log.opt(exception=exc).error(f"webhook receiver error on {_printable(path)}: {type(exc).__name__}: {exc}")
