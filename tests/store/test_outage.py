@@ -115,3 +115,21 @@ def test_a_run_killed_on_one_host_is_seen_abandoned_from_another(project, store_
     runs = json.loads(out)["runs"]
     assert [(r["automation"], r["status"]) for r in runs] == [("wait", "abandoned")]
     assert store_rows(store_db.superuser, "SELECT status FROM envfence_runs") == [("abandoned",)]
+
+
+def test_a_run_seen_abandoned_while_the_database_restarted_is_finished_by_its_own_end(project, store_db):
+    """A restart takes the run's lock away mid-run: another host may read it abandoned; the run's end still counts."""
+    from envfence_builtins.store.postgres_store import finish_run
+
+    start = {"run_id": "run-restarted", "automation": "wait", "environment": "development", "host": "h",
+             "started_at": "2026-01-01T00:00:00+00:00", "finished_at": "2026-01-01T00:00:00+00:00", "status": "running",
+             "exit_code": -1, "forced": False}
+    end = {**start, "finished_at": "2026-01-01T00:00:05+00:00", "status": "succeeded", "exit_code": 0, "duration": 5.0}
+    with psycopg.connect(store_db.app, autocommit=True) as db:
+        finish_run(db, start)
+        db.execute("UPDATE envfence_runs SET status = 'abandoned', error_class = 'abandoned' WHERE run_id = 'run-restarted'")
+        finish_run(db, end)
+        finish_run(db, end)  # the spool sent twice
+        assert db.execute("SELECT status, exit_code FROM envfence_runs").fetchall() == [("succeeded", 0)]
+        with pytest.raises(psycopg.errors.RaiseException, match="a finished run is never changed"):
+            db.execute("UPDATE envfence_runs SET status = 'failed'")

@@ -58,7 +58,7 @@ def test_store_init_is_idempotent_and_check_reports_migrations_and_privileges(pr
     assert any("store init" in p for p in data["problems"])
 
     first = json.loads(run_cli("store", "init", "--json", cwd=project).stdout)
-    assert first["applied"] == [1, 2, 3, 4] and first["to"] == 4
+    assert first["applied"] == [1, 2, 3, 4, 5] and first["to"] == 5
     assert first["roles"] == {"development": [APP], "production": [OTHER]} and first["readers"] == [READER]
     again = run_cli("store", "init", "--json", cwd=project)
     assert again.exit_code == 0 and json.loads(again.stdout)["applied"] == []

@@ -147,6 +147,22 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE {AUDIT} ADD COLUMN mac text;
         """,
     ),
+    Migration(
+        5,
+        "a run shown abandoned while its database was away is finished by its own end",
+        f"""
+        -- 'abandoned' is another host's reading of a run whose lock it saw free (the lock is lost when the
+        -- database restarts mid-run): the run's own end, arriving later, still finishes it.
+        CREATE OR REPLACE FUNCTION {RUNS}_finished_once() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF OLD.status NOT IN ('running', 'abandoned') OR NEW.run_id <> OLD.run_id
+                    OR NEW.environment <> OLD.environment THEN
+                RAISE EXCEPTION 'a finished run is never changed (run %)', OLD.run_id;
+            END IF;
+            RETURN NEW;
+        END $$;
+        """,
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -354,14 +354,17 @@ def finish_run(db, row: dict[str, Any]) -> None:
     """Record a run's row: a start is added; an end finishes the ``running`` row in place, or is added.
 
     A run already finished is left as it is, so a spool forwarded twice
-    changes nothing the second time. (One statement in the usual case: only
-    the run's own process and its spool write a run id.)
+    changes nothing the second time; one another host saw ``abandoned`` (its
+    lock lost to a database restart) is finished by its own end. (One
+    statement in the usual case: only the run's own process and its spool
+    write a run id.)
     """
     from envfence_builtins.store.postgres_separation import RUN_FINISH_COLUMNS
 
     if row["status"] != "running":
         finished = db.execute(
-            f"UPDATE {RUNS} SET {', '.join(f'{c} = %s' for c in RUN_FINISH_COLUMNS)} WHERE run_id = %s AND status = 'running'",
+            f"UPDATE {RUNS} SET {', '.join(f'{c} = %s' for c in RUN_FINISH_COLUMNS)} WHERE run_id = %s"
+            " AND status IN ('running', 'abandoned')",
             [*(row.get(c) for c in RUN_FINISH_COLUMNS), row["run_id"]],
         ).rowcount
         if finished:
