@@ -82,11 +82,15 @@ class Cron:
         An aware ``moment`` in a zone with daylight saving gets the target's
         handling of the skipped and repeated hour (see the module's docstring).
         """
+        return next(self.firings(moment, target))
+
+    def firings(self, moment: _dt.datetime, target: str = "crontab"):
+        """Every firing time strictly after ``moment``, in order, as ``target`` fires (see :meth:`next_after`)."""
         from cronsim import CronSim
 
         if target == "crontab" or moment.tzinfo is None:
-            return next(CronSim(self.fields, moment))
-        return next(self._literal(moment, target, reverse=False))
+            return iter(CronSim(self.fields, moment))
+        return self._literal(moment, target, reverse=False)
 
     def previous_before(self, moment: _dt.datetime, target: str = "crontab") -> _dt.datetime | None:
         """The last firing time strictly before ``moment``, in ``moment``'s zone, or None (none in 50 years).

@@ -316,8 +316,8 @@ def test_robfig_skips_the_missing_hour_and_fires_twice_in_the_repeated_one():
 # --- through the CLI ----------------------------------------------------------------------------------------
 
 
-def _project(make_project, schedule: str, target: str, extra: str = ""):
-    return make_project({"jobs.py": JOBS}, settings=f'timezone = "Europe/Berlin"\n[automations.nightly]\nrun = "jobs:ok"\n'
+def _project(make_project, schedule: str, target: str, extra: str = "", name: str = "proj"):
+    return make_project({"jobs.py": JOBS}, name=name, settings=f'timezone = "Europe/Berlin"\n[automations.nightly]\nrun = "jobs:ok"\n'
                         f'schedule = "{schedule}"\n[schedule]\ntarget = "{target}"\nimage = "app:1"\n{extra}')
 
 
@@ -386,3 +386,15 @@ def test_health_expects_the_second_run_kubernetes_makes_in_the_repeated_hour(mak
         _record(root, dt.datetime(2026, 10, 25, 0, 30, 4, tzinfo=UTC))  # the first 02:30 only
         check = _health_at(run_cli, root, now, monkeypatch)
         assert check["state"] == state, (target, check)
+
+
+def test_check_says_where_the_target_fires_otherwise_than_cron_across_daylight_saving(make_project, run_cli):
+    root = _project(make_project, "30 2 * * *", "systemd")
+    checked = run_cli("check", cwd=root)
+    assert checked.exit_code == 0, checked.output
+    assert "SCHEDULE_DAYLIGHT_SAVING" in checked.output
+    assert "systemd fires at no time, where cron would fire at 03:00 CEST" in checked.output  # the spring-forward night
+    robfig = run_cli("check", cwd=_project(make_project, "30 2 * * *", "kubernetes", name="k8s"))
+    assert "SCHEDULE_DAYLIGHT_SAVING" in robfig.output and "kubernetes fires at" in robfig.output
+    midday = run_cli("check", cwd=_project(make_project, "0 12 * * *", "systemd", name="noon"))
+    assert midday.exit_code == 0 and "SCHEDULE_DAYLIGHT_SAVING" not in midday.output

@@ -577,6 +577,59 @@ def unsupported(session) -> list[Finding]:
     return findings
 
 
+def _changes_of_time(tz: _dt.tzinfo, start: _dt.datetime, days: int = 366) -> list[_dt.datetime]:
+    """The hours (UTC) at whose end ``tz`` changes its offset, within ``days`` of ``start``."""
+    hour = _dt.timedelta(hours=1)
+    moment = start.astimezone(_dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    found = []
+    for _ in range(days):
+        if moment.astimezone(tz).utcoffset() != (moment + _dt.timedelta(days=1)).astimezone(tz).utcoffset():
+            found += [moment + i * hour for i in range(24)
+                      if (moment + i * hour).astimezone(tz).utcoffset() != (moment + (i + 1) * hour).astimezone(tz).utcoffset()]
+        moment += _dt.timedelta(days=1)
+    return found
+
+
+def _between(cron, begin: _dt.datetime, end: _dt.datetime, tz: _dt.tzinfo, how: str) -> list[_dt.datetime]:
+    found = []
+    for moment in cron.firings(begin.astimezone(tz), how):
+        if moment.astimezone(_dt.timezone.utc) >= end:
+            return found
+        found.append(moment)
+    return found
+
+
+def daylight_saving(session, now: _dt.datetime | None = None) -> list[Finding]:
+    """An info finding for each schedule the target fires otherwise than cron at the zone's next change of time."""
+    from envfence.cron import parse
+
+    how = target(session)
+    if how == "crontab":
+        return []
+    tz, findings = zone(session), []
+    changes = _changes_of_time(tz, now or _dt.datetime.now(_dt.timezone.utc))
+    for env in session.settings.environments:
+        for entry in entries(session, env):
+            cron = parse(entry.expression)
+            for change in changes:
+                window = (change - _dt.timedelta(hours=3), change + _dt.timedelta(hours=4))
+                ours, cron_s = (_between(cron, *window, tz, h) for h in (how, "crontab"))
+                if [t.astimezone(_dt.timezone.utc) for t in ours] != [t.astimezone(_dt.timezone.utc) for t in cron_s]:
+                    findings.append(Finding(
+                        "SCHEDULE_DAYLIGHT_SAVING", "info",
+                        f"automations.{entry.automation} in {env}: on {change.astimezone(tz):%Y-%m-%d}, when the clocks change, {how} "
+                        f"fires at {_times(ours)}, where cron would fire at {_times(cron_s)}",
+                        "see the daylight-saving rows of 'Schedulers and their dialects' in docs/operations.md",
+                        key=f"automations.{entry.automation}.schedule", plugin=SECTION))
+                    break  # one change of time says it for the schedule
+    return findings
+
+
+def _times(moments: list[_dt.datetime]) -> str:
+    shown = ", ".join(f"{m:%H:%M %Z}" for m in moments[:4])
+    return (shown + f" and {len(moments) - 4} more" if len(moments) > 4 else shown) or "no time"
+
+
 @hookimpl
 def validate(session) -> list[Finding]:
     """A scheduled automation no scheduler can be given, a schedule the target cannot say, a broken ``[schedule]`` table, staggered schedules that still collide."""
@@ -589,9 +642,10 @@ def validate(session) -> list[Finding]:
         found = unsupported(session)
         if found or not session.settings.section(SECTION):
             return found
+        found = daylight_saving(session)
         if not options(session.settings).get("stagger"):
-            return []
-        return collisions(session)
+            return found
+        return found + collisions(session)
     except ConfigurationError as exc:
         return [Finding("SCHEDULE_INVALID", "error", exc.message, exc.hint, key=SECTION, plugin=SECTION)]
 
