@@ -32,6 +32,7 @@ from .conftest import APP, APP_PASSWORD, OTHER, OTHER_PASSWORD, free_ports, role
 
 DELIVERIES = 500
 SECRETS = {"production": "prodhcp-6d1f0b9e3a7c2e5f8a4b1d7c3e9f2a6b", "development": "devhcp-2e7a9c4f1b6d3e8a5c2f9b7d4e1a6c3f"}
+AUDIT_KEYS = {"production": "prod-audit-" + "3c9e1f5a7b2d4c6e8f0a1b3d5c7e9f2a", "development": "dev-audit-" + "8a2c4e6f1b3d5a7c9e0f2b4d6a8c1e3f"}
 HOSTS = {"web-prod-01": "production", "web-prod-02": "production", "build-dev-01": "development"}
 SETTINGS = """
 [automations]
@@ -66,8 +67,12 @@ class Host:
         self.procs: dict[str, subprocess.Popen] = {}
 
     def env(self) -> dict[str, str]:
+        from envfence.keyring import key_variable
+
         variables = {k: v for k, v in os.environ.items() if not k.startswith(("ENVFENCE_", "DEV_", "PROD_")) and k != "ENVIRONMENT"}
-        return {**variables, "ENVFENCE_HOSTNAME": self.name}
+        # Every host of an environment holds that environment's audit key, as it holds its store password.
+        prefix = "PROD" if self.environment == "production" else "DEV"
+        return {**variables, "ENVFENCE_HOSTNAME": self.name, key_variable("audit", prefix): AUDIT_KEYS[self.environment]}
 
     def start(self, what: str, *args: str) -> None:
         log = open(self.root / f"{what}.log", "wb")
@@ -231,7 +236,7 @@ def test_three_hosts_run_every_webhook_event_exactly_once_through_restarts_and_a
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert json.loads(checked.stdout)["separation"] == {t: {"production": "refused"} for t in tables}
     logs = "".join(h.log(w) for h in hosts for w in h.procs)
-    for secret in (APP_PASSWORD, OTHER_PASSWORD, *SECRETS.values()):
+    for secret in (APP_PASSWORD, OTHER_PASSWORD, *SECRETS.values(), *AUDIT_KEYS.values()):
         assert secret not in logs
     assert "Traceback" not in logs
     print(f"fleet: {DELIVERIES} deliveries run in {elapsed:.1f}s")

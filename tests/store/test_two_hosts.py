@@ -73,12 +73,24 @@ development = ["console"]
 
 
 _laptop_url = ""
+#: Production's audit key, held by both production VMs (as its store password is).
+PROD_AUDIT_KEY = "prod-audit-key-" + "5e1b9d3f7a2c4e6b8d0f1a3c5e7b9d2f"
+
+
+def _key_variable() -> str:
+    from envfence.keyring import key_variable
+
+    return key_variable("audit", "PROD")
+
+
+AUDIT_KEY = _key_variable()
 
 
 def envfence(machine, root, *args, wait=True, **extra):
     """``envfence ARGS`` as a process on ``machine``; its credentials come from the process environment."""
     # Each machine holds its own environment's credential: production's role on the VMs, another on the laptop.
-    own = {"DEV_STORE_URL": _laptop_url} if "dev" in machine else {"PROD_STORE_PASSWORD": APP_PASSWORD}
+    # Production's VMs share production's audit key, so each verifies the records the other chained.
+    own = {"DEV_STORE_URL": _laptop_url} if "dev" in machine else {"PROD_STORE_PASSWORD": APP_PASSWORD, AUDIT_KEY: PROD_AUDIT_KEY}
     env = {
         **os.environ, "ENVFENCE_HOSTNAME": machine, **own,
         "HOLD_STARTED": str(root / "started"), "HOLD_RELEASE": str(root.parent / "release"), **extra,
