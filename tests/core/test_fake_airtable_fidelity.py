@@ -7,7 +7,9 @@ import datetime
 import pytest
 import requests
 from pyairtable import Api
+from pyairtable import formulas as fo
 from pyairtable.formulas import AND, EQ, FIND, GT, GTE, IS_AFTER, IS_BEFORE, LT, NE, NOT, OR, Field, match
+from pyairtable.utils import datetime_to_iso_str
 from requests.exceptions import HTTPError
 
 from envfence.testing import DEMO_DEV_BASE, DEMO_DEV_TOKEN, FakeAirtable
@@ -314,3 +316,45 @@ def test_a_field_name_with_a_closing_brace_fails_as_pyairtable_warns_airtable_do
     server.add_table(DEMO_DEV_BASE, "Odd", ["Name", "Odd}Name"])
     table = Api(DEMO_DEV_TOKEN, endpoint_url=server.url).table(DEMO_DEV_BASE, "Odd")
     assert refused(table.all, formula=match({"Odd}Name": "x"}))["type"] == "INVALID_FILTER_BY_FORMULA"
+
+
+# --- what pyairtable's own integration tests send: long OR()s, dateTimes to the millisecond ---------
+
+
+@pytest.fixture
+def visits(server, jobs):
+    if "Visits" not in {t["name"] for t in server.bases[DEMO_DEV_BASE]["tables"].values()}:
+        server.add_table(DEMO_DEV_BASE, "Visits", ["Name", {"name": "At", "type": "dateTime"}])
+    table = jobs.api.table(DEMO_DEV_BASE, "Visits")
+    table.batch_delete([r["id"] for r in table.all()])
+    return table
+
+
+def test_an_or_of_499_record_ids_is_evaluated_as_airtable_does(visits):
+    # pyairtable's ORM fetches linked records with OR(RECORD_ID()=..., ...) of up to 499 terms; Airtable documents no cap.
+    created = visits.batch_create([{"Name": f"visit {n}"} for n in range(30)])
+    wanted = [r["id"] for r in created[::3]]
+    decoys = [f"rec{n:014d}" for n in range(499 - len(wanted))]
+    formula = fo.OR(*[fo.EQ(fo.RECORD_ID(), record_id) for record_id in wanted + decoys])
+    assert sorted(r["id"] for r in visits.all(formula=formula)) == sorted(wanted)
+    both = fo.AND(*[fo.NE(fo.RECORD_ID(), record_id) for record_id in decoys + wanted[:1]], fo.NE(fo.Field("Name"), ""))
+    assert len(visits.all(formula=both)) == len(created) - 1
+
+
+def test_a_datetime_keeps_its_milliseconds_and_matches_itself(visits):
+    # As pyairtable's test_integration_formula_datetime: write utcnow() to the millisecond, then match() it.
+    moment = datetime.datetime(2026, 3, 1, 9, 30, 15, 123456)
+    written = datetime_to_iso_str(moment)
+    assert written == "2026-03-01T09:30:15.123"
+    record = visits.create({"Name": "with ms", "At": written})
+    assert record["fields"]["At"] == "2026-03-01T09:30:15.123Z"
+    assert visits.get(record["id"])["fields"]["At"] == "2026-03-01T09:30:15.123Z"
+    found = visits.first(formula=fo.match({"At": written}))
+    assert found and found["id"] == record["id"]
+    assert visits.first(formula=fo.match({"At": "2026-03-01T09:30:15.124"})) is None
+    assert visits.first(formula=fo.match({"At": moment})) is not None  # DATETIME_PARSE('...123') as match() writes it
+
+
+def test_finer_than_milliseconds_is_cut_to_the_millisecond(visits):
+    record = visits.create({"Name": "micro", "At": "2026-03-01T09:30:15.123999Z"})
+    assert record["fields"]["At"] == "2026-03-01T09:30:15.123Z"

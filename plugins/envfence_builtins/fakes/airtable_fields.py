@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from envfence.testing import HTTPError
 
-from envfence_builtins.fakes.airtable_formulas import parse_datetime, text
+from envfence_builtins.fakes.airtable_formulas import iso_milliseconds, parse_datetime, text
 
 TEXT = {"singleLineText", "multilineText", "email", "url", "phoneNumber"}
 NUMERIC = {"number", "currency", "percent"}
@@ -169,7 +169,7 @@ class Cells:
         parsed = parsed.astimezone(_dt.timezone.utc)
         if kind == "date":
             return parsed.strftime("%Y-%m-%d")
-        return parsed.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        return iso_milliseconds(parsed)
 
     def _choice(self, field: dict[str, Any], value: str, typecast: bool) -> str:
         names = [c["name"] for c in field["options"]["choices"]]

@@ -37,10 +37,13 @@ from typing import Any, Callable, Mapping
 
 from envfence.testing import HTTPError
 
-#: The functions evaluated here: name -> (fewest, most) arguments.
-FUNCTIONS: dict[str, tuple[int, int]] = {
-    "AND": (1, 255),
-    "OR": (1, 255),
+#: The functions evaluated here: name -> (fewest, most) arguments; ``None``: no most.
+#: Airtable documents no cap on AND()/OR() ("you can list any number of criteria",
+#: <https://support.airtable.com/docs/evaluate-arguments-using-and-and-or>), and
+#: pyairtable's ORM sends ORs of 499 terms; only the nesting depth below is bounded.
+FUNCTIONS: dict[str, tuple[int, int | None]] = {
+    "AND": (1, None),
+    "OR": (1, None),
     "NOT": (1, 1),
     "IF": (2, 3),
     "FIND": (2, 3),
@@ -220,7 +223,7 @@ class _Parser:
                 f"the fake Airtable does not evaluate {name}(); it evaluates " + ", ".join(f"{f}()" for f in FUNCTIONS)
             )
         fewest, most = FUNCTIONS[upper]
-        if not fewest <= len(args) <= most:
+        if len(args) < fewest or most is not None and len(args) > most:
             raise _syntax()
         return ("call", upper, args)
 
@@ -271,6 +274,12 @@ def truthy(value: Any) -> bool:
     if isinstance(value, float) and math.isnan(value):
         return False
     return bool(value)
+
+
+def iso_milliseconds(moment: _dt.datetime) -> str:
+    """A moment as Airtable writes a dateTime: UTC, to the millisecond (finer digits cut), ``Z``."""
+    moment = moment.astimezone(_dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def parse_datetime(text: Any, fmt: str | None = None) -> _dt.datetime | None:
@@ -332,7 +341,7 @@ def text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, _dt.datetime):
-        return value.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        return iso_milliseconds(value)
     return str(value)
 
 
