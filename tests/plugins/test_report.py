@@ -50,8 +50,9 @@ def test_report_html_has_every_chart_with_its_data(project, run_cli, tmp_path):
     assert "production anomaly" not in charts["duration-sync"]
     assert "% of runs failed" in charts["error-rates"] and "peak memory (MB)" in charts["resources"]
     # The summary table: 12 runs in development (the 40-day-old one left out), 2 of 6 failed in production.
-    assert re.search(r"<td>development</td><td>sync</td><td>12</td><td>0</td><td>0%</td>", text)
-    assert re.search(r"<td>production</td><td>sync</td><td>6</td><td>2</td><td>33%</td>", text)
+    cells = re.sub(r"<td [^>]*>", "<td>", text)  # each cell names its column (data-label), for narrow screens
+    assert re.search(r"<td>development</td><td>sync</td><td>12</td><td>0</td><td>0%</td>", cells)
+    assert re.search(r"<td>production</td><td>sync</td><td>6</td><td>2</td><td>33%</td>", cells)
     assert "run-deve-sync-7" in text  # the anomaly is named
     assert "ONLY_DEV" in text.split('<section id="drift">')[1]
     # Self-contained: nothing fetched from anywhere.

@@ -11,7 +11,7 @@ from envfence.cli.output import dumps
 from envfence.cli.params import Since
 
 from envfence_builtins.operations import report as pages
-from envfence_builtins.operations import report_insights
+from envfence_builtins.operations import report_insights, report_page
 from envfence_builtins.operations.backup_cli import progress_printer
 
 
@@ -31,8 +31,8 @@ def report(state: State, since, output) -> None:
     numbers = pages.summary(data, k)
     found = report_insights.gather(sessions, since)
     if output:
-        drawn = pages.charts(data, k, progress_printer(state))
-        page = pages.render_html(str(session.root.path), since, data, numbers, drawn)
+        drawn = report_page.charts(data, k, progress_printer(state))
+        page = report_page.render_html(str(session.root.path), since, data, numbers, drawn)
         write_outside(Path(output), report_insights.into_page(page, found))
     if state.json:
         click.echo(dumps({"since": since, "html": output, "k": k, "environments": numbers, "drift": data["drift"],
