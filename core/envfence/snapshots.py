@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 
 from . import files
-from .errors import UsageError
+from .errors import EnvfenceError, UsageError
 from .pipeline import system_hostname
 
 MANIFEST = "manifest.json"
@@ -158,9 +158,29 @@ def plan(session, snapshot: Snapshot) -> list[dict[str, Any]]:
     return changes
 
 
+def _saved(session, snapshot: Snapshot, source: str) -> bytes:
+    """A snapshot's copy of ``source``, read without following a link and checked against its manifest's digest."""
+    copy = snapshot.path / source
+    problem = files.check_file(session.paths, copy)
+    problem = None if problem == "hard link" else problem  # read, not written: the digest below decides
+    content = None
+    try:
+        content = copy.read_bytes() if problem is None else None
+    except OSError as exc:
+        problem = exc.strerror
+    if content is None or hashlib.sha256(content).hexdigest() != snapshot.files.get(source):
+        raise EnvfenceError(
+            f"snapshot {snapshot.id}: its copy of {source} ({copy}) cannot be used: "
+            f"{problem or 'it is not what the snapshot recorded'}; nothing was changed",
+            "roll back to another snapshot (`envfence config rollback --list`)",
+        )
+    return content
+
+
 def rollback(session, snapshot: Snapshot, reason: str | None = None) -> tuple[Snapshot, list[dict[str, Any]]]:
     """Put ``snapshot``'s files back; returns the snapshot taken first and the changes."""
     changes = plan(session, snapshot)
+    contents = {c["source"]: _saved(session, snapshot, c["source"]) for c in changes if c["action"] != "remove"}
     before = take(session, note=f"automatic, before rollback to {snapshot.id}")
     for change in changes:
         path = Path(change["path"])
@@ -169,7 +189,7 @@ def rollback(session, snapshot: Snapshot, reason: str | None = None) -> tuple[Sn
             continue
         # Keep the live file's mode; a file that comes back gets owner-only.
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
-        files.write_atomic(path.parent, path.name, (snapshot.path / change["source"]).read_bytes(), mode=mode)
+        files.write_atomic(path.parent, path.name, contents[change["source"]], mode=mode)
     session.audit(
         "config.rolled_back",
         to=snapshot.id,

@@ -103,3 +103,18 @@ def test_a_wrong_snapshot_retention_is_a_configuration_error(make_project, run_c
     result = run_cli("config", "snapshot", cwd=root)
     assert result.exit_code == 4 and "snapshots: keep must be a whole number" in result.output
     assert not (root / "var").exists()
+
+
+def test_a_snapshot_whose_copy_is_missing_or_altered_is_refused_by_name_and_nothing_changes(make_project, run_cli):
+    root = make_project({".env": "APP=v1\n"})
+    snap = json.loads(run_cli("--json", "config", "snapshot", cwd=root).stdout)["id"]
+    (root / ".env").write_text("APP=v2\n")
+    copy = root / "var" / "development" / "backups" / "config" / snap / ".env"
+    copy.write_text("APP=planted\n")
+    altered = run_cli("config", "rollback", snap, cwd=root)
+    assert altered.exit_code == 1 and "its copy of .env" in altered.stderr and "not what the snapshot recorded" in altered.stderr
+    copy.unlink()
+    missing = run_cli("config", "rollback", snap, cwd=root)
+    assert missing.exit_code == 1 and "No such file" in missing.stderr and "Traceback" not in missing.output, missing.output
+    assert (root / ".env").read_text() == "APP=v2\n"
+    assert len(json.loads(run_cli("--json", "config", "rollback", "--list", cwd=root).stdout)) == 1  # no snapshot taken for nothing

@@ -122,9 +122,9 @@ def test_the_key_is_archived_only_when_asked(project, run_cli, tmp_path):
     assert run_cli("secret", "keygen", cwd=project).exit_code == 0
     key = project / ".envfence" / "keys" / "development.key"
     without = backup(run_cli, project, "--output", str(tmp_path / "a"))
-    assert "key/environment.key" not in without["files"]
+    assert "key/development.key" not in without["files"]
     with_key = backup(run_cli, project, "--output", str(tmp_path / "b"), "--include-key")
-    assert with_key["includes_key"] is True and "key/environment.key" in with_key["files"]
+    assert with_key["includes_key"] is True and "key/development.key" in with_key["files"]
     tree(project).rename(tmp_path / "moved")
     refused = run_cli("restore", with_key["archive"], cwd=project)
     assert refused.exit_code == 1 and "the archive's key would replace it" in refused.stderr

@@ -24,7 +24,7 @@ def craft(path, members, manifest=None, env="development"):
     """An archive whose manifest agrees with its (hostile) members, as a forger would make it."""
     files = {m[0]: m[2] for m in members if m[1] == tarfile.REGTYPE}
     manifest = manifest if manifest is not None else {
-        "format": 1, "environment": env, "project": "/x", "created_at": "2026-01-01T00:00:00+00:00", "includes_key": False,
+        "format": 2, "environment": env, "project": "/x", "created_at": "2026-01-01T00:00:00+00:00", "includes_key": False,
         "files": {n: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for n, d in files.items()},
     }
     with tarfile.open(path, "w:gz") as tar:
@@ -50,7 +50,7 @@ def craft(path, members, manifest=None, env="development"):
     [("", tarfile.REGTYPE, b"x", None)],
     [(".", tarfile.REGTYPE, b"x", None)],
     [("state/a", tarfile.REGTYPE, b"x", None), ("state/a/b", tarfile.REGTYPE, b"y", None)],
-    [("key/environment.key", tarfile.REGTYPE, b"k" * 44, None)],  # a key the manifest says is not there
+    [("key/development.key", tarfile.REGTYPE, b"k" * 44, None)],  # a key the manifest says is not there
 ])
 def test_a_hostile_archive_is_refused_before_anything_is_written(project, run_cli, tmp_path, members):
     archive = craft(tmp_path / "evil.tar.gz", members)
@@ -63,10 +63,10 @@ def test_a_hostile_archive_is_refused_before_anything_is_written(project, run_cl
 
 
 @pytest.mark.parametrize("manifest", [
-    {"format": 1, "environment": "development", "files": {}},  # no created_at
-    {"format": 1, "environment": "development", "created_at": "x", "files": []},
-    {"format": 1, "environment": ["development"], "created_at": "x", "files": {}},
-    {"format": 1, "environment": "development", "created_at": "x", "files": {"state/x": "not a table"}},
+    {"format": 2, "environment": "development", "files": {}},  # no created_at
+    {"format": 2, "environment": "development", "created_at": "x", "files": []},
+    {"format": 2, "environment": ["development"], "created_at": "x", "files": {}},
+    {"format": 2, "environment": "development", "created_at": "x", "files": {"state/x": "not a table"}},
     [],
 ])
 def test_a_manifest_of_the_wrong_shape_is_a_damaged_archive(project, run_cli, tmp_path, manifest):
@@ -80,7 +80,7 @@ def test_a_manifest_of_the_wrong_shape_is_a_damaged_archive(project, run_cli, tm
 
 def test_a_member_larger_than_its_manifest_says_is_refused_without_reading_it_all(project, run_cli, tmp_path):
     big = b"\0" * (8 * 1024 * 1024)
-    manifest = {"format": 1, "environment": "development", "created_at": "x", "includes_key": False,
+    manifest = {"format": 2, "environment": "development", "created_at": "x", "includes_key": False,
                 "files": {"history.sqlite3": {"sha256": hashlib.sha256(b"small").hexdigest(), "size": 5}}}
     archive = craft(tmp_path / "bomb.tar.gz", [("history.sqlite3", tarfile.REGTYPE, big, None)], manifest=manifest)
     (project / "var" / "development").rename(tmp_path / "moved")

@@ -4,20 +4,30 @@ The archive (``.tar.gz``) holds, by their paths inside the environment's
 tree: the run history and the webhook queue (copied through SQLite's backup
 API, so a run or a delivery writing at the same time is never half-copied), the audit trail and its head (read
 under the trail's shared lock), the configuration snapshots and the
-operations state (pauses, alerts). The environment's encryption key is
-added only with ``--include-key``. ``manifest.json`` names the environment
-and the sha256 of every file. Settings::
+operations state (pauses, alerts), each configuration snapshot whole (its
+``.env`` copies included, so ``config rollback`` works after a restore). The
+environment's encryption key is added only with ``--include-key``, as
+``key/<environment>.key``. ``manifest.json`` names the project, the
+environment and the sha256 of every file; with the environment's audit key
+``manifest.mac`` signs it. Settings::
 
     [backup]
-    keep = 7          # archives kept in the default directory (<tree>/backups/archives)
+    keep = 7          # archives of this project and environment kept in the directory written to
 
-``restore`` verifies every checksum first, refuses an archive of another
-environment (exit 3), and writes only into an empty tree.
+``restore`` verifies every checksum, the MAC and every member's own
+environment first (:mod:`envfence_builtins.operations.backup_archive`),
+refuses an archive of another environment (exit 3), and writes only into an
+empty tree: the tree is written beside its place and renamed into it, so a
+restore that fails leaves nothing half-written. Retention (``--keep``)
+counts and removes only archives whose manifest names this project and
+environment (and, with an audit key, that this key signed); the archive
+just written always stays.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import re
@@ -28,12 +38,15 @@ from envfence import hookimpl
 from envfence.errors import ConfigurationError, EnvfenceError, SafetyError
 from envfence.models import utcnow
 
+from envfence_builtins.operations.backup_archive import (
+    FORMAT, MAC_MEMBER, MANIFEST, check_mac, foreign_members, key_member, manifest_mac, read_archive, read_manifest,
+)
+
 SECTION = "backup"
-MANIFEST = "manifest.json"
-FORMAT = 1
-KEY_MEMBER = "key/environment.key"
 DEFAULT_KEEP = 7
 _NAME = re.compile(r"^envfence_(?P<env>.+)_(?P<at>\d{8}T\d{6}\.\d{6}Z)\.tar\.gz$")
+#: The temporary name :func:`envfence.files.write_atomic` writes under: a write under way, not state.
+_WRITING = re.compile(r"^\..+\.\d+\.[0-9a-f]{8}\.tmp$")
 
 
 def archive_dir(paths) -> Path:
@@ -84,7 +97,8 @@ def collect(session) -> Iterator[tuple[str, Callable[[], bytes]]]:
         if not directory.is_dir() or directory.is_symlink():
             continue
         for file in sorted(directory.rglob("*")):
-            if file.is_file() and not file.is_symlink() and not file.name.startswith("."):
+            # Every file, dotfiles included: a snapshot's copies are named `.env`, `.env.<environment>`.
+            if file.is_file() and not file.is_symlink() and not _WRITING.match(file.name):
                 yield _relative(paths, file), file.read_bytes
 
 
@@ -128,14 +142,56 @@ def read_trail(trail: Path) -> tuple[bytes, bytes | None]:
 
 
 def create(session, output: Path | None = None, include_key: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Write the archive; returns its manifest with ``archive`` (its path) added."""
+    """Write the archive; returns its manifest with ``archive`` (its path) and ``signed`` added."""
     from envfence import files
-
-    from envfence import keyring
 
     from envfence_builtins.operations.state_files import write_outside
 
     paths = session.paths
+    env = session.environment.name
+    members = _members(session, include_key, progress)
+    created = utcnow()
+    manifest = {
+        "format": FORMAT,
+        "environment": env,
+        "project": str(session.root.path),
+        "created_at": created.isoformat(),
+        "includes_key": include_key,
+        "files": {name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)} for name, data in members},
+    }
+    raw = json.dumps(manifest, indent=2).encode()
+    key = audit_key(session)
+    # The manifest and its MAC first: retention reads them without reading the rest.
+    heading = [(MANIFEST, raw)] + ([(MAC_MEMBER, manifest_mac(key, raw).encode())] if key is not None else [])
+    import tarfile  # imported when an archive is made or read, not by every command
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in [*heading, *members]:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o600, int(created.timestamp())
+            tar.addfile(info, io.BytesIO(data))
+    directory = Path(output) if output else archive_dir(paths)
+    target = directory / f"envfence_{env}_{created:%Y%m%dT%H%M%S.%fZ}.tar.gz"
+    if output:
+        write_outside(target, buffer.getvalue(), mode=0o600, session=session)
+    else:
+        files.write_atomic(paths, target, buffer.getvalue())
+    return {**manifest, "signed": key is not None, "archive": str(target)}
+
+
+def audit_key(session) -> bytes | None:
+    """The environment's audit key from the key ring (the variable, else the owner-only key file), or None."""
+    from envfence import keyring
+
+    env = session.environment.name
+    found = keyring.find(session.root.path, env, session.settings.naming.prefix(env), session.environ, "audit")
+    return None if found is None else found.material
+
+
+def _members(session, include_key: bool, progress: Callable[[str], None] | None) -> list[tuple[str, bytes]]:
+    from envfence import keyring
+
     env = session.environment.name
     members: list[tuple[str, bytes]] = []
     for name, read in collect(session):
@@ -147,137 +203,75 @@ def create(session, output: Path | None = None, include_key: bool = False, progr
         if key is None:
             raise EnvfenceError(f"--include-key: {env} has no key file ({keyring.key_file(session.root.path, env, 'encryption')})",
                                 f"create one with `envfence --env {env} secret keygen`, or leave the key out")
-        members.append((KEY_MEMBER, key + b"\n"))
-    created = utcnow()
-    manifest = {
-        "format": FORMAT,
-        "environment": env,
-        "project": str(session.root.path),
-        "created_at": created.isoformat(),
-        "includes_key": include_key,
-        "files": {name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)} for name, data in members},
-    }
-    import tarfile  # imported when an archive is made or read, not by every command
-
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in [(MANIFEST, json.dumps(manifest, indent=2).encode()), *members]:
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o600, int(created.timestamp())
-            tar.addfile(info, io.BytesIO(data))
-    directory = Path(output) if output else archive_dir(paths)
-    target = directory / f"envfence_{env}_{created:%Y%m%dT%H%M%S.%fZ}.tar.gz"
-    if output:
-        write_outside(target, buffer.getvalue(), mode=0o600, session=session)
-    else:
-        files.write_atomic(paths, target, buffer.getvalue())
-    return {**manifest, "archive": str(target)}
+        members.append((key_member(env), key + b"\n"))
+    return members
 
 
-def prune(directory: Path, environment: str, count: int) -> list[Path]:
-    """Remove the oldest archives of ``environment`` in ``directory`` beyond ``count``; returns what was removed."""
-    mine = sorted((p for p in directory.glob("envfence_*.tar.gz") if (m := _NAME.match(p.name)) and m["env"] == environment),
-                  key=lambda p: _NAME.match(p.name)["at"])
-    removed = mine[:-count] if len(mine) > count else []
+def prune(session, directory: Path, count: int, just_written: Path) -> list[Path]:
+    """Remove the oldest archives of this project's environment in ``directory`` beyond ``count``; returns what was removed.
+
+    An archive is this environment's when its manifest names this project and
+    this environment and, where the environment has an audit key, its MAC
+    verifies: another project's archives, another environment's, and
+    anything else in the directory are never touched. The archive just
+    written always stays, whatever dates the others claim.
+    """
+    env, project, key = session.environment.name, str(session.root.path), audit_key(session)
+    mine = []
+    for path in directory.glob("envfence_*.tar.gz"):
+        if path == just_written or not _NAME.match(path.name) or path.is_symlink() or not path.is_file():
+            continue
+        read = read_manifest(path)
+        if read is None:
+            continue  # not an archive this command can read: not ours to remove
+        manifest, raw, mac = read
+        if manifest["environment"] != env or manifest.get("project") != project:
+            continue
+        if key is not None and (mac is None or not hmac.compare_digest(mac, manifest_mac(key, raw))):
+            continue
+        mine.append((manifest["created_at"], path.name, path))
+    removed = [path for _, _, path in sorted(mine)[: max(0, len(mine) - (count - 1))]]
     for path in removed:
-        path.unlink()
+        path.unlink(missing_ok=True)
     return removed
 
 
 # --- restore --------------------------------------------------------------------
 
 
-def read_archive(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """The manifest and the files of an archive, every checksum verified; :class:`EnvfenceError` says what is wrong.
-
-    Everything is checked before anything is restored: each member is a
-    plain file with a clean relative name (no link, no ``..``, no name that
-    another member needs as a directory), the manifest has its shape, and
-    each member's size is the manifest's before it is read (an archive
-    cannot make restore read more than it declares).
-    """
-    def corrupt(why: str) -> EnvfenceError:
-        return EnvfenceError(f"{path}: {why}", "the archive is damaged or not an envfence backup; nothing was restored; use another archive")
-
-    import tarfile
-
-    try:
-        with tarfile.open(path, mode="r:gz") as tar:
-            members = tar.getmembers()
-            names = [_member_name(member, corrupt) for member in members]
-            if len(set(names)) != len(names):
-                raise corrupt(f"member {next(n for n in names if names.count(n) > 1)!r} is in the archive twice")
-            for name in names:
-                parents = {"/".join(name.split("/")[:i]) for i in range(1, name.count("/") + 1)}
-                if parents & set(names):
-                    raise corrupt(f"member {name!r} lies under another member, {sorted(parents & set(names))[0]!r}")
-            if MANIFEST not in names:
-                raise corrupt("no manifest.json")
-            manifest = _manifest(tar.extractfile(members[names.index(MANIFEST)]).read(), corrupt)
-            listed = manifest["files"]
-            if set(listed) != set(names) - {MANIFEST}:
-                raise corrupt(f"files do not match the manifest: {sorted(set(listed) ^ (set(names) - {MANIFEST}))}")
-            files: dict[str, bytes] = {}
-            for member, name in zip(members, names):
-                if name == MANIFEST:
-                    continue
-                if member.size != listed[name].get("size"):
-                    raise corrupt(f"{name}: size {member.size} is not the manifest's {listed[name].get('size')!r}")
-                files[name] = tar.extractfile(member).read()
-    except FileNotFoundError:
-        raise EnvfenceError(f"{path}: no such archive", "check the path (`envfence backup` prints where it wrote)") from None
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        raise corrupt(f"cannot be read ({type(exc).__name__}: {exc})") from None
-    if (KEY_MEMBER in files) != (manifest.get("includes_key") is True):
-        raise corrupt(f"the manifest says includes_key = {manifest.get('includes_key')!r}, but the key is "
-                      f"{'there' if KEY_MEMBER in files else 'not'}")
-    for name, data in files.items():
-        if hashlib.sha256(data).hexdigest() != listed[name].get("sha256"):
-            raise corrupt(f"{name}: checksum mismatch")
-    return manifest, files
-
-
-def _member_name(member: tarfile.TarInfo, corrupt: Callable[[str], EnvfenceError]) -> str:
-    """The member's name, if it is a plain file with a clean relative name (``a/b``, never ``./a``, ``/a`` or ``a/../b``)."""
-    name = PurePosixPath(member.name)
-    clean = bool(name.parts) and not name.is_absolute() and all(p not in ("..", ".") for p in name.parts) \
-        and name.as_posix() == member.name
-    if not member.isfile() or not clean:
-        raise corrupt(f"member {member.name!r} is not a plain file inside the archive")
-    return member.name
-
-
-def _manifest(raw: bytes, corrupt: Callable[[str], EnvfenceError]) -> dict[str, Any]:
-    try:
-        manifest = json.loads(raw)
-    except ValueError:
-        raise corrupt("manifest.json is damaged (not JSON)") from None
-    shaped = (isinstance(manifest, dict) and isinstance(manifest.get("environment"), str)
-              and isinstance(manifest.get("created_at"), str) and isinstance(manifest.get("files"), dict)
-              and all(isinstance(v, dict) for v in manifest["files"].values()))
-    if not shaped:
-        raise corrupt("manifest.json is damaged (it needs environment, created_at and a table of files)")
-    if manifest.get("format") != FORMAT:
-        raise corrupt(f"archive format {manifest.get('format')!r} is not {FORMAT}")
-    return manifest
-
-
 def restore(session, archive: Path, dry_run: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Verify ``archive`` and write its files into the environment's empty tree."""
-    from envfence import files as tree_files
-
+    """Verify ``archive`` and put its files in place as the environment's tree (which must be empty), all or nothing."""
     from envfence import keyring
 
-    manifest, files = read_archive(archive)
+    read = read_archive(archive)
+    manifest, files = read.manifest, read.files
     env = session.environment.name
     if manifest["environment"] != env:
         raise SafetyError(
             f"{archive} is a backup of {manifest['environment']}, not of {env}; refusing to restore across environments",
             f"restore it with --env {manifest['environment']}",
         )
-    paths = session.paths
+    signature = check_mac(read, audit_key(session), env)
+    foreign = foreign_members(files, env)
+    if foreign:
+        more = f" (and {len(foreign) - 3} more)" if len(foreign) > 3 else ""
+        raise SafetyError(f"{archive} says it is {env}'s, but {'; '.join(foreign[:3])}{more}; "
+                          f"refusing to restore another environment's state",
+                          "use an unaltered archive of this environment; nothing was restored")
+    _check_target(session)
+    key = keyring.key_file(session.root.path, env, "encryption")
+    if key_member(env) in files and (key.exists() or key.is_symlink()):
+        raise EnvfenceError(f"{key} exists; the archive's key would replace it", "move the key aside, or restore the state without it")
+    written = [] if dry_run else _install(session, files, key, progress)
+    return {"archive": str(archive), "environment": env, "project": manifest.get("project"), "created_at": manifest["created_at"],
+            "signature": signature, "dry_run": dry_run, "files": sorted(files), "written": written}
+
+
+def _check_target(session) -> None:
+    """The tree may be restored into: no link leading elsewhere, no file in it."""
     from envfence_builtins.runs.directories import inspect_tree
 
+    paths, env = session.paths, session.environment.name
     unsafe = [f for f in inspect_tree(session, paths) if f.severity == "error" and f.code != "DIR_PERMISSIONS"]
     if unsafe:
         raise SafetyError(f"refusing to restore into the {env} tree: {unsafe[0].message}", unsafe[0].remediation or "")
@@ -287,21 +281,61 @@ def restore(session, archive: Path, dry_run: bool = False, progress: Callable[[s
             f"the {env} tree ({paths.base}) is not empty ({len(present)} file(s), e.g. {present[0]}); restore writes only into an empty tree",
             f"move the tree aside first (mv {paths.base} {paths.base}.old), then restore again",
         )
-    key = keyring.key_file(session.root.path, env, "encryption")
-    if KEY_MEMBER in files and (key.exists() or key.is_symlink()):
-        raise EnvfenceError(f"{key} exists; the archive's key would replace it", "move the key aside, or restore the state without it")
-    written = []
-    if not dry_run:
+
+
+def _install(session, files: dict[str, bytes], key: Path, progress: Callable[[str], None] | None) -> list[str]:
+    """Write the tree beside its place, then rename it into place: a restore that fails leaves no partial tree.
+
+    The key (outside the tree) is written before the rename and removed again
+    if the rename fails, so a failed restore leaves neither.
+    """
+    import shutil
+    import tempfile
+
+    from envfence import files as tree_files, keyring
+    from envfence.files import FileWriteError
+
+    base = session.paths.base
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{base.name}.restoring-", dir=base.parent))  # owner-only, on the tree's file system
+    except OSError as exc:
+        raise FileWriteError(f"cannot stage the restore beside {base}: {exc.strerror}",
+                             f"make {base.parent} writable by this user; nothing was restored") from None
+    key_data = files.get(key_member(session.environment.name))
+    wrote_key = False
+    try:
         for name, data in files.items():
             if progress:
                 progress(name)
-            if name == KEY_MEMBER:
-                keyring.create(session.root.path, env, "encryption", data)  # owner-only, never replacing a key
-            else:
-                tree_files.write_atomic(paths, name, data)
-            written.append(name)
-    return {"archive": str(archive), "environment": env, "created_at": manifest["created_at"], "dry_run": dry_run,
-            "files": sorted(files), "written": written}
+            if name != key_member(session.environment.name):
+                tree_files.write_atomic(stage, name, data)
+        if key_data is not None:
+            keyring.create(session.root.path, session.environment.name, "encryption", key_data)  # owner-only, never replacing a key
+            wrote_key = True
+        _swap_in(stage, base)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        if wrote_key:
+            key.unlink(missing_ok=True)
+        raise
+    return sorted(files)
+
+
+def _swap_in(stage: Path, base: Path) -> None:
+    """Rename ``stage`` to ``base``; empty directories left at ``base`` give way, a file there stops it."""
+    import os
+
+    from envfence.files import FileWriteError
+
+    try:
+        if base.is_dir() and not base.is_symlink():
+            for directory, _, _ in sorted(os.walk(base), key=lambda entry: -len(entry[0])):
+                os.rmdir(directory)  # only empty directories (checked before): a file that appeared since stops here
+        os.rename(stage, base)
+    except OSError as exc:
+        raise FileWriteError(f"cannot put the restored tree in place at {base}: {exc.strerror}",
+                             f"the tree at {base} was left as it was; move it aside and restore again") from None
 
 
 @hookimpl

@@ -33,7 +33,7 @@ def backup(state: State, output, include_key: bool, keep) -> None:
     session.prepare()
     manifest = archives.create(session, Path(output) if output else None, include_key, progress_printer(state))
     archive = Path(manifest["archive"])
-    removed = archives.prune(archive.parent, session.environment.name, count)
+    removed = archives.prune(session, archive.parent, count, archive)
     session.audit("backup.created", archive=str(archive), files=len(manifest["files"]), includes_key=include_key,
                   removed=[p.name for p in removed])
     if state.json:
@@ -65,7 +65,10 @@ def restore_cmd(state: State, archive: str, dry_run: bool) -> None:
         click.echo(dumps(result))
         return
     verb = "would restore" if dry_run else "restored"
-    click.echo(f"{archive}: checksums verified; {verb} {len(result['files'])} file(s) into {session.paths.base}")
+    signed = "manifest MAC verified" if result["signature"] == "signed" else "unsigned (this environment has no audit key)"
+    click.echo(f"{archive}: checksums verified, {signed}; {verb} {len(result['files'])} file(s) into {session.paths.base}")
+    if result["project"] != str(session.root.path):
+        click.echo(f"note: the archive was made in {result['project']}")
     if not dry_run:
         audit = result["audit"]
         click.echo(f"audit trail: {audit['records']} record(s), chain {'intact' if audit['ok'] else 'BROKEN: ' + audit['broken']['reason']}")
