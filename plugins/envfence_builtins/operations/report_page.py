@@ -231,7 +231,8 @@ def _resources(plt, data, envs, colours, moments) -> str:
         _series(memory, times, [(r.metrics.get("peak_memory_kb") or 0) / 1024 for r in runs], colours[env], env, marker="o")
     cpu.set_ylabel("CPU seconds")
     memory.set_ylabel("peak memory (MB)")
-    cpu.legend(fontsize="small")
+    if cpu.get_legend_handles_labels()[0]:  # an empty history draws nothing to name
+        cpu.legend(fontsize="small")
     for ax in (cpu, memory):
         if moments:
             fit_time_axis(ax, min(moments), max(moments))
