@@ -53,7 +53,7 @@ def sources(settings) -> tuple[list[Source], list[Finding]]:
     found, problems = [], []
     where = f"{settings.source}: [{SECTION}"
     for name, body in table.items():
-        if name == "routes":  # the receiver's routes (webhook_receiver), not a source
+        if name in ("routes", "providers"):  # the receiver's routes and the providers' schemes (webhook_service), not sources
             continue
         if not isinstance(body, Mapping):
             problems.append(_invalid(settings, f"{where}.{name}] must be a table", f"write it as [{SECTION}.{name}] with scheme = ..."))

@@ -78,7 +78,7 @@ def _decide(state: State, force: bool, reason: str | None, what: str) -> Any:
 def _setup(state: State, force: bool, reason: str | None, what: str) -> Setup:
     from envfence.runner import find_automation
 
-    from envfence_builtins.webhook_service.webhook_providers import collect_providers
+    from envfence_builtins.webhook_service.webhook_providers import providers_for
     from envfence_builtins.webhook_service.webhook_queue import WebhookQueue
     from envfence_builtins.webhook_service.webhook_receiver import routes
 
@@ -87,7 +87,7 @@ def _setup(state: State, force: bool, reason: str | None, what: str) -> Setup:
     if not declared:
         raise UsageError(f"no webhook routes in {session.settings.source}",
                          'declare one: [webhooks.routes."/housecallpro"] with provider, secret and automation')
-    providers = collect_providers(session.plugins)
+    providers = providers_for(session)
     for route in declared:
         if route.provider not in providers:
             raise ConfigurationError(f"route {route.path}: no webhook provider named {route.provider!r}",
@@ -170,14 +170,14 @@ def serve(state: State, force, reason, threads, workers, backlog_limit, retry_ba
     import waitress  # noqa: F401
     from waitress.server import create_server
 
-    from envfence_builtins.webhook_service.webhook_providers import collect_providers
+    from envfence_builtins.webhook_service.webhook_providers import providers_for
     from envfence_builtins.webhook_service.webhook_receiver import Receiver, route_secrets
     from envfence_builtins.webhook_service.webhook_worker import Worker
 
     setup = _setup(state, force, reason, "serve")
     session = setup.session
     host, port = _port(session)
-    receiver = Receiver(session, setup.routes, collect_providers(session.plugins),
+    receiver = Receiver(session, setup.routes, providers_for(session),
                         route_secrets(session, list(setup.routes.values())), setup.queue, backlog_limit)
     try:
         # A body without Content-Length (chunked) is read whole before the application sees it:

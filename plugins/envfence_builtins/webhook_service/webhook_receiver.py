@@ -133,9 +133,9 @@ def validate(session) -> list[Finding]:
         declared = routes(session.settings)
         if not declared:
             return []
-        from envfence_builtins.webhook_service.webhook_providers import collect_providers
+        from envfence_builtins.webhook_service.webhook_providers import providers_for
 
-        providers = collect_providers(session.plugins)
+        providers = providers_for(session)
     except ConfigurationError as exc:
         return [Finding("WEBHOOK_ROUTE_INVALID", "error", exc.message, exc.hint, key=SECTION, plugin="webhook_receiver")]
     return [
@@ -157,10 +157,11 @@ def on_run_start(session, request, run_id) -> None:
 
 @hookimpl
 def register_commands(cli) -> None:
-    """Add ``envfence serve``, ``envfence worker`` and ``envfence queue``."""
+    """Add ``envfence serve``, ``envfence worker``, ``envfence queue`` and ``envfence webhooks verify``."""
     from envfence_builtins.webhook_service.webhook_cli import queue, serve, worker
+    from envfence_builtins.webhook_service.webhook_verify import webhooks
 
-    for command in (serve, worker, queue):
+    for command in (serve, worker, queue, webhooks):
         cli.add_command(command)
 
 

@@ -9,8 +9,10 @@ the secret or the expected signature.
 - HousecallPro: ``api-signature`` is the hex HMAC-SHA256 of
   ``"{api-timestamp}.{raw body}"`` keyed with the webhook secret, the
   timestamp in seconds or milliseconds. HousecallPro publishes no description
-  of its signing scheme: this is envfence's assumption, to be checked against
-  a real delivery.
+  of its signing scheme: this is envfence's assumption, described as a
+  scheme (:data:`.webhook_schemes.HOUSECALLPRO`) that ``[webhooks.providers.housecallpro]``
+  changes without code; ``envfence webhooks verify`` checks it against a
+  captured delivery.
 - Standard Webhooks (https://www.standardwebhooks.com): ``webhook-id``,
   ``webhook-timestamp`` (whole seconds) and ``webhook-signature``
   (space-separated ``v1,<base64>`` entries); the key is the base64 of the
@@ -86,6 +88,17 @@ def _timestamp(value: str | int | float, now: float | None, tolerance: int, mill
     return stamp
 
 
+def check_timestamp(value: str | int | float, now: float | None = None, tolerance: int = DEFAULT_TOLERANCE,
+                    unit: str = "seconds") -> int:
+    """Check a signed timestamp against now; ``unit`` is ``seconds``, ``milliseconds`` or ``auto`` (13 digits: milliseconds)."""
+    if unit == "milliseconds":
+        try:
+            value = float(str(value).strip()) / 1000
+        except (ValueError, OverflowError):
+            raise SignatureError("the timestamp is not a number of milliseconds") from None
+    return _timestamp(value, now, tolerance, milliseconds=unit == "auto")
+
+
 # --- GitHub ------------------------------------------------------------------------
 
 
@@ -110,8 +123,10 @@ def verify_github(secret: str | bytes, body: str | bytes, header: str | None) ->
 
 def sign_housecallpro(secret: str | bytes, body: str | bytes, timestamp: str | int) -> str:
     """The ``api-signature`` HousecallPro would send for ``body`` at ``timestamp``."""
-    content = str(timestamp).encode() + b"." + _body(body)
-    return hmac.new(_key(secret), content, hashlib.sha256).hexdigest()
+    from envfence_builtins.webhook_service.webhook_schemes import HOUSECALLPRO
+
+    secret = secret.decode() if isinstance(secret, bytes) else secret
+    return HOUSECALLPRO.sign(secret, {"api-timestamp": str(timestamp)}, _body(body))
 
 
 def verify_housecallpro(
@@ -123,15 +138,12 @@ def verify_housecallpro(
     now: float | None = None,
     tolerance: int = DEFAULT_TOLERANCE,
 ) -> None:
-    """Check ``api-signature`` against ``api-timestamp`` and the raw body."""
-    if not signature:
-        raise SignatureError("the api-signature header is missing")
-    if timestamp is None or str(timestamp).strip() == "":
-        raise SignatureError("the api-timestamp header is missing")
-    _timestamp(timestamp, now, tolerance, milliseconds=True)
-    expected = sign_housecallpro(secret, body, str(timestamp).strip())
-    if not constant_time_equal(expected, signature.strip().lower()):
-        raise SignatureError("the api-signature does not match the timestamp and body")
+    """Check ``api-signature`` against ``api-timestamp`` and the raw body (the scheme :data:`.webhook_schemes.HOUSECALLPRO`)."""
+    from envfence_builtins.webhook_service.webhook_schemes import HOUSECALLPRO
+
+    headers = {"api-signature": signature or "", "api-timestamp": "" if timestamp is None else str(timestamp)}
+    secret = secret.decode() if isinstance(secret, bytes) else secret
+    HOUSECALLPRO.verify(secret, headers, _body(body), tolerance, now=now)
 
 
 # --- Standard Webhooks --------------------------------------------------------------
