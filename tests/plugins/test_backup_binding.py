@@ -192,3 +192,38 @@ def test_restore_into_a_tree_of_empty_directories_takes_their_place(project, run
     result = run_cli("restore", made["archive"], cwd=project)
     assert result.exit_code == 0, result.output
     assert (tree(project) / "history.sqlite3").is_file()
+
+
+def test_an_archive_signed_before_the_audit_key_was_replaced_says_how_to_restore_it(project, run_cli, tmp_path, monkeypatch):
+    assert run_cli("audit", "keygen", cwd=project).exit_code == 0
+    key_file = project / ".envfence" / "keys" / "development.audit.key"
+    old_key = key_file.read_text().strip()
+    made = backup(run_cli, project, "--output", str(tmp_path / "offsite"))
+    key_file.unlink()
+    assert run_cli("audit", "keygen", cwd=project).exit_code == 0  # a new key, since
+    tree(project).rename(tmp_path / "lost")
+    refused = run_cli("restore", made["archive"], cwd=project)
+    assert refused.exit_code == 3 and "ENVFENCE_AUDIT_KEY_<PREFIX>" in refused.stderr, refused.output
+    monkeypatch.setenv("ENVFENCE_AUDIT_KEY_DEV", old_key)
+    assert run_cli("restore", made["archive"], cwd=project).exit_code == 0
+
+
+def test_a_restore_killed_before_its_rename_leaves_only_its_staging_and_the_next_one_succeeds(project, run_cli, tmp_path):
+    made = backup(run_cli, project, "--output", str(tmp_path / "offsite"))
+    tree(project).rename(tmp_path / "lost")
+    stale = tree(project).parent / ".development.restoring-killed"
+    (stale / "audit").mkdir(parents=True)
+    (stale / "audit" / "audit_development.jsonl").write_text("half\n")  # what a kill -9 leaves: beside the tree, not in it
+    result = run_cli("restore", made["archive"], cwd=project)
+    assert result.exit_code == 0, result.output
+    assert run_cli("audit", "verify", cwd=project).exit_code == 0
+
+
+def test_retention_never_follows_a_link_in_the_directory(project, run_cli, tmp_path):
+    shared = tmp_path / "shared"
+    kept = backup(run_cli, project, "--output", str(tmp_path / "elsewhere"))
+    shared.mkdir()
+    link = shared / "envfence_development_20000101T000000.000000Z.tar.gz"
+    link.symlink_to(kept["archive"])
+    backup(run_cli, project, "--output", str(shared), "--keep", "1")
+    assert link.is_symlink() and (tmp_path / "elsewhere" / kept["archive"].rsplit("/", 1)[1]).is_file()

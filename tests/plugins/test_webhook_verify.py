@@ -260,3 +260,17 @@ def test_verify_json_names_the_failing_part(project, run_cli, tmp_path):
     data = json.loads(result.stdout)
     assert data["accepted"] is False and data["verdict"] == "the receiver would refuse it: 401 at signature"
     assert next(c for c in data["checks"] if c["verdict"] == "FAIL")["detail"] == "the api-signature header is missing"
+
+
+def test_a_header_the_receivers_server_drops_is_dropped_by_verify_too(project, run_cli, tmp_path):
+    from envfence_builtins.webhook_service.webhook_signatures import sign_housecallpro
+
+    body = b'{"event": "job.created"}'
+    stamp = str(int(time.time()))
+    capture = tmp_path / "underscore.http"
+    capture.write_bytes(f"POST /housecallpro HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                        f"api-timestamp: {stamp}\r\napi_signature: {sign_housecallpro(CANARY, body, stamp)}\r\n\r\n".encode() + body)
+    result = verify(run_cli, project, capture, "/housecallpro")
+    assert result.exit_code == 1, result.output
+    assert "header api_signature is dropped by the receiver's server" in result.stdout
+    assert "FAIL  signature: the api-signature header is missing" in result.stdout and "diagnosis" not in result.stdout

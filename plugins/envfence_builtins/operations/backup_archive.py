@@ -198,7 +198,8 @@ def check_mac(archive: Archive, key: bytes | None, environment: str) -> str:
         raise SafetyError(
             f"{where}: the manifest's MAC does not match {environment}'s audit key: the manifest was edited, "
             f"or the archive is another project's or environment's",
-            "use an unaltered archive of this project and environment; nothing was restored",
+            "use an unaltered archive of this project and environment; if the audit key was replaced since the archive "
+            "was made, provide the key then in use (ENVFENCE_AUDIT_KEY_<PREFIX>); nothing was restored",
         )
     return "signed"
 

@@ -91,8 +91,11 @@ def _headers(path: Path, lines: list[str]) -> tuple[dict[str, str], list[str]]:
         if not colon or not name.strip() or name != name.strip():
             raise EnvfenceError(f"{path}: line {number} is not a header (Name: value): {line[:80]!r}",
                                 "capture the request as it arrived")
-        # As the receiver sees names (WSGI): case-insensitive, '_' read as '-'.
-        last = name.lower().replace("_", "-")
+        if "_" in name:  # the receiver's server (waitress) drops such headers before anything reads them
+            notes.append(f"header {_shown(name)} is dropped by the receiver's server (waitress ignores names holding '_')")
+            last = None
+            continue
+        last = name.lower()
         if last in headers:
             notes.append(f"header {name} appears twice; its values are joined with ', ', as HTTP reads them")
             headers[last] += ", " + value.strip()
@@ -205,11 +208,15 @@ def _payload(route, provider, captured: Captured) -> list[Check]:
 
 def _alternatives(scheme, secret: str, captured: Captured, name: str) -> list[Check]:
     """The first usual variation of the scheme that matches the capture, as the table to write; or a note that none does."""
+    if not captured.headers.get(scheme.signature_header.lower()):
+        return []  # nothing signed to compare: the failure already says which header is missing
     match = find_variant(scheme, secret, captured.headers, captured.body)
     if match is None:
         return [Check("diagnosis", "note", "no usual variation of the scheme matches either (separators, order, sha1/sha512, "
                       "hex/base64, a base64 secret): check that the route's secret is the one this sender signs with")]
     changes, note = match
+    if not changes:
+        return [Check("diagnosis", "note", f"the scheme is right{note}")]
     table = "\n".join([f"[webhooks.providers.{name}]", *(f"{k} = {json.dumps(v)}" for k, v in changes.items())])
     return [Check("diagnosis", "note", f"the capture verifies with this scheme{note}; put it in envfence.toml:\n{table}")]
 
