@@ -31,9 +31,30 @@ from .errors import ConfigurationError, EnvfenceError
 from .hookspecs import POLICIES, OnError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from datetime import datetime
     from pathlib import Path
+    from typing import Mapping
 
-    from .models import AuditEvent, Failure, Finding, RunOutcome, RunRequest
+    import click
+
+    from .models import (
+        AuditEvent,
+        Automation,
+        ConfigLayer,
+        Environment,
+        EnvPaths,
+        Failure,
+        Finding,
+        HostInfo,
+        ProjectRoot,
+        RunOutcome,
+        RunRequest,
+        SettingSpec,
+    )
+    from .pipeline import Session
+    from .redaction import SecretShape
+    from .settings import ProjectSettings
+    from .testing import FakeService
 
 T = TypeVar("T")
 
@@ -261,9 +282,8 @@ class HookCalls:
 
     trace: bool = False
 
-    def _call(self, hook: str, _report_to: Any = None, _declared_by: str = "", **kwargs: Any) -> HookResult[Any]:
-        """Call ``hook`` with keyword arguments; ``_report_to`` is the session a LOG error goes to
-        when the hook takes none.
+    def _call(self, hook: str, _declared_by: str = "", **kwargs: Any) -> HookResult[Any]:
+        """Call ``hook`` with keyword arguments (a LOG error goes to their ``session``, when there is one).
 
         :raises HookNotDeclared: no loaded plugin declares ``hook`` (``_declared_by`` names the one that would).
         """
@@ -282,136 +302,145 @@ class HookCalls:
             values = tuple(raw)
         result = HookResult(hook, values, tuple(call.errors))
         if result.errors:
-            self._apply_policy(result, kwargs, _report_to)
+            self._apply_policy(result, kwargs)
         return result
 
-    def _apply_policy(self, result: HookResult[Any], kwargs: dict[str, Any], session: Any) -> None:
+    def _apply_policy(self, result: HookResult[Any], kwargs: dict[str, Any]) -> None:
         policy = getattr(self.pm.hook, result.hook).spec.function.envfence_policy
         if policy is OnError.FINDING:
             return  # the caller reports them with the findings it returns
+        session = kwargs.get("session")
         redact = _redactor(kwargs, session)
         if policy is OnError.CONFIGURATION:
             error = result.errors[0]
             raise PluginFailed(error, redact(str(error)))
-        session = session if session is not None else kwargs.get("session")
         for error in result.errors:
             if session is not None:
                 session.plugin_failed(error)
             else:
                 print(f"envfence: warning: {redact(str(error))} (disable it with -p no:{error.plugin})", file=sys.stderr)
 
-    # --- discovery and detection (FINDING) ------------------------------------
+    # --- discovery and detection ----------------------------------------------
 
-    def find_project_root(self, *, start: "Path", environ: Any) -> HookResult[Any]:
-        """``find_project_root``: the first :class:`~envfence.models.ProjectRoot` found."""
+    def find_project_root(self, *, start: Path, environ: Mapping[str, str]) -> HookResult[ProjectRoot]:
+        """``find_project_root``: the first :class:`~envfence.models.ProjectRoot` found (FINDING)."""
         return self._call("find_project_root", start=start, environ=environ)
 
-    def classify_host(self, *, hostname: str, settings: Any) -> HookResult[Any]:
-        """``classify_host``: the host's :class:`~envfence.models.HostInfo`."""
+    def classify_host(self, *, hostname: str, settings: ProjectSettings) -> HookResult[HostInfo]:
+        """``classify_host``: the host's :class:`~envfence.models.HostInfo` (FINDING)."""
         return self._call("classify_host", hostname=hostname, settings=settings)
 
-    def detect_environment(self, *, settings: Any, environ: Any, host: Any) -> HookResult[Any]:
-        """``detect_environment``: the first :class:`~envfence.models.Environment` decided."""
+    def detect_environment(self, *, settings: ProjectSettings, environ: Mapping[str, str], host: HostInfo) -> HookResult[Environment]:
+        """``detect_environment``: the first :class:`~envfence.models.Environment` decided (FINDING)."""
         return self._call("detect_environment", settings=settings, environ=environ, host=host)
 
     # --- configuration ---------------------------------------------------------
 
-    def declare_settings(self, *, settings: Any) -> HookResult[Any]:
+    def declare_settings(self, *, settings: ProjectSettings) -> HookResult[list[SettingSpec]]:
         """``declare_settings``: lists of :class:`~envfence.models.SettingSpec` (FINDING)."""
         return self._call("declare_settings", settings=settings)
 
-    def load_config(self, *, root: "Path", environment: Any, settings: Any, environ: Any) -> HookResult[Any]:
+    def load_config(
+        self, *, root: Path, environment: Environment, settings: ProjectSettings, environ: Mapping[str, str]
+    ) -> HookResult[list[ConfigLayer]]:
         """``load_config``: lists of :class:`~envfence.models.ConfigLayer` (FINDING)."""
         return self._call("load_config", root=root, environment=environment, settings=settings, environ=environ)
 
-    def decrypt_value(self, *, key: str, value: str, source: str, environment: Any, settings: Any, root: "Path", environ: Any) -> HookResult[Any]:
+    def decrypt_value(
+        self, *, key: str, value: str, source: str, environment: Environment, settings: ProjectSettings, root: Path,
+        environ: Mapping[str, str],
+    ) -> HookResult[str]:
         """``decrypt_value``: the plain value (CONFIGURATION)."""
         return self._call(
             "decrypt_value", key=key, value=value, source=source, environment=environment,
             settings=settings, root=root, environ=environ,
         )
 
-    def validate(self, *, session: Any, live: bool) -> HookResult[Any]:
+    def validate(self, *, session: Session, live: bool) -> HookResult[list[Finding]]:
         """``validate``: lists of findings (FINDING)."""
         return self._call("validate", session=session, live=live)
 
     # --- the environment's tree and logging -------------------------------------
 
-    def environment_paths(self, *, session: Any) -> HookResult[Any]:
+    def environment_paths(self, *, session: Session) -> HookResult[EnvPaths]:
         """``environment_paths``: the :class:`~envfence.models.EnvPaths` (CONFIGURATION)."""
         return self._call("environment_paths", session=session)
 
-    def prepare_environment(self, *, session: Any, paths: Any) -> HookResult[Any]:
+    def prepare_environment(self, *, session: Session, paths: EnvPaths) -> HookResult[list[Finding]]:
         """``prepare_environment``: lists of findings (FINDING)."""
         return self._call("prepare_environment", session=session, paths=paths)
 
-    def configure_logging(self, *, session: Any, embedded: bool) -> HookResult[Any]:
+    def configure_logging(self, *, session: Session, embedded: bool) -> HookResult[Any]:
         """``configure_logging``: what the strategy installed (LOG)."""
         return self._call("configure_logging", session=session, embedded=embedded)
 
-    def fallback_log_file(self, *, session: Any) -> HookResult[Any]:
+    def fallback_log_file(self, *, session: Session) -> HookResult[Path]:
         """``fallback_log_file``: the run's log file when the strategy wrote none (LOG)."""
         return self._call("fallback_log_file", session=session)
 
     # --- commands and automations ------------------------------------------------
 
-    def register_commands(self, *, cli: Any) -> HookResult[Any]:
+    def register_commands(self, *, cli: click.Group) -> HookResult[None]:
         """``register_commands`` (LOG: a warning on stderr, the other commands work)."""
         return self._call("register_commands", cli=cli)
 
-    def register_automations(self, *, session: Any, register: Callable[[Any], None]) -> HookResult[Any]:
+    def register_automations(self, *, session: Session, register: Callable[[Automation], None]) -> HookResult[None]:
         """``register_automations`` (CONFIGURATION)."""
         return self._call("register_automations", session=session, register=register)
 
-    def secret_shapes(self) -> HookResult[Any]:
-        """``secret_shapes``: lists of :class:`~envfence.redaction.SecretShape` (LOG: a warning naming the plugin)."""
-        return self._call("secret_shapes")
-
-    def automation_state(self, *, session: Any, automation: Any) -> HookResult[Any]:
-        """``automation_state``: mappings merged into an automation's state (LOG)."""
-        return self._call("automation_state", session=session, automation=automation)
-
-    def register_emulators(self) -> HookResult[Any]:
-        """``register_emulators``: mappings of name to fake service class (FINDING: the caller names failed plugins)."""
-        return self._call("register_emulators")
-
     # --- runs ------------------------------------------------------------------------
 
-    def pre_run_safety(self, *, session: Any, request: "RunRequest") -> HookResult[Any]:
+    def pre_run_safety(self, *, session: Session, request: RunRequest) -> HookResult[list[Finding]]:
         """``pre_run_safety``: lists of findings (FINDING, as ``SAFETY_GUARD_FAILED``)."""
         return self._call("pre_run_safety", session=session, request=request)
 
-    def reap_abandoned_runs(self, *, session: Any) -> HookResult[Any]:
+    def reap_abandoned_runs(self, *, session: Session) -> HookResult[None]:
         """``reap_abandoned_runs`` (LOG)."""
         return self._call("reap_abandoned_runs", session=session)
 
-    def on_run_start(self, *, session: Any, request: "RunRequest", run_id: str) -> HookResult[Any]:
+    def on_run_start(self, *, session: Session, request: RunRequest, run_id: str) -> HookResult[None]:
         """``on_run_start`` (LOG)."""
         return self._call("on_run_start", session=session, request=request, run_id=run_id)
 
-    def on_run_finish(self, *, session: Any, request: "RunRequest", outcome: "RunOutcome") -> HookResult[Any]:
+    def on_run_finish(self, *, session: Session, request: RunRequest, outcome: RunOutcome) -> HookResult[None]:
         """``on_run_finish`` (LOG)."""
         return self._call("on_run_finish", session=session, request=request, outcome=outcome)
 
-    def classify_error(self, *, error: BaseException, session: Any = None) -> HookResult[Any]:
-        """``classify_error``: the error's class (LOG, to ``session`` when given)."""
-        return self._call("classify_error", _report_to=session, error=error)
+    def classify_error(self, *, error: BaseException, session: Session | None = None) -> HookResult[str]:
+        """``classify_error``: the error's class (LOG, to ``session`` when there is one)."""
+        return self._call("classify_error", error=error, session=session)
 
-    def on_error(self, *, session: Any, failure: "Failure") -> HookResult[Any]:
+    def on_error(self, *, session: Session | None, failure: Failure) -> HookResult[None]:
         """``on_error`` (LOG)."""
         return self._call("on_error", session=session, failure=failure)
 
-    def audit_event(self, *, session: Any, event: "AuditEvent") -> HookResult[Any]:
+    def audit_event(self, *, session: Session, event: AuditEvent) -> HookResult[None]:
         """``audit_event`` (CONFIGURATION: an action whose trail cannot be kept does not go ahead)."""
         return self._call("audit_event", session=session, event=event)
 
-    def run_history(self, *, session: Any, automation: str | None, limit: int, since: Any = None) -> HookResult[Any]:
+    def run_history(
+        self, *, session: Session, automation: str | None, limit: int, since: datetime | None = None
+    ) -> HookResult[list[RunOutcome]]:
         """``run_history``: the runs, newest first, started at or after ``since`` when given (LOG)."""
         return self._call("run_history", session=session, automation=automation, limit=limit, since=since)
 
+    def register_emulators(self) -> HookResult[Mapping[str, type[FakeService]]]:
+        """``register_emulators``: mappings of name to fake service class (FINDING: the caller names failed plugins)."""
+        return self._call("register_emulators")
+
+    def secret_shapes(self) -> HookResult[list[SecretShape]]:
+        """``secret_shapes``: lists of :class:`~envfence.redaction.SecretShape` (LOG: a warning naming the plugin)."""
+        return self._call("secret_shapes")
+
+    # --- operations ----------------------------------------------------------------------
+
+    def automation_state(self, *, session: Session, automation: Automation) -> HookResult[Mapping[str, Any]]:
+        """``automation_state``: mappings merged into an automation's state (LOG)."""
+        return self._call("automation_state", session=session, automation=automation)
+
     # --- a shared store (several machines) -------------------------------------------
 
-    def acquire_run_lock(self, *, session: Any, automation: str, wait: bool, echo: Callable[[str], None]) -> HookResult[Any]:
+    def acquire_run_lock(self, *, session: Session, automation: str, wait: bool, echo: Callable[[str], None]) -> HookResult[Any]:
         """``acquire_run_lock``: the lock a run holds, when a plugin holds it (CONFIGURATION)."""
         return self._call("acquire_run_lock", session=session, automation=automation, wait=wait, echo=echo)
 

@@ -397,10 +397,11 @@ def on_run_finish(session: Session, request: RunRequest, outcome: RunOutcome) ->
 
 @failure_policy(OnError.LOG)
 @hookspec(firstresult=True)
-def classify_error(error: BaseException) -> str | None:
+def classify_error(error: BaseException, session: Session | None) -> str | None:
     """Classify a failure: ``configuration``, ``credential``, ``network``, ``data`` or ``bug``.
 
     :param error: the exception.
+    :param session: the open session, or None when the failure kept it from opening.
     :returns: the class name, or None to let the next plugin try.
 
     Stops at first non-None result; unclassified failures are ``bug``.

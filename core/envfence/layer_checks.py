@@ -55,7 +55,7 @@ def shadowed_findings(session: Any, found: Iterable[Finding]) -> list[Finding]:
     for config, replaced in shadow_configs(session.config):
         # A view of the session with the lower values; its own stash and held audit, so nothing leaks back.
         shadow = attrs.evolve(session, config=config, stash=Stash(), dry_run=True, report=None, redactor=None, automations=None)
-        for f in shadow._findings("validate", live=False):
+        for f in shadow._validated(live=False):
             if f.key not in replaced or f.severity == "info" or (f.code, f.key) in known:
                 continue
             lower, winner = replaced[f.key]

@@ -18,7 +18,7 @@ import attrs
 
 from .audit import AuditLog
 from .errors import ConfigurationError, SafetyError
-from .hookcalls import PluginError
+from .hookcalls import HookResult, PluginError
 from .boundary import redact_findings, secret_values
 from .layers import SECRET_SUFFIXES, changed_layers, is_secret_key, merge_layers  # noqa: F401  (imported from here by callers)
 from .models import Automation, Config, EnvPaths, Finding, HostInfo, ProjectRoot, Report, Secret, SettingSpec, Environment
@@ -169,12 +169,16 @@ class Session:
         """
         from .layer_checks import shadowed_findings
 
-        found = list(self._findings("validate", live=live))
+        found = self._validated(live)
         return found + shadowed_findings(self, found)
 
-    def _findings(self, hook: str, **kwargs: Any) -> list[Finding]:
-        result = getattr(self.plugins, hook)(session=self, **kwargs)
-        return self.redact_findings(result.flat() + result.findings())
+    def _validated(self, live: bool) -> list[Finding]:
+        """The ``validate`` hook's findings for this session's own configuration, redacted."""
+        return self._findings(self.plugins.validate(session=self, live=live))
+
+    def _findings(self, result: HookResult[list[Finding]]) -> list[Finding]:
+        """A findings hook's answers and its plugins' failures, redacted."""
+        return list(self.redact_findings(result.flat() + result.findings()))
 
     def redact_findings(self, findings: Iterable[Finding]) -> tuple[Finding, ...]:
         """``findings`` with secrets masked in message, remediation and key.
@@ -200,7 +204,7 @@ class Session:
         paths = self.paths
         if paths is None:
             raise ConfigurationError("no plugin computes the environment's directories", "enable the directories plugin (drop -p no:directories)")
-        findings = self._findings("prepare_environment", paths=paths)
+        findings = self._findings(self.plugins.prepare_environment(session=self, paths=paths))
         refused = [f for f in findings if f.severity == "error"]
         if refused:
             raise SafetyError("; ".join(f.message for f in refused), refused[0].remediation)

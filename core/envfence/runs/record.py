@@ -76,7 +76,7 @@ def fail_unopened(plugins: Any, error: BaseException, automation: str | None) ->
 
     failure = Failure(
         error_id=new_id("E"),
-        classification=plugins.classify_error(error=error).first or "bug",
+        classification=plugins.classify_error(error=error, session=None).first or "bug",
         message=Redactor(environ_secrets(os.environ), shapes=plugin_shapes(plugins))(_message(error)),
         automation=automation,
         exception=error,
