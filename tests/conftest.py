@@ -1,17 +1,36 @@
-"""The suite's isolation from the machine running it.
+"""The suite's isolation from the machine running it, and short names for the test kit's fixtures.
 
-Every fixture the tests use (``make_project``, ``run_cli``, ``recorded``,
-``envfence_project``, ``envfence_plugin``, ``audit_events``) is envfence's
-public test kit, :mod:`envfence.testing.pytest_plugin`: the tests use what
-plugin authors use.
+Every fixture the tests use is envfence's public test kit,
+:mod:`envfence.testing.pytest_plugin`, and the fakes' fixtures
+(:mod:`envfence_builtins.fakes.pytest_fixtures`), opted into here as any
+plugin author's suite does: the tests use what plugin authors use. The short
+names (``make_project``, ``run_cli``, ``recorded``, ``audit_events``,
+``fake_airtable``, ``fake_housecallpro``) are this suite's own aliases of
+the ``envfence_``-prefixed fixtures.
 """
 
 from __future__ import annotations
 
 import pytest
 
-# envfence.testing's fixtures arrive through the pytest11 entry point; pytester tests that plugin itself.
-pytest_plugins = ["pytester"]
+# envfence's test kit is opted into, never installed into every suite; pytester tests that kit itself.
+pytest_plugins = ["pytester", "envfence.testing.pytest_plugin", "envfence_builtins.fakes.pytest_fixtures"]
+
+
+def _alias(name: str):
+    """A fixture ``name`` that is the test kit's ``envfence_<name>``."""
+
+    @pytest.fixture(name=name)
+    def alias(request):
+        return request.getfixturevalue(f"envfence_{name}")
+
+    alias.__doc__ = f"This suite's name for ``envfence_{name}``."
+    return alias
+
+
+for _name in ("make_project", "run_cli", "recorded", "audit_events", "fake_airtable", "fake_housecallpro"):
+    globals()[_name] = _alias(_name)
+
 
 #: Variables that would let the machine running the tests leak into them.
 CONTROL_VARIABLES = (

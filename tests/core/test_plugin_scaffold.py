@@ -17,6 +17,7 @@ def test_scaffolded_plugin_installs_is_listed_and_its_tests_pass(envfence_projec
         "README.md",
         "envfence_acme_billing/__init__.py",
         "pyproject.toml",
+        "tests/conftest.py",  # opts into envfence's test kit: installing envfence registers no fixture
         "tests/test_acme_billing.py",
     ]
 

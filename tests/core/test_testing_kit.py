@@ -1,4 +1,4 @@
-"""The testing kit plugin authors use: fixtures loaded from the pytest11 entry point."""
+"""The testing kit plugin authors use: fixtures a suite opts into, and none for a suite that did not."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import subprocess
 import sys
 
 
+OPT_IN = 'pytest_plugins = ["envfence.testing.pytest_plugin", "envfence_builtins.fakes.pytest_fixtures"]\n'
+
+
 def test_fixtures_work_in_a_plugin_authors_test_suite(pytester):
+    pytester.makeconftest(OPT_IN)
     pytester.makepyfile(
         """
         from envfence import hookimpl
@@ -39,19 +43,19 @@ def test_fixtures_work_in_a_plugin_authors_test_suite(pytester):
             assert "TEAM_RULE" not in envfence_project.session().report.codes()
 
 
-        def test_audit_events_are_collected(envfence_project, audit_events):
+        def test_audit_events_are_collected(envfence_project, envfence_audit_events):
             envfence_project.run("--env", "prod", "detect")
-            detected = [e for e in audit_events if e.event == "environment.detected"]
+            detected = [e for e in envfence_audit_events if e.event == "environment.detected"]
             assert detected[0].environment == "production"
             assert detected[0].data["method"] == "flag"
 
-        def test_emulated_services_answer_real_clients(fake_airtable, fake_housecallpro):
+        def test_emulated_services_answer_real_clients(envfence_fake_airtable, envfence_fake_housecallpro):
             import requests
             from pyairtable import Api
             from envfence.testing import DEMO_DEV_KEY, DEMO_DEV_TOKEN
 
-            assert Api(DEMO_DEV_TOKEN, endpoint_url=fake_airtable.url).whoami()["id"]
-            answer = requests.get(f"{fake_housecallpro.url}/company", headers={"Authorization": f"Token {DEMO_DEV_KEY}"}, timeout=5)
+            assert Api(DEMO_DEV_TOKEN, endpoint_url=envfence_fake_airtable.url).whoami()["id"]
+            answer = requests.get(f"{envfence_fake_housecallpro.url}/company", headers={"Authorization": f"Token {DEMO_DEV_KEY}"}, timeout=5)
             assert answer.status_code == 200
         """
     )
@@ -74,6 +78,7 @@ def test_envfence_help_does_not_import_the_testing_kit():
 
 
 def test_envfence_plugins_setting_isolates_a_plugins_tests_from_other_installed_plugins(pytester):
+    pytester.makeconftest(OPT_IN)
     pytester.makeini("[pytest]\nenvfence_plugins = acme\n")
     pytester.makepyfile(
         """
@@ -86,3 +91,37 @@ def test_envfence_plugins_setting_isolates_a_plugins_tests_from_other_installed_
         """
     )
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def _fixtures(project, conftest: str | None) -> set[str]:
+    """``pytest --fixtures`` of a throwaway project, run as its own process with every installed pytest plugin."""
+    import os
+
+    project.mkdir()
+    (project / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
+    if conftest is not None:
+        (project / "conftest.py").write_text(conftest)
+    environ = {k: v for k, v in os.environ.items() if k != "PYTEST_DISABLE_PLUGIN_AUTOLOAD" and not k.startswith("PYTEST_XDIST")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--fixtures", "-p", "no:cacheprovider", "--rootdir", str(project), str(project)],
+        cwd=project, capture_output=True, text=True, env=environ, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    import re
+
+    return set(re.findall(r"^(\w+)(?: \[[\w ]+\])? -- ", done.stdout, re.M))
+
+
+def test_a_project_with_envfence_installed_gets_no_fixture_it_did_not_ask_for(tmp_path):
+    plain = _fixtures(tmp_path / "plain", None)
+    assert "tmp_path" in plain  # pytest's own are listed
+    assert not {n for n in plain if "envfence" in n or "fake" in n}
+    assert not plain & {"make_project", "run_cli", "recorded", "audit_events"}
+    kit = _fixtures(tmp_path / "kit", 'pytest_plugins = ["envfence.testing.pytest_plugin"]\n')
+    for name in ("envfence_project", "envfence_plugin", "envfence_make_project", "envfence_run_cli", "envfence_recorded",
+                 "envfence_audit_events"):
+        assert name in kit, name
+    # Every name prefixed, and the core's kit knows no service by name.
+    assert all(n.startswith("envfence_") for n in kit - plain) and not {n for n in kit if "fake" in n}
+    fakes = _fixtures(tmp_path / "fakes", 'pytest_plugins = ["envfence_builtins.fakes.pytest_fixtures"]\n')
+    assert "envfence_fake_airtable" in fakes and "envfence_fake_housecallpro" in fakes

@@ -8,6 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+# envfence's test kit, opted into (installing envfence registers no fixture anywhere).
+pytest_plugins = ["envfence.testing.pytest_plugin"]
+
 
 class Webhook:
     """The running receiver: ``url``, the ``posts`` it got, the ``status`` it answers."""

@@ -74,6 +74,12 @@ def validate(session):
     return findings
 '''
 
+_CONFTEST = '''\
+"""envfence's test kit: its fixtures (envfence_project, envfence_plugin, ...) for these tests."""
+
+pytest_plugins = ["envfence.testing.pytest_plugin"]
+'''
+
 _TEST = '''\
 """Tests for {dist}, with the fixtures of envfence.testing."""
 
@@ -171,6 +177,7 @@ def scaffold(name: str, where: Path, requirement: str = "envfence") -> tuple[Pat
         "pyproject.toml": _PYPROJECT,
         "README.md": _README,
         f"{module}/__init__.py": _MODULE,
+        "tests/conftest.py": _CONFTEST,
         f"tests/test_{entry}.py": _TEST,
     }
     written = []

@@ -4,8 +4,10 @@ Nothing here is imported by ``import envfence`` or the command line.
 
 - ``envfence.testing.project``: :class:`~envfence.testing.project.Project`, a
   throwaway project to write files into and run the command line in.
-- ``envfence.testing.pytest_plugin``: the pytest fixtures, loaded
-  automatically wherever envfence is installed (the ``pytest11`` entry point).
+- ``envfence.testing.pytest_plugin``: the pytest fixtures (all named
+  ``envfence_…``), for a suite that opts in with
+  ``pytest_plugins = ["envfence.testing.pytest_plugin"]``; installing envfence
+  registers none.
 - Fake services: real HTTP servers standing in for a service, built on
   :class:`FakeService`. Plugins register them through the
   ``register_emulators`` hook, each beside its plugin (the built-in fake

@@ -1,20 +1,27 @@
-"""pytest fixtures for envfence and its plugins (loaded through the ``pytest11`` entry point).
+"""pytest fixtures for envfence and its plugins, for the test suites that ask for them.
+
+Nothing registers them on its own: a suite opts in with, in its top-level
+``conftest.py``::
+
+    pytest_plugins = ["envfence.testing.pytest_plugin"]
+
+so a project that merely has envfence installed gets no fixture of it. Every
+fixture's name starts with ``envfence_``:
 
 - ``envfence_project``: a :class:`~envfence.testing.project.Project` in a
   temporary directory, its runs isolated from the developer's shell.
 - ``envfence_plugin``: register a plugin object for one test.
-- ``audit_events``: the audit events emitted during the test.
-- ``make_project``: ``make_project({".env": "A=1"}, settings="...")`` writes a
-  project in a temporary directory and returns its root.
-- ``run_cli``: ``run_cli("check", cwd=root)`` runs ``envfence`` in-process as a
-  user would; returns click's result (``stdout``, ``stderr``, ``exit_code``).
-- ``recorded``: a plugin manager with the installed plugins and an audit
-  recorder, for ``open_session(plugins=recorded.plugins)``.
-- ``fake_airtable``, ``fake_housecallpro``: the emulated services, running
-  on 127.0.0.1 for the test.
+- ``envfence_audit_events``: the audit events emitted during the test.
+- ``envfence_make_project``: ``envfence_make_project({".env": "A=1"}, settings="...")``
+  writes a project in a temporary directory and returns its root.
+- ``envfence_run_cli``: ``envfence_run_cli("check", cwd=root)`` runs ``envfence``
+  in-process as a user would; returns click's result (``stdout``, ``stderr``, ``exit_code``).
+- ``envfence_recorded``: a plugin manager with the installed plugins and an
+  audit recorder, for ``open_session(plugins=envfence_recorded.plugins)``.
 
-This module imports nothing from envfence at import time: pytest loads it
-in every test run of an environment where envfence is installed.
+The fake services' fixtures come with the fakes (for the built-in ones,
+``envfence_builtins.fakes.pytest_fixtures``). This module imports nothing
+from envfence at import time.
 """
 
 from __future__ import annotations
@@ -93,7 +100,7 @@ def envfence_plugin() -> Iterator[Callable[..., str]]:
 
 
 @pytest.fixture
-def audit_events(envfence_plugin) -> list[Any]:
+def envfence_audit_events(envfence_plugin) -> list[Any]:
     """The :class:`~envfence.models.AuditEvent` objects emitted during the test, in order."""
     from envfence import hookimpl
 
@@ -109,32 +116,8 @@ def audit_events(envfence_plugin) -> list[Any]:
 
 
 @pytest.fixture
-def fake_airtable() -> Iterator[Any]:
-    """A running :class:`~envfence_builtins.fakes.airtable_emulator.FakeAirtable` seeded with the demo's tokens and bases.
-
-    Point a project at it with ``AIRTABLE_ENDPOINT_URL=fake_airtable.url``.
-    """
-    from envfence.testing import FakeAirtable
-
-    with FakeAirtable() as server:
-        yield server
-
-
-@pytest.fixture
-def fake_housecallpro() -> Iterator[Any]:
-    """A running :class:`~envfence_builtins.fakes.housecallpro_emulator.FakeHousecallPro` seeded with the demo's keys.
-
-    Point a project at it with ``HOUSECALLPRO_API_URL=fake_housecallpro.url``.
-    """
-    from envfence.testing import FakeHousecallPro
-
-    with FakeHousecallPro() as server:
-        yield server
-
-
-@pytest.fixture
-def make_project(tmp_path) -> Callable[..., Any]:
-    """Write a project: ``make_project({".env": "A=1"}, settings="...")`` returns its root."""
+def envfence_make_project(tmp_path) -> Callable[..., Any]:
+    """Write a project: ``envfence_make_project({".env": "A=1"}, settings="...")`` returns its root."""
 
     def make(files: dict[str, str | bytes] | None = None, settings: str | None = "", name: str = "proj") -> Any:
         root = tmp_path / name
@@ -154,7 +137,7 @@ def make_project(tmp_path) -> Callable[..., Any]:
 
 
 @pytest.fixture
-def run_cli(monkeypatch) -> Callable[..., Any]:
+def envfence_run_cli(monkeypatch) -> Callable[..., Any]:
     """Run ``envfence ARGS`` in a directory; returns click's Result (stdout, stderr, exit_code)."""
     from click.testing import CliRunner
 
@@ -174,11 +157,11 @@ def run_cli(monkeypatch) -> Callable[..., Any]:
 
 
 @pytest.fixture
-def recorded():
+def envfence_recorded():
     """A plugin manager with the installed plugins plus a recorder of audit events.
 
-    ``recorded.plugins`` goes to ``open_session(plugins=...)``; ``recorded.events``
-    fills as the session emits.
+    ``envfence_recorded.plugins`` goes to ``open_session(plugins=...)``;
+    ``envfence_recorded.events`` fills as the session emits.
     """
     import types
 
