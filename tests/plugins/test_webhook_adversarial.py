@@ -99,10 +99,15 @@ def test_an_event_id_is_accepted_once_whatever_the_route_and_an_older_queues_twi
     import sqlite3
 
     from envfence import open_session
-    from envfence_builtins.webhook_service.webhook_queue import WebhookQueue
+    from envfence_builtins.webhook_service.webhook_queue import _SCHEMA, WebhookQueue, queue_path
 
-    enqueue(project, "evt-1", {"n": 1})
     session = open_session(root=project)
+    session.prepare()
+    older = queue_path(session.paths)
+    older.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(older) as db:  # a queue made when ids were unique per route only
+        db.executescript(_SCHEMA.replace("UNIQUE (event_id)", "UNIQUE (route, event_id)"))
+    enqueue(project, "evt-1", {"n": 1})
     queue = WebhookQueue(session.paths)
     assert not queue.accept(route="/other", event_id="evt-1", provider="standard", event_type=None, automation="import-job",
                             body=b"{}", headers={}, max_attempts=2)

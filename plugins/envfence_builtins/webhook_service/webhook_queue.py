@@ -64,11 +64,12 @@ CREATE TABLE IF NOT EXISTS events (
     run_id TEXT,
     last_error TEXT,
     finished_at REAL,
-    UNIQUE (route, event_id)
+    UNIQUE (event_id)
 );
 CREATE INDEX IF NOT EXISTS events_due ON events (status, next_attempt_at);
-CREATE INDEX IF NOT EXISTS events_event_id ON events (event_id);
 """
+#: A queue made before ids were unique per environment (``UNIQUE (route, event_id)``) gets an index to look ids up by.
+_OLD_QUEUE_INDEX = "CREATE INDEX IF NOT EXISTS events_event_id ON events (event_id)"
 
 
 @attrs.frozen
@@ -138,6 +139,14 @@ def worker_lock(token: str) -> str:
     return f"{QUEUE_DIR}/workers/{token}.lock"
 
 
+def _ids_unique(db: sqlite3.Connection) -> bool:
+    """True when the table's own constraint makes event ids unique (a queue made by this version)."""
+    for _, name, unique, *_ in db.execute("PRAGMA index_list(events)").fetchall():
+        if unique and [row[2] for row in db.execute(f"PRAGMA index_info({name!r})").fetchall()] == ["event_id"]:
+            return True
+    return False
+
+
 def _connect_checked(paths, relative: str) -> sqlite3.Connection:
     """SQLite's connection to the queue file, checked to hold the very file envfence checked (no link swapped in)."""
     return files.open_by_name(paths, relative, lambda path: sqlite3.connect(
@@ -184,6 +193,8 @@ class WebhookQueue:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")  # each commit reaches the disk before the 2xx
             self._db.executescript(_SCHEMA)
+            if not _ids_unique(self._db):
+                self._db.execute(_OLD_QUEUE_INDEX)
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise damaged(self.path, exc) from None
