@@ -56,6 +56,7 @@ class Stash:
 
 
 #: What ``envfence init`` was asked to do beyond the tree (``"gitignore"``: write the
-#: ``.gitignore`` lines a plugin offers). The plugin that owns a request acts on it in
+#: ``.gitignore`` lines a plugin offers); present, perhaps empty, for every ``init``, so a
+#: plugin can do init-only work. The plugin that owns a request acts on it in
 #: ``prepare_environment`` and reports what it changed as an ``info`` finding.
 INIT_REQUESTS = StashKey[frozenset]()

@@ -29,8 +29,8 @@ def init(state: State, gitignore: bool) -> None:
     from ..stash import INIT_REQUESTS
 
     session = state.session()
-    if gitignore:
-        session.stash[INIT_REQUESTS] = frozenset({"gitignore"})
+    # Present for every init (plugins do init-only work, as the audit key of a strict profile); "gitignore" when asked.
+    session.stash[INIT_REQUESTS] = frozenset({"gitignore"}) if gitignore else frozenset()
     findings = session.prepare()
     # Info findings say what was done; warnings say what is still to do.
     changes = [f for f in findings if f.severity == "info"]

@@ -61,23 +61,33 @@ def audit_event(session, event) -> None:
 
 @hookimpl
 def prepare_environment(session, paths) -> list[Finding]:
-    """In a strict profile, create the environment's audit key (as ``audit keygen`` does) when it has none.
+    """``envfence init`` in a strict profile creates the environment's audit key (as ``audit keygen`` does) when it has none.
 
     So a production trail is signed from its first record. A trail already
     signed whose key is missing gets no new key: appends refuse until the
-    key is given back.
+    key is given back. Where a shared store keeps the trail, every host must
+    sign with the same key: none is made here, and init says how to give it.
     """
     import secrets
 
     from envfence import keyring
+    from envfence.stash import INIT_REQUESTS
 
     from .reading import open_snapshot
 
-    if not session.profile.strict or paths is None or audit_key(session) is not None:
+    if INIT_REQUESTS not in session.stash or not session.profile.strict or paths is None or audit_key(session) is not None:
         return []
     with open_snapshot(paths) as snapshot:
         if snapshot.head is not None and snapshot.head.mac:
             return []
+    if session.settings.section("store").get("url"):
+        variable = keyring.key_variable("audit", session.settings.naming.prefix(session.environment.name))
+        return [Finding("AUDIT_KEY_SHARED", "warning",
+                        f"{session.environment.name}'s trail is kept in a shared store, and this host has no audit key: "
+                        "its records go unsigned",
+                        f"give every host the same key in {variable} (from your secret store), or make one with "
+                        f"`envfence --env {session.environment.name} audit keygen` and copy the file to each host",
+                        key="audit", plugin="audit")]
     created = keyring.create(session.root.path, session.environment.name, "audit", secrets.token_hex(32).encode() + b"\n")
     return [Finding("AUDIT_KEY_CREATED", "info",
                     f"created the audit key {created} (mode 600, outside the tree): {session.environment.name}'s trail is signed",
