@@ -13,8 +13,19 @@ from __future__ import annotations
 
 import pytest
 
+def _kit_registered_by_an_old_install() -> bool:
+    """True in a venv installed while the kit still registered itself (``pytest11``): pytest has loaded it already."""
+    from importlib.metadata import entry_points
+
+    return any(ep.value == "envfence.testing.pytest_plugin" for ep in entry_points(group="pytest11"))
+
+
 # envfence's test kit is opted into, never installed into every suite; pytester tests that kit itself.
-pytest_plugins = ["pytester", "envfence.testing.pytest_plugin", "envfence_builtins.fakes.pytest_fixtures"]
+pytest_plugins = [
+    "pytester",
+    *([] if _kit_registered_by_an_old_install() else ["envfence.testing.pytest_plugin"]),
+    "envfence_builtins.fakes.pytest_fixtures",
+]
 
 
 def _alias(name: str):

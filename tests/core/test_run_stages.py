@@ -35,23 +35,3 @@ def test_the_core_adds_no_log_sink_and_imports_loguru_only_for_the_sessions_logg
     assert users == ["pipeline.py"]  # Session.logger hands out a loguru logger; sinks come from the logging plugin
     for path in CORE.rglob("*.py"):
         assert "logger.add(" not in path.read_text(encoding="utf-8"), path
-
-
-def test_a_run_of_a_library_user_adds_no_sink(envfence_project, envfence_plugin):
-    from loguru import logger
-
-    from envfence.models import Automation, RunRequest
-    from envfence.runner import Runner
-
-    class Job:
-        @envfence.hookimpl
-        def register_automations(self, session, register):
-            register(Automation("job", "writes a line", function=lambda ctx: ctx.logger.info("a line")))
-
-    envfence_plugin(Job(), "job")
-    before = dict(logger._core.handlers)
-    session = envfence_project.session()
-    result = Runner(session, echo=lambda line: None).run(RunRequest(session.automations["job"]))
-    assert result.outcome.status == "succeeded"
-    assert dict(logger._core.handlers) == before
-    assert not list((session.paths.base / "logs").glob("*.log"))
