@@ -281,3 +281,25 @@ def build(args: OpenArguments, pm: PluginManager, environ: Mapping[str, str]) ->
 def reopen_arguments(args: OpenArguments) -> dict[str, Any]:
     """``args`` as keyword arguments of :meth:`envfence.Session.open`."""
     return attrs.asdict(args, recurse=False)
+
+
+def open_session_of(cls: Any, args: OpenArguments) -> Any:
+    """Build a session of class ``cls`` for ``args``: the plugins, the steps, the loading findings (redacted), audited."""
+    import os
+
+    environ = dict(os.environ if args.environ is None else args.environ)
+    if args.plugins is not None:
+        pm = args.plugins
+    else:
+        from .plugins import default_manager
+
+        pm = default_manager(args.disabled_plugins, environ)
+    o = build(args, pm, environ)
+    session = cls(
+        root=o.root, settings=o.settings, host=o.host, environment=o.environment, profile=o.profile,
+        config=o.config, plugins=pm, settings_specs=o.specs, environ=environ, opened_with=args, dry_run=args.dry_run,
+    )
+    # A plugin's exception text may quote a value: mask before anyone sees it.
+    session.load_findings = session.redact_findings(o.findings)
+    audit_opened(session)
+    return session

@@ -22,7 +22,7 @@ from .hookcalls import HookResult, PluginError
 from .boundary import redact_findings, secret_values
 from .layers import SECRET_SUFFIXES, changed_layers, is_secret_key, merge_layers  # noqa: F401  (imported from here by callers)
 from .models import Automation, Config, EnvPaths, Finding, HostInfo, ProjectRoot, Report, Secret, SettingSpec, Environment
-from .opening import OpenArguments, audit_opened, build, files_config, reopen_arguments, system_hostname  # noqa: F401
+from .opening import OpenArguments, audit_opened, build, files_config, open_session_of, reopen_arguments, system_hostname  # noqa: F401
 from .plugins import PluginManager, default_manager
 from .profiles import Profile
 from .settings import ProjectSettings
@@ -103,22 +103,10 @@ class Session:
         :raises ConfigurationError: settings or configuration cannot be
             loaded, or a plugin failed to load in strict mode.
         """
-        import os
-
         args = OpenArguments(
             start, env, overrides, root, environ, hostname, plugins, tuple(disabled_plugins), strict_plugins, dry_run, env_must_agree
         )
-        environ = dict(os.environ if environ is None else environ)
-        pm = plugins if plugins is not None else default_manager(disabled_plugins, environ)
-        o = build(args, pm, environ)
-        session = cls(
-            root=o.root, settings=o.settings, host=o.host, environment=o.environment, profile=o.profile,
-            config=o.config, plugins=pm, settings_specs=o.specs, environ=environ, opened_with=args, dry_run=dry_run,
-        )
-        # A plugin's exception text may quote a value: mask before anyone sees it.
-        session.load_findings = session.redact_findings(o.findings)
-        audit_opened(session)
-        return session
+        return open_session_of(cls, args)
 
     @property
     def report(self) -> Report:
@@ -181,10 +169,7 @@ class Session:
         return list(self.redact_findings(result.flat() + result.findings()))
 
     def redact_findings(self, findings: Iterable[Finding]) -> tuple[Finding, ...]:
-        """``findings`` with secrets masked in message, remediation and key.
-
-        Every finding the session hands out passes here once.
-        """
+        """``findings`` with secrets masked in message, remediation and key (every finding handed out passes here once)."""
         return redact_findings(self.redactor(), findings)
 
     def prepare(self) -> list[Finding]:
@@ -199,18 +184,9 @@ class Session:
         :raises SafetyError: the tree cannot be used safely (a symlink leading
             elsewhere, another owner, an overlap with another environment's tree).
         """
-        if self.prepared:
-            return []
-        paths = self.paths
-        if paths is None:
-            raise ConfigurationError("no plugin computes the environment's directories", "enable the directories plugin (drop -p no:directories)")
-        findings = self._findings(self.plugins.prepare_environment(session=self, paths=paths))
-        refused = [f for f in findings if f.severity == "error"]
-        if refused:
-            raise SafetyError("; ".join(f.message for f in refused), refused[0].remediation)
-        self.prepared = True
-        self.audit("environment.prepared", base=str(paths.base), changes=[f.key for f in findings])
-        return findings
+        from .tree import prepare
+
+        return prepare(self)
 
     def configure_logging(self, embedded: bool = True) -> Any:
         """Install this environment's log sinks through the ``configure_logging`` hook.
@@ -220,9 +196,9 @@ class Session:
             prepared, so a dry run writes no log file.
         :returns: what the strategy installed (also kept as :attr:`logging`).
         """
-        self.logging = self.plugins.configure_logging(session=self, embedded=embedded).first
-        self.log_file = getattr(self.logging, "file", None) or self.log_file
-        return self.logging
+        from .session_logging import configure
+
+        return configure(self, embedded)
 
     def logger(self, **context: Any) -> Any:
         """A loguru logger bound to this environment and ``context`` (``automation="sync"``).
@@ -232,15 +208,9 @@ class Session:
         (``redacts``), else by this logger's own. Without a strategy yet, the
         embedded one is installed: envfence adds no sink of its own.
         """
-        from loguru import logger
+        from .session_logging import bound_logger
 
-        if self.logging is None:
-            self.configure_logging(embedded=True)
-        if not getattr(self.logging, "redacts", False):
-            from .redaction import record_patcher
-
-            logger = logger.patch(record_patcher(self.redactor(), detailed=self.profile.tracebacks))
-        return logger.bind(environment=self.environment.name, **context)
+        return bound_logger(self, context)
 
     def credential(self, name: str, by: str = "envfence") -> Any:
         """Credential ``name`` (its plain name) read through this environment's prefix, or None; audited ``by`` the reader."""
@@ -259,29 +229,12 @@ class Session:
         :raises ConfigurationError: the value is not of the declared type
             (``envfence check`` reports it as ``SETTING_TYPE``).
         """
-        from .setting_types import convert
+        from .setting_types import read_setting
 
-        spec = next((s for s in self.settings_specs if s.name == name and s.type), None) or next(
-            (s for s in self.settings_specs if s.name == name), None
-        )
-        key = self.config.credential_key(name) if spec is None or spec.credential else (name if name in self.config else None)
-        if key is None:
-            return default
-        value = self.config[key]
-        if isinstance(value, Secret) or spec is None:
-            return value
-        try:
-            return convert(spec.type, value)
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"{key} (set in {self.config.entry(key).source}) {exc}", f"set it to a value of type {spec.type}"
-            ) from None
+        return read_setting(self, name, default)
 
     def secret_values(self) -> list[str]:
-        """Every secret value of this session and of its process environment, for redaction.
-
-        Never print what this returns.
-        """
+        """Every secret value of this session and of its process environment, for redaction: never print it."""
         return secret_values(self.settings, self.settings_specs, self.config, self.environ)
 
     def redactor(self):

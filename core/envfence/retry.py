@@ -179,15 +179,14 @@ def retry_call(
         return seconds
 
     def before_sleep(state) -> None:
-        if on_retry is not None:
-            on_retry(state.attempt_number, state.outcome.exception(), state.next_action.sleep)
+        on_retry(state.attempt_number, state.outcome.exception(), state.next_action.sleep)  # type: ignore[misc]
 
     retrying = Retrying(
         stop=stop_after_attempt(attempts),
         retry=retry_if_exception(lambda error: may_retry(error, idempotent)),
         wait=wait,
         sleep=sleep,
-        before_sleep=before_sleep,
+        before_sleep=None if on_retry is None else before_sleep,
         reraise=True,
     )
     try:

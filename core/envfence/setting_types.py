@@ -113,3 +113,24 @@ def convert(type_name: str | None, text: str) -> Any:
         it is not, never the text itself (it may be a secret).
     """
     return TYPES[type_name or "str"](text)
+
+
+def read_setting(session: Any, name: str, default: Any = None) -> Any:
+    """Declared setting ``name`` in ``session``'s environment, converted to its type (see :meth:`Session.setting`)."""
+    from .errors import ConfigurationError
+    from .models import Secret
+
+    specs = session.settings_specs
+    spec = next((s for s in specs if s.name == name and s.type), None) or next((s for s in specs if s.name == name), None)
+    config = session.config
+    key = config.credential_key(name) if spec is None or spec.credential else (name if name in config else None)
+    if key is None:
+        return default
+    value = config[key]
+    if isinstance(value, Secret) or spec is None:
+        return value
+    try:
+        return convert(spec.type, value)
+    except ValueError as exc:
+        raise ConfigurationError(f"{key} (set in {config.entry(key).source}) {exc}", f"set it to a value of type {spec.type}") from None
+

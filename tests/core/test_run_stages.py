@@ -32,6 +32,6 @@ def test_no_stage_of_a_run_calls_back_into_the_runner():
 
 def test_the_core_adds_no_log_sink_and_imports_loguru_only_for_the_sessions_logger():
     users = sorted(str(p.relative_to(CORE)) for p in CORE.rglob("*.py") if "loguru" in _imports(p))
-    assert users == ["pipeline.py"]  # Session.logger hands out a loguru logger; sinks come from the logging plugin
+    assert users == ["session_logging.py"]  # Session.logger hands out a loguru logger; sinks come from the logging plugin
     for path in CORE.rglob("*.py"):
         assert "logger.add(" not in path.read_text(encoding="utf-8"), path

@@ -1,0 +1,24 @@
+"""Preparing an environment's tree: the ``prepare_environment`` hook, its refusals, the audit event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import ConfigurationError, SafetyError
+from .models import Finding
+
+
+def prepare(session: Any) -> list[Finding]:
+    """Create and secure ``session``'s tree once (see :meth:`Session.prepare`); the findings of what was done."""
+    if session.prepared:
+        return []
+    paths = session.paths
+    if paths is None:
+        raise ConfigurationError("no plugin computes the environment's directories", "enable the directories plugin (drop -p no:directories)")
+    findings = session._findings(session.plugins.prepare_environment(session=session, paths=paths))
+    refused = [f for f in findings if f.severity == "error"]
+    if refused:
+        raise SafetyError("; ".join(f.message for f in refused), refused[0].remediation)
+    session.prepared = True
+    session.audit("environment.prepared", base=str(paths.base), changes=[f.key for f in findings])
+    return findings
