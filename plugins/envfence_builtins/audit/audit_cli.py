@@ -12,6 +12,7 @@ import json
 
 import click
 
+from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import color_enabled, dumps, style
 from envfence.cli.params import Since
@@ -78,6 +79,11 @@ def _echo_in_batches(lines, size: int = 2000, sep: str = "\n") -> int:
     return count
 
 
+@examples(
+    "envfence audit show --last 20",
+    "envfence audit show --event 'run.*' --since 24h",
+    "envfence --env production --json audit show --event run.forced",
+)
 @audit.command("show")
 @json_option
 @click.option("--since", type=Since(), help="Only records from this moment on: an age (2h, 7d) or an ISO date or time.")
@@ -120,6 +126,10 @@ def json_short(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), default=str)
 
 
+@examples(
+    "envfence --env production audit verify",
+    "envfence --env production audit verify --anchor \"$(cat anchor.txt)\"",
+)
 @audit.command("verify")
 @json_option
 @click.option("--anchor", "anchor_line", metavar="LINE", help="A line printed by `envfence audit anchor`: the trail must still extend it.")
@@ -164,6 +174,9 @@ def verify_cmd(state: State, anchor_line) -> None:
         click.get_current_context().exit(EXIT_FINDINGS)
 
 
+@examples(
+    "envfence --env production audit anchor > anchor.txt   # keep it somewhere else",
+)
 @audit.command("anchor")
 @json_option
 @pass_state
@@ -194,6 +207,9 @@ def anchor_cmd(state: State) -> None:
         click.echo("  note: unsigned: no audit key (run `envfence audit keygen`); the line still pins the trail's content", err=True)
 
 
+@examples(
+    "envfence --env production audit keygen",
+)
 @audit.command("keygen")
 @json_option
 @pass_state
@@ -210,6 +226,9 @@ def keygen(state: State) -> None:
         seal(session.paths, audit_key(session))
 
 
+@examples(
+    "envfence --env production audit restart --reason \"INC-7: trail restored from backup\"",
+)
 @audit.command("restart")
 @click.option("--reason", required=True, help="Why the trail is started over (recorded as its first record).")
 @pass_state

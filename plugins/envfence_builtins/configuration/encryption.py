@@ -94,6 +94,11 @@ def register_commands(cli) -> None:
     def secret() -> None:
         """Encrypt configuration values at rest, one key per environment."""
 
+    from envfence.cli.examples import examples
+
+    @examples(
+        "envfence --env production secret keygen",
+    )
     @secret.command()
     @pass_state
     def keygen(state: State) -> None:
@@ -108,6 +113,9 @@ def register_commands(cli) -> None:
         session.audit("secret.key_created", path=str(path))
         click.echo(dumps({"key_file": str(path)}) if state.json else f"created {path} (mode 600); keep it out of version control")
 
+    @examples(
+        "envfence --env production secret encrypt AIRTABLE_API_KEY < token.txt",
+    )
     @secret.command()
     @click.argument("key")
     @pass_state

@@ -89,6 +89,12 @@ def register_commands(cli) -> None:
     from envfence.cli import State, pass_state
     from envfence.cli.output import dumps
 
+    from envfence.cli.examples import examples
+
+    @examples(
+        "envfence get AIRTABLE_BASE_ID",
+        "envfence --env production get AIRTABLE_API_KEY --reveal   # audited",
+    )
     @cli.command("get")
     @click.argument("key")
     @click.option("--reveal", "reveal_secret", is_flag=True, help="Print a secret's value (recorded in the audit trail).")
@@ -127,6 +133,11 @@ def register_commands(cli) -> None:
             click.echo(f"envfence: {message}", err=True)
         return 1
 
+    @examples(
+        "envfence export                       # shell export lines, secrets left out",
+        "envfence export --format dotenv > .env.snapshot",
+        "envfence --env production export --format json --reveal   # audited",
+    )
     @cli.command("export")
     @click.option("--format", "fmt", type=click.Choice(["shell", "dotenv", "json"]), default="shell", show_default=True,
                   help="shell: export lines for eval; dotenv: KEY=value lines; json: an object.")
@@ -164,6 +175,10 @@ def register_commands(cli) -> None:
         if holding and not reveal_secrets:
             click.echo(f"envfence: secrets inside {', '.join(holding)} masked; --reveal shows them (audited)", err=True)
 
+    @examples(
+        "envfence set LOG_LEVEL DEBUG",
+        "envfence --env production set AIRTABLE_API_KEY < token.txt   # never echoed",
+    )
     @cli.command("set")
     @click.argument("key")
     @click.argument("value", required=False)

@@ -189,6 +189,12 @@ def register_commands(cli) -> None:
     from envfence.cli import State, pass_state
     from envfence.cli.output import dumps
 
+    from envfence.cli.examples import examples
+
+    @examples(
+        "envfence precommit                    # every staged file",
+        "envfence precommit .env .env.production",
+    )
     @cli.command()
     @click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
     @pass_state

@@ -5,12 +5,18 @@ from __future__ import annotations
 import attrs
 import click
 
+from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps, style
 
 from envfence_builtins.operations.advise import advise as recommendations
 
 
+@examples(
+    "envfence advise",
+    "envfence --env production --json advise",
+    "envfence advise --all-environments",
+)
 @click.command()
 @json_option
 @click.option("--all-environments", "every", is_flag=True, help="Advise on every declared environment, not only this one.")

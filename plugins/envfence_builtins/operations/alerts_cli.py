@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps
 from envfence.errors import EXIT_FINDINGS
@@ -16,6 +17,9 @@ def alerts() -> None:
     """Alerts of this environment: open incidents and undelivered alerts."""
 
 
+@examples(
+    "envfence --env production alerts show",
+)
 @alerts.command("show")
 @json_option
 @pass_state
@@ -37,6 +41,9 @@ def show(state: State) -> None:
         click.echo("no open incident, nothing waiting")
 
 
+@examples(
+    "envfence --env production alerts retry     # send what is still waiting",
+)
 @alerts.command("retry")
 @json_option
 @pass_state

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps
 
@@ -20,6 +21,10 @@ def progress_printer(state: State):
     return lambda name: click.echo(f"  {name}", err=True)
 
 
+@examples(
+    "envfence --env production backup",
+    "envfence --env production backup --output /srv/backups --keep 14",
+)
 @click.command()
 @json_option
 @click.option("--output", type=click.Path(file_okay=False), help="Write the archive here (default: <tree>/backups/archives).")
@@ -44,6 +49,9 @@ def backup(state: State, output, include_key: bool, keep) -> None:
         click.echo(f"removed {len(removed)} older archive(s), keeping {count}")
 
 
+@examples(
+    "envfence --env production restore var/production/backups/production-20261206T020000Z.tar.gz --dry-run",
+)
 @click.command("restore")
 @json_option
 @click.argument("archive", type=click.Path(dir_okay=False))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 import click
 
+from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps, style
 from envfence.errors import EnvfenceError
@@ -83,6 +84,11 @@ def _every_environment(state: State, send: bool) -> list[dict]:
     return reports
 
 
+@examples(
+    "envfence health",
+    "envfence --env production health --alert   # for cron or a monitoring agent",
+    "envfence health --all-environments",
+)
 @click.command(cls=NagiosCommand)
 @json_option
 @click.option("--alert", "send", is_flag=True, help="Also send what crossed a threshold through the environment's alert channels (once per incident).")

@@ -6,6 +6,7 @@ import datetime as _dt
 
 import click
 
+from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps
 from envfence.cli.params import Age
@@ -44,6 +45,10 @@ def _target(session, automation: str | None, every: bool) -> str:
     return ALL if every else find_automation(session, automation).name
 
 
+@examples(
+    "envfence pause import-jobs --until 2h --reason \"Airtable maintenance\"",
+    "envfence --env production pause --all --reason \"migration\"",
+)
 @click.command()
 @json_option
 @click.argument("automation", required=False)
@@ -69,6 +74,10 @@ def pause(state: State, automation, every: bool, until, reason: str) -> None:
         click.echo(f"paused {what} in {session.environment.name} {'until ' + record['until'] if until else 'until resumed'}")
 
 
+@examples(
+    "envfence resume import-jobs",
+    "envfence --env production resume --all",
+)
 @click.command()
 @json_option
 @click.argument("automation", required=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps
 from envfence.errors import EnvfenceError
@@ -11,6 +12,10 @@ from envfence.errors import EnvfenceError
 from envfence_builtins.operations.metrics import registry_for
 
 
+@examples(
+    "envfence metrics",
+    "envfence --env production metrics --textfile /var/lib/node_exporter/envfence.prom",
+)
 @click.command()
 @json_option
 @click.option("--textfile", type=click.Path(dir_okay=False), help="Write here (atomically) for node_exporter's textfile collector, e.g. /var/lib/node_exporter/textfile_collector/envfence_production.prom.")

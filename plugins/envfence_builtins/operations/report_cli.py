@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps
 from envfence.cli.params import Since
@@ -15,6 +16,10 @@ from envfence_builtins.operations import report_insights, report_page
 from envfence_builtins.operations.backup_cli import progress_printer
 
 
+@examples(
+    "envfence report",
+    "envfence report --since 7d --html report.html",
+)
 @click.command()
 @json_option
 @click.option("--since", type=Since(), default="30d", show_default=True, help="Runs from this moment on: an age (7d) or an ISO date.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps
 from envfence.errors import EXIT_FINDINGS, ConfigurationError, EnvfenceError
@@ -19,6 +20,11 @@ def _entries_data(entries) -> list[dict]:
     ]
 
 
+@examples(
+    "envfence schedule                     # the crontab block",
+    "envfence --env production schedule --format systemd --output /etc/systemd/system",
+    "envfence --env production schedule --format kubernetes > cronjobs.yaml",
+)
 @click.group(invoke_without_command=True)
 @json_option
 @click.option("--format", "form", type=click.Choice(sched.FORMATS), default=None,
@@ -87,6 +93,9 @@ def _installed(session):
     return current, installed, sched.crontab_block(session, sched.inherited_zone(before)), begin, end
 
 
+@examples(
+    "envfence --env production schedule install",
+)
 @schedule.command("install")
 @json_option
 @pass_state
@@ -106,6 +115,9 @@ def install(state: State) -> None:
                    f"for {session.environment.name}")
 
 
+@examples(
+    "envfence --env production schedule diff   # exit 1 on drift, 4 when it cannot tell",
+)
 @schedule.command("diff")
 @json_option
 @pass_state
@@ -138,6 +150,9 @@ def diff(state: State) -> None:
         click.get_current_context().exit(EXIT_FINDINGS)
 
 
+@examples(
+    "envfence --env production schedule remove",
+)
 @schedule.command("remove")
 @json_option
 @pass_state

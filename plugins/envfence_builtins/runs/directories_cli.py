@@ -6,6 +6,7 @@ import time
 
 import click
 
+from envfence.cli.examples import examples
 from envfence.cli import State, pass_state
 from envfence.cli.output import dumps
 from envfence.cli.params import Age
@@ -15,6 +16,10 @@ from envfence.files import remove
 from envfence_builtins.runs.directories import cleanable, old_files
 
 
+@examples(
+    "envfence clean --older-than 30d --dry-run",
+    "envfence --env production clean --older-than 12w",
+)
 @click.command()
 @click.option("--older-than", "age", type=Age(), required=True, help="Remove files last modified longer ago than this (30d, 12h, 2w).")
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")

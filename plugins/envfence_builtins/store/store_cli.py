@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps, style
 from envfence.errors import EXIT_FINDINGS, ConfigurationError
@@ -66,6 +67,9 @@ def _migrate(state: State, create: bool) -> None:
     _finish(state, data, lines)
 
 
+@examples(
+    "envfence --env production store init",
+)
 @store.command("init")
 @json_option
 @pass_state
@@ -74,6 +78,9 @@ def init_cmd(state: State) -> None:
     _migrate(state, create=True)
 
 
+@examples(
+    "envfence --env production store migrate",
+)
 @store.command("migrate")
 @json_option
 @pass_state
@@ -82,6 +89,9 @@ def migrate_cmd(state: State) -> None:
     _migrate(state, create=False)
 
 
+@examples(
+    "envfence --env production store check",
+)
 @store.command("check")
 @json_option
 @pass_state
@@ -116,6 +126,9 @@ def check_cmd(state: State) -> None:
     _finish(state, data, lines, ok=data["ok"])
 
 
+@examples(
+    "envfence --env production store import",
+)
 @store.command("import")
 @json_option
 @pass_state

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import click
 
+from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps
 from envfence.errors import EXIT_FINDINGS, ConfigurationError, EnvfenceError, SafetyError, UsageError
@@ -128,6 +129,11 @@ def _echo(line: str) -> None:
     click.echo(line, err=True)
 
 
+@examples(
+    "envfence serve",
+    "envfence --env production serve --threads 8 --workers 2",
+    "envfence --env production serve --emit systemd > envfence-webhooks.service",
+)
 @click.command()
 @click.option("--force", is_flag=True, help="Start despite a blocking safety finding (recorded in the audit trail).")
 @click.option("--reason", metavar="TEXT", help="Why; required with --force in a strict (production) profile.")
@@ -280,6 +286,10 @@ def _drain(server, timeout: float) -> None:
         time.sleep(0.05)
 
 
+@examples(
+    "envfence --env production worker",
+    "envfence worker --once                # run what is queued, then stop",
+)
 @click.command()
 @click.option("--force", is_flag=True, help="Start despite a blocking safety finding (recorded in the audit trail).")
 @click.option("--reason", metavar="TEXT", help="Why; required with --force in a strict (production) profile.")
@@ -350,6 +360,10 @@ def _when(stamp: float | None) -> str:
     return "-" if stamp is None else dt.datetime.fromtimestamp(stamp, dt.timezone.utc).isoformat(timespec="seconds")
 
 
+@examples(
+    "envfence queue list",
+    "envfence --env production queue list --status dead",
+)
 @queue.command("list")
 @click.option("--status", type=click.Choice(["pending", "running", "succeeded", "dead", "ignored", "dropped"]),
               help="Only events in this state.")
@@ -374,6 +388,9 @@ def list_events(state: State, status, limit) -> None:
 
 
 
+@examples(
+    "envfence --env production queue show evt_2Ab3",
+)
 @queue.command("show")
 @click.argument("ref")
 @json_option
@@ -408,6 +425,9 @@ def _json_or_text(text: str) -> Any:
         return text
 
 
+@examples(
+    "envfence --env production queue retry evt_2Ab3",
+)
 @queue.command("retry")
 @click.argument("ref")
 @json_option
@@ -417,6 +437,9 @@ def retry(state: State, ref) -> None:
     _change(state, ref, "retry")
 
 
+@examples(
+    "envfence --env production queue drop evt_2Ab3",
+)
 @queue.command("drop")
 @click.argument("ref")
 @json_option
@@ -433,6 +456,9 @@ _CHANGES = {
 }
 
 
+@examples(
+    "envfence --env production queue prune --older-than 30",
+)
 @queue.command("prune")
 @click.option("--older-than", "days", default=RETENTION_DAYS, show_default=True, type=click.FloatRange(0),
               help="Days since an event finished.")

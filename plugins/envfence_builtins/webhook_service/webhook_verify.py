@@ -26,6 +26,7 @@ from typing import Any, Mapping
 import attrs
 import click
 
+from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
 from envfence.errors import EnvfenceError
 
@@ -285,6 +286,9 @@ def webhooks() -> None:
     """Check webhook deliveries against the routes' configuration."""
 
 
+@examples(
+    "envfence --env production webhooks verify captured.http --route /housecallpro",
+)
 @webhooks.command("verify")
 @json_option
 @click.argument("request_file", type=click.Path(dir_okay=False))
