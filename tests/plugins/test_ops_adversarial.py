@@ -245,9 +245,12 @@ def test_percent_and_dollar_reach_cron_and_systemd_as_themselves(make_project, r
     assert "\\%" in line and "%" not in line.replace("\\%", "")  # cron turns a bare % into a line break
     units = tmp_path / "units"
     assert run_cli("schedule", "--format", "systemd", "--output", str(units), cwd=root).exit_code == 0
-    [service] = units.glob("*.service")
+    [service] = units.glob("*-sync-*.service")
+    assert {p.name for p in units.glob("*.service")} == {service.name, "envfence-development-envfence-health.service"}
     text = service.read_text()
     assert "WorkingDirectory=" + str(root).replace("%", "%%") in text  # %h would be the home directory
+    health = (units / "envfence-development-envfence-health.service").read_text()
+    assert "WorkingDirectory=" + str(root).replace("%", "%%") in health  # the health check runs from the project too
     exec_start = next(l for l in text.splitlines() if l.startswith("ExecStart="))
     assert "sync-50%%-$$HOME" in exec_start
 

@@ -64,16 +64,19 @@ def test_crontab_block_runs_each_scheduled_automation_through_envfence(project, 
     result = run_cli("--env", "production", "schedule", cwd=project)
     assert result.exit_code == 0, result.output
     lines = cron_lines(result.stdout)
-    assert len(lines) == 3
+    assert len(lines) == 4
     for line in lines:
         fields = line.split()
         parse(" ".join(fields[:5]))  # every schedule parses with the project's cron semantics
-        assert re.search(r"--env production -q run (sync|report|monthly)$", line)
         assert f"cd {project} && " in line
+    assert all(re.search(r"--env production -q run (sync|report|monthly)$", line) for line in lines[:3])
+    # the environment's own health check, so a run that never happens is alerted
+    assert lines[3].startswith("*/5 * * * * ") and lines[3].endswith(" --env production -q health --alert")
     assert result.stdout.startswith(f"# BEGIN envfence {project} production\n")
     assert result.stdout.rstrip().endswith(f"# END envfence {project} production")
     dev = run_cli("--env", "development", "schedule", cwd=project)
-    assert [line.rsplit(" ", 1)[1] for line in cron_lines(dev.stdout)] == ["monthly", "sync"]  # report is production-only
+    # report is production-only; development checks its own health
+    assert [line.split("-q ", 1)[1] for line in cron_lines(dev.stdout)] == ["run monthly", "run sync", "health --alert"]
 
 
 SHARED_HOST = """
@@ -188,7 +191,7 @@ def test_kubernetes_cronjobs_match_the_kubernetes_schema(project, run_cli):
     result = run_cli("--env", "production", "schedule", "--format", "kubernetes", cwd=project)
     assert result.exit_code == 0, result.output
     manifest = json.loads(result.stdout)
-    assert manifest["kind"] == "List" and len(manifest["items"]) == 3
+    assert manifest["kind"] == "List" and len(manifest["items"]) == 4  # three automations and the health check
 
     client = ApiClient()
     for item in manifest["items"]:
@@ -198,7 +201,9 @@ def test_kubernetes_cronjobs_match_the_kubernetes_schema(project, run_cli):
         assert job.spec.concurrency_policy == "Forbid"
         container = job.spec.job_template.spec.template.spec.containers[0]
         assert container.image == "registry.local/app:1.4"
-        assert container.command[-5:-1] == ["--env", "production", "-q", "run"]
+        is_health = job.metadata.name == "envfence-health-production"
+        runs = ["health", "--alert"] if is_health else ["run", container.command[-1]]
+        assert container.command[-5:] == ["--env", "production", "-q", *runs]
         assert {"name": "ENVIRONMENT", "value": "production"} in item["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", job.metadata.name) and len(job.metadata.name) <= 52
 
@@ -236,7 +241,7 @@ def test_cronjob_names_and_labels_are_valid_for_any_environment_and_automation_n
         result = run_cli("--env", env, "schedule", "--format", "kubernetes", cwd=root)
         assert result.exit_code == 0, result.output
         items = json.loads(result.stdout)["items"]
-        assert len(items) == len(automations)
+        assert len(items) == len(automations) + 1  # and the environment's health check
         names = [item["metadata"]["name"] for item in items]
         assert len(set(names)) == len(names), names  # a_b and a-b stay two CronJobs
         for item in items:
@@ -248,7 +253,7 @@ def test_cronjob_names_and_labels_are_valid_for_any_environment_and_automation_n
                     assert LABEL_VALUE.fullmatch(value) and len(value) <= 63, value
             # the job still runs the automation and environment it names, whatever the labels had to become
             command = item["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
-            assert command[-2] == "run" and command[-1] in automations
+            assert command[-2:] == ["health", "--alert"] or (command[-2] == "run" and command[-1] in automations)
             assert command[command.index("--env") + 1] == env
 
 
@@ -256,3 +261,43 @@ def test_a_namespace_kubernetes_would_refuse_is_a_clear_error(make_project, run_
     root = make_project({"jobs.py": JOBS}, settings=SETTINGS + '[schedule]\nimage = "app:1"\nnamespace = "Jobs_Prod"\n')
     result = run_cli("--env", "production", "schedule", "--format", "kubernetes", cwd=root)
     assert result.exit_code == 4 and "namespace" in result.stderr and "Traceback" not in result.output
+
+
+def test_health_check_setting_sets_its_time_or_turns_it_off_and_a_bad_one_is_named(project, run_cli):
+    def lines(extra: str, env: str = "production", *args) -> list[str]:
+        (project / "envfence.toml").write_text(SETTINGS + f"\n[schedule]\n{extra}\n")
+        result = run_cli("--env", env, "schedule", *args, cwd=project)
+        assert result.exit_code == 0, result.output
+        return cron_lines(result.stdout)
+
+    assert lines('health_check = "*/10 * * * *"')[-1].startswith("*/10 * * * * ")
+    assert not any(line.endswith("health --alert") for line in lines("health_check = false"))
+    units = json.loads(run_cli("--env", "production", "--json", "schedule", "--format", "systemd", cwd=project).stdout)
+    assert sorted(units["artefact"]) == sorted(f"envfence-production-{a}.{kind}" for a in ("sync", "report", "monthly")
+                                               for kind in ("service", "timer"))
+    for bad in ('"every five minutes"', "true", '"0 0 * * 5L"'):
+        (project / "envfence.toml").write_text(SETTINGS + f"\n[schedule]\nhealth_check = {bad}\n")
+        shown = run_cli("--env", "production", "schedule", cwd=project)
+        assert shown.exit_code == 4 and "health_check" in shown.stderr and "Traceback" not in shown.output, shown.output
+        checked = run_cli("check", cwd=project)
+        assert checked.exit_code == 1 and "schedule.health_check" in checked.output, checked.output
+
+
+def test_an_environment_without_schedules_gets_no_health_check(make_project, run_cli):
+    root = make_project({"jobs.py": JOBS}, settings='[automations.sync]\nrun = "jobs:ok"\nschedule = { production = "0 2 * * *" }\n')
+    assert json.loads(run_cli("--env", "development", "--json", "schedule", cwd=root).stdout)["entries"] == []
+    result = run_cli("--env", "development", "schedule", cwd=root)
+    assert cron_lines(result.stdout) == [] and "no automation is scheduled" in result.stderr
+    assert [e["command"] for e in json.loads(run_cli("--env", "production", "--json", "schedule", cwd=root).stdout)["entries"]] == [
+        ["run", "sync"], ["health", "--alert"]]
+
+
+def test_an_automation_named_like_the_health_check_is_refused_where_it_would_replace_it(make_project, run_cli):
+    root = make_project({"jobs.py": JOBS}, settings='[automations.envfence-health]\nrun = "jobs:ok"\nschedule = "0 2 * * *"\n'
+                                                  '[schedule]\nimage = "app:1"\n')
+    for form in ("systemd", "kubernetes"):
+        result = run_cli("schedule", "--format", form, cwd=root)
+        assert result.exit_code == 4, result.output
+        assert "automation 'envfence-health' and the health check" in result.stderr and "Traceback" not in result.output
+    crontab = cron_lines(run_cli("schedule", cwd=root).stdout)  # lines have no names to share
+    assert [line.split("-q ", 1)[1] for line in crontab] == ["run envfence-health", "health --alert"]

@@ -341,8 +341,9 @@ def test_the_target_picks_the_default_format_and_gets_its_exact_form(make_projec
     assert units["format"] == "systemd"
     assert "OnCalendar=Fri *-*~07/1 00:00:00 Europe/Berlin\n" in units["artefact"]["envfence-development-nightly.timer"]
     root = _project(make_project, "0 0 * * 1/3", "kubernetes")
-    [job] = json.loads(run_cli("schedule", cwd=root).stdout)["items"]
+    [job, health] = json.loads(run_cli("schedule", cwd=root).stdout)["items"]
     assert job["spec"]["schedule"] == "0 0 * * 0,1,4"
+    assert health["metadata"]["name"] == "envfence-health-development" and health["spec"]["schedule"] == "*/5 * * * *"
 
 
 def test_an_unknown_target_is_a_clear_error(make_project, run_cli):

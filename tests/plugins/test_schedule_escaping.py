@@ -66,12 +66,14 @@ def test_a_crontab_line_runs_the_automation_it_names_whatever_its_characters(mak
     store = _fake_crontab(tmp_path, monkeypatch, b"")
     result = run_cli("schedule", "install", cwd=root)
     assert result.exit_code == 0, result.output
-    [line] = [l for l in store.read_text().splitlines() if l and not l.startswith(("#", "CRON_TZ"))]
-    done = subprocess.run(["/bin/sh", "-c", cron_command(line)], capture_output=True, text=True)
-    assert done.returncode == 0, (line, done.stderr)
-    cwd, *argv = record.read_text().splitlines()
-    assert cwd == str(root)
-    assert argv == ["--env", "development", "-q", "run", name]
+    [line, health] = [l for l in store.read_text().splitlines() if l and not l.startswith(("#", "CRON_TZ"))]
+    # the automation's line, then the environment's health check: each runs what it says from the project
+    for each, expected in ((line, ["run", name]), (health, ["health", "--alert"])):
+        done = subprocess.run(["/bin/sh", "-c", cron_command(each)], capture_output=True, text=True)
+        assert done.returncode == 0, (each, done.stderr)
+        cwd, *argv = record.read_text().splitlines()
+        assert cwd == str(root)
+        assert argv == ["--env", "development", "-q", *expected]
 
 
 def test_the_cron_reader_of_this_test_follows_cronie(tmp_path):
@@ -120,7 +122,31 @@ def test_systemd_reads_the_program_path_back_as_itself(make_project, run_cli, tm
                         settings=f'[automations."bs\\\\%job"]\nrun = "jobs:ok"\nschedule = "0 3 * * *"\n[schedule]\nenvfence = "{toml_odd}"\n')
     units = tmp_path / "units"
     assert run_cli("schedule", "--format", "systemd", "--output", str(units), cwd=root).exit_code == 0
-    [service] = units.glob("*.service")
+    [service] = units.glob("*-bs*.service")
+    assert {p.name for p in units.glob("*.service")} == {service.name, "envfence-development-envfence-health.service"}
     verify = subprocess.run(["systemd-analyze", "verify", str(service)], capture_output=True, text=True)
     said = re.search(r"(?:special characters: |Command )(.*?)(?: is not executable|$)", verify.stderr, re.M)
     assert said and said.group(1) == odd, verify.stderr
+
+
+def test_the_installed_health_line_alerts_a_missed_run_of_its_own_environment_and_is_silent_when_well(
+        make_project, run_cli, tmp_path, monkeypatch):
+    root = make_project({"jobs.py": JOBS}, settings='[automations.sync]\nrun = "jobs:ok"\nschedule = "0 * * * *"\n')
+    store = _fake_crontab(tmp_path, monkeypatch, b"")
+    for env in ("development", "production"):
+        assert run_cli("--env", env, "schedule", "install", cwd=root).exit_code == 0
+    health = {line.split("--env ", 1)[1].split()[0]: line for line in store.read_text().splitlines() if line.endswith("health --alert")}
+    assert set(health) == {"development", "production"}  # one health check per environment with schedules
+    assert run_cli("run", "sync", cwd=root).exit_code == 0  # development ran; production never did
+
+    def as_cron_runs(line: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["/bin/sh", "-c", cron_command(line)], capture_output=True, text=True, cwd=tmp_path)
+
+    well = as_cron_runs(health["development"])
+    assert (well.returncode, well.stdout, well.stderr) == (0, "", "")  # nothing for cron to mail
+    missed = as_cron_runs(health["production"])
+    assert missed.returncode == 2, missed.stderr
+    assert "ALERT [critical] production sync expected_every" in missed.stderr
+    assert missed.stdout.startswith("CRITICAL - production:")
+    again = as_cron_runs(health["production"])
+    assert again.returncode == 2 and "ALERT" not in again.stderr  # once per incident, every five minutes or not

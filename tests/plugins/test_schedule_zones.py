@@ -58,7 +58,7 @@ def test_crontab_block_fires_in_the_zone_list_shows(project, run_cli):
     lines = entries(block)
     # CRON_TZ comes before the entries; the lines after the block get the machine's zone back.
     assert lines[0] == "CRON_TZ=America/New_York" and lines[-1] == "CRON_TZ=Europe/Paris"
-    assert [line.rsplit(" ", 1)[1] for line in lines[1:-1]] == ["nightly", "office"]
+    assert [line.split("-q ", 1)[1] for line in lines[1:-1]] == ["run nightly", "run office", "health --alert"]
     listed = {a["name"]: a for a in json.loads(run_cli("--json", "--env", "production", "list", cwd=project).stdout)["automations"]}
     upcoming = _dt.datetime.fromisoformat(listed["nightly"]["next_run"])
     assert upcoming.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M") == "02:30"  # the time cron will fire it

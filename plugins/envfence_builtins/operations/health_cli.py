@@ -115,7 +115,8 @@ def health(state: State, send: bool, every: bool) -> None:
                  **({"alerts": r["alerts"]} if "alerts" in r else {})} for r in reports]
         data = {"status": status, "exit_code": STATES.index(status), "environments": rows} if every else rows[0]
         click.echo(dumps(data))
-    else:
+    elif status != "OK" or state.verbosity >= 0:
+        # -q, as the scheduled check runs: silent when all is well, or cron would mail the OK line every few minutes
         _print(state, reports, status, every)
     click.get_current_context().exit(STATES.index(status))
 

@@ -60,6 +60,33 @@ class Entry:
     declared: str  #: the cron expression of the settings
     expression: str  #: what is installed: the declared one, staggered when asked
     offset: int = 0  #: minutes added by ``stagger``
+    #: What envfence is asked to do, when it is not ``run <automation>`` (the health check's ``health --alert``).
+    argv: tuple[str, ...] = ()
+
+
+#: How often the health check of an environment with schedules runs (``[schedule] health_check``; false: never).
+HEALTH_EVERY = "*/5 * * * *"
+#: The name of the health check's entry (its unit, its CronJob).
+HEALTH = "envfence-health"
+
+
+def health_entries(session, environment: str | None = None) -> list[Entry]:
+    """``envfence health --alert`` for an environment that schedules automations: a run that never happens is alerted.
+
+    Without it, a missed run is noticed only by whoever remembers to
+    schedule the check; one entry per environment, ``[schedule] health_check``
+    (a cron expression, default every 5 minutes, or false).
+    """
+    every = options(session.settings).get("health_check", HEALTH_EVERY)
+    if every is False or not entries(session, environment):
+        return []
+    env = environment or session.environment.name
+    return [Entry(HEALTH, env, every, every, argv=("health", "--alert"))]
+
+
+def scheduled(session, environment: str | None = None) -> list[Entry]:
+    """Everything the host scheduler is given for ``environment``: its automations, then its health check."""
+    return entries(session, environment) + health_entries(session, environment)
 
 
 def options(settings) -> dict[str, Any]:
@@ -72,10 +99,27 @@ def options(settings) -> dict[str, Any]:
     if table.get("target", "crontab") not in FORMATS:
         raise ConfigurationError(f"{where}.target: {table['target']!r} is no scheduler envfence writes for",
                                  f"write one of: {', '.join(FORMATS)}")
+    _check_health_check(table.get("health_check", HEALTH_EVERY), table.get("target", "crontab"), where)
     command = table.get("command", ["envfence"])
     if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
         raise ConfigurationError(f"{where}.command: must be a list of strings", 'write command = ["envfence"]')
     return table
+
+
+def _check_health_check(every, scheduler: str, where: str) -> None:
+    """``[schedule] health_check``: false, or a cron expression the target scheduler can say exactly."""
+    if every is False:
+        return
+    from envfence.cron import CronError, parse
+
+    hint = 'write health_check = "*/5 * * * *", or false to schedule no health check'
+    try:
+        parse(every if isinstance(every, str) else "")
+        dialects.check(every, scheduler)
+    except CronError:
+        raise ConfigurationError(f"{where}.health_check: {every!r} is no cron expression", hint) from None
+    except dialects.Untranslatable as exc:
+        raise ConfigurationError(f"{where}.health_check: {exc.message}", hint) from None
 
 
 def envfence_command(settings) -> str:
@@ -241,7 +285,7 @@ def collisions(session) -> list[Finding]:
 
 def command_line(session, entry: Entry) -> list[str]:
     """What the host scheduler runs for ``entry``."""
-    return [envfence_command(session.settings), "--env", entry.environment, "-q", "run", entry.automation]
+    return [envfence_command(session.settings), "--env", entry.environment, "-q", *(entry.argv or ("run", entry.automation))]
 
 
 # --- crontab -------------------------------------------------------------------
@@ -275,7 +319,7 @@ def crontab_block(session, inherited: str | None = None) -> str:
         lines.append(f"# times are in {inherited} (the CRON_TZ above); this machine's zone has no name to pin")
     else:
         lines.append(f"# times are in this machine's zone ({local or 'its local time'}); set timezone in the settings to pin one")
-    for entry in entries(session):
+    for entry in scheduled(session):
         command = f"cd {root} && {' '.join(cron_word(word) for word in command_line(session, entry))}"
         lines.append(f"{dialects.crontab(entry.expression)} {command}")
     after = inherited or local
@@ -409,15 +453,20 @@ def merged(current: str, block: str | None, begin: str, end: str) -> str:
 
 def _distinct(session, naming, kind: str) -> list[Entry]:
     """The entries, when each gets a name of its own: two automations under one name would leave one never scheduled."""
-    found = entries(session)
-    names: dict[str, str] = {}
+    found = scheduled(session)
+    names: dict[str, Entry] = {}
     for entry in found:
-        other = names.setdefault(naming(entry), entry.automation)
-        if other != entry.automation:
+        other = names.setdefault(naming(entry), entry)
+        if other != entry:  # an automation may even be called like the health check: still two jobs
             raise ConfigurationError(
-                f"{session.settings.source}: automations {other!r} and {entry.automation!r} would share the {kind} "
-                f"name {naming(entry)!r}; one would replace the other", "rename one of them")
+                f"{session.settings.source}: {_what(other)} and {_what(entry)} would share the {kind} "
+                f"name {naming(entry)!r}; one would replace the other", "rename the automation")
     return found
+
+
+def _what(entry: Entry) -> str:
+    """How an error names ``entry``: the automation, or the health check."""
+    return "the health check ([schedule] health_check)" if entry.argv else f"automation {entry.automation!r}"
 
 
 def unit_name(entry: Entry) -> str:
@@ -537,7 +586,7 @@ def cronjobs(session) -> dict[str, Any]:
         container = {
             "name": "envfence",
             "image": image,
-            "command": [*program, "--env", entry.environment, "-q", "run", entry.automation],
+            "command": [*program, "--env", entry.environment, "-q", *(entry.argv or ("run", entry.automation))],
             "env": [{"name": session.settings.environment_variable, "value": entry.environment}],
         }
         items.append({

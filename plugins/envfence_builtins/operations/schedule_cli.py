@@ -15,7 +15,7 @@ from envfence_builtins.operations import schedule as sched
 def _entries_data(entries) -> list[dict]:
     return [
         {"automation": e.automation, "environment": e.environment, "declared": e.declared, "schedule": e.expression,
-         "stagger_minutes": e.offset}
+         "stagger_minutes": e.offset, "command": list(e.argv or ("run", e.automation))}
         for e in entries
     ]
 
@@ -36,14 +36,15 @@ def schedule(ctx: click.Context, form: str, output) -> None:
     """Print the environment's schedule in the form its host runs.
 
     Every entry runs `envfence --env NAME -q run AUTOMATION` from the project
-    root. Subcommands install the crontab block, show drift, or remove it.
+    root; an environment with schedules also gets `envfence --env NAME -q
+    health --alert` ([schedule] health_check, default every 5 minutes). Subcommands install the crontab block, show drift, or remove it.
     """
     if ctx.invoked_subcommand is not None:
         return
     state = ctx.find_object(State)
     session = state.session()
     form = form or sched.target(session)
-    entries = sched.entries(session)
+    entries = sched.scheduled(session)
     if form == "crontab":
         artefact: object = sched.crontab_block(session)
     elif form == "systemd":
@@ -107,11 +108,11 @@ def install(state: State) -> None:
     if changed:
         sched.write_crontab(session, sched.merged(current, block, begin, end))
         session.prepare()
-        session.audit("schedule.installed", entries=len(sched.entries(session)), replaced=installed is not None)
+        session.audit("schedule.installed", entries=len(sched.scheduled(session)), replaced=installed is not None)
     if state.json:
-        click.echo(dumps({"environment": session.environment.name, "changed": changed, "entries": _entries_data(sched.entries(session))}))
+        click.echo(dumps({"environment": session.environment.name, "changed": changed, "entries": _entries_data(sched.scheduled(session))}))
     else:
-        click.echo(f"crontab {'updated' if changed else 'already up to date'}: {len(sched.entries(session))} entr(y/ies) "
+        click.echo(f"crontab {'updated' if changed else 'already up to date'}: {len(sched.scheduled(session))} entr(y/ies) "
                    f"for {session.environment.name}")
 
 
