@@ -281,6 +281,11 @@ class Config(Mapping[str, Any]):
         key = self.credential_key(name)
         return None if key is None else self.entries[key].value
 
+    def own_view(self) -> "Config":
+        """This configuration without another environment's prefixed keys: what a job of this environment sees."""
+        entries = {k: e for k, e in self.entries.items() if self.naming.readable_in(k, self.environment)}
+        return attrs.evolve(self, entries=entries)
+
     def holds_credential(self, key: str | None) -> bool:
         """True when ``key`` is set and is a credential: a secret, or a key under an environment's prefix."""
         entry = self.entries.get(key) if key else None
@@ -489,6 +494,17 @@ class Automation:
     #: An ad-hoc command (``envfence exec``): it holds no lock, so several may run
     #: at once, and it reads the caller's stdin.
     adhoc: bool = False
+    #: Where a function runs: ``process`` (a child Python process), ``in-process``, or None for the
+    #: profile's default (a child process in a strict profile).
+    isolation: str | None = None
+    #: Why a function runs in-process where the profile would isolate it (required with ``in-process``).
+    isolation_reason: str = ""
+
+    def isolated(self, strict: bool) -> bool:
+        """True when its function runs in a child process under a profile that is ``strict`` or not."""
+        if self.command is not None or self.isolation == "in-process":
+            return False
+        return self.isolation == "process" or strict
 
     def allows(self, environment: str) -> bool:
         """True when the automation may run in ``environment``."""

@@ -46,8 +46,8 @@ class RunContext:
 
     @property
     def config(self):
-        """The environment's merged :class:`~envfence.models.Config`."""
-        return self.session.config
+        """The environment's merged :class:`~envfence.models.Config`, without another environment's prefixed keys."""
+        return self.session.config.own_view()
 
     def credential(self, name: str) -> Any:
         """Read credential ``name`` through the environment's prefix; the access is audited."""

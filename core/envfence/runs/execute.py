@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -261,10 +262,113 @@ def execute(session: Any, automation: Automation, ctx: Any, show: Callable[[str]
             raise RunFailed(shell_join(automation.command), code)
         return 0
     assert automation.function is not None
+    if automation.isolated(session.profile.strict):
+        reference = function_reference(automation.function)
+        if reference is not None:
+            code = run_in_child(session, automation, ctx, show, keep_fds, reference)
+            if code:
+                raise RunFailed(automation.name, code)
+            return 0
+        # A closure or a method cannot be imported in a child: it runs here, on the record.
+        session.audit("run.not_isolated", automation=automation.name, why="its function cannot be imported by a child process")
     code = exit_code(call_function(session, automation, ctx, show))
     if code:
         raise RunFailed(automation.name, code)
     return 0
+
+
+def function_reference(function: Any) -> str | None:
+    """``module:qualified.name`` that imports ``function`` in another process, or None (a closure, a lambda)."""
+    import importlib
+
+    spec = getattr(function, "spec", None)  # a ``module:function`` from the settings, imported from the project root
+    if isinstance(spec, str):
+        return spec
+    module, qualname = getattr(function, "__module__", None), getattr(function, "__qualname__", "")
+    if not module or "<" in qualname:
+        return None
+    try:
+        target: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError):
+        return None
+    return f"{module}:{qualname}" if target is function else None
+
+
+def run_in_child(
+    session: Any, automation: Automation, ctx: Any, show: Callable[[str], None], keep_fds: tuple[int, ...], reference: str
+) -> int:
+    """Run a function automation in a child Python process (:mod:`envfence.runs.child`); return its exit code.
+
+    The child runs as a command does (own process group, the lock inherited,
+    the watchdog, this environment's variables only, output streamed through
+    the redactor). Its result comes back on a pipe: the exit code, the
+    exception (raised here again, of its class where that can be imported,
+    with the child's redacted traceback as its cause) and the audit events
+    the job caused, recorded here.
+    """
+    import json
+    import threading
+
+    from . import child
+
+    read_fd, write_fd = os.pipe()
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(_read_all(read_fd)), daemon=True)
+    reader.start()
+    variables = {
+        child.AUTOMATION_VARIABLE: automation.name, child.TARGET_VARIABLE: reference,
+        child.FORCED_VARIABLE: "1" if ctx.forced else "0", child.REASON_VARIABLE: ctx.reason or "",
+        **child.inherited(session),
+    }
+    command = attrs.evolve(automation, function=None, command=(sys.executable, "-m", "envfence.runs.child", str(write_fd)))
+    try:
+        with event_variables(session, ctx.run_id, ctx.event) as event:
+            env = {**subprocess_environment(session, ctx.run_id, dry_run=False), **event, **variables}
+            code = _run_command(session, command, show, keep_fds + (write_fd,), env)
+    finally:
+        os.close(write_fd)
+        reader.join()
+    try:
+        result = json.loads(b"".join(received).decode("utf-8"))
+    except ValueError:
+        raise RunFailed(f"{automation.name} (its child process ended without a result)", code or EXIT_FINDINGS) from None
+    for event_record in result.get("audit", []):
+        session.audit(event_record["event"], **event_record["data"])
+    if result.get("exception"):
+        raise _rebuilt(result["exception"])
+    return int(result.get("code") or 0)
+
+
+def _read_all(fd: int) -> bytes:
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()
+
+
+class JobTraceback(Exception):
+    """The traceback of an exception raised in a child process, redacted there (the cause of the one raised here)."""
+
+
+def _rebuilt(data: dict[str, Any]) -> Exception:
+    """The child's exception: of its own class when this process can import it, else a stand-in of the same name."""
+    import importlib
+
+    cls: Any = None
+    try:
+        cls = importlib.import_module(data["module"])
+        for part in data["name"].split("."):
+            cls = getattr(cls, part)
+    except (ImportError, AttributeError, ValueError):
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, Exception)):
+        cls = type(data["name"].rsplit(".", 1)[-1], (Exception,), {"__module__": data["module"]})
+    error = cls.__new__(cls)
+    error.args = (data["message"],)
+    if isinstance(error, EnvfenceError):
+        error.message, error.hint = data["message"], ""
+    error.__cause__ = JobTraceback(data["traceback"].rstrip("\n")) if data.get("traceback") else None
+    return error
 
 
 def call_function(session: Any, automation: Automation, ctx: Any, show: Callable[[str], None]) -> Any:
@@ -287,10 +391,41 @@ def call_function(session: Any, automation: Automation, ctx: Any, show: Callable
 
     echo, ctx.echo = ctx.echo, outside(ctx.echo)
     try:
-        with redirected_output(session.redactor(), stdout=show, stderr=show):
+        with only_this_environment(session), redirected_output(session.redactor(), stdout=show, stderr=show):
             return automation.function(ctx)
     finally:
         ctx.echo = echo
+
+
+@contextmanager
+def only_this_environment(session: Any) -> Iterator[dict[str, str]]:
+    """While the block runs, ``os.environ`` holds nothing of another environment: its prefixed keys and its keys are out.
+
+    ``PROD_AIRTABLE_API_KEY`` exported in the shell, or ``ENVFENCE_KEY_PROD``,
+    is taken out of a development job's process for the job's duration, so
+    the job, the threads it starts and the processes it spawns (which inherit
+    ``os.environ``) cannot read it; it is put back afterwards. Yields what was
+    taken out.
+    """
+    env = session.environment.name
+    naming = session.settings.naming
+    others = [spec.prefix for name, spec in session.settings.environments.items() if name != env]
+    keys = re.compile(r"ENVFENCE_\w*KEY_(%s)" % "|".join(re.escape(p) for p in others)) if others else None
+    taken = {
+        k: v for k, v in os.environ.items()
+        if naming.environment_of(k) not in (None, env) or (keys is not None and keys.fullmatch(k) and not _own_key(k, session))
+    }
+    for key in taken:
+        del os.environ[key]
+    try:
+        yield taken
+    finally:
+        os.environ.update(taken)
+
+
+def _own_key(variable: str, session: Any) -> bool:
+    """True when ``variable`` is this environment's own key variable (a prefix that ends another: QA and QA_EU)."""
+    return variable.endswith(f"KEY_{session.settings.environments[session.environment.name].prefix}")
 
 
 def exit_code(value: Any) -> int:

@@ -34,7 +34,8 @@ from envfence.errors import ConfigurationError
 from envfence.models import Automation, Finding
 
 _FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_KEYS = ("run", "description", "environments", "settings", "schedule")
+_KEYS = ("run", "description", "environments", "settings", "schedule", "isolation", "isolation_reason")
+_ISOLATION = ("process", "in-process")
 #: How a string command runs: through the shell. A list runs without one.
 SHELL = ("/bin/sh", "-c")
 
@@ -138,6 +139,7 @@ def parse_automations(settings) -> list[Automation]:
         description = body.get("description", "")
         if not isinstance(description, str):
             raise ConfigurationError(f"{where}.description: must be a string", "write it in quotes")
+        isolation, reason = _isolation(body, where, command is not None)
         found.append(
             Automation(
                 name=name,
@@ -148,9 +150,28 @@ def parse_automations(settings) -> list[Automation]:
                 function=function,
                 command=command,
                 plugin="automations",
+                isolation=isolation,
+                isolation_reason=reason,
             )
         )
     return found
+
+
+def _isolation(body: Mapping[str, Any], where: str, is_command: bool) -> tuple[str | None, str]:
+    """``isolation`` and its reason: ``in-process`` opts out of a strict profile's child process, and says why."""
+    isolation, reason = body.get("isolation"), body.get("isolation_reason", "")
+    if isolation is not None and isolation not in _ISOLATION:
+        raise ConfigurationError(f"{where}.isolation: must be one of {', '.join(_ISOLATION)}, not {isolation!r}",
+                                 'write isolation = "process" (a child process) or "in-process" with isolation_reason')
+    if is_command and isolation is not None:
+        raise ConfigurationError(f"{where}.isolation: a command already runs in a process of its own", "remove it")
+    if not isinstance(reason, str) or (isolation == "in-process") != bool(reason.strip()):
+        raise ConfigurationError(
+            f"{where}.isolation_reason: " + ("needed with isolation = \"in-process\"" if isolation == "in-process"
+                                              else "goes with isolation = \"in-process\" only"),
+            'say why the job must share envfence\'s process, e.g. isolation_reason = "holds a GUI session"',
+        )
+    return isolation, reason.strip()
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:
