@@ -30,7 +30,8 @@ FORMAT = 2
 #: trail already exists (it is never created for them): a refused run is
 #: worth a record, and its session is never prepared; so are a run marked
 #: abandoned and a damaged history moved aside by ``status`` or ``list``.
-KEPT_UNPREPARED = ("run.blocked", "run.abandoned", "history.moved_aside")
+#: ``config.read`` too: a read-only command prepares nothing, yet the trail it finds keeps who read what.
+KEPT_UNPREPARED = ("run.blocked", "run.abandoned", "history.moved_aside", "config.read")
 
 #: Built once: ``json.dumps`` with options builds a new encoder per call.
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)

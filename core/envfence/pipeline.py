@@ -148,6 +148,16 @@ class Session:
         """Open a new session with the same arguments (the process environment is read again)."""
         return type(self).open(**reopen_arguments(self.opened_with))
 
+    def config_read(self, command: str, keys: Iterable[str]) -> None:
+        """Record that ``command`` showed ``keys`` of this configuration: ``config.read``, with who read them.
+
+        Kept in the environment's trail when it exists, without preparing the
+        session: a read creates no tree (see ``KEPT_UNPREPARED``).
+        """
+        from .runs.record import current_user
+
+        self.audit("config.read", command=command, keys=sorted(set(keys)), by=current_user())
+
     def validate(self, live: bool = False) -> list[Finding]:
         """Run the ``validate`` hook and return its findings (not stored).
 

@@ -86,6 +86,7 @@ def _shown(session):
 def show(state: State, explain: bool) -> None:
     """Show the merged configuration with secrets masked."""
     session = state.session()
+    session.config_read("config show", session.config.entries)
     findings = session.load_findings
     code = EXIT_FINDINGS if any(f.severity == "error" for f in findings) else 0
     if state.json:

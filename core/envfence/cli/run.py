@@ -69,8 +69,14 @@ def exec_(state: State, command: tuple[str, ...], force: bool, reason: str | Non
 
     line = tuple(command)
     automation = Automation("exec", f"ad-hoc: {shell_join(line)}", command=line, adhoc=True)
+
+    def find(session):
+        # The command receives the whole environment view: a read of every key, on the record.
+        session.config_read("exec", session.config.environment_view())
+        return automation
+
     # The command's own exit code is the answer, as with any command runner.
-    _run(state, "exec", lambda session: automation, False, force, reason, False, f"exec {{override}} -- {shell_join(line)}", True)
+    _run(state, "exec", find, False, force, reason, False, f"exec {{override}} -- {shell_join(line)}", True)
 
 
 def _run(

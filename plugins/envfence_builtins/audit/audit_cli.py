@@ -141,6 +141,8 @@ def verify_cmd(state: State, anchor_line) -> None:
     key = audit_key(session)
     verdict = verify(session.paths, key=key, anchor=anchor, has_runs=lambda: has_runs(session))
     problem, trail = verdict.problem, verdict.trail
+    if problem is not None:  # a security event: the alert channels hear of it (never written into the broken trail)
+        session.audit("audit.broken", trail=str(trail), reason=problem["reason"], line=problem.get("line"), seq=problem.get("seq"))
     checked = AuditHooks(session.plugins).verify_audit_store(session=session)  # a chain kept in a shared store
     stores = [*checked.values, *({"store": f"plugin {e.plugin}", "records": 0, "ok": False,
                                   "broken": {"seq": None, "reason": session.redactor()(str(e))}} for e in checked.errors)]

@@ -114,6 +114,7 @@ def register_commands(cli) -> None:
             guess = difflib.get_close_matches(plain, sorted(view), n=1)
             raise click.exceptions.Exit(_missing(state, session, plain, guess))
         value = view[plain]
+        session.config_read("get", [plain])
         secret = _is_secret(session, plain) or not isinstance(value, str)
         if secret and not reveal_secret:
             raise UsageError(f"{plain} is a secret", f"add --reveal to print it (recorded in the audit trail): envfence get {plain} --reveal")
@@ -162,6 +163,7 @@ def register_commands(cli) -> None:
             _reveal_audited(session, secret + holding, "export")
         elif holding:
             values.update({k: session.redactor()(values[k]) for k in holding})
+        session.config_read("export", values)
         if state.json or fmt == "json":
             click.echo(json.dumps(values, indent=2))
         elif fmt == "shell":

@@ -229,6 +229,9 @@ def _dispatch(session, alerts: list[Alert]) -> dict[str, list]:
     channels = channels_for(session.settings, session.environment.name)
     queue = [(p["alert"], p["channels"], p.get("attempts", 0), p.get("message_id")) for p in state["pending"]]
     for alert in alerts:
+        if alert.check.startswith(SECURITY) and alert.check != TAMPER:  # an event, not an incident: sent once
+            queue.append((_alert_data(alert), list(channels), 0, f"msg_{uuid.uuid4().hex}"))
+            continue
         if (alert.incident in state["incidents"]) == (alert.state == "firing"):
             continue  # another process opened (or closed) this incident since it was decided: it alerted already
         data = _alert_data(alert)
@@ -500,6 +503,9 @@ def declare_settings() -> list[SettingSpec]:
 @hookimpl
 def on_run_start(session, request, run_id) -> None:
     """The start ping of a dead-man monitor (the ``ping`` channel)."""
+    held = _take_held(session)
+    if held and not session.dry_run:  # a forced run decided before its tree existed
+        _send_security(session, held)
     if not session.dry_run and not request.automation.adhoc:
         _run_ping(session, request.automation.name, "start", run_id)
 
@@ -526,6 +532,72 @@ def on_run_finish(session, request, outcome) -> None:
                 dispatch(session, alerts)
     except EnvfenceError as exc:  # the alert state cannot be kept: say so, but the run's result stands
         print(f"envfence: warning: alerts: {exc.message} ({exc.hint})", file=sys.stderr)
+
+
+# --- security events ---------------------------------------------------------------
+
+#: The ``check`` of a security event's alert: ``security:run.forced``.
+SECURITY = "security:"
+#: A broken trail is an incident: found again by the next ``audit verify``, it is not sent again.
+TAMPER = SECURITY + "audit.broken"
+#: Security events not yet sent because the session had no tree to keep the alert state in.
+_SECURITY_HELD = StashKey[list]()
+
+
+def security_alert(session, event) -> Alert | None:
+    """The alert a security event raises, or None: a forced production run, a run past a disabled guard, a reveal,
+    a broken audit trail, a restore."""
+    data, env = event.data, session.environment.name
+    name = event.event
+    if name == "run.forced":
+        overridden = list(data.get("overridden", []))
+        if data.get("dry_run") or not (session.profile.strict or "GUARD_DISABLED" in overridden):
+            return None
+        what = f"{data.get('automation')} was forced to run in {env} past {', '.join(overridden)}"
+        who = f"by {data.get('user')} on {data.get('host')}" + (f", reason {data.get('reason')!r}" if data.get("reason") else "")
+        message, automation = f"{what} {who}", str(data.get("automation", ""))
+    elif name == "secret.revealed":
+        message, automation = f"{', '.join(data.get('keys', []))} revealed in {env} by `envfence {data.get('by')}`", ""
+    elif name == "audit.broken":
+        message, automation = f"the {env} audit trail is broken: {data.get('reason')} ({data.get('trail')})", ""
+    elif name == "backup.restored":
+        message, automation = f"{env} restored from {data.get('archive')} ({data.get('files')} file(s))", ""
+    else:
+        return None
+    import hashlib
+
+    once = hashlib.sha256(f"{data.get('trail')}:{data.get('reason')}".encode()).hexdigest()[:16] if name == "audit.broken" else uuid.uuid4().hex
+    return Alert(env, automation, SECURITY + name, session.redactor()(message), "firing", "critical",
+                 data.get("run_id"), incident=f"{SECURITY}{name}:{once}")
+
+
+@hookimpl(trylast=True)  # after the trail has the event: the alert's own record follows it
+def audit_event(session, event) -> None:
+    """Send a security event to the environment's alert channels, once: at once where the tree exists, else when the run starts."""
+    try:
+        alert = security_alert(session, event)
+    except Exception:  # deciding must never stop the event from being recorded
+        return
+    if alert is None or session.dry_run:
+        return
+    if session.paths is None or not session.paths.base.is_dir():
+        session.stash.setdefault(_SECURITY_HELD, []).append(alert)
+        return
+    _send_security(session, [*_take_held(session), alert])
+
+
+def _take_held(session) -> list[Alert]:
+    held = session.stash.get(_SECURITY_HELD, [])
+    if held:
+        del session.stash[_SECURITY_HELD]
+    return held
+
+
+def _send_security(session, alerts: list[Alert]) -> None:
+    try:
+        dispatch(session, alerts)
+    except Exception as exc:  # an alert that cannot go out never stops what is being recorded
+        print(f"envfence: warning: security alert not sent: {session.redactor()(str(exc))}", file=sys.stderr)
 
 
 @hookimpl
