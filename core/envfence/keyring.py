@@ -1,11 +1,14 @@
 """The key ring: each environment's keys, found, created and read in one place.
 
-An environment has up to two keys, each of a :data:`KINDS` entry:
+An environment has up to three keys, each of a :data:`KINDS` entry:
 
-- ``encryption`` opens ``enc:`` values: ``ENVFENCE_KEY_<PREFIX>`` when set,
+- ``encryption`` opens ``enc:fernet:`` values: ``ENVFENCE_KEY_<PREFIX>`` when set,
   else ``.envfence/keys/<environment>.key``;
 - ``audit`` signs the audit trail's head and records:
-  ``ENVFENCE_AUDIT_KEY_<PREFIX>``, else ``.envfence/keys/<environment>.audit.key``.
+  ``ENVFENCE_AUDIT_KEY_<PREFIX>``, else ``.envfence/keys/<environment>.audit.key``;
+- ``private`` opens ``enc:x25519:`` values, the private half of the
+  environment's key pair (:mod:`envfence.keypairs`): ``ENVFENCE_PRIVATE_KEY_<PREFIX>``,
+  else ``.envfence/keys/<environment>.private.key``.
 
 The files live under the project root, outside every environment's tree, in
 an owner-only directory under a ``.gitignore`` that keeps them out of version
@@ -46,6 +49,8 @@ class KeyKind:
 KINDS: dict[str, KeyKind] = {
     "encryption": KeyKind("ENVFENCE_KEY_", ".key", "secret keygen"),
     "audit": KeyKind("ENVFENCE_AUDIT_KEY_", ".audit.key", "audit keygen"),
+    # The private half of an environment's key pair (envfence.keypairs); its public half is in the settings.
+    "private": KeyKind("ENVFENCE_PRIVATE_KEY_", ".private.key", "secret keygen --pair"),
 }
 
 

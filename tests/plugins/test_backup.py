@@ -59,7 +59,8 @@ def test_backup_round_trips_into_an_empty_tree_and_the_audit_chain_verifies(proj
     verified = run_cli("audit", "verify", cwd=project)
     assert verified.exit_code == 0 and "chain intact" in verified.stdout
     events = [r["event"] for r in json.loads(run_cli("audit", "show", "--json", cwd=project).stdout)]
-    assert events[-1] == "backup.restored" and "automation.paused" in events
+    # A restore is a security event: its alert's dispatch is recorded right after it.
+    assert events[-2:] == ["backup.restored", "alerts.dispatched"] and "automation.paused" in events
     assert run_cli("run", "bad", cwd=project).exit_code == 3  # the pause came back too
 
 

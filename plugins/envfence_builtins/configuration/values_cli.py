@@ -9,7 +9,8 @@
   ``config show`` masks them, unless ``--reveal`` (audited).
 - ``set KEY [VALUE]`` (the value from stdin or a hidden prompt when absent)
   writes the file that belongs to this environment: ``.env.<environment>``,
-  encrypted there for a secret when the environment has a key, else
+  sealed there for a secret when the environment has a key pair (no private
+  key needed), encrypted when it has a key, else
   ``.env.<environment>.local`` for a secret, which is never committed. The
   value is never echoed.
 """
@@ -213,7 +214,13 @@ def register_commands(cli) -> None:
         secret = _is_secret(session, plain)
         encrypted = False
         name = f".env.{env}"
-        if secret:
+        from envfence import keypairs
+
+        public = keypairs.public_key(session.settings, env) if secret else None
+        if public is not None:
+            # Sealed to the environment's public key: writing needs no key that could read it back.
+            value, encrypted = keypairs.seal(public, env, plain, value), True
+        elif secret:
             from envfence.errors import ConfigurationError
             from envfence_builtins.configuration.encryption import SCHEME, load_key
 
@@ -240,12 +247,14 @@ def register_commands(cli) -> None:
             raise UsageError(f"{path}: cannot read ({exc.strerror})", "make it readable by this user") from None
         from envfence.files import write_atomic
 
-        write_atomic(root, name, replace_binding(text, plain, dotenv_line(plain, value)), mode=mode)
-        session.audit("config.set", key=plain, file=name, secret=secret, encrypted=encrypted)
+        # A strict profile reads a credential only under its prefix (a plain one is CREDENTIAL_UNPREFIXED there).
+        written = session.config.key_for(plain) if secret and session.profile.strict else plain
+        write_atomic(root, name, replace_binding(text, written, dotenv_line(written, value)), mode=mode)
+        session.audit("config.set", key=written, file=name, secret=secret, encrypted=encrypted)
         how = " (encrypted)" if encrypted else (" (a secret: this file stays out of git)" if secret else "")
         if state.json:
-            click.echo(dumps({"key": plain, "file": name, "secret": secret, "encrypted": encrypted}))
+            click.echo(dumps({"key": written, "file": name, "secret": secret, "encrypted": encrypted}))
         else:
-            click.echo(f"set {plain} in {name}{how}")
+            click.echo(f"set {written} in {name}{how}")
             if secret and not encrypted:
                 click.echo(f"  to keep it in {f'.env.{env}'} encrypted instead: envfence --env {env} secret keygen", err=True)
