@@ -153,3 +153,24 @@ def test_a_wrong_isolation_setting_is_named(make_project, run_cli, body, says):
     root = make_project({"jobs.py": JOBS}, settings=f'[automations.look]\nrun = "jobs:look"\n{body}\n')
     result = run_cli("check", cwd=root)
     assert result.exit_code == 1 and "AUTOMATION_INVALID" in result.stdout and says in result.stdout
+
+
+def test_a_detached_process_holding_the_result_pipe_does_not_hang_the_run(make_project, run_cli):
+    import time
+
+    jobs = JOBS + '''
+
+def detach(ctx):
+    if os.fork() == 0:  # a daemon: detached, its output closed, every other inherited descriptor kept
+        os.setsid()
+        os.close(1)
+        os.close(2)
+        time.sleep(30)
+        os._exit(0)
+    return 0
+'''
+    root = make_project({"jobs.py": "import time\n" + jobs}, settings='[automations.detach]\nrun = "jobs:detach"\nisolation = "process"\n')
+    started = time.monotonic()
+    result = run_cli("--env", "development", "run", "detach", cwd=root)
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - started < 25

@@ -315,7 +315,7 @@ def run_in_child(
 
     read_fd, write_fd = os.pipe()
     received: list[bytes] = []
-    reader = threading.Thread(target=lambda: received.append(_read_all(read_fd)), daemon=True)
+    reader = threading.Thread(target=_read_into, args=(read_fd, received), daemon=True)
     reader.start()
     variables = {
         child.AUTOMATION_VARIABLE: automation.name, child.TARGET_VARIABLE: reference,
@@ -329,7 +329,8 @@ def run_in_child(
             code = _run_command(session, command, show, keep_fds + (write_fd,), env)
     finally:
         os.close(write_fd)
-        reader.join()
+        # A process the job forked and detached (setsid) may still hold the pipe: its result is what came.
+        reader.join(timeout=GRACE_SECONDS)
     try:
         result = json.loads(b"".join(received).decode("utf-8"))
     except ValueError:
@@ -341,9 +342,11 @@ def run_in_child(
     return int(result.get("code") or 0)
 
 
-def _read_all(fd: int) -> bytes:
-    with os.fdopen(fd, "rb") as handle:
-        return handle.read()
+def _read_into(fd: int, chunks: list[bytes]) -> None:
+    """Read the pipe until its end, chunk by chunk: what came is there even if a detached process keeps it open."""
+    with os.fdopen(fd, "rb", buffering=0) as handle:
+        while chunk := handle.read(65536):
+            chunks.append(chunk)
 
 
 class JobTraceback(Exception):
