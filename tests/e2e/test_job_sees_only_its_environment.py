@@ -174,3 +174,12 @@ def detach(ctx):
     result = run_cli("--env", "development", "run", "detach", cwd=root)
     assert result.exit_code == 0, result.output
     assert time.monotonic() - started < 25
+
+
+def test_a_child_gets_no_variable_of_the_shell_but_its_environment_s(make_project, run_cli, monkeypatch):
+    """As a command does: a production job in its child process reads its configuration, not the shell's leftovers."""
+    monkeypatch.setenv("SHELL_LEFTOVER", "from-the-shell")
+    jobs = "import os\ndef peek(ctx):\n    ctx.paths.base.joinpath('peek').write_text(repr(os.environ.get('SHELL_LEFTOVER')))\n"
+    root = make_project({"jobs.py": jobs}, settings='[automations.peek]\nrun = "jobs:peek"\nisolation = "process"\n')
+    assert run_cli("--env", "development", "run", "peek", cwd=root).exit_code == 0
+    assert (root / "var" / "development" / "peek").read_text() == "None"

@@ -64,13 +64,17 @@ def test_read_only_commands_and_unprepared_sessions_write_no_record(make_project
     root = make_project({".env": ENV_FILE})
     run_cli("init", cwd=root)
     before = lines(root)
-    for args in (("detect",), ("config", "show"), ("audit", "show"), ("audit", "verify"), ("clean", "--older-than", "1d", "--dry-run")):
+    for args in (("detect",), ("audit", "show"), ("audit", "verify"), ("clean", "--older-than", "1d", "--dry-run")):
         run_cli(*args, cwd=root)
     # a session that reads a credential but is never prepared (a dry run) keeps nothing either
     session = envfence.open_session(root=root)
     session.credential("AIRTABLE_API_KEY", by="dry-run-job")
     session.audit("run.started", automation="sync", dry_run=True)
     assert lines(root) == before
+    # Showing the configuration is a read on the record (config.read), and only that.
+    run_cli("config", "show", cwd=root)
+    added = [json.loads(line)["event"] for line in lines(root)[len(before):]]
+    assert added[-1] == "config.read" and set(added) <= {"environment.detected", "config.loaded", "config.read"}
 
 
 def test_credential_access_is_recorded_without_the_value(make_project):

@@ -41,6 +41,9 @@ url = "{store_db.url}"
 
 [automations.hold]
 run = "jobs:hold"
+# The test signals the job through variables of its own, which a child process would not get.
+isolation = "in-process"
+isolation_reason = "the test signals the job through its own variables"
 
 [automations.ok]
 run = "jobs:ok"

@@ -12,9 +12,9 @@ calls it with a :class:`~envfence.runs.context.RunContext`.
 
 When the function returns, the child writes one JSON document to file
 descriptor ``FD``: the exit code its result stands for, the exception's class
-(module and name) and redacted message and traceback when it raised, and the
-audit events the job caused (``credential.accessed`` ...), which the parent
-records in its own trail. Lock, history and audit stay the parent's.
+(module and name) and redacted message and traceback when it raised, what
+the job reported (``ctx.metric``, ``ctx.step``, retries) and the audit events
+it caused (``credential.accessed`` ...), which the parent records in its own trail. Lock, history and audit stay the parent's.
 """
 
 from __future__ import annotations
@@ -32,6 +32,32 @@ FORCED_VARIABLE = "ENVFENCE_FORCED"
 REASON_VARIABLE = "ENVFENCE_REASON"
 #: The runtime overrides (``--set``) of the parent's session, as JSON.
 OVERRIDES_VARIABLE = "ENVFENCE_CHILD_OVERRIDES"
+#: The webhook event's fields but its body (which is in ``ENVFENCE_EVENT_FILE``), as JSON.
+EVENT_VARIABLE = "ENVFENCE_CHILD_EVENT"
+
+
+class ChildEvent:
+    """``ctx.event`` in the child: the parent's event's fields, its body read from the event file."""
+
+    def __init__(self, fields: dict[str, Any], body: bytes) -> None:
+        self.__dict__.update(fields)
+        self.body = body
+
+    @property
+    def payload(self) -> Any:
+        """The JSON body, parsed."""
+        return json.loads(self.body)
+
+
+def event_fields(event: Any) -> dict[str, str]:
+    """The variable that carries ``event``'s fields (not its body) to the child; none without an event."""
+    if event is None:
+        return {}
+    import attrs
+
+    fields = attrs.asdict(event) if attrs.has(type(event)) else dict(vars(event))
+    fields.pop("body", None)
+    return {EVENT_VARIABLE: json.dumps({k: v for k, v in fields.items()}, default=str)}
 
 
 def inherited(session: Any) -> dict[str, str]:
@@ -80,14 +106,8 @@ def _context(session: Any, run_id: str) -> Any:
     automation = find(session, os.environ[AUTOMATION_VARIABLE])
     event = None
     if os.environ.get("ENVFENCE_EVENT_FILE"):
-        from types import SimpleNamespace
-
         with open(os.environ["ENVFENCE_EVENT_FILE"], "rb") as handle:
-            body = handle.read()
-        event = SimpleNamespace(
-            id=os.environ.get("ENVFENCE_EVENT_ID", ""), type=os.environ.get("ENVFENCE_EVENT_TYPE") or None,
-            attempt=int(os.environ.get("ENVFENCE_EVENT_ATTEMPT", "1")), body=body,
-        )
+            event = ChildEvent(json.loads(os.environ.pop(EVENT_VARIABLE, "{}")), handle.read())
     return RunContext(
         session=session, automation=automation, run_id=run_id, dry_run=False,
         forced=os.environ.get(FORCED_VARIABLE) == "1", reason=os.environ.get(REASON_VARIABLE) or None,
@@ -100,12 +120,10 @@ def _say(line: str) -> None:
 
 
 def _logger(session: Any, run_id: str, name: str) -> Any:
-    """The run's logger: its records go to stderr, which the parent streams, redacts, shows and logs."""
-    from loguru import logger
-
-    logger.remove()
-    logger.add(sys.stderr, format="{level}: {message}", level="INFO", colorize=False)
-    session.configure_logging(embedded=True)
+    """The run's logger, with the environment's own sinks (its log file; its console, which the parent streams):
+    a production console shows no traceback, here as in-process."""
+    session.prepared = True  # the parent prepared the tree: the logging strategy may open its file
+    session.configure_logging(embedded=False)
     return session.logger(run_id=run_id, automation=name)
 
 
@@ -132,6 +150,8 @@ def run(run_id: str) -> dict[str, Any]:
         }
     sys.stdout.flush()
     sys.stderr.flush()
+    measures = ctx.measures
+    result["measures"] = {"metrics": measures.metrics, "steps": measures.steps, "retries": measures.retries}
     result["audit"] = [{"event": e.event, "data": dict(e.data)} for e in session.audit_log.release()]
     return result
 

@@ -320,7 +320,7 @@ def run_in_child(
     variables = {
         child.AUTOMATION_VARIABLE: automation.name, child.TARGET_VARIABLE: reference,
         child.FORCED_VARIABLE: "1" if ctx.forced else "0", child.REASON_VARIABLE: ctx.reason or "",
-        **child.inherited(session),
+        **child.inherited(session), **child.event_fields(ctx.event),
     }
     command = attrs.evolve(automation, function=None, command=(sys.executable, "-m", "envfence.runs.child", str(write_fd)))
     try:
@@ -337,9 +337,24 @@ def run_in_child(
         raise RunFailed(f"{automation.name} (its child process ended without a result)", code or EXIT_FINDINGS) from None
     for event_record in result.get("audit", []):
         session.audit(event_record["event"], **event_record["data"])
+    _take_measures(ctx.measures, result.get("measures") or {})
     if result.get("exception"):
         raise _rebuilt(result["exception"])
     return int(result.get("code") or 0)
+
+
+def _take_measures(measures: Any, reported: dict[str, Any]) -> None:
+    """What the job reported in its child process, kept with the run here (checked again on the way in)."""
+    from .measures import MeasureError
+
+    try:
+        for name, metric in (reported.get("metrics") or {}).items():
+            measures.metric(name, metric["value"], metric.get("unit"))
+        for name, seconds in (reported.get("steps") or {}).items():
+            measures.add_step(name, seconds)
+        measures.retries += int(reported.get("retries") or 0)
+    except (MeasureError, KeyError, TypeError, ValueError):
+        pass  # the child checked them already; a damaged report loses the measures, never the run
 
 
 def _read_into(fd: int, chunks: list[bytes]) -> None:

@@ -323,12 +323,13 @@ def _collision(slots: list[tuple[str, str, Any]], when) -> Finding:
 
 
 def _malformed_credentials(session) -> list[Finding]:
-    """``CREDENTIAL_INVALID`` when validation found an error in a credential that is set (a malformed token).
+    """``CREDENTIAL_INVALID`` when validation found an error in the value of a credential that is set (a malformed token).
 
     Confirmable: a person at a development terminal is asked; cron and CI
     (no terminal) are refused unless forced with a reason.
     """
-    bad = [f for f in session.report.errors if session.config.holds_credential(f.key)]
+    # Malformed: the value itself is wrong. The CREDENTIAL_* rules are about isolation between environments.
+    bad = [f for f in session.report.errors if session.config.holds_credential(f.key) and not f.code.startswith("CREDENTIAL_")]
     if not bad:
         return []
     keys = ", ".join(dict.fromkeys(f.key for f in bad))
