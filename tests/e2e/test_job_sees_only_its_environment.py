@@ -183,3 +183,23 @@ def test_a_child_gets_no_variable_of_the_shell_but_its_environment_s(make_projec
     root = make_project({"jobs.py": jobs}, settings='[automations.peek]\nrun = "jobs:peek"\nisolation = "process"\n')
     assert run_cli("--env", "development", "run", "peek", cwd=root).exit_code == 0
     assert (root / "var" / "development" / "peek").read_text() == "None"
+
+
+def test_a_function_no_child_can_import_runs_in_process_on_the_record(make_project, run_cli, envfence_plugin, audit_events):
+    import envfence
+    from envfence.models import Automation
+
+    ran = []
+
+    class Closure:
+        @envfence.hookimpl
+        def register_automations(self, session, register):
+            register(Automation("closure", "a lambda", function=lambda ctx: ran.append(os.getpid())))
+
+    envfence_plugin(Closure(), "closure")
+    root = make_project(settings=ENROLLED)
+    result = run_cli("--env", "production", "run", "closure", cwd=root)
+    assert result.exit_code == 0, result.output
+    assert ran == [os.getpid()]
+    [note] = [e for e in audit_events if e.event == "run.not_isolated"]
+    assert note.data["automation"] == "closure"
