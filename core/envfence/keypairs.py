@@ -24,7 +24,6 @@ copied to another environment or another key does not open.
 
 from __future__ import annotations
 
-import base64
 import re
 from pathlib import Path
 from typing import Any, Mapping
@@ -53,6 +52,8 @@ def _info(environment: str, name: str) -> bytes:
 
 def generate() -> tuple[bytes, str]:
     """A new pair: the private key's material for the key ring, and the public key's text for the settings."""
+    import base64
+
     _suite()
     from cryptography.hazmat.primitives import serialization as s
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -77,6 +78,8 @@ def public_key(settings: Any, environment: str) -> str | None:
 
 
 def _public_bytes(text: Any, where: str) -> bytes:
+    import base64
+
     raw = b""
     if isinstance(text, str) and text.startswith(PUBLIC_PREFIX):
         try:
@@ -90,6 +93,9 @@ def _public_bytes(text: Any, where: str) -> bytes:
 
 def seal(public: str, environment: str, name: str, value: str) -> str:
     """``value`` encrypted to ``environment``'s public key, bound to the key's plain ``name``: ``enc:x25519:...``."""
+    import base64
+
+
     suite = _suite()
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
@@ -104,6 +110,8 @@ def unseal(material: bytes, where: str, environment: str, name: str, token: str)
     :raises ConfigurationError: the key is not a key, or the value does not
         open with it (another environment's, another key's, altered).
     """
+    import base64
+
     suite = _suite()
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey

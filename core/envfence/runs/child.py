@@ -34,6 +34,8 @@ REASON_VARIABLE = "ENVFENCE_REASON"
 OVERRIDES_VARIABLE = "ENVFENCE_CHILD_OVERRIDES"
 #: The webhook event's fields but its body (which is in ``ENVFENCE_EVENT_FILE``), as JSON.
 EVENT_VARIABLE = "ENVFENCE_CHILD_EVENT"
+#: "1" when the parent installed no log sink of its own (a library's run): the child adds none either.
+EMBEDDED_VARIABLE = "ENVFENCE_CHILD_EMBEDDED"
 
 
 class ChildEvent:
@@ -71,7 +73,13 @@ def inherited(session: Any) -> dict[str, str]:
     own = session.config.own_view()
     given = {k: str(reveal(e.value)) for k, e in own.entries.items() if e.source == "process environment"}
     overrides = {k: str(reveal(e.value)) for k, e in own.entries.items() if e.source == "runtime override"}
-    return {**given, **({OVERRIDES_VARIABLE: json.dumps(overrides)} if overrides else {})}
+    disabled = sorted(name for name, record in session.plugins.records.items() if record.status == "disabled")
+    return {
+        **given, **({OVERRIDES_VARIABLE: json.dumps(overrides)} if overrides else {}),
+        # The child loads the plugins the parent loaded: one disabled here is disabled there.
+        **({"ENVFENCE_DISABLE_PLUGINS": ",".join(disabled)} if disabled else {}),
+        EMBEDDED_VARIABLE: "1" if session.log_file is None else "0",
+    }
 
 
 def import_target(reference: str) -> Any:
@@ -123,7 +131,7 @@ def _logger(session: Any, run_id: str, name: str) -> Any:
     """The run's logger, with the environment's own sinks (its log file; its console, which the parent streams):
     a production console shows no traceback, here as in-process."""
     session.prepared = True  # the parent prepared the tree: the logging strategy may open its file
-    session.configure_logging(embedded=False)
+    session.configure_logging(embedded=os.environ.pop(EMBEDDED_VARIABLE, "0") == "1")
     return session.logger(run_id=run_id, automation=name)
 
 
