@@ -259,16 +259,14 @@ def install_tracing(pm: Any) -> None:
     pm.add_hookcall_monitoring(before, after)
 
 
-def _redactor(kwargs: dict[str, Any], session: Any) -> Callable[[str], str]:
-    """The session's redactor, or one for the process environment's secrets when there is no session."""
+def _redactor(kwargs: dict[str, Any], session: Any, plugins: Any) -> Callable[[str], str]:
+    """The session's redactor; without a session, the one for the process environment and ``plugins``' shapes."""
     session = session if session is not None else kwargs.get("session")
     if session is not None:
         return session.redactor()
-    import os
+    from .pipeline import unopened_redactor
 
-    from .redaction import Redactor, environ_secrets
-
-    return Redactor(environ_secrets(kwargs.get("environ") or os.environ))
+    return unopened_redactor(plugins, kwargs.get("environ"))
 
 
 class HookCalls:
@@ -310,7 +308,7 @@ class HookCalls:
         if policy is OnError.FINDING:
             return  # the caller reports them with the findings it returns
         session = kwargs.get("session")
-        redact = _redactor(kwargs, session)
+        redact = _redactor(kwargs, session, self)
         if policy is OnError.CONFIGURATION:
             error = result.errors[0]
             raise PluginFailed(error, redact(str(error)))

@@ -11,6 +11,8 @@ state, the automations (collected once) and the views of other environments
 
 from __future__ import annotations
 
+import contextvars
+import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -248,11 +250,9 @@ class Session:
         return secret_values(self.settings, self.settings_specs, self.config, self.environ)
 
     def redactor(self):
-        """The :class:`~envfence.redaction.Redactor` for this session's secrets (built once)."""
+        """The one :class:`~envfence.redaction.Redactor` for this session: its secrets and every plugin's shapes (built once)."""
         if self._redactor is None:
-            from .redaction import Redactor, plugin_shapes
-
-            self._redactor = Redactor(self.secret_values(), shapes=plugin_shapes(self.plugins))
+            self._redactor = _build_redactor(self.secret_values(), self.plugins)
         return self._redactor
 
     @property
@@ -323,3 +323,36 @@ def reset_session() -> None:
 def open_session(*args: Any, **kwargs: Any) -> Session:
     """Open a fresh session; the arguments are those of :meth:`Session.open`."""
     return Session.open(*args, **kwargs)
+
+
+#: Set while the plugins' secret shapes are being collected: a plugin that
+#: fails in ``secret_shapes`` is reported through a redactor, which must not
+#: ask for the shapes again.
+_COLLECTING_SHAPES: "contextvars.ContextVar[bool]" = contextvars.ContextVar("envfence_collecting_shapes", default=False)
+
+
+def _build_redactor(secrets: list[str], plugins: Any) -> Any:
+    """The only place a :class:`~envfence.redaction.Redactor` is built: ``secrets`` and the plugins' shapes."""
+    from .redaction import Redactor, plugin_shapes
+
+    shapes: list[Any] = []
+    if plugins is not None and not _COLLECTING_SHAPES.get():
+        token = _COLLECTING_SHAPES.set(True)
+        try:
+            shapes = plugin_shapes(plugins)
+        finally:
+            _COLLECTING_SHAPES.reset(token)
+    return Redactor(secrets, shapes=shapes)
+
+
+def unopened_redactor(plugins: Any = None, environ: Mapping[str, str] | None = None) -> Any:
+    """The redactor where no session is open (it failed to open, or none was asked for).
+
+    It masks the process environment's secret-named values (or ``environ``'s)
+    and, with ``plugins``, every plugin's secret shapes, as
+    :meth:`Session.redactor` does: a plugin that fails before a session
+    exists is reported without the secrets it may hold.
+    """
+    from .redaction import environ_secrets
+
+    return _build_redactor(environ_secrets(os.environ if environ is None else environ), plugins)

@@ -170,9 +170,10 @@ def _wordy(char: str) -> bool:
 class Redactor:
     """Replaces a fixed set of secret values, in all their forms, and secret shapes with the mask.
 
-    ``Redactor(values)(text)`` returns ``text`` masked; :meth:`data` masks every
-    string inside a structure. Build one per set of secrets (a session keeps
-    one, see ``Session.redactor``): the automaton is built on first use.
+    Calling it returns a text masked; :meth:`data` masks every string inside a
+    structure. envfence builds one per session (``Session.redactor()``, or
+    ``pipeline.unopened_redactor`` where no session is open) and nowhere
+    else: the automaton is built on first use.
 
     :param secrets: the secret values (never printed).
     :param shapes: the shapes masked wherever they appear (plugins' ``secret_shapes``);
@@ -617,8 +618,3 @@ def environ_secrets(environ, declared: Iterable[str] = ()) -> list[str]:
 
     declared = set(declared)
     return [value for key, value in environ.items() if is_secret_key(key, declared)]
-
-
-def redact(text: str, secrets: Iterable[str] = (), shapes: Iterable[SecretShape] = ()) -> str:
-    """Return ``text`` with ``secrets`` and secret shapes masked."""
-    return Redactor(secrets, shapes=shapes)(text)

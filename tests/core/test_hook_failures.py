@@ -186,3 +186,38 @@ def test_a_raising_host_classifier_is_said_once_by_check_and_shown_by_detect(mak
     assert "inventory unreachable" in shown.output
     as_json = json.loads(run_cli("--json", "detect", cwd=root).stdout)
     assert any("inventory unreachable" in note["message"] for note in as_json["notes"])
+
+
+def test_a_failure_reported_before_any_session_masks_every_plugins_secret_shapes(envfence_project, envfence_plugin):
+    """A plugin that fails where no session exists (``register_commands``) is reported without the token it held."""
+    token = "pat" + "Q7" * 7 + "." + "c0ffee42" * 8  # the Airtable plugin's shape of a personal access token
+
+    class Commands:
+        @hookimpl
+        def register_commands(self, cli):
+            raise RuntimeError(f"could not add commands with {token}")
+
+    envfence_plugin(Commands(), "commands")
+    result = envfence_project.run("audit", "show")  # a plugin's command: every plugin adds its commands first
+    assert "commands" in result.stderr and "RuntimeError" in result.stderr
+    assert token not in result.output and "pat" + "Q7" * 7 not in result.output
+
+
+def test_a_plugin_failing_in_secret_shapes_is_reported_once_and_the_rest_still_mask(envfence_project, envfence_plugin):
+    token = "pat" + "Q7" * 7 + "." + "c0ffee42" * 8
+
+    class Shapes:
+        @hookimpl
+        def secret_shapes(self):
+            raise RuntimeError("no shapes today")
+
+    class Commands:
+        @hookimpl
+        def register_commands(self, cli):
+            raise RuntimeError(f"could not add commands with {token}")
+
+    envfence_plugin(Shapes(), "shapes")
+    envfence_plugin(Commands(), "commands")
+    result = envfence_project.run("audit", "show")
+    assert result.exit_code == 0 and "no shapes today" in result.stderr
+    assert token not in result.output

@@ -8,7 +8,6 @@ plugins' own modules, nothing more. Plugins add commands through the
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
@@ -248,10 +247,9 @@ def _redactor(state: State | None):
     session = getattr(state, "_session", None)
     if session is not None:
         return session.redactor()
-    from ..redaction import Redactor, environ_secrets, plugin_shapes
+    from ..pipeline import unopened_redactor
 
-    plugins = getattr(state, "_plugins", None)  # never loaded here: loading them may be what failed
-    return Redactor(environ_secrets(os.environ), shapes=plugin_shapes(plugins) if plugins is not None else ())
+    return unopened_redactor(getattr(state, "_plugins", None))  # never loaded here: loading them may be what failed
 
 
 def error_redactor(ctx: click.Context):

@@ -72,12 +72,12 @@ def fail(session: Any, error: BaseException, automation: str | None, traceback_t
 
 def fail_unopened(plugins: Any, error: BaseException, automation: str | None) -> Failure:
     """Report a failure that stopped the session from opening: ``on_error`` with no session."""
-    from ..redaction import Redactor, environ_secrets, plugin_shapes
+    from ..pipeline import unopened_redactor
 
     failure = Failure(
         error_id=new_id("E"),
         classification=plugins.classify_error(error=error, session=None).first or "bug",
-        message=Redactor(environ_secrets(os.environ), shapes=plugin_shapes(plugins))(_message(error)),
+        message=unopened_redactor(plugins)(_message(error)),
         automation=automation,
         exception=error,
     )
