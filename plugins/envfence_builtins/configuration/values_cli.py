@@ -31,15 +31,10 @@ from envfence.models import reveal
 def _plain_key(session, key: str) -> str:
     """``key`` under its plain name; another environment's prefixed key is refused."""
     env = session.environment.name
-    for spec in session.settings.environments.values():
-        if key.startswith(f"{spec.prefix}_"):
-            if spec.name != env:
-                raise UsageError(
-                    f"{key} belongs to {spec.name}, but this is {env}",
-                    f"use --env {spec.name}, or the plain name {key[len(spec.prefix) + 1:]}",
-                )
-            return key[len(spec.prefix) + 1:]
-    return key
+    owner, plain = session.settings.naming.split(key)
+    if owner not in (None, env):
+        raise UsageError(f"{key} belongs to {owner}, but this is {env}", f"use --env {owner}, or the plain name {plain}")
+    return plain
 
 
 def _is_secret(session, plain: str) -> bool:
@@ -225,7 +220,7 @@ def register_commands(cli) -> None:
             from envfence_builtins.configuration.encryption import SCHEME, load_key
 
             try:
-                fernet = load_key(session.root.path, env, session.settings.environments[env].prefix, session.environ)
+                fernet = load_key(session.root.path, env, session.settings.naming.prefix(env), session.environ)
             except ConfigurationError:
                 fernet = None  # no key here: the secret stays on this machine
             if fernet is not None:

@@ -66,14 +66,12 @@ def plaintext_secrets(text: str, settings, declared: Iterable[str]) -> list[tupl
     from envfence.pipeline import is_secret_key
 
     declared = set(declared)
-    prefixes = {f"{e.prefix}_": e.name for e in settings.environments.values()}
     found = []
     for binding in parse_stream(io.StringIO(text)):
         key, value = binding.key, binding.value
         if not key or not value or value.startswith("enc:"):
             continue
-        owner = next((env for head, env in prefixes.items() if key.startswith(head)), None)
-        plain = key.split("_", 1)[1] if owner else key
+        owner, plain = settings.naming.split(key)
         if is_secret_key(plain, declared) or key in declared:
             found.append((binding.original.line, key, owner))
     return found
@@ -115,7 +113,7 @@ def validate(session) -> list[Finding]:
 
     tracked_keys = {(f.file, f.key) for f in findings}
     for env in settings.environments.values():
-        if env.based_on != "production" or not _has_key(root, env.name, env.prefix, session.environ):
+        if env.based_on != "production" or not _has_key(root, env.name, settings.naming.prefix(env.name), session.environ):
             continue
         for name in (".env", f".env.{env.name}"):
             text = _read(root / name)

@@ -215,10 +215,10 @@ def store_for(session, purpose: str = "envfence") -> Store | None:
     finally:
         session.stash[RESOLVING] = False
     if not url:
-        prefix = session.settings.environments[session.environment.name].prefix
+        credential = session.settings.naming.key(session.environment.name, "STORE_URL")
         raise ConfigurationError(
             f"{source}: [store] gives no url for {session.environment.name}",
-            f'set [store] url = "postgresql://user@host/database", or the credential {prefix}_STORE_URL',
+            f'set [store] url = "postgresql://user@host/database", or the credential {credential}',
         )
     if not url.startswith(("postgresql://", "postgres://")):
         raise ConfigurationError(f"{source}: [store] url must start with postgresql://", "write it as postgresql://user@host:port/database")

@@ -381,7 +381,7 @@ def route_secrets(session, declared: list[Route]) -> dict[str, str]:
         if value is None or not str(reveal(value)).strip():
             raise ConfigurationError(
                 f"route {route.path}: its signing secret {route.secret} is not set in {session.environment.name}",
-                f"set {session.settings.environments[session.environment.name].prefix}{route.secret} "
+                f"set {session.settings.naming.key(session.environment.name, route.secret)} "
                 f"(or {route.secret} in .env.{session.environment.name})",
             )
         found[route.path] = str(reveal(value))
