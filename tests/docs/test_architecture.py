@@ -31,9 +31,13 @@ def _builtin_modules() -> dict[str, Path]:
 
 
 def _hooks() -> set[str]:
+    """The core's hookspecs and the ones plugins declare (``register_hookspecs``)."""
     from envfence import hookspecs
 
-    return {name for name in dir(hookspecs) if name in hookspecs.POLICIES}
+    offered = set()
+    for path in BUILTINS.rglob("*_hooks.py"):
+        offered.update(re.findall(r"^\s*def (\w+)\(", path.read_text(encoding="utf-8"), re.M))
+    return {name for name in dir(hookspecs) if name in hookspecs.POLICIES} | offered
 
 
 def _resolve_dotted(token: str) -> bool:
@@ -62,10 +66,21 @@ def _resolve_dotted(token: str) -> bool:
         if target is None:
             return False
     for name in rest:
-        if not hasattr(target, name) and name not in getattr(target, "__annotations__", {}) and not _attrs_field(target, name):
+        if not (hasattr(target, name) or name in getattr(target, "__annotations__", {}) or _attrs_field(target, name)
+                or _set_in_init(target, name)):
             return False
         target = getattr(target, name, None)
     return True
+
+
+def _set_in_init(target, name: str) -> bool:
+    """An attribute a class sets on its instances (``self.declared = ...``)."""
+    import inspect
+
+    try:
+        return isinstance(target, type) and f"self.{name}" in inspect.getsource(target)
+    except (OSError, TypeError):
+        return False
 
 
 def _core_class(name: str):
