@@ -138,6 +138,8 @@ KNOWN_CROSSINGS = {
     ('webhook_service.webhook_cli', 'webhook_service.webhook_receiver'),
     ('webhook_service.webhook_deploy', 'operations.schedule'),
     ('webhook_service.webhook_receiver', 'webhook_service.webhook_providers'),
+    ('webhook_service.webhook_verify', 'webhook_service.webhook_providers'),
+    ('webhook_service.webhook_verify', 'webhook_service.webhook_receiver'),
     ('webhook_service.webhook_worker', 'webhook_service.webhook_receiver'),
 }
 
