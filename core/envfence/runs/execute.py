@@ -443,7 +443,10 @@ def only_this_environment(session: Any) -> Iterator[dict[str, str]]:
 
 def _own_key(variable: str, session: Any) -> bool:
     """True when ``variable`` is this environment's own key variable (a prefix that ends another: QA and QA_EU)."""
-    return variable.endswith(f"KEY_{session.settings.environments[session.environment.name].prefix}")
+    from .. import keyring
+
+    prefix = session.settings.naming.prefix(session.environment.name)
+    return variable in {keyring.key_variable(kind, prefix) for kind in keyring.KINDS}
 
 
 def exit_code(value: Any) -> int:

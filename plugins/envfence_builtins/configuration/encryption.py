@@ -143,6 +143,7 @@ def register_commands(cli) -> None:
 
     @examples(
         "envfence --env production secret keygen",
+        "envfence --env production secret keygen --pair   # anyone may encrypt, only this host decrypts",
     )
     @secret.command()
     @click.option("--pair", is_flag=True, help="A key pair: the public key goes in the settings (anyone encrypts), the private key stays here.")
@@ -181,6 +182,9 @@ def register_commands(cli) -> None:
         session.audit("secret.encrypted", key=key)
         _say(state, {"key": key, "line": line}, line)
 
+    @examples(
+        "envfence --env production secret migrate   # where production's current key is",
+    )
     @secret.command()
     @pass_state
     def migrate(state: State) -> None:
