@@ -48,7 +48,8 @@ def test_the_webhook_url_is_a_masked_secret(envfence_project, webhook):
     assert "hooksecretCANARY42" not in result.output
 
 
-def test_a_rejected_post_is_a_warning_not_an_error(envfence_project, webhook, capsys, audit_events):
+def test_a_rejected_post_is_a_warning_not_an_error(envfence_project, webhook, capsys, envfence_audit_events):
+    audit_events = envfence_audit_events
     webhook.status = 500
     session = _project(envfence_project, webhook.url).session()
     errors = session.plugins.on_error(session=session, failure=_failure("boom")).errors
