@@ -58,7 +58,7 @@ def test_store_init_is_idempotent_and_check_reports_migrations_and_privileges(pr
     assert any("store init" in p for p in data["problems"])
 
     first = json.loads(run_cli("store", "init", "--json", cwd=project).stdout)
-    assert first["applied"] == [1, 2, 3, 4, 5] and first["to"] == 5
+    assert first["applied"] == [1, 2, 3, 4, 5, 6] and first["to"] == 6
     assert first["roles"] == {"development": [APP], "production": [OTHER]} and first["readers"] == [READER]
     again = run_cli("store", "init", "--json", cwd=project)
     assert again.exit_code == 0 and json.loads(again.stdout)["applied"] == []
@@ -289,3 +289,50 @@ def test_a_record_chained_without_the_audit_key_fails_verify(ready, store_db, ru
     broken = run_cli("audit", "verify", cwd=ready)
     assert broken.exit_code == 1
     assert "does not carry the MAC of the environment's audit key" in broken.output
+
+
+MEASURING = '''
+def measured(ctx):
+    ctx.metric("records_synced", 42, unit="records")
+    with ctx.step("fetch"):
+        pass
+'''
+
+
+@pytest.mark.parametrize("separated", [True, False], ids=["roles-in-settings", "roles-granted-by-hand"])
+def test_what_a_job_reports_is_kept_in_the_store_and_status_shows_it(make_project, store_db, run_cli, separated):
+    env = f"DEV_STORE_PASSWORD={APP_PASSWORD}\nDEV_STORE_ADMIN_URL={store_db.owner}\n"
+    root = make_project({"jobs.py": JOBS + MEASURING, ".env": env},
+                        settings=settings(store_db.url, separated=separated) + '\n[automations.measured]\nrun = "jobs:measured"\n')
+    assert run_cli("store", "init", cwd=root).exit_code == 0
+    # An older store: no measures column, each role may finish a run without it, as before migration 6.
+    with psycopg.connect(store_db.owner, autocommit=True) as db:
+        db.execute(f"REVOKE UPDATE (measures) ON envfence_runs FROM {APP}, {OTHER}")
+        db.execute("ALTER TABLE envfence_runs DROP COLUMN measures")
+        db.execute("DELETE FROM envfence_schema WHERE version = 6")
+        if not separated:  # what docs/several-machines.md had a DBA grant by hand
+            db.execute(f"GRANT SELECT ON envfence_schema TO {APP}")
+            db.execute(f"GRANT SELECT, INSERT ON envfence_runs, envfence_audit TO {APP}")
+            db.execute(f"GRANT UPDATE (finished_at, status, exit_code, error_class, error_id, duration, cpu_seconds, "
+                       f"peak_memory_kb) ON envfence_runs TO {APP}")
+            db.execute(f"GRANT SELECT, INSERT, UPDATE ON envfence_state, envfence_webhook_events TO {APP}")
+    migrated = json.loads(run_cli("store", "migrate", "--json", cwd=root).stdout)
+    assert migrated["applied"] == [6]
+    ran = run_cli("run", "measured", cwd=root)  # the role envfence runs as finishes its running row in place
+    assert ran.exit_code == 0, ran.output
+    [(status, kept)] = query(store_db.superuser, "SELECT status, measures FROM envfence_runs WHERE automation = 'measured'")
+    assert status == "succeeded" and json.loads(kept)["business"]["records_synced"] == {"value": 42.0, "unit": "records"}
+    # Not from the local history: status reads the store.
+    (root / "var" / "development" / "history.sqlite3").unlink()
+    [run] = json.loads(run_cli("status", "--json", cwd=root).stdout)["runs"]
+    assert run["business"] == {"records_synced": {"value": 42.0, "unit": "records"}} and "fetch" in run["steps"]
+
+
+def test_a_measures_value_damaged_in_the_store_reads_as_nothing(ready, store_db, run_cli):
+    assert run_cli("run", "ok", cwd=ready).exit_code == 0
+    with psycopg.connect(store_db.superuser, autocommit=True) as db:
+        db.execute("ALTER TABLE envfence_runs DISABLE TRIGGER envfence_runs_finished_once")  # the finished row is changed by hand
+        db.execute("UPDATE envfence_runs SET measures = '{not json'")
+    (ready / "var" / "development" / "history.sqlite3").unlink()
+    shown = run_cli("status", "--json", cwd=ready)
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["runs"][0]["business"] == {}, shown.output

@@ -203,3 +203,26 @@ def metrics_file(session: Any, run_id: str, measures: Measures | None, show: Cal
             show(f"envfence: warning: {warning}")
         with contextlib.suppress(Exception):
             remove(session.paths, path)
+
+
+#: What a run reported beyond envfence's own measurements: kept as JSON in a ``measures`` column by each history.
+MEASURED = ("business", "steps", "retries", "disk_free_bytes", "disk_total_bytes")
+
+
+def measures_json(metrics: Any) -> str | None:
+    """The JSON a history keeps in its ``measures`` column: the business metrics, step times and disk sample of a run."""
+    import json
+
+    kept = {k: metrics[k] for k in MEASURED if metrics.get(k) is not None}
+    return json.dumps(kept, separators=(",", ":"), sort_keys=True) if kept else None
+
+
+def measures_from(text: Any) -> dict[str, Any]:
+    """A ``measures`` column read back (a damaged value reads as nothing, never as an error)."""
+    import json
+
+    try:
+        data = json.loads(text) if text else {}
+    except (TypeError, ValueError):
+        return {}
+    return {k: data[k] for k in MEASURED if k in data} if isinstance(data, dict) else {}

@@ -31,6 +31,7 @@ from typing import Any
 from envfence import files, hookimpl
 from envfence.errors import ConfigurationError
 from envfence.models import Finding
+from envfence.runs.measures import measures_from, measures_json
 
 DEFAULT_FILE = "history.sqlite3"
 _SCHEMA = """
@@ -211,29 +212,6 @@ def _migrate(db) -> None:
         db.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
     if "measures" not in columns:
         db.execute("ALTER TABLE runs ADD COLUMN measures TEXT")
-
-
-#: What a run reported beyond envfence's own measurements, kept as JSON in the ``measures`` column.
-MEASURED = ("business", "steps", "retries", "disk_free_bytes", "disk_total_bytes")
-
-
-def measures_json(metrics) -> str | None:
-    """The JSON kept in the ``measures`` column: the business metrics, step times and disk sample of a run."""
-    import json
-
-    kept = {k: metrics[k] for k in MEASURED if metrics.get(k) is not None}
-    return json.dumps(kept, separators=(",", ":"), sort_keys=True) if kept else None
-
-
-def measures_from(text) -> dict[str, Any]:
-    """The ``measures`` column read back (a damaged value reads as nothing, never as an error)."""
-    import json
-
-    try:
-        data = json.loads(text) if text else {}
-    except ValueError:
-        return {}
-    return {k: data[k] for k in MEASURED if k in data} if isinstance(data, dict) else {}
 
 
 def _damaged(exc: Exception) -> bool:

@@ -163,6 +163,24 @@ MIGRATIONS: tuple[Migration, ...] = (
         END $$;
         """,
     ),
+    Migration(
+        6,
+        "what jobs report kept with their runs",
+        f"""
+        -- The business metrics, step times, retries and disk sample of a run, as the JSON the local history keeps.
+        ALTER TABLE {RUNS} ADD COLUMN measures text;
+        -- A role that may finish a run (granted by hand, not through [store.roles]) may finish it with its measures.
+        DO $$
+        DECLARE grantee text;
+        BEGIN
+            FOR grantee IN SELECT DISTINCT p.grantee FROM information_schema.column_privileges p
+                    WHERE p.table_name = '{RUNS}' AND p.column_name = 'finished_at' AND p.privilege_type = 'UPDATE'
+                      AND p.grantee NOT IN ('PUBLIC', current_user) LOOP
+                EXECUTE format('GRANT UPDATE (measures) ON {RUNS} TO %I', grantee);
+            END LOOP;
+        END $$;
+        """,
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

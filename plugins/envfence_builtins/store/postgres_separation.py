@@ -40,7 +40,8 @@ from envfence_builtins.store.postgres_schema import AUDIT, QUEUE, RUNS, STATE, V
 #: The tables that hold rows of one environment each (an ``environment`` column), kept apart by policies.
 SEPARATED = (RUNS, AUDIT, STATE, QUEUE)
 #: The columns a runtime role may change in a run's row: a running run is finished in place, nothing else.
-RUN_FINISH_COLUMNS = ("finished_at", "status", "exit_code", "error_class", "error_id", "duration", "cpu_seconds", "peak_memory_kb")
+RUN_FINISH_COLUMNS = ("finished_at", "status", "exit_code", "error_class", "error_id", "duration", "cpu_seconds", "peak_memory_kb",
+                      "measures")
 #: The prefix of every policy envfence creates (policies of other names are left alone).
 POLICY_PREFIX = "envfence_"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

@@ -58,7 +58,7 @@ FALLBACKS = ("refuse", "local")
 SPOOL_NAME = "store-spool.jsonl"
 _RUN_COLUMNS = (
     "run_id", "automation", "environment", "host", "started_at", "finished_at", "status", "exit_code",
-    "error_class", "error_id", "duration", "cpu_seconds", "peak_memory_kb", "forced", "reason",
+    "error_class", "error_id", "duration", "cpu_seconds", "peak_memory_kb", "forced", "reason", "measures",
 )
 
 
@@ -330,6 +330,8 @@ def forward_quietly(store: Store, db, session) -> None:
 
 def run_row(session, outcome) -> dict[str, Any]:
     """A run as a row of the runs table."""
+    from envfence.runs.measures import measures_json
+
     metrics = outcome.metrics
     return {
         "run_id": outcome.run_id, "automation": outcome.automation, "environment": outcome.environment,
@@ -337,7 +339,7 @@ def run_row(session, outcome) -> dict[str, Any]:
         "finished_at": outcome.finished_at.isoformat(), "status": outcome.status, "exit_code": outcome.exit_code,
         "error_class": outcome.error_class, "error_id": outcome.error_id, "duration": outcome.duration,
         "cpu_seconds": metrics.get("cpu_seconds"), "peak_memory_kb": metrics.get("peak_memory_kb"),
-        "forced": bool(outcome.forced), "reason": outcome.reason or None,
+        "forced": bool(outcome.forced), "reason": outcome.reason or None, "measures": measures_json(metrics),
     }
 
 
@@ -418,6 +420,7 @@ def _lock_held(db, key: int) -> bool:
 def read_runs(db, environment: str, automation: str | None, limit: int):
     """An environment's runs, newest first, as :class:`~envfence.models.RunOutcome`."""
     from envfence.models import RunOutcome
+    from envfence.runs.measures import measures_from
 
     query = f"SELECT {', '.join(_RUN_COLUMNS)} FROM {RUNS} WHERE environment = %s"
     args: list[Any] = [environment]
@@ -434,7 +437,8 @@ def read_runs(db, environment: str, automation: str | None, limit: int):
                 run_id=r["run_id"], automation=r["automation"], environment=r["environment"], status=r["status"],
                 exit_code=r["exit_code"], started_at=r["started_at"], finished_at=r["finished_at"],
                 error_class=r["error_class"], error_id=r["error_id"], forced=r["forced"], reason=r["reason"],
-                metrics={"host": r["host"], "cpu_seconds": r["cpu_seconds"], "peak_memory_kb": r["peak_memory_kb"]},
+                metrics={"host": r["host"], "cpu_seconds": r["cpu_seconds"], "peak_memory_kb": r["peak_memory_kb"],
+                         **measures_from(r["measures"])},
             )
         )
     return runs
