@@ -151,22 +151,13 @@ class Session:
         return type(self).open(**reopen_arguments(self.opened_with))
 
     def config_read(self, command: str, keys: Iterable[str]) -> None:
-        """Record that ``command`` showed ``keys`` of this configuration: ``config.read``, with who read them.
-
-        Kept in the environment's trail when it exists, without preparing the
-        session: a read creates no tree (see ``KEPT_UNPREPARED``).
-        """
+        """Record ``config.read`` (who showed which ``keys`` with ``command``) in an existing trail: a read creates no tree."""
         from .runs.record import current_user
-
         self.audit("config.read", command=command, keys=sorted(set(keys)), by=current_user())
 
     def validate(self, live: bool = False) -> list[Finding]:
-        """Run the ``validate`` hook and return its findings (not stored).
-
-        Values a higher layer overrides are validated too (offline), each a
-        ``LAYER_VALUE_INVALID`` warning naming both layers when rejected
-        (:mod:`envfence.layer_checks`).
-        """
+        """Run the ``validate`` hook and return its findings (not stored), with ``LAYER_VALUE_INVALID``
+        warnings for values a higher layer overrides (:mod:`envfence.layer_checks`)."""
         from .layer_checks import shadowed_findings
 
         found = self._validated(live)
