@@ -55,6 +55,5 @@ def test_no_builtin_function_or_class_is_over_the_limits():
     assert oversized(REPO / "plugins" / "envfence_builtins") == set()
 
 
-@pytest.mark.xfail(reason="the core's sizes belong to the hooks work (Session, retry_call); strict once it lands", strict=False)
 def test_no_core_function_or_class_is_over_the_limits():
     assert oversized(REPO / "core" / "envfence") == set()
