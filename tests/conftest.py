@@ -114,3 +114,14 @@ def fill_disk():
             out.truncate(max(0, out.tell() - leave))
 
     return fill
+
+
+@pytest.fixture
+def chromium() -> str:
+    """The path of a headless-capable Chromium (Debian's package), or a skip saying how to get one."""
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    pytest.skip("headless Chromium is not installed: apt-get install -y chromium (or put google-chrome on PATH)")

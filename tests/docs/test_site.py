@@ -6,7 +6,6 @@ import html
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,13 +47,6 @@ def test_code_is_highlighted_at_build_time(site):
     assert 'class="highlight"' in page and re.search(r'<span class="(?:nb|k|s|c1|o)">', page)
 
 
-def _chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    pytest.skip("headless Chromium is not installed: apt-get install -y chromium (or put google-chrome on PATH)")
-
-
 #: Measures a page from inside it and tells the frame around it (only this copy of the page has the script).
 MEASURE = """<script>
 addEventListener('load', () => {
@@ -90,8 +82,8 @@ def _measure(browser: str, site: Path, page: str, tmp_path: Path) -> dict:
 
 
 @pytest.mark.parametrize("page", WIDE_PAGES)
-def test_nothing_is_wider_than_a_phone_and_the_title_and_search_are_in_view(site, page, tmp_path):
-    browser = _chromium()
+def test_nothing_is_wider_than_a_phone_and_the_title_and_search_are_in_view(site, page, tmp_path, chromium):
+    browser = chromium
     measured = _measure(browser, site, page, tmp_path)
     assert measured["viewport"] == 390, measured
     assert measured["page"] <= 390, f"{page} is {measured['page']} px wide at 390 px"

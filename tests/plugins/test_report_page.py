@@ -5,11 +5,9 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import re
-import shutil
 import sqlite3
 import subprocess
 
-import pytest
 
 SETTINGS = '[automations.sync]\nrun = "jobs:ok"\n'
 UTC = _dt.timezone.utc
@@ -105,13 +103,6 @@ def test_one_day_of_data_draws_axes_spanning_that_day(make_project, run_cli, tmp
         assert re.search(r"\d\d:\d\d", shown), f"{section} has no hours on its axis: {shown}"
 
 
-def _chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    pytest.skip("headless Chromium is not installed: apt-get install -y chromium (or put google-chrome on PATH)")
-
-
 #: Measures the page from inside it and tells the frame holding it (the page itself has no script: only this copy).
 MEASURE = """<script>
 addEventListener('load', () => {
@@ -128,10 +119,10 @@ PHONE = """<!DOCTYPE html><html><body style="margin:0">
 </body></html>"""
 
 
-def test_the_summary_table_fits_a_390_pixel_screen_in_chromium(make_project, run_cli, tmp_path):
+def test_the_summary_table_fits_a_390_pixel_screen_in_chromium(make_project, run_cli, tmp_path, chromium):
     import json
 
-    browser = _chromium()
+    browser = chromium
     root = make_project({"jobs.py": "def ok(ctx):\n    pass\n"}, settings=SETTINGS)
     now = _dt.datetime.now(UTC)
     long_name = "nightly-reconciliation-of-invoices-against-the-ledger-and-payment-provider-exports"
