@@ -11,6 +11,8 @@ the ``envfence_``-prefixed fixtures.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 def _kit_registered_by_an_old_install() -> bool:
@@ -125,3 +127,37 @@ def chromium() -> str:
         if shutil.which(name):
             return shutil.which(name)
     pytest.skip("headless Chromium is not installed: apt-get install -y chromium (or put google-chrome on PATH)")
+
+
+#: The demo project `make demo` runs.
+DEMO_PROJECT = Path(__file__).resolve().parents[1] / "contrib" / "demo-project"
+
+
+@pytest.fixture(scope="session")
+def demo_script():
+    """``contrib/demo-project/demo.py`` as a module: the credentials it gives and how it writes them."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("envfence_demo", DEMO_PROJECT / "demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def demo_checkout_at(demo_script):
+    """``copy(target)``: the demo project as a fresh checkout has it, at ``target``, with the laptop's credentials written."""
+    import shutil
+
+    def copy(target: Path) -> Path:
+        shutil.copytree(DEMO_PROJECT, target, ignore=shutil.ignore_patterns("var", "__pycache__", ".env*.local"))
+        demo_script.write_local_credentials(target)
+        return target
+
+    return copy
+
+
+@pytest.fixture
+def demo_checkout(tmp_path, demo_checkout_at):
+    """A copy of the demo project in this test's directory (see ``demo_checkout_at``)."""
+    return demo_checkout_at(tmp_path / "demo")

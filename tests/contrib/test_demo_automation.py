@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 
 import pytest
 
 from envfence_builtins.fakes.airtable_emulator import DEMO_DEV_BASE, DEMO_PROD_BASE
 
-DEMO = Path(__file__).resolve().parents[2] / "contrib" / "demo-project"
-
-
-def demo_module():
-    """``contrib/demo-project/demo.py``, which writes the laptop's credentials as `make demo` does."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("envfence_demo", DEMO / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def copy_demo(target: Path) -> Path:
-    """A copy of the demo project as a fresh checkout has it, with this laptop's development credentials."""
-    shutil.copytree(DEMO, target, ignore=shutil.ignore_patterns("var", "__pycache__", ".env*.local"))
-    demo_module().write_local_credentials(target)
-    return target
 
 
 @pytest.fixture
-def demo(tmp_path, fake_airtable, monkeypatch):
-    root = copy_demo(tmp_path / "demo")
+def demo(demo_checkout, fake_airtable, monkeypatch):
+    root = demo_checkout
     monkeypatch.setenv("ENVFENCE_HOSTNAME", "dev-laptop-07")
     monkeypatch.setenv("AIRTABLE_ENDPOINT_URL", fake_airtable.url)
     return root
@@ -67,8 +47,8 @@ def test_running_the_import_twice_never_duplicates(demo, run_cli, fake_airtable)
     assert sorted(n for n in names if n.startswith("JOB-2")) == ["JOB-2001", "JOB-2002", "JOB-2003"]
 
 
-def test_production_on_the_demo_laptop_is_refused(demo, run_cli, fake_airtable):
-    result = run_cli("--env", "production", "run", "import-jobs", cwd=demo, env=demo_module().credentials("PROD"))
+def test_production_on_the_demo_laptop_is_refused(demo, run_cli, fake_airtable, demo_script):
+    result = run_cli("--env", "production", "run", "import-jobs", cwd=demo, env=demo_script.credentials("PROD"))
     assert result.exit_code == 3
     assert "whose name says development" in result.stderr
     # The guard the demo is there to show leads; nothing the demo itself causes comes before it.
@@ -85,17 +65,17 @@ def test_a_bad_row_fails_as_data_naming_its_line(demo, run_cli, fake_airtable):
     assert "failed (data)" in result.stderr and "jobs.csv:2: status 'lost'" in result.stderr
 
 
-def test_a_fresh_checkout_of_the_demo_commits_no_secret_and_checks_clean(tmp_path, run_cli, monkeypatch):
+def test_a_fresh_checkout_of_the_demo_commits_no_secret_and_checks_clean(demo_checkout, demo_script, run_cli, monkeypatch):
     import json
     import subprocess
 
-    root = copy_demo(tmp_path / "demo")
+    root = demo_checkout
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
     tracked = subprocess.run(["git", "-C", str(root), "ls-files"], capture_output=True, text=True, check=True).stdout
     assert ".env.development.local" not in tracked  # the laptop's credentials stay on the laptop
     committed = "".join((root / name).read_text() for name in tracked.split() if name.startswith(".env"))
-    for value in [*demo_module().credentials("DEV").values(), *demo_module().credentials("PROD").values()]:
+    for value in [*demo_script.credentials("DEV").values(), *demo_script.credentials("PROD").values()]:
         assert value not in committed
     monkeypatch.setenv("ENVFENCE_HOSTNAME", "dev-laptop-07")
     data = json.loads(run_cli("--json", "check", cwd=root).stdout)

@@ -231,18 +231,8 @@ def test_offline_check_imports_no_http_client(make_project):
     assert proc.stdout.splitlines()[-1] == "[]", proc.stderr
 
 
-def test_the_demo_project_passes_live_against_the_seeded_fakes(tmp_path, run_cli, fake_airtable, fake_housecallpro):
-    import importlib.util
-    import shutil
-    from pathlib import Path
-
-    demo = Path(__file__).resolve().parents[2] / "contrib" / "demo-project"
-    root = tmp_path / "demo"
-    shutil.copytree(demo, root, ignore=shutil.ignore_patterns("var", "__pycache__", ".env*.local"))
-    spec = importlib.util.spec_from_file_location("envfence_demo", demo / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.write_local_credentials(root)  # as `make demo` does on the laptop
+def test_the_demo_project_passes_live_against_the_seeded_fakes(demo_checkout, run_cli, fake_airtable, fake_housecallpro):
+    root = demo_checkout
     env = {"AIRTABLE_ENDPOINT_URL": fake_airtable.url, "HOUSECALLPRO_API_URL": fake_housecallpro.url, "ENVFENCE_HOSTNAME": "dev-laptop-07"}
     data = json.loads(run_cli("--json", "check", "--live", cwd=root, env=env).stdout)
     assert data["ok"], data["findings"]

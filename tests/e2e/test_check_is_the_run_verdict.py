@@ -12,12 +12,10 @@ from __future__ import annotations
 import itertools
 import json
 import random
-import shutil
 from pathlib import Path
 
 import pytest
 
-DEMO = Path(__file__).resolve().parents[2] / "contrib" / "demo-project"
 GOOD_TOKEN = "pat" + "A" * 14 + "." + "a" * 64
 JOBS = """
 def touch(ctx):
@@ -56,17 +54,9 @@ def assert_equivalent(checked, codes, runs):
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(tmp_path_factory, demo_checkout_at):
     """A checkout of the demo project with the laptop's development credentials, as `make demo` writes them."""
-    import importlib.util
-
-    root = tmp_path_factory.mktemp("demo") / "demo"
-    shutil.copytree(DEMO, root, ignore=shutil.ignore_patterns("var", "__pycache__", ".env*.local"))
-    spec = importlib.util.spec_from_file_location("envfence_demo", DEMO / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.write_local_credentials(root)
-    return root
+    return demo_checkout_at(tmp_path_factory.mktemp("demo") / "demo")
 
 
 @pytest.mark.parametrize("env", ["development", "production"])

@@ -96,6 +96,10 @@ def test_init_gitignore_adds_only_the_missing_lines_and_keeps_the_rest_byte_for_
     assert result.exit_code == 0, result.output
     assert (repo / ".gitignore").read_bytes() == original + b"\n.env*.local\n"
     assert (repo / ".gitignore").stat().st_mode & 0o777 == 0o664
+    # git itself reads the file so: the machine-local secrets and the trees are ignored, the rest is not.
+    ignored = subprocess.run(["git", "-C", str(repo), "check-ignore", ".env.development.local", "var/production/x",
+                              ".env"], capture_output=True, text=True)
+    assert ignored.stdout.split() == [".env.development.local", "var/production/x"], ignored
     again = run_cli("init", "--gitignore", cwd=repo)
     assert (repo / ".gitignore").read_bytes() == original + b"\n.env*.local\n"  # idempotent
     assert "nothing to do" in again.stdout and ".gitignore" not in again.stdout
