@@ -80,6 +80,16 @@ def test_set_a_secret_is_encrypted_where_the_environment_has_a_key(project, run_
     assert "can'ary" not in run_cli("--json", "audit", "show", cwd=project).stdout
 
 
+def test_set_a_secret_with_the_encryption_plugin_disabled_keeps_it_local_and_says_so(project, run_cli):
+    pytest.importorskip("cryptography")
+    assert run_cli("secret", "keygen", cwd=project).exit_code == 0
+    result = run_cli("-p", "no:encryption", "set", "DB_PASSWORD", CANARY, cwd=project)
+    assert result.exit_code == 0, result.output
+    assert "set DB_PASSWORD in .env.development.local" in result.stdout and "can'ary" not in result.output
+    assert "the encryption plugin is disabled" in result.stderr
+    assert not (project / ".env.development").exists()  # never in the shared file in the clear
+
+
 def test_set_refuses_a_file_that_is_a_symlink_and_changes_nothing(project, run_cli, tmp_path):
     elsewhere = tmp_path / "shared.env"
     elsewhere.write_text("KEEP=1\n")

@@ -35,7 +35,6 @@ from typing import Any
 
 from envfence import hookimpl
 from envfence.models import Automation, Finding, HostInfo
-from envfence_builtins.credentials.airtable import TABLE_ID_RE
 
 NAME = "acme"
 DEFAULT_PREFIX = "acme_"
@@ -44,6 +43,9 @@ DEFAULT_KEEP_DAYS = 30
 
 _SERVER = re.compile(r"^(?P<site>[a-z]{3})-(?P<code>[a-z])(?P<number>\d{2,})(\.acme\.internal)?$", re.IGNORECASE)
 _TABLE_KEY = re.compile(r"^AIRTABLE_(\w+_)?TABLES?(_\w+)?$")
+#: An Airtable table id (``tbl`` and 14 letters or digits): named by id, a table needs no prefix.
+#: Written here, not imported from the built-in airtable plugin, so ``-p no:airtable`` removes that plugin.
+_TABLE_ID = re.compile(r"tbl[A-Za-z0-9]{14}")
 
 
 def _section(settings) -> dict[str, Any] | None:
@@ -112,7 +114,7 @@ def validate(session) -> list[Finding] | None:
         if not _TABLE_KEY.match(key) or not isinstance(value, str):
             continue
         for name in (v.strip() for v in value.split(",")):
-            if name and not TABLE_ID_RE.fullmatch(name) and not name.startswith(prefix):
+            if name and not _TABLE_ID.fullmatch(name) and not name.startswith(prefix):
                 entry = session.config.entry(key) or session.config.entry(session.config.key_for(key))
                 findings.append(
                     Finding(

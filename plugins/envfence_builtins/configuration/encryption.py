@@ -28,45 +28,13 @@ imported only when a value is encrypted or decrypted.
 
 from __future__ import annotations
 
-import os
-import stat
-import sys
 from pathlib import Path
 from typing import Mapping
 
 from envfence import hookimpl
-from envfence.errors import ConfigurationError, UsageError
+from envfence.errors import ConfigurationError
 
-SCHEME = "enc:fernet:"
-
-
-def _fernet(key: bytes, where: str, environment: str):
-    try:
-        from cryptography.fernet import Fernet
-    except ImportError:
-        raise ConfigurationError(
-            "encrypted configuration needs the cryptography package", "pip install 'envfence[encryption]'"
-        ) from None
-    try:
-        return Fernet(key.strip())
-    except (ValueError, TypeError):
-        raise ConfigurationError(
-            f"{where}: not a valid key",
-            f"create one with `envfence --env {environment} secret keygen` (and re-encrypt the values it opened)",
-        ) from None
-
-
-def load_key(root: Path, environment: str, prefix: str, environ: Mapping[str, str]):
-    """The environment's Fernet, from the key ring (the variable, else the owner-only key file)."""
-    from envfence import keyring
-
-    key = keyring.find(root, environment, prefix, environ, "encryption", error=ConfigurationError)
-    if key is None:
-        raise ConfigurationError(
-            f"no {environment} key: set {keyring.key_variable('encryption', prefix)} or create {keyring.key_file(root, environment, 'encryption')}",
-            f"run `envfence --env {environment} secret keygen` on a machine allowed to hold it",
-        )
-    return _fernet(key.material, key.source, environment)
+from .encryption_keys import SCHEME, fernet_for, load_key
 
 
 @hookimpl
@@ -131,116 +99,16 @@ def validate(session) -> list:
 @hookimpl
 def register_commands(cli) -> None:
     """``envfence secret keygen [--pair]``, ``secret encrypt KEY`` and ``secret migrate``."""
-    import click
-
-    from envfence.cli import State, pass_state
-
-    @click.group()
-    def secret() -> None:
-        """Encrypt configuration values at rest, one key (or key pair) per environment."""
-
-    from envfence.cli.examples import examples
-
-    @examples(
-        "envfence --env production secret keygen",
-        "envfence --env production secret keygen --pair   # anyone may encrypt, only this host decrypts",
-    )
-    @secret.command()
-    @click.option("--pair", is_flag=True, help="A key pair: the public key goes in the settings (anyone encrypts), the private key stays here.")
-    @pass_state
-    def keygen(state: State, pair: bool) -> None:
-        """Create this environment's key file (owner-only; never overwritten), or its key pair."""
-        session = state.session()
-        session.prepare()  # creating a key is an action: it goes on the audit trail
-        _keygen(state, session, pair)
-
-    @examples(
-        "envfence --env production secret encrypt AIRTABLE_API_KEY < token.txt",
-    )
-    @secret.command()
-    @click.argument("key")
-    @pass_state
-    def encrypt(state: State, key: str) -> None:
-        """Print KEY=enc:...: sealed to the environment's public key when it has a pair, else with its key."""
-        session = state.session()
-        env = session.environment.name
-        owner = session.settings.naming.environment_of(key)
-        if owner not in (None, env):
-            raise UsageError(
-                f"{key} belongs to {owner}, but this is {env}",
-                f"run `envfence --env {owner} secret encrypt {key}` with the {owner} key",
-            )
-        if sys.stdin.isatty():
-            value = click.prompt(f"value of {key}", hide_input=True, confirmation_prompt=True)
-        else:
-            value = sys.stdin.read().rstrip("\n")
-        if not value:
-            raise UsageError("the value is empty", "pipe the value on stdin or type it at the prompt")
-        if "\0" in value:
-            raise UsageError("the value holds a NUL byte, which no environment variable can hold", "remove it and try again")
-        line = f"{key}={encrypt_for(session, key, value)}"
-        session.audit("secret.encrypted", key=key)
-        _say(state, {"key": key, "line": line}, line)
-
-    @examples(
-        "envfence --env production secret migrate   # where production's current key is",
-    )
-    @secret.command()
-    @pass_state
-    def migrate(state: State) -> None:
-        """Move this environment's encrypted values to a key pair, and seal its plaintext secrets in .env.ENVIRONMENT.
-
-        Run it where the environment's current key is (its values are opened
-        once, then sealed to the new public key). The key pair is made when
-        the environment has none; its public key goes in the settings.
-        """
-        from envfence_builtins.configuration.key_migration import migrate_environment
-
-        session = state.session()
-        session.prepare()
-        done = migrate_environment(session)
-        _say(state, done, done["summary"])
+    from .encryption_cli import secret
 
     cli.add_command(secret)
 
 
-def encrypt_for(session, key: str, value: str) -> str:
-    """``value`` as it is written in a ``.env`` file of this environment: sealed to its public key, else Fernet."""
-    from envfence import keypairs
-
-    env, settings = session.environment.name, session.settings
-    public = keypairs.public_key(settings, env)
-    if public is not None:
-        return keypairs.seal(public, env, settings.naming.split(key)[1], value)
-    fernet = load_key(session.root.path, env, settings.naming.prefix(env), session.environ)
+@hookimpl(optionalhook=True)
+def encrypt_value(session, key: str, value: str) -> str | None:
+    """``set``'s secret encrypted with the environment's key (declared by ``values``); None when this host has none."""
+    try:
+        fernet = fernet_for(session)
+    except ConfigurationError:
+        return None  # no key here: the secret stays on this machine
     return SCHEME + fernet.encrypt(value.encode("utf-8")).decode()
-
-
-def _keygen(state, session, pair: bool) -> None:
-    from envfence import keypairs, keyring
-
-    root, env = session.root.path, session.environment.name
-    if not pair:
-        from cryptography.fernet import Fernet
-
-        path = keyring.create(root, env, "encryption", Fernet.generate_key() + b"\n")
-        session.audit("secret.key_created", path=str(path))
-        _say(state, {"key_file": str(path)}, f"created {path} (mode 600); keep it out of version control")
-        return
-    if keypairs.public_key(session.settings, env) is not None:
-        raise UsageError(f"{env} has a key pair already ({session.settings.source})", "a key pair is never replaced by keygen")
-    private, public = keypairs.generate()
-    path = keyring.create(root, env, "private", private)
-    settings_file = keypairs.write_public_key(session.settings, env, public)
-    session.audit("secret.key_created", path=str(path), public_key=public, settings=str(settings_file))
-    _say(state, {"private_key_file": str(path), "public_key": public, "settings": str(settings_file)},
-         f"created {path} (mode 600): keep it on {env} hosts only\n"
-         f"wrote {env}'s public key to {settings_file}: commit it, so anyone can `envfence --env {env} set KEY`")
-
-
-def _say(state, data: dict, text: str) -> None:
-    import click
-
-    from envfence.cli.output import dumps
-
-    click.echo(dumps(data) if state.json else text)

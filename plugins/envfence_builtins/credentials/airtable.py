@@ -22,10 +22,9 @@ from urllib.parse import urlsplit
 import attrs
 
 from envfence import hookimpl
+from envfence.credential_shapes import PLACEHOLDER, describe, required_in, text_problem
 from envfence.models import Finding, SettingSpec, reveal
 from envfence.redaction import SecretShape
-
-from envfence_builtins.credentials.credentials import PLACEHOLDER, describe, required_in, text_problem
 
 SECTION = "airtable"
 DEFAULT_ENDPOINT = "https://api.airtable.com"
@@ -180,7 +179,7 @@ def _live(session, token_key, base_key, base, tables, url_key, url) -> list[Find
     import requests
     from pyairtable import Api
 
-    from envfence_builtins.credentials.live_checks import Service, announce, http_status_finding, network_finding, timeout_setting
+    from envfence.live_checks import Service, announce, http_status_finding, network_finding, timeout_setting
 
     config = session.config
     timeout, bad_timeout = timeout_setting(config, "AIRTABLE_TIMEOUT")

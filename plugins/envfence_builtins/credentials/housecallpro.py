@@ -14,9 +14,8 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from envfence import hookimpl
+from envfence.credential_shapes import PLACEHOLDER, describe, required_in, text_problem
 from envfence.models import Finding, SettingSpec, reveal
-
-from envfence_builtins.credentials.credentials import PLACEHOLDER, describe, required_in, text_problem
 
 SECTION = "housecallpro"
 DEFAULT_URL = "https://api.housecallpro.com"
@@ -89,7 +88,7 @@ def validate(session, live: bool) -> list[Finding]:
 def _live(session, key: str, shown: str, token: str, url_key: str, url: str) -> list[Finding]:
     import requests
 
-    from envfence_builtins.credentials.live_checks import Service, announce, http_status_finding, network_finding, timeout_setting
+    from envfence.live_checks import Service, announce, http_status_finding, network_finding, timeout_setting
 
     timeout, bad_timeout = timeout_setting(session.config, "HOUSECALLPRO_TIMEOUT")
     service = Service(

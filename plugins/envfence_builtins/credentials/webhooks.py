@@ -24,10 +24,10 @@ from typing import Any, Mapping
 import attrs
 
 from envfence import hookimpl
+from envfence.credential_shapes import PLACEHOLDER, describe, entropy_bits, text_problem
 from envfence.models import Finding, SettingSpec, reveal
 from envfence.redaction import SecretShape
 
-from envfence_builtins.credentials.credentials import PLACEHOLDER, describe, entropy_bits, text_problem
 from envfence_builtins.webhook_service.webhook_signatures import SCHEMES, SignatureError, decode_standard_secret
 
 SECTION = "webhooks"

@@ -21,8 +21,6 @@ from typing import Any
 from envfence import files, hookimpl
 from envfence.models import EnvPaths, SettingSpec, reveal
 
-from envfence_builtins.credentials.airtable import DEFAULT_ENDPOINT
-
 QUEUE_FILE = "airtable-status-queue.jsonl"
 #: The status table's fields, as ``FakeAirtable.add_table`` and Airtable's
 #: "create table" take them: create the table with these to turn tracking on.
@@ -149,8 +147,10 @@ def send(session, table_name: str, records: list[dict[str, Any]]) -> tuple[int, 
     base = _setting(config, "AIRTABLE_STATUS_BASE_ID") or _setting(config, "AIRTABLE_BASE_ID")
     if token is None or not base:
         return 0, LookupError("AIRTABLE_API_KEY and AIRTABLE_STATUS_BASE_ID (or AIRTABLE_BASE_ID) are needed for status tracking")
-    endpoint = _setting(config, "AIRTABLE_ENDPOINT_URL") or DEFAULT_ENDPOINT
-    api = Api(str(reveal(token)), endpoint_url=endpoint, timeout=(3, 10), retry_strategy=None)
+    endpoint = _setting(config, "AIRTABLE_ENDPOINT_URL")
+    # Without AIRTABLE_ENDPOINT_URL, pyairtable's own default (Airtable's API) applies.
+    where = {"endpoint_url": str(endpoint)} if endpoint else {}
+    api = Api(str(reveal(token)), timeout=(3, 10), retry_strategy=None, **where)
     table = api.table(str(base), table_name)
     sent = 0
     try:

@@ -1,6 +1,6 @@
 """Turning what can go wrong on the wire into findings, for the live service checks.
 
-Not a plugin: the Airtable and HousecallPro validators share it. A failure
+A core service: the Airtable and HousecallPro validators share it. A failure
 becomes a :class:`~envfence.models.Finding` with its own code and
 remediation; exception texts are never copied into a message (they may
 quote a URL or a header), only their kind.
@@ -12,7 +12,7 @@ from typing import Mapping
 
 import attrs
 
-from envfence.models import Finding, reveal
+from .models import Finding, reveal
 
 #: Seconds a live check waits for an answer unless ``<SERVICE>_TIMEOUT`` says otherwise.
 DEFAULT_TIMEOUT = 10.0

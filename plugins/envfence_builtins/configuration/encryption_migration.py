@@ -78,7 +78,7 @@ def _kind(session: Any, key: str, value: str) -> str | None:
     from envfence import keypairs
     from envfence.layers import is_secret_key
 
-    from .encryption import SCHEME
+    from .encryption_keys import SCHEME
 
     if value.startswith(SCHEME):
         return "fernet"
@@ -89,7 +89,7 @@ def _kind(session: Any, key: str, value: str) -> str | None:
 
 
 def _open(session: Any, key: str, value: str, name: str) -> str:
-    from .encryption import SCHEME, load_key
+    from .encryption_keys import SCHEME, load_key
 
     env = session.environment.name
     fernet = load_key(session.root.path, env, session.settings.naming.prefix(env), session.environ)
