@@ -15,12 +15,15 @@ TITLES = {"error": "errors", "warning": "warnings", "info": "info"}
 
 
 def check_findings(session, live: bool, verdict: bool = True) -> list:
-    """Loading findings plus the ``validate`` hook's, live or not, then what would stop each automation's run.
+    """Loading findings plus the ``validate`` hook's, live or not, the pending migrations, then what would stop each automation's run.
 
     The session redacts them. ``verdict=False`` leaves out the run's verdict
     (:mod:`envfence.verdict`): the configuration alone, wherever it is checked.
     """
     found = list(session.load_findings) + session.validate(live=True) if live else list(session.report.findings)
+    from ..migrations import findings as migration_findings
+
+    found += session.redact_findings(migration_findings(session))  # CONFIG_MIGRATION_PENDING: behind the project's migrations
     if verdict:
         from ..verdict import run_verdicts
 

@@ -310,3 +310,6 @@ def rollback(state: State, snapshot_id: str | None, list_only: bool, dry_run: bo
         for c in changes:
             click.echo(f"{c['action']}d {c['source']}")  # removed, created, restored
         click.echo(f"rolled back to {target.id}; the previous files are snapshot {before.id}")
+
+
+from . import config_changes  # noqa: E402,F401  (adds `config migrate` and `config history` to the group)

@@ -1,0 +1,227 @@
+"""``envfence config migrate``: apply the project's migrations to one environment's files, step by step.
+
+For each migration this environment has not had (its tree's
+``state/config-migrations.json`` lists those it had):
+
+1. the environment's files are snapshotted (:mod:`envfence.snapshots`);
+2. the step is written down as in progress, with that snapshot;
+3. the migration runs on the files in memory (:class:`~envfence.migration_step.Step`),
+   then each changed file is replaced whole (:func:`envfence.files.write_atomic`);
+4. the step is recorded as applied, with the configuration version it
+   produced (:mod:`envfence.config_versions`), and audited as ``config.migrated``.
+
+A step that fails is rolled back to its snapshot and audited as
+``config.migration_failed``; the later migrations wait. A process killed
+between 2 and 4 leaves the step in progress: the next ``config migrate``
+rolls it back to its snapshot first (``config.migration_recovered``), then
+applies it again. A dry run does 3 in memory only and reports the changes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from . import files
+from .errors import EnvfenceError
+from .migration_files import Change, Document, Migration, MigrationError, discover
+from .migration_step import Step
+from .models import Finding
+
+STATE = "config-migrations.json"
+
+
+@attrs.frozen
+class Applied:
+    """What one migration did to one environment."""
+
+    migration: str
+    changes: list[Change]
+    version: str | None = None  #: the configuration version it produced (None in a dry run)
+    snapshot: str | None = None
+
+
+def _state_path(session: Any) -> Path:
+    paths = session.paths
+    return paths.dirs.get("state", paths.base / "state") / STATE
+
+
+def load_state(session: Any) -> dict[str, Any]:
+    """``{"applied": [{"migration", "version", "at", "snapshot"}], "in_progress": {...} or None}``; reads only."""
+    empty: dict[str, Any] = {"applied": [], "in_progress": None}
+    if session.paths is None:
+        return empty
+    path = _state_path(session)
+    if files.check_file(session.paths, path) is not None or not path.exists():
+        return empty
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise EnvfenceError(f"{path}: the record of applied migrations cannot be read ({exc})",
+                            "restore it from a backup, or remove it to apply every migration again (they are idempotent)")
+    return {**empty, **data} if isinstance(data, dict) else empty
+
+
+def _save(session: Any, state: dict[str, Any]) -> None:
+    files.write_atomic(session.paths, _state_path(session), json.dumps(state, indent=2))
+
+
+def pending(session: Any, migrations: list[Migration] | None = None) -> list[Migration]:
+    """The migrations this environment has not had, in order."""
+    migrations = discover(session.root.path) if migrations is None else migrations
+    done = {entry.get("migration") for entry in load_state(session)["applied"]}
+    return [m for m in migrations if m.name not in done]
+
+
+def documents(session: Any) -> dict[str, Document]:
+    """The environment's ``.env`` files, lowest precedence first, each read whole; a link is refused."""
+    from .config_versions import file_layers
+
+    docs = {}
+    for source, path in file_layers(session).items():
+        if path.is_symlink():
+            raise MigrationError(f"{path} is a symbolic link; envfence writes no file through a link, so no migration ran",
+                                 f"replace the link with the file it leads to (cp --remove-destination \"$(readlink -f {path})\" {path})")
+        try:
+            text = path.read_text(encoding="utf-8-sig") if path.exists() else None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MigrationError(f"{path}: cannot be read ({exc})", "make it a readable UTF-8 file") from None
+        docs[source] = Document(source, text)
+    return docs
+
+
+def run_step(session: Any, migration: Migration, docs: dict[str, Document]) -> Step:
+    """Apply ``migration`` to ``docs`` in memory; an error in the project's code names its file and line."""
+    from .migration_files import _line_in
+
+    step = Step(session.environment.name, session.settings.naming, docs, migration.name)
+    try:
+        migration.apply(step)
+    except MigrationError:
+        raise
+    except Exception as exc:
+        raise MigrationError(f"{migration.name}: {_shown(migration)}:{_line_in(exc, migration.path)}: "
+                             f"{type(exc).__name__}: {exc} (in {session.environment.name})", "fix the migration") from None
+    return step
+
+
+def _shown(migration: Migration) -> str:
+    return f"migrations/{migration.path.name}"
+
+
+def dry_run(session: Any) -> list[Applied]:
+    """What ``migrate`` would change, migration by migration, each seeing the ones before; writes nothing."""
+    docs = documents(session)
+    return [Applied(m.name, run_step(session, m, docs).changes) for m in pending(session)]
+
+
+def migrate(session: Any) -> list[Applied]:
+    """Apply the pending migrations to the session's environment; see the module's docstring."""
+    from . import snapshots
+
+    migrations = pending(session)  # a malformed file stops everything before any write
+    session.prepare()
+    recover(session)
+    done = []
+    for migration in migrations:
+        taken = snapshots.take(session, note=f"automatic, before migration {migration.name}")
+        state = load_state(session)
+        state["in_progress"] = {"migration": migration.name, "snapshot": taken.id, "started": _now()}
+        _save(session, state)
+        try:
+            step = run_step(session, migration, documents(session))
+            written = _write(session, step.docs)
+        except BaseException as exc:
+            _failed(session, migration, taken, exc)
+            raise
+        done.append(_applied(session, migration, step.changes, written, taken.id))
+    return done
+
+
+def _write(session: Any, docs: dict[str, Document]) -> list[str]:
+    """Replace each changed file whole, keeping its mode (a new one is owner-only); returns their sources."""
+    from .config_versions import file_layers
+
+    paths = file_layers(session)
+    written = []
+    for source, doc in docs.items():
+        if not doc.changed:
+            continue
+        path = paths[source]
+        mode = path.stat().st_mode & 0o777 if path.exists() else files.PRIVATE_FILE
+        files.write_atomic(path.parent, path.name, doc.text(), mode=mode)
+        written.append(source)
+    return written
+
+
+def _applied(session: Any, migration: Migration, changes: list[Change], written: list[str], snapshot: str) -> Applied:
+    from . import config_versions
+
+    digests = config_versions.file_digests(session)
+    version = config_versions.version_of(digests)
+    state = load_state(session)
+    state["applied"].append({"migration": migration.name, "version": version, "at": _now(), "snapshot": snapshot})
+    state["in_progress"] = None
+    _save(session, state)
+    config_versions.record(session, version, "migration", migration.name, digests, snapshot=snapshot)
+    session.audit("config.migrated", migration=migration.name, version=version, snapshot=snapshot, files=sorted(written),
+                  changes=[{"file": c.file, "action": c.action, "key": c.key, "to": c.to} for c in changes])
+    return Applied(migration.name, changes, version, snapshot)
+
+
+def _failed(session: Any, migration: Migration, taken: Any, exc: BaseException) -> None:
+    """Put the step's snapshot back and record the failure; the exception goes on."""
+    from . import snapshots
+
+    snapshots.rollback(session, taken, reason=f"migration {migration.name} failed")
+    state = load_state(session)
+    state["in_progress"] = None
+    _save(session, state)
+    message = exc.message if isinstance(exc, EnvfenceError) else f"{type(exc).__name__}: {exc}"
+    session.audit("config.migration_failed", migration=migration.name, snapshot=taken.id, error=message)
+
+
+def recover(session: Any) -> str | None:
+    """Roll back a step a killed process left in progress; returns the snapshot put back, or None."""
+    from . import snapshots
+
+    left = load_state(session)["in_progress"]
+    if not left:
+        return None
+    target = snapshots.find(session, left["snapshot"])
+    snapshots.rollback(session, target, reason=f"migration {left['migration']} was interrupted")
+    state = load_state(session)
+    state["in_progress"] = None
+    _save(session, state)
+    session.audit("config.migration_recovered", migration=left["migration"], snapshot=target.id)
+    return target.id
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat()
+
+
+def findings(session: Any) -> list[Finding]:
+    """For ``check``: ``CONFIG_MIGRATION_PENDING`` when the environment is behind, ``MIGRATION_INVALID`` for a bad file."""
+    env = session.environment.name
+    try:
+        behind = pending(session)
+        left = load_state(session)["in_progress"]
+    except EnvfenceError as exc:
+        return [Finding("MIGRATION_INVALID", "error", exc.message, exc.hint, plugin="migrations")]
+    found = []
+    if left:
+        found.append(Finding("CONFIG_MIGRATION_INTERRUPTED", "error",
+                             f"migration {left['migration']} was interrupted in {env}; its files may be half changed",
+                             f"envfence --env {env} config migrate (puts snapshot {left['snapshot']} back, then applies it again)",
+                             plugin="migrations"))
+    if behind:
+        found.append(Finding("CONFIG_MIGRATION_PENDING", "warning",
+                             f"{env} is behind the latest migration: {len(behind)} pending ({', '.join(m.name for m in behind)})",
+                             f"envfence --env {env} config migrate --dry-run, then envfence --env {env} config migrate",
+                             plugin="migrations"))
+    return found
