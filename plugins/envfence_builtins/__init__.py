@@ -39,6 +39,7 @@ ORDER = (
     "alerts",
     "metrics",
     "backup",
+    "deploy",
     "report",
     "advise",
     "webhook_providers",

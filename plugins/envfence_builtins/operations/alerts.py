@@ -546,7 +546,7 @@ _SECURITY_HELD = StashKey[list]()
 
 def security_alert(session, event) -> Alert | None:
     """The alert a security event raises, or None: a forced production run, a run past a disabled guard, a reveal,
-    a broken audit trail, a restore."""
+    a broken audit trail, a restore, a failed deployment."""
     data, env = event.data, session.environment.name
     name = event.event
     if name == "run.forced":
@@ -562,6 +562,9 @@ def security_alert(session, event) -> Alert | None:
         message, automation = f"the {env} audit trail is broken: {data.get('reason')} ({data.get('trail')})", ""
     elif name == "backup.restored":
         message, automation = f"{env} restored from {data.get('archive')} ({data.get('files')} file(s))", ""
+    elif name == "deploy.failed":
+        back = f"configuration rolled back to deployment {data['rolled_back_to']}" if data.get("rolled_back_to") else "nothing to roll back to"
+        message, automation = f"deployment {data.get('id')} of {env} failed ({', '.join(data.get('findings', []))}); {back}", ""
     else:
         return None
     import hashlib

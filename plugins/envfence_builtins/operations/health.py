@@ -321,3 +321,18 @@ def register_commands(cli) -> None:
     from envfence_builtins.operations.health_cli import health
 
     cli.add_command(health)
+
+
+@hookimpl(optionalhook=True)  # declared by the deploy plugin; absent with -p no:deploy
+def post_deploy(session, deployment) -> list:
+    """The health check after ``envfence deploy``: a CRITICAL check fails the deployment, a WARNING or UNKNOWN is told."""
+    from envfence.models import Finding
+
+    found = []
+    for c in run_checks(session):
+        if c.state == "OK":
+            continue
+        severity = "error" if c.state == "CRITICAL" else "warning"
+        found.append(Finding(f"HEALTH_{c.state}", severity, f"health after deployment {deployment['id']}: {c.name}: {c.message}",
+                             "fix it, then deploy again (`envfence health` shows every check)", plugin=SECTION))
+    return found
