@@ -167,7 +167,7 @@ def _applied(session: Any, migration: Migration, changes: list[Change], written:
     state["applied"].append({"migration": migration.name, "version": version, "at": _now(), "snapshot": snapshot})
     state["in_progress"] = None
     _save(session, state)
-    config_versions.record(session, version, "migration", migration.name, digests, snapshot=snapshot)
+    config_versions.record(session, version, "migration", migration.name, digests, snapshot=snapshot, changed=sorted(written))
     session.audit("config.migrated", migration=migration.name, version=version, snapshot=snapshot, files=sorted(written),
                   changes=[{"file": c.file, "action": c.action, "key": c.key, "to": c.to} for c in changes])
     return Applied(migration.name, changes, version, snapshot)

@@ -177,6 +177,11 @@ def _saved(session, snapshot: Snapshot, source: str) -> bytes:
     return content
 
 
+def contents(session, snapshot: Snapshot) -> dict[str, bytes | None]:
+    """Each file layer as ``snapshot`` saved it (None: it did not exist), checked against the manifest's digests."""
+    return {source: None if digest is None else _saved(session, snapshot, source) for source, digest in snapshot.files.items()}
+
+
 def rollback(session, snapshot: Snapshot, reason: str | None = None) -> tuple[Snapshot, list[dict[str, Any]]]:
     """Put ``snapshot``'s files back; returns the snapshot taken first and the changes."""
     changes = plan(session, snapshot)

@@ -115,3 +115,40 @@ def _print(result: dict, dry_run: bool) -> None:
         click.echo(f"  {result['hint']}", err=True)
     elif not result["migrations"]:
         click.echo(f"{env}: up to date")
+
+
+@examples(
+    "envfence config history",
+    "envfence --env production config history HCP_API_KEY",
+)
+@config.command("history")
+@click.argument("key", required=False)
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="How many git commits to read, newest first.")
+@pass_state
+def history(state: State, key: str | None, limit: int) -> None:
+    """How this environment's configuration changed (KEY's alone when given), values masked.
+
+    From git (the commits of the tracked .env files) and from the
+    environment's snapshots, oldest first; each change tied to the migration
+    step or deployment that produced it, where one did.
+    """
+    from ..config_history import history as changes
+
+    session = state.session()
+    events = changes(session, key, lambda k, v: shown_value(session, k, v), limit)
+    if state.json:
+        click.echo(dumps({"environment": session.environment.name, "key": key, "events": events}))
+        return
+    if not events:
+        click.echo(f"no recorded change of {key or 'the configuration'} in {session.environment.name} "
+                   "(git commits of its .env files, or snapshots: `envfence config snapshot`)")
+    for e in events:
+        ref = e["ref"][:10] if e["source"] == "git" else e["ref"]
+        who = f" {e['who']}:" if e["who"] else ""
+        note = f"{who} {e['note']}" if e["note"] else who
+        tied = f"  [{', '.join(e['tied_to'])}]" if e["tied_to"] else ""
+        click.echo(style(f"{e['when'][:19].replace('T', ' ')}  {e['source']} {ref}  {e['version']}", bold=True) + tied)
+        if note.strip():
+            click.echo(style(f"  #{note}", dim=True))
+        for c in e["changes"]:
+            click.echo(change_line(c))

@@ -144,7 +144,7 @@ def deploy(session: Any, reason: str | None = None, allow_warnings: bool = False
     record.update(config_version=config_versions.version_of(digests), snapshot=taken.id, status="deploying")
     append(session, record)
     config_versions.record(session, record["config_version"], "deployment", record["id"], digests,
-                           code_version=record["code_version"])
+                           code_version=record["code_version"], commit=record["commit"])
     session.audit("deploy.started", **{k: v for k, v in record.items() if k != "status"})
     unwell = blocking(_findings(session, DeployHooks(session.plugins).post_deploy(session=session, deployment=dict(record))), True)
     if not unwell:
