@@ -33,6 +33,8 @@ from .migration_step import Step
 from .models import Finding
 
 STATE = "config-migrations.json"
+#: The lock one ``config migrate`` holds per environment (a name no automation can take).
+LOCK = "_config-migrate"
 
 
 @attrs.frozen
@@ -120,26 +122,39 @@ def dry_run(session: Any) -> list[Applied]:
 
 
 def migrate(session: Any) -> list[Applied]:
-    """Apply the pending migrations to the session's environment; see the module's docstring."""
-    from . import snapshots
+    """Apply the pending migrations to the session's environment; see the module's docstring.
+
+    One ``config migrate`` at a time per environment: a second one is refused while the first holds the lock.
+    """
+    import fcntl
 
     migrations = pending(session)  # a malformed file stops everything before any write
     session.prepare()
-    recover(session)
-    done = []
-    for migration in migrations:
-        taken = snapshots.take(session, note=f"automatic, before migration {migration.name}")
-        state = load_state(session)
-        state["in_progress"] = {"migration": migration.name, "snapshot": taken.id, "started": _now()}
-        _save(session, state)
+    with files.open_lock(session.paths, LOCK) as handle:
         try:
-            step = run_step(session, migration, documents(session))
-            written = _write(session, step.docs)
-        except BaseException as exc:
-            _failed(session, migration, taken, exc)
-            raise
-        done.append(_applied(session, migration, step.changes, written, taken.id))
-    return done
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EnvfenceError(f"another `config migrate` is applying migrations to {session.environment.name}",
+                                "wait for it to finish, then run it again") from None
+        recover(session)
+        return [_apply(session, migration) for migration in pending(session, migrations)]
+
+
+def _apply(session: Any, migration: Migration) -> Applied:
+    """One step: snapshot, in progress, the files changed, recorded; rolled back to the snapshot on any failure."""
+    from . import snapshots
+
+    taken = snapshots.take(session, note=f"automatic, before migration {migration.name}")
+    state = load_state(session)
+    state["in_progress"] = {"migration": migration.name, "snapshot": taken.id, "started": _now()}
+    _save(session, state)
+    try:
+        step = run_step(session, migration, documents(session))
+        written = _write(session, step.docs)
+    except BaseException as exc:
+        _failed(session, migration, taken, exc)
+        raise
+    return _applied(session, migration, step.changes, written, taken.id)
 
 
 def _write(session: Any, docs: dict[str, Document]) -> list[str]:

@@ -207,3 +207,30 @@ def test_a_step_killed_midway_is_rolled_back_and_applied_again(make_project, run
     events = [e["event"] for e in _events(run_cli, root)]
     assert events.index("config.migration_recovered") < events.index("config.migrated")
     assert "CONFIG_MIGRATION" not in run_cli("check", cwd=root).output
+
+
+def test_a_python_migration_quoting_a_secret_in_its_error_is_masked(make_project, run_cli):
+    root = make_project({".env": f"DEV_API_TOKEN={CANARY}\n", "migrations/0001_leaky.py": (
+        "def migrate(step):\n"
+        "    raise ValueError('bad token ' + step.get('API_TOKEN'))\n")})
+    result = run_cli("--env", "dev", "config", "migrate", cwd=root)
+    assert result.exit_code == 1 and "bad token" in result.stderr
+    assert CANARY not in result.output
+    assert CANARY not in run_cli("--env", "dev", "--json", "audit", "show", cwd=root).stdout
+
+
+def test_a_second_migrate_is_refused_while_one_holds_the_environment(make_project, run_cli):
+    import fcntl
+
+    from envfence import files, open_session
+    from envfence.migrations import LOCK
+
+    root = make_project({".env": "HCP_TOKEN=x\n", "migrations/0001_rename.toml": RENAME})
+    session = open_session(root, env="development")
+    session.prepare()
+    with files.open_lock(session.paths, LOCK) as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = run_cli("--env", "dev", "config", "migrate", cwd=root)
+    assert result.exit_code == 1 and "another `config migrate`" in result.stderr
+    assert (root / ".env").read_text() == "HCP_TOKEN=x\n"
+    assert run_cli("--env", "dev", "config", "migrate", cwd=root).exit_code == 0

@@ -65,7 +65,8 @@ def _migrate_one(session: Any, dry_run: bool) -> dict:
     try:
         applied = migrations.dry_run(session) if dry_run else migrations.migrate(session)
     except EnvfenceError as exc:
-        return {"environment": env, "migrations": [], "error": exc.message, "hint": exc.hint}
+        redact = session.redactor()  # a Python migration's own exception may quote a value
+        return {"environment": env, "migrations": [], "error": redact(exc.message), "hint": redact(exc.hint)}
     return {"environment": env, "migrations": [
         {"migration": a.migration, "version": a.version, "snapshot": a.snapshot,
          "changes": [change_data(session, c) for c in a.changes]} for a in applied]}
