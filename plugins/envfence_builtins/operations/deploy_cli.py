@@ -9,7 +9,7 @@ from envfence.cli.examples import examples
 from envfence.cli.output import dumps, echo_findings, finding_dict, style
 from envfence.errors import EXIT_FINDINGS
 
-from envfence_builtins.operations.deploy import deploy as deploy_environment, listing
+from envfence_builtins.operations.deploy_records import deploy as deploy_environment, listing
 
 
 @examples(
