@@ -435,6 +435,12 @@ def _webhook_case(workdir: Path, plan: Plan) -> tuple[Table, list[Target]]:
     return webhook_case(workdir, plan)
 
 
+def _watching_case(workdir: Path, plan: Plan) -> tuple[Table, list[Target]]:
+    from .watching import watching_case  # starts servers: imported only when this case runs
+
+    return watching_case(workdir, plan)
+
+
 def run_all(workdir: Path, plan: Plan) -> tuple[list[Table], list[Target]]:
     """Generate the projects under ``workdir`` and run every case."""
     from .store_case import store_case
@@ -457,6 +463,7 @@ def run_all(workdir: Path, plan: Plan) -> tuple[list[Table], list[Target]]:
         lambda: redaction.validation_case(projects, plan, environ, BIN),
         lambda: audit_case(workdir, plan.audit_sizes, plan.audit_rounds),
         lambda: _webhook_case(workdir, plan),
+        lambda: _watching_case(workdir, plan),
         lambda: store_case(workdir, plan),
     )
     from .audit_case import audit_case

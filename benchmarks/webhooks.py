@@ -109,8 +109,8 @@ def start_floor() -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
-def start_envfence(workdir: Path, store_url: str | None = None) -> tuple[subprocess.Popen, int]:
-    """``envfence serve`` on a fresh project, workers off; its queue in the store at ``store_url`` when given."""
+def start_envfence(workdir: Path, store_url: str | None = None, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, int]:
+    """``envfence serve`` on a fresh project, workers off, with ``extra`` options; its queue in the store at ``store_url`` when given."""
     port = _free_port()
     root = workdir / f"webhooks-{port}"
     root.mkdir(parents=True)
@@ -124,7 +124,7 @@ def start_envfence(workdir: Path, store_url: str | None = None) -> tuple[subproc
             raise BenchmarkError(f"envfence store init failed: {done.stderr}")
     (root / "hooks.py").write_text("def noop(ctx):\n    pass\n")
     proc = subprocess.Popen(
-        [PYTHON, "-m", "envfence", "--env", "production", "serve", "--workers", "0", "--threads", str(RECEIVER_THREADS)],
+        [PYTHON, "-m", "envfence", "--env", "production", "serve", "--workers", "0", "--threads", str(RECEIVER_THREADS), *extra],
         cwd=root, env=_environ(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     _wait_listening(port, proc)

@@ -30,7 +30,7 @@ def test_benchmarks_run_at_the_smallest_size_and_clean_up(tmp_path):
     assert text.strip() == done.stdout.strip()
     for title in ("### In process", "### Cold command", "### Run", "### Import", "### Plugin scaling",
                   "### Scaling with keys", "### Scaling with environments", "### Scaling with history",
-                  "### Webhook receiver", "### Audit trail scaling", "### Against the targets"):
+                  "### Webhook receiver", "### Watching the configuration", "### Audit trail scaling", "### Against the targets"):
         assert title in text
     # Every measured row has a spread, and the scaling cases a peak memory.
     tables = text.split("### Against the targets")[0]

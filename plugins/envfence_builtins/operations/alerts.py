@@ -546,7 +546,7 @@ _SECURITY_HELD = StashKey[list]()
 
 def security_alert(session, event) -> Alert | None:
     """The alert a security event raises, or None: a forced production run, a run past a disabled guard, a reveal,
-    a broken audit trail, a restore, a failed deployment."""
+    a broken audit trail, a restore, a failed deployment, a configuration change a running receiver or worker refused."""
     data, env = event.data, session.environment.name
     name = event.event
     if name == "run.forced":
@@ -565,6 +565,9 @@ def security_alert(session, event) -> Alert | None:
     elif name == "deploy.failed":
         back = f"configuration rolled back to deployment {data['rolled_back_to']}" if data.get("rolled_back_to") else "nothing to roll back to"
         message, automation = f"deployment {data.get('id')} of {env} failed ({', '.join(data.get('findings', []))}); {back}", ""
+    elif name == "config.reload_refused":
+        message = f"`envfence {data.get('process')}` in {env} refused a configuration change and keeps the last good one: {data.get('reason')}"
+        automation = ""
     else:
         return None
     import hashlib

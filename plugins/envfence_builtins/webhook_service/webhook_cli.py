@@ -129,6 +129,24 @@ def _echo(line: str) -> None:
     click.echo(line, err=True)
 
 
+def _reloading(live, apply, what: str, watch: bool, secrets: bool):
+    """Start reloading the configuration on SIGHUP and (``watch``) on a change to its files; returns the reloader."""
+    from envfence_builtins.webhook_service.webhook_providers import providers_for
+    from envfence_builtins.webhook_service.webhook_receiver import start_reloading
+
+    if watch:
+        import watchfiles  # noqa: F401  (missing: the CLI names the extra that brings it; --no-watch does without)
+    reloader = start_reloading(live, apply, what, providers_for, watch=watch, secrets=secrets, echo=_echo)
+    signal.signal(signal.SIGHUP, lambda *_: reloader.request("SIGHUP"))
+    return reloader
+
+
+_watch_option = click.option(
+    "--watch/--no-watch", default=True, show_default=True,
+    help="Reload the configuration when its files change (SIGHUP reloads either way); "
+         "a change that does not validate is refused and the last good one kept.")
+
+
 @examples(
     "envfence serve",
     "envfence --env production serve --threads 8 --workers 2",
@@ -154,9 +172,10 @@ def _echo(line: str) -> None:
 @click.option("--emit", type=click.Choice(["systemd", "kubernetes"]),
               help="Print a systemd unit, or a Kubernetes Deployment and Service, for this receiver and exit.")
 @click.option("--image", default="envfence-project:latest", show_default=True, help="Container image (with --emit kubernetes).")
+@_watch_option
 @pass_state
 def serve(state: State, force, reason, threads, workers, backlog_limit, retry_base, drain_timeout, request_timeout,
-          connection_limit, emit, image) -> None:
+          connection_limit, emit, image, watch) -> None:
     """Receive this environment's webhooks on its own port.
 
     \b
@@ -209,6 +228,13 @@ def serve(state: State, force, reason, threads, workers, backlog_limit, retry_ba
     loop.start()
     for thread in running:
         thread.start()
+
+    def apply(live) -> None:
+        receiver.swap(live)
+        for each in pool:
+            each.swap(live.session, live.automations)
+
+    reloader = _reloading(attrs.evolve(receiver.live, automations=setup.automations), apply, "serve", watch, secrets=True)
     env = session.environment.name
     session.audit("serve.started", host=host, port=port, routes=sorted(setup.routes), pid=os.getpid())
     receiver.log.info(f"receiving webhooks for {env} on http://{host}:{port} ({', '.join(sorted(setup.routes))})")
@@ -217,6 +243,7 @@ def serve(state: State, force, reason, threads, workers, backlog_limit, retry_ba
     while not stop.wait(0.2):
         pass
     receiver.log.info("SIGTERM: no longer accepting; finishing what is in flight")
+    reloader.close()
     _drain(server, drain_timeout)
     done.set()
     receiver.accepted.set()
@@ -226,7 +253,7 @@ def serve(state: State, force, reason, threads, workers, backlog_limit, retry_ba
         worker.close()
     receiver.access.close()
     setup.queue.close()
-    session.audit("serve.stopped", port=port)
+    receiver.session.audit("serve.stopped", port=port)
     _echo(f"envfence: receiver for {env} stopped")
 
 
@@ -296,13 +323,20 @@ def _drain(server, timeout: float) -> None:
 @click.option("--once", is_flag=True, help="Run the events that are due now, then exit.")
 @click.option("--retry-base", default=2.0, show_default=True, type=click.FloatRange(0),
               help="Seconds before a failed event's first retry; doubles on each try.")
+@_watch_option
 @pass_state
-def worker(state: State, force, reason, once, retry_base) -> None:
-    """Run this environment's queued webhook events (beside `envfence serve --workers 0`, or to catch up)."""
+def worker(state: State, force, reason, once, retry_base, watch) -> None:
+    """Run this environment's queued webhook events (beside `envfence serve --workers 0`, or to catch up).
+
+    A change to the configuration files (or SIGHUP) is validated and swapped
+    in between two events; an invalid one is refused and the last good kept.
+    """
+    from envfence_builtins.webhook_service.webhook_receiver import Live
     from envfence_builtins.webhook_service.webhook_worker import Worker
 
     setup = _setup(state, force, reason, "worker")
     runner = Worker(setup.session, setup.queue, setup.automations, echo=_echo, retry_base=retry_base)
+    reloader = None
     try:
         if once:
             runner.recover()
@@ -311,8 +345,12 @@ def worker(state: State, force, reason, once, retry_base) -> None:
             return
         stop = threading.Event()
         _stop_on_signals(stop)
+        reloader = _reloading(Live(setup.session, setup.routes, automations=setup.automations),
+                              lambda live: runner.swap(live.session, live.automations), "worker", watch, secrets=False)
         runner.loop(stop)
     finally:
+        if reloader is not None:
+            reloader.close()
         runner.close()
         setup.queue.close()
 

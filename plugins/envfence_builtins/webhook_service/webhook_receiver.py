@@ -10,6 +10,7 @@ Routes are declared in ``envfence.toml``::
     max_body = 1048576                         # bytes (default 1 MiB)
     tolerance = 300                            # seconds a signed timestamp may be off
     max_attempts = 5                           # tries before the event is dead
+    secret_overlap = 3600                      # seconds a rotated-out secret is still accepted (0: none)
 
 Each request goes through, in this order, and is refused at the first
 failure with a status that says no more than that: unknown route 404, not a
@@ -25,6 +26,13 @@ and ``envfence queue``. The server itself (waitress) is imported only by
 ``serve``. An event id is accepted once per environment, whatever the route.
 ``/readyz`` gives its detail (routes, configuration error codes, backlog) to
 callers on this host only; others get the status alone.
+
+A running receiver reads its routes, secrets and session from one
+:class:`Live` value, which a reload (:mod:`.webhook_receiver_reload`)
+replaces whole: a request sees the old configuration or the new one, never
+half of each. After a secret is rotated, the previous one is still accepted
+for the route's ``secret_overlap`` seconds (default one hour), so senders
+can switch without losing deliveries.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Mapping
+from typing import Any, Mapping
 
 import attrs
 
@@ -45,10 +53,12 @@ ROUTES = "routes"
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_TOLERANCE = 300
 DEFAULT_MAX_ATTEMPTS = 5
+#: Seconds a rotated-out signing secret is still accepted: time to update the sender; 0 for a leaked secret.
+DEFAULT_SECRET_OVERLAP = 3600
 #: Headers never written to the queue: they may carry credentials of their own.
 DROPPED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 _JSON_TYPES = ("application/json",)
-_ROUTE_KEYS = ("provider", "secret", "automation", "events", "max_body", "tolerance", "max_attempts")
+_ROUTE_KEYS = ("provider", "secret", "automation", "events", "max_body", "tolerance", "max_attempts", "secret_overlap")
 
 
 @attrs.frozen
@@ -63,6 +73,7 @@ class Route:
     max_body: int = DEFAULT_MAX_BODY
     tolerance: int = DEFAULT_TOLERANCE
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    secret_overlap: int = DEFAULT_SECRET_OVERLAP  #: seconds the previous secret stays valid after a rotation
 
     def wants(self, event_type: str | None) -> bool:
         """True when an event of this type runs the route's automation."""
@@ -100,7 +111,11 @@ def routes(settings) -> list[Route]:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigurationError(f"{here}: {key} must be a positive whole number, not {value!r}", f"e.g. {key} = {default}")
             numbers[key] = value
-        found.append(Route(path, body["provider"], secret, body["automation"], tuple(events), **numbers))
+        overlap = body.get("secret_overlap", DEFAULT_SECRET_OVERLAP)
+        if not isinstance(overlap, int) or isinstance(overlap, bool) or overlap < 0:
+            raise ConfigurationError(f"{here}: secret_overlap must be a whole number of seconds (0 or more), not {overlap!r}",
+                                     f"e.g. secret_overlap = {DEFAULT_SECRET_OVERLAP}, or 0 when the old secret leaked")
+        found.append(Route(path, body["provider"], secret, body["automation"], tuple(events), **numbers, secret_overlap=overlap))
     return found
 
 
@@ -173,6 +188,34 @@ _REASONS = {
 }
 
 
+@attrs.frozen
+class Live:
+    """The configuration a running receiver or worker uses, replaced whole on a reload.
+
+    :param session: the environment's prepared session (settings, thresholds, redaction, audit).
+    :param routes: the routes, by path.
+    :param secrets: each route's signing secret, by path (never logged).
+    :param previous: rotated-out secrets by path, each with the ``time.monotonic()`` it stops being accepted.
+    :param automations: the automations the routes name, by name.
+    """
+
+    session: Any
+    routes: dict[str, Route]
+    secrets: dict[str, str] = attrs.field(factory=dict, repr=False)
+    previous: dict[str, tuple[tuple[str, float], ...]] = attrs.field(factory=dict, repr=False)
+    automations: dict[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def errors(self) -> tuple[str, ...]:
+        """The codes of the configuration's error findings (a strict profile starts with none; a reload adds none)."""
+        return tuple(sorted({f.code for f in self.session.report.findings if f.severity == "error"}))
+
+    def previous_secrets(self, path: str) -> list[str]:
+        """The rotated-out secrets of route ``path`` still in their overlap, newest first."""
+        now = time.monotonic()
+        return [secret for secret, until in self.previous.get(path, ()) if until > now]
+
+
 class Refused(Exception):
     """A request the receiver turns down: its status, and the reason kept for the log and the trail."""
 
@@ -196,10 +239,9 @@ class Receiver:
 
     def __init__(self, session, routes: Mapping[str, Route], providers, secrets: Mapping[str, str], queue,
                  backlog_limit: int = 1000) -> None:
-        self.session = session
-        self.routes = dict(routes)
+        #: What requests are checked against; replaced whole by :meth:`swap`.
+        self.live = Live(session, dict(routes), dict(secrets))
         self.providers = providers
-        self._secrets = dict(secrets)
         self.queue = queue
         self.backlog_limit = backlog_limit
         #: Set each time an event is queued, so a waiting worker starts at once.
@@ -207,8 +249,20 @@ class Receiver:
         self.log = session.logger(component="webhooks")
         self.access = AccessLog(session.logger(component="webhooks", access=True))
         self._audit_lock = threading.Lock()
-        #: The codes of the configuration's errors at start (a strict profile does not start with any).
-        self._config_errors = sorted({f.code for f in session.report.findings if f.severity == "error"})
+
+    @property
+    def session(self):
+        """The session of the configuration in use."""
+        return self.live.session
+
+    @property
+    def routes(self) -> dict[str, Route]:
+        """The routes in use, by path."""
+        return self.live.routes
+
+    def swap(self, live: "Live") -> None:
+        """Serve ``live`` from the next request on (one assignment: a request sees one configuration)."""
+        self.live = live
 
     def __call__(self, environ, start_response):
         began = time.perf_counter()
@@ -240,20 +294,22 @@ class Receiver:
     def _health(self, path: str, detailed: bool) -> tuple[int, dict]:
         if path == "/healthz":
             return 200, {"status": "alive"}
+        live = self.live
         writable = self.queue.writable()
         backlog = self.queue.counts()["pending"]
-        ready = writable and backlog < self.backlog_limit and not self._config_errors
+        ready = writable and backlog < self.backlog_limit and not live.errors
         if not detailed:  # route names and error codes are for this host's probes, not for whoever can reach the port
             return (200 if ready else 503), {"status": "ready" if ready else "not ready"}
         return (200 if ready else 503), {
             "status": "ready" if ready else "not ready", "queue_writable": writable, "backlog": backlog,
-            "backlog_limit": self.backlog_limit, "configuration_errors": self._config_errors,
-            # Files changed since the start are read by the next start, not by this process.
-            "configuration_changed": self.session.changed_layers(), "routes": sorted(self.routes),
+            "backlog_limit": self.backlog_limit, "configuration_errors": list(live.errors),
+            # Files changed since the configuration in use was loaded (a change refused by the reload stays listed).
+            "configuration_changed": live.session.changed_layers(), "routes": sorted(live.routes),
         }
 
     def _receive(self, path: str, method: str, environ) -> tuple[int, dict]:
-        route = self.routes.get(path)
+        live = self.live  # read once: a reload in the middle of this request does not mix two configurations
+        route = live.routes.get(path)
         if route is None:
             raise Refused(404, "no route for this path")
         if method != "POST":
@@ -270,12 +326,7 @@ class Receiver:
         body = environ["wsgi.input"].read(length) if length else b""
         headers = _headers(environ)
         provider = self.providers[route.provider]
-        from envfence_builtins.webhook_service.webhook_signatures import SignatureError
-
-        try:
-            provider.verify(self._secrets[path], headers, body, route.tolerance)
-        except SignatureError as exc:
-            raise Refused(401, f"signature: {exc}") from None
+        self._verify(live, route, provider, headers, body)
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError):  # RecursionError: nested deeper than any parser here (or the automation) goes
@@ -295,6 +346,25 @@ class Receiver:
         if wanted:
             self.accepted.set()
         return 202, {"status": "accepted" if wanted else "ignored", "event_id": event_id}
+
+    def _verify(self, live: "Live", route: Route, provider, headers: dict[str, str], body: bytes) -> None:
+        """Check the signature with the route's secret, then with a rotated-out one still in its overlap."""
+        from envfence_builtins.webhook_service.webhook_signatures import SignatureError
+
+        try:
+            provider.verify(live.secrets[route.path], headers, body, route.tolerance)
+            return
+        except SignatureError as exc:
+            first = exc
+        for previous in live.previous_secrets(route.path):
+            try:
+                provider.verify(previous, headers, body, route.tolerance)
+            except SignatureError:
+                continue
+            # The sender still signs with the old secret: worth a line, so it is switched before the overlap ends.
+            self.log.info(f"webhook on {route.path} signed with the previous secret (accepted during its overlap)")
+            return
+        raise Refused(401, f"signature: {first}") from None
 
     def _refused(self, environ, path: str, refused: Refused) -> None:
         remote = environ.get("REMOTE_ADDR", "-")
@@ -394,3 +464,15 @@ def register_hookspecs(register) -> None:
     from envfence_builtins.webhook_service.queue_hooks import QueueHookspecs
 
     register(QueueHookspecs)
+
+
+def start_reloading(live: Live, apply, what: str, providers_of, *, watch: bool, secrets: bool, echo):
+    """Keep a running ``serve`` or ``worker`` current: returns the started
+    :class:`~envfence_builtins.webhook_service.webhook_receiver_reload.Reloader`
+    (``request("SIGHUP")`` reloads; ``watch`` also reloads on a change to a configuration file)."""
+    from envfence_builtins.webhook_service.webhook_receiver_reload import Parts, Reloader
+
+    parts = Parts(providers_of, routes, route_secrets if secrets else None)
+    reloader = Reloader(live, apply, what, parts, echo=echo)
+    reloader.start(watch)
+    return reloader

@@ -59,9 +59,9 @@ class Worker:
 
     def __init__(self, session, queue: WebhookQueue, automations: dict[str, Automation], *,
                  echo: Callable[[str], None] = print, retry_base: float = 2.0) -> None:
-        self.session = session
+        #: The session and automations in use, replaced together by :meth:`swap` (a reload).
+        self._live = (session, dict(automations))
         self.queue = queue
-        self.automations = automations
         self.echo = echo
         self.retry_base = retry_base
         self.log = session.logger(component="webhooks")
@@ -70,6 +70,20 @@ class Worker:
         self._lock = files.open_append(session.paths, worker_lock(self.token), binary=True)
         fcntl.flock(self._lock, fcntl.LOCK_EX)
         self._dispatching = threading.Lock()
+
+    @property
+    def session(self):
+        """The session in use (its settings and thresholds judge the next run)."""
+        return self._live[0]
+
+    @property
+    def automations(self) -> dict[str, Automation]:
+        """The automations the routes name, by name."""
+        return self._live[1]
+
+    def swap(self, session, automations: dict[str, Automation]) -> None:
+        """Run the next events with ``session`` and ``automations`` (the event in hand finishes with the old ones)."""
+        self._live = (session, dict(automations))
 
     def close(self) -> None:
         """Let go of the worker's lock (its claims are all finished by then)."""
@@ -123,7 +137,8 @@ class Worker:
         """Run ``event``'s automation through the runner and record how it ended; returns the event's status."""
         from envfence.runner import Runner
 
-        automation = self.automations.get(event.automation)
+        session, automations = self._live  # one configuration for the whole try, whatever a reload does meanwhile
+        automation = automations.get(event.automation)
         run_id = error = None
         final = False
         if automation is None:
@@ -131,11 +146,11 @@ class Worker:
         else:
             _running[event.seq] = (self.queue, self.token)
             try:
-                result = Runner(self.session, echo=self.echo, wait=True, embedded=False).run(
+                result = Runner(session, echo=self.echo, wait=True, embedded=False).run(
                     RunRequest(automation, event=event)
                 )
             except Exception as exc:  # the runner could not keep its record: try again later
-                succeeded, error = False, self.session.redactor()(f"{type(exc).__name__}: {exc}")
+                succeeded, error = False, session.redactor()(f"{type(exc).__name__}: {exc}")
             else:
                 outcome = result.outcome
                 run_id, succeeded = outcome.run_id, outcome.status == "succeeded"
