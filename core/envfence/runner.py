@@ -27,6 +27,7 @@ from .runs.execute import (  # noqa: F401  (library API)
     PASSTHROUGH_PREFIXES,
     PASSTHROUGH_VARIABLES,
     AlreadyRunning,
+    ResourceLimitHit,
     RunFailed,
     exit_code,
     lock_holder,

@@ -44,6 +44,7 @@ _CORE_KEYS = {
     "required_plugins": "plugins the project needs; `envfence check` reports missing ones",
     "timezone": "the zone schedules are read in (default the machine's; CRON_TZ overrides it)",
     "snapshots": "configuration snapshots: keep = how many the environment keeps (default 20)",
+    "resources": "what a job may take (memory, cpu_seconds, cpus, nice, open_files), [resources.<environment>] overlaid",
     "settings": "declared settings, one [settings.NAME] table each (read by the declared_settings plugin)",
 }
 _ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")

@@ -13,6 +13,7 @@ import datetime as _dt
 import os
 import re
 import sys
+from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -37,6 +38,37 @@ class RunFailed(EnvfenceError):
     def __init__(self, command: str, returncode: int) -> None:
         super().__init__(f"{command} exited with status {returncode}")
         self.returncode = returncode
+
+
+class ResourceLimitHit(RunFailed):
+    """A job ended because it reached one of its environment's ``[resources]`` (error class ``resource_limit``).
+
+    ``limit`` names the key (``memory``, ``cpu_seconds``, ``open_files``), ``value`` its setting.
+    """
+
+    def __init__(self, job: str, limit: str, value: Any, returncode: int) -> None:
+        super().__init__(job, returncode)
+        EnvfenceError.__init__(self, f"{job} reached its resource limit {limit} = {value!r} (exit status {returncode})",
+                               f"raise [resources] {limit} for this environment, or make the job use less")
+        self.limit, self.value = limit, value
+
+
+@attrs.define
+class JobEnd:
+    """How a job's process ended, to tell whether a limit ended it: its limits, its last lines, the CPU it used."""
+
+    limits: Any = None
+    said: Any = attrs.field(factory=lambda: deque(maxlen=20))
+    cpu_used: float | None = None
+
+    def reached(self, job: str, code: int, exception: str | None = None) -> ResourceLimitHit | None:
+        """The error for a job whose exit ``code`` (or ``exception``) comes from a limit it reached; None otherwise."""
+        from ..resources import reached
+
+        if self.limits is None:
+            return None
+        limit = reached(self.limits, code, self.cpu_used, self.said, exception)
+        return None if limit is None else ResourceLimitHit(job, limit, self.limits.shown(limit), code or EXIT_FINDINGS)
 
 
 class AlreadyRunning(SafetyError):
@@ -127,22 +159,48 @@ def run_command(
     assert automation.command is not None
     with event_variables(session, run_id, event) as variables, metrics_file(session, run_id, measures, show) as reported:
         environ = {**subprocess_environment(session, run_id, dry_run=False), **variables, **reported}
-        return _run_command(session, automation, show, keep_fds, environ)
+        end = JobEnd()
+        code = _run_command(session, automation, show, keep_fds, environ, end)
+        hit = end.reached(shell_join(automation.command), code)
+        if hit is not None:
+            raise hit
+        return code
 
 
-def _run_command(session: Any, automation: Automation, show: Callable[[str], None], keep_fds: tuple[int, ...], env: dict[str, str]) -> int:
+def job_limits(session: Any) -> Any:
+    """The environment's ``[resources]`` (:func:`envfence.resources.limits_for`), refused when this process cannot give them."""
+    from ..resources import limits_for, problems
+
+    limits = limits_for(session.settings, session.environment.name)
+    said = problems(limits)
+    if said:
+        raise ConfigurationError(f"{session.settings.source}: [resources] for {session.environment.name}: {said[0]}",
+                                 "lower the setting, or raise the limit of the service that starts envfence")
+    return limits
+
+
+def _run_command(session: Any, automation: Automation, show: Callable[[str], None], keep_fds: tuple[int, ...], env: dict[str, str],
+                 end: JobEnd) -> int:
+    """Start the command under the environment's limits; stream its output; return its exit status (``end`` filled in)."""
     import subprocess
 
     from ..redaction import LineStream
+    from ..resources import wrapped
 
     assert automation.command is not None
     redactor = session.redactor()
+    end.limits = job_limits(session)
+
+    def seen(line: str) -> None:
+        end.said.append(line)  # redacted already: what tells a limit is kept without a secret
+        show(line)
     # The handlers are in place before the command starts: a SIGTERM that comes as soon as
     # the job is running must fail the run and end its group, never kill envfence outright.
     with _interruptions_fail(shell_join(automation.command)):
         try:
+            before = usage()
             proc = subprocess.Popen(
-                list(automation.command),
+                wrapped(automation.command, end.limits),
                 cwd=session.root.path,
                 env=env,
                 stdin=None if automation.adhoc else subprocess.DEVNULL,  # a scheduled run has no one to ask
@@ -163,11 +221,12 @@ def _run_command(session: Any, automation: Automation, show: Callable[[str], Non
             assert proc.stdout is not None
             with _watchdog(proc.pid):
                 # Redacted as a stream: a value of several lines is masked whole though no line holds it.
-                lines = LineStream(redactor, show)
+                lines = LineStream(redactor, seen)
                 for line in proc.stdout:
                     lines.feed(line.rstrip("\n"))
                 lines.close()
                 code = proc.wait()
+                end.cpu_used = usage_since(before).get("cpu_seconds")
                 # A command killed by a signal exits as a shell reports it: 128 + the signal (SIGKILL: 137), not -9 & 0xff.
                 return 128 - code if code < 0 else code
         finally:
@@ -323,10 +382,11 @@ def run_in_child(
         **child.inherited(session), **child.event_fields(ctx.event),
     }
     command = attrs.evolve(automation, function=None, command=(sys.executable, "-m", "envfence.runs.child", str(write_fd)))
+    end = JobEnd()
     try:
         with event_variables(session, ctx.run_id, ctx.event) as event:
             env = {**subprocess_environment(session, ctx.run_id, dry_run=False), **event, **variables}
-            code = _run_command(session, command, show, keep_fds + (write_fd,), env)
+            code = _run_command(session, command, show, keep_fds + (write_fd,), env, end)
     finally:
         os.close(write_fd)
         # A process the job forked and detached (setsid) may still hold the pipe: its result is what came.
@@ -334,12 +394,18 @@ def run_in_child(
     try:
         result = json.loads(b"".join(received).decode("utf-8"))
     except ValueError:
-        raise RunFailed(f"{automation.name} (its child process ended without a result)", code or EXIT_FINDINGS) from None
+        hit = end.reached(automation.name, code)  # a child killed by its CPU limit tells nothing more
+        raise hit or RunFailed(f"{automation.name} (its child process ended without a result)", code or EXIT_FINDINGS) from None
     for event_record in result.get("audit", []):
         session.audit(event_record["event"], **event_record["data"])
     _take_measures(ctx.measures, result.get("measures") or {})
     if result.get("exception"):
-        raise _rebuilt(result["exception"])
+        error = _rebuilt(result["exception"])
+        said = f"{result['exception']['name']}: {result['exception']['message']}"
+        hit = end.reached(automation.name, int(result.get("code") or EXIT_FINDINGS), said)
+        if hit is not None:
+            raise hit from error
+        raise error
     return int(result.get("code") or 0)
 
 
@@ -667,8 +733,9 @@ def run_job(session: Any, request: Any, run_id: str, echo: Callable[[str], None]
         error = RunFailed(automation.name, code) if code else None
     except RunFailed as exc:
         code = exc.returncode
-        # An ad-hoc command's exit status is its own answer (grep found nothing), not an error to report.
-        error = None if automation.adhoc else exc
+        # An ad-hoc command's exit status is its own answer (grep found nothing), not an error to report;
+        # a limit it reached is the environment's answer, reported as for any job.
+        error = None if automation.adhoc and not isinstance(exc, ResourceLimitHit) else exc
     except Exception as exc:
         error, code, traceback = exc, EXIT_FINDINGS, True
     status = "succeeded" if error is None and not code else "failed"

@@ -494,8 +494,17 @@ def systemd_command(argv: list[str]) -> str:
     return " ".join(word(w, "$$" if i else "$") for i, w in enumerate(argv))
 
 
+def limits(session, entry: Entry) -> Any:
+    """The ``[resources]`` of ``entry``'s environment for an automation's run; none for envfence's own entries (health)."""
+    from envfence.resources import Limits, limits_for
+
+    return Limits() if entry.argv else limits_for(session.settings, entry.environment)
+
+
 def systemd_units(session) -> dict[str, str]:
-    """File name -> content: a service and a timer per scheduled automation."""
+    """File name -> content: a service and a timer per scheduled automation (the service under its environment's limits)."""
+    from envfence.resources import systemd_lines
+
     units = {}
     root = str(session.root.path)
     named = zone_name(session)
@@ -509,6 +518,7 @@ def systemd_units(session) -> dict[str, str]:
             "Type=oneshot\n"
             f"WorkingDirectory={systemd_literal(root)}\n"
             f"ExecStart={systemd_command(command_line(session, entry))}\n"
+            + "".join(f"{line}\n" for line in systemd_lines(limits(session, entry)))
         )
         calendars = "".join(f"OnCalendar={c}\n" for c in dialects.on_calendar(entry.expression, named))
         units[f"{name}.timer"] = (
@@ -563,7 +573,9 @@ def cronjob_name(entry: Entry) -> str:
 
 
 def cronjobs(session) -> dict[str, Any]:
-    """A Kubernetes ``List`` of CronJobs (``concurrencyPolicy: Forbid``), one per scheduled automation."""
+    """A Kubernetes ``List`` of CronJobs (``concurrencyPolicy: Forbid``), one per scheduled automation, with its ``resources``."""
+    from envfence.resources import kubernetes_resources
+
     table = options(session.settings)
     image = table.get("image")
     if not image:
@@ -589,6 +601,7 @@ def cronjobs(session) -> dict[str, Any]:
             "command": [*program, "--env", entry.environment, "-q", *(entry.argv or ("run", entry.automation))],
             "env": [{"name": session.settings.environment_variable, "value": entry.environment}],
         }
+        container.update({"resources": resources} if (resources := kubernetes_resources(limits(session, entry))) else {})
         items.append({
             "apiVersion": "batch/v1",
             "kind": "CronJob",

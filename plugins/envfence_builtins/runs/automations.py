@@ -241,7 +241,29 @@ def validate(session) -> list[Finding]:
     except CronError as exc:
         return [Finding("AUTOMATION_INVALID", "error", str(exc), "set timezone to a name from the time zone database",
                         key="timezone", plugin="automations")]
-    return schedule_collisions(automations.values(), session.settings, session.host)
+    return schedule_collisions(automations.values(), session.settings, session.host) + _resources(session, automations.values())
+
+
+def _resources(session, automations) -> list[Finding]:
+    """A bad ``[resources]`` table (an error: no job would start), and function automations its limits cannot reach."""
+    from envfence.resources import limits_for, problems
+
+    env = session.environment.name
+    try:
+        limits = limits_for(session.settings, env)
+    except ConfigurationError as exc:
+        return [Finding("RESOURCES_INVALID", "error", exc.message, exc.hint, key="resources", plugin="automations")]
+    said = problems(limits)
+    if said:
+        return [Finding("RESOURCES_INVALID", "error", f"[resources] for {env}: {said[0]}",
+                        "lower the setting, or raise the limit of the service that starts envfence", key="resources", plugin="automations")]
+    if limits.empty:
+        return []
+    return [Finding("RESOURCES_NOT_APPLIED", "warning",
+                    f"{a.name} runs in envfence's own process in {env}: its [resources] limits cannot apply to it",
+                    'set isolation = "process" on it (limits apply to a function run in its own process, and to commands)',
+                    key=f"automations.{a.name}", plugin="automations")
+            for a in automations if a.command is None and a.allows(env) and not a.isolated(session.profile.strict)]
 
 
 def schedule_collisions(automations, settings, host=None) -> list[Finding]:

@@ -1,8 +1,9 @@
-"""Classify failures: configuration, credential, network, data or bug.
+"""Classify failures: configuration, credential, network, data, resource_limit or bug.
 
 The class tells an operator where to look: a configuration failure is fixed in
 the settings, a credential one by rotating or correcting a token, a network one
-usually by waiting (it is retried), a data one in the input, a bug in the code.
+usually by waiting (it is retried), a data one in the input, a resource_limit
+one in the environment's ``[resources]`` or the job's appetite, a bug in the code.
 Exceptions are recognised by their type and, for HTTP errors, their status,
 without importing the libraries that raise them.
 """
@@ -31,10 +32,12 @@ def classify(error: BaseException) -> str:
     """The class of ``error``; ``bug`` when nothing more specific fits."""
     from envfence.errors import ConfigurationError, SafetyError, UsageError
     from envfence.retry import is_retryable, status_code
-    from envfence.runner import RunFailed
+    from envfence.runner import ResourceLimitHit, RunFailed
 
     if isinstance(error, (ConfigurationError, SafetyError, UsageError)):
         return "configuration"
+    if isinstance(error, ResourceLimitHit):
+        return "resource_limit"
     if isinstance(error, RunFailed):
         return _SYSEXITS.get(error.returncode, "bug")
     code = status_code(error)

@@ -1,0 +1,219 @@
+"""Resources per environment: how much memory, CPU time, priority and open files a job may take.
+
+Settings (``[resources]`` applies to every environment, ``[resources.<environment>]``
+overlays it key by key)::
+
+    [resources]
+    open_files = 1024
+
+    [resources.production]
+    memory = "1GB"        # address space of the job's process (K, M, G, T: powers of 1024, as systemd reads them)
+    cpu_seconds = 600     # CPU time the job's process may use; then SIGXCPU (and SIGKILL a second later)
+    cpus = 0.5            # a rate: half a core (systemd CPUQuota=, Kubernetes resources.limits.cpu)
+    nice = 10             # the job's scheduling priority (absolute, as systemd's Nice=)
+
+The runner applies them to a command automation and to a function automation
+run in its own process (``isolation = "process"``): the job starts under a
+small ``/bin/sh`` wrapper that sets the limits (``ulimit``) and its priority
+(``nice``) and then ``exec``\\ s it, so no Python code runs between ``fork`` and
+``exec`` (safe in a threaded worker) and nothing is left between envfence and
+the job. A job that hits one fails as :class:`envfence.runs.execute.ResourceLimitHit`,
+of its own error class ``resource_limit``. ``schedule`` writes the same table into
+systemd units and Kubernetes manifests (:func:`systemd_lines`, :func:`kubernetes_resources`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+import attrs
+
+from .errors import ConfigurationError
+
+SECTION = "resources"
+KEYS = ("memory", "cpu_seconds", "cpus", "nice", "open_files")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+#: What a job prints when an allocation or an open failed against its limit (Python, C, C++, the shell, Java).
+_MEMORY_SAID = re.compile(r"MemoryError|Cannot allocate memory|out of memory|bad_alloc|OutOfMemoryError", re.IGNORECASE)
+_FILES_SAID = re.compile(r"Too many open files|EMFILE")
+#: The exit status of a process ended by SIGXCPU (128 + 24) and by SIGKILL (128 + 9).
+_SIGXCPU_EXIT, _SIGKILL_EXIT = 152, 137
+
+
+@attrs.frozen
+class Limits:
+    """The resources one environment's jobs may take; None is no limit."""
+
+    memory: int | None = None  #: bytes of address space
+    cpu_seconds: int | None = None
+    cpus: float | None = None  #: cores, a rate (for the host scheduler; a run alone cannot enforce a rate)
+    nice: int | None = None
+    open_files: int | None = None
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing is limited: the job starts as it always did, without the wrapper."""
+        return all(getattr(self, key) is None for key in KEYS)
+
+    def shown(self, key: str) -> Any:
+        """The setting ``key`` as a person reads it: memory in MiB, the rest as written."""
+        value = getattr(self, key)
+        return f"{value / (1 << 20):g} MiB" if key == "memory" and value is not None else value
+
+    def describe(self) -> dict[str, Any]:
+        """The limits that are set, by key (for ``check``, dry runs and JSON)."""
+        return {key: getattr(self, key) for key in KEYS if getattr(self, key) is not None}
+
+
+def parse_size(value: Any, where: str) -> int:
+    """Bytes from ``"1GB"``, ``"512M"``, ``"1GiB"`` or a number of bytes; :class:`ConfigurationError` naming ``where`` else."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    found = _SIZE.match(value) if isinstance(value, str) else None
+    if found is None or float(found[1]) <= 0:
+        raise ConfigurationError(f"{where}: {value!r} is not a size", 'write a size such as "512MB" or "1GB" (powers of 1024)')
+    return int(float(found[1]) * _UNITS[found[2].upper()])
+
+
+def _number(value: Any, where: str, kind: type, low: float, high: float | None = None) -> Any:
+    ok = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
+    if not ok or value < low or (high is not None and value > high):
+        span = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise ConfigurationError(f"{where}: {value!r} is not a {'number' if kind is float else 'whole number'} {span}",
+                                 "see docs/running.md, Resources per environment")
+    return kind(value)
+
+
+def _table(settings: Any, environment: str) -> dict[str, Any]:
+    """``[resources]`` with ``[resources.<environment>]`` laid over it; other environments' tables left out."""
+    section = settings.section(SECTION)
+    names = set(settings.environments)
+    common = {k: v for k, v in section.items() if k not in names}
+    own = section.get(environment, {})
+    if not isinstance(own, dict):
+        raise ConfigurationError(f"{settings.source}: {SECTION}.{environment}: must be a table",
+                                 f'write [{SECTION}.{environment}] with memory = "1GB" and the like')
+    return {**{k: (v, f"{SECTION}.{k}") for k, v in common.items()},
+            **{k: (v, f"{SECTION}.{environment}.{k}") for k, v in own.items()}}
+
+
+def limits_for(settings: Any, environment: str) -> Limits:
+    """The limits of ``environment``'s jobs; :class:`ConfigurationError` naming the file and key for a bad value."""
+    found: dict[str, Any] = {}
+    for key, (value, name) in _table(settings, environment).items():
+        where = f"{settings.source}: {name}"
+        if key not in KEYS:
+            hint = f"use {', '.join(KEYS)}" + (" (or a table per environment)" if isinstance(value, dict) else "")
+            raise ConfigurationError(f"{where}: unknown key (not a resource, nor a declared environment)", hint)
+        if key == "memory":
+            found[key] = parse_size(value, where)
+        elif key == "cpus":
+            found[key] = _number(value, where, float, 0.01)
+        elif key == "nice":
+            found[key] = _number(value, where, int, -20, 19)
+        else:
+            found[key] = _number(value, where, int, 1)
+    return Limits(**found)
+
+
+def problems(limits: Limits) -> list[str]:
+    """Why this process cannot give its jobs ``limits`` (a limit above its own hard one, a priority it may not raise)."""
+    import os
+
+    try:
+        import resource
+    except ImportError:
+        return [] if limits.empty else ["resource limits need a POSIX system"]
+    said = []
+    for key, which in (("memory", resource.RLIMIT_AS), ("cpu_seconds", resource.RLIMIT_CPU), ("open_files", resource.RLIMIT_NOFILE)):
+        wanted, hard = getattr(limits, key), resource.getrlimit(which)[1]
+        if wanted is not None and hard != resource.RLIM_INFINITY and wanted + (1 if key == "cpu_seconds" else 0) > hard:
+            said.append(f"{key} = {wanted} is above this process's own hard limit ({hard})")
+    if limits.nice is not None and limits.nice < os.getpriority(os.PRIO_PROCESS, 0) and os.geteuid() != 0:
+        said.append(f"nice = {limits.nice} is a higher priority than this process has ({os.getpriority(os.PRIO_PROCESS, 0)}), "
+                    "and only root may raise it")
+    return said
+
+
+def wrapped(argv: Iterable[str], limits: Limits) -> list[str]:
+    """``argv`` started under its limits: ``/bin/sh -c 'ulimit …; exec nice -n N "$@"' envfence-limits ARGV…``.
+
+    Soft limits are set before hard ones (a soft limit may never exceed its
+    hard one). CPU time gets a hard limit one second above the soft one: the
+    job is sent SIGXCPU, then SIGKILL if it goes on. ``nice`` is absolute: the
+    increment is what takes this process's priority to it (none when it is
+    already that low).
+    """
+    import os
+
+    argv = list(argv)
+    if limits.empty:
+        return argv
+    steps = []
+    if limits.cpu_seconds is not None:
+        steps += [f"ulimit -S -t {limits.cpu_seconds}", f"ulimit -H -t {limits.cpu_seconds + 1}"]
+    if limits.memory is not None:
+        kib = max(1, limits.memory // 1024)
+        steps += [f"ulimit -S -v {kib}", f"ulimit -H -v {kib}"]
+    if limits.open_files is not None:
+        steps += [f"ulimit -S -n {limits.open_files}", f"ulimit -H -n {limits.open_files}"]
+    start = 'exec "$@"'
+    if limits.nice is not None:
+        increment = limits.nice - os.getpriority(os.PRIO_PROCESS, 0)
+        if increment > 0:
+            start = f'exec nice -n {increment} "$@"'
+    return ["/bin/sh", "-c", " && ".join([*steps, start]), "envfence-limits", *argv]
+
+
+def reached(limits: Limits, code: int, cpu_used: float | None, said: Iterable[str] = (), exception: str | None = None) -> str | None:
+    """Which limit ended a job that exited with ``code`` (None when none of them did).
+
+    CPU time: the job died of SIGXCPU, or of SIGKILL after using its CPU
+    seconds. Memory and open files: the job's own error (``exception``, a
+    class name and message) or its last lines of output (``said``) say an
+    allocation or an open failed, and that limit is set.
+    """
+    if not code or limits.empty:
+        return None
+    if limits.cpu_seconds is not None and (code == _SIGXCPU_EXIT or (
+            code == _SIGKILL_EXIT and cpu_used is not None and cpu_used >= limits.cpu_seconds)):
+        return "cpu_seconds"
+    text = "\n".join([*said, exception or ""])
+    if limits.memory is not None and _MEMORY_SAID.search(text):
+        return "memory"
+    if limits.open_files is not None and _FILES_SAID.search(text):
+        return "open_files"
+    return None
+
+
+# --- what host schedulers are given -------------------------------------------------------
+
+
+def systemd_lines(limits: Limits) -> list[str]:
+    """``[Service]`` lines for ``limits``: ``MemoryMax=``, ``CPUQuota=``, ``Nice=``, ``LimitNOFILE=``.
+
+    CPU seconds are left to envfence, which gives them to the job's own process
+    (``LimitCPU=`` would also count envfence's own time and kill it, not the job).
+    """
+    lines = []
+    if limits.memory is not None:
+        lines.append(f"MemoryMax={limits.memory}")
+    if limits.cpus is not None:
+        lines.append(f"CPUQuota={round(limits.cpus * 100)}%")
+    if limits.nice is not None:
+        lines.append(f"Nice={limits.nice}")
+    if limits.open_files is not None:
+        lines.append(f"LimitNOFILE={limits.open_files}")
+    return lines
+
+
+def kubernetes_resources(limits: Limits) -> dict[str, Any]:
+    """A container's ``resources`` for ``limits``: memory and CPU as limits and equal requests (empty when neither is set)."""
+    quantities: dict[str, str] = {}
+    if limits.memory is not None:
+        quantities["memory"] = str(limits.memory)
+    if limits.cpus is not None:
+        quantities["cpu"] = f"{round(limits.cpus * 1000)}m"
+    return {"limits": quantities, "requests": dict(quantities)} if quantities else {}
