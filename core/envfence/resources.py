@@ -163,7 +163,7 @@ def wrapped(argv: Iterable[str], limits: Limits) -> list[str]:
     if limits.nice is not None:
         increment = limits.nice - os.getpriority(os.PRIO_PROCESS, 0)
         if increment > 0:
-            start = f'exec nice -n {increment} "$@"'
+            start = f'exec nice -n {increment} -- "$@"'
     return ["/bin/sh", "-c", " && ".join([*steps, start]), "envfence-limits", *argv]
 
 

@@ -61,6 +61,23 @@ _COLUMNS = (
     "run_id", "automation", "environment", "host", "started_at", "finished_at", "status", "exit_code",
     "error_class", "error_id", "duration", "cpu_seconds", "peak_memory_kb", "forced", "reason", "measures",
 )
+
+
+def _baseline(db) -> None:
+    """Migration 1: any earlier release's history (no version kept) gets the columns and indexes of this schema."""
+    from envfence.sqlite_schema import columns, statements
+
+    for statement in statements(_SCHEMA):
+        db.execute(statement)
+    present = columns(db, "runs")
+    for name, kind in (("pid", "INTEGER"), ("measures", "TEXT")):  # added by releases before versions were kept
+        if name not in present:
+            db.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+
+
+#: The history's migrations (``PRAGMA user_version`` counts those applied; see :mod:`envfence.sqlite_schema`).
+#: A later schema change is one more entry: statements or a function, never an edit of one already released.
+MIGRATIONS = (_baseline,)
 #: Status of a run recorded at its start and not finished yet.
 RUNNING = "running"
 #: Status of a run whose process died before it finished.
@@ -196,22 +213,15 @@ def _open(session, write: bool):
     # SQLite opens by name: what it opened must be the file just checked, not a link swapped in since.
     db = files.open_by_name(session.paths, path, lambda checked: sqlite3.connect(
         checked if write else f"{checked.as_uri()}?mode=ro", uri=not write, timeout=10), lambda db: db.close())
+    from envfence.sqlite_schema import check_not_newer, upgrade
+
     try:
-        if write:
-            db.executescript(_SCHEMA)
-            _migrate(db)
+        # A history from an earlier release is migrated forward when first written; one from a later release is refused.
+        (upgrade if write else check_not_newer)(db, MIGRATIONS, _shown(session, path))
     except BaseException:
         db.close()
         raise
     return db
-
-
-def _migrate(db) -> None:
-    columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-    if "pid" not in columns:
-        db.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
-    if "measures" not in columns:
-        db.execute("ALTER TABLE runs ADD COLUMN measures TEXT")
 
 
 def _damaged(exc: Exception) -> bool:

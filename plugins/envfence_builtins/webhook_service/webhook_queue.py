@@ -72,6 +72,20 @@ CREATE INDEX IF NOT EXISTS events_due ON events (status, next_attempt_at);
 _OLD_QUEUE_INDEX = "CREATE INDEX IF NOT EXISTS events_event_id ON events (event_id)"
 
 
+def _baseline(db: sqlite3.Connection) -> None:
+    """Migration 1: a new queue, or any earlier release's (no version kept), gets this schema's table and indexes."""
+    from envfence.sqlite_schema import statements
+
+    for statement in statements(_SCHEMA):
+        db.execute(statement)
+    if not _ids_unique(db):
+        db.execute(_OLD_QUEUE_INDEX)
+
+
+#: The queue's migrations (``PRAGMA user_version`` counts those applied; see :mod:`envfence.sqlite_schema`).
+MIGRATIONS = (_baseline,)
+
+
 @attrs.frozen
 class WebhookEvent:
     """One accepted delivery, as an automation sees it in ``ctx.event``.
@@ -174,6 +188,8 @@ class WebhookQueue:
     """
 
     def __init__(self, paths) -> None:
+        from envfence.sqlite_schema import check_not_newer, upgrade
+
         relative = f"{QUEUE_DIR}/{QUEUE_FILE}"
         # SQLite opens its files by name: each is checked (and the database created) through
         # envfence.files first, so none is reached through a link or shares its content through a hard link.
@@ -190,14 +206,16 @@ class WebhookQueue:
         self._db = _connect_checked(paths, relative)
         self._identity = self._inode()
         try:
+            check_not_newer(self._db, MIGRATIONS, self.where)  # before anything changes the file, even its journal mode
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")  # each commit reaches the disk before the 2xx
-            self._db.executescript(_SCHEMA)
-            if not _ids_unique(self._db):
-                self._db.execute(_OLD_QUEUE_INDEX)
+            upgrade(self._db, MIGRATIONS, self.where)  # a queue from a later release is refused, left as it is
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise damaged(self.path, exc) from None
+        except EnvfenceError:
+            self._db.close()
+            raise
 
     def _inode(self) -> tuple[int, int] | None:
         import os
