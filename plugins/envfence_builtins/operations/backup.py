@@ -5,14 +5,21 @@ tree: the run history and the webhook queue (copied through SQLite's backup
 API, so a run or a delivery writing at the same time is never half-copied), the audit trail and its head (read
 under the trail's shared lock), the configuration snapshots and the
 operations state (pauses, alerts), each configuration snapshot whole (its
-``.env`` copies included, so ``config rollback`` works after a restore). The
+``.env`` copies included, so ``config rollback`` works after a restore), and
+with ``[backup] include`` the CSV stages and the log files. The
 environment's encryption key is added only with ``--include-key``, as
 ``key/<environment>.key``. ``manifest.json`` names the project, the
 environment and the sha256 of every file; with the environment's audit key
-``manifest.mac`` signs it. Settings::
+``manifest.mac`` signs it. Settings (per environment with ``[backup.<env>]``,
+see :mod:`envfence_builtins.operations.backup_settings`)::
 
     [backup]
+    include = ["csv", "logs"]
     keep = 7          # archives of this project and environment kept in the directory written to
+    schedule = "0 2 * * *"   # run by the host scheduler, written by `envfence schedule`
+
+``backup verify ARCHIVE`` restores into a temporary directory and checks the
+result (:func:`verify_archive`).
 
 ``restore`` verifies every checksum, the MAC and every member's own
 environment first (:mod:`envfence_builtins.operations.backup_archive`),
@@ -34,6 +41,8 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator
 
+import attrs
+
 from envfence import hookimpl
 from envfence.errors import ConfigurationError, EnvfenceError, SafetyError
 from envfence.models import utcnow
@@ -43,7 +52,6 @@ from envfence_builtins.operations.backup_archive import (
 )
 
 SECTION = "backup"
-DEFAULT_KEEP = 7
 _NAME = re.compile(r"^envfence_(?P<env>.+)_(?P<at>\d{8}T\d{6}\.\d{6}Z)\.tar\.gz$")
 #: The temporary name :func:`envfence.files.write_atomic` writes under: a write under way, not state.
 _WRITING = re.compile(r"^\..+\.\d+\.[0-9a-f]{8}\.tmp$")
@@ -54,12 +62,11 @@ def archive_dir(paths) -> Path:
     return paths.dirs.get("backups", paths.base / "backups") / "archives"
 
 
-def keep(settings) -> int:
-    """How many archives the retention policy keeps."""
-    value = settings.section(SECTION).get("keep", DEFAULT_KEEP)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{settings.source}: {SECTION}.keep: {value!r} is not a number of archives", "write keep = 7")
-    return value
+def settings_of(session, environment: str | None = None):
+    """The environment's ``[backup]`` settings, ``[backup.<environment>]`` overlaid."""
+    from envfence_builtins.operations.backup_settings import backup_settings
+
+    return backup_settings(session.settings, environment or session.environment.name)
 
 
 def _relative(paths, path: Path) -> str:
@@ -92,7 +99,7 @@ def collect(session) -> Iterator[tuple[str, Callable[[], bytes]]]:
         yield _relative(paths, trail), lambda: trail_bytes
         if head_bytes is not None:
             yield _relative(paths, trail.with_suffix(".head")), lambda: head_bytes
-    extra = [snapshot.path for snapshot in listing(session)] + [state_dir(paths)]
+    extra = [snapshot.path for snapshot in listing(session)] + [state_dir(paths)] + included_dirs(session)
     for directory in extra:
         if not directory.is_dir() or directory.is_symlink():
             continue
@@ -100,6 +107,15 @@ def collect(session) -> Iterator[tuple[str, Callable[[], bytes]]]:
             # Every file, dotfiles included: a snapshot's copies are named `.env`, `.env.<environment>`.
             if file.is_file() and not file.is_symlink() and not _WRITING.match(file.name):
                 yield _relative(paths, file), file.read_bytes
+
+
+def included_dirs(session) -> list[Path]:
+    """The directories ``[backup] include`` adds: the CSV stages (``csv``), the logs (``logs``)."""
+    paths, parts = session.paths, settings_of(session).include
+    found = [p for name, p in sorted(paths.dirs.items()) if "csv" in parts and name.split("/")[0] == "csv"]
+    if "logs" in parts:
+        found.append(paths.dirs.get("logs", paths.base / "logs"))
+    return found
 
 
 def _queue_copy(path: Path) -> bytes:
@@ -243,21 +259,9 @@ def restore(session, archive: Path, dry_run: bool = False, progress: Callable[[s
     """Verify ``archive`` and put its files in place as the environment's tree (which must be empty), all or nothing."""
     from envfence import keyring
 
-    read = read_archive(archive)
+    read, signature = _checked_archive(session, archive)
     manifest, files = read.manifest, read.files
     env = session.environment.name
-    if manifest["environment"] != env:
-        raise SafetyError(
-            f"{archive} is a backup of {manifest['environment']}, not of {env}; refusing to restore across environments",
-            f"restore it with --env {manifest['environment']}",
-        )
-    signature = check_mac(read, audit_key(session), env)
-    foreign = foreign_members(files, env)
-    if foreign:
-        more = f" (and {len(foreign) - 3} more)" if len(foreign) > 3 else ""
-        raise SafetyError(f"{archive} says it is {env}'s, but {'; '.join(foreign[:3])}{more}; "
-                          f"refusing to restore another environment's state",
-                          "use an unaltered archive of this environment; nothing was restored")
     _check_target(session)
     key = keyring.key_file(session.root.path, env, "encryption")
     if key_member(env) in files and (key.exists() or key.is_symlink()):
@@ -265,6 +269,87 @@ def restore(session, archive: Path, dry_run: bool = False, progress: Callable[[s
     written = [] if dry_run else _install(session, files, key, progress)
     return {"archive": str(archive), "environment": env, "project": manifest.get("project"), "created_at": manifest["created_at"],
             "signature": signature, "dry_run": dry_run, "files": sorted(files), "written": written}
+
+
+def _checked_archive(session, archive: Path):
+    """The archive read and bound to this environment (checksums, MAC, members), as restore and verify need it."""
+    read = read_archive(archive)
+    env = session.environment.name
+    if read.manifest["environment"] != env:
+        raise SafetyError(
+            f"{archive} is a backup of {read.manifest['environment']}, not of {env}; refusing to restore across environments",
+            f"restore it with --env {read.manifest['environment']}",
+        )
+    signature = check_mac(read, audit_key(session), env)
+    foreign = foreign_members(read.files, env)
+    if foreign:
+        more = f" (and {len(foreign) - 3} more)" if len(foreign) > 3 else ""
+        raise SafetyError(f"{archive} says it is {env}'s, but {'; '.join(foreign[:3])}{more}; "
+                          f"refusing to restore another environment's state",
+                          "use an unaltered archive of this environment; nothing was restored")
+    return read, signature
+
+
+def verify_archive(session, archive: Path, check_trail: Callable[[Any, bytes | None], Any]) -> dict[str, Any]:
+    """Restore ``archive`` into a temporary directory and check what came out; the environment's tree is not touched.
+
+    Checked: every checksum, the manifest's MAC and every member's own
+    environment (as for a restore); then, restored: the audit trail
+    (``check_trail(paths, key)``, the audit plugin's verification, with the
+    audit key when there is one), each SQLite database (``PRAGMA
+    integrity_check``) and each configuration snapshot's copies against its
+    manifest. :returns: the summary, ``ok`` False when a restored part is damaged.
+    """
+    import tempfile
+
+    from envfence import files as tree_files
+
+    read, signature = _checked_archive(session, archive)
+    env, key = session.environment.name, audit_key(session)
+    with tempfile.TemporaryDirectory(prefix="envfence-verify-") as scratch:
+        old = session.paths
+        base = Path(scratch) / old.base.name
+        for name, data in read.files.items():
+            if name != key_member(env):
+                tree_files.write_atomic(base, name, data)
+        paths = attrs.evolve(old, base=base, dirs={k: base / p.relative_to(old.base) for k, p in old.dirs.items()
+                                                     if p.is_relative_to(old.base)})
+        verdict = check_trail(paths, key)
+        problems = [f"audit trail: {verdict.problem['reason']}"] if verdict.problem else []
+        problems += [f"{name}: {why}" for name, why in _restored_problems(base, read.files)]
+    return {"archive": str(archive), "environment": env, "created_at": read.manifest["created_at"], "signature": signature,
+            "files": len(read.files), "audit_records": verdict.records, "ok": not problems, "problems": problems}
+
+
+def _restored_problems(base: Path, members: dict[str, bytes]) -> Iterator[tuple[str, str]]:
+    """What is damaged in a restored tree: a SQLite database that fails its integrity check, a snapshot copy unlike its manifest."""
+    import sqlite3
+
+    from envfence_builtins.operations.backup_archive import SNAPSHOT_MANIFEST
+
+    for name, data in sorted(members.items()):
+        if data.startswith(b"SQLite format 3\0"):
+            try:
+                db = sqlite3.connect(f"{(base / name).as_uri()}?mode=ro", uri=True)
+                try:
+                    said = db.execute("PRAGMA integrity_check").fetchone()[0]
+                finally:
+                    db.close()
+            except sqlite3.DatabaseError as exc:
+                said = str(exc)
+            if said != "ok":
+                yield name, f"SQLite integrity check: {said}"
+        elif SNAPSHOT_MANIFEST.match(name):
+            try:
+                listed = json.loads(data).get("files") or {}
+            except (ValueError, AttributeError):
+                yield name, "the snapshot's manifest is damaged"
+                continue
+            folder = name.rsplit("/", 1)[0]
+            for source, digest in sorted(listed.items()):
+                copy = members.get(f"{folder}/{source}")
+                if digest is not None and (copy is None or hashlib.sha256(copy).hexdigest() != digest):
+                    yield f"{folder}/{source}", "the snapshot's copy is missing or not what its manifest recorded"
 
 
 def _check_target(session) -> None:
@@ -336,6 +421,25 @@ def _swap_in(stage: Path, base: Path) -> None:
     except OSError as exc:
         raise FileWriteError(f"cannot put the restored tree in place at {base}: {exc.strerror}",
                              f"the tree at {base} was left as it was; move it aside and restore again") from None
+
+
+@hookimpl(optionalhook=True)  # declared by the schedule plugin; absent without it
+def scheduled_commands(session, environment: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    """``envfence backup`` at ``[backup] schedule`` (``[backup.<environment>] schedule``), when one is set."""
+    when = settings_of(session, environment).schedule
+    return [("envfence-backup", when, ("backup",))] if when else []
+
+
+@hookimpl
+def validate(session) -> list:
+    """A bad ``[backup]`` table (``BACKUP_INVALID``), found before a scheduled backup fails on it at night."""
+    from envfence.models import Finding
+
+    try:
+        settings_of(session)
+    except ConfigurationError as exc:
+        return [Finding("BACKUP_INVALID", "error", exc.message, exc.hint, key=SECTION, plugin=SECTION)]
+    return []
 
 
 @hookimpl

@@ -35,7 +35,8 @@ FORMAT = 2
 _MAC_CONTEXT = b"envfence backup manifest\0"
 _SQLITE_MAGIC = b"SQLite format 3\0"
 _TRAIL = re.compile(r"^(?:.*/)?audit_(?P<env>.+)\.(?:jsonl|head)$")
-_SNAPSHOT_MANIFEST = re.compile(r"^(?:.*/)?backups/config/[^/]+/manifest\.json$")
+#: A configuration snapshot's manifest inside an archive.
+SNAPSHOT_MANIFEST = re.compile(r"^(?:.*/)?backups/config/[^/]+/manifest\.json$")
 
 
 def key_member(environment: str) -> str:
@@ -221,7 +222,7 @@ def _claimed_environment(name: str, data: bytes, environment: str) -> str | None
     trail = _TRAIL.match(name)
     if trail and trail["env"] != environment:
         return repr(trail["env"])
-    if trail or _SNAPSHOT_MANIFEST.match(name):
+    if trail or SNAPSHOT_MANIFEST.match(name):
         return _named_in_json(data, environment)
     if data.startswith(_SQLITE_MAGIC):
         return _named_in_database(data, environment)

@@ -25,18 +25,24 @@ def progress_printer(state: State):
     "envfence --env production backup",
     "envfence --env production backup --output /srv/backups --keep 14",
 )
-@click.command()
+@click.group(invoke_without_command=True)
 @json_option
-@click.option("--output", type=click.Path(file_okay=False), help="Write the archive here (default: <tree>/backups/archives).")
+@click.option("--output", type=click.Path(file_okay=False),
+              help="Write the archive here (default: [backup] directory, else <tree>/backups/archives).")
 @click.option("--include-key", is_flag=True, help="Also archive the environment's encryption key (keep such an archive as safe as the key).")
 @click.option("--keep", type=click.IntRange(min=1), help="Archives to keep in that directory, the oldest removed first (default: [backup] keep, 7).")
-@pass_state
-def backup(state: State, output, include_key: bool, keep) -> None:
-    """Archive this environment's state: history, audit trail, config snapshots; checksummed."""
+@click.pass_context
+def backup(ctx: click.Context, output, include_key: bool, keep) -> None:
+    """Archive this environment's state: history, audit trail, config snapshots ([backup] include: CSV, logs); checksummed."""
+    if ctx.invoked_subcommand is not None:
+        return  # `backup verify`: no archive is made
+    state = ctx.find_object(State)
     session = state.session()
-    count = keep or archives.keep(session.settings)
+    configured = archives.settings_of(session)
+    count = keep or configured.keep
     session.prepare()
-    manifest = archives.create(session, Path(output) if output else None, include_key, progress_printer(state))
+    directory = Path(output) if output else configured.directory
+    manifest = archives.create(session, directory, include_key, progress_printer(state))
     archive = Path(manifest["archive"])
     removed = archives.prune(session, archive.parent, count, archive)
     session.audit("backup.created", archive=str(archive), files=len(manifest["files"]), includes_key=include_key,
@@ -44,9 +50,38 @@ def backup(state: State, output, include_key: bool, keep) -> None:
     if state.json:
         click.echo(dumps({**manifest, "removed": [str(p) for p in removed]}))
         return
+    if state.verbosity < 0:
+        return  # `-q`, as the host scheduler runs it: only a failure makes output (and cron mail)
     click.echo(f"wrote {archive} ({len(manifest['files'])} file(s){', with the key' if include_key else ''})")
     if removed:
         click.echo(f"removed {len(removed)} older archive(s), keeping {count}")
+
+
+@examples(
+    "envfence --env production backup verify var/production/backups/archives/envfence_production_20261206T020000.000000Z.tar.gz",
+)
+@backup.command("verify")
+@json_option
+@click.argument("archive", type=click.Path(dir_okay=False))
+@pass_state
+def verify_cmd(state: State, archive: str) -> None:
+    """Restore ARCHIVE into a temporary directory and check it (checksums, MAC, trail, databases, snapshots); exit 1 if damaged."""
+    from envfence_builtins.audit.verify import verify
+
+    session = state.session()
+    result = archives.verify_archive(session, Path(archive), lambda paths, key: verify(paths, key=key))
+    session.audit("backup.verified", archive=str(archive), ok=result["ok"], problems=result["problems"])
+    if state.json:
+        click.echo(dumps(result))
+    else:
+        signed = "manifest MAC verified" if result["signature"] == "signed" else "unsigned (this environment has no audit key)"
+        click.echo(f"{archive}: {result['files']} file(s), checksums verified, {signed}; restored into a temporary "
+                   f"directory: audit trail of {result['audit_records']} record(s)")
+        for problem in result["problems"]:
+            click.echo(f"  DAMAGED {problem}")
+        click.echo("archive verified: it restores whole" if result["ok"] else "archive damaged: do not count on it")
+    if not result["ok"]:
+        raise SystemExit(1)
 
 
 @examples(

@@ -85,8 +85,31 @@ def health_entries(session, environment: str | None = None) -> list[Entry]:
 
 
 def scheduled(session, environment: str | None = None) -> list[Entry]:
-    """Everything the host scheduler is given for ``environment``: its automations, then its health check."""
-    return entries(session, environment) + health_entries(session, environment)
+    """Everything the host scheduler is given for ``environment``: its automations, other plugins' commands, its health check."""
+    return entries(session, environment) + plugin_entries(session, environment) + health_entries(session, environment)
+
+
+def plugin_entries(session, environment: str | None = None) -> list[Entry]:
+    """The envfence commands other plugins schedule (``scheduled_commands``: ``envfence backup`` ...), their times checked."""
+    from envfence.cron import CronError, parse
+
+    from envfence_builtins.operations.schedule_hooks import ScheduleHooks
+
+    env = environment or session.environment.name
+    scheduler = options(session.settings).get("target", "crontab")
+    found = []
+    for name, expression, argv in ScheduleHooks(session.plugins).scheduled_commands(session=session, environment=env).flat():
+        try:
+            parse(expression)
+            dialects.check(expression, scheduler)
+        except CronError:
+            raise ConfigurationError(f"{session.settings.source}: the schedule of {name} in {env}: {expression!r} is no cron "
+                                     "expression", 'write five fields, e.g. "0 2 * * *"') from None
+        except dialects.Untranslatable as exc:
+            raise ConfigurationError(f"{session.settings.source}: the schedule of {name} in {env}: {exc.message}",
+                                     "choose a time the target scheduler can say") from None
+        found.append(Entry(name, env, expression, expression, argv=tuple(argv)))
+    return found
 
 
 def options(settings) -> dict[str, Any]:
@@ -710,6 +733,14 @@ def validate(session) -> list[Finding]:
         return found + collisions(session)
     except ConfigurationError as exc:
         return [Finding("SCHEDULE_INVALID", "error", exc.message, exc.hint, key=SECTION, plugin=SECTION)]
+
+
+@hookimpl
+def register_hookspecs(register) -> None:
+    """Offer ``scheduled_commands``: envfence commands of other plugins (``backup``) run beside the automations."""
+    from envfence_builtins.operations.schedule_hooks import ScheduleHookspecs
+
+    register(ScheduleHookspecs)
 
 
 @hookimpl
