@@ -443,6 +443,7 @@ def _watching_case(workdir: Path, plan: Plan) -> tuple[Table, list[Target]]:
 
 def run_all(workdir: Path, plan: Plan) -> tuple[list[Table], list[Target]]:
     """Generate the projects under ``workdir`` and run every case."""
+    from .limits_case import limits_case
     from .store_case import store_case
 
     projects = {size: generate_project(workdir / f"project-{size}", size) for size in plan.sizes}
@@ -454,6 +455,7 @@ def run_all(workdir: Path, plan: Plan) -> tuple[list[Table], list[Target]]:
         lambda: interpolated_case(workdir, plan),
         lambda: cold_command_case(projects, plan),
         lambda: run_case(workdir, plan),
+        lambda: limits_case(workdir, plan),
         lambda: import_case(workdir, plan),
         lambda: plugin_case(projects[min(plan.sizes)], workdir, plan),
         lambda: scaling.keys_case(workdir, plan, environ),

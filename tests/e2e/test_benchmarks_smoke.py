@@ -28,7 +28,7 @@ def test_benchmarks_run_at_the_smallest_size_and_clean_up(tmp_path):
     assert done.returncode == 0, done.stderr
     text = report.read_text()
     assert text.strip() == done.stdout.strip()
-    for title in ("### In process", "### Cold command", "### Run", "### Import", "### Plugin scaling",
+    for title in ("### In process", "### Cold command", "### Run", "### Run: limits", "### Import", "### Plugin scaling",
                   "### Scaling with keys", "### Scaling with environments", "### Scaling with history",
                   "### Webhook receiver", "### Watching the configuration", "### Audit trail scaling", "### Against the targets"):
         assert title in text

@@ -4,8 +4,10 @@ Checks, per environment: each scheduled automation's last expected firing
 against its last run (a missed run), the last run's status, the error rate,
 duration and memory against ``[thresholds]``, a lock held longer than
 ``[health] max_lock_age`` (default 6h), free disk in the tree against
-``[health] min_free_disk`` (default 10%; critical below half of it), and the
-audit trail's chain. One summary line comes first, as monitoring expects.
+``[health] min_free_disk`` (default 10%; critical below half of it), memory
+pressure on the host (Linux PSI, ``/proc/pressure/memory``, where present)
+against ``[health] max_memory_pressure`` (default 10% of the last minute
+stalled; critical at twice it), and the audit trail's chain. One summary line comes first, as monitoring expects.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import shutil
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -172,6 +175,48 @@ def disk_check(session, minimum: str) -> Check:
                  f"(minimum {minimum})", value=usage.free, limit=int(limit))
 
 
+#: Linux's pressure stall information for memory (absent on other systems, and where the kernel was booted with psi=0).
+PSI_MEMORY = Path("/proc/pressure/memory")
+
+
+def memory_pressure() -> dict[str, float] | None:
+    """``some``'s and ``full``'s ``avg60`` from :data:`PSI_MEMORY` (percent of the last minute stalled on memory), or None."""
+    try:
+        text = PSI_MEMORY.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):  # no PSI here, or disabled (EOPNOTSUPP)
+        return None
+    found = {}
+    for line in text.splitlines():
+        kind, _, fields = line.partition(" ")
+        values = dict(field.split("=", 1) for field in fields.split() if "=" in field)
+        try:
+            found[kind] = float(values["avg60"])
+        except (KeyError, ValueError):
+            continue
+    return found if "some" in found else None
+
+
+def memory_check(session, maximum: float) -> Check:
+    """Memory pressure on the host (Linux PSI, ``some avg60``) against ``[health] max_memory_pressure`` (critical at twice it)."""
+    pressure = memory_pressure()
+    if pressure is None:
+        return Check("memory", "OK", f"memory pressure not measured: {PSI_MEMORY} is not available on this system")
+    some = pressure["some"]
+    state = "CRITICAL" if some >= min(2 * maximum, 100) else "WARNING" if some >= maximum else "OK"
+    full = f", {pressure['full']:g}% with every task stalled" if "full" in pressure else ""
+    return Check("memory", state, f"tasks stalled on memory {some:g}% of the last minute{full} "
+                 f"(maximum {maximum:g}%)", value=some, limit=maximum)
+
+
+def max_memory_pressure(settings) -> float:
+    """``[health] max_memory_pressure``: the percent of the last minute stalled on memory that warns (default 10)."""
+    value = settings.section(SECTION).get("max_memory_pressure", 10)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 100:
+        raise ConfigurationError(f"{settings.source}: {SECTION}.max_memory_pressure: {value!r} is not a percentage above 0",
+                                 "write max_memory_pressure = 10 (percent of the last minute stalled on memory)")
+    return float(value)
+
+
 def audit_check(session) -> Check:
     """The audit trail's hash chain is intact."""
     from envfence.errors import EnvfenceError
@@ -207,6 +252,7 @@ def run_checks(session, now: _dt.datetime | None = None) -> list[Check]:
                        ("forecasts", lambda: forecast_checks(session, now)),
                        ("locks", lambda: lock_checks(session, max_lock, now)),
                        ("disk", lambda: [disk_check(session, free)]),
+                       ("memory", lambda: [memory_check(session, max_memory_pressure(session.settings))]),
                        ("audit", lambda: [audit_check(session)])):
         try:
             found.extend(step())
@@ -252,7 +298,7 @@ def nagios_text(text: str) -> str:
 
 
 def performance(session, now: _dt.datetime | None = None) -> list[Perf]:
-    """Durations, error rates and ages since the last run of each automation that may run here, and free disk.
+    """Durations, error rates and ages since the last run of each automation that may run here, free disk, memory pressure.
 
     A figure that cannot be read is left out: the checks say why.
     """
@@ -274,7 +320,20 @@ def performance(session, now: _dt.datetime | None = None) -> list[Perf]:
             found.append(_disk_perf(session))
         except (OSError, ConfigurationError):
             pass
+    found.extend(_memory_perf(session))
     return found
+
+
+def _memory_perf(session) -> list[Perf]:
+    """``memory_pressure``: ``some avg60`` in percent, warning and critical as the check has them; none without PSI."""
+    pressure = memory_pressure()
+    try:
+        maximum = max_memory_pressure(session.settings)
+    except ConfigurationError:
+        return []  # the check says why
+    if pressure is None:
+        return []
+    return [Perf("memory_pressure", pressure["some"], "%", _number(maximum), _number(min(2 * maximum, 100)), 0, 100)]
 
 
 def _automation_perf(name: str, runs, limit, now: _dt.datetime) -> list[Perf]:
