@@ -178,3 +178,14 @@ def test_a_bad_backup_table_is_found_by_check_and_stops_backup_and_schedule(make
     for args in (("backup",), ("schedule",)):
         result = run_cli("--env", "production", *args, cwd=root, env=prod)
         assert result.exit_code == 4 and said in result.stderr and "Traceback" not in result.output, (args, result.output)
+
+
+def test_include_never_follows_a_link_out_of_the_tree(project, run_cli, tmp_path):
+    secret = tmp_path / "elsewhere.txt"
+    secret.write_text("not the tree's\n")
+    incoming = tree(project) / "csv" / "incoming"
+    (incoming / "linked.csv").symlink_to(secret)
+    (incoming / "linked-dir").symlink_to(tmp_path, target_is_directory=True)
+    names = set(made(run_cli, project)["files"])
+    assert "csv/incoming/orders.csv" in names
+    assert not any("linked" in n for n in names)

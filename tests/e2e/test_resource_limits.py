@@ -228,3 +228,22 @@ def test_kubernetes_cronjobs_carry_limits_and_equal_requests(make_project, run_c
     assert resources.requests == resources.limits
     health = [i for n, i in items.items() if "health" in n][0]
     assert "resources" not in health["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_an_ad_hoc_command_is_limited_too_and_its_limit_is_reported(limited, run_cli):
+    ran = run_cli("exec", "--", sys.executable, "-c", "while True: pass", cwd=limited)
+    assert ran.exit_code in (152, 137), ran.output  # exec exits with the command's own code
+    assert last_run(run_cli, limited, "exec")["error_class"] == "resource_limit"
+
+
+def test_a_secret_in_the_output_of_a_job_that_hit_its_limit_stays_masked(make_project, run_cli):
+    canary = "canary-limits-Zq8Rt3Wp"
+    root = make_project({"jobs.py": JOBS, ".env": f"DEV_API_KEY={canary}\n"},
+                        settings=settings('[resources]\nmemory = "400MB"\n[settings.API_KEY]\nsecret = true\n'
+                                          f'[automations.leak]\nrun = [{PY}, "-c", "import os; print(os.environ[\'API_KEY\']); '
+                                          'raise MemoryError(os.environ[\'API_KEY\'])"]\n'))
+    ran = run_cli("run", "leak", cwd=root)
+    assert ran.exit_code == 1 and "resource_limit" in ran.stderr
+    assert canary not in ran.output
+    log = (root / "var" / "development" / "logs" / "automation_development.log").read_text()
+    assert canary not in log
