@@ -43,7 +43,12 @@ OPERATIONS = {
     "move": ("key", "from", "to"),
     "set_default": ("key", "value"),
     "drop": ("key",),
+    "set_setting": ("setting", "value"),
+    "rename_setting": ("setting", "to"),
+    "drop_setting": ("setting",),
 }
+#: The operations on keys that may be limited to one file (``file = ".env.{environment}"``).
+_TAKE_A_FILE = ("rename", "split", "set_default", "drop")
 
 
 class MigrationError(ConfigurationError):
@@ -132,6 +137,64 @@ class Document:
         """Give ``key``'s binding the name ``new``, its value and quoting untouched."""
         self.chunks = [(new, _BINDING.sub(lambda m: m.group(1) + new, c, count=1)) if k == key else (k, c)
                        for k, c in self.chunks]
+
+
+class SettingsDocument:
+    """The project's settings file as tomlkit keeps it (comments and layout stay); ``setting`` paths are dotted.
+
+    In ``pyproject.toml`` the paths are under ``[tool.envfence]``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        import tomlkit
+
+        self.path, self.name = path, path.name
+        self.original = path.read_text(encoding="utf-8") if path.exists() else ""
+        self.doc = tomlkit.parse(self.original)
+        self.prefix = ["tool", "envfence"] if path.name == "pyproject.toml" else []
+
+    @property
+    def changed(self) -> bool:
+        """True when the text differs from the file's."""
+        return self.text() != self.original
+
+    def text(self) -> str:
+        """The file's new text."""
+        import tomlkit
+
+        return tomlkit.dumps(self.doc)
+
+    def _table(self, setting: str, create: bool) -> tuple[Any, str]:
+        *parents, last = [*self.prefix, *setting.split(".")]
+        table: Any = self.doc
+        for part in parents:
+            if part not in table:
+                if not create:
+                    return None, last
+                import tomlkit
+
+                table[part] = tomlkit.table()
+            table = table[part]
+            if not isinstance(table, dict):
+                return None, last
+        return table, last
+
+    def get(self, setting: str) -> Any:
+        """The setting's value (plain Python), or None."""
+        table, last = self._table(setting, create=False)
+        value = None if table is None else table.get(last)
+        return value.unwrap() if hasattr(value, "unwrap") else value
+
+    def set(self, setting: str, value: Any) -> None:
+        """Set the setting, making its tables when missing."""
+        table, last = self._table(setting, create=True)
+        table[last] = value
+
+    def remove(self, setting: str) -> None:
+        """Remove the setting (nothing when absent)."""
+        table, last = self._table(setting, create=False)
+        if table is not None and last in table:
+            del table[last]
 
 
 def binding(key: str, value: str) -> str:
@@ -224,7 +287,7 @@ def _operation(where: str, op: Any) -> tuple[str, Callable[["Step"], None]]:
     kind = op.get("op") if isinstance(op, dict) else None
     if kind not in OPERATIONS:
         raise MigrationError(f"{where}: unknown operation {kind!r}", f"use one of {', '.join(OPERATIONS)}")
-    allowed = {"op", "environments", "file", *OPERATIONS[kind]}
+    allowed = {"op", "environments", *OPERATIONS[kind], *(("file",) if kind in _TAKE_A_FILE else ())}
     missing = [f for f in OPERATIONS[kind] if f not in op and not (kind == "split" and f == "separator")]
     extra = sorted(set(op) - allowed)
     if missing or extra:

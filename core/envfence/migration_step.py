@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .migration_files import Change, Document, MigrationError, binding
+from .migration_files import Change, Document, MigrationError, SettingsDocument, binding
 
 
 class Step:
     """One environment's ``.env`` files (``{source: Document}``, lowest precedence first) and the changes made."""
 
-    def __init__(self, environment: str, naming: Any, docs: dict[str, Document], where: str) -> None:
+    def __init__(self, environment: str, naming: Any, docs: dict[str, Document], where: str,
+                 settings: SettingsDocument | None = None) -> None:
         self.environment, self.naming, self.docs, self.where = environment, naming, docs, where
+        self.settings = settings
         self.changes: list[Change] = []
 
     # --- reading ------------------------------------------------------------------------
@@ -134,3 +136,49 @@ class Step:
             value = doc.value(name)
             doc.take(name)
             self.changes.append(Change(doc.name, "removed", name, old=value))
+
+    # --- the project's settings (one file for every environment: the first step changes it, the others find it done)
+
+    def _settings(self, setting: str) -> SettingsDocument:
+        if self.settings is None:
+            raise self.error(f"{setting}: the project has no settings file to change", "create envfence.toml (envfence init)")
+        if not isinstance(setting, str) or not all(setting.split(".")):
+            raise self.error(f"{setting!r} is not a setting's dotted path", 'write setting = "health.max_lock_age"')
+        return self.settings
+
+    def set_setting(self, setting: str, value: Any) -> None:
+        """Set ``setting`` (a dotted path: ``health.max_lock_age``) in the settings file."""
+        doc = self._settings(setting)
+        old = doc.get(setting)
+        if old == value:
+            return
+        doc.set(setting, value)
+        self.changes.append(Change(doc.name, "added" if old is None else "changed", setting, old=_text(old), new=_text(value)))
+
+    def rename_setting(self, setting: str, to: str) -> None:
+        """Move ``setting``'s value to the dotted path ``to``; refused when ``to`` is set already."""
+        doc = self._settings(setting)
+        self._settings(to)
+        value = doc.get(setting)
+        if value is None:
+            return
+        if doc.get(to) is not None:
+            raise self.error(f"rename setting {setting} to {to}: {to} is already set in {doc.name}",
+                             "drop one of the two first (a `drop_setting`), or choose another name")
+        doc.remove(setting)
+        doc.set(to, value)
+        self.changes.append(Change(doc.name, "renamed", setting, to, _text(value), _text(value)))
+
+    def drop_setting(self, setting: str) -> None:
+        """Remove ``setting`` from the settings file."""
+        doc = self._settings(setting)
+        value = doc.get(setting)
+        if value is not None:
+            doc.remove(setting)
+            self.changes.append(Change(doc.name, "removed", setting, old=_text(value)))
+
+
+def _text(value: Any) -> str | None:
+    import json
+
+    return None if value is None else value if isinstance(value, str) else json.dumps(value)

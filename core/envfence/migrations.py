@@ -28,7 +28,7 @@ import attrs
 
 from . import files
 from .errors import EnvfenceError
-from .migration_files import Change, Document, Migration, MigrationError, discover
+from .migration_files import Change, Document, Migration, MigrationError, SettingsDocument, discover
 from .migration_step import Step
 from .models import Finding
 
@@ -96,11 +96,17 @@ def documents(session: Any) -> dict[str, Document]:
     return docs
 
 
-def run_step(session: Any, migration: Migration, docs: dict[str, Document]) -> Step:
-    """Apply ``migration`` to ``docs`` in memory; an error in the project's code names its file and line."""
+def settings_document(session: Any) -> SettingsDocument | None:
+    """The project's settings file, read whole (None when the project has none)."""
+    path = session.settings.path
+    return SettingsDocument(path) if path is not None and path.is_file() else None
+
+
+def run_step(session: Any, migration: Migration, docs: dict[str, Document], settings: SettingsDocument | None) -> Step:
+    """Apply ``migration`` to ``docs`` and ``settings`` in memory; an error in the project's code names its file and line."""
     from .migration_files import _line_in
 
-    step = Step(session.environment.name, session.settings.naming, docs, migration.name)
+    step = Step(session.environment.name, session.settings.naming, docs, migration.name, settings)
     try:
         migration.apply(step)
     except MigrationError:
@@ -117,8 +123,8 @@ def _shown(migration: Migration) -> str:
 
 def dry_run(session: Any) -> list[Applied]:
     """What ``migrate`` would change, migration by migration, each seeing the ones before; writes nothing."""
-    docs = documents(session)
-    return [Applied(m.name, run_step(session, m, docs).changes) for m in pending(session)]
+    docs, settings = documents(session), settings_document(session)
+    return [Applied(m.name, run_step(session, m, docs, settings).changes) for m in pending(session)]
 
 
 def migrate(session: Any) -> list[Applied]:
@@ -149,28 +155,58 @@ def _apply(session: Any, migration: Migration) -> Applied:
     state["in_progress"] = {"migration": migration.name, "snapshot": taken.id, "started": _now()}
     _save(session, state)
     try:
-        step = run_step(session, migration, documents(session))
-        written = _write(session, step.docs)
+        step = run_step(session, migration, documents(session), settings_document(session))
+        written = _write(session, step, state)
+        _loads(session, migration)
     except BaseException as exc:
         _failed(session, migration, taken, exc)
         raise
     return _applied(session, migration, step.changes, written, taken.id)
 
 
-def _write(session: Any, docs: dict[str, Document]) -> list[str]:
-    """Replace each changed file whole, keeping its mode (a new one is owner-only); returns their sources."""
+def _loads(session: Any, migration: Migration) -> None:
+    """The configuration a step leaves must load, or the step failed."""
+    try:
+        session.reload()
+    except EnvfenceError as exc:
+        raise MigrationError(f"{migration.name}: the configuration it leaves does not load: {exc.message}", exc.hint) from None
+
+
+def _write(session: Any, step: Step, state: dict[str, Any]) -> list[str]:
+    """Replace each changed file whole, keeping its mode (a new one is owner-only), the settings file last;
+    returns what was written. The settings file's old text is kept with the step in progress first: the
+    snapshot holds the ``.env`` files only."""
     from .config_versions import file_layers
 
     paths = file_layers(session)
     written = []
-    for source, doc in docs.items():
+    settings = step.settings if step.settings is not None and step.settings.changed else None
+    if settings is not None:
+        if settings.path.is_symlink():
+            raise MigrationError(f"{settings.path} is a symbolic link; envfence writes no file through a link",
+                                 "replace the link with the file it leads to")
+        state["in_progress"]["settings"] = {"path": str(settings.path), "text": settings.original}
+        _save(session, state)
+    for source, doc in step.docs.items():
         if not doc.changed:
             continue
         path = paths[source]
         mode = path.stat().st_mode & 0o777 if path.exists() else files.PRIVATE_FILE
         files.write_atomic(path.parent, path.name, doc.text(), mode=mode)
         written.append(source)
+    if settings is not None:
+        files.write_atomic(settings.path.parent, settings.path.name, settings.text(),
+                           mode=settings.path.stat().st_mode & 0o777)
+        written.append(settings.name)
     return written
+
+
+def _restore_settings(left: dict[str, Any]) -> None:
+    """Put back the settings file a step in progress had changed (its old text was kept with the step)."""
+    saved = left.get("settings")
+    if saved:
+        path = Path(saved["path"])
+        files.write_atomic(path.parent, path.name, saved["text"], mode=path.stat().st_mode & 0o777 if path.exists() else 0o644)
 
 
 def _applied(session: Any, migration: Migration, changes: list[Change], written: list[str], snapshot: str) -> Applied:
@@ -194,6 +230,7 @@ def _failed(session: Any, migration: Migration, taken: Any, exc: BaseException) 
 
     snapshots.rollback(session, taken, reason=f"migration {migration.name} failed")
     state = load_state(session)
+    _restore_settings(state["in_progress"] or {})
     state["in_progress"] = None
     _save(session, state)
     message = exc.message if isinstance(exc, EnvfenceError) else f"{type(exc).__name__}: {exc}"
@@ -209,6 +246,7 @@ def recover(session: Any) -> str | None:
         return None
     target = snapshots.find(session, left["snapshot"])
     snapshots.rollback(session, target, reason=f"migration {left['migration']} was interrupted")
+    _restore_settings(left)
     state = load_state(session)
     state["in_progress"] = None
     _save(session, state)

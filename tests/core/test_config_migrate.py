@@ -234,3 +234,76 @@ def test_a_second_migrate_is_refused_while_one_holds_the_environment(make_projec
     assert result.exit_code == 1 and "another `config migrate`" in result.stderr
     assert (root / ".env").read_text() == "HCP_TOKEN=x\n"
     assert run_cli("--env", "dev", "config", "migrate", cwd=root).exit_code == 0
+
+
+SETTINGS = """# the shop's settings
+[health]
+max_lock_age = "6h"
+
+[snapshots]
+keep = 20  # a month of changes
+
+[alerts.escalation]
+production = ["console"]
+"""
+
+
+def test_settings_are_migrated_once_for_every_environment_keeping_comments(make_project, run_cli):
+    root = make_project({".env": "A=1\n", "migrations/0001_settings.toml": (
+        '[[op]]\nop = "set_setting"\nsetting = "snapshots.keep"\nvalue = 50\n\n'
+        '[[op]]\nop = "rename_setting"\nsetting = "health.max_lock_age"\nto = "health.min_free_disk"\n\n'
+        '[[op]]\nop = "drop_setting"\nsetting = "alerts.escalation.production"\n\n'
+        '[[op]]\nop = "set_setting"\nsetting = "hostname.production.hosts"\nvalue = ["web-prod-*"]\n')},
+        settings=SETTINGS)
+    dry = run_cli("config", "migrate", "--dry-run", cwd=root)
+    assert "~ envfence.toml: snapshots.keep=20 -> 50" in dry.stdout and (root / "envfence.toml").read_text() == SETTINGS
+    result = run_cli("config", "migrate", cwd=root)
+    assert result.exit_code == 0, result.output
+    text = (root / "envfence.toml").read_text()
+    assert "# the shop's settings" in text and "keep = 50  # a month of changes" in text
+    import tomllib
+
+    data = tomllib.loads(text)
+    assert data["health"] == {"min_free_disk": "6h"} and data["alerts"]["escalation"] == {}
+    assert data["hostname"]["production"]["hosts"] == ["web-prod-*"]
+    assert "production: 0001_settings" in result.stdout  # applied there too: nothing left to change
+    assert run_cli("--env", "prod", "config", "migrate", cwd=root).stdout.strip() == "production: up to date"
+
+
+def test_a_step_that_leaves_settings_that_do_not_load_is_rolled_back_whole(make_project, run_cli):
+    root = make_project({".env": "A=1\n", "migrations/0001_bad.toml": (
+        '[[op]]\nop = "drop"\nkey = "A"\n\n[[op]]\nop = "set_setting"\nsetting = "snapshots.keep"\nvalue = 0\n')},
+        settings=SETTINGS)
+    result = run_cli("--env", "dev", "config", "migrate", cwd=root)
+    assert result.exit_code == 1
+    assert "0001_bad: the configuration it leaves does not load" in result.stderr and "keep" in result.stderr
+    assert (root / "envfence.toml").read_text() == SETTINGS and (root / ".env").read_text() == "A=1\n"
+    assert "CONFIG_MIGRATION_PENDING" in run_cli("check", cwd=root).output
+
+
+def test_renaming_a_setting_onto_one_that_is_set_is_refused(make_project, run_cli):
+    root = make_project({"migrations/0001.toml": '[[op]]\nop = "rename_setting"\nsetting = "health.max_lock_age"\nto = "snapshots.keep"\n'},
+                        settings=SETTINGS)
+    result = run_cli("--env", "dev", "config", "migrate", cwd=root)
+    assert result.exit_code == 1 and "snapshots.keep is already set in envfence.toml" in result.stderr
+    assert (root / "envfence.toml").read_text() == SETTINGS
+
+
+def test_a_kill_after_the_settings_are_written_puts_them_back_before_applying_again(make_project, run_cli):
+    root = make_project({".env": "A=1\n", "migrations/0001.toml": (
+        '[[op]]\nop = "drop"\nkey = "A"\n\n[[op]]\nop = "rename_setting"\nsetting = "health.max_lock_age"\nto = "health.min_free_disk"\n')},
+        settings=SETTINGS)
+    # Killed once every file is written, before the step is recorded: the worst moment.
+    code = ("import os, signal, envfence.migrations as m\n"
+            "m._loads = lambda session, migration: os.kill(os.getpid(), signal.SIGKILL)\n"
+            "from envfence.cli import main\nmain()\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENVFENCE_", "ENVIRONMENT"))}
+    killed = subprocess.run([sys.executable, "-c", code, "--env", "dev", "config", "migrate"], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9
+    assert "min_free_disk" in (root / "envfence.toml").read_text() and (root / ".env").read_text() == ""
+    (root / "migrations" / "0001.toml").write_text('[[op]]\nop = "set_setting"\nsetting = "snapshots.keep"\nvalue = 30\n')
+    again = run_cli("--env", "dev", "config", "migrate", cwd=root)
+    assert again.exit_code == 0, again.output
+    assert (root / "envfence.toml").read_text() == SETTINGS.replace("keep = 20", "keep = 30")
+    assert (root / ".env").read_text() == "A=1\n"
