@@ -219,8 +219,12 @@ class Change:
 # --- loading --------------------------------------------------------------------------------
 
 
-def discover(root: Path) -> list[Migration]:
-    """The project's migrations in order; a malformed one is a :class:`MigrationError` naming its file and line."""
+def discover(root: Path, run_code: bool = True) -> list[Migration]:
+    """The project's migrations in order; a malformed one is a :class:`MigrationError` naming its file and line.
+
+    With ``run_code`` False a Python migration is compiled, not run (``check`` reads only): its
+    syntax is checked, and its ``apply`` refuses to be called.
+    """
     folder = root / DIRECTORY
     if not folder.is_dir():
         return []
@@ -236,7 +240,7 @@ def discover(root: Path) -> list[Migration]:
         if number in found:
             raise MigrationError(f"{_shown(root, path)} and {_shown(root, found[number].path)} have the same number {number}",
                                  "give each migration its own number")
-        found[number] = _load(root, path, number)
+        found[number] = _load(root, path, number, run_code)
     return [found[n] for n in sorted(found)]
 
 
@@ -244,7 +248,7 @@ def _shown(root: Path, path: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
-def _load(root: Path, path: Path, number: int) -> Migration:
+def _load(root: Path, path: Path, number: int, run_code: bool = True) -> Migration:
     shown = _shown(root, path)
     if path.is_symlink() or not path.is_file():
         raise MigrationError(f"{shown}: not a regular file", "a migration is a plain file of the project")
@@ -253,7 +257,7 @@ def _load(root: Path, path: Path, number: int) -> Migration:
     except (OSError, UnicodeDecodeError) as exc:
         raise MigrationError(f"{shown}: cannot be read ({exc})", "make it a readable UTF-8 file") from None
     if path.suffix == ".py":
-        return _load_python(shown, path, text, number)
+        return _load_python(shown, path, text, number, run_code)
     return _load_toml(shown, path, text, number)
 
 
@@ -303,11 +307,16 @@ def _operation(where: str, op: Any) -> tuple[str, Callable[["Step"], None]]:
     return where, call
 
 
-def _load_python(shown: str, path: Path, text: str, number: int) -> Migration:
+def _load_python(shown: str, path: Path, text: str, number: int, run_code: bool = True) -> Migration:
     try:
         code = compile(text, str(path), "exec")
     except SyntaxError as exc:
         raise MigrationError(f"{shown}:{exc.lineno or 1}: {exc.msg}", "fix the Python migration") from None
+    if not run_code:
+        def not_run(step: Step) -> None:
+            raise MigrationError(f"{shown}: loaded without running its code", "discover it with run_code=True to apply it")
+
+        return Migration(number, path.stem, path, not_run)
     namespace: dict[str, Any] = {"__name__": f"envfence_migration_{number}", "__file__": str(path)}
     try:
         exec(code, namespace)  # the project's own code, as its automations are

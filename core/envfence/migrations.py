@@ -72,9 +72,9 @@ def _save(session: Any, state: dict[str, Any]) -> None:
     files.write_atomic(session.paths, _state_path(session), json.dumps(state, indent=2))
 
 
-def pending(session: Any, migrations: list[Migration] | None = None) -> list[Migration]:
-    """The migrations this environment has not had, in order."""
-    migrations = discover(session.root.path) if migrations is None else migrations
+def pending(session: Any, migrations: list[Migration] | None = None, run_code: bool = True) -> list[Migration]:
+    """The migrations this environment has not had, in order (``run_code``: see :func:`~envfence.migration_files.discover`)."""
+    migrations = discover(session.root.path, run_code) if migrations is None else migrations
     done = {entry.get("migration") for entry in load_state(session)["applied"]}
     return [m for m in migrations if m.name not in done]
 
@@ -262,7 +262,7 @@ def findings(session: Any) -> list[Finding]:
     """For ``check``: ``CONFIG_MIGRATION_PENDING`` when the environment is behind, ``MIGRATION_INVALID`` for a bad file."""
     env = session.environment.name
     try:
-        behind = pending(session)
+        behind = pending(session, run_code=False)  # check reads only: a Python migration is compiled, not run
         left = load_state(session)["in_progress"]
     except EnvfenceError as exc:
         return [Finding("MIGRATION_INVALID", "error", exc.message, exc.hint, plugin="migrations")]

@@ -307,3 +307,15 @@ def test_a_kill_after_the_settings_are_written_puts_them_back_before_applying_ag
     assert again.exit_code == 0, again.output
     assert (root / "envfence.toml").read_text() == SETTINGS.replace("keep = 20", "keep = 30")
     assert (root / ".env").read_text() == "A=1\n"
+
+
+def test_check_reads_python_migrations_without_running_them(make_project, run_cli):
+    root = make_project({".env": "A=1\n", "migrations/0001_side_effect.py": (
+        "from pathlib import Path\n"
+        "Path('RAN').write_text('top-level code ran')\n"
+        "def migrate(step):\n    step.drop('A')\n")})
+    check = run_cli("check", cwd=root)
+    assert "CONFIG_MIGRATION_PENDING" in check.output and "0001_side_effect" in check.output
+    assert not (root / "RAN").exists()
+    assert run_cli("--env", "dev", "config", "migrate", cwd=root).exit_code == 0
+    assert (root / "RAN").exists() and (root / ".env").read_text() == ""
