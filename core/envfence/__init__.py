@@ -48,7 +48,36 @@ _LAZY = {
     "ProductionProfile": "envfence.profiles",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+# Written out (not computed from _LAZY) so that type checkers see the exports; a test keeps the two equal.
+__all__ = [
+    "AuditEvent",
+    "Automation",
+    "Config",
+    "ConfigLayer",
+    "ConfigurationError",
+    "CredentialNaming",
+    "DevelopmentProfile",
+    "EnvPaths",
+    "EnvfenceError",
+    "Environment",
+    "Finding",
+    "HookResult",
+    "PluginManager",
+    "ProductionProfile",
+    "Profile",
+    "Report",
+    "SafetyError",
+    "Secret",
+    "Session",
+    "SettingSpec",
+    "StashKey",
+    "UsageError",
+    "hookimpl",
+    "open_session",
+    "reset_session",
+    "session",
+    "__version__",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .errors import ConfigurationError, EnvfenceError, SafetyError, UsageError

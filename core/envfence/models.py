@@ -70,6 +70,13 @@ def secret_kind(value: str) -> str:
     return "secret"
 
 
+#: A configuration value: text, or a :class:`Secret` for a secret.
+ConfigValue = str | Secret
+#: What :meth:`envfence.Session.setting` returns: the declared type's value (``port`` an int, ``path`` a
+#: :class:`~pathlib.Path`, ``bool`` a bool), text for an undeclared setting, a :class:`Secret` for a secret.
+SettingValue = str | int | float | bool | Path | Secret
+
+
 def reveal(value: Any) -> Any:
     """Return the real value of a :class:`Secret`, or the value itself."""
     return value.reveal() if isinstance(value, Secret) else value
@@ -223,7 +230,7 @@ class ConfigEntry:
 
 
 @attrs.frozen
-class Config(Mapping[str, Any]):
+class Config(Mapping[str, ConfigValue]):
     """The merged configuration of one environment.
 
     A read-only mapping from key to value (``str``, or :class:`Secret` for
@@ -237,7 +244,7 @@ class Config(Mapping[str, Any]):
     entries: Mapping[str, ConfigEntry]
     layers: tuple[ConfigLayer, ...] = ()
 
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: str) -> ConfigValue:
         return self.entries[key].value
 
     def __iter__(self) -> Iterator[str]:
@@ -273,7 +280,7 @@ class Config(Mapping[str, Any]):
             return name
         return None
 
-    def credential(self, name: str) -> Any:
+    def credential(self, name: str) -> ConfigValue | None:
         """The value of credential ``name`` (see :meth:`credential_key`), or None.
 
         This lookup is not audited; :meth:`envfence.Session.credential` is.

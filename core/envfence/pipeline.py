@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextvars
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, TypedDict, TypeVar, Unpack
 
 import attrs
 
@@ -23,12 +23,19 @@ from .errors import ConfigurationError, SafetyError
 from .hookcalls import HookResult, PluginError
 from .boundary import redact_findings, secret_values
 from .layers import SECRET_SUFFIXES, changed_layers, is_secret_key, merge_layers  # noqa: F401  (imported from here by callers)
-from .models import Automation, Config, EnvPaths, Finding, HostInfo, ProjectRoot, Report, Secret, SettingSpec, Environment
+from .models import Automation, Config, ConfigValue, EnvPaths, SettingValue, Finding, HostInfo, ProjectRoot, Report, Secret, SettingSpec, Environment
 from .opening import OpenArguments, audit_opened, build, files_config, open_session_of, reopen_arguments, system_hostname  # noqa: F401
 from .plugins import PluginManager, default_manager
 from .profiles import Profile
 from .settings import ProjectSettings
 from .stash import Stash
+
+if TYPE_CHECKING:  # pragma: no cover
+    from loguru import Logger
+
+    from .redaction import Redactor
+
+T = TypeVar("T")
 
 
 @attrs.define
@@ -61,7 +68,7 @@ class Session:
     audit_log: AuditLog = attrs.field(init=False, repr=False)
     _paths: EnvPaths | None = attrs.field(default=None, repr=False)
     _report: Report | None = attrs.field(default=None, repr=False)
-    _redactor: Any = attrs.field(default=None, repr=False)
+    _redactor: "Redactor | None" = attrs.field(default=None, repr=False)
     _automations: dict[str, Automation] | None = attrs.field(default=None, repr=False)
     _other_configs: dict[str, Config] = attrs.field(factory=dict, repr=False)
 
@@ -203,7 +210,7 @@ class Session:
 
         return configure(self, embedded)
 
-    def logger(self, **context: Any) -> Any:
+    def logger(self, **context: Any) -> "Logger":
         """A loguru logger bound to this environment and ``context`` (``automation="sync"``).
 
         Each record is redacted once (message, extra fields, exception) before
@@ -215,13 +222,13 @@ class Session:
 
         return bound_logger(self, context)
 
-    def credential(self, name: str, by: str = "envfence") -> Any:
+    def credential(self, name: str, by: str = "envfence") -> ConfigValue | None:
         """Credential ``name`` (its plain name) read through this environment's prefix, or None; audited ``by`` the reader."""
         key = self.config.credential_key(name)
         self.audit("credential.accessed", name=name, key=key, by=by, found=key is not None)
         return None if key is None else self.config[key]
 
-    def setting(self, name: str, default: Any = None) -> Any:
+    def setting(self, name: str, default: T | None = None) -> SettingValue | T | None:
         """Declared setting ``name`` in this environment, converted to its declared type.
 
         ``session.setting("WEBHOOK_PORT")`` is an ``int`` for a ``port``; a
@@ -240,7 +247,7 @@ class Session:
         """Every secret value of this session and of its process environment, for redaction: never print it."""
         return secret_values(self.settings, self.settings_specs, self.config, self.environ)
 
-    def redactor(self):
+    def redactor(self) -> "Redactor":
         """The one :class:`~envfence.redaction.Redactor` for this session: its secrets and every plugin's shapes (built once)."""
         if self._redactor is None:
             self._redactor = _build_redactor(self.secret_values(), self.plugins)
@@ -286,7 +293,23 @@ class Session:
 _current: Session | None = None
 
 
-def session(reload_if_changed: bool = False, **kwargs: Any) -> Session:
+class SessionOptions(TypedDict, total=False):
+    """The keyword arguments :func:`session` passes to :meth:`Session.open` (see there)."""
+
+    start: str | Path | None
+    env: str | None
+    overrides: Mapping[str, str] | None
+    root: str | Path | None
+    environ: Mapping[str, str] | None
+    hostname: str | None
+    plugins: PluginManager | None
+    disabled_plugins: Iterable[str]
+    strict_plugins: bool
+    dry_run: bool
+    env_must_agree: bool
+
+
+def session(reload_if_changed: bool = False, **kwargs: Unpack[SessionOptions]) -> Session:
     """The process-wide session, opened on first use (the configuration wrapper).
 
     Later calls return the same object whatever their arguments; call
@@ -311,9 +334,8 @@ def reset_session() -> None:
     _current = None
 
 
-def open_session(*args: Any, **kwargs: Any) -> Session:
-    """Open a fresh session; the arguments are those of :meth:`Session.open`."""
-    return Session.open(*args, **kwargs)
+#: Open a fresh session: :meth:`Session.open` itself, so that its signature is the one type checkers see.
+open_session = Session.open
 
 
 #: Set while the plugins' secret shapes are being collected: a plugin that
@@ -322,7 +344,7 @@ def open_session(*args: Any, **kwargs: Any) -> Session:
 _COLLECTING_SHAPES: "contextvars.ContextVar[bool]" = contextvars.ContextVar("envfence_collecting_shapes", default=False)
 
 
-def _build_redactor(secrets: list[str], plugins: Any) -> Any:
+def _build_redactor(secrets: list[str], plugins: Any) -> "Redactor":
     """The only place a :class:`~envfence.redaction.Redactor` is built: ``secrets`` and the plugins' shapes."""
     from .redaction import Redactor, plugin_shapes
 

@@ -16,7 +16,7 @@ the automation with ``ctx.dry_run`` set; it writes nothing.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .automations import collect as collect_automations, find as find_automation  # noqa: F401  (library API)
 from .models import Failure, Finding, RunRequest, utcnow
@@ -40,6 +40,34 @@ from .runs.execute import (  # noqa: F401  (library API)
 )
 from .runs.record import RunResult, current_user, fail_unopened, new_id  # noqa: F401  (library API)
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .pipeline import Session
+
+
+#: The library API: what embedding code and plugins import from here.
+__all__ = [
+    "AlreadyRunning",
+    "PASSTHROUGH_PREFIXES",
+    "PASSTHROUGH_VARIABLES",
+    "RunContext",
+    "RunFailed",
+    "RunResult",
+    "Runner",
+    "collect_automations",
+    "current_user",
+    "exit_code",
+    "fail_unopened",
+    "find_automation",
+    "lock_holder",
+    "lock_path",
+    "new_id",
+    "plan",
+    "run_lock",
+    "show",
+    "subprocess_environment",
+    "usage",
+    "usage_since",
+]
 
 class Runner:
     """Runs automations in one session's environment: it sequences the stages, each of which owns its step.
@@ -57,7 +85,7 @@ class Runner:
 
     def __init__(
         self,
-        session,
+        session: "Session",
         *,
         echo: Callable[[str], None] = print,
         confirm: Callable[[str, tuple[Finding, ...]], bool] | None = None,

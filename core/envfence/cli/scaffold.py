@@ -50,15 +50,15 @@ Settings, in the project's envfence.toml::
 
 from __future__ import annotations
 
-from envfence import hookimpl
+from envfence import Session, hookimpl
 from envfence.models import Finding
 
 
 @hookimpl
-def validate(session):
+def validate(session: Session) -> list[Finding]:
     """Every key listed in ``[{entry}] required`` is set in this environment."""
     section = session.settings.section("{entry}")
-    findings = []
+    findings: list[Finding] = []
     for key in section.get("required", []):
         if session.config.credential_key(key) is None:
             findings.append(
@@ -83,20 +83,22 @@ pytest_plugins = ["envfence.testing.pytest_plugin"]
 _TEST = '''\
 """Tests for {dist}, with the fixtures of envfence.testing."""
 
+from envfence.testing.project import Project
 
-def test_plugin_is_listed(envfence_project):
+
+def test_plugin_is_listed(envfence_project: Project) -> None:
     result = envfence_project.run("plugins")
     assert result.exit_code == 0
     assert "{entry}" in result.stdout
 
 
-def test_a_missing_required_key_is_reported(envfence_project):
+def test_a_missing_required_key_is_reported(envfence_project: Project) -> None:
     envfence_project.settings('[{entry}]\\nrequired = ["API_URL"]\\n')
     findings = envfence_project.session().report.findings
     assert [(f.code, f.key) for f in findings if f.plugin == "{entry}"] == [("{code}_MISSING", "API_URL")]
 
 
-def test_a_set_key_passes(envfence_project):
+def test_a_set_key_passes(envfence_project: Project) -> None:
     envfence_project.settings('[{entry}]\\nrequired = ["API_URL"]\\n')
     envfence_project.write(".env", "API_URL=https://example.invalid\\n")
     assert "{code}_MISSING" not in envfence_project.session().report.codes()

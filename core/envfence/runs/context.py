@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import attrs
 
-from ..models import Automation, EnvPaths
+from ..models import Automation, Config, ConfigValue, EnvPaths
 from .measures import Measures
+
+if TYPE_CHECKING:  # pragma: no cover
+    from loguru import Logger
+
+    from ..pipeline import Session
+    from ..profiles import Profile
+
+T = TypeVar("T")
 
 
 @attrs.define
@@ -21,16 +30,17 @@ class RunContext:
     ``measures`` (what the job reported through :meth:`metric` and :meth:`step`).
     """
 
-    session: Any
+    session: "Session"
     automation: Automation
     run_id: str
     dry_run: bool = False
     forced: bool = False
     reason: str | None = None
     paths: EnvPaths | None = None
-    logger: Any = None
+    logger: "Logger | None" = None
     echo: Callable[[str], None] = print
-    event: Any = None  #: the webhook event that triggered the run (id, payload, headers), or None
+    #: The webhook event that triggered the run (id, payload, headers), or None; its class is the webhook plugin's.
+    event: Any = None
     #: What the job reports (:meth:`metric`, :meth:`step`, retries), kept with the run.
     measures: Measures = attrs.field(factory=Measures)
 
@@ -40,16 +50,16 @@ class RunContext:
         return self.session.environment.name
 
     @property
-    def profile(self):
+    def profile(self) -> "Profile":
         """The environment's :class:`~envfence.profiles.Profile`."""
         return self.session.profile
 
     @property
-    def config(self):
+    def config(self) -> Config:
         """The environment's merged :class:`~envfence.models.Config`, without another environment's prefixed keys."""
         return self.session.config.own_view()
 
-    def credential(self, name: str) -> Any:
+    def credential(self, name: str) -> ConfigValue | None:
         """Read credential ``name`` through the environment's prefix; the access is audited."""
         return self.session.credential(name, by=f"automation {self.automation.name}")
 
@@ -68,14 +78,14 @@ class RunContext:
         """
         self.measures.metric(name, value, unit)
 
-    def step(self, name: str):
+    def step(self, name: str) -> AbstractContextManager[None]:
         """Time a part of the job: ``with ctx.step("fetch"): ...``; the report shows where a job's time goes.
 
         The same step run again adds up; a step that raises is timed all the same.
         """
         return self.measures.step(name)
 
-    def retry(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def retry(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call ``fn``, trying again only where that cannot duplicate a write (see :mod:`envfence.retry`).
 
         Pass ``idempotent=True`` for a call that is safe to repeat (a read, an upsert on a key field).

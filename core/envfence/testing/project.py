@@ -6,7 +6,12 @@ import contextlib
 import os
 import textwrap
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+if TYPE_CHECKING:  # pragma: no cover
+    from click.testing import Result
+
+    from envfence.pipeline import Session
 
 #: Variables of the developer's shell that would change what a test sees.
 LEAKY_PREFIXES = ("ENVFENCE_", "DEV_", "PROD_")
@@ -84,7 +89,7 @@ class Project:
             reset_session()
             os.chdir(previous)
 
-    def run(self, *args: str, env: Mapping[str, str] | None = None, input: str | None = None) -> Any:
+    def run(self, *args: str, env: Mapping[str, str] | None = None, input: str | None = None) -> "Result":
         """Run ``envfence ARGS`` in the project, in this process, and return click's result.
 
         The result has ``exit_code``, ``stdout``, ``stderr`` and ``output``.
@@ -97,7 +102,7 @@ class Project:
         with self._inside(environ["ENVFENCE_HOSTNAME"]):
             return CliRunner().invoke(cli, list(args), env=environ, input=input, catch_exceptions=True)
 
-    def session(self, env: str | None = None, **kwargs: Any):
+    def session(self, env: str | None = None, **kwargs: Any) -> "Session":
         """Open a :class:`~envfence.Session` on the project, as the CLI would."""
         from envfence.pipeline import Session
 
