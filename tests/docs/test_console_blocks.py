@@ -232,20 +232,8 @@ def ops_trend(root: Path, request: pytest.FixtureRequest) -> dict[str, str]:
     return environ
 
 
-WEBHOOK_ROUTE = """
-[automations]
-import-job = "hooks:import_job"
-
-[webhooks.routes."/housecallpro"]
-provider = "housecallpro"
-secret = "HOUSECALLPRO_WEBHOOK_SECRET"
-automation = "import-job"
-events = ["job.created", "job.completed"]
-"""
-
-
 def captured_delivery(root: Path, request: pytest.FixtureRequest) -> dict[str, str]:
-    """docs/webhooks.md's route, and one HousecallPro delivery captured 412 s ago in ``delivery.http``."""
+    """docs/webhooks.md's own route settings, and one HousecallPro delivery captured 412 s ago in ``delivery.http``."""
     import json
     import time
 
@@ -253,8 +241,11 @@ def captured_delivery(root: Path, request: pytest.FixtureRequest) -> dict[str, s
 
     ten_lines(root, request)
     secret = "hcpDocsSecret-7f3a9c1e5b2d8f4a6c0e"
-    (root / "envfence.toml").write_text(WEBHOOK_ROUTE)
-    (root / "hooks.py").write_text("def import_job(ctx):\n    pass\n")
+    page = (REPO / "docs" / "webhooks.md").read_text(encoding="utf-8")
+    (root / "envfence.toml").write_text(next(b for b in re.findall(r"```toml\n(.*?)```", page, re.S) if "/housecallpro" in b))
+    (root / "acme_sync").mkdir()
+    (root / "acme_sync" / "__init__.py").write_text("")
+    (root / "acme_sync" / "jobs.py").write_text("def import_job(ctx):\n    pass\n")
     body = json.dumps({"id": "hcp_2c1f9e7a", "event": "job.created", "company_id": "c_1", "job": {"id": "job_1"}}).encode()
     stamp = str(int(time.time()) - 412)
     head = (f"POST /housecallpro HTTP/1.1\r\nHost: hooks.example\r\nContent-Type: application/json\r\n"
