@@ -145,6 +145,19 @@ def demo_script():
 
 
 @pytest.fixture(scope="session")
+def envfence_wheel(tmp_path_factory) -> Path:
+    """The wheel `make dist` builds, built once per test process into a folder of its own."""
+    import subprocess
+    import sys
+
+    wheels = tmp_path_factory.mktemp("wheels")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--wheel-dir", str(wheels), str(Path(__file__).resolve().parents[1])], check=True, capture_output=True)
+    (built,) = wheels.glob("envfence-*.whl")
+    return built
+
+
+@pytest.fixture(scope="session")
 def demo_checkout_at(demo_script):
     """``copy(target)``: the demo project as a fresh checkout has it, at ``target``, with the laptop's credentials written."""
     import shutil

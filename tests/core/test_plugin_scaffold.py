@@ -54,17 +54,13 @@ def test_plugin_new_refuses_a_bad_name_or_an_existing_folder(envfence_project, t
     assert "envfence-notes already exists" in again.stderr
 
 
-def test_scaffolded_plugin_names_envfence_by_name_and_installs_from_a_wheelhouse(tmp_path):
+def test_scaffolded_plugin_names_envfence_by_name_and_installs_from_a_wheelhouse(tmp_path, envfence_wheel):
     """A colleague's clone installs: the plugin names envfence>=VERSION, and pip finds it with --find-links."""
     import sysconfig
     from pathlib import Path
 
-    checkout = Path(__file__).parents[2]
-    wheels = tmp_path / "wheels"
-    # What `make dist` runs, into a folder of the test's own.
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(wheels), str(checkout)], check=True, capture_output=True)
-    (wheel,) = wheels.glob("envfence-*.whl")
+    wheel = envfence_wheel  # what `make dist` builds
+    wheels = wheel.parent
 
     env = {**os.environ, "ENVFENCE_HOSTNAME": "build-box-01"}
     made = subprocess.run([sys.executable, "-m", "envfence", "plugin", "new", "notes", "--dir", str(tmp_path),

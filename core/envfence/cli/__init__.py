@@ -30,6 +30,7 @@ COMMANDS = {
     "check": "check",
     "completion": "completion",
     "exec": "run:exec_",
+    "docs": "docs",
 }
 
 _HELP = """Make automation scripts environment-aware and safe.

@@ -60,7 +60,8 @@ def check(state: State, live: bool, config_only: bool) -> None:
     each automation here (the guards, a held lock): a passing check means the
     runs pass the guards. Secrets are shown only as a
     masked fingerprint (kind and length). Production is stricter than
-    development: some warnings are errors there (see docs/validation.md).
+    development: some warnings are errors there (see docs/validation.md,
+    `envfence docs validation`).
     """
     session = state.session()
     findings = check_findings(session, live, verdict=not config_only)

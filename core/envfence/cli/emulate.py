@@ -25,7 +25,8 @@ def emulate(state: State, name: str | None, port: int, no_seed: bool) -> None:
     ``airtable``, ``housecallpro``). With NAME, the first line printed is the
     URL: point the service's endpoint setting (AIRTABLE_ENDPOINT_URL,
     HOUSECALLPRO_API_URL) at it. Seeded with the demo project's tokens and
-    data unless --no-seed. docs/fakes.md says how faithful each fake is.
+    data unless --no-seed. docs/fakes.md (`envfence docs fakes`) says how
+    faithful each fake is.
     """
     from ..testing._server import registered_emulators
 

@@ -34,7 +34,7 @@ def run(state: State, name, dry_run, force, reason, assignments, wait, pass_exit
     Exit codes: 0 the run succeeded, 1 the job failed (its own code is in
     the output, --json, the history and the audit trail), 2 usage,
     3 blocked by a safety guard or already running, 4 configuration.
-    The reference: docs/running.md#exit-codes
+    The reference: docs/running.md#exit-codes (`envfence docs running`).
     """
     from ..runner import find_automation
 
