@@ -20,6 +20,7 @@ decision, not a fault, and goes through as it is.
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import sys
 import time
@@ -131,16 +132,26 @@ class HookResult(Generic[T]):
         ]
 
 
+@attrs.frozen
+class HookCallRecord:
+    """One hook call as :attr:`HookCalls.call_log` keeps it."""
+
+    hook: str
+    answered: tuple[str, ...]  #: the plugins that returned something, in call order
+    seconds: float
+
+
 class _Call:
     """The state of the hook call in progress: its errors and, when tracing, its timings."""
 
-    __slots__ = ("errors", "timings", "began", "trace")
+    __slots__ = ("errors", "timings", "began", "trace", "answered")
 
     def __init__(self, trace: bool = False) -> None:
         self.trace = trace
         self.errors: list[PluginError] = []
         self.timings: list[str] = []
         self.began = 0.0
+        self.answered: list[str] = []  #: the plugins that returned something, in call order
 
 
 _current: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("envfence_hook_call", default=None)
@@ -166,6 +177,8 @@ def guard(function: Callable[..., Any], plugin: str, hook: str, wrapper: bool) -
             value = function(*args)
             if value is not None:
                 outcome = "answered"
+                if call is not None:
+                    call.answered.append(plugin)
             return value
         except EnvfenceError as exc:
             outcome = f"raised {type(exc).__name__}"
@@ -245,8 +258,12 @@ def _trace_line(hook: str, impls: list[Any], call: _Call | None) -> str:
     return f"envfence: trace: {hook} [{total:.2f} ms]: {body}"
 
 
-def install_tracing(pm: Any) -> None:
-    """Print a line per hook call on stderr (``ENVFENCE_TRACE_PLUGINS``), through pluggy's call monitoring."""
+def install_tracing(pm: Any, write: Callable[[str], None] | None = None) -> Callable[[], None]:
+    """Print a line per hook call on stderr (``ENVFENCE_TRACE_PLUGINS``, ``--trace``), through pluggy's call monitoring.
+
+    :param write: where each line goes instead of stderr.
+    :returns: what stops it.
+    """
 
     def before(hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
         call = _current.get()
@@ -254,9 +271,13 @@ def install_tracing(pm: Any) -> None:
             call.began = time.perf_counter()
 
     def after(outcome: Any, hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
-        print(_trace_line(hook_name, impls, _current.get()), file=sys.stderr)
+        line = _trace_line(hook_name, impls, _current.get())
+        if write is None:
+            print(line, file=sys.stderr)
+        else:
+            write(line)
 
-    pm.add_hookcall_monitoring(before, after)
+    return pm.add_hookcall_monitoring(before, after)
 
 
 def _redactor(kwargs: dict[str, Any], session: Any, plugins: Any) -> Callable[[str], str]:
@@ -280,6 +301,14 @@ class HookCalls:
 
     trace: bool = False
 
+    @property
+    def call_log(self) -> "collections.deque[HookCallRecord]":
+        """The latest hook calls (at most 2,000): which plugins answered and how long each call took."""
+        log = self.__dict__.get("_call_log")
+        if log is None:
+            log = self.__dict__["_call_log"] = collections.deque(maxlen=2000)
+        return log
+
     def _call(self, hook: str, _declared_by: str = "", **kwargs: Any) -> HookResult[Any]:
         """Call ``hook`` with keyword arguments (a LOG error goes to their ``session``, when there is one).
 
@@ -290,10 +319,13 @@ class HookCalls:
             raise HookNotDeclared(hook, _declared_by, getattr(self, "records", {}).get(_declared_by))
         call = _Call(self.trace)
         token = _current.set(call)
+        started = time.perf_counter()
         try:
             raw = caller(**kwargs)
         finally:
             _current.reset(token)
+            # Kept for a debugging profile's DEBUG records (envfence.runs.decisions); a bounded, cheap list.
+            self.call_log.append(HookCallRecord(hook, tuple(call.answered), time.perf_counter() - started))
         if caller.spec is not None and caller.spec.opts.get("firstresult"):
             values: tuple[Any, ...] = () if raw is None else (raw,)
         else:

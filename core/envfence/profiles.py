@@ -34,6 +34,9 @@ class Profile:
     tracebacks: bool = True
     #: Permissions of the environment's directories.
     dir_mode: int = 0o755
+    #: Development tooling: debugging options and examples in ``--help`` (``--trace`` accepted), DEBUG records of
+    #: the decisions in the log, the development-only checks, the detailed ``status``. Without it, the operator's forms.
+    debug: bool = True
 
     @property
     def verbose(self) -> bool:
@@ -64,6 +67,7 @@ class ProductionProfile(Profile):
     output: str = "terse"
     tracebacks: bool = False
     dir_mode: int = 0o700
+    debug: bool = False
 
     def escalate(self, severity: str) -> str:
         """Enhanced production validation: a warning is an error here."""

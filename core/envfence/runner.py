@@ -23,6 +23,7 @@ from .models import Failure, Finding, RunRequest, utcnow
 from .runs import execute, record
 from .runs.context import RunContext, show  # noqa: F401  (library API)
 from .runs.decide import decide
+from .runs.decisions import log_decisions
 from .runs.execute import (  # noqa: F401  (library API)
     PASSTHROUGH_PREFIXES,
     PASSTHROUGH_VARIABLES,
@@ -119,6 +120,7 @@ class Runner:
         try:
             with execute.readied(session, request.automation, wait=self.wait, echo=self.echo, embedded=self.embedded) as lock_fd:
                 recorder.job_started()
+                log_decisions(session, decision, request.automation.name)
                 # Recorded while the lock is held: the next run of the automation starts after this one is on record.
                 return recorder.result(execute.run_job(session, decision.request, run_id, self.echo, lock_fd))
         except execute.NotStarted as exc:

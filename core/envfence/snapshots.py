@@ -131,6 +131,20 @@ def listing(session) -> list[Snapshot]:
     return found
 
 
+def changed_since_newest(session) -> tuple[Snapshot | None, list[str]]:
+    """The newest snapshot and the file layers that differ from it (changed, added or removed since); reads only."""
+    try:
+        snapshots = listing(session)
+    except UsageError:
+        return None, []
+    if not snapshots:
+        return None, []
+    newest = snapshots[0]
+    current = {source: _digest(path) for source, path in _file_layers(session).items()}
+    changed = [source for source in sorted(set(current) | set(newest.files)) if current.get(source) != newest.files.get(source)]
+    return newest, changed
+
+
 def find(session, snapshot_id: str) -> Snapshot:
     """The snapshot with this id (or unique id prefix)."""
     snapshots = listing(session)

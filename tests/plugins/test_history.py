@@ -124,10 +124,11 @@ def test_dry_run_leaves_no_history(project, run_cli):
 
 
 def test_status_in_production_is_terse(project, run_cli):
+    """The monitoring form: one key=value line per automation (tests/e2e/test_adapted_cli.py has the rest)."""
     run_cli("--env", "production", "run", "ok", cwd=project, env={"ENVFENCE_HOSTNAME": "web-prod-01"})
     lines = run_cli("--env", "production", "status", cwd=project).stdout.splitlines()
-    assert len(lines) == 2 and not any(line.startswith("#") or not line.strip() for line in lines)
-    assert "succeeded" in lines[0] and "0/1 failed" in lines[1]
+    assert len(lines) == 1 and not any(line.startswith("#") or not line.strip() for line in lines)
+    assert lines[0].startswith("ok state=ok last=succeeded@") and "runs=1 failed=0 error_rate=0%" in lines[0]
 
 
 def test_list_in_production_is_one_line_per_automation(project, run_cli):

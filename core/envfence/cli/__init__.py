@@ -59,6 +59,8 @@ class State:
         self.overrides = dict(overrides or {})
         self._session = None
         self._plugins = None
+        #: ``--trace``: every hook call on stderr, in a profile with ``debug`` only.
+        self.trace = False
 
     @property
     def plugins(self):
@@ -88,11 +90,18 @@ class State:
 
                 raise UsageError(unknown_plugin(self.plugins.unknown[0]), "--strict-plugins makes a name no plugin has an error")
 
+            from .adaptive import Tracing, refuse_in_production
+
+            tracing = Tracing(self.plugins) if self.trace else None
             # --env and ENVIRONMENT naming different environments is a usage error, not a silent choice.
-            self._session = Session.open(
+            session = Session.open(
                 env=self.env, overrides=self.overrides, root=self.root, plugins=self.plugins,
                 strict_plugins=self.strict_plugins, env_must_agree=self.env is not None, **extra
             )
+            if tracing is not None:
+                tracing.release(allowed=session.profile.debug)
+            refuse_in_production(session, ["--trace"] if self.trace else [])
+            self._session = session
         return self._session
 
     def session_for(self, env: str):
@@ -125,6 +134,13 @@ def parse_assignments(values: tuple[str, ...], option: str = "--set") -> dict[st
 
 class EnvfenceGroup(click.Group):
     """A group whose commands load lazily and whose errors become exit codes."""
+
+    @property
+    def context_class(self) -> type[click.Context]:  # type: ignore[override]
+        """Its --help, like every command's, follows the environment's profile (see :mod:`envfence.cli.adaptive`)."""
+        from .adaptive import AdaptiveContext
+
+        return AdaptiveContext
 
     #: The plugin manager whose commands are added, and the names they took:
     #: a process that loads another manager (a test, an embedding tool) gets
@@ -328,7 +344,11 @@ GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any], Any], ...] = (
      lambda state, value: setattr(state, "json", True)),
     (("-v", "--verbose"), {"count": True, "help": "More output (development style)."}, _verbosity(1)),
     (("-q", "--quiet"), {"count": True, "help": "Less output (production style)."}, _verbosity(-1)),
+    (("--trace",), {"is_flag": True, "help": "Print every hook call: the plugins asked, which answered, how long each took (development only)."},
+     lambda state, value: setattr(state, "trace", True)),
 )
+#: Global options a profile without ``debug`` (production) neither shows nor accepts.
+DEVELOPMENT_OPTIONS = frozenset({"--trace"})
 
 
 def _global_option(decls: tuple[str, ...], options: dict[str, Any], apply: Any, hidden: bool) -> click.Option:
@@ -336,7 +356,12 @@ def _global_option(decls: tuple[str, ...], options: dict[str, Any], apply: Any, 
         if value not in (None, False, 0, ()):
             apply(ctx.ensure_object(State), value)
 
-    return click.Option(list(decls), expose_value=False, callback=callback, hidden=hidden, **options)
+    option = click.Option(list(decls), expose_value=False, callback=callback, hidden=hidden, **options)
+    if DEVELOPMENT_OPTIONS.intersection(decls):
+        from .adaptive import development_only
+
+        development_only(option)
+    return option
 
 
 def accept_global_options(command: click.Command) -> None:
@@ -348,6 +373,9 @@ def accept_global_options(command: click.Command) -> None:
     if getattr(command, "_envfence_global_options", False):
         return
     command._envfence_global_options = True  # type: ignore[attr-defined]
+    from .adaptive import AdaptiveContext
+
+    command.context_class = AdaptiveContext  # its --help follows the environment's profile
     taken = {opt for param in command.params for opt in getattr(param, "opts", ()) + getattr(param, "secondary_opts", ())}
     for decls, options, apply in GLOBAL_OPTIONS:
         names = [d for d in decls if d.startswith("-")]

@@ -31,8 +31,25 @@ def check_findings(session, live: bool, verdict: bool = True) -> list:
         # A guard's error replaces the validator's gentler word on the same matter (HOST_NOT_ENROLLED).
         stops = {f.code for f in verdicts if f.severity == "error"}
         found = [f for f in found if f.severity == "error" or f.code not in stops] + verdicts
+    if session.profile.debug:
+        found += development_findings(session)
     # A validator's error that also stops a run is one cause: said once (models.Report).
     return list(Report(tuple(found)).findings)
+
+
+def development_findings(session) -> list:
+    """The checks only a profile with ``debug`` (development) makes: a snapshot older than the files it saved."""
+    from ..models import Finding
+    from ..snapshots import changed_since_newest
+
+    newest, changed = changed_since_newest(session)
+    if newest is None or not changed:
+        return []
+    return [Finding(
+        "SNAPSHOT_OUTDATED", "info",
+        f"{', '.join(changed)} changed since the newest snapshot of {session.environment.name} ({newest.id})",
+        "take one before the next change you may want to undo: envfence config snapshot --note TEXT",
+    )]
 
 
 def counts(findings) -> dict[str, int]:

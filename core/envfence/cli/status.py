@@ -239,6 +239,53 @@ def status(state: State, automation, limit, compare) -> None:
     if not runs:
         click.echo(f"no runs recorded in {env}" + (f" for {automation}" if automation else ""))
         return
+    if not session.profile.debug and state.verbosity <= 0:
+        _monitoring_form(runs, rates)
+        return
+    _runs_listing(state, session, runs, rates)
+    if session.profile.debug and state.verbose(session):
+        _detail(session, runs)
+
+
+def _monitoring_form(runs, rates) -> None:
+    """Production's status: one ``key=value`` line per automation, its newest run first (for monitoring and grep)."""
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc)
+    newest = {}
+    for run in runs:
+        newest.setdefault(run.automation, run)
+    for name, run in newest.items():
+        entry = rates[name]
+        state = "ok" if run.status in ("succeeded", "running") else "failing"
+        started = run.started_at.astimezone(timezone.utc)
+        click.echo(
+            f"{name} state={state} last={run.status}@{started:%Y-%m-%dT%H:%M:%SZ} age={int((now - started).total_seconds())}s "
+            f"runs={entry['runs']} failed={entry['failed']} error_rate={entry['error_rate']:.0%}"
+        )
+
+
+def _detail(session, runs) -> None:
+    """Development's status ends with where things are and the last error, for debugging."""
+    paths = session.paths
+    click.echo(style("# detail", bold=True))
+    if paths is not None:
+        click.echo(f"tree        {paths.base}")
+        click.echo(f"log         {session.log_file or paths.log_file()}")
+    click.echo(f"settings    {session.settings.source or 'none (defaults)'}")
+    click.echo(f"profile     {session.profile.name} (based on {session.profile.based_on})")
+    failed = next((r for r in runs if r.status not in ("succeeded", "running")), None)
+    if failed is None:
+        click.echo("last error  none in these runs")
+    else:
+        where = f" [{failed.error_id}]: the traceback is in the log under that id" if failed.error_id else ""
+        click.echo(f"last error  {failed.started_at:%Y-%m-%d %H:%M:%S} {failed.automation} {failed.status} "
+                   f"({failed.error_class or 'no class'}){where}")
+
+
+def _runs_listing(state, session, runs, rates) -> None:
+    """The recent runs, one line each, then the error rate per automation (headers when verbose)."""
+    env = session.environment.name
     if state.verbose(session):
         click.echo(style(f"# last {len(runs)} run(s) in {env}, newest first", bold=True))
     for run in runs:

@@ -111,6 +111,8 @@ def validate(session) -> list[Finding]:
                 key=key, file=name, line=line, plugin=NAME,
             ))
 
+    if session.profile.debug:  # development: a local file that git would take with the next `git add .`
+        findings += _local_files_not_ignored(root)
     tracked_keys = {(f.file, f.key) for f in findings}
     for env in settings.environments.values():
         if env.based_on != "production" or not _has_key(root, env.name, settings.naming.prefix(env.name), session.environ):
@@ -128,6 +130,23 @@ def validate(session) -> list[Finding]:
                     key=key, file=name, line=line, plugin=NAME,
                 ))
     return findings
+
+
+def _local_files_not_ignored(root: Path) -> list[Finding]:
+    """``LOCAL_FILE_NOT_IGNORED`` for each ``.env*.local`` file in a work tree whose ignore rules do not cover it."""
+    local = sorted(p.name for p in root.glob(".env*.local") if p.is_file() and not p.is_symlink())
+    if not local or _git(root, "rev-parse", "--is-inside-work-tree") is None:
+        return []
+    ignored = set((_git(root, "check-ignore", "--no-index", "--stdin", input_text="\n".join(local) + "\n") or "").split())
+    return [
+        Finding(
+            "LOCAL_FILE_NOT_IGNORED", "warning",
+            f"{name} is meant to stay on this machine, and git does not ignore it: `git add .` would commit it",
+            "add '.env*.local' to .gitignore (envfence init --gitignore writes it)",
+            file=name, plugin=NAME,
+        )
+        for name in local if name not in ignored
+    ]
 
 
 def missing_gitignore_lines(root: Path) -> list[str]:
