@@ -155,6 +155,11 @@ class _Call:
 
 
 _current: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("envfence_hook_call", default=None)
+#: While set to ``(hook, callback)``: the callback is told each plugin's name as its ``hook`` implementation
+#: returns, the progress of a long hook call (``check --live``).
+plugin_done: contextvars.ContextVar[tuple[str, Callable[[str], None]] | None] = contextvars.ContextVar(
+    "envfence_plugin_done", default=None
+)
 
 
 def _recorded(call: _Call | None, plugin: str, hook: str, exc: Exception) -> None:
@@ -190,6 +195,9 @@ def guard(function: Callable[..., Any], plugin: str, hook: str, wrapper: bool) -
         finally:
             if call is not None and call.trace:
                 call.timings.append(f"{plugin} {(time.perf_counter() - started) * 1000:.2f} ms ({outcome})")
+            watched = plugin_done.get()
+            if watched is not None and watched[0] == hook:
+                watched[1](plugin)
 
     guarded.envfence_guarded = True  # type: ignore[attr-defined]
     return guarded

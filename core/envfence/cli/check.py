@@ -81,7 +81,7 @@ def check(state: State, live: bool, config_only: bool) -> None:
     `envfence docs validation`).
     """
     session = state.session()
-    findings = check_findings(session, live, verdict=not config_only)
+    findings = _live_with_progress(state, session, config_only) if live else check_findings(session, False, verdict=not config_only)
     tally = counts(findings)
     code = EXIT_FINDINGS if tally["error"] else 0
     env = session.environment
@@ -127,6 +127,20 @@ def check(state: State, live: bool, config_only: bool) -> None:
     else:
         click.echo(f"check {'failed' if code else 'passed'}: {summary}")
     click.get_current_context().exit(code)
+
+
+def _live_with_progress(state: State, session, config_only: bool) -> list:
+    """``check --live``'s findings, with a bar of the validators done on a terminal."""
+    from ..hookcalls import plugin_done
+    from .output import Progress
+
+    with Progress(state, "live checks") as progress:
+        progress.expect(len(session.plugins.implementations("validate")))
+        token = plugin_done.set(("validate", progress))
+        try:
+            return check_findings(session, True, verdict=not config_only)
+        finally:
+            plugin_done.reset(token)
 
 
 def _rank(finding) -> int:

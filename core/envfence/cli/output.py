@@ -150,3 +150,51 @@ def dotenv_value(value: str) -> str:
     if value == value.strip() and not re.search(r"[\r\n]|\s#", value) and value[:1] not in ("'", '"'):
         return value
     return '"' + "".join(_ESCAPES.get(c, c) for c in value) + '"'
+
+
+class Progress:
+    """Progress on long work for the person watching: a click progress bar on stderr, or nothing.
+
+    Shown only when stderr is a terminal, the output is not ``--json`` and
+    ``-q`` was not given (piped or quiet work stays silent). Call
+    :meth:`expect` with the number of steps once it is known, then
+    :meth:`advance` (or call the object with a step's name, the per-file
+    callback form); without a total each step's name is printed on a line.
+    """
+
+    def __init__(self, state: Any, label: str) -> None:
+        import sys
+
+        self.label = label
+        self.shown = not getattr(state, "json", False) and getattr(state, "verbosity", 0) >= 0 and sys.stderr.isatty()
+        self.bar: Any = None
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def expect(self, total: int) -> None:
+        """Start the bar for ``total`` steps (nothing when not shown, or for no step at all)."""
+        if self.shown and self.bar is None and total > 0:
+            import sys
+
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr, show_pos=True, show_eta=total > 50)
+            self.bar.__enter__()
+
+    def advance(self, steps: int = 1, item: str | None = None) -> None:
+        """``steps`` more done; ``item`` names the one just done."""
+        if self.bar is not None:
+            self.bar.update(steps, item)
+        elif self.shown and item:
+            click.echo(f"  {item}", err=True)
+
+    def __call__(self, item: str) -> None:
+        self.advance(1, item)
+
+    def close(self) -> None:
+        """Finish the bar (its line stays, complete)."""
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None

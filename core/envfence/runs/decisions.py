@@ -30,8 +30,7 @@ def log_decisions(session: Any, decision: Any, automation: str) -> None:
 
 def guard_lines(session: Any, decision: Any, automation: str) -> list[str]:
     """One line per guard (a plugin implementing ``pre_run_safety``): passed, and why, or what it found."""
-    caller = getattr(session.plugins.pm.hook, "pre_run_safety", None)
-    guards = [impl.plugin_name for impl in reversed(caller.get_hookimpls())] if caller is not None else []
+    guards = [name for name, _ in session.plugins.implementations("pre_run_safety")]
     blocking = {id(f) for f in decision.blocking}
     lines = []
     for guard in guards:

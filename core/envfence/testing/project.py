@@ -112,9 +112,10 @@ class Project:
 
 
 def on_a_terminal(
-    args: list[str], cwd: Path | str, environ: Mapping[str, str], answer: str, prompt: bytes = b"to go on", timeout: float = 60
+    args: list[str], cwd: Path | str, environ: Mapping[str, str], answer: str | None = None, prompt: bytes = b"to go on",
+    timeout: float = 60,
 ) -> tuple[int, str]:
-    """Run ``envfence ARGS`` with a pseudo-terminal as stdin, stdout and stderr; answer its prompt once.
+    """Run ``envfence ARGS`` with a pseudo-terminal as stdin, stdout and stderr; answer its prompt once (unless None).
 
     What a person at a terminal sees and does: the guards ask there, and
     never without one. Returns ``(exit code, everything the screen showed)``.
@@ -143,7 +144,7 @@ def on_a_terminal(
             if not chunk:
                 break
             screen += chunk
-        if not answered and prompt in screen:
+        if answer is not None and not answered and prompt in screen:
             os.write(master, answer.encode() + b"\n")
             answered = True
         if proc.poll() is not None and not ready:

@@ -266,6 +266,8 @@ def restore(session, archive: Path, dry_run: bool = False, progress: Callable[[s
     key = keyring.key_file(session.root.path, env, "encryption")
     if key_member(env) in files and (key.exists() or key.is_symlink()):
         raise EnvfenceError(f"{key} exists; the archive's key would replace it", "move the key aside, or restore the state without it")
+    if progress is not None and hasattr(progress, "expect"):
+        progress.expect(len(files))
     written = [] if dry_run else _install(session, files, key, progress)
     return {"archive": str(archive), "environment": env, "project": manifest.get("project"), "created_at": manifest["created_at"],
             "signature": signature, "dry_run": dry_run, "files": sorted(files), "written": written}

@@ -9,16 +9,15 @@ import click
 
 from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
-from envfence.cli.output import dumps
+from envfence.cli.output import Progress, dumps
 
 from envfence_builtins.operations import backup as archives
 
 
-def progress_printer(state: State):
-    """A callback naming each file on stderr, only when stderr is a terminal and the output is not JSON."""
-    if state.json or not sys.stderr.isatty():
-        return None
-    return lambda name: click.echo(f"  {name}", err=True)
+def progress_printer(state: State, label: str = "files"):
+    """Progress per file on stderr (:class:`envfence.cli.output.Progress`): a bar once the count is known."""
+    progress = Progress(state, label)
+    return progress if progress.shown else None
 
 
 @examples(
@@ -97,7 +96,8 @@ def restore_cmd(state: State, archive: str, dry_run: bool) -> None:
     from envfence_builtins.audit.verify import verify
 
     session = state.session()
-    result = archives.restore(session, Path(archive), dry_run, progress_printer(state))
+    with Progress(state, "restoring") as progress:
+        result = archives.restore(session, Path(archive), dry_run, progress if progress.shown else None)
     if not dry_run:
         verdict = verify(session.paths)
         count, problem = verdict.records, verdict.problem

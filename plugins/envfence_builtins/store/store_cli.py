@@ -11,7 +11,7 @@ import click
 
 from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
-from envfence.cli.output import dumps, style
+from envfence.cli.output import Progress, dumps, style
 from envfence.errors import EXIT_FINDINGS, ConfigurationError
 
 from envfence_builtins.store import postgres_schema as schema
@@ -144,13 +144,16 @@ def import_cmd(state: State) -> None:
     target = admin_store(session)
     runs = _local_runs(session)
     records, trail = _local_trail(session)
-    with target.using("import") as db:
+    with target.using("import") as db, Progress(state, "importing") as progress:
+        progress.expect(len(runs) + len(records))
         before = db.execute(f"SELECT count(*) FROM {RUNS} WHERE environment = %s", (target.environment,)).fetchone()[0]
         with db.transaction():
             for row in runs:
                 insert_run(db, row)
+                progress.advance()
         after = db.execute(f"SELECT count(*) FROM {RUNS} WHERE environment = %s", (target.environment,)).fetchone()[0]
         added = _import_trail(db, target, records, trail)
+        progress.advance(len(records))
     data = {
         "store": target.name, "environment": target.environment,
         "runs": {"read": len(runs), "added": after - before},
