@@ -31,9 +31,8 @@ from .settings import ProjectSettings
 from .stash import Stash
 
 if TYPE_CHECKING:  # pragma: no cover
-    from loguru import Logger
-
     from .redaction import Redactor
+    from .session_logging import Logger
 
 T = TypeVar("T")
 

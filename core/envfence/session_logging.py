@@ -7,7 +7,10 @@ redacted once before any sink sees them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from loguru import Logger as Logger  # the type Session.logger and RunContext.logger are annotated with
 
 
 def configure(session: Any, embedded: bool) -> Any:

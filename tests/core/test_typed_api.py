@@ -39,6 +39,12 @@ def marked_lines(path: Path) -> set[tuple[str, int]]:
     return {(path.name, number) for number, line in enumerate(lines, 1) if re.search(r"  # wrong\b", line)}
 
 
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """One mypy cache for these tests (and the other test processes'): typeshed and envfence are read once."""
+    return tmp_path_factory.getbasetemp().parent / "mypy-cache"
+
+
 @pytest.fixture
 def scaffolded(envfence_project, tmp_path) -> Path:
     result = envfence_project.run("plugin", "new", "acme-billing", "--dir", str(tmp_path / "plugins"))
@@ -46,27 +52,27 @@ def scaffolded(envfence_project, tmp_path) -> Path:
     return tmp_path / "plugins" / "envfence-acme-billing"
 
 
-def test_a_correct_embedding_program_and_the_scaffolded_plugin_pass_mypy_strict(scaffolded, tmp_path):
+def test_a_correct_embedding_program_and_the_scaffolded_plugin_pass_mypy_strict(scaffolded, cache):
     errors = mypy_errors(
-        tmp_path / "cache", SAMPLES / "embedding.py", scaffolded / "envfence_acme_billing", scaffolded / "tests"
+        cache, SAMPLES / "embedding.py", scaffolded / "envfence_acme_billing", scaffolded / "tests"
     )
     assert errors == {}
 
 
-def test_mypy_strict_reports_every_wrong_use_of_the_api_and_nothing_else(tmp_path):
+def test_mypy_strict_reports_every_wrong_use_of_the_api_and_nothing_else(cache):
     sample = SAMPLES / "wrong_use.py"
-    errors = mypy_errors(tmp_path / "cache", sample)
+    errors = mypy_errors(cache, sample)
     assert set(errors) == marked_lines(sample), errors
     assert len(marked_lines(sample)) >= 8
 
 
-def test_mypy_strict_reports_a_plugin_that_misreads_the_session(scaffolded, tmp_path):
+def test_mypy_strict_reports_a_plugin_that_misreads_the_session(scaffolded, cache):
     module = scaffolded / "envfence_acme_billing" / "__init__.py"
     text = module.read_text(encoding="utf-8")
     # A key that may be unset, treated as set; a severity given as a number.
     text = text.replace("if session.config.credential_key(key) is None:", "if session.config.credential_key(key).endswith('_URL'):  # wrong")
     text = text.replace('severity=session.profile.escalate("warning"),', "severity=session.profile.escalate(2),  # wrong")
     module.write_text(text, encoding="utf-8")
-    errors = mypy_errors(tmp_path / "cache", module)
+    errors = mypy_errors(cache, module)
     assert set(errors) == marked_lines(module), errors
     assert len(marked_lines(module)) == 2

@@ -11,9 +11,8 @@ from ..models import Automation, Config, ConfigValue, EnvPaths
 from .measures import Measures
 
 if TYPE_CHECKING:  # pragma: no cover
-    from loguru import Logger
-
     from ..pipeline import Session
+    from ..session_logging import Logger
     from ..profiles import Profile
 
 T = TypeVar("T")
