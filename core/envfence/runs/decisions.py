@@ -15,7 +15,7 @@ def log_decisions(session: Any, decision: Any, automation: str) -> None:
     """Write the DEBUG records of ``decision`` (a :class:`~envfence.runs.decide.Decision`) for ``automation``."""
     if not session.profile.debug:
         return
-    log = session.logger(automation=automation)
+    log = session.logger(automation=automation, file_only=True)  # the log file's, never the screen's
     env, host = session.environment, session.host
     log.debug(f"decision: environment {env.name} decided by {env.method} ({env.evidence or 'no evidence'})")
     log.debug(f"decision: host {host.describe()}")

@@ -110,9 +110,10 @@ def configure_logging(session, embedded: bool) -> LoggingStrategy:
     if session.profile.console_logging:
         colour = None if not os.environ.get("NO_COLOR") else False
         # A run's output lines are printed on stdout already (``echoed``): the console shows them once.
+        # Records meant for the log file only (``file_only``: a development run's decisions) stay off the screen.
         logger.add(
             sys.stderr, level=level, format=CONSOLE_FORMAT, colorize=colour, backtrace=False, diagnose=False,
-            filter=lambda record: not record["extra"].get("echoed"),
+            filter=lambda record: not (record["extra"].get("echoed") or record["extra"].get("file_only")),
         )
     log_file = None
     if session.prepared and session.paths is not None:
