@@ -154,7 +154,7 @@ def test_emit_prints_a_systemd_unit_and_a_kubernetes_deployment_and_service(proj
     manifest = run_cli("--env", "production", "serve", "--emit", "kubernetes", "--image", "acme/sync:1", cwd=project)
     assert manifest.exit_code == 0
     text = manifest.stdout
-    assert "kind: Deployment" in text and "kind: Service" in text and "image: acme/sync:1" in text
+    assert "kind: Deployment" in text and "kind: Service" in text and "image: \"acme/sync:1\"" in text
     assert "containerPort: 18002" in text and "path: /readyz" in text and "path: /healthz" in text
     assert "prod-secret" not in text and CANARY not in unit.stdout + text
 

@@ -186,10 +186,11 @@ def serve(state: State, force, reason, threads, workers, backlog_limit, retry_ba
     """
     if emit:
         from envfence_builtins.webhook_service.webhook_deploy import render
+        from envfence_builtins.webhook_service.webhook_receiver import scaling
 
         session = state.session()
         host, port = _port(session)
-        click.echo(render(emit, session, port, image), nl=False)
+        click.echo(render(emit, session, port, image, scaling(session.settings, session.environment.name)), nl=False)
         return
     # Missing, the CLI names the extra that brings it (envfence.extras).
     import waitress  # noqa: F401
@@ -316,6 +317,7 @@ def _drain(server, timeout: float) -> None:
 @examples(
     "envfence --env production worker",
     "envfence worker --once                # run what is queued, then stop",
+    "envfence --env production worker --emit kubernetes --image registry.example.org/acme:1.4 > workers.yaml",
 )
 @click.command()
 @click.option("--force", is_flag=True, help="Start despite a blocking safety finding (recorded in the audit trail).")
@@ -324,16 +326,26 @@ def _drain(server, timeout: float) -> None:
 @click.option("--retry-base", default=2.0, show_default=True, type=click.FloatRange(0),
               help="Seconds before a failed event's first retry; doubles on each try.")
 @_watch_option
+@click.option("--emit", type=click.Choice(["systemd", "kubernetes"]),
+              help="Print systemd units (a worker@ template and a target starting [scaling] workers instances), or a "
+                   "Kubernetes Deployment (and HorizontalPodAutoscaler), for this environment's workers and exit.")
+@click.option("--image", default="envfence-project:latest", show_default=True, help="Container image (with --emit kubernetes).")
 @pass_state
-def worker(state: State, force, reason, once, retry_base, watch) -> None:
+def worker(state: State, force, reason, once, retry_base, watch, emit, image) -> None:
     """Run this environment's queued webhook events (beside `envfence serve --workers 0`, or to catch up).
 
     A change to the configuration files (or SIGHUP) is validated and swapped
     in between two events; an invalid one is refused and the last good kept.
     """
-    from envfence_builtins.webhook_service.webhook_receiver import Live
+    from envfence_builtins.webhook_service.webhook_receiver import Live, scaling
     from envfence_builtins.webhook_service.webhook_worker import Worker
 
+    if emit:
+        from envfence_builtins.webhook_service.webhook_deploy import render_worker
+
+        session = state.session()
+        click.echo(render_worker(emit, session, image, scaling(session.settings, session.environment.name)), nl=False)
+        return
     setup = _setup(state, force, reason, "worker")
     runner = Worker(setup.session, setup.queue, setup.automations, echo=_echo, retry_base=retry_base)
     reloader = None

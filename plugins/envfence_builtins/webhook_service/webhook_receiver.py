@@ -141,19 +141,39 @@ def declare_settings(settings) -> list[SettingSpec]:
     return specs
 
 
+def scaling(settings, environment: str):
+    """Environment ``environment``'s ``[scaling.<environment>]`` (see :mod:`.webhook_receiver_scaling`).
+
+    :raises ConfigurationError: a ``[scaling]`` table cannot be used.
+    """
+    from envfence_builtins.webhook_service.webhook_receiver_scaling import scaling_for
+
+    return scaling_for(settings, environment)
+
+
+def _scaling_findings(settings) -> list[Finding]:
+    if "scaling" not in settings.raw:
+        return []
+    from envfence_builtins.webhook_service.webhook_receiver_scaling import problems
+
+    return [Finding("SCALING_INVALID", "error", exc.message, exc.hint, key="scaling", plugin="webhook_receiver")
+            for exc in problems(settings)]
+
+
 @hookimpl
 def validate(session) -> list[Finding]:
-    """A route table that cannot be used, or one naming an unknown provider."""
+    """A route table that cannot be used, one naming an unknown provider, a ``[scaling]`` table that cannot be used."""
+    scaled = _scaling_findings(session.settings)
     try:
         declared = routes(session.settings)
         if not declared:
-            return []
+            return scaled
         from envfence_builtins.webhook_service.webhook_providers import providers_for
 
         providers = providers_for(session)
     except ConfigurationError as exc:
-        return [Finding("WEBHOOK_ROUTE_INVALID", "error", exc.message, exc.hint, key=SECTION, plugin="webhook_receiver")]
-    return [
+        return [Finding("WEBHOOK_ROUTE_INVALID", "error", exc.message, exc.hint, key=SECTION, plugin="webhook_receiver"), *scaled]
+    return scaled + [
         Finding("WEBHOOK_ROUTE_INVALID", "error",
                 f"route {r.path}: no webhook provider named {r.provider!r} (known: {', '.join(sorted(providers))})",
                 "name a known provider, or install the plugin that provides it", key=SECTION, plugin="webhook_receiver")

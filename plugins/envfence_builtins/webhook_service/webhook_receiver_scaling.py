@@ -1,0 +1,118 @@
+"""Scaling per environment: how many receivers and workers each environment runs, and when to add workers.
+
+Declared in ``envfence.toml``, one table per environment (an alias names its environment)::
+
+    [scaling.production]
+    receivers = 1        # replicas of the receiver (envfence serve) Deployment
+    workers = 2          # envfence worker processes: the worker Deployment's replicas, systemd worker@1..2
+    max_workers = 8      # with cpu or queue_depth: a HorizontalPodAutoscaler keeps workers..max_workers
+    cpu = 70             # target average CPU use of the worker pods, percent of their CPU request
+    cpu_request = "250m" # the worker container's CPU request, which cpu is a percentage of
+    queue_depth = 20     # target pending webhook events per worker pod (an External metric)
+    queue_metric = "envfence_webhook_queue_pending"   # that metric's name in the cluster's external metrics API
+
+An environment without a table runs one receiver and one worker. The
+emitted manifests and units read it (:mod:`.webhook_deploy`); ``envfence
+check`` reports a table that cannot be used as ``SCALING_INVALID``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+import attrs
+
+from envfence.errors import ConfigurationError
+
+SECTION = "scaling"
+DEFAULT_QUEUE_METRIC = "envfence_webhook_queue_pending"
+DEFAULT_CPU_REQUEST = "250m"
+#: Kubernetes' CPU quantity: whole or decimal cores, or millicores.
+_CPU_QUANTITY = re.compile(r"(\d+(\.\d+)?|\d+m)")
+#: A metric name as Prometheus and the external metrics API take it.
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_COUNTS = {"receivers": 1, "workers": 1, "max_workers": None, "cpu": None, "queue_depth": None}
+_KEYS = (*_COUNTS, "cpu_request", "queue_metric")
+
+
+@attrs.frozen
+class Scaling:
+    """One environment's ``[scaling.<environment>]``."""
+
+    receivers: int = 1
+    workers: int = 1
+    max_workers: int | None = None  #: set: the workers are autoscaled up to it (from :attr:`workers`)
+    cpu: int | None = None  #: target average CPU utilisation, percent of :attr:`cpu_request`
+    cpu_request: str = DEFAULT_CPU_REQUEST
+    queue_depth: int | None = None  #: target pending events per worker pod
+    queue_metric: str = DEFAULT_QUEUE_METRIC
+
+    @property
+    def autoscaled(self) -> bool:
+        """True when a HorizontalPodAutoscaler is emitted for the workers."""
+        return self.max_workers is not None
+
+
+def scaling_for(settings, environment: str) -> Scaling:
+    """Environment ``environment``'s scaling (defaults where it has no table).
+
+    :raises ConfigurationError: the table (or another environment's) names the file and key that cannot be used.
+    """
+    tables = _tables(settings)
+    return tables.get(environment, Scaling())
+
+
+def _tables(settings) -> dict[str, Scaling]:
+    section = settings.raw.get(SECTION, {})
+    where = f"{settings.source}: [{SECTION}"
+    if not isinstance(section, Mapping):
+        raise ConfigurationError(f"{where}] must be a table of environments", f"write [{SECTION}.production] with workers = 2")
+    found = {}
+    for name, body in section.items():
+        environment = settings.resolve(name)
+        if environment is None:
+            raise ConfigurationError(f"{where}.{name}]: {name!r} is no declared environment",
+                                     f"use one of: {', '.join(settings.environments)}")
+        found[environment] = _one(body, f"{where}.{name}]")
+    return found
+
+
+def _one(body: Any, here: str) -> Scaling:
+    if not isinstance(body, Mapping):
+        raise ConfigurationError(f"{here} must be a table", "e.g. workers = 2")
+    unknown = sorted(set(body) - set(_KEYS))
+    if unknown:
+        raise ConfigurationError(f"{here}: unknown key {unknown[0]!r}", f"known keys: {', '.join(_KEYS)}")
+    values: dict[str, Any] = {}
+    for key, default in _COUNTS.items():
+        value = body.get(key, default)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ConfigurationError(f"{here}: {key} must be a whole number of at least 1, not {value!r}", f"e.g. {key} = 2")
+        values[key] = value
+    for key, default, pattern, example in (("cpu_request", DEFAULT_CPU_REQUEST, _CPU_QUANTITY, '"250m" or "1"'),
+                                           ("queue_metric", DEFAULT_QUEUE_METRIC, _METRIC_NAME, f'"{DEFAULT_QUEUE_METRIC}"')):
+        value = body.get(key, default)
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise ConfigurationError(f"{here}: {key} {value!r} is not usable", f"e.g. {key} = {example}")
+        values[key] = value
+    scaling = Scaling(**values)
+    targets = scaling.cpu is not None or scaling.queue_depth is not None
+    if scaling.autoscaled and not targets:
+        raise ConfigurationError(f"{here}: max_workers needs a target to scale on", "add cpu = 70 or queue_depth = 20")
+    if targets and not scaling.autoscaled:
+        raise ConfigurationError(f"{here}: cpu and queue_depth scale the workers up to max_workers, which is not set",
+                                 f"add max_workers = {max(scaling.workers * 4, 2)}")
+    if scaling.autoscaled and scaling.max_workers < scaling.workers:
+        raise ConfigurationError(f"{here}: max_workers ({scaling.max_workers}) is below workers ({scaling.workers})",
+                                 "workers is the least the autoscaler keeps; max_workers the most")
+    return scaling
+
+
+def problems(settings) -> list[ConfigurationError]:
+    """What ``envfence check`` reports of the ``[scaling]`` tables (the first problem: each names its key)."""
+    try:
+        _tables(settings)
+    except ConfigurationError as exc:
+        return [exc]
+    return []
