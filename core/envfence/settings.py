@@ -45,6 +45,7 @@ _CORE_KEYS = {
     "timezone": "the zone schedules are read in (default the machine's; CRON_TZ overrides it)",
     "snapshots": "configuration snapshots: keep = how many the environment keeps (default 20)",
     "resources": "what a job may take (memory, cpu_seconds, cpus, nice, open_files), [resources.<environment>] overlaid",
+    "scaling": "receivers and workers per environment, [scaling.<environment>] (read by the webhook receiver's deployment files)",
     "settings": "declared settings, one [settings.NAME] table each (read by the declared_settings plugin)",
 }
 _ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")

@@ -84,6 +84,11 @@ def test_production_runs_its_declared_receivers_and_autoscaled_workers(project, 
     assert queue.external.target.type == "AverageValue" and queue.external.target.average_value == "25"
 
 
+def test_a_usable_scaling_table_draws_no_finding(project, run_cli):
+    found = json.loads(run_cli("--env", "production", "--json", "check", cwd=project).stdout)["findings"]
+    assert not [f for f in found if f["code"] == "SCALING_INVALID" or "scaling" in f["message"]]
+
+
 def test_an_environment_without_autoscaling_gets_fixed_replicas_and_no_autoscaler(project, run_cli):
     [deployment] = [checked(d) for d in documents(emit(run_cli, project, "worker", "kubernetes", env="staging"))]
     assert deployment.spec.replicas == 2 and deployment.spec.template.spec.containers[0].resources is None
