@@ -46,6 +46,15 @@ def save_atomically(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
+def point_link_elsewhere(env_file: Path, directory: Path, text: str) -> Path:
+    """Replace ``env_file`` at once with a symlink to ``directory``/dev.env holding ``text``; returns ``directory``."""
+    directory.mkdir()
+    (directory / "dev.env").write_text(text)
+    os.symlink(directory / "dev.env", env_file.with_name("link.tmp"))
+    os.replace(env_file.with_name("link.tmp"), env_file)
+    return directory
+
+
 def rotate(text: str, old: str, new: str) -> str:
     assert old in text
     return text.replace(old, new)
@@ -210,16 +219,28 @@ def test_symlink_swaps_of_the_env_file_are_seen(tmp_path):
         assert status(server, NEW_HCP) == 202
         shutil.rmtree(root / "..2026_01")  # the kubelet removes the old data: the directory watched so far is gone
         # The link itself re-pointed at a file in another directory, which is then edited in place.
-        elsewhere = tmp_path / "secrets"
-        elsewhere.mkdir()
-        (elsewhere / "dev.env").write_text(rotate(original, DEV_HCP, NEWER_HCP))
-        os.symlink(elsewhere / "dev.env", root / "link.tmp")
-        os.replace(root / "link.tmp", env_file)
+        elsewhere = point_link_elsewhere(env_file, tmp_path / "secrets", rotate(original, DEV_HCP, NEWER_HCP))
         wait_until(lambda: reloads(server) == 2, what="the reload after the link swap")
         assert status(server, NEWER_HCP) == 202
         (elsewhere / "dev.env").write_text(rotate(original, DEV_HCP, "editedinplace-" + NEW_HCP))
         wait_until(lambda: reloads(server) == 3, what="the reload after an edit where the link leads")
         assert status(server, "editedinplace-" + NEW_HCP) == 202
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_file_behind_a_repointed_link_is_watched_where_it_now_leads(tmp_path):
+    root, port = project(tmp_path)
+    env_file = root / ".env.development"
+    original = env_file.read_text()
+    server = Receiver(root, "development", port)
+    try:
+        elsewhere = point_link_elsewhere(env_file, tmp_path / "mounted", rotate(original, DEV_HCP, NEW_HCP))
+        wait_until(lambda: reloads(server) == 1, what="the reload after the link swap")
+        # Nothing changes in the project's directory from here on: only where the link leads.
+        (elsewhere / "dev.env").write_text(rotate(original, DEV_HCP, NEWER_HCP))
+        wait_until(lambda: reloads(server) == 2, what="the reload after an edit where the link now leads")
+        assert status(server, NEWER_HCP) == 202
     finally:
         assert server.stop() == 0
 

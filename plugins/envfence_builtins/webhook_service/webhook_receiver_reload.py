@@ -117,6 +117,8 @@ class Reloader:
         self._rewatch = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        #: The directories the watcher watches now.
+        self._watching: list[Path] = []
 
     def request(self, why: str) -> None:
         """Ask for a reload (safe from a signal handler: it only sets an event)."""
@@ -158,12 +160,14 @@ class Reloader:
         stop = _Either(self._stop, self._rewatch)
         while not self._stop.is_set():
             self._rewatch.clear()
-            directories = watched_directories(self.files)
+            directories = self._watching = watched_directories(self.files)
             try:
                 for _changes in watchfiles.watch(*directories, watch_filter=None, recursive=False, debounce=DEBOUNCE_MS,
                                                   step=STEP_MS, stop_event=stop, raise_interrupt=False):
                     if fingerprint(self.files) != self.seen:
                         self.request("files changed")
+                    if watched_directories(self.files) != directories:
+                        break  # a symlink now leads elsewhere: watch where it leads
             except Exception as exc:  # a watched directory went away (a ConfigMap's old data): watch what is there now
                 self.live.session.logger(component="reload").warning(f"{self.what}: watching the configuration again ({exc})")
                 if fingerprint(self.files) != self.seen:
@@ -173,7 +177,6 @@ class Reloader:
     def reload(self, trigger: str, forced: bool = False) -> bool:
         """Validate the configuration on disk and swap it in; returns True when it was (False: refused or unchanged)."""
         with self._lock:
-            before = watched_directories(self.files)
             now = fingerprint(self.files)
             if not forced and now == self.seen:
                 return False
@@ -188,8 +191,8 @@ class Reloader:
             self._swap(current, candidate, trigger, changed)
             self._loaded = now
             self.files = watched_files(candidate.session)
-            if watched_directories(self.files) != before:
-                self._rewatch.set()  # a symlink now leads elsewhere: watch where it leads
+            if watched_directories(self.files) != self._watching:
+                self._rewatch.set()  # another settings file, or a symlink leading elsewhere: watch there
             return True
 
     def _candidate(self, current: Any) -> Any:
