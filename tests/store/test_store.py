@@ -336,3 +336,25 @@ def test_a_measures_value_damaged_in_the_store_reads_as_nothing(ready, store_db,
     (ready / "var" / "development" / "history.sqlite3").unlink()
     shown = run_cli("status", "--json", cwd=ready)
     assert shown.exit_code == 0 and json.loads(shown.stdout)["runs"][0]["business"] == {}, shown.output
+
+
+def test_a_store_behind_its_schema_says_to_migrate_once_keeps_the_run_and_status_still_answers(ready, store_db, run_cli):
+    # A store initialised by an older envfence: migration 6 (the measures column) not applied yet.
+    with psycopg.connect(store_db.owner, autocommit=True) as db:
+        db.execute("ALTER TABLE envfence_runs DROP COLUMN measures")
+        db.execute("DELETE FROM envfence_schema WHERE version = 6")
+    ran = run_cli("run", "ok", cwd=ready)
+    assert ran.exit_code == 0, ran.output
+    assert ran.output.count("the store's schema is behind: run `envfence store migrate`") == 1, ran.output
+    assert "UndefinedColumn" not in ran.output and "Traceback" not in ran.output and "LINE 1" not in ran.output
+    assert query(store_db.superuser, "SELECT count(*) FROM envfence_runs") == [(0,)]
+    # status answers from the local history, with the same advice once.
+    shown = run_cli("status", "--json", cwd=ready)
+    assert shown.exit_code == 0, shown.output
+    assert [r["status"] for r in json.loads(shown.stdout)["runs"]] == ["succeeded"]
+    assert shown.stderr.count("envfence store migrate") == 1 and "UndefinedColumn" not in shown.stderr
+    # Once migrated, the run kept meanwhile reaches the store, finished: nothing was lost, no row stays running.
+    assert run_cli("store", "migrate", cwd=ready).exit_code == 0
+    after = run_cli("status", "--json", cwd=ready)
+    assert "envfence store migrate" not in after.output
+    assert query(store_db.superuser, "SELECT automation, status FROM envfence_runs") == [("ok", "succeeded")]

@@ -68,6 +68,33 @@ class StoreUnavailable(ConfigurationError):
     reason = ""  #: what happened, without the advice
 
 
+class StoreBehind(StoreUnavailable):
+    """The store lacks a column this envfence writes: its schema is older (``envfence store migrate`` brings it up).
+
+    Records are spooled as when the store is away, and sent once it is migrated.
+    """
+
+
+#: True once the session said that the store's schema is behind: said once, however many writes meet it.
+SAID_BEHIND = StashKey[bool]()
+
+
+def say_behind(session, exc: StoreBehind, what: str) -> None:
+    """Warn, once per session, that the store must be migrated (``what``: where the records go meanwhile).
+
+    A run logs it (its log file keeps it too); a command that only reads (``status``) has no log sink: stderr.
+    """
+    if session.stash.get(SAID_BEHIND, False):
+        return
+    session.stash[SAID_BEHIND] = True
+    if session.prepared:
+        session.logger().warning(f"{exc.reason}; {what}")
+    else:
+        import click
+
+        click.echo(f"envfence: warning: {exc.reason}; {what}", err=True)
+
+
 def masked_url(url: str) -> str:
     """The URL with its password and query left out: the store's name in messages."""
     try:
@@ -159,6 +186,13 @@ class Store:
 
         try:
             yield
+        except psycopg.errors.UndefinedColumn:
+            behind = StoreBehind(
+                f"the store's schema is behind: run `envfence store migrate` (the shared store {self.name} cannot {doing})",
+                "run `envfence store migrate` as the owning role (`envfence store check` shows the migrations pending)",
+            )
+            behind.reason = f"the store's schema is behind: run `envfence store migrate` (the shared store {self.name})"
+            raise behind from None
         except psycopg.errors.UndefinedTable:
             raise ConfigurationError(
                 f"the shared store {self.name} has no envfence tables (cannot {doing})",
@@ -315,9 +349,15 @@ def forward(store: Store, db, key: bytes | None = None) -> int:
 
 
 def forward_quietly(store: Store, db, session) -> None:
-    """Forward the spool if there is one; a failure leaves it for next time and is logged."""
+    """Forward the spool if there is one; a failure leaves it for next time and is logged.
+
+    :raises StoreBehind: the store must be migrated first (the spool waits for it).
+    """
     try:
-        sent = forward(store, db, audit_key_of(session))
+        with store.translated("forward spooled records"):
+            sent = forward(store, db, audit_key_of(session))
+    except StoreBehind:
+        raise
     except Exception as exc:  # the spool stays; the next reach of the store tries again
         session.logger().warning(session.redactor()(f"could not forward the spooled records to {store.name}: {exc}"))
         return
@@ -490,6 +530,9 @@ def _record_run(session, store: Store, row: dict[str, Any]) -> None:
     try:
         with store.using("record the run") as db:
             finish_run(db, row)
+    except StoreBehind as exc:
+        spool(store, {"kind": "run", "row": row})
+        say_behind(session, exc, f"the run's records are kept in {store.spool} and sent once it is migrated")
     except StoreUnavailable as exc:
         spool(store, {"kind": "run", "row": row})
         session.logger().warning(f"{exc.reason}; the run's record is kept in {store.spool} and sent when the store is back")
@@ -506,6 +549,9 @@ def run_history(session, automation, limit):
             if can_spool(store):
                 forward_quietly(store, db, session)
             return abandoned(db, store.environment, read_runs(db, store.environment, automation, limit))
+    except StoreBehind as exc:
+        say_behind(session, exc, "the local history answers meanwhile")
+        return None
     except StoreUnavailable:
         if store.fallback == "local" or session.stash.get(STARTED, False):
             return None  # the local history answers (after a run: its thresholds and alerts read it)
