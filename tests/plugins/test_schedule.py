@@ -71,7 +71,8 @@ def test_crontab_block_runs_each_scheduled_automation_through_envfence(project, 
         assert f"cd {project} && " in line
     assert all(re.search(r"--env production -q run (sync|report|monthly)$", line) for line in lines[:3])
     # the environment's own health check, so a run that never happens is alerted
-    assert lines[3].startswith("*/5 * * * * ") and lines[3].endswith(" --env production -q health --alert")
+    # (every five minutes, at a minute of the period that this project, environment and host make their own)
+    assert re.match(r"(\*|[0-4]-59)/5 \* \* \* \* ", lines[3]) and lines[3].endswith(" --env production -q health --alert")
     assert result.stdout.startswith(f"# BEGIN envfence {project} production\n")
     assert result.stdout.rstrip().endswith(f"# END envfence {project} production")
     dev = run_cli("--env", "development", "schedule", cwd=project)
@@ -270,7 +271,8 @@ def test_health_check_setting_sets_its_time_or_turns_it_off_and_a_bad_one_is_nam
         assert result.exit_code == 0, result.output
         return cron_lines(result.stdout)
 
-    assert lines('health_check = "*/10 * * * *"')[-1].startswith("*/10 * * * * ")
+    assert re.match(r"(\*|\d-59)/10 \* \* \* \* ", lines('health_check = "*/10 * * * *"')[-1])
+    assert lines('health_check = "* * * * *"')[-1].startswith("* * * * * ")  # every minute: nothing to spread
     assert not any(line.endswith("health --alert") for line in lines("health_check = false"))
     units = json.loads(run_cli("--env", "production", "--json", "schedule", "--format", "systemd", cwd=project).stdout)
     assert sorted(units["artefact"]) == sorted(f"envfence-production-{a}.{kind}" for a in ("sync", "report", "monthly")

@@ -343,7 +343,8 @@ def test_the_target_picks_the_default_format_and_gets_its_exact_form(make_projec
     root = _project(make_project, "0 0 * * 1/3", "kubernetes")
     [job, health] = json.loads(run_cli("schedule", cwd=root).stdout)["items"]
     assert job["spec"]["schedule"] == "0 0 * * 0,1,4"
-    assert health["metadata"]["name"] == "envfence-health-development" and health["spec"]["schedule"] == "*/5 * * * *"
+    assert health["metadata"]["name"] == "envfence-health-development"
+    assert re.fullmatch(r"(\*|[0-4]-59)/5 \* \* \* \*", health["spec"]["schedule"])  # staggered within its five minutes
 
 
 def test_an_unknown_target_is_a_clear_error(make_project, run_cli):
@@ -399,3 +400,46 @@ def test_check_says_where_the_target_fires_otherwise_than_cron_across_daylight_s
     assert "SCHEDULE_DAYLIGHT_SAVING" in robfig.output and "kubernetes fires at" in robfig.output
     midday = run_cli("check", cwd=_project(make_project, "0 12 * * *", "systemd", name="noon"))
     assert midday.exit_code == 0 and "SCHEDULE_DAYLIGHT_SAVING" not in midday.output
+
+
+def _health_schedules(run_cli, root, env: str) -> dict[str, str]:
+    """The health check's schedule as each target writes it: the crontab line's fields, the CronJob's, systemd's OnCalendar."""
+    crontab = [line for line in run_cli("--env", env, "schedule", "--format", "crontab", cwd=root).stdout.splitlines()
+               if line.endswith("health --alert")]
+    [health] = [i for i in json.loads(run_cli("--env", env, "schedule", "--format", "kubernetes", cwd=root).stdout)["items"]
+                if i["metadata"]["name"].startswith("envfence-health")]
+    units = json.loads(run_cli("--env", env, "--json", "schedule", "--format", "systemd", cwd=root).stdout)["artefact"]
+    [timer] = [text for name, text in units.items() if name.endswith("envfence-health.timer")]
+    calendars = re.findall(r"^OnCalendar=(.*)$", timer, re.M)
+    return {"crontab": " ".join(crontab[0].split()[:5]), "kubernetes": health["spec"]["schedule"], "systemd": "\n".join(calendars)}
+
+
+def test_the_health_check_is_staggered_per_project_environment_and_host_and_still_fires_every_five_minutes(
+        make_project, run_cli, monkeypatch):
+    phases, seen = set(), {}
+    for project in ("billing", "crm", "warehouse"):
+        root = _project(make_project, "0 3 * * *", "crontab", name=project)
+        for host in ("build-box-01", "build-box-02", "build-box-03"):
+            monkeypatch.setenv("ENVFENCE_HOSTNAME", host)
+            for env in ("development", "production"):
+                written = _health_schedules(run_cli, root, env)
+                assert _health_schedules(run_cli, root, env) == written  # the same host and project: the same minutes
+                # cronie and robfig (Kubernetes) read the same twelve minutes an hour, five minutes apart, every hour.
+                minutes = sorted(cronie_field(written["crontab"].split()[0], 0, 59, None))
+                assert written["crontab"].split()[1:] == ["*", "*", "*", "*"]
+                robfig_minutes, robfig_hours, _ = robfig_days(written["kubernetes"])
+                assert robfig_minutes == set(minutes) and robfig_hours == set(range(24))
+                assert len(minutes) == 12 and {(b - a) % 60 for a, b in zip(minutes, minutes[1:] + minutes[:1])} == {5}
+                phases.add(minutes[0])
+                seen[(project, host, env)] = minutes[0]
+    # Eighteen checks no longer all fire at :00, :05, ...: they are spread over the five minutes of the period.
+    assert len(phases) >= 3, seen
+
+
+@needs_systemd
+def test_systemd_fires_the_staggered_health_check_when_cron_would(make_project, run_cli):
+    root = _project(make_project, "0 3 * * *", "crontab", name="billing")
+    written = _health_schedules(run_cli, root, "production")
+    start = dt.datetime(2027, 12, 30, 12, tzinfo=UTC)
+    expected = model_firings(written["crontab"], start, 24, "systemd")
+    assert systemd_elapses(written["systemd"].splitlines(), 24, "2027-12-30 12:00 UTC") == expected, written

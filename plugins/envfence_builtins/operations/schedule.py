@@ -81,7 +81,37 @@ def health_entries(session, environment: str | None = None) -> list[Entry]:
     if every is False or not entries(session, environment):
         return []
     env = environment or session.environment.name
-    return [Entry(HEALTH, env, every, every, argv=("health", "--alert"))]
+    offset = health_offset(every, str(session.root.path), env, session.host.hostname)
+    return [Entry(HEALTH, env, every, _stepped(shift_minutes(every, offset)), offset, argv=("health", "--alert"))]
+
+
+def _stepped(expression: str) -> str:
+    """``expression`` with a minute list that steps evenly through the hour written as ``a-59/n`` (``3-59/5``, not twelve numbers)."""
+    fields = expression.split()
+    minutes = [int(m) for m in fields[0].split(",")] if re.fullmatch(r"\d+(,\d+)+", fields[0]) else []
+    if len(minutes) > 2 and 60 % (minutes[1] - minutes[0]) == 0 and minutes == list(range(minutes[0], 60, minutes[1] - minutes[0])):
+        fields[0] = f"{minutes[0]}-59/{minutes[1] - minutes[0]}"
+    return " ".join(fields)
+
+
+def health_offset(every: str, project: str, environment: str, host: str) -> int:
+    """Minutes the health check of ``environment`` moves by: deterministic, from a hash of the project, the environment and the host.
+
+    Every host of a fleet, every project on a host and every environment of
+    a project would otherwise ask the store and the alert channels at the
+    same minute (``*/5`` fires at :00 everywhere). The offset stays within
+    the expression's own period (``*/5``: 0 to 4), so the check runs as often
+    as declared; an expression that fires every minute is left as it is.
+    """
+    from envfence.cron import parse
+
+    minutes = sorted(parse(every).sets.minutes)
+    if len(minutes) == 60:
+        return 0
+    # The smallest shift that maps the minute set onto itself is its period (60 when it has none).
+    period = next(p for p in range(1, 61) if {(m + p) % 60 for m in minutes} == set(minutes))
+    digest = hashlib.sha256("\0".join(("health", project, environment, host)).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % period
 
 
 def scheduled(session, environment: str | None = None) -> list[Entry]:
