@@ -72,13 +72,18 @@ class Plan:
     environment_counts: tuple[int, ...] = (2, 10, 50)  #: the environments curve ...
     environment_keys: int = 1_000  #: ... at this many keys
     history_rows: tuple[int, ...] = (10, 10_000, 1_000_000)  #: the history curve
+    history_peaks: bool = True  #: measure the history commands' peak memory too
 
     @classmethod
     def quick(cls, plugin_counts: tuple[int, ...] = (0, 10, 50)) -> "Plan":
-        """The smallest sizes, one round, no warm-up: does every case still run (the smoke test)?"""
+        """The smallest sizes, one round, no warm-up: does every case still run (the smoke test)?
+
+        One history size: every history command (the analyses and metrics
+        included) runs once on it, which costs less than two sizes of two.
+        """
         return cls(sizes=(10,), plugin_counts=plugin_counts, rounds=1, warmup=False, key_sizes=(10, 100),
-                   environment_counts=(2, 3), environment_keys=10, history_rows=(10, 100), audit_sizes=(100, 1_000),
-                   audit_rounds=1)
+                   environment_counts=(2, 3), environment_keys=10, history_rows=(100,), history_peaks=False,
+                   audit_sizes=(100, 1_000), audit_rounds=1)
 
     @classmethod
     def large(cls, rounds: int = 21) -> "Plan":

@@ -54,6 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .pipeline import Session
     from .redaction import SecretShape
+    from .runs.totals import RunTotals
     from .settings import ProjectSettings
     from .testing import FakeService
 
@@ -461,6 +462,10 @@ class HookCalls:
     ) -> HookResult[list[RunOutcome]]:
         """``run_history``: the runs, newest first, started at or after ``since`` when given (LOG)."""
         return self._call("run_history", session=session, automation=automation, limit=limit, since=since)
+
+    def run_totals(self, *, session: Session, since: datetime | None, buckets: tuple[float, ...] = ()) -> HookResult[RunTotals]:
+        """``run_totals``: the history summed per automation, day and status where it is kept (LOG)."""
+        return self._call("run_totals", session=session, since=since, buckets=buckets)
 
     def register_emulators(self) -> HookResult[Mapping[str, type[FakeService]]]:
         """``register_emulators``: mappings of name to fake service class (FINDING: the caller names failed plugins)."""

@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .pipeline import Session
     from .redaction import SecretShape
+    from .runs.totals import RunTotals
     from .settings import ProjectSettings
     from .testing import FakeService
 
@@ -456,6 +457,30 @@ def run_history(session: Session, automation: str | None, limit: int, since: dat
     Stops at first non-None result, so a plugin that keeps history elsewhere
     replaces the built-in SQLite store by answering first (``tryfirst``).
     Used by ``envfence status`` and ``envfence list``.
+    """
+
+
+@failure_policy(OnError.LOG)
+@hookspec(firstresult=True)
+def run_totals(session: Session, since: datetime | None, buckets: tuple[float, ...]) -> RunTotals | None:
+    """Sum the environment's run history up where it is kept, without reading it run by run.
+
+    :param session: the open session; only its environment's runs count.
+    :param since: only runs started at or after this moment, or None for all.
+    :param buckets: duration bounds in seconds: each group counts its ended
+        runs whose duration is at most each bound (a histogram's buckets).
+    :returns: a :class:`~envfence.runs.totals.RunTotals`: runs per automation,
+        UTC day and status (count, duration sum, bucket counts, latest start
+        and finish), each business metric's newest value and sum, each step's
+        newest time; or None when the plugin keeps no history, or cannot sum
+        it (the caller then sums what ``run_history`` returns, with
+        :func:`envfence.runs.totals.from_runs`).
+
+    Stops at first non-None result. A plugin that answers ``run_history``
+    first (``tryfirst``) must answer this one first too (at least with
+    ``from_runs`` of its own runs), or the built-in SQLite history would sum
+    the local runs instead. Used by ``envfence metrics``, ``report``,
+    ``health`` and ``advise``.
     """
 
 

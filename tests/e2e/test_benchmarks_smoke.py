@@ -38,6 +38,9 @@ def test_benchmarks_run_at_the_smallest_size_and_clean_up(tmp_path):
     assert measured and all("one round" in line or "range " in line for line in measured), measured
     assert "| 100 keys | envfence --json config show | " in text and " MiB |" in text
     assert "| 1,000 records | audit show --last 10 | " in text and "peak memory at most 50 MiB" in text
+    # The analyses and metrics run on the smoke history too: their code paths cannot rot between full runs.
+    for name in ("status", "list", "health", "advise", "report", "metrics"):
+        assert f"| 100 runs | envfence {name} | " in text, name
     # envfence and python-dotenv are always there; the others are measured or marked as skipped.
     assert "| 10 keys | envfence | " in text and "| 10 keys | envfence, load only | " in text
     assert "| 10 keys | python-dotenv, interpolate=False | " in text

@@ -358,3 +358,14 @@ def test_a_store_behind_its_schema_says_to_migrate_once_keeps_the_run_and_status
     after = run_cli("status", "--json", cwd=ready)
     assert "envfence store migrate" not in after.output
     assert query(store_db.superuser, "SELECT automation, status FROM envfence_runs") == [("ok", "succeeded")]
+
+
+def test_metrics_sum_the_stores_runs_not_the_local_history(ready, store_db, run_cli):
+    pytest.importorskip("prometheus_client")
+    for name in ("ok", "ok", "bad"):
+        run_cli("run", name, cwd=ready)
+    (ready / "var" / "development" / "history.sqlite3").unlink()  # only the store knows of them now
+    shown = run_cli("metrics", cwd=ready)
+    assert shown.exit_code == 0, shown.output
+    assert 'envfence_runs_total{automation="ok",environment="development",status="succeeded"} 2.0' in shown.stdout
+    assert 'envfence_run_failures_total{automation="bad",environment="development"} 1.0' in shown.stdout

@@ -558,6 +558,27 @@ def run_history(session, automation, limit):
         raise
 
 
+#: The most runs the store's totals are summed from (the newest), read one by one.
+TOTALS_LIMIT = 1_000_000
+
+
+@hookimpl(tryfirst=True)
+def run_totals(session, since, buckets):
+    """The store's runs summed (read one by one, as ``run_history`` reads them): the totals of the history that answers.
+
+    None where ``run_history`` gives way to the local history (no store, or
+    the store away with ``fallback = "local"``): the local history sums its own.
+    """
+    from envfence.runs.totals import from_runs
+
+    if store_for(session) is None:
+        return None
+    runs = run_history(session, None, TOTALS_LIMIT)
+    if runs is None:
+        return None
+    return from_runs((r for r in runs if since is None or r.started_at >= since), buckets)
+
+
 # --- locks --------------------------------------------------------------------------------
 
 
