@@ -133,3 +133,51 @@ def test_metrics_reads_no_run_one_by_one(seeded, run_cli, envfence_plugin):
     result = run_cli("metrics", cwd=seeded)
     assert result.exit_code == 0 and "envfence_runs_total" in result.stdout, result.output
     assert asked == []
+
+
+@pytest.mark.parametrize("command", [["--json", "report", "--since", "60d"], ["--json", "advise"], ["--json", "health"]])
+def test_report_advise_and_health_say_the_same_whether_counted_in_sql_or_run_by_run(seeded, run_cli, envfence_plugin, command):
+    from envfence import hookimpl
+
+    def shown(result) -> dict:
+        import json
+
+        data = json.loads(result.stdout)
+        data.pop("since", None)  # "60d" is counted back from the moment each command ran
+        data.pop("perfdata", None)  # ages and the free disk, which move while the test runs; the checks say the rest
+        for check in data.get("checks", []):
+            if check["name"].endswith("last_run_age") or check["name"] == "disk":
+                check.pop("value", None)
+                check.pop("message", None)
+        return data
+
+    in_sql = run_cli(*command, cwd=seeded)
+    assert in_sql.stdout.strip(), in_sql.output
+
+    class OneByOne:
+        @hookimpl(tryfirst=True)
+        def run_totals(self, session, since, buckets):
+            runs = session.plugins.run_history(session=session, automation=None, limit=10**6, since=since).first
+            return from_runs((r for r in runs if since is None or r.started_at >= since), buckets)
+
+    envfence_plugin(OneByOne(), "one-by-one")
+    one_by_one = run_cli(*command, cwd=seeded)
+    assert (one_by_one.exit_code, shown(one_by_one)) == (in_sql.exit_code, shown(in_sql))
+
+
+def test_counts_cover_the_whole_window_while_baselines_read_a_bounded_sample(seeded, run_cli, monkeypatch):
+    import json
+
+    from envfence_builtins.operations import analysis, report
+
+    # A sample of 10 runs per automation (the floor and the share both small): the history still counts all of them.
+    monkeypatch.setattr(analysis, "SAMPLE_FLOOR", 10)
+    monkeypatch.setattr(analysis, "HISTORY_LIMIT", 30)
+    monkeypatch.setattr(report, "HISTORY_LIMIT", 30)
+    shown = json.loads(run_cli("--json", "report", "--since", "60d", cwd=seeded).stdout)
+    sync = shown["environments"]["development"]["sync"]
+    assert (sync["runs"], sync["failures"]) == (40, 10)  # every run of the window that ran to an end, not the sample's 10
+    insight = shown["insights"]["development"]["automations"]["sync"]
+    assert insight["error_rate"] == {"runs": 30, "failed": 7, "error_rate": 0.233}  # [advise] window: its 30 days
+    assert insight["series"]["duration"]["count"] == 9  # the baseline: its newest 10 runs, one of them still running
+

@@ -1,7 +1,9 @@
 """Baselines, anomalies, trends, level shifts and forecasts of one environment's runs (used by health, report and advise).
 
 For each automation, over the last ``[advise] window`` (default 30 days) of
-its history, and for each series (duration, peak memory, CPU time, each
+its history (its runs and error rate counted by the history itself,
+``run_totals``; its values read from a bounded sample, its newest runs of
+the window, :func:`sampled_runs`), and for each series (duration, peak memory, CPU time, each
 business metric, each step's time, and the disk under the tree):
 
 - a baseline: median and MAD (scaled), and the band median ± k·MAD
@@ -32,8 +34,10 @@ DEFAULT_WINDOW = _dt.timedelta(days=30)
 RECENT = 5
 #: Fewer points than this give no baseline or trend worth a conclusion.
 MIN_POINTS = 5
-#: Runs read per automation for an analysis (the window usually holds fewer).
+#: Runs read for an analysis, all automations together, shared out among them (the window usually holds fewer).
 HISTORY_LIMIT = 5000
+#: Runs read per automation however many automations share :data:`HISTORY_LIMIT`.
+SAMPLE_FLOOR = 200
 ENDED = ("succeeded", "failed", "abandoned")
 
 
@@ -133,17 +137,31 @@ def series_of(runs: Iterable[Any]) -> dict[str, list[tuple[_dt.datetime, float]]
     return found
 
 
-def error_rate(runs: list[Any]) -> dict[str, Any]:
-    """Failures (abandoned ones included) over the ended runs."""
-    ended = [r for r in runs if r.status in ENDED]
-    failed = sum(r.status != "succeeded" for r in ended)
-    return {"runs": len(ended), "failed": failed, "error_rate": round(failed / len(ended), 3) if ended else 0.0}
+def rate_of(totals, automation: str) -> dict[str, Any]:
+    """Failures (abandoned ones included) over the ended runs of ``automation``, from ``totals`` (every run, not a sample)."""
+    statuses = totals.statuses(automation)
+    ended = sum(statuses.get(status, 0) for status in ENDED)
+    failed = ended - statuses.get("succeeded", 0)
+    return {"runs": ended, "failed": failed, "error_rate": round(failed / ended, 3) if ended else 0.0}
 
 
-def recent_runs(session, automation: str | None, since: _dt.datetime) -> list[Any]:
-    """The environment's runs since ``since`` (newest first), through the ``run_history`` hook."""
-    runs = session.plugins.run_history(session=session, automation=automation, limit=HISTORY_LIMIT, since=since).first or []
+def recent_runs(session, automation: str | None, since: _dt.datetime, limit: int = HISTORY_LIMIT) -> list[Any]:
+    """The environment's newest ``limit`` runs since ``since`` (newest first), through the ``run_history`` hook."""
+    runs = session.plugins.run_history(session=session, automation=automation, limit=limit, since=since).first or []
     return [r for r in runs if r.started_at >= since]
+
+
+def sampled_runs(session, automations: list[str], since: _dt.datetime, limit: int | None = None) -> list[Any]:
+    """A bounded sample of the window: each automation's newest runs, ``limit`` shared out (newest first).
+
+    Medians, MADs and Theil–Sen slopes need the values themselves, which
+    SQLite does not rank; counts come from the history's totals instead. An
+    automation that runs every minute no longer crowds a daily one out of the
+    sample: each gets its share, at least :data:`SAMPLE_FLOOR` runs.
+    """
+    each = max(SAMPLE_FLOOR, (HISTORY_LIMIT if limit is None else limit) // max(1, len(automations)))
+    runs = [run for name in automations for run in recent_runs(session, name, since, each)]
+    return sorted(runs, key=lambda r: r.started_at, reverse=True)
 
 
 def analyse(session, now: _dt.datetime | None = None, runs: list[Any] | None = None) -> dict[str, Any]:
@@ -154,24 +172,31 @@ def analyse(session, now: _dt.datetime | None = None, runs: list[Any] | None = N
     """
     from envfence_builtins.operations.thresholds import limits
 
+    from envfence.runs.totals import from_runs, totals_of
+
     now = now or _dt.datetime.now(_dt.timezone.utc)
     span, k = window(session.settings), k_factor(session.settings)
     since = now - span
-    runs = recent_runs(session, None, since) if runs is None else [r for r in runs if r.started_at >= since]
+    if runs is None:  # counts summed by the history over the whole window; values from a bounded sample of it
+        totals = totals_of(session, since)
+        runs = sampled_runs(session, totals.automations(), since)
+    else:
+        runs = [r for r in runs if r.started_at >= since]
+        totals = from_runs(runs)
     env = session.environment.name
     by_automation: dict[str, list] = {}
     for run in runs:
         by_automation.setdefault(run.automation, []).append(run)
     result: dict[str, Any] = {}
-    for name, mine in sorted(by_automation.items()):
+    for name in totals.automations():
         limit = limits(session.settings, name, env)
         reports = {}
-        for key, points in series_of(mine).items():
+        for key, points in series_of(by_automation.get(name, [])).items():
             bound = limit.max_duration if key == "duration" else limit.max_memory if key == "peak_memory_kb" else None
             report = describe(key, points, k, now, limit=bound)
             if report is not None:
                 reports[key] = report
-        result[name] = {"error_rate": error_rate(mine), "series": reports, "limits": limit}
+        result[name] = {"error_rate": rate_of(totals, name), "series": reports, "limits": limit}
     disk_points = sorted((r.started_at, float(r.metrics["disk_free_bytes"])) for r in runs if r.metrics.get("disk_free_bytes") is not None)
     disk = describe("disk_free_bytes", disk_points, k, now, falling_to=0.0)
     return {"environment": env, "window_days": round(span.total_seconds() / 86400, 1), "automations": result, "disk": disk,

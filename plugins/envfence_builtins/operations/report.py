@@ -23,7 +23,9 @@ from envfence import hookimpl
 from envfence.errors import ConfigurationError
 
 SECTION = "report"
-HISTORY_LIMIT = 100_000
+#: Runs read for the page's values (durations, resources), all automations together, shared out among them;
+#: counts (runs, failures, per day) are the history's own sums over the whole window.
+HISTORY_LIMIT = 20_000
 
 
 def k_factor(settings) -> float:
@@ -42,19 +44,34 @@ def band(durations: list[float], k: float) -> tuple[float, float, float]:
 
 
 def gather(sessions: dict[str, Any], since: _dt.datetime) -> dict[str, Any]:
-    """The report's data from each environment's session: runs since ``since``, findings, drift."""
+    """The report's data from each environment's session: totals and a sample of the runs since ``since``, findings, drift.
+
+    ``totals`` are summed by each history (``run_totals``: SQL in the SQLite
+    history) over the whole window; ``runs`` are each automation's newest
+    runs that ran to an end, :data:`HISTORY_LIMIT` shared out, in time order.
+    """
     from envfence.cli.config import drift
+    from envfence.runs.totals import totals_of
+
+    from envfence_builtins.operations.analysis import sampled_runs
 
     runs: dict[str, list] = {}
+    totals: dict[str, Any] = {}
     findings: dict[str, list] = {}
     for env, session in sessions.items():
-        history = session.plugins.run_history(session=session, automation=None, limit=HISTORY_LIMIT, since=since).first or []
-        runs[env] = sorted((r for r in history if r.started_at >= since and r.status in ("succeeded", "failed")),
-                           key=lambda r: r.started_at)
+        totals[env] = totals_of(session, since)
+        history = sampled_runs(session, totals[env].automations(), since, HISTORY_LIMIT)
+        runs[env] = sorted((r for r in history if r.status in ("succeeded", "failed")), key=lambda r: r.started_at)
         findings[env] = [f for f in session.report.findings]
     names = list(sessions)
     drifts = [drift(sessions[a], sessions[b]) for i, a in enumerate(names) for b in names[i + 1:]]
-    return {"runs": runs, "findings": findings, "drift": drifts}
+    return {"runs": runs, "totals": totals, "findings": findings, "drift": drifts}
+
+
+def counts(totals, automation: str) -> tuple[int, int]:
+    """``(runs, failures)`` of ``automation`` that ran to an end, from the history's totals."""
+    statuses = totals.statuses(automation)
+    return statuses.get("succeeded", 0) + statuses.get("failed", 0), statuses.get("failed", 0)
 
 
 def summary(data: dict[str, Any], k: float) -> dict[str, Any]:
@@ -64,11 +81,11 @@ def summary(data: dict[str, Any], k: float) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for env, runs in data["runs"].items():
         per: dict[str, Any] = {}
-        for name, mine in by_automation(runs).items():
+        for name, mine in by_automation(runs).items():  # the band and its anomalies from the sample; counts from the totals
             median, low, high = band([r.duration for r in mine], k)
             outside = sorted((r for r in mine if not low <= r.duration <= high), key=lambda r: -max(low - r.duration, r.duration - high))
-            failures = sum(r.status == "failed" for r in mine)
-            per[name] = {"runs": len(mine), "failures": failures, "error_rate": round(failures / len(mine), 3),
+            ran, failures = counts(data["totals"][env], name)
+            per[name] = {"runs": ran, "failures": failures, "error_rate": round(failures / ran, 3),
                          "median_duration": round(median, 3), "band": [round(low, 3), round(high, 3)],
                          "anomalies": [r.run_id for r in outside]}
         result[env] = per

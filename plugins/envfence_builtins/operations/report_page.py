@@ -52,11 +52,12 @@ def by_automation(runs: Iterable[Any]) -> dict[str, list[Any]]:
 
 
 def busiest(data: dict[str, Any]) -> list[str]:
-    """Every automation, the most runs (all environments together) first, then by name."""
+    """Every automation, the most runs that ran to an end (all environments together, from the totals) first, then by name."""
     counts: dict[str, int] = {}
-    for runs in data["runs"].values():
-        for run in runs:
-            counts[run.automation] = counts.get(run.automation, 0) + 1
+    for totals in data["totals"].values():
+        for group in totals.groups:
+            if group.status in ("succeeded", "failed"):
+                counts[group.automation] = counts.get(group.automation, 0) + group.runs
     return sorted(counts, key=lambda name: (-counts[name], name))
 
 
@@ -136,14 +137,14 @@ def charts(data: dict[str, Any], k: float, progress: Callable[[str], None] | Non
     moments = [r.started_at for runs in data["runs"].values() for r in runs]
     step = progress or (lambda name: None)
     step("runs per day")
-    result = [("runs-per-day", "Runs and failures per day, per environment", _runs_per_day(plt, data, envs, colours, moments))]
+    result = [("runs-per-day", "Runs and failures per day, per environment", _runs_per_day(plt, data, envs, colours))]
     for name in busiest(data)[:CHARTED]:
         step(f"duration of {name}")
         runs = {env: grouped[env].get(name, []) for env in envs}
         result.append((f"duration-{name}", f"Duration of {short(name)}, with its anomaly band", _durations(plt, runs, colours, k)))
     step("error rates")
     result.append(("error-rates", "Error rates of the busiest automations, environments side by side",
-                   _error_rates(plt, grouped, busiest(data)[:TABLE_ROWS], colours)))
+                   _error_rates(plt, data["totals"], busiest(data)[:TABLE_ROWS], colours)))
     step("resources")
     result.append(("resources", "CPU time and peak memory per run", _resources(plt, data, envs, colours, moments)))
     step("findings")
@@ -151,21 +152,24 @@ def charts(data: dict[str, Any], k: float, progress: Callable[[str], None] | Non
     return result
 
 
-def _runs_per_day(plt, data, envs, colours, moments) -> str:
+def _runs_per_day(plt, data, envs, colours) -> str:
     fig, ax = plt.subplots(figsize=(10, 3.5))
+    every_day = []
     for env in envs:
-        days: dict[_dt.date, list[int]] = {}
-        for run in data["runs"][env]:
-            counts = days.setdefault(run.started_at.date(), [0, 0])
-            counts[0] += 1
-            counts[1] += run.status == "failed"
+        days: dict[_dt.date, list[int]] = {}  # from the history's totals per UTC day: every run, not the sample
+        for group in data["totals"][env].groups:
+            if group.status in ("succeeded", "failed"):
+                counts = days.setdefault(_dt.date.fromisoformat(group.day), [0, 0])
+                counts[0] += group.runs
+                counts[1] += group.runs if group.status == "failed" else 0
         noon = {d: _dt.datetime.combine(d, _dt.time(12), _dt.timezone.utc) for d in days}  # a day's count sits in its middle
         ordered = sorted(days)
+        every_day += [noon[d] for d in ordered]
         ax.plot([noon[d] for d in ordered], [days[d][0] for d in ordered], marker="o", color=colours[env], label=f"{env} runs")
         ax.plot([noon[d] for d in ordered], [days[d][1] for d in ordered], marker="x", linestyle="--", color=colours[env],
                 label=f"{env} failures")
-    if moments:
-        fit_time_axis(ax, min(moments), max(moments), whole_days=True)
+    if every_day:
+        fit_time_axis(ax, min(every_day), max(every_day), whole_days=True)
     ax.set_ylim(bottom=0)
     ax.set_ylabel("runs per day")
     ax.legend(loc="upper left", fontsize="small")
@@ -200,15 +204,17 @@ def _durations(plt, runs_by_env: dict[str, list], colours, k: float) -> str:
     return _svg(fig)
 
 
-def _error_rates(plt, grouped, names: list[str], colours) -> str:
+def _error_rates(plt, totals, names: list[str], colours) -> str:
+    from envfence_builtins.operations.report import counts
+
     fig, ax = plt.subplots(figsize=(10, 3 + 0.05 * len(names)))
-    envs = list(grouped)
+    envs = list(totals)
     width = 0.8 / max(1, len(envs))
     for i, env in enumerate(envs):
         rates = []
         for name in names:
-            runs = grouped[env].get(name, [])
-            rates.append(100 * sum(r.status == "failed" for r in runs) / len(runs) if runs else 0)
+            runs, failures = counts(totals[env], name)
+            rates.append(100 * failures / runs if runs else 0)
         bars = ax.bar([x + i * width for x in range(len(names))], rates, width, color=colours[env], label=env)
         if len(names) <= CHARTED:
             ax.bar_label(bars, fmt="%.0f%%", fontsize="small")  # a 0% bar is invisible without its label
