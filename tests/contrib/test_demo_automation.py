@@ -84,3 +84,19 @@ def test_a_fresh_checkout_of_the_demo_commits_no_secret_and_checks_clean(demo_ch
     assert [f["code"] for f in data["findings"]] == ["THRESHOLDS_EFFECTIVE"]
     init = run_cli("init", cwd=root)
     assert ".gitignore" not in init.stdout
+
+
+def test_the_demo_shows_what_its_job_did_and_a_piece_of_advice(demo, run_cli, fake_airtable):
+    import json
+
+    assert run_cli("run", "import-jobs", cwd=demo).exit_code == 0
+    # The business metric the job reports (ctx.metric), as the demo's status step shows it.
+    [run] = json.loads(run_cli("status", "--json", "--automation", "import-jobs", cwd=demo).stdout)["runs"]
+    assert run["business"]["records_synced"] == {"value": 3.0, "unit": "records"}
+    assert "records_synced" in run_cli("status", "--automation", "import-jobs", cwd=demo).stdout
+    # And the advice the demo's advise step prints: with its numbers and the setting that acts on it.
+    shown = run_cli("--json", "advise", "--all-environments", cwd=demo)
+    assert shown.exit_code == 0, shown.output
+    advice = json.loads(shown.stdout)["advice"]
+    assert advice and all(a["code"] and a["message"] and a["action"] for a in advice), advice
+    assert "do: " in run_cli("advise", "--all-environments", cwd=demo).stdout

@@ -181,3 +181,13 @@ def test_counts_cover_the_whole_window_while_baselines_read_a_bounded_sample(see
     assert insight["error_rate"] == {"runs": 30, "failed": 7, "error_rate": 0.233}  # [advise] window: its 30 days
     assert insight["series"]["duration"]["count"] == 9  # the baseline: its newest 10 runs, one of them still running
 
+
+
+def test_a_history_from_before_measures_were_kept_is_summed_all_the_same(seeded, run_cli):
+    pytest.importorskip("prometheus_client")
+    with sqlite3.connect(next(seeded.rglob("history.sqlite3"))) as db:
+        db.execute("ALTER TABLE runs DROP COLUMN measures")  # as an older envfence left it
+    shown = run_cli("metrics", cwd=seeded)
+    assert shown.exit_code == 0, shown.output
+    assert 'envfence_runs_total{automation="sync",environment="development",status="succeeded"} 30.0' in shown.stdout
+    assert "envfence_job_metric{" not in shown.stdout  # nothing reported, nothing invented

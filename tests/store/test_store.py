@@ -347,6 +347,7 @@ def test_a_store_behind_its_schema_says_to_migrate_once_keeps_the_run_and_status
     assert ran.exit_code == 0, ran.output
     assert ran.output.count("the store's schema is behind: run `envfence store migrate`") == 1, ran.output
     assert "UndefinedColumn" not in ran.output and "Traceback" not in ran.output and "LINE 1" not in ran.output
+    assert APP_PASSWORD not in ran.output  # the store is named by its masked URL
     assert query(store_db.superuser, "SELECT count(*) FROM envfence_runs") == [(0,)]
     # status answers from the local history, with the same advice once.
     shown = run_cli("status", "--json", cwd=ready)

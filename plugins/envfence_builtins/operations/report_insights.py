@@ -14,7 +14,8 @@ import html
 from typing import Any
 
 _STYLE = (".insight { overflow-x: auto; max-width: 100%; } .insight table { min-width: 0; } "
-          ".insight td, .insight th { white-space: nowrap; } .advice li { margin: .4em 0; } .advice code { white-space: normal; }")
+          ".insight td { white-space: nowrap; } .advice li { margin: .4em 0; } .advice code { white-space: normal; }")
+# A column's name may wrap (its values never do): the nine columns of the trends table then fit a 1280-pixel screen whole.
 
 
 def gather(sessions: dict[str, Any], since: _dt.datetime) -> dict[str, Any]:
