@@ -76,6 +76,23 @@ def collect(session: Any) -> dict[str, Automation]:
     return dict(sorted(found.items()))
 
 
+def installed_schedule(session: Any, automation: Automation) -> str | None:
+    """The cron expression the host's scheduler fires ``automation`` at here, or None when it is not scheduled here.
+
+    The schedule plugin answers through ``automation_state`` (``schedule.installed``)
+    when it moves a schedule (``[schedule] stagger``); otherwise, or with the
+    plugin disabled, the declared expression is what is installed.
+    """
+    declared = automation.schedule_for(session.environment.name)
+    if not declared:
+        return None
+    for state in session.plugins.automation_state(session=session, automation=automation).values:
+        installed = (state.get("schedule") or {}).get("installed")
+        if installed:
+            return str(installed)
+    return declared
+
+
 def find(session: Any, name: str) -> Automation:
     """The automation called ``name``, or a :class:`UsageError` listing the known ones."""
     automations = session.automations

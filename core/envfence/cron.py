@@ -241,6 +241,19 @@ def schedule_zone(environ: Mapping[str, str] | None = None, setting: str | None 
     return _local_zone(environ)
 
 
+def project_zone(session: Any) -> _dt.tzinfo:
+    """The zone a session's schedules fire in (:func:`schedule_zone` of its environment and ``timezone``).
+
+    :raises ConfigurationError: the zone named is not in the time zone database, naming the settings file.
+    """
+    from .errors import ConfigurationError
+
+    try:
+        return schedule_zone(session.environ, session.settings.raw.get("timezone"))
+    except CronError as exc:
+        raise ConfigurationError(f"{session.settings.source}: {exc}", 'write timezone = "Europe/Paris" (or "UTC")') from None
+
+
 def _local_zone(environ: Mapping[str, str]) -> _dt.tzinfo:
     from zoneinfo import ZoneInfo
 

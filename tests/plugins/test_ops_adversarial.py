@@ -207,7 +207,7 @@ def test_an_alert_decided_by_two_processes_is_sent_once(make_project, run_cli, c
     """Two processes that both saw the incident closed both decide to alert; the second, under the lock, sends nothing."""
     import envfence
     from envfence_builtins.operations import alerts
-    from envfence_builtins.operations.thresholds import Crossing
+    from envfence.thresholds import Crossing
 
     root = make_project({"jobs.py": JOBS}, settings=SYNC)
     session = envfence.open_session(root=root)

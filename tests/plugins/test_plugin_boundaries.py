@@ -104,9 +104,6 @@ def crossings() -> set[tuple[str, str]]:
 KNOWN_CROSSINGS = {
     ('audit.trail_session', 'runs.history'),
     ('operations.advise', 'operations.alerts'),
-    ('operations.advise', 'operations.schedule'),
-    ('operations.alerts', 'operations.thresholds'),
-    ('operations.analysis', 'operations.thresholds'),
     ('operations.backup', 'audit.trail_files'),
     ('operations.backup', 'runs.directories'),
     ('operations.backup', 'runs.history'),
@@ -114,15 +111,10 @@ KNOWN_CROSSINGS = {
     ('operations.health', 'audit.trail_files'),
     ('operations.health', 'audit.trail_session'),
     ('operations.health', 'audit.verify'),
-    ('operations.health', 'operations.maintenance'),
-    ('operations.health', 'operations.thresholds'),
     ('operations.health_cli', 'operations.alerts'),
     ('operations.report_cli', 'operations.backup_cli'),
     ('operations.report_insights', 'operations.advise'),
-    ('operations.schedule', 'detection.hostname'),
     ('operations.state_files', 'runs.directories'),
-    ('operations.thresholds', 'operations.schedule'),
-    ('runs.automations', 'operations.schedule'),
     ('store.store_cli', 'audit.reading'),
     ('store.store_cli', 'audit.trail_files'),
     ('store.store_cli', 'audit.trail_session'),
@@ -131,7 +123,6 @@ KNOWN_CROSSINGS = {
     ('webhook_service.provider_hooks', 'webhook_service.webhook_providers'),
     ('webhook_service.webhook_cli', 'webhook_service.webhook_providers'),
     ('webhook_service.webhook_cli', 'webhook_service.webhook_receiver'),
-    ('webhook_service.webhook_deploy', 'operations.schedule'),
     ('webhook_service.webhook_receiver', 'webhook_service.webhook_providers'),
     ('webhook_service.webhook_verify', 'webhook_service.webhook_providers'),
     ('webhook_service.webhook_verify', 'webhook_service.webhook_receiver'),
@@ -281,24 +272,7 @@ def disabled_runs(tmp_path_factory):
     return json.loads(done.stdout)
 
 
-#: Built-ins another plugin still imports at the top of its module, so ``-p no:NAME`` leaves them loaded.
-STILL_LOADED = {
-    "hostname": "operations.schedule imports detection.hostname",
-    "schedule": "runs.automations, operations.thresholds and webhook_deploy import operations.schedule",
-}
-
-
-def _disabled_params():
-    from envfence_builtins import ORDER
-
-    for name in ORDER:
-        marks = []
-        if name in STILL_LOADED:
-            marks = [pytest.mark.xfail(reason=STILL_LOADED[name], strict=True)]
-        yield pytest.param(name, marks=marks, id=name)
-
-
-@pytest.mark.parametrize("name", list(_disabled_params()))
+@pytest.mark.parametrize("name", __import__("envfence_builtins").ORDER)
 def test_disabling_a_builtin_leaves_its_modules_unloaded(disabled_runs, name):
     owned = owners()
     mine = {m for m, plugin in owned.items() if plugin == name}

@@ -60,3 +60,29 @@ def test_stagger_offsets_only_environments_sharing_a_host(make_project, run_cli)
     assert {moved["staging"]["schedule"], moved["production"]["schedule"]} == {"0 2 * * *", "1 2 * * *"}
     check = json.loads(run_cli("--json", "check", cwd=root).stdout)
     assert not [f for f in check["findings"] if "COLLISION" in f["code"]]
+
+
+def test_without_the_hostname_plugin_every_pair_of_environments_may_share_a_machine(make_project, run_cli):
+    root = make_project({"jobs.py": JOBS}, settings=SYNC)
+    assert collisions(run_cli, root) == []  # dev... and prod... name different machines
+    result = run_cli("-p", "no:hostname", "--json", "check", cwd=root)
+    # Nobody can tell the machines apart: the cautious reading warns rather than stays silent.
+    assert [f for f in json.loads(result.stdout)["findings"] if f["code"] == "SCHEDULE_COLLISION"]
+
+
+def test_the_staggered_time_is_what_list_shows_and_health_checks_and_the_declared_one_without_the_schedule_plugin(
+    make_project, run_cli
+):
+    settings = SYNC + '[hostname.development]\nhosts = ["web-*"]\n[hostname.production]\nhosts = ["web-*"]\n[schedule]\nstagger = true\n'
+    root = make_project({"jobs.py": JOBS}, settings=settings)
+    states = {env: json.loads(run_cli("--json", "--env", env, "list", cwd=root).stdout)["automations"][0]["state"]
+              for env in ("development", "production")}
+    moved = [s["schedule"] for s in states.values() if "schedule" in s]
+    assert moved == [{"declared": "0 2 * * *", "installed": "1 2 * * *", "offset": 1}]
+    env = next(e for e, s in states.items() if "schedule" in s)
+    due = {c["name"]: c for c in json.loads(run_cli("--json", "--env", env, "health", cwd=root).stdout)["checks"]}
+    assert "(1 2 * * *)" in due["sync.expected_every"]["message"]
+    plain = json.loads(run_cli("-p", "no:schedule", "--json", "--env", env, "list", cwd=root).stdout)["automations"][0]
+    assert plain["state"] == {}
+    due = {c["name"]: c for c in json.loads(run_cli("-p", "no:schedule", "--json", "--env", env, "health", cwd=root).stdout)["checks"]}
+    assert "(0 2 * * *)" in due["sync.expected_every"]["message"]

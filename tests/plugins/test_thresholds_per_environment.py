@@ -32,7 +32,7 @@ max_duration = 0.1
 
 def test_environment_table_overlays_automation_table_overlays_star(make_project, run_cli):
     from envfence.pipeline import Session
-    from envfence_builtins.operations.thresholds import limits
+    from envfence.thresholds import limits
 
     root = make_project({"jobs.py": JOBS}, settings=LAYERED)
     settings = Session.open(root).settings

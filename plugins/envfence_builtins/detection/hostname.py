@@ -439,6 +439,40 @@ def _suspect_findings(session, request, host: HostInfo, note: str) -> list[Findi
     ]
 
 
+_WILD = re.compile(r"\*|\?|\[[^\]]*\]")
+
+
+def _globs_meet(a: str, b: str) -> bool:
+    """Whether two shell globs could match one name (an over-estimate only where both have wildcards in their middles)."""
+    if fnmatch.fnmatchcase(a, b) or fnmatch.fnmatchcase(b, a):
+        return True
+    if not (_WILD.search(a) and _WILD.search(b)):
+        return False
+    (head_a, *_, tail_a), (head_b, *_, tail_b) = _WILD.split(a), _WILD.split(b)
+    return (head_a.startswith(head_b) or head_b.startswith(head_a)) and (tail_a.endswith(tail_b) or tail_b.endswith(tail_a))
+
+
+@hookimpl(optionalhook=True)
+def share_host(settings, a: str, b: str) -> bool:
+    """Whether one machine may carry environments ``a`` and ``b`` (the ``schedule`` plugin's hook).
+
+    When both are enrolled (``[hostname.<environment>] hosts``/``machine_ids``),
+    their rules must be able to name one machine; else their
+    ``hostname_patterns`` must be able to match one token of a name.
+    """
+    try:
+        rules = enrollment(settings)
+    except ConfigurationError:  # reported by validate; the session does not open with it
+        rules = Enrollment()
+    enrolled = {*rules.hosts, *rules.machine_ids}
+    if a in enrolled and b in enrolled:
+        if set(rules.machine_ids.get(a, ())) & set(rules.machine_ids.get(b, ())):
+            return True
+        return any(_globs_meet(x, y) for x in rules.hosts.get(a, ()) for y in rules.hosts.get(b, ()))
+    patterns = [[p.lower() for p in settings.environments[env].hostname_patterns] for env in (a, b)]
+    return any(_globs_meet(x, y) for x in patterns[0] for y in patterns[1])
+
+
 @hookimpl
 def validate(session) -> list[Finding]:
     """``HOST_NOT_ENROLLED`` (a warning) when a strict environment is checked on a host not enrolled in it.

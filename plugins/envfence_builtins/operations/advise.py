@@ -200,32 +200,33 @@ def _disk(env: str, disk, opts) -> list[Advice]:
 
 def _pile_up(session, opts) -> list[Advice]:
     """Automations of this environment that fire in the same minute (its host runs them all at once)."""
-    from envfence.cron import CronError, parse
+    from envfence.automations import installed_schedule
+    from envfence.cron import CronError, parse, project_zone
 
-    from envfence_builtins.operations.schedule import entries, zone
-
+    env = session.environment.name
     try:
-        scheduled = entries(session)
-        tz = zone(session)
+        tz = project_zone(session)
+        scheduled = {a.name: installed_schedule(session, a) for a in session.automations.values() if a.allows(env)}
     except ConfigurationError:
         return []  # check reports bad schedules
     start = _dt.datetime.now(tz).replace(second=0, microsecond=0)
     minutes: dict[_dt.datetime, list[str]] = {}
-    for entry in scheduled:
-        try:
-            cron = parse(entry.expression)
-        except CronError:
+    for name, expression in scheduled.items():
+        if not expression:
             continue
+        try:
+            cron = parse(expression)
+        except CronError:
+            continue  # check reports it
         moment = start
         for _ in range(200):  # a day of firings is enough to see a pile; an every-minute schedule stops here
             moment = cron.next_after(moment)
             if moment - start > _dt.timedelta(days=1):
                 break
-            minutes.setdefault(moment, []).append(entry.automation)
+            minutes.setdefault(moment, []).append(name)
     worst = max(minutes.items(), key=lambda item: len(item[1]), default=(None, []))
     if len(worst[1]) < opts["pile_up"]:
         return []
-    env = session.environment.name
     names = sorted(set(worst[1]))
     return [Advice("SCHEDULE_PILE_UP", env, None,
                    f"{len(names)} automations fire at {worst[0]:%H:%M} on the {env} host: {', '.join(names)}",

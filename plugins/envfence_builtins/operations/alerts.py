@@ -194,14 +194,14 @@ def incidents_from(session, crossings: Iterable[Any]) -> list[Alert]:
 
 
 def _failure_alerts(session, automation: str) -> bool:
-    from envfence_builtins.operations.thresholds import limits
+    from envfence.thresholds import limits
 
     return limits(session.settings, automation, session.environment.name).alert_on_failure
 
 
 def alerts_from_checks(session, checks) -> list[Alert]:
     """Alerts for ``envfence health``'s checks of an automation (thresholds, missed runs, locks)."""
-    from envfence_builtins.operations.thresholds import Crossing
+    from envfence.thresholds import Crossing
 
     crossings = [
         Crossing(c.automation, c.check, c.state != "OK", c.message, c.severity or "critical", c.value, c.limit, c.run_id)
@@ -513,7 +513,7 @@ def on_run_start(session, request, run_id) -> None:
 @hookimpl
 def on_run_finish(session, request, outcome) -> None:
     """Ping the run's end; evaluate the automation's thresholds with this run, and alert once per incident; retry what is pending."""
-    from envfence_builtins.operations.thresholds import evaluate
+    from envfence.thresholds import evaluate
 
     if session.dry_run or session.paths is None or outcome.status not in ("succeeded", "failed"):
         return

@@ -43,7 +43,7 @@ ENDED = ("succeeded", "failed", "abandoned")
 
 def window(settings) -> _dt.timedelta:
     """``[advise] window``: how far back baselines and trends look (default 30 days)."""
-    from envfence_builtins.operations.thresholds import parse_duration
+    from envfence.thresholds import parse_duration
 
     value = settings.section(SECTION).get("window")
     return DEFAULT_WINDOW if value is None else parse_duration(value, f"{settings.source}: {SECTION}.window")
@@ -170,7 +170,7 @@ def analyse(session, now: _dt.datetime | None = None, runs: list[Any] | None = N
     :returns: ``{"environment", "window_days", "automations": {name: {"error_rate": ..., "series": {name: SeriesReport}}},
         "disk": SeriesReport | None}``.
     """
-    from envfence_builtins.operations.thresholds import limits
+    from envfence.thresholds import limits
 
     from envfence.runs.totals import from_runs, totals_of
 

@@ -52,7 +52,7 @@ def worst(checks) -> str:
 
 
 def _options(settings) -> tuple[_dt.timedelta, str]:
-    from envfence_builtins.operations.thresholds import parse_duration
+    from envfence.thresholds import parse_duration
 
     table = settings.section(SECTION)
     where = f"{settings.source}: {SECTION}"
@@ -65,8 +65,8 @@ def _options(settings) -> tuple[_dt.timedelta, str]:
 
 def automation_checks(session, now: _dt.datetime) -> list[Check]:
     """Thresholds, missed runs and the last status of every automation that may run here."""
-    from envfence_builtins.operations.maintenance import pause_of
-    from envfence_builtins.operations.thresholds import evaluate
+    from envfence.cli.automations import automation_state
+    from envfence.thresholds import evaluate
 
     found = []
     env = session.environment.name
@@ -77,7 +77,7 @@ def automation_checks(session, now: _dt.datetime) -> list[Check]:
         if runs is None:
             found.append(Check(f"{automation.name}.history", "UNKNOWN", "no plugin keeps run history", automation.name))
             continue
-        pause = pause_of(session, automation.name)
+        pause = automation_state(session, automation).get("paused")  # the maintenance plugin's, when it is loaded
         if pause is not None:
             found.append(Check(f"{automation.name}.paused", "OK", f"{automation.name} is paused until "
                                f"{pause.get('until') or 'resumed'} (by {pause.get('by')}: {pause.get('reason')})",
@@ -161,7 +161,7 @@ def lock_checks(session, max_age: _dt.timedelta, now: _dt.datetime) -> list[Chec
 
 def disk_check(session, minimum: str) -> Check:
     """Free space on the tree's file system against ``minimum`` (a percentage or a size)."""
-    from envfence_builtins.operations.thresholds import parse_size
+    from envfence.thresholds import parse_size
 
     base = session.paths.base
     where = base if base.exists() else session.root.path
@@ -302,7 +302,7 @@ def performance(session, now: _dt.datetime | None = None) -> list[Perf]:
 
     A figure that cannot be read is left out: the checks say why.
     """
-    from envfence_builtins.operations.thresholds import limits
+    from envfence.thresholds import limits
 
     now = now or utcnow()
     found: list[Perf] = []

@@ -25,7 +25,6 @@ that the host's scheduler fires when ``list`` and ``health`` say it does.
 from __future__ import annotations
 
 import datetime as _dt
-import fnmatch
 import hashlib
 import os
 import re
@@ -39,8 +38,10 @@ import attrs
 from envfence import hookimpl
 from envfence.errors import ConfigurationError, EnvfenceError
 from envfence.models import Finding
+from envfence.systemd import systemd_command, systemd_literal
 
 from envfence_builtins.operations import schedule_dialects as dialects
+from envfence_builtins.operations.schedule_hooks import share_host
 
 SECTION = "schedule"
 FORMATS = ("crontab", "systemd", "kubernetes")
@@ -190,12 +191,9 @@ def _fields(expression: str) -> list[str]:
 
 def zone(session) -> _dt.tzinfo:
     """The zone the schedules fire in: ``CRON_TZ``, else the project's ``timezone``, else the machine's own."""
-    from envfence.cron import CronError, schedule_zone
+    from envfence.cron import project_zone
 
-    try:
-        return schedule_zone(session.environ, session.settings.raw.get("timezone"))
-    except CronError as exc:
-        raise ConfigurationError(f"{session.settings.source}: {exc}", 'write timezone = "Europe/Paris" (or "UTC")') from None
+    return project_zone(session)
 
 
 def zone_name(session) -> str | None:
@@ -205,51 +203,7 @@ def zone_name(session) -> str | None:
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_WILD = re.compile(r"\*|\?|\[[^\]]*\]")
-
-
-def _globs_meet(a: str, b: str) -> bool:
-    """Whether two shell globs could match one name (an over-estimate only where both have wildcards in their middles)."""
-    if fnmatch.fnmatchcase(a, b) or fnmatch.fnmatchcase(b, a):
-        return True
-    if not (_WILD.search(a) and _WILD.search(b)):
-        return False
-    (head_a, *_, tail_a), (head_b, *_, tail_b) = _WILD.split(a), _WILD.split(b)
-    return (head_a.startswith(head_b) or head_b.startswith(head_a)) and (tail_a.endswith(tail_b) or tail_b.endswith(tail_a))
-
-
-def _enrolled(settings) -> dict[str, tuple[list[str], list[str]]]:
-    """Each environment's enrolled host globs and machine ids, as the hostname plugin reads its ``[hostname]`` table."""
-    from envfence_builtins.detection.hostname import enrollment
-
-    try:
-        rules = enrollment(settings)
-    except ConfigurationError:  # the hostname plugin reports it; the session does not open with it
-        return {}
-    return {env: (list(rules.hosts.get(env, ())), list(rules.machine_ids.get(env, ()))) for env in {*rules.hosts, *rules.machine_ids}}
-
-
-def share_host(settings, host, a: str, b: str) -> bool:
-    """Whether environments ``a`` and ``b`` may run on one machine, so that their schedules compete for it.
-
-    This host counts when its name carries both. Otherwise, when both are
-    enrolled (``[hostname.<environment>] hosts``/``machine_ids``), their rules
-    must be able to name one machine; else their ``hostname_patterns`` must be
-    able to match one token of a name.
-    """
-    if a == b:
-        return True
-    if host is not None and {a, b} <= {env for env, _ in host.matches}:
-        return True
-    enrolled = _enrolled(settings)
-    if a in enrolled and b in enrolled:
-        (hosts_a, ids_a), (hosts_b, ids_b) = enrolled[a], enrolled[b]
-        return bool(set(ids_a) & set(ids_b)) or any(_globs_meet(x, y) for x in hosts_a for y in hosts_b)
-    patterns = [[p.lower() for p in settings.environments[env].hostname_patterns] for env in (a, b)]
-    return any(_globs_meet(x, y) for x in patterns[0] for y in patterns[1])
-
-
-def _offsets(settings, host) -> dict[str, int]:
+def _offsets(session) -> dict[str, int]:
     """Minutes each environment's schedules move by under ``stagger``: deterministic by name.
 
     Environments are taken in the order of a hash of their names (so the order
@@ -257,10 +211,10 @@ def _offsets(settings, host) -> dict[str, int]:
     no environment sharing a host with it took before. Environments on
     machines of their own keep their times.
     """
-    names = sorted(settings.environments, key=lambda n: hashlib.sha256(n.encode()).hexdigest())
+    names = sorted(session.settings.environments, key=lambda n: hashlib.sha256(n.encode()).hexdigest())
     offsets: dict[str, int] = {}
     for name in names:
-        taken = {offsets[other] for other in offsets if share_host(settings, host, name, other)}
+        taken = {offsets[other] for other in offsets if share_host(session, name, other)}
         offsets[name] = next(i for i in range(len(names)) if i not in taken)
     return offsets
 
@@ -286,7 +240,7 @@ def entries(session, environment: str | None = None) -> list[Entry]:
     """The scheduled automations of ``environment`` (default the session's), staggered when asked."""
     env = environment or session.environment.name
     settings = session.settings
-    offset = _offsets(settings, session.host)[env] if options(settings).get("stagger") else 0
+    offset = _offsets(session)[env] if options(settings).get("stagger") else 0
     found = []
     for automation in session.automations.values():
         expression = automation.schedule_for(env)
@@ -320,7 +274,7 @@ def collisions(session) -> list[Finding]:
     findings = []
     for i, a in enumerate(every):
         for b in every[i + 1 :]:
-            if a.environment == b.environment or not share_host(session.settings, session.host, a.environment, b.environment):
+            if a.environment == b.environment or not share_host(session, a.environment, b.environment):
                 continue
             when = parse(a.expression).common_time(parse(b.expression))
             if when is not None:
@@ -528,25 +482,6 @@ def unit_name(entry: Entry) -> str:
     return safe
 
 
-def systemd_literal(text: str) -> str:
-    """``text`` as a systemd setting's value: systemd expands ``%x`` specifiers in every setting, ``%%`` is a percent sign."""
-    return text.replace("%", "%%")
-
-
-def systemd_command(argv: list[str]) -> str:
-    """``argv`` as an ``ExecStart=`` value: each word in double quotes, read back by systemd as itself.
-
-    systemd reads C escapes inside quotes and out (``\\s`` is a space) and
-    expands ``%`` specifiers everywhere and ``$VAR`` in the arguments (not in
-    the program's path): a backslash and a double quote are escaped, ``%``
-    and an argument's ``$`` doubled (systemd.service(5), "Command lines").
-    """
-    def word(text: str, dollar: str) -> str:
-        return '"' + systemd_literal(text.replace("\\", "\\\\").replace('"', '\\"')).replace("$", dollar) + '"'
-
-    return " ".join(word(w, "$$" if i else "$") for i, w in enumerate(argv))
-
-
 def limits(session, entry: Entry) -> Any:
     """The ``[resources]`` of ``entry``'s environment for an automation's run; none for envfence's own entries (health)."""
     from envfence.resources import Limits, limits_for
@@ -747,27 +682,47 @@ def _times(moments: list[_dt.datetime]) -> str:
 
 @hookimpl
 def validate(session) -> list[Finding]:
-    """A scheduled automation no scheduler can be given, a schedule the target cannot say, a broken ``[schedule]`` table, staggered schedules that still collide."""
+    """Schedules of environments sharing a host that fire together, a scheduled automation no scheduler can be given,
+    a schedule the target cannot say, a broken ``[schedule]`` table, staggered schedules that still collide."""
+    from envfence_builtins.operations.schedule_collisions import schedule_collisions
+
     try:
         session.automations
     except ConfigurationError:
         return []  # a broken [automations] table is its owner's to report (AUTOMATION_INVALID), once
     try:
-        options(session.settings)
-        found = unsupported(session)
-        if found or not session.settings.section(SECTION):
+        stagger = options(session.settings).get("stagger")
+        found = schedule_collisions(session) + unsupported(session)
+        if any(f.severity == "error" for f in found) or not session.settings.section(SECTION):
             return found
-        found = daylight_saving(session)
-        if not options(session.settings).get("stagger"):
-            return found
-        return found + collisions(session)
+        found += daylight_saving(session)
+        return found + collisions(session) if stagger else found
     except ConfigurationError as exc:
         return [Finding("SCHEDULE_INVALID", "error", exc.message, exc.hint, key=SECTION, plugin=SECTION)]
 
 
 @hookimpl
+def automation_state(session, automation) -> dict[str, Any] | None:
+    """``schedule``: the expression installed here when ``[schedule] stagger`` moved the declared one.
+
+    ``health``'s missed-run check and ``advise`` read the firing times from it
+    (:func:`envfence.automations.installed_schedule`).
+    """
+    try:
+        if not options(session.settings).get("stagger"):
+            return None
+        entry = next((e for e in entries(session) if e.automation == automation.name), None)
+    except ConfigurationError:
+        return None  # check reports it
+    if entry is None or not entry.offset:
+        return None
+    return {"schedule": {"declared": entry.declared, "installed": entry.expression, "offset": entry.offset}}
+
+
+@hookimpl
 def register_hookspecs(register) -> None:
-    """Offer ``scheduled_commands``: envfence commands of other plugins (``backup``) run beside the automations."""
+    """Offer ``scheduled_commands`` (envfence commands of other plugins, ``backup``, run beside the automations) and
+    ``share_host`` (the plugin that knows the hosts says which environments may meet on one machine)."""
     from envfence_builtins.operations.schedule_hooks import ScheduleHookspecs
 
     register(ScheduleHookspecs)

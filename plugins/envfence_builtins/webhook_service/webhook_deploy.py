@@ -54,7 +54,7 @@ def _envfence() -> list[str]:
 
 def _service(session, command: str, description: str, extra: str = "") -> str:
     """The ``[Unit]`` and ``[Service]`` sections of a unit running ``envfence --env ENV COMMAND``."""
-    from envfence_builtins.operations.schedule import systemd_command, systemd_literal
+    from envfence.systemd import systemd_command, systemd_literal
 
     env = session.environment.name
     return f"""[Unit]
