@@ -207,18 +207,36 @@ def _not_a_dir(base: Path, parts: tuple[str, ...], part: str, fd: int) -> Envfen
     return _failed(base, parts, OSError(errno.ENOTDIR, "not a directory"), "use")
 
 
+def open_directory(paths_or_base: Any, path: str | os.PathLike[str] = ".", *, create: bool = False, mode: int = PRIVATE_DIR) -> int | None:
+    """A descriptor of a directory of the tree, reached through no link, for ``dir_fd=`` calls; the caller closes it.
+
+    ``path`` ``"."`` is the base. With ``create``, missing directories are made
+    with ``mode``; without, a missing one gives None.
+
+    :raises SafetyError: a component is a symlink, or the path leaves the tree.
+    :raises FileWriteError: a component is not a directory, or cannot be opened or made.
+    """
+    base = _base(paths_or_base)
+    parts = () if str(path) in (".", "") or Path(path) == base else tree_parts(base, path)
+    try:
+        return _walk(base, parts, create, mode)
+    except FileNotFoundError:
+        if create:  # removed while it was being made
+            raise FileWriteError(f"{_shown(base, parts)} disappeared while it was made", "run the command again") from None
+        return None
+
+
 @contextmanager
 def directory(paths_or_base: Any, path: str | os.PathLike[str] = ".", *, create: bool = False, mode: int = PRIVATE_DIR) -> Iterator[int]:
     """An open descriptor of a directory of the tree, for ``dir_fd=`` calls; closed on exit.
 
     ``path`` ``"."`` is the base. With ``create``, missing directories are made with ``mode``.
     """
-    base = _base(paths_or_base)
-    parts = () if str(path) in (".", "") or Path(path) == base else tree_parts(base, path)
-    try:
-        fd = _walk(base, parts, create, mode)
-    except FileNotFoundError as exc:
-        raise FileWriteError(f"{_shown(base, parts)} does not exist", "run `envfence init` to create the tree") from exc
+    fd = open_directory(paths_or_base, path, create=create, mode=mode)
+    if fd is None:
+        base = _base(paths_or_base)
+        shown = base if str(path) in (".", "") else Path(base, *tree_parts(base, path))
+        raise FileWriteError(f"{shown} does not exist", "run `envfence init` to create the tree")
     try:
         yield fd
     finally:

@@ -196,19 +196,40 @@ def contents(session, snapshot: Snapshot) -> dict[str, bytes | None]:
     return {source: None if digest is None else _saved(session, snapshot, source) for source, digest in snapshot.files.items()}
 
 
+def _refuse_unsafe(session, snapshot: Snapshot, changes: list[dict[str, Any]]) -> None:
+    """Refuse the rollback before anything is written when a file it would change lies outside the project,
+    behind a linked directory, or where a directory stands: never half a rollback."""
+    from .errors import SafetyError
+
+    for change in changes:
+        path = Path(change["path"])
+        problem = files.check_file(session.root.path, path)
+        if problem in ("outside", "not a file") or (problem == "symlink" and not path.is_symlink()):
+            why = {"outside": f"it is outside the project ({session.root.path})", "not a file": "something other than a file stands there",
+                   "symlink": "a directory on its way is a symbolic link"}[problem]
+            raise SafetyError(
+                f"refusing to roll back {change['source']} to snapshot {snapshot.id}: {path}: {why}; nothing was changed",
+                f"put a plain file (or nothing) at {path}, in real directories of the project, then roll back again",
+            )
+
+
 def rollback(session, snapshot: Snapshot, reason: str | None = None) -> tuple[Snapshot, list[dict[str, Any]]]:
     """Put ``snapshot``'s files back; returns the snapshot taken first and the changes."""
     changes = plan(session, snapshot)
-    contents = {c["source"]: _saved(session, snapshot, c["source"]) for c in changes if c["action"] != "remove"}
+    saved = {c["source"]: _saved(session, snapshot, c["source"]) for c in changes if c["action"] != "remove"}
+    _refuse_unsafe(session, snapshot, changes)
     before = take(session, note=f"automatic, before rollback to {snapshot.id}")
+    project = session.root.path
     for change in changes:
+        # Through envfence.files from the project's root: a link on the way (a linked directory
+        # holding a layer) is refused, never written through; a link at the name is replaced.
         path = Path(change["path"])
         if change["action"] == "remove":
-            path.unlink(missing_ok=True)
+            files.remove(project, path)
             continue
         # Keep the live file's mode; a file that comes back gets owner-only.
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
-        files.write_atomic(path.parent, path.name, contents[change["source"]], mode=mode)
+        mode = path.lstat().st_mode & 0o777 if path.is_file() and not path.is_symlink() else 0o600
+        files.write_atomic(project, path, saved[change["source"]], mode=mode)
     session.audit(
         "config.rolled_back",
         to=snapshot.id,

@@ -118,3 +118,52 @@ def test_a_snapshot_whose_copy_is_missing_or_altered_is_refused_by_name_and_noth
     assert missing.exit_code == 1 and "No such file" in missing.stderr and "Traceback" not in missing.output, missing.output
     assert (root / ".env").read_text() == "APP=v2\n"
     assert len(json.loads(run_cli("--json", "config", "rollback", "--list", cwd=root).stdout)) == 1  # no snapshot taken for nothing
+
+
+def _linked_layer_plugin(hookimpl, name: str):
+    """A plugin whose file layer lives in ``conf/`` of the project, as a plugin's own layer may."""
+    from envfence.models import ConfigLayer
+
+    class ConfLayer:
+        @hookimpl
+        def load_config(self, root, environment, settings, environ):
+            path = root / "conf" / name
+            values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line) if path.is_file() else {}
+            return [ConfigLayer(f"conf/{name}", values, 15, path=path, exists=path.is_file(), plugin="conf")]
+
+    return ConfLayer()
+
+
+def test_a_rollback_never_writes_through_a_linked_directory_and_changes_nothing(make_project, run_cli, envfence_plugin, tmp_path):
+    from envfence import hookimpl
+
+    envfence_plugin(_linked_layer_plugin(hookimpl, "extra.env"), "conf")
+    root = make_project({".env": "APP=v1\n", "conf/extra.env": "LEVEL=old\n"})
+    snap = json.loads(run_cli("--json", "config", "snapshot", cwd=root).stdout)["id"]
+    (root / ".env").write_text("APP=v2\n")
+    # The layer's directory is swapped for a link to a place outside the project, holding a file of the same name.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "extra.env").write_text("LEVEL=theirs\n")
+    (root / "conf" / "extra.env").unlink()
+    (root / "conf").rmdir()
+    (root / "conf").symlink_to(elsewhere)
+    result = run_cli("config", "rollback", snap, cwd=root)
+    assert result.exit_code == 3, result.output
+    assert "conf/extra.env" in result.stderr and "symbolic link" in result.stderr and "nothing was changed" in result.stderr
+    assert (elsewhere / "extra.env").read_text() == "LEVEL=theirs\n"  # not written through the link
+    assert (root / ".env").read_text() == "APP=v2\n"  # and no half rollback
+    assert len(json.loads(run_cli("--json", "config", "rollback", "--list", cwd=root).stdout)) == 1
+
+
+def test_a_rollback_replaces_a_linked_layer_file_and_leaves_what_it_pointed_to(make_project, run_cli, tmp_path):
+    root = make_project({".env": "APP=v1\n", ".env.development": "BASE=appOld\n"})
+    snap = json.loads(run_cli("--json", "config", "snapshot", cwd=root).stdout)["id"]
+    victim = tmp_path / "victim.env"
+    victim.write_text("BASE=victim\n")
+    (root / ".env.development").unlink()
+    (root / ".env.development").symlink_to(victim)
+    result = run_cli("config", "rollback", snap, cwd=root)
+    assert result.exit_code == 0, result.output
+    assert not (root / ".env.development").is_symlink() and (root / ".env.development").read_text() == "BASE=appOld\n"
+    assert victim.read_text() == "BASE=victim\n"

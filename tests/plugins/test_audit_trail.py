@@ -601,6 +601,39 @@ def test_a_symlinked_audit_directory_is_refused(make_project, run_cli, tmp_path)
     assert result.exit_code == 1 and "symbolic link" in result.stderr
 
 
+def test_nothing_is_appended_through_a_linked_audit_directory(make_project, run_cli, tmp_path):
+    root = make_project()
+    run_cli("init", cwd=root)
+    audit_dir = trail(root).parent
+    moved = tmp_path / "audit-elsewhere"
+    audit_dir.rename(moved)
+    audit_dir.symlink_to(moved)
+    before = {p.name: p.read_bytes() for p in moved.iterdir()}
+    result = run_cli("init", cwd=root)
+    assert result.exit_code == 3 and "leads outside the development tree" in result.stderr and "internal error" not in result.output
+    assert {p.name: p.read_bytes() for p in moved.iterdir()} == before  # not one record written there
+    assert run_cli("audit", "show", cwd=root).exit_code == 1
+
+
+def test_a_link_swapped_in_for_the_audit_directory_after_the_tree_was_checked_gets_no_record(make_project, tmp_path):
+    from envfence import Session
+    from envfence.errors import EnvfenceError
+
+    root = make_project()
+    session = Session.open(root=root)
+    session.prepare()  # the tree is checked and the trail started here
+    audit_dir = trail(root).parent
+    moved = tmp_path / "audit-elsewhere"
+    audit_dir.rename(moved)
+    audit_dir.symlink_to(moved)
+    before = {p.name: p.read_bytes() for p in moved.iterdir()}
+    try:
+        session.audit("test.after_the_swap", note="must not land elsewhere")
+    except EnvfenceError as exc:
+        assert "symbolic link" in exc.message
+    assert {p.name: p.read_bytes() for p in moved.iterdir()} == before
+
+
 @pytest.mark.parametrize("command", [("audit", "verify"), ("audit", "show"), ("audit", "show", "--last", "2"), ("init",)])
 def test_a_directory_where_the_trail_belongs_is_a_clear_error(make_project, run_cli, command):
     root = make_project()

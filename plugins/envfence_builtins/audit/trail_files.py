@@ -1,7 +1,9 @@
 """Where an environment's audit trail lives, and how its files are opened: never through a link, never outside the tree.
 
-Every file is reached from the tree's base one component at a time without
-following a symlink; the directory is owner-only (0700), the files 0600.
+The trail's directory is reached through :func:`envfence.files.open_directory`
+(from the tree's base, one component at a time, never through a symlink) and
+its files opened in it with ``O_NOFOLLOW``; the directory is owner-only
+(0700), the files 0600.
 Whole-file replacements (the head) go through :func:`envfence.files.write_atomic`.
 A failure becomes an :class:`~envfence.errors.EnvfenceError` that names the
 file and what to do (:func:`refusal`).
@@ -57,49 +59,22 @@ def refusal(path: Path, exc: OSError, doing: str) -> EnvfenceError:
 
 
 def open_dir(paths: EnvPaths, directory: Path, create: bool) -> int | None:
-    """A descriptor of ``directory``, reached from the tree's base without following a symlink.
+    """A descriptor of ``directory`` (owner-only when ``create``), reached through :mod:`envfence.files` from the tree's base.
 
     :returns: None when it does not exist and ``create`` is false.
     :raises EnvfenceError: it lies outside the tree, or a component is a symlink or a file.
     """
-    base = paths.base
+    from envfence import files
+    from envfence.errors import SafetyError
+
     try:
-        parts = directory.relative_to(base).parts
-    except ValueError:
-        raise EnvfenceError(f"{directory} is outside the {paths.environment} tree ({base})", "keep the audit directory inside the tree") from None
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-    where = base
-    try:
-        fd = os.open(base, flags)
-    except FileNotFoundError:
-        if not create:
-            return None
-        raise EnvfenceError(f"{base} does not exist", "run `envfence init` to create the environment's tree") from None
-    except OSError as exc:
-        raise refusal(base, exc, "opened") from None
-    try:
-        for part in parts:
-            where = where / part
-            if create:
-                try:
-                    os.mkdir(part, 0o700, dir_fd=fd)
-                except FileExistsError:
-                    pass
-            try:
-                inner = os.open(part, flags, dir_fd=fd)
-            except FileNotFoundError:
-                if create:
-                    raise
-                os.close(fd)
-                return None
-            os.close(fd)
-            fd = inner
-        if create:
-            os.fchmod(fd, 0o700)
-        return fd
-    except OSError as exc:
-        os.close(fd)
-        raise refusal(where, exc, "opened") from None
+        fd = files.open_directory(paths, directory, create=create, mode=files.PRIVATE_DIR)
+    except SafetyError as exc:  # the trail's refusals are errors of the trail (exit 1), as for its files
+        raise EnvfenceError(f"the audit directory {directory}: {exc.message}; the audit trail is never read or written "
+                            "through a symbolic link or outside the tree", exc.hint) from None
+    if fd is not None and create:
+        os.fchmod(fd, files.PRIVATE_DIR)  # the trail's directory is owner-only, whoever made it
+    return fd
 
 
 def open_file(dir_fd: int, path: Path, flags: int, doing: str) -> int | None:
@@ -181,10 +156,23 @@ def torn_tail(fd: int, size: int) -> int:
     return size
 
 
-def moved_aside(directory: int | Path, trail: Path) -> bool:
-    """Whether ``move_aside`` left a ``<trail>.broken-…`` beside the (missing) trail."""
+def moved_aside(directory: int, trail: Path) -> bool:
+    """Whether ``move_aside`` left a ``<trail>.broken-…`` beside the (missing) trail, in the open ``directory``."""
     try:
         return any(n.startswith(f"{trail.name}.broken-") for n in os.listdir(directory))
     except OSError:
         return False
 
+
+def moved_aside_in_tree(paths: EnvPaths, trail: Path) -> bool:
+    """:func:`moved_aside` for the trail's directory, reached through :func:`open_dir` (never through a link)."""
+    try:
+        fd = open_dir(paths, trail.parent, create=False)
+    except EnvfenceError:
+        return False  # the trail's own checks report a linked or broken directory
+    if fd is None:
+        return False
+    try:
+        return moved_aside(fd, trail)
+    finally:
+        os.close(fd)

@@ -17,7 +17,7 @@ from envfence.models import EnvPaths
 from .append import ACKNOWLEDGED, LOST, RESTARTED
 from .head import Head
 from .reading import Snapshot, open_snapshot
-from .trail_files import INTERRUPTED, head_path, moved_aside
+from .trail_files import INTERRUPTED, head_path, moved_aside_in_tree
 
 
 @attrs.define
@@ -170,7 +170,7 @@ def _check_ends(snapshot, paths, verdict, key, anchor, has_runs, seq, at_head, a
     if snapshot.fd is None:
         if head is not None:
             verdict.problem = _problem(None, None, f"the trail is missing but its head says record {head.seq}: it was removed")
-        elif moved_aside(snapshot.trail.parent, snapshot.trail):
+        elif moved_aside_in_tree(paths, snapshot.trail):
             verdict.problem = _problem(None, None, INTERRUPTED)
         elif has_runs():
             verdict.problem = _problem(None, None, "the trail is missing although the run history shows runs: it was removed")
