@@ -590,13 +590,19 @@ def test_a_symlinked_trail_is_never_written_through(make_project, run_cli, tmp_p
         assert shown.exit_code == 1 and "is a symbolic link" in shown.stderr
 
 
-def test_a_symlinked_audit_directory_is_refused(make_project, run_cli, tmp_path):
-    root = make_project()
-    run_cli("init", cwd=root)
+def _link_audit_directory(root, tmp_path):
+    """Move the trail's directory out of the tree and leave a link to it in its place; the new place."""
     audit_dir = trail(root).parent
     moved = tmp_path / "audit-elsewhere"
     audit_dir.rename(moved)
     audit_dir.symlink_to(moved)
+    return moved
+
+
+def test_a_symlinked_audit_directory_is_refused(make_project, run_cli, tmp_path):
+    root = make_project()
+    run_cli("init", cwd=root)
+    moved = _link_audit_directory(root, tmp_path)
     result = run_cli("audit", "verify", cwd=root)
     assert result.exit_code == 1 and "symbolic link" in result.stderr
 
@@ -604,10 +610,7 @@ def test_a_symlinked_audit_directory_is_refused(make_project, run_cli, tmp_path)
 def test_nothing_is_appended_through_a_linked_audit_directory(make_project, run_cli, tmp_path):
     root = make_project()
     run_cli("init", cwd=root)
-    audit_dir = trail(root).parent
-    moved = tmp_path / "audit-elsewhere"
-    audit_dir.rename(moved)
-    audit_dir.symlink_to(moved)
+    moved = _link_audit_directory(root, tmp_path)
     before = {p.name: p.read_bytes() for p in moved.iterdir()}
     result = run_cli("init", cwd=root)
     assert result.exit_code == 3 and "leads outside the development tree" in result.stderr and "internal error" not in result.output
@@ -622,10 +625,7 @@ def test_a_link_swapped_in_for_the_audit_directory_after_the_tree_was_checked_ge
     root = make_project()
     session = Session.open(root=root)
     session.prepare()  # the tree is checked and the trail started here
-    audit_dir = trail(root).parent
-    moved = tmp_path / "audit-elsewhere"
-    audit_dir.rename(moved)
-    audit_dir.symlink_to(moved)
+    moved = _link_audit_directory(root, tmp_path)
     before = {p.name: p.read_bytes() for p in moved.iterdir()}
     try:
         session.audit("test.after_the_swap", note="must not land elsewhere")
