@@ -174,6 +174,17 @@ def test_health_alert_sends_a_missed_run_once(make_project, run_cli):
     assert second.exit_code == 2 and "ALERT" not in second.stderr
 
 
+def test_health_alert_with_the_alerts_plugin_disabled_says_nothing_was_sent(make_project, run_cli):
+    import json
+
+    root = make_project({"jobs.py": JOBS}, settings='[automations.sync]\nrun = "jobs:ok"\nschedule = "0 * * * *"\n')
+    result = run_cli("-p", "no:alerts", "--json", "health", "--alert", cwd=root)
+    assert result.exit_code == 2 and "ALERT" not in result.stderr
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["alerts"]["state"] == "UNKNOWN" and "enable the alerts plugin" in checks["alerts"]["message"]
+    assert checks["sync.expected_every"]["state"] == "CRITICAL"  # the checks themselves still stand
+
+
 def test_hook_alert_a_plugin_that_raises_is_named_and_its_alert_kept(make_project, run_cli, envfence_plugin):
     import envfence
 

@@ -67,6 +67,14 @@ def test_healthy_environment_is_ok_with_a_summary_line_first(project, run_cli):
     assert checks["disk"]["state"] == "OK"
 
 
+def test_the_audit_check_is_the_audit_plugins_and_goes_with_it(project, run_cli):
+    assert run_cli("run", "hourly", cwd=project).exit_code == 0
+    assert "audit" in by_name(health(run_cli, project)[1])
+    result = run_cli("-p", "no:audit", "--json", "health", cwd=project)
+    checks = by_name(json.loads(result.stdout))
+    assert "audit" not in checks and checks["hourly.failed"]["state"] == "OK"
+
+
 def test_a_missed_scheduled_run_is_critical(project, run_cli):
     seed(project, "hourly", ago=_dt.timedelta(hours=3))
     result = run_cli("health", cwd=project)

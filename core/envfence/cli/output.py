@@ -127,6 +127,15 @@ def echo_findings(findings: Iterable[Finding], err: bool = False) -> None:
             click.echo(f"  fix: {f.remediation}", err=err)
 
 
+def progress_printer(state: Any, label: str = "files"):
+    """Progress per item on stderr (:class:`Progress`): a bar once the count is known; None when nothing is shown.
+
+    For long commands that go through files one by one (``backup``, ``restore``, ``report``).
+    """
+    progress = Progress(state, label)
+    return progress if progress.shown else None
+
+
 def plural(count: int, word: str) -> str:
     """``1 key``, ``2 keys``: a count with its noun."""
     return f"{count} {word}{'' if count == 1 else 's'}"

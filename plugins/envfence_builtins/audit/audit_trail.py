@@ -122,6 +122,29 @@ def register_commands(cli) -> None:
     cli.add_command(audit)
 
 
+@hookimpl(optionalhook=True)
+def health_checks(session) -> list[dict] | None:
+    """``envfence health``: the trail's hash chain is intact (the ``health`` plugin's hook)."""
+    from envfence.errors import EnvfenceError
+
+    from .verify import verify
+
+    if session.paths is None:
+        return None
+    trail = trail_path(session.paths)
+    try:
+        verdict = verify(session.paths, key=audit_key(session))
+    except EnvfenceError as exc:  # a symlink, a directory, an unreadable file
+        return [{"name": "audit", "state": "CRITICAL", "message": f"audit trail unreadable: {exc.message}"}]
+    count, problem = verdict.records, verdict.problem
+    if problem is None and not verdict.exists:
+        return [{"name": "audit", "state": "OK", "message": f"no audit trail yet ({trail.name})"}]
+    if problem is None:
+        return [{"name": "audit", "state": "OK", "message": f"audit chain intact ({count} record(s))", "value": count}]
+    return [{"name": "audit", "state": "CRITICAL", "message": f"audit chain broken at line {problem.get('line')}: {problem['reason']}",
+             "value": count}]
+
+
 @hookimpl
 def register_hookspecs(register) -> None:
     """Offer ``verify_audit_store``: a plugin that keeps a second chain checks it in ``audit verify``."""

@@ -627,6 +627,17 @@ def register_commands(cli) -> None:
     cli.add_command(alerts)
 
 
+@hookimpl(optionalhook=True)
+def health_alerts(session, checks) -> dict[str, list]:
+    """``envfence health --alert``: the checks as incidents, sent through the environment's channels (the ``health`` plugin's hook).
+
+    The alert state is held from reading the open incidents to saving them:
+    two hosts seeing the same crossing send one alert.
+    """
+    with held_state(session):
+        return dispatch(session, alerts_from_checks(session, checks))
+
+
 @hookimpl
 def register_hookspecs(register) -> None:
     """Offer ``alert`` (a plugin's own channel) and ``hold_state`` (the alerts' state where every host sees it)."""

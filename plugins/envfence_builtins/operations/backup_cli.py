@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
-from envfence.cli.output import Progress, dumps
+from envfence.cli.output import Progress, dumps, progress_printer
 
 from envfence_builtins.operations import backup as archives
-
-
-def progress_printer(state: State, label: str = "files"):
-    """Progress per file on stderr (:class:`envfence.cli.output.Progress`): a bar once the count is known."""
-    progress = Progress(state, label)
-    return progress if progress.shown else None
 
 
 @examples(

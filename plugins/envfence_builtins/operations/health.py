@@ -7,7 +7,9 @@ duration and memory against ``[thresholds]``, a lock held longer than
 ``[health] min_free_disk`` (default 10%; critical below half of it), memory
 pressure on the host (Linux PSI, ``/proc/pressure/memory``, where present)
 against ``[health] max_memory_pressure`` (default 10% of the last minute
-stalled; critical at twice it), and the audit trail's chain. One summary line comes first, as monitoring expects.
+stalled; critical at twice it), and what other plugins check of their own state
+through ``health_checks`` (the audit trail's chain, from the ``audit`` plugin).
+One summary line comes first, as monitoring expects.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import datetime as _dt
 import re
 import shutil
 from pathlib import Path
-from typing import Any
 
 import attrs
 
@@ -24,25 +25,12 @@ from envfence import hookimpl
 from envfence.errors import ConfigurationError
 from envfence.models import utcnow
 
+from envfence_builtins.operations.health_hooks import Check
+
 SECTION = "health"
 STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")  #: index is the Nagios exit code
 _SEVERITY = {"warning": "WARNING", "critical": "CRITICAL"}
 HISTORY_LIMIT = 1000
-
-
-@attrs.frozen
-class Check:
-    """One check's result."""
-
-    name: str  #: e.g. ``sync.expected_every``, ``disk``, ``audit``
-    state: str  #: one of :data:`STATES`
-    message: str
-    automation: str | None = None
-    check: str | None = None
-    value: Any = None
-    limit: Any = None
-    run_id: str | None = None
-    severity: str | None = None  #: the threshold's severity when crossed
 
 
 def worst(checks) -> str:
@@ -217,25 +205,16 @@ def max_memory_pressure(settings) -> float:
     return float(value)
 
 
-def audit_check(session) -> Check:
-    """The audit trail's hash chain is intact."""
-    from envfence.errors import EnvfenceError
+def plugin_checks(session) -> list[Check]:
+    """The checks other plugins add (``health_checks``: the audit chain ...); a plugin that raised is UNKNOWN, by name."""
+    from envfence_builtins.operations.health_hooks import HealthHooks
 
-    from envfence_builtins.audit.trail_files import trail_path
-    from envfence_builtins.audit.trail_session import audit_key
-    from envfence_builtins.audit.verify import verify
-
-    trail = trail_path(session.paths)
-    try:
-        verdict = verify(session.paths, key=audit_key(session))
-    except EnvfenceError as exc:  # a symlink, a directory, an unreadable file
-        return Check("audit", "CRITICAL", f"audit trail unreadable: {exc.message}")
-    count, problem = verdict.records, verdict.problem
-    if problem is None and not verdict.exists:
-        return Check("audit", "OK", f"no audit trail yet ({trail.name})")
-    if problem is None:
-        return Check("audit", "OK", f"audit chain intact ({count} record(s))", value=count)
-    return Check("audit", "CRITICAL", f"audit chain broken at line {problem.get('line')}: {problem['reason']}", value=count)
+    result = HealthHooks(session.plugins).health_checks(session=session)
+    found = [Check(str(c["name"]), str(c["state"]), str(c["message"]), value=c.get("value"), limit=c.get("limit"))
+             for c in result.flat() if c.get("state") in STATES]
+    found += [Check(f"plugin.{error.plugin}", "UNKNOWN", f"the {error.plugin} plugin's check failed: {session.redactor()(str(error))}")
+              for error in result.errors]
+    return found
 
 
 def run_checks(session, now: _dt.datetime | None = None) -> list[Check]:
@@ -253,7 +232,7 @@ def run_checks(session, now: _dt.datetime | None = None) -> list[Check]:
                        ("locks", lambda: lock_checks(session, max_lock, now)),
                        ("disk", lambda: [disk_check(session, free)]),
                        ("memory", lambda: [memory_check(session, max_memory_pressure(session.settings))]),
-                       ("audit", lambda: [audit_check(session)])):
+                       ("plugins", lambda: plugin_checks(session))):
         try:
             found.extend(step())
         except ConfigurationError as exc:
@@ -372,6 +351,14 @@ def _human(delta: _dt.timedelta) -> str:
         if seconds >= size:
             return f"{seconds / size:.1f}{unit}"
     return f"{seconds}s"
+
+
+@hookimpl
+def register_hookspecs(register) -> None:
+    """Offer ``health_alerts``: the plugin that sends alerts takes ``health --alert``'s checks."""
+    from envfence_builtins.operations.health_hooks import HealthHookspecs
+
+    register(HealthHookspecs)
 
 
 @hookimpl

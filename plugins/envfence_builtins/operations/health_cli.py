@@ -58,14 +58,19 @@ def _report(session, send: bool) -> dict:
     data = {"environment": session.environment.name, "status": worst(checks), "checks": checks,
             "perfdata": performance(session)}
     if send:
-        from envfence_builtins.operations.alerts import alerts_from_checks, dispatch, held_state
+        from envfence_builtins.operations.health_hooks import HealthHooks
 
         session.prepare()
         try:
-            with held_state(session):  # from reading the open incidents to saving them: one alert across hosts
-                data["alerts"] = dispatch(session, alerts_from_checks(session, checks))
+            sent = HealthHooks(session.plugins).health_alerts(session=session, checks=checks).first
         except EnvfenceError as exc:  # the checks still stand; monitoring hears UNKNOWN, not a plugin crash
-            checks.append(Check("alerts", "UNKNOWN", f"alerts not sent: {exc.message} ({exc.hint})"))
+            sent, problem = None, f"alerts not sent: {exc.message} ({exc.hint})"
+        else:
+            problem = None if sent is not None else "alerts not sent: no plugin sends them (enable the alerts plugin)"
+        if problem is None:
+            data["alerts"] = sent
+        else:
+            checks.append(Check("alerts", "UNKNOWN", problem))
             data["status"] = worst(checks)
     return data
 

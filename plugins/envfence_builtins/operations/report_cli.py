@@ -8,12 +8,11 @@ import click
 
 from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
-from envfence.cli.output import dumps
+from envfence.cli.output import dumps, progress_printer
 from envfence.cli.params import Since
 
 from envfence_builtins.operations import report as pages
 from envfence_builtins.operations import report_insights, report_page
-from envfence_builtins.operations.backup_cli import progress_printer
 
 
 @examples(

@@ -108,6 +108,29 @@ def history_file(session) -> Path | None:
     return paths.base / history_setting(session.settings)
 
 
+@hookimpl(optionalhook=True)
+def history_has_runs(session) -> bool:
+    """Whether the history shows any run of this environment (the ``audit`` plugin's hook); False when there is none.
+
+    The database is opened read-only and only queried: reading it through the
+    ``run_history`` hook would mark abandoned runs, which audits, which appends.
+    """
+    import sqlite3
+
+    try:
+        path = history_file(session)
+        if path is None or files.check_file(session.paths, path) not in (None, "hard link") or not path.is_file():
+            return False
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=2)
+        try:
+            row = db.execute("SELECT 1 FROM runs WHERE environment = ? LIMIT 1", (session.environment.name,)).fetchone()
+        finally:
+            db.close()
+    except (OSError, sqlite3.Error, ConfigurationError):  # no file, or a damaged one: validate reports that
+        return False
+    return row is not None
+
+
 @hookimpl
 def validate(session) -> list[Finding]:
     """A ``[history] file`` that is no path inside the tree, a link, or no SQLite database."""
