@@ -255,6 +255,19 @@ def test_store_import_copies_the_sqlite_history_and_the_file_trail_keeping_the_c
     assert len(json.loads(run_cli("status", "--json", cwd=project).stdout)["runs"]) == 3
 
 
+def test_store_import_with_the_history_plugin_disabled_says_it_read_no_runs(make_project, store_db, run_cli):
+    project = make_project({"jobs.py": JOBS}, settings='[automations.ok]\nrun = "jobs:ok"\n')
+    assert run_cli("run", "ok", cwd=project).exit_code == 0
+    (project / "envfence.toml").write_text(settings(store_db.url))
+    (project / ".env").write_text(f"DEV_STORE_PASSWORD={APP_PASSWORD}\nDEV_STORE_ADMIN_URL={store_db.owner}\n")
+    assert run_cli("store", "init", cwd=project).exit_code == 0
+    result = run_cli("-p", "no:history", "store", "import", cwd=project)
+    assert result.exit_code == 0, result.output
+    assert "nothing read of the run history (the history plugin): it is disabled" in result.stdout
+    assert query(store_db.superuser, "SELECT count(*) FROM envfence_runs") == [(0,)]
+    assert query(store_db.superuser, "SELECT count(*) FROM envfence_audit")[0][0] > 0  # the trail still came
+
+
 def test_import_refuses_a_broken_file_trail(make_project, store_db, run_cli):
     project = make_project({"jobs.py": JOBS}, settings='[automations.ok]\nrun = "jobs:ok"\n')
     assert run_cli("run", "ok", cwd=project).exit_code == 0

@@ -145,6 +145,33 @@ def health_checks(session) -> list[dict] | None:
              "value": count}]
 
 
+@hookimpl(optionalhook=True)
+def local_audit_records(session) -> dict | None:
+    """The file trail's records, verified first (chain, head, signature), for ``envfence store import`` (the ``store`` plugin's hook).
+
+    :raises ConfigurationError: the trail is broken; it is not copied.
+    """
+    from envfence.errors import ConfigurationError
+
+    from .reading import records
+    from .verify import verify
+
+    paths = session.paths
+    if paths is None:
+        return None
+    trail = trail_path(paths)
+    if not trail.is_file():
+        return {"trail": None, "records": []}
+    verdict = verify(paths, key=audit_key(session), has_runs=lambda: has_runs(session))
+    if not verdict.ok:
+        problem = verdict.problem or {}
+        raise ConfigurationError(
+            f"{trail}: the audit trail is broken at record #{problem.get('seq')} ({problem.get('reason')}); it is not imported",
+            "run `envfence audit verify`, keep the file as evidence, and import once the cause is understood",
+        )
+    return {"trail": trail, "records": list(records(paths))}
+
+
 @hookimpl
 def register_hookspecs(register) -> None:
     """Offer ``verify_audit_store``: a plugin that keeps a second chain checks it in ``audit verify``."""

@@ -131,6 +131,28 @@ def history_has_runs(session) -> bool:
     return row is not None
 
 
+@hookimpl(optionalhook=True)
+def local_runs(session) -> list[dict] | None:
+    """The environment's finished runs, one row each, for ``envfence store import`` (the ``store`` plugin's hook)."""
+    import sqlite3
+
+    path = history_file(session)
+    if path is None:
+        return None
+    if not path.is_file():
+        return []
+    db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    db.row_factory = sqlite3.Row
+    try:
+        rows = [dict(r) for r in db.execute("SELECT * FROM runs WHERE environment = ?", (session.environment.name,))]
+    finally:
+        db.close()
+    finished = [r for r in rows if r.get("status") != "running"]  # a run still going is imported once it ends
+    for row in finished:
+        row["forced"] = bool(row.get("forced"))
+    return finished
+
+
 @hookimpl
 def validate(session) -> list[Finding]:
     """A ``[history] file`` that is no path inside the tree, a link, or no SQLite database."""

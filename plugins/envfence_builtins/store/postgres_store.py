@@ -809,6 +809,14 @@ def _held_state(store: Store, name: str, write: bool) -> Iterator[dict[str, Any]
 
 
 @hookimpl
+def register_hookspecs(register) -> None:
+    """Offer ``local_runs`` and ``local_audit_records``: what ``store import`` copies from the tree."""
+    from envfence_builtins.store.store_hooks import StoreHookspecs
+
+    register(StoreHookspecs)
+
+
+@hookimpl
 def register_commands(cli) -> None:
     """Add ``envfence store init|migrate|check|import``."""
     from envfence_builtins.store.store_cli import store

@@ -144,6 +144,9 @@ def import_cmd(state: State) -> None:
     target = admin_store(session)
     runs = _local_runs(session)
     records, trail = _local_trail(session)
+    unkept = [what for what, got in (("run history (the history plugin)", runs), ("audit trail (the audit plugin)", records))
+              if got is None]
+    runs, records = runs or [], records or []
     with target.using("import") as db, Progress(state, "importing") as progress:
         progress.expect(len(runs) + len(records))
         before = db.execute(f"SELECT count(*) FROM {RUNS} WHERE environment = %s", (target.environment,)).fetchone()[0]
@@ -162,50 +165,27 @@ def import_cmd(state: State) -> None:
     lines = [
         f"runs: {after - before} added of {len(runs)} read ({target.environment})",
         f"audit records: {added} added of {len(records)} read" + (f" ({trail})" if trail else ""),
-    ]
+    ] + [f"nothing read of the {what}: it is disabled" for what in unkept]
+    data["not_read"] = unkept
     _finish(state, data, lines)
 
 
-def _local_runs(session) -> list[dict]:
-    """The environment's finished runs from its SQLite history."""
-    import sqlite3
+def _local_runs(session) -> list[dict] | None:
+    """The environment's finished runs from the history kept in its tree (``local_runs``); None when no plugin keeps one."""
+    from envfence_builtins.store.store_hooks import StoreHooks
 
-    from envfence_builtins.runs.history import history_file
-
-    path = history_file(session)
-    if path is None or not path.is_file():
-        return []
-    db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
-    db.row_factory = sqlite3.Row
-    try:
-        rows = [dict(r) for r in db.execute("SELECT * FROM runs WHERE environment = ?", (session.environment.name,))]
-    finally:
-        db.close()
-    finished = [r for r in rows if r.get("status") != "running"]  # a run still going is imported once it ends
-    for row in finished:
-        row["forced"] = bool(row.get("forced"))
-    return finished
+    rows = StoreHooks(session.plugins).local_runs(session=session).first
+    return None if rows is None else [dict(row) for row in rows]
 
 
 def _local_trail(session):
-    """The environment's file trail records, verified first (chain, head, signature): a broken trail is not copied."""
-    from envfence_builtins.audit.reading import records
-    from envfence_builtins.audit.trail_files import trail_path
-    from envfence_builtins.audit.trail_session import audit_key, has_runs
-    from envfence_builtins.audit.verify import verify
+    """The environment's file trail records, verified first by the plugin keeping it (``local_audit_records``)."""
+    from envfence_builtins.store.store_hooks import StoreHooks
 
-    paths = session.paths
-    trail = trail_path(paths) if paths is not None else None
-    if trail is None or not trail.is_file():
-        return [], trail
-    verdict = verify(paths, key=audit_key(session), has_runs=lambda: has_runs(session))
-    if not verdict.ok:
-        problem = verdict.problem or {}
-        raise ConfigurationError(
-            f"{trail}: the audit trail is broken at record #{problem.get('seq')} ({problem.get('reason')}); it is not imported",
-            "run `envfence audit verify`, keep the file as evidence, and import once the cause is understood",
-        )
-    return list(records(paths)), trail
+    kept = StoreHooks(session.plugins).local_audit_records(session=session).first
+    if kept is None:
+        return None, None
+    return list(kept["records"]), kept.get("trail")
 
 
 def _import_trail(db, target, records: list[dict], trail) -> int:
