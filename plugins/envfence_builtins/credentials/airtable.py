@@ -96,75 +96,14 @@ def validate(session, live: bool) -> list[Finding]:
     in_use = SECTION in session.settings.raw or token_key is not None or base_key is not None
     if not in_use:
         return []
-    findings: list[Finding] = []
-    token_ok = False
-
-    if token_key is None:
-        if SECTION not in session.settings.raw:  # else the declared-settings check reports it
-            findings.append(_finding(
-                "AIRTABLE_TOKEN_MISSING", "error",
-                f"AIRTABLE_BASE_ID is set but no Airtable token is configured for {session.environment.name}",
-                f"set {config.key_for('AIRTABLE_API_KEY')}: {CREATE_TOKEN}", config.key_for("AIRTABLE_API_KEY"),
-            ))
-    else:
-        token = str(reveal(config[token_key]))
-        shown = describe(token_key, config[token_key], token_kind(config[token_key]))
-        problem = text_problem(token)
-        if LEGACY_KEY_RE.fullmatch(token):
-            findings.append(_finding(
-                "AIRTABLE_LEGACY_API_KEY", "error",
-                f"{shown} is a legacy Airtable API key; such keys stopped working on 1 February 2024",
-                f"{CREATE_TOKEN}, then put it in {token_key}", token_key,
-            ))
-        elif problem == PLACEHOLDER:
-            findings.append(_finding("AIRTABLE_TOKEN_PLACEHOLDER", "error", f"{shown} {problem}", CREATE_TOKEN, token_key))
-        elif problem is not None or not TOKEN_RE.fullmatch(token):
-            detail = problem or "is not shaped like a personal access token ('pat' + 14 letters or digits + '.' + 64 hex digits)"
-            findings.append(_finding(
-                "AIRTABLE_TOKEN_FORMAT", "error", f"{shown} {detail}",
-                f"copy the whole token again (it is shown once, when created), or {CREATE_TOKEN}", token_key,
-            ))
-        else:
-            token_ok = True
-
-    base = None
-    if base_key is not None:
-        base = reveal(config[base_key]).strip()
-        if not BASE_RE.fullmatch(base):
-            findings.append(_finding(
-                "AIRTABLE_BASE_ID_FORMAT", "error",
-                f"{base_key}={base!r} is not an Airtable base ID ('app' + 14 letters or digits)",
-                "copy the base ID from the base's URL (airtable.com/appXXXXXXXXXXXXXX/...) or its API page", base_key,
-            ))
-            base = None
-
+    findings, token_ok = _token_findings(session, token_key)
+    base_found, base = _base_findings(config, base_key)
     tables = _tables(session)
-    for table, where in tables:
-        if table.startswith("tbl") and not TABLE_ID_RE.fullmatch(table):
-            findings.append(_finding(
-                "AIRTABLE_TABLE_ID_FORMAT", "warning",
-                f"{where}={table!r} starts like a table ID but is not one ('tbl' + 14 letters or digits)",
-                "copy the table ID from the table's URL, or use the table's name", where if not where.startswith("[") else SECTION,
-            ))
-
     url_key = config.credential_key("AIRTABLE_ENDPOINT_URL")
     url = reveal(config[url_key]).strip().rstrip("/") if url_key else DEFAULT_ENDPOINT
-    url_ok = True
-    if url_key is not None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            findings.append(_finding(
-                "AIRTABLE_ENDPOINT_URL_INVALID", "error", f"{url_key}={url!r} is not an http(s) URL",
-                f"remove it to use {DEFAULT_ENDPOINT}, or write the full URL, e.g. http://127.0.0.1:8765", url_key,
-            ))
-            url_ok = False
-        elif parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-            findings.append(_finding(
-                "AIRTABLE_ENDPOINT_INSECURE", session.profile.escalate("warning"),
-                f"{url_key}={url} sends the token unencrypted to a host other than this machine",
-                "use https, or point it at a local emulator (127.0.0.1)", url_key,
-            ))
-
+    url_found = _endpoint_findings(session, url_key, url)
+    findings += base_found + _table_findings(tables) + url_found
+    url_ok = all(f.code != "AIRTABLE_ENDPOINT_URL_INVALID" for f in url_found)
     if live and token_ok and url_ok:
         findings += _live(session, token_key, base_key, base, tables, url_key or "AIRTABLE_ENDPOINT_URL", url)
     elif live:
@@ -173,6 +112,82 @@ def validate(session, live: bool) -> list[Finding]:
             "fix them and run `envfence check --live` again", token_key,
         ))
     return findings
+
+
+def _token_findings(session, token_key: str | None) -> tuple[list[Finding], bool]:
+    """What is wrong with the token (missing, legacy, a placeholder, malformed), and whether it is usable."""
+    config = session.config
+    if token_key is None:
+        if SECTION in session.settings.raw:  # the declared-settings check reports it
+            return [], False
+        return [_finding(
+            "AIRTABLE_TOKEN_MISSING", "error",
+            f"AIRTABLE_BASE_ID is set but no Airtable token is configured for {session.environment.name}",
+            f"set {config.key_for('AIRTABLE_API_KEY')}: {CREATE_TOKEN}", config.key_for("AIRTABLE_API_KEY"),
+        )], False
+    token = str(reveal(config[token_key]))
+    shown = describe(token_key, config[token_key], token_kind(config[token_key]))
+    problem = text_problem(token)
+    if LEGACY_KEY_RE.fullmatch(token):
+        return [_finding(
+            "AIRTABLE_LEGACY_API_KEY", "error",
+            f"{shown} is a legacy Airtable API key; such keys stopped working on 1 February 2024",
+            f"{CREATE_TOKEN}, then put it in {token_key}", token_key,
+        )], False
+    if problem == PLACEHOLDER:
+        return [_finding("AIRTABLE_TOKEN_PLACEHOLDER", "error", f"{shown} {problem}", CREATE_TOKEN, token_key)], False
+    if problem is not None or not TOKEN_RE.fullmatch(token):
+        detail = problem or "is not shaped like a personal access token ('pat' + 14 letters or digits + '.' + 64 hex digits)"
+        return [_finding(
+            "AIRTABLE_TOKEN_FORMAT", "error", f"{shown} {detail}",
+            f"copy the whole token again (it is shown once, when created), or {CREATE_TOKEN}", token_key,
+        )], False
+    return [], True
+
+
+def _base_findings(config, base_key: str | None) -> tuple[list[Finding], str | None]:
+    """A base ID that is not one; and the base ID when it is."""
+    if base_key is None:
+        return [], None
+    base = reveal(config[base_key]).strip()
+    if BASE_RE.fullmatch(base):
+        return [], base
+    return [_finding(
+        "AIRTABLE_BASE_ID_FORMAT", "error",
+        f"{base_key}={base!r} is not an Airtable base ID ('app' + 14 letters or digits)",
+        "copy the base ID from the base's URL (airtable.com/appXXXXXXXXXXXXXX/...) or its API page", base_key,
+    )], None
+
+
+def _table_findings(tables: list[tuple[str, str]]) -> list[Finding]:
+    """A table that starts like a table ID but is not one."""
+    return [
+        _finding(
+            "AIRTABLE_TABLE_ID_FORMAT", "warning",
+            f"{where}={table!r} starts like a table ID but is not one ('tbl' + 14 letters or digits)",
+            "copy the table ID from the table's URL, or use the table's name", where if not where.startswith("[") else SECTION,
+        )
+        for table, where in tables if table.startswith("tbl") and not TABLE_ID_RE.fullmatch(table)
+    ]
+
+
+def _endpoint_findings(session, url_key: str | None, url: str) -> list[Finding]:
+    """An endpoint that is no http(s) URL (an error: nothing is sent), or plain http to another host."""
+    if url_key is None:
+        return []
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return [_finding(
+            "AIRTABLE_ENDPOINT_URL_INVALID", "error", f"{url_key}={url!r} is not an http(s) URL",
+            f"remove it to use {DEFAULT_ENDPOINT}, or write the full URL, e.g. http://127.0.0.1:8765", url_key,
+        )]
+    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return [_finding(
+            "AIRTABLE_ENDPOINT_INSECURE", session.profile.escalate("warning"),
+            f"{url_key}={url} sends the token unencrypted to a host other than this machine",
+            "use https, or point it at a local emulator (127.0.0.1)", url_key,
+        )]
+    return []
 
 
 def _live(session, token_key, base_key, base, tables, url_key, url) -> list[Finding]:
