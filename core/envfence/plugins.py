@@ -109,6 +109,9 @@ class PluginManager(HookCalls):
         #: The hooks plugins declared (``register_hookspecs``), with the plugin that declared each.
         self.declared: dict[str, str] = {}
         self._registering = ""
+        #: The hookspecs objects each plugin declared, for the manifest; the hooks of disabled plugins it knows.
+        self._specs_by: dict[str, list[Any]] = {}
+        self._known_hooks: dict[str, list[str] | None] = {}
         # Historic: each plugin's register_hookspecs is called as it registers, as pytest calls pytest_addhooks.
         self.pm.hook.register_hookspecs.call_historic(kwargs={"register": self._add_hookspecs})
         if trace:
@@ -125,6 +128,7 @@ class PluginManager(HookCalls):
                 raise ValueError(f"hook {name} is declared already (by {self.declared.get(name, 'envfence')})")
         self.pm.add_hookspecs(specs)
         self.declared.update(dict.fromkeys(names, self._registering))
+        self._specs_by.setdefault(self._registering, []).append(specs)
 
     # --- loading -------------------------------------------------------------
 
@@ -146,39 +150,24 @@ class PluginManager(HookCalls):
         manager = cls(trace=environ.get("ENVFENCE_TRACE_PLUGINS", "") not in ("", "0"))
         blocked = set(disabled) | set(_split(environ.get("ENVFENCE_DISABLE_PLUGINS")))
         allowed = set(_split(environ.get("ENVFENCE_PLUGINS"))) or None
+        found = registration_order(entry_points(ENTRY_POINT_GROUP))
+        manifest = _manifest(environ, found)
         seen: set[str] = set()
         manager._loading = True  # a hook one plugin declares may be implemented by one registered before it
-        for ep in registration_order(entry_points(ENTRY_POINT_GROUP)):
+        for ep in found:
             if ep.name in seen:  # the same distribution seen twice on sys.path
+                if manifest is not None:
+                    manifest.not_cached(ep)
                 continue
             seen.add(ep.name)
-            dist = getattr(ep, "dist", None)
-            meta = {
-                "distribution": dist.name if dist else "",
-                "version": dist.version if dist else "",
-                "module": ep.value,
-            }
-            if ep.name in blocked:
-                manager.records[ep.name] = PluginRecord(ep.name, "disabled", reason="blocked with -p no:NAME or ENVFENCE_DISABLE_PLUGINS", **meta)
-                continue
-            if allowed is not None and ep.name not in allowed:
-                manager.records[ep.name] = PluginRecord(ep.name, "disabled", reason="not in ENVFENCE_PLUGINS", **meta)
-                continue
-            try:
-                plugin = ep.load()
-            except BaseException as exc:  # a plugin's import may raise anything, SystemExit included
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                manager.records[ep.name] = PluginRecord(
-                    ep.name, "failed", reason=f"import failed: {type(exc).__name__}: {exc}", **meta
-                )
-                continue
-            manager.register(plugin, ep.name, **meta)
+            _load_entry_point(manager, ep, blocked, allowed, manifest)
         for name, plugin in _inline.items():
             if name in blocked or (allowed is not None and name not in allowed):
                 manager.records[name] = PluginRecord(name, "disabled", module="inline", reason="blocked or not allowed")
                 continue
             manager.register(plugin, name, distribution="inline")
+        if manifest is not None:
+            manifest.save()
         manager._loading = False
         for name in [n for n, r in manager.records.items() if r.status == "loaded"]:
             manager._fail_unknown(name)
@@ -292,8 +281,29 @@ class PluginManager(HookCalls):
     def disabled_implementing(self, hook: str) -> list[PluginRecord]:
         """The disabled plugins that implement ``hook`` (or cannot be inspected), as :meth:`disabled_guards` finds them."""
         if hook not in self._disabled_by_hook:
-            self._disabled_by_hook[hook] = [r for r in self.records.values() if r.status == "disabled" and _implements(r, hook)]
+            self._disabled_by_hook[hook] = [
+                r for r in self.records.values()
+                if r.status == "disabled" and _implements(r, hook, self._known_hooks.get(r.name))
+            ]
         return self._disabled_by_hook[hook]
+
+    def failed_late(self, name: str, reason: str) -> None:
+        """Record plugin ``name``, registered from the manifest, as failed when its module would not import."""
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin)
+        if name in self.records:
+            self.records[name] = attrs.evolve(self.records[name], status="failed", hooks=(), reason=reason)
+
+    def load_all(self) -> None:
+        """Import every plugin registered from the manifest, so that one whose import fails shows as failed."""
+        for name in list(self.records):
+            target = getattr(self.pm.get_plugin(name), "envfence_stand_in", None)
+            if target is not None and target.functions is None:
+                try:
+                    target.functions = target.load()
+                except Exception:  # recorded as failed by failed_late
+                    pass
 
     def names(self) -> set[str]:
         """Every plugin name known, whatever its status."""
@@ -305,8 +315,13 @@ class PluginManager(HookCalls):
         return [(impl.plugin_name, impl) for impl in reversed(caller.get_hookimpls())]
 
 
-def _implements(record: PluginRecord, hook: str) -> bool:
-    """True when the disabled plugin of ``record`` implements ``hook`` (or cannot be inspected)."""
+def _implements(record: PluginRecord, hook: str, known: list[str] | None = None) -> bool:
+    """True when the disabled plugin of ``record`` implements ``hook`` (or cannot be inspected).
+
+    ``known`` are its hooks by the plugin manifest, when it holds them: then nothing is imported.
+    """
+    if known is not None:
+        return hook in known
     if record.module == "inline":
         plugin = _inline.get(record.name)
     else:
@@ -319,6 +334,47 @@ def _implements(record: PluginRecord, hook: str) -> bool:
                 raise
             return True
     return getattr(getattr(plugin, hook, None), "envfence_impl", None) is not None
+
+
+def _manifest(environ: Mapping[str, str], found: list[Any]) -> Any:
+    """The plugin manifest for ``found`` (:mod:`envfence.plugin_manifest`), or None when it is off."""
+    from . import plugin_manifest
+
+    path = plugin_manifest.cache_file(environ)
+    return None if path is None else plugin_manifest.Manifest(path, found)
+
+
+def _load_entry_point(manager: PluginManager, ep: Any, blocked: set[str], allowed: set[str] | None, manifest: Any) -> None:
+    """Register the plugin of ``ep``: from the manifest when it holds, else imported; or record why not."""
+    dist = getattr(ep, "dist", None)
+    meta = {"distribution": dist.name if dist else "", "version": dist.version if dist else "", "module": ep.value}
+    why = "blocked with -p no:NAME or ENVFENCE_DISABLE_PLUGINS" if ep.name in blocked else (
+        "not in ENVFENCE_PLUGINS" if allowed is not None and ep.name not in allowed else "")
+    if why:
+        manager.records[ep.name] = PluginRecord(ep.name, "disabled", reason=why, **meta)
+        if manifest is not None:
+            manager._known_hooks[ep.name] = manifest.hooks(ep)
+            manifest.not_cached(ep)
+        return
+    stand_in = manifest.stand_in(ep, manager.failed_late) if manifest is not None else None
+    if stand_in is not None:
+        manager.register(stand_in, ep.name, **meta)
+        return
+    try:
+        plugin = ep.load()
+    except BaseException as exc:  # a plugin's import may raise anything, SystemExit included
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        manager.records[ep.name] = PluginRecord(ep.name, "failed", reason=f"import failed: {type(exc).__name__}: {exc}", **meta)
+        if manifest is not None:
+            manifest.not_cached(ep)
+        return
+    record = manager.register(plugin, ep.name, **meta)
+    if manifest is not None:
+        if record.status == "loaded":
+            manifest.describe(ep, plugin, manager.pm, manager._specs_by.get(ep.name, []))
+        else:
+            manifest.not_cached(ep)
 
 
 _default: dict[tuple, PluginManager] = {}

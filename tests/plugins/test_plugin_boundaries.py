@@ -256,7 +256,9 @@ def disabled_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("project")
     (root / "envfence.toml").write_text("")
     done = subprocess.run([sys.executable, "-c", _PROBE, *ORDER], cwd=root, capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, "ENVFENCE_ROOT": str(root)})
+                          env={**__import__("os").environ, "ENVFENCE_ROOT": str(root),
+                               # every plugin imported at start, as without a manifest: the module graph is what is checked
+                               "ENVFENCE_PLUGIN_CACHE": "off"})
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 

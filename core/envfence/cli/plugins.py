@@ -50,6 +50,7 @@ def plugins(state: State, by_hook: bool) -> None:
     With --hooks, list each hook instead, with its plugins in the order they
     are called (for a firstresult hook, the first to answer decides).
     """
+    state.plugins.load_all()  # a plugin whose module would fail to import shows as failed, as it would at its first call
     if by_hook:
         table = hook_table(state.plugins)
         if state.json:

@@ -1,0 +1,255 @@
+"""Plugins registered from the cached manifest: a plugin module is imported the first time one of its hooks is called."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from envfence_builtins import ORDER
+
+SETTINGS = '[automations]\nnoop = ["true"]\n'
+
+#: Runs envfence in a fresh interpreter and prints the built-in modules it imported, after its own output.
+_PROBE = r"""
+import json, sys
+from envfence.cli import cli
+try:
+    cli.main(args=sys.argv[1:], prog_name="envfence")
+    code = 0
+except SystemExit as exc:
+    code = exc.code or 0
+loaded = sorted(m for m in sys.modules if m.startswith("envfence_builtins."))
+print("\n@@" + json.dumps({"code": code, "modules": loaded}))
+"""
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    path = tmp_path / "cache"
+    monkeypatch.setenv("ENVFENCE_PLUGIN_CACHE", str(path))
+    return path
+
+
+def _envfence(root: Path, cache: Path, *args: str, extra_path: Path | None = None, env: dict | None = None):
+    environ = {**os.environ, "ENVFENCE_PLUGIN_CACHE": str(cache), "ENVFENCE_HOSTNAME": "build-box-01", **(env or {})}
+    if extra_path is not None:
+        environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(extra_path), environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", _PROBE, *args], cwd=root, capture_output=True, text=True, timeout=120, env=environ)
+    output, _, tail = done.stdout.rpartition("\n@@")
+    assert tail, done.stderr
+    result = json.loads(tail)
+    return result["code"], output, done.stderr, {m.removeprefix("envfence_builtins.") for m in result["modules"]}
+
+
+def _plugin_modules(loaded: set[str]) -> set[str]:
+    """The entry-point modules of built-ins among ``loaded``."""
+    from envfence.entrypoints import entry_points
+
+    modules = {ep.name: ep.value.removeprefix("envfence_builtins.") for ep in entry_points("envfence") if ep.name in ORDER}
+    return {name for name, module in modules.items() if module in loaded}
+
+
+#: Built-ins that detect and list never call: their modules must stay unimported.
+NEVER_ASKED = {"advise", "backup", "report", "health", "metrics", "thresholds", "git_hygiene", "secret_hygiene", "encryption"}
+#: Built-ins a run of a command never calls (a run validates, so the validators are asked).
+NOT_FOR_A_RUN = {"backup", "report", "health", "metrics"}
+
+
+def test_detect_list_and_run_import_only_the_plugins_whose_hooks_they_call(make_project, cache):
+    root = make_project({".env": "A=1\n"}, settings=SETTINGS)
+    code, cold_output, _, cold = _envfence(root, cache, "-q", "detect")  # builds the manifest: every plugin imported
+    assert code == 0 and NEVER_ASKED <= _plugin_modules(cold)
+    code, output, stderr, detect = _envfence(root, cache, "-q", "detect")
+    assert code == 0 and output == cold_output, stderr
+    assert _plugin_modules(detect) & NEVER_ASKED == set()
+    assert {"project_root", "hostname", "environment_variable", "dotenv_files"} <= _plugin_modules(detect)
+    code, output, stderr, listed = _envfence(root, cache, "list")
+    assert code == 0 and "noop" in output, stderr
+    assert _plugin_modules(listed) & NEVER_ASKED == set()
+    code, output, stderr, ran = _envfence(root, cache, "run", "noop")
+    assert code == 0, stderr + output
+    assert {"history", "audit", "directories", "logging"} <= _plugin_modules(ran)  # a run is recorded and audited
+    assert _plugin_modules(ran) & NOT_FOR_A_RUN == set()
+
+
+def test_the_plugin_listing_and_the_call_order_are_the_same_from_the_cache(make_project, cache):
+    root = make_project({".env": "A=1\n"})
+    cold = _envfence(root, cache, "--json", "plugins", "--hooks")
+    warm = _envfence(root, cache, "--json", "plugins", "--hooks")
+    assert json.loads(warm[1]) == json.loads(cold[1])
+    listing_cold = _envfence(root, cache, "--json", "-p", "no:airtable", "plugins", env={"ENVFENCE_PLUGIN_CACHE": "off"})
+    listing_warm = _envfence(root, cache, "--json", "-p", "no:airtable", "plugins")
+    assert json.loads(listing_warm[1]) == json.loads(listing_cold[1])
+    assert {r["name"]: r["status"] for r in json.loads(listing_warm[1])}["airtable"] == "disabled"
+
+
+def test_a_disabled_plugin_stays_unimported_from_the_cache(make_project, cache):
+    root = make_project({".env": "A=1\n"}, settings=SETTINGS)
+    _envfence(root, cache, "detect")
+    code, _, stderr, ran = _envfence(root, cache, "run", "noop")
+    assert code == 0 and "advise" in _plugin_modules(ran), stderr
+    code, _, stderr, ran = _envfence(root, cache, "-p", "no:advise", "run", "noop")
+    assert code == 0 and "advise" not in _plugin_modules(ran), stderr
+
+
+def test_tracing_names_the_same_plugins_in_the_same_order(make_project, cache):
+    root = make_project({".env": "A=1\n"})
+    trace = {"ENVFENCE_TRACE_PLUGINS": "1"}
+
+    def order(stderr: str) -> list[str]:
+        lines = [line.split("]: ", 1) for line in stderr.splitlines() if line.startswith("envfence: trace: ")]
+        return [line[0].split(" [")[0] + ": " + ", ".join(p.split(" ")[0] for p in line[1].split("; ")) for line in lines]
+
+    cold = _envfence(root, cache, "detect", env=trace)
+    warm = _envfence(root, cache, "detect", env=trace)
+    assert order(warm[2]) == order(cold[2]) and order(warm[2])
+
+
+# --- the cache is keyed, checked and never trusted blindly --------------------------------------
+
+PLUGIN = '''
+from envfence import hookimpl
+from envfence.models import Finding
+
+@hookimpl(tryfirst=True)
+def validate(session):
+    return [Finding("LAZY_SAYS", "warning", "{word}")]
+'''
+
+
+def _install(site: Path, word: str) -> Path:
+    site.mkdir(exist_ok=True)
+    module = site / "lazy_probe_plugin.py"
+    module.write_text(PLUGIN.format(word=word))
+    info = site / "envfence_lazy_probe-1.0.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: envfence-lazy-probe\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[envfence]\nlazy_probe = lazy_probe_plugin\n")
+    return module
+
+
+def test_a_changed_plugin_module_rebuilds_its_entry(make_project, cache, tmp_path):
+    site = tmp_path / "site"
+    root = make_project({".env": "A=1\n"})
+    _install(site, "first words")
+    assert "first words" in _envfence(root, cache, "check", extra_path=site)[1]
+    assert "first words" in _envfence(root, cache, "check", extra_path=site)[1]
+    module = _install(site, "other words")
+    os.utime(module, ns=(0, 0))  # even with its time set back, the file is another one
+    assert "other words" in _envfence(root, cache, "check", extra_path=site)[1]
+
+
+def test_a_corrupt_cache_is_rebuilt(make_project, cache):
+    root = make_project({".env": "A=1\n"})
+    expected = _envfence(root, cache, "-q", "detect")[1]
+    cache_file = next(cache.iterdir())
+    good = json.loads(cache_file.read_text())
+    [name] = [n for n in good["distributions"] if n.startswith("envfence ")]
+    emptied = {"format": 1, "distributions": {name: {"entry": {}, "checksum": 0}}}
+    truncated = cache_file.read_text()[: len(cache_file.read_text()) // 2]
+    for garbage in ("{not json", json.dumps(emptied), truncated, "", json.dumps([1, 2])):
+        cache_file.write_text(garbage)
+        code, output, stderr, _ = _envfence(root, cache, "-q", "detect")
+        assert code == 0 and output == expected and "Traceback" not in stderr
+        assert _envfence_entry(json.loads(cache_file.read_text()))["entry"]["plugins"]
+
+
+def _without_guard(cache_file: Path) -> dict:
+    """The cache with the hostname plugin's pre_run_safety removed and the checksum made to match."""
+    from envfence.plugin_manifest import _checksum
+
+    data = json.loads(cache_file.read_text())
+    entry = _envfence_entry(data)["entry"]
+    hostname = entry["plugins"]["hostname"]
+    hostname["hooks"] = [h for h in hostname["hooks"] if h[1] != "pre_run_safety"]
+    _envfence_entry(data)["checksum"] = _checksum(entry)
+    return data
+
+
+def _envfence_entry(data: dict) -> dict:
+    [name] = [n for n in data["distributions"] if n.startswith("envfence ")]
+    return data["distributions"][name]
+
+
+PROD_RUN = '[automations]\nnoop = ["true"]\n'
+
+
+@pytest.mark.parametrize("how", ["edited without its checksum", "writable by others"])
+def test_a_tampered_cache_cannot_drop_a_guard(make_project, cache, how):
+    root = make_project({".env": "A=1\n"}, settings=PROD_RUN)
+    _envfence(root, cache, "detect")
+    cache_file = next(cache.iterdir())
+    data = _without_guard(cache_file)
+    if how == "edited without its checksum":
+        _envfence_entry(data)["checksum"] += 1
+        cache_file.write_text(json.dumps(data))
+    else:
+        cache_file.write_text(json.dumps(data))
+        cache_file.chmod(0o666)
+    code, output, stderr, _ = _envfence(root, cache, "--env", "production", "run", "noop")
+    assert code == 3, output + stderr  # the development box is not a production host: still refused
+
+
+def test_a_plugin_whose_import_fails_after_caching_shows_as_failed(make_project, cache, tmp_path):
+    site = tmp_path / "site"
+    root = make_project({".env": "A=1\n"})
+    _install(site, "words")
+    _envfence(root, cache, "detect", extra_path=site)
+    module = site / "lazy_probe_plugin.py"
+    shadow = site / "lazy_probe_plugin"  # a package of the same name now wins the import and fails
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise RuntimeError('broken after caching')\n")
+    assert module.exists()
+    code, output, stderr, _ = _envfence(root, cache, "--json", "plugins", extra_path=site)
+    record = {r["name"]: r for r in json.loads(output)}["lazy_probe"]
+    assert record["status"] == "failed" and "broken after caching" in record["reason"]
+    code, output, stderr, _ = _envfence(root, cache, "check", extra_path=site)
+    assert "broken after caching" in output + stderr and "Traceback" not in stderr
+
+
+def test_the_manifest_can_be_turned_off(make_project, tmp_path):
+    root = make_project({".env": "A=1\n"})
+    code, _, _, loaded = _envfence(root, Path("off"), "detect")
+    assert code == 0 and NEVER_ASKED <= _plugin_modules(loaded)
+    assert not (root / "off").exists()
+
+
+def test_stand_ins_keep_the_argument_names_and_markers(tmp_path):
+    """A wrapper, tryfirst and a specname survive the cache (pluggy sees the same hookimpls)."""
+    source = textwrap.dedent('''
+        from envfence import hookimpl
+
+        @hookimpl(wrapper=True, tryfirst=True)
+        def validate(session, live):
+            findings = yield
+            return findings
+
+        @hookimpl(specname="secret_shapes", trylast=True)
+        def shapes():
+            return []
+    ''')
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "marked_plugin.py").write_text(source)
+    info = site / "envfence_marked-2.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: envfence-marked\nVersion: 2.0\n")
+    (info / "entry_points.txt").write_text("[envfence]\nmarked = marked_plugin\n")
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "envfence.toml").write_text("")
+    cache = tmp_path / "cache"
+    cold = _envfence(root, cache, "--json", "plugins", "--hooks", extra_path=site)
+    warm = _envfence(root, cache, "--json", "plugins", "--hooks", extra_path=site)
+    rows = {row["hook"]: row["plugins"] for row in json.loads(warm[1])}
+    assert {"plugin": "marked", "order": "tryfirst", "wrapper": True} in rows["validate"]
+    assert {"plugin": "marked", "order": "trylast", "wrapper": False} in rows["secret_shapes"]
+    assert json.loads(warm[1]) == json.loads(cold[1])
+    check = _envfence(root, cache, "check", extra_path=site)
+    assert check[0] in (0, 1) and "Traceback" not in check[2]
