@@ -399,6 +399,10 @@ class HookCalls:
         """``validate``: lists of findings (FINDING)."""
         return self._call("validate", session=session, live=live)
 
+    def host_notes(self, *, session: Session) -> HookResult[list[Finding]]:
+        """``host_notes``: lists of findings about the host, for ``detect`` (FINDING)."""
+        return self._call("host_notes", session=session)
+
     # --- the environment's tree and logging -------------------------------------
 
     def environment_paths(self, *, session: Session) -> HookResult[EnvPaths]:

@@ -258,6 +258,21 @@ def validate(session: Session, live: bool) -> list[Finding] | None:
     """
 
 
+@failure_policy(OnError.FINDING)
+@hookspec
+def host_notes(session: Session) -> list[Finding] | None:
+    """Say what a plugin knows about this host for this environment, for ``envfence detect``.
+
+    :param session: the open session (its ``host`` and ``environment``).
+    :returns: a list of :class:`~envfence.models.Finding` (``HOST_NOT_ENROLLED``
+        and the line that enrolls the host), the same a plugin's ``validate``
+        gives about the host.
+
+    All results are collected. ``detect`` calls this hook alone, never the
+    whole validation: a host plugin answers it, the others are not asked.
+    """
+
+
 # --- Isolation and logging -------------------------------------------------
 
 

@@ -125,3 +125,9 @@ def test_detect_without_the_hostname_plugin_says_the_machine_id_was_not_read(mak
     assert result.exit_code == 0, result.output
     assert "machine id not read (no plugin classifies hosts)" in result.stdout
     assert "no /etc/machine-id" not in result.stdout
+
+
+def test_detect_notes_that_the_host_is_not_enrolled_in_a_strict_environment(make_project, run_cli):
+    data = detect(run_cli, make_project(), "--env", "production", ENVFENCE_HOSTNAME="vm")
+    [note] = [n for n in data["notes"] if n["code"] == "HOST_NOT_ENROLLED"]
+    assert 'hosts = ["vm"]' in note["remediation"] + note["message"]

@@ -60,6 +60,27 @@ def test_hook_detect_environment(envfence_project, envfence_plugin):
     assert _json(envfence_project.run("--json", "--env", "dev", "detect"))["method"] == "flag"
 
 
+def test_hook_host_notes(envfence_project, envfence_plugin):
+    asked = []
+
+    class Inventory:
+        @hookimpl
+        def host_notes(self, session):
+            return [Finding("HOST_IN_INVENTORY", "info", f"{session.host.hostname} is rack 4", "nothing to do")]
+
+        @hookimpl
+        def validate(self, session, live):
+            asked.append("validate")  # detect shows the host notes without running the validation
+            return [Finding("HOST_FROM_VALIDATION", "warning", "not a host note")]
+
+    envfence_plugin(Inventory())
+    envfence_project.hostname = "box-17"
+    notes = _json(envfence_project.run("--json", "detect"))["notes"]
+    assert [n["code"] for n in notes] == ["HOST_IN_INVENTORY"] and notes[0]["message"] == "box-17 is rack 4"
+    assert asked == []
+    assert "HOST_FROM_VALIDATION" in envfence_project.run("check").output and asked == ["validate"]
+
+
 def test_hook_declare_settings(envfence_project, envfence_plugin):
     class Declares:
         @hookimpl

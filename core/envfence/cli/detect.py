@@ -45,9 +45,10 @@ def host_data(host) -> dict:
 def host_notes(session) -> list:
     """What the host plugins say about this host for this environment (``HOST_NOT_ENROLLED`` and the line to add),
     after the plugins that failed while the session was decided (a host classifier that raised): detection
-    made without them is said to be so."""
+    made without them is said to be so. Only the ``host_notes`` hook is asked, not the whole validation."""
     failed = [f for f in session.load_findings if f.code == "PLUGIN_ERROR"]
-    return list(Report(tuple(failed)).extend(f for f in session.validate() if f.code.startswith("HOST")).findings)
+    asked = session.plugins.host_notes(session=session)
+    return list(Report(tuple(failed)).extend(session.redact_findings(asked.flat() + asked.findings())).findings)
 
 
 @examples(
