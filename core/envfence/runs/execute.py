@@ -698,6 +698,7 @@ def readied(session: Any, automation: Automation, *, wait: bool, echo: Callable[
 
 def context(session: Any, request: Any, run_id: str, echo: Callable[[str], None], dry_run: bool) -> Any:
     """The :class:`~envfence.runs.context.RunContext` a function automation receives."""
+    from ..session_logging import LazyLogger
     from .context import RunContext
     from .measures import Measures
 
@@ -709,7 +710,8 @@ def context(session: Any, request: Any, run_id: str, echo: Callable[[str], None]
         forced=request.force,
         reason=request.reason,
         paths=session.paths,
-        logger=session.logger(run_id=run_id, automation=request.automation.name),
+        # Made at its first use: a job that does not log imports no loguru.
+        logger=LazyLogger(lambda: session.logger(run_id=run_id, automation=request.automation.name)),
         echo=echo,
         event=request.event,
         measures=Measures(session.redactor()),  # a name holding a secret value is refused, never kept

@@ -23,7 +23,9 @@ A plugin replaces these strategies by answering ``configure_logging`` first
 (``tryfirst``). When the strategy that answered (another plugin's) leaves a
 prepared command-line run without a log file, this plugin adds a plain one
 (:func:`fallback_log_file`), so that an error id printed in production finds
-its detail. loguru is imported only when a strategy is installed.
+its detail. loguru is imported and the sinks added when something first
+logs or imports loguru (:func:`envfence.session_logging.when_used`): a run
+that logs nothing starts no production queue.
 """
 
 from __future__ import annotations
@@ -90,17 +92,49 @@ def validate(session) -> list[Finding]:
 
 @hookimpl
 def configure_logging(session, embedded: bool) -> LoggingStrategy:
-    """Install the profile's strategy, or, embedded, no sink at all."""
+    """Choose the profile's strategy, or, embedded, no sink at all; loguru is set up at its first use.
+
+    The settings are checked and the log file created now; the sinks are
+    added when something first logs or imports loguru
+    (:func:`envfence.session_logging.when_used`), so a run that logs nothing
+    imports no loguru and starts no queue. Rotation, retention or
+    compression other than the defaults are handed to loguru at once, so a
+    value it refuses stops the command here, not at a job's first line.
+    """
+    from envfence.session_logging import when_used
+
+    level = session.profile.log_level
+    if embedded:
+        when_used(_disable)
+        return LoggingStrategy("embedded", level)
+    name = "production" if session.profile.based_on == "production" else "development"
+    options = logging_settings(session.settings)
+    log_file = None
+    if session.prepared and session.paths is not None:
+        log_file = session.paths.log_file(str(options["file"]))
+        # A real file of the tree, created with the profile's mode (never through a link, never world-writable).
+        dir_mode, file_mode = files.profile_modes(session.profile)
+        files.ensure_file(session.paths, log_file, mode=file_mode, dir_mode=dir_mode)
+    setup = lambda: _install(session, name, options, level, log_file)  # noqa: E731
+    if log_file is not None and any(options[k] != DEFAULTS[k] for k in ("rotation", "retention", "compression")):
+        import loguru  # noqa: F401  (then the setup runs now: a value loguru refuses stops the command here)
+    when_used(setup)
+    return LoggingStrategy(name, level, session.profile.console_logging, log_file, redacts=True)
+
+
+def _disable() -> None:
+    """Embedded: envfence's records are off until the embedding tool enables them (loguru's library convention)."""
+    from loguru import logger
+
+    logger.disable("envfence")
+
+
+def _install(session, name: str, options, level: str, log_file: Path | None) -> None:
+    """The strategy's loguru setup: the redacting patcher first, then the console and file sinks."""
     from loguru import logger
 
     from envfence.redaction import record_patcher
 
-    level = session.profile.log_level
-    if embedded:
-        logger.disable("envfence")
-        return LoggingStrategy("embedded", level)
-    name = "production" if session.profile.based_on == "production" else "development"
-    options = logging_settings(session.settings)
     # The command line owns the process: its sinks replace loguru's default one.
     logger.remove()
     logger.configure(
@@ -115,19 +149,13 @@ def configure_logging(session, embedded: bool) -> LoggingStrategy:
             sys.stderr, level=level, format=CONSOLE_FORMAT, colorize=colour, backtrace=False, diagnose=False,
             filter=lambda record: not (record["extra"].get("echoed") or record["extra"].get("file_only")),
         )
-    log_file = None
-    if session.prepared and session.paths is not None:
-        log_file = _add_file_sink(session, logger, name, options, level)
+    if log_file is not None:
+        _add_file_sink(session, logger, name, options, level, log_file)
     logger.enable("envfence")
-    return LoggingStrategy(name, level, session.profile.console_logging, log_file, redacts=True)
 
 
-def _add_file_sink(session, logger, name: str, options, level: str) -> Path:
-    """The environment's log file as a loguru sink (JSON lines in production); returns its path."""
-    log_file = session.paths.log_file(str(options["file"]))
-    # A real file of the tree, created with the profile's mode (never through a link, never world-writable).
-    dir_mode, file_mode = files.profile_modes(session.profile)
-    files.ensure_file(session.paths, log_file, mode=file_mode, dir_mode=dir_mode)
+def _add_file_sink(session, logger, name: str, options, level: str, log_file: Path) -> Path:
+    """The environment's log file (created already) as a loguru sink (JSON lines in production); returns its path."""
     common = dict(
         level=level,
         rotation=options["rotation"],
