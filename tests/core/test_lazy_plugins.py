@@ -58,7 +58,7 @@ def _plugin_modules(loaded: set[str]) -> set[str]:
 #: Built-ins that detect and list never call: their modules must stay unimported.
 NEVER_ASKED = {"advise", "backup", "report", "health", "metrics", "thresholds", "git_hygiene", "secret_hygiene", "encryption"}
 #: Built-ins a run of a command never calls (a run validates, so the validators are asked).
-NOT_FOR_A_RUN = {"backup", "report", "health", "metrics"}
+NOT_FOR_A_RUN = {"report", "health", "metrics"}
 
 
 def test_detect_list_and_run_import_only_the_plugins_whose_hooks_they_call(make_project, cache):
