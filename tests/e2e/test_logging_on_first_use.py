@@ -55,12 +55,17 @@ def _logs(root: Path) -> str:
 
 
 def test_a_run_that_logs_nothing_imports_no_loguru_and_starts_no_queue(make_project):
-    root = make_project({".env": f"DEV_API_TOKEN={CANARY}\n", "jobs.py": JOBS}, settings=SETTINGS)
+    """In production (development's debug profile logs each run's decisions, so it always logs)."""
+    import json as _json
+    import socket
+
+    enrolled = f"\n[hostname.production]\nhosts = {_json.dumps(['build-box-01', socket.gethostname()])}\n"
+    root = make_project({".env": f"PROD_API_TOKEN={CANARY}\n", "jobs.py": JOBS}, settings=SETTINGS + enrolled)
     for name in ("noop", "quiet"):
-        probe, output, stderr = _run(root, "run", name)
+        probe, output, stderr = _run(root, "--env", "production", "run", name)
         assert probe["code"] == 0, output + stderr
         assert probe == {"code": 0, "loguru": False, "multiprocessing": False}, name
-    assert list(root.rglob("automation_development.log")), "the log file is there for the day something logs"
+    assert list(root.rglob("automation_production.log")), "the log file is there for the day something logs"
 
 
 def test_a_jobs_own_loguru_import_is_still_redacted(make_project):
