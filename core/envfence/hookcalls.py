@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .redaction import SecretShape
     from .runs.totals import RunTotals
     from .settings import ProjectSettings
+    from .settings_tables import Table
     from .testing import FakeService
 
 T = TypeVar("T")
@@ -378,6 +379,10 @@ class HookCalls:
     def declare_settings(self, *, settings: ProjectSettings) -> HookResult[list[SettingSpec]]:
         """``declare_settings``: lists of :class:`~envfence.models.SettingSpec` (FINDING)."""
         return self._call("declare_settings", settings=settings)
+
+    def declare_tables(self) -> HookResult[list[Table]]:
+        """``declare_tables``: lists of :class:`~envfence.settings_tables.Table` (FINDING)."""
+        return self._call("declare_tables")
 
     def load_config(
         self, *, root: Path, environment: Environment, settings: ProjectSettings, environ: Mapping[str, str]

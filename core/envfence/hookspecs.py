@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .redaction import SecretShape
     from .runs.totals import RunTotals
     from .settings import ProjectSettings
+    from .settings_tables import Table
     from .testing import FakeService
 
 hookspec = pluggy.HookspecMarker("envfence")
@@ -184,6 +185,22 @@ def declare_settings(settings: ProjectSettings) -> list[SettingSpec] | None:
 
     All results are collected. Declared secrets are masked everywhere;
     declared defaults form the lowest configuration layer.
+    """
+
+
+@failure_policy(OnError.FINDING)
+@hookspec
+def declare_tables() -> list[Table] | None:
+    """Declare the plugin's own tables of envfence.toml (its keys, their kinds, defaults and meaning).
+
+    :returns: a list of :class:`~envfence.settings_tables.Table`, each named
+        after the top-level table it describes (``[backup]``); the plugin reads
+        its values back with ``TABLE.read(settings)``.
+
+    All results are collected. The declarations feed ``envfence check`` (a
+    refused value is a ``SETTINGS_INVALID`` error, an unknown key a
+    ``SETTINGS_UNKNOWN_KEY`` warning), ``envfence config schema`` and the docs'
+    settings reference. A disabled plugin declares nothing.
     """
 
 

@@ -195,7 +195,7 @@ def merge_config(o: Opening) -> None:
 
 
 def report_plugins(o: Opening) -> None:
-    """Required plugins that are not loaded, and settings keys no plugin reads."""
+    """Required plugins that are not loaded (the settings' keys are judged with validation: ``Session.settings_findings``)."""
     settings = o.settings
     assert settings is not None
     where = str(settings.path) if settings.path else None
@@ -207,15 +207,6 @@ def report_plugins(o: Opening) -> None:
             remediation=f"install the distribution that provides it (usually envfence-{name}), enable it, or remove it from required_plugins",
             key="required_plugins",
             plugin=name,
-            file=where,
-        ))
-    for key, guess in settings.unknown_keys(o.pm.names()):
-        o.findings.append(Finding(
-            code="SETTINGS_UNKNOWN_KEY",
-            severity="warning",
-            message=f"{settings.source}: unknown key {key!r}",
-            remediation=f"did you mean {guess!r}?" if guess else "remove it, or install the plugin that reads it",
-            key=key,
             file=where,
         ))
 

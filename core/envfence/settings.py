@@ -7,8 +7,6 @@ is the project's own values (``.env`` files and the process environment).
 
 from __future__ import annotations
 
-import re
-
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -16,6 +14,7 @@ import attrs
 
 from .errors import ConfigurationError
 from .naming import CredentialNaming
+from .settings_tables import Table, Values
 
 #: The base profiles every environment builds on.
 BASE_PROFILES = ("development", "production")
@@ -35,21 +34,44 @@ _DEFAULT_ENVIRONMENTS: dict[str, dict[str, Any]] = {
     },
 }
 
-_CORE_KEYS = {
-    "environment_variable": "the variable that names the environment (default ENVIRONMENT)",
-    "default_environment": "the environment used when nothing decides (default development)",
-    "secrets": "extra keys whose values are secret",
-    "environments": "one table per environment",
-    "strict_plugins": "true makes a plugin that failed to load an error",
-    "required_plugins": "plugins the project needs; `envfence check` reports missing ones",
-    "timezone": "the zone schedules are read in (default the machine's; CRON_TZ overrides it)",
-    "snapshots": "configuration snapshots: keep = how many the environment keeps (default 20)",
-    "resources": "what a job may take (memory, cpu_seconds, cpus, nice, open_files), [resources.<environment>] overlaid",
-    "scaling": "receivers and workers per environment, [scaling.<environment>] (read by the webhook receiver's deployment files)",
-    "settings": "declared settings, one [settings.NAME] table each (read by the declared_settings plugin)",
-}
-_ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-_ENV_KEYS = ("prefix", "aliases", "hostname_patterns", "based_on", "profile")
+_ENV_NAME = r"[A-Za-z0-9][A-Za-z0-9_-]*"
+
+
+def _core_table() -> Table:
+    """The core's own keys of envfence.toml (a plugin's table sits beside them, named after it)."""
+    from .settings_kinds import flag, mapping, text, texts, whole
+
+    core = Table("", "envfence project settings (also [tool.envfence] in pyproject.toml)", extra=True)
+    core.add("environment_variable", text(example="ENVIRONMENT"), "ENVIRONMENT", "the variable that names the environment")
+    core.add("default_environment", text(example="development"), "development", "the environment used when nothing decides")
+    core.add("secrets", texts(example="PAYMENT_TOKEN"), [], "extra keys whose values are secret")
+    core.add("strict_plugins", flag(), False, "true makes a plugin that failed to load an error")
+    core.add("required_plugins", texts(example="audit"), [], "plugins the project needs; `envfence check` reports missing ones")
+    core.add("timezone", text(example="Europe/Paris"), None,
+             "the zone schedules are read in (default the machine's; CRON_TZ overrides it)")
+    # Read by envfence.resources, which checks its keys (memory, cpu_seconds, cpus, nice, open_files).
+    core.add_table("resources", "what a job may take (memory, cpu_seconds, cpus, nice, open_files), "
+                                "[resources.<environment>] overlaid", extra=True)
+    core.add_table("snapshots", "configuration snapshots").add(
+        "keep", whole(minimum=1, example=20), 20, "how many snapshots the environment keeps")
+    env = core.add_each(
+        "environments", "one table per environment", names=_ENV_NAME, noun="environment name",
+        # The name is part of file names (.env.<name>, .envfence/keys/<name>.key):
+        # a slash, a dot or a space could name a file elsewhere or another layer.
+        names_hint="letters, digits, - and _ only, starting with a letter or digit (staging, qa_eu)",
+        defaults=_DEFAULT_ENVIRONMENTS,
+    )
+    env.add("prefix", text(example="STG"), None, "credential prefix, e.g. STG for STG_AIRTABLE_API_KEY (default: the name in capitals)")
+    env.add("aliases", texts(example="stage"), [], "other names --env and ENVIRONMENT accept")
+    env.add("hostname_patterns", texts(example="stg"), None, "hostname tokens that mean this environment (default: its name)")
+    env.add("based_on", text(choices=BASE_PROFILES), None,
+            "the base profile: development (verbose, lenient) or production (terse, strict)", required=True)
+    env.add("profile", mapping(example={"strict": True}), {}, "profile fields this environment changes")
+    return core
+
+
+#: The core's keys, declared once: loading, ``check``, ``config schema`` and the docs read them.
+CORE = _core_table()
 
 
 @attrs.frozen
@@ -111,14 +133,6 @@ class ProjectSettings:
         value = self.raw.get(name, {})
         return value if isinstance(value, Mapping) else {}
 
-    def unknown_keys(self, known_sections: set[str]) -> list[tuple[str, str | None]]:
-        """Top-level keys that are neither core keys nor a plugin's section.
-
-        Returns ``(key, suggestion)`` pairs, the suggestion a close known name.
-        """
-        known = set(_CORE_KEYS) | known_sections
-        return [(k, _close(k, known)) for k in self.raw if k not in known]
-
 
 def name_shaped(value: str) -> bool:
     """True when ``value`` looks like an environment name (``staging``, ``qa_2``), not a token that may be a secret."""
@@ -145,13 +159,6 @@ def unknown_environment(settings: ProjectSettings, name: str, where: str) -> Con
         f"(not shown: it may be a secret); declared environments: {listing}",
         "use one of those names",
     )
-
-
-def _close(word: str, options: set[str]) -> str | None:
-    import difflib  # only a misspelled key pays for it
-
-    matches = difflib.get_close_matches(word, sorted(options), n=1)
-    return matches[0] if matches else None
 
 
 def find_settings_file(root: Path) -> tuple[Path, Mapping[str, Any]] | None:
@@ -226,104 +233,62 @@ def load_settings(root: Path) -> ProjectSettings:
     return parse_settings(table, path)
 
 
-class _Reader:
-    """Reads typed values from a settings table; every error names the file and the key."""
+def _environment(source: str, name: str, body: Mapping[str, Any]) -> EnvironmentSpec:
+    """One ``[environments.NAME]`` table (already checked against :data:`CORE`), over the built-in defaults of that name."""
+    merged = {**_DEFAULT_ENVIRONMENTS.get(name, {}), **body}
+    profile = merged.get("profile", {})
+    from .profiles import check_profile_overrides
 
-    def __init__(self, source: str) -> None:
-        self.source = source
+    check_profile_overrides(profile, f"{source}: environments.{name}.profile")
+    return EnvironmentSpec(
+        name=name,
+        prefix=str(merged.get("prefix", name.upper())).strip().rstrip("_").upper(),
+        aliases=tuple(a.strip() for a in merged.get("aliases", [])),
+        hostname_patterns=tuple(p.strip() for p in merged.get("hostname_patterns", [name])),
+        based_on=merged["based_on"],
+        profile=profile,
+    )
 
-    def fail(self, key: str, problem: str, hint: str) -> ConfigurationError:
-        return ConfigurationError(f"{self.source}: {key}: {problem}", hint)
 
-    def string(self, value: Any, key: str) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(key, f"must be a non-empty string, not {value!r}", f'write it as {key.split(".")[-1]} = "NAME"')
-        return value.strip()
+def _fail(source: str, key: str, problem: str, hint: str) -> ConfigurationError:
+    return ConfigurationError(f"{source}: {key}: {problem}", hint)
 
-    def strings(self, value: Any, key: str) -> tuple[str, ...]:
-        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            raise self.fail(key, f"must be a list of strings, not {value!r}", f'write it as {key.split(".")[-1]} = ["a", "b"]')
-        return tuple(v.strip() for v in value)
 
-    def boolean(self, value: Any, key: str) -> bool:
-        if not isinstance(value, bool):
-            raise self.fail(key, f"must be true or false, not {value!r}", f"write it as {key} = true")
-        return value
-
-    def environment(self, name: str, body: Any) -> EnvironmentSpec:
-        """One ``[environments.NAME]`` table, over the built-in defaults of that name."""
-        key = f"environments.{name}"
-        if not _ENV_NAME.fullmatch(name):
-            # The name is part of file names (.env.<name>, .envfence/keys/<name>.key):
-            # a slash, a dot or a space could name a file elsewhere or another layer.
-            raise self.fail(key, "is not a valid environment name",
-                            "use letters, digits, - and _ only, starting with a letter or digit (staging, qa_eu)")
-        if not isinstance(body, dict):
-            raise self.fail(key, "must be a table", f"write it as [{key}] with prefix, aliases, based_on")
-        for k in body:
-            if k not in _ENV_KEYS:
-                guess = _close(k, set(_ENV_KEYS))
-                raise self.fail(f"{key}.{k}", "unknown key", f"did you mean {guess!r}?" if guess else f"known keys: {', '.join(_ENV_KEYS)}")
-        merged = {**_DEFAULT_ENVIRONMENTS.get(name, {}), **body}
-        if "based_on" not in merged:
-            raise self.fail(f"{key}.based_on", "missing", 'say which base profile it follows: based_on = "development" or "production"')
-        based_on = self.string(merged["based_on"], f"{key}.based_on")
-        if based_on not in BASE_PROFILES:
-            raise self.fail(f"{key}.based_on", f"must be 'development' or 'production', not {based_on!r}", "pick one of the two")
-        prefix = self.string(merged.get("prefix", name.upper()), f"{key}.prefix").rstrip("_").upper()
-        profile = merged.get("profile", {})
-        if not isinstance(profile, dict):
-            raise self.fail(f"{key}.profile", "must be a table", f"write it as [{key}.profile]")
-        from .profiles import check_profile_overrides
-
-        check_profile_overrides(profile, f"{self.source}: {key}.profile")
-        return EnvironmentSpec(
-            name=name,
-            prefix=prefix,
-            aliases=self.strings(merged.get("aliases", []), f"{key}.aliases"),
-            hostname_patterns=self.strings(merged.get("hostname_patterns", [name]), f"{key}.hostname_patterns"),
-            based_on=based_on,
-            profile=profile,
-        )
-
-    def check_unique(self, specs: Mapping[str, EnvironmentSpec]) -> None:
-        """Two environments sharing a prefix or an alias would read each other's credentials."""
-        owners: dict[str, str] = {}
-        for spec in specs.values():
-            for label in (f"prefix {spec.prefix}",) + tuple(f"alias {a.lower()}" for a in spec.aliases + (spec.name,)):
-                other = owners.setdefault(label, spec.name)
-                if other != spec.name:
-                    raise self.fail(
-                        f"environments.{spec.name}",
-                        f"{label} is also used by environment {other!r}",
-                        "give every environment its own prefix and aliases",
-                    )
+def _check_unique(source: str, specs: Mapping[str, EnvironmentSpec]) -> None:
+    """Two environments sharing a prefix or an alias would read each other's credentials."""
+    owners: dict[str, str] = {}
+    for spec in specs.values():
+        for label in (f"prefix {spec.prefix}",) + tuple(f"alias {a.lower()}" for a in spec.aliases + (spec.name,)):
+            other = owners.setdefault(label, spec.name)
+            if other != spec.name:
+                raise _fail(source, f"environments.{spec.name}", f"{label} is also used by environment {other!r}",
+                            "give every environment its own prefix and aliases")
 
 
 def parse_settings(table: Mapping[str, Any], path: Path | None) -> ProjectSettings:
-    """Build :class:`ProjectSettings` from a settings table."""
+    """Build :class:`ProjectSettings` from a settings table.
+
+    :raises ConfigurationError: the first core key that :data:`CORE` refuses (naming the file and the key),
+        or environments that cannot work together.
+    """
     source = str(path) if path else "settings"
-    read = _Reader(source)
-    declared = table.get("environments", {})
-    if not isinstance(declared, dict):
-        raise read.fail("environments", "must be a table of environment tables", "write [environments.NAME] sections")
+    for problem in CORE.problems(dict(table), ""):
+        raise _fail(source, problem.key, problem.message, problem.hint)
+    values = Values(CORE, dict(table), source, "")
+    declared = values.raw.get("environments", {})
     names = list(_DEFAULT_ENVIRONMENTS) + [n for n in declared if n not in _DEFAULT_ENVIRONMENTS]
-    specs = {name: read.environment(name, declared.get(name, {})) for name in names}
-    read.check_unique(specs)
-    snapshots = table.get("snapshots", {})
-    keep = snapshots.get("keep", 1) if isinstance(snapshots, dict) else None
-    if not isinstance(snapshots, dict) or set(snapshots) - {"keep"} or type(keep) is not int or keep < 1:
-        raise read.fail("snapshots", f"keep must be a whole number of at least 1, not {keep!r}", "write it as [snapshots] keep = 20")
+    specs = {name: _environment(source, name, declared.get(name, {})) for name in names}
+    _check_unique(source, specs)
     settings = ProjectSettings(
         path=path,
         environments=specs,
-        environment_variable=read.string(table.get("environment_variable", "ENVIRONMENT"), "environment_variable"),
-        secrets=frozenset(read.strings(table.get("secrets", []), "secrets")),
+        environment_variable=values["environment_variable"].strip(),
+        secrets=frozenset(s.strip() for s in values["secrets"]),
         raw=dict(table),
-        strict_plugins=read.boolean(table.get("strict_plugins", False), "strict_plugins"),
-        required_plugins=read.strings(table.get("required_plugins", []), "required_plugins"),
+        strict_plugins=values["strict_plugins"],
+        required_plugins=tuple(s.strip() for s in values["required_plugins"]),
     )
-    default = read.string(table.get("default_environment", "development"), "default_environment")
+    default = values["default_environment"].strip()
     resolved = settings.resolve(default)
     if resolved is None:
         raise unknown_environment(settings, default, f"{source}: default_environment")

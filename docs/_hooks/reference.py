@@ -1,7 +1,8 @@
 """mkdocs hooks: the generated reference pages, and a nav that never loses a page.
 
-The command-line reference is rendered from the click commands and the hook
-reference from the hookspec docstrings, at every build, so neither can go
+The command-line reference is rendered from the click commands, the hook
+reference from the hookspec docstrings and the settings reference from the
+settings tables' declarations (``envfence.schema.reference``), at every build, so neither can go
 stale. A page in docs/ that the nav does not list is appended under "More
 pages" instead of being dropped from the site's navigation.
 
@@ -18,7 +19,8 @@ from typing import Any, Iterator
 
 CLI_PAGE = "reference/cli.md"
 HOOKS_PAGE = "reference/hooks.md"
-GENERATED = (CLI_PAGE, HOOKS_PAGE)
+SETTINGS_PAGE = "reference/settings.md"
+GENERATED = (CLI_PAGE, HOOKS_PAGE, SETTINGS_PAGE)
 
 
 # --- command line ---------------------------------------------------------------
@@ -269,6 +271,8 @@ def on_files(files: Any, config: Any) -> Any:
     """Add the generated reference pages."""
     from mkdocs.structure.files import File
 
-    for uri, render in ((CLI_PAGE, cli_reference), (HOOKS_PAGE, hook_reference)):
+    from envfence.schema import reference as settings_reference
+
+    for uri, render in ((CLI_PAGE, cli_reference), (HOOKS_PAGE, hook_reference), (SETTINGS_PAGE, settings_reference)):
         files.append(File.generated(config, uri, content=render()))
     return files

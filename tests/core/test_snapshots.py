@@ -101,7 +101,7 @@ def test_snapshots_keep_the_last_n_and_say_so_in_the_trail(make_project, run_cli
 def test_a_wrong_snapshot_retention_is_a_configuration_error(make_project, run_cli):
     root = make_project({".env": "APP=v1\n"}, settings='[snapshots]\nkeep = "all"\n')
     result = run_cli("config", "snapshot", cwd=root)
-    assert result.exit_code == 4 and "snapshots: keep must be a whole number" in result.output
+    assert result.exit_code == 4 and "snapshots.keep: must be a whole number" in result.output
     assert not (root / "var").exists()
 
 

@@ -84,7 +84,8 @@ def test_a_broken_settings_table_is_a_clear_configuration_error(make_project, ru
     root = make_project(settings='[settings.PORT]\ntype = "number"\n')
     result = run_cli("check", cwd=root)
     assert result.exit_code == 4
-    assert "settings.PORT.type: unknown type 'number'" in result.stderr and "port" in result.stderr
+    assert "settings.PORT.type: must be one of 'str'" in result.stderr and "'port'" in result.stderr
+    assert "not 'number'" in result.stderr
     root = make_project(settings='[settings.PORT]\ntype = "port"\ndefualt = 1\n', name="typo")
     result = run_cli("check", cwd=root)
     assert result.exit_code == 4 and "did you mean 'default'?" in result.stderr

@@ -238,7 +238,8 @@ def schema(state: State) -> None:
     """
     from ..schema import render
 
-    click.echo(render(), nl=False)
+    # The loaded plugins' tables: one disabled with -p no:NAME adds none.
+    click.echo(render(state.plugins.declare_tables().flat()), nl=False)
 
 
 @examples(

@@ -38,8 +38,45 @@ from envfence.models import Finding, SettingSpec, reveal
 
 NAME = "declared_settings"
 
-#: The keys of a ``[settings.NAME]`` table.
-SETTING_KEYS = ("type", "description", "default", "required", "secret", "pattern", "credential")
+
+
+def _declared_table():
+    from envfence.setting_types import TYPES
+    from envfence.settings_kinds import either, flag, number, text, texts, whole
+    from envfence.settings_tables import Table
+
+    table = Table("settings", "declared settings, one [settings.NAME] table each (read by the declared_settings plugin)")
+    setting = table.add_each("", "a setting of the project's configuration", names=r"[A-Za-z_][A-Za-z0-9_]*",
+                             names_hint="a configuration key: letters, digits and _, not starting with a digit")
+    setting.add("type", text(choices=TYPES), "str", "what the value must be, and what session.setting() returns")
+    setting.add("description", text(empty=True, example="the day's jobs export"), "", "shown by config template and in findings")
+    setting.add("default", either(text(empty=True, example="var/jobs.csv"), whole(), number(), flag()), None,
+                "the value when no layer sets one")
+    setting.add("required", either(flag(), texts(example="production")), False,
+                "true: in every environment; a list: in these environments (or base profiles)")
+    setting.add("secret", flag(), False, "mask the value everywhere")
+    setting.add("pattern", text(example=r".*\.csv"), None, "a regular expression the whole value must match",
+                check=_regex_problem)
+    setting.add("credential", flag(), False, "read through the environment's prefix (PROD_NAME in production)")
+    return table
+
+
+def _regex_problem(value) -> str | None:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        return f"is not a regular expression ({exc})"
+    return None
+
+
+#: ``[settings.NAME]``, declared once for loading, ``check``, the schema and the docs.
+TABLE = _declared_table()
+
+
+@hookimpl
+def declare_tables():
+    """The ``[settings]`` table."""
+    return [TABLE]
 
 
 @hookimpl
@@ -47,64 +84,35 @@ def declare_settings(settings) -> list[SettingSpec]:
     """The settings of the project's ``[settings.NAME]`` tables.
 
     Raises :class:`ConfigurationError` naming the file and the key for a table
-    that cannot work (an unknown type, a default of the wrong type, a pattern
-    that is no regular expression).
+    that cannot work (an unknown type or key, a default of the wrong type, a
+    pattern that is no regular expression).
     """
-    from envfence.setting_types import TYPES, convert
+    return [_spec(settings, name, body) for name, body in TABLE.read_strict(settings).each("").items()]
 
-    table = settings.raw.get("settings", {})
-    source = settings.source
 
-    def fail(key: str, problem: str, hint: str) -> ConfigurationError:
-        return ConfigurationError(f"{source}: settings.{key}: {problem}", hint)
+def _spec(settings, name: str, body) -> SettingSpec:
+    """One ``[settings.NAME]`` table (its kinds already checked) as a :class:`SettingSpec`."""
+    from envfence.setting_types import convert
 
-    if not isinstance(table, dict):
-        raise fail("", "must be a table of [settings.NAME] tables", 'write [settings.JOBS_CSV] with type = "path"')
-    specs = []
-    for name, body in table.items():
-        if not isinstance(body, dict):
-            raise fail(name, "must be a table", f'write [settings.{name}] with type, description, default, required')
-        for key in body:
-            if key not in SETTING_KEYS:
-                guess = close_match(key, SETTING_KEYS)
-                raise fail(f"{name}.{key}", "unknown key", f"did you mean {guess[0]!r}?" if guess else f"known keys: {', '.join(SETTING_KEYS)}")
-        type_name = body.get("type", "str")
-        if type_name not in TYPES:
-            raise fail(f"{name}.type", f"unknown type {type_name!r}", f"use one of: {', '.join(TYPES)}")
-        required = body.get("required", False)
-        if required is True:
-            required_in = tuple(settings.environments)
-        elif required is False:
-            required_in = ()
-        elif isinstance(required, list) and all(isinstance(r, str) for r in required):
-            required_in = tuple(settings.require(r, f"{source}: settings.{name}.required") for r in required)
-        else:
-            raise fail(f"{name}.required", f"must be true, false or a list of environments, not {required!r}", 'write required = ["production"]')
-        default = body.get("default")
-        if default is not None:
-            # TOML gives 8080 or true; the configuration holds text, as a .env file would.
-            default = ("true" if default else "false") if isinstance(default, bool) else str(default)
-            try:
-                convert(type_name, default)
-            except ValueError as exc:
-                raise fail(f"{name}.default", f"{default!r} {exc}", f"give a default of type {type_name}") from None
-        pattern = body.get("pattern")
-        if pattern is not None:
-            try:
-                re.compile(pattern)
-            except (re.error, TypeError) as exc:
-                raise fail(f"{name}.pattern", f"is not a regular expression ({exc})", "fix the expression (a TOML literal string '...' keeps backslashes)") from None
-        for flag in ("secret", "credential"):
-            if not isinstance(body.get(flag, False), bool):
-                raise fail(f"{name}.{flag}", f"must be true or false, not {body[flag]!r}", f"write {flag} = true")
-        description = body.get("description", "")
-        if not isinstance(description, str):
-            raise fail(f"{name}.description", "must be a string", 'write description = "what it is for"')
-        specs.append(SettingSpec(
-            name, description, secret=body.get("secret", False), credential=body.get("credential", False),
-            required_in=required_in, format=pattern, default=default, plugin=NAME, type=type_name,
-        ))
-    return specs
+    where = f"{settings.source}: settings.{name}"
+    type_name = body["type"]
+    required = body["required"]
+    if required is True or required is False:
+        required_in = tuple(settings.environments) if required else ()
+    else:
+        required_in = tuple(settings.require(r, f"{where}.required") for r in required)
+    default = body["default"]
+    if default is not None:
+        # TOML gives 8080 or true; the configuration holds text, as a .env file would.
+        default = ("true" if default else "false") if isinstance(default, bool) else str(default)
+        try:
+            convert(type_name, default)
+        except ValueError as exc:
+            raise ConfigurationError(f"{where}.default: {default!r} {exc}", f"give a default of type {type_name}") from None
+    return SettingSpec(
+        name, body["description"], secret=body["secret"], credential=body["credential"],
+        required_in=required_in, format=body["pattern"], default=default, plugin=NAME, type=type_name,
+    )
 
 
 def required_here(spec, environment) -> bool:

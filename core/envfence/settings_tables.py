@@ -1,0 +1,338 @@
+"""Settings tables declared once: the keys of envfence.toml, their kinds, defaults and meaning.
+
+The core declares its own keys in :data:`CORE`; a plugin declares its table
+through the ``declare_tables`` hook and reads it back with :meth:`Table.read`::
+
+    TABLE = Table("backup", "archives of the environment's state")
+    TABLE.add("keep", whole(minimum=1), 7, "how many archives the retention keeps")
+
+    @hookimpl
+    def declare_tables():
+        return [TABLE]
+
+    def keep(settings) -> int:
+        return TABLE.read(settings)["keep"]
+
+The one declaration feeds the loader (typed values, defaults, a
+:class:`~envfence.errors.ConfigurationError` naming the file, table and key),
+``envfence check`` (:func:`findings`: a wrong value is an error, an unknown key a
+warning with a did-you-mean), ``envfence config schema`` (:func:`schema`) and
+the docs' settings reference (:func:`reference`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import attrs
+
+from .errors import ConfigurationError
+from .settings_kinds import Kind, shown
+
+
+@attrs.frozen
+class Key:
+    """One declared key of a table."""
+
+    name: str
+    kind: Kind
+    default: Any  #: the value when the file sets none (None: no value)
+    description: str
+    required: bool = False  #: the table must set it
+    #: A further check of a value of the right kind (a path inside the tree, a known zone): a problem or None.
+    check: Callable[[Any], str | None] | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen
+class Problem:
+    """A key of the file that its declaration refuses (or does not know)."""
+
+    key: str  #: dotted, from the top of the file: ``alerts.escalation.after``
+    message: str
+    hint: str
+    unknown: bool = False
+
+
+class Table:
+    """A declared settings table: its keys and its sub-tables (one fixed, or one per free name)."""
+
+    def __init__(self, name: str, description: str, *, extra: bool = False) -> None:
+        """``extra``: the table also takes keys it does not declare (a plugin that reads free names)."""
+        self.name = name
+        self.description = description
+        self.extra = extra
+        self.keys: dict[str, Key] = {}
+        self.tables: dict[str, Table] = {}
+        self.each: dict[str, Each] = {}
+        self.plugin: str | None = None  #: set by the core when the hook hands it in
+
+    def add(self, name: str, kind: Kind, default: Any = None, description: str = "", *,
+            required: bool = False, check: Callable[[Any], str | None] | None = None) -> None:
+        """Declare key ``name`` of kind ``kind``."""
+        self.keys[name] = Key(name, kind, default, description, required, check)
+
+    def add_table(self, name: str, description: str, *, extra: bool = False) -> Table:
+        """Declare the sub-table ``[<this>.name]`` and return it, for its keys."""
+        table = Table(_join(self.name, name), description, extra=extra)
+        self.tables[name] = table
+        return table
+
+    def add_each(self, name: str, description: str, *, names: str = r"[A-Za-z0-9][A-Za-z0-9_-]*",
+                 names_hint: str = "letters, digits, - and _, starting with a letter or digit", noun: str = "name",
+                 defaults: Mapping[str, Mapping[str, Any]] | None = None, extra: bool = False) -> Table:
+        """Declare ``[<this>.name.NAME]``, one table of the returned shape per free ``NAME`` matching ``names``.
+
+        ``defaults`` gives some names values of their own (the built-in environments), which
+        also count for the required keys. An empty ``name`` makes this table's own keys the
+        free names (``[settings.NAME]``).
+        """
+        table = Table(_join(self.name, name) + ".NAME", description, extra=extra)
+        self.each[name] = Each(table, names, names_hint, dict(defaults or {}), noun)
+        return table
+
+    def known(self) -> set[str]:
+        """Every key and sub-table name this table declares."""
+        return set(self.keys) | set(self.tables) | set(self.each)
+
+    def problems(self, value: Any, where: str, defaults: Mapping[str, Any] | None = None) -> list[Problem]:
+        """What the declaration refuses in ``value``, the table at dotted path ``where``."""
+        if "" in self.each:
+            return self.each[""].problems(value, where)
+        if not isinstance(value, dict):
+            return [Problem(where, "must be a table", f"write it as [{where}]")]
+        found: list[Problem] = []
+        for name, raw in value.items():
+            found += self._one(name, raw, _join(where, name))
+        for key in self.keys.values():
+            if key.required and key.name not in value and key.name not in (defaults or {}):
+                found.append(Problem(_join(where, key.name), "missing",
+                                     f"{key.description}; e.g. {key.name} = {key.kind.example()}"))
+        return found
+
+    def _one(self, name: str, raw: Any, path: str) -> list[Problem]:
+        if name in self.keys:
+            return [p for p in [key_problem(self.keys[name], raw, path)] if p]
+        if name in self.tables:
+            return self.tables[name].problems(raw, path)
+        if name in self.each:
+            return self.each[name].problems(raw, path)
+        if self.extra:
+            return []
+        return [Problem(path, "unknown key", did_you_mean(name, self.known()), unknown=True)]
+
+    def read(self, settings: Any) -> Values:
+        """This table of ``settings`` (a :class:`~envfence.settings.ProjectSettings`), read through the declaration.
+
+        A value is checked when it is read (:meth:`Values.__getitem__`); ``envfence check`` reports the others.
+        """
+        raw: Any = settings.raw
+        for part in self.name.split("."):
+            raw = raw.get(part) if isinstance(raw, dict) else None
+        return Values(self, raw, settings.source, self.name)
+
+    def read_strict(self, settings: Any) -> Values:
+        """:meth:`read`, after refusing the first problem of the whole table, an unknown key too.
+
+        :raises ConfigurationError: naming the file, the table and the key.
+        """
+        values = self.read(settings)
+        if values.present:
+            for problem in self.problems(values.raw, self.name):
+                raise values._fail(problem)
+        return values
+
+
+def _join(where: str, name: str) -> str:
+    return ".".join(part for part in (where, name) if part)
+
+
+@attrs.frozen
+class Each:
+    """``[table.name.NAME]``: one table of the same shape per free name."""
+
+    table: Table
+    names: str  #: the regular expression a name must match whole
+    names_hint: str
+    defaults: Mapping[str, Mapping[str, Any]]
+    noun: str = "name"  #: what a name is, for messages ("environment name")
+
+    def problems(self, value: Any, where: str) -> list[Problem]:
+        """The problems of every ``NAME`` table in ``value``."""
+        if not isinstance(value, dict):
+            return [Problem(where, "must be a table of tables", f"write [{where}.NAME] sections")]
+        found: list[Problem] = []
+        for name, body in value.items():
+            if not re.fullmatch(self.names, name):
+                found.append(Problem(f"{where}.{name}", f"is not a valid {self.noun}", f"use {self.names_hint}"))
+                continue
+            found += self.table.problems(body, f"{where}.{name}", self.defaults.get(name))
+        return found
+
+
+def key_problem(key: Key, value: Any, path: str) -> Problem | None:
+    """Why ``value`` cannot be key ``key`` at ``path``, or None."""
+    problem = key.kind.problem(value)
+    if problem is None and key.check is not None:
+        problem = key.check(value)
+    if problem is None:
+        return None
+    return Problem(path, problem, f"{key.description}; e.g. {path.rsplit('.', 1)[-1]} = {key.kind.example()}")
+
+
+def _close(word: str, options: Iterable[str]) -> bool:
+    import difflib
+
+    return bool(difflib.get_close_matches(word, sorted(options), n=1))
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """A hint for an unknown name: the closest known one, or the list."""
+    import difflib  # only a misspelled key pays for it
+
+    known = sorted(options)
+    close = difflib.get_close_matches(word, known, n=1)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"known keys: {', '.join(known)}" if known else "this table takes no keys"
+
+
+class Values:
+    """A table's values as the file sets them, checked against the declaration as they are read."""
+
+    def __init__(self, table: Table, raw: Any, source: str, where: str) -> None:
+        self.table = table
+        self.raw: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        self.present = raw is not None  #: the file has this table
+        self._source = source
+        self._where = where
+        if raw is not None and not isinstance(raw, dict):
+            raise self._fail(Problem(where, f"must be a table, not {shown(raw)}", f"write it as [{where}]"))
+
+    def _fail(self, problem: Problem) -> ConfigurationError:
+        return ConfigurationError(f"{self._source}: {problem.key}: {problem.message}", problem.hint)
+
+    def __bool__(self) -> bool:
+        """True when the file sets anything in this table."""
+        return bool(self.raw)
+
+    def __contains__(self, name: object) -> bool:
+        """True when the file sets ``name`` (a key or a sub-table)."""
+        return name in self.raw
+
+    def __getitem__(self, name: str) -> Any:
+        """Key ``name``: the file's value, checked, or the declared default.
+
+        :raises ConfigurationError: the value is not of the declared kind (naming the file, table and key).
+        """
+        key = self.table.keys[name]
+        if name not in self.raw:
+            return key.default
+        problem = key_problem(key, self.raw[name], f"{self._where}.{name}")
+        if problem is not None:
+            raise self._fail(problem)
+        return self.raw[name]
+
+    def get(self, name: str, fallback: Any = None) -> Any:
+        """Key ``name`` as :meth:`__getitem__` reads it, ``fallback`` where it has no value at all."""
+        value = self[name]
+        return fallback if value is None else value
+
+    def sub(self, name: str) -> Values:
+        """The fixed sub-table ``name``."""
+        return Values(self.table.tables[name], self.raw.get(name), self._source, f"{self._where}.{name}")
+
+    def each(self, name: str) -> dict[str, Values]:
+        """The ``[…name.NAME]`` tables, by name, in the file's order.
+
+        :raises ConfigurationError: a name that does not match, or a value that is not a table.
+        """
+        spec = self.table.each[name]
+        body = self.raw if name == "" else self.raw.get(name, {})
+        path = _join(self._where, name)
+        if not isinstance(body, dict):
+            raise self._fail(Problem(path, f"must be a table of tables, not {shown(body)}", f"write [{path}.NAME] sections"))
+        for item in body:
+            if not re.fullmatch(spec.names, item):
+                raise self._fail(Problem(f"{path}.{item}", f"is not a valid {spec.noun}", f"use {spec.names_hint}"))
+        return {item: Values(spec.table, value, self._source, f"{path}.{item}") for item, value in body.items()}
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        """``(name, value)`` of each declared key the file sets, checked."""
+        for name in self.raw:
+            if name in self.table.keys:
+                yield name, self[name]
+
+
+def schema_of(table: Table, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON Schema of ``table`` (``defaults``: the values a free name has of its own)."""
+    properties: dict[str, Any] = {}
+    for key in table.keys.values():
+        entry = {**key.kind.schema, "description": key.description}
+        if key.default is not None:
+            entry["default"] = key.default
+        properties[key.name] = entry
+    for name, sub in table.tables.items():
+        properties[name] = schema_of(sub)
+    for name, each in table.each.items():
+        properties[name] = _each_schema(each)
+    if "" in properties:
+        return {**properties[""], "description": table.description}
+    out: dict[str, Any] = {"type": "object", "description": table.description, "properties": properties}
+    if not table.extra:
+        out["additionalProperties"] = False
+    required = [k.name for k in table.keys.values() if k.required and k.name not in (defaults or {})]
+    if required:
+        out["required"] = required
+    return out
+
+
+def _each_schema(each: Each) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": each.table.description,
+        "propertyNames": {"pattern": f"^(?:{each.names})$"},
+        "properties": {n: schema_of(each.table, d) for n, d in each.defaults.items()},
+        "additionalProperties": schema_of(each.table),
+    }
+
+
+def findings(settings: Any, tables: Iterable[Table], plugins: Iterable[str] = ()) -> list[Any]:
+    """``check``'s findings for the plugins' tables of ``settings``: a refused value is an error, an unknown key a warning.
+
+    A top-level name is known when the core or one of ``tables`` declares it, or it names one of ``plugins``
+    (a plugin that reads its table without declaring it, or one disabled).
+    """
+    from .models import Finding
+    from .settings import CORE
+
+    where = str(settings.path) if settings.path else None
+    tables = list(tables)
+    known = CORE.known() | {t.name for t in tables} | set(plugins)
+    found = [
+        Finding(code="SETTINGS_UNKNOWN_KEY", severity="warning", message=f"{settings.source}: unknown key {key!r}",
+                remediation=did_you_mean(key, known) if _close(key, known) else "remove it, or install the plugin that reads it",
+                key=key, file=where)
+        for key in settings.raw if key not in known
+    ]
+    for table in tables:
+        if table.name not in settings.raw:
+            continue
+        for problem in table.problems(settings.raw[table.name], table.name):
+            found.append(Finding(
+                code="SETTINGS_UNKNOWN_KEY" if problem.unknown else "SETTINGS_INVALID",
+                severity="warning" if problem.unknown else "error",
+                message=f"{settings.source}: [{table.name}] {problem.key}: {problem.message}",
+                remediation=problem.hint,
+                key=problem.key,
+                plugin=table.plugin,
+                file=where,
+            ))
+    return found
+
+
+def session_findings(session: Any) -> list[Any]:
+    """The session's envfence.toml judged by the core's and the loaded plugins' declarations (``declare_tables``), redacted."""
+    declared = session.plugins.declare_tables()
+    found = findings(session.settings, declared.flat(), session.plugins.names()) + declared.findings()
+    return list(session.redact_findings(found))

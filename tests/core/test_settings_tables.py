@@ -1,0 +1,186 @@
+"""Settings tables declared once (``declare_tables``): loading, ``check``, ``config schema`` and the docs agree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from click.testing import CliRunner
+
+from envfence import hookimpl
+from envfence.cli import cli
+from envfence.settings_kinds import either, flag, text, toml, whole
+from envfence.settings_tables import Table
+
+jsonschema = pytest.importorskip("jsonschema", reason="pip install -e '.[test]' brings jsonschema")
+
+
+def _project(tmp_path: Path, body: str, name: str = "proj") -> Path:
+    root = tmp_path / name
+    root.mkdir()
+    (root / "envfence.toml").write_text(body, encoding="utf-8")
+    return root
+
+
+def _check(root: Path, *extra: str) -> Any:
+    return CliRunner().invoke(cli, ["--root", str(root), *extra, "--json", "check"], env={"ENVIRONMENT": ""})
+
+
+def _findings(result) -> list[dict[str, Any]]:
+    return json.loads(result.stdout)["findings"] if result.exit_code in (0, 1) else []
+
+
+def _validator(root: Path, *extra: str):
+    printed = CliRunner().invoke(cli, ["--root", str(root), *extra, "config", "schema"])
+    assert printed.exit_code == 0, printed.output
+    schema = json.loads(printed.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema, format_checker=None)
+
+
+class Acme:
+    """A third-party plugin that declares its table and reads it back."""
+
+    TABLE = Table("acme_sync", "the acme sync job")
+    TABLE.add("batch", whole(minimum=1, example=50), 50, "rows per request")
+    TABLE.add("mode", text(choices=("fast", "safe")), "safe", "how it writes")
+    TABLE.add_table("retry", "how failed requests are retried").add("times", whole(minimum=0), 3, "attempts after the first")
+
+    @hookimpl
+    def declare_tables(self):
+        return [self.TABLE]
+
+
+def test_hook_declare_tables_feeds_check_schema_and_reading(tmp_path, envfence_plugin):
+    envfence_plugin(Acme(), name="acme_sync")
+    root = _project(tmp_path, '[acme_sync]\nbatch = "lots"\nmdoe = "fast"\n[acme_sync.retry]\ntimes = -1\n')
+    result = _check(root)
+    assert result.exit_code == 1, result.output
+    found = {f["key"]: f for f in _findings(result)}
+    batch = found["acme_sync.batch"]
+    assert (batch["code"], batch["severity"]) == ("SETTINGS_INVALID", "error")
+    assert str(root / "envfence.toml") in batch["message"] and "[acme_sync] acme_sync.batch" in batch["message"]
+    assert "must be a whole number of at least 1, not 'lots'" in batch["message"]
+    assert found["acme_sync.retry.times"]["code"] == "SETTINGS_INVALID"
+    typo = found["acme_sync.mdoe"]
+    assert (typo["code"], typo["severity"], typo["remediation"]) == ("SETTINGS_UNKNOWN_KEY", "warning", "did you mean 'mode'?")
+    # The same declaration is the schema an editor checks the file with.
+    schema = _validator(root)
+    assert schema.iter_errors({"acme_sync": {"batch": "lots"}}).__next__().validator == "type"
+    assert schema.is_valid({"acme_sync": {"batch": 5, "retry": {"times": 0}}})
+
+
+def test_reading_a_declared_table_gives_typed_values_defaults_and_clear_errors(tmp_path):
+    from envfence.errors import ConfigurationError
+    from envfence.settings import load_settings
+
+    settings = load_settings(_project(tmp_path, "[acme_sync]\nbatch = 10\n"))
+    values = Acme.TABLE.read(settings)
+    assert (values["batch"], values["mode"], values.sub("retry")["times"]) == (10, "safe", 3)
+    settings = load_settings(_project(tmp_path, '[acme_sync]\nmode = "reckless"\n', "bad"))
+    with pytest.raises(ConfigurationError) as raised:
+        Acme.TABLE.read(settings)["mode"]
+    assert str(settings.path) in str(raised.value) and "acme_sync.mode: must be one of 'fast', 'safe'" in str(raised.value)
+
+
+def test_a_disabled_plugin_contributes_no_table(tmp_path):
+    root = _project(tmp_path, "[backup]\nkeep = 3\n")
+    assert "backup" in json.loads(CliRunner().invoke(cli, ["--root", str(root), "config", "schema"]).stdout)["properties"]
+    printed = CliRunner().invoke(cli, ["--root", str(root), "-p", "no:backup", "config", "schema"])
+    assert "backup" not in json.loads(printed.stdout)["properties"]
+    # A value its plugin would refuse is not judged while the plugin is disabled.
+    root = _project(tmp_path, "[backup]\nkeep = 0\n", "off")
+    assert "backup.keep" in {f["key"] for f in _findings(_check(root))}
+    assert "backup.keep" not in {f["key"] for f in _findings(_check(root, "-p", "no:backup"))}
+
+
+@pytest.mark.parametrize("body, key", [
+    ('[environments."qa.eu"]\nbased_on = "production"\n', "environments.qa.eu"),
+    ('[environments.qa]\nprefix = "QA"\n', "environments.qa.based_on"),
+    ("timezone = 5\n", "timezone"),
+    ('[environments.qa]\nbased_on = "prodution"\n', "environments.qa.based_on"),
+    ("[snapshots]\nkeep = 0\n", "snapshots.keep"),
+])
+def test_the_schema_refuses_what_envfence_refuses(tmp_path, body, key):
+    import tomllib
+
+    root = _project(tmp_path, body)
+    result = _check(root)
+    assert result.exit_code == 4, result.output
+    assert f"{root / 'envfence.toml'}: {key}: " in result.output
+    assert "PLUGIN_ERROR" not in result.output and "Traceback" not in result.output and "AttributeError" not in result.output
+    assert not _validator(tmp_path).is_valid(tomllib.loads(body))
+
+
+def _declared(table: Table, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any, dict[str, Any]]]:
+    """``(path to the key, its declaration, the table around it with its required keys filled)`` for every key."""
+    required = {k.name: k.kind.good for k in table.keys.values() if k.required}
+    for key in table.keys.values():
+        yield path + (key.name,), key, required
+    for name, sub in table.tables.items():
+        yield from _declared(sub, path + (name,))
+    for name, each in table.each.items():
+        yield from _declared(each.table, path + ((name,) if name else ()) + ("sample",))
+
+
+def _document(path: tuple[str, ...], value: Any, around: dict[str, Any]) -> dict[str, Any]:
+    body: Any = {**around, path[-1]: value}
+    for part in reversed(path[:-1]):
+        body = {part: body}
+    return body
+
+
+def _all_keys() -> list[tuple[str, tuple[str, ...], Any, dict[str, Any]]]:
+    from envfence.schema import builtin_tables
+    from envfence.settings import CORE
+
+    found = [("core", p, k, r) for p, k, r in _declared(CORE)]
+    for table in builtin_tables():
+        found += [(table.name, (table.name,) + p, k, r) for p, k, r in _declared(table)]
+    return found
+
+
+def test_every_declared_key_has_a_good_and_a_bad_example():
+    for _table, path, key, _around in _all_keys():
+        assert key.kind.accepts(key.kind.good), ".".join(path)
+        assert key.kind.bad is None or not key.kind.accepts(key.kind.bad), ".".join(path)
+
+
+def test_check_and_the_json_schema_judge_every_declared_key_alike(tmp_path):
+    """For each key of the core and the built-ins: a valid value passes both, an invalid one fails both."""
+    validator = _validator(tmp_path)
+    checked = 0
+    for n, (_table, path, key, around) in enumerate(_all_keys()):
+        dotted = ".".join(p for p in path)
+        for label, value in (("good", key.kind.good), ("bad", key.kind.bad)):
+            if value is None:
+                continue
+            document = _document(path, value, around)
+            text = "".join(f"{name} = {toml(body)}\n" for name, body in document.items())
+            root = _project(tmp_path, text, f"p{n}{label}")
+            result = _check(root)
+            refused_by_check = result.exit_code == 4 and f": {dotted}: " in result.output or any(
+                f["key"] == dotted and f["code"] == "SETTINGS_INVALID" for f in _findings(result))
+            refused_by_schema = not validator.is_valid(document)
+            assert refused_by_check == refused_by_schema == (label == "bad"), (dotted, label, text, result.output)
+            checked += 1
+    assert checked > 20
+
+
+def test_the_shipped_schema_and_the_settings_reference_are_the_generated_ones():
+    from envfence.schema import SHIPPED, reference, render
+
+    assert SHIPPED.read_text() == render(), "regenerate: python -m envfence.schema"
+    # The docs' page is rendered from the same declarations at every build (docs/_hooks/reference.py).
+    page = reference()
+    for heading in ("## Top level", "## [environments.NAME]", "## [settings.NAME]", "## [backup]"):
+        assert heading in page
+    assert "| `keep` | a whole number of at least 1 | `7` | how many archives the retention policy keeps |" in page
+
+
+def test_an_either_kind_refuses_only_what_every_choice_refuses():
+    kind = either(flag(), whole())
+    assert kind.accepts(True) and kind.accepts(3) and not kind.accepts("x")
+    assert "true or false or a whole number" in kind.problem("x")
