@@ -195,7 +195,8 @@ def merge_config(o: Opening) -> None:
 
 
 def report_plugins(o: Opening) -> None:
-    """Required plugins that are not loaded (the settings' keys are judged with validation: ``Session.settings_findings``)."""
+    """Required plugins that are not loaded, and top-level settings keys nothing knows (the values in the
+    plugins' tables are judged with validation: :func:`envfence.settings_tables.session_findings`)."""
     settings = o.settings
     assert settings is not None
     where = str(settings.path) if settings.path else None
@@ -209,6 +210,23 @@ def report_plugins(o: Opening) -> None:
             plugin=name,
             file=where,
         ))
+    report_unknown_tables(o)
+
+
+def report_unknown_tables(o: Opening) -> None:
+    """Top-level settings keys that neither the core, a plugin's declared table nor a plugin's name explains.
+
+    Plugins are asked for their tables only when some name is not already known, so the
+    common project pays no hook call at opening.
+    """
+    from .settings import CORE
+    from .settings_tables import unknown_tables
+
+    settings = o.settings
+    assert settings is not None
+    known = CORE.known() | o.pm.names()
+    if any(key not in known for key in settings.raw):
+        o.findings += unknown_tables(settings, o.pm.declare_tables().flat(), o.pm.names())
 
 
 def defaults(specs: Iterable[SettingSpec]) -> dict[str, str]:

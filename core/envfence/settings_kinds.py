@@ -78,7 +78,7 @@ def text(*, choices: Iterable[str] | None = None, pattern: str | None = None, ex
     if choices is not None:
         words = tuple(choices)
         return Kind(
-            "one of " + ", ".join(repr(w) for w in words),
+            " or ".join(repr(w) for w in words) if len(words) <= 2 else "one of " + ", ".join(repr(w) for w in words),
             {"enum": list(words)},
             lambda v: isinstance(v, str) and v in words,
             good=words[0],
@@ -146,7 +146,7 @@ def texts(*, choices: Iterable[str] | None = None, example: str = "NAME") -> Kin
             isinstance(s, str) and s.strip() and (words is None or s in words) for s in v
         )
 
-    label = "a list of " + ("words among " + ", ".join(words) if words else "non-empty strings")
+    label = "a list of " + ("words among " + ", ".join(words) if words else "strings")
     return Kind(label, {"type": "array", "items": item}, accepts, good=[words[0] if words else example], bad="x")
 
 

@@ -297,24 +297,30 @@ def _each_schema(each: Each) -> dict[str, Any]:
     }
 
 
-def findings(settings: Any, tables: Iterable[Table], plugins: Iterable[str] = ()) -> list[Any]:
-    """``check``'s findings for the plugins' tables of ``settings``: a refused value is an error, an unknown key a warning.
+def unknown_tables(settings: Any, tables: Iterable[Table], plugins: Iterable[str] = ()) -> list[Any]:
+    """``SETTINGS_UNKNOWN_KEY`` warnings for the top-level names of ``settings`` nothing knows.
 
-    A top-level name is known when the core or one of ``tables`` declares it, or it names one of ``plugins``
+    A name is known when the core or one of ``tables`` declares it, or it names one of ``plugins``
     (a plugin that reads its table without declaring it, or one disabled).
     """
     from .models import Finding
     from .settings import CORE
 
-    where = str(settings.path) if settings.path else None
-    tables = list(tables)
     known = CORE.known() | {t.name for t in tables} | set(plugins)
-    found = [
+    return [
         Finding(code="SETTINGS_UNKNOWN_KEY", severity="warning", message=f"{settings.source}: unknown key {key!r}",
                 remediation=did_you_mean(key, known) if _close(key, known) else "remove it, or install the plugin that reads it",
-                key=key, file=where)
+                key=key, file=str(settings.path) if settings.path else None)
         for key in settings.raw if key not in known
     ]
+
+
+def findings(settings: Any, tables: Iterable[Table]) -> list[Any]:
+    """``check``'s findings for the plugins' tables of ``settings``: a refused value is an error, an unknown key a warning."""
+    from .models import Finding
+
+    where = str(settings.path) if settings.path else None
+    found = []
     for table in tables:
         if table.name not in settings.raw:
             continue
@@ -334,5 +340,5 @@ def findings(settings: Any, tables: Iterable[Table], plugins: Iterable[str] = ()
 def session_findings(session: Any) -> list[Any]:
     """The session's envfence.toml judged by the core's and the loaded plugins' declarations (``declare_tables``), redacted."""
     declared = session.plugins.declare_tables()
-    found = findings(session.settings, declared.flat(), session.plugins.names()) + declared.findings()
+    found = findings(session.settings, declared.flat()) + declared.findings()
     return list(session.redact_findings(found))

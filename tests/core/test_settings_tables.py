@@ -82,7 +82,7 @@ def test_reading_a_declared_table_gives_typed_values_defaults_and_clear_errors(t
     settings = load_settings(_project(tmp_path, '[acme_sync]\nmode = "reckless"\n', "bad"))
     with pytest.raises(ConfigurationError) as raised:
         Acme.TABLE.read(settings)["mode"]
-    assert str(settings.path) in str(raised.value) and "acme_sync.mode: must be one of 'fast', 'safe'" in str(raised.value)
+    assert str(settings.path) in str(raised.value) and "acme_sync.mode: must be 'fast' or 'safe', not 'reckless'" in str(raised.value)
 
 
 def test_a_disabled_plugin_contributes_no_table(tmp_path):
