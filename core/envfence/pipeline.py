@@ -163,13 +163,13 @@ class Session:
 
     def validate(self, live: bool = False) -> list[Finding]:
         """Run the ``validate`` hook and return its findings (not stored), with ``LAYER_VALUE_INVALID``
-        warnings for values a higher layer overrides (:mod:`envfence.layer_checks`), after the settings
+        warnings for values a higher layer overrides (:mod:`envfence.layer_checks`), and the settings
         tables' findings (:func:`envfence.settings_tables.session_findings`)."""
         from .layer_checks import shadowed_findings
         from .settings_tables import session_findings
 
         found = self._validated(live)
-        return session_findings(self) + found + shadowed_findings(self, found)
+        return found + session_findings(self) + shadowed_findings(self, found)
 
     def _validated(self, live: bool) -> list[Finding]:
         """The ``validate`` hook's findings for this session's own configuration, redacted."""

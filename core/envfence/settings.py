@@ -98,6 +98,7 @@ class ProjectSettings:
     raw: Mapping[str, Any] = attrs.field(factory=dict)
     strict_plugins: bool = False
     required_plugins: tuple[str, ...] = ()
+    timezone: str | None = None  #: the zone schedules are read in (None: the machine's)
     #: The one credential naming of these environments (built from their prefixes).
     naming: CredentialNaming = attrs.field(init=False, eq=False, repr=False)
 
@@ -287,6 +288,7 @@ def parse_settings(table: Mapping[str, Any], path: Path | None) -> ProjectSettin
         raw=dict(table),
         strict_plugins=values["strict_plugins"],
         required_plugins=tuple(s.strip() for s in values["required_plugins"]),
+        timezone=values["timezone"].strip() if values["timezone"] else None,
     )
     default = values["default_environment"].strip()
     resolved = settings.resolve(default)

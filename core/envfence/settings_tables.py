@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import attrs
 
 from .errors import ConfigurationError
-from .settings_kinds import Kind, shown
+from .settings_kinds import Kind, shown, toml
 
 
 @attrs.frozen
@@ -42,6 +42,8 @@ class Key:
     required: bool = False  #: the table must set it
     #: A further check of a value of the right kind (a path inside the tree, a known zone): a problem or None.
     check: Callable[[Any], str | None] | None = attrs.field(default=None, repr=False)
+    #: Sibling values this key goes with only (``isolation_reason`` needs ``isolation = "in-process"``).
+    requires: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -68,9 +70,10 @@ class Table:
         self.plugin: str | None = None  #: set by the core when the hook hands it in
 
     def add(self, name: str, kind: Kind, default: Any = None, description: str = "", *,
-            required: bool = False, check: Callable[[Any], str | None] | None = None) -> None:
-        """Declare key ``name`` of kind ``kind``."""
-        self.keys[name] = Key(name, kind, default, description, required, check)
+            required: bool = False, check: Callable[[Any], str | None] | None = None,
+            requires: Mapping[str, Any] | None = None) -> None:
+        """Declare key ``name`` of kind ``kind`` (``requires``: sibling values it goes with only)."""
+        self.keys[name] = Key(name, kind, default, description, required, check, dict(requires or {}))
 
     def add_table(self, name: str, description: str, *, extra: bool = False) -> Table:
         """Declare the sub-table ``[<this>.name]`` and return it, for its keys."""
@@ -80,15 +83,17 @@ class Table:
 
     def add_each(self, name: str, description: str, *, names: str = r"[A-Za-z0-9][A-Za-z0-9_-]*",
                  names_hint: str = "letters, digits, - and _, starting with a letter or digit", noun: str = "name",
-                 defaults: Mapping[str, Mapping[str, Any]] | None = None, extra: bool = False) -> Table:
+                 defaults: Mapping[str, Mapping[str, Any]] | None = None, extra: bool = False,
+                 shorthand: str | None = None) -> Table:
         """Declare ``[<this>.name.NAME]``, one table of the returned shape per free ``NAME`` matching ``names``.
 
         ``defaults`` gives some names values of their own (the built-in environments), which
         also count for the required keys. An empty ``name`` makes this table's own keys the
-        free names (``[settings.NAME]``).
+        free names (``[settings.NAME]``). ``shorthand`` names the key a name may be given
+        alone (``sync = "acme:sync"`` for ``[automations.sync] run = "acme:sync"``).
         """
         table = Table(_join(self.name, name) + ".NAME", description, extra=extra)
-        self.each[name] = Each(table, names, names_hint, dict(defaults or {}), noun)
+        self.each[name] = Each(table, names, names_hint, dict(defaults or {}), noun, shorthand)
         return table
 
     def known(self) -> set[str]:
@@ -105,6 +110,10 @@ class Table:
         for name, raw in value.items():
             found += self._one(name, raw, _join(where, name))
         for key in self.keys.values():
+            wanted = {k: v for k, v in key.requires.items() if value.get(k) != v}
+            if key.name in value and wanted:
+                with_ = " and ".join(f"{k} = {toml(v)}" for k, v in wanted.items())
+                found.append(Problem(_join(where, key.name), f"goes with {with_} only", f"set {with_}, or remove it"))
             if key.required and key.name not in value and key.name not in (defaults or {}):
                 found.append(Problem(_join(where, key.name), "missing",
                                      f"{key.description}; e.g. {key.name} = {key.kind.example()}"))
@@ -144,6 +153,9 @@ class Table:
 
 
 def _join(where: str, name: str) -> str:
+    """``where.name``; a name from the file that could forge a line of output (a line break, a control) is quoted."""
+    if name and not (name.isprintable() and "<" not in name and ">" not in name):
+        name = repr(name)
     return ".".join(part for part in (where, name) if part)
 
 
@@ -156,6 +168,13 @@ class Each:
     names_hint: str
     defaults: Mapping[str, Mapping[str, Any]]
     noun: str = "name"  #: what a name is, for messages ("environment name")
+    shorthand: str | None = None  #: the key a name's value stands for when it is not a table
+
+    def expand(self, value: Any) -> Any:
+        """``value`` as a table: a shorthand value becomes ``{shorthand: value}``."""
+        if self.shorthand is not None and not isinstance(value, dict) and self.table.keys[self.shorthand].kind.accepts(value):
+            return {self.shorthand: value}
+        return value
 
     def problems(self, value: Any, where: str) -> list[Problem]:
         """The problems of every ``NAME`` table in ``value``."""
@@ -164,9 +183,9 @@ class Each:
         found: list[Problem] = []
         for name, body in value.items():
             if not re.fullmatch(self.names, name):
-                found.append(Problem(f"{where}.{name}", f"is not a valid {self.noun}", f"use {self.names_hint}"))
+                found.append(Problem(_join(where, name), f"is not a valid {self.noun}", f"use {self.names_hint}"))
                 continue
-            found += self.table.problems(body, f"{where}.{name}", self.defaults.get(name))
+            found += self.table.problems(self.expand(body), _join(where, name), self.defaults.get(name))
         return found
 
 
@@ -254,8 +273,8 @@ class Values:
             raise self._fail(Problem(path, f"must be a table of tables, not {shown(body)}", f"write [{path}.NAME] sections"))
         for item in body:
             if not re.fullmatch(spec.names, item):
-                raise self._fail(Problem(f"{path}.{item}", f"is not a valid {spec.noun}", f"use {spec.names_hint}"))
-        return {item: Values(spec.table, value, self._source, f"{path}.{item}") for item, value in body.items()}
+                raise self._fail(Problem(_join(path, item), f"is not a valid {spec.noun}", f"use {spec.names_hint}"))
+        return {item: Values(spec.table, spec.expand(value), self._source, _join(path, item)) for item, value in body.items()}
 
     def items(self) -> Iterator[tuple[str, Any]]:
         """``(name, value)`` of each declared key the file sets, checked."""
@@ -284,16 +303,25 @@ def schema_of(table: Table, defaults: Mapping[str, Any] | None = None) -> dict[s
     required = [k.name for k in table.keys.values() if k.required and k.name not in (defaults or {})]
     if required:
         out["required"] = required
+    together = {
+        k.name: {"properties": {n: {"const": v} for n, v in k.requires.items()}, "required": list(k.requires)}
+        for k in table.keys.values() if k.requires
+    }
+    if together:
+        out["dependentSchemas"] = together
     return out
 
 
 def _each_schema(each: Each) -> dict[str, Any]:
+    one = schema_of(each.table)
+    if each.shorthand is not None:
+        one = {"anyOf": [each.table.keys[each.shorthand].kind.schema, one]}
     return {
         "type": "object",
         "description": each.table.description,
         "propertyNames": {"pattern": f"^(?:{each.names})$"},
         "properties": {n: schema_of(each.table, d) for n, d in each.defaults.items()},
-        "additionalProperties": schema_of(each.table),
+        "additionalProperties": one,
     }
 
 
@@ -328,7 +356,8 @@ def findings(settings: Any, tables: Iterable[Table]) -> list[Any]:
             found.append(Finding(
                 code="SETTINGS_UNKNOWN_KEY" if problem.unknown else "SETTINGS_INVALID",
                 severity="warning" if problem.unknown else "error",
-                message=f"{settings.source}: [{table.name}] {problem.key}: {problem.message}",
+                # The text of the ConfigurationError the plugin's reader raises for it: one cause, one finding.
+                message=f"{settings.source}: {problem.key}: {problem.message}",
                 remediation=problem.hint,
                 key=problem.key,
                 plugin=table.plugin,

@@ -61,7 +61,7 @@ def test_hook_declare_tables_feeds_check_schema_and_reading(tmp_path, envfence_p
     found = {f["key"]: f for f in _findings(result)}
     batch = found["acme_sync.batch"]
     assert (batch["code"], batch["severity"]) == ("SETTINGS_INVALID", "error")
-    assert str(root / "envfence.toml") in batch["message"] and "[acme_sync] acme_sync.batch" in batch["message"]
+    assert batch["message"].startswith(f"{root / 'envfence.toml'}: acme_sync.batch: ")
     assert "must be a whole number of at least 1, not 'lots'" in batch["message"]
     assert found["acme_sync.retry.times"]["code"] == "SETTINGS_INVALID"
     typo = found["acme_sync.mdoe"]
@@ -118,7 +118,7 @@ def _declared(table: Table, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[
     """``(path to the key, its declaration, the table around it with its required keys filled)`` for every key."""
     required = {k.name: k.kind.good for k in table.keys.values() if k.required}
     for key in table.keys.values():
-        yield path + (key.name,), key, required
+        yield path + (key.name,), key, {**required, **key.requires}
     for name, sub in table.tables.items():
         yield from _declared(sub, path + (name,))
     for name, each in table.each.items():
@@ -148,25 +148,55 @@ def test_every_declared_key_has_a_good_and_a_bad_example():
         assert key.kind.bad is None or not key.kind.accepts(key.kind.bad), ".".join(path)
 
 
+def _judged_by_check(document: dict[str, Any], dotted: str, tables: list[Table]) -> bool:
+    """True when ``envfence check``'s own judges refuse ``dotted`` in ``document``: the core's loader (a
+    ConfigurationError, exit 4) or the tables' findings (``settings_tables.findings``, what check adds)."""
+    from envfence.errors import ConfigurationError
+    from envfence.settings import parse_settings
+    from envfence.settings_tables import findings
+
+    try:
+        settings = parse_settings(document, Path("envfence.toml"))
+    except ConfigurationError as exc:
+        return f": {dotted}: " in exc.message
+    return any(f.severity == "error" and f.key == dotted for f in findings(settings, tables))
+
+
 def test_check_and_the_json_schema_judge_every_declared_key_alike(tmp_path):
-    """For each key of the core and the built-ins: a valid value passes both, an invalid one fails both."""
-    validator = _validator(tmp_path)
+    """For each key of the core and the built-ins: a valid value passes both, an invalid one fails both.
+
+    The judges are the ones ``check`` calls (the CLI itself is exercised above and by
+    ``test_a_sample_of_keys_is_judged_alike_through_the_command_line``), so every key costs no process.
+    """
+    from envfence.schema import builtin_tables
+
+    validator, tables = _validator(tmp_path), builtin_tables()
     checked = 0
-    for n, (_table, path, key, around) in enumerate(_all_keys()):
-        dotted = ".".join(p for p in path)
+    for _table, path, key, around in _all_keys():
+        dotted = ".".join(path)
         for label, value in (("good", key.kind.good), ("bad", key.kind.bad)):
             if value is None:
                 continue
             document = _document(path, value, around)
-            text = "".join(f"{name} = {toml(body)}\n" for name, body in document.items())
-            root = _project(tmp_path, text, f"p{n}{label}")
-            result = _check(root)
-            refused_by_check = result.exit_code == 4 and f": {dotted}: " in result.output or any(
-                f["key"] == dotted and f["code"] == "SETTINGS_INVALID" for f in _findings(result))
+            refused_by_check = _judged_by_check(document, dotted, tables)
             refused_by_schema = not validator.is_valid(document)
-            assert refused_by_check == refused_by_schema == (label == "bad"), (dotted, label, text, result.output)
+            assert refused_by_check == refused_by_schema == (label == "bad"), (dotted, label, document)
             checked += 1
     assert checked > 20
+
+
+@pytest.mark.parametrize("dotted", ["environments.sample.aliases", "backup.keep", "automations.sample.isolation",
+                                    "settings.sample.required"])
+def test_a_sample_of_keys_is_judged_alike_through_the_command_line(tmp_path, dotted):
+    validator = _validator(tmp_path)
+    (_table, path, key, around), = [k for k in _all_keys() if ".".join(k[1]) == dotted]
+    for label, value in (("good", key.kind.good), ("bad", key.kind.bad)):
+        document = _document(path, value, around)
+        root = _project(tmp_path, "".join(f"{name} = {toml(body)}\n" for name, body in document.items()), label)
+        result = _check(root)
+        refused_by_check = result.exit_code == 4 and f": {dotted}: " in result.output or any(
+            f["severity"] == "error" and f": {dotted}: " in f["message"] for f in _findings(result))
+        assert refused_by_check == (not validator.is_valid(document)) == (label == "bad"), (label, result.output)
 
 
 def test_the_shipped_schema_and_the_settings_reference_are_the_generated_ones():
@@ -184,3 +214,15 @@ def test_an_either_kind_refuses_only_what_every_choice_refuses():
     kind = either(flag(), whole())
     assert kind.accepts(True) and kind.accepts(3) and not kind.accepts("x")
     assert "true or false or a whole number" in kind.problem("x")
+
+
+def test_a_key_that_could_forge_a_line_of_output_is_quoted(tmp_path):
+    root = _project(tmp_path, '[backup]\n"keep\\nSETTINGS_OK: all fine" = 1\n[environments."qa\\nfake"]\nbased_on = "production"\n')
+    result = CliRunner().invoke(cli, ["--root", str(root), "check"], env={"ENVIRONMENT": ""})
+    assert result.exit_code == 4
+    assert "environments.'qa\\nfake': is not a valid environment name" in result.output
+    assert "\nfake" not in result.output
+    root = _project(tmp_path, '[backup]\n"keep\\nSETTINGS_OK: all fine" = 1\n', "key")
+    said = [f for f in _findings(_check(root)) if f["code"] == "SETTINGS_UNKNOWN_KEY"]
+    assert said and all("\n" not in f["message"] for f in said), said
+    assert "backup.'keep\\nSETTINGS_OK: all fine': unknown key" in said[0]["message"]

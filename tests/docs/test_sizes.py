@@ -29,8 +29,6 @@ KNOWN_BUILTINS = {
     ("plugins/envfence_builtins/webhook_service/webhook_queue.py", "WebhookQueue"),
     ("plugins/envfence_builtins/runs/directories.py", "inspect_tree"),
     ("plugins/envfence_builtins/webhook_service/webhook_cli.py", "serve"),
-    ("plugins/envfence_builtins/configuration/dotenv_files.py", "_parse"),
-    ("plugins/envfence_builtins/runs/automations.py", "parse_automations"),
 }
 
 

@@ -19,7 +19,7 @@ def automation_data(session, automation, last) -> dict:
     env = session.environment.name
     schedule = automation.schedule_for(env)
     try:
-        zone = schedule_zone(session.environ, session.settings.raw.get("timezone"))
+        zone = schedule_zone(session.environ, session.settings.timezone)
         # As the scheduler that runs it fires: daylight saving differs between cron, systemd and Kubernetes.
         upcoming = parse(schedule).next_after(datetime.datetime.now(zone), schedule_target(session.settings)) if schedule else None
     except CronError:  # a bad schedule or zone (check reports it): list the automation, with no next time

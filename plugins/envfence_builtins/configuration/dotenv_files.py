@@ -124,7 +124,28 @@ def parse_file(path: Path, source: str, parsed: dict[tuple[str, str], Any] | Non
 
 
 def _parse(raw: bytes, path: Path, source: str, digest: str) -> ParsedFile:
+    """A file's bytes as its definitions, with a finding for each line that cannot be one (never echoing a value)."""
     findings: list[Finding] = []
+    text = _decode(raw, path, source, findings)
+    from dotenv.parser import parse_stream
+
+    definitions: list[Definition] = []
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.key is None and not binding.error:
+            continue  # a comment or a blank line
+        problem = _binding_problem(binding, source)
+        if problem is not None:
+            findings.append(problem)
+        else:
+            definitions.append(Definition(binding.key, binding.value, binding.original.line, source))
+    return ParsedFile(tuple(definitions), tuple(findings), digest)
+
+
+def _decode(raw: bytes, path: Path, source: str, findings: list[Finding]) -> str:
+    """The text of a file: UTF-8 without its byte-order mark, universal newlines.
+
+    :raises ConfigurationError: not UTF-8, naming the file and the line.
+    """
     if raw.startswith(_BOM):
         raw = raw[len(_BOM):]
         findings.append(
@@ -143,48 +164,29 @@ def _parse(raw: bytes, path: Path, source: str, digest: str) -> ParsedFile:
     # lone CR inside a quoted value is a newline, not a stray \r in the value.
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
 
-    from dotenv.parser import parse_stream
 
-    definitions: list[Definition] = []
-    for binding in parse_stream(io.StringIO(text)):
-        line = binding.original.line
-        if binding.error:
-            # The line itself is not shown: it may hold a secret.
-            findings.append(
-                Finding("DOTENV_PARSE_ERROR", "error", f"{source}:{line}: the line cannot be parsed and was ignored",
-                        "write it as KEY=VALUE; quote a value that holds spaces, quotes or #",
-                        file=source, line=line, plugin="dotenv_files")
-            )
-            continue
-        if binding.key is None:
-            continue  # a comment or a blank line
-        if binding.value is None and not _looks_like_a_name(binding.key):
-            # Not a name: most likely a value that wrapped onto its own line. Never echo it.
-            findings.append(
-                Finding("DOTENV_PARSE_ERROR", "error", f"{source}:{line}: the line cannot be parsed and was ignored",
-                        "write it as KEY=VALUE; a value that wrapped onto its own line belongs after the =",
-                        file=source, line=line, plugin="dotenv_files")
-            )
-            continue
-        if binding.value is None:
-            findings.append(
-                Finding("DOTENV_NO_VALUE", "warning", f"{source}:{line}: {binding.key} has no '=' and was ignored",
-                        f"write it as {binding.key}=VALUE, or {binding.key}= for an empty value",
-                        key=binding.key, file=source, line=line, plugin="dotenv_files")
-            )
-            continue
-        if "\0" in binding.key or "\0" in binding.value:
-            # No process can receive it (execve refuses it), so it never joins the configuration.
-            key = binding.key.replace("\0", "\\0")
-            findings.append(
-                Finding("DOTENV_NUL_BYTE", "error", f"{source}:{line}: {key} holds a NUL byte and was ignored",
-                        "remove the NUL byte (\\0) from the line; no environment variable can hold one",
-                        key=key, file=source, line=line, plugin="dotenv_files")
-            )
-            continue
-        definitions.append(Definition(binding.key, binding.value, line, source))
-    return ParsedFile(tuple(definitions), tuple(findings), digest)
+def _binding_problem(binding: Any, source: str) -> Finding | None:
+    """Why a parsed line does not become a definition, or None when it does."""
+    line = binding.original.line
+    if binding.error or (binding.value is None and not _looks_like_a_name(binding.key)):
+        # The line itself is never shown: it may hold a secret (a value that wrapped onto its own line).
+        hint = ("write it as KEY=VALUE; quote a value that holds spaces, quotes or #" if binding.error
+                else "write it as KEY=VALUE; a value that wrapped onto its own line belongs after the =")
+        return Finding("DOTENV_PARSE_ERROR", "error", f"{source}:{line}: the line cannot be parsed and was ignored",
+                       hint, file=source, line=line, plugin="dotenv_files")
+    if binding.value is None:
+        return Finding("DOTENV_NO_VALUE", "warning", f"{source}:{line}: {binding.key} has no '=' and was ignored",
+                       f"write it as {binding.key}=VALUE, or {binding.key}= for an empty value",
+                       key=binding.key, file=source, line=line, plugin="dotenv_files")
+    if "\0" in binding.key or "\0" in binding.value:
+        # No process can receive it (execve refuses it), so it never joins the configuration.
+        key = binding.key.replace("\0", "\\0")
+        return Finding("DOTENV_NUL_BYTE", "error", f"{source}:{line}: {key} holds a NUL byte and was ignored",
+                       "remove the NUL byte (\\0) from the line; no environment variable can hold one",
+                       key=key, file=source, line=line, plugin="dotenv_files")
+    return None
 
 
 def _looks_like_a_name(text: str) -> bool:

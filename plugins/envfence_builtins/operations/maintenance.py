@@ -94,7 +94,7 @@ def zone(settings):
     name = settings.section(SECTION).get("timezone")
     if name is None:
         try:
-            return schedule_zone(None, settings.raw.get("timezone"))
+            return schedule_zone(None, settings.timezone)
         except CronError as exc:
             raise ConfigurationError(f"{settings.source}: {exc}", 'write timezone = "Europe/Paris" (or "UTC")') from None
     try:

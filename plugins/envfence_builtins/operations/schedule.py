@@ -199,7 +199,7 @@ def zone(session) -> _dt.tzinfo:
 def zone_name(session) -> str | None:
     """The zone named by ``CRON_TZ`` or the project's ``timezone``, or None when the host's own zone applies."""
     zone(session)  # a name that is no zone is an error here, not a broken artefact
-    return (session.environ.get("CRON_TZ") or str(session.settings.raw.get("timezone") or "")).strip() or None
+    return (session.environ.get("CRON_TZ") or str(session.settings.timezone or "")).strip() or None
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

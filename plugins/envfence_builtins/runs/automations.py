@@ -34,7 +34,6 @@ from envfence.errors import ConfigurationError
 from envfence.models import Automation, Finding
 
 _FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_KEYS = ("run", "description", "environments", "settings", "schedule", "isolation", "isolation_reason")
 _ISOLATION = ("process", "in-process")
 #: How a string command runs: through the shell. A list runs without one.
 SHELL = ("/bin/sh", "-c")
@@ -91,70 +90,81 @@ def _in_project(root, top: str) -> bool:
     return (Path(root) / f"{top}.py").is_file() or (Path(root) / top / "__init__.py").is_file()
 
 
+def _automations_table():
+    from envfence.settings_kinds import either, mapping, text, texts
+    from envfence.settings_tables import Table
+
+    table = Table("automations", "the project's automations, one per name")
+    one = table.add_each("", "an automation: what it runs, where and when", names=r"[\s\S]+",
+                         # The one naming rule (automations.name_problem) judges the name when the automations are collected.
+                         names_hint="a name", shorthand="run")
+    one.add("run", either(text(example="acme.jobs:sync"), texts(example="tar")), None,
+            '"module:function", a shell line, or ["program", "arg"]', required=True)
+    one.add("description", text(empty=True, example="Load the day's CSV"), "", "what it does, for list and reports")
+    one.add("environments", texts(example="production"), [], "the environments it may run in (default: all)")
+    one.add("settings", texts(example="AIRTABLE_API_KEY"), [], "the settings it needs (a run is blocked while one is missing)")
+    one.add("schedule", either(text(example="0 2 * * *"), mapping(text(), example={"production": "0 2 * * *"})), None,
+            "a cron expression, or one per environment")
+    one.add("isolation", text(choices=_ISOLATION), None, "process: a child process; in-process: envfence's own (say why)")
+    one.add("isolation_reason", text(example="holds a GUI session"), "", "why it must share envfence's process",
+            requires={"isolation": "in-process"})
+    return table
+
+
+#: ``[automations]``, declared once for loading, ``check``, the schema and the docs.
+TABLE = _automations_table()
+
+
+@hookimpl
+def declare_tables():
+    """The ``[automations]`` table."""
+    return [TABLE]
+
+
 def parse_automations(settings) -> list[Automation]:
     """The automations of the ``[automations]`` table; :class:`ConfigurationError` names a bad key."""
-    table = settings.section("automations")
-    source = settings.source
-    found: list[Automation] = []
-    for name, body in table.items():
-        where = f"{source}: automations.{name}"
-        if isinstance(body, (str, list)):
-            body = {"run": body}
-        if not isinstance(body, Mapping):
-            raise ConfigurationError(
-                f"{where}: must be a string, a list or a table, not {body!r}",
-                'write name = "module:function", name = "a shell line", name = ["program", "arg"], '
-                'or an [automations.NAME] table with run = ...',
-            )
-        unknown = [k for k in body if k not in _KEYS]
-        if unknown:
-            raise ConfigurationError(f"{where}.{unknown[0]}: unknown key", f"known keys: {', '.join(_KEYS)}")
-        run = body.get("run")
-        if isinstance(run, list) and run and all(isinstance(p, str) for p in run):
-            command: tuple[str, ...] | None = tuple(run)
-            function = None
-        elif isinstance(run, str) and run.strip():
-            if _FUNCTION.match(run.strip()):
-                command, function = None, FunctionTarget(run.strip(), settings.path.parent if settings.path else ".", where)
-            else:
-                # A string is a shell line, as in cron and CI: $VARS, pipes and quotes mean what they mean there.
-                command, function = SHELL + (run,), None
-        else:
-            raise ConfigurationError(
-                f"{where}.run: missing or empty",
-                'say what to run: run = "module:function", run = "a shell line" or run = ["program", "arg"]',
-            )
-        environments = []
-        for env in _strings(body.get("environments", []), f"{where}.environments"):
-            resolved = settings.resolve(env)
-            if resolved is None:
-                raise ConfigurationError(
-                    f"{where}.environments: {env!r} is no declared environment",
-                    f"use one of: {', '.join(settings.environments)}",
-                )
-            environments.append(resolved)
-        schedule = body.get("schedule")
-        if schedule is not None:
-            schedule = _schedule(schedule, where, settings)
-        description = body.get("description", "")
-        if not isinstance(description, str):
-            raise ConfigurationError(f"{where}.description: must be a string", "write it in quotes")
-        isolation, reason = _isolation(body, where, command is not None)
-        found.append(
-            Automation(
-                name=name,
-                description=description,
-                environments=tuple(environments),
-                settings=_strings(body.get("settings", []), f"{where}.settings"),
-                schedule=schedule,
-                function=function,
-                command=command,
-                plugin="automations",
-                isolation=isolation,
-                isolation_reason=reason,
-            )
-        )
-    return found
+    declared = TABLE.read_strict(settings)
+    return [_automation(settings, name, body) for name, body in declared.each("").items()]
+
+
+def _automation(settings, name: str, body) -> Automation:
+    """One ``[automations.NAME]`` table, its kinds already checked."""
+    where = f"{settings.source}: automations.{name}"
+    command, function = _target(body["run"], where, settings)
+    environments = []
+    for env in body["environments"]:
+        resolved = settings.resolve(env)
+        if resolved is None:
+            raise ConfigurationError(f"{where}.environments: {env!r} is no declared environment",
+                                     f"use one of: {', '.join(settings.environments)}")
+        environments.append(resolved)
+    schedule = body["schedule"]
+    isolation, reason = _isolation(body.raw, where, command is not None)
+    return Automation(
+        name=name,
+        description=body["description"],
+        environments=tuple(environments),
+        settings=tuple(s.strip() for s in body["settings"]),
+        schedule=_schedule(schedule, where, settings) if schedule is not None else None,
+        function=function,
+        command=command,
+        plugin="automations",
+        isolation=isolation,
+        isolation_reason=reason,
+    )
+
+
+def _target(run, where: str, settings) -> tuple[tuple[str, ...] | None, FunctionTarget | None]:
+    """``(command, function)``: a list is a program and its arguments, a ``module:function`` a function, other text a shell line."""
+    if isinstance(run, list):
+        if not run:
+            raise ConfigurationError(f"{where}.run: missing or empty",
+                                     'say what to run: run = "module:function", run = "a shell line" or run = ["program", "arg"]')
+        return tuple(run), None
+    if _FUNCTION.match(run.strip()):
+        return None, FunctionTarget(run.strip(), settings.path.parent if settings.path else ".", where)
+    # A string is a shell line, as in cron and CI: $VARS, pipes and quotes mean what they mean there.
+    return SHELL + (run,), None
 
 
 def _isolation(body: Mapping[str, Any], where: str, is_command: bool) -> tuple[str | None, str]:
@@ -172,12 +182,6 @@ def _isolation(body: Mapping[str, Any], where: str, is_command: bool) -> tuple[s
             'say why the job must share envfence\'s process, e.g. isolation_reason = "holds a GUI session"',
         )
     return isolation, reason.strip()
-
-
-def _strings(value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ConfigurationError(f"{where}: must be a list of strings, not {value!r}", 'write it as ["a", "b"]')
-    return tuple(v.strip() for v in value)
 
 
 def _schedule(value: Any, where: str, settings) -> str | dict[str, str]:
@@ -237,7 +241,7 @@ def validate(session) -> list[Finding]:
     from envfence.cron import CronError, schedule_zone
 
     try:
-        schedule_zone(session.environ, session.settings.raw.get("timezone"))
+        schedule_zone(session.environ, session.settings.timezone)
     except CronError as exc:
         return [Finding("AUTOMATION_INVALID", "error", str(exc), "set timezone to a name from the time zone database",
                         key="timezone", plugin="automations")]
