@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from .settings_tables import Table, schema_of
+from .settings_tables import Table, combine, schema_of
 
 #: Where the package keeps the generated schema.
 SHIPPED = Path(__file__).with_name("envfence.schema.json")
@@ -29,7 +29,7 @@ def settings_schema(tables: Iterable[Table] = ()) -> dict[str, Any]:
     from .settings import CORE
 
     root = schema_of(CORE)
-    for table in tables:
+    for table in combine(tables):
         root["properties"][table.name] = schema_of(table)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -70,7 +70,7 @@ def reference(tables: Iterable[Table] | None = None) -> str:
         "",
     ]
     lines += _section("Top level", CORE)
-    for table in sorted(chosen, key=lambda t: t.name):
+    for table in sorted(combine(chosen), key=lambda t: t.name):
         lines += _section(f"[{table.name}]", table)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -78,7 +78,7 @@ def reference(tables: Iterable[Table] | None = None) -> str:
 def _section(title: str, table: Table, names: str = "") -> list[str]:
     from .settings_kinds import toml
 
-    if "" in table.each:  # [settings.NAME]: the table is only its named tables
+    if "" in table.each and not table.known():  # [settings.NAME]: the table is only its named tables
         each = table.each[""]
         return _section(f"[{each.table.name}]", each.table, each.names_hint)
     lines = [f"## {title}", "", table.description + (f" (`NAME`: {names})" if names else ""), ""]

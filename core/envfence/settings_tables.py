@@ -97,13 +97,11 @@ class Table:
         return table
 
     def known(self) -> set[str]:
-        """Every key and sub-table name this table declares."""
-        return set(self.keys) | set(self.tables) | set(self.each)
+        """Every key and sub-table name this table declares (not its free names)."""
+        return set(self.keys) | set(self.tables) | set(self.each) - {""}
 
     def problems(self, value: Any, where: str, defaults: Mapping[str, Any] | None = None) -> list[Problem]:
         """What the declaration refuses in ``value``, the table at dotted path ``where``."""
-        if "" in self.each:
-            return self.each[""].problems(value, where)
         if not isinstance(value, dict):
             return [Problem(where, "must be a table", f"write it as [{where}]")]
         found: list[Problem] = []
@@ -126,6 +124,8 @@ class Table:
             return self.tables[name].problems(raw, path)
         if name in self.each:
             return self.each[name].problems(raw, path)
+        if "" in self.each:  # a free name beside the declared ones: [settings.NAME], [webhooks.NAME]
+            return self.each[""].one(name, raw, path)
         if self.extra:
             return []
         return [Problem(path, "unknown key", did_you_mean(name, self.known()), unknown=True)]
@@ -180,13 +180,13 @@ class Each:
         """The problems of every ``NAME`` table in ``value``."""
         if not isinstance(value, dict):
             return [Problem(where, "must be a table of tables", f"write [{where}.NAME] sections")]
-        found: list[Problem] = []
-        for name, body in value.items():
-            if not re.fullmatch(self.names, name):
-                found.append(Problem(_join(where, name), f"is not a valid {self.noun}", f"use {self.names_hint}"))
-                continue
-            found += self.table.problems(self.expand(body), _join(where, name), self.defaults.get(name))
-        return found
+        return [p for name, body in value.items() for p in self.one(name, body, _join(where, name))]
+
+    def one(self, name: str, body: Any, path: str) -> list[Problem]:
+        """The problems of the table of free name ``name`` at ``path``."""
+        if not re.fullmatch(self.names, name):
+            return [Problem(path, f"is not a valid {self.noun}", f"use {self.names_hint}")]
+        return self.table.problems(self.expand(body), path, self.defaults.get(name))
 
 
 def key_problem(key: Key, value: Any, path: str) -> Problem | None:
@@ -267,7 +267,8 @@ class Values:
         :raises ConfigurationError: a name that does not match, or a value that is not a table.
         """
         spec = self.table.each[name]
-        body = self.raw if name == "" else self.raw.get(name, {})
+        known = self.table.known()
+        body = {k: v for k, v in self.raw.items() if k not in known} if name == "" else self.raw.get(name, {})
         path = _join(self._where, name)
         if not isinstance(body, dict):
             raise self._fail(Problem(path, f"must be a table of tables, not {shown(body)}", f"write [{path}.NAME] sections"))
@@ -283,6 +284,23 @@ class Values:
                 yield name, self[name]
 
 
+def combine(tables: Iterable[Table]) -> list[Table]:
+    """``tables`` with those of one name merged (several plugins share ``[webhooks]``), in first-seen order."""
+    merged: dict[str, Table] = {}
+    for table in tables:
+        had = merged.get(table.name)
+        if had is None:
+            merged[table.name] = table
+            continue
+        both = Table(table.name, f"{had.description}; {table.description}", extra=had.extra or table.extra)
+        for part in (had, table):
+            both.keys.update(part.keys)
+            both.tables.update(part.tables)
+            both.each.update(part.each)
+        merged[table.name] = both
+    return list(merged.values())
+
+
 def schema_of(table: Table, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The JSON Schema of ``table`` (``defaults``: the values a free name has of its own)."""
     properties: dict[str, Any] = {}
@@ -294,11 +312,15 @@ def schema_of(table: Table, defaults: Mapping[str, Any] | None = None) -> dict[s
     for name, sub in table.tables.items():
         properties[name] = schema_of(sub)
     for name, each in table.each.items():
-        properties[name] = _each_schema(each)
-    if "" in properties:
-        return {**properties[""], "description": table.description}
+        if name:
+            properties[name] = _each_schema(each)
     out: dict[str, Any] = {"type": "object", "description": table.description, "properties": properties}
-    if not table.extra:
+    if "" in table.each:  # the free names' tables, beside the declared names
+        free = _each_schema(table.each[""])
+        out["properties"] = {**free["properties"], **properties}
+        out["propertyNames"] = {"anyOf": [{"enum": sorted(properties)}, free["propertyNames"]]} if properties else free["propertyNames"]
+        out["additionalProperties"] = free["additionalProperties"]
+    elif not table.extra:
         out["additionalProperties"] = False
     required = [k.name for k in table.keys.values() if k.required and k.name not in (defaults or {})]
     if required:
@@ -349,7 +371,7 @@ def findings(settings: Any, tables: Iterable[Table]) -> list[Any]:
 
     where = str(settings.path) if settings.path else None
     found = []
-    for table in tables:
+    for table in combine(tables):
         if table.name not in settings.raw:
             continue
         for problem in table.problems(settings.raw[table.name], table.name):

@@ -43,16 +43,20 @@ class Advice:
     numbers: dict[str, Any] = attrs.field(factory=dict)
 
 
+@hookimpl
+def declare_tables():
+    """The ``[advise]`` table."""
+    from envfence_builtins.operations.analysis import ADVISE_TABLE
+
+    return [ADVISE_TABLE]
+
+
 def options(settings) -> dict[str, float]:
     """``[advise]`` growth, pile_up and disk_days, checked."""
-    table = settings.section(SECTION)
-    result = {}
-    for key, default in DEFAULTS.items():
-        value = table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ConfigurationError(f"{settings.source}: {SECTION}.{key}: {value!r} is not a positive number", f"write {key} = {default}")
-        result[key] = value
-    return result
+    from envfence_builtins.operations.analysis import ADVISE_TABLE
+
+    values = ADVISE_TABLE.read(settings)
+    return {key: values[key] for key in DEFAULTS}
 
 
 def advise(session, now: _dt.datetime | None = None) -> list[Advice]:

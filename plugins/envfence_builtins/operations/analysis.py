@@ -26,7 +26,6 @@ from typing import Any, Iterable
 import attrs
 
 from envfence import stats
-from envfence.errors import ConfigurationError
 
 SECTION = "advise"
 DEFAULT_WINDOW = _dt.timedelta(days=30)
@@ -41,20 +40,42 @@ SAMPLE_FLOOR = 200
 ENDED = ("succeeded", "failed", "abandoned")
 
 
+#: ``[advise]``'s thresholds and their defaults.
+ADVISE_DEFAULTS = {"growth": 0.4, "pile_up": 3, "disk_days": 30}
+
+
+def _tables():
+    """``[advise]`` (declared by the advise plugin) and ``[report]`` (by the report plugin), which this helper reads too."""
+    from envfence.settings_kinds import number
+    from envfence.settings_tables import Table
+
+    from envfence_builtins.operations.thresholds import duration_kind, duration_problem
+
+    advise = Table(SECTION, "what envfence advise recommends, and how far back it looks")
+    advise.add("growth", number(minimum=0, exclusive=True, example=0.4), 0.4, "a duration trend growing by this fraction is advised on")
+    advise.add("pile_up", number(minimum=0, exclusive=True, example=3), 3, "runs overlapping this many times are advised on")
+    advise.add("disk_days", number(minimum=0, exclusive=True, example=30), 30, "a disk forecast to fill within these days is advised on")
+    advise.add("window", duration_kind("30d"), "30d", "how far back baselines and trends look", check=duration_problem)
+    report = Table("report", "envfence report")
+    report.add("k", number(minimum=0, exclusive=True, example=3), 3, "how many scaled MADs the anomaly band spans")
+    return advise, report
+
+
+#: ``[advise]`` and ``[report]``, declared once for loading, ``check``, the schema and the docs.
+ADVISE_TABLE, REPORT_TABLE = _tables()
+
+
 def window(settings) -> _dt.timedelta:
     """``[advise] window``: how far back baselines and trends look (default 30 days)."""
     from envfence.thresholds import parse_duration
 
-    value = settings.section(SECTION).get("window")
-    return DEFAULT_WINDOW if value is None else parse_duration(value, f"{settings.source}: {SECTION}.window")
+    values = ADVISE_TABLE.read(settings)
+    return parse_duration(values["window"], f"{settings.source}: {SECTION}.window") if "window" in values else DEFAULT_WINDOW
 
 
 def k_factor(settings) -> float:
     """How many scaled MADs the anomaly band spans (``[report] k``, default 3)."""
-    value = settings.section("report").get("k", 3)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigurationError(f"{settings.source}: report.k: {value!r} is not a positive number", "write k = 3")
-    return float(value)
+    return float(REPORT_TABLE.read(settings)["k"])
 
 
 @attrs.frozen

@@ -39,13 +39,37 @@ def worst(checks) -> str:
     return max((c.state for c in checks), key=order.__getitem__, default="OK")
 
 
+def _health_table():
+    from envfence.settings_kinds import either, number, text, whole
+    from envfence.settings_tables import Table
+
+    from envfence_builtins.operations.thresholds import duration_kind, duration_problem
+
+    table = Table(SECTION, "what envfence health checks, and when a check warns")
+    table.add("max_lock_age", duration_kind("6h"), "6h", "a run lock older than this is CRITICAL", check=duration_problem)
+    table.add("min_free_disk", either(text(example="10%"), whole(minimum=0)), "10%",
+              "free disk below this (a percentage such as 10% or a size such as 2GB) is CRITICAL")
+    table.add("forecast_days", number(minimum=0, example=7), 7, "a forecast crossing this close is a WARNING")
+    return table
+
+
+#: ``[health]``, declared once for loading, ``check``, the schema and the docs.
+TABLE = _health_table()
+
+
+@hookimpl
+def declare_tables():
+    """The ``[health]`` table."""
+    return [TABLE]
+
+
 def _options(settings) -> tuple[_dt.timedelta, str]:
     from envfence.thresholds import parse_duration
 
-    table = settings.section(SECTION)
+    table = TABLE.read(settings)
     where = f"{settings.source}: {SECTION}"
-    max_lock = parse_duration(table.get("max_lock_age", "6h"), f"{where}.max_lock_age")
-    free = str(table.get("min_free_disk", "10%"))
+    max_lock = parse_duration(table["max_lock_age"], f"{where}.max_lock_age")
+    free = str(table["min_free_disk"])
     if not re.match(r"^\s*\d+(\.\d+)?\s*(%|kb|mb|gb)?\s*$", free, re.I):
         raise ConfigurationError(f"{where}.min_free_disk: {free!r} is not a size or a percentage", 'write "10%" or "2GB"')
     return max_lock, free
@@ -84,10 +108,7 @@ def automation_checks(session, now: _dt.datetime) -> list[Check]:
 
 def forecast_days(settings) -> float:
     """``[health] forecast_days``: a forecast crossing this close is a WARNING (default 7)."""
-    value = settings.section(SECTION).get("forecast_days", 7)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ConfigurationError(f"{settings.source}: {SECTION}.forecast_days: {value!r} is not a number of days", "write forecast_days = 7")
-    return float(value)
+    return float(TABLE.read(settings)["forecast_days"])
 
 
 def forecast_checks(session, now: _dt.datetime) -> list[Check]:

@@ -93,6 +93,14 @@ def summary(data: dict[str, Any], k: float) -> dict[str, Any]:
 
 
 @hookimpl
+def declare_tables():
+    """The ``[report]`` table."""
+    from envfence_builtins.operations.analysis import REPORT_TABLE
+
+    return [REPORT_TABLE]
+
+
+@hookimpl
 def register_commands(cli) -> None:
     """Add ``envfence report``."""
     from envfence_builtins.operations.report_cli import report

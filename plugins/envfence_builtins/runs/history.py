@@ -34,6 +34,25 @@ from envfence.models import Finding
 from envfence.runs.measures import measures_from, measures_json
 
 DEFAULT_FILE = "history.sqlite3"
+
+
+def _history_table():
+    from envfence.settings_kinds import text
+    from envfence.settings_tables import Table
+
+    table = Table("history", "the run history (SQLite, in the environment's tree)")
+    table.add("file", text(example=DEFAULT_FILE), DEFAULT_FILE, "the history file, relative to the environment's tree")
+    return table
+
+
+#: ``[history]``, declared once for loading, ``check``, the schema and the docs.
+TABLE = _history_table()
+
+
+@hookimpl
+def declare_tables():
+    """The ``[history]`` table."""
+    return [TABLE]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -91,8 +110,8 @@ def history_setting(settings) -> str:
 
     :raises ConfigurationError: not a string, or a path that leaves the tree.
     """
-    name = settings.section("history").get("file", DEFAULT_FILE)
-    if not isinstance(name, str) or not name or not files.inside(Path("/tree"), name):
+    name = TABLE.read(settings)["file"]
+    if not files.inside(Path("/tree"), name):
         raise ConfigurationError(
             f"{settings.source}: history.file must be a path inside the environment's tree, not {name!r}",
             f'e.g. file = "{DEFAULT_FILE}" (relative to the tree, no absolute path, no "..")',

@@ -62,17 +62,36 @@ class LoggingStrategy:
     redacts: bool = False
 
 
+def _logging_table():
+    from envfence.settings_kinds import either, text, whole
+    from envfence.settings_tables import Table
+
+    table = Table("logging", "the environment's log file (loguru)")
+    meaning = {"rotation": "when the file is rotated (a size or a time, loguru's rotation)",
+               "retention": "how long rotated files are kept (loguru's retention)",
+               "compression": "how rotated files are compressed (loguru's compression)"}
+    for key, text_ in meaning.items():
+        table.add(key, either(text(example=DEFAULTS[key]), whole()), DEFAULTS[key], text_)
+    table.add("file", text(example=DEFAULTS["file"]), DEFAULTS["file"], "the file's name: logs/<file>_<environment>.log")
+    return table
+
+
+#: ``[logging]``, declared once for loading, ``check``, the schema and the docs.
+TABLE = _logging_table()
+
+
+@hookimpl
+def declare_tables():
+    """The ``[logging]`` table."""
+    return [TABLE]
+
+
 def logging_settings(settings) -> dict[str, Any]:
     """The ``[logging]`` table with its defaults, checked."""
-    section = settings.section("logging")
-    merged = {**DEFAULTS, **section}
-    for key, value in merged.items():
-        if key not in DEFAULTS:
-            raise ConfigurationError(f"{settings.source}: logging.{key}: unknown key", f"known keys: {', '.join(DEFAULTS)}")
-        if not isinstance(value, (str, int)) or isinstance(value, bool):
-            raise ConfigurationError(f"{settings.source}: logging.{key}: must be a string, not {value!r}", f'e.g. {key} = "{DEFAULTS[key]}"')
+    values = TABLE.read_strict(settings)
+    merged = {key: values[key] for key in DEFAULTS}
     # The file is a name in the tree's logs directory, never a path that leaves it.
-    if not isinstance(merged["file"], str) or not merged["file"] or set("/\\") & set(merged["file"]) or merged["file"].startswith("."):
+    if set("/\\") & set(merged["file"]) or merged["file"].startswith("."):
         raise ConfigurationError(
             f"{settings.source}: logging.file: must be a plain name (logs/<file>_<environment>.log), not {merged['file']!r}",
             'e.g. file = "automation"; the log stays in the environment\'s logs directory',

@@ -27,13 +27,29 @@ from envfence.models import Finding, Secret
 _PORT_KEY = re.compile(r"(^|_)PORT$")
 
 
+def _services_table():
+    from envfence.settings_kinds import texts
+    from envfence.settings_tables import Table
+
+    table = Table("services", "the services each environment runs, kept apart")
+    table.add("ports", texts(example="WEBHOOK_PORT"), None,
+              "the settings that hold ports (default: every key ending in PORT)")
+    return table
+
+
+#: ``[services]``, declared once for loading, ``check``, the schema and the docs.
+TABLE = _services_table()
+
+
+@hookimpl
+def declare_tables():
+    """The ``[services]`` table."""
+    return [TABLE]
+
+
 def _port_keys(settings) -> set[str] | None:
-    keys = settings.section("services").get("ports")
-    if keys is None:
-        return None
-    if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
-        raise ConfigurationError(f"{settings.source}: services.ports must be a list of key names", 'e.g. ports = ["WEBHOOK_PORT"]')
-    return set(keys)
+    keys = TABLE.read(settings)["ports"]
+    return None if keys is None else set(keys)
 
 
 def ports(view: Mapping[str, Any], keys: set[str] | None) -> dict[str, Any]:
