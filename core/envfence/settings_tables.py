@@ -67,6 +67,7 @@ class Table:
         self.keys: dict[str, Key] = {}
         self.tables: dict[str, Table] = {}
         self.each: dict[str, Each] = {}
+        self.free: Free | None = None  #: keys of free names, each holding a value of one kind
         self.plugin: str | None = None  #: set by the core when the hook hands it in
 
     def add(self, name: str, kind: Kind, default: Any = None, description: str = "", *,
@@ -95,6 +96,11 @@ class Table:
         table = Table(_join(self.name, name) + ".NAME", description, extra=extra)
         self.each[name] = Each(table, names, names_hint, dict(defaults or {}), noun, shorthand)
         return table
+
+    def add_free(self, kind: Kind, description: str, *, names: str = r"[A-Za-z0-9][A-Za-z0-9_-]*",
+                 names_hint: str = "an environment's name") -> None:
+        """Declare that any other key named like ``names`` holds a value of ``kind`` (``production = ["sun 02:00-04:00"]``)."""
+        self.free = Free(kind, description, names, names_hint)
 
     def known(self) -> set[str]:
         """Every key and sub-table name this table declares (not its free names)."""
@@ -126,6 +132,8 @@ class Table:
             return self.each[name].problems(raw, path)
         if "" in self.each:  # a free name beside the declared ones: [settings.NAME], [webhooks.NAME]
             return self.each[""].one(name, raw, path)
+        if self.free is not None:
+            return self.free.problems(name, raw, path)
         if self.extra:
             return []
         return [Problem(path, "unknown key", did_you_mean(name, self.known()), unknown=True)]
@@ -157,6 +165,23 @@ def _join(where: str, name: str) -> str:
     if name and not (name.isprintable() and "<" not in name and ">" not in name):
         name = repr(name)
     return ".".join(part for part in (where, name) if part)
+
+
+@attrs.frozen
+class Free:
+    """Keys of free names beside a table's declared ones, each holding a value of one kind."""
+
+    kind: Kind
+    description: str
+    names: str  #: the regular expression a name must match whole
+    names_hint: str
+
+    def problems(self, name: str, value: Any, path: str) -> list[Problem]:
+        """Why ``name = value`` cannot be one of these keys."""
+        if not re.fullmatch(self.names, name):
+            return [Problem(path, "unknown key", f"name {self.names_hint}, or a declared key")]
+        problem = self.kind.problem(value)
+        return [Problem(path, problem, f"{self.description}; e.g. {name} = {self.kind.example()}")] if problem else []
 
 
 @attrs.frozen
@@ -277,6 +302,22 @@ class Values:
                 raise self._fail(Problem(_join(path, item), f"is not a valid {spec.noun}", f"use {spec.names_hint}"))
         return {item: Values(spec.table, spec.expand(value), self._source, _join(path, item)) for item, value in body.items()}
 
+    def free(self) -> dict[str, Any]:
+        """The free-named keys the file sets, by name, each checked.
+
+        :raises ConfigurationError: a name or a value the declaration refuses.
+        """
+        spec = self.table.free
+        assert spec is not None, f"{self.table.name} declares no free keys"
+        known = self.table.known()
+        found = {}
+        for name, value in self.raw.items():
+            if name not in known:
+                for problem in spec.problems(name, value, _join(self._where, name)):
+                    raise self._fail(problem)
+                found[name] = value
+        return found
+
     def items(self) -> Iterator[tuple[str, Any]]:
         """``(name, value)`` of each declared key the file sets, checked."""
         for name in self.raw:
@@ -315,7 +356,11 @@ def schema_of(table: Table, defaults: Mapping[str, Any] | None = None) -> dict[s
         if name:
             properties[name] = _each_schema(each)
     out: dict[str, Any] = {"type": "object", "description": table.description, "properties": properties}
-    if "" in table.each:  # the free names' tables, beside the declared names
+    if table.free is not None:
+        free_names = {"pattern": f"^(?:{table.free.names})$"}
+        out["propertyNames"] = {"anyOf": [{"enum": sorted(properties)}, free_names]} if properties else free_names
+        out["additionalProperties"] = {**table.free.kind.schema, "description": table.free.description}
+    elif "" in table.each:  # the free names' tables, beside the declared names
         free = _each_schema(table.each[""])
         out["properties"] = {**free["properties"], **properties}
         out["propertyNames"] = {"anyOf": [{"enum": sorted(properties)}, free["propertyNames"]]} if properties else free["propertyNames"]

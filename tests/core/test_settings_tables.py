@@ -123,6 +123,10 @@ def _declared(table: Table, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[
         yield from _declared(sub, path + (name,))
     for name, each in table.each.items():
         yield from _declared(each.table, path + ((name,) if name else ()) + ("sample",))
+    if table.free is not None:
+        from envfence.settings_tables import Key
+
+        yield path + ("production",), Key("production", table.free.kind, None, table.free.description), {}
 
 
 def _document(path: tuple[str, ...], value: Any, around: dict[str, Any]) -> dict[str, Any]:

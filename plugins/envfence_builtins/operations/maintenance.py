@@ -81,6 +81,27 @@ def parse_window(text: str, where: str) -> Window:
     return Window(text.strip(), frozenset(days), times[0], times[1])
 
 
+def _maintenance_table():
+    from envfence.settings_kinds import either, text, texts
+    from envfence.settings_tables import Table
+
+    table = Table(SECTION, "maintenance windows: when each environment's runs are held back")
+    table.add("timezone", text(example="Europe/Paris"), None, "the zone the windows are written in (default: the schedules' zone)")
+    table.add_free(either(text(example="sun 02:00-04:00"), texts(example="sun 02:00-04:00")),
+                   "an environment's windows, e.g. \"sun 02:00-04:00\", \"mon-fri 22:00-02:00\"")
+    return table
+
+
+#: ``[maintenance]``, declared once for loading, ``check``, the schema and the docs.
+TABLE = _maintenance_table()
+
+
+@hookimpl
+def declare_tables():
+    """The ``[maintenance]`` table."""
+    return [TABLE]
+
+
 def zone(settings):
     """The zone windows are written in: ``[maintenance] timezone``, else the schedules' zone.
 
@@ -91,7 +112,7 @@ def zone(settings):
 
     from envfence.cron import CronError, schedule_zone
 
-    name = settings.section(SECTION).get("timezone")
+    name = TABLE.read(settings)["timezone"]
     if name is None:
         try:
             return schedule_zone(None, settings.timezone)
@@ -108,9 +129,7 @@ def zone(settings):
 def windows(settings, environment: str) -> list[Window]:
     """The declared windows of ``environment``; a :class:`ConfigurationError` for a bad one."""
     found = []
-    for key, value in settings.section(SECTION).items():
-        if key == "timezone":
-            continue
+    for key, value in TABLE.read(settings).free().items():
         where = f"{settings.source}: {SECTION}.{key}"
         env = settings.resolve(key)
         if env is None:
@@ -118,8 +137,6 @@ def windows(settings, environment: str) -> list[Window]:
         if env != environment:
             continue
         items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list):
-            raise ConfigurationError(f"{where}: must be a list of windows", 'write production = ["sun 02:00-04:00"]')
         found.extend(parse_window(item, where) for item in items)
     return found
 
@@ -247,7 +264,7 @@ def pre_run_safety(session, request) -> list[Finding]:
 @hookimpl
 def validate(session) -> list[Finding]:
     """Every declared window parses, and the time zone exists."""
-    if not session.settings.section(SECTION):
+    if not TABLE.read(session.settings):
         return []
     try:
         zone(session.settings)
