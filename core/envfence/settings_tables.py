@@ -230,6 +230,15 @@ def _close(word: str, options: Iterable[str]) -> bool:
     return bool(difflib.get_close_matches(word, sorted(options), n=1))
 
 
+def _own(value: Any) -> Any:
+    """A list or a table handed out as a copy: a caller that extends it changes neither the default nor the settings."""
+    if isinstance(value, (list, dict)):
+        import copy
+
+        return copy.deepcopy(value)
+    return value
+
+
 def did_you_mean(word: str, options: Iterable[str]) -> str:
     """A hint for an unknown name: the closest known one, or the list."""
     import difflib  # only a misspelled key pays for it
@@ -271,11 +280,11 @@ class Values:
         """
         key = self.table.keys[name]
         if name not in self.raw:
-            return key.default
+            return _own(key.default)
         problem = key_problem(key, self.raw[name], f"{self._where}.{name}")
         if problem is not None:
             raise self._fail(problem)
-        return self.raw[name]
+        return _own(self.raw[name])
 
     def get(self, name: str, fallback: Any = None) -> Any:
         """Key ``name`` as :meth:`__getitem__` reads it, ``fallback`` where it has no value at all."""

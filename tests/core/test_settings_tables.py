@@ -230,3 +230,20 @@ def test_a_key_that_could_forge_a_line_of_output_is_quoted(tmp_path):
     said = [f for f in _findings(_check(root)) if f["code"] == "SETTINGS_UNKNOWN_KEY"]
     assert said and all("\n" not in f["message"] for f in said), said
     assert "backup.'keep\\nSETTINGS_OK: all fine': unknown key" in said[0]["message"]
+
+
+def test_a_value_read_is_the_callers_own_copy(tmp_path):
+    from envfence.settings import load_settings
+
+    table = Table("acme_lists", "lists")
+    table.add("names", whole(), None, "unused")
+    table.add("dirs", either(flag(), whole()), None, "unused")
+    from envfence.settings_kinds import texts
+
+    table.add("items", texts(), ["a"], "a list with a default")
+    settings = load_settings(_project(tmp_path, '[acme_lists]\n'))
+    table.read(settings)["items"].append("b")
+    assert table.read(settings)["items"] == ["a"]
+    settings = load_settings(_project(tmp_path, '[acme_lists]\nitems = ["x"]\n', "set"))
+    table.read(settings)["items"].append("y")
+    assert table.read(settings)["items"] == ["x"] and settings.raw["acme_lists"]["items"] == ["x"]

@@ -51,22 +51,44 @@ NEVER_CLEANED = ("audit", "locks", "backups/config", "csv/incoming", "csv/proces
 DEFAULT_HISTORY_FILE = "history.sqlite3"
 
 
+def _directories_table():
+    from envfence.settings_kinds import mapping, text, texts
+    from envfence.settings_tables import Table
+
+    table = Table("directories", "each environment's tree of directories")
+    table.add("base", text(example=DEFAULT_BASE), DEFAULT_BASE,
+              "where each tree lives, relative to the project; it must hold {environment}")
+    table.add("paths", mapping(text(), example={"production": "/srv/acme/production"}), {},
+              "an environment's tree at a path of its own, by environment name")
+    table.add("dirs", texts(example="csv/incoming"), list(DEFAULT_DIRS), "the directories of each tree, relative to it")
+    table.add("clean", texts(example="logs"), list(DEFAULT_CLEAN), "what envfence clean empties, relative to the tree")
+    return table
+
+
+#: ``[directories]``, declared once for loading, ``check``, the schema and the docs.
+TABLE = _directories_table()
+
+
+@hookimpl
+def declare_tables():
+    """The ``[directories]`` table."""
+    return [TABLE]
+
+
 def _where(settings) -> str:
     return f"{settings.source}: directories"
 
 
 def tree_for(settings, root: Path, environment: str) -> Path:
     """The (unresolved) base of ``environment``'s tree under the project ``root``."""
-    section = settings.section("directories")
+    section = TABLE.read(settings)
     where = _where(settings)
-    explicit = section.get("paths", {})
-    if not isinstance(explicit, dict) or not all(isinstance(v, str) and v for v in explicit.values()):
-        raise ConfigurationError(f"{where}.paths must map environment names to directories", 'e.g. production = "/srv/acme/production"')
+    explicit = section["paths"]
     # Normalised, so that "var/{environment}/../production" is seen to be production's tree.
     if environment in explicit:
         return Path(os.path.normpath(Path(root, os.path.expanduser(explicit[environment]))))
-    base = section.get("base", DEFAULT_BASE)
-    if not isinstance(base, str) or "{environment}" not in base:
+    base = section["base"]
+    if "{environment}" not in base:
         raise ConfigurationError(
             f"{where}.base must be a string holding {{environment}}, not {base!r}",
             'keep environments apart, e.g. base = "var/{environment}"',
@@ -75,8 +97,8 @@ def tree_for(settings, root: Path, environment: str) -> Path:
 
 
 def _relative_dirs(settings, key: str, default: tuple[str, ...]) -> list[str]:
-    value = settings.section("directories").get(key, list(default))
-    if not isinstance(value, list) or not all(isinstance(d, str) and d and inside(Path("/tree"), d) for d in value):
+    value = TABLE.read(settings)[key]
+    if not all(inside(Path("/tree"), d) for d in value):
         raise ConfigurationError(
             f"{_where(settings)}.{key} must be a list of relative paths inside the tree, not {value!r}",
             'e.g. dirs = ["csv/incoming", "logs"] (no absolute path, no "..")',
@@ -93,12 +115,10 @@ def protected(settings) -> list[PurePosixPath]:
 
 def clean_settings(settings) -> list[str]:
     """The ``clean`` list, checked: refused when an entry is, holds or lies in something never cleaned."""
-    names = settings.section("directories").get("clean", list(DEFAULT_CLEAN))
-    if isinstance(names, list):
-        # The tree itself ("." or "") names everything in it.
-        everything = [n for n in names if isinstance(n, str) and not n.strip("./")]
-        if everything:
-            raise _never_cleaned(settings, everything[0], protected(settings)[0])
+    # The tree itself ("." or "") names everything in it.
+    everything = [n for n in TABLE.read(settings)["clean"] if not n.strip("./")]
+    if everything:
+        raise _never_cleaned(settings, everything[0], protected(settings)[0])
     names = _relative_dirs(settings, "clean", DEFAULT_CLEAN)
     never = protected(settings)
     for name in names:
@@ -166,7 +186,7 @@ def inspect_tree(session, paths: EnvPaths) -> list[Finding]:
     linked = base_real != paths.base  # the base, or a parent of it, is a symlink
     logical = {n: tree_for(session.settings, root, n) for n in session.settings.environments if n != env}
     others = {n: p.resolve() for n, p in logical.items()}
-    explicit = env in session.settings.section("directories").get("paths", {})
+    explicit = env in TABLE.read(session.settings)["paths"]
     findings: list[Finding] = []
 
     def finding(code: str, severity: str, path: Path, message: str, remediation: str) -> None:
