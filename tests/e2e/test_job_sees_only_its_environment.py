@@ -145,7 +145,7 @@ def test_an_automation_may_opt_out_with_a_reason(make_project, run_cli):
     ("body", "says"),
     [
         ('isolation = "in-process"', "isolation_reason: needed"),
-        ('isolation = "thread"', "must be one of process, in-process"),
+        ('isolation = "thread"', "isolation: must be 'process' or 'in-process', not 'thread'"),
         ('isolation_reason = "why not"', "goes with isolation"),
     ],
 )

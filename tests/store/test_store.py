@@ -151,7 +151,7 @@ def test_a_store_without_a_url_is_a_configuration_error_naming_the_credential(ma
     assert "[store] gives no url for development" in result.output and "DEV_STORE_URL" in result.output
     wrong = make_project({}, settings='[store]\nurl = "x"\nfallback = "maybe"\n', name="wrong")
     result = run_cli("store", "check", cwd=wrong)
-    assert result.exit_code == 4 and "fallback = 'maybe' is not one of refuse, local" in result.output
+    assert result.exit_code == 4 and "store.fallback: must be 'refuse' or 'local', not 'maybe'" in result.output
 
 
 def test_with_fallback_local_runs_go_on_while_the_database_is_down_and_nothing_is_lost_or_doubled(

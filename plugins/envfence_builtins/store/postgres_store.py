@@ -211,10 +211,42 @@ class Store:
 _pool: dict[tuple[int, str], Any] = {}
 
 
+def _store_table():
+    from envfence.settings_kinds import either, number, text, texts
+    from envfence.settings_tables import Table
+
+    table = Table(SECTION, "the shared PostgreSQL store of run history, locks and the audit trail")
+    table.add("url", text(example="postgresql://envfence@db.internal/envfence"), None,
+              "the database (a password belongs in the STORE_PASSWORD credential, not here)")
+    table.add("fallback", text(choices=FALLBACKS), "refuse", "refuse: no run without the shared store; local: run on local state")
+    table.add("connect_timeout", number(minimum=0, exclusive=True, example=5), 5, "seconds to wait for the database")
+    roles = table.add_table("roles", "one PostgreSQL role per environment, so a role writes its environment only",
+                            extra=True)
+    roles.add_free(either(text(example="envfence_prod"), texts(example="envfence_prod")), "the role (or roles) of that environment")
+    table.add("readers", either(texts(example="envfence_reader"), text(example="envfence_reader")), [],
+              "roles that only read every environment")
+    return table
+
+
+#: ``[store]``, declared once for loading, ``check``, the schema and the docs.
+TABLE = _store_table()
+
+
+@hookimpl
+def declare_tables():
+    """The ``[store]`` table."""
+    return [TABLE]
+
+
 def settings_of(settings) -> dict[str, Any] | None:
-    """The ``[store]`` table, or None when the project does not use a shared store."""
-    table = settings.section(SECTION)
-    return dict(table) if table else None
+    """The ``[store]`` table (its kinds checked), or None when the project does not use a shared store.
+
+    :raises ConfigurationError: a value of the wrong kind, naming the key.
+    """
+    values = TABLE.read(settings)
+    if not values:
+        return None
+    return {key: values[key] for key in ("url", "fallback", "connect_timeout", "readers")} | {"roles": values.raw.get("roles", {})}
 
 
 #: The session's store, once resolved.
@@ -238,10 +270,7 @@ def store_for(session, purpose: str = "envfence") -> Store | None:
     if STORE in session.stash:
         return session.stash[STORE]
     source = session.settings.source
-    fallback = str(table.get("fallback", "refuse"))
-    if fallback not in FALLBACKS:
-        raise ConfigurationError(f"{source}: [store] fallback = {fallback!r} is not one of {', '.join(FALLBACKS)}",
-                                 'use "refuse" (the default: no run without the shared lock) or "local"')
+    fallback = table["fallback"]  # one of FALLBACKS: the declaration checked it
     session.stash[RESOLVING] = True
     try:
         url = reveal(session.credential("STORE_URL", by="store")) or str(table.get("url", "") or "")
