@@ -131,6 +131,26 @@ def number(*, minimum: float | None = None, exclusive: bool = False, example: fl
     return Kind(label, schema, accepts, good=example, bad="many")
 
 
+def duration(*, example: str = "15m") -> Kind:
+    """An age (``15m``, ``2h``, ``30 days``) or a positive number of seconds; :func:`duration_problem` reads the age."""
+    return either(text(example=example), number(minimum=0, exclusive=True, example=60))
+
+
+def duration_problem(value: Any) -> str | None:
+    """Why a :func:`duration` value is no age, or None (the ``check`` of a duration key)."""
+    if not isinstance(value, str):
+        return None
+    import click
+
+    from .cli.params import Age
+
+    try:
+        Age().convert(value, None, None)
+    except click.BadParameter:
+        return 'is not a duration (an age such as "15m", "2h", "1d", or seconds)'
+    return None
+
+
 def flag() -> Kind:
     """true or false."""
     return Kind("true or false", {"type": "boolean"}, lambda v: isinstance(v, bool), good=True, bad="yes")

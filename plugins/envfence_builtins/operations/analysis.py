@@ -46,16 +46,14 @@ ADVISE_DEFAULTS = {"growth": 0.4, "pile_up": 3, "disk_days": 30}
 
 def _tables():
     """``[advise]`` (declared by the advise plugin) and ``[report]`` (by the report plugin), which this helper reads too."""
-    from envfence.settings_kinds import number
+    from envfence.settings_kinds import duration, duration_problem, number
     from envfence.settings_tables import Table
-
-    from envfence_builtins.operations.thresholds import duration_kind, duration_problem
 
     advise = Table(SECTION, "what envfence advise recommends, and how far back it looks")
     advise.add("growth", number(minimum=0, exclusive=True, example=0.4), 0.4, "a duration trend growing by this fraction is advised on")
     advise.add("pile_up", number(minimum=0, exclusive=True, example=3), 3, "runs overlapping this many times are advised on")
     advise.add("disk_days", number(minimum=0, exclusive=True, example=30), 30, "a disk forecast to fill within these days is advised on")
-    advise.add("window", duration_kind("30d"), "30d", "how far back baselines and trends look", check=duration_problem)
+    advise.add("window", duration(example="30d"), "30d", "how far back baselines and trends look", check=duration_problem)
     report = Table("report", "envfence report")
     report.add("k", number(minimum=0, exclusive=True, example=3), 3, "how many scaled MADs the anomaly band spans")
     return advise, report

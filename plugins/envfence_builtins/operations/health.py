@@ -40,13 +40,11 @@ def worst(checks) -> str:
 
 
 def _health_table():
-    from envfence.settings_kinds import either, number, text, whole
+    from envfence.settings_kinds import duration, duration_problem, either, number, text, whole
     from envfence.settings_tables import Table
 
-    from envfence_builtins.operations.thresholds import duration_kind, duration_problem
-
     table = Table(SECTION, "what envfence health checks, and when a check warns")
-    table.add("max_lock_age", duration_kind("6h"), "6h", "a run lock older than this is CRITICAL", check=duration_problem)
+    table.add("max_lock_age", duration(example="6h"), "6h", "a run lock older than this is CRITICAL", check=duration_problem)
     table.add("min_free_disk", either(text(example="10%"), whole(minimum=0)), "10%",
               "free disk below this (a percentage such as 10% or a size such as 2GB) is CRITICAL")
     table.add("forecast_days", number(minimum=0, example=7), 7, "a forecast crossing this close is a WARNING")
