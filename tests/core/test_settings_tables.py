@@ -86,14 +86,14 @@ def test_reading_a_declared_table_gives_typed_values_defaults_and_clear_errors(t
 
 
 def test_a_disabled_plugin_contributes_no_table(tmp_path):
-    root = _project(tmp_path, "[backup]\nkeep = 3\n")
-    assert "backup" in json.loads(CliRunner().invoke(cli, ["--root", str(root), "config", "schema"]).stdout)["properties"]
-    printed = CliRunner().invoke(cli, ["--root", str(root), "-p", "no:backup", "config", "schema"])
-    assert "backup" not in json.loads(printed.stdout)["properties"]
+    root = _project(tmp_path, '[logging]\nfile = "jobs"\n')
+    assert "logging" in json.loads(CliRunner().invoke(cli, ["--root", str(root), "config", "schema"]).stdout)["properties"]
+    printed = CliRunner().invoke(cli, ["--root", str(root), "-p", "no:logging", "config", "schema"])
+    assert "logging" not in json.loads(printed.stdout)["properties"]
     # A value its plugin would refuse is not judged while the plugin is disabled.
-    root = _project(tmp_path, "[backup]\nkeep = 0\n", "off")
-    assert "backup.keep" in {f["key"] for f in _findings(_check(root))}
-    assert "backup.keep" not in {f["key"] for f in _findings(_check(root, "-p", "no:backup"))}
+    root = _project(tmp_path, "[health]\nforecast_days = -1\n", "off")
+    assert "health.forecast_days" in {f["key"] for f in _findings(_check(root))}
+    assert "health.forecast_days" not in {f["key"] for f in _findings(_check(root, "-p", "no:health"))}
 
 
 @pytest.mark.parametrize("body, key", [
@@ -189,7 +189,7 @@ def test_check_and_the_json_schema_judge_every_declared_key_alike(tmp_path):
     assert checked > 20
 
 
-@pytest.mark.parametrize("dotted", ["environments.sample.aliases", "backup.keep", "automations.sample.isolation",
+@pytest.mark.parametrize("dotted", ["environments.sample.aliases", "health.forecast_days", "automations.sample.isolation",
                                     "settings.sample.required"])
 def test_a_sample_of_keys_is_judged_alike_through_the_command_line(tmp_path, dotted):
     validator = _validator(tmp_path)
@@ -209,9 +209,9 @@ def test_the_shipped_schema_and_the_settings_reference_are_the_generated_ones():
     assert SHIPPED.read_text() == render(), "regenerate: python -m envfence.schema"
     # The docs' page is rendered from the same declarations at every build (docs/_hooks/reference.py).
     page = reference()
-    for heading in ("## Top level", "## [environments.NAME]", "## [settings.NAME]", "## [backup]"):
+    for heading in ("## Top level", "## [environments.NAME]", "## [settings.NAME]", "## [health]"):
         assert heading in page
-    assert "| `keep` | a whole number of at least 1 | `7` | how many archives the retention policy keeps |" in page
+    assert "| `forecast_days` | a number of at least 0 | `7` | a forecast crossing this close is a WARNING |" in page
 
 
 def test_an_either_kind_refuses_only_what_every_choice_refuses():
@@ -221,15 +221,15 @@ def test_an_either_kind_refuses_only_what_every_choice_refuses():
 
 
 def test_a_key_that_could_forge_a_line_of_output_is_quoted(tmp_path):
-    root = _project(tmp_path, '[backup]\n"keep\\nSETTINGS_OK: all fine" = 1\n[environments."qa\\nfake"]\nbased_on = "production"\n')
+    root = _project(tmp_path, '[health]\n"keep\\nSETTINGS_OK: all fine" = 1\n[environments."qa\\nfake"]\nbased_on = "production"\n')
     result = CliRunner().invoke(cli, ["--root", str(root), "check"], env={"ENVIRONMENT": ""})
     assert result.exit_code == 4
     assert "environments.'qa\\nfake': is not a valid environment name" in result.output
     assert "\nfake" not in result.output
-    root = _project(tmp_path, '[backup]\n"keep\\nSETTINGS_OK: all fine" = 1\n', "key")
+    root = _project(tmp_path, '[health]\n"keep\\nSETTINGS_OK: all fine" = 1\n', "key")
     said = [f for f in _findings(_check(root)) if f["code"] == "SETTINGS_UNKNOWN_KEY"]
     assert said and all("\n" not in f["message"] for f in said), said
-    assert "backup.'keep\\nSETTINGS_OK: all fine': unknown key" in said[0]["message"]
+    assert "health.'keep\\nSETTINGS_OK: all fine': unknown key" in said[0]["message"]
 
 
 def test_a_value_read_is_the_callers_own_copy(tmp_path):
