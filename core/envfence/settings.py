@@ -52,6 +52,8 @@ def _core_table() -> Table:
     # Read by envfence.resources, which checks its keys (memory, cpu_seconds, cpus, nice, open_files).
     core.add_table("resources", "what a job may take (memory, cpu_seconds, cpus, nice, open_files), "
                                 "[resources.<environment>] overlaid", extra=True)
+    # Read by the webhook receiver's deployment files, which check its keys.
+    core.add_table("scaling", "receivers and workers per environment, [scaling.<environment>]", extra=True)
     core.add_table("snapshots", "configuration snapshots").add(
         "keep", whole(minimum=1, example=20), 20, "how many snapshots the environment keeps")
     env = core.add_each(
