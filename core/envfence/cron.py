@@ -249,7 +249,7 @@ def project_zone(session: Any) -> _dt.tzinfo:
     from .errors import ConfigurationError
 
     try:
-        return schedule_zone(session.environ, session.settings.raw.get("timezone"))
+        return schedule_zone(session.environ, session.settings.timezone)
     except CronError as exc:
         raise ConfigurationError(f"{session.settings.source}: {exc}", 'write timezone = "Europe/Paris" (or "UTC")') from None
 
