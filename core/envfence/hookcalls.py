@@ -24,7 +24,7 @@ import collections
 import contextvars
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, Iterable, Sequence, TypeVar
 
 import attrs
 
@@ -319,7 +319,7 @@ class HookCalls:
             log = self.__dict__["_call_log"] = collections.deque(maxlen=2000)
         return log
 
-    def _call(self, hook: str, _declared_by: str = "", **kwargs: Any) -> HookResult[Any]:
+    def _call(self, hook: str, _declared_by: str = "", _skip: Sequence[Any] = (), **kwargs: Any) -> HookResult[Any]:
         """Call ``hook`` with keyword arguments (a LOG error goes to their ``session``, when there is one).
 
         :raises HookNotDeclared: no loaded plugin declares ``hook`` (``_declared_by`` names the one that would).
@@ -327,6 +327,8 @@ class HookCalls:
         caller = getattr(self.pm.hook, hook, None)
         if caller is None or caller.spec is None:
             raise HookNotDeclared(hook, _declared_by, getattr(self, "records", {}).get(_declared_by))
+        if _skip:
+            caller = self.pm.subset_hook_caller(hook, _skip)
         call = _Call(self.trace)
         token = _current.set(call)
         started = time.perf_counter()
@@ -530,3 +532,20 @@ class OfferedHooks:
 def hook_names() -> Iterable[str]:
     """Every hook with a typed method (all of :mod:`envfence.hookspecs`)."""
     return POLICIES.keys()
+
+
+def tables_declared_for(plugins: HookCalls, present: Iterable[str]) -> HookResult[list[Table]]:
+    """``declare_tables`` asked of the plugins that may declare one of the ``present`` tables.
+
+    A plugin still waiting to be imported whose cached tables (:mod:`envfence.plugin_manifest`)
+    are none of ``present`` is left out: it could only declare tables the project does not
+    hold, which judge nothing, so a run does not import it. Every other plugin is asked.
+    """
+    wanted = set(present)
+    skip = [
+        plugin for plugin in plugins.pm.get_plugins()
+        if getattr(getattr(plugin, "envfence_stand_in", None), "functions", True) is None
+        and getattr(plugin, "envfence_tables", None) is not None
+        and not wanted & set(plugin.envfence_tables)
+    ]
+    return plugins._call("declare_tables", _skip=skip)

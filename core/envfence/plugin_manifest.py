@@ -178,6 +178,7 @@ class Manifest:
             return
         try:
             hooks, files = _hookimpls(pm, plugin)
+            tables = _declared_tables(plugin, hooks)
             declared = [_spec_reference(s) for s in specs]
             files.update(_module_file(s) for s in specs)
         except ManifestStale:
@@ -187,7 +188,7 @@ class Manifest:
             "where": key[1], "version": ep.dist.version,
             "entry_points": [[e.name, e.value] for e in self._eps[key]], "files": {}, "plugins": {},
         })
-        entry["plugins"][ep.name] = {"hooks": hooks, "specs": declared}
+        entry["plugins"][ep.name] = {"hooks": hooks, "specs": declared, "tables": tables}
         for path in {*files, *_metadata_files(key[1])} - {None}:
             entry["files"][path] = identity(path)
 
@@ -261,6 +262,22 @@ def _hookimpls(pm: Any, plugin: Any) -> tuple[list[list[Any]], set[str | None]]:
         opts = {k: v for k, v in impl.opts.items() if isinstance(v, (bool, str, type(None)))}
         hooks.append([attr, opts.get("specname") or attr, opts, list(impl.argnames), list(impl.kwargnames)])
     return hooks, {f for f in files if f is None or os.path.isabs(f)}
+
+
+def _declared_tables(plugin: Any, hooks: list[list[Any]]) -> list[str] | None:
+    """The names of the settings tables the plugin declares (``declare_tables``), or None when it declares none.
+
+    Kept so that judging a project's envfence.toml imports only the plugins whose
+    tables it holds; a declaration is a constant of the plugin's code, which the
+    cache key already covers.
+    """
+    attrs = [h[0] for h in hooks if h[1] == "declare_tables"]
+    if not attrs:
+        return None
+    try:
+        return sorted({table.name for attr in attrs for table in (getattr(plugin, attr)() or ())})
+    except Exception as exc:  # a plugin's declaration may raise anything: it is then asked every time
+        raise ManifestStale(f"declare_tables raised {type(exc).__name__}") from None
 
 
 def _spec_reference(specs: Any) -> list[str]:
@@ -350,6 +367,7 @@ def _stand_in(ep: Any, plugin: dict[str, Any], on_failure: Callable[[str, str], 
     target = _Target(ep, plugin["hooks"], on_failure)
     module = types.ModuleType(ep.value.partition(":")[0], f"stand-in for the plugin {ep.name!r}, imported at its first call")
     module.envfence_stand_in = target  # type: ignore[attr-defined]
+    module.envfence_tables = plugin.get("tables")  # type: ignore[attr-defined]
     for attr, hook, opts, argnames, kwargnames in plugin["hooks"]:
         if hook == "register_hookspecs" and plugin["specs"]:
             function = _declaring(plugin["specs"], argnames)

@@ -444,6 +444,8 @@ def findings(settings: Any, tables: Iterable[Table]) -> list[Any]:
 
 def session_findings(session: Any) -> list[Any]:
     """The session's envfence.toml judged by the core's and the loaded plugins' declarations (``declare_tables``), redacted."""
-    declared = session.plugins.declare_tables()
+    from .hookcalls import tables_declared_for
+
+    declared = tables_declared_for(session.plugins, session.settings.raw)
     found = findings(session.settings, declared.flat()) + declared.findings()
     return list(session.redact_findings(found))

@@ -253,3 +253,16 @@ def test_stand_ins_keep_the_argument_names_and_markers(tmp_path):
     assert json.loads(warm[1]) == json.loads(cold[1])
     check = _envfence(root, cache, "check", extra_path=site)
     assert check[0] in (0, 1) and "Traceback" not in check[2]
+
+
+def test_a_table_the_project_holds_is_judged_from_a_warm_cache(make_project, cache):
+    """Only plugins whose cached tables the project holds are imported to judge envfence.toml, and they are."""
+    root = make_project({".env": "A=1\n"}, settings=SETTINGS + '[health]\nforecast_days = "soon"\n')
+    _envfence(root, cache, "-q", "detect")  # builds the manifest
+    code, output, stderr, checked = _envfence(root, cache, "--json", "check")
+    assert "health" in _plugin_modules(checked) and "report" not in _plugin_modules(checked)
+    findings = [f for f in json.loads(output)["findings"] if f["code"] == "SETTINGS_INVALID"]
+    assert findings and "health.forecast_days" in findings[0]["message"], output
+    code, output, stderr, ran = _envfence(root, cache, "run", "noop")
+    assert code == 0, stderr  # development runs despite the finding; the table was judged by its plugin
+    assert "health" in _plugin_modules(ran) and "report" not in _plugin_modules(ran)
