@@ -175,3 +175,27 @@ def demo_checkout_at(demo_script):
 def demo_checkout(tmp_path, demo_checkout_at):
     """A copy of the demo project in this test's directory (see ``demo_checkout_at``)."""
     return demo_checkout_at(tmp_path / "demo")
+
+
+@pytest.fixture
+def rewrite_archive():
+    """Rewrite a backup archive's members in place, as someone holding the archive (but no key) could.
+
+    ``change(name, data)`` returns ``(name, data)`` for each member, a new name to rename
+    it, or ``(None, data)`` to drop it.
+    """
+    import io
+    import tarfile
+
+    def rewrite(archive, change):
+        with tarfile.open(archive, "r:gz") as tar:
+            members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+        with tarfile.open(archive, "w:gz") as tar:
+            for member, data in members:
+                renamed, data = change(member.name, data)
+                if renamed is None:
+                    continue
+                member.name, member.size = renamed, len(data)
+                tar.addfile(member, io.BytesIO(data))
+
+    return rewrite

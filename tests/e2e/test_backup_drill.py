@@ -6,7 +6,6 @@ writes, read the way cronie hands a command to ``/bin/sh``.
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import subprocess
@@ -80,17 +79,7 @@ def test_without_include_csv_and_logs_stay_out(make_project, run_cli):
     assert not any(n.startswith(("csv/", "logs/")) for n in names) and "history.sqlite3" in names
 
 
-def rewrite(archive, change):
-    with tarfile.open(archive, "r:gz") as tar:
-        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
-    with tarfile.open(archive, "w:gz") as tar:
-        for member, data in members:
-            data = change(member.name, data)
-            member.size = len(data)
-            tar.addfile(member, io.BytesIO(data))
-
-
-def test_verify_finds_a_damaged_archive_and_leaves_the_tree_alone(make_project, run_cli, tmp_path):
+def test_verify_finds_a_damaged_archive_and_leaves_the_tree_alone(make_project, run_cli, tmp_path, rewrite_archive):
     import hashlib
 
     root = make_project({"jobs.py": JOBS}, settings=SETTINGS)  # no audit key: what the manifest says is all there is
@@ -111,14 +100,14 @@ def test_verify_finds_a_damaged_archive_and_leaves_the_tree_alone(make_project, 
 
     with tarfile.open(archive, "r:gz") as tar:
         forged = {m.name: tar.extractfile(m).read().replace(b'"ok"', b'"ko"', 1) for m in tar.getmembers() if m.name.endswith(".jsonl")}
-    rewrite(archive, forged_record)
+    rewrite_archive(archive, lambda name, data: (name, forged_record(name, data)))
     result = run_cli("--json", "backup", "verify", archive, cwd=root)
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
     assert report["ok"] is False and report["problems"][0].startswith("audit trail:")
     text = run_cli("backup", "verify", archive, cwd=root)
     assert "DAMAGED audit trail" in text.stdout and "archive damaged" in text.stdout
-    rewrite(archive, lambda name, data: data[:-10] if name == "history.sqlite3" else data)  # a checksum no longer matches
+    rewrite_archive(archive, lambda name, data: (name, data[:-10] if name == "history.sqlite3" else data))  # a checksum no longer matches
     broken = run_cli("backup", "verify", archive, cwd=root)
     assert broken.exit_code != 0 and ("checksum mismatch" in broken.stderr or "is not the manifest's" in broken.stderr), broken.output
     after = sorted((p.relative_to(root), p.stat().st_mtime_ns) for p in tree(root).rglob("*") if "backups" not in p.parts

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import json
 import sqlite3
-import tarfile
 
 import pytest
 
@@ -75,29 +73,19 @@ def test_restore_refuses_another_environment_and_a_tree_that_is_not_empty(projec
     assert (tree(project) / "audit" / "audit_development.jsonl").read_bytes() == before
 
 
-def _rewrite(archive, change):
-    with tarfile.open(archive, "r:gz") as tar:
-        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
-    with tarfile.open(archive, "w:gz") as tar:
-        for member, data in members:
-            data = change(member.name, data)
-            member.size = len(data)
-            tar.addfile(member, io.BytesIO(data))
-
-
 @pytest.mark.parametrize("damage, message", [
     ("truncate", "cannot be read"),
     ("tamper", "history.sqlite3: checksum mismatch"),
     ("garbage", "cannot be read"),
 ])
-def test_a_corrupt_archive_is_refused_and_nothing_is_written(project, run_cli, tmp_path, damage, message):
+def test_a_corrupt_archive_is_refused_and_nothing_is_written(project, run_cli, tmp_path, damage, message, rewrite_archive):
     manifest = backup(run_cli, project, "--output", str(tmp_path / "offsite"))
     archive = manifest["archive"]
     if damage == "truncate":
         data = open(archive, "rb").read()
         open(archive, "wb").write(data[: len(data) // 2])
     elif damage == "tamper":
-        _rewrite(archive, lambda name, data: data[:-1] + bytes([data[-1] ^ 1]) if name == "history.sqlite3" else data)
+        rewrite_archive(archive, lambda name, data: (name, data[:-1] + bytes([data[-1] ^ 1]) if name == "history.sqlite3" else data))
     else:
         open(archive, "wb").write(b"not an archive at all")
     tree(project).rename(tmp_path / "moved")

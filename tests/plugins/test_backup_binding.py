@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 
 import pytest
 
@@ -27,19 +25,6 @@ def backup(run_cli, root, *args):
     result = run_cli("backup", "--json", *args, cwd=root)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
-
-
-def rewrite(archive, change):
-    """Rewrite members in place, as someone holding the archive (but no key) could."""
-    with tarfile.open(archive, "r:gz") as tar:
-        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
-    with tarfile.open(archive, "w:gz") as tar:
-        for member, data in members:
-            renamed, data = change(member.name, data)
-            if renamed is None:
-                continue
-            member.name, member.size = renamed, len(data)
-            tar.addfile(member, io.BytesIO(data))
 
 
 def relabel_manifest(environment):
@@ -70,10 +55,10 @@ def test_a_restored_archive_rolls_back_to_every_snapshot(project, run_cli, tmp_p
         assert (project / ".env").read_text() == dotenv and (project / ".env.development").read_text() == env_file
 
 
-def test_editing_the_manifests_environment_does_not_restore_development_into_production(project, run_cli, tmp_path):
+def test_editing_the_manifests_environment_does_not_restore_development_into_production(project, run_cli, tmp_path, rewrite_archive):
     assert run_cli("secret", "keygen", cwd=project).exit_code == 0
     made = backup(run_cli, project, "--include-key", "--output", str(tmp_path / "offsite"))
-    rewrite(made["archive"], relabel_manifest("production"))
+    rewrite_archive(made["archive"], relabel_manifest("production"))
     result = run_cli("--env", "production", "restore", made["archive"], cwd=project)
     assert result.exit_code == 3, result.output
     assert "audit/audit_development.jsonl belongs to 'development'" in result.stderr and "nothing was restored" in result.stderr
@@ -81,7 +66,7 @@ def test_editing_the_manifests_environment_does_not_restore_development_into_pro
     assert not (project / ".envfence" / "keys" / "production.key").exists()
 
 
-def test_with_an_audit_key_an_edited_or_stripped_manifest_is_refused(project, run_cli, tmp_path):
+def test_with_an_audit_key_an_edited_or_stripped_manifest_is_refused(project, run_cli, tmp_path, rewrite_archive):
     assert run_cli("audit", "keygen", cwd=project).exit_code == 0
     made = backup(run_cli, project, "--output", str(tmp_path / "offsite"))
     assert made["signed"] is True
@@ -92,11 +77,11 @@ def test_with_an_audit_key_an_edited_or_stripped_manifest_is_refused(project, ru
         if name == "manifest.json":
             return name, data.replace(b'"includes_key": false', b'"includes_key": false, "note": "edited"')
         return name, data
-    rewrite(made["archive"], add_note)
+    rewrite_archive(made["archive"], add_note)
     edited = run_cli("restore", made["archive"], cwd=project)
     assert edited.exit_code == 3 and "the manifest's MAC does not match" in edited.stderr, edited.output
     open(made["archive"], "wb").write(pristine)
-    rewrite(made["archive"], lambda name, data: (None if name == "manifest.mac" else name, data))
+    rewrite_archive(made["archive"], lambda name, data: (None if name == "manifest.mac" else name, data))
     stripped = run_cli("restore", made["archive"], cwd=project)
     assert stripped.exit_code == 3 and "carries no MAC" in stripped.stderr, stripped.output
     assert not tree(project).exists()
@@ -105,17 +90,17 @@ def test_with_an_audit_key_an_edited_or_stripped_manifest_is_refused(project, ru
     assert restored.exit_code == 0 and "manifest MAC verified" in restored.stdout, restored.output
 
 
-def test_an_archive_signed_by_development_is_refused_by_production(project, run_cli, tmp_path):
+def test_an_archive_signed_by_development_is_refused_by_production(project, run_cli, tmp_path, rewrite_archive):
     for env in ("development", "production"):
         assert run_cli("--env", env, "audit", "keygen", cwd=project).exit_code == 0
     made = backup(run_cli, project, "--output", str(tmp_path / "offsite"))
-    rewrite(made["archive"], relabel_manifest("production"))
+    rewrite_archive(made["archive"], relabel_manifest("production"))
     result = run_cli("--env", "production", "restore", made["archive"], cwd=project)
     assert result.exit_code == 3 and "MAC does not match production's audit key" in result.stderr, result.output
     assert not tree(project, "production").exists()
 
 
-def test_a_key_member_named_for_another_environment_is_refused(project, run_cli, tmp_path):
+def test_a_key_member_named_for_another_environment_is_refused(project, run_cli, tmp_path, rewrite_archive):
     assert run_cli("secret", "keygen", cwd=project).exit_code == 0
     made = backup(run_cli, project, "--include-key", "--output", str(tmp_path / "offsite"))
 
@@ -126,7 +111,7 @@ def test_a_key_member_named_for_another_environment_is_refused(project, run_cli,
             manifest["files"]["key/production.key"] = manifest["files"].pop("key/development.key")
             return name, json.dumps(manifest).encode()
         return ("key/production.key" if name == "key/development.key" else name), data
-    rewrite(made["archive"], smuggle)
+    rewrite_archive(made["archive"], smuggle)
     result = run_cli("--env", "production", "restore", made["archive"], cwd=project)
     assert result.exit_code == 3 and "belongs to 'development'" in result.stderr, result.output
     assert not (project / ".envfence" / "keys" / "production.key").exists()
@@ -149,12 +134,12 @@ def test_retention_touches_only_this_projects_and_this_environments_archives(mak
     assert len([n for n in left if n.startswith("envfence_development")]) == 2 + 2 + 1
 
 
-def test_a_forged_archive_dated_in_the_future_never_pushes_out_the_one_just_written(project, run_cli, tmp_path):
+def test_a_forged_archive_dated_in_the_future_never_pushes_out_the_one_just_written(project, run_cli, tmp_path, rewrite_archive):
     shared = tmp_path / "shared"
     first = backup(run_cli, project, "--output", str(shared))
     forged = shared / "envfence_development_20991231T235959.999999Z.tar.gz"
     forged.write_bytes(open(first["archive"], "rb").read())
-    rewrite(forged, lambda name, data: (name, data.replace(first["created_at"].encode(), b"2099-12-31T23:59:59+00:00"))
+    rewrite_archive(forged, lambda name, data: (name, data.replace(first["created_at"].encode(), b"2099-12-31T23:59:59+00:00"))
             if name == "manifest.json" else (name, data))
     latest = backup(run_cli, project, "--output", str(shared), "--keep", "1")
     assert (shared / latest["archive"].rsplit("/", 1)[1]).exists()
