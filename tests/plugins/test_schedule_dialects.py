@@ -350,7 +350,7 @@ def test_the_target_picks_the_default_format_and_gets_its_exact_form(make_projec
 def test_an_unknown_target_is_a_clear_error(make_project, run_cli):
     root = _project(make_project, "0 2 * * *", "launchd")
     checked = run_cli("check", cwd=root)
-    assert checked.exit_code == 1 and "launchd" in checked.output and "crontab, systemd, kubernetes" in checked.output
+    assert checked.exit_code == 1 and "launchd" in checked.output and "one of 'crontab', 'systemd', 'kubernetes'" in checked.output
 
 
 def _health_at(run_cli, root, now, monkeypatch):

@@ -143,20 +143,41 @@ def plugin_entries(session, environment: str | None = None) -> list[Entry]:
     return found
 
 
+def _schedule_table():
+    from envfence.settings_kinds import either, flag, text, texts
+    from envfence.settings_tables import Table
+
+    table = Table(SECTION, "how the automations' schedules are handed to the host's scheduler")
+    table.add("target", text(choices=FORMATS), "crontab", "the scheduler that runs the schedules")
+    table.add("stagger", flag(), False, "move environments sharing a host apart by a few minutes")
+    table.add("health_check", either(text(example=HEALTH_EVERY), flag()), HEALTH_EVERY,
+              "when envfence health --alert runs (a cron expression), or false for never",
+              check=lambda v: "must be a cron expression or false" if v is True else None)
+    table.add("envfence", text(example="/opt/app/.venv/bin/envfence"), None, "the envfence program the scheduler runs")
+    table.add("command", texts(example="envfence"), ["envfence"], "the command a Kubernetes CronJob runs")
+    table.add("crontab", text(example="crontab"), "crontab", "the crontab program (ENVFENCE_CRONTAB overrides it)")
+    table.add("image", text(example="registry.example/app:1.4"), None, "the image of the Kubernetes CronJobs")
+    table.add("namespace", text(example="automations"), None, "the Kubernetes namespace of the CronJobs")
+    return table
+
+
+#: ``[schedule]``, declared once for loading, ``check``, the schema and the docs.
+TABLE = _schedule_table()
+
+
+@hookimpl
+def declare_tables():
+    """The ``[schedule]`` table."""
+    return [TABLE]
+
+
 def options(settings) -> dict[str, Any]:
-    """The ``[schedule]`` table, with a :class:`ConfigurationError` for a value of the wrong type."""
-    table = dict(settings.section(SECTION))
-    where = f"{settings.source}: {SECTION}"
-    for key, kind in (("stagger", bool), ("envfence", str), ("image", str), ("namespace", str), ("crontab", str), ("target", str)):
-        if key in table and not isinstance(table[key], kind):
-            raise ConfigurationError(f"{where}.{key}: must be a {kind.__name__}, not {table[key]!r}", "see docs/operations.md")
-    if table.get("target", "crontab") not in FORMATS:
-        raise ConfigurationError(f"{where}.target: {table['target']!r} is no scheduler envfence writes for",
-                                 f"write one of: {', '.join(FORMATS)}")
-    _check_health_check(table.get("health_check", HEALTH_EVERY), table.get("target", "crontab"), where)
-    command = table.get("command", ["envfence"])
-    if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
-        raise ConfigurationError(f"{where}.command: must be a list of strings", 'write command = ["envfence"]')
+    """The ``[schedule]`` table with its defaults, with a :class:`ConfigurationError` naming a value of the wrong kind."""
+    values = TABLE.read(settings)
+    table = {key: values[key] for key in TABLE.keys}
+    _check_health_check(table["health_check"], table["target"], f"{settings.source}: {SECTION}")
+    if not table["command"]:
+        raise ConfigurationError(f"{settings.source}: {SECTION}.command: must be a list of strings", 'write command = ["envfence"]')
     return table
 
 
