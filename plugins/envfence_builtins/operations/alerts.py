@@ -58,17 +58,50 @@ class DeliveryError(Exception):
     """A channel could not deliver; the message says which and why, never a secret."""
 
 
+def _alerts_table():
+    from envfence.settings_kinds import either, flag, number, text, texts, whole
+    from envfence.settings_tables import Table
+
+    from envfence_builtins.operations.alerts_ping import STYLES
+
+    # Extra keys: a channel that another plugin offers through the alert hook may keep its table here.
+    table = Table(SECTION, "where alerts go, per environment, and how each channel delivers", extra=True)
+    table.add_table("escalation", "the channels each environment's alerts go to (default: the console)").add_free(
+        texts(example="email"), "the channels, in order, e.g. [\"console\", \"email\"]")
+    email = table.add_table("email", "the email channel (SMTP)")
+    email.add("host", text(example="smtp.example.org"), None, "the SMTP server")
+    email.add("port", either(whole(minimum=1, maximum=65535, example=587), text(pattern=r"[0-9]+", example="587")), None, "its port (default: the one that goes with tls)")
+    email.add("tls", text(choices=tuple(TLS_MODES)), "starttls", "starttls, tls (implicit) or none")
+    email.add("starttls", flag(), None, "the older spelling: starttls = false means tls = \"none\"")
+    email.add("username", text(example="alerts"), None, "the SMTP login (its password is the SMTP_PASSWORD credential)")
+    email.add("allow_plaintext_auth", flag(), False, "allow a login over tls = \"none\" (a relay on this host)")
+    email.add("ca_file", text(example="certs/ca.pem"), None, "the authorities to trust, relative to the project")
+    email.add("from", text(example="envfence@example.org"), None, "the sender (default envfence@<host>)")
+    email.add("to", either(texts(example="ops@example.org"), text(example="ops@example.org")), None, "the recipients")
+    email.add("timeout", number(minimum=0, exclusive=True, example=10), 10, "seconds to wait for the server")
+    hook = table.add_table("webhook", "the webhook channel (an HTTP POST)")
+    hook.add("url", text(example="https://hooks.example.org/alerts"), None, "where alerts are posted")
+    hook.add("timeout", number(minimum=0, exclusive=True, example=10), 10, "seconds to wait for the server")
+    ping = table.add_table("ping", "the dead man's switch channel (healthchecks.io, Cronitor)")
+    ping.add("url", text(example="https://hc-ping.com/KEY/{automation}-{environment}"), None,
+             "the URL to ping ({automation} and {environment} are filled in)")
+    ping.add("style", text(choices=STYLES), "healthchecks", "how start, success and failure are told")
+    ping.add("timeout", number(minimum=0, exclusive=True, example=10), 10, "seconds to wait for the server")
+    return table
+
+
+@hookimpl
+def declare_tables():
+    """The ``[alerts]`` table."""
+    return [TABLE]
+
+
 def channels_for(settings, environment: str) -> tuple[str, ...]:
     """The channels ``environment`` escalates to (``[alerts.escalation]``; the console when not said)."""
-    table = settings.section(SECTION).get("escalation", {})
     where = f"{settings.source}: {SECTION}.escalation"
-    if not isinstance(table, dict):
-        raise ConfigurationError(f"{where}: must be a table", 'write [alerts.escalation] production = ["email", "slack"]')
-    for key, value in table.items():
+    for key, value in TABLE.read(settings).sub("escalation").free().items():
         if settings.resolve(key) is None:
             raise ConfigurationError(f"{where}.{key}: {key!r} is no declared environment", f"use one of: {', '.join(settings.environments)}")
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise ConfigurationError(f"{where}.{key}: must be a list of channel names", 'write ["console", "email"]')
         if settings.resolve(key) == environment:
             return tuple(value)
     return ("console",)
@@ -321,6 +354,8 @@ def _subject(alert: Alert) -> str:
 
 #: How the SMTP connection is secured: STARTTLS on a plain connection, TLS from the start (port 465), or not at all.
 TLS_MODES = {"starttls": 587, "tls": 465, "none": 25}
+#: ``[alerts]``, declared once for ``check``, the schema and the docs (the channels read theirs when they deliver).
+TABLE = _alerts_table()
 
 
 def _smtp_settings(session, table) -> tuple[str, int, str]:
