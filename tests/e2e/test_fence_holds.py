@@ -92,7 +92,7 @@ def test_check_of_production_on_an_unenrolled_host_says_why_and_the_line_to_add(
 def test_malformed_enrollment_is_a_configuration_error_naming_the_key(make_project, run_cli, table, problem):
     root = make_project(settings=table)
     result = run_cli("detect", cwd=root)
-    assert result.exit_code == 4 and problem in result.stderr and "[hostname]" in result.stderr
+    assert result.exit_code == 4 and problem in result.stderr and ("[hostname]" in result.stderr or "hostname.allow_stand_in:" in result.stderr)
 
 
 # --- 3. ambiguous hosts ------------------------------------------------------------------

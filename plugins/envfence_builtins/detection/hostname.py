@@ -128,6 +128,32 @@ class Enrollment:
     suspect: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
 
 
+def _hostname_table():
+    from envfence.settings_kinds import either, flag, text, texts
+    from envfence.settings_tables import Table
+
+    table = Table(SECTION, "the hosts enrolled in each environment, which decide a host's class before its name")
+    table.add("allow_stand_in", flag(), False, "let ENVFENCE_HOSTNAME stand in for the real host name")
+    one = table.add_each("", "the hosts of one environment (its name or an alias)", names_hint="an environment's name or alias")
+    one.add("hosts", either(texts(example="web-*.example.com"), text(example="web-*.example.com")), [],
+            "host name globs enrolled in this environment")
+    one.add("machine_ids", either(texts(example="4c4c4544004d"), text(example="4c4c4544004d")), [],
+            "machine ids (/etc/machine-id) enrolled in this environment")
+    one.add("suspect", either(texts(example="prd"), text(example="prd")), [],
+            "keywords that make a host name suspect for this environment")
+    return table
+
+
+#: ``[hostname]``, declared once for ``check``, the schema and the docs.
+TABLE = _hostname_table()
+
+
+@hookimpl
+def declare_tables():
+    """The ``[hostname]`` table."""
+    return [TABLE]
+
+
 def enrollment(settings) -> Enrollment:
     """Read the ``[hostname]`` table.
 
@@ -139,9 +165,7 @@ def enrollment(settings) -> Enrollment:
     hosts: dict[str, tuple[str, ...]] = {}
     ids: dict[str, tuple[str, ...]] = {}
     suspect: dict[str, tuple[str, ...]] = {}
-    allow = table.get("allow_stand_in", False)
-    if not isinstance(allow, bool):
-        raise ConfigurationError(f"{where}.allow_stand_in: must be true or false, not {allow!r}", "write allow_stand_in = true")
+    allow = TABLE.read(settings)["allow_stand_in"]
     for name, body in table.items():
         if name in _OPTIONS:
             continue
