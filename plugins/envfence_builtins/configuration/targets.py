@@ -26,6 +26,26 @@ from envfence.models import Finding, Secret, reveal
 SECTION = "targets"
 
 
+def _targets_table():
+    from envfence.settings_kinds import either, text, texts
+    from envfence.settings_tables import Table
+
+    table = Table(SECTION, "the external targets each environment owns (Airtable bases...), so no other environment reaches them")
+    table.add_free(either(texts(example="appXXXXXXXXXXXXXX"), text(example="appXXXXXXXXXXXXXX")),
+                   "the identifiers that environment owns", names_hint="an environment's name or alias")
+    return table
+
+
+#: ``[targets]``, declared once for ``check``, the schema and the docs.
+TABLE = _targets_table()
+
+
+@hookimpl
+def declare_tables():
+    """The ``[targets]`` table."""
+    return [TABLE]
+
+
 def owned_targets(settings) -> dict[str, str]:
     """Every declared target identifier with the environment that owns it.
 
@@ -33,7 +53,7 @@ def owned_targets(settings) -> dict[str, str]:
         environment, holds something other than lists of strings, or gives
         one identifier to two environments.
     """
-    table: Mapping[str, Any] = settings.section(SECTION)
+    table: Mapping[str, Any] = TABLE.read(settings).raw  # the plugin's own checks below name what an owner needs
     where = f"{settings.source}: [{SECTION}]"
     owners: dict[str, str] = {}
     spelled: dict[str, str] = {}  # targets compare without case, so two spellings are one target
