@@ -27,6 +27,26 @@ from envfence.models import Finding, SettingSpec, reveal
 from envfence.redaction import SecretShape
 
 SECTION = "airtable"
+
+
+def _airtable_table():
+    from envfence.settings_kinds import texts
+    from envfence.settings_tables import Table
+
+    table = Table(SECTION, "Airtable: its presence makes the token and the base required")
+    table.add("tables", texts(example="Jobs"), [], "more tables the project uses (names or tbl... ids)")
+    table.add("required_in", texts(example="production"), None, "the environments that need the token and base (default: all)")
+    return table
+
+
+#: ``[airtable]``, declared once for loading, ``check``, the schema and the docs.
+TABLE = _airtable_table()
+
+
+@hookimpl
+def declare_tables():
+    """The ``[airtable]`` table."""
+    return [TABLE]
 DEFAULT_ENDPOINT = "https://api.airtable.com"
 TOKEN_RE = re.compile(r"pat[A-Za-z0-9]{14}\.[0-9a-f]{64}")
 LEGACY_KEY_RE = re.compile(r"key[A-Za-z0-9]{14}")
@@ -79,11 +99,9 @@ def _tables(session) -> list[tuple[str, str]]:
     key = session.config.credential_key("AIRTABLE_TABLE")
     if key is not None:
         tables.append((reveal(session.config[key]).strip(), key))
-    listed = session.settings.section(SECTION).get("tables", [])
-    if isinstance(listed, list):
-        for name in (str(t).strip() for t in listed):
-            if name and name not in (t for t, _ in tables):
-                tables.append((name, f"[{SECTION}] tables"))
+    for name in (t.strip() for t in TABLE.read(session.settings)["tables"]):
+        if name not in (t for t, _ in tables):
+            tables.append((name, f"[{SECTION}] tables"))
     return tables
 
 

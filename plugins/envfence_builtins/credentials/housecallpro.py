@@ -18,6 +18,25 @@ from envfence.credential_shapes import PLACEHOLDER, describe, required_in, text_
 from envfence.models import Finding, SettingSpec, reveal
 
 SECTION = "housecallpro"
+
+
+def _housecallpro_table():
+    from envfence.settings_kinds import texts
+    from envfence.settings_tables import Table
+
+    table = Table(SECTION, "HousecallPro: its presence makes the API key required")
+    table.add("required_in", texts(example="production"), None, "the environments that need the API key (default: all)")
+    return table
+
+
+#: ``[housecallpro]``, declared once for ``check``, the schema and the docs.
+TABLE = _housecallpro_table()
+
+
+@hookimpl
+def declare_tables():
+    """The ``[housecallpro]`` table."""
+    return [TABLE]
 DEFAULT_URL = "https://api.housecallpro.com"
 #: HousecallPro's keys are 32 hex digits; anything far outside this is a paste error.
 MIN_LENGTH, MAX_LENGTH = 20, 256
