@@ -34,14 +34,14 @@ def test_scaffolded_plugin_installs_is_listed_and_its_tests_pass(envfence_projec
     )
     assert listed.returncode == 0, listed.stderr
     record = next(r for r in json.loads(listed.stdout) if r["name"] == "acme_billing")
-    assert (record["status"], record["distribution"], record["hooks"]) == ("loaded", "envfence-acme-billing", ["validate"])
+    assert (record["status"], record["distribution"], record["hooks"]) == ("loaded", "envfence-acme-billing", ["declare_tables", "validate"])
 
     tests = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=dist, env=env,
         capture_output=True, text=True,
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert "3 passed" in tests.stdout
+    assert "4 passed" in tests.stdout
 
 
 def test_plugin_new_refuses_a_bad_name_or_an_existing_folder(envfence_project, tmp_path):

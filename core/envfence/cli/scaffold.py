@@ -51,15 +51,31 @@ Settings, in the project's envfence.toml::
 from __future__ import annotations
 
 from envfence import Session, hookimpl
+from envfence.errors import ConfigurationError
 from envfence.models import Finding
+from envfence.settings_kinds import texts
+from envfence.settings_tables import Table
+
+#: ``[{entry}]``, declared once: envfence check, envfence config schema and the typed reads below use it.
+TABLE = Table("{entry}", "{dist}'s settings")
+TABLE.add("required", texts(example="API_URL"), [], "keys that must be set in every environment")
+
+
+@hookimpl
+def declare_tables():
+    """The ``[{entry}]`` table."""
+    return [TABLE]
 
 
 @hookimpl
 def validate(session: Session) -> list[Finding]:
     """Every key listed in ``[{entry}] required`` is set in this environment."""
-    section = session.settings.section("{entry}")
+    try:
+        required = TABLE.read(session.settings)["required"]
+    except ConfigurationError:
+        return []  # a value of the wrong kind: envfence check names it (SETTINGS_INVALID)
     findings: list[Finding] = []
-    for key in section.get("required", []):
+    for key in required:
         if session.config.credential_key(key) is None:
             findings.append(
                 Finding(
@@ -96,6 +112,12 @@ def test_a_missing_required_key_is_reported(envfence_project: Project) -> None:
     envfence_project.settings('[{entry}]\\nrequired = ["API_URL"]\\n')
     findings = envfence_project.session().report.findings
     assert [(f.code, f.key) for f in findings if f.plugin == "{entry}"] == [("{code}_MISSING", "API_URL")]
+
+
+def test_a_required_list_of_the_wrong_kind_is_named_by_check(envfence_project: Project) -> None:
+    envfence_project.settings('[{entry}]\\nrequired = "API_URL"\\n')
+    findings = envfence_project.session().report.findings
+    assert any(f.code == "SETTINGS_INVALID" and f.key == "{entry}.required" for f in findings)
 
 
 def test_a_set_key_passes(envfence_project: Project) -> None:
