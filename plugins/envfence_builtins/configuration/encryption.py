@@ -37,6 +37,28 @@ from envfence.errors import ConfigurationError
 from .encryption_keys import SCHEME, fernet_for, load_key
 
 
+def _encryption_table():
+    from envfence.keypairs import PUBLIC_PREFIX
+    from envfence.settings_kinds import text
+    from envfence.settings_tables import Table
+
+    table = Table("encryption", "encrypted values (enc:) and the environments' key pairs")
+    table.add_table("public_keys", "each environment's public key, for sealing values to it (envfence secret keygen --pair)").add_free(
+        text(pattern=PUBLIC_PREFIX + r"[A-Za-z0-9+/]{43}=", example=PUBLIC_PREFIX + "A" * 43 + "="),
+        "the line envfence secret keygen --pair printed")
+    return table
+
+
+#: ``[encryption]``, declared once for ``check``, the schema and the docs (the core's keypairs read the keys).
+TABLE = _encryption_table()
+
+
+@hookimpl
+def declare_tables():
+    """The ``[encryption]`` table."""
+    return [TABLE]
+
+
 @hookimpl
 def decrypt_value(key: str, value: str, source: str, environment, settings, root: Path, environ: Mapping[str, str]) -> str | None:
     """Decrypt ``enc:fernet:`` values with the environment's key, ``enc:x25519:`` ones with its private key."""
