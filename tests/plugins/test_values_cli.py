@@ -69,6 +69,33 @@ def test_set_a_secret_without_a_key_goes_to_the_local_file_and_is_never_echoed(p
     assert run_cli("get", "DB_PASSWORD", "--reveal", cwd=project).stdout == CANARY + "\n"
 
 
+@pytest.mark.parametrize("stdin", ["", "\n"])
+def test_set_refuses_an_empty_stdin_and_writes_nothing(project, run_cli, stdin):
+    """A pipe that lost its value (an unset variable, a missing file) is not stored as an empty secret."""
+    result = run_cli("set", "DB_PASSWORD", cwd=project, input=stdin)
+    assert result.exit_code == 2, result.output
+    assert "no value for DB_PASSWORD: stdin was empty" in result.stderr
+    assert "printf %s" in result.stderr and "envfence set DB_PASSWORD ''" in result.stderr
+    assert not list(project.glob(".env.development*"))
+    assert "DB_PASSWORD" not in run_cli("--json", "audit", "show", cwd=project).stdout
+
+
+def test_set_from_dev_null_is_refused_and_an_explicit_empty_value_is_stored(project, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    environ = {**os.environ, "ENVFENCE_HOSTNAME": "build-box-01"}
+    refused = subprocess.run([sys.executable, "-m", "envfence", "--env", "production", "set", "AIRTABLE_API_KEY"],
+                             cwd=project, env=environ, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    assert refused.returncode == 2 and "no value for AIRTABLE_API_KEY" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr and not list(project.glob(".env.production*"))
+    stored = subprocess.run([sys.executable, "-m", "envfence", "set", "NOTE", ""], cwd=project, env=environ,
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    assert stored.returncode == 0, stored.stderr
+    assert "NOTE=" in (project / ".env.development").read_text()
+
+
 def test_set_a_secret_is_encrypted_where_the_environment_has_a_key(project, run_cli):
     pytest.importorskip("cryptography")
     assert run_cli("secret", "keygen", cwd=project).exit_code == 0

@@ -205,12 +205,23 @@ def set_(state: State, key: str, value: str | None) -> None:
 
 
 def _new_value(session: Any, plain: str, value: str | None) -> str:
-    """The value given, else read from a hidden prompt (a terminal) or stdin; one that ``.env`` would misread is refused."""
+    """The value given, else read from a hidden prompt (a terminal) or stdin.
+
+    An empty stdin is refused (an explicit empty value is the argument ``''``), and so is a value that ``.env``
+    would misread.
+    """
     if value is None:
         if sys.stdin.isatty():
             value = click.prompt(f"value of {plain}", hide_input=True, confirmation_prompt=is_secret(session, plain), err=True)
         else:
             value = sys.stdin.read().removesuffix("\n")
+            if not value:
+                # An empty stdin is a pipe that lost its value (an unset variable, a missing file), not a value.
+                raise UsageError(
+                    f"no value for {plain}: stdin was empty",
+                    f"pipe the value in (printf %s \"$VALUE\" | envfence set {plain}), run it on a terminal to be "
+                    f"asked, or give it as an argument (envfence set {plain} '' stores an empty value on purpose)",
+                )
     if "${" in value:
         # Every .env reader expands ${NAME}, quoted or not, and the format has no escape for it.
         raise UsageError(
