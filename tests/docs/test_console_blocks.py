@@ -38,6 +38,8 @@ DOC_ROOT = "/srv/sync"
 BLOCK = re.compile(r"(?:<!-- console: (?P<setup>[\w-]+) -->\n)?```console\n(?P<body>.*?)```", re.S)
 SNAPSHOT_ID = re.compile(r"(?<!\d)\d{8}T\d{4,}(?:\.\d+)?Z?")
 VOLATILE = [
+    (re.compile(r"\bd-\d{8}T\d{6}-[0-9a-f]{4}\b"), "d-<id>"),
+    (re.compile(r"\b\d+\.\d+ [KMGTPE]iB\b"), "<size>"),  # a disk's free space (a whole "52 MiB" stays for "..." to match)
     (re.compile(r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?([+-]\d\d:\d\d|Z| [A-Z]{3,4})?"), "<time>"),
     (re.compile(r"\b\d\d:\d\d:\d\d\.\d{3}\b"), "<time>"),
     (re.compile(r"\b\d{4}-\d\d-\d\d\b"), "<date>"),
@@ -53,9 +55,7 @@ VOLATILE = [
 
 #: Pages whose blocks have no setup yet, and what they need: each block is reported as an expected failure
 #: (not run) until its page leaves this list. A page not listed here is run, block by block.
-PENDING = {
-    "docs/changes.md": "a project with config migrations, a git history and deployments whose health check fails",
-}
+PENDING: dict[str, str] = {}
 
 
 def blocks() -> list[tuple[str, str, str]]:
@@ -77,7 +77,14 @@ def commands(body: str) -> list[tuple[str, list[str]]]:
             steps.append((line[2:], []))
         elif steps:
             steps[-1][1].append(line)
-    return steps
+    return [(command, trimmed(shown)) for command, shown in steps]
+
+
+def trimmed(lines: list[str]) -> list[str]:
+    """``lines`` without the blank lines that end them (a block's blank line between two commands)."""
+    while lines and not lines[-1].strip():
+        lines = lines[:-1]
+    return lines
 
 
 def normalise(text: str) -> str:
@@ -262,7 +269,112 @@ def captured_delivery(root: Path, request: pytest.FixtureRequest) -> dict[str, s
     return {"PROD_HOUSECALLPRO_WEBHOOK_SECRET": secret}
 
 
+# docs/changes.md: a project on Ada's laptop (the machine's own name reads as laptop-07), whose configuration
+# is carried by a migration, kept in git and deployed. Commits are dated, so their ids are the page's.
+ADA = {"USER": "ada", "LOGNAME": "ada", "ENVFENCE_HOSTNAME": ""}
+CHANGES_ENV = "DATABASE=db.internal/sync\nLOG_LEVEL=info\n"
+UNWELL = '\n[health]\nmin_free_disk = "100000GB"   # more than any disk has: the health check is CRITICAL\n'
+
+
+def changes_project(root: Path, env_file: str = CHANGES_ENV, migration: bool = True) -> None:
+    """A fresh project: ``.env``, and the page's own migration ``0003_rename_hcp_token.toml`` when ``migration``."""
+    import shutil
+
+    shutil.rmtree(root)
+    root.mkdir()
+    (root / "envfence.toml").write_text("# the sync project's settings\n")
+    (root / ".gitignore").write_text("var/\n.envfence/\n.env.*.local\n")
+    (root / ".env").write_text(env_file)
+    if migration:
+        add_migration(root)
+
+
+def add_migration(root: Path) -> None:
+    """The page's own migration, ``migrations/0003_rename_hcp_token.toml``."""
+    page = (REPO / "docs" / "changes.md").read_text(encoding="utf-8")
+    (root / "migrations").mkdir()
+    (root / "migrations" / "0003_rename_hcp_token.toml").write_text(re.findall(r"```toml\n(.*?)```", page, re.S)[0])
+
+
+def git(root: Path, *args: str, day: int = 1) -> None:
+    """``git ARGS`` as Ada on day ``day`` of November 2026, whatever the machine's git settings."""
+    stamp = f"2026-11-{day:02d}T09:00:00+00:00"
+    environ = {**os.environ, "GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.org", "GIT_COMMITTER_NAME": "Ada",
+               "GIT_COMMITTER_EMAIL": "ada@example.org", "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp,
+               "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    subprocess.run(["git", *args], cwd=root, env=environ, check=True, capture_output=True)
+
+
+def commit(root: Path, message: str, day: int) -> None:
+    """Everything committed by Ada on day ``day`` of November 2026 (a repository made first when there is none)."""
+    if not (root / ".git").exists():
+        git(root, "init", "-q", "-b", "main", ".")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", message, day=day)
+
+
+def envfence_as_ada(root: Path, *args: str, check: bool = True) -> None:
+    """``envfence ARGS`` run by Ada in the project."""
+    environ = {**{k: v for k, v in os.environ.items() if k != "ENVFENCE_HOSTNAME"}, "USER": "ada", "LOGNAME": "ada"}
+    subprocess.run([sys.executable, "-m", "envfence", *args], cwd=root, env=environ, check=check, capture_output=True)
+
+
+def migrations(root: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """A shared ``.env`` and production's token on the laptop, behind migration 0003."""
+    changes_project(root)
+    (root / ".env.production.local").write_text("PROD_HCP_TOKEN=hcpLiveToken0123456789abc\n")
+    return dict(ADA)
+
+
+def migration_clash(root: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """A ``.env`` that sets both the old and the new name of the key migration 0003 renames."""
+    changes_project(root, "DATABASE=db.internal/sync\nHCP_TOKEN=hcpOldToken0123456789\nHCP_API_KEY=hcpNewKey0123456789ab\n")
+    return dict(ADA)
+
+
+def release(root: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The project committed and tagged ``v2.4.0``."""
+    changes_project(root, migration=False)
+    commit(root, "configuration", 2)
+    git(root, "tag", "v2.4.0")
+    return dict(ADA)
+
+
+def release_unwell(root: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """``v2.4.0`` deployed, then a commit turning on debug logging and asking health for more disk than there is."""
+    environ = release(root, request)
+    envfence_as_ada(root, "deploy", "--reason", "release 2.4")
+    (root / ".env").write_text(CHANGES_ENV.replace("LOG_LEVEL=info", "LOG_LEVEL=debug"))
+    with (root / "envfence.toml").open("a") as settings:
+        settings.write(UNWELL)
+    commit(root, "debug logging", 3)
+    return environ
+
+
+def release_rolled_back(root: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The unwell commit's deployment made, failed and rolled back."""
+    environ = release_unwell(root, request)
+    envfence_as_ada(root, "deploy", check=False)
+    return environ
+
+
+def changes_over_time(root: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """Configuration committed, migrated by 0003 and committed, then debug logging deployed from the working tree."""
+    changes_project(root, migration=False)
+    commit(root, "configuration", 2)
+    add_migration(root)
+    envfence_as_ada(root, "config", "migrate")
+    commit(root, "migration 0003", 3)
+    git(root, "tag", "v2.4.0")
+    env_file = root / ".env"
+    env_file.write_text(env_file.read_text().replace("LOG_LEVEL=info", "LOG_LEVEL=debug"))
+    envfence_as_ada(root, "deploy", "--reason", "release 2.4")
+    return dict(ADA)
+
+
 SETUPS: dict[str, Callable[[Path, pytest.FixtureRequest], dict[str, str]]] = {
+    "migrations": migrations, "migration-clash": migration_clash, "release": release, "release-unwell": release_unwell,
+    "release-rolled-back": release_rolled_back, "changes-over-time": changes_over_time,
     "demo": demo, "with-token": with_token, "services": services, "ten-lines": ten_lines, "quickstart": quickstart,
     "ops": ops, "ops-ran": ops_ran, "ops-missed": ops_missed, "ops-trend": ops_trend,
     "captured-delivery": captured_delivery,
@@ -361,7 +473,7 @@ def test_console_block_shows_what_the_program_prints(where, setup, body, tmp_pat
         shown_text = shown_text.replace(str(root), DOC_ROOT)
         if "ENVFENCE_HOSTNAME" not in environ:  # the machine's own name reads as the docs' laptop
             shown_text = re.sub(rf"(?<![\w.-]){re.escape(socket.gethostname())}(?![\w.-])", "laptop-07", shown_text)
-        actual = [normalise(line) for line in shown_text.splitlines()]
+        actual = trimmed([normalise(line) for line in shown_text.splitlines()])
         assert proc.returncode == stated_exit(command), f"{where}: `{command}` exited {proc.returncode}:\n{proc.stdout}"
         assert matches(expected, actual) or not shows_output, f"{where}: `{command}` printed:\n{shown_text}\nthe doc shows:\n" + "\n".join(expected)
         for doc_line, real_line in zip(expected, shown_text.splitlines()):
