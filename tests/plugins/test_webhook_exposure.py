@@ -144,7 +144,7 @@ def test_readyz_gives_its_detail_only_to_callers_on_this_host(tmp_path):
     import io
 
     from envfence import open_session
-    from envfence_builtins.webhook_service.webhook_providers import collect_providers
+    from envfence_builtins.webhook_service.provider_hooks import collect_providers
     from envfence_builtins.webhook_service.webhook_queue import WebhookQueue
     from envfence_builtins.webhook_service.webhook_receiver import Receiver as App
     from envfence_builtins.webhook_service.webhook_receiver import route_secrets, routes

@@ -161,7 +161,7 @@ def test_emit_prints_a_systemd_unit_and_a_kubernetes_deployment_and_service(proj
 
 def test_hook_register_webhook_providers_adds_a_provider_routes_can_name(make_project, run_cli, envfence_plugin):
     from envfence import hookimpl
-    from envfence_builtins.webhook_service.webhook_providers import WebhookProvider
+    from envfence_builtins.webhook_service.provider_hooks import WebhookProvider
 
     root = make_project(settings='[automations]\na = "m:f"\n[webhooks.routes."/x"]\nprovider = "token"\nautomation = "a"\n')
 

@@ -192,7 +192,7 @@ def verify_acme(secret: str, headers, body: bytes, tolerance: int) -> None:
 @hookimpl(optionalhook=True)  # the webhook_providers plugin declares it
 def register_webhook_providers(register) -> None:
     """The ``acme`` provider, for routes that name it."""
-    from envfence_builtins.webhook_service.webhook_providers import WebhookProvider
+    from envfence_builtins.webhook_service.provider_hooks import WebhookProvider
 
     register(WebhookProvider(
         "acme", verify=verify_acme, event_id=lambda headers, body: headers.get("acme-delivery") or None,

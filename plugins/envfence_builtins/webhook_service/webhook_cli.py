@@ -79,7 +79,7 @@ def _decide(state: State, force: bool, reason: str | None, what: str) -> Any:
 def _setup(state: State, force: bool, reason: str | None, what: str) -> Setup:
     from envfence.runner import find_automation
 
-    from envfence_builtins.webhook_service.webhook_providers import providers_for
+    from envfence_builtins.webhook_service.webhook_schemes import providers_for
     from envfence_builtins.webhook_service.webhook_queue import WebhookQueue
     from envfence_builtins.webhook_service.webhook_receiver import routes
 
@@ -131,7 +131,7 @@ def _echo(line: str) -> None:
 
 def _reloading(live, apply, what: str, watch: bool, secrets: bool):
     """Start reloading the configuration on SIGHUP and (``watch``) on a change to its files; returns the reloader."""
-    from envfence_builtins.webhook_service.webhook_providers import providers_for
+    from envfence_builtins.webhook_service.webhook_schemes import providers_for
     from envfence_builtins.webhook_service.webhook_receiver import start_reloading
 
     if watch:
@@ -196,7 +196,7 @@ def serve(state: State, force, reason, threads, workers, backlog_limit, retry_ba
     import waitress  # noqa: F401
     from waitress.server import create_server
 
-    from envfence_builtins.webhook_service.webhook_providers import providers_for
+    from envfence_builtins.webhook_service.webhook_schemes import providers_for
     from envfence_builtins.webhook_service.webhook_receiver import Receiver, route_secrets
     from envfence_builtins.webhook_service.webhook_worker import Worker
 

@@ -168,7 +168,7 @@ def validate(session) -> list[Finding]:
         declared = routes(session.settings)
         if not declared:
             return scaled
-        from envfence_builtins.webhook_service.webhook_providers import providers_for
+        from envfence_builtins.webhook_service.webhook_schemes import providers_for
 
         providers = providers_for(session)
     except ConfigurationError as exc:

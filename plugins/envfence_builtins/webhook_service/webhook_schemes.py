@@ -1,8 +1,9 @@
 """Signature schemes described by settings: a provider's scheme configurable without code.
 
-Not a plugin: :mod:`envfence_builtins.webhook_service.webhook_providers` turns each
+Not a plugin: :func:`configured_providers` turns each
 ``[webhooks.providers.<name>]`` table into a provider with one of these
-schemes, and ``envfence webhooks verify`` checks a captured delivery against
+schemes (:func:`providers_for` gives a session's providers, the registered
+ones and the settings' together), and ``envfence webhooks verify`` checks a captured delivery against
 one, part by part. A table names what a sender does::
 
     [webhooks.providers.housecallpro]      # the built-in's own name: its scheme, changed where the table says
@@ -32,7 +33,8 @@ import attrs
 
 from envfence.errors import ConfigurationError
 
-from envfence_builtins.webhook_service.webhook_signatures import SignatureError, check_timestamp
+from envfence_builtins.webhook_service.provider_hooks import WebhookProvider, collect_providers, payload_field
+from envfence_builtins.webhook_service.signature_checks import SignatureError, check_timestamp
 
 KEYS = ("signature_header", "signature_prefix", "timestamp_header", "timestamp_unit", "signed", "algorithm", "encoding",
         "secret_encoding", "secret_prefix", "id_header", "event_type")
@@ -214,3 +216,48 @@ def _check_shape(where: str, scheme: Scheme) -> None:
     if source[0] not in ("body", "header") or not source[2]:
         raise ConfigurationError(f"{where}: event_type = {scheme.event_type!r} is not body:FIELD or header:NAME",
                                  'e.g. event_type = "body:event"')
+
+
+# --- providers from the settings ---------------------------------------------------
+
+
+def scheme_provider(name: str, scheme: Scheme) -> WebhookProvider:
+    """A provider verifying with ``scheme``, its event id and type found where the scheme says."""
+    def event_id(headers: Mapping[str, str], body: bytes) -> str | None:
+        if scheme.id_header:
+            return headers.get(scheme.id_header.lower()) or None
+        try:  # no id sent: the signed string names the delivery (the same one sent twice has the same id)
+            return f"{name}_" + hashlib.sha256(scheme.message(headers, body)).hexdigest()[:32]
+        except SignatureError:
+            return None
+
+    def event_type(headers: Mapping[str, str], payload: Any) -> str | None:
+        source, _, key = scheme.event_type.partition(":")
+        return (headers.get(key.lower()) or None) if source == "header" else payload_field(payload, key)
+
+    return WebhookProvider(name, verify=lambda secret, headers, body, tolerance: scheme.verify(secret, headers, body, tolerance),
+                           event_id=event_id, event_type=event_type, plugin="settings", scheme=scheme)
+
+
+def configured_providers(settings, registered: Mapping[str, WebhookProvider]) -> dict[str, WebhookProvider]:
+    """The providers of ``[webhooks.providers]``; a :class:`ConfigurationError` names the table and key that cannot be used."""
+    table = settings.section("webhooks").get("providers", {})
+    where = f"{settings.source}: [webhooks.providers"
+    if not isinstance(table, Mapping):
+        raise ConfigurationError(f"{where}] must be a table of providers", "write [webhooks.providers.<name>] tables")
+    found = {}
+    for name, body in table.items():
+        base = registered.get(name)
+        if base is not None and base.scheme is None:
+            raise ConfigurationError(
+                f"{where}.{name}]: {name} (from {base.plugin or 'a plugin'}) verifies with code of its own, not a described scheme",
+                f"give the table another name (e.g. [webhooks.providers.{name}-custom]) and name that in the route's provider")
+        found[name] = scheme_provider(name, from_table(f"{where}.{name}]", body, base.scheme if base else None))
+    return found
+
+
+def providers_for(session) -> dict[str, WebhookProvider]:
+    """The session's providers: the registered ones, then the settings' (which change a described built-in of their name)."""
+    found = collect_providers(session.plugins)
+    found.update(configured_providers(session.settings, found))
+    return found

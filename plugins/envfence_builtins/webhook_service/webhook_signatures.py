@@ -1,6 +1,7 @@
 """Verifying and making webhook signatures: HousecallPro, Standard Webhooks, GitHub.
 
-Not a plugin: helpers for whatever receives webhooks. Every comparison is
+Not a plugin: helpers for whatever receives webhooks (the pieces every scheme
+shares, :class:`SignatureError` among them, are in :mod:`.signature_checks`). Every comparison is
 constant-time; every scheme that signs a timestamp checks it against a
 tolerance (five minutes unless told otherwise), so an old delivery cannot be
 replayed. A failure raises :class:`SignatureError` whose message never holds
@@ -31,29 +32,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
-import time
 from typing import Mapping
 
-#: Seconds a signed timestamp may be away from now (either way).
-DEFAULT_TOLERANCE = 300
+from envfence_builtins.webhook_service.signature_checks import (
+    DEFAULT_TOLERANCE,
+    SignatureError,
+    check_timestamp,
+    constant_time_equal,
+)
 
 #: Standard Webhooks keys: the specification asks for this many bytes; ``envfence check``
 #: holds configured secrets to it, while verifying accepts any key, as the reference libraries do.
 STANDARD_SECRET_BYTES = (24, 64)
-
-
-class SignatureError(ValueError):
-    """A delivery's signature is missing, malformed, stale or wrong."""
-
-
-def constant_time_equal(a: str | bytes, b: str | bytes) -> bool:
-    """Compare two signatures in time that does not depend on where they differ."""
-    if isinstance(a, str):
-        a = a.encode()
-    if isinstance(b, str):
-        b = b.encode()
-    return hmac.compare_digest(a, b)
 
 
 def _key(secret: str | bytes) -> bytes:
@@ -62,41 +52,6 @@ def _key(secret: str | bytes) -> bytes:
 
 def _body(body: str | bytes) -> bytes:
     return body.encode() if isinstance(body, str) else body
-
-
-def _timestamp(value: str | int | float, now: float | None, tolerance: int, milliseconds: bool = False) -> int:
-    """The whole seconds of a signed timestamp, checked against now; ``milliseconds`` also reads 13-digit stamps."""
-    try:
-        stamp = math.floor(float(str(value).strip()))
-    except (ValueError, OverflowError):
-        raise SignatureError("the timestamp is not a number of seconds") from None
-    seconds = stamp / 1000 if milliseconds and stamp > 10**11 else stamp
-    current = time.time() if now is None else now
-    if abs(current - seconds) > tolerance:
-        away = current - seconds
-        # A stamp absurdly far off is not printed in full (a 300-digit number helps no one).
-        how_far = f"{abs(int(away))} s" if abs(away) < 10**12 else "more than 30,000 years"
-        if away < 0:
-            raise SignatureError(
-                f"the timestamp is {how_far} ahead of now (tolerance {tolerance} s): "
-                "forged, or this machine's clock is behind (check NTP)"
-            )
-        raise SignatureError(
-            f"the timestamp is {how_far} old (tolerance {tolerance} s): stale or replayed, "
-            "or this machine's clock is ahead (check NTP)"
-        )
-    return stamp
-
-
-def check_timestamp(value: str | int | float, now: float | None = None, tolerance: int = DEFAULT_TOLERANCE,
-                    unit: str = "seconds") -> int:
-    """Check a signed timestamp against now; ``unit`` is ``seconds``, ``milliseconds`` or ``auto`` (13 digits: milliseconds)."""
-    if unit == "milliseconds":
-        try:
-            value = float(str(value).strip()) / 1000
-        except (ValueError, OverflowError):
-            raise SignatureError("the timestamp is not a number of milliseconds") from None
-    return _timestamp(value, now, tolerance, milliseconds=unit == "auto")
 
 
 # --- GitHub ------------------------------------------------------------------------
@@ -206,7 +161,7 @@ def verify_standard(
 
     if not msg_id or timestamp is None or not header:
         raise SignatureError("webhook-id, webhook-timestamp and webhook-signature are all required")
-    seconds = _timestamp(timestamp, now, tolerance)
+    seconds = check_timestamp(timestamp, now, tolerance)
     expected = base64.b64decode(sign_standard(secret, msg_id, seconds, body)[3:])
     candidates = [part[3:] for part in header.split() if part.startswith("v1,")]
     if not candidates:

@@ -305,7 +305,7 @@ def verify_command(state: State, request_file: str, route_path: str) -> None:
     from envfence.cli.output import dumps
     from envfence.errors import EXIT_FINDINGS, ConfigurationError, UsageError
 
-    from envfence_builtins.webhook_service.webhook_providers import providers_for
+    from envfence_builtins.webhook_service.webhook_schemes import providers_for
     from envfence_builtins.webhook_service.webhook_receiver import route_secrets, routes
 
     session = state.session()
