@@ -28,7 +28,7 @@ KNOWN_BUILTINS = {
     ("plugins/envfence_builtins/fakes/airtable_emulator.py", "FakeAirtable"),
     ("plugins/envfence_builtins/webhook_service/webhook_queue.py", "WebhookQueue"),
     ("plugins/envfence_builtins/runs/directories.py", "inspect_tree"),
-    ("plugins/envfence_builtins/webhook_service/webhook_cli.py", "serve"),
+    ("plugins/envfence_builtins/webhook_service/webhook_receiver_cli.py", "serve"),
 }
 
 

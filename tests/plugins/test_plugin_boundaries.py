@@ -109,9 +109,6 @@ KNOWN_CROSSINGS = {
     ('operations.backup_cli', 'audit.verify'),
     ('operations.report_insights', 'operations.advise'),
     ('operations.state_files', 'runs.directories'),
-    ('webhook_service.webhook_cli', 'webhook_service.webhook_receiver'),
-    ('webhook_service.webhook_verify', 'webhook_service.webhook_receiver'),
-    ('webhook_service.webhook_worker', 'webhook_service.webhook_receiver'),
 }
 
 
@@ -178,7 +175,6 @@ KNOWN_CYCLES: list[list[str]] = [
     ['operations.schedule', 'operations.schedule_cli'],
     ['runs.directories', 'runs.directories_cli'],
     ['store.postgres_queue', 'store.postgres_store', 'store.store_cli'],
-    ['webhook_service.webhook_cli', 'webhook_service.webhook_receiver', 'webhook_service.webhook_verify', 'webhook_service.webhook_worker'],
 ]
 
 

@@ -157,7 +157,7 @@ def _worker(root, event_id: str):
     from envfence import open_session
     from envfence.runner import find_automation
     from envfence_builtins.webhook_service.webhook_queue import WebhookQueue
-    from envfence_builtins.webhook_service.webhook_worker import Worker
+    from envfence_builtins.webhook_service.webhook_receiver_worker import Worker
 
     enqueue(root, event_id, {"n": 1})
     session = open_session(root=root)

@@ -146,8 +146,8 @@ def test_readyz_gives_its_detail_only_to_callers_on_this_host(tmp_path):
     from envfence import open_session
     from envfence_builtins.webhook_service.provider_hooks import collect_providers
     from envfence_builtins.webhook_service.webhook_queue import WebhookQueue
-    from envfence_builtins.webhook_service.webhook_receiver import Receiver as App
-    from envfence_builtins.webhook_service.webhook_receiver import route_secrets, routes
+    from envfence_builtins.webhook_service.webhook_receiver_app import Receiver as App
+    from envfence_builtins.webhook_service.webhook_receiver_routes import route_secrets, routes
 
     root = two_route_project(tmp_path / "proj", free_ports(1)[0])
     session = open_session(root=root, environ={"ENVFENCE_HOSTNAME": "build-box-01"})

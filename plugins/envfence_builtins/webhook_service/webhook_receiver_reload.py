@@ -4,7 +4,7 @@ A running receiver or worker watches the files its configuration comes
 from (``envfence.toml`` and the environment's ``.env`` layers, through
 symlinks to where they point) with watchfiles, and reloads on SIGHUP too.
 A reload opens the session again and validates it as ``envfence check``
-does; only then is it swapped in, whole (:class:`~.webhook_receiver.Live`):
+does; only then is it swapped in, whole (:class:`~.webhook_receiver_app.Live`):
 secrets, routes, automations, and the settings the runs read (thresholds,
 alerts). A change that does not validate is refused: the last good
 configuration keeps serving, the refusal is audited
@@ -92,7 +92,7 @@ def fingerprint(files: list[Path]) -> dict[str, str]:
 class Reloader:
     """Keeps a running process's configuration current: one thread reloads, one watches the files.
 
-    :param live: the configuration the process started with (a :class:`~.webhook_receiver.Live`).
+    :param live: the configuration the process started with (a :class:`~.webhook_receiver_app.Live`).
     :param apply: called with each accepted ``Live`` (swaps it into the receiver and the workers).
     :param what: the command (``serve``, ``worker``), for the trail and the log.
     :param parts: how the receiver reads a session: ``providers`` (by name), ``routes`` (of the settings),

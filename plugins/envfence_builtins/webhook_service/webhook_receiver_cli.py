@@ -27,7 +27,7 @@ from envfence_builtins.webhook_service.queue_hooks import QueueHooks
 
 if TYPE_CHECKING:  # the queue (sqlite3) and the receiver load only for the command that runs
     from envfence_builtins.webhook_service.webhook_queue import WebhookQueue
-    from envfence_builtins.webhook_service.webhook_receiver import Route
+    from envfence_builtins.webhook_service.webhook_receiver_routes import Route
 
 #: The automation name the safety guards see when deciding whether the receiver may start.
 RECEIVER_NAME = "webhook-receiver"
@@ -81,7 +81,7 @@ def _setup(state: State, force: bool, reason: str | None, what: str) -> Setup:
 
     from envfence_builtins.webhook_service.webhook_schemes import providers_for
     from envfence_builtins.webhook_service.webhook_queue import WebhookQueue
-    from envfence_builtins.webhook_service.webhook_receiver import routes
+    from envfence_builtins.webhook_service.webhook_receiver_routes import routes
 
     session = _decide(state, force, reason, what)
     declared = routes(session.settings)
@@ -131,12 +131,14 @@ def _echo(line: str) -> None:
 
 def _reloading(live, apply, what: str, watch: bool, secrets: bool):
     """Start reloading the configuration on SIGHUP and (``watch``) on a change to its files; returns the reloader."""
+    from envfence_builtins.webhook_service.webhook_receiver_reload import Parts, Reloader
+    from envfence_builtins.webhook_service.webhook_receiver_routes import route_secrets, routes
     from envfence_builtins.webhook_service.webhook_schemes import providers_for
-    from envfence_builtins.webhook_service.webhook_receiver import start_reloading
 
     if watch:
         import watchfiles  # noqa: F401  (missing: the CLI names the extra that brings it; --no-watch does without)
-    reloader = start_reloading(live, apply, what, providers_for, watch=watch, secrets=secrets, echo=_echo)
+    reloader = Reloader(live, apply, what, Parts(providers_for, routes, route_secrets if secrets else None), echo=_echo)
+    reloader.start(watch)
     signal.signal(signal.SIGHUP, lambda *_: reloader.request("SIGHUP"))
     return reloader
 
@@ -186,19 +188,20 @@ def serve(state: State, force, reason, threads, workers, backlog_limit, retry_ba
     """
     if emit:
         from envfence_builtins.webhook_service.webhook_deploy import render
-        from envfence_builtins.webhook_service.webhook_receiver import scaling
+        from envfence_builtins.webhook_service.webhook_receiver_scaling import scaling_for
 
         session = state.session()
         host, port = _port(session)
-        click.echo(render(emit, session, port, image, scaling(session.settings, session.environment.name)), nl=False)
+        click.echo(render(emit, session, port, image, scaling_for(session.settings, session.environment.name)), nl=False)
         return
     # Missing, the CLI names the extra that brings it (envfence.extras).
     import waitress  # noqa: F401
     from waitress.server import create_server
 
     from envfence_builtins.webhook_service.webhook_schemes import providers_for
-    from envfence_builtins.webhook_service.webhook_receiver import Receiver, route_secrets
-    from envfence_builtins.webhook_service.webhook_worker import Worker
+    from envfence_builtins.webhook_service.webhook_receiver_app import Receiver
+    from envfence_builtins.webhook_service.webhook_receiver_routes import route_secrets
+    from envfence_builtins.webhook_service.webhook_receiver_worker import Worker
 
     setup = _setup(state, force, reason, "serve")
     session = setup.session
@@ -337,14 +340,15 @@ def worker(state: State, force, reason, once, retry_base, watch, emit, image) ->
     A change to the configuration files (or SIGHUP) is validated and swapped
     in between two events; an invalid one is refused and the last good kept.
     """
-    from envfence_builtins.webhook_service.webhook_receiver import Live, scaling
-    from envfence_builtins.webhook_service.webhook_worker import Worker
+    from envfence_builtins.webhook_service.webhook_receiver_app import Live
+    from envfence_builtins.webhook_service.webhook_receiver_scaling import scaling_for
+    from envfence_builtins.webhook_service.webhook_receiver_worker import Worker
 
     if emit:
         from envfence_builtins.webhook_service.webhook_deploy import render_worker
 
         session = state.session()
-        click.echo(render_worker(emit, session, image, scaling(session.settings, session.environment.name)), nl=False)
+        click.echo(render_worker(emit, session, image, scaling_for(session.settings, session.environment.name)), nl=False)
         return
     setup = _setup(state, force, reason, "worker")
     runner = Worker(setup.session, setup.queue, setup.automations, echo=_echo, retry_base=retry_base)

@@ -1,6 +1,6 @@
 """``envfence webhooks verify REQUEST-FILE --route /path``: one captured delivery checked against a route, part by part.
 
-Not a plugin (the receiver's plugin adds the command). The file is the raw
+Part of the ``webhook_receiver`` plugin, which adds the command. The file is the raw
 HTTP request as it arrived: request line, headers, a blank line, the body
 (``nc -l 8080 > delivery.http`` behind the public address captures one). It
 goes through the receiver's own checks in the receiver's order (method,
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import attrs
 import click
@@ -306,7 +306,7 @@ def verify_command(state: State, request_file: str, route_path: str) -> None:
     from envfence.errors import EXIT_FINDINGS, ConfigurationError, UsageError
 
     from envfence_builtins.webhook_service.webhook_schemes import providers_for
-    from envfence_builtins.webhook_service.webhook_receiver import route_secrets, routes
+    from envfence_builtins.webhook_service.webhook_receiver_routes import route_secrets, routes
 
     session = state.session()
     declared = {r.path: r for r in routes(session.settings)}

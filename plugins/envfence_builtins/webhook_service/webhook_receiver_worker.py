@@ -180,8 +180,8 @@ class Worker:
                     raise
                 time.sleep(pause)
                 pause = min(pause * 2, RECOVER_SECONDS)
-        from envfence_builtins.webhook_service.webhook_receiver import _printable
+        from envfence_builtins.webhook_service.webhook_receiver_app import printable
 
-        line = f"webhook event {_printable(event.id)} ({_printable(event.type or 'untyped')}) on {event.route}: {event.automation} try {event.attempt} -> {status}"
+        line = f"webhook event {printable(event.id)} ({printable(event.type or 'untyped')}) on {event.route}: {event.automation} try {event.attempt} -> {status}"
         (self.log.info if succeeded else self.log.warning)(line + (f" ({error})" if error else ""))
         return status
