@@ -138,6 +138,46 @@ class _Pending:
         self.stored: bool | BaseException | None = None  #: set once the commit is done (or failed)
 
 
+class GroupCommit:
+    """Rows that arrive while a commit is syncing wait and go to disk together in the next one.
+
+    Concurrent requests share one sync instead of queueing for one each;
+    each caller still returns only once its own row is on disk.
+
+    :param store: ``store(batch)`` writes the :class:`_Pending` rows in one
+        transaction, setting each one's ``stored`` (its result, or the exception
+        that kept the batch from disk).
+    """
+
+    def __init__(self, store: Callable[[list[_Pending]], None]) -> None:
+        self._store = store
+        self._group = threading.Condition()
+        self._waiting: list[_Pending] = []
+        self._syncing = False
+
+    def submit(self, row: tuple) -> bool:
+        """Store ``row`` with whatever else is waiting; its result once it is on disk (the batch's exception if not)."""
+        entry = _Pending(row)
+        with self._group:
+            self._waiting.append(entry)
+            while entry.stored is None:
+                if self._syncing:
+                    self._group.wait()
+                    continue
+                self._syncing = True
+                batch, self._waiting = self._waiting, []
+                self._group.release()
+                try:
+                    self._store(batch)
+                finally:
+                    self._group.acquire()
+                    self._syncing = False
+                    self._group.notify_all()
+        if isinstance(entry.stored, BaseException):
+            raise entry.stored
+        return entry.stored
+
+
 def next_status(attempts: int, max_attempts: int, *, succeeded: bool, final: bool, now: float,
                 retry_base: float, retry_max: float) -> tuple[str, float]:
     """A finished try's new status and when the event is next due (exponential backoff with jitter)."""
@@ -153,6 +193,28 @@ def worker_lock(token: str) -> str:
     return f"{QUEUE_DIR}/workers/{token}.lock"
 
 
+def _gone_workers(paths, owners: list[str]) -> Iterator[str]:
+    """The claim tokens among ``owners`` whose worker is gone (its lock file free), each yielded while its lock is held.
+
+    The lock file is removed once the caller has put the worker's events back.
+    """
+    import fcntl
+
+    for owner in owners:
+        lock = worker_lock(owner)
+        try:
+            handle = files.open_append(paths, lock, binary=True)
+        except EnvfenceError:
+            continue  # a link or worse where the lock belongs: leave it for `envfence check`
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its worker is alive
+            yield owner
+            files.remove(paths, lock)
+
+
 def _ids_unique(db: sqlite3.Connection) -> bool:
     """True when the table's own constraint makes event ids unique (a queue made by this version)."""
     for _, name, unique, *_ in db.execute("PRAGMA index_list(events)").fetchall():
@@ -165,6 +227,44 @@ def _connect_checked(paths, relative: str) -> sqlite3.Connection:
     """SQLite's connection to the queue file, checked to hold the very file envfence checked (no link swapped in)."""
     return files.open_by_name(paths, relative, lambda path: sqlite3.connect(
         path, isolation_level=None, check_same_thread=False, timeout=30), lambda db: db.close())
+
+
+def _open(paths) -> tuple[Path, sqlite3.Connection]:
+    """The queue file of ``paths``'s tree, created and checked, and SQLite's connection to it, upgraded to this schema."""
+    from envfence.sqlite_schema import check_not_newer, upgrade
+
+    relative = f"{QUEUE_DIR}/{QUEUE_FILE}"
+    # SQLite opens its files by name: each is checked (and the database created) through
+    # envfence.files first, so none is reached through a link or shares its content through a hard link.
+    for name in (relative, *(relative + side for side in ("-wal", "-shm", "-journal"))):
+        if files.check_file(paths, name) is not None:
+            files.ensure_file(paths, name)  # raises the SafetyError naming the link
+    path = files.ensure_file(paths, relative)
+    db = _connect_checked(paths, relative)
+    try:
+        check_not_newer(db, MIGRATIONS, str(path))  # before anything changes the file, even its journal mode
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")  # each commit reaches the disk before the 2xx
+        upgrade(db, MIGRATIONS, str(path))  # a queue from a later release is refused, left as it is
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise damaged(path, exc) from None
+    except EnvfenceError:
+        db.close()
+        raise
+    return path, db
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    """The regular file at ``path`` as ``(device, inode)``; None when it is gone or not a regular file."""
+    import os
+    import stat
+
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return (found.st_dev, found.st_ino) if stat.S_ISREG(found.st_mode) else None
 
 
 def damaged(path: Path, exc: Exception) -> EnvfenceError:
@@ -188,44 +288,12 @@ class WebhookQueue:
     """
 
     def __init__(self, paths) -> None:
-        from envfence.sqlite_schema import check_not_newer, upgrade
-
-        relative = f"{QUEUE_DIR}/{QUEUE_FILE}"
-        # SQLite opens its files by name: each is checked (and the database created) through
-        # envfence.files first, so none is reached through a link or shares its content through a hard link.
-        for name in (relative, *(relative + side for side in ("-wal", "-shm", "-journal"))):
-            if files.check_file(paths, name) is not None:
-                files.ensure_file(paths, name)  # raises the SafetyError naming the link
-        self.path = files.ensure_file(paths, relative)
+        self.path, self._db = _open(paths)
         self.where = str(self.path)  #: where the queue is, for messages
         self.paths = paths
         self._lock = threading.Lock()
-        self._group = threading.Condition()
-        self._waiting: list[_Pending] = []
-        self._syncing = False
-        self._db = _connect_checked(paths, relative)
-        self._identity = self._inode()
-        try:
-            check_not_newer(self._db, MIGRATIONS, self.where)  # before anything changes the file, even its journal mode
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")  # each commit reaches the disk before the 2xx
-            upgrade(self._db, MIGRATIONS, self.where)  # a queue from a later release is refused, left as it is
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise damaged(self.path, exc) from None
-        except EnvfenceError:
-            self._db.close()
-            raise
-
-    def _inode(self) -> tuple[int, int] | None:
-        import os
-        import stat
-
-        try:
-            found = os.lstat(self.path)
-        except FileNotFoundError:
-            return None
-        return (found.st_dev, found.st_ino) if stat.S_ISREG(found.st_mode) else None
+        self._commits = GroupCommit(self._store)
+        self._identity = _inode(self.path)
 
     def check_in_place(self) -> None:
         """Raise :class:`EnvfenceError` when the queue file was moved, removed or replaced (by a link) since it was opened.
@@ -233,7 +301,7 @@ class WebhookQueue:
         SQLite keeps writing to the file it opened: events accepted into a
         file no longer at its place would be lost to every later start.
         """
-        if self._inode() != self._identity:
+        if _inode(self.path) != self._identity:
             raise EnvfenceError(f"{self.path} was replaced or removed while the queue was open; no event is accepted into it",
                                 "put the queue file back, or restart `envfence serve` (it refuses a link there)")
 
@@ -261,33 +329,11 @@ class WebhookQueue:
     ) -> bool:
         """Store a verified delivery, synced to disk; False when ``event_id`` is already known, on any route.
 
-        Group commit: deliveries that arrive while a commit is syncing wait
-        and go to disk together in the next one, so concurrent requests share
-        one sync instead of queueing for one each. Each caller still returns
-        only once its own row is on disk.
+        Deliveries arriving together share one sync (:class:`GroupCommit`).
         """
         now = time.time()
-        row = (route, event_id, provider, event_type, automation, body, json.dumps(dict(headers)), now,
-               "ignored" if ignored else "pending", max_attempts, now)
-        entry = _Pending(row)
-        with self._group:
-            self._waiting.append(entry)
-            while entry.stored is None:
-                if self._syncing:
-                    self._group.wait()
-                    continue
-                self._syncing = True
-                batch, self._waiting = self._waiting, []
-                self._group.release()
-                try:
-                    self._store(batch)
-                finally:
-                    self._group.acquire()
-                    self._syncing = False
-                    self._group.notify_all()
-        if isinstance(entry.stored, BaseException):
-            raise entry.stored
-        return entry.stored
+        return self._commits.submit((route, event_id, provider, event_type, automation, body, json.dumps(dict(headers)), now,
+                                     "ignored" if ignored else "pending", max_attempts, now))
 
     def _store(self, batch: list["_Pending"]) -> None:
         try:
@@ -368,35 +414,22 @@ class WebhookQueue:
         succeeded: a worker can die after its run is recorded and before the
         queue hears of it, and such an event is succeeded, never run again.
         """
-        import fcntl
-
         with self._lock:
             owners = [r[0] for r in self._db.execute("SELECT DISTINCT claimed_by FROM events WHERE status='running'")]
         freed = 0
-        for owner in owners:
-            lock = worker_lock(owner)
-            try:
-                handle = files.open_append(self.paths, lock, binary=True)
-            except EnvfenceError:
-                continue  # a link or worse where the lock belongs: leave it for `envfence check`
-            with handle:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # its worker is alive
-                done = [e.seq for e in self._select("SELECT * FROM events WHERE status='running' AND claimed_by=?", (owner,))
-                        if e.run_id and finished is not None and finished(e)]
-                with self._transaction() as db:
-                    for seq in done:
-                        db.execute("UPDATE events SET status='succeeded', claimed_by=NULL, finished_at=?, last_error=NULL"
-                                   " WHERE seq=? AND status='running' AND claimed_by=?", (time.time(), seq, owner))
-                    freed += db.execute(
-                        "UPDATE events SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'pending' END,"
-                        " claimed_by=NULL, last_error='interrupted: the worker stopped during the run'"
-                        " WHERE status='running' AND claimed_by=?",
-                        (owner,),
-                    ).rowcount
-                files.remove(self.paths, lock)
+        for owner in _gone_workers(self.paths, owners):
+            done = [e.seq for e in self._select("SELECT * FROM events WHERE status='running' AND claimed_by=?", (owner,))
+                    if e.run_id and finished is not None and finished(e)]
+            with self._transaction() as db:
+                for seq in done:
+                    db.execute("UPDATE events SET status='succeeded', claimed_by=NULL, finished_at=?, last_error=NULL"
+                               " WHERE seq=? AND status='running' AND claimed_by=?", (time.time(), seq, owner))
+                freed += db.execute(
+                    "UPDATE events SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'pending' END,"
+                    " claimed_by=NULL, last_error='interrupted: the worker stopped during the run'"
+                    " WHERE status='running' AND claimed_by=?",
+                    (owner,),
+                ).rowcount
         return freed
 
     # --- managing ------------------------------------------------------------
