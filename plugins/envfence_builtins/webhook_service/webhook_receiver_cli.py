@@ -187,51 +187,26 @@ def serve(state: State, force, reason, threads, workers, backlog_limit, retry_ba
     finishes what is in flight, and exits 0.
     """
     if emit:
-        from envfence_builtins.webhook_service.webhook_deploy import render
-        from envfence_builtins.webhook_service.webhook_receiver_scaling import scaling_for
-
-        session = state.session()
-        host, port = _port(session)
-        click.echo(render(emit, session, port, image, scaling_for(session.settings, session.environment.name)), nl=False)
+        _emit_receiver(state, emit, image)
         return
     # Missing, the CLI names the extra that brings it (envfence.extras).
     import waitress  # noqa: F401
-    from waitress.server import create_server
 
-    from envfence_builtins.webhook_service.webhook_schemes import providers_for
     from envfence_builtins.webhook_service.webhook_receiver_app import Receiver
     from envfence_builtins.webhook_service.webhook_receiver_routes import route_secrets
-    from envfence_builtins.webhook_service.webhook_receiver_worker import Worker
+    from envfence_builtins.webhook_service.webhook_schemes import providers_for
 
     setup = _setup(state, force, reason, "serve")
     session = setup.session
     host, port = _port(session)
     receiver = Receiver(session, setup.routes, providers_for(session),
                         route_secrets(session, list(setup.routes.values())), setup.queue, backlog_limit)
-    try:
-        # A body without Content-Length (chunked) is read whole before the application sees it:
-        # the server stops it at the largest route's limit instead of spooling up to a gigabyte to disk.
-        # Stalled clients are cut off (idle ones by waitress's channel_timeout, slow senders by
-        # _cut_slow_senders), and connections are watched with poll(), not select() and its 1024 limit.
-        server = create_server(receiver, host=host, port=port, threads=threads, ident="envfence",
-                               clear_untrusted_proxy_headers=True,
-                               max_request_body_size=max(r.max_body for r in setup.routes.values()),
-                               channel_timeout=request_timeout, cleanup_interval=min(1.0, request_timeout / 2),
-                               connection_limit=connection_limit, asyncore_use_poll=True)
-        _cut_slow_senders(server, request_timeout)
-    except OSError as exc:
-        receiver.access.close()
-        setup.queue.close()
-        raise EnvfenceError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                            f"stop what holds port {port}, or give {session.environment.name} another WEBHOOK_PORT") from None
+    server = _listen(receiver, setup, host, port, threads=threads, request_timeout=request_timeout,
+                     connection_limit=connection_limit)
     stop, done = threading.Event(), threading.Event()
     _stop_on_signals(stop)
-    pool = [Worker(session, setup.queue, setup.automations, echo=_echo, retry_base=retry_base) for _ in range(workers)]
-    running = [threading.Thread(target=w.loop, args=(done, receiver.accepted), daemon=True) for w in pool]
-    loop = threading.Thread(target=server.run, daemon=True)
-    loop.start()
-    for thread in running:
-        thread.start()
+    pool, running = _start_workers(setup, workers, retry_base, done, receiver.accepted)
+    threading.Thread(target=server.run, daemon=True).start()
 
     def apply(live) -> None:
         receiver.swap(live)
@@ -259,6 +234,50 @@ def serve(state: State, force, reason, threads, workers, backlog_limit, retry_ba
     setup.queue.close()
     receiver.session.audit("serve.stopped", port=port)
     _echo(f"envfence: receiver for {env} stopped")
+
+
+def _emit_receiver(state: State, emit: str, image: str) -> None:
+    """Print the receiver's systemd unit or Kubernetes manifests (``serve --emit``)."""
+    from envfence_builtins.webhook_service.webhook_deploy import render
+    from envfence_builtins.webhook_service.webhook_receiver_scaling import scaling_for
+
+    session = state.session()
+    _, port = _port(session)
+    click.echo(render(emit, session, port, image, scaling_for(session.settings, session.environment.name)), nl=False)
+
+
+def _start_workers(setup: Setup, count: int, retry_base: float, done: threading.Event, wake: threading.Event):
+    """``count`` worker threads of ``serve``, started: each runs queued events until ``done``, woken early by ``wake``."""
+    from envfence_builtins.webhook_service.webhook_receiver_worker import Worker
+
+    pool = [Worker(setup.session, setup.queue, setup.automations, echo=_echo, retry_base=retry_base) for _ in range(count)]
+    running = [threading.Thread(target=w.loop, args=(done, wake), daemon=True) for w in pool]
+    for thread in running:
+        thread.start()
+    return pool, running
+
+
+def _listen(receiver, setup: Setup, host: str, port: int, *, threads: int, request_timeout: float, connection_limit: int):
+    """The waitress server for ``receiver``, bound to ``host:port``; a port it cannot bind closes what ``serve`` opened."""
+    from waitress.server import create_server
+
+    try:
+        # A body without Content-Length (chunked) is read whole before the application sees it:
+        # the server stops it at the largest route's limit instead of spooling up to a gigabyte to disk.
+        # Stalled clients are cut off (idle ones by waitress's channel_timeout, slow senders by
+        # _cut_slow_senders), and connections are watched with poll(), not select() and its 1024 limit.
+        server = create_server(receiver, host=host, port=port, threads=threads, ident="envfence",
+                               clear_untrusted_proxy_headers=True,
+                               max_request_body_size=max(r.max_body for r in setup.routes.values()),
+                               channel_timeout=request_timeout, cleanup_interval=min(1.0, request_timeout / 2),
+                               connection_limit=connection_limit, asyncore_use_poll=True)
+    except OSError as exc:
+        receiver.access.close()
+        setup.queue.close()
+        raise EnvfenceError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                            f"stop what holds port {port}, or give {setup.session.environment.name} another WEBHOOK_PORT") from None
+    _cut_slow_senders(server, request_timeout)
+    return server
 
 
 def _cut_slow_senders(server, timeout: float) -> None:
