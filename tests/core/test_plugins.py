@@ -81,7 +81,7 @@ def test_plugins_lists_failed_plugin_with_reason(site, make_project, run_cli):
     assert records["broken"]["version"] == "1.2.3"
     assert "does_not_exist_anywhere" in records["broken"]["reason"]
     assert records["hostname"]["status"] == "loaded"
-    assert records["hostname"]["hooks"] == ["classify_host", "detect_environment", "host_notes", "pre_run_safety", "validate"]
+    assert records["hostname"]["hooks"] == ["classify_host", "declare_tables", "detect_environment", "host_notes", "pre_run_safety", "validate"]
 
 
 @pytest.mark.parametrize(

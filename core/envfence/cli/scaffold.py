@@ -62,7 +62,7 @@ TABLE.add("required", texts(example="API_URL"), [], "keys that must be set in ev
 
 
 @hookimpl
-def declare_tables():
+def declare_tables() -> list[Table]:
     """The ``[{entry}]`` table."""
     return [TABLE]
 
