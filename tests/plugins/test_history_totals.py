@@ -191,3 +191,18 @@ def test_a_history_from_before_measures_were_kept_is_summed_all_the_same(seeded,
     assert shown.exit_code == 0, shown.output
     assert 'envfence_runs_total{automation="sync",environment="development",status="succeeded"} 30.0' in shown.stdout
     assert "envfence_job_metric{" not in shown.stdout  # nothing reported, nothing invented
+
+
+def test_totals_of_one_automation_among_thousands_are_its_own_and_no_neighbours():
+    """Asking the totals for each automation of a large history finds exactly its groups, named alike or not."""
+    from envfence.models import RunOutcome
+
+    names = ["a", "a-b", "ab", "b", "job-0001", *(f"job-{n:04d}" for n in range(2, 1500)), "zz", "Zz"]
+    runs = [RunOutcome(f"r{n}", name, "development", status, int(status == "failed"), NOW - _dt.timedelta(hours=n % 50),
+                       NOW - _dt.timedelta(hours=n % 50) + _dt.timedelta(seconds=3))
+            for n, name in enumerate(names * 2) for status in (("succeeded", "failed")[n % 2],)]
+    totals = from_runs(runs)
+    for name in names:
+        assert totals.of(name) == [g for g in totals.groups if g.automation == name]
+        assert sum(totals.statuses(name).values()) == 2
+    assert totals.of("a-") == [] and totals.statuses("missing") == {}

@@ -101,18 +101,22 @@ def comparison(runs_by_env: dict[str, list]) -> dict:
     (each environment is its own baseline).
     """
     rows, notes = [], []
-    automations = sorted({r.automation for runs in runs_by_env.values() for r in runs})
-    for name in automations:
-        failing = []
-        for env, runs in runs_by_env.items():
-            mine = [r for r in runs if r.automation == name]
+    # Each environment's runs grouped once (newest first kept): a history of thousands of automations stays linear.
+    grouped: dict[str, dict[str, list]] = {}
+    for env, runs in runs_by_env.items():
+        for run in runs:
+            grouped.setdefault(run.automation, {}).setdefault(env, []).append(run)
+    for name in sorted(grouped):
+        failing, named = [], []
+        for env in runs_by_env:
+            mine = grouped[name].get(env)
             if not mine:
                 continue
             durations = [r.duration for r in mine if r.status in ("succeeded", "failed")]
             cpu = [r.metrics.get("cpu_seconds") for r in mine if r.metrics.get("cpu_seconds") is not None]
             failed = sum(_failed(r) for r in mine)
             ended = sum(r.status != RUNNING for r in mine)
-            rows.append({
+            named.append({
                 "automation": name,
                 "environment": env,
                 "runs": ended,
@@ -136,7 +140,8 @@ def comparison(runs_by_env: dict[str, list]) -> dict:
                 )
         if len(failing) > 1:
             notes.append(f"{name} fails in {' and '.join(failing)}: look for a cause they share")
-        notes.extend(_across(name, [row for row in rows if row["automation"] == name]))
+        rows += named
+        notes.extend(_across(name, named))
     return {"environments": list(runs_by_env), "automations": rows, "notes": notes}
 
 

@@ -59,20 +59,27 @@ def options(settings) -> dict[str, float]:
     return {key: values[key] for key in DEFAULTS}
 
 
-def advise(session, now: _dt.datetime | None = None) -> list[Advice]:
-    """Every recommendation for the session's environment."""
+def advise(session, now: _dt.datetime | None = None, data: dict | None = None) -> list[Advice]:
+    """Every recommendation for the session's environment.
+
+    ``data`` is what :func:`~envfence_builtins.operations.analysis.analyse` found for this session at ``now``
+    (the report has it already); analysed here when None.
+    """
     from envfence_builtins.operations.analysis import analyse
 
     now = now or _dt.datetime.now(_dt.timezone.utc)
     opts = options(session.settings)
-    data = analyse(session, now)
+    data = data if data is not None else analyse(session, now)
     env = session.environment.name
     found: list[Advice] = []
+    runs_of: dict[str, list] = {}
+    for run in data["runs"]:  # grouped once: thousands of automations stay linear
+        runs_of.setdefault(run.automation, []).append(run)
     for name, entry in data["automations"].items():
         found += _duration(env, name, entry, opts, data["window_days"])
-        found += _limits(env, name, entry, data["runs"])
+        found += _limits(env, name, entry, runs_of.get(name, []))
         found += _metrics(env, name, entry)
-        found += _retries(env, name, [r for r in data["runs"] if r.automation == name])
+        found += _retries(env, name, runs_of.get(name, []))
     found += _disk(env, data["disk"], opts)
     found += _pile_up(session, opts)
     found += _channels(session)

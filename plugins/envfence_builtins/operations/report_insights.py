@@ -36,7 +36,7 @@ def gather(sessions: dict[str, Any], since: _dt.datetime) -> dict[str, Any]:
                             for name, entry in data["automations"].items()},
             "disk": data["disk"].as_dict() if data["disk"] is not None else None,
         }
-        for item in advise(session, now):
+        for item in advise(session, now, data):
             key = (item.code, item.environment, item.automation)
             if key not in seen:
                 seen.add(key)
