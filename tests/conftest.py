@@ -30,6 +30,16 @@ pytest_plugins = [
 ]
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "heavy: a test of many seconds (a fleet of processes, a 100,000-run history): started before the others")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Heavy tests first (in their collection order), so a parallel run does not end waiting on one long test alone."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+
+
 def _alias(name: str):
     """A fixture ``name`` that is the test kit's ``envfence_<name>``."""
 
@@ -146,16 +156,44 @@ def demo_script():
 
 
 @pytest.fixture(scope="session")
-def envfence_wheel(tmp_path_factory) -> Path:
-    """The wheel `make dist` builds, built once per test process into a folder of its own."""
+def run_once(tmp_path_factory, worker_id):
+    """``run_once(name, produce)``: what ``produce()`` returns (JSON), made by one test process of the run for all.
+
+    pytest-xdist's workers each hold their own session; an expensive set-up
+    whose result is plain data (a wheel's path, probes' answers) is made by the
+    first worker that asks, under a lock, and read by the others from the
+    run's shared temporary directory.
+    """
+    import fcntl
+    import json
+
+    def once(name: str, produce):
+        if worker_id == "master":  # not distributed: this process is the only one
+            return produce()
+        shared = tmp_path_factory.getbasetemp().parent / f"once-{name}.json"
+        with open(f"{shared}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not shared.exists():
+                shared.write_text(json.dumps(produce()))
+            return json.loads(shared.read_text())
+
+    return once
+
+
+@pytest.fixture(scope="session")
+def envfence_wheel(tmp_path_factory, run_once) -> Path:
+    """The wheel `make dist` builds, built once per test run into a folder of its own."""
     import subprocess
     import sys
 
-    wheels = tmp_path_factory.mktemp("wheels")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(wheels), str(Path(__file__).resolve().parents[1])], check=True, capture_output=True)
-    (built,) = wheels.glob("envfence-*.whl")
-    return built
+    def build() -> str:
+        wheels = tmp_path_factory.mktemp("wheels")
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                        "--wheel-dir", str(wheels), str(Path(__file__).resolve().parents[1])], check=True, capture_output=True)
+        (built,) = wheels.glob("envfence-*.whl")
+        return str(built)
+
+    return Path(run_once("envfence-wheel", build))
 
 
 @pytest.fixture(scope="session")

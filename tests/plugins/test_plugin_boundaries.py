@@ -206,6 +206,24 @@ def test_the_import_cycle_finder_finds_a_loop(tmp_path, monkeypatch):
 _PROBE = r"""
 import json, os, sys
 from envfence.cli import cli
+from envfence.pipeline import reset_session
+from envfence.plugins import reset_default_managers
+
+# One run with every built-in disabled first: what each run needs besides the built-ins (the core, click, pluggy,
+# the .env reader) is then loaded once here, not once per fork. It loads no built-in module, or nothing is proved.
+quiet, kept = os.open(os.devnull, os.O_WRONLY), (os.dup(1), os.dup(2))
+os.dup2(quiet, 1)
+os.dup2(quiet, 2)
+try:
+    cli.main(args=[*(arg for name in sys.argv[1:] for arg in ("-p", f"no:{name}")), "--json", "detect"], prog_name="envfence")
+except SystemExit:
+    pass
+os.dup2(kept[0], 1)
+os.dup2(kept[1], 2)
+reset_default_managers()
+reset_session()
+warm = sorted(m for m in sys.modules if m.startswith("envfence_builtins."))
+assert not warm, f"with every built-in disabled, {warm} were loaded"
 
 out = {}
 for name in sys.argv[1:]:
@@ -235,24 +253,31 @@ print(json.dumps(out))
 
 
 @pytest.fixture(scope="module")
-def disabled_runs(tmp_path_factory):
-    """For each built-in NAME: the exit code of ``envfence -p no:NAME detect`` and the built-in modules it loaded."""
+def disabled_runs(tmp_path_factory, run_once):
+    """For each built-in NAME: the exit code of ``envfence -p no:NAME detect`` and the built-in modules it loaded.
+
+    Probed once per test run, whichever worker runs the first of these tests.
+    """
     import json
     import subprocess
     import sys
 
     from envfence_builtins import ORDER
 
-    root = tmp_path_factory.mktemp("project")
-    (root / "envfence.toml").write_text("")
-    done = subprocess.run([sys.executable, "-c", _PROBE, *ORDER], cwd=root, capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, "ENVFENCE_ROOT": str(root),
-                               # every plugin imported at start, as without a manifest: the module graph is what is checked
-                               "ENVFENCE_PLUGIN_CACHE": "off"})
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    def probe() -> dict:
+        root = tmp_path_factory.mktemp("project")
+        (root / "envfence.toml").write_text("")
+        done = subprocess.run([sys.executable, "-c", _PROBE, *ORDER], cwd=root, capture_output=True, text=True, timeout=600,
+                              env={**__import__("os").environ, "ENVFENCE_ROOT": str(root),
+                                   # every plugin imported at start, as without a manifest: the module graph is what is checked
+                                   "ENVFENCE_PLUGIN_CACHE": "off"})
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    return run_once("disabled-builtins", probe)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("name", __import__("envfence_builtins").ORDER)
 def test_disabling_a_builtin_leaves_its_modules_unloaded(disabled_runs, name):
     owned = owners()
