@@ -1,4 +1,4 @@
-"""The fleet: three hosts on one store take 90 webhook deliveries while the database restarts twice and a worker dies.
+"""The fleet: three hosts on one store take 45 webhook deliveries while the database restarts twice and a worker dies.
 
 Three project trees stand for three hosts: two production VMs and a
 development box, each running ``envfence serve`` and an ``envfence worker``
@@ -32,7 +32,7 @@ from .conftest import APP, APP_PASSWORD, OTHER, OTHER_PASSWORD, free_ports, role
 
 #: Enough for both outages and the kill to fall mid-stream (at a third and two thirds), with events still queued
 #: on every host; every one of them is an automation run, so more deliveries only make the test slower.
-DELIVERIES = 90
+DELIVERIES = 45
 SECRETS = {"production": "prodhcp-6d1f0b9e3a7c2e5f8a4b1d7c3e9f2a6b", "development": "devhcp-2e7a9c4f1b6d3e8a5c2f9b7d4e1a6c3f"}
 AUDIT_KEYS = {"production": "prod-audit-" + "3c9e1f5a7b2d4c6e8f0a1b3d5c7e9f2a", "development": "dev-audit-" + "8a2c4e6f1b3d5a7c9e0f2b4d6a8c1e3f"}
 HOSTS = {"web-prod-01": "production", "web-prod-02": "production", "build-dev-01": "development"}
@@ -163,6 +163,7 @@ def queue_counts(url: str) -> dict[tuple[str, str], int]:
         return {}
 
 
+@pytest.mark.heavy
 def test_three_hosts_run_every_webhook_event_exactly_once_through_restarts_and_a_killed_worker(fleet, store_db):
     hosts = list(fleet.values())
     started = time.monotonic()
