@@ -21,8 +21,9 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python contrib/demo-project/demo.py
 
+# Work-stealing: a worker that runs out of tests takes some of another's, so the run ends when the work does.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --quiet
 
 # The contenders go into .venv through the `bench` extra, beside envfence, never into its dependencies.

@@ -12,9 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.heavy
 def test_benchmarks_run_at_the_smallest_size_and_clean_up(tmp_path):
     scratch = tmp_path / "tmp"
     scratch.mkdir()

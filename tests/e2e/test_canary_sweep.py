@@ -229,6 +229,7 @@ def forms_sweep(project, commands=FORMS_COMMANDS, modes=MODES, environments=("de
     return leaks
 
 
+@pytest.mark.heavy
 def test_no_form_of_any_secret_leaks_in_any_mode_or_environment(forms_project):
     leaks = forms_sweep(forms_project)
     assert not leaks, "\n".join(leaks[:20])

@@ -36,6 +36,7 @@ def project(make_project):
     return root
 
 
+@pytest.mark.heavy
 def test_report_html_has_every_chart_with_its_data(project, run_cli, tmp_path):
     page = tmp_path / "report.html"
     result = run_cli("report", "--since", "30d", "--html", str(page), cwd=project)

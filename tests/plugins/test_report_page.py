@@ -69,6 +69,7 @@ def test_an_automation_named_like_mathtext_is_drawn_as_literal_text(make_project
     assert any(name in t for t in texts(chart(page, f"duration-{name}")) + [html.unescape(page)])
 
 
+@pytest.mark.heavy
 def test_a_page_of_100000_runs_stays_small_with_counts_and_the_top_automations(make_project, run_cli, tmp_path):
     root = make_project({"jobs.py": "def ok(ctx):\n    pass\n"}, settings=SETTINGS)
     start = _dt.datetime.now(UTC) - _dt.timedelta(days=20)

@@ -151,6 +151,7 @@ def test_worker_runs_each_event_once_and_dead_letters_what_keeps_failing(project
     assert event["payload"] == {"n": 2}
 
 
+@pytest.mark.heavy
 def test_queue_list_show_retry_and_drop(project):
     (project / "var/development").mkdir(parents=True, exist_ok=True)
     (project / "var/development/fail").write_text("")
