@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-import attrs
-
+from . import slotted
 from .models import Finding, Secret
 
 
@@ -32,5 +31,5 @@ def redact_findings(redactor: Any, findings: Iterable[Finding]) -> tuple[Finding
     masked = []
     for f in findings:
         message, remediation, key = redactor.each([f.message, f.remediation or "", f.key or ""])
-        masked.append(attrs.evolve(f, message=message, remediation=remediation, key=key if f.key else f.key))
+        masked.append(slotted.evolve(f, message=message, remediation=remediation, key=key if f.key else f.key))
     return tuple(masked)

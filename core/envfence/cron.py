@@ -30,7 +30,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-import attrs
+from . import slotted
 
 _MACROS = {
     "@yearly": "0 0 1 1 *",
@@ -56,13 +56,13 @@ class CronError(ValueError):
     """A cron expression that cannot be parsed or never fires; the message names the field."""
 
 
-@attrs.frozen
+@slotted.frozen
 class Cron:
     """A parsed cron expression. Build one with :func:`parse`."""
 
     expression: str  #: as written
     fields: str  #: the five fields (a shorthand expanded)
-    _sim: Any = attrs.field(eq=False, repr=False)  #: cronsim's parse, for its field sets and day matching
+    _sim: Any = slotted.field(eq=False, repr=False)  #: cronsim's parse, for its field sets and day matching
 
     def matches_day(self, day: _dt.date) -> bool:
         """True when the schedule fires on ``day`` (at some time)."""
@@ -144,7 +144,7 @@ class Cron:
         return None
 
 
-@attrs.frozen
+@slotted.frozen
 class FieldSets:
     """What each field of a parsed expression takes (cronsim's sets, Sunday always 0).
 

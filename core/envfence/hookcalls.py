@@ -26,8 +26,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, Iterable, Sequence, TypeVar
 
-import attrs
-
+from . import slotted
 from .errors import ConfigurationError, EnvfenceError
 from .hookspecs import POLICIES, OnError
 
@@ -97,7 +96,7 @@ class PluginFailed(ConfigurationError):
         self.error = error
 
 
-@attrs.frozen
+@slotted.frozen
 class HookResult(Generic[T]):
     """What one hook call came to: the plugins' answers and their errors.
 
@@ -134,7 +133,7 @@ class HookResult(Generic[T]):
         ]
 
 
-@attrs.frozen
+@slotted.frozen
 class HookCallRecord:
     """One hook call as :attr:`HookCalls.call_log` keeps it."""
 

@@ -26,8 +26,7 @@ import stat
 from pathlib import Path
 from typing import Mapping
 
-import attrs
-
+from . import slotted
 from envfence import files
 from envfence.errors import EnvfenceError, SafetyError, UsageError
 
@@ -36,7 +35,7 @@ KEY_DIR = Path(".envfence") / "keys"
 _IGNORE = "# envfence keys: never commit them\n*\n"
 
 
-@attrs.frozen
+@slotted.frozen
 class KeyKind:
     """One kind of key: the variable's stem, the file's suffix and the command that makes one."""
 
@@ -54,11 +53,11 @@ KINDS: dict[str, KeyKind] = {
 }
 
 
-@attrs.frozen
+@slotted.frozen
 class Key:
     """A key and where it came from (the variable's name or the file's path), never shown."""
 
-    material: bytes = attrs.field(repr=False)
+    material: bytes = slotted.field(repr=False)
     source: str
 
 

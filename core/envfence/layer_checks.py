@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-import attrs
-
+from . import slotted
 from .models import Config, ConfigEntry, Finding
 
 #: The lowest layer: declared defaults, checked by the declarations themselves.
@@ -33,11 +32,11 @@ def shadow_configs(config: Config) -> list[tuple[Config, dict[str, tuple[str, st
             lower = [pair for pair in entry.overridden if pair[0] != DEFAULTS]
             if len(lower) >= depth:
                 source, value = lower[-depth]
-                entries[key] = attrs.evolve(entry, value=value, source=source, overridden=tuple(lower[: len(lower) - depth]))
+                entries[key] = slotted.evolve(entry, value=value, source=source, overridden=tuple(lower[: len(lower) - depth]))
                 replaced[key] = (source, entry.source)
         if not replaced:
             return shadows
-        shadows.append((attrs.evolve(config, entries=entries), replaced))
+        shadows.append((slotted.evolve(config, entries=entries), replaced))
         depth += 1
 
 
@@ -54,7 +53,7 @@ def shadowed_findings(session: Any, found: Iterable[Finding]) -> list[Finding]:
     warnings: list[Finding] = []
     for config, replaced in shadow_configs(session.config):
         # A view of the session with the lower values; its own stash and held audit, so nothing leaks back.
-        shadow = attrs.evolve(session, config=config, stash=Stash(), dry_run=True, report=None, redactor=None, automations=None)
+        shadow = slotted.evolve(session, config=config, stash=Stash(), dry_run=True, report=None, redactor=None, automations=None)
         for f in shadow._validated(live=False):
             if f.key not in replaced or f.severity == "info" or (f.code, f.key) in known:
                 continue

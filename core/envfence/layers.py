@@ -13,8 +13,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-import attrs
-
+from . import slotted
 from .errors import ConfigurationError
 from .models import Config, ConfigEntry, ConfigLayer, Secret, SettingSpec
 from .settings import ProjectSettings
@@ -61,7 +60,7 @@ def decrypt_layers(pm, layers, environment, settings, root, environ):
                     "install envfence's encryption support (pip install 'envfence[encryption]') or the plugin for that scheme",
                 )
             values[key] = plain
-        result.append(attrs.evolve(layer, values=values))
+        result.append(slotted.evolve(layer, values=values))
     return result, decrypted
 
 

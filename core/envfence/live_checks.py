@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import attrs
-
+from . import slotted
 from .models import Finding, reveal
 
 #: Seconds a live check waits for an answer unless ``<SERVICE>_TIMEOUT`` says otherwise.
 DEFAULT_TIMEOUT = 10.0
 
 
-@attrs.frozen
+@slotted.frozen
 class Service:
     """How findings about one service are named and what to tell the user."""
 
@@ -30,7 +29,7 @@ class Service:
     token: str  #: how to name the token in messages: ``DEV_AIRTABLE_API_KEY (kind, N chars)``
     url: str
     #: Extra remediation per HTTP status, replacing the generic one.
-    remediation: Mapping[int, str] = attrs.field(factory=dict)
+    remediation: Mapping[int, str] = slotted.field(factory=dict)
 
     def finding(self, suffix: str, severity: str, message: str, remediation: str, key: str | None = None) -> Finding:
         """A finding of this service's plugin."""

@@ -26,8 +26,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-import attrs
-
+from . import slotted
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,7 +54,7 @@ class MigrationError(ConfigurationError):
     """A migration cannot be read or cannot be applied; the message names the file (and line)."""
 
 
-@attrs.frozen
+@slotted.frozen
 class Migration:
     """One migration file: its number, its name (the file's stem) and how to apply it to a :class:`Step`."""
 
@@ -204,7 +203,7 @@ def binding(key: str, value: str) -> str:
     return f"{key}={dotenv_value(value)}\n"
 
 
-@attrs.frozen
+@slotted.frozen
 class Change:
     """One change a step makes, for the diff and the audit trail (values are shown masked by the caller)."""
 

@@ -24,8 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import attrs
-
+from . import slotted
 from . import files
 from .errors import EnvfenceError
 from .migration_files import Change, Document, Migration, MigrationError, SettingsDocument, discover
@@ -37,7 +36,7 @@ STATE = "config-migrations.json"
 LOCK = "_config-migrate"
 
 
-@attrs.frozen
+@slotted.frozen
 class Applied:
     """What one migration did to one environment."""
 

@@ -1,6 +1,6 @@
 """The values that flow through the pipeline.
 
-Every model is an attrs class, frozen where it can be. Secret values are
+Every model is a record class (:mod:`envfence.slotted`), frozen where it can be. Secret values are
 wrapped in :class:`Secret`, whose ``repr``, ``str`` and JSON form never show
 the value; anything that prints a model prints it masked.
 """
@@ -11,7 +11,7 @@ import datetime as _dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
-import attrs
+from . import slotted
 
 if TYPE_CHECKING:
     from .naming import CredentialNaming
@@ -27,7 +27,7 @@ def utcnow() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc)
 
 
-@attrs.frozen(repr=False, eq=True)
+@slotted.frozen(repr=False, eq=True)
 class Secret:
     """A secret value that never shows itself.
 
@@ -35,7 +35,7 @@ class Secret:
     Call :meth:`reveal` where the real value is needed, and only there.
     """
 
-    _value: str = attrs.field(repr=False)
+    _value: str = slotted.field(repr=False)
 
     def reveal(self) -> str:
         """Return the real value. Never print or log what this returns."""
@@ -87,7 +87,7 @@ def mask(value: Any) -> Any:
     return MASK if isinstance(value, Secret) else value
 
 
-@attrs.frozen
+@slotted.frozen
 class ProjectRoot:
     """Where the project lives and how that was decided."""
 
@@ -96,7 +96,7 @@ class ProjectRoot:
     evidence: str = ""  #: the file that marked the root, or the variable's value
 
 
-@attrs.frozen
+@slotted.frozen
 class HostInfo:
     """The host's own class, decided from its identity.
 
@@ -161,14 +161,14 @@ class HostInfo:
         return f"{self.environment} ({rules})"
 
 
-@attrs.frozen
+@slotted.frozen
 class Environment:
     """The environment a process runs in, and how that was decided."""
 
     name: str
     method: str  #: ``flag``, ``ENVIRONMENT variable``, ``hostname`` or ``default``
     evidence: str = ""  #: e.g. ``ENVIRONMENT=prod``, ``web-prod-01``
-    decided_at: _dt.datetime = attrs.field(factory=utcnow)
+    decided_at: _dt.datetime = slotted.field(factory=utcnow)
 
     def describe(self) -> str:
         """One line for people: the method and its evidence."""
@@ -188,7 +188,7 @@ PRECEDENCE = {
 }
 
 
-@attrs.frozen
+@slotted.frozen
 class ConfigLayer:
     """One source of configuration values.
 
@@ -199,7 +199,7 @@ class ConfigLayer:
     """
 
     source: str
-    values: Mapping[str, str] = attrs.field(repr=lambda v: f"<{len(v)} values>")  # may hold secrets
+    values: Mapping[str, str] = slotted.field(repr=lambda v: f"<{len(v)} values>")  # may hold secrets
     precedence: int = 0
     path: Path | None = None
     exists: bool = True
@@ -213,7 +213,7 @@ class ConfigLayer:
     secrets: frozenset[str] = frozenset()
 
 
-@attrs.frozen
+@slotted.frozen
 class ConfigEntry:
     """A key's merged value and its provenance."""
 
@@ -229,7 +229,7 @@ class ConfigEntry:
         return isinstance(self.value, Secret)
 
 
-@attrs.frozen
+@slotted.frozen
 class Config(Mapping[str, ConfigValue]):
     """The merged configuration of one environment.
 
@@ -291,7 +291,7 @@ class Config(Mapping[str, ConfigValue]):
     def own_view(self) -> "Config":
         """This configuration without another environment's prefixed keys: what a job of this environment sees."""
         entries = {k: e for k, e in self.entries.items() if self.naming.readable_in(k, self.environment)}
-        return attrs.evolve(self, entries=entries)
+        return slotted.evolve(self, entries=entries)
 
     def holds_credential(self, key: str | None) -> bool:
         """True when ``key`` is set and is a credential: a secret, or a key under an environment's prefix."""
@@ -312,7 +312,7 @@ class Config(Mapping[str, ConfigValue]):
         return {k: mask(e.value) for k, e in self.entries.items()}
 
 
-@attrs.frozen
+@slotted.frozen
 class Finding:
     """A problem, or a fact worth telling, found in a project.
 
@@ -336,7 +336,7 @@ class Finding:
     line: int | None = None
     confirmable: bool = False
 
-    def __attrs_post_init__(self) -> None:
+    def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
             raise ValueError(f"Finding severity must be one of {SEVERITIES}, not {self.severity!r}")
 
@@ -348,7 +348,7 @@ class Finding:
         return self.key or ""
 
 
-@attrs.frozen
+@slotted.frozen
 class Report:
     """All findings of a validation, in the order they were found, one per cause.
 
@@ -358,7 +358,7 @@ class Report:
     the two levels.
     """
 
-    findings: tuple[Finding, ...] = attrs.field(default=(), converter=lambda found: _one_per_cause(found))
+    findings: tuple[Finding, ...] = slotted.field(default=(), converter=lambda found: _one_per_cause(found))
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -392,11 +392,11 @@ def _one_per_cause(findings: Iterable[Finding]) -> tuple[Finding, ...]:
             seen[finding.message] = len(kept)
             kept.append(finding)
         elif _SEVERITY_RANK.get(finding.severity, 0) > _SEVERITY_RANK.get(kept[index].severity, 0):
-            kept[index] = attrs.evolve(kept[index], severity=finding.severity)
+            kept[index] = slotted.evolve(kept[index], severity=finding.severity)
     return tuple(kept)
 
 
-@attrs.frozen
+@slotted.frozen
 class SettingSpec:
     """A configuration setting a plugin knows about (``declare_settings``)."""
 
@@ -411,13 +411,13 @@ class SettingSpec:
     type: str | None = None  #: a name from :data:`envfence.setting_types.TYPES`; None reads as ``str``
 
 
-@attrs.frozen
+@slotted.frozen
 class EnvPaths:
     """One environment's directory tree."""
 
     environment: str
     base: Path
-    dirs: Mapping[str, Path] = attrs.field(factory=dict)  #: name -> path, e.g. ``csv/incoming``
+    dirs: Mapping[str, Path] = slotted.field(factory=dict)  #: name -> path, e.g. ``csv/incoming``
 
     def __getitem__(self, name: str) -> Path:
         return self.dirs[name]
@@ -471,17 +471,17 @@ class EnvPaths:
         return move_no_replace(self.base, where["file"], where["destination"])
 
 
-@attrs.frozen
+@slotted.frozen
 class AuditEvent:
     """A decision worth a trail. ``data`` never holds a secret value."""
 
     event: str  #: e.g. ``environment.detected``, ``credential.accessed``, ``run.forced``
     environment: str
-    data: Mapping[str, Any] = attrs.field(factory=dict)
-    at: _dt.datetime = attrs.field(factory=utcnow)
+    data: Mapping[str, Any] = slotted.field(factory=dict)
+    at: _dt.datetime = slotted.field(factory=utcnow)
 
 
-@attrs.frozen
+@slotted.frozen
 class Automation:
     """A job envfence can run.
 
@@ -524,7 +524,7 @@ class Automation:
         return self.schedule if self.allows(environment) else None
 
 
-@attrs.frozen
+@slotted.frozen
 class RunRequest:
     """What a user asked to run, and how."""
 
@@ -535,7 +535,7 @@ class RunRequest:
     event: Any = None  #: what triggered the run (a webhook event), handed to the automation as ``ctx.event``
 
 
-@attrs.frozen
+@slotted.frozen
 class RunOutcome:
     """How a run ended."""
 
@@ -550,7 +550,7 @@ class RunOutcome:
     error_id: str | None = None
     forced: bool = False
     reason: str | None = None
-    metrics: Mapping[str, Any] = attrs.field(factory=dict)
+    metrics: Mapping[str, Any] = slotted.field(factory=dict)
 
     @property
     def duration(self) -> float:
@@ -558,7 +558,7 @@ class RunOutcome:
         return (self.finished_at - self.started_at).total_seconds()
 
 
-@attrs.frozen
+@slotted.frozen
 class Failure:
     """A failure on its way to ``on_error``: classified, its message redacted."""
 
@@ -566,10 +566,10 @@ class Failure:
     classification: str  #: ``configuration``, ``credential``, ``network``, ``data`` or ``bug``
     message: str
     automation: str | None = None
-    exception: BaseException | None = attrs.field(default=None, eq=False)
+    exception: BaseException | None = slotted.field(default=None, eq=False)
 
 
-@attrs.frozen
+@slotted.frozen
 class Alert:
     """A threshold crossed (or cleared) by an automation in one environment, on its way to the ``alert`` hook."""
 
@@ -583,4 +583,4 @@ class Alert:
     value: Any = None  #: what was measured
     limit: Any = None  #: the threshold
     incident: str = ""  #: stable id of the incident: one alert, then one recovery
-    at: _dt.datetime = attrs.field(factory=utcnow)
+    at: _dt.datetime = slotted.field(factory=utcnow)

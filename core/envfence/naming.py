@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import attrs
+from . import slotted
 
 
-@attrs.frozen
+@slotted.frozen
 class CredentialNaming:
     """The declared prefixes, and the one rule that reads and builds prefixed keys.
 
@@ -31,9 +31,9 @@ class CredentialNaming:
 
     prefixes: Mapping[str, str]
     #: prefix -> environment, for :meth:`split`.
-    _environments: dict[str, str] = attrs.field(init=False, repr=False)
+    _environments: dict[str, str] = slotted.field(init=False, repr=False)
 
-    def __attrs_post_init__(self) -> None:
+    def __post_init__(self) -> None:
         object.__setattr__(self, "_environments", {p: env for env, p in self.prefixes.items() if p})
 
     @classmethod

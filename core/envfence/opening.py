@@ -24,8 +24,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-import attrs
-
+from . import slotted
 from .errors import ConfigurationError, UsageError
 from .layers import decrypt_layers, merge_layers
 from .models import PRECEDENCE, Config, ConfigLayer, Environment, Finding, HostInfo, ProjectRoot, SettingSpec
@@ -47,7 +46,7 @@ def system_hostname() -> str:
     return socket.gethostname()
 
 
-@attrs.frozen
+@slotted.frozen
 class OpenArguments:
     """What :meth:`envfence.Session.open` was called with, so that a reload repeats it."""
 
@@ -65,7 +64,7 @@ class OpenArguments:
     env_must_agree: bool = False
 
 
-@attrs.define
+@slotted.define
 class Opening:
     """A session being built: the arguments, and what each step has decided so far."""
 
@@ -78,10 +77,10 @@ class Opening:
     environment: Environment | None = None
     profile: Profile | None = None
     specs: tuple[SettingSpec, ...] = ()
-    layers: list[ConfigLayer] = attrs.field(factory=list)
-    decrypted: set[str] = attrs.field(factory=set)
+    layers: list[ConfigLayer] = slotted.field(factory=list)
+    decrypted: set[str] = slotted.field(factory=set)
     config: Config | None = None
-    findings: list[Finding] = attrs.field(factory=list)
+    findings: list[Finding] = slotted.field(factory=list)
 
 
 def find_root(o: Opening) -> None:
@@ -123,7 +122,7 @@ def classify_host(o: Opening) -> None:
         mine = o.pm.classify_host(hostname=real_name, settings=o.settings)
         o.findings += mine.findings()
         real = mine.first or HostInfo(real_name, classified=False)
-    o.host = attrs.evolve(classified.first or HostInfo(name, classified=False), source=source, real=real)
+    o.host = slotted.evolve(classified.first or HostInfo(name, classified=False), source=source, real=real)
 
 
 def decide_environment(o: Opening) -> None:
@@ -289,7 +288,7 @@ def build(args: OpenArguments, pm: PluginManager, environ: Mapping[str, str]) ->
 
 def reopen_arguments(args: OpenArguments) -> dict[str, Any]:
     """``args`` as keyword arguments of :meth:`envfence.Session.open`."""
-    return attrs.asdict(args, recurse=False)
+    return slotted.asdict(args, recurse=False)
 
 
 def open_session_of(cls: Any, args: OpenArguments) -> Any:

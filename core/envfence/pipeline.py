@@ -16,8 +16,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, TypedDict, TypeVar, Unpack
 
-import attrs
-
+from . import slotted
 from .audit import AuditLog
 from .errors import ConfigurationError, SafetyError
 from .hookcalls import HookResult, PluginError
@@ -37,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 T = TypeVar("T")
 
 
-@attrs.define
+@slotted.define
 class Session:
     """An environment's view of a project. Build one with :meth:`open`."""
 
@@ -47,31 +46,31 @@ class Session:
     environment: Environment
     profile: Profile
     config: Config
-    plugins: PluginManager = attrs.field(repr=False)
+    plugins: PluginManager = slotted.field(repr=False)
     settings_specs: tuple[SettingSpec, ...] = ()
     #: Findings met while loading (malformed lines, unknown settings, plugin errors), before validation.
     load_findings: tuple[Finding, ...] = ()
-    environ: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    environ: Mapping[str, str] = slotted.field(factory=dict, repr=False)
     #: The arguments ``open`` was called with, so that :meth:`reload` can repeat it.
-    opened_with: OpenArguments = attrs.field(factory=OpenArguments, repr=False)
+    opened_with: OpenArguments = slotted.field(factory=OpenArguments, repr=False)
     #: True once :meth:`prepare` ran: the tree exists and audit trails may be written.
-    prepared: bool = attrs.field(default=False, repr=False)
+    prepared: bool = slotted.field(default=False, repr=False)
     #: What the ``configure_logging`` strategy installed, once :meth:`configure_logging` ran.
-    logging: Any = attrs.field(default=None, repr=False)
+    logging: Any = slotted.field(default=None, repr=False)
     #: A dry-run session writes nothing: its audit events stay held in :attr:`audit_log`.
     dry_run: bool = False
     #: Plugin state for the length of this session, under typed keys.
-    stash: Stash = attrs.field(factory=Stash, repr=False)
+    stash: Stash = slotted.field(factory=Stash, repr=False)
     #: The log file a run's records go to, as the logging strategy (or the logging plugin's fallback file) reports it.
-    log_file: Path | None = attrs.field(default=None, repr=False)
-    audit_log: AuditLog = attrs.field(init=False, repr=False)
-    _paths: EnvPaths | None = attrs.field(default=None, repr=False)
-    _report: Report | None = attrs.field(default=None, repr=False)
-    _redactor: "Redactor | None" = attrs.field(default=None, repr=False)
-    _automations: dict[str, Automation] | None = attrs.field(default=None, repr=False)
-    _other_configs: dict[str, Config] = attrs.field(factory=dict, repr=False)
+    log_file: Path | None = slotted.field(default=None, repr=False)
+    audit_log: AuditLog = slotted.field(init=False, repr=False)
+    _paths: EnvPaths | None = slotted.field(default=None, repr=False)
+    _report: Report | None = slotted.field(default=None, repr=False)
+    _redactor: "Redactor | None" = slotted.field(default=None, repr=False)
+    _automations: dict[str, Automation] | None = slotted.field(default=None, repr=False)
+    _other_configs: dict[str, Config] = slotted.field(factory=dict, repr=False)
 
-    def __attrs_post_init__(self) -> None:
+    def __post_init__(self) -> None:
         self.audit_log = AuditLog(self, dry_run=self.dry_run)
 
     # --- building ------------------------------------------------------------

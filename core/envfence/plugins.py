@@ -17,9 +17,9 @@ import os
 import types
 from typing import Any, Iterable, Mapping
 
-import attrs
 import pluggy
 
+from . import slotted
 from . import hookspecs
 from .hookcalls import HookCalls, HookResult, PluginError, PluginFailed, guard_plugin, install_tracing
 
@@ -29,7 +29,7 @@ ENTRY_POINT_GROUP = "envfence"
 hookimpl = pluggy.HookimplMarker("envfence")
 
 
-@attrs.frozen
+@slotted.frozen
 class PluginRecord:
     """What ``envfence plugins`` shows for one plugin."""
 
@@ -235,7 +235,7 @@ class PluginManager(HookCalls):
         ]
         if unknown:
             self.pm.unregister(plugin)
-            self.records[name] = attrs.evolve(
+            self.records[name] = slotted.evolve(
                 self.records[name], status="failed", hooks=(),
                 reason=f"implements unknown hook(s): {', '.join(unknown)} (no loaded plugin declares them)",
             )
@@ -272,7 +272,7 @@ class PluginManager(HookCalls):
         """
         # A guard loaded and then unregistered behind the manager's back (by another plugin) is gone too.
         vanished = [
-            attrs.evolve(r, status="disabled", reason="unregistered after loading")
+            slotted.evolve(r, status="disabled", reason="unregistered after loading")
             for r in self.records.values()
             if r.status == "loaded" and "pre_run_safety" in r.hooks and self.pm.get_plugin(r.name) is None
         ]
@@ -293,7 +293,7 @@ class PluginManager(HookCalls):
         if plugin is not None:
             self.pm.unregister(plugin)
         if name in self.records:
-            self.records[name] = attrs.evolve(self.records[name], status="failed", hooks=(), reason=reason)
+            self.records[name] = slotted.evolve(self.records[name], status="failed", hooks=(), reason=reason)
 
     def load_all(self) -> None:
         """Import every plugin registered from the manifest, so that one whose import fails shows as failed."""

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import attrs
-
+from . import slotted
 from .errors import ConfigurationError
 
 
-@attrs.frozen
+@slotted.frozen
 class Profile:
     """The behaviour shared by every profile; subclasses set the defaults."""
 
@@ -48,14 +47,14 @@ class Profile:
         return severity
 
 
-@attrs.frozen
+@slotted.frozen
 class DevelopmentProfile(Profile):
     """Verbose, interactive, forgiving: warns about production-like hosts but allows overrides."""
 
     based_on: str = "development"
 
 
-@attrs.frozen
+@slotted.frozen
 class ProductionProfile(Profile):
     """Terse, file-only logging, no prompts, strict validation and forcing."""
 
@@ -83,7 +82,7 @@ PROFILE_CLASSES: dict[str, type[Profile]] = {
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 
 _OVERRIDABLE = {
-    a.name: a.type for a in attrs.fields(Profile) if a.name not in ("name", "based_on")
+    a.name: a.type for a in slotted.fields(Profile) if a.name not in ("name", "based_on")
 }
 
 

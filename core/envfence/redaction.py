@@ -48,8 +48,7 @@ import re
 import sys
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-import attrs
-
+from . import slotted
 from .models import MASK
 
 #: Values shorter than this are never masked by value (see the module's rules).
@@ -58,7 +57,7 @@ MIN_MASKED_LENGTH = 4
 MIN_SECRET_LENGTH = 8
 
 
-@attrs.frozen
+@slotted.frozen
 class SecretShape:
     """A shape of secret that is masked wherever it appears, known to the session or not.
 
@@ -78,7 +77,7 @@ class SecretShape:
 BEARER = SecretShape(r"(?i)\b(?:bearer|token)\s+(?P<secret>[A-Za-z0-9._~+/=-]{12,})", "bearer token")
 
 
-@attrs.frozen
+@slotted.frozen
 class Match:
     """Where a secret or a shape was found in a text."""
 

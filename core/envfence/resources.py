@@ -27,8 +27,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable
 
-import attrs
-
+from . import slotted
 from .errors import ConfigurationError
 
 SECTION = "resources"
@@ -42,7 +41,7 @@ _FILES_SAID = re.compile(r"Too many open files|EMFILE")
 _SIGXCPU_EXIT, _SIGKILL_EXIT = 152, 137
 
 
-@attrs.frozen
+@slotted.frozen
 class Limits:
     """The resources one environment's jobs may take; None is no limit."""
 

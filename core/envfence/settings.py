@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-import attrs
-
+from . import slotted
 from .errors import ConfigurationError
 from .naming import CredentialNaming
 from .settings_tables import Table, Values
@@ -76,7 +75,7 @@ def _core_table() -> Table:
 CORE = _core_table()
 
 
-@attrs.frozen
+@slotted.frozen
 class EnvironmentSpec:
     """A declared environment."""
 
@@ -85,26 +84,26 @@ class EnvironmentSpec:
     aliases: tuple[str, ...] = ()
     hostname_patterns: tuple[str, ...] = ()
     based_on: str = "development"  #: ``development`` or ``production``
-    profile: Mapping[str, Any] = attrs.field(factory=dict)  #: profile field overrides
+    profile: Mapping[str, Any] = slotted.field(factory=dict)  #: profile field overrides
 
 
-@attrs.frozen
+@slotted.frozen
 class ProjectSettings:
     """The parsed settings of one project (defaults when it has none)."""
 
     path: Path | None = None  #: the settings file, or None
-    environments: Mapping[str, EnvironmentSpec] = attrs.field(factory=dict)
+    environments: Mapping[str, EnvironmentSpec] = slotted.field(factory=dict)
     environment_variable: str = "ENVIRONMENT"
     default_environment: str = "development"
     secrets: frozenset[str] = frozenset()
-    raw: Mapping[str, Any] = attrs.field(factory=dict)
+    raw: Mapping[str, Any] = slotted.field(factory=dict)
     strict_plugins: bool = False
     required_plugins: tuple[str, ...] = ()
     timezone: str | None = None  #: the zone schedules are read in (None: the machine's)
     #: The one credential naming of these environments (built from their prefixes).
-    naming: CredentialNaming = attrs.field(init=False, eq=False, repr=False)
+    naming: CredentialNaming = slotted.field(init=False, eq=False, repr=False)
 
-    def __attrs_post_init__(self) -> None:
+    def __post_init__(self) -> None:
         object.__setattr__(self, "naming", CredentialNaming.from_settings(self))
 
     @property
@@ -296,4 +295,4 @@ def parse_settings(table: Mapping[str, Any], path: Path | None) -> ProjectSettin
     resolved = settings.resolve(default)
     if resolved is None:
         raise unknown_environment(settings, default, f"{source}: default_environment")
-    return attrs.evolve(settings, default_environment=resolved)
+    return slotted.evolve(settings, default_environment=resolved)

@@ -12,16 +12,16 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Iterable
 
-import attrs
+from . import slotted
 
 
-@attrs.frozen
+@slotted.frozen
 class Kind:
     """What a settings value must be."""
 
     label: str  #: in words, for messages and the docs ("a whole number of at least 1")
     schema: dict[str, Any]  #: the JSON Schema of the value
-    accepts: Callable[[Any], bool] = attrs.field(repr=False)
+    accepts: Callable[[Any], bool] = slotted.field(repr=False)
     good: Any = None  #: a value it accepts (the docs' example, the agreement test's valid value)
     bad: Any = None  #: a value it refuses (the agreement test's invalid value)
 

@@ -25,13 +25,12 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-import attrs
-
+from . import slotted
 from .errors import ConfigurationError
 from .settings_kinds import Kind, shown, toml
 
 
-@attrs.frozen
+@slotted.frozen
 class Key:
     """One declared key of a table."""
 
@@ -41,12 +40,12 @@ class Key:
     description: str
     required: bool = False  #: the table must set it
     #: A further check of a value of the right kind (a path inside the tree, a known zone): a problem or None.
-    check: Callable[[Any], str | None] | None = attrs.field(default=None, repr=False)
+    check: Callable[[Any], str | None] | None = slotted.field(default=None, repr=False)
     #: Sibling values this key goes with only (``isolation_reason`` needs ``isolation = "in-process"``).
-    requires: Mapping[str, Any] = attrs.field(factory=dict)
+    requires: Mapping[str, Any] = slotted.field(factory=dict)
 
 
-@attrs.frozen
+@slotted.frozen
 class Problem:
     """A key of the file that its declaration refuses (or does not know)."""
 
@@ -167,7 +166,7 @@ def _join(where: str, name: str) -> str:
     return ".".join(part for part in (where, name) if part)
 
 
-@attrs.frozen
+@slotted.frozen
 class Free:
     """Keys of free names beside a table's declared ones, each holding a value of one kind."""
 
@@ -184,7 +183,7 @@ class Free:
         return [Problem(path, problem, f"{self.description}; e.g. {name} = {self.kind.example()}")] if problem else []
 
 
-@attrs.frozen
+@slotted.frozen
 class Each:
     """``[table.name.NAME]``: one table of the same shape per free name."""
 

@@ -24,8 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import attrs
-
+from . import slotted
 from . import files
 from .errors import EnvfenceError, UsageError
 from .pipeline import system_hostname
@@ -35,7 +34,7 @@ MANIFEST = "manifest.json"
 DEFAULT_KEEP = 20
 
 
-@attrs.frozen
+@slotted.frozen
 class Snapshot:
     """One saved state of an environment's configuration files."""
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Iterable, Sequence
 
-import attrs
+from . import slotted
 
 #: MAD scaled to estimate a standard deviation for normally distributed values.
 MAD_SCALE = 1.4826
@@ -38,7 +38,7 @@ def median(values: Iterable[float]) -> float | None:
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
-@attrs.frozen
+@slotted.frozen
 class Baseline:
     """What is usual for a series: its median, scaled MAD, and the band ± k·MAD around the median."""
 
@@ -68,7 +68,7 @@ def baseline(values: Sequence[float], k: float = 3.0, floor: float | None = 0.0)
     return Baseline(centre, mad, low if floor is None else max(floor, low), centre + k * mad, len(values))
 
 
-@attrs.frozen
+@slotted.frozen
 class Trend:
     """A Theil–Sen line through ``(time, value)`` points: ``value = intercept + slope_per_day * days since origin``."""
 

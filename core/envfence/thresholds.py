@@ -38,8 +38,7 @@ import datetime as _dt
 import re
 from typing import Any
 
-import attrs
-
+from . import slotted
 from .errors import ConfigurationError
 from .models import RunOutcome, utcnow
 
@@ -55,7 +54,7 @@ DEFAULT_WINDOW = 10
 ENDED = ("succeeded", "failed", "abandoned")
 
 
-@attrs.frozen
+@slotted.frozen
 class Limits:
     """One automation's thresholds in one environment (None: not checked)."""
 
@@ -70,7 +69,7 @@ class Limits:
     #: Bounds on business metrics: ``(metric, "min" or "max", bound)``.
     metric_bounds: tuple[tuple[str, str, float], ...] = ()
     #: Where each value came from: key -> ``thresholds.sync.production.max_duration``.
-    sources: Any = attrs.field(factory=dict, eq=False)
+    sources: Any = slotted.field(factory=dict, eq=False)
 
     def shown(self) -> dict[str, Any]:
         """The limits that are set, for people and JSON (durations in seconds, memory in KB)."""
@@ -85,7 +84,7 @@ class Limits:
         return result
 
 
-@attrs.frozen
+@slotted.frozen
 class Crossing:
     """A threshold an automation crossed (or a check it passed, with ``crossed`` False)."""
 

@@ -19,8 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import attrs
-
+from . import slotted
 from .models import Finding, RunRequest
 
 def run_verdicts(session: Any) -> list[Finding]:
@@ -56,7 +55,7 @@ def _for(finding: Finding, names: list[str], total: int) -> Finding:
     who = "every automation" if total > 1 and len(names) == total else ", ".join(names)
     if len(names) == 1 and names[0] in finding.message:
         return finding
-    return attrs.evolve(finding, message=f"run of {who}: {finding.message}")
+    return slotted.evolve(finding, message=f"run of {who}: {finding.message}")
 
 
 def _lock_held(session: Any, name: str) -> Finding | None:

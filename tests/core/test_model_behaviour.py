@@ -1,7 +1,7 @@
 """The models behave as value objects: equality, hashing, repr, immutability, copies, memory and JSON.
 
 These hold whatever builds the classes (they were written against the attrs
-classes and pass unchanged on :mod:`envfence.records`).
+classes and pass unchanged on :mod:`envfence.slotted`).
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ CANARY = "canary-9f2c41d7e0"
 
 
 def evolve(inst, **changes):
-    import attrs
+    from envfence import slotted
 
-    return attrs.evolve(inst, **changes)
+    return slotted.evolve(inst, **changes)
 
 
 def test_repr_shows_fields_in_order_and_hides_what_must_not_show():

@@ -66,7 +66,7 @@ def _resolve_dotted(token: str) -> bool:
         if target is None:
             return False
     for name in rest:
-        if not (hasattr(target, name) or name in getattr(target, "__annotations__", {}) or _attrs_field(target, name)
+        if not (hasattr(target, name) or name in getattr(target, "__annotations__", {}) or _record_field(target, name)
                 or _set_in_init(target, name)):
             return False
         target = getattr(target, name, None)
@@ -91,10 +91,10 @@ def _core_class(name: str):
     return None
 
 
-def _attrs_field(target, name: str) -> bool:
-    import attrs
+def _record_field(target, name: str) -> bool:
+    from envfence import slotted
 
-    return attrs.has(target) and name in {f.name for f in attrs.fields(target)}
+    return slotted.has(target) and name in {f.name for f in slotted.fields(target)}
 
 
 _TOKEN = re.compile(r"`([^`]+)`")
@@ -179,6 +179,8 @@ ONE_WAY = [
       # Still to move to envfence.files: its retention and staged restore remove files themselves.
       "plugins/envfence_builtins/operations/backup.py"}),
     ("hooks are called through the typed methods", r"\.hook\.[a-z_]+\(", {"core/envfence/hookcalls.py"}),
+    ("value classes are built by envfence.slotted (attrs and dataclasses cost import time)",
+     r"^\s*(import attrs?\b|from attrs? import|from dataclasses import|import dataclasses)", set()),
 ]
 
 

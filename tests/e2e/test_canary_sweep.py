@@ -292,12 +292,12 @@ def _off_log_records(monkeypatch):
 
 
 def _off_snapshot_note(monkeypatch):
-    import attrs
+    from envfence import slotted
 
     from envfence import snapshots
 
     take = snapshots.take
-    monkeypatch.setattr(snapshots, "take", lambda session, note="": attrs.evolve(take(session, note), note=note))
+    monkeypatch.setattr(snapshots, "take", lambda session, note="": slotted.evolve(take(session, note), note=note))
 
 
 def _off_whole_secret(monkeypatch):

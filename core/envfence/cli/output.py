@@ -9,9 +9,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Iterable
 
-import attrs
 import click
 
+from .. import slotted
 from ..models import MASK, Finding, Secret
 
 
@@ -24,8 +24,8 @@ def _default(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
-    if attrs.has(type(value)):
-        return attrs.asdict(value, recurse=False)
+    if slotted.has(type(value)):
+        return slotted.asdict(value, recurse=False)
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 

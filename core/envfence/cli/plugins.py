@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import attrs
 import click
 
+from .. import slotted
 from . import State, pass_state
 from .examples import examples
 from .output import dumps, style
@@ -68,7 +68,7 @@ def plugins(state: State, by_hook: bool) -> None:
         return
     records = list(state.plugins.records.values())
     if state.json:
-        click.echo(dumps([attrs.asdict(r) for r in records]))
+        click.echo(dumps([slotted.asdict(r) for r in records]))
         return
     for r in records:
         dist = f"{r.distribution} {r.version}".strip() or "-"

@@ -55,9 +55,9 @@ def event_fields(event: Any) -> dict[str, str]:
     """The variable that carries ``event``'s fields (not its body) to the child; none without an event."""
     if event is None:
         return {}
-    import attrs
+    from .. import slotted
 
-    fields = attrs.asdict(event) if attrs.has(type(event)) else dict(vars(event))
+    fields = slotted.asdict(event) if slotted.has(type(event)) else dict(vars(event))
     fields.pop("body", None)
     return {EVENT_VARIABLE: json.dumps({k: v for k, v in fields.items()}, default=str)}
 

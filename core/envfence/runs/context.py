@@ -5,8 +5,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-import attrs
-
+from .. import slotted
 from ..models import Automation, Config, ConfigValue, EnvPaths
 from .measures import Measures
 
@@ -18,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 T = TypeVar("T")
 
 
-@attrs.define
+@slotted.define
 class RunContext:
     """What an automation receives: everything about its environment, nothing from another.
 
@@ -41,7 +40,7 @@ class RunContext:
     #: The webhook event that triggered the run (id, payload, headers), or None; its class is the webhook plugin's.
     event: Any = None
     #: What the job reports (:meth:`metric`, :meth:`step`, retries), kept with the run.
-    measures: Measures = attrs.field(factory=Measures)
+    measures: Measures = slotted.field(factory=Measures)
 
     @property
     def environment(self) -> str:

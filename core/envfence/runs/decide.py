@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import attrs
-
+from .. import slotted
 from ..models import Finding, RunRequest
 
 
-@attrs.frozen
+@slotted.frozen
 class Decision:
     """What the guards found, which of those block, and why forcing was refused (None: the run goes ahead)."""
 
@@ -119,7 +118,7 @@ def _trail_ok(session: Any) -> bool:
 def decide(session: Any, request: RunRequest, confirm: Callable[[str, tuple[Finding, ...]], bool] | None = None) -> Decision:
     """The guards' findings and the override policy's answer for ``request``."""
     if request.reason:
-        request = attrs.evolve(request, reason=session.redactor()(request.reason))
+        request = slotted.evolve(request, reason=session.redactor()(request.reason))
     findings = tuple(guard_findings(session, request))
     blocking = tuple(f for f in findings if f.severity == "error")
     answer = refusal(session, request, blocking, confirm) if blocking else _bad_reason(request)

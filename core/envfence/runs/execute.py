@@ -18,8 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import attrs
-
+from .. import slotted
 from ..errors import EXIT_FINDINGS, ConfigurationError, EnvfenceError, SafetyError
 from ..models import Automation, EnvPaths, reveal
 
@@ -53,12 +52,12 @@ class ResourceLimitHit(RunFailed):
         self.limit, self.value = limit, value
 
 
-@attrs.define
+@slotted.define
 class JobEnd:
     """How a job's process ended, to tell whether a limit ended it: its limits, its last lines, the CPU it used."""
 
     limits: Any = None
-    said: Any = attrs.field(factory=lambda: deque(maxlen=20))
+    said: Any = slotted.field(factory=lambda: deque(maxlen=20))
     cpu_used: float | None = None
 
     def reached(self, job: str, code: int, exception: str | None = None) -> ResourceLimitHit | None:
@@ -381,7 +380,7 @@ def run_in_child(
         child.FORCED_VARIABLE: "1" if ctx.forced else "0", child.REASON_VARIABLE: ctx.reason or "",
         **child.inherited(session), **child.event_fields(ctx.event),
     }
-    command = attrs.evolve(automation, function=None, command=(sys.executable, "-m", "envfence.runs.child", str(write_fd)))
+    command = slotted.evolve(automation, function=None, command=(sys.executable, "-m", "envfence.runs.child", str(write_fd)))
     end = JobEnd()
     try:
         with event_variables(session, ctx.run_id, ctx.event) as event:
@@ -573,7 +572,7 @@ def lock_holder(path: Path) -> tuple[str, str]:
         return "?", "?"
 
 
-@attrs.frozen
+@slotted.frozen
 class HeldLock:
     """A run's lock while it is held: the file, and the descriptor a command's process group inherits."""
 
@@ -629,7 +628,7 @@ def run_lock(paths: EnvPaths, automation: str, wait: bool = False, on_wait: Call
 # --- the stage: ready the environment, then run the job --------------------------------
 
 
-@attrs.frozen
+@slotted.frozen
 class Execution:
     """What executing a job came to, before it is recorded.
 
@@ -644,7 +643,7 @@ class Execution:
     started: _dt.datetime
     error: BaseException | None = None
     traceback: bool = True
-    metrics: dict[str, Any] = attrs.field(factory=dict)
+    metrics: dict[str, Any] = slotted.field(factory=dict)
     plan: tuple[str, ...] = ()
     job_ran: bool = True
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import attrs
-
+from .. import slotted
 from ..errors import EXIT_BLOCKED, EXIT_FINDINGS, EnvfenceError, SafetyError
 from ..models import Failure, Finding, RunOutcome, RunRequest, utcnow
 
@@ -161,7 +160,7 @@ def finished(session: Any, request: RunRequest, result: RunOutcome, exit_code: i
 # --- the stage: from a decision and an execution to a result -------------------------
 
 
-@attrs.frozen
+@slotted.frozen
 class RunResult:
     """What a run came to: its outcome, the safety findings, and its failure if any."""
 
@@ -189,7 +188,7 @@ class RunResult:
         return self.outcome.exit_code
 
 
-@attrs.define
+@slotted.define
 class Recorder:
     """Keeps what one run came to: its decision, start, failures, outcome and end.
 
@@ -201,7 +200,7 @@ class Recorder:
     decision: Any  #: the :class:`~envfence.runs.decide.Decision`
     run_id: str
     started: Any  #: when the run was asked for
-    details: dict[str, str] = attrs.field(factory=dict)
+    details: dict[str, str] = slotted.field(factory=dict)
 
     def decided(self) -> RunResult | None:
         """Record the decision: a refused run's result (audited ``run.blocked``), or None when it goes ahead.

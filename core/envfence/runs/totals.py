@@ -19,13 +19,13 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any, Iterable, Sequence
 
-import attrs
+from .. import slotted
 
 #: The statuses of a run that ended by itself, with a duration worth adding.
 TIMED = ("succeeded", "failed")
 
 
-@attrs.frozen
+@slotted.frozen
 class RunGroup:
     """The runs of one automation, started on one UTC day, that ended with one status."""
 
@@ -39,7 +39,7 @@ class RunGroup:
     last_finished: _dt.datetime
 
 
-@attrs.frozen
+@slotted.frozen
 class MetricTotal:
     """A business metric of one automation: its newest value, its unit and its sum over the runs."""
 
@@ -50,7 +50,7 @@ class MetricTotal:
     total: float
 
 
-@attrs.frozen
+@slotted.frozen
 class StepLast:
     """How long a step of one automation took in the newest run that had it."""
 
@@ -59,7 +59,7 @@ class StepLast:
     seconds: float
 
 
-@attrs.frozen
+@slotted.frozen
 class RunTotals:
     """What :func:`from_runs` or a history's own query found; each part sorted, so two answers compare equal.
 

@@ -16,13 +16,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Mapping
 from urllib.parse import parse_qs, urlsplit
 
-import attrs
+from .. import slotted
 
 #: The address every fake binds to: the loopback interface only.
 HOST = "127.0.0.1"
 
 
-@attrs.frozen
+@slotted.frozen
 class Request:
     """One request as the fake saw it (the token itself is never kept)."""
 
@@ -33,13 +33,13 @@ class Request:
     scheme: str  #: the authorization scheme (``Bearer``, ``Token``) or ""
 
 
-@attrs.frozen
+@slotted.frozen
 class Response:
     """What a fake answers: a status, a JSON body, extra headers."""
 
     status: int
     body: Any = None
-    headers: Mapping[str, str] = attrs.field(factory=dict)
+    headers: Mapping[str, str] = slotted.field(factory=dict)
 
 
 class HTTPError(Exception):

@@ -17,8 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-import attrs
-
+from envfence import slotted
 from envfence import audit_chain
 from envfence.errors import EnvfenceError
 from envfence.models import EnvPaths
@@ -98,7 +97,7 @@ def append(
         os.close(dir_fd)
 
 
-@attrs.define
+@slotted.define
 class _Locked:
     """One append under the trail's exclusive lock: find where the chain ends, extend it, seal it."""
 

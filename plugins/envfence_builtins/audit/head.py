@@ -10,15 +10,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import attrs
-
+from envfence import slotted
 from envfence.audit_chain import FORMAT, parse_record
 from envfence.errors import EnvfenceError, UsageError
 
 ANCHOR_TAG = "envfence-audit-anchor/1"
 
 
-@attrs.frozen
+@slotted.frozen
 class Head:
     """What a head file says: the last sealed record's number and hash, and its signature."""
 

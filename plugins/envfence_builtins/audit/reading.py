@@ -11,8 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-import attrs
-
+from envfence import slotted
 from envfence.errors import EnvfenceError
 from envfence.models import EnvPaths
 
@@ -20,7 +19,7 @@ from .head import Head, parse_head
 from .trail_files import head_path, open_dir, open_file, read_small, reverse_lines, torn_tail, trail_path
 
 
-@attrs.define
+@slotted.define
 class Snapshot:
     """A trail opened for reading: its size and head at one moment, read without holding a lock."""
 

@@ -9,8 +9,7 @@ import hmac
 from pathlib import Path
 from typing import Any
 
-import attrs
-
+from envfence import slotted
 from envfence import audit_chain
 from envfence.models import EnvPaths
 
@@ -20,7 +19,7 @@ from .reading import Snapshot, open_snapshot
 from .trail_files import INTERRUPTED, head_path, moved_aside_in_tree
 
 
-@attrs.define
+@slotted.define
 class Verdict:
     """What ``verify`` found."""
 
@@ -28,7 +27,7 @@ class Verdict:
     exists: bool
     records: int = 0
     problem: dict[str, Any] | None = None  #: ``line``, ``seq`` (when known), ``reason``
-    notes: list[str] = attrs.field(factory=list)  #: not tampering, but worth saying
+    notes: list[str] = slotted.field(factory=list)  #: not tampering, but worth saying
     head: Head | None = None
     signed: bool = False  #: the head's signature was checked with the audit key
     #: The trail was started over by an append because it was gone; nobody acknowledged it yet.
@@ -94,7 +93,7 @@ def _check(snapshot: Snapshot, paths: EnvPaths, verdict: Verdict, key, anchor, h
     _check_ends(snapshot, paths, verdict, key, anchor, has_runs, chain.seq, at_head, at_anchor)
 
 
-@attrs.define
+@slotted.define
 class _Chain:
     """Where a streamed check of the chain stands: the last record's hash and number."""
 

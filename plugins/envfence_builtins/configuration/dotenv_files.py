@@ -26,8 +26,7 @@ import weakref
 from pathlib import Path
 from typing import Any, Mapping
 
-import attrs
-
+from envfence import slotted
 from envfence import hookimpl
 from envfence.errors import ConfigurationError
 from envfence.layers import ENCRYPTED_PREFIX
@@ -54,7 +53,7 @@ def layer_files(environment: str) -> list[tuple[str, int]]:
     ]
 
 
-@attrs.frozen
+@slotted.frozen
 class Definition:
     """One ``KEY=value`` line as written, before ``${}`` expansion."""
 
@@ -64,7 +63,7 @@ class Definition:
     source: str
 
 
-@attrs.frozen
+@slotted.frozen
 class ParsedFile:
     """A file's definitions in file order, the findings met parsing it, and its digest."""
 

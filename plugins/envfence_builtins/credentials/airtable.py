@@ -19,8 +19,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-import attrs
-
+from envfence import slotted
 from envfence import hookimpl
 from envfence.credential_shapes import PLACEHOLDER, describe, required_in, text_problem
 from envfence.models import Finding, SettingSpec, reveal
@@ -241,7 +240,7 @@ def _live(session, token_key, base_key, base, tables, url_key, url) -> list[Find
     if base is not None:
         schema, failure = attempt(f"the schema of base {base}", lambda: api.base(base).schema())
         if failure is not None and failure.code == "AIRTABLE_FORBIDDEN":
-            failure = attrs.evolve(
+            failure = slotted.evolve(
                 failure,
                 code="AIRTABLE_BASE_INACCESSIBLE",
                 key=base_key,

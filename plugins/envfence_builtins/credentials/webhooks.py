@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import attrs
-
+from envfence import slotted
 from envfence import hookimpl
 from envfence.credential_shapes import PLACEHOLDER, describe, entropy_bits, text_problem
 from envfence.models import Finding, SettingSpec, reveal
@@ -37,7 +36,7 @@ MIN_LENGTH = 24
 MIN_BITS = 96
 
 
-@attrs.frozen
+@slotted.frozen
 class Source:
     """A configured webhook source."""
 

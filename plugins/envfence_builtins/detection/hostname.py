@@ -50,8 +50,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Mapping
 
-import attrs
-
+from envfence import slotted
 from envfence import hookimpl
 from envfence.errors import ConfigurationError
 from envfence.models import Environment, Finding, HostInfo
@@ -117,15 +116,15 @@ def machine_id() -> str | None:
     return None
 
 
-@attrs.frozen
+@slotted.frozen
 class Enrollment:
     """The ``[hostname]`` table: each environment's enrolled hosts, and the stand-in option."""
 
-    hosts: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
-    machine_ids: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    hosts: Mapping[str, tuple[str, ...]] = slotted.field(factory=dict)
+    machine_ids: Mapping[str, tuple[str, ...]] = slotted.field(factory=dict)
     allow_stand_in: bool = False
     #: Keywords that make a name suspect, where ``suspect`` is set (else :func:`suspect_keywords`' defaults).
-    suspect: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    suspect: Mapping[str, tuple[str, ...]] = slotted.field(factory=dict)
 
 
 def _hostname_table():
@@ -338,7 +337,7 @@ def guarded_hosts(session) -> list[HostInfo]:
     for view in list(views):
         own = classify(view.hostname, session.settings, machine)
         if set(own.matches) - set(view.matches) or set(own.suspects) - set(view.suspects):
-            views.append(attrs.evolve(own, source=view.source))
+            views.append(slotted.evolve(own, source=view.source))
     return views
 
 
@@ -431,7 +430,7 @@ def pre_run_safety(session, request) -> list[Finding]:
             )
         elif host.environment is None and session.profile.strict:
             finding = _not_enrolled(session, env, host, "error")
-            findings.append(attrs.evolve(finding, message=finding.message + note))
+            findings.append(slotted.evolve(finding, message=finding.message + note))
         findings += _suspect_findings(session, request, host, note)
     return findings
 

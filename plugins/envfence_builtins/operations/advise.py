@@ -18,8 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-import attrs
-
+from envfence import slotted
 from envfence import hookimpl
 from envfence.errors import ConfigurationError
 
@@ -31,7 +30,7 @@ NEVER_APPROACHED = 0.25
 FLAPS = 4
 
 
-@attrs.frozen
+@slotted.frozen
 class Advice:
     """One recommendation."""
 
@@ -40,7 +39,7 @@ class Advice:
     automation: str | None
     message: str
     action: str
-    numbers: dict[str, Any] = attrs.field(factory=dict)
+    numbers: dict[str, Any] = slotted.field(factory=dict)
 
 
 @hookimpl

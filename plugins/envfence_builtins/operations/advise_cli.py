@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import attrs
 import click
 
+from envfence import slotted
 from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps, style
@@ -40,7 +40,7 @@ def advise(state: State, every: bool) -> None:
                 seen.add(key)
                 found.append(item)
     if state.json:
-        click.echo(dumps({"environments": names, "advice": [attrs.asdict(a) for a in found]}))
+        click.echo(dumps({"environments": names, "advice": [slotted.asdict(a) for a in found]}))
         return
     if not found:
         click.echo(f"no advice for {', '.join(names)}: nothing in the history or the settings calls for a change")

@@ -36,8 +36,7 @@ import sys
 import uuid
 from typing import Any, Iterable, Iterator
 
-import attrs
-
+from envfence import slotted
 from envfence import hookimpl
 from envfence.errors import ConfigurationError, EnvfenceError
 from envfence.models import Alert, Finding, SettingSpec
@@ -196,7 +195,7 @@ def held_state(session) -> Iterator[None]:
 
 
 def _alert_data(alert: Alert) -> dict[str, Any]:
-    return {**attrs.asdict(alert), "at": alert.at.isoformat()}
+    return {**slotted.asdict(alert), "at": alert.at.isoformat()}
 
 
 def _alert_from(data: dict[str, Any]) -> Alert:

@@ -23,8 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any, Iterable
 
-import attrs
-
+from envfence import slotted
 from envfence import stats
 
 SECTION = "advise"
@@ -76,7 +75,7 @@ def k_factor(settings) -> float:
     return float(REPORT_TABLE.read(settings)["k"])
 
 
-@attrs.frozen
+@slotted.frozen
 class SeriesReport:
     """What one series says: its baseline, trend, last value, anomaly, level shift and forecast."""
 

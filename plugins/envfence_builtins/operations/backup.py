@@ -41,8 +41,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator
 
-import attrs
-
+from envfence import slotted
 from envfence import hookimpl
 from envfence.errors import ConfigurationError, EnvfenceError, SafetyError
 from envfence.models import utcnow
@@ -314,7 +313,7 @@ def verify_archive(session, archive: Path, check_trail: Callable[[Any, bytes | N
         for name, data in read.files.items():
             if name != key_member(env):
                 tree_files.write_atomic(base, name, data)
-        paths = attrs.evolve(old, base=base, dirs={k: base / p.relative_to(old.base) for k, p in old.dirs.items()
+        paths = slotted.evolve(old, base=base, dirs={k: base / p.relative_to(old.base) for k, p in old.dirs.items()
                                                      if p.is_relative_to(old.base)})
         verdict = check_trail(paths, key)
         problems = [f"audit trail: {verdict.problem['reason']}"] if verdict.problem else []

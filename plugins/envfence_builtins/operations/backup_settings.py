@@ -19,8 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import attrs
-
+from envfence import slotted
 from envfence.errors import ConfigurationError
 
 SECTION = "backup"
@@ -30,7 +29,7 @@ PARTS = ("csv", "logs")
 KEYS = ("keep", "include", "schedule", "directory")
 
 
-@attrs.frozen
+@slotted.frozen
 class BackupSettings:
     """One environment's backup settings, overlaid."""
 

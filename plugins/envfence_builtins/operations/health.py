@@ -19,8 +19,7 @@ import re
 import shutil
 from pathlib import Path
 
-import attrs
-
+from envfence import slotted
 from envfence import hookimpl
 from envfence.errors import ConfigurationError
 from envfence.models import utcnow
@@ -261,7 +260,7 @@ def run_checks(session, now: _dt.datetime | None = None) -> list[Check]:
     return found
 
 
-@attrs.frozen
+@slotted.frozen
 class Perf:
     """One performance datum, as monitoring graphs it: ``'label'=value[UOM];warn;crit;min;max``."""
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import attrs
 import click
 
+from envfence import slotted
 from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps, style
@@ -112,10 +112,10 @@ def health(state: State, send: bool, every: bool) -> None:
     for report in reports:
         report["summary"] = summary(report["environment"], report["checks"])
         if every:  # one line holds every environment's figures: each label says whose
-            report["perfdata"] = [attrs.evolve(p, label=f"{report['environment']} {p.label}") for p in report["perfdata"]]
+            report["perfdata"] = [slotted.evolve(p, label=f"{report['environment']} {p.label}") for p in report["perfdata"]]
     if state.json:
         rows = [{"environment": r["environment"], "status": r["status"], "exit_code": STATES.index(r["status"]),
-                 "summary": r["summary"], "checks": [attrs.asdict(c) for c in r["checks"]],
+                 "summary": r["summary"], "checks": [slotted.asdict(c) for c in r["checks"]],
                  "perfdata": [str(p) for p in r["perfdata"]],
                  **({"alerts": r["alerts"]} if "alerts" in r else {})} for r in reports]
         data = {"status": status, "exit_code": STATES.index(status), "environments": rows} if every else rows[0]

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
-import attrs
-
+from envfence import slotted
 from envfence.hookcalls import HookResult, OfferedHooks
 from envfence.hookspecs import OnError, failure_policy, hookspec
 
@@ -22,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from envfence.pipeline import Session
 
 
-@attrs.frozen
+@slotted.frozen
 class Check:
     """One check's result."""
 

@@ -18,8 +18,7 @@ import datetime as _dt
 import re
 from typing import Any
 
-import attrs
-
+from envfence import slotted
 from envfence import hookimpl
 from envfence.errors import ConfigurationError
 from envfence.models import Finding, utcnow
@@ -30,7 +29,7 @@ _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index is datetime.w
 _WINDOW = re.compile(r"^\s*(?P<days>[a-z,\-*]+)\s+(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})\s*$", re.I)
 
 
-@attrs.frozen
+@slotted.frozen
 class Window:
     """A weekly maintenance window."""
 

@@ -33,8 +33,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import attrs
-
+from envfence import slotted
 from envfence import hookimpl
 from envfence.errors import ConfigurationError, EnvfenceError
 from envfence.models import Finding
@@ -52,7 +51,7 @@ _MACROS = {
 _DNS_LABEL = re.compile(r"[^a-z0-9-]+")
 
 
-@attrs.frozen
+@slotted.frozen
 class Entry:
     """One scheduled automation in one environment."""
 

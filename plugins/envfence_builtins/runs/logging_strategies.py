@@ -35,8 +35,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import attrs
-
+from envfence import slotted
 from envfence import files, hookimpl
 from envfence.errors import ConfigurationError
 from envfence.models import Finding
@@ -49,7 +48,7 @@ FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSSZ} {level: <8} {extra[environment]} 
 DEFAULTS = {"rotation": "10 MB", "retention": "30 days", "compression": "gz", "file": "automation"}
 
 
-@attrs.frozen
+@slotted.frozen
 class LoggingStrategy:
     """What a strategy installed: its name, level and sinks (``console``, the file's path)."""
 

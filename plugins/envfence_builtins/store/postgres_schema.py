@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
+from envfence import slotted
 
 RUNS = "envfence_runs"
 AUDIT = "envfence_audit"
@@ -24,7 +24,7 @@ QUEUE = "envfence_webhook_events"
 MIGRATION_LOCK = 0x656E7666_00000001
 
 
-@attrs.frozen
+@slotted.frozen
 class Migration:
     """One step of the schema."""
 

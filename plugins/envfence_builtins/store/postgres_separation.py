@@ -31,8 +31,7 @@ import re
 import secrets
 from typing import Any, Mapping
 
-import attrs
-
+from envfence import slotted
 from envfence.errors import ConfigurationError
 
 from envfence_builtins.store.postgres_schema import AUDIT, QUEUE, RUNS, STATE, VERSIONS
@@ -47,7 +46,7 @@ POLICY_PREFIX = "envfence_"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
-@attrs.frozen
+@slotted.frozen
 class Separation:
     """Which roles write which environment, and which roles only read."""
 

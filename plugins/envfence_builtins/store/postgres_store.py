@@ -461,14 +461,14 @@ def abandoned(db, environment: str, runs: list) -> list:
     automation, lost its process. The row is marked in the store when the
     role may (a reader only sees it so).
     """
-    import attrs
+    from envfence import slotted
     import psycopg
 
     later: dict[str, Any] = {}
     shown = []
     for run in sorted(runs, key=lambda r: r.started_at, reverse=True):
         if run.status == "running" and (run.automation in later or not _lock_held(db, advisory_key("run", environment, run.automation))):
-            run = attrs.evolve(run, status="abandoned", error_class="abandoned")
+            run = slotted.evolve(run, status="abandoned", error_class="abandoned")
             with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
                 db.execute(f"UPDATE {RUNS} SET status = 'abandoned', error_class = 'abandoned', finished_at = now()"
                            " WHERE run_id = %s AND status = 'running'", (run.run_id,))

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-import attrs
-
+from envfence import slotted
 from envfence.errors import ConfigurationError
 from envfence.hookcalls import HookResult, OfferedHooks
 from envfence.hookspecs import OnError, failure_policy, hookspec
@@ -28,7 +27,7 @@ from envfence.hookspecs import OnError, failure_policy, hookspec
 Verifier = Callable[[str, Mapping[str, str], bytes, int], None]
 
 
-@attrs.frozen
+@slotted.frozen
 class WebhookProvider:
     """A sender of webhooks.
 

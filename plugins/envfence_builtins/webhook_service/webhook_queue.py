@@ -35,8 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-import attrs
-
+from envfence import slotted
 from envfence import files
 from envfence.errors import EnvfenceError
 
@@ -86,7 +85,7 @@ def _baseline(db: sqlite3.Connection) -> None:
 MIGRATIONS = (_baseline,)
 
 
-@attrs.frozen
+@slotted.frozen
 class WebhookEvent:
     """One accepted delivery, as an automation sees it in ``ctx.event``.
 
@@ -101,8 +100,8 @@ class WebhookEvent:
     provider: str
     type: str | None
     automation: str
-    body: bytes = attrs.field(repr=False)
-    headers: Mapping[str, str] = attrs.field(repr=False)
+    body: bytes = slotted.field(repr=False)
+    headers: Mapping[str, str] = slotted.field(repr=False)
     received_at: float
     status: str
     attempt: int

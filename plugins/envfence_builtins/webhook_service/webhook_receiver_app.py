@@ -14,8 +14,7 @@ import threading
 import time
 from typing import Any, Mapping
 
-import attrs
-
+from envfence import slotted
 from envfence.errors import EnvfenceError
 
 from envfence_builtins.webhook_service.webhook_receiver_routes import Route
@@ -30,7 +29,7 @@ _REASONS = {
 }
 
 
-@attrs.frozen
+@slotted.frozen
 class Live:
     """The configuration a running receiver or worker uses, replaced whole on a reload.
 
@@ -43,9 +42,9 @@ class Live:
 
     session: Any
     routes: dict[str, Route]
-    secrets: dict[str, str] = attrs.field(factory=dict, repr=False)
-    previous: dict[str, tuple[tuple[str, float], ...]] = attrs.field(factory=dict, repr=False)
-    automations: dict[str, Any] = attrs.field(factory=dict)
+    secrets: dict[str, str] = slotted.field(factory=dict, repr=False)
+    previous: dict[str, tuple[tuple[str, float], ...]] = slotted.field(factory=dict, repr=False)
+    automations: dict[str, Any] = slotted.field(factory=dict)
 
     @property
     def errors(self) -> tuple[str, ...]:

@@ -15,9 +15,9 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import click
 
+from envfence import slotted
 from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps
@@ -35,7 +35,7 @@ RECEIVER_NAME = "webhook-receiver"
 RETENTION_DAYS = 30.0
 
 
-@attrs.frozen
+@slotted.frozen
 class Setup:
     """What ``serve`` and ``worker`` share once the decision to start is made."""
 
@@ -213,7 +213,7 @@ def serve(state: State, force, reason, threads, workers, backlog_limit, retry_ba
         for each in pool:
             each.swap(live.session, live.automations)
 
-    reloader = _reloading(attrs.evolve(receiver.live, automations=setup.automations), apply, "serve", watch, secrets=True)
+    reloader = _reloading(slotted.evolve(receiver.live, automations=setup.automations), apply, "serve", watch, secrets=True)
     env = session.environment.name
     session.audit("serve.started", host=host, port=port, routes=sorted(setup.routes), pid=os.getpid())
     receiver.log.info(f"receiving webhooks for {env} on http://{host}:{port} ({', '.join(sorted(setup.routes))})")

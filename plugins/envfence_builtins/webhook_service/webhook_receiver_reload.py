@@ -27,8 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import attrs
-
+from envfence import slotted
 from envfence.errors import EnvfenceError
 
 #: Milliseconds watchfiles groups a burst of changes over (an editor's save is several), and waits for quiet.
@@ -38,7 +37,7 @@ STEP_MS = 100
 BOUND_SETTINGS = ("WEBHOOK_HOST", "WEBHOOK_PORT")
 
 
-@attrs.frozen
+@slotted.frozen
 class Parts:
     """How the receiver reads a session, handed in (this module imports no other of the plugin's)."""
 
@@ -230,7 +229,7 @@ class Reloader:
             # Masked with the new configuration's secrets too: the reason may quote a value only it holds.
             raise Refusal(new.redactor()(reason) if new is not None else reason) from None
         paths = {r.path: r for r in declared}
-        return attrs.evolve(current, session=new, routes=paths, secrets=secrets, previous=_overlaps(current, paths, secrets),
+        return slotted.evolve(current, session=new, routes=paths, secrets=secrets, previous=_overlaps(current, paths, secrets),
                             automations=automations)
 
     def _bound(self, old, new) -> None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import attrs
-
+from envfence import slotted
 from envfence.errors import ConfigurationError
 from envfence.models import reveal
 
@@ -27,7 +26,7 @@ _ROUTE_KEYS = ("provider", "secret", "automation", "events", "max_body", "tolera
 
 
 
-@attrs.frozen
+@slotted.frozen
 class Route:
     """One ``[webhooks.routes."/path"]`` table."""
 

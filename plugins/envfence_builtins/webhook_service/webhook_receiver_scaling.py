@@ -21,8 +21,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-import attrs
-
+from envfence import slotted
 from envfence.errors import ConfigurationError
 
 SECTION = "scaling"
@@ -36,7 +35,7 @@ _COUNTS = {"receivers": 1, "workers": 1, "max_workers": None, "cpu": None, "queu
 _KEYS = (*_COUNTS, "cpu_request", "queue_metric")
 
 
-@attrs.frozen
+@slotted.frozen
 class Scaling:
     """One environment's ``[scaling.<environment>]``."""
 

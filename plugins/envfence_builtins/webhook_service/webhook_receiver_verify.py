@@ -23,9 +23,9 @@ import json
 from pathlib import Path
 from typing import Mapping
 
-import attrs
 import click
 
+from envfence import slotted
 from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
 from envfence.errors import EnvfenceError
@@ -35,7 +35,7 @@ MAX_FILE = 16 * 1024 * 1024
 _JSON_TYPES = ("application/json",)
 
 
-@attrs.frozen
+@slotted.frozen
 class Captured:
     """A parsed raw HTTP request: what the receiver would see."""
 
@@ -46,7 +46,7 @@ class Captured:
     notes: tuple[str, ...] = ()
 
 
-@attrs.frozen
+@slotted.frozen
 class Check:
     """One part of a delivery and its verdict: ``ok``, ``FAIL`` or ``note`` (information only)."""
 
@@ -227,7 +227,7 @@ def find_variant(scheme, secret: str, headers: Mapping[str, str], body: bytes) -
     from envfence_builtins.webhook_service.webhook_signatures import SignatureError
 
     for changes in _variations(scheme, headers):
-        candidate = attrs.evolve(scheme, **changes)
+        candidate = slotted.evolve(scheme, **changes)
         for variant, note in ((body, ""), (body.rstrip(b"\r\n"), " (and the body without its trailing newline: the capture "
                                                                   "tool added one, the sender did not sign it)")):
             if note and variant == body:
@@ -324,7 +324,7 @@ def verify_command(state: State, request_file: str, route_path: str) -> None:
     verdict = f"the receiver would refuse it: {failed.status} at {failed.part}" if failed else "the delivery would be accepted (202)"
     if state.json:
         click.echo(dumps({"route": route.path, "provider": route.provider, "accepted": failed is None, "verdict": verdict,
-                          "checks": [attrs.asdict(c) for c in checks]}))
+                          "checks": [slotted.asdict(c) for c in checks]}))
     else:
         for c in checks:
             click.echo(f"{c.verdict:<5} {c.part}: " + _shown(c.detail).replace("\n", "\n        "))

@@ -29,8 +29,7 @@ import hmac
 import string
 from typing import Any, Mapping
 
-import attrs
-
+from envfence import slotted
 from envfence.errors import ConfigurationError
 
 from envfence_builtins.webhook_service.provider_hooks import WebhookProvider, collect_providers, payload_field
@@ -43,7 +42,7 @@ CHOICES = {"timestamp_unit": ("seconds", "milliseconds", "auto"), "algorithm": (
 PLACEHOLDERS = ("timestamp", "body", "header:NAME")
 
 
-@attrs.frozen
+@slotted.frozen
 class Scheme:
     """How one sender signs a delivery (see the module's documentation for each field)."""
 
@@ -193,7 +192,7 @@ def from_table(where: str, table: Any, base: Scheme | None = None) -> Scheme:
                                  'e.g. signature_header = "x-signature"')
     if base is None and "signed" not in values and values.get("timestamp_header"):
         values["signed"] = "{timestamp}.{body}"
-    scheme = attrs.evolve(base, **values) if base is not None else Scheme(**values)
+    scheme = slotted.evolve(base, **values) if base is not None else Scheme(**values)
     _check_shape(where, scheme)
     return scheme
 
