@@ -124,3 +124,46 @@ def test_a_second_init_reports_no_change_in_text_json_or_log(repo, run_cli):
     assert "nothing to do" in again.stdout and "change(s)" not in again.output
     assert [p.read_text() for p in logs] == before
     assert json.loads(run_cli("--json", "init", cwd=repo).stdout)["changes"] == []
+
+
+def _recording_git(tmp_path, monkeypatch):
+    """A `git` first on PATH that logs its arguments, then runs the real one."""
+    import shutil
+
+    real = shutil.which("git")
+    if real is None:
+        pytest.skip("git is not installed: apt-get install git")
+    bin_dir, log = tmp_path / "bin", tmp_path / "git-calls.log"
+    bin_dir.mkdir()
+    (bin_dir / "git").write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {real} "$@"\n')
+    (bin_dir / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    monkeypatch.delenv("GIT_DIR", raising=False)
+    return log
+
+
+def test_outside_any_repository_check_does_not_start_git(make_project, run_cli, tmp_path, monkeypatch):
+    log = _recording_git(tmp_path, monkeypatch)
+    root = make_project({".env": f"APP_NAME=sync\nDEV_AIRTABLE_API_KEY={CANARY}\n"})
+    result = run_cli("--json", "check", cwd=root)
+    assert result.exit_code in (0, 1), result.output
+    assert not log.exists(), log.read_text()
+
+
+def test_a_project_below_a_repository_or_in_a_worktree_is_still_checked(make_project, run_cli, tmp_path, monkeypatch):
+    log = _recording_git(tmp_path, monkeypatch)
+    root = make_project({"app/.env": f"APP_NAME=sync\nDEV_AIRTABLE_API_KEY={CANARY}\n", "app/envfence.toml": ""})
+    git(root, "init", "-q")
+    git(root, "add", "app/.env", "app/envfence.toml")
+    result = run_cli("--json", "check", cwd=root / "app")
+    found = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "GIT_TRACKED_SECRET"]
+    assert [(f["file"], f["key"]) for f in found] == [(".env", "DEV_AIRTABLE_API_KEY")]
+    assert "ls-files" in log.read_text()
+    # A worktree's .git is a file naming the repository: git is asked there too.
+    worktree = tmp_path / "wt"
+    git(root, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "x")
+    git(root, "worktree", "add", "-q", str(worktree))
+    assert (worktree / ".git").is_file()
+    result = run_cli("--json", "check", cwd=worktree / "app")
+    found = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "GIT_TRACKED_SECRET"]
+    assert [(f["file"], f["key"]) for f in found] == [(".env", "DEV_AIRTABLE_API_KEY")]

@@ -34,6 +34,8 @@ _GIT_TIMEOUT = 10
 
 def _git(root: Path, *args: str, input_text: str | None = None) -> str | None:
     """Run git in ``root``; None when git is missing, the directory is no work tree, or git fails."""
+    if not _may_be_in_repository(root):
+        return None  # git would answer "not a git repository": a run does not pay for starting it
     try:
         done = subprocess.run(
             ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=_GIT_TIMEOUT, input=input_text,
@@ -42,6 +44,14 @@ def _git(root: Path, *args: str, input_text: str | None = None) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout if done.returncode == 0 else None
+
+
+def _may_be_in_repository(root: Path) -> bool:
+    """False when git could find no repository for ``root``: no ``.git`` (a directory, or the file of a
+    worktree or submodule) in it or above it, and no ``GIT_DIR`` pointing elsewhere."""
+    if os.environ.get("GIT_DIR"):
+        return True
+    return any(os.path.lexists(os.path.join(directory, ".git")) for directory in (root, *root.parents))
 
 
 def is_env_file(name: str) -> bool:
