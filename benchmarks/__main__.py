@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=_counts, help="in-process and cold project sizes in keys (default 10,1000,10000)")
     parser.add_argument("--plugins", type=_counts, default=defaults.plugin_counts, help="installed plugin counts (default 0,10,50)")
     parser.add_argument("--rounds", type=int, default=defaults.rounds, help="rounds of the cold cases (default %(default)s)")
-    parser.add_argument("--large", action="store_true", help="the long sizes: 100,000 keys, 50 environments at 10,000 keys, 1,000,000 audit records")
+    parser.add_argument("--large", action="store_true", help="the long sizes: 100,000 keys, 50 environments at 10,000 keys, 1,000,000 audit records and recorded runs")
     parser.add_argument("--smoke", action="store_true", help="the smallest sizes, one round, no warm-up")
     parser.add_argument("--audit", type=_counts, help="audit trail lengths in records (default 1000,100000,1000000)")
     parser.add_argument("--output", type=Path, help="also write the report to this file")

@@ -291,7 +291,8 @@ def history_case(workdir: Path, plan, environ: dict[str, str]):
             measures[f"{name} @ {size}"] = command(argv, cwd=root, env=environ, ok=ok)
             if plan.history_peaks:
                 peaks[f"{name} @ {size}"] = peak_mib(argv, cwd=root, env=environ)
-    rounds = plan.rounds
+    # Half the cold rounds, as the other curves: 18 commands a round, the analyses taking up to seconds each.
+    rounds = plan.curve_rounds(sizes[-1] >= 1_000_000)
     times = alternate(measures, rounds, plan.warmup)
     rows = _growth_rows(lambda s: _label(s, "runs"), sizes, times, list(commands), peaks)
     targets = []
