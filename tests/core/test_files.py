@@ -39,6 +39,21 @@ def test_write_atomic_replaces_the_file_whole_and_leaves_no_temporary(tree):
     assert mode(folder / ".env") == 0o600 and mode(folder) == 0o700
 
 
+def test_a_scratch_file_is_written_atomically_without_flushing_and_a_kept_file_is_flushed(tree, tmp_path, monkeypatch):
+    flushed = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (flushed.append(fd), real(fd))[1])
+    (tmp_path / "elsewhere").write_text("x")
+    os.makedirs(tree.base / "metrics")
+    os.symlink(tmp_path / "elsewhere", tree.base / "metrics" / "run-1.txt")
+    path = files.write_atomic(tree, "metrics/run-1.txt", b"", durable=False)
+    assert flushed == [] and not path.is_symlink() and path.read_bytes() == b""
+    assert (tmp_path / "elsewhere").read_text() == "x"  # the link was replaced, not followed
+    assert sorted(os.listdir(tree.base / "metrics")) == ["run-1.txt"] and mode(path) == 0o600
+    files.write_atomic(tree, "state/kept.json", "{}")
+    assert len(flushed) == 2  # the file, then its directory
+
+
 @pytest.mark.parametrize("where", ["backups", "backups/config", "backups/config/1"])
 def test_a_symlink_at_any_directory_on_the_way_is_refused_and_nothing_lands_at_its_target(tree, tmp_path, where):
     target = tmp_path / "elsewhere"
