@@ -6,7 +6,7 @@ read and keeps the answer; :func:`find` looks one up by name.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from .errors import ConfigurationError, UsageError
 from .models import Automation
@@ -77,20 +77,29 @@ def collect(session: Any) -> dict[str, Automation]:
 
 
 def installed_schedule(session: Any, automation: Automation) -> str | None:
-    """The cron expression the host's scheduler fires ``automation`` at here, or None when it is not scheduled here.
+    """The cron expression the host's scheduler fires ``automation`` at here, or None when it is not scheduled here."""
+    found = installed_firing(session, automation)
+    return found[0] if found else None
 
-    The schedule plugin answers through ``automation_state`` (``schedule.installed``)
-    when it moves a schedule (``[schedule] stagger``); otherwise, or with the
-    plugin disabled, the declared expression is what is installed.
+
+def installed_firing(session: Any, automation: Automation) -> tuple[str, str] | None:
+    """``(expression, scheduler)``: how the host fires ``automation`` here, or None when it is not scheduled here.
+
+    The schedule plugin owns ``[schedule]`` and answers through ``automation_state``:
+    ``schedule.installed`` when it moves a schedule (``[schedule] stagger``),
+    ``schedule.target`` when a scheduler other than cron runs it (systemd and
+    Kubernetes fire otherwise when the clocks change). Otherwise, or with the
+    plugin disabled, the declared expression is what is installed, as cron fires it.
     """
     declared = automation.schedule_for(session.environment.name)
     if not declared:
         return None
+    expression, target = declared, "crontab"
     for state in session.plugins.automation_state(session=session, automation=automation).values:
-        installed = (state.get("schedule") or {}).get("installed")
-        if installed:
-            return str(installed)
-    return declared
+        said = state.get("schedule") if isinstance(state.get("schedule"), Mapping) else {}
+        expression = str(said.get("installed") or expression)
+        target = str(said.get("target") or target)
+    return expression, target
 
 
 def find(session: Any, name: str) -> Automation:

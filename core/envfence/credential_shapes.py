@@ -78,10 +78,21 @@ def text_problem(value: str) -> str | None:
     return None
 
 
-def required_in(settings, section: str) -> tuple[str, ...]:
+def required_in(settings, table) -> tuple[str, ...]:
     """Where a service's credentials are required: nowhere without its settings table, else
-    the table's ``required_in`` list (default: every environment)."""
-    if section not in settings.raw:
-        return ()
-    listed = settings.section(section).get("required_in", list(settings.environments))
-    return tuple(str(e) for e in listed) if isinstance(listed, list) else tuple(settings.environments)
+    the table's ``required_in`` list (default: every environment).
+
+    ``table`` is the :class:`~envfence.settings_tables.Table` the service's plugin declares, with a
+    ``required_in`` key: the core reads no plugin's table by name. A table or a ``required_in`` of the
+    wrong kind counts as every environment (``check`` names it, SETTINGS_INVALID).
+    """
+    from .errors import ConfigurationError
+
+    try:
+        values = table.read(settings)
+        if not values.present:
+            return ()
+        listed = values["required_in"]
+    except ConfigurationError:
+        listed = None
+    return tuple(str(e) for e in listed) if listed is not None else tuple(settings.environments)

@@ -175,12 +175,6 @@ def _instants(wall: _dt.datetime, zone: _dt.tzinfo, target: str) -> list[_dt.dat
     return [first] if target == "systemd" else [first, second]
 
 
-def schedule_target(settings) -> str:
-    """The scheduler that runs the schedules: ``[schedule] target`` (``crontab`` when unset or not one of :data:`TARGETS`)."""
-    target = settings.section("schedule").get("target", "crontab")
-    return target if target in TARGETS else "crontab"
-
-
 def parse(expression: str) -> Cron:
     """Parse a cron expression, or raise :class:`CronError` naming the bad field."""
     from cronsim import CronSim, CronSimError

@@ -9,7 +9,8 @@ with it::
 
 so anyone can add or rotate a production value (``envfence --env production
 set KEY``, ``envfence --env production secret encrypt KEY``) without being
-able to read one. The private key is a key of the key ring (kind ``private``:
+able to read one. The ``encryption`` plugin owns that table: it reads the
+public key and hands it to :func:`seal`; this module reads no settings. The private key is a key of the key ring (kind ``private``:
 ``ENVFENCE_PRIVATE_KEY_<PREFIX>``, else ``.envfence/keys/<environment>.private.key``,
 owner-only), kept on the environment's own hosts.
 
@@ -24,16 +25,13 @@ copied to another environment or another key does not open.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import ConfigurationError, UsageError
+from .errors import ConfigurationError
 
 SCHEME = "enc:x25519:"
 PUBLIC_PREFIX = "x25519:"
-#: The settings table that holds the public keys.
-TABLE = ("encryption", "public_keys")
 
 
 def _suite() -> Any:
@@ -64,17 +62,13 @@ def generate() -> tuple[bytes, str]:
     return base64.b64encode(raw) + b"\n", PUBLIC_PREFIX + base64.b64encode(public).decode()
 
 
-def public_key(settings: Any, environment: str) -> str | None:
-    """The environment's public key from the settings, or None when it has no key pair.
+def check_public(text: Any, where: str) -> str:
+    """``text`` when it is an ``x25519:`` public key of 32 bytes.
 
-    :raises ConfigurationError: the entry is not an ``x25519:`` key of 32 bytes.
+    :raises ConfigurationError: naming ``where`` (the settings file and key it came from).
     """
-    table = settings.section(TABLE[0]).get(TABLE[1], {})
-    value = table.get(environment) if isinstance(table, Mapping) else None
-    if value is None:
-        return None
-    _public_bytes(value, f"{settings.source}: [encryption.public_keys] {environment}")
-    return value
+    _public_bytes(text, where)
+    return text
 
 
 def _public_bytes(text: Any, where: str) -> bytes:
@@ -138,34 +132,4 @@ def private_key(root: Path, environment: str, prefix: str, environ: Mapping[str,
     return keyring.find(root, environment, prefix, environ, "private", error=ConfigurationError)
 
 
-def write_public_key(settings: Any, environment: str, public: str) -> Path:
-    """Add ``environment = "x25519:..."`` to the settings' ``[encryption.public_keys]`` table; return the file.
-
-    The table is appended when the file has none; a file whose table is
-    written another way (inline) is left alone with the line to add by hand.
-
-    :raises UsageError: the project has no settings file, the environment has
-        a public key already, or the table cannot be edited safely.
-    """
-    from . import files
-
-    path = settings.path
-    if path is None:
-        raise UsageError("the project has no envfence.toml to keep the public key in", "create one (envfence init), then run this again")
-    header = "[tool.envfence.encryption.public_keys]" if path.name == "pyproject.toml" else "[encryption.public_keys]"
-    line = f'{environment} = "{public}"'
-    if public_key(settings, environment) is not None:
-        raise UsageError(f"{environment} has a public key in {path} already", "a key pair is never replaced here; remove the line first if you mean to")
-    text = path.read_text(encoding="utf-8")
-    found = re.search(rf"^{re.escape(header)}[ \t]*$", text, re.M)
-    if found is not None:
-        text = text[: found.end()] + "\n" + line + text[found.end():]
-    elif re.search(r"^\s*(\[(tool\.envfence\.)?encryption\]|(tool\.envfence\.)?encryption\.public_keys\s*=)", text, re.M):
-        raise UsageError(f"{path} writes the encryption table another way", f"add under {header}: {line}")
-    else:
-        text = text.rstrip("\n") + f"\n\n{header}\n{line}\n"
-    files.write_atomic(path.parent, path.name, text, mode=path.stat().st_mode & 0o777)
-    return path
-
-
-__all__ = ["PUBLIC_PREFIX", "SCHEME", "generate", "private_key", "public_key", "seal", "unseal", "write_public_key"]
+__all__ = ["PUBLIC_PREFIX", "SCHEME", "check_public", "generate", "private_key", "seal", "unseal"]

@@ -271,15 +271,14 @@ def _overdue(session, automation, limit: Limits, runs, now) -> list[Crossing]:
     latest = max(started) if started else None
     expression = automation.schedule_for(session.environment.name)
     if expression:
-        from .automations import installed_schedule
-        from .cron import parse, project_zone, schedule_target
+        from .automations import installed_firing
+        from .cron import parse, project_zone
 
         # What the host's scheduler runs: the staggered expression, read in the schedules' zone.
-        installed = installed_schedule(session, automation) or expression
+        installed, scheduler = installed_firing(session, automation) or (expression, "crontab")
         # A firing still within its grace is not due yet; an aware moment gets the daylight-saving handling of the
         # scheduler that runs it, so a firing it legitimately skipped is never reported as missed.
-        expected = parse(installed).previous_before((now - limit.grace).astimezone(project_zone(session)),
-                                                    schedule_target(session.settings))
+        expected = parse(installed).previous_before((now - limit.grace).astimezone(project_zone(session)), scheduler)
         if expected is None:
             return []
         # In UTC: a minute before 03:00 on a spring-forward day is a wall time that never existed.

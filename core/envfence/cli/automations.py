@@ -14,14 +14,16 @@ from .output import dumps, style
 
 def automation_data(session, automation, last) -> dict:
     """One automation as JSON data, seen from the session's environment."""
-    from ..cron import CronError, parse, schedule_target, schedule_zone
+    from ..automations import installed_firing
+    from ..cron import CronError, parse, schedule_zone
 
     env = session.environment.name
     schedule = automation.schedule_for(env)
     try:
         zone = schedule_zone(session.environ, session.settings.timezone)
         # As the scheduler that runs it fires: daylight saving differs between cron, systemd and Kubernetes.
-        upcoming = parse(schedule).next_after(datetime.datetime.now(zone), schedule_target(session.settings)) if schedule else None
+        scheduler = (installed_firing(session, automation) or (schedule, "crontab"))[1]
+        upcoming = parse(schedule).next_after(datetime.datetime.now(zone), scheduler) if schedule else None
     except CronError:  # a bad schedule or zone (check reports it): list the automation, with no next time
         upcoming = None
     return {

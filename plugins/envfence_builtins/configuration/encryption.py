@@ -34,23 +34,7 @@ from typing import Mapping
 from envfence import hookimpl
 from envfence.errors import ConfigurationError
 
-from .encryption_keys import SCHEME, fernet_for, load_key
-
-
-def _encryption_table():
-    from envfence.keypairs import PUBLIC_PREFIX
-    from envfence.settings_kinds import text
-    from envfence.settings_tables import Table
-
-    table = Table("encryption", "encrypted values (enc:) and the environments' key pairs")
-    table.add_table("public_keys", "each environment's public key, for sealing values to it (envfence secret keygen --pair)").add_free(
-        text(pattern=PUBLIC_PREFIX + r"[A-Za-z0-9+/]{43}=", example=PUBLIC_PREFIX + "A" * 43 + "="),
-        "the line envfence secret keygen --pair printed")
-    return table
-
-
-#: ``[encryption]``, declared once for ``check``, the schema and the docs (the core's keypairs read the keys).
-TABLE = _encryption_table()
+from .encryption_keys import SCHEME, TABLE, encrypt_for, fernet_for, load_key, public_key
 
 
 @hookimpl
@@ -128,7 +112,13 @@ def register_commands(cli) -> None:
 
 @hookimpl(optionalhook=True)
 def encrypt_value(session, key: str, value: str) -> str | None:
-    """``set``'s secret encrypted with the environment's key (declared by ``values``); None when this host has none."""
+    """``set``'s secret sealed to the environment's public key, else encrypted with its key (declared by ``values``).
+
+    None when the environment has no key pair and this host holds no key. A public key
+    that is not one is an error (naming the settings file), not a reason to keep the secret local.
+    """
+    if public_key(session.settings, session.environment.name) is not None:
+        return encrypt_for(session, key, value)  # sealing needs no key that could read it back
     try:
         fernet = fernet_for(session)
     except ConfigurationError:

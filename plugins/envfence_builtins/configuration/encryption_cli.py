@@ -10,7 +10,7 @@ from envfence.cli import State, pass_state
 from envfence.cli.examples import examples
 from envfence.errors import UsageError
 
-from .encryption_keys import encrypt_for
+from .encryption_keys import encrypt_for, public_key, write_public_key
 from .encryption_migration import migrate_environment
 
 
@@ -88,11 +88,11 @@ def _keygen(state, session, pair: bool) -> None:
         session.audit("secret.key_created", path=str(path))
         _say(state, {"key_file": str(path)}, f"created {path} (mode 600); keep it out of version control")
         return
-    if keypairs.public_key(session.settings, env) is not None:
+    if public_key(session.settings, env) is not None:
         raise UsageError(f"{env} has a key pair already ({session.settings.source})", "a key pair is never replaced by keygen")
     private, public = keypairs.generate()
     path = keyring.create(root, env, "private", private)
-    settings_file = keypairs.write_public_key(session.settings, env, public)
+    settings_file = write_public_key(session.settings, env, public)
     session.audit("secret.key_created", path=str(path), public_key=public, settings=str(settings_file))
     _say(state, {"private_key_file": str(path), "public_key": public, "settings": str(settings_file)},
          f"created {path} (mode 600): keep it on {env} hosts only\n"

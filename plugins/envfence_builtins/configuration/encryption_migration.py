@@ -23,13 +23,15 @@ def migrate_environment(session: Any) -> dict[str, Any]:
     """Seal the environment's values to its key pair (made when missing); return what was done."""
     from envfence import keypairs, keyring
 
+    from .encryption_keys import public_key, write_public_key
+
     env, settings, root = session.environment.name, session.settings, session.root.path
-    public = keypairs.public_key(settings, env)
+    public = public_key(settings, env)
     made = public is None
     if made:
         private, public = keypairs.generate()
         keyring.create(root, env, "private", private)
-        keypairs.write_public_key(settings, env, public)
+        write_public_key(settings, env, public)
     sealed: list[dict[str, str]] = []
     for name in (".env", ".env.local", f".env.{env}", f".env.{env}.local"):
         sealed += _migrate_file(session, name, public)

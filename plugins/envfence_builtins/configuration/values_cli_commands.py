@@ -187,7 +187,7 @@ def set_(state: State, key: str, value: str | None) -> None:
     secret = is_secret(session, plain)
     # A strict profile reads a credential only under its prefix (a plain one is CREDENTIAL_UNPREFIXED there).
     written = session.config.key_for(plain) if secret and session.profile.strict else plain
-    name, value, encrypted = _placed(session, plain, written, value, secret)
+    name, value, encrypted = _placed(session, written, value, secret)
     session.prepare()
     _write_binding(session, name, written, value)
     session.audit("config.set", key=written, file=name, secret=secret, encrypted=encrypted)
@@ -231,17 +231,15 @@ def _new_value(session: Any, plain: str, value: str | None) -> str:
     return value
 
 
-def _placed(session: Any, plain: str, written: str, value: str, secret: bool) -> tuple[str, str, bool]:
-    """``(file name, value as written, encrypted)``: a secret sealed or encrypted into ``.env.<env>``, else kept ``.local``."""
-    from envfence import keypairs
+def _placed(session: Any, written: str, value: str, secret: bool) -> tuple[str, str, bool]:
+    """``(file name, value as written, encrypted)``: a secret sealed or encrypted into ``.env.<env>``, else kept ``.local``.
 
+    The plugin that holds the environment's keys (``encryption``) seals it to the environment's public key, or
+    encrypts it with its key; without one the secret stays on this machine.
+    """
     env = session.environment.name
     if not secret:
         return f".env.{env}", value, False
-    public = keypairs.public_key(session.settings, env)
-    if public is not None:
-        # Sealed to the environment's public key: writing needs no key that could read it back.
-        return f".env.{env}", keypairs.seal(public, env, plain, value), True
     encrypted = ValuesHooks(session.plugins).encrypt_value(session=session, key=written, value=value).first
     if encrypted is None:
         return f".env.{env}.local", value, False  # no key here: the secret stays on this machine

@@ -46,6 +46,8 @@ TABLE = _airtable_table()
 def declare_tables():
     """The ``[airtable]`` table."""
     return [TABLE]
+
+
 DEFAULT_ENDPOINT = "https://api.airtable.com"
 TOKEN_RE = re.compile(r"pat[A-Za-z0-9]{14}\.[0-9a-f]{64}")
 LEGACY_KEY_RE = re.compile(r"key[A-Za-z0-9]{14}")
@@ -80,7 +82,7 @@ def secret_shapes() -> list[SecretShape]:
 @hookimpl
 def declare_settings(settings) -> list[SettingSpec]:
     """The Airtable settings; the token and base are required where ``[airtable]`` says."""
-    required = required_in(settings, SECTION)
+    required = required_in(settings, TABLE)
     return [
         SettingSpec("AIRTABLE_API_KEY", "Airtable personal access token (pat...)", secret=True, credential=True,
                     required_in=required, plugin="airtable"),

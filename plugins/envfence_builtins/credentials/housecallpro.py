@@ -37,6 +37,8 @@ TABLE = _housecallpro_table()
 def declare_tables():
     """The ``[housecallpro]`` table."""
     return [TABLE]
+
+
 DEFAULT_URL = "https://api.housecallpro.com"
 #: HousecallPro's keys are 32 hex digits; anything far outside this is a paste error.
 MIN_LENGTH, MAX_LENGTH = 20, 256
@@ -50,7 +52,7 @@ def _finding(code: str, severity: str, message: str, remediation: str, key: str 
 @hookimpl
 def declare_settings(settings) -> list[SettingSpec]:
     """The HousecallPro settings; the key is required where ``[housecallpro]`` says."""
-    required = required_in(settings, SECTION)
+    required = required_in(settings, TABLE)
     return [
         SettingSpec("HOUSECALLPRO_API_KEY", "HousecallPro API key (sent as 'Authorization: Token ...')", secret=True,
                     credential=True, required_in=required, plugin="housecallpro"),

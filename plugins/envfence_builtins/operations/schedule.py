@@ -628,10 +628,11 @@ def cronjobs(session) -> dict[str, Any]:
 
 
 def target(session) -> str:
-    """The scheduler that runs the schedules (``[schedule] target``, default ``crontab``): its dialect and firing times apply."""
-    from envfence.cron import schedule_target
+    """The scheduler that runs the schedules (``[schedule] target``, default ``crontab``): its dialect and firing times apply.
 
-    return schedule_target(session.settings)
+    :raises ConfigurationError: ``target`` is not one of the schedulers (naming the file and the key).
+    """
+    return TABLE.read(session.settings)["target"]
 
 
 def unsupported(session) -> list[Finding]:
@@ -712,7 +713,7 @@ def validate(session) -> list[Finding]:
         return []  # a broken [automations] table is its owner's to report (AUTOMATION_INVALID), once
     try:
         stagger = options(session.settings).get("stagger")
-        found = schedule_collisions(session) + unsupported(session)
+        found = schedule_collisions(session, bool(stagger)) + unsupported(session)
         if any(f.severity == "error" for f in found) or not session.settings.section(SECTION):
             return found
         found += daylight_saving(session)
@@ -723,20 +724,23 @@ def validate(session) -> list[Finding]:
 
 @hookimpl
 def automation_state(session, automation) -> dict[str, Any] | None:
-    """``schedule``: the expression installed here when ``[schedule] stagger`` moved the declared one.
+    """``schedule``: the expression installed here when ``[schedule] stagger`` moved the declared one, and the
+    scheduler that fires it when it is not cron (``target``).
 
-    ``health``'s missed-run check and ``advise`` read the firing times from it
-    (:func:`envfence.automations.installed_schedule`).
+    ``list``'s next firing, ``health``'s missed-run check and ``advise`` read the firing times from it
+    (:func:`envfence.automations.installed_firing`): the core does not read ``[schedule]``.
     """
+    if not automation.schedule_for(session.environment.name):
+        return None
     try:
-        if not options(session.settings).get("stagger"):
-            return None
-        entry = next((e for e in entries(session) if e.automation == automation.name), None)
+        said = {} if (how := target(session)) == "crontab" else {"target": how}
+        if options(session.settings).get("stagger"):
+            entry = next((e for e in entries(session) if e.automation == automation.name), None)
+            if entry is not None and entry.offset:
+                said.update(declared=entry.declared, installed=entry.expression, offset=entry.offset)
     except ConfigurationError:
         return None  # check reports it
-    if entry is None or not entry.offset:
-        return None
-    return {"schedule": {"declared": entry.declared, "installed": entry.expression, "offset": entry.offset}}
+    return {"schedule": said} if said else None
 
 
 @hookimpl

@@ -13,7 +13,7 @@ from typing import Any
 from envfence.models import Finding
 
 
-def schedule_collisions(session) -> list[Finding]:
+def schedule_collisions(session, stagger: bool = False) -> list[Finding]:
     """A warning for schedules in different environments sharing a host that fire at the same minute.
 
     Environments on machines of their own never compete (see
@@ -21,14 +21,15 @@ def schedule_collisions(session) -> list[Finding]:
     their five fields (the same fields fire at the same times): the slots of a
     group joined by shared hosts are one warning naming them all, and two
     groups are compared once, so 50 environments on one schedule cost one
-    comparison and one warning, not 1,225 of each.
+    comparison and one warning, not 1,225 of each. With ``stagger`` (``[schedule] stagger``, read by
+    the schedule plugin from its table) there are none to say here.
     """
     from envfence.cron import CronError, parse
 
     from envfence_builtins.operations.schedule_hooks import share_host
 
     settings = session.settings
-    if settings.section("schedule").get("stagger") is True:
+    if stagger:
         return []  # the schedule plugin moves them apart and reports what still meets (SCHEDULE_STAGGER_COLLISION)
     shared = {(a, b) for a in settings.environments for b in settings.environments if share_host(session, a, b)}
 
