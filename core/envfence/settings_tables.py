@@ -130,7 +130,11 @@ class Table:
         if name in self.each:
             return self.each[name].problems(raw, path)
         if "" in self.each:  # a free name beside the declared ones: [settings.NAME], [webhooks.NAME]
-            return self.each[""].one(name, raw, path)
+            each = self.each[""]
+            if self.keys and not isinstance(raw, dict) and each.shorthand is None:
+                # A value, not a table, beside declared keys: a misspelled key more likely than a NAME ([backup] kep = 7).
+                return [Problem(path, "unknown key", did_you_mean(name, self.known()))]
+            return each.one(name, raw, path)
         if self.free is not None:
             return self.free.problems(name, raw, path)
         if self.extra:

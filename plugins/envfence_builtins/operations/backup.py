@@ -433,14 +433,31 @@ def scheduled_commands(session, environment: str) -> list[tuple[str, str, tuple[
 
 @hookimpl
 def validate(session) -> list:
-    """A bad ``[backup]`` table (``BACKUP_INVALID``), found before a scheduled backup fails on it at night."""
+    """A ``[backup]`` table that stops ``backup`` (``BACKUP_INVALID``), found before a scheduled backup fails on it at night.
+
+    A value of the wrong kind is ``check``'s own finding (``SETTINGS_INVALID``, from the declaration):
+    one cause, one error. What the declaration alone cannot see is said here: a ``[backup.NAME]`` for
+    no declared environment, and an unknown key (a warning for ``check``, but ``backup`` refuses it).
+    """
     from envfence.models import Finding
+
+    from envfence_builtins.operations.backup_settings import TABLE
 
     try:
         settings_of(session)
     except ConfigurationError as exc:
+        if any(not p.unknown for p in TABLE.problems(session.settings.raw.get(SECTION), SECTION)):
+            return []
         return [Finding("BACKUP_INVALID", "error", exc.message, exc.hint, key=SECTION, plugin=SECTION)]
     return []
+
+
+@hookimpl
+def declare_tables():
+    """The ``[backup]`` table (:mod:`.backup_settings`)."""
+    from envfence_builtins.operations.backup_settings import TABLE
+
+    return [TABLE]
 
 
 @hookimpl

@@ -26,7 +26,41 @@ SECTION = "backup"
 DEFAULT_KEEP = 7
 #: What ``include`` may add: the CSV stages, the log files.
 PARTS = ("csv", "logs")
-KEYS = ("keep", "include", "schedule", "directory")
+
+
+def _cron_problem(value: Any) -> str | None:
+    from envfence.cron import CronError, parse
+
+    try:
+        parse(value)
+    except CronError:
+        return "is no cron expression"
+    return None
+
+
+def _keys(table: Any) -> None:
+    from envfence.settings_kinds import text, texts, whole
+
+    table.add("keep", whole(minimum=1, example=DEFAULT_KEEP), DEFAULT_KEEP, "archives of this project and environment kept")
+    table.add("include", texts(choices=PARTS), [], "what the archive holds beside the state: the CSV stages, the log files")
+    table.add("schedule", text(example="0 2 * * *"), None, "when `envfence schedule` runs `envfence backup` (a cron expression)",
+              check=_cron_problem)
+    table.add("directory", text(example="/srv/backups/app"), None,
+              "where archives are written (default <tree>/backups/archives; relative to the project)")
+
+
+def _backup_table() -> Any:
+    from envfence.settings_tables import Table
+
+    table = Table(SECTION, "archives of the environment's state, for every environment; [backup.<environment>] overlays it")
+    _keys(table)
+    _keys(table.add_each("", "one environment's backup settings, over [backup]", noun="environment name",
+                         names_hint="a declared environment's name"))
+    return table
+
+
+#: ``[backup]``, declared once: loading, ``check``, ``config schema`` and the docs read it.
+TABLE = _backup_table()
 
 
 @slotted.frozen
@@ -39,44 +73,23 @@ class BackupSettings:
     directory: Path | None = None
 
 
-def _overlaid(settings: Any, environment: str) -> dict[str, tuple[Any, str]]:
-    section = settings.section(SECTION)
-    own = section.get(environment, {})
-    if not isinstance(own, dict):
-        raise ConfigurationError(f"{settings.source}: {SECTION}.{environment}: must be a table", f"write [{SECTION}.{environment}]")
-    common = {k: (v, f"{SECTION}.{k}") for k, v in section.items() if k not in settings.environments}
-    return {**common, **{k: (v, f"{SECTION}.{environment}.{k}") for k, v in own.items()}}
-
-
 def backup_settings(settings: Any, environment: str) -> BackupSettings:
-    """``environment``'s backup settings; :class:`ConfigurationError` naming the file and the key for a bad one."""
-    found: dict[str, Any] = {}
-    for key, (value, name) in _overlaid(settings, environment).items():
-        where = f"{settings.source}: {name}"
-        if key not in KEYS:
-            raise ConfigurationError(f"{where}: unknown key (not a backup setting, nor a declared environment)", f"use {', '.join(KEYS)}")
-        found[key] = _checked(key, value, where, settings)
+    """``environment``'s backup settings, ``[backup.<environment>]`` over ``[backup]``.
+
+    :raises ConfigurationError: naming the file and the key: a value the declaration refuses, or a
+        ``[backup.NAME]`` table whose name is no declared environment.
+    """
+    values = TABLE.read_strict(settings)
+    found = {key: values[key] for key in values.raw if key in TABLE.keys}
+    for name, own in values.each("").items():
+        if name not in settings.environments:
+            raise ConfigurationError(f"{settings.source}: {SECTION}.{name}: unknown key (not a backup setting, nor a declared environment)",
+                                     f"use {', '.join(TABLE.keys)}, or [{SECTION}.<environment>] for one of {', '.join(settings.environments)}")
+        if name == environment:
+            found.update({key: own[key] for key in own.raw})
+    if "include" in found:
+        found["include"] = tuple(dict.fromkeys(found["include"]))
+    if found.get("directory") is not None:
+        path = Path(found["directory"]).expanduser()
+        found["directory"] = path if path.is_absolute() or settings.path is None else settings.path.parent / path
     return BackupSettings(**found)
-
-
-def _checked(key: str, value: Any, where: str, settings: Any) -> Any:
-    if key == "keep":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigurationError(f"{where}: {value!r} is not a number of archives", "write keep = 7")
-        return value
-    if key == "include":
-        if not isinstance(value, list) or not all(isinstance(v, str) and v in PARTS for v in value):
-            raise ConfigurationError(f"{where}: {value!r} is not a list of {', '.join(PARTS)}", 'write include = ["csv", "logs"]')
-        return tuple(dict.fromkeys(value))
-    if key == "schedule":
-        from envfence.cron import CronError, parse
-
-        try:
-            parse(value if isinstance(value, str) else "")
-        except CronError:
-            raise ConfigurationError(f"{where}: {value!r} is no cron expression", 'write schedule = "0 2 * * *"') from None
-        return value
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigurationError(f"{where}: {value!r} is not a directory", 'write directory = "/srv/backups/app"')
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else settings.path.parent / path if settings.path else path
