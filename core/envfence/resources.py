@@ -76,45 +76,48 @@ def parse_size(value: Any, where: str) -> int:
     return int(float(found[1]) * _UNITS[found[2].upper()])
 
 
-def _number(value: Any, where: str, kind: type, low: float, high: float | None = None) -> Any:
-    ok = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
-    if not ok or value < low or (high is not None and value > high):
-        span = f"from {low} to {high}" if high is not None else f"at least {low}"
-        raise ConfigurationError(f"{where}: {value!r} is not a {'number' if kind is float else 'whole number'} {span}",
-                                 "see docs/running.md, Resources per environment")
-    return kind(value)
+def _size_problem(value: Any) -> str | None:
+    try:
+        parse_size(value, "")
+    except ConfigurationError:
+        return 'is not a size ("512MB", "1GB": powers of 1024, or bytes)'
+    return None
 
 
-def _table(settings: Any, environment: str) -> dict[str, Any]:
-    """``[resources]`` with ``[resources.<environment>]`` laid over it; other environments' tables left out."""
-    section = settings.section(SECTION)
-    names = set(settings.environments)
-    common = {k: v for k, v in section.items() if k not in names}
-    own = section.get(environment, {})
-    if not isinstance(own, dict):
-        raise ConfigurationError(f"{settings.source}: {SECTION}.{environment}: must be a table",
-                                 f'write [{SECTION}.{environment}] with memory = "1GB" and the like')
-    return {**{k: (v, f"{SECTION}.{k}") for k, v in common.items()},
-            **{k: (v, f"{SECTION}.{environment}.{k}") for k, v in own.items()}}
+def _keys(table: Any) -> None:
+    from .settings_kinds import either, number, text, whole
+
+    table.add("memory", either(text(example="1GB"), whole(minimum=1, example=1 << 30)), None,
+              "address space of the job's process (K, M, G, T: powers of 1024, as systemd reads them), or bytes",
+              check=_size_problem)
+    table.add("cpu_seconds", whole(minimum=1, example=600), None, "CPU time the job's process may use; then SIGXCPU")
+    table.add("cpus", number(minimum=0.01, example=0.5), None, "a rate: cores (systemd CPUQuota=, Kubernetes limits.cpu)")
+    table.add("nice", whole(minimum=-20, maximum=19, example=10), None, "the job's scheduling priority (absolute, as Nice=)")
+    table.add("open_files", whole(minimum=1, example=1024), None, "the files the job may hold open")
+
+
+def declare_resources(table: Any) -> None:
+    """Declare the keys of the core's ``[resources]`` table, and of ``[resources.<environment>]`` over it."""
+    _keys(table)
+    _keys(table.add_each("", "one environment's resources, over [resources]", noun="environment name",
+                         names_hint="a declared environment's name"))
 
 
 def limits_for(settings: Any, environment: str) -> Limits:
-    """The limits of ``environment``'s jobs; :class:`ConfigurationError` naming the file and key for a bad value."""
-    found: dict[str, Any] = {}
-    for key, (value, name) in _table(settings, environment).items():
-        where = f"{settings.source}: {name}"
-        if key not in KEYS:
-            hint = f"use {', '.join(KEYS)}" + (" (or a table per environment)" if isinstance(value, dict) else "")
-            raise ConfigurationError(f"{where}: unknown key (not a resource, nor a declared environment)", hint)
-        if key == "memory":
-            found[key] = parse_size(value, where)
-        elif key == "cpus":
-            found[key] = _number(value, where, float, 0.01)
-        elif key == "nice":
-            found[key] = _number(value, where, int, -20, 19)
-        else:
-            found[key] = _number(value, where, int, 1)
-    return Limits(**found)
+    """The limits of ``environment``'s jobs: ``[resources.<environment>]`` over ``[resources]``.
+
+    :raises ConfigurationError: naming the file and the key: a value the declaration refuses, or a
+        ``[resources.NAME]`` table whose name is no declared environment.
+    """
+    from .settings import CORE
+
+    found = CORE.tables[SECTION].overlaid(settings, environment)
+    limits = {key: value for key, (value, _) in found.items()}
+    if "memory" in limits:
+        limits["memory"] = parse_size(limits["memory"], f"{settings.source}: {found['memory'][1]}")
+    if "cpus" in limits:
+        limits["cpus"] = float(limits["cpus"])
+    return Limits(**limits)
 
 
 def problems(limits: Limits) -> list[str]:

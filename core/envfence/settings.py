@@ -48,9 +48,11 @@ def _core_table() -> Table:
     core.add("required_plugins", texts(example="audit"), [], "plugins the project needs; `envfence check` reports missing ones")
     core.add("timezone", text(example="Europe/Paris"), None,
              "the zone schedules are read in (default the machine's; CRON_TZ overrides it)")
-    # Read by envfence.resources, which checks its keys (memory, cpu_seconds, cpus, nice, open_files).
-    core.add_table("resources", "what a job may take (memory, cpu_seconds, cpus, nice, open_files), "
-                                "[resources.<environment>] overlaid", extra=True)
+    from .resources import declare_resources
+
+    # Read by envfence.resources when a job starts: a wrong value fails that run, and check names it.
+    declare_resources(core.add_table("resources", "what a job may take, for every environment; "
+                                                  "[resources.<environment>] overlays it", deferred=True))
     # Read by the webhook receiver's deployment files, which check its keys.
     core.add_table("scaling", "receivers and workers per environment, [scaling.<environment>]", extra=True)
     core.add_table("snapshots", "configuration snapshots").add(
@@ -73,6 +75,11 @@ def _core_table() -> Table:
 
 #: The core's keys, declared once: loading, ``check``, ``config schema`` and the docs read them.
 CORE = _core_table()
+
+
+def deferred_tables() -> list[Table]:
+    """The core's tables judged by ``check`` and by their reader, not when a session opens ([resources])."""
+    return [table for table in CORE.tables.values() if table.deferred]
 
 
 @slotted.frozen
@@ -274,7 +281,8 @@ def parse_settings(table: Mapping[str, Any], path: Path | None) -> ProjectSettin
         or environments that cannot work together.
     """
     source = str(path) if path else "settings"
-    for problem in CORE.problems(dict(table), ""):
+    opened = {name: value for name, value in table.items() if not getattr(CORE.tables.get(name), "deferred", False)}
+    for problem in CORE.problems(opened, ""):
         raise _fail(source, problem.key, problem.message, problem.hint)
     values = Values(CORE, dict(table), source, "")
     declared = values.raw.get("environments", {})

@@ -68,6 +68,9 @@ class Table:
         self.each: dict[str, Each] = {}
         self.free: Free | None = None  #: keys of free names, each holding a value of one kind
         self.plugin: str | None = None  #: set by the core when the hook hands it in
+        #: A core sub-table whose wrong values do not stop a session from opening: its reader refuses
+        #: them when it reads the table (a run reads [resources]), and ``check`` reports them.
+        self.deferred = False
 
     def add(self, name: str, kind: Kind, default: Any = None, description: str = "", *,
             required: bool = False, check: Callable[[Any], str | None] | None = None,
@@ -75,9 +78,10 @@ class Table:
         """Declare key ``name`` of kind ``kind`` (``requires``: sibling values it goes with only)."""
         self.keys[name] = Key(name, kind, default, description, required, check, dict(requires or {}))
 
-    def add_table(self, name: str, description: str, *, extra: bool = False) -> Table:
-        """Declare the sub-table ``[<this>.name]`` and return it, for its keys."""
+    def add_table(self, name: str, description: str, *, extra: bool = False, deferred: bool = False) -> Table:
+        """Declare the sub-table ``[<this>.name]`` and return it, for its keys (``deferred``: see :attr:`deferred`)."""
         table = Table(_join(self.name, name), description, extra=extra)
+        table.deferred = deferred
         self.tables[name] = table
         return table
 
@@ -150,6 +154,35 @@ class Table:
         for part in self.name.split("."):
             raw = raw.get(part) if isinstance(raw, dict) else None
         return Values(self, raw, settings.source, self.name)
+
+    def overlaid(self, settings: Any, environment: str) -> dict[str, tuple[Any, str]]:
+        """The table's keys with ``[<table>.<environment>]`` laid over them, each with its dotted key.
+
+        For a table whose free names are environments (``add_each("", ..., noun="environment name")``):
+        ``{"memory": ("1GB", "resources.production.memory")}``. Other environments' tables are theirs
+        to judge; a run here is not refused for them.
+
+        :raises ConfigurationError: naming the file and the key: a value the declaration refuses among
+            those that apply here, an unknown key, or a ``[<table>.NAME]`` for no declared environment.
+        """
+        values = self.read(settings)
+        for problem in self.problems_here(values.raw, environment):
+            raise values._fail(problem)
+        found = {key: (values[key], f"{self.name}.{key}") for key in values.raw if key in self.keys}
+        for name, own in values.each("").items():
+            if name not in settings.environments:
+                raise values._fail(Problem(
+                    f"{self.name}.{name}", "unknown key (not a setting, nor a declared environment)",
+                    f"use {', '.join(self.keys)}, or [{self.name}.<environment>] for one of {', '.join(settings.environments)}"))
+            if name == environment:
+                found.update({key: (own[key], f"{self.name}.{name}.{key}") for key in own.raw})
+        return found
+
+    def problems_here(self, value: Any, environment: str) -> list[Problem]:
+        """:meth:`problems` of this table's ``value`` that apply in ``environment`` (see :meth:`overlaid`)."""
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k == environment or k in self.keys or not isinstance(v, dict)}
+        return self.problems(value, self.name)
 
     def read_strict(self, settings: Any) -> Values:
         """:meth:`read`, after refusing the first problem of the whole table, an unknown key too.
@@ -449,6 +482,24 @@ def session_findings(session: Any) -> list[Any]:
     """The session's envfence.toml judged by the core's and the loaded plugins' declarations (``declare_tables``), redacted."""
     from .hookcalls import tables_declared_for
 
+    from .settings import deferred_tables
+
     declared = tables_declared_for(session.plugins, session.settings.raw)
-    found = findings(session.settings, declared.flat()) + declared.findings()
+    tables = [*deferred_tables(), *declared.flat()]
+    others = _other_environments(session, tables)
+    found = [f for f in findings(session.settings, tables) if not (f.key or "").startswith(others)] + declared.findings()
     return list(session.redact_findings(found))
+
+
+def _other_environments(session: Any, tables: Iterable[Table]) -> tuple[str, ...]:
+    """The dotted prefixes of other environments' own tables (``resources.production.`` in development).
+
+    A table with one table per environment ([resources.<environment>], [backup.<environment>]) is judged
+    in each environment for what applies there: production's mistake does not block development's run.
+    """
+    here = session.environment.name
+    return tuple(
+        f"{table.name}.{name}."
+        for table in tables if "" in table.each and table.each[""].noun == "environment name"
+        for name in session.settings.environments if name != here
+    )

@@ -156,14 +156,14 @@ def _judged_by_check(document: dict[str, Any], dotted: str, tables: list[Table])
     """True when ``envfence check``'s own judges refuse ``dotted`` in ``document``: the core's loader (a
     ConfigurationError, exit 4) or the tables' findings (``settings_tables.findings``, what check adds)."""
     from envfence.errors import ConfigurationError
-    from envfence.settings import parse_settings
+    from envfence.settings import deferred_tables, parse_settings
     from envfence.settings_tables import findings
 
     try:
         settings = parse_settings(document, Path("envfence.toml"))
     except ConfigurationError as exc:
         return f": {dotted}: " in exc.message
-    return any(f.severity == "error" and f.key == dotted for f in findings(settings, tables))
+    return any(f.severity == "error" and f.key == dotted for f in findings(settings, [*deferred_tables(), *tables]))
 
 
 def test_check_and_the_json_schema_judge_every_declared_key_alike(tmp_path):

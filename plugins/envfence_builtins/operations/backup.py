@@ -446,7 +446,7 @@ def validate(session) -> list:
     try:
         settings_of(session)
     except ConfigurationError as exc:
-        if any(not p.unknown for p in TABLE.problems(session.settings.raw.get(SECTION), SECTION)):
+        if any(not p.unknown for p in TABLE.problems_here(session.settings.raw.get(SECTION), session.environment.name)):
             return []
         return [Finding("BACKUP_INVALID", "error", exc.message, exc.hint, key=SECTION, plugin=SECTION)]
     return []

@@ -79,14 +79,7 @@ def backup_settings(settings: Any, environment: str) -> BackupSettings:
     :raises ConfigurationError: naming the file and the key: a value the declaration refuses, or a
         ``[backup.NAME]`` table whose name is no declared environment.
     """
-    values = TABLE.read_strict(settings)
-    found = {key: values[key] for key in values.raw if key in TABLE.keys}
-    for name, own in values.each("").items():
-        if name not in settings.environments:
-            raise ConfigurationError(f"{settings.source}: {SECTION}.{name}: unknown key (not a backup setting, nor a declared environment)",
-                                     f"use {', '.join(TABLE.keys)}, or [{SECTION}.<environment>] for one of {', '.join(settings.environments)}")
-        if name == environment:
-            found.update({key: own[key] for key in own.raw})
+    found = {key: value for key, (value, _) in TABLE.overlaid(settings, environment).items()}
     if "include" in found:
         found["include"] = tuple(dict.fromkeys(found["include"]))
     if found.get("directory") is not None:

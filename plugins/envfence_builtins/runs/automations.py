@@ -256,6 +256,10 @@ def _resources(session, automations) -> list[Finding]:
     try:
         limits = limits_for(session.settings, env)
     except ConfigurationError as exc:
+        from envfence.settings import CORE
+
+        if any(not p.unknown for p in CORE.tables["resources"].problems_here(session.settings.raw.get("resources"), env)):
+            return []  # a value the declaration refuses: check's own SETTINGS_INVALID names it, once
         return [Finding("RESOURCES_INVALID", "error", exc.message, exc.hint, key="resources", plugin="automations")]
     said = problems(limits)
     if said:
