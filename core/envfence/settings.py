@@ -53,8 +53,6 @@ def _core_table() -> Table:
     # Read by envfence.resources when a job starts: a wrong value fails that run, and check names it.
     declare_resources(core.add_table("resources", "what a job may take, for every environment; "
                                                   "[resources.<environment>] overlays it", deferred=True))
-    # Read by the webhook receiver's deployment files, which check its keys.
-    core.add_table("scaling", "receivers and workers per environment, [scaling.<environment>]", extra=True)
     core.add_table("snapshots", "configuration snapshots").add(
         "keep", whole(minimum=1, example=20), 20, "how many snapshots the environment keeps")
     env = core.add_each(

@@ -322,6 +322,16 @@ class Values:
             raise self._fail(problem)
         return _own(self.raw[name])
 
+    def refuse(self, name: str) -> None:
+        """Refuse the first problem the declaration finds in part ``name`` of this table (a key, a sub-table or
+        the ``[…name.NAME]`` tables), when the file sets it.
+
+        :raises ConfigurationError: naming the file, the table and the key.
+        """
+        if name in self.raw:
+            for problem in self.table._one(name, self.raw[name], _join(self._where, name)):
+                raise self._fail(problem)
+
     def get(self, name: str, fallback: Any = None) -> Any:
         """Key ``name`` as :meth:`__getitem__` reads it, ``fallback`` where it has no value at all."""
         value = self[name]
@@ -383,6 +393,9 @@ def combine(tables: Iterable[Table]) -> list[Table]:
             both.keys.update(part.keys)
             both.tables.update(part.tables)
             both.each.update(part.each)
+        # An open place kept for another plugin's part ([webhooks.routes] in the sources' table) gives way to it.
+        for name in [n for n, t in both.tables.items() if n in both.each and t.extra and not (t.keys or t.tables or t.each)]:
+            del both.tables[name]
         merged[table.name] = both
     return list(merged.values())
 

@@ -122,7 +122,10 @@ def _declared(table: Table, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[
     for name, sub in table.tables.items():
         yield from _declared(sub, path + (name,))
     for name, each in table.each.items():
-        yield from _declared(each.table, path + ((name,) if name else ()) + ("sample",))
+        import re
+
+        sample = "sample" if re.fullmatch(each.names, "sample") else "/sample"  # a route's name is a URL path
+        yield from _declared(each.table, path + ((name,) if name else ()) + (sample,))
     if table.free is not None:
         from envfence.settings_tables import Key
 

@@ -122,8 +122,9 @@ def test_shared_secret_must_be_long_and_random(make_project):
 
 
 def test_unknown_webhook_scheme_names_the_table(make_project):
-    [finding] = by_code(findings(make_project, {}, '[webhooks.orders]\nscheme = "sha1"\n'), "WEBHOOKS_INVALID")
-    assert "[webhooks.orders]" in finding.message and "standard" in finding.remediation
+    [finding] = by_code(findings(make_project, {}, '[webhooks.orders]\nscheme = "sha1"\n'), "SETTINGS_INVALID")
+    assert "webhooks.orders.scheme: must be one of 'housecallpro', 'standard', 'github', not 'sha1'" in finding.message
+    assert finding.key == "webhooks.orders.scheme" and "envfence.toml" in finding.message
 
 
 # --- cross-environment ---------------------------------------------------------------

@@ -144,7 +144,10 @@ def test_a_route_naming_an_unknown_provider_is_a_check_finding(make_project, run
     assert any(code == "WEBHOOK_ROUTE_INVALID" and "stripe" in message for code, message in codes)
     bad = make_project(settings='[webhooks.routes."x"]\nprovider = "github"\n', name="bad")
     found = json.loads(run_cli("--json", "check", cwd=bad).stdout)["findings"]
-    assert any(f["code"] == "WEBHOOK_ROUTE_INVALID" and "starting with /" in f["message"] for f in found)
+    # The [webhooks.routes] declaration names the route that is no URL path, once, with the file and key.
+    [bad_route] = [f for f in found if f["key"] == "webhooks.routes.x"]
+    assert bad_route["code"] == "SETTINGS_INVALID" and "starting with /" in bad_route["remediation"]
+    assert str(bad / "envfence.toml") in bad_route["message"] and "WEBHOOK_ROUTE_INVALID" not in {f["code"] for f in found}
 
 
 def test_emit_prints_a_systemd_unit_and_a_kubernetes_deployment_and_service(project, run_cli):

@@ -23,6 +23,7 @@ from typing import Any, Mapping
 
 from envfence import slotted
 from envfence import hookimpl
+from envfence.errors import ConfigurationError
 from envfence.credential_shapes import PLACEHOLDER, describe, entropy_bits, text_problem
 from envfence.models import Finding, SettingSpec, reveal
 from envfence.redaction import SecretShape
@@ -46,32 +47,52 @@ class Source:
     required_in: tuple[str, ...]
 
 
+def _webhooks_table() -> Any:
+    from envfence.settings_kinds import text, texts
+    from envfence.settings_tables import Table
+
+    table = Table(SECTION, "webhook sources, one [webhooks.NAME] each, and their signing secrets")
+    # Places kept for the parts the webhook service's plugins declare (each gives way to its declaration when loaded).
+    table.add_table("routes", "the webhook receiver's routes (declared by webhook_receiver)", extra=True)
+    table.add_table("providers", "signing schemes described in the settings (declared by webhook_providers)", extra=True)
+    source = table.add_each("", "one webhook source", noun="source name", defaults={s: {"scheme": s} for s in SCHEMES})
+    source.add("scheme", text(choices=SCHEMES), None,
+               "how its deliveries are signed (default: the source's name, when it names a scheme)", required=True)
+    source.add("secret", text(example="ORDERS_SIGNING_SECRET"), None,
+               "the setting holding its signing secret (default <SOURCE>_WEBHOOK_SECRET)")
+    source.add("required_in", texts(example="production"), None, "the environments that need the secret (default: all)")
+    return table
+
+
+#: ``[webhooks]``'s sources, declared once: loading, ``check``, ``config schema`` and the docs read it.
+TABLE = _webhooks_table()
+
+
+@hookimpl
+def declare_tables():
+    """The ``[webhooks]`` sources."""
+    return [TABLE]
+
+
 def sources(settings) -> tuple[list[Source], list[Finding]]:
-    """The sources of ``[webhooks]``, and findings for tables that cannot be used."""
-    table: Mapping[str, Any] = settings.section(SECTION)
-    found, problems = [], []
-    where = f"{settings.source}: [{SECTION}"
-    for name, body in table.items():
-        if name in ("routes", "providers"):  # the receiver's routes and the providers' schemes (webhook_service), not sources
+    """The sources of ``[webhooks]``, read through :data:`TABLE`.
+
+    A source its declaration refuses is left out: ``check`` names it (``SETTINGS_INVALID``, with the file
+    and the key), once; the list of findings stays for callers that report what only the reader sees.
+    """
+    try:
+        tables = TABLE.read(settings).each("")
+    except ConfigurationError:
+        return [], []
+    found = []
+    for name, body in tables.items():
+        if TABLE.each[""].one(name, body.raw, f"{SECTION}.{name}"):
             continue
-        if not isinstance(body, Mapping):
-            problems.append(_invalid(settings, f"{where}.{name}] must be a table", f"write it as [{SECTION}.{name}] with scheme = ..."))
-            continue
-        scheme = body.get("scheme", name if name in SCHEMES else None)
-        if scheme not in SCHEMES:
-            problems.append(_invalid(
-                settings, f"{where}.{name}] scheme {scheme!r} is not one of {', '.join(SCHEMES)}",
-                f'add scheme = "standard" (or housecallpro, github) to [{SECTION}.{name}]',
-            ))
-            continue
-        secret = body.get("secret", f"{name.upper().replace('-', '_')}_WEBHOOK_SECRET")
-        required = body.get("required_in", list(settings.environments))
-        if not isinstance(secret, str) or not isinstance(required, list):
-            problems.append(_invalid(settings, f"{where}.{name}] secret must be a setting name and required_in a list",
-                                     'e.g. secret = "ORDERS_WEBHOOK_SECRET"'))
-            continue
-        found.append(Source(name, scheme, secret, tuple(required)))
-    return found, problems
+        scheme = body["scheme"] or name
+        secret = body["secret"] or f"{name.upper().replace('-', '_')}_WEBHOOK_SECRET"
+        required = body["required_in"]
+        found.append(Source(name, scheme, secret, tuple(required if required is not None else settings.environments)))
+    return found, []
 
 
 def route_sources(settings) -> list[Source]:
@@ -103,11 +124,6 @@ def _shared(session, routes: list[Source]) -> list[Finding]:
                 "once per environment whatever the route", key=group[0].secret, plugin="webhooks")
         for group in by_value.values() if len(group) > 1
     ]
-
-
-def _invalid(settings, message: str, remediation: str) -> Finding:
-    return Finding("WEBHOOKS_INVALID", "error", message, remediation, key=SECTION, plugin="webhooks",
-                   file=str(settings.path) if settings.path else None)
 
 
 @hookimpl

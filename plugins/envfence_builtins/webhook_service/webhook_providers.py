@@ -67,6 +67,12 @@ GITHUB = WebhookProvider(
 
 
 @hookimpl
+def declare_tables():
+    """The ``[webhooks.providers]`` tables (:data:`.webhook_schemes.PROVIDERS_TABLE`)."""
+    return [webhook_schemes.PROVIDERS_TABLE]
+
+
+@hookimpl
 def register_webhook_providers(register) -> None:
     """HousecallPro, Standard Webhooks and GitHub."""
     for provider in (HOUSECALLPRO, STANDARD, GITHUB):

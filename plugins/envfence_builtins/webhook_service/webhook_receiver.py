@@ -48,7 +48,15 @@ from envfence import hookimpl
 from envfence.errors import ConfigurationError
 from envfence.models import Finding, SettingSpec
 
-from envfence_builtins.webhook_service.webhook_receiver_routes import SECTION, routes
+from envfence_builtins.webhook_service.webhook_receiver_routes import SECTION, TABLE, routes
+
+
+@hookimpl
+def declare_tables():
+    """The receiver's ``[webhooks.routes]`` (:mod:`.webhook_receiver_routes`) and its ``[scaling]`` (:mod:`.webhook_receiver_scaling`)."""
+    from envfence_builtins.webhook_service.webhook_receiver_scaling import TABLE as SCALING
+
+    return [TABLE, SCALING]
 
 
 @hookimpl
@@ -81,12 +89,18 @@ def _scaling_findings(settings) -> list[Finding]:
 
 @hookimpl
 def validate(session) -> list[Finding]:
-    """A route table that cannot be used, one naming an unknown provider, a ``[scaling]`` table that cannot be used."""
+    """A route naming an unknown provider, providers or a ``[scaling]`` table that cannot be used.
+
+    A route whose values its declaration refuses is ``check``'s own ``SETTINGS_INVALID``, said once.
+    """
     scaled = _scaling_findings(session.settings)
     try:
         declared = routes(session.settings)
-        if not declared:
-            return scaled
+    except ConfigurationError:
+        return scaled
+    if not declared:
+        return scaled
+    try:
         from envfence_builtins.webhook_service.webhook_schemes import providers_for
 
         providers = providers_for(session)

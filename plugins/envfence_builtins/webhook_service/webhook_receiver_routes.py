@@ -8,7 +8,7 @@ keys of a route.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any
 
 from envfence import slotted
 from envfence.errors import ConfigurationError
@@ -21,9 +21,6 @@ DEFAULT_TOLERANCE = 300
 DEFAULT_MAX_ATTEMPTS = 5
 #: Seconds a rotated-out signing secret is still accepted: time to update the sender; 0 for a leaked secret.
 DEFAULT_SECRET_OVERLAP = 3600
-#: Headers never written to the queue: they may carry credentials of their own.
-_ROUTE_KEYS = ("provider", "secret", "automation", "events", "max_body", "tolerance", "max_attempts", "secret_overlap")
-
 
 
 @slotted.frozen
@@ -45,42 +42,43 @@ class Route:
         return not self.events or event_type in self.events
 
 
+def _routes_table() -> Any:
+    from envfence.settings_kinds import text, texts, whole
+    from envfence.settings_tables import Table
+
+    # The receiver's part of [webhooks]: the sources are the webhooks plugin's, the providers the providers plugin's.
+    table = Table(SECTION, "the webhook receiver's routes (envfence serve)")
+    route = table.add_each(ROUTES, "one route: the URL path a sender posts to", names=r"/\S*", noun="route",
+                           names_hint='a URL path starting with /, without spaces, e.g. [webhooks.routes."/housecallpro"]')
+    route.add("provider", text(example="housecallpro"), None, "the webhook provider that signs its deliveries", required=True)
+    route.add("automation", text(example="sync_job"), None, "the automation each accepted event runs", required=True)
+    route.add("secret", text(example="HOUSECALLPRO_WEBHOOK_SECRET"), None,
+              "the setting holding the signing secret (default <PROVIDER>_WEBHOOK_SECRET)")
+    route.add("events", texts(example="job.created"), [], "the event types that run the automation (default: all)")
+    route.add("max_body", whole(minimum=1, example=DEFAULT_MAX_BODY), DEFAULT_MAX_BODY, "the largest body accepted, in bytes")
+    route.add("tolerance", whole(minimum=1, example=DEFAULT_TOLERANCE), DEFAULT_TOLERANCE,
+              "seconds a signed timestamp may be off")
+    route.add("max_attempts", whole(minimum=1, example=DEFAULT_MAX_ATTEMPTS), DEFAULT_MAX_ATTEMPTS,
+              "runs of an event before it is given up")
+    route.add("secret_overlap", whole(minimum=0, example=DEFAULT_SECRET_OVERLAP), DEFAULT_SECRET_OVERLAP,
+              "seconds a rotated-out secret is still accepted (0 when it leaked)")
+    return table
+
+
+#: The ``[webhooks.routes]`` part of ``[webhooks]``, declared once: loading, ``check``, the schema and the docs.
+TABLE = _routes_table()
+
+
 def routes(settings) -> list[Route]:
-    """The routes of ``[webhooks.routes]``; a :class:`ConfigurationError` names the first bad key."""
-    table = settings.section(SECTION).get(ROUTES, {})
-    where = f"{settings.source}: [{SECTION}.{ROUTES}"
-    if not isinstance(table, Mapping):
-        raise ConfigurationError(f"{where}] must be a table of routes", f'write [{SECTION}.{ROUTES}."/path"] tables')
+    """The routes of ``[webhooks.routes]``, read through :data:`TABLE`; a :class:`ConfigurationError` names the first bad key."""
+    values = TABLE.read(settings)
+    values.refuse(ROUTES)
     found = []
-    for path, body in table.items():
-        here = f'{where}."{path}"]'
-        if not isinstance(body, Mapping):
-            raise ConfigurationError(f"{here} must be a table", 'with provider = "...", automation = "..."')
-        if not path.startswith("/") or any(c.isspace() for c in path):
-            raise ConfigurationError(f"{here}: a route is a URL path starting with /", 'e.g. [webhooks.routes."/housecallpro"]')
-        unknown = sorted(set(body) - set(_ROUTE_KEYS))
-        if unknown:
-            raise ConfigurationError(f"{here}: unknown key {unknown[0]!r}", f"known keys: {', '.join(_ROUTE_KEYS)}")
-        for key in ("provider", "automation"):
-            if not isinstance(body.get(key), str) or not body[key]:
-                raise ConfigurationError(f"{here}: {key} is required (a name)", f'e.g. {key} = "..."')
-        secret = body.get("secret", f"{body['provider'].upper().replace('-', '_')}_WEBHOOK_SECRET")
-        events = body.get("events", [])
-        if not isinstance(secret, str) or not secret:
-            raise ConfigurationError(f"{here}: secret must name a setting", 'e.g. secret = "HOUSECALLPRO_WEBHOOK_SECRET"')
-        if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
-            raise ConfigurationError(f"{here}: events must be a list of event types", 'e.g. events = ["job.created"]')
-        numbers = {}
-        for key, default in (("max_body", DEFAULT_MAX_BODY), ("tolerance", DEFAULT_TOLERANCE), ("max_attempts", DEFAULT_MAX_ATTEMPTS)):
-            value = body.get(key, default)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigurationError(f"{here}: {key} must be a positive whole number, not {value!r}", f"e.g. {key} = {default}")
-            numbers[key] = value
-        overlap = body.get("secret_overlap", DEFAULT_SECRET_OVERLAP)
-        if not isinstance(overlap, int) or isinstance(overlap, bool) or overlap < 0:
-            raise ConfigurationError(f"{here}: secret_overlap must be a whole number of seconds (0 or more), not {overlap!r}",
-                                     f"e.g. secret_overlap = {DEFAULT_SECRET_OVERLAP}, or 0 when the old secret leaked")
-        found.append(Route(path, body["provider"], secret, body["automation"], tuple(events), **numbers, secret_overlap=overlap))
+    for path, body in values.each(ROUTES).items():
+        provider = body["provider"]
+        secret = body["secret"] or f"{provider.upper().replace('-', '_')}_WEBHOOK_SECRET"
+        found.append(Route(path, provider, secret, body["automation"], tuple(body["events"]), body["max_body"],
+                           body["tolerance"], body["max_attempts"], body["secret_overlap"]))
     return found
 
 

@@ -19,7 +19,7 @@ check`` reports a table that cannot be used as ``SCALING_INVALID``.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any
 
 from envfence import slotted
 from envfence.errors import ConfigurationError
@@ -53,6 +53,29 @@ class Scaling:
         return self.max_workers is not None
 
 
+def _scaling_table() -> Any:
+    from envfence.settings_kinds import text, whole
+    from envfence.settings_tables import Table
+
+    table = Table(SECTION, "receivers and workers per environment (an alias names its environment)")
+    one = table.add_each("", "one environment's receivers and workers", noun="environment name",
+                         names_hint="a declared environment's name or alias")
+    one.add("receivers", whole(minimum=1, example=1), 1, "replicas of the receiver (envfence serve) Deployment")
+    one.add("workers", whole(minimum=1, example=2), 1, "envfence worker processes (Deployment replicas, systemd worker@1..N)")
+    one.add("max_workers", whole(minimum=1, example=8), None, "with cpu or queue_depth: the autoscaler keeps workers..max_workers")
+    one.add("cpu", whole(minimum=1, example=70), None, "target average CPU use of the worker pods, percent of cpu_request")
+    one.add("cpu_request", text(pattern=_CPU_QUANTITY.pattern, example=DEFAULT_CPU_REQUEST), DEFAULT_CPU_REQUEST,
+            "the worker container's CPU request (cores, or millicores as 250m)")
+    one.add("queue_depth", whole(minimum=1, example=20), None, "target pending webhook events per worker pod (an External metric)")
+    one.add("queue_metric", text(pattern=_METRIC_NAME.pattern, example=DEFAULT_QUEUE_METRIC), DEFAULT_QUEUE_METRIC,
+            "that metric's name in the cluster's external metrics API")
+    return table
+
+
+#: ``[scaling]``, declared once: loading, ``check``, ``config schema`` and the docs read it.
+TABLE = _scaling_table()
+
+
 def scaling_for(settings, environment: str) -> Scaling:
     """Environment ``environment``'s scaling (defaults where it has no table).
 
@@ -63,38 +86,21 @@ def scaling_for(settings, environment: str) -> Scaling:
 
 
 def _tables(settings) -> dict[str, Scaling]:
-    section = settings.raw.get(SECTION, {})
-    where = f"{settings.source}: [{SECTION}"
-    if not isinstance(section, Mapping):
-        raise ConfigurationError(f"{where}] must be a table of environments", f"write [{SECTION}.production] with workers = 2")
+    """Every environment's table: each is what the manifests of every environment are emitted from."""
+    values = TABLE.read_strict(settings)
     found = {}
-    for name, body in section.items():
+    for name, body in values.each("").items():
         environment = settings.resolve(name)
         if environment is None:
-            raise ConfigurationError(f"{where}.{name}]: {name!r} is no declared environment",
+            raise ConfigurationError(f"{settings.source}: {SECTION}.{name}: {name!r} is no declared environment",
                                      f"use one of: {', '.join(settings.environments)}")
-        found[environment] = _one(body, f"{where}.{name}]")
+        found[environment] = _one(body, f"{settings.source}: {SECTION}.{name}")
     return found
 
 
 def _one(body: Any, here: str) -> Scaling:
-    if not isinstance(body, Mapping):
-        raise ConfigurationError(f"{here} must be a table", "e.g. workers = 2")
-    unknown = sorted(set(body) - set(_KEYS))
-    if unknown:
-        raise ConfigurationError(f"{here}: unknown key {unknown[0]!r}", f"known keys: {', '.join(_KEYS)}")
-    values: dict[str, Any] = {}
-    for key, default in _COUNTS.items():
-        value = body.get(key, default)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise ConfigurationError(f"{here}: {key} must be a whole number of at least 1, not {value!r}", f"e.g. {key} = 2")
-        values[key] = value
-    for key, default, pattern, example in (("cpu_request", DEFAULT_CPU_REQUEST, _CPU_QUANTITY, '"250m" or "1"'),
-                                           ("queue_metric", DEFAULT_QUEUE_METRIC, _METRIC_NAME, f'"{DEFAULT_QUEUE_METRIC}"')):
-        value = body.get(key, default)
-        if not isinstance(value, str) or not pattern.fullmatch(value):
-            raise ConfigurationError(f"{here}: {key} {value!r} is not usable", f"e.g. {key} = {example}")
-        values[key] = value
+    """One table, read through the declaration, with the rules that tie its keys together."""
+    values = {key: body[key] for key in TABLE.each[""].table.keys}
     scaling = Scaling(**values)
     targets = scaling.cpu is not None or scaling.queue_depth is not None
     if scaling.autoscaled and not targets:
@@ -109,7 +115,12 @@ def _one(body: Any, here: str) -> Scaling:
 
 
 def problems(settings) -> list[ConfigurationError]:
-    """What ``envfence check`` reports of the ``[scaling]`` tables (the first problem: each names its key)."""
+    """What ``envfence check`` reports of the ``[scaling]`` tables beyond the declaration (the first problem).
+
+    A value the declaration refuses is ``check``'s own ``SETTINGS_INVALID``: said once, not here again.
+    """
+    if any(not p.unknown for p in TABLE.problems(settings.raw.get(SECTION), SECTION)):
+        return []
     try:
         _tables(settings)
     except ConfigurationError as exc:

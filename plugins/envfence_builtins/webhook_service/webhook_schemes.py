@@ -40,6 +40,31 @@ KEYS = ("signature_header", "signature_prefix", "timestamp_header", "timestamp_u
 CHOICES = {"timestamp_unit": ("seconds", "milliseconds", "auto"), "algorithm": ("sha256", "sha1", "sha512"),
            "encoding": ("hex", "base64", "base64url"), "secret_encoding": ("text", "base64")}
 PLACEHOLDERS = ("timestamp", "body", "header:NAME")
+#: What each key of a ``[webhooks.providers.<name>]`` table says (the settings reference shows it).
+MEANINGS = {
+    "signature_header": "where the signature is (required for a provider of a new name)",
+    "signature_prefix": 'text before the signature ("sha256=", "v1,")',
+    "timestamp_header": "where the signed timestamp is (none: no timestamp is signed)",
+    "timestamp_unit": "seconds, milliseconds, or auto (13 digits read as milliseconds)",
+    "signed": "the signed string: {timestamp}, {body}, {header:NAME}, literal text between",
+    "algorithm": "the HMAC's hash",
+    "encoding": "the signature's encoding",
+    "secret_encoding": 'text (its UTF-8 bytes) or base64 (after secret_prefix, e.g. "whsec_")',
+    "secret_prefix": "text before the secret's encoded bytes",
+    "id_header": "the delivery's id (none: a digest of the signed string)",
+    "event_type": "body:FIELD or header:NAME",
+}
+
+
+def declare(table: Any) -> None:
+    """Declare the ``providers`` part of a ``[webhooks]`` table: one ``[webhooks.providers.<name>]`` per provider."""
+    from envfence.settings_kinds import text
+
+    one = table.add_each("providers", "a signing scheme described in the settings, over a built-in of the same name",
+                         noun="provider name")
+    for key in KEYS:
+        kind = text(choices=CHOICES[key]) if key in CHOICES else text(empty=key != "signature_header", example="x-signature")
+        one.add(key, kind, None, MEANINGS[key])
 
 
 @slotted.frozen
@@ -238,14 +263,27 @@ def scheme_provider(name: str, scheme: Scheme) -> WebhookProvider:
                            event_id=event_id, event_type=event_type, plugin="settings", scheme=scheme)
 
 
+def _providers_table() -> Any:
+    from envfence.settings_tables import Table
+
+    table = Table("webhooks", "signing schemes described in the settings")
+    declare(table)
+    return table
+
+
+#: The ``[webhooks.providers]`` part of ``[webhooks]`` (the ``webhook_providers`` plugin declares it): loading,
+#: ``check``, the schema and the docs read it.
+PROVIDERS_TABLE = _providers_table()
+
+
 def configured_providers(settings, registered: Mapping[str, WebhookProvider]) -> dict[str, WebhookProvider]:
-    """The providers of ``[webhooks.providers]``; a :class:`ConfigurationError` names the table and key that cannot be used."""
-    table = settings.section("webhooks").get("providers", {})
+    """The providers of ``[webhooks.providers]``, checked by :data:`PROVIDERS_TABLE` first; a
+    :class:`ConfigurationError` names the table and key that cannot be used."""
+    values = PROVIDERS_TABLE.read(settings)
+    values.refuse("providers")
     where = f"{settings.source}: [webhooks.providers"
-    if not isinstance(table, Mapping):
-        raise ConfigurationError(f"{where}] must be a table of providers", "write [webhooks.providers.<name>] tables")
     found = {}
-    for name, body in table.items():
+    for name, body in {name: own.raw for name, own in values.each("providers").items()}.items():
         base = registered.get(name)
         if base is not None and base.scheme is None:
             raise ConfigurationError(
