@@ -49,10 +49,14 @@ def _core_table() -> Table:
     core.add("timezone", text(example="Europe/Paris"), None,
              "the zone schedules are read in (default the machine's; CRON_TZ overrides it)")
     from .resources import declare_resources
+    from .thresholds import declare_thresholds
 
     # Read by envfence.resources when a job starts: a wrong value fails that run, and check names it.
     declare_resources(core.add_table("resources", "what a job may take, for every environment; "
                                                   "[resources.<environment>] overlays it", deferred=True))
+    # Read by envfence.thresholds for health, alerts, report and advise; the thresholds plugin says which limits apply.
+    declare_thresholds(core.add_table("thresholds", "limits a run is held to, for every automation (\"*\") or one, "
+                                                    "per environment too", deferred=True))
     core.add_table("snapshots", "configuration snapshots").add(
         "keep", whole(minimum=1, example=20), 20, "how many snapshots the environment keeps")
     env = core.add_each(

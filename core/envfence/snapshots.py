@@ -61,7 +61,9 @@ def _store(session) -> Path:
 
 def keep_setting(settings) -> int:
     """``[snapshots] keep``: how many snapshots an environment keeps (checked when the settings load)."""
-    return settings.section("snapshots").get("keep", DEFAULT_KEEP)
+    from .settings import CORE
+
+    return CORE.tables["snapshots"].read(settings)["keep"]
 
 
 def _file_layers(session) -> dict[str, Path]:

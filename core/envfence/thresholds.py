@@ -122,13 +122,42 @@ def parse_size(value: Any, where: str) -> int:
     return int(float(match[1]) * _SIZE_UNITS[(match[2] or "").lower() or None])
 
 
+def _size_problem(value: Any) -> str | None:
+    try:
+        parse_size(value, "")
+    except ConfigurationError:
+        return 'is not a size ("512MB", "2GB", or kilobytes)'
+    return None
+
+
+def declare_thresholds(table: Any) -> None:
+    """Declare the keys of the core's ``[thresholds]`` table: one table per automation (``"*"`` for all)."""
+    from .settings_kinds import duration, duration_problem, either, flag, number, text, whole
+
+    # Extra keys: min_<metric> / max_<metric> bounds of a job's own metrics, and per-environment sub-tables.
+    one = table.add_each("", "the limits of one automation (or \"*\" for all)", names=r"[\s\S]+",
+                         names_hint="an automation's name or *", extra=True)
+    one.add("max_duration", duration(example="30m"), None, "a run longer than this is a crossing", check=duration_problem)
+    one.add("max_memory", either(text(example="512MB"), whole(minimum=1)), None, "peak memory (a size, or kilobytes)",
+            check=_size_problem)
+    one.add("max_error_rate", number(minimum=0, example=0.2), None, "the share of failed runs over error_window",
+            check=lambda v: f"must be at most 1, not {v!r}" if v > 1 else None)
+    one.add("error_window", whole(minimum=1, example=10), None, "how many recent runs max_error_rate counts")
+    one.add("expected_every", duration(example="1h"), None, "a run is missing when none started within this",
+            check=duration_problem)
+    one.add("grace", duration(example="10m"), None, "slack added to expected_every", check=duration_problem)
+    one.add("alert_on_failure", flag(), None, "alert on every failed run (default: in production-based environments)")
+
+
 def _layers(settings, automation: str, environment: str | None) -> list[tuple[str, dict]]:
     """The tables that apply, lowest first: ``"*"``, ``"*".<env>``, ``<automation>``, ``<automation>.<env>``.
 
     A sub-table is an environment's when its name is a declared environment
     (or one of its aliases); any other sub-table is an error.
     """
-    table = settings.section(SECTION)
+    from .settings import CORE
+
+    table = CORE.tables[SECTION].read(settings).raw
     found = []
     for name in dict.fromkeys(("*", automation)):
         body = table.get(name, {})
