@@ -68,7 +68,7 @@ def test_another_environments_prefixed_key_is_not_read_so_not_an_error(make_proj
     "table, problem",
     [
         ('[targets]\nstaging = ["appX0000000000001"]\n', "not a declared environment"),
-        ("[targets]\nproduction = 3\n", "must be a list of identifiers"),
+        ("[targets]\nproduction = 3\n", "targets.production: must be a list of strings or a non-empty string, not 3"),
         ('[targets]\nproduction = ["appX0000000000001"]\ndevelopment = ["appX0000000000001"]\n', "listed for both"),
         ('[targets]\nproduction = ["appX0000000000001"]\ndevelopment = ["APPX0000000000001"]\n', "listed for both"),
     ],

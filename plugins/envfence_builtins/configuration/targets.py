@@ -53,7 +53,7 @@ def owned_targets(settings) -> dict[str, str]:
         environment, holds something other than lists of strings, or gives
         one identifier to two environments.
     """
-    table: Mapping[str, Any] = TABLE.read(settings).raw  # the plugin's own checks below name what an owner needs
+    table: Mapping[str, Any] = TABLE.read(settings).free()  # each value as the declaration says; the owners below
     where = f"{settings.source}: [{SECTION}]"
     owners: dict[str, str] = {}
     spelled: dict[str, str] = {}  # targets compare without case, so two spellings are one target
@@ -67,11 +67,6 @@ def owned_targets(settings) -> dict[str, str]:
             )
         if isinstance(identifiers, str):
             identifiers = [identifiers]
-        if not isinstance(identifiers, list) or not all(isinstance(i, str) and i.strip() for i in identifiers):
-            raise ConfigurationError(
-                f"{where}.{env_name}: must be a list of identifiers, not {identifiers!r}",
-                f'write it as {env_name} = ["appXXXXXXXXXXXXXX"]',
-            )
         for identifier in identifiers:
             identifier = spelled.setdefault(identifier.strip().lower(), identifier.strip())
             other = owners.setdefault(identifier, env)

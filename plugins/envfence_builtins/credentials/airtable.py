@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from envfence import slotted
 from envfence import hookimpl
+from envfence.errors import ConfigurationError
 from envfence.credential_shapes import PLACEHOLDER, describe, required_in, text_problem
 from envfence.models import Finding, SettingSpec, reveal
 from envfence.redaction import SecretShape
@@ -100,7 +101,11 @@ def _tables(session) -> list[tuple[str, str]]:
     key = session.config.credential_key("AIRTABLE_TABLE")
     if key is not None:
         tables.append((reveal(session.config[key]).strip(), key))
-    for name in (t.strip() for t in TABLE.read(session.settings)["tables"]):
+    try:
+        listed = TABLE.read(session.settings)["tables"]
+    except ConfigurationError:
+        listed = []  # a value of the wrong kind: check names it (SETTINGS_INVALID), and the other checks go on
+    for name in (t.strip() for t in listed):
         if name not in (t for t, _ in tables):
             tables.append((name, f"[{SECTION}] tables"))
     return tables

@@ -32,9 +32,11 @@ def validate(session) -> list[Finding]:
     except ConfigurationError:
         return []  # the automations plugin reports it
     findings = []
+    refused = False
     for name in table:
         if any(not p.unknown for p in declared.each[""].one(name, table[name], f"{SECTION}.{name}")):
-            continue  # a value the core's declaration refuses: check's own SETTINGS_INVALID names it, once
+            refused = True  # a value the core's declaration refuses: check's own SETTINGS_INVALID names it, once
+            continue
         try:
             if name != "*" and name not in known:
                 raise ConfigurationError(f"{session.settings.source}: {SECTION}.{name}: no automation named {name!r}",
@@ -42,7 +44,7 @@ def validate(session) -> list[Finding]:
             limits(session.settings, name)
         except ConfigurationError as exc:
             findings.append(Finding("THRESHOLD_INVALID", "error", exc.message, exc.hint, key=f"{SECTION}.{name}", plugin=SECTION))
-    if findings:
+    if findings or refused:
         return findings
     env = session.environment.name
     for name, automation in known.items():
