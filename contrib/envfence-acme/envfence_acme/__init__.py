@@ -76,39 +76,47 @@ def _host_codes(section: dict[str, Any]) -> dict[str, str]:
     return {k.lower(): v for k, v in codes.items() if len(k) == 1 and isinstance(v, str)}
 
 
-def _settings_findings(section: dict[str, Any], source: str) -> list[Finding]:
-    findings = []
-    prefix = section.get("table_prefix", DEFAULT_PREFIX)
-    if not isinstance(prefix, str) or not prefix:
-        findings.append(
-            Finding("ACME_SETTING_INVALID", "error", f"{source}: acme.table_prefix must be a non-empty string, not {prefix!r}",
-                    'write it as table_prefix = "acme_"', key="acme.table_prefix", plugin=NAME)
-        )
-    codes = section.get("host_codes", {})
-    if not isinstance(codes, dict) or len(_host_codes(section)) != len(codes):
-        findings.append(
-            Finding("ACME_SETTING_INVALID", "error", f"{source}: acme.host_codes must map single letters to environment names, not {codes!r}",
-                    'write it as host_codes = { p = "production", d = "development" }', key="acme.host_codes", plugin=NAME)
-        )
-    keep = section.get("keep_days", DEFAULT_KEEP_DAYS)
-    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
-        findings.append(
-            Finding("ACME_SETTING_INVALID", "error", f"{source}: acme.keep_days must be a whole number of days, at least 1, not {keep!r}",
-                    "write it as keep_days = 30", key="acme.keep_days", plugin=NAME)
-        )
-    return findings
+def _acme_table():
+    from envfence.settings_kinds import mapping, text, whole
+    from envfence.settings_tables import Table
+
+    table = Table(NAME, "Acme's conventions: table prefixes, server names, the tidy job")
+    table.add("table_prefix", text(example=DEFAULT_PREFIX), DEFAULT_PREFIX, "the prefix every Airtable table name carries")
+    table.add("host_codes", mapping(text(example="production"), example={"p": "production"}), {},
+              "server code letters and the environment each means (over p = production, d = development)",
+              check=lambda codes: None if all(len(k) == 1 for k in codes) else "must map single letters to environment names")
+    table.add("keep_days", whole(minimum=1, example=DEFAULT_KEEP_DAYS), DEFAULT_KEEP_DAYS,
+              "days a processed CSV file stays before acme-tidy-processed archives it")
+    return table
+
+
+#: ``[acme]``, declared once: envfence check names a wrong value, envfence config schema and the reads below use it.
+TABLE = _acme_table()
+
+
+@hookimpl
+def declare_tables():
+    """The ``[acme]`` table."""
+    return [TABLE]
+
+
+def _setting(settings, key: str) -> Any:
+    """``[acme] key`` through the declaration; a value of the wrong kind counts as its default (check names it)."""
+    from envfence.errors import ConfigurationError
+
+    try:
+        return TABLE.read(settings)[key]
+    except ConfigurationError:
+        return TABLE.keys[key].default
 
 
 @hookimpl
 def validate(session) -> list[Finding] | None:
     """Every Airtable table name in the configuration carries the company prefix."""
-    section = _section(session.settings)
-    if section is None:
+    if _section(session.settings) is None:
         return None
-    findings = _settings_findings(section, session.settings.source)
-    if findings:
-        return findings
-    prefix = section.get("table_prefix", DEFAULT_PREFIX)
+    findings: list[Finding] = []
+    prefix = _setting(session.settings, "table_prefix")
     severity = session.profile.escalate("warning")
     for key, value in session.config.environment_view().items():
         if not _TABLE_KEY.match(key) or not isinstance(value, str):
@@ -148,8 +156,7 @@ def register_automations(session, register) -> None:
 
 def tidy_processed(ctx) -> None:
     """Move ``csv/processed`` files older than ``keep_days`` to ``archive``; a dry run only lists them."""
-    section = _section(ctx.session.settings) or {}
-    keep_days = section.get("keep_days", DEFAULT_KEEP_DAYS)
+    keep_days = _setting(ctx.session.settings, "keep_days")
     processed, archive = ctx.paths["csv/processed"], ctx.paths["archive"]
     cutoff = time.time() - keep_days * 86400
     old = sorted(p for p in processed.glob("*.csv") if p.is_file() and p.stat().st_mtime < cutoff) if processed.is_dir() else []

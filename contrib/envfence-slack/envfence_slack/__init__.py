@@ -52,30 +52,43 @@ def declare_settings() -> list[SettingSpec]:
     ]
 
 
-def _options(settings) -> tuple[str, float, list[Finding]]:
-    section = settings.section(NAME)
-    findings = []
-    notify = section.get("notify", "failures")
-    if notify not in NOTIFY_CHOICES:
-        findings.append(
-            Finding("SLACK_SETTING_INVALID", "error", f"{settings.source}: slack.notify must be one of {', '.join(NOTIFY_CHOICES)}, not {notify!r}",
-                    'write it as notify = "failures" or notify = "all"', key="slack.notify", plugin=NAME)
-        )
-        notify = "failures"
-    timeout = section.get("timeout", DEFAULT_TIMEOUT)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        findings.append(
-            Finding("SLACK_SETTING_INVALID", "error", f"{settings.source}: slack.timeout must be a positive number of seconds, not {timeout!r}",
-                    "write it as timeout = 5", key="slack.timeout", plugin=NAME)
-        )
-        timeout = DEFAULT_TIMEOUT
-    return notify, float(timeout), findings
+def _slack_table():
+    from envfence.settings_kinds import number, text
+    from envfence.settings_tables import Table
+
+    table = Table(NAME, "Slack notifications of runs and alerts")
+    table.add("notify", text(choices=NOTIFY_CHOICES), "failures", "failures: only failed runs; all: successes too")
+    table.add("timeout", number(minimum=0, exclusive=True, example=DEFAULT_TIMEOUT), DEFAULT_TIMEOUT, "seconds to wait for Slack")
+    return table
+
+
+#: ``[slack]``, declared once: envfence check names a wrong value, envfence config schema and the reads below use it.
+TABLE = _slack_table()
+
+
+@hookimpl
+def declare_tables():
+    """The ``[slack]`` table."""
+    return [TABLE]
+
+
+def _options(settings) -> tuple[str, float]:
+    """``(notify, timeout)``; a value of the wrong kind counts as its default (``envfence check`` names it)."""
+    from envfence.errors import ConfigurationError
+
+    values, found = TABLE.read(settings), []
+    for key in ("notify", "timeout"):
+        try:
+            found.append(values[key])
+        except ConfigurationError:
+            found.append(TABLE.keys[key].default)
+    return found[0], float(found[1])
 
 
 @hookimpl
 def validate(session) -> list[Finding]:
-    """The ``[slack]`` settings are usable, and the URL, when set, is an http(s) URL."""
-    findings = _options(session.settings)[2]
+    """The URL, when set, is an http(s) URL (the ``[slack]`` table is judged by its declaration)."""
+    findings = []
     url = session.config.credential(URL_SETTING)
     if url is not None and not str(reveal(url)).startswith(("https://", "http://")):
         findings.append(

@@ -105,8 +105,8 @@ def test_bad_settings_are_findings_naming_the_key(envfence_project):
     envfence_project.write(".env", "DEV_SLACK_WEBHOOK_URL=hooks.slack.com/services/x\n")
     envfence_project.settings('[slack]\nnotify = "sometimes"\ntimeout = 0\n')
     findings = {(f.code, f.key) for f in envfence_project.session().report.findings}
-    assert ("SLACK_SETTING_INVALID", "slack.notify") in findings
-    assert ("SLACK_SETTING_INVALID", "slack.timeout") in findings
+    assert ("SETTINGS_INVALID", "slack.notify") in findings
+    assert ("SETTINGS_INVALID", "slack.timeout") in findings
     assert ("SLACK_WEBHOOK_URL_FORMAT", "DEV_SLACK_WEBHOOK_URL") in findings
 
 
