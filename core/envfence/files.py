@@ -19,6 +19,8 @@ decision, checked by ``envfence check``.
   with ``RENAME_NOREPLACE`` where the kernel has it, ``link`` then ``unlink``
   otherwise; both fail atomically when the name is taken.
 - :func:`remove` unlinks a file (or, ``recursive``, a directory) found through the same walk.
+- :func:`make_stage` and :func:`put_in_place` write a whole tree beside its
+  place and rename it into place, so a failure leaves no half-written tree.
 
 Failures are :class:`~envfence.errors.SafetyError` (a link, or a path leaving
 the tree: exit 3) or :class:`FileWriteError` (the disk is full, a directory
@@ -571,6 +573,85 @@ def _empty(parent_fd: int, name: str) -> None:
         os.close(fd)
 
 
+def make_stage(paths_or_base: Any, prefix: str, *, dir_mode: int = 0o755) -> Path:
+    """Create a new, empty, owner-only directory ``<prefix><random>`` in the base, to write a whole tree beside its place.
+
+    The base (the directory that holds the tree) is created with ``dir_mode``
+    when missing. Finish with :func:`put_in_place`, or :func:`remove` it (``recursive``).
+
+    :returns: the new directory's path.
+    """
+    base = _base(paths_or_base)
+    with directory(base, ".", create=True, mode=dir_mode) as fd:
+        for _ in range(100):
+            name = f"{prefix}{os.urandom(6).hex()}"
+            try:
+                os.mkdir(name, PRIVATE_DIR, dir_fd=fd)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise _failed(base, (name,), exc, "create") from None
+            return base / name
+    raise FileWriteError(f"cannot make a directory {prefix}… in {base}: too many of that name", f"remove old {prefix}* directories there")
+
+
+def put_in_place(paths_or_base: Any, stage: str | os.PathLike[str], name: str | os.PathLike[str]) -> Path:
+    """Rename directory ``stage`` of the base to ``name`` of the base, in one step.
+
+    Empty directories standing at ``name`` give way; a file anywhere under it
+    stops the move (``FileWriteError``), and so does a link at ``name``
+    (``SafetyError``): what is there is never removed or followed.
+
+    :returns: the new path.
+    """
+    base = _base(paths_or_base)
+    source, target = tree_parts(base, stage), tree_parts(base, name)
+    if len(source) != 1 or len(target) != 1:
+        raise ValueError("put_in_place moves a directory of the base to another name in the base")
+    with directory(base) as fd:
+        try:
+            info = os.lstat(target[0], dir_fd=fd)
+        except FileNotFoundError:
+            info = None
+        try:
+            if info is not None and stat.S_ISLNK(info.st_mode):
+                raise _linked(base, target)
+            if info is not None:
+                _remove_empty_dirs(fd, target[0])  # only empty directories: a file that appeared stops here
+            os.rename(source[0], target[0], src_dir_fd=fd, dst_dir_fd=fd)
+        except OSError as exc:
+            raise _failed(base, target, exc, "put in place") from None
+        _quietly(os.fsync, fd)
+    return Path(base, *target)
+
+
+def _remove_empty_dirs(parent_fd: int, name: str) -> None:
+    fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    try:
+        for entry in os.listdir(fd):
+            if not stat.S_ISDIR(os.lstat(entry, dir_fd=fd).st_mode):
+                raise OSError(errno.ENOTEMPTY, f"{entry} is in the way")
+            _remove_empty_dirs(fd, entry)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=parent_fd)
+
+
+@contextmanager
+def scratch(prefix: str) -> Iterator[Path]:
+    """A new owner-only directory in the system's temporary directory, for a throwaway tree; removed on exit.
+
+    Removed with all it holds through :func:`remove`: a link inside is removed, never followed.
+    """
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        remove(path.parent, path.name, recursive=True)
+
+
 def move_aside(paths_or_base: Any, path: str | os.PathLike[str], suffix: str) -> Path:
     """Rename ``path`` of the tree (a file or a directory) to ``<name>.<suffix>`` beside it, never replacing anything.
 
@@ -595,8 +676,8 @@ def move_aside(paths_or_base: Any, path: str | os.PathLike[str], suffix: str) ->
 
 __all__ = [
     "FileWriteError", "PRIVATE_DIR", "PRIVATE_FILE", "check_file", "create_new", "directory", "ensure_file", "file_mode", "inside",
-    "lock_file", "make_dirs", "move_aside", "move_no_replace", "open_append", "open_lock", "open_read", "profile_modes", "remove",
-    "tree_parts", "write_atomic",
+    "lock_file", "make_dirs", "make_stage", "move_aside", "move_no_replace", "open_append", "open_lock", "open_read", "profile_modes",
+    "put_in_place", "remove", "scratch", "tree_parts", "write_atomic",
 ]
 
 

@@ -419,6 +419,10 @@ class HookCalls:
         """``prepare_environment``: lists of findings (FINDING)."""
         return self._call("prepare_environment", session=session, paths=paths)
 
+    def tree_refusals(self, *, session: Session, paths: EnvPaths) -> HookResult[list[Finding]]:
+        """``tree_refusals``: lists of findings (CONFIGURATION)."""
+        return self._call("tree_refusals", session=session, paths=paths)
+
     def configure_logging(self, *, session: Session, embedded: bool) -> HookResult[Any]:
         """``configure_logging``: what the strategy installed (LOG)."""
         return self._call("configure_logging", session=session, embedded=embedded)

@@ -318,6 +318,23 @@ def prepare_environment(session: Session, paths: EnvPaths) -> list[Finding] | No
     """
 
 
+@failure_policy(OnError.CONFIGURATION)
+@hookspec
+def tree_refusals(session: Session, paths: EnvPaths) -> list[Finding] | None:
+    """Say what makes the environment's tree unsafe to write into, as it stands on disk; create nothing.
+
+    :param session: the open session.
+    :param paths: the tree from :func:`environment_paths`.
+    :returns: error findings, one per refusal (a link leading out of the tree or
+        into another environment's, trees that overlap, a directory owned by
+        someone else, a file where a directory belongs), or None. What
+        :func:`prepare_environment` fixes (a mode) is no refusal.
+
+    All results are collected. Asked before a whole tree is written at once
+    (``envfence restore``), where preparing it first would write into it.
+    """
+
+
 @failure_policy(OnError.LOG)
 @hookspec(firstresult=True)
 def configure_logging(session: Session, embedded: bool) -> Any:

@@ -136,4 +136,12 @@ def create(root: Path, environment: str, kind: str, material: bytes) -> Path:
         raise UsageError(f"{path} exists; a key is never overwritten", "move it away first if you really mean to replace it") from None
 
 
-__all__ = ["KEY_DIR", "KINDS", "Key", "KeyKind", "create", "find", "key_file", "key_variable", "read"]
+def remove(root: Path, environment: str, kind: str) -> bool:
+    """Remove the environment's key file of ``kind`` (a restore that failed takes back the key it wrote); False when there was none.
+
+    :raises SafetyError: ``.envfence`` or ``keys`` is a link (nothing is removed through it).
+    """
+    return files.remove(root, key_file(root, environment, kind).relative_to(root))
+
+
+__all__ = ["KEY_DIR", "KINDS", "Key", "KeyKind", "create", "find", "key_file", "key_variable", "read", "remove"]

@@ -418,6 +418,9 @@ class EnvPaths:
     environment: str
     base: Path
     dirs: Mapping[str, Path] = slotted.field(factory=dict)  #: name -> path, e.g. ``csv/incoming``
+    #: The other declared environments' tree bases (as configured, not resolved): a file written
+    #: outside this tree must not land in one of them.
+    others: Mapping[str, Path] = slotted.field(factory=dict)
 
     def __getitem__(self, name: str) -> Path:
         return self.dirs[name]

@@ -15,6 +15,7 @@ refused, never written to or changed back::
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .errors import EnvfenceError
@@ -84,3 +85,26 @@ def statements(script: str) -> tuple[str, ...]:
 def columns(db: Any, table: str) -> set[str]:
     """The column names of ``table`` (empty when there is no such table)."""
     return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
+
+def copy(path: Path) -> bytes:
+    """A consistent copy of the store at ``path``, as bytes (for ``envfence backup``).
+
+    Taken through SQLite's online backup API into memory: a writer at the same
+    time is never half-copied, the store is opened read-only and nothing is
+    written to disk.
+
+    :raises sqlite3.DatabaseError: the file is not a database SQLite can read.
+    """
+    import sqlite3
+
+    source = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        target = sqlite3.connect(":memory:")
+        try:
+            source.backup(target)
+            return target.serialize()
+        finally:
+            target.close()
+    finally:
+        source.close()

@@ -1,4 +1,4 @@
-"""Preparing an environment's tree: the ``prepare_environment`` hook, its refusals, the audit event."""
+"""Preparing an environment's tree: the ``prepare_environment`` hook, its refusals, the audit event; the ``tree_refusals`` check."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ def prepare(session: Any) -> list[Finding]:
     """Create and secure ``session``'s tree once (see :meth:`Session.prepare`); the findings of what was done."""
     if session.prepared:
         return []
-    paths = session.paths
-    if paths is None:
-        raise ConfigurationError("no plugin computes the environment's directories", "enable the directories plugin (drop -p no:directories)")
+    paths = _paths(session)
     findings = session._findings(session.plugins.prepare_environment(session=session, paths=paths))
     refused = [f for f in findings if f.severity == "error"]
     if refused:
@@ -22,3 +20,16 @@ def prepare(session: Any) -> list[Finding]:
     session.prepared = True
     session.audit("environment.prepared", base=str(paths.base), changes=[f.key for f in findings])
     return findings
+
+
+def refusals(session: Any) -> list[Finding]:
+    """What makes ``session``'s tree unsafe to write into as it stands on disk (the ``tree_refusals`` hook); creates nothing."""
+    found = session._findings(session.plugins.tree_refusals(session=session, paths=_paths(session)))
+    return [f for f in found if f.severity == "error"]
+
+
+def _paths(session: Any) -> Any:
+    paths = session.paths
+    if paths is None:
+        raise ConfigurationError("no plugin computes the environment's directories", "enable the directories plugin (drop -p no:directories)")
+    return paths

@@ -191,3 +191,40 @@ def test_concurrent_atomic_writes_leave_one_whole_version(tree):
         list(pool.map(lambda text: files.write_atomic(tree, "state.txt", text), versions))  # raises any failure
     assert (tree.base / "state.txt").read_text() in versions
     assert os.listdir(tree.base) == ["state.txt"]
+
+
+def test_put_in_place_never_moves_onto_a_link_or_over_a_file(tmp_path):
+    from envfence import files
+    from envfence.errors import SafetyError
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    stage = files.make_stage(tmp_path / "var", ".development.restoring-")
+    files.write_atomic(stage, "history.sqlite3", b"rows")
+    (tmp_path / "var" / "development").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(SafetyError):
+        files.put_in_place(tmp_path / "var", stage.name, "development")
+    assert list(elsewhere.iterdir()) == [] and stage.is_dir()
+    (tmp_path / "var" / "development").unlink()
+    (tmp_path / "var" / "development" / "logs").mkdir(parents=True)
+    (tmp_path / "var" / "development" / "logs" / "run.log").write_text("kept\n")
+    with pytest.raises(files.FileWriteError):
+        files.put_in_place(tmp_path / "var", stage.name, "development")
+    assert (tmp_path / "var" / "development" / "logs" / "run.log").read_text() == "kept\n"
+    (tmp_path / "var" / "development" / "logs" / "run.log").unlink()
+    assert files.put_in_place(tmp_path / "var", stage.name, "development") == tmp_path / "var" / "development"
+    assert (tmp_path / "var" / "development" / "history.sqlite3").read_bytes() == b"rows" and not stage.exists()
+
+
+def test_a_scratch_tree_is_removed_with_what_it_holds_and_never_through_a_link(tmp_path):
+    from envfence import files
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine\n")
+    with files.scratch("envfence-test-") as scratch:
+        files.write_atomic(scratch, "a/b.txt", "x")
+        (scratch / "a" / "link").symlink_to(outside, target_is_directory=True)
+        assert oct(scratch.stat().st_mode & 0o777) == oct(0o700)
+    assert not scratch.exists()
+    assert (outside / "keep.txt").read_text() == "mine\n"

@@ -338,6 +338,24 @@ def test_hook_prepare_environment(envfence_project, envfence_plugin):
     assert spool.is_dir()
 
 
+def test_hook_tree_refusals(envfence_project, envfence_plugin, tmp_path):
+    """A plugin's refusal of the tree stops a restore before anything is written into it."""
+    made = envfence_project.run("--json", "backup", "--output", str(tmp_path / "offsite"))
+    archive = _json(made)["archive"]
+    tree = envfence_project.path / "var" / "development"
+    tree.rename(tmp_path / "moved")
+
+    class Mounts:
+        @hookimpl
+        def tree_refusals(self, session, paths):
+            return [Finding("TREE_NOT_MOUNTED", "error", f"{paths.base} is not on the data volume", "mount it first")]
+
+    envfence_plugin(Mounts(), "mounts")
+    refused = envfence_project.run("restore", archive)
+    assert refused.exit_code == 3 and "is not on the data volume" in refused.stderr
+    assert not tree.exists()
+
+
 def test_hook_configure_logging(envfence_project, envfence_plugin):
     seen = []
 

@@ -173,11 +173,10 @@ ONE_WAY = [
     ("the audit chain is defined once",
      r"def (record_hash|genesis|record_mac)\(|sort_keys=True, separators=\(\",\", \":\"\)", {"core/envfence/audit_chain.py"}),
     ("no plugin removes a file or makes a directory but through envfence.files",
-     r"\.unlink\(|\bos\.remove\(|\bshutil\.rmtree\(|\.parent\.mkdir\(",  # plugins only: the core's scaffold and kit make new projects
+     r"\.unlink\(|\bos\.remove\(|\bos\.rmdir\(|\bshutil\.rmtree\(|\.mkdir\(|\bos\.makedirs\(|\bmkdtemp\(|\bmkstemp\(|"
+     r"TemporaryDirectory\(|NamedTemporaryFile\(",  # plugins only: the core's scaffold and kit make new projects
      # A throwaway PostgreSQL cluster for tests and the demo, in a temporary directory outside every tree.
-     {"plugins/envfence_builtins/store/postgres_cluster.py",
-      # Still to move to envfence.files: its retention and staged restore remove files themselves.
-      "plugins/envfence_builtins/operations/backup.py"}),
+     {"plugins/envfence_builtins/store/postgres_cluster.py"}),
     ("hooks are called through the typed methods", r"\.hook\.[a-z_]+\(", {"core/envfence/hookcalls.py"}),
     ("value classes are built by envfence.slotted (attrs and dataclasses cost import time)",
      r"^\s*(import attrs?\b|from attrs? import|from dataclasses import|import dataclasses)", set()),

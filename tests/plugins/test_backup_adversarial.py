@@ -123,3 +123,59 @@ def test_accepted_webhook_events_survive_a_backup_and_restore(make_project, run_
     assert run_cli("restore", made["archive"], cwd=root).exit_code == 0
     listed = json.loads(run_cli("queue", "list", "--json", cwd=root).stdout)["events"]
     assert [(e["id"], e["status"]) for e in listed] == [("evt-waiting", "pending")]  # still to run, and still a known id
+
+
+def test_a_trail_replaced_by_a_link_is_never_archived_through_it(project, run_cli, tmp_path):
+    """The trail is read by the plugin that keeps it, through no link: a link planted for it stops the backup."""
+    secret = tmp_path / "elsewhere.txt"
+    secret.write_text("another environment's records\n")
+    trail = project / "var" / "development" / "audit" / "audit_development.jsonl"
+    trail.unlink()
+    trail.symlink_to(secret)
+    result = run_cli("backup", "--output", str(tmp_path / "offsite"), cwd=project)
+    assert result.exit_code == 1 and "is a symbolic link; the audit trail is never read or written through one" in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "offsite").exists() or list((tmp_path / "offsite").iterdir()) == []
+
+
+def test_a_plugin_disabled_keeps_its_files_out_of_the_archive_and_verify_says_the_trail_was_not_checked(project, run_cli, tmp_path):
+    made = run_cli("-p", "no:audit", "--json", "backup", "--output", str(tmp_path / "offsite"), cwd=project)
+    assert made.exit_code == 0, made.output
+    names = set(json.loads(made.stdout)["files"])
+    assert "history.sqlite3" in names and not any(n.startswith("audit/") for n in names)
+    archive = json.loads(made.stdout)["archive"]
+    checked = run_cli("-p", "no:audit", "backup", "verify", archive, cwd=project)
+    assert checked.exit_code == 0 and "no audit trail checked (the audit plugin is not loaded)" in checked.stdout
+    with_trail = run_cli("--json", "backup", "verify", archive, cwd=project)
+    assert with_trail.exit_code == 0 and json.loads(with_trail.stdout)["audit_records"] == 0
+
+
+def test_a_restore_that_fails_takes_back_the_key_and_the_stage(project, run_cli, tmp_path):
+    """A file that appears in the tree while a restore runs stops it; the stage and the key it wrote are removed."""
+    from envfence import files
+
+    assert run_cli("--env", "development", "secret", "keygen", cwd=project).exit_code == 0
+    made = run_cli("--json", "backup", "--include-key", "--output", str(tmp_path / "offsite"), cwd=project)
+    archive = json.loads(made.stdout)["archive"]
+    key = project / ".envfence" / "keys" / "development.key"
+    key.unlink()
+    tree = project / "var" / "development"
+    tree.rename(tmp_path / "moved")
+    real = files.put_in_place
+
+    def late_file(base, stage, name):
+        (base / name / "logs").mkdir(parents=True)
+        (base / name / "logs" / "late.log").write_text("written meanwhile\n")
+        return real(base, stage, name)
+
+    import envfence.files
+
+    envfence.files.put_in_place = late_file
+    try:
+        result = run_cli("restore", archive, cwd=project)
+    finally:
+        envfence.files.put_in_place = real
+    assert result.exit_code == 1 and "cannot put the restored tree in place" in result.stderr
+    assert not key.exists()
+    assert sorted(p.name for p in tree.parent.iterdir()) == ["development"]  # no stage left beside it
+    assert [p.name for p in tree.rglob("*") if p.is_file()] == ["late.log"]

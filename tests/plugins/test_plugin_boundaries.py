@@ -103,12 +103,7 @@ def crossings() -> set[tuple[str, str]]:
 #: but still listed.
 KNOWN_CROSSINGS = {
     ('operations.advise', 'operations.alerts'),
-    ('operations.backup', 'audit.trail_files'),
-    ('operations.backup', 'runs.directories'),
-    ('operations.backup', 'runs.history'),
-    ('operations.backup_cli', 'audit.verify'),
     ('operations.report_insights', 'operations.advise'),
-    ('operations.state_files', 'runs.directories'),
 }
 
 
@@ -167,7 +162,6 @@ def _cycles() -> list[list[str]]:
 KNOWN_CYCLES: list[list[str]] = [
     ['operations.advise', 'operations.advise_cli'],
     ['operations.alerts', 'operations.alerts_cli'],
-    ['operations.backup', 'operations.backup_cli'],
     ['operations.health', 'operations.health_cli'],
     ['operations.maintenance', 'operations.maintenance_cli'],
     ['operations.metrics', 'operations.metrics_cli'],

@@ -178,3 +178,28 @@ def register_hookspecs(register) -> None:
     from .audit_hooks import AuditHookspecs
 
     register(AuditHookspecs)
+
+
+@hookimpl(optionalhook=True)
+def backup_files(session) -> list | None:
+    """The trail and its head, read together under the trail's shared lock (the ``backup`` plugin's hook)."""
+    from .reading import read_whole
+
+    paths = session.paths
+    if paths is None:
+        return None
+    read = read_whole(paths)
+    if read is None:
+        return []
+    trail = trail_path(paths)
+    data, head = read
+    return [(trail, lambda: data)] + ([(head_path(trail), lambda: head)] if head is not None else [])
+
+
+@hookimpl(optionalhook=True)
+def verify_restored_trail(session, paths, key) -> dict:
+    """The restored trail's chain, head and signature, checked as ``audit verify`` does (the ``backup`` plugin's hook)."""
+    from .verify import verify
+
+    verdict = verify(paths, key=key)
+    return {"records": verdict.records, "problem": verdict.problem}

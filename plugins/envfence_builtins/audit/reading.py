@@ -94,6 +94,34 @@ def open_snapshot(paths: EnvPaths) -> Snapshot:
     return snapshot
 
 
+def read_whole(paths: EnvPaths) -> tuple[bytes, bytes | None] | None:
+    """The trail and its head (None without one), read together under the trail's shared lock, so appends wait; None without a trail.
+
+    Reached as every read is, never through a link (for ``envfence backup``).
+
+    :raises EnvfenceError: the trail or its directory is a symlink, not a regular file, or unreadable.
+    """
+    import fcntl
+
+    trail = trail_path(paths)
+    dir_fd = open_dir(paths, trail.parent, create=False)
+    if dir_fd is None:
+        return None
+    try:
+        fd = open_file(dir_fd, trail, os.O_RDONLY, "read")
+        if fd is None:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                data = handle.read()
+            return data, read_small(dir_fd, head_path(trail))
+        finally:
+            os.close(fd)  # the lock goes with the last descriptor
+    finally:
+        os.close(dir_fd)
+
+
 def records(paths: EnvPaths) -> Iterator[dict[str, Any]]:
     """The trail's records, oldest first, streamed; lines that are not records are skipped (``verify`` reports them)."""
     with open_snapshot(paths) as snapshot:

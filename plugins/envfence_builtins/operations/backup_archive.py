@@ -249,23 +249,20 @@ def _named_in_json(data: bytes, environment: str) -> str | None:
 def _named_in_database(data: bytes, environment: str) -> str | None:
     """Another environment named in an ``environment`` column of any table of a SQLite database."""
     import sqlite3
-    import tempfile
 
-    with tempfile.TemporaryDirectory() as scratch:
-        copy = Path(scratch) / "member.sqlite3"
-        copy.write_bytes(data)
-        db = sqlite3.connect(f"{copy.as_uri()}?mode=ro", uri=True)
-        try:
-            tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-            for table in tables:
-                quoted = '"' + table.replace('"', '""') + '"'
-                columns = [row[1] for row in db.execute(f"PRAGMA table_info({quoted})")]
-                if "environment" in columns:
-                    row = db.execute(f"SELECT environment FROM {quoted} WHERE environment IS NOT ? LIMIT 1", (environment,)).fetchone()
-                    if row is not None:
-                        return repr(row[0])
-        except sqlite3.DatabaseError:
-            return None  # a damaged database names nobody; its own plugin reports it after the restore
-        finally:
-            db.close()
+    db = sqlite3.connect(":memory:")  # the member is read in memory: nothing is written to disk
+    try:
+        db.deserialize(data)
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            quoted = '"' + table.replace('"', '""') + '"'
+            columns = [row[1] for row in db.execute(f"PRAGMA table_info({quoted})")]
+            if "environment" in columns:
+                row = db.execute(f"SELECT environment FROM {quoted} WHERE environment IS NOT ? LIMIT 1", (environment,)).fetchone()
+                if row is not None:
+                    return repr(row[0])
+    except sqlite3.DatabaseError:
+        return None  # a damaged database names nobody; its own plugin reports it after the restore
+    finally:
+        db.close()
     return None

@@ -10,7 +10,7 @@ from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import Progress, dumps, progress_printer
 
-from envfence_builtins.operations import backup as archives
+from envfence_builtins.operations import backup_create as archives, backup_restore as restoring
 
 
 @examples(
@@ -58,17 +58,16 @@ def backup(ctx: click.Context, output, include_key: bool, keep) -> None:
 @pass_state
 def verify_cmd(state: State, archive: str) -> None:
     """Restore ARCHIVE into a temporary directory and check it (checksums, MAC, trail, databases, snapshots); exit 1 if damaged."""
-    from envfence_builtins.audit.verify import verify
-
     session = state.session()
-    result = archives.verify_archive(session, Path(archive), lambda paths, key: verify(paths, key=key))
+    result = restoring.verify_archive(session, Path(archive))
     session.audit("backup.verified", archive=str(archive), ok=result["ok"], problems=result["problems"])
     if state.json:
         click.echo(dumps(result))
     else:
         signed = "manifest MAC verified" if result["signature"] == "signed" else "unsigned (this environment has no audit key)"
-        click.echo(f"{archive}: {result['files']} file(s), checksums verified, {signed}; restored into a temporary "
-                   f"directory: audit trail of {result['audit_records']} record(s)")
+        trail = "no audit trail checked (the audit plugin is not loaded)" if result["audit_records"] is None \
+            else f"audit trail of {result['audit_records']} record(s)"
+        click.echo(f"{archive}: {result['files']} file(s), checksums verified, {signed}; restored into a temporary directory: {trail}")
         for problem in result["problems"]:
             click.echo(f"  DAMAGED {problem}")
         click.echo("archive verified: it restores whole" if result["ok"] else "archive damaged: do not count on it")
@@ -86,15 +85,12 @@ def verify_cmd(state: State, archive: str) -> None:
 @pass_state
 def restore_cmd(state: State, archive: str, dry_run: bool) -> None:
     """Verify ARCHIVE and restore it into this environment's empty tree (never across environments)."""
-    from envfence_builtins.audit.verify import verify
-
     session = state.session()
     with Progress(state, "restoring") as progress:
-        result = archives.restore(session, Path(archive), dry_run, progress if progress.shown else None)
+        result = restoring.restore(session, Path(archive), dry_run, progress if progress.shown else None)
     if not dry_run:
-        verdict = verify(session.paths)
-        count, problem = verdict.records, verdict.problem
-        result["audit"] = {"records": count, "ok": problem is None, "broken": problem}
+        trail = restoring.restored_trail(session, session.paths, None)
+        result["audit"] = {"records": trail["records"], "ok": trail["problem"] is None, "broken": trail["problem"]}
         session.prepare()
         session.audit("backup.restored", archive=str(archive), files=len(result["written"]), created_at=result["created_at"])
     if state.json:
@@ -107,4 +103,7 @@ def restore_cmd(state: State, archive: str, dry_run: bool) -> None:
         click.echo(f"note: the archive was made in {result['project']}")
     if not dry_run:
         audit = result["audit"]
-        click.echo(f"audit trail: {audit['records']} record(s), chain {'intact' if audit['ok'] else 'BROKEN: ' + audit['broken']['reason']}")
+        if audit["records"] is None and audit["ok"]:
+            click.echo("audit trail: not checked (the audit plugin is not loaded)")
+        else:
+            click.echo(f"audit trail: {audit['records']} record(s), chain {'intact' if audit['ok'] else 'BROKEN: ' + audit['broken']['reason']}")

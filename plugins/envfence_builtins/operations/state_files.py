@@ -40,21 +40,18 @@ def write_json(paths, path: Path, data: Any) -> None:
 def write_outside(path: Path, data: bytes | str, mode: int = 0o644, session: Any = None) -> Path:
     """Write a file the user named outside any tree (a report, unit files, an off-site archive), atomically.
 
-    With ``session``, a place inside another environment's tree is refused:
-    one environment's data never lands where another's commands (``clean``,
-    ``restore``, retention) act.
+    With ``session``, a place inside another environment's tree
+    (``session.paths.others``) is refused: one environment's data never lands
+    where another's commands (``clean``, ``restore``, retention) act.
     """
     from envfence import files
     from envfence.errors import SafetyError
 
-    if session is not None:
-        from envfence_builtins.runs.directories import tree_for
-
+    paths = session.paths if session is not None else None
+    if paths is not None:
         target = Path(os.path.realpath(path.parent))
-        for env in session.settings.environments:
-            if env == session.environment.name:
-                continue
-            tree = Path(os.path.realpath(tree_for(session.settings, session.root.path, env)))
+        for env, base in sorted(paths.others.items()):
+            tree = Path(os.path.realpath(base))
             if target == tree or tree in target.parents:
                 raise SafetyError(f"{path} is inside the {env} tree ({tree}); {session.environment.name}'s data never goes there",
                                   f"write it outside every environment's tree, or into {session.environment.name}'s own")

@@ -143,8 +143,10 @@ def environment_paths(session) -> EnvPaths:
     dirs = _relative_dirs(session.settings, "dirs", DEFAULT_DIRS)
     dirs += [d for d in (*PRIVATE_DIRS, *RUNTIME_DIRS) if d not in dirs]
     env = session.environment.name
-    base = tree_for(session.settings, session.root.path, env)
-    return EnvPaths(environment=env, base=base, dirs={d: base / d for d in dirs})
+    root = session.root.path
+    base = tree_for(session.settings, root, env)
+    others = {name: tree_for(session.settings, root, name) for name in session.settings.environments if name != env}
+    return EnvPaths(environment=env, base=base, dirs={d: base / d for d in dirs}, others=others)
 
 
 def _tree_dirs(paths: EnvPaths) -> list[Path]:
@@ -288,15 +290,21 @@ def validate(session) -> list[Finding]:
 
 
 @hookimpl
+def tree_refusals(session, paths: EnvPaths) -> list[Finding]:
+    """The tree's problems that refuse it (links, overlaps, owners, files for directories); a mode is fixed, not refused."""
+    return [f for f in inspect_tree(session, paths) if f.severity == "error" and f.code != "DIR_PERMISSIONS"]
+
+
+@hookimpl
 def prepare_environment(session, paths: EnvPaths) -> list[Finding]:
     """Create the tree with the profile's mode, fix wrong modes; refuse an unsafe tree.
 
     Idempotent. Returns ``DIR_CREATED`` and ``DIR_MODE_FIXED`` findings (info)
     saying what changed, or the refusals (errors) with nothing changed.
     """
-    refusals = [f for f in inspect_tree(session, paths) if f.severity == "error" and f.code != "DIR_PERMISSIONS"]
-    if refusals:
-        return refusals
+    refused = tree_refusals(session, paths)
+    if refused:
+        return refused
     root = session.root.path
     done: list[Finding] = []
     for path in _tree_dirs(paths):

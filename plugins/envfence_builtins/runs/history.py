@@ -621,3 +621,14 @@ def run_totals(session, since, buckets):
         (MetricTotal(a, name, float(last), unit, float(total)) for a, name, last, unit, _, total in metrics),
         (StepLast(a, name, float(seconds)) for a, name, seconds, _ in steps),
     )
+
+
+@hookimpl(optionalhook=True)
+def backup_files(session) -> list | None:
+    """The history, copied through SQLite's backup API so a run writing meanwhile is never half-copied (the ``backup`` plugin's hook)."""
+    from envfence.sqlite_schema import copy
+
+    path = history_file(session)
+    if path is None:
+        return None
+    return [(path, lambda: copy(path))] if path.is_file() and not path.is_symlink() else []

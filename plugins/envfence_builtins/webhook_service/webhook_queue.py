@@ -279,6 +279,25 @@ def queue_path(paths) -> Path:
     return paths.base / QUEUE_DIR / QUEUE_FILE
 
 
+def backup_files(paths) -> list[tuple[Path, Any]]:
+    """The queue file and its reader for ``envfence backup``: a consistent copy through SQLite's backup API."""
+    path = queue_path(paths)
+    if not path.is_file() or path.is_symlink():
+        return []
+
+    def read() -> bytes:
+        import sqlite3
+
+        from envfence.sqlite_schema import copy
+
+        try:
+            return copy(path)
+        except sqlite3.DatabaseError as exc:
+            raise damaged(path, exc) from None
+
+    return [(path, read)]
+
+
 class WebhookQueue:
     """The queue of one environment. Thread-safe: one connection, one lock.
 

@@ -139,3 +139,11 @@ def register_hookspecs(register) -> None:
     from envfence_builtins.webhook_service.queue_hooks import QueueHookspecs
 
     register(QueueHookspecs)
+
+
+@hookimpl(optionalhook=True)  # declared by the backup plugin; absent without it
+def backup_files(session) -> list | None:
+    """The queue: accepted events still to run, and the ids a replay is refused by (the ``backup`` plugin's hook)."""
+    from .webhook_queue import backup_files as queue_files
+
+    return None if session.paths is None else queue_files(session.paths)
