@@ -20,7 +20,7 @@ def project(make_project, run_cli):
 
 @pytest.fixture
 def pressure(tmp_path, monkeypatch):
-    from envfence_builtins.operations import health
+    from envfence_builtins.operations import health_checks as health
 
     psi = tmp_path / "memory"
     monkeypatch.setattr(health, "PSI_MEMORY", psi)
@@ -62,7 +62,7 @@ def test_the_maximum_is_a_setting_and_a_bad_one_is_unknown_not_a_crash(make_proj
 
 
 def test_without_pressure_information_the_check_says_so_and_no_figure_is_made_up(project, run_cli, tmp_path, monkeypatch):
-    from envfence_builtins.operations import health
+    from envfence_builtins.operations import health_checks as health
 
     monkeypatch.setattr(health, "PSI_MEMORY", tmp_path / "absent")
     result = run_cli("health", cwd=project)

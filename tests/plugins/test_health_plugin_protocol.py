@@ -78,7 +78,7 @@ def test_a_name_with_a_line_break_is_one_unknown_line_not_two(make_project, run_
 
 
 def test_text_made_safe_for_monitoring_keeps_every_character_visible():
-    from envfence_builtins.operations.health import nagios_text
+    from envfence_builtins.operations.health_checks import nagios_text
 
     assert nagios_text("a|b\nc\td\x7f") == "a/b\\x0ac\\x09d\\x7f"
 

@@ -168,7 +168,7 @@ def test_report_advise_and_health_say_the_same_whether_counted_in_sql_or_run_by_
 def test_counts_cover_the_whole_window_while_baselines_read_a_bounded_sample(seeded, run_cli, monkeypatch):
     import json
 
-    from envfence_builtins.operations import analysis, report
+    from envfence_builtins.operations import analysis, report_data as report
 
     # A sample of 10 runs per automation (the floor and the share both small): the history still counts all of them.
     monkeypatch.setattr(analysis, "SAMPLE_FLOOR", 10)

@@ -116,7 +116,7 @@ def test_unparsable_window_is_a_clear_error_that_blocks(project, run_cli):
 
 
 def test_window_past_midnight_holds_on_the_next_day(project, run_cli):
-    from envfence_builtins.operations.maintenance import parse_window
+    from envfence_builtins.operations.maintenance_windows import parse_window
 
     window = parse_window("sun 22:00-02:00", "test")
     monday_one = _dt.datetime(2026, 11, 30, 1, 0)  # a Monday

@@ -206,7 +206,7 @@ def test_report_with_an_empty_history(make_project, run_cli, tmp_path):
 def test_an_alert_decided_by_two_processes_is_sent_once(make_project, run_cli, capsys):
     """Two processes that both saw the incident closed both decide to alert; the second, under the lock, sends nothing."""
     import envfence
-    from envfence_builtins.operations import alerts
+    from envfence_builtins.operations import alerts_delivery as alerts
     from envfence.thresholds import Crossing
 
     root = make_project({"jobs.py": JOBS}, settings=SYNC)
@@ -378,7 +378,7 @@ def test_health_alert_with_a_damaged_alert_state_reports_the_checks_and_unknown(
 
 
 def test_a_crontab_program_that_hangs_is_a_clear_error(make_project, run_cli, tmp_path, monkeypatch):
-    from envfence_builtins.operations import schedule
+    from envfence_builtins.operations import schedule_entries as schedule
 
     root = make_project({"jobs.py": JOBS}, settings=SYNC)
     program = tmp_path / "crontab"
@@ -395,7 +395,7 @@ def test_overlapping_maintenance_windows_say_when_the_last_one_closes(make_proje
     import datetime as dt
 
     import envfence
-    from envfence_builtins.operations.maintenance import open_window
+    from envfence_builtins.operations.maintenance_windows import open_window
 
     root = make_project({"jobs.py": JOBS}, settings=SYNC + '[maintenance]\ntimezone = "UTC"\n'
                         'development = ["sun 02:00-04:00", "sun 03:30-05:00", "sun 05:00-05:30"]\n')
@@ -423,7 +423,7 @@ def test_two_pauses_set_at_once_both_hold(make_project, run_cli, monkeypatch):
     import threading
 
     import envfence
-    from envfence_builtins.operations import maintenance
+    from envfence_builtins.operations import maintenance_windows as maintenance
     from envfence_builtins.operations import state_files
 
     root = make_project({"jobs.py": JOBS}, settings=SYNC + '[automations.other]\nrun = "jobs:ok"\n')

@@ -354,7 +354,7 @@ def test_an_unknown_target_is_a_clear_error(make_project, run_cli):
 
 
 def _health_at(run_cli, root, now, monkeypatch):
-    monkeypatch.setattr("envfence_builtins.operations.health.utcnow", lambda: now)
+    monkeypatch.setattr("envfence_builtins.operations.health_checks.utcnow", lambda: now)
     result = run_cli("--json", "health", cwd=root)
     return {c["name"]: c for c in json.loads(result.stdout)["checks"]}["nightly.expected_every"]
 

@@ -132,7 +132,7 @@ def record(root, automation: str, started: _dt.datetime, env: str = "development
 
 
 def nightly(run_cli, root, now: _dt.datetime, monkeypatch, env: str = "development") -> tuple[int, dict]:
-    monkeypatch.setattr("envfence_builtins.operations.health.utcnow", lambda: now)
+    monkeypatch.setattr("envfence_builtins.operations.health_checks.utcnow", lambda: now)
     result = run_cli("--json", "--env", env, "health", cwd=root)
     data = json.loads(result.stdout)
     return result.exit_code, {c["name"]: c for c in data["checks"]}["nightly.expected_every"]

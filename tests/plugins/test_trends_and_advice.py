@@ -175,3 +175,19 @@ def test_report_shows_what_jobs_did_where_time_goes_trends_and_advice(make_proje
         assert f'id="{section}"' in text
     assert "<td>records_synced</td>" in text and "<td>fetch</td><td>16.00</td><td>80%</td>" in text
     assert "DURATION_GROWING" in text and text.rstrip().endswith("</html>")
+
+
+def test_advice_comes_from_each_plugin_that_knows_and_goes_with_it(make_project, run_cli):
+    """NO_ALERT_CHANNELS is the alerts plugin's advice: without it there is none; without advise, the report has no advice."""
+    root = project(make_project, '[thresholds.sync]\nmax_duration = 40\n')
+    seed(root, "sync", growing())
+    codes = {a["code"] for a in json.loads(run_cli("--json", "advise", cwd=root).stdout)["advice"]}
+    assert {"DURATION_GROWING", "NO_ALERT_CHANNELS"} <= codes
+    without_alerts = run_cli("-p", "no:alerts", "--json", "advise", cwd=root)
+    codes = {a["code"] for a in json.loads(without_alerts.stdout)["advice"]}
+    assert "DURATION_GROWING" in codes and "NO_ALERT_CHANNELS" not in codes
+    report = run_cli("-p", "no:advise", "--json", "report", "--since", "30d", cwd=root)
+    assert report.exit_code == 0, report.output
+    assert json.loads(report.stdout)["advice"] == []
+    gone = run_cli("-p", "no:advise", "advise", cwd=root)
+    assert gone.exit_code == 2 and "No such command 'advise'" in gone.stderr

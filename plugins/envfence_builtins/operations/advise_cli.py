@@ -9,7 +9,7 @@ from envfence.cli.examples import examples
 from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps, style
 
-from envfence_builtins.operations.advise import advise as recommendations
+from envfence_builtins.operations.advice_hooks import AdviceHooks
 
 
 @examples(
@@ -29,12 +29,15 @@ def advise(state: State, every: bool) -> None:
     that pile up on one host, environments without alert channels. Advice is
     no failure: the exit code is 0.
     """
+    import datetime as _dt
+
     session = state.session()
     names = list(session.settings.environments) if every else [session.environment.name]
+    now = _dt.datetime.now(_dt.timezone.utc)
     found, seen = [], set()
     for env in names:
         current = session if env == session.environment.name else state.session_for(env)
-        for item in recommendations(current):
+        for item in AdviceHooks(current.plugins).advice(session=current, now=now).flat():
             key = (item.code, item.environment, item.automation)
             if key not in seen:  # settings-wide advice (alert channels) comes once whichever environment found it
                 seen.add(key)

@@ -9,7 +9,7 @@ from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps
 from envfence.errors import EXIT_FINDINGS
 
-from envfence_builtins.operations.alerts import channels_for, dispatch, load_state
+from envfence_builtins.operations.alerts_delivery import channels_for, dispatch, load_state
 
 
 @click.group()

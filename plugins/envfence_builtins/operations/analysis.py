@@ -25,6 +25,7 @@ from typing import Any, Iterable
 
 from envfence import slotted
 from envfence import stats
+from envfence.stash import StashKey
 
 SECTION = "advise"
 DEFAULT_WINDOW = _dt.timedelta(days=30)
@@ -36,6 +37,8 @@ MIN_POINTS = 5
 HISTORY_LIMIT = 5000
 #: Runs read per automation however many automations share :data:`HISTORY_LIMIT`.
 SAMPLE_FLOOR = 200
+#: The session's last analysis and the moment it was for.
+_ANALYSED = StashKey[tuple]()
 ENDED = ("succeeded", "failed", "abandoned")
 
 
@@ -185,14 +188,27 @@ def sampled_runs(session, automations: list[str], since: _dt.datetime, limit: in
 def analyse(session, now: _dt.datetime | None = None, runs: list[Any] | None = None) -> dict[str, Any]:
     """Every automation of the session's environment: error rate, and each series' report; plus the disk.
 
+    The analysis of the session's own history at one moment is made once and
+    kept on the session (``report`` and the advice it shows ask for the same one).
+
     :returns: ``{"environment", "window_days", "automations": {name: {"error_rate": ..., "series": {name: SeriesReport}}},
         "disk": SeriesReport | None}``.
     """
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    if runs is not None:
+        return _analysed(session, now, runs)
+    kept = session.stash.get(_ANALYSED, None)
+    if kept is None or kept[0] != now:
+        kept = (now, _analysed(session, now, None))
+        session.stash[_ANALYSED] = kept
+    return kept[1]
+
+
+def _analysed(session, now: _dt.datetime, runs: list[Any] | None) -> dict[str, Any]:
     from envfence.thresholds import limits
 
     from envfence.runs.totals import from_runs, totals_of
 
-    now = now or _dt.datetime.now(_dt.timezone.utc)
     span, k = window(session.settings), k_factor(session.settings)
     since = now - span
     if runs is None:  # counts summed by the history over the whole window; values from a bounded sample of it

@@ -10,7 +10,8 @@ from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps, style
 from envfence.errors import EnvfenceError
 
-from envfence_builtins.operations.health import STATES, Check, nagios_text, performance, run_checks, summary, worst
+from envfence_builtins.operations.health_checks import STATES, nagios_text, performance, run_checks, summary, worst
+from envfence_builtins.operations.health_hooks import Check
 
 _COLOURS = {"OK": "green", "WARNING": "yellow", "CRITICAL": "red", "UNKNOWN": "magenta"}
 

@@ -26,7 +26,7 @@ class Check:
     """One check's result."""
 
     name: str  #: e.g. ``sync.expected_every``, ``disk``, ``audit``
-    state: str  #: one of ``OK``, ``WARNING``, ``CRITICAL``, ``UNKNOWN`` (:data:`envfence_builtins.operations.health.STATES`)
+    state: str  #: one of ``OK``, ``WARNING``, ``CRITICAL``, ``UNKNOWN`` (:data:`envfence_builtins.operations.health_checks.STATES`)
     message: str
     automation: str | None = None
     check: str | None = None

@@ -12,7 +12,7 @@ from envfence.cli.output import dumps
 from envfence.cli.params import Age
 from envfence.models import utcnow
 
-from envfence_builtins.operations.maintenance import ALL, pauses, set_pause
+from envfence_builtins.operations.maintenance_windows import ALL, pauses, set_pause
 
 
 class Until(click.ParamType):

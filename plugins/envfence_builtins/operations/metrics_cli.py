@@ -9,7 +9,7 @@ from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps
 from envfence.errors import EnvfenceError
 
-from envfence_builtins.operations.metrics import registry_for
+from envfence_builtins.operations.metrics_registry import registry_for
 
 
 @examples(

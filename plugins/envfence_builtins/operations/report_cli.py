@@ -11,7 +11,7 @@ from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps, progress_printer
 from envfence.cli.params import Since
 
-from envfence_builtins.operations import report as pages
+from envfence_builtins.operations import report_data as pages
 from envfence_builtins.operations import report_insights, report_page
 
 

@@ -2,7 +2,7 @@
 
 Computed per environment by :mod:`envfence_builtins.operations.analysis`
 (baselines, Theil–Sen trends, level shifts, forecasts), the comparison of
-``status --compare`` and :mod:`envfence_builtins.operations.advise`; given to
+``status --compare`` and the ``advice`` hook (declared by ``advise``); given to
 ``report --json`` as ``insights``, ``compare`` and ``advice``, and appended to
 the HTML page as tables that scroll sideways on a narrow screen (390 px).
 """
@@ -22,7 +22,6 @@ def gather(sessions: dict[str, Any], since: _dt.datetime) -> dict[str, Any]:
     """``insights`` (per environment: each automation's series and error rate, the disk), ``compare`` and ``advice``."""
     from envfence.cli.status import comparison
 
-    from envfence_builtins.operations.advise import advise
     from envfence_builtins.operations.analysis import analyse
 
     now = _dt.datetime.now(_dt.timezone.utc)
@@ -36,13 +35,25 @@ def gather(sessions: dict[str, Any], since: _dt.datetime) -> dict[str, Any]:
                             for name, entry in data["automations"].items()},
             "disk": data["disk"].as_dict() if data["disk"] is not None else None,
         }
-        for item in advise(session, now, data):
+        for item in _advice(session, now):
             key = (item.code, item.environment, item.automation)
             if key not in seen:
                 seen.add(key)
                 advice.append({"code": item.code, "environment": item.environment, "automation": item.automation,
                                "message": item.message, "action": item.action, "numbers": item.numbers})
     return {"insights": insights, "compare": comparison(runs_by_env), "advice": advice}
+
+
+def _advice(session, now: _dt.datetime) -> list[Any]:
+    """The ``advice`` hook's answers; none when the ``advise`` plugin that declares it is not loaded."""
+    from envfence.hookcalls import HookNotDeclared
+
+    from envfence_builtins.operations.advice_hooks import AdviceHooks
+
+    try:
+        return AdviceHooks(session.plugins).advice(session=session, now=now).flat()
+    except HookNotDeclared:
+        return []
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:

@@ -1,6 +1,6 @@
 """The page ``envfence report --html`` writes: charts and tables of a size that does not grow with the history.
 
-Not a plugin: :mod:`envfence_builtins.operations.report` gathers the numbers,
+Not a plugin: :mod:`envfence_builtins.operations.report_data` gathers the numbers,
 this module draws and lays them out. Three rules hold whatever the history:
 
 - **Labels are literal text.** matplotlib's mathtext is off, so an automation
@@ -25,6 +25,8 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any, Callable, Iterable
 
+from envfence_builtins.operations.report_data import by_automation
+
 #: Automations with a duration chart of their own: the busiest ones.
 CHARTED = 12
 #: Rows of a table before the rest are counted in one row.
@@ -41,14 +43,6 @@ _DAY = _dt.timedelta(days=1)
 def short(name: str, limit: int = NAME_CHARS) -> str:
     """``name`` cut to ``limit`` characters, with "…" where it was cut."""
     return name if len(name) <= limit else name[: limit - 1] + "…"
-
-
-def by_automation(runs: Iterable[Any]) -> dict[str, list[Any]]:
-    """Runs grouped by automation, each group in the order given (one pass)."""
-    groups: dict[str, list[Any]] = {}
-    for run in runs:
-        groups.setdefault(run.automation, []).append(run)
-    return groups
 
 
 def busiest(data: dict[str, Any]) -> list[str]:
@@ -177,7 +171,7 @@ def _runs_per_day(plt, data, envs, colours) -> str:
 
 
 def _durations(plt, runs_by_env: dict[str, list], colours, k: float) -> str:
-    from envfence_builtins.operations.report import band
+    from envfence_builtins.operations.report_data import band
 
     fig, ax = plt.subplots(figsize=(10, 3))
     moments = []
@@ -205,7 +199,7 @@ def _durations(plt, runs_by_env: dict[str, list], colours, k: float) -> str:
 
 
 def _error_rates(plt, totals, names: list[str], colours) -> str:
-    from envfence_builtins.operations.report import counts
+    from envfence_builtins.operations.report_data import counts
 
     fig, ax = plt.subplots(figsize=(10, 3 + 0.05 * len(names)))
     envs = list(totals)

@@ -9,7 +9,7 @@ from envfence.cli import State, json_option, pass_state
 from envfence.cli.output import dumps
 from envfence.errors import EXIT_FINDINGS, ConfigurationError, EnvfenceError
 
-from envfence_builtins.operations import schedule as sched
+from envfence_builtins.operations import schedule_entries as sched
 
 
 def _entries_data(entries) -> list[dict]:
