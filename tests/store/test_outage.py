@@ -119,7 +119,7 @@ def test_a_run_killed_on_one_host_is_seen_abandoned_from_another(project, store_
 
 def test_a_run_seen_abandoned_while_the_database_restarted_is_finished_by_its_own_end(project, store_db):
     """A restart takes the run's lock away mid-run: another host may read it abandoned; the run's end still counts."""
-    from envfence_builtins.store.postgres_store import finish_run
+    from envfence_builtins.store.postgres_client import finish_run
 
     start = {"run_id": "run-restarted", "automation": "wait", "environment": "development", "host": "h",
              "started_at": "2026-01-01T00:00:00+00:00", "finished_at": "2026-01-01T00:00:00+00:00", "status": "running",

@@ -17,7 +17,7 @@ from .conftest import APP_PASSWORD, grant_app
 WORKER = textwrap.dedent('''
     import json, os, sys, time
     import envfence
-    from envfence_builtins.store.postgres_store import store_for
+    from envfence_builtins.store.postgres_client import store_for
     from envfence_builtins.store.postgres_queue import PostgresQueue
 
     session = envfence.open_session()
@@ -58,7 +58,7 @@ def worker(root, host, *args):
 def open_queue(root, monkeypatch):
     import envfence
     from envfence_builtins.store.postgres_queue import PostgresQueue
-    from envfence_builtins.store.postgres_store import store_for
+    from envfence_builtins.store.postgres_client import store_for
 
     monkeypatch.setenv("PROD_STORE_PASSWORD", APP_PASSWORD)
     monkeypatch.setenv("ENVFENCE_HOSTNAME", "web-prod-01")

@@ -210,7 +210,7 @@ def test_a_spool_that_is_a_symlink_is_never_written_through(make_project, store_
 def test_a_spool_forwarded_twice_adds_nothing_the_second_time(ready, store_db, run_cli):
     """A crash after sending the spool but before emptying it: the next forward skips what is there."""
     from envfence import open_session
-    from envfence_builtins.store import postgres_store as ps
+    from envfence_builtins.store import postgres_client as ps
 
     session = open_session(root=ready)
     session.prepare()

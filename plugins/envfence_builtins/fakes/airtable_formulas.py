@@ -406,7 +406,7 @@ class Evaluator:
     """Evaluates a parsed formula for one record.
 
     :param values: field name -> the value formulas see (see
-        ``FakeAirtable._formula_values``).
+        ``Records._formula_values`` of airtable_records).
     :param record_id: what ``RECORD_ID()`` gives.
     """
 

@@ -13,7 +13,7 @@ from envfence.cli.params import Age
 
 from envfence.files import remove
 
-from envfence_builtins.runs.directories import cleanable, old_files
+from envfence_builtins.runs.directories_layout import cleanable, old_files
 
 
 @examples(

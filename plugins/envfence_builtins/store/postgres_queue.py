@@ -28,7 +28,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Mapping
 
-from envfence_builtins.store.postgres_store import Store, advisory_key
+from envfence_builtins.store.postgres_client import Store, advisory_key
 from envfence_builtins.webhook_service.webhook_queue import STATUSES, WebhookEvent, next_status
 from envfence_builtins.webhook_service.webhook_queue import _event as event_from_row
 
