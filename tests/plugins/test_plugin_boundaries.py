@@ -5,7 +5,8 @@ registration order; the ``[project.entry-points.envfence]`` table in
 pyproject.toml must name the same plugins, in the same order, each at a
 module that exists. A plugin meets another through hooks and core services,
 so ``-p no:NAME`` really removes NAME: the import graph of the built-ins
-(read with ``ast``) must hold no import of another registered plugin's module.
+(read with ``ast``) holds no import of another registered plugin's module,
+and no two built-in modules import each other.
 """
 
 from __future__ import annotations
@@ -98,21 +99,8 @@ def crossings() -> set[tuple[str, str]]:
     return found
 
 
-#: Imports across plugins still to be replaced by a hook or a core service. The
-#: list only shrinks: a new crossing fails the test, and so does one that is gone
-#: but still listed.
-KNOWN_CROSSINGS: set[tuple[str, str]] = set()
-
-
-def test_no_plugin_imports_another_plugins_module_beyond_the_known_list():
-    found = crossings()
-    assert sorted(found - KNOWN_CROSSINGS) == [], "a plugin imports another registered plugin's module: meet through a hook or a core service"
-    assert sorted(KNOWN_CROSSINGS - found) == [], "these crossings are gone: remove them from KNOWN_CROSSINGS"
-
-
-@pytest.mark.xfail(reason="the crossings in KNOWN_CROSSINGS are still to be replaced by hooks and core services", strict=True)
 def test_no_plugin_imports_another_plugins_module():
-    assert crossings() == set()
+    assert sorted(crossings()) == [], "a plugin imports another registered plugin's module: meet through a hook or a core service"
 
 
 def test_the_audit_trail_and_its_commands_import_no_other_plugin():
@@ -154,16 +142,9 @@ def _cycles() -> list[list[str]]:
     return sorted(found)
 
 
-#: Modules of the built-ins that still import each other (a plugin's hooks module and its
-#: commands, most of them). The list only shrinks.
-KNOWN_CYCLES: list[list[str]] = []
-
-
-def test_no_builtin_modules_import_each_other_beyond_the_known_list():
+def test_no_builtin_modules_import_each_other():
     """A plugin's entry module holds its hooks; its commands and its logic are modules it imports, never the reverse."""
-    found = _cycles()
-    assert [c for c in found if c not in KNOWN_CYCLES] == [], "modules import each other: move what both need into a module of its own"
-    assert [c for c in KNOWN_CYCLES if c not in found] == [], "these cycles are gone: remove them from KNOWN_CYCLES"
+    assert _cycles() == [], "modules import each other: move what both need into a module of its own"
 
 
 def test_the_import_cycle_finder_finds_a_loop(tmp_path, monkeypatch):
