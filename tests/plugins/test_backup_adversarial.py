@@ -179,3 +179,20 @@ def test_a_restore_that_fails_takes_back_the_key_and_the_stage(project, run_cli,
     assert not key.exists()
     assert sorted(p.name for p in tree.parent.iterdir()) == ["development"]  # no stage left beside it
     assert [p.name for p in tree.rglob("*") if p.is_file()] == ["late.log"]
+
+
+def test_a_plugin_naming_a_file_outside_the_tree_stops_the_backup(project, run_cli, tmp_path, envfence_plugin):
+    """A file a plugin names by a path that leaves the tree (``..``) is never archived under a name that would restore elsewhere."""
+    from envfence import hookimpl
+
+    (tmp_path / "outside.txt").write_text("not the environment's\n")
+
+    class Sloppy:
+        @hookimpl(optionalhook=True)
+        def backup_files(self, session):
+            return [(session.paths.base / ".." / ".." / ".." / "outside.txt", lambda: b"not the environment's\n")]
+
+    envfence_plugin(Sloppy(), "sloppy")
+    result = run_cli("backup", "--output", str(tmp_path / "offsite"), cwd=project)
+    assert result.exit_code == 1 and "is outside the development tree" in result.stderr
+    assert not (tmp_path / "offsite").exists() or list((tmp_path / "offsite").iterdir()) == []

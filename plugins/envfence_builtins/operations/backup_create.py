@@ -13,7 +13,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator
 
-from envfence.errors import EnvfenceError
+from envfence.errors import EnvfenceError, SafetyError
 from envfence.models import utcnow
 
 from envfence_builtins.operations.backup_archive import FORMAT, MAC_MEMBER, MANIFEST, key_member, manifest_mac, read_manifest
@@ -36,9 +36,12 @@ def settings_of(session, environment: str | None = None):
 
 
 def _relative(paths, path: Path) -> str:
+    """``path``'s name inside the tree, as the archive names it; a path outside it (``..`` included) is refused."""
+    from envfence.files import tree_parts
+
     try:
-        return PurePosixPath(path.relative_to(paths.base)).as_posix()
-    except ValueError:
+        return PurePosixPath(*tree_parts(paths.base, path)).as_posix()
+    except SafetyError:
         raise EnvfenceError(f"{path} is outside the {paths.environment} tree ({paths.base}); it cannot be backed up by its place",
                             "keep the history and the audit trail inside the environment's tree") from None
 
