@@ -245,9 +245,9 @@ def _guard_wrapper(function: Callable[..., Any], plugin: str, hook: str) -> Call
     return guarded
 
 
-def guard_plugin(pm: Any, plugin: Any) -> None:
-    """Wrap every hookimpl of ``plugin`` with :func:`guard` (old-style hookwrappers stay as they are)."""
-    for caller in pm.get_hookcallers(plugin) or []:
+def guard_plugin(plugin: Any, callers: Iterable[Any]) -> None:
+    """Wrap every hookimpl of ``plugin`` in its ``callers`` with :func:`guard` (old-style hookwrappers stay as they are)."""
+    for caller in callers:
         for impl in caller.get_hookimpls():
             if impl.plugin is plugin and not impl.hookwrapper and not hasattr(impl.function, "envfence_guarded"):
                 impl.function = guard(impl.function, impl.plugin_name, caller.name, impl.wrapper)

@@ -90,6 +90,19 @@ class _Pluggy(pluggy.PluginManager):
                 return None
         return super().parse_hookimpl_opts(plugin, name)
 
+    def parse_hookspec_opts(self, module_or_class: Any, name: str):
+        # The same quick answer for a hookspec module: the core's and each
+        # plugin's hookspecs modules import names that are no hookspecs, and
+        # every manager (one per command, one per session in a process) adds them.
+        # A class of hookspecs: most of its dir() is object's dunders, which no hook is named like.
+        if type(module_or_class) is types.ModuleType and name not in _MODULE_TYPE_NAMES:
+            value = module_or_class.__dict__.get(name)
+            if type(value) is not types.FunctionType or "envfence_spec" not in value.__dict__:
+                return None
+        elif isinstance(module_or_class, type) and name.startswith("__") and name.endswith("__"):
+            return None
+        return super().parse_hookspec_opts(module_or_class, name)
+
 
 class PluginManager(HookCalls):
     """The set of plugins a session calls, and the record of how each loaded.
@@ -112,6 +125,8 @@ class PluginManager(HookCalls):
         #: The hookspecs objects each plugin declared, for the manifest; the hooks of disabled plugins it knows.
         self._specs_by: dict[str, list[Any]] = {}
         self._known_hooks: dict[str, list[str] | None] = {}
+        #: Each registered plugin's hook callers until its unknown hooks are checked (:meth:`_fail_unknown`).
+        self._callers: dict[str, list[Any]] = {}
         # Historic: each plugin's register_hookspecs is called as it registers, as pytest calls pytest_addhooks.
         self.pm.hook.register_hookspecs.call_historic(kwargs={"register": self._add_hookspecs})
         if trace:
@@ -206,8 +221,10 @@ class PluginManager(HookCalls):
                 self.pm.unregister(plugin)
             record = PluginRecord(name, "failed", distribution, version, module, reason=f"invalid: {exc}")
         else:
-            guard_plugin(self.pm, plugin)
+            # pluggy finds a plugin's callers by walking every hook: once per registration, not once per use.
             callers = self.pm.get_hookcallers(plugin) or []
+            guard_plugin(plugin, callers)
+            self._callers[name] = callers
             hooks = tuple(sorted(c.name for c in callers if c.spec is not None))
             offers = tuple(sorted(h for h, by in self.declared.items() if by == name))
             record = PluginRecord(name, "loaded", distribution, version, module, hooks, offers=offers)
@@ -228,9 +245,10 @@ class PluginManager(HookCalls):
         implements a hook of a plugin that may not be there.
         """
         plugin = self.pm.get_plugin(name)
+        callers = self._callers.pop(name, None)
         unknown = [
             caller.name
-            for caller in self.pm.get_hookcallers(plugin) or []
+            for caller in (self.pm.get_hookcallers(plugin) if callers is None else callers) or []
             if caller.spec is None and any(impl.plugin is plugin and not impl.optionalhook for impl in caller.get_hookimpls())
         ]
         if unknown:
