@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -57,8 +58,21 @@ def test_the_maximum_is_a_setting_and_a_bad_one_is_unknown_not_a_crash(make_proj
     assert run_cli("health", cwd=root).exit_code == 0
     bad = make_project({"jobs.py": JOBS}, settings='[automations.ok]\nrun = "jobs:ok"\n[health]\nmax_memory_pressure = "lots"\n')
     result = run_cli("health", cwd=bad)
-    assert result.exit_code == 3 and "health.max_memory_pressure: 'lots' is not a percentage" in result.stdout
+    assert result.exit_code == 3 and "health.max_memory_pressure: must be a number above 0, not 'lots'" in result.stdout
     assert "Traceback" not in result.output
+
+
+def test_check_and_the_schema_know_the_maximum_the_health_check_reads(make_project, run_cli):
+    """One declaration: check accepts what health reads, and both refuse a percentage over 100, naming the key."""
+    good = make_project(settings="[health]\nmax_memory_pressure = 40\n")
+    result = run_cli("check", cwd=good)
+    assert "max_memory_pressure" not in result.stdout, result.stdout
+    schema = json.loads(run_cli("config", "schema", cwd=good).stdout)
+    assert schema["properties"]["health"]["properties"]["max_memory_pressure"]["default"] == 10
+    over = make_project(settings="[health]\nmax_memory_pressure = 400\n")
+    result = run_cli("check", cwd=over)
+    assert result.exit_code == 1 and "health.max_memory_pressure: 400 is more than 100 percent" in result.stdout
+    assert "health.max_memory_pressure: 400 is more than 100 percent" in run_cli("health", cwd=over).stdout
 
 
 def test_without_pressure_information_the_check_says_so_and_no_figure_is_made_up(project, run_cli, tmp_path, monkeypatch):

@@ -40,6 +40,9 @@ def _health_table():
     table.add("min_free_disk", either(text(example="10%"), whole(minimum=0)), "10%",
               "free disk below this (a percentage such as 10% or a size such as 2GB) is CRITICAL")
     table.add("forecast_days", number(minimum=0, example=7), 7, "a forecast crossing this close is a WARNING")
+    table.add("max_memory_pressure", number(minimum=0, exclusive=True, example=10), 10,
+              "percent of the last minute with tasks stalled on memory that warns (twice it is CRITICAL), at most 100",
+              check=lambda v: f"{v!r} is more than 100 percent" if isinstance(v, (int, float)) and v > 100 else None)
     return table
 
 
@@ -203,11 +206,7 @@ def memory_check(session, maximum: float) -> Check:
 
 def max_memory_pressure(settings) -> float:
     """``[health] max_memory_pressure``: the percent of the last minute stalled on memory that warns (default 10)."""
-    value = settings.section(SECTION).get("max_memory_pressure", 10)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 100:
-        raise ConfigurationError(f"{settings.source}: {SECTION}.max_memory_pressure: {value!r} is not a percentage above 0",
-                                 "write max_memory_pressure = 10 (percent of the last minute stalled on memory)")
-    return float(value)
+    return float(TABLE.read(settings)["max_memory_pressure"])
 
 
 def plugin_checks(session) -> list[Check]:
