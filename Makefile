@@ -26,6 +26,9 @@ demo: $(STAMP)
 # uses the core meanwhile (on 2 cores: 232 s with one worker per core, 192 s with two). TEST_WORKERS=N overrides.
 TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(2 * len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2 * (os.cpu_count() or 1))')
 test: $(STAMP)
+	@# The tests start envfence in a few thousand processes: its modules are compiled once, here, and not in
+	@# each of those processes where the environment says PYTHONDONTWRITEBYTECODE (compileall writes regardless).
+	$(BIN)/python -m compileall -q core plugins contrib >/dev/null
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --quiet
 
