@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from envfence_builtins import ORDER
+from fresh_process import envfence_in_new_process
 
 SETTINGS = '[automations]\nnoop = ["true"]\n'
-
-#: Runs envfence in a fresh interpreter and prints the built-in modules it imported, after its own output.
-_PROBE = r"""
-import json, sys
-from envfence.cli import cli
-try:
-    cli.main(args=sys.argv[1:], prog_name="envfence")
-    code = 0
-except SystemExit as exc:
-    code = exc.code or 0
-loaded = sorted(m for m in sys.modules if m.startswith("envfence_builtins."))
-print("\n@@" + json.dumps({"code": code, "modules": loaded}))
-"""
 
 
 @pytest.fixture
@@ -40,11 +26,8 @@ def _envfence(root: Path, cache: Path, *args: str, extra_path: Path | None = Non
     environ = {**os.environ, "ENVFENCE_PLUGIN_CACHE": str(cache), "ENVFENCE_HOSTNAME": "build-box-01", **(env or {})}
     if extra_path is not None:
         environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(extra_path), environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-c", _PROBE, *args], cwd=root, capture_output=True, text=True, timeout=120, env=environ)
-    output, _, tail = done.stdout.rpartition("\n@@")
-    assert tail, done.stderr
-    result = json.loads(tail)
-    return result["code"], output, done.stderr, {m.removeprefix("envfence_builtins.") for m in result["modules"]}
+    code, output, stderr, modules = envfence_in_new_process(root, *args, env=environ)
+    return code, output, stderr, {m.removeprefix("envfence_builtins.") for m in modules if m.startswith("envfence_builtins.")}
 
 
 def _plugin_modules(loaded: set[str]) -> set[str]:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from fresh_process import envfence_in_new_process
 
 CANARY = "canary-first-use-token-4471"
 
@@ -30,24 +29,11 @@ def through_ctx(ctx):
 
 SETTINGS = '[automations]\nquiet = "jobs:quiet"\nown-logger = "jobs:own_logger"\nthrough-ctx = "jobs:through_ctx"\nnoop = ["true"]\n'
 
-_PROBE = r"""
-import json, sys
-from envfence.cli import cli
-try:
-    cli.main(args=sys.argv[1:], prog_name="envfence")
-    code = 0
-except SystemExit as exc:
-    code = exc.code or 0
-print("\n@@" + json.dumps({"code": code, "loguru": "loguru" in sys.modules, "multiprocessing": "multiprocessing" in sys.modules}))
-"""
-
 
 def _run(root: Path, *args: str) -> tuple[dict, str, str]:
     environ = {**os.environ, "ENVFENCE_HOSTNAME": "build-box-01"}
-    done = subprocess.run([sys.executable, "-c", _PROBE, *args], cwd=root, capture_output=True, text=True, timeout=120, env=environ)
-    output, _, tail = done.stdout.rpartition("\n@@")
-    assert tail, done.stderr
-    return json.loads(tail), output, done.stderr
+    code, output, stderr, modules = envfence_in_new_process(root, *args, env=environ)
+    return {"code": code, "loguru": "loguru" in modules, "multiprocessing": "multiprocessing" in modules}, output, stderr
 
 
 def _logs(root: Path) -> str:

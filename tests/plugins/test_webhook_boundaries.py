@@ -9,9 +9,7 @@ the commands that use the other, and what needed it says so.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from fresh_process import envfence_in_new_process
 
 # No [automations]: with one, `check` judges its runs, and a disabled plugin is imported to learn whether
 # it was a guard (core's disabled_guards), which would hide what this file checks.
@@ -26,24 +24,12 @@ FILES = {
     ".env.development": "WEBHOOK_PORT=18011\nDEV_HOUSECALLPRO_WEBHOOK_SECRET=dev-secret-0a1b2c3d4e5f6a7b8c9d0e1f\n",
 }
 
-_LOADED = r"""
-import json, sys
-from envfence.cli import cli
-
-try:
-    cli.main(args=sys.argv[1:], prog_name="envfence")
-except SystemExit:
-    pass
-print(json.dumps(sorted(m for m in sys.modules if m.startswith("envfence_builtins.webhook_service."))))
-"""
-
 
 def _loaded(root, *args: str) -> list[str]:
     """The webhook_service modules a fresh process holds after ``envfence ARGS`` in ``root``."""
-    done = subprocess.run([sys.executable, "-c", _LOADED, *args], cwd=root, capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(root), "ENVFENCE_ROOT": str(root),
-                               "ENVFENCE_PLUGIN_CACHE": "off"})
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    _, _, _, modules = envfence_in_new_process(root, *args, env={"PATH": "/usr/bin:/bin", "HOME": str(root), "ENVFENCE_ROOT": str(root),
+                                                                 "ENVFENCE_PLUGIN_CACHE": "off"})
+    return sorted(m for m in modules if m.startswith("envfence_builtins.webhook_service."))
 
 
 def test_check_without_the_providers_plugin_loads_none_of_its_modules(make_project):
