@@ -81,10 +81,11 @@ def _mib(value: float | None) -> str:
 
 
 def targets(items: Iterable[Target]) -> list[str]:
-    """The targets as a table: the goal, this run's measurement, met or missed."""
-    lines = ["### Against the targets", "", "| target | measured | |", "|---|---|---|"]
+    """The targets as a table: the goal, this run's measurement, met or missed, and for a miss the profile that explains it."""
+    lines = ["### Against the targets", "", "| target | measured | | what the profile shows |", "|---|---|---|---|"]
     for t in items:
-        lines.append(f"| {t.goal} | {t.measured} | {'met' if t.met else '**missed**'} |")
+        why = "" if t.met else t.why
+        lines.append(f"| {t.goal} | {t.measured} | {'met' if t.met else '**missed**'} | {why} |")
     return lines + [""]
 
 

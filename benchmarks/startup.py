@@ -14,6 +14,9 @@ import shutil
 import sys
 from pathlib import Path
 
+import attrs
+
+from .profiles import import_profile
 from .projects import job_project
 from .timing import alternate, command, paired_ratio, ratio_text
 
@@ -64,6 +67,13 @@ def startup_case(workdir: Path, plan, environ: dict[str, str]):
                f"+{above[0]:.0f} ms (IQR {above[1]:+.0f} to {above[2]:+.0f} ms)", above[0] <= 100),
         Target(f"`envfence -q exec -- true` within 2x of `{dotenv}`", ratio_text(exec_), exec_[0] <= 2.0),
     ]
+    commands = (["detect"], ["run", "noop-command"], ["run", "noop-command"], ["exec", "--", "true"])
+    profiles: dict[tuple[str, ...], str] = {}  # each command profiled once, however many targets it missed
+    for i, (target, argv) in enumerate(zip(targets, commands)):
+        if not target.met:
+            if tuple(argv) not in profiles:
+                profiles[tuple(argv)] = import_profile([envfence, "-q", *argv], root, environ)
+            targets[i] = attrs.evolve(target, why=profiles[tuple(argv)])
     table = Table(
         "Start-up: detect, a no-op run and exec against the alternatives",
         "Each command from process start to exit, on a 10-key project in production on an enrolled host: "
