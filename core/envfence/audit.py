@@ -13,7 +13,7 @@ dry-run session sends nothing: its events stay held.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from .errors import EnvfenceError
 from .hookcalls import PluginFailed
@@ -43,7 +43,7 @@ class AuditLog:
             trail cannot be kept does not go ahead.
         """
         session = self._session
-        record = AuditEvent(event=event, environment=session.environment.name, data=MaskedData(data, session.redactor()))
+        record = AuditEvent(event=event, environment=session.environment.name, data=MaskedData(data, session.redactor))
         if self.dry_run:
             self.held.append(record)
             return record
@@ -63,14 +63,16 @@ class AuditLog:
 class MaskedData(Mapping[str, Any]):
     """An event's data, its secrets masked the first time anyone reads it (a writer, a plugin, a test)."""
 
-    def __init__(self, data: Mapping[str, Any], redactor: Any) -> None:
+    def __init__(self, data: Mapping[str, Any], redactor: Callable[[], Any]) -> None:
+        """:param redactor: gives the session's redactor, asked for only when the data is first read: a
+            session whose events nobody reads (a read-only command's) never builds one."""
         self._raw: Mapping[str, Any] | None = dict(data)
         self._redactor = redactor
         self._masked: dict[str, Any] = {}
 
     def _data(self) -> dict[str, Any]:
         if self._raw is not None:
-            self._masked, self._raw = self._redactor.data(self._raw), None
+            self._masked, self._raw = self._redactor().data(self._raw), None
         return self._masked
 
     def __getitem__(self, key: str) -> Any:

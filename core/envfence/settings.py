@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from . import slotted
 from .errors import ConfigurationError
 from .naming import CredentialNaming
+from .recent import Recent
 from .settings_tables import Table, Values
 
 #: The base profiles every environment builds on.
@@ -178,18 +179,31 @@ def find_settings_file(root: Path) -> tuple[Path, Mapping[str, Any]] | None:
     ``envfence.toml`` wins over pyproject.toml. Raises
     :class:`ConfigurationError` for a file that cannot be read or parsed.
     """
-    candidate = root / "envfence.toml"
-    if candidate.is_file():
-        return candidate, _read_toml(candidate)
-    candidate = root / "pyproject.toml"
-    if candidate.is_file():
-        data = _read_toml(candidate)
-        table = data.get("tool", {}).get("envfence") if isinstance(data.get("tool"), dict) else None
-        if table is not None:
-            if not isinstance(table, dict):
-                raise ConfigurationError(f"{candidate}: tool.envfence must be a table")
-            return candidate, table
+    found = _settings_file(root)
+    if found is None:
+        return None
+    table = _settings_table(*found)
+    return None if table is None else (found[0], table)
+
+
+def _settings_file(root: Path) -> tuple[Path, bytes] | None:
+    """The file that may hold the settings (``envfence.toml``, else pyproject.toml) and its bytes, or None."""
+    for name in ("envfence.toml", "pyproject.toml"):
+        candidate = root / name
+        if candidate.is_file():
+            return candidate, _read_bytes(candidate)
     return None
+
+
+def _settings_table(path: Path, raw: bytes) -> Mapping[str, Any] | None:
+    """The settings table in ``path``'s bytes; None for a pyproject.toml without ``[tool.envfence]``."""
+    data = _parse_toml(path, raw)
+    if path.name != "pyproject.toml":
+        return data
+    table = data.get("tool", {}).get("envfence") if isinstance(data.get("tool"), dict) else None
+    if table is not None and not isinstance(table, dict):
+        raise ConfigurationError(f"{path}: tool.envfence must be a table")
+    return table
 
 
 def has_settings(directory: Path) -> str | None:
@@ -209,16 +223,19 @@ def has_settings(directory: Path) -> str | None:
     return None
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    import tomllib
-
+def _read_bytes(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise ConfigurationError(
             f"{path}: cannot read the settings file ({exc.strerror})",
             "check that the file exists and is readable by this user",
         ) from None
+
+
+def _parse_toml(path: Path, raw: bytes) -> dict[str, Any]:
+    import tomllib
+
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -231,17 +248,26 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigurationError(f"{path}: invalid TOML: {exc}", "fix the syntax at that line") from None
 
 
+#: The settings loaded lately, by file: the bytes they were built from and the settings. A file whose bytes
+#: are the same gives the same (frozen) settings without parsing it again; the file is read on every load, so
+#: an edit is seen whatever its time stamps say. None stands for a project without a settings file.
+_LOADED: Recent[Path | None, tuple[bytes, ProjectSettings]] = Recent(16)
+
+
 def load_settings(root: Path) -> ProjectSettings:
     """Load and check the settings of the project at ``root``.
 
     Raises :class:`ConfigurationError` naming the file and the key for any
     value of the wrong type or an environment table that cannot work.
     """
-    found = find_settings_file(root)
-    if found is None:
-        return parse_settings({}, None)
-    path, table = found
-    return parse_settings(table, path)
+    path, raw = _settings_file(root) or (None, b"")
+    known = _LOADED.get(path)
+    if known is not None and known[0] == raw:
+        return known[1]
+    table = _settings_table(path, raw) if path is not None else None
+    settings = parse_settings({}, None) if table is None else parse_settings(table, path)
+    _LOADED.put(path, (raw, settings))
+    return settings
 
 
 def _environment(source: str, name: str, body: Mapping[str, Any]) -> EnvironmentSpec:

@@ -41,12 +41,14 @@ def audit_event(session, event) -> None:
     written (``environment.prepared``, or a refused run, ``run.blocked``,
     written at once when the trail exists) takes the held ones first, in order.
     """
+    if not session.prepared and event.event not in KEPT_UNPREPARED:
+        return  # the session's audit log holds it until the session is prepared (its tree is not even computed)
     paths = session.paths
     if paths is None:
         return
     trail = trail_path(paths)
-    if not session.prepared and not (event.event in KEPT_UNPREPARED and trail.is_file()):
-        return  # the session's audit log holds it until the session is prepared
+    if not session.prepared and not trail.is_file():
+        return
     from envfence import audit_chain
 
     from .append import append  # only a command that acts appends: read-only ones never load it

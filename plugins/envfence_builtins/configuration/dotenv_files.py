@@ -22,7 +22,6 @@ import io
 import os
 import re
 import stat
-import weakref
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -31,6 +30,7 @@ from envfence import hookimpl
 from envfence.errors import ConfigurationError
 from envfence.layers import ENCRYPTED_PREFIX
 from envfence.models import PRECEDENCE, ConfigLayer, Finding
+from envfence.recent import Recent
 
 _BOM = b"\xef\xbb\xbf"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
@@ -72,11 +72,16 @@ class ParsedFile:
     digest: str
 
 
-def _read_bytes(path: Path, source: str) -> bytes:
-    """The file's bytes; a FIFO, socket, device or directory is refused without blocking on it."""
+def _read_bytes(path: Path, source: str) -> bytes | None:
+    """The file's bytes, None when there is no file; a FIFO, socket, device or directory is refused without blocking on it.
+
+    A dangling symlink is not "no file": it names a file that should be there.
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
+        if isinstance(exc, FileNotFoundError) and not os.path.islink(path):
+            return None
         raise ConfigurationError(
             f"{path}: cannot read ({exc.strerror})",
             "make the file readable by this user (chmod u+r), or remove it",
@@ -103,22 +108,28 @@ def _read_bytes(path: Path, source: str) -> bytes:
         os.close(fd)
 
 
-def parse_file(path: Path, source: str, parsed: dict[tuple[str, str], Any] | None = None) -> ParsedFile | None:
+#: The files parsed lately, by path and layer name. Parsing depends on the bytes alone, so a file whose
+#: bytes have the digest of the one kept is not parsed again by the next session; its bytes are read and
+#: hashed on every load, so an edit (within the same second, to the same size) is always seen.
+_PARSED: Recent[tuple[str, str], ParsedFile] = Recent(64)
+
+
+def parse_file(path: Path, source: str) -> ParsedFile | None:
     """Parse one file without expanding references; None when it does not exist.
 
-    :param parsed: files already parsed for this session, by path and digest;
-        parsing does not depend on the environment, so a file read again
-        (for another environment's layers) is taken from there.
+    A file whose bytes were parsed before (by this process, at this path) is
+    taken from :data:`_PARSED`; its digest decides, never its time stamps.
     """
-    if not path.exists() and not path.is_symlink():
-        return None
     raw = _read_bytes(path, source)
+    if raw is None:
+        return None
     digest = hashlib.sha256(raw).hexdigest()
-    if parsed is not None and (str(path), digest) in parsed:
-        return parsed[(str(path), digest)]
+    key = (str(path), source)
+    known = _PARSED.get(key)
+    if known is not None and known.digest == digest:
+        return known
     result = _parse(raw, path, source, digest)
-    if parsed is not None:
-        parsed[(str(path), digest)] = result
+    _PARSED.put(key, result)
     return result
 
 
@@ -381,12 +392,10 @@ def read_layers(
     root: Path,
     environment: str,
     environ: Mapping[str, str],
-    parsed: dict[tuple[str, str], Any] | None = None,
     settings: Any = None,
 ) -> list[ConfigLayer]:
     """The four file layers of ``environment`` with references expanded, missing ones with ``exists=False``.
 
-    :param parsed: as for :func:`parse_file`.
     :param settings: the project's settings: their credential naming keeps a
         reference from reading another environment's credential, their
         ``secrets`` make a value built from one secret.
@@ -395,7 +404,7 @@ def read_layers(
     definitions: list[Definition] = []
     for name, precedence in layer_files(environment):
         path = root / name
-        result = parse_file(path, name, parsed)
+        result = parse_file(path, name)
         files.append((name, precedence, path, result))
         if result is not None:
             definitions.extend(result.definitions)
@@ -431,27 +440,7 @@ def _secret_names(settings: Any, naming: Any) -> Any:
     return is_secret
 
 
-# The files parsed for the session being opened, known by its settings object.
-# A validator that loads another environment's layers (the services plugin's
-# port check) would otherwise parse .env and .env.local a second time: half of
-# a large project's load time. A new session starts afresh, so every session
-# reads and parses its files itself.
-_parsed: tuple[Any, dict] = (lambda: None, {})
-
-
-def _parsed_for(settings) -> dict[tuple[str, str], Any] | None:
-    global _parsed
-    owner, parsed = _parsed
-    if owner() is not settings:
-        try:
-            owner = weakref.ref(settings)
-        except TypeError:  # a settings object that cannot be referenced weakly: no reuse
-            return None
-        _parsed = owner, (parsed := {})
-    return parsed
-
-
 @hookimpl
 def load_config(root: Path, environment, settings, environ: Mapping[str, str]) -> list[ConfigLayer]:
     """The four file layers, missing ones included with ``exists=False``."""
-    return read_layers(root, environment.name, environ, _parsed_for(settings), settings)
+    return read_layers(root, environment.name, environ, settings)

@@ -1,0 +1,43 @@
+"""A small, bounded memory of the latest results, for what is read again on every session opening.
+
+What is kept is always checked against what was read before it is reused
+(a file's bytes, their digest): this only spares parsing the same bytes
+twice, never reading them.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Generic, Hashable, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Recent(Generic[K, V]):
+    """At most ``limit`` entries by key, the least recently stored dropped first; safe to share between threads."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._entries: dict[K, V] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        """The value stored under ``key``, or None."""
+        return self._entries.get(key)
+
+    def put(self, key: K, value: V) -> None:
+        """Store ``value`` under ``key`` as the newest entry."""
+        with self._lock:
+            self._entries.pop(key, None)
+            while len(self._entries) >= self.limit:
+                del self._entries[next(iter(self._entries))]
+            self._entries[key] = value
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
