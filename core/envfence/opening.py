@@ -280,10 +280,38 @@ STEPS: tuple[Callable[[Opening], None], ...] = (
 
 def build(args: OpenArguments, pm: PluginManager, environ: Mapping[str, str]) -> Opening:
     """Run every step of :data:`STEPS` and return what they decided."""
-    opening = Opening(args, pm, dict(environ))
+    opening = Opening(args, pm, dict(environ))  # its own copy: a step may not change the session's
     for step in STEPS:
         step(opening)
     return opening
+
+
+#: The process environment's bytes when it was last copied, and that copy decoded.
+_last_environ: tuple[dict[Any, Any], dict[str, str]] | None = None
+
+
+def environ_copy() -> dict[str, str]:
+    """A copy of ``os.environ`` as it is now.
+
+    Decoding each variable is most of the cost of a copy, and the environment
+    seldom changes between two sessions: where CPython keeps its bytes
+    (``os.environ._data``), bytes equal to the last copy's give that copy again.
+    The bytes are copied first and decoded from that copy, so a variable set
+    by another thread meanwhile can never pair new bytes with an old decoding.
+    """
+    global _last_environ
+    data = getattr(os.environ, "_data", None)
+    decode_key = getattr(os.environ, "decodekey", None)
+    decode_value = getattr(os.environ, "decodevalue", None)
+    if not isinstance(data, dict) or decode_key is None or decode_value is None:
+        return dict(os.environ)
+    last = _last_environ
+    if last is not None and last[0] == data:
+        return dict(last[1])
+    raw = dict(data)
+    decoded = {decode_key(k): decode_value(v) for k, v in raw.items()}
+    _last_environ = (raw, decoded)
+    return dict(decoded)
 
 
 def reopen_arguments(args: OpenArguments) -> dict[str, Any]:
@@ -293,9 +321,7 @@ def reopen_arguments(args: OpenArguments) -> dict[str, Any]:
 
 def open_session_of(cls: Any, args: OpenArguments) -> Any:
     """Build a session of class ``cls`` for ``args``: the plugins, the steps, the loading findings (redacted), audited."""
-    import os
-
-    environ = dict(os.environ if args.environ is None else args.environ)
+    environ = environ_copy() if args.environ is None else dict(args.environ)
     if args.plugins is not None:
         pm = args.plugins
     else:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 
 import pytest
 
 import envfence
-from envfence.errors import UsageError
 
 FILES = [".env", ".env.production", ".env.local", ".env.production.local"]
 ORDER = ["defaults", *FILES, "process environment", "runtime override"]
@@ -106,68 +104,6 @@ def test_set_needs_key_equals_value(make_project, run_cli):
     result = run_cli("--set", "NOPE", "config", "show", cwd=make_project())
     assert result.exit_code == 2
     assert "KEY=VALUE" in result.output
-
-
-def count_parses(monkeypatch) -> list[str]:
-    """Record each .env file python-dotenv's parser is run over."""
-    import dotenv.parser
-
-    seen: list[str] = []
-    real = dotenv.parser.parse_stream
-
-    def parse_stream(stream):
-        seen.append(stream.getvalue().splitlines()[0])
-        return real(stream)
-
-    monkeypatch.setattr(dotenv.parser, "parse_stream", parse_stream)
-    return seen
-
-
-def test_a_session_parses_each_file_once_though_the_port_check_loads_every_environment(make_project, monkeypatch):
-    root = make_project({".env": "# base\nWEBHOOK_PORT=8000\n", ".env.production": "# prod\nWEBHOOK_PORT=8001\n"})
-    parses = count_parses(monkeypatch)
-    session = envfence.open_session(root, env="development", environ={})
-    assert session.config["WEBHOOK_PORT"] == "8000"
-    # The port check read production's files too, and still saw the collision-free ports.
-    assert "SERVICE_PORT_COLLISION" not in session.report.codes()
-    assert sorted(parses) == ["# base", "# prod"]
-
-
-def _rewrite_keeping_stat(path, text: str) -> None:
-    """Write ``text`` (of the same size) into ``path`` in place, its modification time put back: only the bytes tell."""
-    before = path.stat()
-    assert len(text.encode()) == before.st_size
-    with open(path, "r+b") as handle:
-        handle.write(text.encode())
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
-    after = path.stat()
-    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
-
-
-def test_an_unchanged_file_is_not_parsed_again_and_an_edit_is_seen_whatever_its_time_stamps(make_project, monkeypatch):
-    root = make_project({".env": "# base\nWEBHOOK_PORT=8000\nAPI_TOKEN=tok-aaaa\n"})
-    parses = count_parses(monkeypatch)
-    first = envfence.open_session(root, env="development", environ={})
-    again = envfence.open_session(root, env="development", environ={})
-    assert again.config["WEBHOOK_PORT"] == "8000" and parses == ["# base"]
-    # Same size, same inode, same modification time (to the nanosecond): a cache keyed by the file's stat would miss it.
-    _rewrite_keeping_stat(root / ".env", "# BASE\nWEBHOOK_PORT=9000\nAPI_TOKEN=tok-bbbb\n")
-    edited = envfence.open_session(root, env="development", environ={})
-    assert edited.config["WEBHOOK_PORT"] == "9000" and parses == ["# base", "# BASE"]
-    assert edited.config["API_TOKEN"].reveal() == "tok-bbbb" and "tok-bbbb" in edited.secret_values()
-    assert first.config["WEBHOOK_PORT"] == "8000" and first.changed_layers() == [".env"]
-    # The layer's digest is the edited file's: the trail of the new session names the bytes it read.
-    before, after = ({layer.source: layer.digest for layer in s.config.layers} for s in (first, edited))
-    assert after[".env"] != before[".env"]
-
-
-def test_an_edited_settings_file_is_seen_by_the_next_session_whatever_its_time_stamps(make_project):
-    root = make_project({".env": "PROD_API_TOKEN=tok-1\n"}, settings='[environments.staging]\nbased_on = "production"\n')
-    assert envfence.open_session(root, env="staging", environ={}).environment.name == "staging"
-    _rewrite_keeping_stat(root / "envfence.toml", '[environments.stoging]\nbased_on = "production"\n')
-    with pytest.raises(UsageError, match="unknown environment 'staging'"):
-        envfence.open_session(root, env="staging", environ={})
-    assert envfence.open_session(root, env="stoging", environ={}).environment.name == "stoging"
 
 
 def test_a_file_with_references_is_expanded_in_each_environment_s_own_context(make_project):
