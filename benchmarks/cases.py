@@ -212,7 +212,8 @@ def in_process_case(projects: dict[int, Project], plan: Plan) -> tuple[Table, li
     table = Table(
         "In process: load the production configuration",
         "envfence `open_session(env=\"production\")` (detection, four file layers, process environment, "
-        "provenance, secrets), with and without reading its validation report, against python-dotenv's "
+        "provenance, secrets), with and without reading its validation report, and once more without it after "
+        "forgetting the files it parsed before (its first opening in a process), against python-dotenv's "
         "`dotenv_values` of both files merged (without expansion, the reference, and with its default "
         "interpolation), Dynaconf over both files and a pydantic-settings model of every key; the plugin manager "
         "and the model class are built once, as a long-running tool would. Targets use the median of each "

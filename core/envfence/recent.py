@@ -8,10 +8,25 @@ twice, never reading them.
 from __future__ import annotations
 
 import threading
-from typing import Generic, Hashable, TypeVar
+import weakref
+from typing import Any, Generic, Hashable, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+
+#: Every memory made, so that :func:`forget_all` reaches them all.
+_ALL: "weakref.WeakSet[Recent[Any, Any]]" = weakref.WeakSet()
+
+
+def forget_all() -> None:
+    """Forget everything every :class:`Recent` keeps: the next session parses its files afresh.
+
+    Nothing kept can be stale, so this is never needed for correctness; the
+    benchmarks call it to time a process's first opening, and tests that count parses may.
+    """
+    for memory in list(_ALL):
+        memory.clear()
 
 
 class Recent(Generic[K, V]):
@@ -21,6 +36,7 @@ class Recent(Generic[K, V]):
         self.limit = limit
         self._entries: dict[K, V] = {}
         self._lock = threading.Lock()
+        _ALL.add(self)
 
     def get(self, key: K) -> V | None:
         """The value stored under ``key``, or None."""
