@@ -180,8 +180,7 @@ class Session:
 
     def redact_findings(self, findings: Iterable[Finding]) -> tuple[Finding, ...]:
         """``findings`` with secrets masked in message, remediation and key (every finding handed out passes here once)."""
-        findings = tuple(findings)
-        # No finding, no redactor: building it (the secrets, every plugin's shapes) is most of a small project's opening.
+        findings = tuple(findings)  # none, no redactor built: it is a large part of a small project's opening
         return redact_findings(self.redactor(), findings) if findings else ()
 
     def prepare(self) -> list[Finding]:
