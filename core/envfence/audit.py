@@ -20,6 +20,14 @@ from .hookcalls import PluginFailed
 from .models import AuditEvent
 
 
+#: Events a plugin writes at once even for a session that is not prepared, when the
+#: trail already exists (it is never created for them): a refused run is
+#: worth a record, and its session is never prepared; so are a run marked
+#: abandoned and a damaged history moved aside by ``status`` or ``list``.
+#: ``config.read`` too: a read-only command prepares nothing, yet the trail it finds keeps who read what.
+KEPT_UNPREPARED = ("run.blocked", "run.abandoned", "history.moved_aside", "config.read")
+
+
 class AuditLog:
     """The audit events of one session."""
 

@@ -26,12 +26,6 @@ from typing import Any, Iterable, Iterator, Mapping
 GENESIS = "0" * 64
 #: The record format: version 2 records carry ``"v": 2`` and start from :func:`genesis`.
 FORMAT = 2
-#: Events written at once even for a session that is not prepared, when the
-#: trail already exists (it is never created for them): a refused run is
-#: worth a record, and its session is never prepared; so are a run marked
-#: abandoned and a damaged history moved aside by ``status`` or ``list``.
-#: ``config.read`` too: a read-only command prepares nothing, yet the trail it finds keeps who read what.
-KEPT_UNPREPARED = ("run.blocked", "run.abandoned", "history.moved_aside", "config.read")
 
 #: Built once: ``json.dumps`` with options builds a new encoder per call.
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
@@ -148,6 +142,6 @@ def link(
 
 
 __all__ = [
-    "DuplicateKey", "FORMAT", "GENESIS", "KEPT_UNPREPARED", "canonical", "context", "entry", "genesis", "link",
+    "DuplicateKey", "FORMAT", "GENESIS", "canonical", "context", "entry", "genesis", "link",
     "parse_record", "record_hash", "record_mac", "sign", "unsigned", "unsigned_line",
 ]

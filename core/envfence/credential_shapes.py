@@ -14,7 +14,6 @@ from collections import Counter
 from typing import Any
 
 from .models import Secret
-from .redaction import MIN_SECRET_LENGTH
 
 #: Values people leave in place of a real credential (compared lower-case).
 PLACEHOLDERS = frozenset(
@@ -25,17 +24,18 @@ PLACEHOLDERS = frozenset(
         "test", "dummy", "example", "sample", "none", "null", "undefined", "xxx", "default",
     }
 )
+#: Compiled on first use (``re``'s own cache keeps them): most commands never judge a credential.
 _PLACEHOLDER_SHAPES = (
-    re.compile(r"^(.)\1*$"),  # xxxx, 0000, ****
-    re.compile(r"^<[^>]*>$|^\$\{[^}]*\}$|^\{\{.*\}\}$"),  # <token>, ${TOKEN}, {{token}}
-    re.compile(r"(changeme|change[-_ ]me|replace[-_ ]?me|your[-_ ]?(api[-_ ]?)?(token|key|secret)|[-_ ]here$)", re.I),
+    (r"^(.)\1*$", 0),  # xxxx, 0000, ****
+    (r"^<[^>]*>$|^\$\{[^}]*\}$|^\{\{.*\}\}$", 0),  # <token>, ${TOKEN}, {{token}}
+    (r"(changeme|change[-_ ]me|replace[-_ ]?me|your[-_ ]?(api[-_ ]?)?(token|key|secret)|[-_ ]here$)", re.I),
 )
 
 
 def placeholder(value: str) -> bool:
     """True when ``value`` is a stand-in (``changeme``, ``your-token-here``, ``xxx``...), not a credential."""
     text = value.strip()
-    return text.lower() in PLACEHOLDERS or any(p.search(text) for p in _PLACEHOLDER_SHAPES)
+    return text.lower() in PLACEHOLDERS or any(re.search(p, text, flags) for p, flags in _PLACEHOLDER_SHAPES)
 
 
 def entropy_bits(value: str) -> float:
@@ -55,6 +55,8 @@ def describe(key: str, value: Any, kind: str | None = None) -> str:
 
     :param kind: what the value is, when the calling plugin knows its service's shapes.
     """
+    from .redaction import MIN_SECRET_LENGTH
+
     secret = value if isinstance(value, Secret) else Secret(str(value))
     if len(secret.reveal()) < MIN_SECRET_LENGTH:
         return f"{key} (secret, under {MIN_SECRET_LENGTH} chars)"

@@ -237,7 +237,8 @@ def _parse_toml(path: Path, raw: bytes) -> dict[str, Any]:
     import tomllib
 
     try:
-        text = raw.decode("utf-8-sig")
+        # utf-8-sig, without looking its codec up: a leading byte-order mark is dropped
+        text = raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigurationError(
             f"{path}: not valid UTF-8 (byte {exc.start})", "save the file as UTF-8"

@@ -249,3 +249,27 @@ def test_a_table_the_project_holds_is_judged_from_a_warm_cache(make_project, cac
     code, output, stderr, ran = _envfence(root, cache, "run", "noop")
     assert code == 0, stderr  # development runs despite the finding; the table was judged by its plugin
     assert "health" in _plugin_modules(ran) and "report" not in _plugin_modules(ran)
+
+
+#: Modules that do a plugin's work, not its declarations: `detect` never needs them. Each plugin that every
+#: session asks what it declares (declare_settings) or whether it records an event (audit_event) answers
+#: from a light module and imports these only when it acts.
+WORK_MODULES = {
+    "envfence.audit_chain",  # the record format: only a session that writes a record
+    "envfence_builtins.store.postgres_client", "envfence_builtins.store.postgres_audit",  # a project without [store]
+    "envfence_builtins.webhook_service.webhook_signatures",  # signing, for validate and the receiver
+    "hmac",  # loads OpenSSL
+}
+
+
+def test_detect_asks_the_declarations_without_importing_the_work(make_project, cache):
+    import importlib.util
+
+    root = make_project({".env": "A=1\n"}, settings=SETTINGS)
+    environ = {**os.environ, "ENVFENCE_PLUGIN_CACHE": str(cache), "ENVFENCE_HOSTNAME": "build-box-01"}
+    envfence_in_new_process(root, "-q", "detect", env=environ)  # builds the manifest
+    code, output, stderr, modules = envfence_in_new_process(root, "-q", "detect", env=environ)
+    assert code == 0 and "environment=development" in output, stderr
+    assert modules & WORK_MODULES == set()
+    if importlib.util.find_spec("_sha256") or importlib.util.find_spec("_sha2"):  # the interpreter's own SHA-256
+        assert "hashlib" not in modules  # the .env files' digests need no OpenSSL

@@ -26,7 +26,7 @@ from __future__ import annotations
 import stat
 
 from envfence import hookimpl
-from envfence.audit_chain import KEPT_UNPREPARED
+from envfence.audit import KEPT_UNPREPARED
 from envfence.models import Finding
 
 from .trail_session import audit_key, has_runs

@@ -17,6 +17,7 @@ pyairtable is imported only when a live check runs.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from envfence import slotted
@@ -24,7 +25,9 @@ from envfence import hookimpl
 from envfence.errors import ConfigurationError
 from envfence.credential_shapes import PLACEHOLDER, describe, required_in, text_problem
 from envfence.models import Finding, SettingSpec, reveal
-from envfence.redaction import SecretShape
+
+if TYPE_CHECKING:
+    from envfence.redaction import SecretShape
 
 SECTION = "airtable"
 
@@ -50,10 +53,11 @@ def declare_tables():
 
 
 DEFAULT_ENDPOINT = "https://api.airtable.com"
-TOKEN_RE = re.compile(r"pat[A-Za-z0-9]{14}\.[0-9a-f]{64}")
-LEGACY_KEY_RE = re.compile(r"key[A-Za-z0-9]{14}")
-BASE_RE = re.compile(r"app[A-Za-z0-9]{14}")
-TABLE_ID_RE = re.compile(r"tbl[A-Za-z0-9]{14}")
+# Patterns, compiled on first use by re's own cache: every session imports this plugin to ask what it declares.
+TOKEN_RE = r"pat[A-Za-z0-9]{14}\.[0-9a-f]{64}"
+LEGACY_KEY_RE = r"key[A-Za-z0-9]{14}"
+BASE_RE = r"app[A-Za-z0-9]{14}"
+TABLE_ID_RE = r"tbl[A-Za-z0-9]{14}"
 
 
 def token_kind(value) -> str | None:
@@ -61,7 +65,7 @@ def token_kind(value) -> str | None:
     text = str(reveal(value))
     if text.startswith("pat") and "." in text:
         return "Airtable personal access token"
-    if LEGACY_KEY_RE.fullmatch(text):
+    if re.fullmatch(LEGACY_KEY_RE, text):
         return "legacy Airtable API key"
     return None
 CREATE_TOKEN = (
@@ -77,6 +81,8 @@ def _finding(code: str, severity: str, message: str, remediation: str, key: str 
 @hookimpl
 def secret_shapes() -> list[SecretShape]:
     """A personal access token is secret wherever it appears."""
+    from envfence.redaction import SecretShape
+
     return [SecretShape(r"\bpat[A-Za-z0-9]{14}\.[0-9a-fA-F]{64}\b", "Airtable personal access token")]
 
 
@@ -152,7 +158,7 @@ def _token_findings(session, token_key: str | None) -> tuple[list[Finding], bool
     token = str(reveal(config[token_key]))
     shown = describe(token_key, config[token_key], token_kind(config[token_key]))
     problem = text_problem(token)
-    if LEGACY_KEY_RE.fullmatch(token):
+    if re.fullmatch(LEGACY_KEY_RE, token):
         return [_finding(
             "AIRTABLE_LEGACY_API_KEY", "error",
             f"{shown} is a legacy Airtable API key; such keys stopped working on 1 February 2024",
@@ -160,7 +166,7 @@ def _token_findings(session, token_key: str | None) -> tuple[list[Finding], bool
         )], False
     if problem == PLACEHOLDER:
         return [_finding("AIRTABLE_TOKEN_PLACEHOLDER", "error", f"{shown} {problem}", CREATE_TOKEN, token_key)], False
-    if problem is not None or not TOKEN_RE.fullmatch(token):
+    if problem is not None or not re.fullmatch(TOKEN_RE, token):
         detail = problem or "is not shaped like a personal access token ('pat' + 14 letters or digits + '.' + 64 hex digits)"
         return [_finding(
             "AIRTABLE_TOKEN_FORMAT", "error", f"{shown} {detail}",
@@ -174,7 +180,7 @@ def _base_findings(config, base_key: str | None) -> tuple[list[Finding], str | N
     if base_key is None:
         return [], None
     base = reveal(config[base_key]).strip()
-    if BASE_RE.fullmatch(base):
+    if re.fullmatch(BASE_RE, base):
         return [], base
     return [_finding(
         "AIRTABLE_BASE_ID_FORMAT", "error",
@@ -191,7 +197,7 @@ def _table_findings(tables: list[tuple[str, str]]) -> list[Finding]:
             f"{where}={table!r} starts like a table ID but is not one ('tbl' + 14 letters or digits)",
             "copy the table ID from the table's URL, or use the table's name", where if not where.startswith("[") else SECTION,
         )
-        for table, where in tables if table.startswith("tbl") and not TABLE_ID_RE.fullmatch(table)
+        for table, where in tables if table.startswith("tbl") and not re.fullmatch(TABLE_ID_RE, table)
     ]
 
 

@@ -19,16 +19,19 @@ delivery captured on one verifies on the other.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from envfence import slotted
 from envfence import hookimpl
 from envfence.errors import ConfigurationError
 from envfence.credential_shapes import PLACEHOLDER, describe, entropy_bits, text_problem
 from envfence.models import Finding, SettingSpec, reveal
-from envfence.redaction import SecretShape
 
-from envfence_builtins.webhook_service.webhook_signatures import SCHEMES, SignatureError, decode_standard_secret
+# The scheme names only: the signing code (and OpenSSL under hmac) is for validate, not for every session's declarations.
+from envfence_builtins.webhook_service.signature_checks import SCHEMES, SignatureError
+
+if TYPE_CHECKING:
+    from envfence.redaction import SecretShape
 
 SECTION = "webhooks"
 #: A shared secret shorter than this is too easy to guess.
@@ -129,6 +132,8 @@ def _shared(session, routes: list[Source]) -> list[Finding]:
 @hookimpl
 def secret_shapes() -> list[SecretShape]:
     """A Standard Webhooks secret is secret wherever it appears."""
+    from envfence.redaction import SecretShape
+
     return [SecretShape(r"\bwhsec_[A-Za-z0-9+/=]{16,}", "Standard Webhooks secret")]
 
 
@@ -145,6 +150,8 @@ def declare_settings(settings) -> list[SettingSpec]:
 @hookimpl
 def validate(session) -> list[Finding]:
     """Each source's and route's secret: not a placeholder, long and random enough, in its scheme's form; routes sharing one."""
+    from envfence_builtins.webhook_service.webhook_signatures import decode_standard_secret
+
     found, findings = sources(session.settings)
     config = session.config
     routes = route_sources(session.settings)

@@ -109,7 +109,8 @@ def machine_id() -> str | None:
     """The machine's id (lower case), or None when the machine has none."""
     for path in MACHINE_ID_FILES:
         try:
-            text = Path(path).read_text(encoding="ascii", errors="replace").strip().lower()
+            # bytes decoded here, not read_text(encoding=...): no codec module is looked up for it
+            text = Path(path).read_bytes().decode("ascii", "replace").strip().lower()
         except OSError:
             continue
         if text:

@@ -24,10 +24,9 @@ from envfence.models import reveal
 from envfence.stash import StashKey
 from envfence_builtins.store.postgres_audit import append_audit
 from envfence_builtins.store.postgres_schema import RUNS, STATE
+from envfence_builtins.store.store_settings import settings_of
 
 
-SECTION = "store"
-FALLBACKS = ("refuse", "local")
 SPOOL_NAME = "store-spool.jsonl"
 _RUN_COLUMNS = (
     "run_id", "automation", "environment", "host", "started_at", "finished_at", "status", "exit_code",
@@ -182,38 +181,6 @@ class Store:
 
 #: One reused connection per process and URL.
 _pool: dict[tuple[int, str], Any] = {}
-
-
-def _store_table():
-    from envfence.settings_kinds import either, number, text, texts
-    from envfence.settings_tables import Table
-
-    table = Table(SECTION, "the shared PostgreSQL store of run history, locks and the audit trail")
-    table.add("url", text(example="postgresql://envfence@db.internal/envfence"), None,
-              "the database (a password belongs in the STORE_PASSWORD credential, not here)")
-    table.add("fallback", text(choices=FALLBACKS), "refuse", "refuse: no run without the shared store; local: run on local state")
-    table.add("connect_timeout", number(minimum=0, exclusive=True, example=5), 5, "seconds to wait for the database")
-    roles = table.add_table("roles", "one PostgreSQL role per environment, so a role writes its environment only",
-                            extra=True)
-    roles.add_free(either(text(example="envfence_prod"), texts(example="envfence_prod")), "the role (or roles) of that environment")
-    table.add("readers", either(texts(example="envfence_reader"), text(example="envfence_reader")), [],
-              "roles that only read every environment")
-    return table
-
-
-#: ``[store]``, declared once for loading, ``check``, the schema and the docs.
-TABLE = _store_table()
-
-
-def settings_of(settings) -> dict[str, Any] | None:
-    """The ``[store]`` table (its kinds checked), or None when the project does not use a shared store.
-
-    :raises ConfigurationError: a value of the wrong kind, naming the key.
-    """
-    values = TABLE.read(settings)
-    if not values:
-        return None
-    return {key: values[key] for key in ("url", "fallback", "connect_timeout", "readers")} | {"roles": values.raw.get("roles", {})}
 
 
 #: The session's store, once resolved.

@@ -39,15 +39,14 @@ import contextlib
 import os
 import time
 
-from envfence import audit_chain, hookimpl
+from envfence import hookimpl
 from envfence.models import SettingSpec
 
-from envfence_builtins.store.postgres_audit import append_audit, verify_audit
-from envfence_builtins.store.postgres_client import (
-    RESOLVING, STARTED, STORE_LOCKED, StoreBehind, StoreUnavailable, TABLE, TOTALS_LIMIT, UNWRITTEN, abandoned,
-    advisory_key, advisory_lock, audit_key_of, can_spool, forward, forward_quietly, held_state, lock_connection,
-    read_runs, record_run, run_row, running_row, say_behind, settings_of, spool, store_for, try_lock,
-)
+from envfence_builtins.store.store_settings import TABLE, settings_of
+
+# The client, the audit chain and the queue are imported by the hooks that use a store: every session asks
+# this plugin what it declares and whether it chains an event, and a project without [store] only reads
+# its settings (store_settings) to answer.
 
 
 @hookimpl
@@ -71,6 +70,8 @@ def declare_settings(settings) -> list[SettingSpec]:
 @hookimpl
 def on_run_start(session, request, run_id) -> None:
     """Mirror the run in the store as ``running``: any host sees it, and sees it abandoned if its process dies."""
+    from envfence_builtins.store.postgres_client import STARTED, STORE_LOCKED, record_run, running_row, spool, store_for
+
     store = store_for(session)
     if store is None or session.dry_run:
         return
@@ -85,6 +86,8 @@ def on_run_start(session, request, run_id) -> None:
 @hookimpl
 def on_run_finish(session, request, outcome) -> None:
     """Record how the run ended in the store; kept in the spool when the store is away, whatever the fallback."""
+    from envfence_builtins.store.postgres_client import record_run, run_row, store_for
+
     store = store_for(session)
     if store is None or session.dry_run:
         return
@@ -94,6 +97,10 @@ def on_run_finish(session, request, outcome) -> None:
 @hookimpl(tryfirst=True)
 def run_history(session, automation, limit):
     """The environment's runs from the store; with ``fallback = "local"`` and the store away, the local history answers."""
+    from envfence_builtins.store.postgres_client import (
+        STARTED, StoreBehind, StoreUnavailable, abandoned, can_spool, forward_quietly, read_runs, say_behind, store_for,
+    )
+
     store = store_for(session)
     if store is None:
         return None
@@ -119,6 +126,7 @@ def run_totals(session, since, buckets):
     the store away with ``fallback = "local"``): the local history sums its own.
     """
     from envfence.runs.totals import from_runs
+    from envfence_builtins.store.postgres_client import TOTALS_LIMIT, store_for
 
     if store_for(session) is None:
         return None
@@ -135,6 +143,10 @@ def acquire_run_lock(session, automation, wait, echo):
     With the store away: ``fallback = "local"`` answers None (the core takes
     its file lock); otherwise the run is refused (exit 4).
     """
+    from envfence_builtins.store.postgres_client import (
+        StoreUnavailable, advisory_key, advisory_lock, forward_quietly, lock_connection, store_for, try_lock,
+    )
+
     store = store_for(session)
     if store is None:
         return None
@@ -162,13 +174,20 @@ def audit_event(session, event) -> None:
     held; a refused run (``run.blocked``) is recorded at once. With the store
     away the events are spooled in the environment's tree and forwarded later.
     """
-    import uuid
-
     if settings_of(session.settings) is None:
         return
+    import uuid
+
+    from envfence import audit_chain
+    from envfence.audit import KEPT_UNPREPARED
+    from envfence_builtins.store.postgres_audit import append_audit
+    from envfence_builtins.store.postgres_client import (
+        RESOLVING, UNWRITTEN, StoreUnavailable, audit_key_of, can_spool, spool, store_for,
+    )
+
     unwritten = session.stash.setdefault(UNWRITTEN, [])
     unwritten.append(event)
-    if session.stash.get(RESOLVING, False) or (not session.prepared and event.event not in audit_chain.KEPT_UNPREPARED):
+    if session.stash.get(RESOLVING, False) or (not session.prepared and event.event not in KEPT_UNPREPARED):
         return
     store = store_for(session)
     if store is None:
@@ -187,6 +206,9 @@ def audit_event(session, event) -> None:
 @hookimpl(optionalhook=True)  # declared by the plugin that offers it; absent without it
 def verify_audit_store(session):
     """``envfence audit verify``'s check of the store's chain for this environment, or None without a store."""
+    from envfence_builtins.store.postgres_audit import verify_audit
+    from envfence_builtins.store.postgres_client import StoreUnavailable, audit_key_of, can_spool, forward_quietly, store_for
+
     store = store_for(session)
     if store is None:
         return None
@@ -203,6 +225,8 @@ def verify_audit_store(session):
 @hookimpl(optionalhook=True)  # declared by the plugin that offers it; absent without it
 def open_webhook_queue(session):
     """The environment's webhook queue in the store, shared by receivers and workers on every host."""
+    from envfence_builtins.store.postgres_client import store_for
+
     store = store_for(session)
     if store is None:
         return None
@@ -214,6 +238,8 @@ def open_webhook_queue(session):
 @hookimpl(optionalhook=True)  # declared by the plugin that offers it; absent without it
 def hold_state(session, name, write):
     """The environment's state ``name`` in the store, locked across hosts while held (see the hookspec)."""
+    from envfence_builtins.store.postgres_client import StoreUnavailable, held_state, store_for
+
     store = store_for(session)
     if store is None:
         return None

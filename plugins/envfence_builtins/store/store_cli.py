@@ -16,7 +16,8 @@ from envfence.errors import EXIT_FINDINGS, ConfigurationError
 
 from envfence_builtins.store import postgres_schema as schema
 from envfence_builtins.store import postgres_separation as separation
-from envfence_builtins.store.postgres_client import StoreUnavailable, admin_store, insert_run, settings_of, store_for
+from envfence_builtins.store.postgres_client import StoreUnavailable, admin_store, insert_run, store_for
+from envfence_builtins.store.store_settings import settings_of
 from envfence_builtins.store.postgres_schema import AUDIT, RUNS
 
 

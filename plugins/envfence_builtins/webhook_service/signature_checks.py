@@ -7,12 +7,14 @@ senders, which read HousecallPro's scheme from :mod:`.webhook_schemes`) both bui
 
 from __future__ import annotations
 
-import hmac
 import math
 import time
 
 #: Seconds a signed timestamp may be away from now (either way).
 DEFAULT_TOLERANCE = 300
+#: The built-in schemes (:func:`.webhook_signatures.verify` knows them), named here so that the
+#: settings that name one are read without the signing code (``hmac`` loads OpenSSL).
+SCHEMES = ("housecallpro", "standard", "github")
 
 
 class SignatureError(ValueError):
@@ -25,6 +27,8 @@ def constant_time_equal(a: str | bytes, b: str | bytes) -> bool:
         a = a.encode()
     if isinstance(b, str):
         b = b.encode()
+    import hmac
+
     return hmac.compare_digest(a, b)
 
 

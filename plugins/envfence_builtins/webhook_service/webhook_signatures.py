@@ -36,6 +36,7 @@ from typing import Mapping
 
 from envfence_builtins.webhook_service.signature_checks import (
     DEFAULT_TOLERANCE,
+    SCHEMES,
     SignatureError,
     check_timestamp,
     constant_time_equal,
@@ -180,10 +181,6 @@ def verify_standard(
 
 
 # --- one entry point -----------------------------------------------------------------
-
-#: The schemes :func:`verify` knows.
-SCHEMES = ("housecallpro", "standard", "github")
-
 
 def verify(
     scheme: str,
