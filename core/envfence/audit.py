@@ -2,7 +2,7 @@
 
 Every event goes to the ``audit_event`` plugins as it happens, its data
 redacted once here, when it is first read (a session that reads no event, such as
-``detect``'s, never builds the redaction automaton). Until the session is prepared (its tree exists, see
+``detect``'s, never builds the redactor nor asks the plugins for their secret shapes). Until the session is prepared (its tree exists, see
 :meth:`envfence.Session.prepare`) the log also holds the events in
 :attr:`AuditLog.held`: a plugin that persists events writes nothing before
 then, and when it writes (the first event of the prepared session,

@@ -25,11 +25,17 @@ user could drop a guard's hook from it) is ignored and rebuilt.
 The cache lives in ``$ENVFENCE_PLUGIN_CACHE`` (a directory; ``off`` turns
 the manifest off and imports every plugin at start, as without it), else
 ``$XDG_CACHE_HOME/envfence`` or ``~/.cache/envfence``, one file per
-interpreter (its ``sys.prefix`` and version).
+interpreter (its ``sys.prefix`` and version). It is written with
+:mod:`marshal` (this interpreter's own format, read without importing
+anything; the file is per interpreter anyway): a header naming the format,
+the CRC-32 of the rest, then the distributions, each entry kept as its own
+marshalled bytes with their CRC-32. A file whose header or CRC does not match
+is never unmarshalled.
 """
 
 from __future__ import annotations
 
+import marshal
 import os
 import sys
 import types
@@ -37,7 +43,8 @@ import zlib
 from typing import Any, Callable, Iterable, Mapping
 
 #: The manifest's format; a file of another format is rebuilt.
-FORMAT = 1
+FORMAT = 2
+_HEADER = b"envfence plugin manifest %d\n" % FORMAT
 _OFF = ("0", "off", "no", "false")
 
 
@@ -58,7 +65,7 @@ def cache_file(environ: Mapping[str, str]) -> str | None:
         base = environ.get("XDG_CACHE_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".cache")
         chosen = os.path.join(base, "envfence")
     tag = zlib.adler32(f"{sys.prefix}\0{sys.version}".encode())
-    return os.path.join(chosen, f"plugins-py{sys.version_info[0]}{sys.version_info[1]}-{tag:08x}.json")
+    return os.path.join(chosen, f"plugins-py{sys.version_info[0]}{sys.version_info[1]}-{tag:08x}.manifest")
 
 
 def identity(path: str) -> list[int] | None:
@@ -70,16 +77,46 @@ def identity(path: str) -> list[int] | None:
     return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def _checksum(entry: Any) -> int:
-    import json
+def encode_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """A distribution's entry as the file keeps it: its marshalled bytes and their CRC-32."""
+    blob = marshal.dumps(entry)
+    return {"entry": blob, "checksum": zlib.crc32(blob)}
 
-    return zlib.crc32(json.dumps(entry, sort_keys=True).encode())
+
+def decode_entry(held: Any) -> dict[str, Any] | None:
+    """The entry :func:`encode_entry` kept, or None when it is not one or its CRC-32 is wrong."""
+    try:
+        blob, checksum = held["entry"], held["checksum"]
+        if not isinstance(blob, bytes) or zlib.crc32(blob) != checksum:
+            return None
+        entry = marshal.loads(blob)
+    except (KeyError, TypeError, ValueError, EOFError):
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
+def file_bytes(distributions: Mapping[str, Any]) -> bytes:
+    """The manifest file holding ``distributions`` (each held as :func:`encode_entry` makes it)."""
+    payload = marshal.dumps({"format": FORMAT, "distributions": dict(distributions)})
+    return _HEADER + zlib.crc32(payload).to_bytes(4, "big") + payload
+
+
+def read_file(raw: bytes) -> dict[str, Any]:
+    """The distributions of a manifest file's bytes, or nothing when they are not a manifest of this format."""
+    start = len(_HEADER) + 4
+    if not raw.startswith(_HEADER) or zlib.crc32(raw[start:]) != int.from_bytes(raw[len(_HEADER):start], "big"):
+        return {}
+    try:
+        data = marshal.loads(raw[start:])
+    except (ValueError, EOFError, TypeError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("distributions"), dict):
+        return {}
+    return data["distributions"]
 
 
 def _read(path: str) -> dict[str, Any]:
     """The file's distributions, or nothing when it is missing, not the user's own, or not a manifest."""
-    import json
-
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError:
@@ -89,14 +126,12 @@ def _read(path: str) -> dict[str, Any]:
         if st.st_uid != os.getuid() or st.st_mode & 0o022:
             return {}  # another user could write it: never trusted
         with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = json.loads(handle.read())
-    except (OSError, ValueError):
+            raw = handle.read()
+    except OSError:
         return {}
     finally:
         os.close(fd)
-    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("distributions"), dict):
-        return {}
-    return data["distributions"]
+    return read_file(raw)
 
 
 def _dist_key(ep: Any) -> tuple[str, str] | None:
@@ -132,13 +167,13 @@ class Manifest:
         return self._valid[key]
 
     def _check(self, key: tuple[str, str]) -> dict[str, Any] | None:
-        held = self._cached.get(_stored_name(key))
+        entry = decode_entry(self._cached.get(_stored_name(key)))
+        if entry is None:
+            return None
         try:
-            entry, stored_sum = held["entry"], held["checksum"]
             eps = self._eps[key]
             if (
-                _checksum(entry) != stored_sum
-                or entry["where"] != key[1]
+                entry["where"] != key[1]
                 or entry["version"] != eps[0].dist.version
                 or entry["entry_points"] != [[ep.name, ep.value] for ep in eps]
                 or any(identity(path) != known for path, known in entry["files"].items())
@@ -206,7 +241,6 @@ class Manifest:
         }
         if not complete:
             return
-        import json
         from pathlib import Path
 
         from . import files
@@ -218,10 +252,10 @@ class Manifest:
             if isinstance(held, dict) and os.path.isdir(name.partition(" ")[2])
         }
         for key, entry in complete.items():
-            merged[_stored_name(key)] = {"entry": entry, "checksum": _checksum(entry)}
+            merged[_stored_name(key)] = encode_entry(entry)
         directory, name = os.path.split(self.path)
         try:
-            files.write_atomic(Path(directory), name, json.dumps({"format": FORMAT, "distributions": merged}, indent=1))
+            files.write_atomic(Path(directory), name, file_bytes(merged))
         except (EnvfenceError, OSError):
             pass  # a cache that cannot be written is rebuilt next time; the command goes on
 

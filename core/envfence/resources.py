@@ -32,11 +32,12 @@ from .errors import ConfigurationError
 
 SECTION = "resources"
 KEYS = ("memory", "cpu_seconds", "cpus", "nice", "open_files")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
+# Patterns compiled by re's own cache on first use: importing this module compiles nothing.
+_SIZE = r"(?i)^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$"
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 #: What a job prints when an allocation or an open failed against its limit (Python, C, C++, the shell, Java).
-_MEMORY_SAID = re.compile(r"MemoryError|Cannot allocate memory|out of memory|bad_alloc|OutOfMemoryError", re.IGNORECASE)
-_FILES_SAID = re.compile(r"Too many open files|EMFILE")
+_MEMORY_SAID = r"(?i)MemoryError|Cannot allocate memory|out of memory|bad_alloc|OutOfMemoryError"
+_FILES_SAID = r"Too many open files|EMFILE"
 #: The exit status of a process ended by SIGXCPU (128 + 24) and by SIGKILL (128 + 9).
 _SIGXCPU_EXIT, _SIGKILL_EXIT = 152, 137
 
@@ -70,7 +71,7 @@ def parse_size(value: Any, where: str) -> int:
     """Bytes from ``"1GB"``, ``"512M"``, ``"1GiB"`` or a number of bytes; :class:`ConfigurationError` naming ``where`` else."""
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
-    found = _SIZE.match(value) if isinstance(value, str) else None
+    found = re.match(_SIZE, value) if isinstance(value, str) else None
     if found is None or float(found[1]) <= 0:
         raise ConfigurationError(f"{where}: {value!r} is not a size", 'write a size such as "512MB" or "1GB" (powers of 1024)')
     return int(float(found[1]) * _UNITS[found[2].upper()])
@@ -183,9 +184,9 @@ def reached(limits: Limits, code: int, cpu_used: float | None, said: Iterable[st
             code == _SIGKILL_EXIT and cpu_used is not None and cpu_used >= limits.cpu_seconds)):
         return "cpu_seconds"
     text = "\n".join([*said, exception or ""])
-    if limits.memory is not None and _MEMORY_SAID.search(text):
+    if limits.memory is not None and re.search(_MEMORY_SAID, text):
         return "memory"
-    if limits.open_files is not None and _FILES_SAID.search(text):
+    if limits.open_files is not None and re.search(_FILES_SAID, text):
         return "open_files"
     return None
 

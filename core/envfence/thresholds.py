@@ -44,10 +44,11 @@ from .models import RunOutcome, utcnow
 
 SECTION = "thresholds"
 _KEYS = ("max_duration", "max_memory", "max_error_rate", "error_window", "expected_every", "grace", "alert_on_failure")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(kb|mb|gb)?\s*$", re.I)
+# Patterns compiled by re's own cache on first use: importing this module compiles nothing.
+_SIZE = r"(?i)^\s*(\d+(?:\.\d+)?)\s*(kb|mb|gb)?\s*$"
 _SIZE_UNITS = {None: 1, "kb": 1, "mb": 1024, "gb": 1024 * 1024}
 #: ``min_<metric>`` / ``max_<metric>``: a bound on a business metric the job reports (``ctx.metric``).
-_METRIC_KEY = re.compile(r"^(min|max)_([A-Za-z_][A-Za-z0-9_]*)$")
+_METRIC_KEY = r"^(min|max)_([A-Za-z_][A-Za-z0-9_]*)$"
 DEFAULT_GRACE = _dt.timedelta(minutes=10)
 DEFAULT_WINDOW = 10
 #: Statuses of runs that ended; an abandoned run (its process died) is a failure everywhere.
@@ -116,7 +117,7 @@ def parse_size(value: Any, where: str) -> int:
     """A size (``512MB``, ``2GB``) or a number of kilobytes, in kilobytes; :class:`ConfigurationError` names ``where``."""
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
-    match = _SIZE.match(value) if isinstance(value, str) else None
+    match = re.match(_SIZE, value) if isinstance(value, str) else None
     if not match:
         raise ConfigurationError(f"{where}: {value!r} is not a size", 'write "512MB", "2GB" or kilobytes as a number')
     return int(float(match[1]) * _SIZE_UNITS[(match[2] or "").lower() or None])
@@ -214,7 +215,7 @@ def limits(settings, automation: str, environment: str | None = None) -> Limits:
     for name, body in _layers(settings, automation, environment):
         for key, value in body.items():
             where = f"{settings.source}: {name}.{key}"
-            if key not in _KEYS and not _METRIC_KEY.match(key):
+            if key not in _KEYS and not re.match(_METRIC_KEY, key):
                 raise ConfigurationError(f"{where}: unknown key",
                                          f"known keys: {', '.join(_KEYS)}, or min_<metric> / max_<metric> for a metric the job reports")
             merged[key] = (_parse(key, value, where), f"{name}.{key}")
@@ -222,7 +223,7 @@ def limits(settings, automation: str, environment: str | None = None) -> Limits:
     result: dict[str, Any] = {"alert_on_failure": spec is not None and spec.based_on == "production"}
     bounds = []
     for key, (value, _) in merged.items():
-        match = _METRIC_KEY.match(key) if key not in _KEYS else None
+        match = re.match(_METRIC_KEY, key) if key not in _KEYS else None
         if match:
             bounds.append((match[2], match[1], value))
         else:

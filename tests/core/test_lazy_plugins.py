@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import textwrap
+import zlib
 from pathlib import Path
 
 import pytest
@@ -129,35 +131,42 @@ def test_a_changed_plugin_module_rebuilds_its_entry(make_project, cache, tmp_pat
 
 
 def test_a_corrupt_cache_is_rebuilt(make_project, cache):
+    from envfence.plugin_manifest import file_bytes, read_file
+
     root = make_project({".env": "A=1\n"})
     expected = _envfence(root, cache, "-q", "detect")[1]
     cache_file = next(cache.iterdir())
-    good = json.loads(cache_file.read_text())
-    [name] = [n for n in good["distributions"] if n.startswith("envfence ")]
-    emptied = {"format": 1, "distributions": {name: {"entry": {}, "checksum": 0}}}
-    truncated = cache_file.read_text()[: len(cache_file.read_text()) // 2]
-    for garbage in ("{not json", json.dumps(emptied), truncated, "", json.dumps([1, 2])):
-        cache_file.write_text(garbage)
+    good = cache_file.read_bytes()
+    [name] = [n for n in read_file(good) if n.startswith("envfence ")]
+    emptied = file_bytes({name: {"entry": b"", "checksum": 0}})
+    not_an_entry = file_bytes({name: {"entry": marshal.dumps([1, 2]), "checksum": zlib.crc32(marshal.dumps([1, 2]))}})
+    flipped = good[:-10] + bytes([good[-10] ^ 1]) + good[-9:]  # one bit: the file's CRC no longer matches
+    for garbage in (b"{not json", emptied, not_an_entry, good[: len(good) // 2], b"", flipped, good.replace(b"manifest 2", b"manifest 9")):
+        cache_file.write_bytes(garbage)
         code, output, stderr, _ = _envfence(root, cache, "-q", "detect")
         assert code == 0 and output == expected and "Traceback" not in stderr
-        assert _envfence_entry(json.loads(cache_file.read_text()))["entry"]["plugins"]
+        assert _envfence_entry(read_file(cache_file.read_bytes()))["plugins"]
 
 
 def _without_guard(cache_file: Path) -> dict:
-    """The cache with the hostname plugin's pre_run_safety removed and the checksum made to match."""
-    from envfence.plugin_manifest import _checksum
+    """The cache's distributions with the hostname plugin's pre_run_safety removed, the checksums made to match."""
+    from envfence.plugin_manifest import encode_entry, read_file
 
-    data = json.loads(cache_file.read_text())
-    entry = _envfence_entry(data)["entry"]
+    data = read_file(cache_file.read_bytes())
+    entry = _envfence_entry(data)
     hostname = entry["plugins"]["hostname"]
     hostname["hooks"] = [h for h in hostname["hooks"] if h[1] != "pre_run_safety"]
-    _envfence_entry(data)["checksum"] = _checksum(entry)
+    [name] = [n for n in data if n.startswith("envfence ")]
+    data[name] = encode_entry(entry)
     return data
 
 
 def _envfence_entry(data: dict) -> dict:
-    [name] = [n for n in data["distributions"] if n.startswith("envfence ")]
-    return data["distributions"][name]
+    """The built-ins' entry of the cache's distributions, decoded."""
+    from envfence.plugin_manifest import decode_entry
+
+    [name] = [n for n in data if n.startswith("envfence ")]
+    return decode_entry(data[name])
 
 
 PROD_RUN = '[automations]\nnoop = ["true"]\n'
@@ -169,11 +178,14 @@ def test_a_tampered_cache_cannot_drop_a_guard(make_project, cache, how):
     _envfence(root, cache, "detect")
     cache_file = next(cache.iterdir())
     data = _without_guard(cache_file)
+    from envfence.plugin_manifest import file_bytes
+
     if how == "edited without its checksum":
-        _envfence_entry(data)["checksum"] += 1
-        cache_file.write_text(json.dumps(data))
+        [name] = [n for n in data if n.startswith("envfence ")]
+        data[name]["checksum"] += 1
+        cache_file.write_bytes(file_bytes(data))
     else:
-        cache_file.write_text(json.dumps(data))
+        cache_file.write_bytes(file_bytes(data))
         cache_file.chmod(0o666)
     code, output, stderr, _ = _envfence(root, cache, "--env", "production", "run", "noop")
     assert code == 3, output + stderr  # the development box is not a production host: still refused
@@ -250,26 +262,3 @@ def test_a_table_the_project_holds_is_judged_from_a_warm_cache(make_project, cac
     assert code == 0, stderr  # development runs despite the finding; the table was judged by its plugin
     assert "health" in _plugin_modules(ran) and "report" not in _plugin_modules(ran)
 
-
-#: Modules that do a plugin's work, not its declarations: `detect` never needs them. Each plugin that every
-#: session asks what it declares (declare_settings) or whether it records an event (audit_event) answers
-#: from a light module and imports these only when it acts.
-WORK_MODULES = {
-    "envfence.audit_chain",  # the record format: only a session that writes a record
-    "envfence_builtins.store.postgres_client", "envfence_builtins.store.postgres_audit",  # a project without [store]
-    "envfence_builtins.webhook_service.webhook_signatures",  # signing, for validate and the receiver
-    "hmac",  # loads OpenSSL
-}
-
-
-def test_detect_asks_the_declarations_without_importing_the_work(make_project, cache):
-    import importlib.util
-
-    root = make_project({".env": "A=1\n"}, settings=SETTINGS)
-    environ = {**os.environ, "ENVFENCE_PLUGIN_CACHE": str(cache), "ENVFENCE_HOSTNAME": "build-box-01"}
-    envfence_in_new_process(root, "-q", "detect", env=environ)  # builds the manifest
-    code, output, stderr, modules = envfence_in_new_process(root, "-q", "detect", env=environ)
-    assert code == 0 and "environment=development" in output, stderr
-    assert modules & WORK_MODULES == set()
-    if importlib.util.find_spec("_sha256") or importlib.util.find_spec("_sha2"):  # the interpreter's own SHA-256
-        assert "hashlib" not in modules  # the .env files' digests need no OpenSSL

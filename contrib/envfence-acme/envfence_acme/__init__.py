@@ -41,11 +41,12 @@ DEFAULT_PREFIX = "acme_"
 DEFAULT_HOST_CODES = {"p": "production", "d": "development"}
 DEFAULT_KEEP_DAYS = 30
 
-_SERVER = re.compile(r"^(?P<site>[a-z]{3})-(?P<code>[a-z])(?P<number>\d{2,})(\.acme\.internal)?$", re.IGNORECASE)
-_TABLE_KEY = re.compile(r"^AIRTABLE_(\w+_)?TABLES?(_\w+)?$")
+# Patterns compiled by re's own cache on first use: importing this module compiles nothing.
+_SERVER = r"(?i)^(?P<site>[a-z]{3})-(?P<code>[a-z])(?P<number>\d{2,})(\.acme\.internal)?$"
+_TABLE_KEY = r"^AIRTABLE_(\w+_)?TABLES?(_\w+)?$"
 #: An Airtable table id (``tbl`` and 14 letters or digits): named by id, a table needs no prefix.
 #: Written here, not imported from the built-in airtable plugin, so ``-p no:airtable`` removes that plugin.
-_TABLE_ID = re.compile(r"tbl[A-Za-z0-9]{14}")
+_TABLE_ID = r"tbl[A-Za-z0-9]{14}"
 
 
 def _section(settings) -> dict[str, Any] | None:
@@ -57,8 +58,10 @@ def _section(settings) -> dict[str, Any] | None:
 def classify_host(hostname: str, settings) -> HostInfo | None:
     """Classify Acme server names by their code letter; leave every other name alone."""
     section = _section(settings)
-    match = _SERVER.match(hostname)
-    if section is None or match is None:
+    if section is None:  # a project that has not opted in: no name is looked at
+        return None
+    match = re.match(_SERVER, hostname)
+    if match is None:
         return None
     codes = {**DEFAULT_HOST_CODES, **_host_codes(section)}
     environment = codes.get(match["code"].lower())
@@ -119,10 +122,10 @@ def validate(session) -> list[Finding] | None:
     prefix = _setting(session.settings, "table_prefix")
     severity = session.profile.escalate("warning")
     for key, value in session.config.environment_view().items():
-        if not _TABLE_KEY.match(key) or not isinstance(value, str):
+        if not re.match(_TABLE_KEY, key) or not isinstance(value, str):
             continue
         for name in (v.strip() for v in value.split(",")):
-            if name and not _TABLE_ID.fullmatch(name) and not name.startswith(prefix):
+            if name and not re.fullmatch(_TABLE_ID, name) and not name.startswith(prefix):
                 entry = session.config.entry(key) or session.config.entry(session.config.key_for(key))
                 findings.append(
                     Finding(

@@ -20,10 +20,13 @@ audit event (``notification.failed``); it never changes a run's result.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from envfence import hookimpl
 from envfence.models import Finding, SettingSpec, reveal
-from envfence.redaction import SecretShape
+
+if TYPE_CHECKING:
+    from envfence.redaction import SecretShape
 
 NAME = "slack"
 URL_SETTING = "SLACK_WEBHOOK_URL"
@@ -34,6 +37,8 @@ DEFAULT_TIMEOUT = 5.0
 @hookimpl
 def secret_shapes() -> list[SecretShape]:
     """An incoming-webhook URL is secret wherever it appears."""
+    from envfence.redaction import SecretShape  # here: every session imports this plugin to read its declarations
+
     return [SecretShape(r"https://hooks\.slack\.com/services/[A-Za-z0-9/]+", "Slack incoming-webhook URL")]
 
 

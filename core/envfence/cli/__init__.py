@@ -132,6 +132,23 @@ def parse_assignments(values: tuple[str, ...], option: str = "--set") -> dict[st
     return result
 
 
+def long_flags(args: list[str]) -> list[str]:
+    """``args`` with each global ``-q`` and ``-v`` before the command written as ``--quiet`` and ``--verbose``.
+
+    The same options: click tries a short option as a long one first, and the
+    miss builds its "did you mean" list with difflib (a millisecond of every
+    ``envfence -q ...``). The values of the options that take one are skipped.
+    """
+    short = {d[0]: d[1] for d, options, _ in GLOBAL_OPTIONS if len(d) == 2 and d[1].startswith("--") and options.get("count")}
+    valued = {d for decls, options, _ in GLOBAL_OPTIONS if not (options.get("count") or options.get("is_flag"))
+              for d in decls if d.startswith("-")}
+    out, i = list(args), 0
+    while i < len(out) and out[i] != "--" and out[i].startswith("-"):
+        out[i] = short.get(out[i], out[i])
+        i += 2 if out[i] in valued else 1
+    return out
+
+
 class EnvfenceGroup(click.Group):
     """A group whose commands load lazily and whose errors become exit codes."""
 
@@ -180,7 +197,7 @@ class EnvfenceGroup(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["envfence.args"] = list(args)  # for a usage error under a --json that parsing never reached
-        return super().parse_args(ctx, args)
+        return super().parse_args(ctx, long_flags(args))
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
         try:

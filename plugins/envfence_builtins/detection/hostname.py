@@ -46,7 +46,6 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
-import unicodedata
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -82,7 +81,11 @@ def normal(hostname: str) -> str:
     ``prоd-1`` (a Cyrillic ``о``) are ``prod-1``: a name that only looks
     like another still carries its marker.
     """
-    name = unicodedata.normalize("NFKC", hostname).strip().rstrip(".").lower()
+    if not hostname.isascii():  # ASCII is its own NFKC: most names need no Unicode tables
+        import unicodedata
+
+        hostname = unicodedata.normalize("NFKC", hostname)
+    name = hostname.strip().rstrip(".").lower()
     return name if name.isascii() else "".join(_latin(c) for c in name)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from envfence import files, hookimpl
+from envfence import hookimpl
 from envfence.models import EnvPaths, SettingSpec, reveal
 
 QUEUE_FILE = "airtable-status-queue.jsonl"
@@ -82,6 +82,8 @@ def read_queue(tree: EnvPaths, path: Path) -> list[dict[str, Any]]:
     """The records waiting to be sent, oldest first (a damaged line is skipped, not lost: it stays in the file's backup)."""
     import json
 
+    from envfence import files  # only a run that queues a status record reads or writes it
+
     if files.check_file(tree, path) == "symlink":
         files.ensure_file(tree, path)  # raises the clear refusal naming the link: never read another queue through it
     if not path.exists():
@@ -97,6 +99,8 @@ def read_queue(tree: EnvPaths, path: Path) -> list[dict[str, Any]]:
 
 
 def _keep_damaged(tree: EnvPaths, path: Path, line: str) -> None:
+    from envfence import files  # only a run that queues a status record reads or writes it
+
     with files.open_append(tree, path.with_suffix(".damaged")) as handle:
         handle.write(line + "\n")
 
@@ -104,6 +108,8 @@ def _keep_damaged(tree: EnvPaths, path: Path, line: str) -> None:
 def write_queue(tree: EnvPaths, path: Path, records: list[dict[str, Any]]) -> None:
     """Replace the queue atomically (a crash leaves the old queue or the new one, never half), never through a link."""
     import json
+
+    from envfence import files  # only a run that queues a status record reads or writes it
 
     if not records:
         files.remove(tree, path)

@@ -35,12 +35,14 @@ from __future__ import annotations
 import os
 import stat
 
-from envfence import files, hookimpl
+from envfence import hookimpl
 from envfence.errors import ConfigurationError
 from envfence.models import EnvPaths, Finding
 
-from envfence_builtins.runs.directories_checks import inspect_tree, mode_for, shown, tree_dirs
 from envfence_builtins.runs.directories_layout import DEFAULT_DIRS, PRIVATE_DIRS, RUNTIME_DIRS, TABLE, clean_settings, relative_dirs, tree_for
+
+# The checks (directories_checks) and the writes (envfence.files) are imported by the hooks that inspect or make
+# the tree: every session asks this plugin where its tree is, and most never look inside it.
 
 
 @hookimpl
@@ -64,6 +66,8 @@ def environment_paths(session) -> EnvPaths:
 @hookimpl
 def validate(session) -> list[Finding]:
     """The tree's isolation problems, wrong permissions and a ``clean`` list that names what is never cleaned."""
+    from envfence_builtins.runs.directories_checks import inspect_tree
+
     findings = []
     try:
         clean_settings(session.settings)
@@ -76,6 +80,8 @@ def validate(session) -> list[Finding]:
 @hookimpl
 def tree_refusals(session, paths: EnvPaths) -> list[Finding]:
     """The tree's problems that refuse it (links, overlaps, owners, files for directories); a mode is fixed, not refused."""
+    from envfence_builtins.runs.directories_checks import inspect_tree
+
     return [f for f in inspect_tree(session, paths) if f.severity == "error" and f.code != "DIR_PERMISSIONS"]
 
 
@@ -86,6 +92,9 @@ def prepare_environment(session, paths: EnvPaths) -> list[Finding]:
     Idempotent. Returns ``DIR_CREATED`` and ``DIR_MODE_FIXED`` findings (info)
     saying what changed, or the refusals (errors) with nothing changed.
     """
+    from envfence import files
+    from envfence_builtins.runs.directories_checks import mode_for, shown, tree_dirs
+
     refused = tree_refusals(session, paths)
     if refused:
         return refused

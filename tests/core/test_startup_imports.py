@@ -1,0 +1,72 @@
+"""What a cold ``envfence -q detect`` imports: the declarations every session reads, never the work behind them.
+
+Every session asks each plugin what settings it declares (``declare_settings``) and whether it
+records an event (``audit_event``); each plugin answers from a light module and imports its
+working code only when it acts. These tests keep it so, through a new interpreter each.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+from fresh_process import envfence_in_new_process
+
+SETTINGS = '[automations]\nnoop = ["true"]\n'
+
+#: Modules that do a plugin's work, not its declarations: ``detect`` never needs them.
+WORK_MODULES = {
+    "envfence.audit_chain",  # the record format: only a session that writes a record
+    "envfence.redaction",  # built when a finding or an event's data is first shown, and detect -q shows neither
+    "envfence_builtins.store.postgres_client", "envfence_builtins.store.postgres_audit",  # a project without [store]
+    "envfence_builtins.webhook_service.webhook_signatures",  # signing, for validate and the receiver
+    "envfence_builtins.runs.directories_checks",  # inspecting the tree, for check and prepare
+    "hmac",  # loads OpenSSL
+    "difflib",  # click's "did you mean" for a short option tried as a long one
+    "unicodedata",  # an ASCII host name is its own NFKC
+}
+
+
+@pytest.fixture
+def environ(tmp_path):
+    return {**os.environ, "ENVFENCE_PLUGIN_CACHE": str(tmp_path / "cache"), "ENVFENCE_HOSTNAME": "build-box-01"}
+
+
+def test_detect_asks_the_declarations_without_importing_the_work(make_project, environ):
+    root = make_project({".env": "A=1\n"}, settings=SETTINGS)
+    envfence_in_new_process(root, "-q", "detect", env=environ)  # builds the manifest
+    code, output, stderr, modules = envfence_in_new_process(root, "-q", "detect", env=environ)
+    assert code == 0 and output.strip() == f"environment=development method=default host_class=none root={root}", stderr
+    assert modules & WORK_MODULES == set()
+    if importlib.util.find_spec("_sha256") or importlib.util.find_spec("_sha2"):  # the interpreter's own SHA-256
+        assert "hashlib" not in modules  # the .env files' digests need no OpenSSL
+
+
+def test_a_project_using_the_store_and_webhooks_still_declares_their_secrets(make_project, run_cli):
+    """The declarations answered from the light modules are the same: the store's and a webhook's secrets stay masked."""
+    settings = SETTINGS + '[store]\nurl = "postgresql://envfence@127.0.0.1:1/envfence"\nfallback = "local"\n[webhooks.orders]\nscheme = "standard"\n'
+    canaries = {"DEV_STORE_PASSWORD": "canary-store-pass-4f1e9a7c", "DEV_ORDERS_WEBHOOK_SECRET": "canary-hook-secret-9b2d6f0a3c"}
+    root = make_project({".env": "".join(f"{k}={v}\n" for k, v in canaries.items())}, settings=settings)
+    result = run_cli("--env", "development", "config", "show", cwd=root)
+    assert result.exit_code in (0, 1), result.output
+    for key, value in canaries.items():
+        assert key in result.output and value not in result.output + result.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["-q", "detect"], ["-v", "-q", "-q", "detect"], ["-p", "no:acme", "-q", "detect"], ["--root", ".", "-q", "detect"],
+    ["-qq", "detect"], ["--root=.", "-q", "detect"], ["detect", "-q"],
+])
+def test_short_global_flags_mean_what_they_always_meant(make_project, run_cli, args):
+    root = make_project({".env": "A=1\n"})
+    result = run_cli(*args, cwd=root, env={"ENVFENCE_HOSTNAME": "build-box-01"})
+    assert result.exit_code == 0 and result.output.startswith("environment=development method=default"), result.output
+
+
+def test_a_short_flag_given_as_an_options_value_stays_its_value(make_project, run_cli):
+    root = make_project({".env": "A=1\n"})
+    result = run_cli("-p", "-q", "detect", cwd=root)
+    assert result.exit_code == 2 and "'-q': write -p no:NAME" in result.output + result.stderr
+
