@@ -488,7 +488,7 @@ def run_all(workdir: Path, plan: Plan) -> tuple[list[Table], list[Target]]:
         lambda: scaling.history_case(workdir, plan, environ),
         lambda: redaction.engine_case(plan),
         lambda: redaction.validation_case(projects, plan, environ, BIN),
-        lambda: audit_case(workdir, plan.audit_sizes, plan.audit_rounds),
+        lambda: audit_case(workdir, plan.audit_sizes, plan.audit_rounds, peaks_apart=plan.warmup),
         lambda: _webhook_case(workdir, plan),
         lambda: _watching_case(workdir, plan),
         lambda: store_case(workdir, plan),
