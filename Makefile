@@ -29,8 +29,8 @@ test: $(STAMP)
 	@# The tests start envfence in a few thousand processes: its modules are compiled once, here, and not in
 	@# each of those processes where the environment says PYTHONDONTWRITEBYTECODE (compileall writes regardless).
 	$(BIN)/python -m compileall -q core plugins contrib >/dev/null
+	@# The docs site's `mkdocs build --strict` is one of the tests (tests/docs/conftest.py builds it once for all).
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
-	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --quiet
 
 # The contenders go into .venv through the `bench` extra, beside envfence, never into its dependencies.
 $(VENV)/.bench: $(STAMP)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -73,13 +71,9 @@ def test_cli_reference_covers_every_command_and_option(reference):
     assert "\b" not in page
 
 
-def test_mkdocs_build_is_strict_and_includes_generated_pages(tmp_path):
-    site = tmp_path / "site"
-    proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-        cwd=REPO, capture_output=True, text=True,
-    )
-    assert proc.returncode == 0, proc.stderr
+def test_mkdocs_build_is_strict_and_includes_generated_pages(strict_build):
+    assert strict_build["returncode"] == 0, strict_build["stderr"]
+    site = Path(strict_build["site"])
     hooks = (site / "reference" / "hooks.html").read_text(encoding="utf-8")
     assert 'id="register_automations"' in hooks
     cli = (site / "reference" / "cli.html").read_text(encoding="utf-8")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,17 +13,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 #: Pages with the widest content: the generated CLI reference, long tables, long commands.
 WIDE_PAGES = ("reference/cli.html", "index.html", "running.html", "operations.html", "validation.html")
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    target = tmp_path_factory.mktemp("site")
-    built = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(target)],
-        cwd=REPO, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, timeout=300,
-    )
-    assert built.returncode == 0, built.stderr
-    return target
 
 
 def test_no_page_loads_anything_from_another_host(site):
