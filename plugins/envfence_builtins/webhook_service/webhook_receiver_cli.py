@@ -406,12 +406,15 @@ def _queue(state: State, write: bool = False) -> tuple[Any, WebhookQueue | None]
         raise UsageError("no plugin computes the environment's directories", "enable the directories plugin")
     if write:
         session.prepare()
-    shared = QueueHooks(session.plugins).open_webhook_queue(session=session).first  # a shared store's queue
-    if shared is not None:
-        return session, shared
-    if not write and not queue_path(session.paths).exists():
-        return session, None
-    return session, WebhookQueue(session.paths)
+    q = QueueHooks(session.plugins).open_webhook_queue(session=session).first  # a shared store's queue
+    if q is None and (write or queue_path(session.paths).exists()):
+        q = WebhookQueue(session.paths)
+    if getattr(q, "close", None) is not None:  # a plugin's read-only queue may have nothing to close
+        # Closed with the command, not at the process's exit: a process that runs commands in turn (click's
+        # test runner, a tool calling the CLI) would otherwise keep SQLite connections that a worker's
+        # checkpoint leaves reading a removed WAL ("disk I/O error").
+        click.get_current_context().call_on_close(q.close)
+    return session, q
 
 
 def _find(state: State, ref: str, write: bool = False):
