@@ -3,7 +3,8 @@
 Each test runs twice: once with the environment's own SQLite queue, once
 with ``[store]`` pointing at a PostgreSQL started by the tests (its roles
 kept apart by ``store init``). Everything goes through the CLI, as a user
-or a provider would use it.
+or a provider would use it: ``serve`` and ``worker`` as processes of their
+own (signalled, killed), the queue's commands in the test's process.
 """
 
 from __future__ import annotations
@@ -91,6 +92,20 @@ def envfence(root: Path, *args: str, wait: bool = True):
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+@pytest.fixture
+def cli(run_cli):
+    """``cli(root, *ARGS)``: ``envfence ARGS`` in ``root``, in this process, as a finished process (returncode, stdout, stderr).
+
+    The queue's and the trail's commands; ``serve`` and ``worker`` run as their own processes (signals, kills).
+    """
+
+    def run(root: Path, *args: str) -> subprocess.CompletedProcess:
+        result = run_cli(*args, cwd=root)
+        return subprocess.CompletedProcess(["envfence", *args], result.exit_code, result.stdout, result.stderr)
+
+    return run
+
+
 def deliver(port: int, payload: dict, stamp: int | None = None) -> requests.Response:
     """A delivery signed as HousecallPro signs it (the same payload and stamp make the same delivery)."""
     body = json.dumps({"event": "job.created", **payload}).encode()
@@ -122,8 +137,8 @@ def lines(root: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
 
-def shown(root: Path, ref: str) -> dict:
-    result = envfence(root, "queue", "show", ref, "--json")
+def shown(cli, root: Path, ref: str) -> dict:
+    result = cli(root, "queue", "show", ref, "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -136,7 +151,7 @@ def wait_for(check, timeout: float = 30.0, what: str = "it"):
     return value
 
 
-def test_worker_runs_each_event_once_and_dead_letters_what_keeps_failing(project):
+def test_worker_runs_each_event_once_and_dead_letters_what_keeps_failing(project, cli):
     assert enqueue(project, "evt-ok", {"n": 1})
     assert not enqueue(project, "evt-ok", {"n": 1})  # the same delivery again: refused, replay protection
     assert envfence(project, "worker", "--once").returncode == 0
@@ -146,41 +161,41 @@ def test_worker_runs_each_event_once_and_dead_letters_what_keeps_failing(project
     (project / "var/development/fail").write_text("")
     assert enqueue(project, "evt-bad", {"n": 2})
     assert envfence(project, "worker", "--once", "--retry-base", "0").returncode == 0
-    event = shown(project, "evt-bad")
+    event = shown(cli, project, "evt-bad")
     assert event["status"] == "dead" and event["attempts"] == 2 and "asked to fail" in event["last_error"]
     assert event["payload"] == {"n": 2}
 
 
 @pytest.mark.heavy
-def test_queue_list_show_retry_and_drop(project):
+def test_queue_list_show_retry_and_drop(project, cli):
     (project / "var/development").mkdir(parents=True, exist_ok=True)
     (project / "var/development/fail").write_text("")
     enqueue(project, "evt-1", {"n": 1})
     envfence(project, "worker", "--once", "--retry-base", "0")
-    listed = json.loads(envfence(project, "queue", "list", "--status", "dead", "--json").stdout)
+    listed = json.loads(cli(project, "queue", "list", "--status", "dead", "--json").stdout)
     assert [e["id"] for e in listed["events"]] == ["evt-1"] and listed["counts"]["dead"] == 1
-    assert "evt-1" in envfence(project, "queue", "list").stdout
+    assert "evt-1" in cli(project, "queue", "list").stdout
 
     (project / "var/development/fail").unlink()
-    retried = envfence(project, "queue", "retry", "evt-1", "--json")
+    retried = cli(project, "queue", "retry", "evt-1", "--json")
     assert retried.returncode == 0 and json.loads(retried.stdout)["status"] == "pending"
     envfence(project, "worker", "--once")
-    assert shown(project, "evt-1")["status"] == "succeeded"
-    refused = envfence(project, "queue", "retry", "evt-1")
+    assert shown(cli, project, "evt-1")["status"] == "succeeded"
+    refused = cli(project, "queue", "retry", "evt-1")
     assert refused.returncode == 1 and "only a dead or dropped event" in refused.stderr
 
     enqueue(project, "evt-2", {"n": 2})
-    assert envfence(project, "queue", "drop", "evt-2").returncode == 0
+    assert cli(project, "queue", "drop", "evt-2").returncode == 0
     envfence(project, "worker", "--once")
-    assert shown(project, "evt-2")["status"] == "dropped"
+    assert shown(cli, project, "evt-2")["status"] == "dropped"
     assert not enqueue(project, "evt-2", {"n": 2})  # a dropped event's id stays known
-    trail = json.loads(envfence(project, "--json", "audit", "show", "--event", "webhook.*").stdout)
+    trail = json.loads(cli(project, "--json", "audit", "show", "--event", "webhook.*").stdout)
     assert [r["event"] for r in trail] == ["webhook.retried", "webhook.dropped"]
-    missing = envfence(project, "queue", "show", "evt-404")
+    missing = cli(project, "queue", "show", "evt-404")
     assert missing.returncode == 2 and "queue list" in missing.stderr
 
 
-def test_serve_accepts_signed_deliveries_runs_them_and_refuses_a_replay(project):
+def test_serve_accepts_signed_deliveries_runs_them_and_refuses_a_replay(project, cli):
     server = envfence(project, "serve", "--retry-base", "0.1", wait=False)
     try:
         wait_for(lambda: _ready(port_of(project), server), what="serve to listen")
@@ -197,7 +212,7 @@ def test_serve_accepts_signed_deliveries_runs_them_and_refuses_a_replay(project)
     assert "Traceback" not in err and SECRET not in err + out
     ids = [x["done"] for x in lines(project) if "done" in x]
     assert len(ids) == len(set(ids)) == 5
-    counts = json.loads(envfence(project, "queue", "list", "--json").stdout)["counts"]
+    counts = json.loads(cli(project, "queue", "list", "--json").stdout)["counts"]
     assert counts["succeeded"] == 5 and counts["pending"] == counts["running"] == 0
 
 
@@ -209,32 +224,32 @@ def _ready(port: int, server) -> bool:
         return False
 
 
-def test_the_claim_of_a_worker_killed_mid_run_returns_and_runs_once_more(project):
+def test_the_claim_of_a_worker_killed_mid_run_returns_and_runs_once_more(project, cli):
     enqueue(project, "evt-slow", {"sleep": 60})
     enqueue(project, "evt-next", {"n": 2})
     doomed = envfence(project, "worker", wait=False)
     wait_for(lambda: (project / "var/development/started").exists() or doomed.poll() is not None, what="the run to start")
     assert doomed.poll() is None, doomed.communicate()[1]
-    assert shown(project, "evt-slow")["status"] == "running"
+    assert shown(cli, project, "evt-slow")["status"] == "running"
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(timeout=10)
 
     (project / "var/development/fail").unlink(missing_ok=True)
     survivor = envfence(project, "worker", "--once")
     assert survivor.returncode == 0, survivor.stderr
-    slow = shown(project, "evt-slow")
+    slow = shown(cli, project, "evt-slow")
     # Back in the queue with its interrupted try counted, and run to its end by the survivor; the other event too.
     assert slow["status"] == "succeeded" and slow["attempts"] == 2
-    assert shown(project, "evt-next")["status"] == "succeeded"
+    assert shown(cli, project, "evt-next")["status"] == "succeeded"
     assert sorted(x["done"] for x in lines(project) if "done" in x) == ["evt-next", "evt-slow"]
 
 
-def test_an_event_id_is_accepted_once_per_environment_whatever_the_route_and_prune_keeps_it(project):
+def test_an_event_id_is_accepted_once_per_environment_whatever_the_route_and_prune_keeps_it(project, cli):
     assert enqueue(project, "evt-once", {"n": 1})
     assert not enqueue(project, "evt-once", {"n": 1}, route="/other")  # a replay to another route sharing the secret
     assert envfence(project, "worker", "--once").returncode == 0
-    pruned = envfence(project, "queue", "prune", "--older-than", "0", "--json")
+    pruned = cli(project, "queue", "prune", "--older-than", "0", "--json")
     assert pruned.returncode == 0 and json.loads(pruned.stdout)["pruned"] == 1, pruned.stderr
-    event = shown(project, "evt-once")
+    event = shown(cli, project, "evt-once")
     assert event["status"] == "succeeded" and event["payload"] == ""
     assert not enqueue(project, "evt-once", {"n": 1})  # its id stays known
