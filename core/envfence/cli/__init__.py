@@ -430,7 +430,25 @@ def json_option(function):
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
+    import atexit
+
+    # Registered first, so it runs last, after every exit handler the command installed (logging's, loguru's).
+    atexit.register(_skip_exit_collections)
     cli.main(args=argv, prog_name="envfence")
+
+
+def _skip_exit_collections() -> None:
+    """Spare the interpreter's shutdown its garbage collections over every object a command leaves (a third of a short run).
+
+    The objects still alive are moved out of the collector's reach
+    (``gc.freeze``); the interpreter still frees them, module by module, as
+    it tears down. Nothing is lost by it: envfence closes the files, locks and
+    databases it writes before a command returns, and the exit handlers
+    that flush logs have run by now.
+    """
+    import gc
+
+    gc.freeze()
 
 
 __all__ = ["cli", "main", "State", "pass_state", "COMMANDS", "GLOBAL_OPTIONS", "accept_global_options", "json_option", "parse_assignments", "report_error"]
