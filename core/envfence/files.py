@@ -269,7 +269,7 @@ def make_dirs(paths_or_base: Any, path: str | os.PathLike[str], *, mode: int = P
 
 def write_atomic(
     paths_or_base: Any, path: str | os.PathLike[str], data: bytes | str, *, mode: int = PRIVATE_FILE, dir_mode: int = PRIVATE_DIR,
-    durable: bool = True,
+    durable: bool = True, sync_directory: bool = True,
 ) -> Path:
     """Replace (or create) file ``path`` of the tree with ``data``, whole or not at all.
 
@@ -279,6 +279,11 @@ def write_atomic(
     ``durable=False`` leaves out the two flushes (about 5 ms each on a busy
     disk), for a scratch file that a crash makes worthless anyway (a run's
     metrics file, removed when the run ends): the rename is still atomic.
+    ``sync_directory=False`` leaves out the directory's flush alone, for a
+    file that exists already and whose old content stays valid: the new
+    content is on disk before the rename, so a power cut leaves the old
+    content or the new one, whole; it may give back the old one after the
+    call returned (the audit trail's head, which may lag its trail).
 
     :returns: the file's path.
     """
@@ -304,7 +309,7 @@ def write_atomic(
         except BaseException:
             _quietly(os.unlink, temporary, dir_fd=fd)
             raise
-        if durable:
+        if durable and sync_directory:
             _quietly(os.fsync, fd)
     return Path(base, *parts)
 

@@ -406,6 +406,39 @@ def test_a_trail_ahead_of_its_head_verifies_and_the_next_append_seals_it(make_pr
     assert "after the head" not in verify(run_cli, root).stdout
 
 
+def _flushes(monkeypatch) -> list[str]:
+    """Record each ``fsync`` from now on by what it flushed: the trail, the head's new content, or a directory."""
+    flushed: list[str] = []
+    real = os.fsync
+
+    def fsync(fd):
+        info = os.fstat(fd)
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        flushed.append("directory" if stat.S_ISDIR(info.st_mode) else "trail" if name.endswith(".jsonl") else "head")
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return flushed
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="names open files through /proc")
+def test_an_append_flushes_its_records_before_its_head_and_the_directory_only_when_it_creates_the_trail(
+    make_project, run_cli, monkeypatch
+):
+    root = make_project()
+    session = envfence.open_session(root=root)
+    flushed = _flushes(monkeypatch)
+    session.prepare()  # the first append creates the trail: its name reaches the disk with its directory
+    assert flushed[-3:] == ["trail", "head", "directory"] and "directory" in flushed[:-3]
+    flushed.clear()
+    session.audit("test.event", n=1)
+    # Records first, then the head's content before its rename; the rename itself may be undone by a power cut,
+    # which gives back the previous head: the trail then runs ahead of it, as after a kill (test above).
+    assert flushed == ["trail", "head"]
+    monkeypatch.undo()
+    assert verify(run_cli, root).exit_code == 0
+
+
 def test_a_cut_short_last_record_is_told_apart_from_tampering_and_repaired(make_project, run_cli):
     root = make_project()
     session = _prepared(root)

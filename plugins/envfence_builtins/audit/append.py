@@ -6,7 +6,10 @@ renamed). A kill at any point leaves either the old state, or the new
 records with the old head (the trail runs ahead of its head: not tampering,
 the next append seals them), or a last line cut short, which no head covers:
 the next append removes it and records an ``audit.repaired`` event. A write
-that fails (a full disk) is undone at once.
+that fails (a full disk) is undone at once. The directory is flushed only
+after an append that created a file: a power cut that undoes the rename of
+a replaced head gives back the previous head, whose records are on disk, so
+the trail runs ahead of it as after a kill.
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ def append(
         fd = open_file(dir_fd, trail, os.O_RDWR | os.O_APPEND | os.O_CREAT, "written")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            locked = _Locked(paths, trail, dir_fd, fd, key, dict(context or {}))
+            locked = _Locked(paths, trail, dir_fd, fd, key, dict(context or {}), created=existed is None)
             return locked.append(entries, restart_reason)
         finally:
             os.close(fd)  # releases the lock
@@ -107,6 +110,8 @@ class _Locked:
     fd: int
     key: bytes | None
     context: dict[str, Any]
+    #: This append created the trail's file: its name reaches the disk with the directory's flush.
+    created: bool = False
 
     @property
     def env(self) -> str:
@@ -208,7 +213,7 @@ class _Locked:
             raise refusal(self.trail, exc, "written") from None
         mac = audit_chain.sign(self.key, env, name, seq, prev) if self.key else None
         try:
-            replace(self.paths, head_path(self.trail), Head(seq, prev, mac, env, name).to_bytes())
+            replace(self.paths, head_path(self.trail), Head(seq, prev, mac, env, name).to_bytes(), sync_directory=self.created)
         except EnvfenceError:
             # The records go with the head that could not be written: the action
             # stops, and the trail is as it was (a kill here leaves a valid trail too).

@@ -108,11 +108,14 @@ def read_small(dir_fd: int, path: Path) -> bytes | None:
         os.close(fd)
 
 
-def replace(paths: EnvPaths, path: Path, data: bytes) -> None:
-    """Replace ``path`` whole (temporary file, fsync, rename, directory fsync), never through a link."""
+def replace(paths: EnvPaths, path: Path, data: bytes, *, sync_directory: bool = True) -> None:
+    """Replace ``path`` whole (temporary file, fsync, rename, directory fsync), never through a link.
+
+    :param sync_directory: False leaves out the directory's fsync (see :func:`envfence.files.write_atomic`).
+    """
     from envfence import files
 
-    files.write_atomic(paths, path, data, mode=files.PRIVATE_FILE, dir_mode=files.PRIVATE_DIR)
+    files.write_atomic(paths, path, data, mode=files.PRIVATE_FILE, dir_mode=files.PRIVATE_DIR, sync_directory=sync_directory)
 
 
 def write_all(fd: int, data: bytes) -> None:
