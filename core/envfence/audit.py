@@ -9,6 +9,13 @@ then, and when it writes (the first event of the prepared session,
 ``environment.prepared``, or a refusal worth keeping at once) it takes the
 held ones with :meth:`AuditLog.release` and writes them first, in order. A
 dry-run session sends nothing: its events stay held.
+
+An event that need not reach the disk before anything else happens (a run's
+``environment.prepared``: the run's own ``run.started`` follows before the
+job starts) is *deferred* (:meth:`AuditLog.defer`): it is sent just before
+the next event, with :attr:`AuditLog.more_to_come` set while it is, so a
+writer may take both with one flush; :meth:`AuditLog.flush` sends it when no
+event follows (a run that could not start).
 """
 
 from __future__ import annotations
@@ -37,6 +44,10 @@ class AuditLog:
         #: Events recorded before the session was prepared (every event of a dry run).
         self.held: list[AuditEvent] = []
         self._released = False
+        #: Events that go out with the next one (:meth:`defer`).
+        self.deferred: list[AuditEvent] = []
+        #: True while a deferred event is sent: the event after it follows at once.
+        self.more_to_come = False
 
     def release(self) -> list[AuditEvent]:
         """Hand the held events to the plugin writing the event being sent; the log holds them no longer."""
@@ -45,16 +56,47 @@ class AuditLog:
         return earlier
 
     def emit(self, event: str, data: dict[str, Any]) -> AuditEvent:
-        """Build ``event`` with ``data`` (redacted) and send it to the ``audit_event`` plugins.
+        """Build ``event`` with ``data`` (redacted) and send it to the ``audit_event`` plugins, after any deferred ones.
 
         :raises EnvfenceError: a plugin could not record it: an action whose
             trail cannot be kept does not go ahead.
         """
-        session = self._session
-        record = AuditEvent(event=event, environment=session.environment.name, data=MaskedData(data, session.redactor))
+        record = self._record(event, data)
         if self.dry_run:
             self.held.append(record)
             return record
+        self._send_deferred(last=False)
+        self._send(record)
+        return record
+
+    def defer(self, event: str, data: dict[str, Any]) -> AuditEvent:
+        """Build ``event`` and keep it until the next event is sent, or :meth:`flush`; the caller makes sure one of them comes."""
+        record = self._record(event, data)
+        (self.held if self.dry_run else self.deferred).append(record)
+        return record
+
+    def flush(self) -> None:
+        """Send the deferred events now (no event follows them).
+
+        :raises EnvfenceError: a plugin could not record them.
+        """
+        self._send_deferred(last=True)
+
+    def _record(self, event: str, data: dict[str, Any]) -> AuditEvent:
+        session = self._session
+        return AuditEvent(event=event, environment=session.environment.name, data=MaskedData(data, session.redactor))
+
+    def _send_deferred(self, last: bool) -> None:
+        deferred, self.deferred = self.deferred, []
+        for n, record in enumerate(deferred, 1):
+            self.more_to_come = not (last and n == len(deferred))
+            try:
+                self._send(record)
+            finally:
+                self.more_to_come = False
+
+    def _send(self, record: AuditEvent) -> None:
+        session = self._session
         self._released = False
         try:
             session.plugins.audit_event(session=session, event=record)
@@ -65,7 +107,6 @@ class AuditLog:
             ) from None
         if not session.prepared and not self._released:
             self.held.append(record)
-        return record
 
 
 class MaskedData(Mapping[str, Any]):

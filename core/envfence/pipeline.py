@@ -183,13 +183,16 @@ class Session:
         findings = tuple(findings)  # none, no redactor built: it is a large part of a small project's opening
         return redact_findings(self.redactor(), findings) if findings else ()
 
-    def prepare(self) -> list[Finding]:
+    def prepare(self, defer_event: bool = False) -> list[Finding]:
         """Create and secure the environment's tree; from then on audit trails are written.
 
         Call it before the session writes anything (a run, ``envfence init``),
         never for a dry run or a read-only command: until then nothing touches
         the disk and :attr:`audit_log` holds the events. Ends with an
-        ``environment.prepared`` event; calling it twice is harmless.
+        ``environment.prepared`` event; calling it twice is harmless. With
+        ``defer_event`` the event goes out with the session's next one (a
+        run's ``run.started``: one flush of the trail for both), and the
+        caller sends one or calls ``audit_log.flush()``.
 
         :returns: the ``prepare_environment`` findings (what was created or fixed).
         :raises SafetyError: the tree cannot be used safely (a symlink leading
@@ -197,7 +200,7 @@ class Session:
         """
         from .tree import prepare
 
-        return prepare(self)
+        return prepare(self, defer_event)
 
     def configure_logging(self, embedded: bool = True) -> Any:
         """Install this environment's log sinks through the ``configure_logging`` hook.

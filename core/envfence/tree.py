@@ -8,7 +8,7 @@ from .errors import ConfigurationError, SafetyError
 from .models import Finding
 
 
-def prepare(session: Any) -> list[Finding]:
+def prepare(session: Any, defer_event: bool = False) -> list[Finding]:
     """Create and secure ``session``'s tree once (see :meth:`Session.prepare`); the findings of what was done."""
     if session.prepared:
         return []
@@ -18,7 +18,11 @@ def prepare(session: Any) -> list[Finding]:
     if refused:
         raise SafetyError("; ".join(f.message for f in refused), refused[0].remediation)
     session.prepared = True
-    session.audit("environment.prepared", base=str(paths.base), changes=[f.key for f in findings])
+    data = {"base": str(paths.base), "changes": [f.key for f in findings]}
+    if defer_event:
+        session.audit_log.defer("environment.prepared", data)
+    else:
+        session.audit("environment.prepared", **data)
     return findings
 
 

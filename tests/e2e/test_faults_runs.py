@@ -179,3 +179,95 @@ def test_a_command_automation_receives_the_webhook_event(project):
     lines.clear()
     Runner(session, echo=lines.append).run(RunRequest(find_automation(session, "event")))
     assert lines[0] == "" and lines[-1] == ""
+
+
+# Kills the run at the K-th of its writes (each fsync, rename and history write) or at the command's start or end.
+_KILL_AT = r"""
+import os, signal, sys
+from envfence_builtins.runs import history
+from envfence.runs import execute
+count, at = [0], int(os.environ.pop("KILL_AT"))
+
+def point(call):
+    def killed_first(*args, **kwargs):
+        count[0] += 1
+        if count[0] == at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return call(*args, **kwargs)
+    return killed_first
+
+os.fsync, os.replace = point(os.fsync), point(os.replace)
+history.record_start, history.record_finish = point(history.record_start), point(history.record_finish)
+execute._run_command = point(execute._run_command)
+from envfence.cli import cli
+cli.main(args=sys.argv[1:], prog_name="envfence")
+"""
+
+
+def test_a_forced_run_killed_between_any_two_of_its_writes_leaves_a_trail_that_verifies_and_a_history_that_says_so(
+    make_project, run_cli
+):
+    root = make_project(settings='[automations.mark]\nrun = ["sh", "-c", "echo ran >> ran.txt"]\n')
+    host = {"ENVFENCE_HOSTNAME": "db-dev-03"}  # production's run is blocked here: it goes ahead forced, on the record
+    environ = {k: v for k, v in os.environ.items() if k not in ("ENVIRONMENT", "ENVFENCE_ROOT")} | host
+    argv = ["--env", "prod", "run", "mark", "--force", "--reason", "replay 7"]
+    killed = 0
+    for at in range(1, 40):
+        done = subprocess.run([sys.executable, "-c", _KILL_AT, *argv], cwd=root, env={**environ, "KILL_AT": str(at)},
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode == 0:
+            break
+        assert done.returncode == -signal.SIGKILL, done.stderr
+        killed += 1
+        assert run_cli("--env", "prod", "audit", "verify", cwd=root).exit_code == 0, f"killed at write {at}"
+        trail = run_cli("--env", "prod", "audit", "show", "--json", cwd=root).output
+        status = run_cli("--env", "prod", "status", cwd=root, env=host)  # marks a run whose process died abandoned
+        assert status.exit_code == 0, status.output
+        history = [r for r in _rows(root, "production") if r[0] == "mark"]
+        assert all(s != "running" for _, s, _ in history), f"killed at write {at}: a run left running: {history}"
+        ran = (root / "ran.txt").read_text().count("ran") if (root / "ran.txt").exists() else 0
+        # Every job that ran is on the trail, forced and started, and in the history: finished or abandoned.
+        assert trail.count('"run.forced"') >= ran and trail.count('"run.started"') >= ran, f"killed at write {at}"
+        assert len(history) >= ran, f"killed at write {at}: a job ran without a history row"
+    else:
+        raise AssertionError("the run never completed")
+    assert killed >= 8  # the trail's flushes and renames, the history's two writes, the command's start and end
+    assert run_cli("--env", "prod", "audit", "verify", cwd=root).exit_code == 0
+
+
+def _rows(project, env: str) -> list[tuple]:
+    """The environment's history rows; none before its first write (read without creating the file)."""
+    path = project / "var" / env / "history.sqlite3"
+    if not path.exists():
+        return []
+    db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT automation, status, exit_code FROM runs ORDER BY started_at").fetchall()
+    except sqlite3.OperationalError:  # created, not yet written
+        return []
+    finally:
+        db.close()
+
+
+def test_a_forced_run_that_finds_its_lock_held_keeps_the_override_and_the_preparation_on_the_trail(make_project, run_cli):
+    from envfence import open_session
+    from envfence.runs.execute import run_lock
+
+    root = make_project(settings='[automations.mark]\nrun = ["true"]\n')
+    host = {"ENVFENCE_HOSTNAME": "db-dev-03"}
+    run_cli("--env", "prod", "init", cwd=root)
+    with run_lock(open_session(root=root, env="production").paths, "mark"):  # another run of it is going on
+        result = run_cli("--env", "prod", "run", "mark", "--force", "--reason", "replay 8", cwd=root, env=host)
+    assert result.exit_code == 3 and "already running" in result.output
+    events = [r["event"] for r in _trail(root, "production")]
+    # init's preparation, then the run's: the override and the preparation it made, though the job never started.
+    assert events.count("environment.prepared") == 2 and events[-2:] == ["run.forced", "environment.prepared"], events
+    assert "run.started" not in events
+    assert run_cli("--env", "prod", "audit", "verify", cwd=root).exit_code == 0
+
+
+def _trail(project, env: str) -> list[dict]:
+    import json
+
+    path = project / "var" / env / "audit" / f"audit_{env}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]

@@ -439,6 +439,20 @@ def test_an_append_flushes_its_records_before_its_head_and_the_directory_only_wh
     assert verify(run_cli, root).exit_code == 0
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="names open files through /proc")
+def test_a_run_flushes_its_trail_once_before_the_job_and_once_after(make_project, run_cli, monkeypatch):
+    root = make_project({"jobs.py": RUN_JOBS}, settings=RUN_SETTINGS)
+    assert run_cli("init", cwd=root).exit_code == 0
+    flushed = _flushes(monkeypatch)
+    assert run_cli("run", "touch", cwd=root).exit_code == 0
+    monkeypatch.undo()
+    # The preparation and the start go out together, before the job; the end after it.
+    assert flushed == ["trail", "head", "trail", "head"], flushed
+    kinds = events(root, "development")
+    assert kinds[-3:] == ["environment.prepared", "run.started", "run.finished"]
+    assert verify(run_cli, root).exit_code == 0
+
+
 def test_a_cut_short_last_record_is_told_apart_from_tampering_and_repaired(make_project, run_cli):
     root = make_project()
     session = _prepared(root)

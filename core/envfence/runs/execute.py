@@ -666,12 +666,24 @@ def readied(session: Any, automation: Automation, *, wait: bool, echo: Callable[
     cannot be used, the store that holds the lock cannot be reached, or
     another run holds the lock.
     """
-    from contextlib import ExitStack, nullcontext
-
     try:
-        session.prepare()  # creates the tree; from here on the audit trail is written
+        # Creates the tree; from here on the audit trail is written. Its event goes out with the
+        # run's run.started (one flush for both), or alone when the run cannot start.
+        session.prepare(defer_event=True)
     except (SafetyError, ConfigurationError) as exc:
         raise NotStarted(exc) from exc
+    try:
+        with _held(session, automation, wait, echo, embedded) as fd:
+            yield fd
+    finally:
+        session.audit_log.flush()  # nothing when run.started took it
+
+
+@contextmanager
+def _held(session: Any, automation: Automation, wait: bool, echo: Callable[[str], None], embedded: bool) -> Iterator[int | None]:
+    """The rest of :func:`readied`, once the tree is prepared: reap, lock, logging."""
+    from contextlib import ExitStack, nullcontext
+
     session.plugins.reap_abandoned_runs(session=session)  # a run killed earlier is marked before this one starts
     try:
         # An ad-hoc command holds no lock; a shared store may hold the lock across hosts; the file lock is the default.

@@ -28,9 +28,14 @@ import stat
 from envfence import hookimpl
 from envfence.audit import KEPT_UNPREPARED
 from envfence.models import Finding
+from envfence.stash import StashKey
 
 from .trail_session import audit_key, has_runs
 from .trail_files import head_path, trail_path
+
+
+#: Events of the session waiting for the event that follows them at once, to be written with it.
+FOLLOWING = StashKey[list]()
 
 
 @hookimpl
@@ -40,6 +45,9 @@ def audit_event(session, event) -> None:
     Before that the session's audit log holds the events; the first event
     written (``environment.prepared``, or a refused run, ``run.blocked``,
     written at once when the trail exists) takes the held ones first, in order.
+    A deferred event that another follows at once (``more_to_come``: a run's
+    ``environment.prepared`` before its ``run.started``) waits for it, and
+    both are written with one append, one flush.
     """
     if not session.prepared and event.event not in KEPT_UNPREPARED:
         return  # the session's audit log holds it until the session is prepared (its tree is not even computed)
@@ -48,14 +56,19 @@ def audit_event(session, event) -> None:
         return
     trail = trail_path(paths)
     if not session.prepared and not trail.is_file():
+        return  # the session's audit log holds it until the session is prepared
+    following = session.stash.setdefault(FOLLOWING, [])
+    following.append(event)
+    if session.audit_log.more_to_come:
         return
     from envfence import audit_chain
 
     from .append import append  # only a command that acts appends: read-only ones never load it
-    earlier = session.audit_log.release()
+    events = [*session.audit_log.release(), *following]
+    following.clear()
     common = audit_chain.context(session)
     append(
-        paths, [audit_chain.entry(common, e) for e in [*earlier, event]],
+        paths, [audit_chain.entry(common, e) for e in events],
         key=audit_key(session), context=common, has_runs=lambda: has_runs(session),
     )
 

@@ -150,6 +150,8 @@ def acquire_run_lock(session, automation, wait, echo):
     store = store_for(session)
     if store is None:
         return None
+    if session.prepared:  # the events the audit log sent while the store's credentials were read, first
+        _write_unwritten(session, store)
     name = f"envfence {session.host.hostname} pid {os.getpid()} {automation} since {time.strftime('%H:%M:%SZ', time.gmtime())}"
     key = advisory_key("run", store.environment, automation)
     try:  # tried here, so that a store gone away is known while the run can still fall back
@@ -176,14 +178,8 @@ def audit_event(session, event) -> None:
     """
     if settings_of(session.settings) is None:
         return
-    import uuid
-
-    from envfence import audit_chain
     from envfence.audit import KEPT_UNPREPARED
-    from envfence_builtins.store.postgres_audit import append_audit
-    from envfence_builtins.store.postgres_client import (
-        RESOLVING, UNWRITTEN, StoreUnavailable, audit_key_of, can_spool, spool, store_for,
-    )
+    from envfence_builtins.store.postgres_client import RESOLVING, UNWRITTEN, store_for
 
     unwritten = session.stash.setdefault(UNWRITTEN, [])
     unwritten.append(event)
@@ -191,6 +187,20 @@ def audit_event(session, event) -> None:
         return
     store = store_for(session)
     if store is None:
+        return
+    _write_unwritten(session, store)
+
+
+def _write_unwritten(session, store) -> None:
+    """Chain the session's events not yet written onto the store's trail (spooled with the store away)."""
+    import uuid
+
+    from envfence import audit_chain
+    from envfence_builtins.store.postgres_audit import append_audit
+    from envfence_builtins.store.postgres_client import UNWRITTEN, StoreUnavailable, audit_key_of, can_spool, spool
+
+    unwritten = session.stash.setdefault(UNWRITTEN, [])
+    if not unwritten:
         return
     common = audit_chain.context(session)
     entries = [(uuid.uuid4().hex, audit_chain.entry(common, e)) for e in unwritten]
