@@ -186,13 +186,10 @@ class Session:
     def prepare(self, defer_event: bool = False) -> list[Finding]:
         """Create and secure the environment's tree; from then on audit trails are written.
 
-        Call it before the session writes anything (a run, ``envfence init``),
-        never for a dry run or a read-only command: until then nothing touches
-        the disk and :attr:`audit_log` holds the events. Ends with an
-        ``environment.prepared`` event; calling it twice is harmless. With
-        ``defer_event`` the event goes out with the session's next one (a
-        run's ``run.started``: one flush of the trail for both), and the
-        caller sends one or calls ``audit_log.flush()``.
+        Call it before the session writes anything (a run, ``envfence init``), never for a dry run or a
+        read-only command: until then nothing touches the disk and :attr:`audit_log` holds the events.
+        Ends with an ``environment.prepared`` event (``defer_event``: sent with the next one, a run's
+        ``run.started``, or by ``audit_log.flush()``); calling it twice is harmless.
 
         :returns: the ``prepare_environment`` findings (what was created or fixed).
         :raises SafetyError: the tree cannot be used safely (a symlink leading
