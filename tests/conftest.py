@@ -36,8 +36,31 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Heavy tests first (in their collection order), so a parallel run does not end waiting on one long test alone."""
-    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+    """Heavy tests first, spread over the workers, so a parallel run does not end waiting on one long test alone.
+
+    pytest-xdist's work-stealing hands worker k the k-th of N contiguous shares
+    of this list at the start (each the rest divided by the workers left), and
+    later moves tests from the end of a busy worker's share to an idle one.
+    So each share starts with its heavy tests: whole modules dealt out in
+    turn (a module's shared set-up is then made by one worker, not waited for
+    by several), the rest of the share in collection order.
+    """
+    heavy = [item for item in items if item.get_closest_marker("heavy")]
+    rest = [item for item in items if not item.get_closest_marker("heavy")]
+    workers = max(1, getattr(config, "workerinput", {}).get("workercount", 1))
+    modules: dict[str, list] = {}
+    for item in heavy:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    shares: list[list] = [[] for _ in range(workers)]
+    for n, module in enumerate(modules.values()):
+        shares[n % workers] += module
+    ordered, left = [], len(items)
+    for k, share in enumerate(shares):
+        size = max(len(share), left // (workers - k))
+        taken, rest = rest[: size - len(share)], rest[size - len(share):]
+        ordered += share + taken
+        left -= len(share) + len(taken)
+    items[:] = ordered + rest
 
 
 def _alias(name: str):

@@ -7,7 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.heavy  # a venv and pip installs
 def test_scaffolded_plugin_installs_is_listed_and_its_tests_pass(envfence_project, tmp_path):
     result = envfence_project.run("plugin", "new", "acme-billing", "--dir", str(tmp_path))
     assert result.exit_code == 0, result.output
@@ -54,6 +57,7 @@ def test_plugin_new_refuses_a_bad_name_or_an_existing_folder(envfence_project, t
     assert "envfence-notes already exists" in again.stderr
 
 
+@pytest.mark.heavy  # a venv and pip installs
 def test_scaffolded_plugin_names_envfence_by_name_and_installs_from_a_wheelhouse(tmp_path, envfence_wheel):
     """A colleague's clone installs: the plugin names envfence>=VERSION, and pip finds it with --find-links."""
     import sysconfig

@@ -15,6 +15,8 @@ import pytest
 
 from .conftest import APP, APP_PASSWORD, OTHER, OTHER_PASSWORD, READER_PASSWORD, roles
 
+pytestmark = pytest.mark.heavy  # each test starts several hosts' processes
+
 JOBS = '''
 import os, pathlib, time
 
