@@ -74,7 +74,10 @@ def test_the_table_covers_every_environment_host_kind_and_flag():
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("matrix") / "proj"
     root.mkdir()
-    (root / "envfence.toml").write_text(doc_settings() + '\n[automations]\ntouch = "jobs:touch"\n')
+    # The job runs in envfence's process: the verdict is the guard's, given before any job starts, and a
+    # child Python process per cell (the production default) would only add its start-up to every cell.
+    (root / "envfence.toml").write_text(doc_settings() + '\n[automations.touch]\nrun = "jobs:touch"\nisolation = "in-process"\n'
+                                        'isolation_reason = "the verdict table is about the guard, not the job"\n')
     (root / "jobs.py").write_text(JOBS)
     return root
 
