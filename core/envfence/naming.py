@@ -22,6 +22,10 @@ from typing import Any, Mapping
 from . import slotted
 
 
+#: At most this many split keys are kept by one naming (then it starts afresh).
+_SPLITS_KEPT = 200_000
+
+
 @slotted.frozen
 class CredentialNaming:
     """The declared prefixes, and the one rule that reads and builds prefixed keys.
@@ -32,9 +36,12 @@ class CredentialNaming:
     prefixes: Mapping[str, str]
     #: prefix -> environment, for :meth:`split`.
     _environments: dict[str, str] = slotted.field(init=False, repr=False)
+    #: Keys already split: every check of a session splits every key, some several times.
+    _splits: dict[str, tuple[str | None, str]] = slotted.field(init=False, repr=False, eq=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_environments", {p: env for env, p in self.prefixes.items() if p})
+        object.__setattr__(self, "_splits", {})
 
     @classmethod
     def from_settings(cls, settings: Any) -> "CredentialNaming":
@@ -48,6 +55,15 @@ class CredentialNaming:
         key's underscores can end a prefix, so each is looked up, the last
         first: the cost is the key's, whatever the number of environments.
         """
+        found = self._splits.get(key)
+        if found is None:
+            found = self._split(key)
+            if len(self._splits) >= _SPLITS_KEPT:
+                self._splits.clear()
+            self._splits[key] = found
+        return found
+
+    def _split(self, key: str) -> tuple[str | None, str]:
         end = key.rfind("_")
         while end > 0:
             env = self._environments.get(key[:end])

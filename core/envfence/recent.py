@@ -7,9 +7,10 @@ twice, never reading them.
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
-from typing import Any, Generic, Hashable, TypeVar
+from typing import Any, Callable, Generic, Hashable, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -57,3 +58,29 @@ class Recent(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def per_settings(function: F) -> F:
+    """``function(settings, *args)`` computed once per settings object and arguments (the latest 32 kept).
+
+    For what a plugin reads from envfence.toml alone: :class:`~envfence.settings.ProjectSettings`
+    is frozen, and loading gives the same object only while the file's bytes are the same,
+    so an edited file is new settings and computed afresh. The answer is shared: callers
+    must not change it. An exception is not kept: the next call raises it again.
+    """
+    kept: Recent[tuple[Any, ...], tuple[Any, Any]] = Recent(32)
+
+    @functools.wraps(function)
+    def once(settings: Any, *args: Any) -> Any:
+        key = (id(settings), *args)
+        known = kept.get(key)
+        if known is not None and known[0] is settings:
+            return known[1]
+        value = function(settings, *args)
+        kept.put(key, (settings, value))  # holding the settings keeps their id from naming another object
+        return value
+
+    return once  # type: ignore[return-value]

@@ -105,3 +105,12 @@ def test_a_variable_set_between_two_sessions_is_seen_by_the_second(make_project,
     second.environ["ONLY_HERE"] = "1"  # a session's environment is its own copy
     third = envfence.open_session(root)
     assert "COLOUR" not in third.environ and "ONLY_HERE" not in third.environ and third.config["COLOUR"] == "blue"
+
+
+def test_an_edited_plugin_table_is_judged_again_by_the_next_session(make_project):
+    root = make_project(settings='[directories]\nclean = ["archive"]\n')
+    assert "DIR_CLEAN_PROTECTED" not in envfence.open_session(root, environ={}).report.codes()
+    # backups holds backups/config, which is never cleaned: the edit must be refused, though nothing but the bytes changed.
+    _rewrite_keeping_stat(root / "envfence.toml", '[directories]\nclean = ["backups"]\n')
+    [finding] = [f for f in envfence.open_session(root, environ={}).report.findings if f.code == "DIR_CLEAN_PROTECTED"]
+    assert "'backups' would clean backups/config" in finding.message

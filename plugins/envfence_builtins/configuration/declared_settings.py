@@ -133,20 +133,31 @@ def close_match(word: str, names: Iterable[str]) -> list[str]:
     which would otherwise run for every key of the configuration against every
     declared name. The answer is difflib's own.
     """
-    size = len(word)
-    candidates = [
-        name for name, length, absent in _prepared(tuple(names))
-        if 2 * min(length, size - len(word.translate(absent))) >= CUTOFF * (length + size)
-    ]
-    import difflib
+    prepared, answers = _prepared(tuple(names))
+    found = answers.get(word)
+    if found is None:
+        size = len(word)
+        candidates = [
+            name for name, length, absent in prepared
+            if 2 * min(length, size - len(word.translate(absent))) >= CUTOFF * (length + size)
+        ]
+        import difflib
 
-    return difflib.get_close_matches(word, candidates, n=1, cutoff=CUTOFF) if candidates else []
+        found = tuple(difflib.get_close_matches(word, candidates, n=1, cutoff=CUTOFF)) if candidates else ()
+        if len(answers) >= _ANSWERS_KEPT:
+            answers.clear()
+        answers[word] = found
+    return list(found)
+
+
+#: Words whose answer is kept, for each list of names (the same keys are checked again by every session).
+_ANSWERS_KEPT = 100_000
 
 
 @functools.lru_cache(maxsize=8)
-def _prepared(names: tuple[str, ...]) -> list[tuple[str, int, dict[int, None]]]:
-    """Each name with its length and a ``str.translate`` table deleting its characters."""
-    return [(name, len(name), str.maketrans("", "", name)) for name in names]
+def _prepared(names: tuple[str, ...]) -> tuple[list[tuple[str, int, dict[int, None]]], dict[str, tuple[str, ...]]]:
+    """Each name with its length and a ``str.translate`` table deleting its characters; the answers given so far."""
+    return [(name, len(name), str.maketrans("", "", name)) for name in names], {}
 
 
 @hookimpl

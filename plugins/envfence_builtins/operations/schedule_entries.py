@@ -19,6 +19,7 @@ from typing import Any
 from envfence import slotted
 from envfence.errors import ConfigurationError, EnvfenceError
 from envfence.models import Finding
+from envfence.recent import per_settings
 from envfence.systemd import systemd_command, systemd_literal
 
 from envfence_builtins.operations import schedule_dialects as dialects
@@ -149,6 +150,11 @@ TABLE = _schedule_table()
 
 def options(settings) -> dict[str, Any]:
     """The ``[schedule]`` table with its defaults, with a :class:`ConfigurationError` naming a value of the wrong kind."""
+    return dict(_options(settings))
+
+
+@per_settings
+def _options(settings) -> dict[str, Any]:
     values = TABLE.read(settings)
     table = {key: values[key] for key in TABLE.keys}
     _check_health_check(table["health_check"], table["target"], f"{settings.source}: {SECTION}")

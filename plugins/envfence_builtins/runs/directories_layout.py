@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from envfence.errors import ConfigurationError
 from envfence.files import inside, tree_parts
 from envfence.models import EnvPaths
+from envfence.recent import per_settings
 
 
 DEFAULT_BASE = "var/{environment}"
@@ -55,6 +56,7 @@ def table_where(settings) -> str:
     return f"{settings.source}: directories"
 
 
+@per_settings
 def tree_for(settings, root: Path, environment: str) -> Path:
     """The (unresolved) base of ``environment``'s tree under the project ``root``."""
     section = TABLE.read(settings)
@@ -73,24 +75,40 @@ def tree_for(settings, root: Path, environment: str) -> Path:
 
 
 def relative_dirs(settings, key: str, default: tuple[str, ...]) -> list[str]:
+    """``[directories] <key>``, checked: relative paths inside the tree (a list of the caller's own)."""
+    return list(_relative_dirs(settings, key))
+
+
+@per_settings
+def _relative_dirs(settings, key: str) -> tuple[str, ...]:
     value = TABLE.read(settings)[key]
     if not all(inside(Path("/tree"), d) for d in value):
         raise ConfigurationError(
             f"{table_where(settings)}.{key} must be a list of relative paths inside the tree, not {value!r}",
             'e.g. dirs = ["csv/incoming", "logs"] (no absolute path, no "..")',
         )
-    return value
+    return tuple(value)
 
 
 def protected(settings) -> list[PurePosixPath]:
     """What ``clean`` never touches, relative to the tree: :data:`NEVER_CLEANED` and the history file."""
+    return list(_protected(settings))
+
+
+@per_settings
+def _protected(settings) -> tuple[PurePosixPath, ...]:
     history = settings.section("history").get("file", DEFAULT_HISTORY_FILE)
     extra = [history] if isinstance(history, str) and inside(Path("/tree"), history) else []
-    return [PurePosixPath(*tree_parts(Path("/tree"), p)) for p in (*NEVER_CLEANED, *extra)]
+    return tuple(PurePosixPath(*tree_parts(Path("/tree"), p)) for p in (*NEVER_CLEANED, *extra))
 
 
 def clean_settings(settings) -> list[str]:
     """The ``clean`` list, checked: refused when an entry is, holds or lies in something never cleaned."""
+    return list(_clean_settings(settings))
+
+
+@per_settings
+def _clean_settings(settings) -> tuple[str, ...]:
     # The tree itself ("." or "") names everything in it.
     everything = [n for n in TABLE.read(settings)["clean"] if not n.strip("./")]
     if everything:
@@ -102,7 +120,7 @@ def clean_settings(settings) -> list[str]:
         hit = next((p for p in never if entry == p or entry.is_relative_to(p) or p.is_relative_to(entry)), None)
         if hit is not None:
             raise _never_cleaned(settings, name, hit)
-    return names
+    return tuple(names)
 
 
 def _never_cleaned(settings, name: str, hit: PurePosixPath) -> ConfigurationError:
