@@ -53,7 +53,7 @@ from envfence import slotted
 from envfence import hookimpl
 from envfence.errors import ConfigurationError
 from envfence.models import Environment, Finding, HostInfo
-from envfence.recent import Recent
+from envfence.recent import per_settings
 
 SECTION = "hostname"
 #: Where the machine's id is read, first found wins (systemd, then D-Bus).
@@ -310,24 +310,20 @@ def _unqualified(parts: tuple[str, ...], start: int, end: int) -> bool:
     return not (start and parts[start - 1] in QUALIFIERS_BEFORE) and not (end < len(parts) and parts[end] in QUALIFIERS_AFTER)
 
 
-#: The latest classifications by name, machine id and settings object. Settings are frozen, and
-#: :func:`envfence.settings.load_settings` gives the same object only while envfence.toml's bytes are
-#: the same: an edited file is new settings, classified afresh. The entry holds its settings, so their
-#: ``id`` names no other object while it is kept.
-_CLASSIFIED: Recent[tuple[str, str | None, int], tuple[Any, HostInfo]] = Recent(32)
+@per_settings
+def classified(settings, hostname: str, machine: str | None) -> HostInfo:
+    """:func:`classify`, kept for the latest names and settings: opening and the guard ask the same.
+
+    Settings are frozen, and :func:`envfence.settings.load_settings` gives the same object only
+    while envfence.toml's bytes are the same: an edited file is new settings, classified afresh.
+    """
+    return classify(hostname, settings, machine)
 
 
 @hookimpl
 def classify_host(hostname: str, settings) -> HostInfo:
     """The host's class from its enrollment, else its name's tokens."""
-    machine = machine_id()
-    key = (hostname, machine, id(settings))
-    known = _CLASSIFIED.get(key)
-    if known is not None and known[0] is settings:
-        return known[1]
-    host = classify(hostname, settings, machine)
-    _CLASSIFIED.put(key, (settings, host))
-    return host
+    return classified(settings, hostname, machine_id())
 
 
 @hookimpl(trylast=True)
@@ -354,7 +350,7 @@ def guarded_hosts(session) -> list[HostInfo]:
     # Another plugin may answer classify_host first; its class only adds to this plugin's own.
     machine = machine_id()
     for view in list(views):
-        own = classify(view.hostname, session.settings, machine)
+        own = classified(session.settings, view.hostname, machine)
         if set(own.matches) - set(view.matches) or set(own.suspects) - set(view.suspects):
             views.append(slotted.evolve(own, source=view.source))
     return views
