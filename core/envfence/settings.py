@@ -112,18 +112,23 @@ class ProjectSettings:
     timezone: str | None = None  #: the zone schedules are read in (None: the machine's)
     #: The one credential naming of these environments (built from their prefixes).
     naming: CredentialNaming = slotted.field(init=False, eq=False, repr=False)
+    #: :attr:`source`, worked out once: every read of a table names it.
+    _source: str = slotted.field(init=False, eq=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "naming", CredentialNaming.from_settings(self))
+        if self.path is None:
+            source = "built-in defaults"
+        elif self.path.name == "pyproject.toml":
+            source = f"{self.path} [tool.envfence]"
+        else:
+            source = str(self.path)
+        object.__setattr__(self, "_source", source)
 
     @property
     def source(self) -> str:
         """The settings file for messages (``envfence.toml``, ``pyproject.toml [tool.envfence]``)."""
-        if self.path is None:
-            return "built-in defaults"
-        if self.path.name == "pyproject.toml":
-            return f"{self.path} [tool.envfence]"
-        return str(self.path)
+        return self._source
 
     def resolve(self, name: str) -> str | None:
         """The declared environment that ``name`` or one of its aliases names, or None."""

@@ -105,9 +105,14 @@ class Table:
         """Declare that any other key named like ``names`` holds a value of ``kind`` (``production = ["sun 02:00-04:00"]``)."""
         self.free = Free(kind, description, names, names_hint)
 
-    def known(self) -> set[str]:
+    def known(self) -> frozenset[str]:
         """Every key and sub-table name this table declares (not its free names)."""
-        return set(self.keys) | set(self.tables) | set(self.each) - {""}
+        # Asked at every opening and by every read of named tables; declarations only grow, so their sizes tell.
+        sizes = (len(self.keys), len(self.tables), len(self.each))
+        kept = self.__dict__.get("_known")
+        if kept is None or kept[0] != sizes:
+            kept = self.__dict__["_known"] = (sizes, frozenset(self.keys) | frozenset(self.tables) | (frozenset(self.each) - {""}))
+        return kept[1]
 
     def problems(self, value: Any, where: str, defaults: Mapping[str, Any] | None = None) -> list[Problem]:
         """What the declaration refuses in ``value``, the table at dotted path ``where``."""
