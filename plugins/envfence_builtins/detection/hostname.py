@@ -498,6 +498,11 @@ def share_host(settings, a: str, b: str) -> bool:
     their rules must be able to name one machine; else their
     ``hostname_patterns`` must be able to match one token of a name.
     """
+    return _may_share(settings, a, b)
+
+
+@per_settings
+def _may_share(settings, a: str, b: str) -> bool:
     try:
         rules = enrollment(settings)
     except ConfigurationError:  # reported by validate; the session does not open with it
