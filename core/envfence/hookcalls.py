@@ -540,15 +540,14 @@ def hook_names() -> Iterable[str]:
 def tables_declared_for(plugins: HookCalls, present: Iterable[str]) -> HookResult[list[Table]]:
     """``declare_tables`` asked of the plugins that may declare one of the ``present`` tables.
 
-    A plugin still waiting to be imported whose cached tables (:mod:`envfence.plugin_manifest`)
-    are none of ``present`` is left out: it could only declare tables the project does not
-    hold, which judge nothing, so a run does not import it. Every other plugin is asked.
+    A plugin whose cached tables (:mod:`envfence.plugin_manifest`) are none of ``present`` is
+    left out, imported already or not: it could only declare tables the project does not
+    hold, which judge nothing, so a run neither imports it nor builds those tables. Every
+    other plugin (one registered without the manifest) is asked.
     """
     wanted = set(present)
     skip = [
         plugin for plugin in plugins.pm.get_plugins()
-        if getattr(getattr(plugin, "envfence_stand_in", None), "functions", True) is None
-        and getattr(plugin, "envfence_tables", None) is not None
-        and not wanted & set(plugin.envfence_tables)
+        if getattr(plugin, "envfence_tables", None) is not None and not wanted & set(plugin.envfence_tables)
     ]
     return plugins._call("declare_tables", _skip=skip)

@@ -262,3 +262,29 @@ def test_a_table_the_project_holds_is_judged_from_a_warm_cache(make_project, cac
     assert code == 0, stderr  # development runs despite the finding; the table was judged by its plugin
     assert "health" in _plugin_modules(ran) and "report" not in _plugin_modules(ran)
 
+
+
+#: The code a run validates without: the schedules' (nothing is scheduled), the archive's and the analyses' (no job of a
+#: run needs them), and the checks of tables the project does not hold ([advise], [backup] rules, [scaling]).
+NOT_LOADED_TO_VALIDATE = {
+    "envfence_builtins.operations.schedule_entries", "envfence_builtins.operations.schedule_collisions",
+    "envfence_builtins.operations.schedule_dialects", "cronsim", "envfence_builtins.operations.backup_create",
+    "envfence_builtins.operations.backup_archive", "envfence_builtins.operations.advise_rules",
+    "envfence_builtins.operations.analysis", "envfence.stats", "envfence_builtins.webhook_service.webhook_receiver_scaling",
+    "envfence_builtins.webhook_service.webhook_signatures",
+}
+
+
+def test_a_run_validates_without_the_code_of_what_the_project_does_not_use(make_project, cache):
+    root = make_project({".env": "A=1\n"}, settings=SETTINGS)
+    environ = {**os.environ, "ENVFENCE_PLUGIN_CACHE": str(cache), "ENVFENCE_HOSTNAME": "build-box-01"}
+    envfence_in_new_process(root, "-q", "detect", env=environ)  # builds the manifest
+    code, output, stderr, modules = envfence_in_new_process(root, "run", "noop", env=environ)
+    assert code == 0, stderr + output
+    assert {"envfence_builtins.operations.schedule", "envfence_builtins.operations.backup"} <= modules  # their validators ran
+    assert modules & NOT_LOADED_TO_VALIDATE == set()
+    # A project that schedules an automation has its schedules judged by a run, as before.
+    (root / "envfence.toml").write_text(SETTINGS + '[automations.nightly]\nrun = ["true"]\nschedule = "0 3 * * *"\n')
+    code, output, stderr, modules = envfence_in_new_process(root, "run", "noop", env=environ)
+    assert code == 0, stderr + output
+    assert {"envfence_builtins.operations.schedule_entries", "cronsim"} <= modules

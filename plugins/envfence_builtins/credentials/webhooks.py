@@ -150,8 +150,6 @@ def declare_settings(settings) -> list[SettingSpec]:
 @hookimpl
 def validate(session) -> list[Finding]:
     """Each source's and route's secret: not a placeholder, long and random enough, in its scheme's form; routes sharing one."""
-    from envfence_builtins.webhook_service.webhook_signatures import decode_standard_secret
-
     found, findings = sources(session.settings)
     config = session.config
     routes = route_sources(session.settings)
@@ -176,6 +174,8 @@ def validate(session) -> list[Finding]:
                 f"copy the signing secret from {source.name}'s webhook settings into {key}")
             continue
         if source.scheme == "standard":
+            from envfence_builtins.webhook_service.webhook_signatures import decode_standard_secret
+
             try:
                 decode_standard_secret(value)
             except SignatureError as exc:

@@ -52,13 +52,13 @@ def declare_tables():
 @hookimpl
 def validate(session):
     """``[advise]`` values are positive numbers and its window a duration."""
+    if not session.settings.section(SECTION):
+        return []  # before the imports: the rules and the analysis load only to judge a table that is there
     from envfence.models import Finding
 
     from envfence_builtins.operations.advise_rules import options
     from envfence_builtins.operations.analysis import window
 
-    if not session.settings.section(SECTION):
-        return []
     try:
         options(session.settings)
         window(session.settings)

@@ -74,11 +74,10 @@ def validate(session) -> list:
     """
     from envfence.models import Finding
 
-    from envfence_builtins.operations.backup_create import settings_of
-    from envfence_builtins.operations.backup_settings import TABLE
+    from envfence_builtins.operations.backup_settings import TABLE, backup_settings
 
-    try:
-        settings_of(session)
+    try:  # the settings alone: the archive's code loads only to make or restore one
+        backup_settings(session.settings, session.environment.name)
     except ConfigurationError as exc:
         if any(not p.unknown for p in TABLE.problems_here(session.settings.raw.get(SECTION), session.environment.name)):
             return []

@@ -30,15 +30,15 @@ from envfence import hookimpl
 from envfence.errors import ConfigurationError
 from envfence.models import Finding
 
-from envfence_builtins.operations.schedule_entries import (
-    SECTION, TABLE, collisions, daylight_saving, entries, options, scheduled, target, unsupported,
-)
-from envfence_builtins.operations.schedule_hooks import share_host
+# The schedules' code (cron, the schedulers' dialects, cronsim) is imported by the hooks that read a schedule:
+# a project that schedules nothing never loads it.
 
 
 @hookimpl
 def declare_tables():
     """The ``[schedule]`` table."""
+    from envfence_builtins.operations.schedule_entries import TABLE
+
     return [TABLE]
 
 
@@ -46,12 +46,17 @@ def declare_tables():
 def validate(session) -> list[Finding]:
     """Schedules of environments sharing a host that fire together, a scheduled automation no scheduler can be given,
     a schedule the target cannot say, a broken ``[schedule]`` table, staggered schedules that still collide."""
-    from envfence_builtins.operations.schedule_collisions import schedule_collisions
-
     try:
         session.automations
     except ConfigurationError:
         return []  # a broken [automations] table is its owner's to report (AUTOMATION_INVALID), once
+    if not session.settings.section("schedule") and not any(
+        automation.schedule_for(env) for automation in session.automations.values() for env in session.settings.environments
+    ):
+        return []  # nothing is scheduled anywhere and [schedule] is absent: there is nothing to judge
+    from envfence_builtins.operations.schedule_collisions import schedule_collisions
+    from envfence_builtins.operations.schedule_entries import SECTION, collisions, daylight_saving, options, unsupported
+
     try:
         stagger = options(session.settings).get("stagger")
         found = schedule_collisions(session, bool(stagger)) + unsupported(session)
@@ -73,6 +78,8 @@ def automation_state(session, automation) -> dict[str, Any] | None:
     """
     if not automation.schedule_for(session.environment.name):
         return None
+    from envfence_builtins.operations.schedule_entries import entries, options, target
+
     try:
         said = {} if (how := target(session)) == "crontab" else {"target": how}
         if options(session.settings).get("stagger"):
