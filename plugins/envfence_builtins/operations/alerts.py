@@ -74,14 +74,19 @@ def on_run_start(session, request, run_id) -> None:
 @hookimpl
 def on_run_finish(session, request, outcome) -> None:
     """Ping the run's end; evaluate the automation's thresholds with this run, and alert once per incident; retry what is pending."""
-    from envfence.thresholds import evaluate
+    from envfence.thresholds import evaluate, limits
 
     if session.dry_run or session.paths is None or outcome.status not in ("succeeded", "failed"):
         return
     if not request.automation.adhoc:
         run_ping(session, outcome.automation, "success" if outcome.status == "succeeded" else "failure", outcome.run_id,
                   outcome.exit_code)
-    runs = session.plugins.run_history(session=session, automation=outcome.automation, limit=HISTORY_LIMIT).first or []
+    limit = limits(session.settings, outcome.automation, session.environment.name)
+    # Only an error rate and a metric bound look past this run (a missed run is health's to notice, below):
+    # without them this run is all the thresholds read, and the history is not opened for it.
+    looks_back = limit.max_error_rate is not None or bool(limit.metric_bounds)
+    runs = (session.plugins.run_history(session=session, automation=outcome.automation, limit=HISTORY_LIMIT).first or []
+            if looks_back else [])
     # The history plugin may finish this run's row (recorded as running at its start) after this hook.
     runs = [outcome, *(r for r in runs if r.run_id != outcome.run_id)]
     # Missed runs are noticed by `envfence health --alert`: a run that happens is no missed run.
