@@ -155,10 +155,10 @@ class Session:
         """Open a new session with the same arguments (the process environment is read again)."""
         return type(self).open(**reopen_arguments(self.opened_with))
 
-    def config_read(self, command: str, keys: Iterable[str]) -> None:
-        """Record ``config.read`` (who showed which ``keys`` with ``command``) in an existing trail: a read creates no tree."""
+    def config_read(self, command: str, keys: Iterable[str], defer: bool = False) -> None:
+        """Record ``config.read`` (who showed which ``keys`` with ``command``; a read creates no tree), ``defer``: with the next event."""
         from .runs.record import current_user
-        self.audit("config.read", command=command, keys=sorted(set(keys)), by=current_user())
+        (self.audit_log.defer if defer else self.audit_log.emit)("config.read", {"command": command, "keys": sorted(set(keys)), "by": current_user()})
 
     def validate(self, live: bool = False) -> list[Finding]:
         """Run the ``validate`` hook and return its findings (not stored), with ``LAYER_VALUE_INVALID``

@@ -453,6 +453,26 @@ def test_a_run_flushes_its_trail_once_before_the_job_and_once_after(make_project
     assert verify(run_cli, root).exit_code == 0
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="names open files through /proc")
+def test_exec_puts_its_read_on_the_trail_with_its_start_before_the_command_sees_a_value(make_project, run_cli, monkeypatch):
+    root = make_project({"jobs.py": RUN_JOBS}, settings=RUN_SETTINGS)
+    assert run_cli("init", cwd=root).exit_code == 0
+    flushed = _flushes(monkeypatch)
+    assert run_cli("exec", "--", "true", cwd=root).exit_code == 0
+    monkeypatch.undo()
+    assert flushed == ["trail", "head", "trail", "head"], flushed  # the read, the preparation and the start at once
+    records = read_records(root)
+    kinds = [r["event"] for r in records]
+    assert kinds[-4:] == ["config.read", "environment.prepared", "run.started", "run.finished"]
+    assert records[-4]["data"]["command"] == "exec" and CANARY not in trail(root).read_text()
+    # Refused (production on a development host), the read is kept with the refusal; no tree is made for it.
+    run_cli("--env", "prod", "init", cwd=root)
+    blocked = run_cli("--env", "prod", "exec", "--", "true", cwd=root, env={"ENVFENCE_HOSTNAME": "db-dev-03"})
+    assert blocked.exit_code == 3
+    assert events(root, "production")[-2:] == ["config.read", "run.blocked"]
+    assert verify(run_cli, root).exit_code == 0
+
+
 def test_a_cut_short_last_record_is_told_apart_from_tampering_and_repaired(make_project, run_cli):
     root = make_project()
     session = _prepared(root)

@@ -71,8 +71,9 @@ def exec_(state: State, command: tuple[str, ...], force: bool, reason: str | Non
     automation = Automation("exec", f"ad-hoc: {shell_join(line)}", command=line, adhoc=True)
 
     def find(session):
-        # The command receives the whole environment view: a read of every key, on the record.
-        session.config_read("exec", session.config.environment_view())
+        # The command receives the whole environment view: a read of every key, on the record. It goes out with
+        # the run's first event (its start, or a refusal): before the command sees a value, in the same flush.
+        session.config_read("exec", session.config.environment_view(), defer=True)
         return automation
 
     # The command's own exit code is the answer, as with any command runner.

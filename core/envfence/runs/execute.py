@@ -671,6 +671,7 @@ def readied(session: Any, automation: Automation, *, wait: bool, echo: Callable[
         # run's run.started (one flush for both), or alone when the run cannot start.
         session.prepare(defer_event=True)
     except (SafetyError, ConfigurationError) as exc:
+        session.audit_log.flush()  # what was deferred before (exec's read) goes out with no tree to prepare
         raise NotStarted(exc) from exc
     try:
         with _held(session, automation, wait, echo, embedded) as fd:
