@@ -114,3 +114,40 @@ def test_an_edited_plugin_table_is_judged_again_by_the_next_session(make_project
     _rewrite_keeping_stat(root / "envfence.toml", '[directories]\nclean = ["backups"]\n')
     [finding] = [f for f in envfence.open_session(root, environ={}).report.findings if f.code == "DIR_CLEAN_PROTECTED"]
     assert "'backups' would clean backups/config" in finding.message
+
+
+class Watches:
+    """A plugin noting the hooks it is asked: secret shapes (for the redactor) and the environment's tree."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    @envfence.hookimpl
+    def secret_shapes(self):
+        self.asked.append("secret_shapes")
+        return []
+
+    @envfence.hookimpl(tryfirst=True)
+    def environment_paths(self, session):
+        self.asked.append("environment_paths")
+        return None  # the directories plugin answers
+
+
+def test_a_plain_open_builds_no_redactor_and_no_tree_until_something_needs_them(make_project):
+    from envfence.plugins import PluginManager
+
+    canary = "canary-9f3b2a7c5e1d"
+    root = make_project({".env": f"API_TOKEN={canary}\nCOLOUR=blue\n"})
+    watches = Watches()
+    pm = PluginManager.from_entry_points()
+    pm.register(watches, "watches-for-test")
+    session = envfence.open_session(root, environ={}, plugins=pm)
+    assert session.config["COLOUR"] == "blue" and watches.asked == []
+    # The opening's own events are held, their data masked when first read.
+    session.audit("test.note", said=f"the token is {canary}")
+    [note] = [e for e in session.audit_log.held if e.event == "test.note"]
+    assert watches.asked == []
+    assert canary not in repr(dict(note.data)) and "the token is" in note.data["said"]
+    assert watches.asked == ["secret_shapes"]
+    session.report  # validation looks at the tree, and masks with the same redactor
+    assert "environment_paths" in watches.asked and watches.asked.count("secret_shapes") == 1

@@ -375,3 +375,13 @@ def test_files_written_under_umask_000_are_not_world_writable(make_project, run_
 def test_a_lock_file_written_under_umask_000_is_not_world_writable(make_project, run_cli):
     tree = _run_under_umask_000(make_project, run_cli)
     assert mode(tree / "locks" / "ok.lock") == 0o600
+
+
+def test_a_read_only_command_does_not_need_the_tree(make_project, run_cli):
+    root = make_project(settings='[directories]\nbase = "var/shared"\n')
+    detected = run_cli("detect", cwd=root)
+    assert detected.exit_code == 0, detected.stderr
+    result = run_cli("init", cwd=root)
+    assert result.exit_code == 4
+    assert "directories.base must be a string holding {environment}" in result.stderr
+    assert not (root / "var").exists()
