@@ -31,6 +31,7 @@ from typing import Any
 from envfence import files, hookimpl
 from envfence.errors import ConfigurationError
 from envfence.models import Finding
+from envfence.recent import per_settings
 from envfence.runs.measures import measures_from, measures_json
 
 DEFAULT_FILE = "history.sqlite3"
@@ -105,6 +106,7 @@ ABANDONED = "abandoned"
 NO_EXIT = -1
 
 
+@per_settings
 def history_setting(settings) -> str:
     """``[history] file``, checked: a relative path inside the environment's tree.
 
