@@ -175,7 +175,7 @@ def in_process_case(projects: dict[int, Project], plan: Plan) -> tuple[Table, li
         check_agreement(project, contenders)
         rounds, batch = plan.in_process_rounds(size)
         counts.append(f"{rounds} of {batch} call{'s' if batch > 1 else ''} at {size:,} keys")
-        measures = {c.name: in_process(c.prepare(project), batch, c.reset) for c in contenders}
+        measures = {c.name: in_process(c.prepare(project), batch, c.reset, c.warm) for c in contenders}
         group = f"{size:,} keys"
         # No warm-up: check_agreement has just run every contender once.
         times = alternate(measures, rounds, warmup=False)

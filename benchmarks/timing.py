@@ -101,18 +101,22 @@ def peak_mib(argv: Sequence[str], cwd: str | os.PathLike, env: Mapping[str, str]
     return int(kilobytes) / 1024
 
 
-def in_process(load: Callable[[], Any], batch: int, reset: Callable[[], None] | None = None) -> Measure:
+def in_process(load: Callable[[], Any], batch: int, reset: Callable[[], None] | None = None, warm: bool = False) -> Measure:
     """A measure of ``load`` called ``batch`` times in this process, per call.
 
     The garbage collector is off while ``load`` runs (as ``timeit`` does) and
     ``reset`` runs untimed before the first call and after each call, so that
-    every call starts from it whatever ran before the measure.
+    every call starts from it whatever ran before the measure. With ``warm``,
+    ``load`` runs once untimed first: a contender that keeps what it parsed is
+    timed as it runs again, whatever another contender forgot before it.
     """
 
     def measure() -> float:
         total = 0.0
         if reset is not None:
             reset()
+        if warm:
+            load()
         for _ in range(batch):
             gc.collect()
             gc.disable()
