@@ -164,6 +164,32 @@ LARGEST = {"dynaconf": 1_000, "python-dotenv": 10_000, "pydantic-settings": 10_0
 FLOOR = "python-dotenv, interpolate=False"
 
 
+#: The issue's "open and read at 10 keys" target, judged on both ways a process opens: again, and first.
+OPEN_AND_READ = (
+    ("envfence, load only", "open and read again (a long-running tool: every file read and compared, unchanged ones not parsed again)"),
+    ("envfence, first open", "open and read, a process's first opening (every file parsed)"),
+)
+
+
+def _open_and_read(times, contenders, project: Project, name: str, what: str) -> Target:
+    """``name`` within 2x of the floor at 10 keys, with the call's profile when it is not."""
+    ratio = paired_ratio(times, name, FLOOR)
+    target = Target(f"in process, 10 keys: {what} within 2x of `dotenv_values(interpolate=False)`",
+                    ratio_text(ratio), ratio[0] <= 2.0)
+    if target.met:
+        return target
+    contender = next(c for c in contenders if c.name == name)
+    load, reset = contender.prepare(project), contender.reset or (lambda: None)
+
+    def call():
+        reset()
+        return load()
+
+    from envfence.opening import STEPS
+
+    return attrs.evolve(target, why=call_profile(call, steps=STEPS))
+
+
 def in_process_case(projects: dict[int, Project], plan: Plan) -> tuple[Table, list[Target]]:
     """Case 1: load the production configuration, inside one process."""
     rows: list[Row] = []
@@ -190,13 +216,7 @@ def in_process_case(projects: dict[int, Project], plan: Plan) -> tuple[Table, li
                                   ratio_text(ratio), ratio[0] <= limit))
             per_key[name][size] = median_ms(times[name]) / size
         if size == 10:
-            ratio = paired_ratio(times, "envfence, load only", FLOOR)
-            target = Target("in process, 10 keys: open and read within 2x of `dotenv_values(interpolate=False)`",
-                            ratio_text(ratio), ratio[0] <= 2.0)
-            if not target.met:
-                load_only = next(c for c in contenders if c.name == "envfence, load only")
-                target = attrs.evolve(target, why=call_profile(load_only.prepare(project)))
-            targets.append(target)
+            targets += [_open_and_read(times, contenders, project, name, what) for name, what in OPEN_AND_READ]
         for other in ("dynaconf", "pydantic-settings"):
             if other in times:
                 ratio = paired_ratio(times, "envfence", other)

@@ -88,8 +88,9 @@ def import_profile(argv: list[str], cwd: Path, env: Mapping[str, str]) -> str:
     return summarise(costs, total_ms, f"under -X importtime, {len(imports)} modules imported in", "the command's work")
 
 
-def call_profile(call: Callable[[], object], calls: int = 200) -> str:
-    """``calls`` calls of ``call`` under :mod:`cProfile`: own time by the package of each function."""
+def call_profile(call: Callable[[], object], calls: int = 200, steps: Iterable[Callable[..., object]] = ()) -> str:
+    """``calls`` calls of ``call`` under :mod:`cProfile`: the time of each of ``steps`` (functions it calls,
+    cumulative), then its own time by the package of each function."""
     profiler = cProfile.Profile()
     profiler.enable()
     start = time.perf_counter()
@@ -97,12 +98,20 @@ def call_profile(call: Callable[[], object], calls: int = 200) -> str:
         call()
     total_ms = (time.perf_counter() - start) * 1000 / calls
     profiler.disable()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     costs = []
-    for (filename, _line, name), (_cc, _nc, own, _cum, _callers) in pstats.Stats(profiler).stats.items():  # type: ignore[attr-defined]
+    for (filename, _line, name), (_cc, _nc, own, _cum, _callers) in stats.items():
         module = _module_of(filename)
         label = name.removeprefix("<built-in method ").removeprefix("<method ").rstrip(">") if module == "_builtins" else f"{module}.{name}"
         costs.append((module, label, own * 1000 / calls))
-    return summarise(costs, total_ms, "under cProfile, a call's own time", "unattributed")
+    line = summarise(costs, total_ms, "under cProfile, a call's own time", "unattributed")
+    timed = []
+    for step in steps:
+        code = step.__code__
+        found = stats.get((code.co_filename, code.co_firstlineno, code.co_name))
+        if found is not None:
+            timed.append(f"{code.co_name} {_ms(found[3] * 1000 / calls)}")
+    return (f"steps (cumulative, ms): {', '.join(timed)}. " if timed else "") + line
 
 
 def _module_of(filename: str) -> str:
