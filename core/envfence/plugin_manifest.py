@@ -5,7 +5,7 @@ implements, under which attribute, with which markers (``tryfirst``,
 ``trylast``, ``wrapper``, ``optionalhook``, ``specname``) and argument names,
 and the hookspecs it declares (``register_hookspecs``). The manifest keeps
 that for every plugin of a distribution, so a later process registers a
-*stand-in* for each plugin (a module object holding one small function per
+*stand-in* for each plugin (an object holding one small function per
 hookimpl, with the same markers and argument names) in the same order, and
 pluggy orders and calls it exactly as it would the real module. A stand-in's
 function imports the real module the first time any of its hooks is called.
@@ -35,6 +35,7 @@ is never unmarshalled.
 
 from __future__ import annotations
 
+import functools
 import marshal
 import os
 import sys
@@ -43,7 +44,7 @@ import zlib
 from typing import Any, Callable, Iterable, Mapping
 
 #: The manifest's format; a file of another format is rebuilt.
-FORMAT = 2
+FORMAT = 3
 _HEADER = b"envfence plugin manifest %d\n" % FORMAT
 _OFF = ("0", "off", "no", "false")
 
@@ -193,7 +194,7 @@ class Manifest:
         entry = self._entry(key) if key is not None else None
         return entry["plugins"].get(ep.name) if entry is not None else None
 
-    def stand_in(self, ep: Any, on_failure: Callable[[str, str], None]) -> types.ModuleType | None:
+    def stand_in(self, ep: Any, on_failure: Callable[[str, str], None]) -> "StandIn | None":
         """A stand-in for the plugin of ``ep`` built from the cache, or None (import it instead)."""
         plugin = self._plugin(ep)
         if plugin is None:
@@ -214,7 +215,7 @@ class Manifest:
         try:
             hooks, files = _hookimpls(pm, plugin)
             tables = _declared_tables(plugin, hooks)
-            declared = [_spec_reference(s) for s in specs]
+            declared = [_spec_reference(s, pm) for s in specs]
             files.update(_module_file(s) for s in specs)
         except ManifestStale:
             self._incomplete.add(key)
@@ -314,14 +315,56 @@ def _declared_tables(plugin: Any, hooks: list[list[Any]]) -> list[str] | None:
         raise ManifestStale(f"declare_tables raised {type(exc).__name__}") from None
 
 
-def _spec_reference(specs: Any) -> list[str]:
-    """``[module, qualified name]`` naming a hookspecs object, checked to resolve to it again."""
+def _spec_reference(specs: Any, pm: Any) -> list[Any]:
+    """``[module, qualified name, hooks]`` naming a hookspecs object, checked to resolve to it again.
+
+    ``hooks`` is what pluggy reads of a class of hookspecs (:func:`_spec_hooks`), so a later process
+    declares them without importing their module; None for a module of hookspecs, imported then.
+    """
     if isinstance(specs, types.ModuleType):
-        return [specs.__name__, ""]
+        return [specs.__name__, "", None]
     reference = [getattr(specs, "__module__", ""), getattr(specs, "__qualname__", "")]
     if _resolve(*reference) is not specs:
         raise ManifestStale("hookspecs that cannot be found again by name")
-    return reference
+    return [*reference, _spec_hooks(specs, pm)]
+
+
+def _spec_hooks(specs: type, pm: Any) -> list[list[Any]]:
+    """``[name, argnames, kwargnames, defaults, markers, failure policy]`` of each hookspec of class ``specs``."""
+    hooks = []
+    declared = vars(pm.hook)  # the hook callers pluggy made when the plugin declared them (read, never called)
+    for name in dir(specs):
+        opts = pm.parse_hookspec_opts(specs, name)
+        if opts is None:
+            continue
+        spec = declared[name].spec
+        policy = getattr(spec.function, "envfence_policy", None)
+        defaults = list(getattr(spec.function, "__defaults__", None) or ())[-len(spec.kwargnames):] if spec.kwargnames else []
+        if (opts.get("warn_on_impl") is not None or opts.get("warn_on_impl_args") or policy is None
+                or len(spec.argnames) + len(spec.kwargnames) > len(_TEMPLATES) - 2
+                or not all(isinstance(d, (str, int, float, bool, type(None))) for d in defaults)):
+            raise ManifestStale(f"hookspec {name} is declared as it is")  # warnings, no policy, odd defaults
+        markers = {"firstresult": bool(opts.get("firstresult")), "historic": bool(opts.get("historic"))}
+        hooks.append([name, list(spec.argnames), list(spec.kwargnames), defaults, markers, policy.value])
+    return hooks
+
+
+def _spec_class(module: str, qualname: str, hooks: list[list[Any]]) -> type:
+    """A class of hookspecs standing in for ``module``'s ``qualname``: the same names, parameters, markers and policies."""
+    from .hookspecs import OnError
+
+    body: dict[str, Any] = {"__module__": module, "__qualname__": qualname,
+                            "__doc__": f"stand-in for the hookspecs {module}:{qualname}, read from the manifest"}
+    for name, argnames, kwargnames, defaults, markers, policy in hooks:
+        names = ["self", *argnames, *kwargnames]
+        if not all(isinstance(n, str) and n.isidentifier() for n in names) or len(set(names)) != len(names):
+            raise ValueError("bad argument names")
+        code = _TEMPLATES[len(names)].__code__.replace(co_varnames=tuple(names), co_name=name, co_qualname=f"{qualname}.{name}")
+        function = types.FunctionType(code, {}, name, tuple(defaults) or None)
+        function.envfence_spec = {**markers, "warn_on_impl": None, "warn_on_impl_args": None}  # type: ignore[attr-defined]
+        function.envfence_policy = OnError(policy)  # type: ignore[attr-defined]
+        body[name] = function
+    return type(qualname.rpartition(".")[2], (), body)
 
 
 def _resolve(module: str, qualname: str) -> Any:
@@ -352,8 +395,12 @@ def _t8(a, b, c, d, e, f, g, h): pass  # noqa: E704
 _TEMPLATES = (_t0, _t1, _t2, _t3, _t4, _t5, _t6, _t7, _t8)
 
 
-def _signature(name: str, argnames: list[str], kwargnames: list[str]) -> types.FunctionType:
-    """A function whose parameters are the hookimpl's, for pluggy to read (it follows ``__wrapped__``)."""
+@functools.lru_cache(maxsize=None)
+def _signature(name: str, argnames: tuple[str, ...], kwargnames: tuple[str, ...]) -> types.FunctionType:
+    """A function whose parameters are the hookimpl's, for pluggy to read (it follows ``__wrapped__``).
+
+    Built once per name and parameters in a process: many plugins implement ``validate(session)``.
+    """
     names = [*argnames, *kwargnames]
     if not all(isinstance(n, str) and n.isidentifier() for n in names) or len(set(names)) != len(names):
         raise ValueError("bad argument names")
@@ -396,21 +443,41 @@ class _Target:
         return functions
 
 
-def _stand_in(ep: Any, plugin: dict[str, Any], on_failure: Callable[[str, str], None]) -> types.ModuleType:
-    """A module object with one lazy function per cached hookimpl of ``ep``'s plugin."""
+class StandIn:
+    """A plugin registered from the manifest in place of its module: one lazy function per cached hookimpl.
+
+    A plain object rather than a module: pluggy reads a hookimpl of an object
+    from its ``__dict__`` directly, where a module's every name goes through
+    ``inspect.getattr_static`` (a third of registering the built-ins).
+    """
+
+    def __init__(self, name: str, target: "_Target", tables: list[str] | None) -> None:
+        self.__name__ = name
+        self.__doc__ = f"stand-in for the plugin {target.ep.name!r}, imported at its first call"
+        self.envfence_stand_in = target
+        self.envfence_tables = tables
+
+    def hook_names(self) -> list[str]:
+        """The hooks its cached hookimpls implement (what pluggy would find walking every hook)."""
+        return list(dict.fromkeys(h[1] for h in self.envfence_stand_in.hooks))
+
+    def __repr__(self) -> str:
+        return f"<{self.__doc__}>"
+
+
+def _stand_in(ep: Any, plugin: dict[str, Any], on_failure: Callable[[str, str], None]) -> StandIn:
+    """A :class:`StandIn` for ``ep``'s plugin, from its cached hookimpls."""
     target = _Target(ep, plugin["hooks"], on_failure)
-    module = types.ModuleType(ep.value.partition(":")[0], f"stand-in for the plugin {ep.name!r}, imported at its first call")
-    module.envfence_stand_in = target  # type: ignore[attr-defined]
-    module.envfence_tables = plugin.get("tables")  # type: ignore[attr-defined]
+    stand_in = StandIn(ep.value.partition(":")[0], target, plugin.get("tables"))
     for attr, hook, opts, argnames, kwargnames in plugin["hooks"]:
         if hook == "register_hookspecs" and plugin["specs"]:
             function = _declaring(plugin["specs"], argnames)
         else:
             function = _lazy(target, attr, bool(opts.get("wrapper")))
-            function.__wrapped__ = _signature(attr, argnames, kwargnames)  # type: ignore[attr-defined]
+            function.__wrapped__ = _signature(attr, tuple(argnames), tuple(kwargnames))  # type: ignore[attr-defined]
         function.envfence_impl = dict(opts)  # type: ignore[attr-defined]
-        setattr(module, attr, function)
-    return module
+        setattr(stand_in, attr, function)
+    return stand_in
 
 
 def _lazy(target: _Target, attr: str, wrapper: bool) -> types.FunctionType:
@@ -426,14 +493,14 @@ def _lazy(target: _Target, attr: str, wrapper: bool) -> types.FunctionType:
     return lazy  # type: ignore[return-value]
 
 
-def _declaring(specs: list[list[str]], argnames: list[str]) -> types.FunctionType:
-    """A ``register_hookspecs`` that declares the cached hookspecs without importing the plugin."""
+def _declaring(specs: list[list[Any]], argnames: list[str]) -> types.FunctionType:
+    """A ``register_hookspecs`` that declares the cached hookspecs without importing the plugin or their module."""
     if argnames != ["register"]:
         raise ValueError("register_hookspecs takes register")
 
     def register_hookspecs(register: Callable[[Any], None]) -> None:
-        for module, qualname in specs:
-            found = _resolve(module, qualname)
+        for module, qualname, hooks in specs:
+            found = _spec_class(module, qualname, hooks) if hooks is not None else _resolve(module, qualname)
             if found is None:
                 raise ManifestStale(f"hookspecs {module}:{qualname} are gone; run the command again")
             register(found)

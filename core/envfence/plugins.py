@@ -22,6 +22,7 @@ import pluggy
 from . import slotted
 from . import hookspecs
 from .hookcalls import HookCalls, HookResult, PluginError, PluginFailed, guard_plugin, install_tracing
+from .plugin_manifest import StandIn
 
 __all__ = ["PluginManager", "PluginRecord", "PluginError", "PluginFailed", "HookResult", "hookimpl", "add_inline_plugin"]
 
@@ -80,6 +81,9 @@ class _Pluggy(pluggy.PluginManager):
     """
 
     def parse_hookimpl_opts(self, plugin: Any, name: str):
+        if type(plugin) is StandIn:  # its hookimpls are its own functions, marked as the real ones are
+            value = plugin.__dict__.get(name)
+            return value.__dict__.get("envfence_impl") if type(value) is types.FunctionType else None
         if type(plugin) is types.ModuleType and name not in _MODULE_TYPE_NAMES:
             value = plugin.__dict__.get(name)
             if not isinstance(value, _HOOKABLE):
@@ -221,8 +225,10 @@ class PluginManager(HookCalls):
                 self.pm.unregister(plugin)
             record = PluginRecord(name, "failed", distribution, version, module, reason=f"invalid: {exc}")
         else:
-            # pluggy finds a plugin's callers by walking every hook: once per registration, not once per use.
-            callers = self.pm.get_hookcallers(plugin) or []
+            # pluggy finds a plugin's callers by walking every hook: once per registration, not once per use,
+            # and a stand-in names its own.
+            callers = ([getattr(self.pm.hook, h) for h in plugin.hook_names()] if type(plugin) is StandIn
+                       else self.pm.get_hookcallers(plugin) or [])
             guard_plugin(plugin, callers)
             self._callers[name] = callers
             hooks = tuple(sorted(c.name for c in callers if c.spec is not None))

@@ -26,6 +26,9 @@ WORK_MODULES = {
     "hmac",  # loads OpenSSL
     "difflib",  # click's "did you mean" for a short option tried as a long one
     "unicodedata",  # an ASCII host name is its own NFKC
+    # Hooks plugins offer, declared from the manifest: their modules are imported by the code that calls them.
+    "envfence_builtins.store.store_hooks", "envfence_builtins.operations.schedule_hooks",
+    "envfence_builtins.operations.backup_hooks", "envfence_builtins.webhook_service.provider_hooks",
 }
 
 
@@ -70,3 +73,90 @@ def test_a_short_flag_given_as_an_options_value_stays_its_value(make_project, ru
     result = run_cli("-p", "-q", "detect", cwd=root)
     assert result.exit_code == 2 and "'-q': write -p no:NAME" in result.output + result.stderr
 
+
+
+HOOKSPECS = '''
+from envfence.hookcalls import OfferedHooks
+from envfence.hookspecs import OnError, failure_policy, hookspec
+
+
+class ProbeSpecs:
+    @failure_policy(OnError.FINDING)
+    @hookspec(firstresult=True)
+    def probe_answer(self, question, loud=False):
+        """The first answer."""
+
+
+class ProbeHooks(OfferedHooks):
+    declared_by = "probe_offers"
+    specs = ProbeSpecs
+
+    def probe_answer(self, *, question, loud=False):
+        return self._call("probe_answer", question=question, loud=loud)
+'''
+
+OFFERS = '''
+from envfence import hookimpl
+from envfence.models import Finding
+
+
+@hookimpl
+def register_hookspecs(register):
+    from probe_hookspecs import ProbeSpecs
+
+    register(ProbeSpecs)
+
+
+@hookimpl
+def validate(session):
+    from probe_hookspecs import ProbeHooks
+
+    result = ProbeHooks(session.plugins).probe_answer(question="asked", loud=True)
+    return [Finding("PROBE_SAYS", "warning", f"answer {result.first!r}")] + result.findings()
+'''
+
+ANSWERS = '''
+from envfence import hookimpl
+
+
+@hookimpl(optionalhook=True)
+def probe_answer(question, loud):
+    return question.upper() if loud else question
+
+
+@hookimpl(optionalhook=True, tryfirst=True)
+def probe_answer_first(question):
+    raise RuntimeError("the first answer broke")
+
+
+probe_answer_first.envfence_impl["specname"] = "probe_answer"
+'''
+
+
+def _install_probe(site):
+    site.mkdir()
+    (site / "probe_hookspecs.py").write_text(HOOKSPECS)
+    (site / "probe_offers.py").write_text(OFFERS)
+    (site / "probe_answers.py").write_text(ANSWERS)
+    info = site / "envfence_probe-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: envfence-probe\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[envfence]\nprobe_offers = probe_offers\nprobe_answers = probe_answers\n")
+
+
+def test_hooks_a_plugin_offers_are_declared_from_the_manifest_as_from_their_module(make_project, environ, tmp_path):
+    """Markers, argument names, defaults and the failure policy: the same answers, without importing the hookspecs."""
+    site = tmp_path / "site"
+    _install_probe(site)
+    environ = {**environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), environ.get("PYTHONPATH", "")]))}
+    root = make_project({".env": "A=1\n"})
+    cold = envfence_in_new_process(root, "--json", "check", env=environ)  # builds the manifest
+    warm = envfence_in_new_process(root, "--json", "check", env=environ)
+    assert cold[1] == warm[1] and "answer 'ASKED'" in warm[1], cold[2] + warm[2]  # firstresult passed the failed first
+    assert "the first answer broke" in warm[1]  # FINDING: reported as a finding naming the plugin, the call went on
+    assert "probe_hookspecs" in cold[3]
+    code, _, stderr, modules = envfence_in_new_process(root, "-q", "detect", env=environ)
+    assert code == 0 and "probe_hookspecs" not in modules and "probe_offers" not in modules, stderr
+    listed = [envfence_in_new_process(root, "--json", "plugins", "--hooks", env={**environ, **cache}) for cache in
+              ({}, {"ENVFENCE_PLUGIN_CACHE": "off"})]
+    assert listed[0][1] == listed[1][1] and '"probe_answer"' in listed[0][1]
