@@ -160,3 +160,23 @@ def test_hooks_a_plugin_offers_are_declared_from_the_manifest_as_from_their_modu
     listed = [envfence_in_new_process(root, "--json", "plugins", "--hooks", env={**environ, **cache}) for cache in
               ({}, {"ENVFENCE_PLUGIN_CACHE": "off"})]
     assert listed[0][1] == listed[1][1] and '"probe_answer"' in listed[0][1]
+
+
+def test_the_garbage_collector_runs_again_after_start_up_and_during_a_job(make_project, run_cli, tmp_path):
+    """Start-up pauses the cyclic collector; a command ends with it as it found it, and a job runs with it on."""
+    import gc
+
+    seen = tmp_path / "seen.txt"
+    jobs = f"import gc\n\ndef probe(ctx):\n    open({str(seen)!r}, 'w').write(str(gc.isenabled()))\n"
+    root = make_project({"jobs.py": jobs, ".env": "A=1\n"}, settings='[automations.probe]\nrun = "jobs:probe"\nisolation = "in-process"\n'
+                        'isolation_reason = "reads the collector of this process"\n')
+    assert gc.isenabled()
+    assert run_cli("-q", "detect", cwd=root).exit_code == 0 and gc.isenabled()
+    result = run_cli("run", "probe", cwd=root)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert seen.read_text() == "True" and gc.isenabled()
+    gc.disable()
+    try:
+        assert run_cli("-q", "detect", cwd=root).exit_code == 0 and not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()

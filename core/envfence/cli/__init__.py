@@ -46,6 +46,29 @@ def unknown_plugin(name: str) -> str:
     return f"no plugin named {name!r} (from -p no:, ENVFENCE_DISABLE_PLUGINS or ENVFENCE_PLUGINS); see `envfence plugins` for the names"
 
 
+class paused_collection:
+    """envfence's own start-up (a command's module, the plugins, the session) with the cyclic garbage collector paused.
+
+    Start-up makes thousands of objects that live as long as the process
+    (modules, classes, functions): collecting them finds no garbage (half of
+    ``detect``'s collections, about 1% of its instructions). The collector
+    runs again as soon as the block ends, whatever happens in it; a job's code
+    never runs inside.
+    """
+
+    def __enter__(self) -> None:
+        import gc
+
+        self.was_enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: Any) -> None:
+        import gc
+
+        if self.was_enabled:
+            gc.enable()
+
+
 class State:
     """What the global options decided, and the session they open (once)."""
 
@@ -68,7 +91,8 @@ class State:
         if self._plugins is None:
             from ..plugins import default_manager
 
-            self._plugins = default_manager(self.disabled)
+            with paused_collection():
+                self._plugins = default_manager(self.disabled)
             for record in self._plugins.failed:
                 click.echo(
                     f"envfence: warning: plugin {record.name!r} failed to load ({record.reason}); "
@@ -83,7 +107,8 @@ class State:
     def session(self, **extra: Any):
         """Open the session for this invocation (cached)."""
         if self._session is None:
-            from ..pipeline import Session
+            with paused_collection():
+                from ..pipeline import Session
 
             if self.strict_plugins and self.plugins.unknown:
                 from ..errors import UsageError
@@ -94,10 +119,11 @@ class State:
 
             tracing = Tracing(self.plugins) if self.trace else None
             # --env and ENVIRONMENT naming different environments is a usage error, not a silent choice.
-            session = Session.open(
-                env=self.env, overrides=self.overrides, root=self.root, plugins=self.plugins,
-                strict_plugins=self.strict_plugins, env_must_agree=self.env is not None, **extra
-            )
+            with paused_collection():
+                session = Session.open(
+                    env=self.env, overrides=self.overrides, root=self.root, plugins=self.plugins,
+                    strict_plugins=self.strict_plugins, env_must_agree=self.env is not None, **extra
+                )
             if tracing is not None:
                 tracing.release(allowed=session.profile.debug)
             refuse_in_production(session, ["--trace"] if self.trace else [])
@@ -185,7 +211,8 @@ class EnvfenceGroup(click.Group):
             if name not in self.commands:
                 module_name, _, attribute = COMMANDS[name].partition(":")
                 path = f"{__name__}.{module_name}"
-                __import__(path)  # the import statement's machinery, which `python -X importtime` reports
+                with paused_collection():
+                    __import__(path)  # the import statement's machinery, which `python -X importtime` reports
                 module = sys.modules[path]
                 self.add_command(getattr(module, attribute or name.replace("-", "_")), name)
         else:
