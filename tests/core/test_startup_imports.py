@@ -23,6 +23,7 @@ WORK_MODULES = {
     "envfence_builtins.store.postgres_client", "envfence_builtins.store.postgres_audit",  # a project without [store]
     "envfence_builtins.webhook_service.webhook_signatures",  # signing, for validate and the receiver
     "envfence_builtins.runs.directories_checks",  # inspecting the tree, for check and prepare
+    "envfence_builtins.operations.alerts_delivery",  # channels and state: a security event or a run
     "hmac",  # loads OpenSSL
     "difflib",  # click's "did you mean" for a short option tried as a long one
     "unicodedata",  # an ASCII host name is its own NFKC
@@ -180,3 +181,21 @@ def test_the_garbage_collector_runs_again_after_start_up_and_during_a_job(make_p
         assert run_cli("-q", "detect", cwd=root).exit_code == 0 and not gc.isenabled()  # a caller's choice is kept
     finally:
         gc.enable()
+
+
+def test_every_security_event_the_alerts_plugin_lets_through_raises_an_alert(make_project):
+    """audit_event looks at the event's name before loading the delivery: each name it lets through is one
+    security_alert turns into an alert, and any other name is none."""
+    from envfence import open_session
+    from envfence.models import AuditEvent
+    from envfence_builtins.operations.alerts_delivery import security_alert
+    from envfence_builtins.operations.alerts_settings import SECURITY_EVENTS
+
+    root = make_project({".env": "A=1\n"})
+    session = open_session(root=root, env="production", hostname="web-prod-01")
+    data = {"automation": "sync", "overridden": ["HOST_MISMATCH"], "keys": ["API_TOKEN"], "by": "get",
+            "reason": "r", "trail": "t", "archive": "a", "files": 1, "id": "d1", "findings": [], "process": "serve"}
+    for name in sorted(SECURITY_EVENTS):
+        assert security_alert(session, AuditEvent(event=name, environment="production", data=data)) is not None, name
+    for name in ("environment.detected", "config.loaded", "run.started", "run.finished", "credential.accessed"):
+        assert security_alert(session, AuditEvent(event=name, environment="production", data=data)) is None, name

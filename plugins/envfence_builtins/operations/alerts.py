@@ -39,15 +39,17 @@ from envfence import hookimpl
 from envfence.errors import ConfigurationError, EnvfenceError
 from envfence.models import Finding, SettingSpec
 
-from envfence_builtins.operations.alerts_delivery import (
-    HISTORY_LIMIT, PASSWORD, SECTION, SECURITY_HELD, TABLE, WEBHOOK_SECRET, alerts_from_checks, channels_for, dispatch,
-    held_state, incidents_from, load_state, run_ping, security_alert, send_security, take_held,
-)
+from envfence_builtins.operations.alerts_settings import PASSWORD, SECTION, SECURITY_EVENTS, WEBHOOK_SECRET
+
+# The delivery (channels, state, the [alerts] table) is imported by the hooks that deliver: every session hands
+# this plugin its audit events and asks what it declares, and most have no security event to send.
 
 
 @hookimpl
 def declare_tables():
     """The ``[alerts]`` table."""
+    from envfence_builtins.operations.alerts_delivery import TABLE
+
     return [TABLE]
 
 
@@ -64,6 +66,8 @@ def declare_settings() -> list[SettingSpec]:
 @hookimpl
 def on_run_start(session, request, run_id) -> None:
     """The start ping of a dead-man monitor (the ``ping`` channel)."""
+    from envfence_builtins.operations.alerts_delivery import run_ping, send_security, take_held
+
     held = take_held(session)
     if held and not session.dry_run:  # a forced run decided before its tree existed
         send_security(session, held)
@@ -75,6 +79,7 @@ def on_run_start(session, request, run_id) -> None:
 def on_run_finish(session, request, outcome) -> None:
     """Ping the run's end; evaluate the automation's thresholds with this run, and alert once per incident; retry what is pending."""
     from envfence.thresholds import evaluate, limits
+    from envfence_builtins.operations.alerts_delivery import HISTORY_LIMIT, dispatch, held_state, incidents_from, load_state, run_ping
 
     if session.dry_run or session.paths is None or outcome.status not in ("succeeded", "failed"):
         return
@@ -103,6 +108,10 @@ def on_run_finish(session, request, outcome) -> None:
 @hookimpl(trylast=True)  # after the trail has the event: the alert's own record follows it
 def audit_event(session, event) -> None:
     """Send a security event to the environment's alert channels, once: at once where the tree exists, else when the run starts."""
+    if event.event not in SECURITY_EVENTS:
+        return
+    from envfence_builtins.operations.alerts_delivery import SECURITY_HELD, security_alert, send_security, take_held
+
     try:
         alert = security_alert(session, event)
     except Exception:  # deciding must never stop the event from being recorded
@@ -120,6 +129,8 @@ def validate(session) -> list[Finding]:
     """``[alerts.escalation]`` names declared environments."""
     if not session.settings.section(SECTION):
         return []
+    from envfence_builtins.operations.alerts_delivery import channels_for
+
     try:
         for env in session.settings.environments:
             channels_for(session.settings, env)
@@ -143,6 +154,8 @@ def health_alerts(session, checks) -> dict[str, list]:
     The alert state is held from reading the open incidents to saving them:
     two hosts seeing the same crossing send one alert.
     """
+    from envfence_builtins.operations.alerts_delivery import alerts_from_checks, dispatch, held_state
+
     with held_state(session):
         return dispatch(session, alerts_from_checks(session, checks))
 
@@ -159,6 +172,7 @@ def register_hookspecs(register) -> None:
 def advice(session, now) -> list:
     """Environments based on production that alert on the console only: nobody is told (``NO_ALERT_CHANNELS``)."""
     from envfence_builtins.operations.advice_hooks import Advice
+    from envfence_builtins.operations.alerts_delivery import channels_for
 
     found = []
     for env, spec in session.settings.environments.items():

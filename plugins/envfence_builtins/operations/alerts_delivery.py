@@ -22,12 +22,10 @@ from envfence.models import Alert
 from envfence.stash import StashKey
 
 from envfence_builtins.operations.alert_hooks import AlertHooks
+from envfence_builtins.operations.alerts_settings import PASSWORD, SECTION, SECURITY_EVENTS, WEBHOOK_SECRET
 
 
-SECTION = "alerts"
 BUILTIN = ("console", "email", "webhook", "ping")
-PASSWORD = "SMTP_PASSWORD"
-WEBHOOK_SECRET = "ALERT_WEBHOOK_SECRET"
 HISTORY_LIMIT = 200
 
 
@@ -500,8 +498,10 @@ SECURITY_HELD = StashKey[list]()
 def security_alert(session, event) -> Alert | None:
     """The alert a security event raises, or None: a forced production run, a run past a disabled guard, a reveal,
     a broken audit trail, a restore, a failed deployment, a configuration change a running receiver or worker refused."""
-    data, env = event.data, session.environment.name
     name = event.event
+    if name not in SECURITY_EVENTS:
+        return None
+    data, env = event.data, session.environment.name
     if name == "run.forced":
         overridden = list(data.get("overridden", []))
         if data.get("dry_run") or not (session.profile.strict or "GUARD_DISABLED" in overridden):
