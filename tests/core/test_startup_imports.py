@@ -183,6 +183,27 @@ def test_the_garbage_collector_runs_again_after_start_up_and_during_a_job(make_p
         gc.enable()
 
 
+def test_the_console_program_keeps_start_up_out_of_a_jobs_collections(make_project, run_cli, tmp_path):
+    """``envfence run`` as a program: the job runs with the collector on and start-up's objects frozen (no
+    collection walks them again); the command line called in process leaves its caller's collector as it was."""
+    import gc
+    import subprocess
+    import sys
+
+    seen = tmp_path / "seen.txt"
+    jobs = (f"import gc\n\ndef probe(ctx):\n    open({str(seen)!r}, 'w').write(f'{{gc.isenabled()}} {{gc.get_freeze_count()}}')\n")
+    root = make_project({"jobs.py": jobs, ".env": "A=1\n"}, settings='[automations.probe]\nrun = "jobs:probe"\nisolation = "in-process"\n'
+                        'isolation_reason = "reads the collector of this process"\n')
+    program = [sys.executable, "-c", "import sys; from envfence.cli import main; sys.argv[0] = 'envfence'; main()"]
+    done = subprocess.run([*program, "-q", "run", "probe"], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    enabled, frozen = seen.read_text().split()
+    assert enabled == "True" and int(frozen) > 10_000  # modules, classes and functions of start-up
+    before = gc.get_freeze_count()
+    assert run_cli("run", "probe", cwd=root).exit_code == 0
+    assert seen.read_text() == f"True {before}" and gc.get_freeze_count() == before and gc.isenabled()
+
+
 def test_every_security_event_the_alerts_plugin_lets_through_raises_an_alert(make_project):
     """audit_event looks at the event's name before loading the delivery: each name it lets through is one
     security_alert turns into an alert, and any other name is none."""
