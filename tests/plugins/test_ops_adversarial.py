@@ -241,7 +241,7 @@ def test_percent_and_dollar_reach_cron_and_systemd_as_themselves(make_project, r
                         name="proj%h")
     store = _fake_crontab(tmp_path, monkeypatch, "")
     assert run_cli("schedule", "install", cwd=root).exit_code == 0
-    [line] = [l for l in store.read_text().splitlines() if "run" in l and not l.startswith("#")]
+    [line] = [l for l in store.read_text().splitlines() if " run " in l and not l.startswith("#")]  # not a path holding "run"
     assert "\\%" in line and "%" not in line.replace("\\%", "")  # cron turns a bare % into a line break
     units = tmp_path / "units"
     assert run_cli("schedule", "--format", "systemd", "--output", str(units), cwd=root).exit_code == 0
