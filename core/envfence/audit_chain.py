@@ -16,11 +16,11 @@ them with :func:`record_hash`: one format, whoever keeps it.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 from typing import Any, Iterable, Iterator, Mapping
+
+from .digests import sha256_hex
 
 #: ``prev`` of the first record of a trail written before records were bound to their place.
 GENESIS = "0" * 64
@@ -33,7 +33,7 @@ _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=
 
 def genesis(environment: str, name: str) -> str:
     """``prev`` of a chain's first record: binds the chain to its environment and its place (file or table name)."""
-    return hashlib.sha256(f"envfence audit trail\0{environment}\0{name}".encode()).hexdigest()
+    return sha256_hex(f"envfence audit trail\0{environment}\0{name}".encode())
 
 
 def canonical(record: Mapping[str, Any]) -> bytes:
@@ -43,7 +43,7 @@ def canonical(record: Mapping[str, Any]) -> bytes:
 
 def record_hash(record: Mapping[str, Any]) -> str:
     """The sha256 of a record's canonical JSON, its own ``hash`` (and ``mac``) fields left out."""
-    return hashlib.sha256(canonical({k: v for k, v in record.items() if k not in ("hash", "mac")})).hexdigest()
+    return sha256_hex(canonical({k: v for k, v in record.items() if k not in ("hash", "mac")}))
 
 
 class DuplicateKey(ValueError):
@@ -75,8 +75,7 @@ def parse_record(raw: bytes) -> dict[str, Any]:
 
 def sign(key: bytes, environment: str, name: str, seq: int, digest: str) -> str:
     """The HMAC-SHA256 of a head: the environment, the chain's place, a record's number and hash."""
-    message = f"envfence audit head\0{environment}\0{name}\0{seq}\0{digest}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return _hmac_sha256(key, f"envfence audit head\0{environment}\0{name}\0{seq}\0{digest}".encode())
 
 
 def record_mac(key: bytes, environment: str, name: str, record: Mapping[str, Any]) -> str:
@@ -87,12 +86,21 @@ def record_mac(key: bytes, environment: str, name: str, record: Mapping[str, Any
     key can append records the next run would seal. (A message of its own,
     so that no record's ``mac`` can serve as a signed head.)
     """
-    message = f"envfence audit record\0{environment}\0{name}\0{record.get('seq')}\0{record.get('hash')}".encode()
+    return _hmac_sha256(key, f"envfence audit record\0{environment}\0{name}\0{record.get('seq')}\0{record.get('hash')}".encode())
+
+
+def _hmac_sha256(key: bytes, message: bytes) -> str:
+    """HMAC-SHA256 in hex; hmac (and OpenSSL with it) is loaded only where an environment has an audit key."""
+    import hashlib
+    import hmac
+
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def unsigned(key: bytes, environment: str, name: str, record: Mapping[str, Any]) -> bool:
     """True when ``record`` lacks the audit key's ``mac`` (or carries another key's)."""
+    import hmac
+
     mac = record.get("mac")
     return not isinstance(mac, str) or not hmac.compare_digest(mac, record_mac(key, environment, name, record))
 

@@ -16,6 +16,20 @@ from .models import Automation
 MAX_NAME = 100
 
 
+def _control(char: str) -> bool:
+    """A control or format character (Unicode category C*), or a line or paragraph separator (Zl, Zp).
+
+    In ASCII those are exactly U+0000-U+001F and U+007F: a name in ASCII is
+    judged without loading the Unicode database.
+    """
+    if char.isascii():
+        return char < " " or char == "\x7f"
+    import unicodedata
+
+    category = unicodedata.category(char)
+    return category[0] == "C" or category in ("Zl", "Zp")
+
+
 def name_problem(name: str) -> str | None:
     """What makes ``name`` unusable as an automation name, or None: the one naming rule, applied at load.
 
@@ -24,8 +38,6 @@ def name_problem(name: str) -> str | None:
     (a right-to-left override), ``<`` or ``>`` would forge or hide something
     there, so they are refused wherever the name comes from.
     """
-    import unicodedata
-
     if not isinstance(name, str) or not name.strip():
         return "is empty"
     if name != name.strip():
@@ -33,7 +45,7 @@ def name_problem(name: str) -> str | None:
     if len(name) > MAX_NAME:
         return f"is longer than {MAX_NAME} characters"
     for char in name:
-        if char in "<>" or unicodedata.category(char)[0] == "C" or unicodedata.category(char) in ("Zl", "Zp"):
+        if char in "<>" or _control(char):
             shown = repr(char) if char in "<>" else f"U+{ord(char):04X}"
             if char in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029":
                 shown = f"a line break ({shown})"

@@ -222,17 +222,28 @@ def schedule_zone(environ: Mapping[str, str] | None = None, setting: str | None 
     ``/etc/localtime``). Raises :class:`CronError` for a zone name that is not
     in the time zone database.
     """
+    environ = os.environ if environ is None else environ
+    named = named_zone(environ, setting)
+    return named if named is not None else _local_zone(environ)
+
+
+def named_zone(environ: Mapping[str, str], setting: str | None) -> _dt.tzinfo | None:
+    """The zone ``CRON_TZ`` (else ``setting``) names, None when neither names one (the machine's own zone then).
+
+    What :func:`schedule_zone` refuses, this refuses (:class:`CronError`); it
+    loads the time zone database only for a zone named, so checking a
+    project that names none costs nothing.
+    """
+    name = (environ.get("CRON_TZ") or setting or "").strip()
+    if not name:
+        return None
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    environ = os.environ if environ is None else environ
-    name = (environ.get("CRON_TZ") or setting or "").strip()
     source = "CRON_TZ" if environ.get("CRON_TZ") else "timezone"
-    if name:
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file name
-            raise CronError(f"{source} = {name!r} is no time zone; use a name like 'Europe/Paris' or 'UTC'") from None
-    return _local_zone(environ)
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file name
+        raise CronError(f"{source} = {name!r} is no time zone; use a name like 'Europe/Paris' or 'UTC'") from None
 
 
 def project_zone(session: Any) -> _dt.tzinfo:

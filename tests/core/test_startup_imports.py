@@ -220,3 +220,70 @@ def test_every_security_event_the_alerts_plugin_lets_through_raises_an_alert(mak
         assert security_alert(session, AuditEvent(event=name, environment="production", data=data)) is not None, name
     for name in ("environment.detected", "config.loaded", "run.started", "run.finished", "credential.accessed"):
         assert security_alert(session, AuditEvent(event=name, environment="production", data=data)) is None, name
+
+
+#: What a run of a command automation (and ``exec``) in a project without [store], a named zone or maintenance
+#: windows leaves unloaded; each is loaded by the code that needs it, where it does.
+RUN_UNNEEDED = {
+    "secrets", "hmac", "_hashlib",  # ids are os.urandom's; HMAC only with an audit key
+    "difflib",  # a key near a declared name is judged by difflib's own quick bound first
+    "unicodedata",  # an ASCII automation name's control characters are known without the database
+    "zoneinfo",  # no zone named, no maintenance window: the machine's zone is never asked
+    "envfence_builtins.store.postgres_client", "envfence_builtins.store.postgres_audit",  # no [store]
+    "envfence_builtins.store.postgres_schema",
+}
+
+
+def test_a_command_run_and_exec_load_only_what_they_use_and_still_record_everything(make_project, environ):
+    """No OpenSSL, time zone database, difflib or store client; the audit trail and the history still get every record."""
+    env = "A=1\nAPI_TOKN=canary-4f1e9a7c3b5d\n"  # a near miss of nothing declared: the misspelling check still runs
+    root = make_project({".env": env}, settings='[automations.noop-command]\nrun = ["true"]\n')
+    envfence_in_new_process(root, "-q", "detect", env=environ)  # builds the manifest
+    for args in (("-q", "run", "noop-command"), ("-q", "exec", "--", "true")):
+        code, output, stderr, modules = envfence_in_new_process(root, *args, env=environ)
+        assert code == 0, output + stderr
+        assert modules & RUN_UNNEEDED == set(), args
+        if importlib.util.find_spec("_sha256") or importlib.util.find_spec("_sha2"):
+            assert "hashlib" not in modules, args  # the audit chain's digests need no OpenSSL
+    code, output, stderr, _ = envfence_in_new_process(root, "--json", "audit", "verify", env=environ)
+    assert code == 0 and '"ok": true' in output, output + stderr
+    code, output, stderr, _ = envfence_in_new_process(root, "--json", "status", "--automation", "noop-command", env=environ)
+    assert code == 0 and "run-" in output, output + stderr
+    trail = "".join(p.read_text() for p in root.rglob("audit*.jsonl"))
+    assert trail.count('"run.finished"') == 2 and "canary-4f1e9a7c3b5d" not in trail
+
+
+def test_the_audit_chain_digests_are_hashlib_and_hmacs_at_every_size():
+    """The built-in SHA-256 for small records, hashlib's for large: the same hash, the same signature, either way."""
+    import hashlib
+    import hmac
+
+    from envfence import audit_chain
+    from envfence.digests import SMALL
+
+    key = b"k" * 32
+    for size in (0, 100, SMALL - 40, SMALL, SMALL + 1, 4 * SMALL):
+        record = {"event": "run.finished", "data": {"note": "é" * (size // 2)}, "seq": 7, "prev": "0" * 64}
+        body = audit_chain.canonical(record)
+        assert audit_chain.record_hash(record) == hashlib.sha256(body).hexdigest()
+        mac = audit_chain.sign(key, "production", "audit.jsonl", 7, audit_chain.record_hash(record))
+        message = "\0".join(["envfence audit head", "production", "audit.jsonl", "7", hashlib.sha256(body).hexdigest()]).encode()
+        assert mac == hmac.new(key, message, hashlib.sha256).hexdigest()
+    assert audit_chain.genesis("production", "t") == hashlib.sha256(b"envfence audit trail\0production\0t").hexdigest()
+
+
+@pytest.mark.parametrize("name, refused", [
+    ("a\\u0001b", True), ("a\\u007fb", True), ("a\\tb", True), ("a\\u202eb", True), ("a\\u2028b", True), ("a\\u0085b", True),
+    ("a\\u00adb", True), ("café-sync", False), ("sync~2", False),
+])
+def test_an_automation_name_with_a_control_character_is_refused_ascii_or_not(make_project, run_cli, name, refused):
+    root = make_project({".env": "A=1\n"}, settings=f'[automations."{name}"]\nrun = ["true"]\n')
+    result = run_cli("check", cwd=root)
+    assert ("AUTOMATION_INVALID" in result.output) is refused, result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_maintenance_zone_that_is_none_refuses_a_run_even_without_windows(make_project, run_cli):
+    root = make_project({".env": "A=1\n"}, settings='[automations.noop]\nrun = ["true"]\n[maintenance]\ntimezone = "Mars/Olympus"\n')
+    result = run_cli("run", "noop", cwd=root)
+    assert result.exit_code == 3 and "'Mars/Olympus' is no time zone" in result.output + result.stderr, result.output

@@ -15,13 +15,13 @@ the trail runs ahead of it as after a kill.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import os
 from pathlib import Path
 from typing import Any, Mapping
 
 from envfence import slotted
 from envfence import audit_chain
+from envfence.digests import sha256_hex
 from envfence.errors import EnvfenceError
 from envfence.models import EnvPaths
 
@@ -177,7 +177,7 @@ class _Locked:
             cut = os.pread(fd, torn, end)
             os.ftruncate(fd, end)
             os.fsync(fd)
-            repair = {"removed_bytes": torn, "removed_sha256": hashlib.sha256(cut).hexdigest()}
+            repair = {"removed_bytes": torn, "removed_sha256": sha256_hex(cut)}
             entries = [self._record(REPAIRED, repair), *entries]
         return prev, seq, end, entries
 

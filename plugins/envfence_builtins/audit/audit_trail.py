@@ -82,8 +82,6 @@ def prepare_environment(session, paths) -> list[Finding]:
     key is given back. Where a shared store keeps the trail, every host must
     sign with the same key: none is made here, and init says how to give it.
     """
-    import secrets
-
     from envfence import keyring
     from envfence.stash import INIT_REQUESTS
 
@@ -102,6 +100,8 @@ def prepare_environment(session, paths) -> list[Finding]:
                         f"give every host the same key in {variable} (from your secret store), or make one with "
                         f"`envfence --env {session.environment.name} audit keygen` and copy the file to each host",
                         key="audit", plugin="audit")]
+    import secrets  # only when a key is made: it loads OpenSSL, which every other run does without
+
     created = keyring.create(session.root.path, session.environment.name, "audit", secrets.token_hex(32).encode() + b"\n")
     return [Finding("AUDIT_KEY_CREATED", "info",
                     f"created the audit key {created} (mode 600, outside the tree): {session.environment.name}'s trail is signed",

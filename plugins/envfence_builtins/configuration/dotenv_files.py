@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from envfence import slotted
+from envfence.digests import sha256_hex
 from envfence import hookimpl
 from envfence.errors import ConfigurationError
 from envfence.layers import ENCRYPTED_PREFIX
@@ -33,15 +34,6 @@ from envfence.recent import Recent
 
 _BOM = b"\xef\xbb\xbf"
 
-try:  # the interpreter's own SHA-256 (3.11: _sha256, 3.12+: _sha2), for small files: see _digest
-    from _sha256 import sha256 as _small_sha256
-except ImportError:
-    try:
-        from _sha2 import sha256 as _small_sha256
-    except ImportError:
-        _small_sha256 = None
-#: Up to this many bytes the built-in SHA-256 is quicker than loading OpenSSL for hashlib (~3 ms of a command).
-_SMALL = 1 << 16
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 #: References may nest this deep (A refers to B, which refers to C, ...).
@@ -132,7 +124,7 @@ def parse_file(path: Path, source: str) -> ParsedFile | None:
     raw = _read_bytes(path, source)
     if raw is None:
         return None
-    digest = _digest(raw)
+    digest = sha256_hex(raw)
     key = (str(path), source)
     known = _PARSED.get(key)
     if known is not None and known.digest == digest:
@@ -140,15 +132,6 @@ def parse_file(path: Path, source: str) -> ParsedFile | None:
     result = _parse(raw, path, source, digest)
     _PARSED.put(key, result)
     return result
-
-
-def _digest(raw: bytes) -> str:
-    """The SHA-256 of a file's bytes (the same digest either way; hashlib's is faster on large files)."""
-    if _small_sha256 is not None and len(raw) <= _SMALL:
-        return _small_sha256(raw).hexdigest()
-    import hashlib
-
-    return hashlib.sha256(raw).hexdigest()
 
 
 def _parse(raw: bytes, path: Path, source: str, digest: str) -> ParsedFile:

@@ -94,16 +94,31 @@ def zone(settings):
     The schedules' zone is ``CRON_TZ``, else the project's ``timezone``, else
     the machine's own, so a window and the runs it holds back read the same clock.
     """
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    found = named_zone(settings)
+    if found is not None:
+        return found
+    from envfence.cron import schedule_zone
 
-    from envfence.cron import CronError, schedule_zone
+    return schedule_zone(None, settings.timezone)
+
+
+def named_zone(settings):
+    """The zone :func:`zone` gives when the settings or ``CRON_TZ`` name one, else None (the machine's own zone).
+
+    :raises ConfigurationError: a zone named that the time zone database does not know, naming the setting.
+    """
+    import os
+
+    from envfence.cron import CronError, named_zone as named_schedule_zone
 
     name = TABLE.read(settings)["timezone"]
     if name is None:
         try:
-            return schedule_zone(None, settings.timezone)
+            return named_schedule_zone(os.environ, settings.timezone)
         except CronError as exc:
             raise ConfigurationError(f"{settings.source}: {exc}", 'write timezone = "Europe/Paris" (or "UTC")') from None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(str(name))
     except (ZoneInfoNotFoundError, ValueError):
@@ -129,9 +144,11 @@ def windows(settings, environment: str) -> list[Window]:
 
 def open_window(settings, environment: str, now: _dt.datetime | None = None) -> tuple[Window, _dt.datetime] | None:
     """The window of ``environment`` in force at ``now`` and when it closes (in UTC), or None."""
-    tz = zone(settings)
-    local = (now or utcnow()).astimezone(tz)
+    named = named_zone(settings)  # a zone named must be one, whether or not windows are declared
     declared = windows(settings, environment)
+    if not declared:  # the machine's own zone (and the time zone database) is not needed
+        return None
+    local = (now or utcnow()).astimezone(named if named is not None else zone(settings))
     for window in declared:
         closes = window.active(local)
         if closes is not None:

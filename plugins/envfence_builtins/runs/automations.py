@@ -238,10 +238,10 @@ def validate(session) -> list[Finding]:
                 file=str(session.settings.path) if session.settings.path else None,
             )
         ]
-    from envfence.cron import CronError, schedule_zone
+    from envfence.cron import CronError, named_zone
 
     try:
-        schedule_zone(session.environ, session.settings.timezone)
+        named_zone(session.environ, session.settings.timezone)
     except CronError as exc:
         return [Finding("AUTOMATION_INVALID", "error", str(exc), "set timezone to a name from the time zone database",
                         key="timezone", plugin="automations")]

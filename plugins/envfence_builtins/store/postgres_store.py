@@ -49,6 +49,11 @@ from envfence_builtins.store.store_settings import TABLE, settings_of
 # its settings (store_settings) to answer.
 
 
+def _unused(session) -> bool:
+    """True when the project has no ``[store]``: every hook answers without importing the client."""
+    return settings_of(session.settings) is None
+
+
 @hookimpl
 def declare_tables():
     """The ``[store]`` table."""
@@ -70,6 +75,8 @@ def declare_settings(settings) -> list[SettingSpec]:
 @hookimpl
 def on_run_start(session, request, run_id) -> None:
     """Mirror the run in the store as ``running``: any host sees it, and sees it abandoned if its process dies."""
+    if _unused(session):  # the client stays unloaded: store_for answers None
+        return
     from envfence_builtins.store.postgres_client import STARTED, STORE_LOCKED, record_run, running_row, spool, store_for
 
     store = store_for(session)
@@ -86,6 +93,8 @@ def on_run_start(session, request, run_id) -> None:
 @hookimpl
 def on_run_finish(session, request, outcome) -> None:
     """Record how the run ended in the store; kept in the spool when the store is away, whatever the fallback."""
+    if _unused(session):  # the client stays unloaded: store_for answers None
+        return
     from envfence_builtins.store.postgres_client import record_run, run_row, store_for
 
     store = store_for(session)
@@ -97,6 +106,8 @@ def on_run_finish(session, request, outcome) -> None:
 @hookimpl(tryfirst=True)
 def run_history(session, automation, limit):
     """The environment's runs from the store; with ``fallback = "local"`` and the store away, the local history answers."""
+    if _unused(session):  # the client stays unloaded: store_for answers None
+        return None
     from envfence_builtins.store.postgres_client import (
         STARTED, StoreBehind, StoreUnavailable, abandoned, can_spool, forward_quietly, read_runs, say_behind, store_for,
     )
@@ -125,6 +136,8 @@ def run_totals(session, since, buckets):
     None where ``run_history`` gives way to the local history (no store, or
     the store away with ``fallback = "local"``): the local history sums its own.
     """
+    if _unused(session):  # the client stays unloaded: store_for answers None
+        return None
     from envfence.runs.totals import from_runs
     from envfence_builtins.store.postgres_client import TOTALS_LIMIT, store_for
 
@@ -143,6 +156,8 @@ def acquire_run_lock(session, automation, wait, echo):
     With the store away: ``fallback = "local"`` answers None (the core takes
     its file lock); otherwise the run is refused (exit 4).
     """
+    if _unused(session):  # the client stays unloaded: store_for answers None
+        return None
     from envfence_builtins.store.postgres_client import (
         StoreUnavailable, advisory_key, advisory_lock, forward_quietly, lock_connection, store_for, try_lock,
     )
@@ -176,7 +191,7 @@ def audit_event(session, event) -> None:
     held; a refused run (``run.blocked``) is recorded at once. With the store
     away the events are spooled in the environment's tree and forwarded later.
     """
-    if settings_of(session.settings) is None:
+    if _unused(session):
         return
     from envfence.audit import KEPT_UNPREPARED
     from envfence_builtins.store.postgres_client import RESOLVING, UNWRITTEN, store_for
@@ -216,6 +231,8 @@ def _write_unwritten(session, store) -> None:
 @hookimpl(optionalhook=True)  # declared by the plugin that offers it; absent without it
 def verify_audit_store(session):
     """``envfence audit verify``'s check of the store's chain for this environment, or None without a store."""
+    if _unused(session):  # the client stays unloaded: store_for answers None
+        return None
     from envfence_builtins.store.postgres_audit import verify_audit
     from envfence_builtins.store.postgres_client import StoreUnavailable, audit_key_of, can_spool, forward_quietly, store_for
 
@@ -235,6 +252,8 @@ def verify_audit_store(session):
 @hookimpl(optionalhook=True)  # declared by the plugin that offers it; absent without it
 def open_webhook_queue(session):
     """The environment's webhook queue in the store, shared by receivers and workers on every host."""
+    if _unused(session):  # the client stays unloaded: store_for answers None
+        return None
     from envfence_builtins.store.postgres_client import store_for
 
     store = store_for(session)
@@ -248,6 +267,8 @@ def open_webhook_queue(session):
 @hookimpl(optionalhook=True)  # declared by the plugin that offers it; absent without it
 def hold_state(session, name, write):
     """The environment's state ``name`` in the store, locked across hosts while held (see the hookspec)."""
+    if _unused(session):  # the client stays unloaded: store_for answers None
+        return None
     from envfence_builtins.store.postgres_client import StoreUnavailable, held_state, store_for
 
     store = store_for(session)
