@@ -385,3 +385,19 @@ def test_a_read_only_command_does_not_need_the_tree(make_project, run_cli):
     assert result.exit_code == 4
     assert "directories.base must be a string holding {environment}" in result.stderr
     assert not (root / "var").exists()
+
+
+def test_names_that_only_begin_alike_are_neither_nested_trees_nor_the_private_directory(make_project, run_cli):
+    """Trees and the owner-only directory are told apart by whole path components: `var/prod` and
+    `var/prod-eu` are two trees, and `audit-copies` beside `audit` keeps the profile's mode."""
+    root = make_project(settings='[directories]\ndirs = ["logs", "audit-copies"]\n'
+                                 '[directories.paths]\ndevelopment = "var/prod-eu"\nproduction = "var/prod"\n')
+    result = run_cli("init", cwd=root)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert mode(root / "var" / "prod-eu" / "audit") == 0o700
+    assert mode(root / "var" / "prod-eu" / "audit-copies") == 0o755  # development's profile
+    checked = run_cli("check", cwd=root)
+    assert "DIR_OVERLAP" not in checked.stdout and "DIR_PERMISSIONS" not in checked.stdout, checked.output
+    nested = make_project(settings='[directories.paths]\ndevelopment = "var/prod/eu"\nproduction = "var/prod"\n')
+    refused = run_cli("init", cwd=nested)
+    assert refused.exit_code == 3 and "overlaps the production tree" in refused.stderr

@@ -18,6 +18,12 @@ from envfence.models import EnvPaths, Finding
 from envfence_builtins.runs.directories_layout import PRIVATE_DIRS, TABLE, tree_for
 
 
+def under(path: Path, top: Path) -> bool:
+    """``path.is_relative_to(top)``, from the paths' parts as parsed already (it was most of a tree's check)."""
+    parts = top.parts
+    return path.parts[: len(parts)] == parts
+
+
 def tree_dirs(paths: EnvPaths) -> list[Path]:
     """The base and every directory of the tree, parents before children."""
     found = {paths.base}
@@ -32,18 +38,18 @@ def tree_dirs(paths: EnvPaths) -> list[Path]:
 def mode_for(path: Path, paths: EnvPaths, profile_mode: int) -> int:
     """The mode ``path`` of the tree must have: owner-only under :data:`PRIVATE_DIRS`, the profile's elsewhere."""
     private = [paths.base / d for d in PRIVATE_DIRS]
-    return 0o700 if any(path == p or path.is_relative_to(p) for p in private) else profile_mode
+    return 0o700 if any(under(path, p) for p in private) else profile_mode
 
 
 def shown(path: Path, root: Path) -> str:
     """``path`` as a user reads it: relative to the project where it lies inside it."""
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    return str(path.relative_to(root)) if under(path, root) else str(path)
 
 
 def _nested(a: Path, b: Path) -> bool:
     # Case-insensitively: on macOS and Windows var/Production is var/production.
     a, b = Path(str(a).casefold()), Path(str(b).casefold())
-    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+    return under(a, b) or under(b, a)
 
 
 @slotted.frozen
@@ -105,26 +111,26 @@ def _overlaps(seen: _Seen) -> list[Finding]:
 def _link_problem(seen: _Seen, path: Path) -> Finding | None:
     """A link where a directory of the tree belongs, or a directory whose real place is outside the tree or in another's."""
     real, base, where = path.resolve(), seen.paths.base, shown(path, seen.root)
-    if path == base and os.path.islink(path) and (seen.explicit or real.is_relative_to(seen.root)) and not any(
-        real.is_relative_to(o) for o in seen.others.values()
+    if path == base and os.path.islink(path) and (seen.explicit or under(real, seen.root)) and not any(
+        under(real, o) for o in seen.others.values()
     ):
         # The trail is never written through a link, so a linked base would fail half-way through a run.
         return seen.finding("DIR_SYMLINK", "error", path,
                             f"{where} is a symlink (to {real}); envfence writes only through the tree's real directory",
                             f"remove the link ({where}), or set the tree's real place in [directories.paths]")
-    if path != base and real.is_relative_to(seen.base_real) and os.path.islink(path):
+    if path != base and under(real, seen.base_real) and os.path.islink(path):
         return seen.finding("DIR_SYMLINK", "error", path,
                             f"{where} is a symlink; envfence writes only through real directories of the {seen.env} tree",
                             f"remove the link ({where}) and run `envfence init` to create a real directory")
-    into = next((n for n, other in seen.others.items() if real.is_relative_to(other)), None)
+    into = next((n for n, other in seen.others.items() if under(real, other)), None)
     if into is not None and real != path:
         return seen.finding("DIR_SYMLINK_OTHER_ENV", "error", path,
                             f"{where} leads into the {into} tree ({real}); the {seen.env} environment would use {into}'s files",
                             f"remove the link ({where}) and run `envfence init` to create a real directory")
     if path == base:
-        inside, what = seen.explicit or real.is_relative_to(seen.root), "the project"
+        inside, what = seen.explicit or under(real, seen.root), "the project"
     else:
-        inside, what = real.is_relative_to(seen.base_real), f"the {seen.env} tree"
+        inside, what = under(real, seen.base_real), f"the {seen.env} tree"
     if not inside:
         return seen.finding("DIR_SYMLINK_OUTSIDE", "error", path, f"{where} leads outside {what}, to {real}",
                             f"remove the link ({where}), or set the tree's real place in [directories.paths]")
