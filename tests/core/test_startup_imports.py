@@ -287,3 +287,26 @@ def test_a_maintenance_zone_that_is_none_refuses_a_run_even_without_windows(make
     root = make_project({".env": "A=1\n"}, settings='[automations.noop]\nrun = ["true"]\n[maintenance]\ntimezone = "Mars/Olympus"\n')
     result = run_cli("run", "noop", cwd=root)
     assert result.exit_code == 3 and "'Mars/Olympus' is no time zone" in result.output + result.stderr, result.output
+
+
+def test_a_strict_environment_still_gets_its_audit_key_and_every_record_signed(make_project, environ):
+    """init makes the key (secrets, where a key is made); a run signs each record with it (hmac, where there is a key)."""
+    import json
+    import re
+
+    import socket
+
+    environ = {k: v for k, v in environ.items() if k != "ENVFENCE_HOSTNAME"}
+    enrolled = f'[hostname.production]\nhosts = [{json.dumps(socket.gethostname())}]\n'  # production runs only on an enrolled host
+    root = make_project({".env": "A=1\n"}, settings='[automations.noop]\nrun = ["true"]\n' + enrolled)
+    code, output, stderr, _ = envfence_in_new_process(root, "--env", "production", "init", env=environ)
+    key = root / ".envfence" / "keys" / "production.audit.key"
+    assert code == 0 and re.fullmatch(rb"[0-9a-f]{64}\n", key.read_bytes()) and key.stat().st_mode & 0o777 == 0o600, output + stderr
+    code, output, stderr, modules = envfence_in_new_process(root, "--env", "production", "-q", "run", "noop", env=environ)
+    assert code == 0 and "hmac" in modules and "secrets" not in modules, output + stderr
+    records = [json.loads(line) for line in next(root.rglob("audit_production.jsonl")).read_text().splitlines()]
+    finished = [r for r in records if r["event"] == "run.finished"]
+    assert len(finished) == 1 and re.fullmatch(r"run-[0-9a-f]{8}", finished[0]["data"]["run_id"]), finished
+    assert all(r.get("mac") for r in records)
+    code, output, stderr, _ = envfence_in_new_process(root, "--env", "production", "--json", "audit", "verify", env=environ)
+    assert code == 0 and '"ok": true' in output, output + stderr
