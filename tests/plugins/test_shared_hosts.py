@@ -86,3 +86,23 @@ def test_the_staggered_time_is_what_list_shows_and_health_checks_and_the_declare
     assert plain["state"] == {}
     due = {c["name"]: c for c in json.loads(run_cli("-p", "no:schedule", "--json", "--env", env, "health", cwd=root).stdout)["checks"]}
     assert "(0 2 * * *)" in due["sync.expected_every"]["message"]
+
+
+def test_many_environments_read_the_enrollment_once_not_once_per_pair(make_project, run_cli, monkeypatch):
+    # Every pair of environments asks whether they may share a machine: n² questions. Each used to read the
+    # whole [hostname] table again, so validation grew with the cube of the environments.
+    from envfence_builtins.detection import hostname
+
+    names = [f"site{i:02d}" for i in range(12)]
+    settings = SYNC + "".join(f'[environments.{n}]\nbased_on = "production"\nprefix = "{n.upper()}"\n' for n in names)
+    settings += '[hostname.development]\nhosts = ["laptop-*"]\n[hostname.production]\nhosts = ["web-00"]\n'
+    settings += "".join(f'[hostname.{n}]\nhosts = ["web-{i + 1:02d}"]\n' for i, n in enumerate(names[:-1]))
+    settings += f'[hostname.{names[-1]}]\nhosts = ["web-00"]\n'  # the one that shares production's machine
+    root = make_project({"jobs.py": JOBS}, settings=settings)
+    reads = []
+    real = hostname.enrollment
+    monkeypatch.setattr(hostname, "enrollment", lambda s: reads.append(1) or real(s))
+    found = collisions(run_cli, root)
+    assert len(found) == 1 and "production" in found[0] and names[-1] in found[0]
+    pairs = len(names + ["development", "production"]) * (len(names) + 1)
+    assert len(reads) < pairs / 10, f"[hostname] read {len(reads)} times for {pairs} pairs"

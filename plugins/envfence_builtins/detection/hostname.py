@@ -503,10 +503,7 @@ def share_host(settings, a: str, b: str) -> bool:
 
 @per_settings
 def _may_share(settings, a: str, b: str) -> bool:
-    try:
-        rules = enrollment(settings)
-    except ConfigurationError:  # reported by validate; the session does not open with it
-        rules = Enrollment()
+    rules = _rules(settings)
     enrolled = {*rules.hosts, *rules.machine_ids}
     if a in enrolled and b in enrolled:
         if set(rules.machine_ids.get(a, ())) & set(rules.machine_ids.get(b, ())):
@@ -514,6 +511,16 @@ def _may_share(settings, a: str, b: str) -> bool:
         return any(_globs_meet(x, y) for x in rules.hosts.get(a, ()) for y in rules.hosts.get(b, ()))
     patterns = [[p.lower() for p in settings.environments[env].hostname_patterns] for env in (a, b)]
     return any(_globs_meet(x, y) for x in patterns[0] for y in patterns[1])
+
+
+@per_settings
+def _rules(settings) -> Enrollment:
+    """The enrollment, read once per settings: every pair of environments asks for it (n² pairs, each
+    reading a table that grows with n), which made validation cubic in the environments."""
+    try:
+        return enrollment(settings)
+    except ConfigurationError:  # reported by validate; the session does not open with it
+        return Enrollment()
 
 
 @hookimpl
