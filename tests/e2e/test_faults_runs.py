@@ -98,6 +98,23 @@ def rows(project) -> list[tuple]:
         db.close()
 
 
+def test_the_watchdog_stands_before_the_command_starts(project, run_cli, monkeypatch):
+    # A kill -9 that comes as soon as the command runs must find the watchdog there: were it started
+    # after the command, a loaded machine could let the command's processes outlive envfence.
+    started = []
+
+    class Recording(subprocess.Popen):
+        def __init__(self, args, *more, **options):
+            started.append([str(a) for a in args])
+            super().__init__(args, *more, **options)
+
+    monkeypatch.setattr(subprocess, "Popen", Recording)
+    assert run_cli("run", "quick", cwd=project).exit_code == 0
+    dog = next(i for i, argv in enumerate(started) if "envfence-watchdog" in argv)
+    command = next(i for i, argv in enumerate(started) if argv[-1] == "quick")
+    assert dog < command, started
+
+
 def test_a_killed_run_is_abandoned_its_commands_group_ended_and_nothing_lost(project, run_cli):
     assert run_cli("run", "quick", cwd=project).exit_code == 0
     proc, child = start(project, "run", "long")

@@ -195,7 +195,7 @@ def _run_command(session: Any, automation: Automation, show: Callable[[str], Non
         show(line)
     # The handlers are in place before the command starts: a SIGTERM that comes as soon as
     # the job is running must fail the run and end its group, never kill envfence outright.
-    with _interruptions_fail(shell_join(automation.command)):
+    with _interruptions_fail(shell_join(automation.command)), _watchdog() as watch:
         try:
             before = usage()
             proc = subprocess.Popen(
@@ -217,43 +217,55 @@ def _run_command(session: Any, automation: Automation, show: Callable[[str], Non
                 "check that the program is on PATH" if automation.adhoc else "check the command line in the settings, and that the program is on PATH",
             ) from None
         try:
+            watch(proc.pid)
             assert proc.stdout is not None
-            with _watchdog(proc.pid):
-                # Redacted as a stream: a value of several lines is masked whole though no line holds it.
-                lines = LineStream(redactor, seen)
-                for line in proc.stdout:
-                    lines.feed(line.rstrip("\n"))
-                lines.close()
-                code = proc.wait()
-                end.cpu_used = usage_since(before).get("cpu_seconds")
-                # A command killed by a signal exits as a shell reports it: 128 + the signal (SIGKILL: 137), not -9 & 0xff.
-                return 128 - code if code < 0 else code
+            # Redacted as a stream: a value of several lines is masked whole though no line holds it.
+            lines = LineStream(redactor, seen)
+            for line in proc.stdout:
+                lines.feed(line.rstrip("\n"))
+            lines.close()
+            code = proc.wait()
+            end.cpu_used = usage_since(before).get("cpu_seconds")
+            # A command killed by a signal exits as a shell reports it: 128 + the signal (SIGKILL: 137), not -9 & 0xff.
+            return 128 - code if code < 0 else code
         finally:
             end_group(proc)
 
 
-#: The watchdog of a command's process group: when its stdin ends (envfence exited
-#: without stopping it, killed), it ends the group: SIGTERM, then SIGKILL after the grace period.
-_WATCHDOG = 'read _; kill -TERM "-$1" 2>/dev/null || exit 0; sleep "$2"; kill -KILL "-$1" 2>/dev/null; exit 0'
+#: The watchdog of a command's process group: it reads the group's id, then waits; when its stdin ends
+#: (envfence exited without stopping it: killed), it ends the group: SIGTERM, then SIGKILL after the grace
+#: period. Without a group's id (envfence died before the command started) it has nothing to end.
+_WATCHDOG = ('read pgid && [ -n "$pgid" ] || exit 0; read _; kill -TERM "-$pgid" 2>/dev/null || exit 0; '
+             'sleep "$1"; kill -KILL "-$pgid" 2>/dev/null; exit 0')
 
 
 @contextmanager
-def _watchdog(pgid: int) -> Iterator[None]:
-    """Keep a watchdog beside process group ``pgid`` that ends the group if envfence dies (even by SIGKILL)."""
+def _watchdog() -> Iterator[Callable[[int], None]]:
+    """A watchdog that ends a process group if envfence dies (even by SIGKILL); call what it yields with the group's id.
+
+    It is started before the command, so a kill -9 that comes as soon as the
+    command runs finds it there: only the write of the group's id separates
+    the command's start from its guard, never the start of another process.
+    """
     import subprocess
 
     read, write = os.pipe()  # the write end is envfence's alone (not inheritable): it closes when envfence dies
     try:
         dog = subprocess.Popen(
-            ["/bin/sh", "-c", _WATCHDOG, "envfence-watchdog", str(pgid), str(GRACE_SECONDS)],
+            ["/bin/sh", "-c", _WATCHDOG, "envfence-watchdog", str(GRACE_SECONDS)],
             stdin=read, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
     except OSError:  # no process to spare: the run still ends its group itself, only a kill -9 is not covered
         dog = None
     finally:
         os.close(read)
+
+    def watch(pgid: int) -> None:
+        if dog is not None:
+            os.write(write, f"{pgid}\n".encode())
+
     try:
-        yield
+        yield watch
     finally:
         if dog is not None:
             dog.kill()  # stopped first: closing the pipe would make it end the group
