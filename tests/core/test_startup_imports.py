@@ -310,3 +310,22 @@ def test_a_strict_environment_still_gets_its_audit_key_and_every_record_signed(m
     assert all(r.get("mac") for r in records)
     code, output, stderr, _ = envfence_in_new_process(root, "--env", "production", "--json", "audit", "verify", env=environ)
     assert code == 0 and '"ok": true' in output, output + stderr
+
+
+def test_a_process_that_called_main_still_leaves_a_later_start_up_its_collector():
+    # main() freezes start-up's objects because the console program exits after one command; a process
+    # that calls main() and then opens sessions itself (a tool, a test) must not keep freezing them.
+    import gc
+
+    from envfence.cli import main, paused_collection
+
+    try:
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        assert paused_collection.freeze is False
+        frozen = gc.get_freeze_count()
+        with paused_collection():
+            [object() for _ in range(10)]
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

@@ -469,10 +469,15 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     import atexit
 
-    # Registered first, so it runs last, after every exit handler the command installed (logging's, loguru's).
+    # Registered first, so it runs last, after every exit handler the command installed (logging's, loguru's);
+    # once, however many times a process calls main().
+    atexit.unregister(_skip_exit_collections)
     atexit.register(_skip_exit_collections)
     paused_collection.freeze = True
-    cli.main(args=argv, prog_name="envfence")
+    try:
+        cli.main(args=argv, prog_name="envfence")
+    finally:
+        paused_collection.freeze = False  # a later start-up in this process (embedded) keeps its collector as it was
 
 
 def _skip_exit_collections() -> None:

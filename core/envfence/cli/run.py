@@ -88,8 +88,7 @@ def _run(
     :param again: the command line that overrides a block, ``{override}`` standing for the options.
     :param pass_exit_code: exit with the job's own code when it ran.
     """
-    from ..models import RunRequest
-    from ..runner import Runner, fail_unopened
+    from ..runner import fail_unopened
 
     if reason is not None and not force:
         raise UsageError("--reason goes with --force", "add --force, or drop --reason")
@@ -98,6 +97,18 @@ def _run(
     except EnvfenceError as exc:  # an invalid run is a failure like any other
         fail_unopened(state.plugins, exc, name)
         raise
+    try:
+        _decide_and_run(state, session, name, find, dry_run, force, reason, wait, again, pass_exit_code)
+    finally:
+        session.audit_log.flush()  # what find deferred (exec's read) is on the trail even if nothing followed it (Ctrl-C)
+
+
+def _decide_and_run(state: State, session, name: str, find, dry_run: bool, force: bool, reason: str | None, wait: bool,
+                    again: str, pass_exit_code: bool) -> None:
+    """The rest of :func:`_run` once the session is open: find, decide, run and report; exits with the run's code."""
+    from ..models import RunRequest
+    from ..runner import Runner
+
     try:
         automation = find(session)
     except EnvfenceError as exc:

@@ -698,6 +698,8 @@ def _held(session: Any, automation: Automation, wait: bool, echo: Callable[[str]
     from contextlib import ExitStack, nullcontext
 
     session.plugins.reap_abandoned_runs(session=session)  # a run killed earlier is marked before this one starts
+    if wait:  # the lock may take minutes: what was deferred (the tree prepared) cannot wait in memory that long
+        session.audit_log.flush()
     try:
         # An ad-hoc command holds no lock; a shared store may hold the lock across hosts; the file lock is the default.
         lock = nullcontext() if automation.adhoc else session.plugins.acquire_run_lock(

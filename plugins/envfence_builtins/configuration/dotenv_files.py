@@ -81,7 +81,8 @@ def _read_bytes(path: Path, source: str) -> bytes | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        if isinstance(exc, FileNotFoundError) and not os.path.islink(path):
+        # A missing file, or a path through a file (ENOTDIR): no file there either way.
+        if isinstance(exc, (FileNotFoundError, NotADirectoryError)) and not os.path.islink(path):
             return None
         raise ConfigurationError(
             f"{path}: cannot read ({exc.strerror})",
