@@ -168,6 +168,24 @@ def test_sigterm_ends_the_commands_group_and_records_the_run_failed(project):
     assert rows(project) == [("long", "failed", 128 + signal.SIGTERM)]
 
 
+def test_a_sigterm_while_the_command_is_being_started_still_ends_its_group(project, run_cli, monkeypatch):
+    # On a loaded machine the command can be running before subprocess.Popen returns to envfence: a SIGTERM
+    # then must not escape from inside Popen, leaving a started group that no one ends (and its lock held).
+    class SignalledWhileStarting(subprocess.Popen):
+        def __init__(self, args, *more, **options):
+            super().__init__(args, *more, **options)
+            if "envfence-watchdog" not in args:
+                os.kill(os.getpid(), signal.SIGTERM)  # arrives before Popen has returned to envfence
+
+    monkeypatch.setattr(subprocess, "Popen", SignalledWhileStarting)
+    result = run_cli("run", "long", cwd=project)
+    assert result.exit_code == 1 and "interrupted by SIGTERM" in result.output, result.output
+    marker = project / "child.pid"
+    if marker.exists() and marker.read_text().strip():
+        assert gone_within(int(marker.read_text()), 5), "the command's child outlived the run"
+    assert rows(project) == [("long", "failed", 128 + signal.SIGTERM)]
+
+
 def test_processes_a_command_leaves_behind_are_ended_before_the_run_ends(project, run_cli):
     result = run_cli("run", "leaves", cwd=project)
     assert result.exit_code == 0, result.output

@@ -195,22 +195,23 @@ def _run_command(session: Any, automation: Automation, show: Callable[[str], Non
         show(line)
     # The handlers are in place before the command starts: a SIGTERM that comes as soon as
     # the job is running must fail the run and end its group, never kill envfence outright.
-    with _interruptions_fail(shell_join(automation.command)), _watchdog() as watch:
+    with _interruptions_fail(shell_join(automation.command)) as interruptions, _watchdog() as watch:
         try:
             before = usage()
-            proc = subprocess.Popen(
-                wrapped(automation.command, end.limits),
-                cwd=session.root.path,
-                env=env,
-                stdin=None if automation.adhoc else subprocess.DEVNULL,  # a scheduled run has no one to ask
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                errors="replace",
-                bufsize=1,
-                start_new_session=True,
-                pass_fds=keep_fds,
-            )
+            with interruptions.held():
+                proc = subprocess.Popen(
+                    wrapped(automation.command, end.limits),
+                    cwd=session.root.path,
+                    env=env,
+                    stdin=None if automation.adhoc else subprocess.DEVNULL,  # a scheduled run has no one to ask
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    errors="replace",
+                    bufsize=1,
+                    start_new_session=True,
+                    pass_fds=keep_fds,
+                )
         except OSError as exc:
             raise ConfigurationError(
                 f"automation {automation.name!r}: cannot start {automation.command[0]!r} ({exc.strerror})",
@@ -218,6 +219,7 @@ def _run_command(session: Any, automation: Automation, show: Callable[[str], Non
             ) from None
         try:
             watch(proc.pid)
+            interruptions.release()  # a signal that came while the command started: its group is now ours to end
             assert proc.stdout is not None
             # Redacted as a stream: a value of several lines is masked whole though no line holds it.
             lines = LineStream(redactor, seen)
@@ -273,22 +275,60 @@ def _watchdog() -> Iterator[Callable[[int], None]]:
         os.close(write)
 
 
+class _Interruptions:
+    """SIGINT and SIGTERM while a command runs: each fails the run (:class:`RunFailed`, 128 + signal).
+
+    While the command is being started (:meth:`held`) a signal is only kept:
+    raised inside ``subprocess.Popen``, it would leave a started command's
+    group with no one to end it (and its lock held). :meth:`release` raises
+    it once the group is envfence's to end.
+    """
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.holding = False
+        self.pending: int | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.holding:
+            self.pending = signum
+            return
+        self._fail(signum)
+
+    def _fail(self, signum: int) -> None:
+        import signal
+
+        raise RunFailed(f"{self.command} (interrupted by {signal.Signals(signum).name})", 128 + signum)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep, not raise, a signal that comes inside the block."""
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+
+    def release(self) -> None:
+        """Raise the signal that came while held, if one did."""
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            self._fail(signum)
+
+
 @contextmanager
-def _interruptions_fail(command: str) -> Iterator[None]:
-    """While a command runs, SIGINT and SIGTERM to envfence fail the run (:class:`RunFailed`, 128 + signal)."""
+def _interruptions_fail(command: str) -> Iterator[_Interruptions]:
+    """While a command runs, SIGINT and SIGTERM to envfence fail the run (see :class:`_Interruptions`)."""
     import signal
     import threading
 
+    interruptions = _Interruptions(command)
     if threading.current_thread() is not threading.main_thread():
-        yield  # signals reach the main thread only; its own handlers stay
+        yield interruptions  # signals reach the main thread only; its own handlers stay
         return
-
-    def interrupted(signum: int, frame: Any) -> None:
-        raise RunFailed(f"{command} (interrupted by {signal.Signals(signum).name})", 128 + signum)
-
-    previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, interruptions) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield interruptions
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
