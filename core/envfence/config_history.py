@@ -19,13 +19,13 @@ decides how a value looks: values are never returned as they are.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import io
 import subprocess
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from . import config_versions, snapshots
+from .digests import sha256_hex
 
 State = dict[str, bytes | None]  #: source -> the file's content, or None when absent
 
@@ -40,7 +40,7 @@ def _parse(content: bytes | None) -> dict[str, str]:
 
 
 def _digests(state: State) -> dict[str, str | None]:
-    return {s: None if c is None else hashlib.sha256(c).hexdigest() for s, c in state.items()}
+    return {s: None if c is None else sha256_hex(c) for s, c in state.items()}
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess | None:

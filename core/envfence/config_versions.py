@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import files
+from .digests import sha256_hex
 
 LEDGER = "config-versions.jsonl"
 
@@ -42,7 +43,7 @@ def file_layers(session: Any) -> dict[str, Path]:
 def digest_of(path: Path) -> str | None:
     """sha256 of the file's content, or None when it does not exist."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return sha256_hex(path.read_bytes())
     except FileNotFoundError:
         return None
 

@@ -1,4 +1,4 @@
-"""SHA-256 hex digests without loading OpenSSL for small inputs: one helper for every digest a command takes.
+"""SHA-256 hex digests without loading OpenSSL for small inputs: one helper for every one-shot digest a command takes.
 
 Importing :mod:`hashlib` loads OpenSSL (``_hashlib``), a few milliseconds of a
 command that hashes only a few ``.env`` files and audit records. The

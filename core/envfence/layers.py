@@ -120,14 +120,14 @@ def changed_layers(config: Config) -> list[str]:
     A file that appeared, disappeared or whose bytes differ counts; the
     comparison is by content digest, so touching a file is no change.
     """
-    import hashlib
+    from .digests import sha256_hex
 
     changed = []
     for layer in config.layers:
         if layer.path is None:
             continue
         try:
-            digest = hashlib.sha256(layer.path.read_bytes()).hexdigest()
+            digest = sha256_hex(layer.path.read_bytes())
         except FileNotFoundError:
             digest = None
         except OSError:

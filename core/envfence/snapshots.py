@@ -19,12 +19,12 @@ oldest beyond ``[snapshots] keep`` (default 20)::
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from . import slotted
+from .digests import sha256_hex
 from . import files
 from .errors import EnvfenceError, UsageError
 from .pipeline import system_hostname
@@ -47,7 +47,7 @@ class Snapshot:
 
 def _digest(path: Path) -> str | None:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return sha256_hex(path.read_bytes())
     except FileNotFoundError:
         return None
 
@@ -87,7 +87,7 @@ def take(session, note: str = "") -> Snapshot:
             except FileNotFoundError:
                 saved[source] = None
                 continue
-            saved[source] = hashlib.sha256(content).hexdigest()
+            saved[source] = sha256_hex(content)
             files.write_atomic(tree, target / source, content, mode=files.PRIVATE_FILE)
     except BaseException:
         files.remove(tree, target, recursive=True)  # no half snapshot left behind (a full disk)
@@ -183,7 +183,7 @@ def _saved(session, snapshot: Snapshot, source: str) -> bytes:
         content = copy.read_bytes() if problem is None else None
     except OSError as exc:
         problem = exc.strerror
-    if content is None or hashlib.sha256(content).hexdigest() != snapshot.files.get(source):
+    if content is None or sha256_hex(content) != snapshot.files.get(source):
         raise EnvfenceError(
             f"snapshot {snapshot.id}: its copy of {source} ({copy}) cannot be used: "
             f"{problem or 'it is not what the snapshot recorded'}; nothing was changed",
